@@ -1,0 +1,123 @@
+"""The composition root: the one place that builds engines, clients and servers from settings.
+
+Nothing in the gateway connects at import time. :func:`build` creates the parts (lazily
+connecting engine, file store, metrics, intake service, relay, parsers) and
+:func:`build_app` assembles the aiohttp application with every channel's routes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from channels import web as web_channel
+from gateway.filestore import FileStore
+from gateway.http import HealthDeps, add_core_routes
+from gateway.intake import Clock, IntakeService, ParserRegistry, utcnow
+from gateway.metrics import Metrics
+from gateway.outbox import OutboxRelay
+from gateway.settings import Settings
+from gateway.storage import migrate
+from gateway.storage.database import create_engine
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Gateway:
+    """Every long-lived part of one gateway process."""
+
+    settings: Settings
+    engine: AsyncEngine
+    files: FileStore
+    metrics: Metrics
+    intake: IntakeService
+    parsers: ParserRegistry
+    relay: OutboxRelay | None
+    clock: Clock
+
+    async def close(self) -> None:
+        """Release the database pool."""
+        await self.engine.dispose()
+
+
+def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
+    """Build the parts; nothing connects until first use."""
+    engine = create_engine(settings.database)
+    files = FileStore(settings.storage.file_store)
+    metrics = Metrics()
+    intake = IntakeService(
+        engine, files, metrics, settings.storage.inline_body_limit, clock=clock
+    )
+    parsers = ParserRegistry(web_channel.PARSERS)
+    relay = (
+        OutboxRelay(engine, settings.broker, settings.outbox, metrics, clock=clock)
+        if settings.outbox.enabled
+        else None
+    )
+    return Gateway(settings, engine, files, metrics, intake, parsers, relay, clock)
+
+
+def build_app(gateway: Gateway) -> web.Application:
+    """The HTTP application: core routes and every channel's routes."""
+    app = web.Application(client_max_size=gateway.settings.http.client_max_size)
+    add_core_routes(
+        app,
+        HealthDeps(
+            settings=gateway.settings,
+            engine=gateway.engine,
+            metrics=gateway.metrics,
+            files=gateway.files,
+            relay=gateway.relay,
+            clock=gateway.clock,
+        ),
+    )
+    web_channel.setup(app, gateway.intake)
+    return app
+
+
+class NotMigrated(RuntimeError):
+    """The database is not at the newest migration."""
+
+
+async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Run the HTTP server and the outbox relay until SIGINT/SIGTERM or ``stop``."""
+    gateway = build(settings)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        current, head = await migrate.current_revision(gateway.engine), migrate.head_revision()
+        if current != head:
+            raise NotMigrated(
+                f"database is at migration {current}, the code needs {head}: "
+                "run `lapor-gateway migrate`"
+            )
+        runner = web.AppRunner(build_app(gateway), access_log=None)
+        await runner.setup()
+        # A deep accept backlog: SMS gateways open hundreds of parallel connections at once.
+        site = web.TCPSite(
+            runner, settings.http.host, settings.http.port, backlog=2048, reuse_address=True
+        )
+        await site.start()
+        log.info("listening", extra={"host": settings.http.host, "port": settings.http.port})
+        relay_task = (
+            asyncio.create_task(gateway.relay.run(stop), name="outbox-relay")
+            if gateway.relay
+            else None
+        )
+        await stop.wait()
+        log.info("stopping")
+        if relay_task is not None:
+            await relay_task
+        await runner.cleanup()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await gateway.close()

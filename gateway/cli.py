@@ -1,0 +1,157 @@
+"""``lapor-gateway``: run, migrate and operate the gateway.
+
+Subcommands: ``serve``, ``migrate``, ``check-config``, ``quarantine list|show|replay``,
+``outbox status``. Every subcommand reads the same settings (``config/gateway.toml`` and
+``LAPOR_...`` variables). Exit status: 0 done, 1 operational failure, 2 invalid settings/usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from gateway import bootstrap, logs
+from gateway.errors import ConfigError, QuarantineNotFound
+from gateway.outbox import outbox_status
+from gateway.settings import Settings, load_settings
+from gateway.storage import migrate as migrations
+
+log = logging.getLogger(__name__)
+
+
+def _parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="lapor-gateway", description=__doc__.split("\n")[0])
+    sub = root.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the HTTP server and the outbox relay")
+    sub.add_parser("migrate", help="create or upgrade the database tables")
+    sub.add_parser("check-config", help="validate and print the effective settings (masked)")
+    q = sub.add_parser("quarantine", help="messages that could not be parsed")
+    qsub = q.add_subparsers(dest="action", required=True)
+    ql = qsub.add_parser("list", help="open entries, oldest first")
+    ql.add_argument("--all", action="store_true", help="include resolved entries")
+    qs = qsub.add_parser("show", help="one entry with its raw message")
+    qs.add_argument("id", type=int)
+    qs.add_argument("--reveal", action="store_true", help="do not mask NIK and phone numbers")
+    qr = qsub.add_parser("replay", help="parse entries again (after a parser fix)")
+    qr.add_argument("ids", type=int, nargs="*", help="entries to replay (default: every open one)")
+    o = sub.add_parser("outbox", help="events waiting for publication")
+    osub = o.add_subparsers(dest="action", required=True)
+    osub.add_parser("status", help="pending events, oldest age, per channel")
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"lapor-gateway: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(settings.logging.level, settings.logging.format)
+    if args.command == "check-config":
+        print(json.dumps(settings.masked(), indent=2, ensure_ascii=False))
+        return 0
+    commands: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]] = {
+        "serve": _serve,
+        "migrate": _migrate,
+        "quarantine": _quarantine,
+        "outbox": _outbox,
+    }
+    try:
+        return asyncio.run(commands[args.command](settings, args))
+    except bootstrap.NotMigrated as exc:
+        print(f"lapor-gateway: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _serve(settings: Settings, _args: argparse.Namespace) -> int:
+    await bootstrap.serve(settings)
+    return 0
+
+
+async def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
+    gateway = bootstrap.build(settings)
+    try:
+        await migrations.upgrade(gateway.engine)
+        print(f"database at migration {await migrations.current_revision(gateway.engine)}")
+    finally:
+        await gateway.close()
+    return 0
+
+
+def _print_json(data: Any) -> None:
+    print(logs.mask_text(json.dumps(data, indent=2, ensure_ascii=False, default=str)))
+
+
+async def _quarantine(settings: Settings, args: argparse.Namespace) -> int:
+    gateway = bootstrap.build(settings)
+    try:
+        if args.action == "list":
+            rows = await gateway.intake.list_quarantine(include_resolved=args.all)
+            for row in rows:
+                state = "resolved" if row["resolved_at"] else "open"
+                print(
+                    f"{row['id']:>6}  {row['created_at']:%Y-%m-%d %H:%M}  {row['channel']:<8} "
+                    f"{row['parser']:<14} {row['stage']:<12} {state:<8} "
+                    f"{logs.mask_text(row['reason'])[:80]}"
+                )
+            print(f"{len(rows)} entries")
+            return 0
+        if args.action == "show":
+            try:
+                entry = await gateway.intake.show_quarantine(args.id)
+            except QuarantineNotFound:
+                print(f"no quarantine entry {args.id}", file=sys.stderr)
+                return 1
+            body = entry.pop("body")
+            entry["body"] = body.decode("utf-8", errors="replace")
+            text = json.dumps(entry, indent=2, ensure_ascii=False, default=str)
+            print(text if args.reveal else logs.mask_text(text))
+            return 0
+        ids = args.ids or [r["id"] for r in await gateway.intake.list_quarantine()]
+        failed = 0
+        for entry_id in ids:
+            try:
+                receipt = await gateway.intake.replay(entry_id, gateway.parsers)
+            except QuarantineNotFound as exc:
+                print(f"{entry_id}: not found or already resolved ({exc})")
+                failed += 1
+                continue
+            print(f"{entry_id}: {receipt.status.value} {receipt.tracking_id or ''}")
+            failed += receipt.status.value == "quarantined"
+        return 1 if failed else 0
+    finally:
+        await gateway.close()
+
+
+async def _outbox(settings: Settings, _args: argparse.Namespace) -> int:
+    gateway = bootstrap.build(settings)
+    try:
+        status = await outbox_status(gateway.engine)
+        now = gateway.clock()
+        _print_json(
+            {
+                "pending": status.pending,
+                "published": status.published,
+                "lag_seconds": round(status.lag_seconds(now), 3),
+                "by_channel": {
+                    ch: {"pending": n, "oldest": oldest.isoformat()}
+                    for ch, (n, oldest) in sorted(status.by_channel.items())
+                },
+            }
+        )
+    finally:
+        await gateway.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

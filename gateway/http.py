@@ -1,0 +1,141 @@
+"""The HTTP application every channel's routes join: health, readiness, metrics, files.
+
+- ``/healthz``: the process is alive (no dependency is checked).
+- ``/readyz``: each dependency named with its state. 503 when the database cannot answer or the
+  oldest unpublished event is older than ``outbox.ready_max_lag``. A broker outage is reported
+  but does not by itself take the replica out of the load balancer: intake still commits to the
+  outbox, which is what the outbox is for. When the outage lasts, the lag check fails.
+- ``/metrics``: Prometheus text format; outbox depth and age are read from the database.
+- ``/files/{sha256}``: stored attachments for the routing core, behind a bearer token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from gateway.domain import Channel
+from gateway.filestore import FileStore
+from gateway.intake import Clock
+from gateway.metrics import Metrics
+from gateway.outbox import OutboxRelay, outbox_status
+from gateway.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CHECK_TIMEOUT = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class HealthDeps:
+    """What the health and metrics routes look at."""
+
+    settings: Settings
+    engine: Any  # AsyncEngine
+    metrics: Metrics
+    files: FileStore
+    relay: OutboxRelay | None
+    clock: Clock
+
+
+DEPS = web.AppKey("health_deps", HealthDeps)
+
+
+def add_core_routes(app: web.Application, deps: HealthDeps) -> None:
+    """Mount /healthz, /readyz, /metrics and /files on ``app``."""
+    app[DEPS] = deps
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/files/{sha256}", files)
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    """Alive."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Each dependency by name; 503 when this replica should not take traffic."""
+    deps = request.app[DEPS]
+    checks: dict[str, dict[str, Any]] = {}
+    ready = True
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT):
+            async with deps.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        checks["database"] = {"ok": True}
+    except Exception as exc:
+        ready = False
+        checks["database"] = {"ok": False, "error": type(exc).__name__}
+    if deps.relay is None:
+        checks["broker"] = {"ok": True, "relay": "disabled in this process"}
+    else:
+        checks["broker"] = {"ok": deps.relay.connected}
+        if deps.relay.last_error:
+            checks["broker"]["error"] = deps.relay.last_error[:200]
+    if checks["database"]["ok"]:
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT):
+                status = await outbox_status(deps.engine)
+            lag = status.lag_seconds(deps.clock())
+            lag_ok = lag <= deps.settings.outbox.ready_max_lag
+            ready = ready and lag_ok
+            checks["outbox"] = {
+                "ok": lag_ok,
+                "pending": status.pending,
+                "lag_seconds": round(lag, 3),
+                "max_lag_seconds": deps.settings.outbox.ready_max_lag,
+            }
+        except Exception as exc:
+            ready = False
+            checks["outbox"] = {"ok": False, "error": type(exc).__name__}
+    else:
+        checks["outbox"] = {"ok": False, "error": "database unavailable"}
+    body = {"status": "ready" if ready else "not ready", "checks": checks}
+    return web.json_response(body, status=200 if ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus exposition, with outbox depth and age read fresh from the database."""
+    deps = request.app[DEPS]
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT):
+            status = await outbox_status(deps.engine)
+        now = deps.clock()
+        for channel in Channel:
+            count, oldest = status.by_channel.get(channel.value, (0, None))
+            deps.metrics.outbox_depth.labels(channel.value).set(count)
+            age = 0.0 if oldest is None else max(0.0, (now - oldest).total_seconds())
+            deps.metrics.outbox_oldest_age.labels(channel.value).set(age)
+    except Exception as exc:
+        deps.metrics.relay_errors.labels("metrics-database").inc()
+        log.warning("metrics: outbox status unavailable: %s", type(exc).__name__)
+    payload = generate_latest(deps.metrics.registry)
+    resp = web.Response(body=payload)
+    resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return resp
+
+
+async def files(request: web.Request) -> web.StreamResponse:
+    """A stored file, for a client presenting the fetch token."""
+    deps = request.app[DEPS]
+    token = deps.settings.storage.fetch_token
+    given = request.headers.get("Authorization", "")
+    expected = f"Bearer {token.get_secret_value()}" if token else None
+    if expected is None or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise web.HTTPNotFound()
+    try:
+        path = deps.files.path(request.match_info["sha256"])
+    except ValueError:
+        raise web.HTTPNotFound() from None
+    if not path.is_file():
+        raise web.HTTPNotFound()
+    return web.FileResponse(path, headers={"Content-Type": "application/octet-stream"})

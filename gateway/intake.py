@@ -1,0 +1,474 @@
+"""The intake port: the one call every channel makes.
+
+``IntakeService.accept(raw, parser)`` stores the message exactly as received, runs the channel's
+pure parser on it and, in ONE transaction, writes the raw inbound row, the canonical complaint
+and its outbox row (or, when the parser fails, a quarantine row). It returns a
+:class:`~gateway.domain.Receipt` only after the commit, so a channel may acknowledge its sender
+as soon as it has one. A message whose ``(channel, provider_message_id)`` was seen before gets the
+first receipt back and creates nothing (dedup tier 1; the unique constraint decides, so replicas
+racing on the same message agree).
+
+When the database cannot commit, :class:`~gateway.errors.IntakeUnavailable` is raised and the
+channel answers its protocol's "try again later".
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gateway import contract, tracking
+from gateway.domain import (
+    Channel,
+    Complaint,
+    ComplaintDraft,
+    Event,
+    NotAComplaint,
+    ParseOutcome,
+    RawInbound,
+    Receipt,
+    ReceiptStatus,
+)
+from gateway.errors import IntakeUnavailable, ParseError, QuarantineNotFound
+from gateway.filestore import FileStore
+from gateway.metrics import Metrics
+from gateway.storage.schema import complaints, outbox, quarantine, raw_inbound
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Parser:
+    """A channel's pure parser with the name it is registered under (``sms.kannel``)."""
+
+    name: str
+    parse: Callable[[RawInbound], ParseOutcome]
+
+
+class ParserRegistry:
+    """Parsers by name, so a quarantined message can be parsed again after a fix."""
+
+    def __init__(self, parsers: Iterable[Parser] = ()) -> None:
+        self._parsers: dict[str, Parser] = {}
+        for parser in parsers:
+            self.add(parser)
+
+    def add(self, parser: Parser) -> None:
+        """Register ``parser``; names are unique."""
+        if parser.name in self._parsers:
+            raise ValueError(f"parser {parser.name!r} registered twice")
+        self._parsers[parser.name] = parser
+
+    def get(self, name: str) -> Parser | None:
+        """The parser called ``name``, if any."""
+        return self._parsers.get(name)
+
+    def names(self) -> list[str]:
+        """Every registered name, sorted."""
+        return sorted(self._parsers)
+
+
+@dataclass(frozen=True, slots=True)
+class TrackingStatus:
+    """What anyone holding a tracking ID may learn: status and dates, nothing personal."""
+
+    tracking_id: str
+    status: str
+    received_at: datetime
+    kind: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Quarantine:
+    stage: str
+    reason: str
+
+
+# Errors that mean "the database did not take it": the sender must retry.
+_UNAVAILABLE = (SQLAlchemyError, OSError, TimeoutError, ConnectionError)
+_TRACKING_ATTEMPTS = 5
+
+
+class IntakeService:
+    """Durable intake: raw inbound, complaint and outbox row in one transaction."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        files: FileStore,
+        metrics: Metrics,
+        inline_body_limit: int = 64 * 1024,
+        clock: Clock = utcnow,
+    ) -> None:
+        self._engine = engine
+        self._files = files
+        self._metrics = metrics
+        self._inline_limit = inline_body_limit
+        self._clock = clock
+
+    async def accept(self, raw: RawInbound, parser: Parser) -> Receipt:
+        """Store ``raw``, parse it and queue its complaint; the receipt exists only after commit."""
+        provider_id = raw.provider_message_id or f"sha256:{raw.sha256}"
+        try:
+            first = await self._receipt_for(raw.channel, provider_id)
+            if first is not None:
+                self._metrics.duplicates.labels(raw.channel.value, "redelivery").inc()
+                log.info(
+                    "redelivery answered with the first receipt",
+                    extra={"channel": raw.channel.value, "raw_id": first.raw_id},
+                )
+                return first
+            outcome = _run_parser(parser, raw)
+            in_store = len(raw.body) > self._inline_limit
+            if in_store:
+                await self._files.put_bytes(raw.body)
+            for _ in range(_TRACKING_ATTEMPTS):
+                try:
+                    receipt = await self._store(raw, provider_id, parser.name, outcome, in_store)
+                except IntegrityError:
+                    # Either the same message committed meanwhile on another connection (answer
+                    # with its receipt) or a freshly drawn tracking ID was taken (draw again).
+                    first = await self._receipt_for(raw.channel, provider_id)
+                    if first is not None:
+                        self._metrics.duplicates.labels(raw.channel.value, "redelivery").inc()
+                        return first
+                    continue
+                self._count(raw.channel, receipt, outcome)
+                return receipt
+            raise IntakeUnavailable("could not draw a free tracking ID")
+        except _UNAVAILABLE as exc:
+            self._metrics.unavailable.labels(raw.channel.value).inc()
+            log.warning(
+                "intake could not commit: %s",
+                type(exc).__name__,
+                extra={"channel": raw.channel.value, "error": str(exc)[:500]},
+            )
+            raise IntakeUnavailable(str(exc)) from exc
+
+    async def _store(
+        self,
+        raw: RawInbound,
+        provider_id: str,
+        parser_name: str,
+        outcome: ParseOutcome | _Quarantine,
+        in_store: bool,
+    ) -> Receipt:
+        now = self._clock()
+        raw_id = str(uuid.uuid4())
+        tracking_id = None if isinstance(outcome, NotAComplaint) else tracking.new_tracking_id()
+        status = _status_of(outcome)
+        complaint_id = str(uuid.uuid4()) if isinstance(outcome, ComplaintDraft) else None
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                raw_inbound.insert().values(
+                    id=raw_id,
+                    channel=raw.channel.value,
+                    provider_message_id=provider_id,
+                    parser=parser_name,
+                    received_at=raw.received_at,
+                    stored_at=now,
+                    content_type=raw.content_type,
+                    sha256=raw.sha256,
+                    size=len(raw.body),
+                    body=None if in_store else raw.body,
+                    transport_meta=dict(raw.metadata),
+                    status=status.value,
+                    tracking_id=tracking_id,
+                    complaint_id=complaint_id,
+                )
+            )
+            if isinstance(outcome, ComplaintDraft):
+                assert tracking_id is not None and complaint_id is not None
+                complaint = Complaint(
+                    id=complaint_id,
+                    tracking_id=tracking_id,
+                    channel=raw.channel,
+                    received_at=raw.received_at,
+                    draft=outcome,
+                    source=_source(raw, provider_id, raw_id),
+                )
+                await _insert_complaint(conn, complaint, now, raw_id)
+            elif isinstance(outcome, _Quarantine):
+                await conn.execute(
+                    quarantine.insert().values(
+                        raw_inbound_id=raw_id,
+                        channel=raw.channel.value,
+                        stage=outcome.stage,
+                        reason=outcome.reason,
+                        created_at=now,
+                    )
+                )
+        return Receipt(
+            status=status, tracking_id=tracking_id, raw_id=raw_id, complaint_id=complaint_id
+        )
+
+    async def _receipt_for(self, channel: Channel, provider_id: str) -> Receipt | None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(
+                        raw_inbound.c.id,
+                        raw_inbound.c.status,
+                        raw_inbound.c.tracking_id,
+                        raw_inbound.c.complaint_id,
+                    ).where(
+                        raw_inbound.c.channel == channel.value,
+                        raw_inbound.c.provider_message_id == provider_id,
+                    )
+                )
+            ).first()
+        if row is None:
+            return None
+        return Receipt(
+            status=ReceiptStatus(row.status),
+            tracking_id=row.tracking_id,
+            raw_id=row.id,
+            complaint_id=row.complaint_id,
+            redelivered=True,
+        )
+
+    def _count(
+        self, channel: Channel, receipt: Receipt, outcome: ParseOutcome | _Quarantine
+    ) -> None:
+        labels = channel.value
+        if isinstance(outcome, ComplaintDraft):
+            self._metrics.accepted.labels(labels).inc()
+            log.info(
+                "complaint accepted",
+                extra={
+                    "channel": labels,
+                    "tracking_id": receipt.tracking_id,
+                    "raw_id": receipt.raw_id,
+                },
+            )
+        elif isinstance(outcome, _Quarantine):
+            self._metrics.quarantined.labels(labels).inc()
+            log.warning(
+                "message quarantined",
+                extra={
+                    "channel": labels,
+                    "raw_id": receipt.raw_id,
+                    "stage": outcome.stage,
+                    "reason": outcome.reason,
+                },
+            )
+        else:
+            self._metrics.recorded.labels(labels, outcome.reason).inc()
+            log.info(
+                "message recorded, not a complaint",
+                extra={"channel": labels, "raw_id": receipt.raw_id, "reason": outcome.reason},
+            )
+
+    # ---- quarantine -------------------------------------------------------------------------
+
+    async def list_quarantine(self, include_resolved: bool = False) -> list[dict[str, Any]]:
+        """Quarantine entries, oldest first, as plain rows for the CLI."""
+        query = (
+            select(quarantine, raw_inbound.c.parser, raw_inbound.c.received_at)
+            .join(raw_inbound, raw_inbound.c.id == quarantine.c.raw_inbound_id)
+            .order_by(quarantine.c.id)
+        )
+        if not include_resolved:
+            query = query.where(quarantine.c.resolved_at.is_(None))
+        async with self._engine.connect() as conn:
+            return [dict(r._mapping) for r in await conn.execute(query)]
+
+    async def show_quarantine(self, entry_id: int) -> dict[str, Any]:
+        """One quarantine entry with its raw message (body and transport metadata)."""
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(quarantine, raw_inbound.c.parser, raw_inbound.c.body,
+                           raw_inbound.c.sha256, raw_inbound.c.transport_meta,
+                           raw_inbound.c.content_type, raw_inbound.c.received_at,
+                           raw_inbound.c.tracking_id)
+                    .join(raw_inbound, raw_inbound.c.id == quarantine.c.raw_inbound_id)
+                    .where(quarantine.c.id == entry_id)
+                )
+            ).first()
+        if row is None:
+            raise QuarantineNotFound(str(entry_id))
+        entry = dict(row._mapping)
+        if entry["body"] is None:
+            entry["body"] = await self._files.read(entry["sha256"])
+        return entry
+
+    async def replay(self, entry_id: int, parsers: ParserRegistry) -> Receipt:
+        """Parse a quarantined message again; on success it becomes a complaint.
+
+        The complaint keeps the tracking ID the sender was given when the message arrived.
+        A replay that fails again leaves the entry open with the new reason recorded.
+        """
+        entry = await self.show_quarantine(entry_id)
+        if entry["resolved_at"] is not None:
+            raise QuarantineNotFound(f"{entry_id} is already resolved")
+        parser = parsers.get(entry["parser"])
+        channel = Channel(entry["channel"])
+        raw = RawInbound(
+            channel=channel,
+            body=entry["body"],
+            received_at=entry["received_at"],
+            content_type=entry["content_type"],
+            metadata=entry["transport_meta"],
+        )
+        now = self._clock()
+        outcome: ParseOutcome | _Quarantine = (
+            _Quarantine("replay", f"no parser registered as {entry['parser']!r}")
+            if parser is None
+            else _run_parser(parser, raw)
+        )
+        raw_id = entry["raw_inbound_id"]
+        async with self._engine.begin() as conn:
+            provider_id = (
+                await conn.execute(
+                    select(raw_inbound.c.provider_message_id).where(raw_inbound.c.id == raw_id)
+                )
+            ).scalar_one()
+            base = update(quarantine).where(quarantine.c.id == entry_id)
+            if isinstance(outcome, _Quarantine):
+                await conn.execute(
+                    base.values(
+                        replay_count=quarantine.c.replay_count + 1,
+                        last_replay_at=now,
+                        last_replay_error=f"{outcome.stage}: {outcome.reason}",
+                    )
+                )
+                return Receipt(ReceiptStatus.QUARANTINED, entry["tracking_id"], raw_id)
+            await conn.execute(
+                base.values(replay_count=quarantine.c.replay_count + 1, last_replay_at=now,
+                            resolved_at=now, last_replay_error=None)
+            )
+            complaint_id = None
+            if isinstance(outcome, ComplaintDraft):
+                complaint_id = str(uuid.uuid4())
+                complaint = Complaint(
+                    id=complaint_id,
+                    tracking_id=entry["tracking_id"],
+                    channel=channel,
+                    received_at=raw.received_at,
+                    draft=outcome,
+                    source=_source(raw, provider_id, raw_id),
+                )
+                await _insert_complaint(conn, complaint, now, raw_id)
+            status = _status_of(outcome)
+            await conn.execute(
+                update(raw_inbound)
+                .where(raw_inbound.c.id == raw_id)
+                .values(status=status.value, complaint_id=complaint_id)
+            )
+        log.info("quarantine entry replayed", extra={"entry": entry_id, "status": status.value})
+        return Receipt(status, entry["tracking_id"], raw_id, complaint_id=complaint_id)
+
+    async def status(self, tracking_id: str) -> TrackingStatus | None:
+        """Status and dates for a tracking ID; never personal data or content."""
+        tid = tracking.normalize(tracking_id)
+        if tid is None:
+            return None
+        try:
+            return await self._status(tid)
+        except _UNAVAILABLE as exc:
+            raise IntakeUnavailable(str(exc)) from exc
+
+    async def _status(self, tid: str) -> TrackingStatus | None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(complaints.c.status, complaints.c.received_at, complaints.c.kind)
+                    .where(complaints.c.tracking_id == tid)
+                )
+            ).first()
+            if row is not None:
+                return TrackingStatus(tid, row.status, row.received_at, row.kind)
+            raw = (
+                await conn.execute(
+                    select(raw_inbound.c.status, raw_inbound.c.received_at)
+                    .where(raw_inbound.c.tracking_id == tid)
+                    .limit(1)
+                )
+            ).first()
+        if raw is None:
+            return None
+        # A quarantined message: received, waiting for an operator.
+        return TrackingStatus(tid, "received", raw.received_at, None)
+
+    async def count_complaints(self) -> int:
+        """How many complaints are stored (for status output and tests)."""
+        async with self._engine.connect() as conn:
+            result = await conn.execute(select(func.count()).select_from(complaints))
+            return int(result.scalar_one())
+
+
+def _run_parser(parser: Parser, raw: RawInbound) -> ParseOutcome | _Quarantine:
+    """Run a pure parser; any failure becomes a quarantine outcome instead of a lost message."""
+    try:
+        return parser.parse(raw)
+    except ParseError as exc:
+        return _Quarantine(exc.stage, exc.reason)
+    except Exception as exc:  # a parser bug must not lose the message: quarantine it
+        log.exception("parser %s crashed", parser.name, extra={"channel": raw.channel.value})
+        return _Quarantine("parser-crash", f"{type(exc).__name__}: {exc}")
+
+
+def _status_of(outcome: ParseOutcome | _Quarantine) -> ReceiptStatus:
+    if isinstance(outcome, ComplaintDraft):
+        return ReceiptStatus.ACCEPTED
+    if isinstance(outcome, _Quarantine):
+        return ReceiptStatus.QUARANTINED
+    return ReceiptStatus.RECORDED
+
+
+def _source(raw: RawInbound, provider_id: str, raw_id: str) -> Mapping[str, str]:
+    return {"provider_message_id": provider_id, "raw_inbound_id": raw_id, **raw.metadata}
+
+
+async def _insert_complaint(
+    conn: AsyncConnection, complaint: Complaint, now: datetime, raw_id: str
+) -> None:
+    draft = complaint.draft
+    await conn.execute(
+        complaints.insert().values(
+            id=complaint.id,
+            tracking_id=complaint.tracking_id,
+            channel=complaint.channel.value,
+            kind=draft.kind.value,
+            status="received",
+            title=draft.title,
+            body=draft.body,
+            received_at=complaint.received_at,
+            created_at=now,
+            anonymous=draft.privacy.anonymous,
+            confidential=draft.privacy.confidential,
+            reporter={**asdict(draft.reporter), "handles": dict(draft.reporter.handles)},
+            location=asdict(draft.location) if draft.location else None,
+            attachments=[asdict(a) for a in draft.attachments],
+            occurred_on=draft.occurred_on,
+            agency=draft.agency,
+            raw_inbound_id=raw_id,
+        )
+    )
+    await conn.execute(
+        outbox.insert().values(
+            message_id=str(uuid.uuid4()),
+            event=Event.CREATED.value,
+            channel=complaint.channel.value,
+            routing_key=contract.routing_key(Event.CREATED, complaint.channel),
+            complaint_id=complaint.id,
+            body=contract.encode(contract.event_body(complaint)),
+            created_at=now,
+        )
+    )

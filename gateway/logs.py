@@ -1,0 +1,88 @@
+"""Structured logging with personal data masked in every line.
+
+Whatever a log call passes (message, arguments, ``extra`` fields, exception text), the formatter
+masks NIKs (16 digits, also written in groups) and Indonesian phone numbers before the line is
+written. Masking happens in the formatter, the last step, so no handler can see the raw values.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+# A NIK: 16 digits, possibly grouped by spaces, dots or dashes (3201 0141 0190 0001), not part of
+# a longer digit run.
+_SEP = r"[ .\-]?"
+_NIK = re.compile(
+    rf"(?<!\d)(\d{{4}}){_SEP}(\d{{2}}){_SEP}\d{{2}}{_SEP}\d{{4}}{_SEP}\d{{2}}(\d{{2}})(?!\d)"
+)
+# Indonesian phone numbers: +62 / 62 / 0062 / 0 followed by 8-13 digits, separators allowed.
+_PHONE = re.compile(
+    r"(?<![\w+])(\+62|0062|62|0)[ \-.]?(\(?\d{2,4}\)?)(?:[ \-.]?\d){5,10}(?![\d])"
+)
+
+_STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+
+def mask_text(text: str) -> str:
+    """``text`` with every NIK and phone number masked."""
+    text = _NIK.sub(lambda m: f"{m.group(1)}{m.group(2)}********{m.group(3)}", text)
+    return _PHONE.sub(_mask_phone, text)
+
+
+def _mask_phone(match: re.Match[str]) -> str:
+    raw = match.group(0)
+    digits = [i for i, c in enumerate(raw) if c.isdigit()]
+    keep_tail = set(digits[-3:])
+    prefix_len = len(match.group(1)) + 2
+    return "".join(
+        c if (not c.isdigit() or i < prefix_len or i in keep_tail) else "*"
+        for i, c in enumerate(raw)
+    )
+
+
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    return {k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and the record's extra fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update(_fields(record))
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return mask_text(json.dumps(entry, ensure_ascii=False, default=str))
+
+
+class TextFormatter(logging.Formatter):
+    """Human-readable lines for a terminal, masked the same way."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        extra = _fields(record)
+        if extra:
+            line += " " + " ".join(f"{k}={v}" for k, v in extra.items())
+        return mask_text(line)
+
+
+def configure(level: str = "INFO", fmt: str = "json") -> None:
+    """Send every log line to stderr through the masking formatter."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)

@@ -1,0 +1,71 @@
+"""Prometheus metrics of the gateway, in a registry of its own (one per composition root).
+
+Names follow the Prometheus conventions (``_total`` counters, base units). Outbox depth and age
+are read from the database when ``/metrics`` is scraped, so every replica reports the shared
+truth rather than its own view.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    """Every metric the gateway exports."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.accepted = Counter(
+            "lapor_intake_accepted", "Complaints created.", ["channel"], registry=r
+        )
+        self.quarantined = Counter(
+            "lapor_intake_quarantined", "Messages stored but not parsed.", ["channel"], registry=r
+        )
+        self.duplicates = Counter(
+            "lapor_intake_duplicates",
+            "Messages recognised as already seen, by dedup tier.",
+            ["channel", "tier"],
+            registry=r,
+        )
+        self.recorded = Counter(
+            "lapor_intake_recorded",
+            "Messages stored that are not complaints (status queries, help...).",
+            ["channel", "reason"],
+            registry=r,
+        )
+        self.unavailable = Counter(
+            "lapor_intake_unavailable",
+            "Messages refused with a retry signal because the database could not commit.",
+            ["channel"],
+            registry=r,
+        )
+        self.outbox_depth = Gauge(
+            "lapor_outbox_depth", "Events waiting for publication.", ["channel"], registry=r
+        )
+        self.outbox_oldest_age = Gauge(
+            "lapor_outbox_oldest_age_seconds",
+            "Age of the oldest event waiting for publication.",
+            ["channel"],
+            registry=r,
+        )
+        self.published = Counter(
+            "lapor_outbox_published", "Events confirmed by the broker.", ["channel"], registry=r
+        )
+        self.publish_latency = Histogram(
+            "lapor_outbox_publish_latency_seconds",
+            "From the intake commit to the broker's confirm.",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
+            registry=r,
+        )
+        self.relay_errors = Counter(
+            "lapor_outbox_relay_errors",
+            "Relay failures (broker unreachable, nack, unroutable, database).",
+            ["reason"],
+            registry=r,
+        )
+        self.broker_connected = Gauge(
+            "lapor_outbox_broker_connected",
+            "1 while this relay holds a broker channel.",
+            registry=r,
+        )

@@ -1,0 +1,357 @@
+"""The outbox relay: publishes committed events to RabbitMQ, in order, exactly as stored.
+
+Each loop claims a batch of unpublished rows (oldest first), publishes them with publisher
+confirms and ``mandatory`` set, waits for the confirms of the whole batch together, and marks the
+confirmed rows published. Claiming is a short transaction that stamps the rows with this relay's
+name and a lease (``claim_expires``); on PostgreSQL the candidate rows are locked with ``FOR
+UPDATE SKIP LOCKED``, so several replicas share the outbox without publishing a row twice in the
+normal case. A relay that dies mid-batch leaves rows whose lease runs out; another relay then
+publishes them again with the same ``message_id``, which consumers deduplicate on (at-least-once).
+
+While the broker is unreachable the rows simply wait: intake keeps committing, the relay retries
+with exponential back-off, and ``/readyz`` and the metrics show the lag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractConnection,
+    AbstractExchange,
+    DeliveryMode,
+    ExchangeType,
+)
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway import contract
+from gateway.domain import Event
+from gateway.intake import Clock, utcnow
+from gateway.metrics import Metrics
+from gateway.settings import BrokerSettings, OutboxSettings
+from gateway.storage.schema import UTCDateTime, outbox
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """One claimed event."""
+
+    id: int
+    message_id: str
+    event: str
+    channel: str
+    routing_key: str
+    body: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStatus:
+    """How far publication is behind, for ``outbox status`` and ``/readyz``."""
+
+    pending: int
+    oldest_created_at: datetime | None
+    published: int
+    by_channel: dict[str, tuple[int, datetime]]
+
+    def lag_seconds(self, now: datetime) -> float:
+        """Age of the oldest unpublished event (0 when none wait)."""
+        if self.oldest_created_at is None:
+            return 0.0
+        return max(0.0, (now - self.oldest_created_at).total_seconds())
+
+
+async def outbox_status(engine: AsyncEngine) -> OutboxStatus:
+    """Count pending and published events (uses the partial index on pending rows)."""
+    pending = outbox.c.published_at.is_(None)
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(
+                    outbox.c.channel,
+                    func.count(),
+                    func.min(outbox.c.created_at, type_=UTCDateTime()),
+                )
+                .where(pending)
+                .group_by(outbox.c.channel)
+            )
+        ).all()
+        published = (
+            await conn.execute(select(func.count()).select_from(outbox).where(~pending))
+        ).scalar_one()
+    by_channel = {r[0]: (int(r[1]), r[2]) for r in rows}
+    oldest = min((v[1] for v in by_channel.values()), default=None)
+    return OutboxStatus(
+        pending=sum(v[0] for v in by_channel.values()),
+        oldest_created_at=oldest,
+        published=int(published),
+        by_channel=by_channel,
+    )
+
+
+async def declare_topology(channel: AbstractChannel, settings: BrokerSettings) -> AbstractExchange:
+    """Declare the exchange (always) and the routing core's default queue (unless disabled)."""
+    exchange = await channel.declare_exchange(
+        settings.exchange, ExchangeType.TOPIC, durable=True
+    )
+    if settings.declare_queue:
+        dlx = await channel.declare_exchange(
+            settings.dead_letter_exchange, ExchangeType.FANOUT, durable=True
+        )
+        dead = await channel.declare_queue(
+            settings.dead_letter_queue, durable=True, arguments={"x-queue-type": "quorum"}
+        )
+        await dead.bind(dlx)
+        queue = await channel.declare_queue(
+            settings.queue,
+            durable=True,
+            arguments={
+                "x-queue-type": "quorum",
+                "x-dead-letter-exchange": settings.dead_letter_exchange,
+            },
+        )
+        await queue.bind(exchange, routing_key=contract.ROUTING_KEY_PATTERN)
+    return exchange
+
+
+class OutboxRelay:
+    """Moves outbox rows to RabbitMQ. Run one per replica; they share the work safely."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        broker: BrokerSettings,
+        settings: OutboxSettings,
+        metrics: Metrics,
+        clock: Clock = utcnow,
+        name: str | None = None,
+    ) -> None:
+        self._engine = engine
+        self._broker = broker
+        self._settings = settings
+        self._metrics = metrics
+        self._clock = clock
+        self.name = name or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        self._connection: AbstractConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._exchange: AbstractExchange | None = None
+        self._postgres = engine.dialect.name == "postgresql"
+        self.last_error: str | None = None
+
+    @property
+    def connected(self) -> bool:
+        """True while the relay holds an open channel to the broker."""
+        return (
+            self._connection is not None
+            and not self._connection.is_closed
+            and self._channel is not None
+            and not self._channel.is_closed
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Publish until ``stop`` is set, backing off while the broker or database fails."""
+        delay = self._settings.backoff_initial
+        try:
+            while not stop.is_set():
+                try:
+                    published = await self.publish_batch()
+                except _RelayFailure as exc:
+                    self._metrics.relay_errors.labels(exc.reason).inc()
+                    self.last_error = str(exc)
+                    log.warning(
+                        "outbox relay failed, retrying in %.1fs",
+                        delay,
+                        extra={"reason": exc.reason, "error": str(exc)[:300], "relay": self.name},
+                    )
+                    await self._close()
+                    await _wait(stop, delay)
+                    delay = min(delay * 2, self._settings.backoff_max)
+                    continue
+                delay = self._settings.backoff_initial
+                self.last_error = None
+                if published == 0:
+                    await _wait(stop, self._settings.poll_interval)
+        finally:
+            await self._close()
+
+    async def publish_batch(self) -> int:
+        """Claim, publish and confirm one batch; return how many rows were confirmed."""
+        exchange = await self._ensure_exchange()
+        rows = await self._claim()
+        if not rows:
+            return 0
+        confirmed: list[OutboxRow] = []
+        failure: _RelayFailure | None = None
+        started = self._clock()
+        results = await asyncio.gather(
+            *(self._publish_one(exchange, row) for row in rows), return_exceptions=True
+        )
+        for row, result in zip(rows, results, strict=True):
+            if isinstance(result, BaseException):
+                failure = failure or _classify(result)
+            else:
+                confirmed.append(row)
+        await self._finish(confirmed, [r for r in rows if r not in confirmed], failure)
+        now = self._clock()
+        for row in confirmed:
+            self._metrics.published.labels(row.channel).inc()
+            self._metrics.publish_latency.observe((now - row.created_at).total_seconds())
+        if confirmed:
+            log.debug(
+                "published %d events in %.3fs",
+                len(confirmed),
+                (now - started).total_seconds(),
+                extra={"relay": self.name},
+            )
+        if failure is not None:
+            raise failure
+        return len(confirmed)
+
+    async def _publish_one(self, exchange: AbstractExchange, row: OutboxRow) -> None:
+        message = aio_pika.Message(
+            row.body.encode(),
+            content_type=contract.CONTENT_TYPE,
+            content_encoding="utf-8",
+            delivery_mode=DeliveryMode.PERSISTENT,
+            message_id=row.message_id,
+            type=contract.message_type(Event(row.event)),
+            timestamp=row.created_at,
+            app_id="lapor-gateway",
+            headers={"schema_version": contract.SCHEMA_VERSION},
+        )
+        await exchange.publish(
+            message, routing_key=row.routing_key, mandatory=True, timeout=30
+        )
+
+    async def _ensure_exchange(self) -> AbstractExchange:
+        if self.connected:
+            assert self._exchange is not None
+            return self._exchange
+        await self._close()
+        try:
+            self._connection = await aio_pika.connect(
+                self._broker.effective_url(),
+                timeout=self._broker.connect_timeout,
+                client_properties={"connection_name": f"lapor-gateway relay {self.name}"},
+            )
+            self._channel = await self._connection.channel(
+                publisher_confirms=True, on_return_raises=True
+            )
+            self._exchange = await declare_topology(self._channel, self._broker)
+        except Exception as exc:
+            await self._close()
+            raise _RelayFailure("broker-unreachable", f"{type(exc).__name__}: {exc}") from exc
+        self._metrics.broker_connected.set(1)
+        log.info("outbox relay connected to the broker", extra={"relay": self.name})
+        return self._exchange
+
+    async def _close(self) -> None:
+        connection, self._connection = self._connection, None
+        self._channel = self._exchange = None
+        self._metrics.broker_connected.set(0)
+        if connection is not None and not connection.is_closed:
+            try:
+                await asyncio.wait_for(connection.close(), timeout=5)
+            except Exception:  # already broken; nothing more to release
+                log.debug("closing a broken broker connection failed", exc_info=True)
+
+    async def _claim(self) -> list[OutboxRow]:
+        now = self._clock()
+        free = and_(
+            outbox.c.published_at.is_(None),
+            or_(outbox.c.claim_expires.is_(None), outbox.c.claim_expires < now),
+        )
+        candidates = (
+            select(outbox.c.id).where(free).order_by(outbox.c.id).limit(self._settings.batch_size)
+        )
+        if self._postgres:
+            candidates = candidates.with_for_update(skip_locked=True)
+        # ``free`` is repeated outside the subquery: PostgreSQL re-checks it on the latest row
+        # version if another relay claimed the row meanwhile.
+        claim = (
+            update(outbox)
+            .where(outbox.c.id.in_(candidates.scalar_subquery()), free)
+            .values(
+                claimed_by=self.name,
+                claim_expires=now + timedelta(seconds=self._settings.claim_timeout),
+                attempts=outbox.c.attempts + 1,
+            )
+            .returning(
+                outbox.c.id,
+                outbox.c.message_id,
+                outbox.c.event,
+                outbox.c.channel,
+                outbox.c.routing_key,
+                outbox.c.body,
+                outbox.c.created_at,
+            )
+        )
+        try:
+            async with self._engine.begin() as conn:
+                result = (await conn.execute(claim)).all()
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            raise _RelayFailure("database", f"{type(exc).__name__}: {exc}") from exc
+        return sorted((OutboxRow(*r) for r in result), key=lambda r: r.id)
+
+    async def _finish(
+        self,
+        confirmed: Sequence[OutboxRow],
+        failed: Sequence[OutboxRow],
+        failure: _RelayFailure | None,
+    ) -> None:
+        now = self._clock()
+        mine = outbox.c.claimed_by == self.name
+        try:
+            async with self._engine.begin() as conn:
+                if confirmed:
+                    await conn.execute(
+                        update(outbox)
+                        .where(outbox.c.id.in_([r.id for r in confirmed]), mine)
+                        .values(published_at=now, claimed_by=None, claim_expires=None,
+                                last_error=None)
+                    )
+                if failed:
+                    # Release at once so the rows go out first, in order, when the broker is back.
+                    await conn.execute(
+                        update(outbox)
+                        .where(outbox.c.id.in_([r.id for r in failed]), mine)
+                        .values(claimed_by=None, claim_expires=None,
+                                last_error=str(failure)[:1000] if failure else None)
+                    )
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            # The broker has the confirmed messages; the lease will expire and they will be
+            # published again with the same message_id, which consumers deduplicate.
+            raise _RelayFailure("database", f"{type(exc).__name__}: {exc}") from exc
+
+
+class _RelayFailure(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+def _classify(exc: BaseException) -> _RelayFailure:
+    if isinstance(exc, aio_pika.exceptions.PublishError):
+        return _RelayFailure("unroutable", f"message returned by the broker: {exc}")
+    if isinstance(exc, aio_pika.exceptions.DeliveryError):
+        return _RelayFailure("nack", f"broker refused the message: {exc}")
+    return _RelayFailure("broker-unreachable", f"{type(exc).__name__}: {exc}")
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        pass

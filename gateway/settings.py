@@ -1,0 +1,205 @@
+"""Settings: one documented TOML file, overridden by ``LAPOR_...`` environment variables.
+
+``config/gateway.toml`` holds the defaults and explains every key. An environment variable
+``LAPOR_<SECTION>__<KEY>`` overrides ``[section] key`` (``LAPOR_HTTP__PORT=9000``); the file to
+read is ``LAPOR_CONFIG`` (default: the packaged ``config/gateway.toml`` next to the code, or
+``./config/gateway.toml``). Secrets (passwords, keys) are read only from the environment: a
+secret key found in the file, or a password inside a URL in the file, fails at start. Invalid
+settings raise :class:`~gateway.errors.ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from gateway.errors import ConfigError
+
+ENV_PREFIX = "LAPOR_"
+# (section, key) pairs that may only come from the environment.
+SECRET_KEYS = {("database", "password"), ("broker", "password"), ("storage", "fetch_token")}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HttpSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    client_max_size: int = Field(10 * 1024 * 1024, gt=0)
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite+aiosqlite:///var/lapor.db"
+    password: SecretStr | None = None
+    pool_size: int = Field(10, ge=1)
+    connect_timeout: float = Field(5.0, gt=0)
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _known_driver(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    def effective_url(self) -> str:
+        """The URL with the password from the environment put in."""
+        return _with_password(self.url, self.password)
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True for the embedded SQLite database."""
+        return self.url.startswith("sqlite")
+
+
+class StorageSettings(_Section):
+    file_store: Path = Path("var/files")
+    inline_body_limit: int = Field(64 * 1024, ge=0)
+    fetch_token: SecretStr | None = None
+
+
+class BrokerSettings(_Section):
+    url: str = "amqp://guest@127.0.0.1:5672/"
+    password: SecretStr | None = None
+    exchange: str = Field("lapor.intake", min_length=1)
+    queue: str = Field("lapor.routing-core", min_length=1)
+    dead_letter_exchange: str = Field("lapor.intake.dlx", min_length=1)
+    dead_letter_queue: str = Field("lapor.routing-core.dead", min_length=1)
+    declare_queue: bool = True
+    connect_timeout: float = Field(5.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _amqp(cls, value: str) -> str:
+        if not value.startswith(("amqp://", "amqps://")):
+            raise ValueError("must start with amqp:// or amqps://")
+        return value
+
+    def effective_url(self) -> str:
+        """The URL with the password from the environment put in."""
+        return _with_password(self.url, self.password)
+
+
+class OutboxSettings(_Section):
+    enabled: bool = True
+    batch_size: int = Field(200, ge=1, le=5000)
+    poll_interval: float = Field(0.2, gt=0)
+    claim_timeout: float = Field(60.0, gt=0)
+    backoff_initial: float = Field(0.5, gt=0)
+    backoff_max: float = Field(30.0, gt=0)
+    ready_max_lag: float = Field(300.0, gt=0)
+
+
+class LoggingSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["json", "text"] = "json"
+
+
+class Settings(_Section):
+    http: HttpSettings = HttpSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    storage: StorageSettings = StorageSettings()
+    broker: BrokerSettings = BrokerSettings()
+    outbox: OutboxSettings = OutboxSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings as plain data with every secret masked."""
+        data: dict[str, Any] = self.model_dump(mode="json")
+        for section, key in SECRET_KEYS:
+            if data[section].get(key) is not None:
+                data[section][key] = "********"
+        for section in ("database", "broker"):
+            data[section]["url"] = _mask_url_password(data[section]["url"])
+        return data
+
+
+def _with_password(url: str, password: SecretStr | None) -> str:
+    if password is None:
+        return url
+    parts = urlsplit(url)
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    netloc = f"{quote(user, safe='')}:{quote(password.get_secret_value(), safe='')}@{host}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _mask_url_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    sections = Settings.model_fields
+    out: dict[str, dict[str, Any]] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == "LAPOR_CONFIG":
+            continue
+        section, sep, key = name[len(ENV_PREFIX) :].lower().partition("__")
+        if not sep or section not in sections:
+            raise ConfigError(f"{name}: unknown setting (expected LAPOR_<SECTION>__<KEY>)")
+        value: Any = raw
+        if raw[:1] in "[{":  # lists and tables are written as JSON
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{name}: not valid JSON ({exc.msg})") from None
+        out.setdefault(section, {})[key] = value
+    return out
+
+
+def _check_file_has_no_secrets(data: Mapping[str, Any], path: Path) -> None:
+    for section, key in SECRET_KEYS:
+        if key in data.get(section, {}):
+            env = f"{ENV_PREFIX}{section.upper()}__{key.upper()}"
+            raise ConfigError(f"{section}.{key}: secrets come only from the environment ({env})")
+    for section in ("database", "broker"):
+        url = data.get(section, {}).get("url")
+        if isinstance(url, str) and urlsplit(url).password:
+            env = f"{ENV_PREFIX}{section.upper()}__PASSWORD"
+            raise ConfigError(f"{section}.url in {path}: remove the password; set {env} instead")
+
+
+def load_settings(
+    path: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Settings:
+    """Read the file, apply the environment and ``overrides``, validate; errors name the key."""
+    environ = os.environ if environ is None else environ
+    path = path or Path(environ.get("LAPOR_CONFIG", "config/gateway.toml"))
+    data: dict[str, dict[str, Any]] = {}
+    if path.exists():
+        try:
+            with path.open("rb") as fh:
+                data = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        _check_file_has_no_secrets(data, path)
+    elif "LAPOR_CONFIG" in environ:
+        raise ConfigError(f"LAPOR_CONFIG: {path} does not exist")
+    for layer in (_env_overrides(environ), overrides or {}):
+        for section, values in layer.items():
+            if not isinstance(data.setdefault(section, {}), dict):
+                raise ConfigError(f"{section}: must be a table")
+            data[section].update(values)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None

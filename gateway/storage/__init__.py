@@ -1,0 +1,1 @@
+"""Storage: the tables (:mod:`.schema`), the engine (:mod:`.database`), migrations and files."""

@@ -1,0 +1,167 @@
+"""The gateway's tables, as SQLAlchemy Core metadata.
+
+The Alembic migrations in ``gateway/migrations`` create exactly these tables on SQLite and on
+PostgreSQL; a test compares the two and fails when they drift.
+
+- ``raw_inbound``: every message as received. Its payload columns (body, metadata, hash) are never
+  updated; only its outcome (status, complaint id) changes when a quarantined message is replayed.
+  ``UNIQUE(channel, provider_message_id)`` is transport-redelivery dedup.
+- ``complaints``: canonical complaints, one per tracking ID.
+- ``outbox``: events waiting for (or done with) publication to RabbitMQ. ``id`` gives the order;
+  ``message_id`` is stable across re-publication.
+- ``quarantine``: what could not be parsed, with the stage and the reason.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps always in UTC and always timezone-aware in Python.
+
+    SQLite has no timezone type: values are stored as naive UTC text, which also keeps string
+    comparison in ``WHERE claim_expires < :now`` correct.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: pass an aware UTC datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+raw_inbound = Table(
+    "raw_inbound",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("channel", String(16), nullable=False),
+    Column("provider_message_id", String(255), nullable=False),
+    Column("parser", String(64), nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False),
+    Column("stored_at", UTCDateTime(), nullable=False),
+    Column("content_type", String(255), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    # The body itself when small; NULL when it lives in the file store under ``sha256``.
+    Column("body", LargeBinary, nullable=True),
+    Column("transport_meta", JSON, nullable=False),
+    # Outcome: accepted | duplicate | quarantined | recorded.
+    Column("status", String(16), nullable=False),
+    Column("tracking_id", String(12), nullable=True, index=True),
+    Column("complaint_id", String(36), nullable=True),
+    UniqueConstraint("channel", "provider_message_id"),
+)
+
+complaints = Table(
+    "complaints",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("tracking_id", String(12), nullable=False, unique=True),
+    Column("channel", String(16), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("status", String(24), nullable=False),
+    Column("title", Text, nullable=True),
+    Column("body", Text, nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("anonymous", Boolean, nullable=False),
+    Column("confidential", Boolean, nullable=False),
+    Column("reporter", JSON, nullable=False),
+    Column("location", JSON, nullable=True),
+    Column("attachments", JSON, nullable=False),
+    Column("occurred_on", Date, nullable=True),
+    Column("agency", String(255), nullable=True),
+    Column("raw_inbound_id", String(36), ForeignKey("raw_inbound.id"), nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("message_id", String(36), nullable=False, unique=True),
+    Column("event", String(16), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("routing_key", String(255), nullable=False),
+    Column("complaint_id", String(36), nullable=True),
+    # The exact JSON published, fixed at intake so every re-publication sends the same bytes.
+    Column("body", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("claimed_by", String(64), nullable=True),
+    Column("claim_expires", UTCDateTime(), nullable=True),
+    Column("published_at", UTCDateTime(), nullable=True),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("last_error", Text, nullable=True),
+    # Partial index: the relay and the lag metric only ever look at unpublished rows.
+    Index(
+        "ix_outbox_pending",
+        "id",
+        postgresql_where=text("published_at IS NULL"),
+        sqlite_where=text("published_at IS NULL"),
+    ),
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("raw_inbound_id", String(36), ForeignKey("raw_inbound.id"), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("stage", String(32), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("replay_count", Integer, nullable=False, server_default=text("0")),
+    Column("last_replay_at", UTCDateTime(), nullable=True),
+    Column("last_replay_error", Text, nullable=True),
+    Column("resolved_at", UTCDateTime(), nullable=True),
+    Index(
+        "ix_quarantine_open",
+        "id",
+        postgresql_where=text("resolved_at IS NULL"),
+        sqlite_where=text("resolved_at IS NULL"),
+    ),
+)

@@ -1,0 +1,74 @@
+from pathlib import Path
+
+import pytest
+
+from gateway.errors import ConfigError
+from gateway.settings import SECRET_KEYS, Settings, load_settings
+
+CONFIG = Path(__file__).resolve().parents[2] / "config" / "gateway.toml"
+
+
+def test_shipped_file_equals_code_defaults() -> None:
+    assert load_settings(CONFIG, environ={}) == Settings()
+
+
+def test_every_key_is_documented_in_the_shipped_file() -> None:
+    text = CONFIG.read_text()
+    for section, model in Settings.model_fields.items():
+        assert f"[{section}]" in text
+        assert model.annotation is not None
+        for key in model.annotation.model_fields:  # type: ignore[union-attr]
+            if (section, key) in SECRET_KEYS:
+                assert f"LAPOR_{section.upper()}__{key.upper()}" in text
+            else:
+                assert f"\n{key} = " in text, f"{section}.{key} is not in config/gateway.toml"
+
+
+def test_environment_overrides_file() -> None:
+    env = {"LAPOR_HTTP__PORT": "9001", "LAPOR_OUTBOX__ENABLED": "false"}
+    s = load_settings(CONFIG, environ=env)
+    assert s.http.port == 9001
+    assert s.outbox.enabled is False
+
+
+def test_invalid_value_names_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"http\.port"):
+        load_settings(CONFIG, environ={"LAPOR_HTTP__PORT": "seventy"})
+    with pytest.raises(ConfigError, match=r"database\.url"):
+        load_settings(CONFIG, environ={"LAPOR_DATABASE__URL": "mysql://x"})
+
+
+def test_unknown_key_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"http\.prot"):
+        load_settings(CONFIG, environ={"LAPOR_HTTP__PROT": "1"})
+    with pytest.raises(ConfigError, match="LAPOR_NOPE"):
+        load_settings(CONFIG, environ={"LAPOR_NOPE": "1"})
+
+
+def test_secret_in_file_is_refused(tmp_path: Path) -> None:
+    f = tmp_path / "g.toml"
+    f.write_text('[broker]\nurl = "amqp://u:hunter2@mq/"\n')
+    with pytest.raises(ConfigError, match="LAPOR_BROKER__PASSWORD"):
+        load_settings(f, environ={})
+    f.write_text('[database]\npassword = "x"\n')
+    with pytest.raises(ConfigError, match="LAPOR_DATABASE__PASSWORD"):
+        load_settings(f, environ={})
+
+
+def test_secret_from_environment_is_used_and_masked() -> None:
+    s = load_settings(
+        CONFIG,
+        environ={
+            "LAPOR_BROKER__URL": "amqp://lapor@mq:5672/vh",
+            "LAPOR_BROKER__PASSWORD": "s3cr:t/",
+        },
+    )
+    assert s.broker.effective_url() == "amqp://lapor:s3cr%3At%2F@mq:5672/vh"
+    dumped = repr(s.masked())
+    assert "s3cr" not in dumped
+    assert "********" in dumped
+
+
+def test_missing_explicit_config_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(environ={"LAPOR_CONFIG": str(tmp_path / "none.toml")})
