@@ -1,0 +1,89 @@
+"""Fixtures shared by every test: real PostgreSQL and RabbitMQ on this machine, real SQLite."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from gateway.settings import Settings, load_settings
+from gateway.storage import migrate
+from gateway.storage.database import create_engine
+from tests.support import PG_ADMIN_DSN, delete_topology
+
+CONFIG = Path(__file__).resolve().parents[1] / "config" / "gateway.toml"
+TABLES = ("quarantine", "outbox", "complaints", "raw_inbound")
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test run, migrated, dropped at the end."""
+    import asyncio
+
+    name = f"lapor_test_{uuid.uuid4().hex[:10]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(PG_ADMIN_DSN)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+
+    async def upgrade() -> None:
+        engine = create_engine(load_settings(CONFIG, environ={}, overrides={"database": {"url": url}}).database)
+        await migrate.upgrade(engine)
+        await engine.dispose()
+
+    asyncio.run(upgrade())
+    yield url
+    asyncio.run(admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each integration test runs on BOTH databases."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'lapor.db'}"
+    url: str = request.getfixturevalue("pg_database")
+    return url
+
+
+@pytest.fixture
+def broker_names() -> dict[str, str]:
+    """Exchange and queue names of this test only, so tests never read each other's messages."""
+    tag = uuid.uuid4().hex[:8]
+    return {
+        "exchange": f"test.{tag}.lapor.intake",
+        "queue": f"test.{tag}.routing-core",
+        "dead_letter_exchange": f"test.{tag}.dlx",
+        "dead_letter_queue": f"test.{tag}.dead",
+    }
+
+
+@pytest.fixture
+async def settings(
+    database_url: str, broker_names: dict[str, str], tmp_path: Path
+) -> AsyncIterator[Settings]:
+    """Settings on the real services, with the database migrated and empty."""
+    overrides: dict[str, dict[str, Any]] = {
+        "database": {"url": database_url},
+        "storage": {"file_store": str(tmp_path / "files"), "inline_body_limit": 1024},
+        "broker": dict(broker_names),
+        "outbox": {"poll_interval": 0.05, "backoff_initial": 0.1, "backoff_max": 0.5},
+    }
+    s = load_settings(CONFIG, environ={}, overrides=overrides)
+    engine = create_engine(s.database)
+    await migrate.upgrade(engine)
+    async with engine.begin() as conn:
+        for table in TABLES:
+            await conn.exec_driver_sql(f"DELETE FROM {table}")
+    await engine.dispose()
+    yield s
+    await delete_topology(broker_names)

@@ -1,0 +1,298 @@
+"""The intake spine against the real RabbitMQ and the real databases (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+from sqlalchemy import func, select, update
+
+from gateway import bootstrap, tracking
+from gateway.domain import (
+    Channel,
+    ComplaintDraft,
+    NotAComplaint,
+    RawInbound,
+    ReceiptStatus,
+    Reporter,
+)
+from gateway.errors import IntakeUnavailable, ParseError
+from gateway.intake import Parser, ParserRegistry
+from gateway.outbox import OutboxRelay, outbox_status
+from gateway.settings import Settings
+from gateway.storage.schema import complaints, outbox, quarantine, raw_inbound
+from tests.support import PG_ADMIN_DSN, TcpProxy, drain
+
+pytestmark = pytest.mark.integration
+
+
+def _parse(raw: RawInbound) -> ComplaintDraft:
+    text = raw.body.decode()
+    if text.startswith("!"):
+        raise ParseError("starts with !", stage="grammar")
+    return ComplaintDraft(body=text, reporter=Reporter(phone="+6281234567890"))
+
+
+PARSER = Parser("test.plain", _parse)
+
+
+def raw(text: str, provider_id: str | None = None, channel: Channel = Channel.SMS) -> RawInbound:
+    return RawInbound(
+        channel=channel,
+        body=text.encode(),
+        received_at=datetime.now(UTC),
+        provider_message_id=provider_id,
+        metadata={"sender": "+6281234567890"},
+    )
+
+
+@pytest.fixture
+async def gw(settings: Settings) -> AsyncIterator[bootstrap.Gateway]:
+    gateway = bootstrap.build(settings)
+    yield gateway
+    await gateway.close()
+
+
+async def _publish_all(relay: OutboxRelay) -> int:
+    total = 0
+    while n := await relay.publish_batch():
+        total += n
+    return total
+
+
+async def test_accept_publishes_exactly_one_confirmed_valid_message(
+    gw: bootstrap.Gateway, settings: Settings
+) -> None:
+    receipt = await gw.intake.accept(raw("Jalan rusak di depan SDN 2", "kannel-1"), PARSER)
+    assert receipt.status is ReceiptStatus.ACCEPTED
+    assert receipt.tracking_id and tracking.is_valid(receipt.tracking_id)
+    assert gw.relay is not None
+    assert await _publish_all(gw.relay) == 1
+    await gw.relay._close()
+
+    [msg] = await drain(settings.broker.queue, expected=1)
+    body = json.loads(msg.body)
+    assert body["tracking_id"] == receipt.tracking_id
+    assert body["complaint_id"] == receipt.complaint_id
+    assert body["event"] == "created" and body["channel"] == "sms"
+    assert body["body"] == "Jalan rusak di depan SDN 2"
+    assert body["source"]["provider_message_id"] == "kannel-1"
+    assert msg.routing_key == "complaint.created.sms"
+    assert msg.delivery_mode == 2
+    assert msg.content_type == "application/json"
+    assert msg.type == "complaint.created"
+    assert msg.timestamp is not None and msg.message_id
+    async with gw.engine.connect() as conn:
+        row = (await conn.execute(select(outbox))).one()
+    assert row.message_id == msg.message_id and row.published_at is not None
+
+
+async def test_same_provider_id_twice_gives_one_complaint_and_the_same_receipt(
+    gw: bootstrap.Gateway,
+) -> None:
+    first = await gw.intake.accept(raw("Lampu jalan mati", "dup-1"), PARSER)
+    again = await gw.intake.accept(raw("Lampu jalan mati", "dup-1"), PARSER)
+    assert again.redelivered and not first.redelivered
+    assert (again.tracking_id, again.raw_id, again.complaint_id) == (
+        first.tracking_id, first.raw_id, first.complaint_id
+    )
+    # racing redeliveries on separate connections agree too
+    racing = await asyncio.gather(
+        *(gw.intake.accept(raw("Sampah menumpuk", "race-1"), PARSER) for _ in range(8))
+    )
+    assert len({r.tracking_id for r in racing}) == 1
+    async with gw.engine.connect() as conn:
+        assert (await conn.execute(select(func.count()).select_from(complaints))).scalar() == 2
+        assert (await conn.execute(select(func.count()).select_from(outbox))).scalar() == 2
+        assert (await conn.execute(select(func.count()).select_from(raw_inbound))).scalar() == 2
+
+
+async def test_broker_outage_intake_keeps_answering_and_messages_arrive_in_order(
+    settings: Settings,
+) -> None:
+    proxy = TcpProxy(5672)
+    await proxy.start()
+    url = f"amqp://guest@127.0.0.1:{proxy.port}/"
+    s = settings.model_copy(update={"broker": settings.broker.model_copy(update={"url": url})})
+    gateway = bootstrap.build(s)
+    assert gateway.relay is not None
+    stop = asyncio.Event()
+    relay_task = asyncio.create_task(gateway.relay.run(stop))
+    try:
+        await gateway.intake.accept(raw("sebelum gangguan", "o-0"), PARSER)
+        for _ in range(100):
+            if (await outbox_status(gateway.engine)).pending == 0:
+                break
+            await asyncio.sleep(0.05)
+        await proxy.cut()
+        receipts = [
+            await gateway.intake.accept(raw(f"saat gangguan {i}", f"o-{i}"), PARSER)
+            for i in range(1, 21)
+        ]
+        assert all(r.status is ReceiptStatus.ACCEPTED for r in receipts)
+        await asyncio.sleep(0.5)
+        status = await outbox_status(gateway.engine)
+        assert status.pending == 20 and not gateway.relay.connected
+        assert gateway.metrics.relay_errors.labels("broker-unreachable")._value.get() >= 1
+        await proxy.start()
+        messages = await drain(s.broker.queue, expected=21, timeout=20)
+    finally:
+        stop.set()
+        await relay_task
+        await proxy.cut()
+        await gateway.close()
+    bodies = [json.loads(m.body)["body"] for m in messages]
+    assert bodies == ["sebelum gangguan"] + [f"saat gangguan {i}" for i in range(1, 21)]
+
+
+async def test_database_refusing_commits_raises_the_named_retry_error(
+    settings: Settings, database_url: str
+) -> None:
+    gateway = bootstrap.build(settings)
+    try:
+        if database_url.startswith("sqlite"):
+            # Another process holds the write lock past the busy timeout.
+            import sqlite3
+
+            locker = sqlite3.connect(database_url.split("///", 1)[1], isolation_level=None)
+            locker.execute("BEGIN EXCLUSIVE")
+            gateway.engine.sync_engine.pool.dispose()
+            short = settings.database.model_copy(update={"connect_timeout": 0.3})
+            from gateway.storage.database import create_engine
+
+            await gateway.engine.dispose()
+            gateway.engine = create_engine(short)
+            gateway.intake._engine = gateway.engine
+            try:
+                with pytest.raises(IntakeUnavailable):
+                    await gateway.intake.accept(raw("tidak tersimpan", "db-1"), PARSER)
+            finally:
+                locker.execute("ROLLBACK")
+                locker.close()
+        else:
+            dbname = database_url.rsplit("/", 1)[1]
+            admin = await asyncpg.connect(PG_ADMIN_DSN)
+            try:
+                await admin.execute(
+                    f'ALTER DATABASE "{dbname}" SET default_transaction_read_only = on'
+                )
+                await gateway.engine.dispose()  # new connections pick the setting up
+                with pytest.raises(IntakeUnavailable):
+                    await gateway.intake.accept(raw("tidak tersimpan", "db-1"), PARSER)
+            finally:
+                await admin.execute(f'ALTER DATABASE "{dbname}" RESET default_transaction_read_only')
+                await admin.close()
+                await gateway.engine.dispose()
+        # Nothing half-stored: once the database takes commits again, the message goes in whole.
+        receipt = await gateway.intake.accept(raw("tersimpan", "db-1"), PARSER)
+        assert receipt.status is ReceiptStatus.ACCEPTED and not receipt.redelivered
+        assert gateway.metrics.unavailable.labels("sms")._value.get() == 1
+    finally:
+        await gateway.close()
+
+
+async def test_unreachable_database_raises_the_named_retry_error(settings: Settings) -> None:
+    from tests.support import free_port
+
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/nothing"
+    db = settings.database.model_copy(update={"url": url, "connect_timeout": 1.0})
+    gateway = bootstrap.build(settings.model_copy(update={"database": db}))
+    try:
+        with pytest.raises(IntakeUnavailable):
+            await gateway.intake.accept(raw("x", "u-1"), PARSER)
+    finally:
+        await gateway.close()
+
+
+async def test_parser_failure_is_quarantined_acknowledged_and_replayable(
+    gw: bootstrap.Gateway, settings: Settings
+) -> None:
+    receipt = await gw.intake.accept(raw("!rusak", "q-1"), PARSER)
+    assert receipt.status is ReceiptStatus.QUARANTINED
+    assert receipt.tracking_id and receipt.complaint_id is None
+    [entry] = await gw.intake.list_quarantine()
+    assert (entry["stage"], entry["reason"], entry["parser"]) == ("grammar", "starts with !", "test.plain")
+    shown = await gw.intake.show_quarantine(entry["id"])
+    assert shown["body"] == b"!rusak"
+
+    # A crashing parser is quarantined too, never lost.
+    def crash(_raw: RawInbound) -> ComplaintDraft:
+        raise KeyError("bug")
+
+    crashed = await gw.intake.accept(raw("apa saja", "q-2"), Parser("test.plain", crash))
+    assert crashed.status is ReceiptStatus.QUARANTINED
+
+    # After the "fix", replay turns both into complaints that keep their tracking IDs.
+    fixed = Parser("test.plain", lambda r: ComplaintDraft(body=r.body.decode().lstrip("!")))
+    replays = [await gw.intake.replay(e["id"], ParserRegistry([fixed]))
+               for e in await gw.intake.list_quarantine()]
+    assert [r.status for r in replays] == [ReceiptStatus.ACCEPTED] * 2
+    assert [r.tracking_id for r in replays] == [receipt.tracking_id, crashed.tracking_id]
+    assert await gw.intake.list_quarantine() == []
+    assert gw.relay is not None
+    assert await _publish_all(gw.relay) == 2
+    await gw.relay._close()
+    messages = await drain(settings.broker.queue, expected=2)
+    assert sorted(json.loads(m.body)["body"] for m in messages) == ["apa saja", "rusak"]
+    status = await gw.intake.status(receipt.tracking_id.lower())
+    assert status is not None and status.status == "received"
+
+
+async def test_replay_without_the_parser_stays_quarantined(gw: bootstrap.Gateway) -> None:
+    await gw.intake.accept(raw("!x", "q-3"), PARSER)
+    [entry] = await gw.intake.list_quarantine()
+    again = await gw.intake.replay(entry["id"], ParserRegistry())
+    assert again.status is ReceiptStatus.QUARANTINED
+    [still] = await gw.intake.list_quarantine()
+    assert still["replay_count"] == 1 and "no parser" in still["last_replay_error"]
+
+
+async def test_not_a_complaint_is_recorded_without_event(gw: bootstrap.Gateway) -> None:
+    status_query = Parser("test.cek", lambda r: NotAComplaint("status-query"))
+    receipt = await gw.intake.accept(raw("CEK K7QM4XRT9", "c-1"), status_query)
+    assert receipt.status is ReceiptStatus.RECORDED and receipt.tracking_id is None
+    assert (await outbox_status(gw.engine)).pending == 0
+    async with gw.engine.connect() as conn:
+        assert (await conn.execute(select(raw_inbound.c.body))).scalar() == b"CEK K7QM4XRT9"
+
+
+async def test_large_body_goes_to_the_file_store(gw: bootstrap.Gateway) -> None:
+    big = "Laporan panjang. " * 200
+    receipt = await gw.intake.accept(raw(big, "big-1"), PARSER)
+    async with gw.engine.connect() as conn:
+        row = (await conn.execute(select(raw_inbound))).one()
+    assert row.body is None and row.size == len(big.encode())
+    assert gw.files.path(row.sha256).read_bytes() == big.encode()
+    assert receipt.status is ReceiptStatus.ACCEPTED
+
+
+async def test_expired_claim_is_published_again_with_the_same_message_id(
+    gw: bootstrap.Gateway, settings: Settings
+) -> None:
+    await gw.intake.accept(raw("klaim kedaluwarsa", "l-1"), PARSER)
+    async with gw.engine.begin() as conn:
+        # A relay claimed the row and died before publishing.
+        await conn.execute(
+            update(outbox).values(
+                claimed_by="dead-relay", claim_expires=datetime.now(UTC) - timedelta(seconds=1)
+            )
+        )
+        message_id = (await conn.execute(select(outbox.c.message_id))).scalar_one()
+    assert gw.relay is not None
+    assert await _publish_all(gw.relay) == 1
+    await gw.relay._close()
+    [msg] = await drain(settings.broker.queue, expected=1)
+    assert msg.message_id == message_id
+
+
+async def test_quarantine_rows_reference_their_raw_message(gw: bootstrap.Gateway) -> None:
+    receipt = await gw.intake.accept(raw("!a", "qr-1"), PARSER)
+    async with gw.engine.connect() as conn:
+        q = (await conn.execute(select(quarantine))).one()
+        r = (await conn.execute(select(raw_inbound))).one()
+    assert q.raw_inbound_id == r.id == receipt.raw_id
+    assert r.status == "quarantined" and r.tracking_id == receipt.tracking_id

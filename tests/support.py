@@ -1,0 +1,120 @@
+"""Test support: real services on this machine, helpers to read what the gateway published."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import jsonschema
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = json.loads((ROOT / "contract" / "complaint-event.v1.schema.json").read_text())
+VALIDATOR = jsonschema.Draft7Validator(SCHEMA, format_checker=jsonschema.FormatChecker())
+
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def validate_event(body: dict[str, Any]) -> None:
+    """Fail the test when a published body does not match the published contract."""
+    VALIDATOR.validate(body)
+
+
+async def drain(queue_name: str, expected: int, timeout: float = 15.0) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    """Read ``expected`` messages from a queue (then make sure no extra one follows).
+
+    Every body read is validated against the contract's JSON Schema.
+    """
+    connection = await aio_pika.connect(AMQP_URL)
+    messages: list[aio_pika.abc.AbstractIncomingMessage] = []
+    try:
+        channel = await connection.channel()
+        queue = await channel.get_queue(queue_name, ensure=True)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(messages) < expected and loop.time() < deadline:
+            msg = await queue.get(no_ack=True, fail=False)
+            if msg is None:
+                await asyncio.sleep(0.05)
+                continue
+            messages.append(msg)
+        await asyncio.sleep(0.2)
+        while (extra := await queue.get(no_ack=True, fail=False)) is not None:
+            messages.append(extra)
+    finally:
+        await connection.close()
+    for msg in messages:
+        validate_event(json.loads(msg.body))
+    return messages
+
+
+async def delete_topology(names: dict[str, str]) -> None:
+    """Remove the exchanges and queues a test declared."""
+    connection = await aio_pika.connect(AMQP_URL)
+    try:
+        channel = await connection.channel()
+        for queue in (names["queue"], names["dead_letter_queue"]):
+            with contextlib.suppress(Exception):
+                await channel.queue_delete(queue)
+        for exchange in (names["exchange"], names["dead_letter_exchange"]):
+            with contextlib.suppress(Exception):
+                await channel.exchange_delete(exchange)
+    finally:
+        await connection.close()
+
+
+class TcpProxy:
+    """A TCP forwarder to a real service that a test can cut and restore (a broker outage)."""
+
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
+        self.port = free_port()
+        self._target = (target_host, target_port)
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        """Accept and forward connections."""
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+
+    async def cut(self) -> None:
+        """Stop listening and drop every forwarded connection."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for writer in list(self._writers):
+            writer.close()
+        self._writers.clear()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self._target)
+        except OSError:
+            writer.close()
+            return
+        self._writers |= {writer, up_writer}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self._writers -= {writer, up_writer}
