@@ -1,0 +1,170 @@
+"""The HTTP application: health, readiness, metrics, files and the JSON intake route."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from pydantic import SecretStr
+
+from gateway import bootstrap
+from gateway.settings import Settings
+from tests.support import free_port
+
+pytestmark = pytest.mark.integration
+
+Client = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+@pytest.fixture
+async def gw(settings: Settings) -> AsyncIterator[bootstrap.Gateway]:
+    storage = settings.storage.model_copy(update={"fetch_token": SecretStr("t0ken")})
+    gateway = bootstrap.build(settings.model_copy(update={"storage": storage}))
+    yield gateway
+    await gateway.close()
+
+
+COMPLAINT = {
+    "title": "Jalan berlubang",
+    "body": "Jalan Siliwangi depan pasar berlubang besar, sudah 2 bulan.",
+    "kind": "pengaduan",
+    "reporter": {"name": "Siti", "nik": "3209014101900001", "phone": "+6281234567890"},
+    "privacy": {"anonymous": True, "confidential": False},
+    "location": {"text": "Jl. Siliwangi, Sumber", "latitude": -6.76, "longitude": 108.48},
+}
+
+
+async def test_healthz_and_readyz_when_everything_is_up(
+    gw: bootstrap.Gateway, aiohttp_client: Client
+) -> None:
+    client = await aiohttp_client(bootstrap.build_app(gw))
+    assert (await client.get("/healthz")).status == 200
+    assert gw.relay is not None
+    await gw.relay.publish_batch()  # connects to the broker
+    resp = await client.get("/readyz")
+    body = await resp.json()
+    assert resp.status == 200, body
+    assert body["checks"]["database"]["ok"] and body["checks"]["broker"]["ok"]
+    assert body["checks"]["outbox"] == {
+        "ok": True, "pending": 0, "lag_seconds": 0.0, "max_lag_seconds": 300.0
+    }
+    await gw.relay._close()
+
+
+async def test_readyz_names_the_database_when_it_is_down(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/none"
+    db = settings.database.model_copy(update={"url": url, "connect_timeout": 0.5})
+    gateway = bootstrap.build(settings.model_copy(update={"database": db}))
+    try:
+        client = await aiohttp_client(bootstrap.build_app(gateway))
+        resp = await client.get("/readyz")
+        body = await resp.json()
+        assert resp.status == 503
+        assert body["checks"]["database"]["ok"] is False
+        assert body["checks"]["outbox"]["ok"] is False
+        # and the API answers "retry later", not 500
+        resp = await client.post("/api/v1/complaints", json=COMPLAINT)
+        assert resp.status == 503 and resp.headers["Retry-After"]
+        assert resp.content_type == "application/problem+json"
+    finally:
+        await gateway.close()
+
+
+async def test_readyz_fails_when_outbox_lag_is_over_the_limit(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    outbox = settings.outbox.model_copy(update={"ready_max_lag": 0.2})
+    gateway = bootstrap.build(settings.model_copy(update={"outbox": outbox}))
+    try:
+        client = await aiohttp_client(bootstrap.build_app(gateway))
+        assert (await client.post("/api/v1/complaints", json=COMPLAINT)).status == 202
+        await asyncio.sleep(0.4)  # nobody publishes: the relay is not running here
+        resp = await client.get("/readyz")
+        body = await resp.json()
+        assert resp.status == 503
+        assert body["checks"]["outbox"]["ok"] is False and body["checks"]["outbox"]["pending"] == 1
+    finally:
+        await gateway.close()
+
+
+async def test_api_accepts_then_metrics_count_it(
+    gw: bootstrap.Gateway, aiohttp_client: Client
+) -> None:
+    client = await aiohttp_client(bootstrap.build_app(gw))
+    resp = await client.post("/api/v1/complaints", json=COMPLAINT, headers={"Idempotency-Key": "k1"})
+    assert resp.status == 202
+    receipt = await resp.json()
+    again = await client.post("/api/v1/complaints", json=COMPLAINT, headers={"Idempotency-Key": "k1"})
+    assert (await again.json())["tracking_id"] == receipt["tracking_id"]
+    status = await client.get(receipt["status_url"])
+    status_body = await status.json()
+    assert status.status == 200 and status_body["status"] == "received"
+    assert "reporter" not in status_body and "body" not in status_body
+    text = await (await client.get("/metrics")).text()
+    assert 'lapor_intake_accepted_total{channel="web"} 1.0' in text
+    assert 'lapor_intake_duplicates_total{channel="web",tier="redelivery"} 1.0' in text
+    assert 'lapor_outbox_depth{channel="web"} 1.0' in text
+    assert 'lapor_outbox_depth{channel="sms"} 0.0' in text
+    assert "lapor_outbox_oldest_age_seconds" in text
+    assert "lapor_outbox_publish_latency_seconds_bucket" in text
+    assert gw.relay is not None
+    await gw.relay.publish_batch()
+    await gw.relay._close()
+    text = await (await client.get("/metrics")).text()
+    assert 'lapor_outbox_depth{channel="web"} 0.0' in text
+    assert 'lapor_outbox_published_total{channel="web"} 1.0' in text
+
+
+async def test_wrong_or_mistyped_tracking_id_answers_alike(
+    gw: bootstrap.Gateway, aiohttp_client: Client
+) -> None:
+    client = await aiohttp_client(bootstrap.build_app(gw))
+    receipt = await (await client.post("/api/v1/complaints", json=COMPLAINT)).json()
+    tid = receipt["tracking_id"]
+    typo = tid[:-1] + ("2" if tid[-1] != "2" else "3")
+    unknown = await client.get("/api/v1/complaints/ABCDEFGH2")
+    mistyped = await client.get(f"/api/v1/complaints/{typo}")
+    assert unknown.status == mistyped.status == 404
+    assert (await unknown.json())["detail"] == (await mistyped.json())["detail"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "fragment"),
+    [
+        (b"{not json", "JSON"),
+        (b'{"body": 5}', "body"),
+        (b'{"body": "x", "nik": "1"}', "unknown field: nik"),
+        (b'{"title": "x"}', "body wajib"),
+        (b'{"body": "x", "kind": "protes"}', "kind"),
+        (b'[]', "objek"),
+    ],
+)
+async def test_api_refuses_bad_input_with_a_problem_document(
+    gw: bootstrap.Gateway, aiohttp_client: Client, payload: bytes, fragment: str
+) -> None:
+    client = await aiohttp_client(bootstrap.build_app(gw))
+    resp = await client.post(
+        "/api/v1/complaints", data=payload, headers={"Content-Type": "application/json"}
+    )
+    assert resp.status == 400
+    assert resp.content_type == "application/problem+json"
+    assert fragment in (await resp.json())["detail"]
+
+
+async def test_files_need_the_fetch_token(gw: bootstrap.Gateway, aiohttp_client: Client) -> None:
+    data = b"%PDF-1.4 lampiran"
+    sha = await gw.files.put_bytes(data)
+    assert sha == hashlib.sha256(data).hexdigest()
+    client = await aiohttp_client(bootstrap.build_app(gw))
+    assert (await client.get(f"/files/{sha}")).status == 404
+    assert (await client.get(f"/files/{sha}", headers={"Authorization": "Bearer nope"})).status == 404
+    ok = await client.get(f"/files/{sha}", headers={"Authorization": "Bearer t0ken"})
+    assert ok.status == 200 and await ok.read() == data
+    bad = await client.get("/files/..%2f..%2fetc", headers={"Authorization": "Bearer t0ken"})
+    assert bad.status == 404

@@ -1,0 +1,67 @@
+"""Several relays on one PostgreSQL share the outbox without publishing a row twice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, select
+
+from gateway import bootstrap
+from gateway.domain import Channel, ComplaintDraft, RawInbound
+from gateway.intake import Parser
+from gateway.outbox import OutboxRelay, outbox_status
+from gateway.settings import Settings
+from gateway.storage.schema import outbox
+from tests.support import drain
+
+pytestmark = pytest.mark.integration
+
+PARSER = Parser("test.plain", lambda r: ComplaintDraft(body=r.body.decode()))
+N = 600
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_two_relays_publish_every_row_once(settings: Settings) -> None:
+    writer = bootstrap.build(settings)
+    small = settings.outbox.model_copy(update={"batch_size": 25})
+    gateways = [bootstrap.build(settings) for _ in range(2)]
+    relays = [
+        OutboxRelay(g.engine, settings.broker, small, g.metrics, name=f"relay-{i}")
+        for i, g in enumerate(gateways)
+    ]
+    stop = asyncio.Event()
+    try:
+        # The relays run while complaints keep arriving, as on two busy replicas.
+        tasks = [asyncio.create_task(r.run(stop)) for r in relays]
+
+        async def submit(start: int) -> None:
+            for i in range(start, N, 4):
+                raw = RawInbound(
+                    Channel.WEB, f"laporan {i}".encode(), datetime.now(UTC), f"r-{i}"
+                )
+                await writer.intake.accept(raw, PARSER)
+
+        await asyncio.gather(*(submit(k) for k in range(4)))
+        messages = await drain(settings.broker.queue, expected=N, timeout=60)
+        stop.set()
+        await asyncio.gather(*tasks)
+        ids = [m.message_id for m in messages]
+        assert len(ids) == N
+        assert len(set(ids)) == N, "a row was published twice"
+        assert {json.loads(m.body)["body"] for m in messages} == {f"laporan {i}" for i in range(N)}
+        per_relay = [g.metrics.published.labels("web")._value.get() for g in gateways]
+        assert sum(per_relay) == N
+        assert all(n > 0 for n in per_relay), f"one relay did all the work: {per_relay}"
+        assert (await outbox_status(writer.engine)).pending == 0
+        async with writer.engine.connect() as conn:
+            published = select(func.count()).select_from(outbox).where(
+                outbox.c.published_at.is_not(None)
+            )
+            assert (await conn.execute(published)).scalar() == N
+    finally:
+        stop.set()
+        for g in [writer, *gateways]:
+            await g.close()

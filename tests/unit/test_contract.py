@@ -1,0 +1,133 @@
+"""The published contract files and the code that builds messages cannot drift apart."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from gateway import contract, tracking
+from gateway.domain import (
+    Attachment,
+    Channel,
+    Complaint,
+    ComplaintDraft,
+    Event,
+    Kind,
+    Location,
+    Privacy,
+    Reporter,
+)
+from gateway.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = json.loads((ROOT / "contract" / "complaint-event.v1.schema.json").read_text())
+ASYNCAPI = yaml.safe_load((ROOT / "contract" / "asyncapi.yaml").read_text())
+VALIDATOR = jsonschema.Draft7Validator(SCHEMA, format_checker=jsonschema.FormatChecker())
+
+FULL = Complaint(
+    id="5f0c8f8e-6a43-4c4e-9a59-2d0f3d1f7b11",
+    tracking_id=tracking.new_tracking_id(),
+    channel=Channel.LETTER,
+    received_at=datetime(2026, 11, 23, 3, 4, 5, tzinfo=UTC),
+    draft=ComplaintDraft(
+        body="Dengan hormat, kami melaporkan jembatan putus.",
+        kind=Kind.ASPIRASI,
+        title="Jembatan putus",
+        reporter=Reporter(
+            nik="3209014101900001",
+            name="Budi",
+            phone="+6281234567890",
+            email="budi@example.id",
+            handles={"twitter": "12345", "telegram": "67890"},
+        ),
+        privacy=Privacy(anonymous=True, confidential=True),
+        location=Location("Desa Sumber", -6.7, 108.4, "32.09.01"),
+        attachments=(Attachment("a" * 64, "application/pdf", 1234, "surat.pdf"),),
+        occurred_on=date(2026, 11, 1),
+        agency="Dinas PUPR",
+    ),
+    source={"provider_message_id": "scan-1", "raw_inbound_id": "r-1"},
+)
+MINIMAL = Complaint(
+    id="5f0c8f8e-6a43-4c4e-9a59-2d0f3d1f7b12",
+    tracking_id=tracking.new_tracking_id(),
+    channel=Channel.SMS,
+    received_at=datetime(2026, 11, 23, tzinfo=UTC),
+    draft=ComplaintDraft(body="lampu mati"),
+    source={"provider_message_id": "x", "raw_inbound_id": "y"},
+)
+
+
+@pytest.mark.parametrize("complaint", [FULL, MINIMAL])
+@pytest.mark.parametrize("event", list(Event))
+def test_bodies_the_code_builds_are_valid(complaint: Complaint, event: Event) -> None:
+    dup = tracking.new_tracking_id() if event is Event.DUPLICATE else None
+    body = json.loads(contract.encode(contract.event_body(complaint, event, dup)))
+    VALIDATOR.validate(body)
+    assert body["received_at"].endswith("Z")
+
+
+def test_schema_and_code_have_the_same_fields() -> None:
+    body = contract.event_body(FULL)
+    assert set(body) == set(SCHEMA["properties"]) == set(SCHEMA["required"])
+    reporter = SCHEMA["properties"]["reporter"]
+    assert set(body["reporter"]) == set(reporter["properties"]) == set(reporter["required"])
+    loc = SCHEMA["properties"]["location"]["oneOf"][1]
+    assert set(body["location"]) == set(loc["properties"])
+    att = SCHEMA["properties"]["attachments"]["items"]
+    assert set(body["attachments"][0]) == set(att["properties"])
+
+
+def test_schema_enums_match_the_domain() -> None:
+    props = SCHEMA["properties"]
+    assert props["channel"]["enum"] == [c.value for c in Channel]
+    assert props["kind"]["enum"] == [k.value for k in Kind]
+    assert props["event"]["enum"] == [e.value for e in Event]
+    assert props["schema_version"]["const"] == contract.SCHEMA_VERSION
+    alphabet = re.fullmatch(r"\^\[(.+)\]\{(\d+)\}\$", props["tracking_id"]["pattern"])
+    assert alphabet is not None
+    expanded = "23456789" + alphabet.group(1).removeprefix("2-9")
+    assert expanded == tracking.ALPHABET and int(alphabet.group(2)) == tracking.LENGTH
+
+
+def test_schema_rejects_drift() -> None:
+    body = contract.event_body(MINIMAL)
+    body["surprise"] = 1
+    with pytest.raises(jsonschema.ValidationError):
+        VALIDATOR.validate(body)
+    body = contract.event_body(MINIMAL)
+    body["channel"] = "fax"
+    with pytest.raises(jsonschema.ValidationError):
+        VALIDATOR.validate(body)
+
+
+def test_asyncapi_matches_code_and_settings() -> None:
+    defaults = Settings().broker
+    assert ASYNCAPI["asyncapi"].startswith("3.")
+    events = ASYNCAPI["channels"]["complaintEvents"]
+    assert events["bindings"]["amqp"]["exchange"]["name"] == defaults.exchange
+    assert events["bindings"]["amqp"]["exchange"]["type"] == "topic"
+    params = events["parameters"]
+    assert params["event"]["enum"] == [e.value for e in Event]
+    assert params["channel"]["enum"] == [c.value for c in Channel]
+    address = events["address"]
+    for e in Event:
+        for c in Channel:
+            key = address.replace("{event}", e.value).replace("{channel}", c.value)
+            assert key == contract.routing_key(e, c)
+    queue = ASYNCAPI["channels"]["routingCoreQueue"]
+    assert queue["address"] == defaults.queue
+    assert contract.ROUTING_KEY_PATTERN in queue["description"]
+    assert defaults.dead_letter_exchange in queue["description"]
+    message = ASYNCAPI["components"]["messages"]["complaintEvent"]
+    assert message["contentType"] == contract.CONTENT_TYPE
+    assert message["headers"]["properties"]["schema_version"]["const"] == contract.SCHEMA_VERSION
+    ref = message["payload"]["schema"]["$ref"]
+    assert (ROOT / "contract" / ref).resolve() == ROOT / "contract" / "complaint-event.v1.schema.json"
+    assert "draft-07" in message["payload"]["schemaFormat"] and "draft-07" in SCHEMA["$schema"]
