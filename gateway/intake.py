@@ -14,8 +14,10 @@ channel answers its protocol's "try again later".
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -99,6 +101,38 @@ class _Quarantine:
     reason: str
 
 
+@dataclass(slots=True)
+class _Pending:
+    """A parsed message waiting for the next group commit."""
+
+    raw: RawInbound
+    provider_id: str
+    parser_name: str
+    outcome: ParseOutcome | _Quarantine
+    in_store: bool
+    future: asyncio.Future[Receipt]
+
+
+@dataclass(slots=True)
+class _Rows:
+    """The rows one message writes, and the receipt it gets once they are committed."""
+
+    raw: dict[str, Any]
+    receipt: Receipt
+    complaint: dict[str, Any] | None = None
+    outbox: dict[str, Any] | None = None
+    quarantine: dict[str, Any] | None = None
+
+
+def _settle(p: _Pending, receipt: Receipt | None = None, exc: BaseException | None = None) -> None:
+    if p.future.done():  # the sender went away (its request was cancelled)
+        return
+    if exc is not None:
+        p.future.set_exception(exc)
+    elif receipt is not None:
+        p.future.set_result(receipt)
+
+
 # Errors that mean "the database did not take it": the sender must retry.
 _UNAVAILABLE = (SQLAlchemyError, OSError, TimeoutError, ConnectionError)
 _TRACKING_ATTEMPTS = 5
@@ -120,102 +154,153 @@ class IntakeService:
         self._metrics = metrics
         self._inline_limit = inline_body_limit
         self._clock = clock
+        self._pending: deque[_Pending] = deque()
+        self._writers: set[asyncio.Task[None]] = set()
+        # SQLite has one writer; PostgreSQL commits several transactions in parallel.
+        self._max_writers = 1 if engine.dialect.name == "sqlite" else 4
+        self._max_batch = 500
 
     async def accept(self, raw: RawInbound, parser: Parser) -> Receipt:
         """Store ``raw``, parse it and queue its complaint; the receipt exists only after commit."""
         provider_id = raw.provider_message_id or f"sha256:{raw.sha256}"
+        outcome = _run_parser(parser, raw)
+        in_store = len(raw.body) > self._inline_limit
         try:
-            first = await self._receipt_for(raw.channel, provider_id)
-            if first is not None:
-                self._metrics.duplicates.labels(raw.channel.value, "redelivery").inc()
-                log.info(
-                    "redelivery answered with the first receipt",
-                    extra={"channel": raw.channel.value, "raw_id": first.raw_id},
-                )
-                return first
-            outcome = _run_parser(parser, raw)
-            in_store = len(raw.body) > self._inline_limit
             if in_store:
                 await self._files.put_bytes(raw.body)
-            for _ in range(_TRACKING_ATTEMPTS):
-                try:
-                    receipt = await self._store(raw, provider_id, parser.name, outcome, in_store)
-                except IntegrityError:
-                    # Either the same message committed meanwhile on another connection (answer
-                    # with its receipt) or a freshly drawn tracking ID was taken (draw again).
-                    first = await self._receipt_for(raw.channel, provider_id)
-                    if first is not None:
-                        self._metrics.duplicates.labels(raw.channel.value, "redelivery").inc()
-                        return first
-                    continue
-                self._count(raw.channel, receipt, outcome)
-                return receipt
-            raise IntakeUnavailable("could not draw a free tracking ID")
-        except _UNAVAILABLE as exc:
+            future: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
+            pending = _Pending(raw, provider_id, parser.name, outcome, in_store, future)
+            self._pending.append(pending)
+            if len(self._writers) < self._max_writers:
+                self._writers.add(asyncio.create_task(self._drain(), name="intake-writer"))
+            receipt = await pending.future
+        except (*_UNAVAILABLE, IntakeUnavailable) as exc:
             self._metrics.unavailable.labels(raw.channel.value).inc()
             log.warning(
                 "intake could not commit: %s",
                 type(exc).__name__,
                 extra={"channel": raw.channel.value, "error": str(exc)[:500]},
             )
+            if isinstance(exc, IntakeUnavailable):
+                raise
             raise IntakeUnavailable(str(exc)) from exc
+        if receipt.redelivered:
+            self._metrics.duplicates.labels(raw.channel.value, "redelivery").inc()
+            log.info(
+                "redelivery answered with the first receipt",
+                extra={"channel": raw.channel.value, "raw_id": receipt.raw_id},
+            )
+        else:
+            self._count(raw.channel, receipt, outcome)
+        return receipt
 
-    async def _store(
-        self,
-        raw: RawInbound,
-        provider_id: str,
-        parser_name: str,
-        outcome: ParseOutcome | _Quarantine,
-        in_store: bool,
-    ) -> Receipt:
+    # Group commit: messages that arrive while a transaction is being written wait and go
+    # together in the next one (one BEGIN/COMMIT and one executemany per table for the whole
+    # batch). Each sender still hears back only after the commit that holds its message.
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                count = min(len(self._pending), self._max_batch)
+                batch = [self._pending.popleft() for _ in range(count)]
+                try:
+                    await self._flush(batch)
+                except BaseException as exc:  # never leave a sender waiting forever
+                    for p in batch:
+                        _settle(p, exc=IntakeUnavailable(f"intake writer stopped: {exc!r}"))
+                    raise
+        finally:
+            # Leave the writer set in the same step that saw the queue empty (no await in
+            # between), so a message queued right after always finds a writer or starts one.
+            task = asyncio.current_task()
+            if task is not None:
+                self._writers.discard(task)
+
+    async def _flush(self, batch: list[_Pending]) -> None:
+        rows = [self._rows(p) for p in batch]
+        try:
+            async with self._engine.begin() as conn:
+                await _insert_rows(conn, rows)
+        except IntegrityError:
+            # A redelivery (possibly racing on another replica) or a taken tracking ID:
+            # settle each message on its own. Redeliveries are rare, so the common path pays
+            # no lookup before its insert.
+            for p in batch:
+                await self._flush_one(p)
+            return
+        except _UNAVAILABLE as exc:
+            for p in batch:
+                _settle(p, exc=exc)
+            return
+        for p, r in zip(batch, rows, strict=True):
+            _settle(p, r.receipt)
+
+    async def _flush_one(self, p: _Pending) -> None:
+        try:
+            for _ in range(_TRACKING_ATTEMPTS):
+                rows = self._rows(p)
+                try:
+                    async with self._engine.begin() as conn:
+                        await _insert_rows(conn, [rows])
+                except IntegrityError:
+                    first = await self._receipt_for(p.raw.channel, p.provider_id)
+                    if first is not None:
+                        _settle(p, first)
+                        return
+                    continue  # the tracking ID was taken: draw another
+                _settle(p, rows.receipt)
+                return
+            _settle(p, exc=IntakeUnavailable("could not draw a free tracking ID"))
+        except _UNAVAILABLE as exc:
+            _settle(p, exc=exc)
+
+    def _rows(self, p: _Pending) -> _Rows:
         now = self._clock()
+        raw = p.raw
         raw_id = str(uuid.uuid4())
+        outcome = p.outcome
         tracking_id = None if isinstance(outcome, NotAComplaint) else tracking.new_tracking_id()
         status = _status_of(outcome)
         complaint_id = str(uuid.uuid4()) if isinstance(outcome, ComplaintDraft) else None
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                raw_inbound.insert().values(
-                    id=raw_id,
-                    channel=raw.channel.value,
-                    provider_message_id=provider_id,
-                    parser=parser_name,
-                    received_at=raw.received_at,
-                    stored_at=now,
-                    content_type=raw.content_type,
-                    sha256=raw.sha256,
-                    size=len(raw.body),
-                    body=None if in_store else raw.body,
-                    transport_meta=dict(raw.metadata),
-                    status=status.value,
-                    tracking_id=tracking_id,
-                    complaint_id=complaint_id,
-                )
-            )
-            if isinstance(outcome, ComplaintDraft):
-                assert tracking_id is not None and complaint_id is not None
-                complaint = Complaint(
-                    id=complaint_id,
-                    tracking_id=tracking_id,
-                    channel=raw.channel,
-                    received_at=raw.received_at,
-                    draft=outcome,
-                    source=_source(raw, provider_id, raw_id),
-                )
-                await _insert_complaint(conn, complaint, now, raw_id)
-            elif isinstance(outcome, _Quarantine):
-                await conn.execute(
-                    quarantine.insert().values(
-                        raw_inbound_id=raw_id,
-                        channel=raw.channel.value,
-                        stage=outcome.stage,
-                        reason=outcome.reason,
-                        created_at=now,
-                    )
-                )
-        return Receipt(
-            status=status, tracking_id=tracking_id, raw_id=raw_id, complaint_id=complaint_id
+        rows = _Rows(
+            raw={
+                "id": raw_id,
+                "channel": raw.channel.value,
+                "provider_message_id": p.provider_id,
+                "parser": p.parser_name,
+                "received_at": raw.received_at,
+                "stored_at": now,
+                "content_type": raw.content_type,
+                "sha256": raw.sha256,
+                "size": len(raw.body),
+                "body": None if p.in_store else raw.body,
+                "transport_meta": dict(raw.metadata),
+                "status": status.value,
+                "tracking_id": tracking_id,
+                "complaint_id": complaint_id,
+            },
+            receipt=Receipt(status, tracking_id, raw_id, complaint_id=complaint_id),
         )
+        if isinstance(outcome, ComplaintDraft):
+            assert tracking_id is not None and complaint_id is not None
+            complaint = Complaint(
+                id=complaint_id,
+                tracking_id=tracking_id,
+                channel=raw.channel,
+                received_at=raw.received_at,
+                draft=outcome,
+                source=_source(raw, p.provider_id, raw_id),
+            )
+            rows.complaint, rows.outbox = _complaint_rows(complaint, now, raw_id)
+        elif isinstance(outcome, _Quarantine):
+            rows.quarantine = {
+                "raw_inbound_id": raw_id,
+                "channel": raw.channel.value,
+                "stage": outcome.stage,
+                "reason": outcome.reason,
+                "created_at": now,
+            }
+        return rows
 
     async def _receipt_for(self, channel: Channel, provider_id: str) -> Receipt | None:
         async with self._engine.connect() as conn:
@@ -293,10 +378,16 @@ class IntakeService:
         async with self._engine.connect() as conn:
             row = (
                 await conn.execute(
-                    select(quarantine, raw_inbound.c.parser, raw_inbound.c.body,
-                           raw_inbound.c.sha256, raw_inbound.c.transport_meta,
-                           raw_inbound.c.content_type, raw_inbound.c.received_at,
-                           raw_inbound.c.tracking_id)
+                    select(
+                        quarantine,
+                        raw_inbound.c.parser,
+                        raw_inbound.c.body,
+                        raw_inbound.c.sha256,
+                        raw_inbound.c.transport_meta,
+                        raw_inbound.c.content_type,
+                        raw_inbound.c.received_at,
+                        raw_inbound.c.tracking_id,
+                    )
                     .join(raw_inbound, raw_inbound.c.id == quarantine.c.raw_inbound_id)
                     .where(quarantine.c.id == entry_id)
                 )
@@ -350,8 +441,12 @@ class IntakeService:
                 )
                 return Receipt(ReceiptStatus.QUARANTINED, entry["tracking_id"], raw_id)
             await conn.execute(
-                base.values(replay_count=quarantine.c.replay_count + 1, last_replay_at=now,
-                            resolved_at=now, last_replay_error=None)
+                base.values(
+                    replay_count=quarantine.c.replay_count + 1,
+                    last_replay_at=now,
+                    resolved_at=now,
+                    last_replay_error=None,
+                )
             )
             complaint_id = None
             if isinstance(outcome, ComplaintDraft):
@@ -364,7 +459,9 @@ class IntakeService:
                     draft=outcome,
                     source=_source(raw, provider_id, raw_id),
                 )
-                await _insert_complaint(conn, complaint, now, raw_id)
+                complaint_row, outbox_row = _complaint_rows(complaint, now, raw_id)
+                await conn.execute(complaints.insert(), complaint_row)
+                await conn.execute(outbox.insert(), outbox_row)
             status = _status_of(outcome)
             await conn.execute(
                 update(raw_inbound)
@@ -388,8 +485,9 @@ class IntakeService:
         async with self._engine.connect() as conn:
             row = (
                 await conn.execute(
-                    select(complaints.c.status, complaints.c.received_at, complaints.c.kind)
-                    .where(complaints.c.tracking_id == tid)
+                    select(complaints.c.status, complaints.c.received_at, complaints.c.kind).where(
+                        complaints.c.tracking_id == tid
+                    )
                 )
             ).first()
             if row is not None:
@@ -436,39 +534,46 @@ def _source(raw: RawInbound, provider_id: str, raw_id: str) -> Mapping[str, str]
     return {"provider_message_id": provider_id, "raw_inbound_id": raw_id, **raw.metadata}
 
 
-async def _insert_complaint(
-    conn: AsyncConnection, complaint: Complaint, now: datetime, raw_id: str
-) -> None:
+def _complaint_rows(
+    complaint: Complaint, now: datetime, raw_id: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The complaint row and its ``created`` outbox row."""
     draft = complaint.draft
-    await conn.execute(
-        complaints.insert().values(
-            id=complaint.id,
-            tracking_id=complaint.tracking_id,
-            channel=complaint.channel.value,
-            kind=draft.kind.value,
-            status="received",
-            title=draft.title,
-            body=draft.body,
-            received_at=complaint.received_at,
-            created_at=now,
-            anonymous=draft.privacy.anonymous,
-            confidential=draft.privacy.confidential,
-            reporter={**asdict(draft.reporter), "handles": dict(draft.reporter.handles)},
-            location=asdict(draft.location) if draft.location else None,
-            attachments=[asdict(a) for a in draft.attachments],
-            occurred_on=draft.occurred_on,
-            agency=draft.agency,
-            raw_inbound_id=raw_id,
-        )
-    )
-    await conn.execute(
-        outbox.insert().values(
-            message_id=str(uuid.uuid4()),
-            event=Event.CREATED.value,
-            channel=complaint.channel.value,
-            routing_key=contract.routing_key(Event.CREATED, complaint.channel),
-            complaint_id=complaint.id,
-            body=contract.encode(contract.event_body(complaint)),
-            created_at=now,
-        )
-    )
+    complaint_row = {
+        "id": complaint.id,
+        "tracking_id": complaint.tracking_id,
+        "channel": complaint.channel.value,
+        "kind": draft.kind.value,
+        "status": "received",
+        "title": draft.title,
+        "body": draft.body,
+        "received_at": complaint.received_at,
+        "created_at": now,
+        "anonymous": draft.privacy.anonymous,
+        "confidential": draft.privacy.confidential,
+        "reporter": {**asdict(draft.reporter), "handles": dict(draft.reporter.handles)},
+        "location": asdict(draft.location) if draft.location else None,
+        "attachments": [asdict(a) for a in draft.attachments],
+        "occurred_on": draft.occurred_on,
+        "agency": draft.agency,
+        "raw_inbound_id": raw_id,
+    }
+    outbox_row = {
+        "message_id": str(uuid.uuid4()),
+        "event": Event.CREATED.value,
+        "channel": complaint.channel.value,
+        "routing_key": contract.routing_key(Event.CREATED, complaint.channel),
+        "complaint_id": complaint.id,
+        "body": contract.encode(contract.event_body(complaint)),
+        "created_at": now,
+    }
+    return complaint_row, outbox_row
+
+
+async def _insert_rows(conn: AsyncConnection, rows: list[_Rows]) -> None:
+    """Insert a batch: one executemany per table, parents first."""
+    await conn.execute(raw_inbound.insert(), [r.raw for r in rows])
+    for table, attr in ((complaints, "complaint"), (outbox, "outbox"), (quarantine, "quarantine")):
+        values = [v for r in rows if (v := getattr(r, attr)) is not None]
+        if values:
+            await conn.execute(table.insert(), values)

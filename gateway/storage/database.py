@@ -30,7 +30,6 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
         pool_size=settings.pool_size,
         max_overflow=settings.pool_size,
         pool_timeout=settings.connect_timeout,
-        pool_pre_ping=True,
         connect_args={"timeout": settings.connect_timeout, "command_timeout": 30},
     )
 
