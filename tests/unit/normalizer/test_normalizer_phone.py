@@ -1,0 +1,138 @@
+import pytest
+
+from normalizer.phone import find_phones, mask_phone, normalize_phone
+
+MOBILE = "+6281234567890"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "081234567890",
+        "0812-3456-7890",
+        "0812 3456 7890",
+        "0812.3456.7890",
+        "(0812) 3456 7890",
+        "+62 812 3456 7890",
+        "+62-812-3456-7890",
+        "+6281234567890",
+        "+62 (0) 812 3456 7890",  # trunk 0 kept in brackets
+        "+62 0812 3456 7890",  # trunk 0 kept by mistake
+        "6281234567890",  # WhatsApp style: country code without "+"
+        "62 812 3456 7890",
+        "0062 812 3456 7890",  # international prefix spelled out
+        "0062812-3456-7890",
+        "  0812 3456 7890 ",
+        "tel: 0812-3456-7890",
+        "WA: 0812 3456 7890",
+        "081234567890".translate(str.maketrans("0123456789", "０１２３４５６７８９")),
+    ],
+)
+def test_every_usual_way_of_writing_a_mobile_number(text: str) -> None:
+    assert normalize_phone(text) == MOBILE
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("(0231) 123456", "+62231123456"),  # Cirebon landline with area code
+        ("0231-123456", "+62231123456"),
+        ("+62-21-5551234", "+62215551234"),  # Jakarta
+        ("(021) 555-1234", "+62215551234"),
+        ("021 5551234", "+62215551234"),
+        ("62-21-5551234", "+62215551234"),  # 62 is the country code, not area 0622
+        ("0361 234567", "+62361234567"),  # Denpasar
+        ("0811-1234-567", "+628111234567"),  # 11-digit mobile
+        ("0856 4123 4567", "+6285641234567"),
+        ("0813 1111 2222", "+6281311112222"),
+        ("001 65 6123 4567", "+6561234567"),  # IDD 001 then Singapore
+        ("+1 650 253 0000", "+16502530000"),  # foreign number in international form
+    ],
+)
+def test_landlines_and_other_forms(text: str, expected: str) -> None:
+    assert normalize_phone(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "abc",
+        "08123",  # too short
+        "0812345678901234567",  # too long
+        "12345",
+        "14045",  # short code, not a subscriber number
+        "3201014101900001",  # a NIK
+        "0000000000",
+        "+62 123",
+        "+999 1234 5678",  # no such country code
+    ],
+)
+def test_not_a_valid_number(text: str) -> None:
+    assert normalize_phone(text) is None
+
+
+def test_other_default_region() -> None:
+    assert normalize_phone("020 7946 0018", default_region="GB") == "+442079460018"
+    assert normalize_phone("0812 3456 7890", default_region="GB") is None
+
+
+def test_find_phones_in_free_text() -> None:
+    text = (
+        "Hubungi saya di 0812-3456-7890 atau wa 6285712345678, kantor (0231) 123456 / "
+        "+62-21-5551234. NIK 3201014101900001 dan 6201014101900001, no rek 1234567890123, "
+        "0062 813 1111 2222. tgl 12-05-2024 jam 10.30 rp 150.000 hp:081311112233"
+    )
+    assert find_phones(text) == [
+        "+6281234567890",
+        "+6285712345678",
+        "+62231123456",
+        "+62215551234",
+        "+6281311112222",
+        "+6281311112233",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("nomor saya 0812 3456 7890 0813 1111 2222", ["+6281234567890", "+6281311112222"]),
+        ("0812-3456-7890 / 0812 3456 7890 / +6281234567890", [MOBILE]),  # repeats once
+        ("wa08123456789O", []),  # letter O at the end: not a number
+        ("harga 2.500.000, tanggal 17-08-2024, jam 08.00", []),
+        ("NIK 6201014101900001", []),  # Kalimantan Tengah NIK starts with 62
+        ("kode pos 45111, RT 003 RW 005", []),
+        ("", []),
+    ],
+)
+def test_find_phones_cases(text: str, expected: list[str]) -> None:
+    assert find_phones(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("e164", "masked"),
+    [
+        ("+6281234567890", "+62812*****890"),
+        ("+628111234567", "+62811****567"),
+        ("+62231123456", "+62231***456"),
+        ("+62215551234", "+62215***234"),
+        ("+16502530000", "+1650****000"),
+    ],
+)
+def test_mask_phone(e164: str, masked: str) -> None:
+    out = mask_phone(e164)
+    assert out == masked
+    assert len(out) == len(e164)
+    assert out.count("*") >= 3
+
+
+@pytest.mark.parametrize("bad", ["081234567890", "+62 812 3456 7890", "phone", ""])
+def test_mask_phone_requires_e164(bad: str) -> None:
+    with pytest.raises(ValueError):
+        mask_phone(bad)
+
+
+def test_mask_of_normalized_number_roundtrip() -> None:
+    e164 = normalize_phone("0812-3456-7890")
+    assert e164 is not None
+    assert mask_phone(e164).startswith("+62812") and mask_phone(e164).endswith("890")
