@@ -2,8 +2,8 @@
 
 ``config/gateway.toml`` holds the defaults and explains every key. An environment variable
 ``LAPOR_<SECTION>__<KEY>`` overrides ``[section] key`` (``LAPOR_HTTP__PORT=9000``); the file to
-read is ``LAPOR_CONFIG`` (default: the packaged ``config/gateway.toml`` next to the code, or
-``./config/gateway.toml``). Secrets (passwords, keys) are read only from the environment: a
+read is ``LAPOR_CONFIG`` (default: ``./config/gateway.toml`` in the working directory; without
+it the documented defaults apply). Secrets (passwords, keys) are read only from the environment: a
 secret key found in the file, or a password inside a URL in the file, fails at start. Invalid
 settings raise :class:`~gateway.errors.ConfigError` naming the key.
 """
