@@ -1,0 +1,102 @@
+"""``lapor-gateway`` subcommands, run the way an operator runs them (same settings, same DB)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from gateway import bootstrap
+from gateway.cli import main
+from gateway.domain import Channel, ComplaintDraft, RawInbound
+from gateway.errors import ParseError
+from gateway.intake import Parser
+from gateway.settings import load_settings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level  # main() configures logging; put it back
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LAPOR_DATABASE__URL", f"sqlite+aiosqlite:///{tmp_path}/cli.db")
+    monkeypatch.setenv("LAPOR_STORAGE__FILE_STORE", str(tmp_path / "files"))
+    monkeypatch.setenv("LAPOR_LOGGING__FORMAT", "text")
+    yield tmp_path
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def _quarantine_one() -> str:
+    """A web message that an older, buggy web.json parser could not read."""
+
+    def buggy(_raw: RawInbound) -> ComplaintDraft:
+        raise ParseError("old parser bug", stage="decode")
+
+    async def run() -> str:
+        gw = bootstrap.build(load_settings())
+        try:
+            body = json.dumps({"body": "Pungli di kantor kelurahan, NIK 3201014101900001"})
+            raw = RawInbound(Channel.WEB, body.encode(), datetime.now(UTC), "cli-1")
+            receipt = await gw.intake.accept(raw, Parser("web.json", buggy))
+            assert receipt.tracking_id is not None
+            return receipt.tracking_id
+        finally:
+            await gw.close()
+
+    return asyncio.run(run())
+
+
+def test_check_config_prints_masked_settings_and_refuses_bad_ones(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAPOR_BROKER__PASSWORD", "rahasia-sekali")
+    assert main(["check-config"]) == 0
+    out = capsys.readouterr().out
+    assert json.loads(out)["database"]["url"].endswith("cli.db")
+    assert "rahasia-sekali" not in out
+    monkeypatch.setenv("LAPOR_OUTBOX__BATCH_SIZE", "0")
+    assert main(["check-config"]) == 2
+    assert "outbox.batch_size" in capsys.readouterr().err
+
+
+def test_serve_refuses_an_unmigrated_database(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve"]) == 1
+    assert "lapor-gateway migrate" in capsys.readouterr().err
+
+
+def test_quarantine_list_show_replay_and_outbox_status(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["migrate"]) == 0
+    tracking_id = _quarantine_one()
+    capsys.readouterr()
+
+    assert main(["quarantine", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "old parser bug" in listing and "web.json" in listing and "1 entries" in listing
+
+    assert main(["quarantine", "show", "1"]) == 0
+    shown = capsys.readouterr().out
+    assert "Pungli di kantor kelurahan" in shown
+    assert "3201014101900001" not in shown  # masked unless --reveal
+    assert main(["quarantine", "show", "1", "--reveal"]) == 0
+    assert "3201014101900001" in capsys.readouterr().out
+    assert main(["quarantine", "show", "99"]) == 1
+
+    # replay with today's web.json parser: the message becomes a complaint, same tracking ID
+    assert main(["quarantine", "replay"]) == 0
+    assert f"1: accepted {tracking_id}" in capsys.readouterr().out
+    assert main(["quarantine", "list"]) == 0
+    assert "0 entries" in capsys.readouterr().out
+
+    assert main(["outbox", "status"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["pending"] == 1 and status["by_channel"]["web"]["pending"] == 1
