@@ -51,15 +51,20 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
     engine = create_engine(settings.database)
     files = FileStore(settings.storage.file_store)
     metrics = Metrics()
-    intake = IntakeService(
-        engine, files, metrics, settings.storage.inline_body_limit, clock=clock
-    )
-    parsers = ParserRegistry(web_channel.PARSERS)
     relay = (
         OutboxRelay(engine, settings.broker, settings.outbox, metrics, clock=clock)
         if settings.outbox.enabled
         else None
     )
+    intake = IntakeService(
+        engine,
+        files,
+        metrics,
+        settings.storage.inline_body_limit,
+        clock=clock,
+        on_commit=relay.wake if relay else None,
+    )
+    parsers = ParserRegistry(web_channel.PARSERS)
     return Gateway(settings, engine, files, metrics, intake, parsers, relay, clock)
 
 

@@ -148,12 +148,14 @@ class IntakeService:
         metrics: Metrics,
         inline_body_limit: int = 64 * 1024,
         clock: Clock = utcnow,
+        on_commit: Callable[[], None] | None = None,
     ) -> None:
         self._engine = engine
         self._files = files
         self._metrics = metrics
         self._inline_limit = inline_body_limit
         self._clock = clock
+        self._on_commit = on_commit
         self._pending: deque[_Pending] = deque()
         self._writers: set[asyncio.Task[None]] = set()
         # SQLite has one writer; PostgreSQL commits several transactions in parallel.
@@ -232,6 +234,8 @@ class IntakeService:
             for p in batch:
                 _settle(p, exc=exc)
             return
+        if self._on_commit is not None and any(r.outbox for r in rows):
+            self._on_commit()
         for p, r in zip(batch, rows, strict=True):
             _settle(p, r.receipt)
 

@@ -148,7 +148,12 @@ class OutboxRelay:
         self._channel: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
         self._postgres = engine.dialect.name == "postgresql"
+        self._wakeup = asyncio.Event()
         self.last_error: str | None = None
+
+    def wake(self) -> None:
+        """Look at the outbox now (called after an intake commit in the same process)."""
+        self._wakeup.set()
 
     @property
     def connected(self) -> bool:
@@ -182,7 +187,10 @@ class OutboxRelay:
                 delay = self._settings.backoff_initial
                 self.last_error = None
                 if published == 0:
-                    await _wait(stop, self._settings.poll_interval)
+                    # Sleep until this process commits something or the poll interval passes
+                    # (rows committed by other replicas are seen at the next poll).
+                    await _wait_any(stop, self._wakeup, self._settings.poll_interval)
+                    self._wakeup.clear()
         finally:
             await self._close()
 
@@ -348,6 +356,15 @@ def _classify(exc: BaseException) -> _RelayFailure:
     if isinstance(exc, aio_pika.exceptions.DeliveryError):
         return _RelayFailure("nack", f"broker refused the message: {exc}")
     return _RelayFailure("broker-unreachable", f"{type(exc).__name__}: {exc}")
+
+
+async def _wait_any(stop: asyncio.Event, wakeup: asyncio.Event, seconds: float) -> None:
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wakeup.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:

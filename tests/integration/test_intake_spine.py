@@ -316,3 +316,26 @@ async def test_group_commit_under_load_gives_every_sender_its_own_committed_rece
     assert lone.status is ReceiptStatus.ACCEPTED
     async with gw.engine.connect() as conn:
         assert (await conn.execute(select(func.count()).select_from(complaints))).scalar() == 151
+
+
+async def test_relay_publishes_at_once_after_a_commit_in_the_same_process(
+    settings: Settings,
+) -> None:
+    # A long poll interval: only the in-process wake-up can explain a quick publication.
+    outbox_settings = settings.outbox.model_copy(update={"poll_interval": 30.0})
+    gateway = bootstrap.build(settings.model_copy(update={"outbox": outbox_settings}))
+    assert gateway.relay is not None
+    stop = asyncio.Event()
+    task = asyncio.create_task(gateway.relay.run(stop))
+    try:
+        await asyncio.sleep(0.3)  # the relay is connected and asleep
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await gateway.intake.accept(raw("lampu mati", "wake-1"), PARSER)
+        [msg] = await drain(settings.broker.queue, expected=1, timeout=5)
+        assert loop.time() - started < 2.0
+        assert json.loads(msg.body)["body"] == "lampu mati"
+    finally:
+        stop.set()
+        await task
+        await gateway.close()
