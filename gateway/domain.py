@@ -173,3 +173,4 @@ class Receipt:
     complaint_id: str | None = None
     duplicate_of: str | None = None
     redelivered: bool = False
+    raw_sha256: str | None = None  # hash of the first message's bytes (Idempotency-Key checks)

@@ -283,7 +283,9 @@ class IntakeService:
                 "tracking_id": tracking_id,
                 "complaint_id": complaint_id,
             },
-            receipt=Receipt(status, tracking_id, raw_id, complaint_id=complaint_id),
+            receipt=Receipt(
+                status, tracking_id, raw_id, complaint_id=complaint_id, raw_sha256=raw.sha256
+            ),
         )
         if isinstance(outcome, ComplaintDraft):
             assert tracking_id is not None and complaint_id is not None
@@ -315,6 +317,7 @@ class IntakeService:
                         raw_inbound.c.status,
                         raw_inbound.c.tracking_id,
                         raw_inbound.c.complaint_id,
+                        raw_inbound.c.sha256,
                     ).where(
                         raw_inbound.c.channel == channel.value,
                         raw_inbound.c.provider_message_id == provider_id,
@@ -329,6 +332,7 @@ class IntakeService:
             raw_id=row.id,
             complaint_id=row.complaint_id,
             redelivered=True,
+            raw_sha256=row.sha256,
         )
 
     def _count(

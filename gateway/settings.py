@@ -24,7 +24,13 @@ from gateway.errors import ConfigError
 
 ENV_PREFIX = "LAPOR_"
 # (section, key) pairs that may only come from the environment.
-SECRET_KEYS = {("database", "password"), ("broker", "password"), ("storage", "fetch_token")}
+SECRET_KEYS = {
+    ("database", "password"),
+    ("broker", "password"),
+    ("storage", "fetch_token"),
+    ("security", "identity_key"),
+    ("security", "data_key"),
+}
 
 
 class _Section(BaseModel):
@@ -99,6 +105,23 @@ class OutboxSettings(_Section):
     ready_max_lag: float = Field(300.0, gt=0)
 
 
+class SecuritySettings(_Section):
+    # Both keys: 32 random bytes, base64 (``python -c "import os,base64;
+    # print(base64.b64encode(os.urandom(32)).decode())"``). Secrets: environment only.
+    identity_key: SecretStr | None = None
+    data_key: SecretStr | None = None
+    # Where the embedded default keeps generated keys when none are set (SQLite only).
+    generated_keys_dir: Path = Path("var/secrets")
+
+
+class DedupSettings(_Section):
+    enabled: bool = True
+    window_days: float = Field(14.0, gt=0)
+    retry_window_seconds: float = Field(600.0, ge=0)
+    similarity_threshold: float = Field(0.6, gt=0, le=1)
+    max_candidates: int = Field(50, ge=1, le=1000)
+
+
 class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = "json"
@@ -110,6 +133,8 @@ class Settings(_Section):
     storage: StorageSettings = StorageSettings()
     broker: BrokerSettings = BrokerSettings()
     outbox: OutboxSettings = OutboxSettings()
+    security: SecuritySettings = SecuritySettings()
+    dedup: DedupSettings = DedupSettings()
     logging: LoggingSettings = LoggingSettings()
 
     def masked(self) -> dict[str, Any]:

@@ -16,7 +16,16 @@ from gateway.storage.database import create_engine
 from tests.support import PG_ADMIN_DSN, delete_topology
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "gateway.toml"
-TABLES = ("quarantine", "outbox", "complaints", "raw_inbound")
+TABLES = (
+    "dedup_decisions",
+    "identity_conflicts",
+    "identities",
+    "persons",
+    "quarantine",
+    "outbox",
+    "complaints",
+    "raw_inbound",
+)
 
 
 @pytest.fixture(scope="session")

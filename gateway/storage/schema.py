@@ -25,6 +25,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -117,6 +118,13 @@ complaints = Table(
     Column("occurred_on", Date, nullable=True),
     Column("agency", String(255), nullable=True),
     Column("raw_inbound_id", String(36), ForeignKey("raw_inbound.id"), nullable=False),
+    # Identity and dedup (migration 0002): the person who sent it, the keyed hash of the
+    # transport's sender identity (dedup tier 2) and the comparison tokens (tier 3).
+    Column("person_id", String(36), nullable=True),
+    Column("sender_hash", String(64), nullable=True),
+    Column("match_tokens", Text, nullable=False, server_default=text("''")),
+    # Candidate lookup for dedup: one person's complaints inside a time window.
+    Index("ix_complaints_person_id_received_at", "person_id", "received_at"),
 )
 
 outbox = Table(
@@ -164,4 +172,57 @@ quarantine = Table(
         postgresql_where=text("resolved_at IS NULL"),
         sqlite_where=text("resolved_at IS NULL"),
     ),
+)
+
+# ---- identity graph and dedup (migration 0002) ----------------------------------------------
+
+persons = Table(
+    "persons",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    # Set when this person turned out to be another (identities seen together); lookups follow it.
+    Column("merged_into", String(36), nullable=True),
+)
+
+identities = Table(
+    "identities",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),  # nik | phone | email | twitter | telegram
+    # HMAC-SHA256 of the normalised value under the identity key: equality lookups only.
+    Column("value_hash", String(64), nullable=False),
+    # The value itself, AES-256-GCM under the data key (protected personal data, UU 27/2022).
+    Column("value_enc", Text, nullable=False),
+    Column("person_id", String(36), ForeignKey("persons.id"), nullable=False, index=True),
+    Column("first_seen_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("kind", "value_hash"),
+)
+
+identity_conflicts = Table(
+    "identity_conflicts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),
+    Column("value_hash", String(64), nullable=False),
+    Column("person_id", String(36), nullable=False),  # the person the identity belongs to
+    Column("claimed_by_person_id", String(36), nullable=False),  # the other NIK's person
+    Column("raw_inbound_id", String(36), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+dedup_decisions = Table(
+    "dedup_decisions",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("raw_inbound_id", String(36), nullable=False, unique=True),
+    # new | retry (tier 2) | similar (tier 3)
+    Column("tier", String(16), nullable=False),
+    Column("complaint_id", String(36), nullable=True),
+    Column("matched_tracking_id", String(12), nullable=True),
+    Column("person_id", String(36), nullable=True),
+    Column("identity_kind", String(16), nullable=True),
+    Column("score", Float, nullable=True),
+    Column("candidates", Integer, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
 )
