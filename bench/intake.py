@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
+import os
 import sys
 import tempfile
 import time
@@ -45,7 +47,9 @@ TEXT = (
 )
 PARSER = Parser(
     "bench.plain",
-    lambda raw: ComplaintDraft(body=raw.body.decode(), reporter=Reporter(phone="+6281234567890")),
+    lambda raw: ComplaintDraft(
+        body=raw.body.decode(), reporter=Reporter(phone=raw.metadata["sender"])
+    ),
 )
 
 
@@ -84,8 +88,13 @@ async def run_gateway(settings: Settings, n: int, concurrency: int) -> tuple[flo
 
     async def submitter() -> None:
         for i in counter:
+            # Every complaint from its own citizen: each meets the identity graph and dedup.
             raw = RawInbound(
-                Channel.SMS, TEXT.format(i=i).encode(), datetime.now(UTC), f"bench-{i}"
+                Channel.SMS,
+                TEXT.format(i=i).encode(),
+                datetime.now(UTC),
+                f"bench-{i}",
+                metadata={"sender": f"+62812{i:08d}"},
             )
             await gw.intake.accept(raw, PARSER)
 
@@ -169,6 +178,10 @@ async def main() -> None:
                     "broker": broker,
                     "outbox": {"poll_interval": 0.005, "batch_size": args.batch},
                     "logging": {"level": "WARNING"},
+                    "security": {
+                        "identity_key": base64.b64encode(os.urandom(32)).decode(),
+                        "data_key": base64.b64encode(os.urandom(32)).decode(),
+                    },
                 },
             )
             try:

@@ -16,6 +16,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from channels import web as web_channel
+from gateway.crypto import load_keys
 from gateway.filestore import FileStore
 from gateway.http import HealthDeps, add_core_routes
 from gateway.intake import Clock, IntakeService, ParserRegistry, utcnow
@@ -63,6 +64,8 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
         settings.storage.inline_body_limit,
         clock=clock,
         on_commit=relay.wake if relay else None,
+        keys=load_keys(settings),
+        dedup=settings.dedup,
     )
     parsers = ParserRegistry(web_channel.PARSERS)
     return Gateway(settings, engine, files, metrics, intake, parsers, relay, clock)

@@ -16,24 +16,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway import contract, tracking
+from gateway.crypto import Keys
+from gateway.dedup import Tier, decide
 from gateway.domain import (
     Channel,
     Complaint,
     ComplaintDraft,
     Event,
-    NotAComplaint,
     ParseOutcome,
     RawInbound,
     Receipt,
@@ -41,8 +43,11 @@ from gateway.domain import (
 )
 from gateway.errors import IntakeUnavailable, ParseError, QuarantineNotFound
 from gateway.filestore import FileStore
+from gateway.identity import identities_of, resolve_person
 from gateway.metrics import Metrics
-from gateway.storage.schema import complaints, outbox, quarantine, raw_inbound
+from gateway.settings import DedupSettings
+from gateway.storage.schema import complaints, dedup_decisions, outbox, quarantine, raw_inbound
+from normalizer import comparison_tokens
 
 log = logging.getLogger(__name__)
 
@@ -113,15 +118,13 @@ class _Pending:
     future: asyncio.Future[Receipt]
 
 
-@dataclass(slots=True)
-class _Rows:
-    """The rows one message writes, and the receipt it gets once they are committed."""
+@dataclass(frozen=True, slots=True)
+class _Written:
+    """What one message's rows were: its receipt, and whether an event was queued."""
 
-    raw: dict[str, Any]
     receipt: Receipt
-    complaint: dict[str, Any] | None = None
-    outbox: dict[str, Any] | None = None
-    quarantine: dict[str, Any] | None = None
+    queued_event: bool
+    tier: Tier | None
 
 
 def _settle(p: _Pending, receipt: Receipt | None = None, exc: BaseException | None = None) -> None:
@@ -135,7 +138,7 @@ def _settle(p: _Pending, receipt: Receipt | None = None, exc: BaseException | No
 
 # Errors that mean "the database did not take it": the sender must retry.
 _UNAVAILABLE = (SQLAlchemyError, OSError, TimeoutError, ConnectionError)
-_TRACKING_ATTEMPTS = 5
+_WRITE_ATTEMPTS = 5
 
 
 class IntakeService:
@@ -149,8 +152,13 @@ class IntakeService:
         inline_body_limit: int = 64 * 1024,
         clock: Clock = utcnow,
         on_commit: Callable[[], None] | None = None,
+        keys: Keys | None = None,
+        dedup: DedupSettings | None = None,
     ) -> None:
         self._engine = engine
+        self._keys = keys or Keys(os.urandom(32), os.urandom(32))
+        self._dedup = dedup or DedupSettings()
+        self._postgres = engine.dialect.name == "postgresql"
         self._files = files
         self._metrics = metrics
         self._inline_limit = inline_body_limit
@@ -186,11 +194,15 @@ class IntakeService:
             if isinstance(exc, IntakeUnavailable):
                 raise
             raise IntakeUnavailable(str(exc)) from exc
-        if receipt.redelivered:
-            self._metrics.duplicates.labels(raw.channel.value, "redelivery").inc()
+        if receipt.redelivered or receipt.status is ReceiptStatus.DUPLICATE:
             log.info(
-                "redelivery answered with the first receipt",
-                extra={"channel": raw.channel.value, "raw_id": receipt.raw_id},
+                "already known: answered with the first tracking ID",
+                extra={
+                    "channel": raw.channel.value,
+                    "raw_id": receipt.raw_id,
+                    "tracking_id": receipt.tracking_id,
+                    "status": receipt.status.value,
+                },
             )
         else:
             self._count(raw.channel, receipt, outcome)
@@ -219,14 +231,17 @@ class IntakeService:
                 self._writers.discard(task)
 
     async def _flush(self, batch: list[_Pending]) -> None:
-        rows = [self._rows(p) for p in batch]
         try:
             async with self._engine.begin() as conn:
-                await _insert_rows(conn, rows)
-        except IntegrityError:
-            # A redelivery (possibly racing on another replica) or a taken tracking ID:
-            # settle each message on its own. Redeliveries are rare, so the common path pays
-            # no lookup before its insert.
+                written = [await self._write(conn, p) for p in batch]
+        except DBAPIError as exc:
+            if not _worth_retrying(exc):
+                for p in batch:
+                    _settle(p, exc=exc)
+                return
+            # A redelivery (possibly racing on another replica), an identity created meanwhile
+            # by another transaction, a taken tracking ID or a deadlock between person locks:
+            # settle each message in a transaction of its own.
             for p in batch:
                 await self._flush_one(p)
             return
@@ -234,79 +249,186 @@ class IntakeService:
             for p in batch:
                 _settle(p, exc=exc)
             return
-        if self._on_commit is not None and any(r.outbox for r in rows):
-            self._on_commit()
-        for p, r in zip(batch, rows, strict=True):
-            _settle(p, r.receipt)
+        self._done(batch, written)
 
     async def _flush_one(self, p: _Pending) -> None:
         try:
-            for _ in range(_TRACKING_ATTEMPTS):
-                rows = self._rows(p)
+            for _ in range(_WRITE_ATTEMPTS):
                 try:
                     async with self._engine.begin() as conn:
-                        await _insert_rows(conn, [rows])
-                except IntegrityError:
+                        written = await self._write(conn, p)
+                except DBAPIError as exc:
+                    if not _worth_retrying(exc):
+                        raise
                     first = await self._receipt_for(p.raw.channel, p.provider_id)
                     if first is not None:
+                        self._metrics.duplicates.labels(p.raw.channel.value, "redelivery").inc()
                         _settle(p, first)
                         return
-                    continue  # the tracking ID was taken: draw another
-                _settle(p, rows.receipt)
+                    continue  # write again: it now sees what the other transaction committed
+                self._done([p], [written])
                 return
-            _settle(p, exc=IntakeUnavailable("could not draw a free tracking ID"))
+            _settle(p, exc=IntakeUnavailable("the message could not be written after retries"))
         except _UNAVAILABLE as exc:
             _settle(p, exc=exc)
 
-    def _rows(self, p: _Pending) -> _Rows:
+    def _done(self, batch: list[_Pending], written: list[_Written]) -> None:
+        if self._on_commit is not None and any(w.queued_event for w in written):
+            self._on_commit()
+        for p, w in zip(batch, written, strict=True):
+            if w.tier in (Tier.RETRY, Tier.SIMILAR):
+                self._metrics.duplicates.labels(p.raw.channel.value, w.tier.value).inc()
+            _settle(p, w.receipt)
+
+    async def _write(self, conn: AsyncConnection, p: _Pending) -> _Written:
+        """Write one message's rows in ``conn``'s transaction and say what its receipt is."""
         now = self._clock()
         raw = p.raw
         raw_id = str(uuid.uuid4())
         outcome = p.outcome
-        tracking_id = None if isinstance(outcome, NotAComplaint) else tracking.new_tracking_id()
-        status = _status_of(outcome)
-        complaint_id = str(uuid.uuid4()) if isinstance(outcome, ComplaintDraft) else None
-        rows = _Rows(
-            raw={
-                "id": raw_id,
-                "channel": raw.channel.value,
-                "provider_message_id": p.provider_id,
-                "parser": p.parser_name,
-                "received_at": raw.received_at,
-                "stored_at": now,
-                "content_type": raw.content_type,
-                "sha256": raw.sha256,
-                "size": len(raw.body),
-                "body": None if p.in_store else raw.body,
-                "transport_meta": dict(raw.metadata),
-                "status": status.value,
-                "tracking_id": tracking_id,
-                "complaint_id": complaint_id,
-            },
-            receipt=Receipt(
-                status, tracking_id, raw_id, complaint_id=complaint_id, raw_sha256=raw.sha256
-            ),
-        )
+        row = {
+            "id": raw_id,
+            "channel": raw.channel.value,
+            "provider_message_id": p.provider_id,
+            "parser": p.parser_name,
+            "received_at": raw.received_at,
+            "stored_at": now,
+            "content_type": raw.content_type,
+            "sha256": raw.sha256,
+            "size": len(raw.body),
+            "body": None if p.in_store else raw.body,
+            "transport_meta": dict(raw.metadata),
+        }
         if isinstance(outcome, ComplaintDraft):
-            assert tracking_id is not None and complaint_id is not None
-            complaint = Complaint(
-                id=complaint_id,
-                tracking_id=tracking_id,
-                channel=raw.channel,
-                received_at=raw.received_at,
-                draft=outcome,
-                source=_source(raw, p.provider_id, raw_id),
+            placed = await self._place(conn, raw, outcome, raw_id, p.provider_id, now, None)
+            await conn.execute(
+                raw_inbound.insert(),
+                {
+                    **row,
+                    "status": placed.receipt.status.value
+                    if not placed.receipt.redelivered
+                    else ReceiptStatus.DUPLICATE.value,
+                    "tracking_id": placed.receipt.tracking_id,
+                    "complaint_id": placed.receipt.complaint_id,
+                },
             )
-            rows.complaint, rows.outbox = _complaint_rows(complaint, now, raw_id)
-        elif isinstance(outcome, _Quarantine):
-            rows.quarantine = {
-                "raw_inbound_id": raw_id,
-                "channel": raw.channel.value,
-                "stage": outcome.stage,
-                "reason": outcome.reason,
-                "created_at": now,
-            }
-        return rows
+            await placed.insert(conn)
+            return _Written(
+                replace(placed.receipt, raw_sha256=raw.sha256),
+                placed.outbox is not None,
+                placed.tier,
+            )
+        tracking_id = tracking.new_tracking_id() if isinstance(outcome, _Quarantine) else None
+        status = _status_of(outcome)
+        await conn.execute(
+            raw_inbound.insert(),
+            {**row, "status": status.value, "tracking_id": tracking_id, "complaint_id": None},
+        )
+        if isinstance(outcome, _Quarantine):
+            await conn.execute(
+                quarantine.insert(),
+                {
+                    "raw_inbound_id": raw_id,
+                    "channel": raw.channel.value,
+                    "stage": outcome.stage,
+                    "reason": outcome.reason,
+                    "created_at": now,
+                },
+            )
+        receipt = Receipt(status, tracking_id, raw_id, raw_sha256=raw.sha256)
+        return _Written(receipt, False, None)
+
+    async def _place(
+        self,
+        conn: AsyncConnection,
+        raw: RawInbound,
+        draft: ComplaintDraft,
+        raw_id: str,
+        provider_id: str,
+        now: datetime,
+        tracking_id: str | None,
+    ) -> _Placement:
+        """Recognise the sender, decide the dedup tier and build the rows (not yet inserted).
+
+        ``tracking_id`` is the one already given to the sender (a replayed quarantine entry);
+        None draws a new one for a new complaint.
+        """
+        ids = identities_of(raw.channel, draft, self._keys)
+        who = await resolve_person(
+            conn, raw.channel, ids, self._keys, raw_id, now, lock=self._postgres
+        )
+        tokens = " ".join(comparison_tokens(f"{draft.title or ''} {draft.body}"))
+        decision = await decide(
+            conn, self._dedup, who.person_id, who.sender_hash, tokens, raw.received_at
+        )
+        source = _source(raw, provider_id, raw_id)
+        decision_row = {
+            "raw_inbound_id": raw_id,
+            "tier": decision.tier.value,
+            "complaint_id": decision.complaint_id,
+            "matched_tracking_id": decision.tracking_id,
+            "person_id": who.person_id,
+            "identity_kind": who.matched_kind,
+            "score": decision.score,
+            "candidates": decision.candidates,
+            "created_at": now,
+        }
+        if decision.tier is Tier.RETRY:
+            assert decision.tracking_id is not None
+            receipt = Receipt(
+                ReceiptStatus.ACCEPTED,
+                decision.tracking_id,
+                raw_id,
+                complaint_id=decision.complaint_id,
+                redelivered=True,
+            )
+            return _Placement(receipt, decision.tier, decision_row)
+        if decision.tier is Tier.SIMILAR:
+            assert decision.tracking_id is not None and decision.complaint_id is not None
+            first = Complaint(
+                decision.complaint_id,
+                decision.tracking_id,
+                raw.channel,
+                raw.received_at,
+                draft,
+                source,
+            )
+            receipt = Receipt(
+                ReceiptStatus.DUPLICATE,
+                decision.tracking_id,
+                raw_id,
+                complaint_id=decision.complaint_id,
+                duplicate_of=decision.tracking_id,
+            )
+            return _Placement(
+                receipt,
+                decision.tier,
+                decision_row,
+                outbox=_outbox_row(first, Event.DUPLICATE, now, duplicate_of=decision.tracking_id),
+            )
+        complaint = Complaint(
+            str(uuid.uuid4()),
+            tracking_id or tracking.new_tracking_id(),
+            raw.channel,
+            raw.received_at,
+            draft,
+            source,
+        )
+        decision_row["complaint_id"] = complaint.id
+        complaint_row = _complaint_row(complaint, now, raw_id, self._keys)
+        complaint_row.update(
+            person_id=who.person_id, sender_hash=who.sender_hash, match_tokens=tokens
+        )
+        receipt = Receipt(
+            ReceiptStatus.ACCEPTED, complaint.tracking_id, raw_id, complaint_id=complaint.id
+        )
+        return _Placement(
+            receipt,
+            decision.tier,
+            decision_row,
+            complaint=complaint_row,
+            outbox=_outbox_row(complaint, Event.CREATED, now),
+        )
 
     async def _receipt_for(self, channel: Channel, provider_id: str) -> Receipt | None:
         async with self._engine.connect() as conn:
@@ -456,28 +578,25 @@ class IntakeService:
                     last_replay_error=None,
                 )
             )
-            complaint_id = None
+            receipt = Receipt(_status_of(outcome), None, raw_id)
             if isinstance(outcome, ComplaintDraft):
-                complaint_id = str(uuid.uuid4())
-                complaint = Complaint(
-                    id=complaint_id,
-                    tracking_id=entry["tracking_id"],
-                    channel=channel,
-                    received_at=raw.received_at,
-                    draft=outcome,
-                    source=_source(raw, provider_id, raw_id),
+                placed = await self._place(
+                    conn, raw, outcome, raw_id, provider_id, now, entry["tracking_id"]
                 )
-                complaint_row, outbox_row = _complaint_rows(complaint, now, raw_id)
-                await conn.execute(complaints.insert(), complaint_row)
-                await conn.execute(outbox.insert(), outbox_row)
-            status = _status_of(outcome)
+                await placed.insert(conn)
+                receipt = placed.receipt
+                if placed.tier in (Tier.RETRY, Tier.SIMILAR):
+                    receipt = replace(receipt, status=ReceiptStatus.DUPLICATE, redelivered=False)
             await conn.execute(
                 update(raw_inbound)
                 .where(raw_inbound.c.id == raw_id)
-                .values(status=status.value, complaint_id=complaint_id)
+                .values(status=receipt.status.value, complaint_id=receipt.complaint_id)
             )
+        if self._on_commit is not None:
+            self._on_commit()
+        status = receipt.status
         log.info("quarantine entry replayed", extra={"entry": entry_id, "status": status.value})
-        return Receipt(status, entry["tracking_id"], raw_id, complaint_id=complaint_id)
+        return receipt
 
     async def status(self, tracking_id: str) -> TrackingStatus | None:
         """Status and dates for a tracking ID; never personal data or content."""
@@ -542,12 +661,13 @@ def _source(raw: RawInbound, provider_id: str, raw_id: str) -> Mapping[str, str]
     return {"provider_message_id": provider_id, "raw_inbound_id": raw_id, **raw.metadata}
 
 
-def _complaint_rows(
-    complaint: Complaint, now: datetime, raw_id: str
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The complaint row and its ``created`` outbox row."""
+def _complaint_row(complaint: Complaint, now: datetime, raw_id: str, keys: Keys) -> dict[str, Any]:
+    """The complaint row; the reporter's NIK is stored encrypted."""
     draft = complaint.draft
-    complaint_row = {
+    reporter = {**asdict(draft.reporter), "handles": dict(draft.reporter.handles)}
+    if reporter["nik"]:
+        reporter["nik"] = {"enc": keys.encrypt(reporter["nik"])}
+    return {
         "id": complaint.id,
         "tracking_id": complaint.tracking_id,
         "channel": complaint.channel.value,
@@ -559,29 +679,52 @@ def _complaint_rows(
         "created_at": now,
         "anonymous": draft.privacy.anonymous,
         "confidential": draft.privacy.confidential,
-        "reporter": {**asdict(draft.reporter), "handles": dict(draft.reporter.handles)},
+        "reporter": reporter,
         "location": asdict(draft.location) if draft.location else None,
         "attachments": [asdict(a) for a in draft.attachments],
         "occurred_on": draft.occurred_on,
         "agency": draft.agency,
         "raw_inbound_id": raw_id,
     }
-    outbox_row = {
+
+
+def _outbox_row(
+    complaint: Complaint, event: Event, now: datetime, duplicate_of: str | None = None
+) -> dict[str, Any]:
+    """The outbox row of one event about ``complaint``."""
+    return {
         "message_id": str(uuid.uuid4()),
-        "event": Event.CREATED.value,
+        "event": event.value,
         "channel": complaint.channel.value,
-        "routing_key": contract.routing_key(Event.CREATED, complaint.channel),
+        "routing_key": contract.routing_key(event, complaint.channel),
         "complaint_id": complaint.id,
-        "body": contract.encode(contract.event_body(complaint)),
+        "body": contract.encode(contract.event_body(complaint, event, duplicate_of)),
         "created_at": now,
     }
-    return complaint_row, outbox_row
 
 
-async def _insert_rows(conn: AsyncConnection, rows: list[_Rows]) -> None:
-    """Insert a batch: one executemany per table, parents first."""
-    await conn.execute(raw_inbound.insert(), [r.raw for r in rows])
-    for table, attr in ((complaints, "complaint"), (outbox, "outbox"), (quarantine, "quarantine")):
-        values = [v for r in rows if (v := getattr(r, attr)) is not None]
-        if values:
-            await conn.execute(table.insert(), values)
+@dataclass(slots=True)
+class _Placement:
+    """The rows a complaint draft writes, decided but not yet inserted."""
+
+    receipt: Receipt
+    tier: Tier
+    decision: dict[str, Any]
+    complaint: dict[str, Any] | None = None
+    outbox: dict[str, Any] | None = None
+
+    async def insert(self, conn: AsyncConnection) -> None:
+        """Insert them after the raw inbound row they refer to."""
+        if self.complaint is not None:
+            await conn.execute(complaints.insert(), self.complaint)
+        if self.outbox is not None:
+            await conn.execute(outbox.insert(), self.outbox)
+        await conn.execute(dedup_decisions.insert(), self.decision)
+
+
+def _worth_retrying(exc: DBAPIError) -> bool:
+    """Unique violations, deadlocks and serialization failures: write the message again."""
+    if isinstance(exc, IntegrityError):
+        return True
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return code in ("40P01", "40001")

@@ -43,6 +43,7 @@ from normalizer.text import (
     minhash_similarity,
     normalize_text,
     similarity,
+    token_similarity,
     word_set,
 )
 
@@ -70,5 +71,6 @@ __all__ = [
     "normalize_twitter_user_id",
     "parse_nik",
     "similarity",
+    "token_similarity",
     "word_set",
 ]

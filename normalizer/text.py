@@ -452,7 +452,11 @@ def _overlap(a: frozenset[str], b: frozenset[str], damping: float) -> float:
 
 def similarity(a: str, b: str) -> float:
     """Score in [0, 1] that two complaint texts are about the same matter (see module docstring)."""
-    tokens_a, tokens_b = comparison_tokens(a), comparison_tokens(b)
+    return token_similarity(comparison_tokens(a), comparison_tokens(b))
+
+
+def token_similarity(tokens_a: Iterable[str], tokens_b: Iterable[str]) -> float:
+    """:func:`similarity` of two texts already reduced by :func:`comparison_tokens`."""
     words_a, words_b = frozenset(tokens_a), frozenset(tokens_b)
     if not words_a or not words_b:
         return 0.0

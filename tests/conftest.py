@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -16,6 +18,10 @@ from gateway.storage.database import create_engine
 from tests.support import PG_ADMIN_DSN, delete_topology
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "gateway.toml"
+TEST_KEYS = {
+    "identity_key": base64.b64encode(os.urandom(32)).decode(),
+    "data_key": base64.b64encode(os.urandom(32)).decode(),
+}
 TABLES = (
     "dedup_decisions",
     "identity_conflicts",
@@ -86,6 +92,7 @@ async def settings(
         "storage": {"file_store": str(tmp_path / "files"), "inline_body_limit": 1024},
         "broker": dict(broker_names),
         "outbox": {"poll_interval": 0.05, "backoff_initial": 0.1, "backoff_max": 0.5},
+        "security": TEST_KEYS,
     }
     s = load_settings(CONFIG, environ={}, overrides=overrides)
     engine = create_engine(s.database)

@@ -1,0 +1,95 @@
+"""Keys for personal data: keyed lookup hashes and encryption at rest.
+
+NIK is protected personal data (UU 23/2006 art. 84; UU 27/2022 on personal data protection), and
+so are phone numbers, e-mail addresses and handles. The gateway never looks them up by value:
+it looks them up by HMAC-SHA256 under the *identity key*, and keeps the value itself encrypted
+with AES-256-GCM under the *data key* (random 96-bit nonce per value, NIST SP 800-38D).
+
+Both keys come from the environment (``LAPOR_SECURITY__IDENTITY_KEY``,
+``LAPOR_SECURITY__DATA_KEY``, 32 bytes in base64). Only the embedded SQLite default, meant for one
+machine and for trying the gateway out, creates them once in ``security.generated_keys_dir``
+(mode 0600) when they are not set.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from gateway.errors import ConfigError
+from gateway.settings import Settings
+
+log = logging.getLogger(__name__)
+
+KEY_BYTES = 32
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The two secrets, decoded."""
+
+    identity_key: bytes
+    data_key: bytes
+
+    def lookup_hash(self, kind: str, value: str) -> str:
+        """HMAC-SHA256 hex of ``kind:value``: equal values of one kind give equal hashes."""
+        return hmac.new(self.identity_key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
+
+    def encrypt(self, value: str) -> str:
+        """AES-256-GCM of ``value`` as base64 (nonce + ciphertext + tag)."""
+        nonce = os.urandom(12)
+        sealed = AESGCM(self.data_key).encrypt(nonce, value.encode(), b"lapor")
+        return base64.b64encode(nonce + sealed).decode()
+
+    def decrypt(self, token: str) -> str:
+        """The value :meth:`encrypt` sealed (raises on a wrong key or tampering)."""
+        raw = base64.b64decode(token)
+        return AESGCM(self.data_key).decrypt(raw[:12], raw[12:], b"lapor").decode()
+
+
+def _decode(name: str, text: str) -> bytes:
+    try:
+        key = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError(f"security.{name}: not base64") from None
+    if len(key) != KEY_BYTES:
+        raise ConfigError(f"security.{name}: must be {KEY_BYTES} bytes (base64 of 32 random bytes)")
+    return key
+
+
+def load_keys(settings: Settings) -> Keys:
+    """The keys from the settings, or generated ones for the embedded SQLite default."""
+    sec = settings.security
+    values: dict[str, bytes] = {}
+    for name in ("identity_key", "data_key"):
+        secret = getattr(sec, name)
+        if secret is not None:
+            values[name] = _decode(name, secret.get_secret_value())
+        elif settings.database.is_sqlite:
+            values[name] = _generated(sec.generated_keys_dir / f"{name}.b64", name)
+        else:
+            env = f"LAPOR_SECURITY__{name.upper()}"
+            raise ConfigError(f"security.{name}: required with PostgreSQL; set {env}")
+    return Keys(values["identity_key"], values["data_key"])
+
+
+def _generated(path: Path, name: str) -> bytes:
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(base64.b64encode(os.urandom(KEY_BYTES)).decode())
+        log.warning(
+            "generated security.%s for the embedded default; set LAPOR_SECURITY__%s in production",
+            name,
+            name.upper(),
+        )
+    return _decode(name, path.read_text().strip())

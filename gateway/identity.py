@@ -1,0 +1,229 @@
+"""The identity graph: persons and the identities (NIK, phone, e-mail, handles) linked to them.
+
+Identities link when they are seen together in one message (a web form with NIK, phone and
+e-mail; an SMS carrying a NIK; a Telegram contact share). NIK is the anchor:
+
+- two different NIKs are never one person;
+- an identity already linked to the person of NIK A that appears with NIK B stays with A, and the
+  clash is recorded in ``identity_conflicts`` (never silently moved);
+- persons without a NIK that are seen together with another person merge into it (their
+  identities and complaints move; the merged person points at the survivor).
+
+Everything runs inside the intake transaction. The unique constraint on ``(kind, value_hash)``
+and a row lock on the chosen person (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite has a single
+writer) make concurrent messages of one person take turns, on one replica or many.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.crypto import Keys
+from gateway.domain import Channel, ComplaintDraft
+from gateway.storage.schema import complaints, identities, identity_conflicts, persons
+from normalizer import (
+    normalize_email,
+    normalize_phone,
+    normalize_telegram_user_id,
+    normalize_telegram_username,
+    normalize_twitter_handle,
+    normalize_twitter_user_id,
+    parse_nik,
+)
+
+# The identity a channel's transport vouches for: who sent the message (dedup tier 2).
+SENDER_KIND = {
+    Channel.SMS: "phone",
+    Channel.EMAIL: "email",
+    Channel.TWITTER: "twitter",
+    Channel.TELEGRAM: "telegram",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """One normalised identity of a message, with its lookup hash."""
+
+    kind: str
+    value: str
+    value_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """Who sent a message: the person, how they were recognised, the sender's hash."""
+
+    person_id: str | None
+    matched_kind: str | None  # the identity kind through which an existing person was found
+    sender_hash: str | None
+    conflicts: int
+
+
+def identities_of(channel: Channel, draft: ComplaintDraft, keys: Keys) -> list[Identity]:
+    """The valid, normalised identities a draft carries (invalid ones are ignored)."""
+    rep = draft.reporter
+    found: list[tuple[str, str | None]] = []
+    if rep.nik:
+        nik = parse_nik(rep.nik)
+        found.append(("nik", nik.nik if nik.valid else None))
+    if rep.phone:
+        found.append(("phone", normalize_phone(rep.phone)))
+    if rep.email:
+        found.append(("email", normalize_email(rep.email)))
+    for kind, value in rep.handles.items():
+        norm: str | None
+        if kind == "twitter":
+            norm = normalize_twitter_user_id(value) or normalize_twitter_handle(value)
+        elif kind == "telegram":
+            norm = normalize_telegram_user_id(value) or normalize_telegram_username(value)
+        else:
+            continue
+        found.append((kind, norm))
+    seen: set[tuple[str, str]] = set()
+    out: list[Identity] = []
+    for kind, found_value in found:
+        if found_value and (kind, found_value) not in seen:
+            seen.add((kind, found_value))
+            out.append(Identity(kind, found_value, keys.lookup_hash(kind, found_value)))
+    return out
+
+
+def sender_of(channel: Channel, ids: list[Identity]) -> Identity | None:
+    """The identity the transport vouches for, else the strongest one given (NIK first)."""
+    kind = SENDER_KIND.get(channel)
+    if kind is not None:
+        return next((i for i in ids if i.kind == kind), None)
+    return ids[0] if ids else None
+
+
+async def resolve_person(
+    conn: AsyncConnection,
+    channel: Channel,
+    ids: list[Identity],
+    keys: Keys,
+    raw_id: str,
+    now: datetime,
+    lock: bool,
+) -> Resolution:
+    """Find or create the person behind ``ids``, link what was seen together, lock the person."""
+    sender = sender_of(channel, ids)
+    if not ids:
+        return Resolution(None, None, None, 0)
+    rows = (
+        await conn.execute(
+            select(identities.c.kind, identities.c.value_hash, identities.c.person_id).where(
+                identities.c.value_hash.in_([i.value_hash for i in ids])
+            )
+        )
+    ).all()
+    owner = {(r.kind, r.value_hash): await _current(conn, r.person_id) for r in rows}
+    known = [i for i in ids if (i.kind, i.value_hash) in owner]
+    nik_people = await _people_with_nik(conn, {owner[(i.kind, i.value_hash)] for i in known})
+
+    nik = next((i for i in ids if i.kind == "nik"), None)
+    anchor: str | None = None
+    matched_kind: str | None = None
+    if nik is not None and (nik.kind, nik.value_hash) in owner:
+        anchor, matched_kind = owner[(nik.kind, nik.value_hash)], "nik"
+    elif nik is not None:
+        # A new NIK: a person seen with it who has no NIK yet takes it on.
+        without_nik = [i for i in known if owner[(i.kind, i.value_hash)] not in nik_people]
+        if without_nik:
+            first = _prefer(without_nik, sender)
+            anchor, matched_kind = owner[(first.kind, first.value_hash)], first.kind
+    elif known:
+        with_nik = [i for i in known if owner[(i.kind, i.value_hash)] in nik_people]
+        first = _prefer(with_nik or known, sender)
+        anchor, matched_kind = owner[(first.kind, first.value_hash)], first.kind
+    if anchor is None:
+        anchor = str(uuid.uuid4())
+        await conn.execute(persons.insert(), {"id": anchor, "created_at": now, "merged_into": None})
+    elif lock:
+        await conn.execute(select(persons.c.id).where(persons.c.id == anchor).with_for_update())
+
+    anchor_has_nik = anchor in nik_people or nik is not None
+    conflicts = 0
+    merged: set[str] = set()
+    for ident in ids:
+        current = owner.get((ident.kind, ident.value_hash))
+        if current is None:
+            await conn.execute(
+                identities.insert(),
+                {
+                    "kind": ident.kind,
+                    "value_hash": ident.value_hash,
+                    "value_enc": keys.encrypt(ident.value),
+                    "person_id": anchor,
+                    "first_seen_at": now,
+                },
+            )
+        elif current == anchor or current in merged:
+            continue
+        elif current in nik_people and anchor_has_nik:
+            # Linked to another NIK's person: record the clash, move nothing.
+            conflicts += 1
+            await conn.execute(
+                identity_conflicts.insert(),
+                {
+                    "kind": ident.kind,
+                    "value_hash": ident.value_hash,
+                    "person_id": current,
+                    "claimed_by_person_id": anchor,
+                    "raw_inbound_id": raw_id,
+                    "created_at": now,
+                },
+            )
+        elif current not in nik_people:
+            await _merge(conn, current, anchor, lock)
+            merged.add(current)
+    sender_hash = sender.value_hash if sender else None
+    return Resolution(anchor, matched_kind, sender_hash, conflicts)
+
+
+def _prefer(candidates: list[Identity], sender: Identity | None) -> Identity:
+    """The sender's own identity when it is among ``candidates``, else the first (NIK first)."""
+    order = {"nik": 0, "phone": 1, "email": 2, "telegram": 3, "twitter": 4}
+    if sender is not None and sender in candidates:
+        return sender
+    return min(candidates, key=lambda i: order.get(i.kind, 9))
+
+
+async def _current(conn: AsyncConnection, person_id: str) -> str:
+    """Follow ``merged_into`` to the person that survives."""
+    for _ in range(16):
+        merged_into = (
+            await conn.execute(select(persons.c.merged_into).where(persons.c.id == person_id))
+        ).scalar()
+        if merged_into is None:
+            return person_id
+        person_id = merged_into
+    return person_id
+
+
+async def _people_with_nik(conn: AsyncConnection, people: set[str]) -> set[str]:
+    if not people:
+        return set()
+    rows = await conn.execute(
+        select(identities.c.person_id)
+        .where(identities.c.person_id.in_(people), identities.c.kind == "nik")
+        .distinct()
+    )
+    return set(rows.scalars())
+
+
+async def _merge(conn: AsyncConnection, source: str, target: str, lock: bool) -> None:
+    """Move a NIK-less person's identities and complaints to ``target``."""
+    if lock:
+        await conn.execute(select(persons.c.id).where(persons.c.id == source).with_for_update())
+    await conn.execute(
+        update(identities).where(identities.c.person_id == source).values(person_id=target)
+    )
+    await conn.execute(
+        update(complaints).where(complaints.c.person_id == source).values(person_id=target)
+    )
+    await conn.execute(update(persons).where(persons.c.id == source).values(merged_into=target))
