@@ -1,0 +1,219 @@
+"""Identity graph and dedup tiers 2 and 3, through the real intake port, on both databases."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from gateway import bootstrap
+from gateway.domain import Channel, ComplaintDraft, RawInbound, ReceiptStatus, Reporter
+from gateway.intake import Parser
+from gateway.settings import Settings
+from gateway.storage.schema import (
+    complaints,
+    dedup_decisions,
+    identities,
+    identity_conflicts,
+    outbox,
+    persons,
+)
+from tests.support import drain
+
+pytestmark = pytest.mark.integration
+
+NIK_A = "3209014101900001"  # Kab. Cirebon, born 1 Jan 1990 (woman: day + 40)
+NIK_B = "3209010101900002"
+ROAD = "Jalan Siliwangi depan Pasar Sumber berlubang besar sudah dua bulan, motor sering jatuh."
+ROAD_SMS = "jln siliwangi dpn pasar sumber berlubang bsr udh 2 bln, motor srg jatuh tlg diperbaiki"
+WATER = "Air PDAM di Perumahan Griya Asri mati total sejak tiga hari, warga harus beli air galon."
+
+
+def _parse(raw: RawInbound) -> ComplaintDraft:
+    data = json.loads(raw.body)
+    return ComplaintDraft(
+        body=data["body"],
+        reporter=Reporter(
+            nik=data.get("nik"),
+            phone=data.get("phone"),
+            email=data.get("email"),
+            handles=data.get("handles", {}),
+        ),
+    )
+
+
+PARSER = Parser("test.json", _parse)
+T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
+_seq = iter(range(10**6))
+
+
+def msg(channel: Channel, minutes: float = 0, **fields: object) -> RawInbound:
+    return RawInbound(
+        channel, json.dumps(fields).encode(), T0 + timedelta(minutes=minutes), f"m-{next(_seq)}"
+    )
+
+
+@pytest.fixture
+async def gw(settings: Settings) -> AsyncIterator[bootstrap.Gateway]:
+    gateway = bootstrap.build(settings)
+    yield gateway
+    await gateway.close()
+
+
+async def _count(gw: bootstrap.Gateway, table: object) -> int:
+    async with gw.engine.connect() as conn:
+        return int((await conn.execute(select(func.count()).select_from(table))).scalar_one())  # type: ignore[arg-type]
+
+
+async def test_same_person_across_channels_becomes_a_duplicate_event(
+    gw: bootstrap.Gateway, settings: Settings
+) -> None:
+    web = await gw.intake.accept(
+        msg(Channel.WEB, body=ROAD, nik=NIK_A, phone="0812-3456-7890", email="Siti@Mail.ID"), PARSER
+    )
+    sms = await gw.intake.accept(msg(Channel.SMS, 60, body=ROAD_SMS, phone="+6281234567890"), PARSER)
+    mail = await gw.intake.accept(msg(Channel.EMAIL, 90, body=ROAD, email="siti@mail.id"), PARSER)
+    assert web.status is ReceiptStatus.ACCEPTED
+    for later in (sms, mail):
+        assert later.status is ReceiptStatus.DUPLICATE
+        assert later.tracking_id == later.duplicate_of == web.tracking_id
+        assert later.complaint_id == web.complaint_id
+    assert await _count(gw, complaints) == 1
+    assert gw.relay is not None
+    while await gw.relay.publish_batch():
+        pass
+    await gw.relay._close()
+    messages = await drain(settings.broker.queue, expected=3)
+    keys = sorted(m.routing_key or "" for m in messages)
+    assert keys == ["complaint.created.web", "complaint.duplicate.email", "complaint.duplicate.sms"]
+    dup = next(json.loads(m.body) for m in messages if m.routing_key == "complaint.duplicate.sms")
+    assert dup["duplicate_of"] == web.tracking_id and dup["event"] == "duplicate"
+    assert dup["body"] == ROAD_SMS  # the new evidence travels
+    assert dup["complaint_id"] == web.complaint_id
+    async with gw.engine.connect() as conn:
+        rows = (await conn.execute(select(dedup_decisions).order_by(dedup_decisions.c.id))).all()
+    assert [r.tier for r in rows] == ["new", "similar", "similar"]
+    assert [r.identity_kind for r in rows[1:]] == ["phone", "email"]
+    assert all(r.score is not None and r.score >= settings.dedup.similarity_threshold for r in rows[1:])
+    assert gw.metrics.duplicates.labels("sms", "similar")._value.get() == 1
+
+
+async def test_retry_with_a_new_id_gets_the_first_receipt_and_no_event(gw: bootstrap.Gateway) -> None:
+    first = await gw.intake.accept(msg(Channel.SMS, 0, body=WATER, phone="+6281299990001"), PARSER)
+    again = await gw.intake.accept(msg(Channel.SMS, 2, body=WATER, phone="081299990001"), PARSER)
+    assert again.redelivered and again.tracking_id == first.tracking_id
+    assert await _count(gw, outbox) == 1
+    later = await gw.intake.accept(msg(Channel.SMS, 60, body=WATER, phone="081299990001"), PARSER)
+    assert later.status is ReceiptStatus.DUPLICATE  # outside the retry window: new evidence
+    assert await _count(gw, outbox) == 2
+
+
+async def test_different_matters_and_different_people_stay_separate(gw: bootstrap.Gateway) -> None:
+    a1 = await gw.intake.accept(msg(Channel.WEB, 0, body=ROAD, nik=NIK_A), PARSER)
+    a2 = await gw.intake.accept(msg(Channel.WEB, 5, body=WATER, nik=NIK_A), PARSER)
+    b1 = await gw.intake.accept(msg(Channel.WEB, 10, body=ROAD, nik=NIK_B), PARSER)
+    c1 = await gw.intake.accept(msg(Channel.SMS, 15, body=ROAD, phone="+6281277770001"), PARSER)
+    assert [r.status for r in (a1, a2, b1, c1)] == [ReceiptStatus.ACCEPTED] * 4
+    assert len({r.tracking_id for r in (a1, a2, b1, c1)}) == 4
+    # outside the window the same matter is a new complaint again
+    late = await gw.intake.accept(msg(Channel.WEB, 15 * 24 * 60, body=ROAD, nik=NIK_A), PARSER)
+    assert late.status is ReceiptStatus.ACCEPTED
+
+
+async def test_identity_of_one_nik_is_never_moved_to_another(gw: bootstrap.Gateway) -> None:
+    await gw.intake.accept(msg(Channel.WEB, 0, body=ROAD, nik=NIK_A, phone="+6281234500001"), PARSER)
+    other = await gw.intake.accept(
+        msg(Channel.WEB, 1, body=ROAD, nik=NIK_B, phone="+6281234500001"), PARSER
+    )
+    assert other.status is ReceiptStatus.ACCEPTED  # never merged into NIK A's complaint
+    async with gw.engine.connect() as conn:
+        conflict = (await conn.execute(select(identity_conflicts))).one()
+        phone_owner = (
+            await conn.execute(select(identities.c.person_id).where(identities.c.kind == "phone"))
+        ).scalar_one()
+        nik_owners = (
+            await conn.execute(
+                select(identities.c.person_id).where(identities.c.kind == "nik").order_by(identities.c.id)
+            )
+        ).scalars().all()
+    assert conflict.kind == "phone" and conflict.person_id == nik_owners[0]
+    assert conflict.claimed_by_person_id == nik_owners[1]
+    assert phone_owner == nik_owners[0] != nik_owners[1]
+
+
+async def test_people_without_nik_merge_when_seen_together(gw: bootstrap.Gateway) -> None:
+    await gw.intake.accept(msg(Channel.SMS, 0, body=WATER, phone="+6281211110001"), PARSER)
+    await gw.intake.accept(msg(Channel.EMAIL, 1, body=ROAD, email="budi@contoh.id"), PARSER)
+    assert await _count(gw, persons) == 2
+    # a web form names both: one person now, and the NIK anchors it
+    both = await gw.intake.accept(
+        msg(Channel.WEB, 2, body=WATER, nik=NIK_A, phone="081211110001", email="budi@contoh.id"),
+        PARSER,
+    )
+    assert both.status is ReceiptStatus.DUPLICATE
+    async with gw.engine.connect() as conn:
+        owners = set((await conn.execute(select(identities.c.person_id))).scalars())
+        person_ids = set((await conn.execute(select(complaints.c.person_id))).scalars())
+    assert len(owners) == 1 and person_ids == owners
+
+
+async def test_nik_and_contacts_are_stored_encrypted_and_looked_up_by_keyed_hash(
+    gw: bootstrap.Gateway,
+) -> None:
+    await gw.intake.accept(msg(Channel.WEB, 0, body=ROAD, nik=NIK_A, phone="+6281234567890"), PARSER)
+    async with gw.engine.connect() as conn:
+        stored = [dict(r._mapping) for r in await conn.execute(select(identities))]
+        reporter = (await conn.execute(select(complaints.c.reporter))).scalar_one()
+    dump = json.dumps(stored, default=str) + json.dumps(reporter)
+    assert NIK_A not in dump and "6281234567890" not in json.dumps(stored, default=str)
+    assert {r["kind"] for r in stored} == {"nik", "phone"}
+    keys = gw.intake._keys
+    by_kind = {r["kind"]: r for r in stored}
+    assert keys.decrypt(by_kind["nik"]["value_enc"]) == NIK_A
+    assert by_kind["nik"]["value_hash"] == keys.lookup_hash("nik", NIK_A)
+    assert keys.decrypt(reporter["nik"]["enc"]) == NIK_A
+
+
+async def test_an_invalid_nik_links_nothing(gw: bootstrap.Gateway) -> None:
+    receipt = await gw.intake.accept(msg(Channel.WEB, 0, body=ROAD, nik="9999999999999999"), PARSER)
+    assert receipt.status is ReceiptStatus.ACCEPTED
+    assert await _count(gw, identities) == 0
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_concurrent_messages_of_one_person_give_one_created(settings: Settings) -> None:
+    """Two identities of one person, the same complaint, the same instant, separate connections."""
+    seed = bootstrap.build(settings)
+    replicas = [bootstrap.build(settings), bootstrap.build(settings)]
+    rounds = 15
+    try:
+        for i in range(rounds):
+            # A person whose phone and e-mail are linked (through a web form about something else)
+            phone, email = f"+62812345{i:05d}", f"warga{i}@contoh.id"
+            await seed.intake.accept(
+                msg(Channel.WEB, 0, body=WATER, nik=f"320901410190{i + 1:04d}", phone=phone,
+                    email=email),
+                PARSER,
+            )
+            # ...then texts and e-mails the same complaint at the same instant.
+            by_phone = msg(Channel.SMS, 10, body=ROAD, phone=phone)
+            by_mail = msg(Channel.EMAIL, 10, body=ROAD, email=email.upper())
+            results = await asyncio.gather(
+                replicas[0].intake.accept(by_phone, PARSER),
+                replicas[1].intake.accept(by_mail, PARSER),
+            )
+            statuses = sorted(r.status.value for r in results)
+            assert statuses == ["accepted", "duplicate"], f"round {i}: {statuses}"
+            assert results[0].tracking_id == results[1].tracking_id
+        async with seed.engine.connect() as conn:
+            created = (
+                await conn.execute(select(func.count()).select_from(outbox).where(outbox.c.event == "created"))
+            ).scalar_one()
+        assert created == 2 * rounds
+    finally:
+        for g in (seed, *replicas):
+            await g.close()
