@@ -1,8 +1,8 @@
 """``lapor-gateway``: run, migrate and operate the gateway.
 
 Subcommands: ``serve``, ``migrate``, ``check-config``, ``quarantine list|show|replay``,
-``outbox status``. Every subcommand reads the same settings (``config/gateway.toml`` and
-``LAPOR_...`` variables). Exit status: 0 done, 1 operational failure, 2 invalid settings/usage.
+``outbox status``, ``dedup show``. Every subcommand reads the same settings
+(``config/gateway.toml`` and ``LAPOR_...`` variables). Exit status: 0 done, 1 operational failure, 2 invalid settings/usage.
 """
 
 from __future__ import annotations
@@ -39,6 +39,10 @@ def _parser() -> argparse.ArgumentParser:
     qs.add_argument("--reveal", action="store_true", help="do not mask NIK and phone numbers")
     qr = qsub.add_parser("replay", help="parse entries again (after a parser fix)")
     qr.add_argument("ids", type=int, nargs="*", help="entries to replay (default: every open one)")
+    d = sub.add_parser("dedup", help="why messages were linked to a complaint")
+    dsub = d.add_subparsers(dest="action", required=True)
+    ds = dsub.add_parser("show", help="every message linked to a tracking ID, with tier and score")
+    ds.add_argument("tracking_id")
     o = sub.add_parser("outbox", help="events waiting for publication")
     osub = o.add_subparsers(dest="action", required=True)
     osub.add_parser("status", help="pending events, oldest age, per channel")
@@ -62,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "migrate": _migrate,
         "quarantine": _quarantine,
         "outbox": _outbox,
+        "dedup": _dedup,
     }
     try:
         return asyncio.run(commands[args.command](settings, args))
@@ -130,6 +135,25 @@ async def _quarantine(settings: Settings, args: argparse.Namespace) -> int:
         return 1 if failed else 0
     finally:
         await gateway.close()
+
+
+async def _dedup(settings: Settings, args: argparse.Namespace) -> int:
+    gateway = bootstrap.build(settings)
+    try:
+        rows = await gateway.intake.dedup_history(args.tracking_id)
+    finally:
+        await gateway.close()
+    if not rows:
+        print(f"no complaint with tracking ID {args.tracking_id}", file=sys.stderr)
+        return 1
+    for row in rows:
+        score = "" if row["score"] is None else f"score={row['score']:.3f}"
+        print(
+            f"{row['received_at']:%Y-%m-%d %H:%M}  {row['channel']:<8} {row['tier']:<8} "
+            f"via={row['identity_kind'] or '-':<9} {score:<12} candidates={row['candidates']}  "
+            f"raw={row['raw_inbound_id']}"
+        )
+    return 0
 
 
 async def _outbox(settings: Settings, _args: argparse.Namespace) -> int:

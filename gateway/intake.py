@@ -631,6 +631,30 @@ class IntakeService:
         # A quarantined message: received, waiting for an operator.
         return TrackingStatus(tid, "received", raw.received_at, None)
 
+    async def dedup_history(self, tracking_id: str) -> list[dict[str, Any]]:
+        """Every dedup decision that created or joined the complaint with this tracking ID."""
+        tid = tracking.normalize(tracking_id)
+        if tid is None:
+            return []
+        query = (
+            select(
+                dedup_decisions.c.created_at,
+                dedup_decisions.c.tier,
+                dedup_decisions.c.identity_kind,
+                dedup_decisions.c.score,
+                dedup_decisions.c.candidates,
+                raw_inbound.c.channel,
+                raw_inbound.c.id.label("raw_inbound_id"),
+                raw_inbound.c.received_at,
+            )
+            .join(raw_inbound, raw_inbound.c.id == dedup_decisions.c.raw_inbound_id)
+            .join(complaints, complaints.c.id == dedup_decisions.c.complaint_id)
+            .where(complaints.c.tracking_id == tid)
+            .order_by(dedup_decisions.c.id)
+        )
+        async with self._engine.connect() as conn:
+            return [dict(r._mapping) for r in await conn.execute(query)]
+
     async def count_complaints(self) -> int:
         """How many complaints are stored (for status output and tests)."""
         async with self._engine.connect() as conn:

@@ -100,3 +100,7 @@ def test_quarantine_list_show_replay_and_outbox_status(
     assert main(["outbox", "status"]) == 0
     status = json.loads(capsys.readouterr().out)
     assert status["pending"] == 1 and status["by_channel"]["web"]["pending"] == 1
+
+    assert main(["dedup", "show", tracking_id.lower()]) == 0
+    assert "web      new" in capsys.readouterr().out
+    assert main(["dedup", "show", "ABCDEFGH2"]) == 1
