@@ -2,7 +2,8 @@
 
 Subcommands: ``serve``, ``migrate``, ``check-config``, ``quarantine list|show|replay``,
 ``outbox status``, ``dedup show``. Every subcommand reads the same settings
-(``config/gateway.toml`` and ``LAPOR_...`` variables). Exit status: 0 done, 1 operational failure, 2 invalid settings/usage.
+(``config/gateway.toml`` and ``LAPOR_...`` variables). Exit status: 0 done, 1 operational
+failure, 2 invalid settings/usage.
 """
 
 from __future__ import annotations
