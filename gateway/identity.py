@@ -62,6 +62,7 @@ class Resolution:
     matched_kind: str | None  # the identity kind through which an existing person was found
     sender_hash: str | None
     conflicts: int
+    created: bool = False  # the person was first seen in this message
 
 
 def identities_of(channel: Channel, draft: ComplaintDraft, keys: Keys) -> list[Identity]:
@@ -114,6 +115,7 @@ async def resolve_person(
     sender = sender_of(channel, ids)
     if not ids:
         return Resolution(None, None, None, 0)
+    created = False
     rows = (
         await conn.execute(
             select(identities.c.kind, identities.c.value_hash, identities.c.person_id).where(
@@ -141,7 +143,7 @@ async def resolve_person(
         first = _prefer(with_nik or known, sender)
         anchor, matched_kind = owner[(first.kind, first.value_hash)], first.kind
     if anchor is None:
-        anchor = str(uuid.uuid4())
+        anchor, created = str(uuid.uuid4()), True
         await conn.execute(persons.insert(), {"id": anchor, "created_at": now, "merged_into": None})
     elif lock:
         await conn.execute(select(persons.c.id).where(persons.c.id == anchor).with_for_update())
@@ -182,7 +184,7 @@ async def resolve_person(
             await _merge(conn, current, anchor, lock)
             merged.add(current)
     sender_hash = sender.value_hash if sender else None
-    return Resolution(anchor, matched_kind, sender_hash, conflicts)
+    return Resolution(anchor, matched_kind, sender_hash, conflicts, created)
 
 
 def _prefer(candidates: list[Identity], sender: Identity | None) -> Identity:

@@ -24,13 +24,13 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway import contract, tracking
 from gateway.crypto import Keys
-from gateway.dedup import Tier, decide
+from gateway.dedup import Decision, Tier, decide
 from gateway.domain import (
     Channel,
     Complaint,
@@ -233,7 +233,9 @@ class IntakeService:
     async def _flush(self, batch: list[_Pending]) -> None:
         try:
             async with self._engine.begin() as conn:
-                written = [await self._write(conn, p) for p in batch]
+                rows = _RowBuffer()
+                written = [await self._write(conn, p, rows) for p in batch]
+                await rows.flush(conn)
         except DBAPIError as exc:
             if not _worth_retrying(exc):
                 for p in batch:
@@ -256,7 +258,9 @@ class IntakeService:
             for _ in range(_WRITE_ATTEMPTS):
                 try:
                     async with self._engine.begin() as conn:
-                        written = await self._write(conn, p)
+                        rows = _RowBuffer()
+                        written = await self._write(conn, p, rows)
+                        await rows.flush(conn)
                 except DBAPIError as exc:
                     if not _worth_retrying(exc):
                         raise
@@ -280,8 +284,8 @@ class IntakeService:
                 self._metrics.duplicates.labels(p.raw.channel.value, w.tier.value).inc()
             _settle(p, w.receipt)
 
-    async def _write(self, conn: AsyncConnection, p: _Pending) -> _Written:
-        """Write one message's rows in ``conn``'s transaction and say what its receipt is."""
+    async def _write(self, conn: AsyncConnection, p: _Pending, rows: _RowBuffer) -> _Written:
+        """Add one message's rows to ``rows`` (same transaction) and say what its receipt is."""
         now = self._clock()
         raw = p.raw
         raw_id = str(uuid.uuid4())
@@ -300,9 +304,9 @@ class IntakeService:
             "transport_meta": dict(raw.metadata),
         }
         if isinstance(outcome, ComplaintDraft):
-            placed = await self._place(conn, raw, outcome, raw_id, p.provider_id, now, None)
-            await conn.execute(
-                raw_inbound.insert(),
+            placed = await self._place(conn, raw, outcome, raw_id, p.provider_id, now, None, rows)
+            rows.add(
+                raw_inbound,
                 {
                     **row,
                     "status": placed.receipt.status.value
@@ -312,7 +316,7 @@ class IntakeService:
                     "complaint_id": placed.receipt.complaint_id,
                 },
             )
-            await placed.insert(conn)
+            placed.add_to(rows)
             return _Written(
                 replace(placed.receipt, raw_sha256=raw.sha256),
                 placed.outbox is not None,
@@ -320,13 +324,13 @@ class IntakeService:
             )
         tracking_id = tracking.new_tracking_id() if isinstance(outcome, _Quarantine) else None
         status = _status_of(outcome)
-        await conn.execute(
-            raw_inbound.insert(),
+        rows.add(
+            raw_inbound,
             {**row, "status": status.value, "tracking_id": tracking_id, "complaint_id": None},
         )
         if isinstance(outcome, _Quarantine):
-            await conn.execute(
-                quarantine.insert(),
+            rows.add(
+                quarantine,
                 {
                     "raw_inbound_id": raw_id,
                     "channel": raw.channel.value,
@@ -347,6 +351,7 @@ class IntakeService:
         provider_id: str,
         now: datetime,
         tracking_id: str | None,
+        rows: _RowBuffer,
     ) -> _Placement:
         """Recognise the sender, decide the dedup tier and build the rows (not yet inserted).
 
@@ -358,8 +363,16 @@ class IntakeService:
             conn, raw.channel, ids, self._keys, raw_id, now, lock=self._postgres
         )
         tokens = " ".join(comparison_tokens(f"{draft.title or ''} {draft.body}"))
-        decision = await decide(
-            conn, self._dedup, who.person_id, who.sender_hash, tokens, raw.received_at
+        if who.person_id in rows.persons:
+            # An earlier message of this batch came from the same person: its complaint must be
+            # in the table before this one is compared with it.
+            await rows.flush(conn)
+        if who.person_id is not None:
+            rows.persons.add(who.person_id)
+        decision = (
+            await decide(conn, self._dedup, who.person_id, who.sender_hash, tokens, raw.received_at)
+            if not who.created
+            else Decision(Tier.NEW)  # a person first seen now has no earlier complaints
         )
         source = _source(raw, provider_id, raw_id)
         decision_row = {
@@ -580,10 +593,12 @@ class IntakeService:
             )
             receipt = Receipt(_status_of(outcome), None, raw_id)
             if isinstance(outcome, ComplaintDraft):
+                rows = _RowBuffer()
                 placed = await self._place(
-                    conn, raw, outcome, raw_id, provider_id, now, entry["tracking_id"]
+                    conn, raw, outcome, raw_id, provider_id, now, entry["tracking_id"], rows
                 )
-                await placed.insert(conn)
+                placed.add_to(rows)
+                await rows.flush(conn)
                 receipt = placed.receipt
                 if placed.tier in (Tier.RETRY, Tier.SIMILAR):
                     receipt = replace(receipt, status=ReceiptStatus.DUPLICATE, redelivered=False)
@@ -737,13 +752,37 @@ class _Placement:
     complaint: dict[str, Any] | None = None
     outbox: dict[str, Any] | None = None
 
-    async def insert(self, conn: AsyncConnection) -> None:
-        """Insert them after the raw inbound row they refer to."""
+    def add_to(self, rows: _RowBuffer) -> None:
+        """Queue them (after the raw inbound row they refer to)."""
         if self.complaint is not None:
-            await conn.execute(complaints.insert(), self.complaint)
+            rows.add(complaints, self.complaint)
         if self.outbox is not None:
-            await conn.execute(outbox.insert(), self.outbox)
-        await conn.execute(dedup_decisions.insert(), self.decision)
+            rows.add(outbox, self.outbox)
+        rows.add(dedup_decisions, self.decision)
+
+
+class _RowBuffer:
+    """Rows of one transaction, inserted together: one multi-row insert per table."""
+
+    # Parents before children (foreign keys to raw_inbound).
+    ORDER = (raw_inbound, complaints, outbox, quarantine, dedup_decisions)
+
+    def __init__(self) -> None:
+        self._rows: dict[str, list[dict[str, Any]]] = {t.name: [] for t in self.ORDER}
+        self.persons: set[str] = set()  # persons whose complaints are still in the buffer
+
+    def add(self, table: Table, row: dict[str, Any]) -> None:
+        """Queue ``row`` for ``table``."""
+        self._rows[table.name].append(row)
+
+    async def flush(self, conn: AsyncConnection) -> None:
+        """Insert everything queued so far."""
+        for table in self.ORDER:
+            pending = self._rows[table.name]
+            if pending:
+                await conn.execute(table.insert(), pending)
+                pending.clear()
+        self.persons.clear()
 
 
 def _worth_retrying(exc: DBAPIError) -> bool:
