@@ -26,6 +26,7 @@ lint: $(VENV)/.installed
 	$(BIN)/mypy
 
 test: $(VENV)/.installed lint
+	scripts/install-system-packages
 	scripts/ensure-services
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 

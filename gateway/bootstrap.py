@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from channels import sms as sms_channel
 from channels import web as web_channel
 from gateway.crypto import load_keys
 from gateway.filestore import FileStore
@@ -67,7 +68,7 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
         keys=load_keys(settings),
         dedup=settings.dedup,
     )
-    parsers = ParserRegistry(web_channel.PARSERS)
+    parsers = ParserRegistry((*web_channel.PARSERS, *sms_channel.PARSERS))
     return Gateway(settings, engine, files, metrics, intake, parsers, relay, clock)
 
 
@@ -86,6 +87,7 @@ def build_app(gateway: Gateway) -> web.Application:
         ),
     )
     web_channel.setup(app, gateway.intake)
+    sms_channel.setup(app, gateway.intake)
     return app
 
 

@@ -1,0 +1,213 @@
+"""Decoding of a Kannel 1.4.5 smsbox ``get-url`` request (pure, no IO).
+
+The request is the query string of the ``sms-service`` group's ``get-url`` (see this package's
+README for the exact group): ``p=%p&P=%P&b=%b&c=%c&C=%C&I=%I&t=%t&u=%u&i=%i``.
+
+Decoding follows what Kannel 1.4.5 does (measured, see the channel README):
+
+* every value is percent-decoded to BYTES, ``+`` being a space; ``%b`` holds the payload's exact
+  bytes (double spaces, CR/LF, ``%&"+`` intact);
+* the payload's text comes from the charset ``%C`` (``UTF-8``, ``UTF-16BE``, ``8-BIT``) and,
+  when it is missing, from the coding ``%c``: 0 (7-bit; smsbox converted it to UTF-8) -> UTF-8,
+  2 (UCS-2) -> UTF-16BE, 1 (8-bit data) -> see below;
+* 8-bit data (coding 1, charset ``8-BIT``) has no charset of its own. It is decoded as UTF-8
+  when the bytes are valid UTF-8 (phones and apps that send "8-bit text" send UTF-8 or ASCII,
+  and fakesmsc's ``data`` messages land here), otherwise as ISO-8859-1, which maps each byte to
+  one code point and never fails. A payload with control characters other than TAB/CR/LF is
+  binary (OTA settings, ringtones, WAP push), not a complaint: :class:`ParseError`
+  (quarantined, the raw bytes are kept);
+* a non-empty UDH ``%u`` with a concatenation element (IEI ``00``, 8-bit reference, or ``08``,
+  16-bit reference) marks a fragment that Kannel could not reassemble in time (Kannel delivers
+  reassembled messages with an empty ``%u``).
+"""
+
+from __future__ import annotations
+
+import codecs
+from dataclasses import dataclass
+from urllib.parse import unquote_to_bytes
+
+from gateway.errors import ParseError
+
+# Query parameter names used in the get-url (one letter, the Kannel escape without "%").
+FIELDS = {
+    "p": "sender",
+    "P": "receiver",
+    "b": "payload",
+    "c": "coding",
+    "C": "charset",
+    "I": "message_id",
+    "t": "time",
+    "u": "udh",
+    "i": "smsc_id",
+}
+
+CODING_7BIT = 0
+CODING_8BIT = 1
+CODING_UCS2 = 2
+
+_IEI_CONCAT_8 = 0x00
+_IEI_CONCAT_16 = 0x08
+_ALLOWED_CONTROLS = {"\t", "\r", "\n"}
+
+
+@dataclass(frozen=True, slots=True)
+class Fragment:
+    """One part of a concatenated message (3GPP TS 23.040 9.2.3.24.1 / .8)."""
+
+    reference: int
+    total: int
+    sequence: int
+
+
+@dataclass(frozen=True, slots=True)
+class KannelMO:
+    """One mobile-originated message as smsbox delivered it."""
+
+    sender: str
+    receiver: str
+    text: str
+    payload: bytes
+    coding: int | None
+    charset: str
+    message_id: str | None
+    time: str | None
+    udh: bytes
+    smsc_id: str | None
+    fragment: Fragment | None
+
+
+def split_query(query: bytes) -> dict[str, bytes]:
+    """``a=b&c=d`` to ``{name: raw bytes}``, percent-decoded with ``+`` as space.
+
+    A repeated parameter is refused: it would be ambiguous which one Kannel meant.
+    """
+    values: dict[str, bytes] = {}
+    for pair in query.split(b"&"):
+        if not pair:
+            continue
+        raw_name, _, raw_value = pair.partition(b"=")
+        name = _unquote(raw_name).decode("ascii", "replace")
+        if name in values:
+            raise ParseError(f"parameter {name!r} diulang / repeated", stage="decode")
+        values[name] = _unquote(raw_value)
+    return values
+
+
+def _unquote(value: bytes) -> bytes:
+    return unquote_to_bytes(value.replace(b"+", b" "))
+
+
+def decode_request(query: bytes) -> KannelMO:
+    """Decode a get-url query string; :class:`ParseError` when it cannot be understood."""
+    values = split_query(query)
+    sender = _ascii(values, "p")
+    if not sender:
+        raise ParseError("pengirim (%p) kosong / sender missing", stage="decode")
+    coding_text = _ascii(values, "c")
+    coding: int | None
+    if coding_text:
+        if coding_text not in {"0", "1", "2"}:
+            raise ParseError(f"coding {coding_text!r} tidak dikenal / unknown", stage="decode")
+        coding = int(coding_text)
+    else:
+        coding = None
+    charset = _ascii(values, "C")
+    payload = values.get("b", b"")
+    udh = _udh(values.get("u", b""))
+    fragment = parse_concatenation(udh)
+    text = decode_payload(payload, coding, charset)
+    return KannelMO(
+        sender=sender,
+        receiver=_ascii(values, "P"),
+        text=text,
+        payload=payload,
+        coding=coding,
+        charset=charset,
+        message_id=_ascii(values, "I") or None,
+        time=_ascii(values, "t") or None,
+        udh=udh,
+        smsc_id=_ascii(values, "i") or None,
+        fragment=fragment,
+    )
+
+
+def _ascii(values: dict[str, bytes], name: str) -> str:
+    raw = values.get(name, b"")
+    try:
+        return raw.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise ParseError(f"parameter {name!r} bukan ASCII / not ASCII", stage="decode") from None
+
+
+def _udh(value: bytes) -> bytes:
+    """``%u`` is URL-encoded binary; some setups hand it over as hex text: accept both."""
+    text = value.strip()
+    if text and len(text) % 2 == 0 and all(c in b"0123456789abcdefABCDEF" for c in text):
+        return bytes.fromhex(text.decode("ascii"))
+    return text
+
+
+def decode_payload(payload: bytes, coding: int | None, charset: str) -> str:
+    """The payload's text, by charset first, then by coding (see the module docstring)."""
+    name = charset.upper()
+    if name == "8-BIT" or (not name and coding == CODING_8BIT):
+        return _eight_bit(payload)
+    if not name:
+        name = "UTF-16BE" if coding == CODING_UCS2 else "UTF-8"
+    try:
+        codec = codecs.lookup(name).name
+    except LookupError:
+        raise ParseError(f"charset {charset!r} tidak dikenal / unknown", stage="decode") from None
+    try:
+        text = payload.decode(codec)
+    except UnicodeDecodeError as exc:
+        reason = f"isi bukan {name} yang sah / invalid {name}: {exc}"
+        raise ParseError(reason, stage="decode") from None
+    _refuse_binary(text)
+    return text
+
+
+def _eight_bit(payload: bytes) -> str:
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        text = payload.decode("iso-8859-1")
+    _refuse_binary(text)
+    return text
+
+
+def _refuse_binary(text: str) -> None:
+    for char in text:
+        if (ord(char) < 0x20 or 0x7F <= ord(char) < 0xA0) and char not in _ALLOWED_CONTROLS:
+            raise ParseError(
+                f"isi biner (karakter kontrol U+{ord(char):04X}) / binary payload",
+                stage="decode",
+            )
+
+
+def parse_concatenation(udh: bytes) -> Fragment | None:
+    """The concatenation element of a UDH (with its length octet), or None when there is none."""
+    if not udh:
+        return None
+    length = udh[0]
+    if length + 1 != len(udh):
+        raise ParseError(f"UDH rusak (panjang) / malformed UDH: {udh.hex()}", stage="udh")
+    pos = 1
+    found: Fragment | None = None
+    while pos < len(udh):
+        if pos + 2 > len(udh):
+            raise ParseError(f"UDH rusak / malformed UDH: {udh.hex()}", stage="udh")
+        iei, iedl = udh[pos], udh[pos + 1]
+        data = udh[pos + 2 : pos + 2 + iedl]
+        if len(data) != iedl:
+            raise ParseError(f"UDH rusak / malformed UDH: {udh.hex()}", stage="udh")
+        if iei == _IEI_CONCAT_8 and iedl == 3:
+            found = Fragment(reference=data[0], total=data[1], sequence=data[2])
+        elif iei == _IEI_CONCAT_16 and iedl == 4:
+            reference = int.from_bytes(data[:2], "big")
+            found = Fragment(reference=reference, total=data[2], sequence=data[3])
+        pos += 2 + iedl
+    if found is not None and not 1 <= found.sequence <= found.total:
+        raise ParseError(f"UDH: bagian {found.sequence}/{found.total} tidak sah", stage="udh")
+    return found

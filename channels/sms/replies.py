@@ -1,0 +1,99 @@
+"""The SMS replies a citizen gets, in Indonesian (pure, no IO).
+
+Every reply fits ONE SMS: at most 160 characters of the GSM 7-bit default alphabet's basic
+table (3GPP TS 23.038), no extension characters (``€[]{}~^|\\`` count double) and nothing that
+would force UCS-2 (70 characters a segment). The tests build every template with its longest
+inputs and check this.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from gateway import tracking
+
+SEGMENT = 160
+
+# The GSM 7-bit default alphabet, basic table (3GPP TS 23.038 section 6.2.1), ESC excluded.
+GSM7_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+MAX_SHORT_CODE = 12
+
+# Complaint statuses of the routing core, as a citizen reads them.
+STATUS_NAMES = {
+    "received": "DITERIMA",
+    "verified": "DIVERIFIKASI",
+    "forwarded": "DITERUSKAN",
+    "in_progress": "DIPROSES",
+    "resolved": "SELESAI",
+    "closed": "DITUTUP",
+    "rejected": "DITOLAK",
+}
+MAX_STATUS = 16
+
+
+def is_gsm7_basic(text: str) -> bool:
+    """True when every character is in the GSM-7 basic table."""
+    return all(c in GSM7_BASIC for c in text)
+
+
+def _code(short_code: str) -> str:
+    code = "".join(c for c in short_code if c.isascii() and c.isalnum())[:MAX_SHORT_CODE]
+    return code or "1708"
+
+
+def accepted(tracking_id: str, short_code: str, nik_rejected: bool = False) -> str:
+    """A complaint was stored; how to follow it up."""
+    shown = tracking.display(tracking_id)
+    note = " NIK tidak sah, tidak disimpan." if nik_rejected else ""
+    return (
+        f"LAPOR! Laporan diterima. No. lacak: {shown}.{note} "
+        f"Cek status: kirim CEK {tracking_id} ke {_code(short_code)}."
+    )
+
+
+def quarantined(tracking_id: str | None) -> str:
+    """The message was stored but needs an operator (it could not be read automatically)."""
+    suffix = f" No. lacak: {tracking.display(tracking_id)}." if tracking_id else ""
+    return f"LAPOR! Pesan Anda diterima dan akan diperiksa petugas.{suffix}"
+
+
+def empty(short_code: str) -> str:
+    """The SMS had no complaint text."""
+    code = _code(short_code)
+    return (
+        f"LAPOR! Pesan Anda kosong. Tulis isi laporan lalu kirim ke {code}. "
+        f"Bantuan: kirim INFO ke {code}."
+    )
+
+
+def help_text(short_code: str) -> str:
+    """How to use the service."""
+    return (
+        f"LAPOR! Kirim isi laporan ke {_code(short_code)}. Cek status: CEK no.lacak. "
+        "Boleh tambah NIK 16 digit. RAHASIA: tidak dipublikasikan. ANONIM: identitas disamarkan."
+    )
+
+
+def status_found(tracking_id: str, status: str, received_at: datetime) -> str:
+    """The status of a complaint: no content, no personal data."""
+    name = STATUS_NAMES.get(status) or _gsm_word(status)
+    return (
+        f"LAPOR! Laporan {tracking.display(tracking_id)} "
+        f"(diterima {received_at:%d-%m-%Y}): status {name}."
+    )
+
+
+def status_unknown(short_code: str) -> str:
+    """The typed tracking ID is not valid or not known."""
+    return (
+        "LAPOR! No. lacak tidak ditemukan. Periksa lagi nomornya, lalu kirim "
+        f"CEK no.lacak ke {_code(short_code)}."
+    )
+
+
+def _gsm_word(status: str) -> str:
+    word = "".join(c for c in status.upper() if c.isascii() and (c.isalnum() or c in "_-"))
+    return word[:MAX_STATUS] or "DIPROSES"

@@ -1,0 +1,209 @@
+"""The Indonesian SMS grammar and the pure parser on recorded Kannel requests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from channels.sms import PARSERS, grammar
+from channels.sms.grammar import Intent, interpret
+from channels.sms.settings import DEFAULT_REGIONS
+from gateway import tracking
+from gateway.domain import Channel, ComplaintDraft, NotAComplaint, RawInbound
+from gateway.errors import ParseError
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "kannel"
+SENDER = "+6281200000001"
+NIK = "3201014101900001"
+TID = "K7QM4XRT" + tracking._check_symbol("K7QM4XRT")
+
+
+def read(text: str, sender: str = SENDER) -> grammar.Interpretation:
+    return interpret(text, sender, DEFAULT_REGIONS)
+
+
+def draft_of(text: str) -> ComplaintDraft:
+    result = read(text)
+    assert result.intent is Intent.COMPLAINT and result.draft is not None
+    return result.draft
+
+
+def raw(name: str) -> RawInbound:
+    body = (FIXTURES / f"{name}.txt").read_bytes().rstrip(b"\n")
+    return RawInbound(Channel.SMS, body, datetime(2026, 11, 23, tzinfo=UTC))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"CEK {TID}",
+        f"cek {TID[:4]}-{TID[4:]}",
+        f"Cek: {TID.lower()}.",
+        f"  cek#{TID}!",
+        f"CEK {TID[:4]} {TID[4:]}",
+        f"jabar cek {TID}",
+        f"STATUS {TID}",
+    ],
+)
+def test_status_query(text: str) -> None:
+    result = read(text)
+    assert result.intent is Intent.STATUS and result.tracking_id == TID
+    assert result.outcome == NotAComplaint("status-query")
+
+
+def test_status_query_with_a_mistyped_id_is_still_a_query() -> None:
+    wrong = TID[:-1] + ("2" if TID[-1] != "2" else "3")
+    result = read(f"CEK {wrong}")
+    assert result.intent is Intent.STATUS and result.tracking_id is None
+
+
+def test_cek_followed_by_a_sentence_is_a_complaint() -> None:
+    draft = draft_of("Cek jalan di depan rumah saya, rusak parah")
+    assert draft.body == "Cek jalan di depan rumah saya, rusak parah"
+
+
+@pytest.mark.parametrize("text", ["INFO", "info", "Bantuan?", " BANTUAN ! ", "dki info"])
+def test_help(text: str) -> None:
+    result = read(text)
+    assert result.intent is Intent.HELP and result.outcome == NotAComplaint("help")
+
+
+def test_info_followed_by_text_is_a_complaint() -> None:
+    assert draft_of("Info: lampu jalan mati di RT 03").body == "Info: lampu jalan mati di RT 03"
+
+
+def test_plain_complaint_with_phone_in_e164() -> None:
+    draft = draft_of("  Jalan berlubang di depan pasar Sumber.\r\nMohon segera diperbaiki.  ")
+    assert draft.body == "Jalan berlubang di depan pasar Sumber.\r\nMohon segera diperbaiki."
+    assert draft.reporter.phone == "+6281200000001"
+    assert draft.reporter.nik is None and draft.location is None
+    assert not draft.privacy.anonymous and not draft.privacy.confidential
+
+
+def test_sender_in_national_form_becomes_e164() -> None:
+    assert draft_of_sender("081200000001").reporter.phone == "+6281200000001"
+
+
+def draft_of_sender(sender: str) -> ComplaintDraft:
+    result = read("Sampah menumpuk", sender=sender)
+    assert result.draft is not None
+    return result.draft
+
+
+def test_sender_that_is_not_a_phone_number_leaves_phone_empty() -> None:
+    assert draft_of_sender("TELKOMSEL").reporter.phone is None
+
+
+def test_region_keyword_rahasia_and_nik_are_taken_out_of_the_body() -> None:
+    draft = draft_of(f"jabar RAHASIA nik {NIK} pungli di kantor kelurahan")
+    assert draft.body == "pungli di kantor kelurahan"
+    assert draft.location is not None and draft.location.region_code == "32"
+    assert draft.reporter.nik == NIK
+    assert draft.privacy.confidential and not draft.privacy.anonymous
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"Pungli di kelurahan. NIK: {NIK[:4]} {NIK[4:8]} {NIK[8:12]} {NIK[12:]}",
+        f"Pungli di kelurahan NIK.{NIK[:6]}.{NIK[6:12]}.{NIK[12:]}",
+        f"Pungli di kelurahan, nik {NIK}",
+    ],
+)
+def test_nik_anywhere_in_the_text(text: str) -> None:
+    draft = draft_of(text)
+    assert draft.reporter.nik == NIK
+    assert NIK[:4] not in draft.body and draft.body.startswith("Pungli di kelurahan")
+
+
+def test_nik_in_the_middle_keeps_the_sentence_readable() -> None:
+    draft = draft_of(f"Saya NIK {NIK} melapor pungli")
+    assert draft.body == "Saya melapor pungli"
+
+
+def test_invalid_nik_is_not_stored_and_stays_in_the_text() -> None:
+    result = read("Pungli di kelurahan NIK 9901014101900001")
+    assert result.draft is not None and result.draft.reporter.nik is None
+    assert result.nik_rejected and "9901014101900001" in result.draft.body
+
+
+def test_nik_followed_by_a_number_takes_only_sixteen_digits() -> None:
+    assert draft_of(f"NIK {NIK} 2 bulan jalan rusak").body == "2 bulan jalan rusak"
+
+
+@pytest.mark.parametrize(
+    ("text", "anonymous", "confidential", "body"),
+    [
+        ("ANONIM jalan rusak", True, False, "jalan rusak"),
+        ("rahasia, anonim: jalan rusak", True, True, "jalan rusak"),
+        ("jalan rusak. RAHASIA", False, True, "jalan rusak"),
+        (
+            "Kepala desa minta uang, mohon dirahasiakan",
+            False,
+            False,
+            "Kepala desa minta uang, mohon dirahasiakan",
+        ),
+        (
+            "Kepala desa minta uang, ini anonim ya tolong",
+            True,
+            False,
+            "Kepala desa minta uang, ini anonim ya tolong",
+        ),
+    ],
+)
+def test_privacy_keywords(text: str, anonymous: bool, confidential: bool, body: str) -> None:
+    draft = draft_of(text)
+    assert (draft.privacy.anonymous, draft.privacy.confidential, draft.body) == (
+        anonymous,
+        confidential,
+        body,
+    )
+
+
+def test_region_table_is_configurable_and_case_insensitive() -> None:
+    result = interpret("cirebon jalan rusak", SENDER, {"Cirebon": "3209"})
+    assert result.draft is not None and result.draft.location is not None
+    assert result.draft.location.region_code == "3209" and result.draft.body == "jalan rusak"
+
+
+def test_region_word_not_in_the_table_stays_in_the_body() -> None:
+    assert draft_of("Cirebon banjir").body == "Cirebon banjir"
+
+
+@pytest.mark.parametrize("text", ["", " ", "\r\n", "RAHASIA", "jabar", f"ANONIM NIK {NIK}", "..."])
+def test_nothing_to_report_is_a_parse_error(text: str) -> None:
+    with pytest.raises(ParseError) as err:
+        read(text)
+    assert err.value.stage == "empty"
+
+
+# ---- the registered parser on recorded requests ---------------------------------------------
+
+PARSER = PARSERS[0]
+
+
+def test_parser_name() -> None:
+    assert PARSER.name == "sms.kannel"
+
+
+def test_parser_on_recorded_complaints() -> None:
+    out = PARSER.parse(raw("mo__region_nik_rahasia"))
+    assert isinstance(out, ComplaintDraft)
+    assert out.reporter.nik == NIK and out.reporter.phone == SENDER
+    out = PARSER.parse(raw("mo__ucs2_emoji"))
+    assert isinstance(out, ComplaintDraft) and out.body == "Lampu jalan mati 😡👍🏽 sudah 3 hari"
+    out = PARSER.parse(raw("mo__crlf_data"))
+    assert isinstance(out, ComplaintDraft) and "\r\n" in out.body
+
+
+def test_parser_on_recorded_non_complaints() -> None:
+    assert PARSER.parse(raw("mo__cek_status")) == NotAComplaint("status-query")
+    assert PARSER.parse(raw("mo__info")) == NotAComplaint("help")
+    assert PARSER.parse(raw("mo__fragment_timeout")) == NotAComplaint("fragment")
+
+
+def test_parser_on_recorded_empty_sms() -> None:
+    with pytest.raises(ParseError):
+        PARSER.parse(raw("mo__empty"))

@@ -1,0 +1,186 @@
+"""The /sms/kannel route on the real databases (both SQLite and PostgreSQL), without Kannel."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from sqlalchemy import select
+
+from channels import sms as sms_channel
+from channels.sms.settings import SmsSettings
+from gateway import bootstrap
+from gateway.settings import Settings
+from gateway.storage.schema import complaints, outbox, quarantine, raw_inbound
+from tests.support import free_port
+
+pytestmark = pytest.mark.integration
+
+Client = Callable[..., Awaitable[TestClient[Any, Any]]]
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "kannel"
+TRACKING = re.compile(r"No\. lacak: ([0-9A-Z]{4})-([0-9A-Z]{5})")
+
+
+def fixture(name: str) -> str:
+    return (FIXTURES / f"{name}.txt").read_text().rstrip("\n")
+
+
+def query(text: str, message_id: str, sender: str = "%2B6281200000001") -> str:
+    from urllib.parse import quote_plus
+
+    return f"p={sender}&P=1708&b={quote_plus(text)}&c=0&C=UTF-8&I={message_id}&u=&i=inject"
+
+
+@pytest.fixture
+async def gw(settings: Settings) -> AsyncIterator[bootstrap.Gateway]:
+    gateway = bootstrap.build(settings)
+    yield gateway
+    await gateway.close()
+
+
+@pytest.fixture
+async def client(gw: bootstrap.Gateway, aiohttp_client: Client) -> TestClient[Any, Any]:
+    return await aiohttp_client(bootstrap.build_app(gw))
+
+
+def tracking_of(reply: str) -> str:
+    match = TRACKING.search(reply)
+    assert match, reply
+    return match.group(1) + match.group(2)
+
+
+async def test_complaint_is_answered_in_plain_text_after_commit(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway
+) -> None:
+    q = fixture("mo__region_nik_rahasia")
+    resp = await client.get(f"/sms/kannel?{q}")
+    reply = await resp.text()
+    assert resp.status == 200 and resp.content_type == "text/plain" and resp.charset == "utf-8"
+    tid = tracking_of(reply)
+    assert reply == (
+        f"LAPOR! Laporan diterima. No. lacak: {tid[:4]}-{tid[4:]}. "
+        f"Cek status: kirim CEK {tid} ke 1708."
+    )
+    async with gw.engine.connect() as conn:
+        row = (await conn.execute(select(complaints).where(complaints.c.tracking_id == tid))).one()
+        raw = (await conn.execute(select(raw_inbound))).one()
+        event_body = (await conn.execute(select(outbox.c.body))).scalar_one()
+    assert row.channel == "sms" and row.body == "pungli di kantor kelurahan" and row.confidential
+    assert row.location["region_code"] == "32"
+    # The reporter is encrypted at rest; the event for the routing core carries it.
+    event = json.loads(event_body)
+    assert event["reporter"]["nik"] == "3201014101900001"
+    assert event["reporter"]["phone"] == "+6281200000001"
+    assert raw.body == q.encode() and raw.parser == "sms.kannel"
+    assert raw.provider_message_id == "56538353-a454-478e-8dd9-7b9dc0975df7"
+    assert raw.transport_meta["sender"] == "+6281200000001"
+    assert raw.transport_meta["smsc"] == "inject" and raw.transport_meta["charset"] == "UTF-8"
+
+
+async def test_redelivery_with_the_same_message_id_gets_the_first_receipt(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway
+) -> None:
+    q = query("Lampu jalan mati", "same-id-1")
+    first = await (await client.get(f"/sms/kannel?{q}")).text()
+    second = await (await client.get(f"/sms/kannel?{q}")).text()
+    assert tracking_of(first) == tracking_of(second)
+    assert await gw.intake.count_complaints() == 1
+
+
+async def test_post_form_body_is_accepted_too(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway
+) -> None:
+    resp = await client.post(
+        "/sms/kannel",
+        data=query("Sampah menumpuk", "post-1"),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert resp.status == 200 and "No. lacak" in await resp.text()
+    assert await gw.intake.count_complaints() == 1
+
+
+async def test_status_query_help_and_unknown_id(client: TestClient[Any, Any]) -> None:
+    reply = await (await client.get(f"/sms/kannel?{query('Jalan rusak', 'c-1')}")).text()
+    tid = tracking_of(reply)
+    status = await (await client.get(f"/sms/kannel?{query(f'cek {tid.lower()}', 'c-2')}")).text()
+    assert status.startswith(f"LAPOR! Laporan {tid[:4]}-{tid[4:]} (diterima ")
+    assert status.endswith("status DITERIMA.")
+    helped = await (await client.get(f"/sms/kannel?{fixture('mo__info')}")).text()
+    assert helped.startswith("LAPOR! Kirim isi laporan ke 1708.")
+    unknown = await (await client.get(f"/sms/kannel?{fixture('mo__cek_status')}")).text()
+    assert unknown.startswith("LAPOR! No. lacak tidak ditemukan.")
+
+
+async def test_empty_sms_is_quarantined_and_told_so(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway
+) -> None:
+    resp = await client.get(f"/sms/kannel?{fixture('mo__empty')}")
+    assert resp.status == 200
+    assert (await resp.text()).startswith("LAPOR! Pesan Anda kosong.")
+    async with gw.engine.connect() as conn:
+        rows = (await conn.execute(select(quarantine))).all()
+    assert len(rows) == 1 and rows[0].stage == "empty"
+
+
+async def test_fragment_is_stored_and_answered_with_an_empty_body(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway
+) -> None:
+    resp = await client.get(f"/sms/kannel?{fixture('mo__fragment_timeout')}")
+    assert resp.status == 200 and await resp.text() == ""
+    async with gw.engine.connect() as conn:
+        raw = (await conn.execute(select(raw_inbound))).one()
+    assert raw.status == "recorded" and raw.transport_meta["udh"] == "050003280401"
+    assert await gw.intake.count_complaints() == 0
+
+
+async def test_undecodable_request_is_quarantined_not_lost(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway
+) -> None:
+    resp = await client.get("/sms/kannel?p=%2B6281200000001&b=%FF%FE&c=0&C=UTF-8&I=bad-1")
+    reply = await resp.text()
+    assert resp.status == 200 and reply.startswith("LAPOR! Pesan Anda diterima dan akan diperiksa")
+    assert "No. lacak" in reply
+    async with gw.engine.connect() as conn:
+        assert len((await conn.execute(select(quarantine))).all()) == 1
+
+
+async def test_token_is_checked_and_never_stored(
+    gw: bootstrap.Gateway, aiohttp_client: Client
+) -> None:
+    app = web.Application()
+    sms_channel.setup(app, gw.intake, SmsSettings(kannel_token="s3cret"))
+    client = await aiohttp_client(app)
+    q = query("Jalan rusak", "tok-1")
+    assert (await client.get(f"/sms/kannel?{q}")).status == 403
+    assert (await client.get(f"/sms/kannel?{q}&token=wrong")).status == 403
+    resp = await client.get(f"/sms/kannel?token=s3cret&{q}")
+    assert resp.status == 200 and "No. lacak" in await resp.text()
+    basic = "Basic " + base64.b64encode(b"kannel:s3cret").decode()
+    resp = await client.get(
+        f"/sms/kannel?{query('Jalan rusak', 'tok-2')}", headers={"Authorization": basic}
+    )
+    assert resp.status == 200
+    async with gw.engine.connect() as conn:
+        bodies = [r.body for r in await conn.execute(select(raw_inbound.c.body))]
+    assert sorted(bodies) == sorted([q.encode(), query("Jalan rusak", "tok-2").encode()])
+
+
+async def test_database_down_answers_503_so_smsbox_retries(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/none"
+    db = settings.database.model_copy(update={"url": url, "connect_timeout": 0.5})
+    gateway = bootstrap.build(settings.model_copy(update={"database": db}))
+    try:
+        client = await aiohttp_client(bootstrap.build_app(gateway))
+        resp = await client.get(f"/sms/kannel?{query('Jalan rusak', 'down-1')}")
+        assert resp.status == 503 and resp.content_type == "text/plain"
+    finally:
+        await gateway.close()
