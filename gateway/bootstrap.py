@@ -86,7 +86,14 @@ def build_app(gateway: Gateway) -> web.Application:
             clock=gateway.clock,
         ),
     )
-    web_channel.setup(app, gateway.intake)
+    web_channel.setup(
+        app,
+        gateway.intake,
+        gateway.files,
+        gateway.engine,
+        gateway.settings.web,
+        gateway.clock,
+    )
     sms_channel.setup(app, gateway.intake)
     return app
 

@@ -30,6 +30,8 @@ SECRET_KEYS = {
     ("storage", "fetch_token"),
     ("security", "identity_key"),
     ("security", "data_key"),
+    ("web", "csrf_key"),
+    ("web", "open311_api_key"),
 }
 
 
@@ -127,6 +129,23 @@ class LoggingSettings(_Section):
     format: Literal["json", "text"] = "json"
 
 
+class WebSettings(_Section):
+    # Key of the citizen form's CSRF tokens (HMAC-SHA256). Secret: environment only. Unset, each
+    # process draws a random one (embedded default, one machine) and warns in the log.
+    csrf_key: SecretStr | None = None
+    csrf_max_age: float = Field(4 * 3600.0, gt=0)
+    # Key Open311 GeoReport v2 clients send as api_key with POST requests.json. Secret.
+    open311_api_key: SecretStr | None = None
+    open311_jurisdiction: str = Field("lapor.go.id", min_length=1)
+    open311_max_results: int = Field(1000, ge=1, le=10000)
+    open311_default_days: int = Field(90, ge=1)
+    max_attachments: int = Field(5, ge=0, le=50)
+    max_attachment_size: int = Field(5 * 1024 * 1024, gt=0)
+    max_field_size: int = Field(32 * 1024, gt=0)
+    rate_limit_requests: int = Field(30, ge=0)
+    rate_limit_window: float = Field(60.0, gt=0)
+
+
 class Settings(_Section):
     http: HttpSettings = HttpSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -136,6 +155,7 @@ class Settings(_Section):
     security: SecuritySettings = SecuritySettings()
     dedup: DedupSettings = DedupSettings()
     logging: LoggingSettings = LoggingSettings()
+    web: WebSettings = WebSettings()
 
     def masked(self) -> dict[str, Any]:
         """The effective settings as plain data with every secret masked."""

@@ -23,6 +23,7 @@ TEST_KEYS = {
     "data_key": base64.b64encode(os.urandom(32)).decode(),
 }
 TABLES = (
+    "web_rate_limits",
     "dedup_decisions",
     "identity_conflicts",
     "identities",

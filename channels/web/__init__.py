@@ -1,19 +1,62 @@
-"""The web channel: the JSON complaint API (the citizen form and Open311 join it here)."""
+"""The web channel: the citizen form, the status page, the JSON API and Open311 GeoReport v2.
+
+Pure parts: :mod:`channels.web.parse` (API JSON), :mod:`channels.web.form` (the form),
+:mod:`channels.web.open311` (``parse_open311``), :mod:`channels.web.exif` (magic bytes, EXIF GPS),
+:mod:`channels.web.pages` (HTML). Transport: :mod:`channels.web.routes`,
+:mod:`channels.web.uploads`, :mod:`channels.web.open311` (``Open311``). See this package's
+README.
+"""
 
 from __future__ import annotations
 
-from aiohttp import web
+import logging
+import secrets
 
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from channels.web.form import parse_form
+from channels.web.open311 import Open311, parse_open311
 from channels.web.parse import parse_json_complaint
 from channels.web.routes import WebChannel
-from gateway.intake import IntakeService, Parser
+from gateway.filestore import FileStore
+from gateway.intake import Clock, IntakeService, Parser, utcnow
+from gateway.ratelimit import RateLimiter
+from gateway.settings import WebSettings
+
+log = logging.getLogger(__name__)
 
 JSON_PARSER = Parser("web.json", parse_json_complaint)
-PARSERS = (JSON_PARSER,)
+FORM_PARSER = Parser("web.form", parse_form)
+OPEN311_PARSER = Parser("web.open311", parse_open311)
+PARSERS = (JSON_PARSER, FORM_PARSER, OPEN311_PARSER)
 
-__all__ = ["JSON_PARSER", "PARSERS", "setup"]
+__all__ = ["FORM_PARSER", "JSON_PARSER", "OPEN311_PARSER", "PARSERS", "setup"]
 
 
-def setup(app: web.Application, intake: IntakeService) -> None:
+def csrf_key(settings: WebSettings) -> bytes:
+    """The configured CSRF key, or a random one for this process (with a warning)."""
+    if settings.csrf_key is not None:
+        return settings.csrf_key.get_secret_value().encode("utf-8")
+    log.warning(
+        "web.csrf_key is not set (LAPOR_WEB__CSRF_KEY): using a random key of this process; "
+        "forms served before a restart, or by another replica, will be refused"
+    )
+    return secrets.token_bytes(32)
+
+
+def setup(
+    app: web.Application,
+    intake: IntakeService,
+    files: FileStore,
+    engine: AsyncEngine,
+    settings: WebSettings | None = None,
+    clock: Clock = utcnow,
+) -> None:
     """Mount the web channel's routes on ``app``."""
-    WebChannel(intake, JSON_PARSER).register(app)
+    settings = settings or WebSettings()
+    limiter = RateLimiter(engine, settings.rate_limit_requests, settings.rate_limit_window, clock)
+    WebChannel(
+        intake, files, settings, limiter, JSON_PARSER, FORM_PARSER, csrf_key(settings), clock
+    ).register(app)
+    Open311(intake, engine, settings, limiter, OPEN311_PARSER, clock).register(app)

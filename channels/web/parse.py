@@ -3,6 +3,10 @@
 The body is a JSON object; ``body`` (the complaint text, "isi laporan") is required. Unknown
 fields are refused so that a client's typo is not silently ignored. Messages for citizens come in
 Indonesian first, then English.
+
+A multipart submission stores its ``complaint`` JSON part as the body and the references of the
+attachments it streamed to the file store in the transport metadata ``attachment_refs`` (a JSON
+list written by the route, never by the client).
 """
 
 from __future__ import annotations
@@ -10,7 +14,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gateway.domain import ComplaintDraft, Kind, Location, Privacy, RawInbound, Reporter
+from channels.web.form import parse_attachment_ref
+from gateway.domain import (
+    Attachment,
+    ComplaintDraft,
+    Kind,
+    Location,
+    Privacy,
+    RawInbound,
+    Reporter,
+)
 from gateway.errors import ParseError
 
 MAX_TITLE = 300
@@ -19,6 +32,7 @@ _TOP = {"title", "body", "kind", "reporter", "privacy", "location", "agency"}
 _REPORTER = {"nik", "name", "phone", "email"}
 _PRIVACY = {"anonymous", "confidential"}
 _LOCATION = {"text", "latitude", "longitude"}
+ATTACHMENT_REFS = "attachment_refs"
 
 
 def parse_json_complaint(raw: RawInbound) -> ComplaintDraft:
@@ -68,7 +82,21 @@ def parse_json_complaint(raw: RawInbound) -> ComplaintDraft:
         ),
         location=location,
         agency=_text(obj, "agency", 255),
+        attachments=_attachments(raw),
     )
+
+
+def _attachments(raw: RawInbound) -> tuple[Attachment, ...]:
+    refs = raw.metadata.get(ATTACHMENT_REFS)
+    if not refs:
+        return ()
+    try:
+        items = json.loads(refs)
+    except json.JSONDecodeError:
+        raise ParseError("referensi lampiran rusak / broken attachment reference") from None
+    if not isinstance(items, list):
+        raise ParseError("referensi lampiran rusak / broken attachment reference")
+    return tuple(parse_attachment_ref(json.dumps(item)) for item in items)
 
 
 def _object(value: Any, prefix: str, allowed: set[str]) -> dict[str, Any]:

@@ -1,52 +1,298 @@
-"""HTTP routes of the web channel (transport only: no database, no broker)."""
+"""HTTP routes of the web channel (transport only: no database, no broker).
+
+- ``GET /`` and ``POST /``: the citizen form (HTML, works without JavaScript) and its receipt.
+- ``GET /cek``: the status check page (status and dates only).
+- ``POST /api/v1/complaints`` (JSON, or multipart with attachments), ``GET
+  /api/v1/complaints/{tracking_id}``, ``GET /api/v1/openapi.json``.
+
+Errors of the API are RFC 9457 problem documents, Indonesian by default and English when the
+client asks with ``Accept-Language: en``. Every submission (form, API) is counted against the
+per-IP rate limit first; the intake port is called only for a message that passed validation,
+and the 2xx answer comes only after its commit.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import secrets
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
 
+from channels.web import csrf, pages
+from channels.web.form import (
+    ATTACHMENT_FIELD,
+    CONTENT_TYPE,
+    attachment_ref,
+    encode_submission,
+    first_values,
+)
+from channels.web.form import validate as validate_form
+from channels.web.openapi import document as openapi_document
+from channels.web.pages import Lang
+from channels.web.parse import ATTACHMENT_REFS
+from channels.web.uploads import Upload, UploadRejected, read_multipart
+from gateway import tracking
 from gateway.contract import rfc3339
-from gateway.domain import Channel, RawInbound
+from gateway.domain import Channel, RawInbound, Receipt
 from gateway.errors import IntakeUnavailable, ParseError
-from gateway.intake import IntakeService, Parser, utcnow
+from gateway.filestore import FileStore
+from gateway.intake import Clock, IntakeService, Parser, utcnow
+from gateway.ratelimit import RateLimiter
+from gateway.settings import WebSettings
 
 log = logging.getLogger(__name__)
 
 PROBLEM = "application/problem+json"
 MAX_IDEMPOTENCY_KEY = 200
+API_PREFIX = "/api/v1"
+
+# Problem titles by status (RFC 9110 reason phrases), Indonesian and English.
+TITLES: Mapping[int, tuple[str, str]] = {
+    400: ("Permintaan tidak valid", "Bad Request"),
+    404: ("Tidak ditemukan", "Not Found"),
+    413: ("Kiriman terlalu besar", "Content Too Large"),
+    415: ("Jenis konten tidak didukung", "Unsupported Media Type"),
+    422: ("Tidak dapat diproses", "Unprocessable Content"),
+    429: ("Terlalu banyak permintaan", "Too Many Requests"),
+    503: ("Layanan tidak tersedia", "Service Unavailable"),
+}
+UNAVAILABLE = ("Coba lagi sebentar lagi / try again later.", "Try again later.")
+NOT_FOUND = ("Nomor pelacakan tidak ditemukan / tracking ID not found.", "Tracking ID not found.")
 
 
-def problem(status: int, title: str, detail: str, **extra: Any) -> web.Response:
-    """An RFC 9457 problem document."""
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    return web.json_response(body, status=status, content_type=PROBLEM)
+def api_lang(request: web.Request) -> Lang:
+    """English when the client's first language is English (RFC 9110 section 12.5.4)."""
+    first = request.headers.get("Accept-Language", "").split(",")[0].strip().lower()
+    return "en" if first.startswith("en") else "id"
+
+
+def page_lang(request: web.Request) -> Lang:
+    """The pages' language: ``?lang=en`` switches to English."""
+    return "en" if request.query.get("lang") == "en" else "id"
+
+
+def problem(
+    status: int, detail: str | tuple[str, str], lang: Lang = "id", **extra: Any
+) -> web.Response:
+    """An RFC 9457 problem document; ``detail`` may be (Indonesian, English)."""
+    title = TITLES.get(status, ("Galat", "Error"))
+    if isinstance(detail, tuple):
+        detail = detail[0] if lang == "id" else detail[1]
+    body = {
+        "type": "about:blank",
+        "title": title[0] if lang == "id" else title[1],
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
+    headers = {"Content-Language": lang}
+    return web.json_response(body, status=status, content_type=PROBLEM, headers=headers)
+
+
+def _english(reason: str) -> str:
+    """The English half of a parser's "Indonesian / English" reason."""
+    parts = [p.split(" / ", 1) for p in reason.split("; ")]
+    return "; ".join(p[-1] for p in parts)
 
 
 class WebChannel:
-    """``POST /api/v1/complaints``: JSON in, 202 with the tracking ID after the commit."""
+    """The citizen pages and the JSON API."""
 
-    def __init__(self, intake: IntakeService, parser: Parser) -> None:
+    def __init__(
+        self,
+        intake: IntakeService,
+        files: FileStore,
+        settings: WebSettings,
+        limiter: RateLimiter,
+        json_parser: Parser,
+        form_parser: Parser,
+        csrf_key: bytes,
+        clock: Clock = utcnow,
+    ) -> None:
         self._intake = intake
-        self._parser = parser
+        self._files = files
+        self._settings = settings
+        self._limiter = limiter
+        self._json_parser = json_parser
+        self._form_parser = form_parser
+        self._signer = csrf.CsrfSigner(csrf_key, settings.csrf_max_age)
+        self._clock = clock
+        self._openapi = openapi_document()
 
     def register(self, app: web.Application) -> None:
         """Add the routes to ``app``."""
-        app.router.add_post("/api/v1/complaints", self.create)
-        app.router.add_get("/api/v1/complaints/{tracking_id}", self.status)
+        app.router.add_get("/", self.form)
+        app.router.add_post("/", self.submit_form)
+        app.router.add_get("/cek", self.check)
+        app.router.add_post(f"{API_PREFIX}/complaints", self.create)
+        app.router.add_get(f"{API_PREFIX}/complaints/{{tracking_id}}", self.status)
+        app.router.add_get(f"{API_PREFIX}/openapi.json", self.openapi)
+
+    # ---- shared ---------------------------------------------------------------------------
+
+    async def _rate_limited(self, request: web.Request, scope: str) -> int | None:
+        """Seconds to wait when this client is over its limit, else None."""
+        decision = await self._limiter.hit(scope, request.remote or "unknown")
+        if decision.allowed:
+            return None
+        log.info("rate limited", extra={"scope": scope, "hits": decision.hits})
+        return decision.retry_after
+
+    def _metadata(self, request: web.Request, **extra: str) -> dict[str, str]:
+        return {
+            "remote": request.remote or "",
+            "user_agent": request.headers.get("User-Agent", "")[:200],
+            **extra,
+        }
+
+    async def _read_upload(self, request: web.Request, file_fields: frozenset[str]) -> Upload:
+        return await read_multipart(
+            await request.multipart(),
+            self._files,
+            file_fields=file_fields,
+            max_files=self._settings.max_attachments,
+            max_file_size=self._settings.max_attachment_size,
+            max_field_size=self._settings.max_field_size,
+        )
+
+    # ---- the citizen form -----------------------------------------------------------------
+
+    def _client_id(self, request: web.Request) -> tuple[str, bool]:
+        existing = request.cookies.get(csrf.COOKIE)
+        if existing and len(existing) <= 64:
+            return existing, False
+        return csrf.new_client_id(), True
+
+    def _form_response(
+        self,
+        request: web.Request,
+        values: Mapping[str, str] | None = None,
+        errors: Mapping[str, tuple[str, str]] | None = None,
+        alert: str | None = None,
+        status: int = 200,
+    ) -> web.Response:
+        client_id, fresh = self._client_id(request)
+        token = self._signer.issue(client_id, self._clock().timestamp())
+        html = pages.form_page(page_lang(request), token, values, errors, alert)
+        resp = web.Response(text=html, content_type="text/html", status=status)
+        resp.headers["Cache-Control"] = "no-store"
+        if fresh:
+            resp.set_cookie(
+                csrf.COOKIE, client_id, httponly=True, samesite="Lax", path="/",
+                secure=request.secure,
+            )
+        return resp
+
+    async def form(self, request: web.Request) -> web.Response:
+        """The empty form."""
+        return self._form_response(request)
+
+    async def submit_form(self, request: web.Request) -> web.Response:
+        """Store the attachments, validate, hand to intake, show the receipt."""
+        lang = page_lang(request)
+        try:
+            wait = await self._rate_limited(request, "submit")
+        except IntakeUnavailable:
+            return self._form_response(request, alert=pages.t("unavailable", lang), status=503)
+        if wait is not None:
+            resp = self._form_response(
+                request, alert=pages.t("too_many", lang, n=wait), status=429
+            )
+            resp.headers["Retry-After"] = str(wait)
+            return resp
+        try:
+            if request.content_type == "multipart/form-data":
+                upload = await self._read_upload(request, frozenset({ATTACHMENT_FIELD}))
+            elif request.content_type == "application/x-www-form-urlencoded":
+                posted = await request.post()  # no files possible: bounded by client_max_size
+                upload = Upload(fields=[(k, v) for k, v in posted.items() if isinstance(v, str)])
+            else:
+                return self._form_response(request, alert=pages.t("expired", lang), status=400)
+        except UploadRejected as exc:
+            # The rest of the body is not read: show the form again with the message by the
+            # attachment field (typed values cannot be recovered from an unread body).
+            field = exc.field_name if exc.field_name == ATTACHMENT_FIELD else ATTACHMENT_FIELD
+            return self._form_response(request, errors={field: exc.message}, status=exc.status)
+        values = first_values(upload.fields)
+        token = next((v for k, v in upload.fields if k == csrf.FIELD), "")
+        nonce = self._signer.check(
+            token, request.cookies.get(csrf.COOKIE), self._clock().timestamp()
+        )
+        if nonce is None:
+            return self._form_response(
+                request, values, alert=pages.t("expired", lang), status=403
+            )
+        now = self._clock()
+        _, errors = validate_form(values, now.date())
+        if errors:
+            return self._form_response(request, values, errors, status=422)
+        gps = ";".join(f"{sha}={lat},{lon}" for sha, (lat, lon) in upload.gps.items())
+        raw = RawInbound(
+            channel=Channel.WEB,
+            body=encode_submission(upload.fields, upload.attachments),
+            received_at=now,
+            provider_message_id=f"form:{nonce}",
+            content_type=CONTENT_TYPE,
+            metadata=self._metadata(request, **({"exif_gps": gps} if gps else {})),
+        )
+        try:
+            receipt = await self._intake.accept(raw, self._form_parser)
+        except IntakeUnavailable:
+            resp = self._form_response(
+                request, values, alert=pages.t("unavailable", lang), status=503
+            )
+            resp.headers["Retry-After"] = "5"
+            return resp
+        assert receipt.tracking_id is not None
+        html = pages.receipt_page(lang, tracking.display(receipt.tracking_id))
+        return web.Response(
+            text=html, content_type="text/html", headers={"Cache-Control": "no-store"}
+        )
+
+    async def check(self, request: web.Request) -> web.Response:
+        """The status page; a mistyped ID answers exactly like an unknown one."""
+        lang = page_lang(request)
+        typed = request.query.get("id", "")[:40]
+        if not typed.strip():
+            return web.Response(text=pages.check_page(lang), content_type="text/html")
+        try:
+            found = await self._intake.status(typed)
+        except IntakeUnavailable:
+            html = pages.check_page(lang, typed, alert=pages.t("unavailable", lang))
+            return web.Response(text=html, content_type="text/html", status=503)
+        if found is None:
+            html = pages.check_page(lang, typed, not_found=True)
+            return web.Response(text=html, content_type="text/html", status=404)
+        status = pages.t("st_received", lang) if found.status == "received" else found.status
+        kind = pages.t(pages.KIND_LABEL.get(found.kind or "", "pengaduan"), lang)
+        result = {
+            "id": tracking.display(found.tracking_id),
+            "status": status,
+            "received_at": found.received_at.strftime("%Y-%m-%d %H:%M UTC"),
+            "kind": kind if found.kind else "-",
+        }
+        return web.Response(text=pages.check_page(lang, typed, result), content_type="text/html")
+
+    # ---- the JSON API ---------------------------------------------------------------------
+
+    async def openapi(self, _request: web.Request) -> web.Response:
+        """The OpenAPI 3.1 document."""
+        return web.json_response(self._openapi)
 
     async def status(self, request: web.Request) -> web.Response:
         """Status and dates of one complaint; unknown and mistyped IDs answer alike."""
+        lang = api_lang(request)
         try:
             found = await self._intake.status(request.match_info["tracking_id"])
         except IntakeUnavailable:
-            return problem(503, "Service Unavailable", "Coba lagi sebentar lagi / try again later.")
+            return problem(503, UNAVAILABLE, lang)
         if found is None:
-            return problem(
-                404, "Not Found", "Nomor pelacakan tidak ditemukan / tracking ID not found."
-            )
+            return problem(404, NOT_FOUND, lang)
         return web.json_response(
             {
                 "tracking_id": found.tracking_id,
@@ -58,39 +304,87 @@ class WebChannel:
 
     async def create(self, request: web.Request) -> web.Response:
         """Validate, hand to intake, answer with the receipt."""
-        if request.content_type != "application/json":
-            return problem(415, "Unsupported Media Type", "Kirim application/json.")
+        lang = api_lang(request)
         key = request.headers.get("Idempotency-Key")
         if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
-            return problem(400, "Bad Request", "Idempotency-Key 1-200 karakter.")
-        body = await request.read()
+            return problem(400, ("Idempotency-Key 1-200 karakter.", "Idempotency-Key: 1-200 "
+                                 "characters."), lang)
+        if request.content_type not in ("application/json", "multipart/form-data"):
+            return problem(
+                415,
+                ("Kirim application/json atau multipart/form-data.",
+                 "Send application/json or multipart/form-data."),
+                lang,
+            )
+        try:
+            wait = await self._rate_limited(request, "submit")
+        except IntakeUnavailable:
+            return _unavailable(lang)
+        if wait is not None:
+            resp = problem(429, (f"Coba lagi dalam {wait} detik.", f"Retry in {wait} s."), lang)
+            resp.headers["Retry-After"] = str(wait)
+            return resp
+        extra: dict[str, str] = {}
+        if request.content_type == "multipart/form-data":
+            try:
+                upload = await self._read_upload(request, frozenset({"attachments"}))
+            except UploadRejected as exc:
+                return problem(exc.status, exc.message, lang, field=exc.field_name)
+            parts = [v for k, v in upload.fields if k == "complaint"]
+            if len(parts) != 1:
+                return problem(
+                    400,
+                    ("Kirim satu bagian 'complaint' berisi JSON.",
+                     "Send exactly one 'complaint' part holding the JSON."),
+                    lang,
+                )
+            body = parts[0].encode("utf-8")
+            refs = [json.loads(attachment_ref(a)) for a in upload.attachments]
+            if refs:
+                extra[ATTACHMENT_REFS] = json.dumps(refs, separators=(",", ":"))
+        else:
+            body = await request.read()
         raw = RawInbound(
             channel=Channel.WEB,
             body=body,
-            received_at=utcnow(),
+            received_at=self._clock(),
             provider_message_id=f"idem:{key}" if key else f"uuid:{uuid.uuid4()}",
             content_type="application/json",
-            metadata={
-                "remote": request.remote or "",
-                "user_agent": request.headers.get("User-Agent", "")[:200],
-            },
+            metadata=self._metadata(request, **extra),
         )
         # Validate first: an API client is answered 4xx and keeps its message (nothing is lost).
         try:
-            self._parser.parse(raw)
+            self._json_parser.parse(raw)
         except ParseError as exc:
-            return problem(400, "Bad Request", exc.reason)
+            return problem(400, exc.reason if lang == "id" else _english(exc.reason), lang)
         try:
-            receipt = await self._intake.accept(raw, self._parser)
+            receipt = await self._intake.accept(raw, self._json_parser)
         except IntakeUnavailable:
-            resp = problem(503, "Service Unavailable", "Coba lagi sebentar lagi / try again later.")
-            resp.headers["Retry-After"] = "5"
-            return resp
+            return _unavailable(lang)
+        if receipt.redelivered and not _same_body(receipt, raw):
+            return problem(
+                422,
+                ("Idempotency-Key ini sudah dipakai untuk isi laporan yang berbeda.",
+                 "This Idempotency-Key was already used with a different request body."),
+                lang,
+            )
         return web.json_response(
             {
                 "tracking_id": receipt.tracking_id,
                 "status": receipt.status.value,
-                "status_url": f"/api/v1/complaints/{receipt.tracking_id}",
+                "status_url": f"{API_PREFIX}/complaints/{receipt.tracking_id}",
             },
             status=202,
         )
+
+
+def _same_body(receipt: Receipt, raw: RawInbound) -> bool:
+    if receipt.raw_sha256 is None:
+        return True
+    return secrets.compare_digest(receipt.raw_sha256, hashlib.sha256(raw.body).hexdigest())
+
+
+def _unavailable(lang: Lang) -> web.Response:
+    resp = problem(503, UNAVAILABLE, lang)
+    resp.headers["Retry-After"] = "5"
+    return resp

@@ -226,3 +226,17 @@ dedup_decisions = Table(
     Column("candidates", Integer, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
 )
+
+# ---- web channel: per-IP rate limits (migration 0003) ---------------------------------------
+
+# One row per (scope, client) with a fixed counting window, shared by every replica. A request
+# increments its row in one upsert; a new window resets the count (see gateway/ratelimit.py).
+web_rate_limits = Table(
+    "web_rate_limits",
+    metadata,
+    Column("bucket", String(160), primary_key=True),  # "<scope>:<client ip>"
+    Column("window_start", BigInteger, nullable=False),  # epoch seconds of the window's start
+    Column("hits", Integer, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index("ix_web_rate_limits_updated_at", "updated_at"),
+)

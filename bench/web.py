@@ -1,0 +1,174 @@
+"""Benchmark: the JSON API through the full path, beside a bare aiohttp handler, in one run.
+
+The gateway app (AppRunner on a free port, SQLite file or PostgreSQL on 127.0.0.1, its outbox
+relay running) takes N ``POST /api/v1/complaints`` from C concurrent HTTP clients; the clock stops
+when RabbitMQ has confirmed all N. In the same run a bare aiohttp app with one handler that
+parses the same JSON and answers 202 takes the same N requests from the same clients: the
+ceiling of HTTP + JSON on this machine. Rate limiting is off in both.
+
+    python bench/web.py [-n 2000] [-c 32] [--databases sqlite,postgresql]
+
+Prints requests/s, p99 latency and the ratio gateway / bare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+from aiohttp import web
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.intake import PG_ADMIN, cleanup, names
+from gateway import bootstrap
+from gateway.settings import load_settings
+from gateway.storage import migrate
+from tests.support import free_port
+
+
+def complaint(i: int) -> dict[str, object]:
+    """The i-th request body: each from its own citizen."""
+    return {
+        "title": "Jalan berlubang",
+        "body": f"Jalan Siliwangi depan pasar berlubang besar nomor {i}, sudah 2 bulan.",
+        "kind": "pengaduan",
+        "reporter": {"name": f"Warga {i}", "phone": f"+62812{i:08d}"},
+    }
+
+
+async def clients(base: str, n: int, c: int) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    counter = iter(range(n))
+    conn = aiohttp.TCPConnector(limit=c)
+    async with aiohttp.ClientSession(connector=conn) as session:
+
+        async def one_client() -> None:
+            for i in counter:
+                body = complaint(i)
+                t0 = time.perf_counter()
+                async with session.post(f"{base}/api/v1/complaints", json=body) as resp:
+                    await resp.read()
+                    assert resp.status == 202, resp.status
+                latencies.append(time.perf_counter() - t0)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(one_client() for _ in range(c)))
+        return time.perf_counter() - start, latencies
+
+
+async def bare(n: int, c: int) -> tuple[float, list[float]]:
+    async def handler(request: web.Request) -> web.Response:
+        data = json.loads(await request.read())
+        assert isinstance(data, dict) and data["body"]
+        return web.json_response({"status": "accepted"}, status=202)
+
+    app = web.Application()
+    app.router.add_post("/api/v1/complaints", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        return await clients(f"http://127.0.0.1:{port}", n, c)
+    finally:
+        await runner.cleanup()
+
+
+async def gateway(
+    url: str, tmp: str, broker: dict[str, str], n: int, c: int
+) -> tuple[float, list[float]]:
+    settings = load_settings(
+        ROOT / "config" / "gateway.toml",
+        environ={},
+        overrides={
+            "database": {"url": url, "pool_size": c},
+            "storage": {"file_store": f"{tmp}/files"},
+            "broker": broker,
+            "outbox": {"poll_interval": 0.005},
+            "logging": {"level": "WARNING"},
+            "web": {"rate_limit_requests": 0, "csrf_key": "bench"},
+            "security": {
+                "identity_key": base64.b64encode(os.urandom(32)).decode(),
+                "data_key": base64.b64encode(os.urandom(32)).decode(),
+            },
+        },
+    )
+    gw = bootstrap.build(settings)
+    await migrate.upgrade(gw.engine)
+    assert gw.relay is not None
+    await gw.relay.publish_batch()
+    stop = asyncio.Event()
+    relay = asyncio.create_task(gw.relay.run(stop))
+    runner = web.AppRunner(bootstrap.build_app(gw), access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        start = time.perf_counter()
+        _, latencies = await clients(f"http://127.0.0.1:{port}", n, c)
+        published = gw.metrics.published.labels("web")
+        while published._value.get() < n:
+            await asyncio.sleep(0.002)
+        return time.perf_counter() - start, latencies
+    finally:
+        stop.set()
+        await relay
+        await runner.cleanup()
+        await gw.close()
+
+
+def p99(latencies: list[float]) -> float:
+    return statistics.quantiles(latencies, n=100)[98] * 1000
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("-n", type=int, default=2000, help="requests per run")
+    ap.add_argument("-c", type=int, default=32, help="concurrent HTTP clients")
+    ap.add_argument("--databases", default="sqlite,postgresql")
+    args = ap.parse_args()
+    print(f"N={args.n} requests, {args.c} concurrent clients\n")
+    print(f"{'run':<40}{'req/s':>9}{'p99 ms':>9}{'vs bare':>9}")
+    bare_s, bare_lat = await bare(args.n, args.c)
+    bare_rate = args.n / bare_s
+    print(f"{'bare aiohttp: parse JSON, 202':<40}{bare_rate:>9.0f}{p99(bare_lat):>9.1f}{'100%':>9}")
+    for db in args.databases.split(","):
+        with tempfile.TemporaryDirectory() as tmp:
+            pg_name = None
+            if db == "sqlite":
+                url = f"sqlite+aiosqlite:///{tmp}/bench.db"
+            else:
+                pg_name = f"lapor_bench_{uuid.uuid4().hex[:8]}"
+                admin = await asyncpg.connect(PG_ADMIN)
+                await admin.execute(f'CREATE DATABASE "{pg_name}"')
+                await admin.close()
+                url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{pg_name}"
+            broker = names()
+            try:
+                gw_s, gw_lat = await gateway(url, tmp, broker, args.n, args.c)
+            finally:
+                await cleanup(broker)
+                if pg_name:
+                    admin = await asyncpg.connect(PG_ADMIN)
+                    await admin.execute(f'DROP DATABASE "{pg_name}" WITH (FORCE)')
+                    await admin.close()
+        rate = args.n / gw_s
+        label = f"gateway HTTP→commit→confirm, {db}"
+        print(f"{label:<40}{rate:>9.0f}{p99(gw_lat):>9.1f}{rate / bare_rate:>8.0%}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

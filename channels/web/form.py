@@ -1,0 +1,267 @@
+"""The citizen form: its fields, their validation, and the pure parser of a stored submission.
+
+The route stores a submission as ``application/x-www-form-urlencoded`` text: the text fields as
+the citizen typed them, in the order received, and one ``lampiran`` field per attachment holding
+a JSON reference ``{"sha256", "media_type", "size", "filename"}`` to the file already streamed to
+the file store (the route drops any ``lampiran`` text the client itself sends, so only it writes
+them). :func:`parse_form` turns those bytes, and nothing else, into a
+:class:`~gateway.domain.ComplaintDraft`, so a stored submission can be parsed again at any time.
+
+:func:`validate` is the one place the rules live: the route shows its messages next to the
+fields, the parser raises them as a :class:`~gateway.errors.ParseError`. Every message comes in
+Indonesian and English.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from urllib.parse import parse_qsl, urlencode
+
+from gateway.domain import (
+    Attachment,
+    ComplaintDraft,
+    Kind,
+    Location,
+    Privacy,
+    RawInbound,
+    Reporter,
+)
+from gateway.errors import ParseError
+from normalizer import InvalidNik, normalize_email, normalize_phone, parse_nik
+
+# (Indonesian, English)
+Message = tuple[str, str]
+
+FIELDS = (
+    "judul",
+    "isi",
+    "klasifikasi",
+    "tanggal",
+    "lokasi",
+    "instansi",
+    "nama",
+    "nik",
+    "hp",
+    "email",
+    "anonim",
+    "rahasia",
+)
+ATTACHMENT_FIELD = "lampiran"
+CONTENT_TYPE = "application/x-www-form-urlencoded"
+
+# The form's classification values and the canonical kind each stands for.
+CLASSIFICATIONS: Mapping[str, Kind] = {
+    "pengaduan": Kind.PENGADUAN,
+    "aspirasi": Kind.ASPIRASI,
+    "permintaan-informasi": Kind.INFORMASI,
+}
+LIMITS: Mapping[str, int] = {
+    "judul": 300,
+    "isi": 20_000,
+    "lokasi": 500,
+    "instansi": 255,
+    "nama": 200,
+    "nik": 32,
+    "hp": 32,
+    "email": 254,
+}
+MIN_BODY = 10
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_CHECKED = {"1", "on", "ya", "true"}
+
+
+@dataclass(frozen=True, slots=True)
+class FormData:
+    """A submission that passed validation, with normalised identity values."""
+
+    title: str
+    body: str
+    kind: Kind
+    occurred_on: date | None
+    location: str | None
+    agency: str | None
+    name: str | None
+    nik: str | None
+    phone: str | None
+    email: str | None
+    anonymous: bool
+    confidential: bool
+
+
+def first_values(pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """The first value of each known text field (a browser sends each once)."""
+    out: dict[str, str] = {}
+    for key, value in pairs:
+        if key in FIELDS and key not in out:
+            out[key] = value
+    return out
+
+
+def _text(fields: Mapping[str, str], name: str) -> str | None:
+    value = fields.get(name, "").strip()
+    return value or None
+
+
+def validate(fields: Mapping[str, str], today: date) -> tuple[FormData | None, dict[str, Message]]:
+    """Check a submission; the data when valid, else a message for each wrong field."""
+    errors: dict[str, Message] = {}
+    for name, limit in LIMITS.items():
+        if len(fields.get(name, "")) > limit:
+            errors[name] = (f"Paling banyak {limit} karakter.", f"At most {limit} characters.")
+    title = _text(fields, "judul")
+    if title is None:
+        errors.setdefault("judul", ("Judul laporan wajib diisi.", "A title is required."))
+    body = _text(fields, "isi")
+    if body is None or len(body) < MIN_BODY:
+        errors.setdefault(
+            "isi",
+            (
+                f"Isi laporan wajib diisi, paling sedikit {MIN_BODY} karakter.",
+                f"Describe the matter in at least {MIN_BODY} characters.",
+            ),
+        )
+    kind = CLASSIFICATIONS.get(fields.get("klasifikasi", ""))
+    if kind is None:
+        errors["klasifikasi"] = (
+            "Pilih klasifikasi: pengaduan, aspirasi atau permintaan informasi.",
+            "Choose a classification: complaint, aspiration or request for information.",
+        )
+    occurred_on = None
+    if when := _text(fields, "tanggal"):
+        try:
+            occurred_on = date.fromisoformat(when)
+        except ValueError:
+            errors["tanggal"] = ("Tanggal tidak valid (TTTT-BB-HH).", "Not a date (YYYY-MM-DD).")
+        else:
+            if occurred_on > today:
+                errors["tanggal"] = (
+                    "Tanggal kejadian tidak boleh di masa depan.",
+                    "The date cannot be in the future.",
+                )
+    anonymous = fields.get("anonim", "").lower() in _CHECKED
+    confidential = fields.get("rahasia", "").lower() in _CHECKED
+    reporter_name = _text(fields, "nama")
+    if reporter_name is None and not anonymous:
+        errors.setdefault(
+            "nama",
+            (
+                "Nama wajib diisi (atau centang Anonim).",
+                "Your name is required (or tick Anonymous).",
+            ),
+        )
+    nik: str | None = None
+    if (nik_text := _text(fields, "nik")) and "nik" not in errors:
+        result = parse_nik(nik_text, today=today)
+        if isinstance(result, InvalidNik):
+            errors["nik"] = (result.message_id, result.message_en)
+        else:
+            nik = result.nik
+    phone: str | None = None
+    if (phone_text := _text(fields, "hp")) and "hp" not in errors:
+        phone = normalize_phone(phone_text)
+        if phone is None:
+            errors["hp"] = (
+                "Nomor HP tidak valid, contoh 0812-3456-7890.",
+                "Not a valid phone number, e.g. 0812-3456-7890.",
+            )
+    email: str | None = None
+    if (email_text := _text(fields, "email")) and "email" not in errors:
+        email = normalize_email(email_text)
+        if email is None:
+            errors["email"] = (
+                "Alamat e-mail tidak valid, contoh nama@contoh.id.",
+                "Not a valid e-mail address, e.g. name@example.id.",
+            )
+    if phone_text is None and email_text is None:
+        errors["hp"] = (
+            "Isi nomor HP atau e-mail agar kami dapat mengabarkan tindak lanjut.",
+            "Give a phone number or an e-mail address so that we can tell you what happens.",
+        )
+    if errors or title is None or body is None or kind is None:
+        return None, errors
+    return (
+        FormData(
+            title=title,
+            body=body,
+            kind=kind,
+            occurred_on=occurred_on,
+            location=_text(fields, "lokasi"),
+            agency=_text(fields, "instansi"),
+            name=reporter_name,
+            nik=nik,
+            phone=phone,
+            email=email,
+            anonymous=anonymous,
+            confidential=confidential,
+        ),
+        errors,
+    )
+
+
+def attachment_ref(attachment: Attachment) -> str:
+    """The JSON reference to a stored file that the route writes into the stored body."""
+    return json.dumps(
+        {
+            "sha256": attachment.sha256,
+            "media_type": attachment.media_type,
+            "size": attachment.size,
+            "filename": attachment.filename,
+        },
+        separators=(",", ":"),
+        sort_keys=True,
+    )
+
+
+def parse_attachment_ref(text: str) -> Attachment:
+    """The :class:`Attachment` of a reference written by :func:`attachment_ref`."""
+    try:
+        data = json.loads(text)
+        sha, media_type, size = data["sha256"], data["media_type"], data["size"]
+        filename = data.get("filename")
+    except (ValueError, TypeError, KeyError):
+        raise ParseError("referensi lampiran rusak / broken attachment reference") from None
+    if not (
+        isinstance(sha, str)
+        and _SHA256.fullmatch(sha)
+        and isinstance(media_type, str)
+        and isinstance(size, int)
+        and size >= 0
+        and (filename is None or isinstance(filename, str))
+    ):
+        raise ParseError("referensi lampiran rusak / broken attachment reference")
+    return Attachment(sha256=sha, media_type=media_type, size=size, filename=filename)
+
+
+def encode_submission(pairs: Sequence[tuple[str, str]], attachments: Sequence[Attachment]) -> bytes:
+    """The bytes stored as the raw inbound of one form submission."""
+    fields = [(k, v) for k, v in pairs if k in FIELDS]
+    fields += [(ATTACHMENT_FIELD, attachment_ref(a)) for a in attachments]
+    return urlencode(fields).encode("ascii")
+
+
+def parse_form(raw: RawInbound) -> ComplaintDraft:
+    """Turn a stored form submission into a complaint draft, or raise :class:`ParseError`."""
+    try:
+        pairs = parse_qsl(raw.body.decode("ascii"), keep_blank_values=True, strict_parsing=True)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ParseError(f"isian formulir rusak / malformed form body: {exc}", "decode") from None
+    data, errors = validate(first_values(pairs), raw.received_at.date())
+    if data is None:
+        reasons = "; ".join(f"{name}: {msg[0]} / {msg[1]}" for name, msg in errors.items())
+        raise ParseError(reasons)
+    attachments = tuple(parse_attachment_ref(v) for k, v in pairs if k == ATTACHMENT_FIELD)
+    return ComplaintDraft(
+        body=data.body,
+        kind=data.kind,
+        title=data.title,
+        reporter=Reporter(nik=data.nik, name=data.name, phone=data.phone, email=data.email),
+        privacy=Privacy(anonymous=data.anonymous, confidential=data.confidential),
+        location=Location(text=data.location) if data.location else None,
+        attachments=attachments,
+        occurred_on=data.occurred_on,
+        agency=data.agency,
+    )

@@ -1,0 +1,254 @@
+"""Server-rendered HTML of the citizen pages: the form, the receipt, the status check. Pure.
+
+Plain HTML forms that work without JavaScript; a small inline stylesheet written for phones
+first. Indonesian by default, English with ``?lang=en``. Every value shown is escaped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from html import escape
+from typing import Literal
+
+from channels.web.form import Message
+
+Lang = Literal["id", "en"]
+
+T: Mapping[str, tuple[str, str]] = {
+    "site": ("LAPOR! — Layanan Aspirasi dan Pengaduan Online Rakyat",
+             "LAPOR! — Indonesia's public complaint service"),
+    "form_title": ("Sampaikan Laporan Anda", "Submit your report"),
+    "hoax": (
+        "Perhatian: sampaikan laporan yang benar. Laporan palsu atau hoaks dapat dikenai sanksi "
+        "sesuai peraturan perundang-undangan (UU ITE). Laporan yang tidak dapat "
+        "diverifikasi akan diarsipkan.",
+        "Please report only what is true. False reports and hoaxes may be punished under "
+        "Indonesian law (the ITE Law). Reports that cannot be verified are archived.",
+    ),
+    "judul": ("Judul laporan", "Title"),
+    "isi": ("Isi laporan", "What happened"),
+    "klasifikasi": ("Klasifikasi", "Classification"),
+    "pengaduan": ("Pengaduan", "Complaint"),
+    "aspirasi": ("Aspirasi", "Aspiration"),
+    "permintaan-informasi": ("Permintaan informasi", "Request for information"),
+    "tanggal": ("Tanggal kejadian", "Date it happened"),
+    "lokasi": ("Lokasi kejadian", "Where it happened"),
+    "instansi": ("Instansi tujuan (tidak wajib)", "Agency concerned (optional)"),
+    "lampiran": ("Lampiran (foto JPEG/PNG atau PDF, boleh lebih dari satu)",
+                 "Attachments (JPEG/PNG photos or PDF, several allowed)"),
+    "identity": ("Identitas pelapor", "About you"),
+    "nama": ("Nama lengkap", "Full name"),
+    "nik": ("NIK (16 angka, tidak wajib)", "NIK, national ID number (16 digits, optional)"),
+    "hp": ("Nomor HP", "Mobile number"),
+    "email": ("E-mail", "E-mail"),
+    "anonim": ("Anonim: nama saya tidak ditampilkan kepada instansi",
+               "Anonymous: the agency does not see my name"),
+    "rahasia": ("Rahasia: isi laporan tidak dipublikasikan",
+                "Confidential: the report is never published"),
+    "submit": ("Kirim laporan", "Send report"),
+    "errors": ("Periksa kembali isian yang ditandai.", "Please check the marked fields."),
+    "receipt_title": ("Laporan Anda telah diterima", "Your report has been received"),
+    "your_id": ("Nomor pelacakan Anda", "Your tracking ID"),
+    "keep_id": ("Simpan nomor ini untuk memantau laporan Anda.",
+                "Keep this number to follow your report."),
+    "next": ("Apa selanjutnya?", "What happens next?"),
+    "next_verify": (
+        "Admin LAPOR! memverifikasi laporan Anda dalam 3 hari kerja, lalu meneruskannya kepada "
+        "instansi yang berwenang.",
+        "A LAPOR! administrator verifies your report within 3 working days and passes it to the "
+        "agency in charge.",
+    ),
+    "next_follow": (
+        "Pantau status laporan di halaman Cek Status atau kirim SMS CEK {id} ke 1708.",
+        "Follow its status on the Check Status page or by sending the SMS CEK {id} to 1708.",
+    ),
+    "check_title": ("Cek Status Laporan", "Check a report's status"),
+    "check_label": ("Nomor pelacakan", "Tracking ID"),
+    "check_button": ("Cek", "Check"),
+    "not_found": ("Nomor pelacakan tidak ditemukan. Periksa kembali nomor Anda.",
+                  "Tracking ID not found. Please check the number."),
+    "status": ("Status", "Status"),
+    "received_at": ("Diterima", "Received"),
+    "kind": ("Klasifikasi", "Classification"),
+    "st_received": ("Diterima, menunggu verifikasi", "Received, waiting for verification"),
+    "new_report": ("Buat laporan baru", "Make another report"),
+    "check_link": ("Cek status laporan", "Check a report's status"),
+    "switch": ("English", "Bahasa Indonesia"),
+    "unavailable": ("Layanan sedang sibuk. Coba lagi beberapa saat lagi.",
+                    "The service is busy. Please try again in a moment."),
+    "expired": ("Formulir kedaluwarsa atau tidak sah. Silakan kirim ulang.",
+                "The form expired or is not valid. Please send it again."),
+    "too_many": ("Terlalu banyak permintaan. Coba lagi dalam {n} detik.",
+                 "Too many requests. Try again in {n} seconds."),
+}
+KIND_LABEL = {"pengaduan": "pengaduan", "aspirasi": "aspirasi", "informasi": "permintaan-informasi"}
+
+CSS = """
+*{box-sizing:border-box}body{margin:0;font:16px/1.5 system-ui,sans-serif;color:#1a1a1a;
+background:#f4f5f7}header{background:#b71c1c;color:#fff;padding:.75rem 1rem;display:flex;
+justify-content:space-between;align-items:center}header a{color:#fff}main{max-width:40rem;
+margin:0 auto;padding:1rem}h1{font-size:1.35rem}label{display:block;font-weight:600;
+margin:.9rem 0 .25rem}input[type=text],input[type=email],input[type=tel],input[type=date],
+select,textarea{width:100%;padding:.6rem;font-size:1rem;border:1px solid #888;border-radius:4px}
+textarea{min-height:8rem}.check label{display:inline;font-weight:400}.check{margin:.6rem 0}
+.err{color:#b00020;font-size:.9rem;margin:.2rem 0}.invalid{border-color:#b00020!important}
+.hoax{background:#fff4e5;border-left:4px solid #e65100;padding:.6rem .8rem}
+.alert{background:#fdecea;border-left:4px solid #b00020;padding:.6rem .8rem}
+button{margin-top:1.2rem;width:100%;padding:.8rem;font-size:1.1rem;background:#b71c1c;
+color:#fff;border:0;border-radius:4px}.tid{font:700 2.4rem/1.2 ui-monospace,monospace;
+letter-spacing:.08em;background:#fff;border:2px dashed #b71c1c;padding:1rem;text-align:center}
+fieldset{border:1px solid #ccc;border-radius:4px;margin-top:1rem}dl{background:#fff;
+padding:1rem}dt{font-weight:600}
+@media (min-width:48rem){body{font-size:17px}}
+"""
+
+
+def t(key: str, lang: Lang, **fmt: object) -> str:
+    """The text ``key`` in ``lang``."""
+    text = T[key][0 if lang == "id" else 1]
+    return text.format(**fmt) if fmt else text
+
+
+def msg(message: Message, lang: Lang) -> str:
+    """One (Indonesian, English) message in ``lang``."""
+    return message[0] if lang == "id" else message[1]
+
+
+def _q(lang: Lang) -> str:
+    return "?lang=en" if lang == "en" else ""
+
+
+def page(title: str, body: str, lang: Lang, switch_to: str) -> str:
+    """A whole HTML document around ``body``."""
+    return (
+        f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>{escape(title)}</title><style>{CSS}</style></head><body>"
+        f'<header><strong>LAPOR!</strong><a href="{escape(switch_to)}" hreflang='
+        f'"{"id" if lang == "en" else "en"}">{t("switch", lang)}</a></header>'
+        f"<main>{body}</main></body></html>"
+    )
+
+
+def _input(
+    name: str, kind: str, lang: Lang, values: Mapping[str, str],
+    errors: Mapping[str, Message], extra: str = "",
+) -> str:
+    err = errors.get(name)
+    cls = ' class="invalid" aria-invalid="true"' if err else ""
+    described = f' aria-describedby="{name}-err"' if err else ""
+    field = (
+        f'<textarea id="{name}" name="{name}"{cls}{described}{extra}>'
+        f"{escape(values.get(name, ''))}</textarea>"
+        if kind == "textarea"
+        else f'<input type="{kind}" id="{name}" name="{name}" '
+        f'value="{escape(values.get(name, ""))}"{cls}{described}{extra}>'
+    )
+    note = f'<p class="err" id="{name}-err">{escape(msg(err, lang))}</p>' if err else ""
+    return f'<label for="{name}">{t(name, lang)}</label>{field}{note}'
+
+
+def form_page(
+    lang: Lang,
+    csrf_token: str,
+    values: Mapping[str, str] | None = None,
+    errors: Mapping[str, Message] | None = None,
+    alert: str | None = None,
+) -> str:
+    """The citizen form, with the typed values and a message next to each wrong field."""
+    values = values or {}
+    errors = errors or {}
+    chosen = values.get("klasifikasi", "pengaduan")
+    options = "".join(
+        f'<option value="{v}"{" selected" if v == chosen else ""}>{t(v, lang)}</option>'
+        for v in ("pengaduan", "aspirasi", "permintaan-informasi")
+    )
+    k_err = errors.get("klasifikasi")
+    l_err = errors.get("lampiran")
+
+    def box(name: str) -> str:
+        checked = " checked" if values.get(name) else ""
+        return (
+            f'<div class="check"><input type="checkbox" id="{name}" name="{name}" value="1"'
+            f'{checked}> <label for="{name}">{t(name, lang)}</label></div>'
+        )
+
+    top = ""
+    if alert:
+        top = f'<p class="alert" role="alert">{escape(alert)}</p>'
+    elif errors:
+        top = f'<p class="alert" role="alert">{t("errors", lang)}</p>'
+    body = (
+        f'<h1>{t("form_title", lang)}</h1><p class="hoax" role="note">{t("hoax", lang)}</p>{top}'
+        f'<form method="post" action="/{_q(lang)}" enctype="multipart/form-data" novalidate>'
+        f'<input type="hidden" name="csrf" value="{escape(csrf_token)}">'
+        + _input("judul", "text", lang, values, errors, ' maxlength="300" required')
+        + _input("isi", "textarea", lang, values, errors, " required")
+        + f'<label for="klasifikasi">{t("klasifikasi", lang)}</label>'
+        f'<select id="klasifikasi" name="klasifikasi">{options}</select>'
+        + (f'<p class="err">{escape(msg(k_err, lang))}</p>' if k_err else "")
+        + _input("tanggal", "date", lang, values, errors)
+        + _input("lokasi", "text", lang, values, errors)
+        + _input("instansi", "text", lang, values, errors)
+        + f'<label for="lampiran">{t("lampiran", lang)}</label>'
+        '<input type="file" id="lampiran" name="lampiran" multiple '
+        'accept="image/jpeg,image/png,application/pdf">'
+        + (f'<p class="err" id="lampiran-err">{escape(msg(l_err, lang))}</p>' if l_err else "")
+        + f'<fieldset><legend>{t("identity", lang)}</legend>'
+        + _input("nama", "text", lang, values, errors, ' autocomplete="name"')
+        + _input("nik", "text", lang, values, errors, ' inputmode="numeric"')
+        + _input("hp", "tel", lang, values, errors, ' autocomplete="tel"')
+        + _input("email", "email", lang, values, errors, ' autocomplete="email"')
+        + box("anonim")
+        + box("rahasia")
+        + f'</fieldset><button type="submit">{t("submit", lang)}</button></form>'
+        f'<p><a href="/cek{_q(lang)}">{t("check_link", lang)}</a></p>'
+    )
+    return page(t("site", lang), body, lang, "/" if lang == "en" else "/?lang=en")
+
+
+def receipt_page(lang: Lang, tracking_display: str) -> str:
+    """The receipt: the tracking ID, large, and what happens next."""
+    body = (
+        f'<h1>{t("receipt_title", lang)}</h1><p>{t("your_id", lang)}:</p>'
+        f'<p class="tid" id="tracking-id">{escape(tracking_display)}</p>'
+        f'<p>{t("keep_id", lang)}</p><h2>{t("next", lang)}</h2><ol>'
+        f'<li>{t("next_verify", lang)}</li>'
+        f'<li>{escape(t("next_follow", lang, id=tracking_display))}</li></ol>'
+        f'<p><a href="/cek{_q(lang) or "?"}{"&" if lang == "en" else ""}id='
+        f'{escape(tracking_display)}">{t("check_link", lang)}</a> · '
+        f'<a href="/{_q(lang)}">{t("new_report", lang)}</a></p>'
+    )
+    return page(t("receipt_title", lang), body, lang, "/" if lang == "en" else "/?lang=en")
+
+
+def check_page(
+    lang: Lang,
+    typed: str = "",
+    result: Mapping[str, str] | None = None,
+    not_found: bool = False,
+    alert: str | None = None,
+) -> str:
+    """The status check: a form, and the status and dates when the ID was found."""
+    out = ""
+    if alert:
+        out = f'<p class="alert" role="alert">{escape(alert)}</p>'
+    elif not_found:
+        out = f'<p class="alert" role="alert" id="not-found">{t("not_found", lang)}</p>'
+    elif result is not None:
+        out = (
+            f'<dl id="result"><dt>{t("check_label", lang)}</dt><dd>{escape(result["id"])}</dd>'
+            f'<dt>{t("status", lang)}</dt><dd id="status">{escape(result["status"])}</dd>'
+            f'<dt>{t("received_at", lang)}</dt><dd>{escape(result["received_at"])}</dd>'
+            f'<dt>{t("kind", lang)}</dt><dd>{escape(result["kind"])}</dd></dl>'
+        )
+    lang_field = '<input type="hidden" name="lang" value="en">' if lang == "en" else ""
+    body = (
+        f'<h1>{t("check_title", lang)}</h1><form method="get" action="/cek">{lang_field}'
+        f'<label for="id">{t("check_label", lang)}</label>'
+        f'<input type="text" id="id" name="id" value="{escape(typed)}" '
+        'autocapitalize="characters" placeholder="K7QM-4XRT9">'
+        f'<button type="submit">{t("check_button", lang)}</button></form>{out}'
+        f'<p><a href="/{_q(lang)}">{t("new_report", lang)}</a></p>'
+    )
+    return page(t("check_title", lang), body, lang, "/cek" if lang == "en" else "/cek?lang=en")

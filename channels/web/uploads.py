@@ -1,0 +1,161 @@
+"""Reading a ``multipart/form-data`` request part by part, files streamed to the file store.
+
+Text parts are read up to a size limit; each file part is checked by its first bytes (JPEG, PNG,
+PDF: see :mod:`channels.web.exif`) and then streamed in chunks to
+:meth:`~gateway.filestore.FileStore.put_stream`, so no attachment is ever whole in memory. Only
+the first :data:`EXIF_WINDOW` bytes of a JPEG are kept, to read the GPS position from its EXIF
+segment (which comes before the image data).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from aiohttp import BodyPartReader, MultipartReader
+from aiohttp.http_exceptions import HttpProcessingError
+
+from channels.web.exif import SNIFF_BYTES, jpeg_gps, sniff
+from gateway.domain import Attachment
+from gateway.filestore import FileStore, FileTooLarge
+
+CHUNK = 64 * 1024
+EXIF_WINDOW = 128 * 1024
+_MAX_FILENAME = 255
+
+
+class UploadRejected(Exception):
+    """A part of the request cannot be taken; ``message`` is (Indonesian, English)."""
+
+    def __init__(self, field_name: str, message: tuple[str, str], status: int = 400) -> None:
+        super().__init__(message[1])
+        self.field_name = field_name
+        self.message = message
+        self.status = status
+
+
+@dataclass(slots=True)
+class Upload:
+    """What a multipart request held: its text fields in order, and the stored files."""
+
+    fields: list[tuple[str, str]] = field(default_factory=list)
+    attachments: list[Attachment] = field(default_factory=list)
+    # sha256 -> (latitude, longitude) read from the photo's EXIF: evidence of the place.
+    gps: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+async def read_multipart(
+    reader: MultipartReader,
+    files: FileStore,
+    *,
+    file_fields: frozenset[str],
+    max_files: int,
+    max_file_size: int,
+    max_field_size: int,
+    max_fields: int = 64,
+) -> Upload:
+    """Read every part; raise :class:`UploadRejected` naming the field or file at fault."""
+    try:
+        return await _read(
+            reader, files, file_fields, max_files, max_file_size, max_field_size, max_fields
+        )
+    except (HttpProcessingError, ValueError, AssertionError) as exc:
+        # A malformed body (bad part headers, broken boundary): the client's fault, not ours.
+        raise UploadRejected(
+            "", ("Format multipart rusak.", f"Malformed multipart body: {type(exc).__name__}.")
+        ) from None
+
+
+async def _read(
+    reader: MultipartReader,
+    files: FileStore,
+    file_fields: frozenset[str],
+    max_files: int,
+    max_file_size: int,
+    max_field_size: int,
+    max_fields: int,
+) -> Upload:
+    upload = Upload()
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader):
+            raise UploadRejected("", ("Multipart bersarang tidak didukung.", "Nested multipart."))
+        name = part.name or ""
+        if part.filename is not None and name in file_fields:
+            head = await part.read_chunk(CHUNK)
+            if not head and not part.filename:
+                continue  # a file input left empty: browsers send a part with no name and no body
+            if len(upload.attachments) >= max_files:
+                raise UploadRejected(
+                    name,
+                    (
+                        f"Paling banyak {max_files} lampiran.",
+                        f"At most {max_files} attachments.",
+                    ),
+                    413,
+                )
+            attachment, gps = await _store_file(part, head, files, name, max_file_size)
+            upload.attachments.append(attachment)
+            if gps is not None:
+                upload.gps[attachment.sha256] = gps
+            continue
+        if name in file_fields:
+            continue  # text posing as a file reference: only the gateway writes those
+        if len(upload.fields) >= max_fields:
+            raise UploadRejected(name, ("Terlalu banyak isian.", "Too many fields."), 413)
+        value = b""
+        while len(value) <= max_field_size and (chunk := await part.read_chunk(CHUNK)):
+            value += chunk
+        if len(value) > max_field_size:
+            raise UploadRejected(
+                name,
+                (f"Isian {name} terlalu panjang.", f"Field {name} is too long."),
+                413,
+            )
+        try:
+            upload.fields.append((name, value.decode(part.get_charset("utf-8"))))
+        except (UnicodeDecodeError, LookupError):
+            raise UploadRejected(
+                name, (f"Isian {name} bukan teks UTF-8.", f"Field {name} is not UTF-8 text.")
+            ) from None
+    return upload
+
+
+async def _store_file(
+    part: BodyPartReader, head: bytes, files: FileStore, name: str, max_size: int
+) -> tuple[Attachment, tuple[float, float] | None]:
+    filename = (part.filename or "")[-_MAX_FILENAME:] or None
+    label = filename or name
+    while len(head) < SNIFF_BYTES and (chunk := await part.read_chunk(CHUNK)):
+        head += chunk
+    media_type = sniff(head)
+    if media_type is None:
+        raise UploadRejected(
+            name,
+            (
+                f"Berkas {label} bukan JPEG, PNG atau PDF.",
+                f"The file {label} is not a JPEG, PNG or PDF.",
+            ),
+            415,
+        )
+    window = bytearray(head[:EXIF_WINDOW])
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield head
+        while chunk := await part.read_chunk(CHUNK):
+            if len(window) < EXIF_WINDOW:
+                window.extend(chunk[: EXIF_WINDOW - len(window)])
+            yield chunk
+
+    try:
+        sha, size = await files.put_stream(chunks(), max_size)
+    except FileTooLarge:
+        raise UploadRejected(
+            name,
+            (
+                f"Berkas {label} lebih dari {max_size // 1024} KB.",
+                f"The file {label} is larger than {max_size // 1024} KB.",
+            ),
+            413,
+        ) from None
+    gps = jpeg_gps(bytes(window)) if media_type == "image/jpeg" else None
+    return Attachment(sha256=sha, media_type=media_type, size=size, filename=filename), gps

@@ -1,0 +1,126 @@
+"""The citizen form in a real headless Chromium (Debian's ``chromium``) driven by Playwright.
+
+The gateway runs with aiohttp's AppRunner on a free port; the browser fills the form with a
+photo, submits, reads the tracking ID on the receipt, looks it up on /cek, and the test reads the
+complaint from RabbitMQ. The screenshots ``docs/web-form.png`` and ``docs/web-receipt.png`` are
+written by this test.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from channels.web.exif import make_exif_jpeg
+from gateway import bootstrap, tracking
+from gateway.settings import Settings
+from tests.channels.web.conftest import NIK, web_settings
+from tests.support import ROOT, drain, free_port
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+playwright_api = pytest.importorskip("playwright.async_api")
+if shutil.which(CHROMIUM) is None:  # scripts/install-system-packages installs it
+    pytest.skip("Debian chromium is not installed", allow_module_level=True)
+
+
+@pytest.fixture
+async def served(settings: Settings) -> AsyncIterator[tuple[str, bootstrap.Gateway]]:
+    gateway = bootstrap.build(web_settings(settings))
+    runner = web.AppRunner(bootstrap.build_app(gateway), access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}", gateway
+    finally:
+        await runner.cleanup()
+        await gateway.close()
+
+
+@pytest.fixture
+async def page(tmp_path: Path) -> AsyncIterator[object]:
+    async with playwright_api.async_playwright() as pw:
+        context = await pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, args=FLAGS, headless=True,
+            viewport={"width": 390, "height": 844},  # a phone
+        )
+        try:
+            yield context.pages[0] if context.pages else await context.new_page()
+        finally:
+            await context.close()
+
+
+async def fill(page: object, nik: str, photo: Path | None) -> None:
+    p = page
+    await p.fill("#judul", "Jalan berlubang")  # type: ignore[attr-defined]
+    await p.fill("#isi", "Jalan Siliwangi depan pasar berlubang besar.")  # type: ignore[attr-defined]
+    await p.select_option("#klasifikasi", "aspirasi")  # type: ignore[attr-defined]
+    await p.fill("#lokasi", "Jl. Siliwangi, Sumber")  # type: ignore[attr-defined]
+    await p.fill("#nama", "Siti Aminah")  # type: ignore[attr-defined]
+    await p.fill("#nik", nik)  # type: ignore[attr-defined]
+    await p.fill("#hp", "0812 3456 7890")  # type: ignore[attr-defined]
+    if photo is not None:
+        await p.set_input_files("#lampiran", str(photo))  # type: ignore[attr-defined]
+
+
+async def test_citizen_fills_the_form_and_follows_the_report(
+    served: tuple[str, bootstrap.Gateway], page: object, settings: Settings, tmp_path: Path,
+    database_url: str,
+) -> None:
+    base, gateway = served
+    p = page
+    photo = tmp_path / "jalan.jpg"
+    photo.write_bytes(make_exif_jpeg(-6.7612, 108.4801, b"\x00" * 4000))
+    await p.goto(base + "/")  # type: ignore[attr-defined]
+    assert "hoaks" in await p.inner_text("main")  # type: ignore[attr-defined]
+    await fill(p, NIK, photo)
+    if database_url.startswith("sqlite"):
+        await p.screenshot(path=str(ROOT / "docs" / "web-form.png"), full_page=True)  # type: ignore[attr-defined]
+    await p.click("button[type=submit]")  # type: ignore[attr-defined]
+    shown = (await p.inner_text("#tracking-id")).strip()  # type: ignore[attr-defined]
+    tid = tracking.normalize(shown)
+    assert tid is not None and shown == tracking.display(tid)
+    if database_url.startswith("sqlite"):
+        await p.screenshot(path=str(ROOT / "docs" / "web-receipt.png"), full_page=True)  # type: ignore[attr-defined]
+
+    await p.goto(base + "/cek")  # type: ignore[attr-defined]
+    await p.fill("#id", shown)  # type: ignore[attr-defined]
+    await p.click("button[type=submit]")  # type: ignore[attr-defined]
+    assert "menunggu verifikasi" in await p.inner_text("#status")  # type: ignore[attr-defined]
+
+    assert gateway.relay is not None
+    await gateway.relay.publish_batch()
+    await gateway.relay._close()
+    [msg] = await drain(settings.broker.queue, 1)
+    event = json.loads(msg.body)
+    assert event["tracking_id"] == tid and event["kind"] == "aspirasi"
+    assert event["reporter"]["nik"] == NIK and event["reporter"]["phone"] == "+6281234567890"
+    [att] = event["attachments"]
+    assert att["filename"] == "jalan.jpg" and att["media_type"] == "image/jpeg"
+    assert await gateway.files.read(att["sha256"]) == photo.read_bytes()
+
+
+async def test_invalid_nik_is_explained_and_the_typed_text_kept(
+    served: tuple[str, bootstrap.Gateway], page: object
+) -> None:
+    base, gateway = served
+    p = page
+    await p.goto(base + "/")  # type: ignore[attr-defined]
+    await fill(p, "3209014101900000", None)
+    await p.click("button[type=submit]")  # type: ignore[attr-defined]
+    assert "0000" in await p.inner_text("#nik-err")  # type: ignore[attr-defined]
+    assert await p.input_value("#nik") == "3209014101900000"  # type: ignore[attr-defined]
+    assert await p.input_value("#judul") == "Jalan berlubang"  # type: ignore[attr-defined]
+    assert await p.input_value("#klasifikasi") == "aspirasi"  # type: ignore[attr-defined]
+    assert await gateway.intake.count_complaints() == 0

@@ -1,0 +1,98 @@
+"""Pure parts of the web channel: the form parser, magic bytes and EXIF GPS, CSRF tokens."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from channels.web.csrf import CsrfSigner
+from channels.web.exif import jpeg_gps, make_exif_jpeg, sniff
+from channels.web.form import encode_submission, first_values, parse_form, validate
+from gateway.domain import Attachment, Channel, Kind, RawInbound
+from gateway.errors import ParseError
+
+WHEN = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
+FIELDS = [
+    ("judul", "Lampu jalan mati"),
+    ("isi", "Lampu jalan di Jl. Merdeka mati sejak seminggu."),
+    ("klasifikasi", "permintaan-informasi"),
+    ("tanggal", "2026-11-20"),
+    ("nama", "Budi"),
+    ("nik", "3209 0141 0190 0001"),
+    ("hp", "0812 3456 7890"),
+    ("email", "Budi@Contoh.ID"),
+    ("anonim", "1"),
+    ("csrf", "dropped"),
+]
+
+
+def raw(body: bytes) -> RawInbound:
+    return RawInbound(Channel.WEB, body, WHEN, "form:n", "application/x-www-form-urlencoded")
+
+
+def test_stored_submission_parses_again_to_the_same_draft() -> None:
+    photo = Attachment("a" * 64, "image/jpeg", 1234, "foto.jpg")
+    body = encode_submission(FIELDS, [photo])
+    assert b"csrf" not in body
+    draft = parse_form(raw(body))
+    assert draft == parse_form(raw(body))  # pure: same bytes, same draft
+    assert draft.kind is Kind.INFORMASI and draft.title == "Lampu jalan mati"
+    assert draft.reporter.nik == "3209014101900001" and draft.reporter.phone == "+6281234567890"
+    assert draft.reporter.email == "budi@contoh.id"
+    assert draft.privacy.anonymous and not draft.privacy.confidential
+    assert draft.occurred_on == date(2026, 11, 20) and draft.attachments == (photo,)
+
+
+def test_parser_quarantines_what_fails_validation() -> None:
+    with pytest.raises(ParseError, match="nik: .*0000"):
+        parse_form(raw(encode_submission([*FIELDS[:5], ("nik", "3209014101900000"),
+                                          ("hp", "081234567890")], [])))
+    with pytest.raises(ParseError, match="attachment reference"):
+        parse_form(raw(encode_submission(FIELDS, []) + b"&lampiran=%7B%7D"))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "fragment"),
+    [
+        ("nik", "12345", "16 angka"),
+        ("nik", "9909014101900001", "provinsi"),
+        ("hp", "0812", "Nomor HP tidak valid"),
+        ("email", "budi@", "e-mail tidak valid"),
+        ("tanggal", "2027-01-01", "masa depan"),
+        ("klasifikasi", "protes", "Pilih klasifikasi"),
+        ("isi", "pendek", "paling sedikit"),
+    ],
+)
+def test_each_rule_names_its_field_in_indonesian(field: str, value: str, fragment: str) -> None:
+    fields = {**first_values(FIELDS), field: value}
+    data, errors = validate(fields, WHEN.date())
+    assert data is None and fragment in errors[field][0] and errors[field][1]
+
+
+def test_name_is_required_unless_anonymous_and_a_contact_always() -> None:
+    fields = {k: v for k, v in first_values(FIELDS).items() if k not in ("nama", "anonim")}
+    assert "nama" in validate(fields, WHEN.date())[1]
+    fields = {k: v for k, v in first_values(FIELDS).items() if k not in ("hp", "email")}
+    assert "hp" in validate(fields, WHEN.date())[1]
+
+
+def test_magic_bytes_and_exif_gps() -> None:
+    assert sniff(b"\x89PNG\r\n\x1a\n....") == "image/png"
+    assert sniff(b"%PDF-1.7") == "application/pdf"
+    assert sniff(b"GIF89a") is None and sniff(b"") is None
+    assert jpeg_gps(make_exif_jpeg(-6.2088, 106.8456)) == (-6.2088, 106.8456)
+    assert jpeg_gps(b"\xff\xd8\xff\xe1\x00\x10Exif\x00\x00II*\x00") is None  # truncated
+    assert jpeg_gps(b"\xff\xd8\xff\xdb\x00\x04\x00\x00\xff\xd9") is None  # no EXIF
+
+
+def test_csrf_token_is_bound_to_client_key_and_age() -> None:
+    signer = CsrfSigner(b"key", max_age=60)
+    token = signer.issue("client-a", now=1000)
+    nonce = signer.check(token, "client-a", now=1010)
+    assert nonce is not None and nonce in token
+    assert signer.check(token, "client-b", now=1010) is None
+    assert signer.check(token, "client-a", now=1100) is None
+    assert signer.check(token, None, now=1010) is None
+    assert CsrfSigner(b"other", 60).check(token, "client-a", now=1010) is None
+    assert signer.issue("client-a", now=1000) != token  # a fresh nonce per form
