@@ -1,0 +1,1 @@
+"""Labelled evaluation set for deduplication (see README.md)."""
