@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.crypto import Keys
@@ -119,7 +119,13 @@ async def resolve_person(
     rows = (
         await conn.execute(
             select(identities.c.kind, identities.c.value_hash, identities.c.person_id).where(
-                identities.c.value_hash.in_([i.value_hash for i in ids])
+                # (kind, value_hash) pairs, so the lookup uses the unique index on both columns
+                or_(
+                    *(
+                        and_(identities.c.kind == i.kind, identities.c.value_hash == i.value_hash)
+                        for i in ids
+                    )
+                )
             )
         )
     ).all()

@@ -120,7 +120,7 @@ class DedupSettings(_Section):
     enabled: bool = True
     window_days: float = Field(14.0, gt=0)
     retry_window_seconds: float = Field(600.0, ge=0)
-    similarity_threshold: float = Field(0.6, gt=0, le=1)
+    similarity_threshold: float = Field(0.45, gt=0, le=1)
     max_candidates: int = Field(50, ge=1, le=1000)
 
 

@@ -64,14 +64,6 @@ async def test_no_cross_nik_merge_and_precision(settings: Settings) -> None:
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "recall is 0.68 at similarity_threshold 0.6: same-person cross-channel paraphrases "
-        "(web form vs e-mail follow-up vs formal letter vs tweet) score 0.34-0.60; "
-        "see tests/dedup_eval/README.md, 'Current figures'"
-    ),
-)
 async def test_recall(settings: Settings) -> None:
     report = await _report(settings)
     assert report.recall >= RECALL_MIN, evaluate.summary(report)
