@@ -68,7 +68,7 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
         keys=load_keys(settings),
         dedup=settings.dedup,
     )
-    parsers = ParserRegistry((*web_channel.PARSERS, *sms_channel.PARSERS))
+    parsers = ParserRegistry((*web_channel.PARSERS, *sms_channel.parsers(sms_settings(settings))))
     return Gateway(settings, engine, files, metrics, intake, parsers, relay, clock)
 
 
@@ -94,8 +94,20 @@ def build_app(gateway: Gateway) -> web.Application:
         gateway.settings.web,
         gateway.clock,
     )
-    sms_channel.setup(app, gateway.intake)
+    sms_channel.setup(app, gateway.intake, sms_settings(gateway.settings))
     return app
+
+
+def sms_settings(settings: Settings) -> sms_channel.SmsSettings:
+    """The SMS channel's settings from the ``[sms]`` section (route and replay share them)."""
+    section = settings.sms
+    token = section.kannel_token
+    return sms_channel.SmsSettings(
+        kannel_token=token.get_secret_value() if token else None,
+        short_code=section.short_code,
+        regions=section.regions or sms_channel.SmsSettings().regions,
+        default_region=section.default_region,
+    )
 
 
 class NotMigrated(RuntimeError):

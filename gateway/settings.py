@@ -25,6 +25,7 @@ from gateway.errors import ConfigError
 ENV_PREFIX = "LAPOR_"
 # (section, key) pairs that may only come from the environment.
 SECRET_KEYS = {
+    ("sms", "kannel_token"),
     ("database", "password"),
     ("broker", "password"),
     ("storage", "fetch_token"),
@@ -146,6 +147,14 @@ class WebSettings(_Section):
     rate_limit_window: float = Field(60.0, gt=0)
 
 
+class SmsSettingsSection(_Section):
+    kannel_token: SecretStr | None = None
+    short_code: str = Field("1708", min_length=1, max_length=12)
+    # Leading region keyword -> region code; empty = the channel's built-in province table.
+    regions: dict[str, str] = Field(default_factory=dict)
+    default_region: str = Field("ID", min_length=2, max_length=2)
+
+
 class Settings(_Section):
     http: HttpSettings = HttpSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -156,6 +165,7 @@ class Settings(_Section):
     dedup: DedupSettings = DedupSettings()
     logging: LoggingSettings = LoggingSettings()
     web: WebSettings = WebSettings()
+    sms: SmsSettingsSection = SmsSettingsSection()
 
     def masked(self) -> dict[str, Any]:
         """The effective settings as plain data with every secret masked."""

@@ -184,3 +184,25 @@ async def test_database_down_answers_503_so_smsbox_retries(
         assert resp.status == 503 and resp.content_type == "text/plain"
     finally:
         await gateway.close()
+
+
+def test_sms_section_of_the_settings_reaches_the_channel() -> None:
+    from pathlib import Path
+
+    from gateway.bootstrap import sms_settings
+    from gateway.settings import load_settings
+
+    config = Path(__file__).resolve().parents[3] / "config" / "gateway.toml"
+    default = sms_settings(load_settings(config, environ={}))
+    assert default.kannel_token is None and default.short_code == "1708"
+    assert default.regions["JABAR"] == "32"
+    custom = sms_settings(
+        load_settings(
+            config,
+            environ={
+                "LAPOR_SMS__KANNEL_TOKEN": "rahasia",
+                "LAPOR_SMS__REGIONS": '{"CRB": "32.09"}',
+            },
+        )
+    )
+    assert custom.kannel_token == "rahasia" and dict(custom.regions) == {"CRB": "32.09"}
