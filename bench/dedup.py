@@ -353,8 +353,10 @@ async def speed(n: int, skip_1m: bool) -> None:
                 print("  " + r[0])
             phone_hash = keys.lookup_hash("phone", _phone(timed[-1]))
             plan = await conn.fetch(
+                # The lookup gateway/identity.py issues: (kind, value_hash) pairs.
                 "EXPLAIN (ANALYZE, BUFFERS) SELECT kind, value_hash, person_id FROM identities "
-                "WHERE value_hash IN ($1)",
+                "WHERE kind = $1 AND value_hash = $2",
+                "phone",
                 phone_hash,
             )
             print(f"\nEXPLAIN identity lookup at {len(seeder.persons):,} identities:")
