@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import os
 import random
 import statistics
 import sys
@@ -35,6 +33,7 @@ import asyncpg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import create_pg, drop_pg, random_keys
 from gateway import bootstrap
 from gateway.crypto import Keys, load_keys
 from gateway.dedup import decide
@@ -46,7 +45,6 @@ from gateway.storage.schema import complaints, raw_inbound
 from normalizer import comparison_tokens
 from tests.dedup_eval import evaluate
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 CONFIG = ROOT / "config" / "gateway.toml"
 PERSONS = 200_000
 TIMED_RECENT = 3  # recent complaints of each timed person
@@ -74,13 +72,6 @@ TIMED_TEXT = (
 )
 
 
-def keys_b64() -> dict[str, str]:
-    return {
-        "identity_key": base64.b64encode(os.urandom(32)).decode(),
-        "data_key": base64.b64encode(os.urandom(32)).decode(),
-    }
-
-
 def make_settings(url: str, tmp: str, **dedup: Any) -> Settings:
     return load_settings(
         CONFIG,
@@ -91,27 +82,9 @@ def make_settings(url: str, tmp: str, **dedup: Any) -> Settings:
             "outbox": {"enabled": False},
             "logging": {"level": "WARNING"},
             "dedup": dedup,
-            "security": keys_b64(),
+            "security": random_keys(),
         },
     )
-
-
-async def create_pg() -> tuple[str, str]:
-    name = f"lapor_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(PG_ADMIN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return name, f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-
-
-async def drop_pg(name: str) -> None:
-    admin = await asyncpg.connect(PG_ADMIN)
-    try:
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 # ---------------------------------------------------------------------------- quality

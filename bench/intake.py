@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import contextlib
-import os
 import sys
 import tempfile
 import time
@@ -26,12 +23,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import aio_pika
-import asyncpg
 from sqlalchemy import select
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import AMQP, broker_names, cleanup, database, random_keys
 from gateway import bootstrap
 from gateway.domain import Channel, ComplaintDraft, RawInbound, Reporter
 from gateway.intake import Parser
@@ -39,8 +36,6 @@ from gateway.settings import Settings, load_settings
 from gateway.storage import migrate
 from gateway.storage.schema import outbox
 
-AMQP = "amqp://guest:guest@127.0.0.1:5672/"
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 TEXT = (
     "Jalan di depan SDN 2 Sumber berlubang besar sejak dua bulan, sudah ada pengendara motor "
     "yang jatuh. Mohon segera diperbaiki. Nomor {i}."
@@ -51,30 +46,6 @@ PARSER = Parser(
         body=raw.body.decode(), reporter=Reporter(phone=raw.metadata["sender"])
     ),
 )
-
-
-def names() -> dict[str, str]:
-    tag = uuid.uuid4().hex[:8]
-    return {
-        "exchange": f"bench.{tag}.intake",
-        "queue": f"bench.{tag}.routing",
-        "dead_letter_exchange": f"bench.{tag}.dlx",
-        "dead_letter_queue": f"bench.{tag}.dead",
-    }
-
-
-async def cleanup(broker: dict[str, str]) -> None:
-    conn = await aio_pika.connect(AMQP)
-    try:
-        ch = await conn.channel()
-        for q in (broker["queue"], broker["dead_letter_queue"]):
-            with contextlib.suppress(Exception):
-                await ch.queue_delete(q)
-        for x in (broker["exchange"], broker["dead_letter_exchange"]):
-            with contextlib.suppress(Exception):
-                await ch.exchange_delete(x)
-    finally:
-        await conn.close()
 
 
 async def run_gateway(settings: Settings, n: int, concurrency: int) -> tuple[float, list[str]]:
@@ -113,7 +84,7 @@ async def run_gateway(settings: Settings, n: int, concurrency: int) -> tuple[flo
 
 
 async def run_raw(bodies: list[str], batch: int) -> float:
-    broker = names()
+    broker = broker_names()
     conn = await aio_pika.connect(AMQP)
     try:
         ch = await conn.channel(publisher_confirms=True, on_return_raises=True)
@@ -159,40 +130,25 @@ async def main() -> None:
     print(f"{'run':<34}{'seconds':>9}{'complaints/s':>14}{'vs raw':>9}")
     for db in args.databases.split(","):
         with tempfile.TemporaryDirectory() as tmp:
-            pg_name = None
-            if db == "sqlite":
-                url = f"sqlite+aiosqlite:///{tmp}/bench.db"
-            else:
-                pg_name = f"lapor_bench_{uuid.uuid4().hex[:8]}"
-                admin = await asyncpg.connect(PG_ADMIN)
-                await admin.execute(f'CREATE DATABASE "{pg_name}"')
-                await admin.close()
-                url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{pg_name}"
-            broker = names()
-            settings = load_settings(
-                config,
-                environ={},
-                overrides={
-                    "database": {"url": url, "pool_size": args.c},
-                    "storage": {"file_store": f"{tmp}/files"},
-                    "broker": broker,
-                    "outbox": {"poll_interval": 0.005, "batch_size": args.batch},
-                    "logging": {"level": "WARNING"},
-                    "security": {
-                        "identity_key": base64.b64encode(os.urandom(32)).decode(),
-                        "data_key": base64.b64encode(os.urandom(32)).decode(),
-                    },
-                },
-            )
+            broker = broker_names()
             try:
-                gw_s, bodies = await run_gateway(settings, args.n, args.c)
-                raw_s = await run_raw(bodies, settings.outbox.batch_size)
+                async with database(db, tmp) as url:
+                    settings = load_settings(
+                        config,
+                        environ={},
+                        overrides={
+                            "database": {"url": url, "pool_size": args.c},
+                            "storage": {"file_store": f"{tmp}/files"},
+                            "broker": broker,
+                            "outbox": {"poll_interval": 0.005, "batch_size": args.batch},
+                            "logging": {"level": "WARNING"},
+                            "security": random_keys(),
+                        },
+                    )
+                    gw_s, bodies = await run_gateway(settings, args.n, args.c)
+                    raw_s = await run_raw(bodies, settings.outbox.batch_size)
             finally:
                 await cleanup(broker)
-                if pg_name:
-                    admin = await asyncpg.connect(PG_ADMIN)
-                    await admin.execute(f'DROP DATABASE "{pg_name}" WITH (FORCE)')
-                    await admin.close()
         gw_rate, raw_rate = args.n / gw_s, args.n / raw_s
         print(f"{'gateway intake→confirm, ' + db:<34}{gw_s:>9.2f}{gw_rate:>14.0f}"
               f"{gw_rate / raw_rate:>8.0%}")

@@ -15,24 +15,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
-import os
 import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import aiohttp
-import asyncpg
 from aiohttp import web
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.intake import PG_ADMIN, cleanup, names
+from bench.common import broker_names, cleanup, database, random_keys
 from gateway import bootstrap
 from gateway.settings import load_settings
 from gateway.storage import migrate
@@ -100,10 +96,7 @@ async def gateway(
             "outbox": {"poll_interval": 0.005},
             "logging": {"level": "WARNING"},
             "web": {"rate_limit_requests": 0, "csrf_key": "bench"},
-            "security": {
-                "identity_key": base64.b64encode(os.urandom(32)).decode(),
-                "data_key": base64.b64encode(os.urandom(32)).decode(),
-            },
+            "security": random_keys(),
         },
     )
     gw = bootstrap.build(settings)
@@ -147,24 +140,12 @@ async def main() -> None:
     print(f"{'bare aiohttp: parse JSON, 202':<40}{bare_rate:>9.0f}{p99(bare_lat):>9.1f}{'100%':>9}")
     for db in args.databases.split(","):
         with tempfile.TemporaryDirectory() as tmp:
-            pg_name = None
-            if db == "sqlite":
-                url = f"sqlite+aiosqlite:///{tmp}/bench.db"
-            else:
-                pg_name = f"lapor_bench_{uuid.uuid4().hex[:8]}"
-                admin = await asyncpg.connect(PG_ADMIN)
-                await admin.execute(f'CREATE DATABASE "{pg_name}"')
-                await admin.close()
-                url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{pg_name}"
-            broker = names()
+            broker = broker_names()
             try:
-                gw_s, gw_lat = await gateway(url, tmp, broker, args.n, args.c)
+                async with database(db, tmp) as url:
+                    gw_s, gw_lat = await gateway(url, tmp, broker, args.n, args.c)
             finally:
                 await cleanup(broker)
-                if pg_name:
-                    admin = await asyncpg.connect(PG_ADMIN)
-                    await admin.execute(f'DROP DATABASE "{pg_name}" WITH (FORCE)')
-                    await admin.close()
         rate = args.n / gw_s
         label = f"gateway HTTP→commit→confirm, {db}"
         print(f"{label:<40}{rate:>9.0f}{p99(gw_lat):>9.1f}{rate / bare_rate:>8.0%}")
