@@ -62,10 +62,10 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
         engine,
         files,
         metrics,
+        load_keys(settings),
         settings.storage.inline_body_limit,
         clock=clock,
         on_commit=relay.wake if relay else None,
-        keys=load_keys(settings),
         dedup=settings.dedup,
     )
     parsers = ParserRegistry((*web_channel.PARSERS, *sms_channel.parsers(sms_settings(settings))))

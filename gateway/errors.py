@@ -1,7 +1,8 @@
 """The gateway's named errors.
 
-Channels map these, in one table each, to their protocol's replies (see
-:data:`gateway.errors.TRANSPORT_REPLIES`).
+Each channel maps them to its protocol's replies: :class:`IntakeUnavailable` to the retry signal
+(HTTP 503 with Retry-After in the web and SMS routes; SMTP 451 and SMPP ESME_RX_T_APPN for the
+mail and SMPP channels), :class:`ParseError` to quarantine inside the intake port.
 """
 
 from __future__ import annotations
@@ -34,12 +35,3 @@ class ParseError(GatewayError):
 
 class QuarantineNotFound(GatewayError):
     """No quarantine entry with that id."""
-
-
-# One table of how each named outcome is answered on each transport. Channels read it rather
-# than choosing their own codes. SMPP 0x00000064 is ESME_RX_T_APPN (SMPP v3.4, section 5.1.3).
-TRANSPORT_REPLIES: dict[str, dict[str, str | int]] = {
-    "accepted": {"http": 202, "smtp": "250 2.0.0 OK", "smpp": 0x00000000},
-    "quarantined": {"http": 202, "smtp": "250 2.0.0 OK", "smpp": 0x00000000},
-    "unavailable": {"http": 503, "smtp": "451 4.3.0 Try again later", "smpp": 0x00000064},
-}

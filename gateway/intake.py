@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -85,10 +84,6 @@ class ParserRegistry:
         """The parser called ``name``, if any."""
         return self._parsers.get(name)
 
-    def names(self) -> list[str]:
-        """Every registered name, sorted."""
-        return sorted(self._parsers)
-
 
 @dataclass(frozen=True, slots=True)
 class TrackingStatus:
@@ -149,14 +144,15 @@ class IntakeService:
         engine: AsyncEngine,
         files: FileStore,
         metrics: Metrics,
+        keys: Keys,
         inline_body_limit: int = 64 * 1024,
         clock: Clock = utcnow,
         on_commit: Callable[[], None] | None = None,
-        keys: Keys | None = None,
         dedup: DedupSettings | None = None,
     ) -> None:
         self._engine = engine
-        self._keys = keys or Keys(os.urandom(32), os.urandom(32))
+        # Lookup hashes must stay the same across restarts: the caller passes the configured keys.
+        self._keys = keys
         self._dedup = dedup or DedupSettings()
         self._postgres = engine.dialect.name == "postgresql"
         self._files = files
