@@ -164,7 +164,9 @@ class IntakeService:
         self._writers: set[asyncio.Task[None]] = set()
         # SQLite has one writer; PostgreSQL commits several transactions in parallel.
         self._max_writers = 1 if engine.dialect.name == "sqlite" else 4
-        self._max_batch = 500
+        # Bounded so one transaction never holds the database (SQLite's single pooled
+        # connection, the person locks) for long while readers such as /readyz wait.
+        self._max_batch = 64
 
     async def accept(self, raw: RawInbound, parser: Parser) -> Receipt:
         """Store ``raw``, parse it and queue its complaint; the receipt exists only after commit."""
