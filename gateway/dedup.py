@@ -11,18 +11,21 @@ locked so that concurrent messages take turns:
    ``dedup.window_days`` becomes a ``duplicate`` event naming the first complaint.
 
 Candidates come from the index ``(person_id, received_at)``: at most ``dedup.max_candidates`` of
-that person's newest complaints, so a decision costs the same with ten thousand or a million
-complaints stored. Every decision is written to ``dedup_decisions`` with its tier, the identity
-kind that recognised the person, the score and the number of candidates.
+that person's newest complaints, read for a whole group commit in one statement
+(:func:`load_candidates`), so a decision costs the same with ten thousand or a million
+complaints stored; the decision itself (:func:`decide`) is pure. Every decision is written to
+``dedup_decisions`` with its tier, the identity kind that recognised the person, the score and
+the number of candidates.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.settings import DedupSettings
@@ -49,32 +52,70 @@ class Decision:
     candidates: int = 0
 
 
-async def decide(
-    conn: AsyncConnection,
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One earlier complaint of a person, as the decision compares it."""
+
+    id: str
+    tracking_id: str
+    match_tokens: str
+    sender_hash: str | None
+    received_at: datetime
+
+
+async def load_candidates(
+    conn: AsyncConnection, settings: DedupSettings, person_ids: Collection[str], since: datetime
+) -> dict[str, list[Candidate]]:
+    """The newest ``max_candidates`` complaints since ``since`` of each person, newest first.
+
+    One statement for a whole batch: ``row_number()`` per person over the index
+    ``(person_id, received_at)``, so the cost follows the number of persons, not the table.
+    """
+    if not settings.enabled or not person_ids:
+        return {}
+    ranked = (
+        select(
+            complaints.c.person_id,
+            complaints.c.id,
+            complaints.c.tracking_id,
+            complaints.c.match_tokens,
+            complaints.c.sender_hash,
+            complaints.c.received_at,
+            func.row_number()
+            .over(partition_by=complaints.c.person_id, order_by=complaints.c.received_at.desc())
+            .label("rank"),
+        )
+        .where(complaints.c.person_id.in_(sorted(person_ids)), complaints.c.received_at >= since)
+        .subquery()
+    )
+    rows = await conn.execute(
+        select(ranked)
+        .where(ranked.c.rank <= settings.max_candidates)
+        .order_by(ranked.c.person_id, ranked.c.rank)
+    )
+    found: dict[str, list[Candidate]] = {}
+    for r in rows:
+        found.setdefault(r.person_id, []).append(
+            Candidate(r.id, r.tracking_id, r.match_tokens, r.sender_hash, r.received_at)
+        )
+    return found
+
+
+def decide(
     settings: DedupSettings,
-    person_id: str | None,
+    candidates: Sequence[Candidate],
     sender_hash: str | None,
     tokens: str,
     received_at: datetime,
 ) -> Decision:
-    """Compare with the person's recent complaints; the caller holds the person's row lock."""
-    if not settings.enabled or person_id is None or not tokens:
+    """Compare a message with its person's recent complaints (newest first); pure.
+
+    The caller holds the person's row lock while it reads the candidates and writes the result.
+    """
+    if not settings.enabled or not tokens:
         return Decision(Tier.NEW)
     since = received_at - timedelta(days=settings.window_days)
-    rows = (
-        await conn.execute(
-            select(
-                complaints.c.id,
-                complaints.c.tracking_id,
-                complaints.c.match_tokens,
-                complaints.c.sender_hash,
-                complaints.c.received_at,
-            )
-            .where(complaints.c.person_id == person_id, complaints.c.received_at >= since)
-            .order_by(complaints.c.received_at.desc())
-            .limit(settings.max_candidates)
-        )
-    ).all()
+    rows = [c for c in candidates if c.received_at >= since][: settings.max_candidates]
     retry_since = received_at - timedelta(seconds=settings.retry_window_seconds)
     for row in rows:
         if (

@@ -17,10 +17,12 @@ writer) make concurrent messages of one person take turns, on one replica or man
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Protocol
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Table, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.crypto import Keys
@@ -102,95 +104,195 @@ def sender_of(channel: Channel, ids: list[Identity]) -> Identity | None:
     return ids[0] if ids else None
 
 
-async def resolve_person(
-    conn: AsyncConnection,
-    channel: Channel,
-    ids: list[Identity],
-    keys: Keys,
-    raw_id: str,
-    now: datetime,
-    lock: bool,
-) -> Resolution:
-    """Find or create the person behind ``ids``, link what was seen together, lock the person."""
-    sender = sender_of(channel, ids)
-    if not ids:
-        return Resolution(None, None, None, 0)
-    created = False
-    rows = (
-        await conn.execute(
-            select(identities.c.kind, identities.c.value_hash, identities.c.person_id).where(
-                # (kind, value_hash) pairs, so the lookup uses the unique index on both columns
-                or_(
-                    *(
-                        and_(identities.c.kind == i.kind, identities.c.value_hash == i.value_hash)
-                        for i in ids
+class IdentityGraph:
+    """The identity graph as one intake transaction sees it.
+
+    :meth:`load` reads what is stored about every identity of a whole batch of messages in a
+    few statements (identities, ``merged_into`` chains, which persons hold a NIK) and, on
+    PostgreSQL, locks those persons in id order (so two batches never deadlock on each other).
+    :meth:`resolve` then decides each message in memory, in arrival order, and queues the new
+    persons, identities and conflicts as rows of the transaction; only a merge (rare) writes
+    at once. A later message of the batch sees what an earlier one linked.
+    """
+
+    def __init__(self, keys: Keys, lock: bool) -> None:
+        self._keys = keys
+        self._lock = lock
+        self._owner: dict[tuple[str, str], str] = {}  # identity -> person, as stored
+        self._looked_up: set[tuple[str, str]] = set()
+        self._merged: dict[str, str] = {}  # person -> the person it was merged into
+        self._nik_people: set[str] = set()
+        self._locked: set[str] = set()
+
+    def current(self, person_id: str) -> str:
+        """Follow ``merged_into`` to the person that survives."""
+        for _ in range(16):
+            nxt = self._merged.get(person_id)
+            if nxt is None:
+                break
+            person_id = nxt
+        return person_id
+
+    async def load(self, conn: AsyncConnection, ids: Iterable[Identity]) -> None:
+        """Read (and lock) what is stored about ``ids``; identities read before are skipped."""
+        pairs = sorted({(i.kind, i.value_hash) for i in ids} - self._looked_up)
+        if not pairs:
+            return
+        self._looked_up.update(pairs)
+        found: set[str] = set()
+        for chunk in _chunks(pairs, 200):
+            rows = await conn.execute(
+                select(identities.c.kind, identities.c.value_hash, identities.c.person_id).where(
+                    # (kind, value_hash) pairs, so the lookup uses the unique index on both
+                    or_(
+                        *(
+                            and_(identities.c.kind == kind, identities.c.value_hash == value)
+                            for kind, value in chunk
+                        )
                     )
                 )
             )
+            for r in rows:
+                self._owner[(r.kind, r.value_hash)] = r.person_id
+                found.add(r.person_id)
+        if not found:
+            return
+        await self._follow_merges(conn, found)
+        people = {self.current(p) for p in found}
+        rows = await conn.execute(
+            select(identities.c.person_id)
+            .where(identities.c.person_id.in_(sorted(people)), identities.c.kind == "nik")
+            .distinct()
         )
-    ).all()
-    owner = {(r.kind, r.value_hash): await _current(conn, r.person_id) for r in rows}
-    known = [i for i in ids if (i.kind, i.value_hash) in owner]
-    nik_people = await _people_with_nik(conn, {owner[(i.kind, i.value_hash)] for i in known})
+        self._nik_people.update(rows.scalars())
+        to_lock = sorted(people - self._locked)
+        if self._lock and to_lock:
+            await conn.execute(
+                select(persons.c.id)
+                .where(persons.c.id.in_(to_lock))
+                .order_by(persons.c.id)
+                .with_for_update()
+            )
+        self._locked.update(to_lock)
 
-    nik = next((i for i in ids if i.kind == "nik"), None)
-    anchor: str | None = None
-    matched_kind: str | None = None
-    if nik is not None and (nik.kind, nik.value_hash) in owner:
-        anchor, matched_kind = owner[(nik.kind, nik.value_hash)], "nik"
-    elif nik is not None:
-        # A new NIK: a person seen with it who has no NIK yet takes it on.
-        without_nik = [i for i in known if owner[(i.kind, i.value_hash)] not in nik_people]
-        if without_nik:
-            first = _prefer(without_nik, sender)
+    async def _follow_merges(self, conn: AsyncConnection, people: set[str]) -> None:
+        frontier = people - self._merged.keys()
+        for _ in range(16):
+            if not frontier:
+                return
+            rows = await conn.execute(
+                select(persons.c.id, persons.c.merged_into).where(
+                    persons.c.id.in_(sorted(frontier)), persons.c.merged_into.is_not(None)
+                )
+            )
+            frontier = set()
+            for r in rows:
+                self._merged[r.id] = r.merged_into
+                if r.merged_into not in self._merged:
+                    frontier.add(r.merged_into)
+
+    async def resolve(
+        self,
+        conn: AsyncConnection,
+        channel: Channel,
+        ids: list[Identity],
+        raw_id: str,
+        now: datetime,
+        rows: RowSink,
+    ) -> Resolution:
+        """Find or create the person behind ``ids`` and link what was seen together.
+
+        New rows go to ``rows`` (inserted with the rest of the transaction); ``rows`` is
+        flushed before a merge, whose updates must see them.
+        """
+        sender = sender_of(channel, ids)
+        if not ids:
+            return Resolution(None, None, None, 0)
+        await self.load(conn, ids)  # a no-op when the batch was loaded up front
+        owner = {
+            (i.kind, i.value_hash): self.current(self._owner[(i.kind, i.value_hash)])
+            for i in ids
+            if (i.kind, i.value_hash) in self._owner
+        }
+        known = [i for i in ids if (i.kind, i.value_hash) in owner]
+        nik_people = self._nik_people
+
+        nik = next((i for i in ids if i.kind == "nik"), None)
+        anchor: str | None = None
+        matched_kind: str | None = None
+        if nik is not None and (nik.kind, nik.value_hash) in owner:
+            anchor, matched_kind = owner[(nik.kind, nik.value_hash)], "nik"
+        elif nik is not None:
+            # A new NIK: a person seen with it who has no NIK yet takes it on.
+            without_nik = [i for i in known if owner[(i.kind, i.value_hash)] not in nik_people]
+            if without_nik:
+                first = _prefer(without_nik, sender)
+                anchor, matched_kind = owner[(first.kind, first.value_hash)], first.kind
+        elif known:
+            with_nik = [i for i in known if owner[(i.kind, i.value_hash)] in nik_people]
+            first = _prefer(with_nik or known, sender)
             anchor, matched_kind = owner[(first.kind, first.value_hash)], first.kind
-    elif known:
-        with_nik = [i for i in known if owner[(i.kind, i.value_hash)] in nik_people]
-        first = _prefer(with_nik or known, sender)
-        anchor, matched_kind = owner[(first.kind, first.value_hash)], first.kind
-    if anchor is None:
-        anchor, created = str(uuid.uuid4()), True
-        await conn.execute(persons.insert(), {"id": anchor, "created_at": now, "merged_into": None})
-    elif lock:
-        await conn.execute(select(persons.c.id).where(persons.c.id == anchor).with_for_update())
+        created = anchor is None
+        if anchor is None:
+            anchor = str(uuid.uuid4())
+            rows.add(persons, {"id": anchor, "created_at": now, "merged_into": None})
 
-    anchor_has_nik = anchor in nik_people or nik is not None
-    conflicts = 0
-    merged: set[str] = set()
-    for ident in ids:
-        current = owner.get((ident.kind, ident.value_hash))
-        if current is None:
-            await conn.execute(
-                identities.insert(),
-                {
-                    "kind": ident.kind,
-                    "value_hash": ident.value_hash,
-                    "value_enc": keys.encrypt(ident.value),
-                    "person_id": anchor,
-                    "first_seen_at": now,
-                },
-            )
-        elif current == anchor or current in merged:
-            continue
-        elif current in nik_people and anchor_has_nik:
-            # Linked to another NIK's person: record the clash, move nothing.
-            conflicts += 1
-            await conn.execute(
-                identity_conflicts.insert(),
-                {
-                    "kind": ident.kind,
-                    "value_hash": ident.value_hash,
-                    "person_id": current,
-                    "claimed_by_person_id": anchor,
-                    "raw_inbound_id": raw_id,
-                    "created_at": now,
-                },
-            )
-        elif current not in nik_people:
-            await _merge(conn, current, anchor, lock)
-            merged.add(current)
-    sender_hash = sender.value_hash if sender else None
-    return Resolution(anchor, matched_kind, sender_hash, conflicts, created)
+        anchor_has_nik = anchor in nik_people or nik is not None
+        conflicts = 0
+        for ident in ids:
+            key = (ident.kind, ident.value_hash)
+            current = self.current(self._owner[key]) if key in self._owner else None
+            if current is None:
+                rows.add(
+                    identities,
+                    {
+                        "kind": ident.kind,
+                        "value_hash": ident.value_hash,
+                        "value_enc": self._keys.encrypt(ident.value),
+                        "person_id": anchor,
+                        "first_seen_at": now,
+                    },
+                )
+                self._owner[key] = anchor
+                if ident.kind == "nik":
+                    nik_people.add(anchor)
+            elif current == anchor:
+                continue
+            elif current in nik_people and anchor_has_nik:
+                # Linked to another NIK's person: record the clash, move nothing.
+                conflicts += 1
+                rows.add(
+                    identity_conflicts,
+                    {
+                        "kind": ident.kind,
+                        "value_hash": ident.value_hash,
+                        "person_id": current,
+                        "claimed_by_person_id": anchor,
+                        "raw_inbound_id": raw_id,
+                        "created_at": now,
+                    },
+                )
+            elif current not in nik_people:
+                await rows.flush(conn)
+                await _merge(conn, current, anchor)
+                self._merged[current] = anchor
+        sender_hash = sender.value_hash if sender else None
+        return Resolution(anchor, matched_kind, sender_hash, conflicts, created)
+
+
+class RowSink(Protocol):
+    """Rows of the running transaction, inserted together (see the intake's row buffer)."""
+
+    def add(self, table: Table, row: dict[str, Any]) -> None:
+        """Queue ``row`` for ``table``."""
+
+    async def flush(self, conn: AsyncConnection) -> None:
+        """Insert everything queued so far."""
+
+
+def _chunks(items: list[tuple[str, str]], size: int) -> Iterator[list[tuple[str, str]]]:
+    for k in range(0, len(items), size):
+        yield items[k : k + size]
 
 
 def _prefer(candidates: list[Identity], sender: Identity | None) -> Identity:
@@ -201,33 +303,8 @@ def _prefer(candidates: list[Identity], sender: Identity | None) -> Identity:
     return min(candidates, key=lambda i: order.get(i.kind, 9))
 
 
-async def _current(conn: AsyncConnection, person_id: str) -> str:
-    """Follow ``merged_into`` to the person that survives."""
-    for _ in range(16):
-        merged_into = (
-            await conn.execute(select(persons.c.merged_into).where(persons.c.id == person_id))
-        ).scalar()
-        if merged_into is None:
-            return person_id
-        person_id = merged_into
-    return person_id
-
-
-async def _people_with_nik(conn: AsyncConnection, people: set[str]) -> set[str]:
-    if not people:
-        return set()
-    rows = await conn.execute(
-        select(identities.c.person_id)
-        .where(identities.c.person_id.in_(people), identities.c.kind == "nik")
-        .distinct()
-    )
-    return set(rows.scalars())
-
-
-async def _merge(conn: AsyncConnection, source: str, target: str, lock: bool) -> None:
-    """Move a NIK-less person's identities and complaints to ``target``."""
-    if lock:
-        await conn.execute(select(persons.c.id).where(persons.c.id == source).with_for_update())
+async def _merge(conn: AsyncConnection, source: str, target: str) -> None:
+    """Move a NIK-less person's identities and complaints to ``target`` (both already locked)."""
     await conn.execute(
         update(identities).where(identities.c.person_id == source).values(person_id=target)
     )

@@ -20,7 +20,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Table, func, select, update
@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway import contract, tracking
 from gateway.crypto import Keys
-from gateway.dedup import Decision, Tier, decide
+from gateway.dedup import Candidate, Decision, Tier, decide, load_candidates
 from gateway.domain import (
     Channel,
     Complaint,
@@ -42,10 +42,19 @@ from gateway.domain import (
 )
 from gateway.errors import IntakeUnavailable, ParseError, QuarantineNotFound
 from gateway.filestore import FileStore
-from gateway.identity import identities_of, resolve_person
+from gateway.identity import IdentityGraph, Resolution, identities_of
 from gateway.metrics import Metrics
 from gateway.settings import DedupSettings
-from gateway.storage.schema import complaints, dedup_decisions, outbox, quarantine, raw_inbound
+from gateway.storage.schema import (
+    complaints,
+    dedup_decisions,
+    identities,
+    identity_conflicts,
+    outbox,
+    persons,
+    quarantine,
+    raw_inbound,
+)
 from normalizer import comparison_tokens
 
 log = logging.getLogger(__name__)
@@ -231,9 +240,7 @@ class IntakeService:
     async def _flush(self, batch: list[_Pending]) -> None:
         try:
             async with self._engine.begin() as conn:
-                rows = _RowBuffer()
-                written = [await self._write(conn, p, rows) for p in batch]
-                await rows.flush(conn)
+                written = await self._write(conn, batch)
         except DBAPIError as exc:
             if not _worth_retrying(exc):
                 for p in batch:
@@ -256,9 +263,7 @@ class IntakeService:
             for _ in range(_WRITE_ATTEMPTS):
                 try:
                     async with self._engine.begin() as conn:
-                        rows = _RowBuffer()
-                        written = await self._write(conn, p, rows)
-                        await rows.flush(conn)
+                        (written,) = await self._write(conn, [p])
                 except DBAPIError as exc:
                     if not _worth_retrying(exc):
                         raise
@@ -282,11 +287,32 @@ class IntakeService:
                 self._metrics.duplicates.labels(p.raw.channel.value, w.tier.value).inc()
             _settle(p, w.receipt)
 
-    async def _write(self, conn: AsyncConnection, p: _Pending, rows: _RowBuffer) -> _Written:
-        """Add one message's rows to ``rows`` (same transaction) and say what its receipt is."""
+    async def _write(self, conn: AsyncConnection, batch: list[_Pending]) -> list[_Written]:
+        """Write the rows of ``batch`` in the transaction of ``conn``; say what each receipt is.
+
+        The identity graph and the dedup candidates of the whole batch are read up front in a
+        few statements, every message is then decided in memory in arrival order, and the rows
+        go in with one multi-row insert per table.
+        """
         now = self._clock()
+        placer = _Placer(conn, self._keys, self._dedup, self._postgres, now)
+        raw_ids = [str(uuid.uuid4()) for _ in batch]
+        await placer.prepare(
+            [
+                (raw_id, p.raw, p.outcome)
+                for raw_id, p in zip(raw_ids, batch, strict=True)
+                if isinstance(p.outcome, ComplaintDraft)
+            ]
+        )
+        written = [
+            self._rows_of(placer, p, raw_id, now) for raw_id, p in zip(raw_ids, batch, strict=True)
+        ]
+        await placer.rows.flush(conn)
+        return written
+
+    def _rows_of(self, placer: _Placer, p: _Pending, raw_id: str, now: datetime) -> _Written:
+        """Queue one message's rows and say what its receipt is."""
         raw = p.raw
-        raw_id = str(uuid.uuid4())
         outcome = p.outcome
         row = {
             "id": raw_id,
@@ -301,8 +327,9 @@ class IntakeService:
             "body": None if p.in_store else raw.body,
             "transport_meta": dict(raw.metadata),
         }
+        rows = placer.rows
         if isinstance(outcome, ComplaintDraft):
-            placed = await self._place(conn, raw, outcome, raw_id, p.provider_id, now, None, rows)
+            placed = placer.place(raw, outcome, raw_id, p.provider_id, None)
             rows.add(
                 raw_inbound,
                 {
@@ -339,107 +366,6 @@ class IntakeService:
             )
         receipt = Receipt(status, tracking_id, raw_id, raw_sha256=raw.sha256)
         return _Written(receipt, False, None)
-
-    async def _place(
-        self,
-        conn: AsyncConnection,
-        raw: RawInbound,
-        draft: ComplaintDraft,
-        raw_id: str,
-        provider_id: str,
-        now: datetime,
-        tracking_id: str | None,
-        rows: _RowBuffer,
-    ) -> _Placement:
-        """Recognise the sender, decide the dedup tier and build the rows (not yet inserted).
-
-        ``tracking_id`` is the one already given to the sender (a replayed quarantine entry);
-        None draws a new one for a new complaint.
-        """
-        ids = identities_of(raw.channel, draft, self._keys)
-        who = await resolve_person(
-            conn, raw.channel, ids, self._keys, raw_id, now, lock=self._postgres
-        )
-        tokens = " ".join(comparison_tokens(f"{draft.title or ''} {draft.body}"))
-        if who.person_id in rows.persons:
-            # An earlier message of this batch came from the same person: its complaint must be
-            # in the table before this one is compared with it.
-            await rows.flush(conn)
-        if who.person_id is not None:
-            rows.persons.add(who.person_id)
-        decision = (
-            await decide(conn, self._dedup, who.person_id, who.sender_hash, tokens, raw.received_at)
-            if not who.created
-            else Decision(Tier.NEW)  # a person first seen now has no earlier complaints
-        )
-        source = _source(raw, provider_id, raw_id)
-        decision_row = {
-            "raw_inbound_id": raw_id,
-            "tier": decision.tier.value,
-            "complaint_id": decision.complaint_id,
-            "matched_tracking_id": decision.tracking_id,
-            "person_id": who.person_id,
-            "identity_kind": who.matched_kind,
-            "score": decision.score,
-            "candidates": decision.candidates,
-            "created_at": now,
-        }
-        if decision.tier is Tier.RETRY:
-            assert decision.tracking_id is not None
-            receipt = Receipt(
-                ReceiptStatus.ACCEPTED,
-                decision.tracking_id,
-                raw_id,
-                complaint_id=decision.complaint_id,
-                redelivered=True,
-            )
-            return _Placement(receipt, decision.tier, decision_row)
-        if decision.tier is Tier.SIMILAR:
-            assert decision.tracking_id is not None and decision.complaint_id is not None
-            first = Complaint(
-                decision.complaint_id,
-                decision.tracking_id,
-                raw.channel,
-                raw.received_at,
-                draft,
-                source,
-            )
-            receipt = Receipt(
-                ReceiptStatus.DUPLICATE,
-                decision.tracking_id,
-                raw_id,
-                complaint_id=decision.complaint_id,
-                duplicate_of=decision.tracking_id,
-            )
-            return _Placement(
-                receipt,
-                decision.tier,
-                decision_row,
-                outbox=_outbox_row(first, Event.DUPLICATE, now, duplicate_of=decision.tracking_id),
-            )
-        complaint = Complaint(
-            str(uuid.uuid4()),
-            tracking_id or tracking.new_tracking_id(),
-            raw.channel,
-            raw.received_at,
-            draft,
-            source,
-        )
-        decision_row["complaint_id"] = complaint.id
-        complaint_row = _complaint_row(complaint, now, raw_id, self._keys)
-        complaint_row.update(
-            person_id=who.person_id, sender_hash=who.sender_hash, match_tokens=tokens
-        )
-        receipt = Receipt(
-            ReceiptStatus.ACCEPTED, complaint.tracking_id, raw_id, complaint_id=complaint.id
-        )
-        return _Placement(
-            receipt,
-            decision.tier,
-            decision_row,
-            complaint=complaint_row,
-            outbox=_outbox_row(complaint, Event.CREATED, now),
-        )
 
     async def _receipt_for(self, channel: Channel, provider_id: str) -> Receipt | None:
         async with self._engine.connect() as conn:
@@ -591,12 +517,11 @@ class IntakeService:
             )
             receipt = Receipt(_status_of(outcome), None, raw_id)
             if isinstance(outcome, ComplaintDraft):
-                rows = _RowBuffer()
-                placed = await self._place(
-                    conn, raw, outcome, raw_id, provider_id, now, entry["tracking_id"], rows
-                )
-                placed.add_to(rows)
-                await rows.flush(conn)
+                placer = _Placer(conn, self._keys, self._dedup, self._postgres, now)
+                await placer.prepare([(raw_id, raw, outcome)])
+                placed = placer.place(raw, outcome, raw_id, provider_id, entry["tracking_id"])
+                placed.add_to(placer.rows)
+                await placer.rows.flush(conn)
                 receipt = placed.receipt
                 if placed.tier in (Tier.RETRY, Tier.SIMILAR):
                     receipt = replace(receipt, status=ReceiptStatus.DUPLICATE, redelivered=False)
@@ -740,6 +665,155 @@ def _outbox_row(
     }
 
 
+class _Placer:
+    """Recognises senders and decides dedup tiers for the complaint drafts of one transaction."""
+
+    def __init__(
+        self, conn: AsyncConnection, keys: Keys, dedup: DedupSettings, lock: bool, now: datetime
+    ) -> None:
+        self._conn = conn
+        self._keys = keys
+        self._dedup = dedup
+        self._now = now
+        self.graph = IdentityGraph(keys, lock)
+        self.rows = _RowBuffer()
+        self._who: dict[str, Resolution] = {}
+        # Earlier complaints by person, newest first: read from the table for the persons the
+        # batch meets, then extended with the batch's own complaints as they are placed.
+        self._candidates: dict[str, list[Candidate]] = {}
+
+    async def prepare(self, drafts: list[tuple[str, RawInbound, ComplaintDraft]]) -> None:
+        """Resolve every sender of the batch and read the dedup candidates they need."""
+        if not drafts:
+            return
+        found = [
+            (raw_id, raw, identities_of(raw.channel, d, self._keys)) for raw_id, raw, d in drafts
+        ]
+        await self.graph.load(self._conn, [i for _, _, ids in found for i in ids])
+        for raw_id, raw, ids in found:
+            self._who[raw_id] = await self.graph.resolve(
+                self._conn, raw.channel, ids, raw_id, self._now, self.rows
+            )
+        # A person first seen in this batch has no complaints in the table yet.
+        known = {
+            self.graph.current(w.person_id)
+            for w in self._who.values()
+            if w.person_id is not None and not w.created
+        }
+        since = min(raw.received_at for _, raw, _ in drafts) - timedelta(
+            days=self._dedup.window_days
+        )
+        self._candidates = await load_candidates(self._conn, self._dedup, known, since)
+
+    def _candidates_of(self, person_id: str) -> list[Candidate]:
+        # Keys are surviving persons: every merge of the batch happened in prepare(), before
+        # the candidates were read and before any complaint of the batch was placed.
+        return self._candidates.get(person_id, [])
+
+    def place(
+        self,
+        raw: RawInbound,
+        draft: ComplaintDraft,
+        raw_id: str,
+        provider_id: str,
+        tracking_id: str | None,
+    ) -> _Placement:
+        """Decide the dedup tier of a prepared draft and build its rows (not yet inserted).
+
+        ``tracking_id`` is the one already given to the sender (a replayed quarantine entry);
+        None draws a new one for a new complaint.
+        """
+        who = self._who[raw_id]
+        person_id = self.graph.current(who.person_id) if who.person_id is not None else None
+        tokens = " ".join(comparison_tokens(f"{draft.title or ''} {draft.body}"))
+        decision = (
+            decide(
+                self._dedup,
+                self._candidates_of(person_id),
+                who.sender_hash,
+                tokens,
+                raw.received_at,
+            )
+            if person_id is not None
+            else Decision(Tier.NEW)
+        )
+        now = self._now
+        source = _source(raw, provider_id, raw_id)
+        decision_row = {
+            "raw_inbound_id": raw_id,
+            "tier": decision.tier.value,
+            "complaint_id": decision.complaint_id,
+            "matched_tracking_id": decision.tracking_id,
+            "person_id": person_id,
+            "identity_kind": who.matched_kind,
+            "score": decision.score,
+            "candidates": decision.candidates,
+            "created_at": now,
+        }
+        if decision.tier is Tier.RETRY:
+            assert decision.tracking_id is not None
+            receipt = Receipt(
+                ReceiptStatus.ACCEPTED,
+                decision.tracking_id,
+                raw_id,
+                complaint_id=decision.complaint_id,
+                redelivered=True,
+            )
+            return _Placement(receipt, decision.tier, decision_row)
+        if decision.tier is Tier.SIMILAR:
+            assert decision.tracking_id is not None and decision.complaint_id is not None
+            first = Complaint(
+                decision.complaint_id,
+                decision.tracking_id,
+                raw.channel,
+                raw.received_at,
+                draft,
+                source,
+            )
+            receipt = Receipt(
+                ReceiptStatus.DUPLICATE,
+                decision.tracking_id,
+                raw_id,
+                complaint_id=decision.complaint_id,
+                duplicate_of=decision.tracking_id,
+            )
+            return _Placement(
+                receipt,
+                decision.tier,
+                decision_row,
+                outbox=_outbox_row(first, Event.DUPLICATE, now, duplicate_of=decision.tracking_id),
+            )
+        complaint = Complaint(
+            str(uuid.uuid4()),
+            tracking_id or tracking.new_tracking_id(),
+            raw.channel,
+            raw.received_at,
+            draft,
+            source,
+        )
+        decision_row["complaint_id"] = complaint.id
+        complaint_row = _complaint_row(complaint, now, raw_id, self._keys)
+        complaint_row.update(person_id=person_id, sender_hash=who.sender_hash, match_tokens=tokens)
+        if person_id is not None:
+            # Newest first, like the candidates read from the table.
+            self._candidates.setdefault(person_id, []).insert(
+                0,
+                Candidate(
+                    complaint.id, complaint.tracking_id, tokens, who.sender_hash, raw.received_at
+                ),
+            )
+        receipt = Receipt(
+            ReceiptStatus.ACCEPTED, complaint.tracking_id, raw_id, complaint_id=complaint.id
+        )
+        return _Placement(
+            receipt,
+            decision.tier,
+            decision_row,
+            complaint=complaint_row,
+            outbox=_outbox_row(complaint, Event.CREATED, now),
+        )
+
+
 @dataclass(slots=True)
 class _Placement:
     """The rows a complaint draft writes, decided but not yet inserted."""
@@ -762,12 +836,20 @@ class _Placement:
 class _RowBuffer:
     """Rows of one transaction, inserted together: one multi-row insert per table."""
 
-    # Parents before children (foreign keys to raw_inbound).
-    ORDER = (raw_inbound, complaints, outbox, quarantine, dedup_decisions)
+    # Parents before children (foreign keys to persons and raw_inbound).
+    ORDER = (
+        persons,
+        identities,
+        identity_conflicts,
+        raw_inbound,
+        complaints,
+        outbox,
+        quarantine,
+        dedup_decisions,
+    )
 
     def __init__(self) -> None:
         self._rows: dict[str, list[dict[str, Any]]] = {t.name: [] for t in self.ORDER}
-        self.persons: set[str] = set()  # persons whose complaints are still in the buffer
 
     def add(self, table: Table, row: dict[str, Any]) -> None:
         """Queue ``row`` for ``table``."""
@@ -780,7 +862,6 @@ class _RowBuffer:
             if pending:
                 await conn.execute(table.insert(), pending)
                 pending.clear()
-        self.persons.clear()
 
 
 def _worth_retrying(exc: DBAPIError) -> bool:

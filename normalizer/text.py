@@ -299,6 +299,8 @@ _MAX_VARIABLE_RUNS = 8
 
 
 def _prepare(text: str) -> str:
+    if text.isascii():  # most messages: no compatibility forms, no accents to strip
+        return _URL_OR_EMAIL.sub(" ", text.lower())
     text = unicodedata.normalize("NFKC", text).casefold()
     decomposed = unicodedata.normalize("NFD", text)
     text = "".join(ch for ch in decomposed if unicodedata.category(ch) != "Mn")
