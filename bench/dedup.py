@@ -332,11 +332,12 @@ async def speed(n: int, skip_1m: bool) -> None:
                 print("  " + r[0])
             phone_hash = keys.lookup_hash("phone", _phone(timed[-1]))
             plan = await conn.fetch(
-                # The lookup gateway/identity.py issues: (kind, value_hash) pairs.
+                # The lookup gateway/identity.py issues for a group commit: IN lists of kinds
+                # and keyed hashes (one of each here).
                 "EXPLAIN (ANALYZE, BUFFERS) SELECT kind, value_hash, person_id FROM identities "
-                "WHERE kind = $1 AND value_hash = $2",
-                "phone",
-                phone_hash,
+                "WHERE kind = ANY($1::varchar[]) AND value_hash = ANY($2::varchar[])",
+                ["phone"],
+                [phone_hash],
             )
             print(f"\nEXPLAIN identity lookup at {len(seeder.persons):,} identities:")
             for r in plan:

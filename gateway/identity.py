@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Table, and_, or_, select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.crypto import Keys
@@ -141,20 +141,20 @@ class IdentityGraph:
         self._looked_up.update(pairs)
         found: set[str] = set()
         for chunk in _chunks(pairs, 200):
+            kinds = sorted({kind for kind, _ in chunk})
+            hashes = sorted({value for _, value in chunk})
             rows = await conn.execute(
+                # Two IN lists: both databases probe the unique index on (kind, value_hash)
+                # with them (SQLite scans the whole table for a row-value IN). The keyed hash
+                # covers the kind, so the cross product adds no rows; pairs are checked below.
                 select(identities.c.kind, identities.c.value_hash, identities.c.person_id).where(
-                    # (kind, value_hash) pairs, so the lookup uses the unique index on both
-                    or_(
-                        *(
-                            and_(identities.c.kind == kind, identities.c.value_hash == value)
-                            for kind, value in chunk
-                        )
-                    )
+                    identities.c.kind.in_(kinds), identities.c.value_hash.in_(hashes)
                 )
             )
             for r in rows:
-                self._owner[(r.kind, r.value_hash)] = r.person_id
-                found.add(r.person_id)
+                if (r.kind, r.value_hash) in self._looked_up:
+                    self._owner[(r.kind, r.value_hash)] = r.person_id
+                    found.add(r.person_id)
         if not found:
             return
         await self._follow_merges(conn, found)
