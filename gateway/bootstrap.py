@@ -114,6 +114,63 @@ class NotMigrated(RuntimeError):
     """The database is not at the newest migration."""
 
 
+async def run_relay(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Run the outbox relay alone (``lapor-gateway relay``) until SIGINT/SIGTERM or ``stop``.
+
+    For deployments that publish from their own process: the HTTP replicas set
+    ``outbox.enabled = false`` and commit only; this process claims and publishes the rows
+    (several may run: rows are claimed, not shared). It notices new rows at the next
+    ``outbox.poll_interval``. ``/healthz``, ``/readyz`` and ``/metrics`` (publish latency,
+    relay errors, outbox depth and age) are served on ``outbox.relay_port``.
+    """
+    gateway = build(settings)
+    # Whatever outbox.enabled says (the replicas' setting): this process exists to publish.
+    relay = gateway.relay or OutboxRelay(
+        gateway.engine, settings.broker, settings.outbox, gateway.metrics, clock=gateway.clock
+    )
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await _check_migrated(gateway)
+        app = web.Application()
+        add_core_routes(
+            app,
+            HealthDeps(
+                settings=settings,
+                engine=gateway.engine,
+                metrics=gateway.metrics,
+                files=gateway.files,
+                relay=relay,
+                clock=gateway.clock,
+            ),
+        )
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, settings.http.host, settings.outbox.relay_port)
+        await site.start()
+        log.info(
+            "outbox relay running",
+            extra={"host": settings.http.host, "port": settings.outbox.relay_port},
+        )
+        await relay.run(stop)
+        await runner.cleanup()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await gateway.close()
+
+
+async def _check_migrated(gateway: Gateway) -> None:
+    current, head = await migrate.current_revision(gateway.engine), migrate.head_revision()
+    if current != head:
+        raise NotMigrated(
+            f"database is at migration {current}, the code needs {head}: "
+            "run `lapor-gateway migrate`"
+        )
+
+
 async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Run the HTTP server and the outbox relay until SIGINT/SIGTERM or ``stop``."""
     gateway = build(settings)
@@ -122,12 +179,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        current, head = await migrate.current_revision(gateway.engine), migrate.head_revision()
-        if current != head:
-            raise NotMigrated(
-                f"database is at migration {current}, the code needs {head}: "
-                "run `lapor-gateway migrate`"
-            )
+        await _check_migrated(gateway)
         runner = web.AppRunner(build_app(gateway), access_log=None)
         await runner.setup()
         # A deep accept backlog: SMS gateways open hundreds of parallel connections at once.

@@ -1,6 +1,6 @@
 """``lapor-gateway``: run, migrate and operate the gateway.
 
-Subcommands: ``serve``, ``migrate``, ``check-config``, ``quarantine list|show|replay``,
+Subcommands: ``serve``, ``relay``, ``migrate``, ``check-config``, ``quarantine list|show|replay``,
 ``outbox status``, ``dedup show``. Every subcommand reads the same settings
 (``config/gateway.toml`` and ``LAPOR_...`` variables). Exit status: 0 done, 1 operational
 failure, 2 invalid settings/usage.
@@ -29,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="lapor-gateway", description=__doc__.split("\n")[0])
     sub = root.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the HTTP server and the outbox relay")
+    sub.add_parser("relay", help="run the outbox relay alone (serve with outbox.enabled = false)")
     sub.add_parser("migrate", help="create or upgrade the database tables")
     sub.add_parser("check-config", help="validate and print the effective settings (masked)")
     q = sub.add_parser("quarantine", help="messages that could not be parsed")
@@ -64,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     commands: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]] = {
         "serve": _serve,
+        "relay": _relay,
         "migrate": _migrate,
         "quarantine": _quarantine,
         "outbox": _outbox,
@@ -80,6 +82,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 async def _serve(settings: Settings, _args: argparse.Namespace) -> int:
     await bootstrap.serve(settings)
+    return 0
+
+
+async def _relay(settings: Settings, _args: argparse.Namespace) -> int:
+    await bootstrap.run_relay(settings)
     return 0
 
 

@@ -106,6 +106,7 @@ class OutboxSettings(_Section):
     backoff_initial: float = Field(0.5, gt=0)
     backoff_max: float = Field(30.0, gt=0)
     ready_max_lag: float = Field(300.0, gt=0)
+    relay_port: int = Field(8081, ge=1, le=65535)
 
 
 class SecuritySettings(_Section):
