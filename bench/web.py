@@ -4,9 +4,12 @@ The gateway app (AppRunner on a free port, SQLite file or PostgreSQL on 127.0.0.
 relay running) takes N ``POST /api/v1/complaints`` from C concurrent HTTP clients; the clock stops
 when RabbitMQ has confirmed all N. In the same run a bare aiohttp app with one handler that
 parses the same JSON and answers 202 takes the same N requests from the same clients: the
-ceiling of HTTP + JSON on this machine. Rate limiting is off in both.
+ceiling of HTTP + JSON on this machine. Rate limiting is off unless ``--rate-limit``: then the
+per-address and per-identity limits are on (high enough never to refuse), the gateway trusts
+127.0.0.1 as a reverse proxy and every request comes "from" its own X-Forwarded-For address, so
+each request counts one address and one identity bucket, as with real citizens.
 
-    python bench/web.py [-n 2000] [-c 32] [--databases sqlite,postgresql]
+    python bench/web.py [-n 2000] [-c 32] [--databases sqlite,postgresql] [--rate-limit]
 
 Prints requests/s, p99 latency and the ratio gateway / bare.
 """
@@ -45,7 +48,9 @@ def complaint(i: int) -> dict[str, object]:
     }
 
 
-async def clients(base: str, n: int, c: int) -> tuple[float, list[float]]:
+async def clients(
+    base: str, n: int, c: int, forwarded: bool = False
+) -> tuple[float, list[float]]:
     latencies: list[float] = []
     counter = iter(range(n))
     conn = aiohttp.TCPConnector(limit=c)
@@ -54,8 +59,11 @@ async def clients(base: str, n: int, c: int) -> tuple[float, list[float]]:
         async def one_client() -> None:
             for i in counter:
                 body = complaint(i)
+                headers = {"X-Forwarded-For": f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"}
                 t0 = time.perf_counter()
-                async with session.post(f"{base}/api/v1/complaints", json=body) as resp:
+                async with session.post(
+                    f"{base}/api/v1/complaints", json=body, headers=headers if forwarded else None
+                ) as resp:
                     await resp.read()
                     assert resp.status == 202, resp.status
                 latencies.append(time.perf_counter() - t0)
@@ -84,8 +92,14 @@ async def bare(n: int, c: int) -> tuple[float, list[float]]:
 
 
 async def gateway(
-    url: str, tmp: str, broker: dict[str, str], n: int, c: int
+    url: str, tmp: str, broker: dict[str, str], n: int, c: int, rate_limit: bool = False
 ) -> tuple[float, list[float]]:
+    web_config: dict[str, object] = {
+        "rate_limit_requests": 0, "rate_limit_identity_requests": 0, "csrf_key": "bench"
+    }
+    if rate_limit:
+        web_config.update(rate_limit_requests=1_000_000, rate_limit_identity_requests=1_000_000,
+                          trusted_proxies=["127.0.0.1/32"])
     settings = load_settings(
         ROOT / "config" / "gateway.toml",
         environ={},
@@ -95,7 +109,7 @@ async def gateway(
             "broker": broker,
             "outbox": {"poll_interval": 0.005},
             "logging": {"level": "WARNING"},
-            "web": {"rate_limit_requests": 0, "csrf_key": "bench"},
+            "web": web_config,
             "security": random_keys(),
         },
     )
@@ -111,7 +125,7 @@ async def gateway(
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
         start = time.perf_counter()
-        _, latencies = await clients(f"http://127.0.0.1:{port}", n, c)
+        _, latencies = await clients(f"http://127.0.0.1:{port}", n, c, forwarded=rate_limit)
         published = gw.metrics.published.labels("web")
         while published._value.get() < n:
             await asyncio.sleep(0.002)
@@ -132,23 +146,26 @@ async def main() -> None:
     ap.add_argument("-n", type=int, default=2000, help="requests per run")
     ap.add_argument("-c", type=int, default=32, help="concurrent HTTP clients")
     ap.add_argument("--databases", default="sqlite,postgresql")
+    ap.add_argument("--rate-limit", action="store_true", help="per-address and identity limits on")
     args = ap.parse_args()
     print(f"N={args.n} requests, {args.c} concurrent clients\n")
-    print(f"{'run':<40}{'req/s':>9}{'p99 ms':>9}{'vs bare':>9}")
+    print(f"{'run':<46}{'req/s':>9}{'p99 ms':>9}{'vs bare':>9}")
     bare_s, bare_lat = await bare(args.n, args.c)
     bare_rate = args.n / bare_s
-    print(f"{'bare aiohttp: parse JSON, 202':<40}{bare_rate:>9.0f}{p99(bare_lat):>9.1f}{'100%':>9}")
+    print(f"{'bare aiohttp: parse JSON, 202':<46}{bare_rate:>9.0f}{p99(bare_lat):>9.1f}{'100%':>9}")
     for db in args.databases.split(","):
         with tempfile.TemporaryDirectory() as tmp:
             broker = broker_names()
             try:
                 async with database(db, tmp) as url:
-                    gw_s, gw_lat = await gateway(url, tmp, broker, args.n, args.c)
+                    gw_s, gw_lat = await gateway(
+                        url, tmp, broker, args.n, args.c, args.rate_limit
+                    )
             finally:
                 await cleanup(broker)
         rate = args.n / gw_s
-        label = f"gateway HTTP→commit→confirm, {db}"
-        print(f"{label:<40}{rate:>9.0f}{p99(gw_lat):>9.1f}{rate / bare_rate:>8.0%}")
+        label = f"gateway HTTP→commit→confirm, {db}" + (" +RL" if args.rate_limit else "")
+        print(f"{label:<46}{rate:>9.0f}{p99(gw_lat):>9.1f}{rate / bare_rate:>8.0%}")
 
 
 if __name__ == "__main__":

@@ -92,6 +92,7 @@ def build_app(gateway: Gateway) -> web.Application:
         gateway.files,
         gateway.engine,
         gateway.settings.web,
+        load_keys(gateway.settings),  # the per-identity rate limit hashes with the identity key
         gateway.clock,
     )
     sms_channel.setup(app, gateway.intake, sms_settings(gateway.settings))

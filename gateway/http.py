@@ -6,7 +6,15 @@
   but does not by itself take the replica out of the load balancer: intake still commits to the
   outbox, which is what the outbox is for. When the outage lasts, the lag check fails.
 - ``/metrics``: Prometheus text format; outbox depth and age are read from the database.
-- ``/files/{sha256}``: stored attachments for the routing core, behind a bearer token.
+- ``/files/{sha256}``: stored files for the routing core, behind a bearer token.
+
+Who may fetch a file: only a client presenting ``Authorization: Bearer <storage.fetch_token>``
+(the routing core, which reads ``attachments[].href`` from the events). Without the token, with a
+wrong one, or when no token is configured, the answer is 404, the same as for an unknown hash,
+so the route neither serves nor confirms a citizen's file to anyone else. Photos (JPEG, PNG) are
+served without their metadata (EXIF, XMP, IPTC, GPS, comments: see :mod:`gateway.media`); the
+stored file keeps them as evidence. Answers are ``Cache-Control: no-store``: personal data must
+not stay in a shared cache.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +30,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from gateway import media
 from gateway.domain import Channel
 from gateway.filestore import FileStore
 from gateway.intake import Clock
@@ -31,6 +41,7 @@ from gateway.settings import Settings
 log = logging.getLogger(__name__)
 
 CHECK_TIMEOUT = 2.0
+FILE_CHUNK = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +136,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def files(request: web.Request) -> web.StreamResponse:
-    """A stored file, for a client presenting the fetch token."""
+    """A stored file, for a client presenting the fetch token; photos without metadata."""
     deps = request.app[DEPS]
     token = deps.settings.storage.fetch_token
     given = request.headers.get("Authorization", "")
@@ -138,4 +149,37 @@ async def files(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound() from None
     if not path.is_file():
         raise web.HTTPNotFound()
-    return web.FileResponse(path, headers={"Content-Type": "application/octet-stream"})
+    headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+    try:
+        plan = await asyncio.to_thread(media.clean_plan, path)
+    except media.Unclean as exc:
+        # Never serve a photo whose metadata could not be found and removed.
+        log.warning("files: not served, cannot strip metadata: %s", exc)
+        raise web.HTTPUnprocessableEntity(
+            text="stored file is not a well-formed image; not served", headers=headers
+        ) from None
+    headers["Content-Type"] = plan.media_type
+    if not plan.stripped:
+        return web.FileResponse(path, headers=headers)
+    resp = web.StreamResponse(headers=headers)
+    resp.content_length = plan.size
+    await resp.prepare(request)
+    if request.method != "HEAD":
+        fd = await asyncio.to_thread(os.open, path, os.O_RDONLY)
+        try:
+            for part in plan.parts:
+                if isinstance(part, bytes):
+                    await resp.write(part)
+                    continue
+                offset, length = part
+                while length > 0:
+                    chunk = await asyncio.to_thread(os.pread, fd, min(length, FILE_CHUNK), offset)
+                    if not chunk:
+                        raise ConnectionResetError("stored file shrank while being served")
+                    await resp.write(chunk)
+                    offset += len(chunk)
+                    length -= len(chunk)
+        finally:
+            os.close(fd)
+    await resp.write_eof()
+    return resp

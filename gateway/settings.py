@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 
 from gateway.errors import ConfigError
 
@@ -146,6 +154,11 @@ class WebSettings(_Section):
     max_field_size: int = Field(32 * 1024, gt=0)
     rate_limit_requests: int = Field(30, ge=0)
     rate_limit_window: float = Field(60.0, gt=0)
+    # Submissions per identity (NIK, phone, e-mail, each counted by its keyed hash) per window.
+    rate_limit_identity_requests: int = Field(10, ge=0)
+    rate_limit_identity_window: float = Field(3600.0, gt=0)
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For names the client.
+    trusted_proxies: tuple[IPvAnyNetwork, ...] = ()
 
 
 class SmsSettingsSection(_Section):

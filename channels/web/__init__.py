@@ -3,8 +3,8 @@
 Pure parts: :mod:`channels.web.parse` (API JSON), :mod:`channels.web.form` (the form),
 :mod:`channels.web.open311` (``parse_open311``), :mod:`channels.web.exif` (magic bytes, EXIF GPS),
 :mod:`channels.web.pages` (HTML). Transport: :mod:`channels.web.routes`,
-:mod:`channels.web.uploads`, :mod:`channels.web.open311` (``Open311``). See this package's
-README.
+:mod:`channels.web.uploads`, :mod:`channels.web.open311` (``Open311``), :mod:`channels.web.abuse`
+(client address, rate limits). See this package's README.
 """
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ import secrets
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from channels.web.abuse import Guard
 from channels.web.form import parse_form
 from channels.web.open311 import Open311, parse_open311
 from channels.web.parse import parse_json_complaint
 from channels.web.routes import WebChannel
+from gateway.crypto import Keys
 from gateway.filestore import FileStore
 from gateway.intake import Clock, IntakeService, Parser, utcnow
 from gateway.ratelimit import RateLimiter
@@ -50,13 +52,20 @@ def setup(
     intake: IntakeService,
     files: FileStore,
     engine: AsyncEngine,
-    settings: WebSettings | None = None,
+    settings: WebSettings,
+    keys: Keys,
     clock: Clock = utcnow,
 ) -> None:
-    """Mount the web channel's routes on ``app``."""
-    settings = settings or WebSettings()
-    limiter = RateLimiter(engine, settings.rate_limit_requests, settings.rate_limit_window, clock)
+    """Mount the web channel's routes on ``app``; ``keys`` hash the identities it rate-limits."""
+    keep = max(settings.rate_limit_window, settings.rate_limit_identity_window)
+    limiter = RateLimiter(engine, keep, clock)
+    guard = Guard(limiter, settings, keys)
+
+    async def settle(_app: web.Application) -> None:
+        await limiter.idle()  # a count or prune in flight finishes before the pool closes
+
+    app.on_cleanup.append(settle)
     WebChannel(
-        intake, files, settings, limiter, JSON_PARSER, FORM_PARSER, csrf_key(settings), clock
+        intake, files, settings, guard, JSON_PARSER, FORM_PARSER, csrf_key(settings), clock
     ).register(app)
-    Open311(intake, engine, settings, limiter, OPEN311_PARSER, clock).register(app)
+    Open311(intake, engine, settings, guard, OPEN311_PARSER, clock).register(app)

@@ -9,26 +9,18 @@ complaint's metadata. EXIF (CIPA DC-008) lives in a JPEG APP1 segment that start
 ``Exif\\0\\0`` and holds a TIFF structure; IFD0's tag 0x8825 points to the GPS IFD, whose tags
 1-4 are latitude ref, latitude (3 RATIONALs: degrees, minutes, seconds), longitude ref and
 longitude.
+
+The photo is stored with its EXIF; :mod:`gateway.media` removes EXIF, XMP and the rest when a
+stored photo is served again.
 """
 
 from __future__ import annotations
 
 import struct
 
-MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"%PDF-", "application/pdf"),
-)
-SNIFF_BYTES = 8
+from gateway.media import MAGIC, SNIFF_BYTES, sniff
 
-
-def sniff(head: bytes) -> str | None:
-    """The media type the first bytes show, or None when it is not an accepted type."""
-    for magic, media_type in MAGIC:
-        if head.startswith(magic):
-            return media_type
-    return None
+__all__ = ["MAGIC", "SNIFF_BYTES", "jpeg_gps", "make_exif_jpeg", "sniff"]
 
 
 def jpeg_gps(data: bytes) -> tuple[float, float] | None:

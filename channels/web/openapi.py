@@ -17,17 +17,167 @@ from typing import Any
 TARGET = Path(__file__).resolve().parent / "openapi.json"
 
 PROBLEM = {"$ref": "#/components/responses/Problem"}
-O311_ERROR = {"$ref": "#/components/responses/Open311Error"}
+O311_ERROR = {
+    "json": {"$ref": "#/components/responses/Open311Error"},
+    "xml": {"$ref": "#/components/responses/Open311ErrorXml"},
+}
 HTML = {"description": "HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}
 
 
-def _o311_list(ref: str) -> dict[str, Any]:
-    return {
-        "description": "OK",
-        "content": {
-            "application/json": {"schema": {"type": "array", "items": {"$ref": ref}}}
+def _o311_ok(fmt: str, ref: str, status: str = "OK") -> dict[str, Any]:
+    if fmt == "xml":
+        return {"description": f"{status} (XML)",
+                "content": {"text/xml": {"schema": {"type": "string"}}}}
+    return {"description": status, "content": {"application/json": {"schema": {"$ref": ref}}}}
+
+
+def _open311_schemas() -> dict[str, Any]:
+    nullable = {"type": ["string", "null"]}
+    attribute = {
+        "type": "object",
+        "required": ["variable", "code", "datatype", "required", "order", "description"],
+        "properties": {
+            "variable": {"type": "boolean"},
+            "code": {"type": "string"},
+            "datatype": {"type": "string", "enum": [
+                "string", "number", "datetime", "text", "singlevaluelist", "multivaluelist"]},
+            "required": {"type": "boolean"},
+            "datatype_description": nullable,
+            "order": {"type": "integer", "minimum": 1},
+            "description": {"type": "string"},
+            "values": {"type": "array", "items": {
+                "type": "object", "required": ["key", "name"],
+                "properties": {"key": {"type": "string"}, "name": {"type": "string"}}}},
         },
     }
+    return {
+        "Services": {"type": "array", "items": {"$ref": "#/components/schemas/Service"}},
+        "ServiceRequests": {
+            "type": "array", "items": {"$ref": "#/components/schemas/ServiceRequest"}},
+        "ServiceDefinition": {
+            "type": "object",
+            "required": ["service_code", "attributes"],
+            "properties": {"service_code": {"type": "string"},
+                           "attributes": {"type": "array", "items": attribute}},
+        },
+        "Discovery": {
+            "type": "object",
+            "required": ["changeset", "contact", "key_service", "endpoints"],
+            "properties": {
+                "changeset": {"type": "string"},
+                "contact": {"type": "string"},
+                "key_service": {"type": "string"},
+                "endpoints": {"type": "array", "items": {
+                    "type": "object",
+                    "required": ["specification", "url", "changeset", "type", "formats"],
+                    "properties": {
+                        "specification": {"type": "string"},
+                        "url": {"type": "string"},
+                        "changeset": {"type": "string"},
+                        "type": {"type": "string", "enum": ["production", "test"]},
+                        "formats": {"type": "array", "items": {"type": "string"}},
+                    },
+                }},
+            },
+        },
+        "Created": {"type": "array", "items": {
+            "type": "object",
+            "required": ["service_request_id"],
+            "properties": {
+                "service_request_id": {"type": "string"},
+                "token": {"type": "string"},
+                "service_notice": nullable,
+                "account_id": nullable,
+            },
+        }},
+        "Tokens": {"type": "array", "items": {
+            "type": "object",
+            "required": ["service_request_id", "token"],
+            "properties": {"service_request_id": {"type": "string"},
+                           "token": {"type": "string"}},
+        }},
+        "Open311Errors": {"type": "array", "items": {
+            "type": "object", "required": ["code", "description"],
+            "properties": {"code": {"type": "integer"}, "description": {"type": "string"}}}},
+    }
+
+
+def _open311_paths(jurisdiction: dict[str, Any]) -> dict[str, Any]:
+    """The GeoReport v2 resources, each as .json and .xml."""
+    o311_post = {
+        "type": "object",
+        "required": ["api_key", "service_code"],
+        "properties": {
+            k: {"type": "string"}
+            for k in (
+                "api_key", "jurisdiction_id", "service_code", "lat", "long", "address_string",
+                "address_id", "email", "device_id", "account_id", "first_name", "last_name",
+                "phone", "description", "media_url",
+            )
+        },
+        "patternProperties": {r"^attribute\[[A-Za-z0-9_.-]+\](\[\])?$": {"type": "string"}},
+    }
+
+    def path_param(name: str) -> dict[str, Any]:
+        return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+    schema = "#/components/schemas/"
+    paths: dict[str, Any] = {}
+    for fmt in ("json", "xml"):
+        err = O311_ERROR[fmt]
+        paths[f"/open311/v2/discovery.{fmt}"] = {"get": {
+            "summary": f"Service Discovery ({fmt})",
+            "responses": {"200": _o311_ok(fmt, schema + "Discovery")},
+        }}
+        paths[f"/open311/v2/services.{fmt}"] = {"get": {
+            "summary": f"GeoReport v2 service list ({fmt})",
+            "parameters": [jurisdiction],
+            "responses": {"200": _o311_ok(fmt, schema + "Services"), "404": err},
+        }}
+        paths[f"/open311/v2/services/{{service_code}}.{fmt}"] = {"get": {
+            "summary": f"GeoReport v2 service definition: the attributes ({fmt})",
+            "parameters": [path_param("service_code"), jurisdiction],
+            "responses": {"200": _o311_ok(fmt, schema + "ServiceDefinition"), "404": err},
+        }}
+        paths[f"/open311/v2/requests.{fmt}"] = {
+            "get": {
+                "summary": f"GeoReport v2 service requests ({fmt})",
+                "parameters": [
+                    jurisdiction,
+                    *(
+                        {"name": n, "in": "query", "required": False,
+                         "schema": {"type": "string"}}
+                        for n in ("service_request_id", "service_code", "start_date",
+                                  "end_date", "status")
+                    ),
+                ],
+                "responses": {"200": _o311_ok(fmt, schema + "ServiceRequests"),
+                              "400": err, "404": err, "503": err},
+            },
+            "post": {
+                "summary": f"Create a GeoReport v2 service request ({fmt})",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/x-www-form-urlencoded": {"schema": o311_post}},
+                },
+                "responses": {
+                    "201": _o311_ok(fmt, schema + "Created", "Created"),
+                    "400": err, "403": err, "404": err, "429": err, "503": err,
+                },
+            },
+        }
+        paths[f"/open311/v2/requests/{{service_request_id}}.{fmt}"] = {"get": {
+            "summary": f"One GeoReport v2 service request ({fmt})",
+            "parameters": [path_param("service_request_id"), jurisdiction],
+            "responses": {"200": _o311_ok(fmt, schema + "ServiceRequests"),
+                          "404": err, "503": err},
+        }}
+        paths[f"/open311/v2/tokens/{{token}}.{fmt}"] = {"get": {
+            "summary": f"The service request id of a token ({fmt})",
+            "parameters": [path_param("token"), jurisdiction],
+            "responses": {"200": _o311_ok(fmt, schema + "Tokens"), "404": err, "503": err},
+        }}
+    return paths
 
 
 def document() -> dict[str, Any]:
@@ -126,20 +276,14 @@ def document() -> dict[str, Any]:
             "agency_responsible": {"type": ["string", "null"]},
             "requested_datetime": {"type": "string", "format": "date-time"},
             "updated_datetime": {"type": ["string", "null"], "format": "date-time"},
+            "service_notice": {"type": ["string", "null"]},
+            "expected_datetime": {"type": ["string", "null"], "format": "date-time"},
             "address": {"type": ["string", "null"]},
+            "address_id": {"type": ["string", "null"]},
+            "zipcode": {"type": ["string", "null"]},
             "lat": {"type": ["number", "null"]},
             "long": {"type": ["number", "null"]},
-        },
-    }
-    o311_post = {
-        "type": "object",
-        "required": ["api_key", "service_code"],
-        "properties": {
-            k: {"type": "string"}
-            for k in (
-                "api_key", "jurisdiction_id", "service_code", "lat", "long", "address_string",
-                "email", "first_name", "last_name", "phone", "description", "media_url",
-            )
+            "media_url": {"type": ["string", "null"]},
         },
     }
     form = {
@@ -278,73 +422,7 @@ def document() -> dict[str, Any]:
                                           "content": {"application/json": {}}}},
                 }
             },
-            "/open311/v2/services.json": {
-                "get": {
-                    "summary": "GeoReport v2 service list",
-                    "parameters": [jurisdiction],
-                    "responses": {"200": _o311_list("#/components/schemas/Service"),
-                                  "404": O311_ERROR},
-                }
-            },
-            "/open311/v2/services.xml": {
-                "get": {
-                    "summary": "GeoReport v2 service list (XML)",
-                    "parameters": [jurisdiction],
-                    "responses": {
-                        "200": {"description": "OK",
-                                "content": {"text/xml": {"schema": {"type": "string"}}}},
-                        "404": O311_ERROR,
-                    },
-                }
-            },
-            "/open311/v2/requests.json": {
-                "get": {
-                    "summary": "GeoReport v2 service requests",
-                    "parameters": [
-                        jurisdiction,
-                        *(
-                            {"name": n, "in": "query", "required": False,
-                             "schema": {"type": "string"}}
-                            for n in ("service_request_id", "service_code", "start_date",
-                                      "end_date", "status")
-                        ),
-                    ],
-                    "responses": {"200": _o311_list("#/components/schemas/ServiceRequest"),
-                                  "400": O311_ERROR, "404": O311_ERROR},
-                },
-                "post": {
-                    "summary": "Create a GeoReport v2 service request",
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/x-www-form-urlencoded": {"schema": o311_post}},
-                    },
-                    "responses": {
-                        "201": {"description": "Created",
-                                "content": {"application/json": {"schema": {"type": "array"}}}},
-                        "400": O311_ERROR, "403": O311_ERROR, "404": O311_ERROR,
-                        "429": O311_ERROR, "503": O311_ERROR,
-                    },
-                },
-            },
-            "/open311/v2/requests/{service_request_id}.json": {
-                "get": {
-                    "summary": "One GeoReport v2 service request",
-                    "parameters": [{"name": "service_request_id", "in": "path",
-                                    "required": True, "schema": {"type": "string"}}],
-                    "responses": {"200": _o311_list("#/components/schemas/ServiceRequest"),
-                                  "404": O311_ERROR},
-                }
-            },
-            "/open311/v2/tokens/{token}.json": {
-                "get": {
-                    "summary": "The service request id of a token",
-                    "parameters": [{"name": "token", "in": "path", "required": True,
-                                    "schema": {"type": "string"}}],
-                    "responses": {"200": {"description": "OK",
-                                          "content": {"application/json": {}}},
-                                  "404": O311_ERROR},
-                }
-            },
+            **_open311_paths(jurisdiction),
         },
         "components": {
             "schemas": {
@@ -355,6 +433,7 @@ def document() -> dict[str, Any]:
                 "Problem": problem,
                 "Service": service,
                 "ServiceRequest": service_request,
+                **_open311_schemas(),
             },
             "responses": {
                 "Problem": {
@@ -364,10 +443,12 @@ def document() -> dict[str, Any]:
                 },
                 "Open311Error": {
                     "description": "GeoReport v2 errors",
-                    "content": {"application/json": {"schema": {"type": "array", "items": {
-                        "type": "object", "required": ["code", "description"],
-                        "properties": {"code": {"type": "integer"},
-                                       "description": {"type": "string"}}}}}},
+                    "content": {"application/json": {"schema": {
+                        "$ref": "#/components/schemas/Open311Errors"}}},
+                },
+                "Open311ErrorXml": {
+                    "description": "GeoReport v2 errors: <errors><error><code/><description/>",
+                    "content": {"text/xml": {"schema": {"type": "string"}}},
                 },
             },
         },

@@ -78,6 +78,8 @@ T: Mapping[str, tuple[str, str]] = {
                     "The service is busy. Please try again in a moment."),
     "expired": ("Formulir kedaluwarsa atau tidak sah. Silakan kirim ulang.",
                 "The form expired or is not valid. Please send it again."),
+    "reattach": ("Isian Anda yang lain tetap terisi; pilih lagi lampiran yang sesuai.",
+                 "Everything else you typed is still filled in; choose fitting attachments again."),
     "too_many": ("Terlalu banyak permintaan. Coba lagi dalam {n} detik.",
                  "Too many requests. Try again in {n} seconds."),
 }

@@ -7,8 +7,10 @@
 
 Errors of the API are RFC 9457 problem documents, Indonesian by default and English when the
 client asks with ``Accept-Language: en``. Every submission (form, API) is counted against the
-per-IP rate limit first; the intake port is called only for a message that passed validation,
-and the 2xx answer comes only after its commit.
+per-address and per-identity rate limits (:mod:`channels.web.abuse`): a JSON body is parsed first
+and both are counted in one statement; a multipart body (files) is read only after its client's
+address passed, and its identities are counted once it is validated. The intake port is called
+only for a message that passed validation, and the 2xx answer comes only after its commit.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 from aiohttp import web
 
 from channels.web import csrf, pages
+from channels.web.abuse import Bucket, Guard
 from channels.web.form import (
     ATTACHMENT_FIELD,
     CONTENT_TYPE,
@@ -38,11 +41,11 @@ from channels.web.parse import ATTACHMENT_REFS
 from channels.web.uploads import Upload, UploadRejected, read_multipart
 from gateway import tracking
 from gateway.contract import rfc3339
-from gateway.domain import Channel, RawInbound, Receipt
+from gateway.domain import Channel, ComplaintDraft, RawInbound, Receipt
 from gateway.errors import IntakeUnavailable, ParseError
 from gateway.filestore import FileStore
 from gateway.intake import Clock, IntakeService, Parser, utcnow
-from gateway.ratelimit import RateLimiter
+from gateway.ratelimit import Decision
 from gateway.settings import WebSettings
 
 log = logging.getLogger(__name__)
@@ -63,6 +66,9 @@ TITLES: Mapping[int, tuple[str, str]] = {
 }
 UNAVAILABLE = ("Coba lagi sebentar lagi / try again later.", "Try again later.")
 NOT_FOUND = ("Nomor pelacakan tidak ditemukan / tracking ID not found.", "Tracking ID not found.")
+# Bytes of refused attachments the form reads into the void so that the browser, which sends the
+# whole body before it looks at the answer, gets to show the form again with the typed values.
+MIN_DISCARD = 64 * 1024 * 1024
 
 
 def api_lang(request: web.Request) -> Lang:
@@ -108,7 +114,7 @@ class WebChannel:
         intake: IntakeService,
         files: FileStore,
         settings: WebSettings,
-        limiter: RateLimiter,
+        guard: Guard,
         json_parser: Parser,
         form_parser: Parser,
         csrf_key: bytes,
@@ -117,7 +123,7 @@ class WebChannel:
         self._intake = intake
         self._files = files
         self._settings = settings
-        self._limiter = limiter
+        self._guard = guard
         self._json_parser = json_parser
         self._form_parser = form_parser
         self._signer = csrf.CsrfSigner(csrf_key, settings.csrf_max_age)
@@ -135,29 +141,34 @@ class WebChannel:
 
     # ---- shared ---------------------------------------------------------------------------
 
-    async def _rate_limited(self, request: web.Request, scope: str) -> int | None:
-        """Seconds to wait when this client is over its limit, else None."""
-        decision = await self._limiter.hit(scope, request.remote or "unknown")
-        if decision.allowed:
-            return None
-        log.info("rate limited", extra={"scope": scope, "hits": decision.hits})
-        return decision.retry_after
+    async def _limited(self, buckets: list[Bucket]) -> Decision:
+        """Count this request in ``buckets``; raises IntakeUnavailable when the DB fails."""
+        return await self._guard.check(buckets)
 
     def _metadata(self, request: web.Request, **extra: str) -> dict[str, str]:
-        return {
-            "remote": request.remote or "",
+        client = self._guard.client(request)
+        meta = {
+            "remote": client,
             "user_agent": request.headers.get("User-Agent", "")[:200],
             **extra,
         }
+        if request.remote and request.remote != client:
+            meta["peer"] = request.remote  # the trusted proxy the request came through
+        return meta
 
-    async def _read_upload(self, request: web.Request, file_fields: frozenset[str]) -> Upload:
+    async def _read_upload(
+        self, request: web.Request, file_fields: frozenset[str], keep_going: bool = False
+    ) -> Upload:
+        cfg = self._settings
         return await read_multipart(
             await request.multipart(),
             self._files,
             file_fields=file_fields,
-            max_files=self._settings.max_attachments,
-            max_file_size=self._settings.max_attachment_size,
-            max_field_size=self._settings.max_field_size,
+            max_files=cfg.max_attachments,
+            max_file_size=cfg.max_attachment_size,
+            max_field_size=cfg.max_field_size,
+            keep_going=keep_going,
+            discard_limit=max(MIN_DISCARD, 2 * cfg.max_attachment_size * cfg.max_attachments),
         )
 
     # ---- the citizen form -----------------------------------------------------------------
@@ -192,32 +203,42 @@ class WebChannel:
         """The empty form."""
         return self._form_response(request)
 
+    def _too_many(
+        self, request: web.Request, decision: Decision, values: Mapping[str, str] | None = None
+    ) -> web.Response:
+        lang = page_lang(request)
+        resp = self._form_response(
+            request, values, alert=pages.t("too_many", lang, n=decision.retry_after), status=429
+        )
+        resp.headers["Retry-After"] = str(decision.retry_after)
+        return resp
+
     async def submit_form(self, request: web.Request) -> web.Response:
         """Store the attachments, validate, hand to intake, show the receipt."""
         lang = page_lang(request)
         try:
-            wait = await self._rate_limited(request, "submit")
+            # The address first: an over-limit client's files are not even read.
+            decision = await self._limited([self._guard.address_bucket(request)])
         except IntakeUnavailable:
             return self._form_response(request, alert=pages.t("unavailable", lang), status=503)
-        if wait is not None:
-            resp = self._form_response(
-                request, alert=pages.t("too_many", lang, n=wait), status=429
-            )
-            resp.headers["Retry-After"] = str(wait)
-            return resp
+        if not decision.allowed:
+            return self._too_many(request, decision)
         try:
             if request.content_type == "multipart/form-data":
-                upload = await self._read_upload(request, frozenset({ATTACHMENT_FIELD}))
+                upload = await self._read_upload(
+                    request, frozenset({ATTACHMENT_FIELD}), keep_going=True
+                )
             elif request.content_type == "application/x-www-form-urlencoded":
                 posted = await request.post()  # no files possible: bounded by client_max_size
                 upload = Upload(fields=[(k, v) for k, v in posted.items() if isinstance(v, str)])
             else:
                 return self._form_response(request, alert=pages.t("expired", lang), status=400)
         except UploadRejected as exc:
-            # The rest of the body is not read: show the form again with the message by the
-            # attachment field (typed values cannot be recovered from an unread body).
-            field = exc.field_name if exc.field_name == ATTACHMENT_FIELD else ATTACHMENT_FIELD
-            return self._form_response(request, errors={field: exc.message}, status=exc.status)
+            # A malformed body, or more refused data than is worth reading: the fields that
+            # came after it are unread, so only the message can be shown.
+            return self._form_response(
+                request, errors={ATTACHMENT_FIELD: exc.message}, status=exc.status
+            )
         values = first_values(upload.fields)
         token = next((v for k, v in upload.fields if k == csrf.FIELD), "")
         nonce = self._signer.check(
@@ -228,9 +249,29 @@ class WebChannel:
                 request, values, alert=pages.t("expired", lang), status=403
             )
         now = self._clock()
-        _, errors = validate_form(values, now.date())
-        if errors:
+        data, errors = validate_form(values, now.date())
+        if upload.rejected:
+            # Everything typed comes back; the refused file(s) are named by the attachment field.
+            first = upload.rejected[0]
+            message = (
+                " ".join(r.message[0] for r in upload.rejected) + " " + pages.t("reattach", "id"),
+                " ".join(r.message[1] for r in upload.rejected) + " " + pages.t("reattach", "en"),
+            )
+            return self._form_response(
+                request, values, {**errors, ATTACHMENT_FIELD: message}, status=first.status
+            )
+        if data is None:
             return self._form_response(request, values, errors, status=422)
+        try:
+            decision = await self._limited(
+                self._guard.identity_buckets(data.nik, data.phone, data.email)
+            )
+        except IntakeUnavailable:
+            return self._form_response(
+                request, values, alert=pages.t("unavailable", lang), status=503
+            )
+        if not decision.allowed:
+            return self._too_many(request, decision, values)
         gps = ";".join(f"{sha}={lat},{lon}" for sha, (lat, lon) in upload.gps.items())
         raw = RawInbound(
             channel=Channel.WEB,
@@ -303,7 +344,7 @@ class WebChannel:
         )
 
     async def create(self, request: web.Request) -> web.Response:
-        """Validate, hand to intake, answer with the receipt."""
+        """Validate, count against the limits, hand to intake, answer with the receipt."""
         lang = api_lang(request)
         key = request.headers.get("Idempotency-Key")
         if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
@@ -316,16 +357,17 @@ class WebChannel:
                  "Send application/json or multipart/form-data."),
                 lang,
             )
-        try:
-            wait = await self._rate_limited(request, "submit")
-        except IntakeUnavailable:
-            return _unavailable(lang)
-        if wait is not None:
-            resp = problem(429, (f"Coba lagi dalam {wait} detik.", f"Retry in {wait} s."), lang)
-            resp.headers["Retry-After"] = str(wait)
-            return resp
+        address = [self._guard.address_bucket(request)]
         extra: dict[str, str] = {}
         if request.content_type == "multipart/form-data":
+            # Files go to disk: only for a client whose address is within its limit.
+            try:
+                decision = await self._limited(address)
+            except IntakeUnavailable:
+                return _unavailable(lang)
+            if not decision.allowed:
+                return _too_many(decision, lang)
+            address = []  # counted
             try:
                 upload = await self._read_upload(request, frozenset({"attachments"}))
             except UploadRejected as exc:
@@ -343,7 +385,7 @@ class WebChannel:
             if refs:
                 extra[ATTACHMENT_REFS] = json.dumps(refs, separators=(",", ":"))
         else:
-            body = await request.read()
+            body = await request.read()  # bounded by http.client_max_size
         raw = RawInbound(
             channel=Channel.WEB,
             body=body,
@@ -353,10 +395,24 @@ class WebChannel:
             metadata=self._metadata(request, **extra),
         )
         # Validate first: an API client is answered 4xx and keeps its message (nothing is lost).
+        refusal: web.Response | None = None
+        buckets = address
         try:
-            self._json_parser.parse(raw)
+            outcome = self._json_parser.parse(raw)
         except ParseError as exc:
-            return problem(400, exc.reason if lang == "id" else _english(exc.reason), lang)
+            refusal = problem(400, exc.reason if lang == "id" else _english(exc.reason), lang)
+        else:
+            if isinstance(outcome, ComplaintDraft):
+                rep = outcome.reporter
+                buckets = address + self._guard.identity_buckets(rep.nik, rep.phone, rep.email)
+        try:
+            decision = await self._limited(buckets)  # address and identities: one statement
+        except IntakeUnavailable:
+            return _unavailable(lang)
+        if not decision.allowed:
+            return _too_many(decision, lang)
+        if refusal is not None:
+            return refusal
         try:
             receipt = await self._intake.accept(raw, self._json_parser)
         except IntakeUnavailable:
@@ -376,6 +432,20 @@ class WebChannel:
             },
             status=202,
         )
+
+
+def _too_many(decision: Decision, lang: Lang) -> web.Response:
+    wait = decision.retry_after
+    if decision.refused_by.startswith("id"):
+        detail = (
+            f"Terlalu banyak laporan dengan identitas yang sama. Coba lagi dalam {wait} detik.",
+            f"Too many reports with the same identity. Retry in {wait} s.",
+        )
+    else:
+        detail = (f"Coba lagi dalam {wait} detik.", f"Retry in {wait} s.")
+    resp = problem(429, detail, lang)
+    resp.headers["Retry-After"] = str(wait)
+    return resp
 
 
 def _same_body(receipt: Receipt, raw: RawInbound) -> bool:

@@ -5,6 +5,13 @@ PDF: see :mod:`channels.web.exif`) and then streamed in chunks to
 :meth:`~gateway.filestore.FileStore.put_stream`, so no attachment is ever whole in memory. Only
 the first :data:`EXIF_WINDOW` bytes of a JPEG are kept, to read the GPS position from its EXIF
 segment (which comes before the image data).
+
+A refused file (wrong type, too big, one too many) stops the API's request at once. The citizen
+form asks for ``keep_going``: the refusal is recorded, the rest of that file is read and thrown
+away (a browser shows nothing of an answer sent before its upload is finished), later files are
+not stored, and the text fields after it are still read, so the form comes back with everything
+the citizen typed and the message next to the attachment field. At most ``discard_limit`` bytes
+are thrown away; past that the request is refused without its fields.
 """
 
 from __future__ import annotations
@@ -42,6 +49,8 @@ class Upload:
     attachments: list[Attachment] = field(default_factory=list)
     # sha256 -> (latitude, longitude) read from the photo's EXIF: evidence of the place.
     gps: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # Files refused while the rest of the request was read (``keep_going``).
+    rejected: list[UploadRejected] = field(default_factory=list)
 
 
 async def read_multipart(
@@ -53,12 +62,20 @@ async def read_multipart(
     max_file_size: int,
     max_field_size: int,
     max_fields: int = 64,
+    keep_going: bool = False,
+    discard_limit: int = 0,
 ) -> Upload:
-    """Read every part; raise :class:`UploadRejected` naming the field or file at fault."""
+    """Read every part; raise :class:`UploadRejected` naming the field or file at fault.
+
+    With ``keep_going`` a refused file is recorded in :attr:`Upload.rejected` instead, and the
+    reading goes on (see the module's docstring).
+    """
+    limits = _Limits(
+        file_fields, max_files, max_file_size, max_field_size, max_fields,
+        discard_limit if keep_going else -1,
+    )
     try:
-        return await _read(
-            reader, files, file_fields, max_files, max_file_size, max_field_size, max_fields
-        )
+        return await _read(reader, files, limits)
     except (HttpProcessingError, ValueError, AssertionError) as exc:
         # A malformed body (bad part headers, broken boundary): the client's fault, not ours.
         raise UploadRejected(
@@ -66,46 +83,62 @@ async def read_multipart(
         ) from None
 
 
-async def _read(
-    reader: MultipartReader,
-    files: FileStore,
-    file_fields: frozenset[str],
-    max_files: int,
-    max_file_size: int,
-    max_field_size: int,
-    max_fields: int,
-) -> Upload:
+@dataclass(frozen=True, slots=True)
+class _Limits:
+    file_fields: frozenset[str]
+    max_files: int
+    max_file_size: int
+    max_field_size: int
+    max_fields: int
+    discard_limit: int  # -1: refuse at the first bad file
+
+
+async def _read(reader: MultipartReader, files: FileStore, limits: _Limits) -> Upload:
     upload = Upload()
+    discarded = 0
     while (part := await reader.next()) is not None:
         if not isinstance(part, BodyPartReader):
             raise UploadRejected("", ("Multipart bersarang tidak didukung.", "Nested multipart."))
         name = part.name or ""
-        if part.filename is not None and name in file_fields:
+        if part.filename is not None and name in limits.file_fields:
             head = await part.read_chunk(CHUNK)
             if not head and not part.filename:
                 continue  # a file input left empty: browsers send a part with no name and no body
-            if len(upload.attachments) >= max_files:
-                raise UploadRejected(
-                    name,
-                    (
-                        f"Paling banyak {max_files} lampiran.",
-                        f"At most {max_files} attachments.",
-                    ),
-                    413,
+            if upload.rejected:  # the submission is refused already: store no more files
+                discarded += len(head)
+                discarded += await _discard(
+                    part, limits.discard_limit - discarded, upload.rejected[0]
                 )
-            attachment, gps = await _store_file(part, head, files, name, max_file_size)
+                continue
+            try:
+                if len(upload.attachments) >= limits.max_files:
+                    raise UploadRejected(
+                        name,
+                        (
+                            f"Paling banyak {limits.max_files} lampiran.",
+                            f"At most {limits.max_files} attachments.",
+                        ),
+                        413,
+                    )
+                attachment, gps = await _store_file(part, head, files, name, limits.max_file_size)
+            except UploadRejected as exc:
+                if limits.discard_limit < 0:
+                    raise
+                upload.rejected.append(exc)
+                discarded += await _discard(part, limits.discard_limit - discarded, exc)
+                continue
             upload.attachments.append(attachment)
             if gps is not None:
                 upload.gps[attachment.sha256] = gps
             continue
-        if name in file_fields:
+        if name in limits.file_fields:
             continue  # text posing as a file reference: only the gateway writes those
-        if len(upload.fields) >= max_fields:
+        if len(upload.fields) >= limits.max_fields:
             raise UploadRejected(name, ("Terlalu banyak isian.", "Too many fields."), 413)
         value = b""
-        while len(value) <= max_field_size and (chunk := await part.read_chunk(CHUNK)):
+        while len(value) <= limits.max_field_size and (chunk := await part.read_chunk(CHUNK)):
             value += chunk
-        if len(value) > max_field_size:
+        if len(value) > limits.max_field_size:
             raise UploadRejected(
                 name,
                 (f"Isian {name} terlalu panjang.", f"Field {name} is too long."),
@@ -118,6 +151,16 @@ async def _read(
                 name, (f"Isian {name} bukan teks UTF-8.", f"Field {name} is not UTF-8 text.")
             ) from None
     return upload
+
+
+async def _discard(part: BodyPartReader, budget: int, reason: UploadRejected) -> int:
+    """Read the rest of ``part`` into the void; past ``budget`` bytes give up with ``reason``."""
+    thrown = 0
+    while chunk := await part.read_chunk(CHUNK):
+        thrown += len(chunk)
+        if thrown > budget:
+            raise reason
+    return thrown
 
 
 async def _store_file(

@@ -8,6 +8,7 @@ written by this test.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from collections.abc import AsyncIterator
@@ -34,9 +35,9 @@ if shutil.which(CHROMIUM) is None:  # scripts/install-system-packages installs i
     pytest.skip("Debian chromium is not installed", allow_module_level=True)
 
 
-@pytest.fixture
-async def served(settings: Settings) -> AsyncIterator[tuple[str, bootstrap.Gateway]]:
-    gateway = bootstrap.build(web_settings(settings))
+@contextlib.asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[tuple[str, bootstrap.Gateway]]:
+    gateway = bootstrap.build(settings)
     runner = web.AppRunner(bootstrap.build_app(gateway), access_log=None)
     await runner.setup()
     port = free_port()
@@ -46,6 +47,12 @@ async def served(settings: Settings) -> AsyncIterator[tuple[str, bootstrap.Gatew
     finally:
         await runner.cleanup()
         await gateway.close()
+
+
+@pytest.fixture
+async def served(settings: Settings) -> AsyncIterator[tuple[str, bootstrap.Gateway]]:
+    async with running(web_settings(settings)) as found:
+        yield found
 
 
 @pytest.fixture
@@ -124,3 +131,25 @@ async def test_invalid_nik_is_explained_and_the_typed_text_kept(
     assert await p.input_value("#judul") == "Jalan berlubang"  # type: ignore[attr-defined]
     assert await p.input_value("#klasifikasi") == "aspirasi"  # type: ignore[attr-defined]
     assert await gateway.intake.count_complaints() == 0
+
+
+async def test_a_photo_too_big_is_refused_and_the_typed_text_kept(
+    settings: Settings, page: object, tmp_path: Path
+) -> None:
+    p = page
+    photo = tmp_path / "besar.jpg"
+    photo.write_bytes(make_exif_jpeg(-6.7612, 108.4801, b"\x00" * 200_000))
+    async with running(web_settings(settings, max_attachment_size=50_000)) as (base, gateway):
+        await p.goto(base + "/")  # type: ignore[attr-defined]
+        await fill(p, NIK, photo)
+        await p.fill("#email", "siti@contoh.id")  # type: ignore[attr-defined]
+        await p.check("#rahasia")  # type: ignore[attr-defined]
+        await p.click("button[type=submit]")  # type: ignore[attr-defined]
+        error = await p.inner_text("#lampiran-err")  # type: ignore[attr-defined]
+        assert "besar.jpg" in error and "48 KB" in error
+        for field, typed in (("#judul", "Jalan berlubang"), ("#nik", NIK),
+                             ("#nama", "Siti Aminah"), ("#email", "siti@contoh.id"),
+                             ("#isi", "Jalan Siliwangi depan pasar berlubang besar.")):
+            assert await p.input_value(field) == typed  # type: ignore[attr-defined]
+        assert await p.is_checked("#rahasia")  # type: ignore[attr-defined]
+        assert await gateway.intake.count_complaints() == 0

@@ -1,12 +1,16 @@
 """Open311 GeoReport v2 (wiki.open311.org/GeoReport_v2) on the real databases and RabbitMQ.
 
-The POST body is the spec's own example request (service_code and api_key ours, the phone an
-Indonesian number: the spec's "111111111" is not a phone number here and is refused with 400).
+The requests are the specification's own examples; the answers are checked against the shapes of
+the specification's example responses, element by element, in XML and in JSON, and every JSON
+answer must be the Spark-convention mapping of the XML one. In the example POST body four values
+are ours: api_key, jurisdiction_id, service_code, and the phone (the spec's "111111111" is not a
+phone number here and is refused with 400).
 """
 
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,103 +21,269 @@ from aiohttp.test_utils import TestClient
 
 from gateway import bootstrap
 from gateway.settings import Settings
-from tests.channels.web.conftest import OPEN311_KEY
+from tests.channels.web.conftest import NIK, OPEN311_KEY, web_settings
 from tests.support import drain
 
 pytestmark = pytest.mark.integration
 
 Client = Callable[..., Awaitable[TestClient[Any, Any]]]
-FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-# The spec's example: POST https://[API endpoint]/requests.xml (here .json).
-SPEC_EXAMPLE = {
-    "api_key": OPEN311_KEY,
-    "service_code": "pengaduan",
-    "lat": "37.76524078",
-    "long": "-122.4212043",
-    "address_string": "1234 5th street",
-    "email": "smit222@sfgov.edu",
-    "device_id": "tt222111",
-    "account_id": "123456",
-    "first_name": "john",
-    "last_name": "smith",
-    "phone": "081234567890",
-    "description": "A large sinkhole is destroying the street",
-    "media_url": "http://example.com/image.jpg",
-}
+FORM = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
+V2 = "/open311/v2"
+# The spec's "Example Request" of POST Service Request, as sent (attribute[...] included).
+SPEC_REQUEST = (
+    "api_key=xyz&jurisdiction_id=city.gov&service_code=001&lat=37.76524078&long=-122.4212043"
+    "&address_string=1234+5th+street&email=smit333%40sfgov.edu&device_id=tt222111"
+    "&account_id=123456&first_name=john&last_name=smith&phone=111111111"
+    "&description=A+large+sinkhole+is+destroying+the+street&media_url=http%3A%2F%2Ffarm3.static"
+    ".flickr.com%2F2002%2F2212426634_5ed477a060.jpg&attribute[WHISPAWN]=123456"
+    "&attribute[WHISDORN]=COISL001"
+)
+EXAMPLE_BODY = (
+    SPEC_REQUEST.replace("api_key=xyz", f"api_key={OPEN311_KEY}")
+    .replace("jurisdiction_id=city.gov", "jurisdiction_id=lapor.go.id")
+    .replace("service_code=001", "service_code=pengaduan")
+    .replace("phone=111111111", "phone=081234567890")
+)
+# Element names (in order) of the spec's example responses.
+SERVICE_FIELDS = [
+    "service_code", "service_name", "description", "metadata", "type", "keywords", "group",
+]
+REQUEST_FIELDS = [
+    "service_request_id", "status", "status_notes", "service_name", "service_code",
+    "description", "agency_responsible", "service_notice", "requested_datetime",
+    "updated_datetime", "expected_datetime", "address", "address_id", "zipcode", "lat", "long",
+    "media_url",
+]
+ATTRIBUTE_FIELDS = [
+    "variable", "code", "datatype", "required", "datatype_description", "order", "description",
+]
+LISTS = {"services", "service_requests", "errors", "attributes", "values", "endpoints",
+         "formats"}
 
 
-async def test_services_json_and_xml(gw: bootstrap.Gateway, aiohttp_client: Client) -> None:
+def spark(element: ET.Element) -> Any:
+    """The JSON the Spark convention makes of an XML element (values stay text)."""
+    if element.tag in LISTS:
+        return [spark(child) for child in element]
+    if len(element):
+        return {child.tag: spark(child) for child in element}
+    return element.text
+
+
+def as_text(value: Any) -> Any:
+    """A JSON value as the XML text it maps to."""
+    if isinstance(value, list):
+        return [as_text(v) for v in value]
+    if isinstance(value, dict):
+        return {k: as_text(v) for k, v in value.items()}
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None or value == "":
+        return None
+    return str(value)
+
+
+async def both(client: TestClient[Any, Any], path: str, **kw: Any) -> tuple[Any, ET.Element, int]:
+    """GET ``path`` as .json and .xml; check they say the same; return both and the status."""
+    as_json = await client.get(f"{V2}/{path}.json", **kw)
+    as_xml = await client.get(f"{V2}/{path}.xml", **kw)
+    assert as_json.status == as_xml.status
+    assert as_json.headers["Content-Type"] == "application/json; charset=utf-8"
+    assert as_xml.headers["Content-Type"] == "text/xml; charset=utf-8"
+    text = await as_xml.text()
+    assert text.startswith('<?xml version="1.0" encoding="utf-8"?>')
+    root = ET.fromstring(text)
+    data = await as_json.json()
+    assert as_text(data) == spark(root), path
+    return data, root, as_json.status
+
+
+async def test_discovery_in_both_formats(gw: bootstrap.Gateway, aiohttp_client: Client) -> None:
     client = await aiohttp_client(bootstrap.build_app(gw))
-    services = await (await client.get("/open311/v2/services.json")).json()
+    doc, root, status = await both(client, "discovery")
+    assert status == 200 and root.tag == "discovery"
+    assert [c.tag for c in root] == ["changeset", "contact", "key_service", "endpoints"]
+    [endpoint] = doc["endpoints"]
+    assert endpoint["specification"] == "http://wiki.open311.org/GeoReport_v2"
+    assert endpoint["url"] == f"http://{client.host}:{client.port}{V2}"
+    assert endpoint["type"] == "production" and endpoint["changeset"] <= doc["changeset"]
+    assert endpoint["formats"] == ["text/xml", "application/json"]
+    assert [f.text for f in root.iter("format")] == ["text/xml", "application/json"]
+
+
+async def test_services_and_service_definitions(
+    gw: bootstrap.Gateway, aiohttp_client: Client
+) -> None:
+    client = await aiohttp_client(bootstrap.build_app(gw))
+    services, root, _ = await both(client, "services")
+    assert root.tag == "services" and [s.tag for s in root] == ["service"] * 3
+    assert [c.tag for c in root[0]] == SERVICE_FIELDS
     assert [s["service_code"] for s in services] == ["pengaduan", "aspirasi", "informasi"]
-    assert all(s["metadata"] is False and s["type"] == "realtime" for s in services)
-    xml = await client.get("/open311/v2/services.xml")
-    text = await xml.text()
-    assert xml.content_type == "text/xml" and text.startswith('<?xml version="1.0"')
-    assert text.count("<service>") == 3 and "<metadata>false</metadata>" in text
-    wrong = await client.get("/open311/v2/services.json", params={"jurisdiction_id": "x.gov"})
-    assert wrong.status == 404
+    assert all(s["metadata"] is True and s["type"] == "realtime" for s in services)
+    assert root.find("service/metadata").text == "true"  # type: ignore[union-attr]
+
+    definition, root, status = await both(client, "services/pengaduan")
+    assert status == 200 and root.tag == "service_definition"
+    assert [c.tag for c in root] == ["service_code", "attributes"]
+    assert definition["service_code"] == "pengaduan"
+    attrs = {a["code"]: a for a in definition["attributes"]}
+    assert list(attrs) == ["judul", "tanggal", "instansi", "nik", "anonim", "rahasia"]
+    assert [a["order"] for a in attrs.values()] == [1, 2, 3, 4, 5, 6]
+    for attribute in root.iter("attribute"):
+        assert [c.tag for c in attribute][: len(ATTRIBUTE_FIELDS)] == ATTRIBUTE_FIELDS
+    assert attrs["anonim"]["datatype"] == "singlevaluelist"
+    assert [v["key"] for v in attrs["rahasia"]["values"]] == ["ya", "tidak"]
+    assert attrs["tanggal"]["datatype"] == "datetime" and not attrs["nik"]["required"]
+
+    for path in ("services/lampu-jalan", "services/pengaduan"):
+        wrong = {"jurisdiction_id": "x.gov"} if path.endswith("pengaduan") else {}
+        missing, root, status = await both(client, path, params=wrong)
+        assert status == 404 and root.tag == "errors"
+        assert missing[0]["code"] == 404 and "tidak dikenal" in missing[0]["description"]
+    _, _, status = await both(client, "services", params={"jurisdiction_id": "x.gov"})
+    assert status == 404
 
 
-async def test_post_then_get_request_token_and_listing(
+async def test_the_specs_example_request_then_every_way_to_follow_it(
     gw: bootstrap.Gateway, aiohttp_client: Client, settings: Settings
 ) -> None:
     client = await aiohttp_client(bootstrap.build_app(gw))
-    resp = await client.post(
-        "/open311/v2/requests.json", data=urlencode(SPEC_EXAMPLE), headers=FORM
-    )
-    assert resp.status == 201, await resp.text()
-    [created] = await resp.json()
-    rid, token = created["service_request_id"], created["token"]
+    resp = await client.post(f"{V2}/requests.xml", data=EXAMPLE_BODY, headers=FORM)
+    text = await resp.text()
+    assert resp.status == 201, text
+    root = ET.fromstring(text)
+    assert root.tag == "service_requests" and [r.tag for r in root] == ["request"]
+    created = {c.tag: c.text for c in root[0]}
+    # The spec's example response: service_request_id, service_notice, account_id (empty).
+    assert {"service_request_id", "service_notice", "account_id"} <= set(created)
     assert created["account_id"] is None and created["service_notice"]
+    rid, token = created["service_request_id"], created["token"]
+    assert rid and token
 
-    [one] = await (await client.get(f"/open311/v2/requests/{rid}.json")).json()
+    [one], root, status = await both(client, f"requests/{rid}")
+    assert status == 200 and root.tag == "service_requests"
+    assert [c.tag for c in root[0]] == REQUEST_FIELDS  # the spec's elements, in its order
     assert one["service_request_id"] == rid and one["status"] == "open"
     assert one["service_code"] == "pengaduan" and one["service_name"] == "Pengaduan"
     assert (one["lat"], one["long"]) == (37.76524078, -122.4212043)
     assert one["address"] == "1234 5th street"
+    datetime.fromisoformat(one["requested_datetime"])  # W3C date-time with the zone
+    assert one["requested_datetime"].endswith("Z")
     dumped = json.dumps(one)
     assert "smith" not in dumped and "sinkhole" not in dumped and "sfgov" not in dumped
 
-    [tok] = await (await client.get(f"/open311/v2/tokens/{token}.json")).json()
+    [tok], root, _ = await both(client, f"tokens/{token}")
     assert tok == {"service_request_id": rid, "token": token}
-    assert (await client.get("/open311/v2/tokens/nope.json")).status == 404
+    assert [c.tag for c in root[0]] == ["service_request_id", "token"]
+    _, root, status = await both(client, "tokens/nope")
+    assert status == 404 and root.find("error/code").text == "404"  # type: ignore[union-attr]
 
-    listed = await (await client.get("/open311/v2/requests.json")).json()
+    listed, _, _ = await both(client, "requests")
     assert [r["service_request_id"] for r in listed] == [rid]
-    by_code = await client.get("/open311/v2/requests.json", params={"service_code": "aspirasi"})
-    assert await by_code.json() == []
-    closed = await client.get("/open311/v2/requests.json", params={"status": "closed"})
-    assert await closed.json() == []
-    later = (datetime.now(UTC) + timedelta(days=1)).isoformat()
-    future = await client.get("/open311/v2/requests.json", params={"start_date": later})
-    assert await future.json() == []
-    by_id = await client.get("/open311/v2/requests.json", params={"service_request_id": rid})
-    assert len(await by_id.json()) == 1
-    bad = await client.get("/open311/v2/requests.json", params={"start_date": "yesterday"})
-    assert bad.status == 400 and (await bad.json())[0]["code"] == 400
+    # The spec's sample query (a range in 2010): nothing.
+    sample = {"start_date": "2010-05-24T00:00:00Z", "end_date": "2010-06-24T00:00:00Z",
+              "status": "open", "jurisdiction_id": "lapor.go.id"}
+    empty, root, _ = await both(client, "requests", params=sample)
+    assert empty == [] and root.tag == "service_requests" and len(root) == 0
+    for params in ({"service_code": "aspirasi"}, {"status": "closed"},
+                   {"start_date": (datetime.now(UTC) + timedelta(days=1)).isoformat()}):
+        assert (await both(client, "requests", params=params))[0] == []
+    assert len((await both(client, "requests", params={"service_request_id": rid}))[0]) == 1
+    bad, root, status = await both(client, "requests", params={"start_date": "yesterday"})
+    assert status == 400 and bad[0]["code"] == 400 and root.tag == "errors"
 
     assert gw.relay is not None
     await gw.relay.publish_batch()
     await gw.relay._close()
     [msg] = await drain(settings.broker.queue, 1)
     event = json.loads(msg.body)
-    assert event["tracking_id"] == rid and event["body"] == SPEC_EXAMPLE["description"]
+    assert event["tracking_id"] == rid and event["body"] == "A large sinkhole is destroying the street"
     assert event["reporter"]["name"] == "john smith"
-    assert event["reporter"]["email"] == "smit222@sfgov.edu"
+    assert event["reporter"]["email"] == "smit333@sfgov.edu"
     assert OPEN311_KEY not in msg.body.decode()  # the api_key is never stored nor published
 
 
-async def test_post_errors_follow_the_spec(gw: bootstrap.Gateway, aiohttp_client: Client) -> None:
+async def test_lapor_attributes_carry_title_date_agency_nik_and_privacy(
+    gw: bootstrap.Gateway, aiohttp_client: Client, settings: Settings
+) -> None:
     client = await aiohttp_client(bootstrap.build_app(gw))
-    no_key = {k: v for k, v in SPEC_EXAMPLE.items() if k != "api_key"}
-    resp = await client.post("/open311/v2/requests.json", data=urlencode(no_key), headers=FORM)
-    assert resp.status == 403 and (await resp.json())[0]["code"] == 403
-    spec_phone = {**SPEC_EXAMPLE, "phone": "111111111"}
-    resp = await client.post("/open311/v2/requests.json", data=urlencode(spec_phone), headers=FORM)
-    assert resp.status == 400 and "phone" in (await resp.json())[0]["description"]
-    nowhere = {k: v for k, v in SPEC_EXAMPLE.items() if k not in ("lat", "long", "address_string")}
-    resp = await client.post("/open311/v2/requests.json", data=urlencode(nowhere), headers=FORM)
-    assert resp.status == 400
-    assert (await client.get("/open311/v2/requests/ABCDEFGH2.json")).status == 404
+    body = EXAMPLE_BODY + "&" + urlencode({
+        "attribute[judul]": "Lubang di jalan", "attribute[tanggal]": "2026-11-01",
+        "attribute[instansi]": "Dinas PUPR", "attribute[nik]": NIK,
+        "attribute[anonim]": "ya", "attribute[rahasia]": "ya",
+    })
+    resp = await client.post(f"{V2}/requests.json", data=body, headers=FORM)
+    assert resp.status == 201, await resp.text()
+    [created] = await resp.json()
+    [one] = await (await client.get(f"{V2}/requests/{created['service_request_id']}.json")).json()
+    assert one["description"] is None and one["address"] is None  # confidential: not shown
+    assert one["agency_responsible"] == "Dinas PUPR"
+
+    assert gw.relay is not None
+    await gw.relay.publish_batch()
+    await gw.relay._close()
+    [msg] = await drain(settings.broker.queue, 1)
+    event = json.loads(msg.body)
+    assert event["title"] == "Lubang di jalan" and event["occurred_on"] == "2026-11-01"
+    assert event["agency"] == "Dinas PUPR" and event["reporter"]["nik"] == NIK
+    assert event["privacy"] == {"anonymous": True, "confidential": True}
+
+
+async def test_errors_are_the_specs_error_list_in_both_formats(
+    gw: bootstrap.Gateway, aiohttp_client: Client
+) -> None:
+    client = await aiohttp_client(bootstrap.build_app(gw))
+
+    async def post(fmt: str, body: str, **headers: str) -> tuple[int, Any]:
+        resp = await client.post(f"{V2}/requests.{fmt}", data=body, headers={**FORM, **headers})
+        text = await resp.text()
+        return resp.status, ET.fromstring(text) if fmt == "xml" else json.loads(text)
+
+    # The spec's error example: HTTP 403 with <errors><error><code>403</code>…
+    status, root = await post("xml", SPEC_REQUEST)
+    assert status == 403 and root.tag == "errors" and [e.tag for e in root] == ["error"]
+    assert [c.tag for c in root[0]] == ["code", "description"]
+    assert root[0][0].text == "403" and "api_key" in (root[0][1].text or "")
+    status, errs = await post("json", SPEC_REQUEST, **{"Accept-Language": "en"})
+    assert status == 403 and errs == [{"code": 403, "description": "api_key is missing or not "
+                                       "valid."}]
+    # The example as sent, with our key: the phone 111111111 is no phone number here.
+    with_key = SPEC_REQUEST.replace("api_key=xyz", f"api_key={OPEN311_KEY}")
+    status, errs = await post("json", with_key.replace("jurisdiction_id=city.gov&", ""))
+    assert status == 404 and "service_code" in errs[0]["description"]  # 001 is not ours
+    status, errs = await post("json", EXAMPLE_BODY.replace("phone=081234567890", "phone=111111111"))
+    assert status == 400 and "phone" in errs[0]["description"]
+    status, errs = await post("json", EXAMPLE_BODY.replace("service_code=pengaduan", "x=y"))
+    assert status == 400 and "service_code" in errs[0]["description"]
+    status, errs = await post("json", EXAMPLE_BODY.replace("lapor.go.id", "city.gov"))
+    assert status == 404 and "jurisdiction_id" in errs[0]["description"]
+    nowhere = "&".join(p for p in EXAMPLE_BODY.split("&")
+                       if not p.startswith(("lat=", "long=", "address_string=")))
+    status, root = await post("xml", nowhere)
+    assert status == 400 and root[0][0].text == "400"
+    for attribute in ("attribute[anonim]=mungkin", "attribute[tanggal]=2999-01-01",
+                      "attribute[nik]=3209014101900000", "attribute[tanggal]=kemarin"):
+        status, errs = await post("json", f"{EXAMPLE_BODY}&{attribute}", **{"Accept-Language": "en"})
+        assert status == 400 and attribute.split("=")[0] in errs[0]["description"], errs
+    status, errs = await post("json", "not=form", **{"Content-Type": "application/json"})
+    assert status == 400
+    _, root, status = await both(client, "requests/ABCDEFGH2")
+    assert status == 404 and root.tag == "errors"
     assert await gw.intake.count_complaints() == 0
+
+
+async def test_post_is_rate_limited_with_retry_after(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    gateway = bootstrap.build(web_settings(settings, rate_limit_requests=1))
+    try:
+        client = await aiohttp_client(bootstrap.build_app(gateway))
+        first = await client.post(f"{V2}/requests.xml", data=EXAMPLE_BODY, headers=FORM)
+        assert first.status == 201
+        again = await client.post(f"{V2}/requests.xml", data=EXAMPLE_BODY, headers=FORM)
+        root = ET.fromstring(await again.text())
+        assert again.status == 429 and root[0][0].text == "429"
+        assert 0 < int(again.headers["Retry-After"]) <= 60
+        assert await gateway.intake.count_complaints() == 1
+    finally:
+        await gateway.close()

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import hashlib
+import io
+import ipaddress
 import json
 import re
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from aiohttp import FormData
 from aiohttp.test_utils import TestClient
+from PIL import Image
+from pydantic import SecretStr
 
-from channels.web.exif import make_exif_jpeg
+from channels.web.exif import jpeg_gps, make_exif_jpeg
 from gateway import bootstrap, tracking
 from gateway.settings import Settings
 from tests.channels.web.conftest import NIK, csrf_token, web_settings
@@ -258,3 +263,204 @@ async def test_rate_limit_per_ip_is_shared_through_the_database(
     finally:
         await one.close()
         await two.close()
+
+
+def gps_photo() -> bytes:
+    """A real JPEG from a "phone": GPS, make and model in EXIF, taken sideways (orientation 6)."""
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110], exif[0x0112] = "Samsung", "SM-A155F", 6
+    exif.get_ifd(0x8825).update({1: "S", 2: (6.0, 45.0, 40.32), 3: "E", 4: (108.0, 28.0, 48.36)})
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 120, 40)).save(out, "JPEG", exif=exif)
+    return out.getvalue()
+
+
+async def test_photo_is_stored_with_its_gps_and_served_without_metadata(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    storage = settings.storage.model_copy(update={"fetch_token": SecretStr("core-t0ken")})
+    gateway = bootstrap.build(web_settings(settings.model_copy(update={"storage": storage})))
+    try:
+        client = await aiohttp_client(bootstrap.build_app(gateway))
+        photo = gps_photo()
+        token = csrf_token(await (await client.get("/")).text())
+        resp = await client.post("/", data=form_data(token, FORM, [("jalan.jpg", photo)]))
+        assert resp.status == 200, await resp.text()
+        sha = hashlib.sha256(photo).hexdigest()
+        stored = await gateway.files.read(sha)
+        assert stored == photo and jpeg_gps(stored) == (-6.7612, 108.4801)  # evidence kept
+
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "core-t0ken"}):
+            refused = await client.get(f"/files/{sha}", headers=headers)
+            assert refused.status == 404  # as for an unknown hash: no way to confirm a file
+        ok = await client.get(f"/files/{sha}", headers={"Authorization": "Bearer core-t0ken"})
+        served = await ok.read()
+        assert ok.status == 200 and ok.content_type == "image/jpeg"
+        assert ok.headers["Cache-Control"] == "no-store"
+        assert int(ok.headers["Content-Length"]) == len(served) < len(photo)
+        assert jpeg_gps(served) is None and b"Samsung" not in served
+        with Image.open(io.BytesIO(served)) as clean, Image.open(io.BytesIO(photo)) as orig:
+            assert dict(clean.getexif()) == {0x0112: 6}  # only the orientation is left
+            assert not clean.getexif().get_ifd(0x8825)
+            assert clean.tobytes() == orig.tobytes()  # the pixels as taken
+        head = await client.head(f"/files/{sha}", headers={"Authorization": "Bearer core-t0ken"})
+        assert head.status == 200 and int(head.headers["Content-Length"]) == len(served)
+        # Only the start of it is a JPEG: its metadata cannot be found for sure, so not served.
+        fake = await gateway.files.put_bytes(make_exif_jpeg(-6.7612, 108.4801, b"\x00" * 99))
+        refused = await client.get(f"/files/{fake}", headers={"Authorization": "Bearer core-t0ken"})
+        assert refused.status == 422 and b"Exif" not in await refused.read()
+    finally:
+        await gateway.close()
+
+
+def browser_form(token: str, files: list[tuple[str, bytes]]) -> FormData:
+    """The fields in the order a browser sends them: the attachments before the identity."""
+    fd = FormData()
+    fd.add_field("csrf", token)
+    for key in ("judul", "isi", "klasifikasi", "tanggal", "lokasi"):
+        fd.add_field(key, FORM[key])
+    for name, data in files:
+        fd.add_field("lampiran", data, filename=name, content_type="application/octet-stream")
+    for key in ("nama", "nik", "hp", "email"):
+        fd.add_field(key, FORM[key])
+    fd.add_field("rahasia", "1")
+    return fd
+
+
+@pytest.mark.parametrize(
+    ("files", "status", "named"),
+    [
+        # Refused from its first bytes, with a good photo after it that must not be kept.
+        ([("virus.exe", b"MZ\x90\x00" + b"x" * 5000), ("b.png", b"\x89PNG\r\n\x1a\nlater")],
+         415, "virus.exe"),
+        # Refused in the middle of its upload: 300 kB against a limit of 1000 bytes.
+        ([("surat.pdf", b"%PDF-1.4\n" + b"0" * 300_000)], 413, "surat.pdf"),
+        ([("a.png", b"\x89PNG\r\n\x1a\nxx"), ("b.png", b"\x89PNG\r\n\x1a\nyy")], 413,
+         "Paling banyak 1 lampiran"),
+    ],
+    ids=["wrong-type", "too-big-mid-upload", "too-many"],
+)
+async def test_refused_attachment_keeps_everything_typed(
+    settings: Settings, aiohttp_client: Client, files: list[tuple[str, bytes]], status: int,
+    named: str,
+) -> None:
+    gateway = bootstrap.build(web_settings(settings, max_attachment_size=1000, max_attachments=1))
+    try:
+        client = await aiohttp_client(bootstrap.build_app(gateway))
+        token = csrf_token(await (await client.get("/")).text())
+        resp = await client.post("/", data=browser_form(token, files))
+        html = await resp.text()
+        assert resp.status == status
+        error = re.search(r'id="lampiran-err">([^<]+)<', html)
+        assert error and named in error.group(1) and "pilih lagi lampiran" in error.group(1)
+        for typed in ("Jalan berlubang", FORM["isi"], FORM["lokasi"], "2026-11-01",
+                      "Siti Aminah", NIK, "0812-3456-7890", "siti@contoh.id"):
+            assert typed in html, typed  # the fields before AND after the file are all back
+        assert 'id="rahasia" name="rahasia" value="1" checked' in html
+        assert await gateway.intake.count_complaints() == 0
+        later = hashlib.sha256(files[-1][1]).hexdigest()
+        assert not gateway.files.path(later).exists()  # nothing kept after the refusal
+        # The form shown again works: the citizen picks a fitting file and sends it.
+        again = csrf_token(html)
+        ok = await client.post("/", data=browser_form(again, [("a.png", b"\x89PNG\r\n\x1a\nok")]))
+        assert ok.status == 200 and TID.search(await ok.text())
+    finally:
+        await gateway.close()
+
+
+class FixedClock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def test_rate_limit_per_identity_across_addresses_behind_a_trusted_proxy(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    limited = web_settings(
+        settings, rate_limit_requests=100, rate_limit_identity_requests=2,
+        trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),),
+    )
+    gateway = bootstrap.build(limited)
+    try:
+        client = await aiohttp_client(bootstrap.build_app(gateway))
+
+        async def post(phone: str, ip: str, text: str) -> Any:
+            body = {"body": text, "reporter": {"phone": phone}}
+            return await client.post(
+                "/api/v1/complaints", json=body, headers={"X-Forwarded-For": f"1.1.1.1, {ip}"}
+            )
+
+        assert (await post("0812-3456-7890", "198.51.100.1", "Lampu jalan mati")).status == 202
+        assert (await post("+6281234567890", "198.51.100.2", "Sampah di pasar")).status == 202
+        assert (await post("081299990000", "198.51.100.3", "Air PDAM keruh")).status == 202
+        # The first person again, from a new address: over the identity's limit.
+        third = await post("0812 3456 7890", "198.51.100.4", "Jembatan retak")
+        problem = await third.json()
+        assert third.status == 429 and "identitas" in problem["detail"]
+        assert 0 < int(third.headers["Retry-After"]) <= 3600
+
+        token = csrf_token(await (await client.get("/")).text())
+        form = await client.post("/", data=form_data(token, FORM),
+                                 headers={"X-Forwarded-For": "198.51.100.5"})
+        html = await form.text()
+        assert form.status == 429 and "Retry-After" in form.headers
+        assert "Jalan berlubang" in html and NIK in html  # what was typed is kept
+
+        async with gateway.engine.connect() as conn:
+            buckets = [r[0] for r in await conn.exec_driver_sql(
+                "SELECT bucket FROM web_rate_limits")]
+        assert {f"ip:198.51.100.{i}" for i in range(1, 6)} <= set(buckets)
+        assert "ip:1.1.1.1" not in buckets  # the client-written hop is not believed
+        assert sum(b.startswith("id:phone:") for b in buckets) == 2
+        assert not any("3456" in b or NIK in b or "siti" in b for b in buckets)
+        assert await gateway.intake.count_complaints() == 3
+    finally:
+        await gateway.close()
+
+
+async def test_forwarded_for_counts_only_from_a_trusted_proxy(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    for trusted, second in (((), 429), ((ipaddress.ip_network("127.0.0.0/8"),), 202)):
+        gateway = bootstrap.build(
+            web_settings(settings, rate_limit_requests=1, trusted_proxies=trusted)
+        )
+        try:
+            client = await aiohttp_client(bootstrap.build_app(gateway))
+
+            async def post(ip: str) -> int:
+                resp = await client.post("/api/v1/complaints", json={"body": f"Sampah {ip}"},
+                                         headers={"X-Forwarded-For": ip})
+                return resp.status
+
+            assert await post("198.51.100.1") == 202
+            assert await post("198.51.100.2") == second  # untrusted: the header is ignored
+            assert await post("198.51.100.1") == 429
+        finally:
+            await gateway.close()
+
+
+async def test_retry_after_is_the_rest_of_the_window(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    clock = FixedClock(datetime(2026, 11, 23, 8, 0, 15, tzinfo=UTC))  # 15 s into the minute
+    gateway = bootstrap.build(
+        web_settings(settings, rate_limit_requests=1, rate_limit_window=60), clock=clock
+    )
+    try:
+        client = await aiohttp_client(bootstrap.build_app(gateway))
+        en = {"Accept-Language": "en"}
+        assert (await client.post("/api/v1/complaints", json={"body": "satu"})).status == 202
+        refused = await client.post("/api/v1/complaints", json={"body": "dua"}, headers=en)
+        assert refused.status == 429 and refused.headers["Retry-After"] == "45"
+        assert (await refused.json())["detail"] == "Retry in 45 s."
+        bad = await client.post("/api/v1/complaints", data=b"{", headers={
+            "Content-Type": "application/json"})
+        assert bad.status == 429  # malformed bodies count against the address too
+        clock.now += timedelta(seconds=45)
+        assert (await client.post("/api/v1/complaints", json={"body": "tiga"})).status == 202
+    finally:
+        await gateway.close()
