@@ -66,8 +66,9 @@ def _public(row: Any) -> PublicRequest:
         updated_at=row.created_at,
         title=None if row.confidential else row.title,
         address=None if row.confidential else location.get("text"),
-        latitude=location.get("latitude"),
-        longitude=location.get("longitude"),
+        # A confidential complaint's place is as telling as its address: neither is shown.
+        latitude=None if row.confidential else location.get("latitude"),
+        longitude=None if row.confidential else location.get("longitude"),
         agency=row.agency,
     )
 

@@ -217,6 +217,7 @@ async def test_lapor_attributes_carry_title_date_agency_nik_and_privacy(
     [created] = await resp.json()
     [one] = await (await client.get(f"{V2}/requests/{created['service_request_id']}.json")).json()
     assert one["description"] is None and one["address"] is None  # confidential: not shown
+    assert one.get("lat") is None and one.get("long") is None  # nor where it is
     assert one["agency_responsible"] == "Dinas PUPR"
 
     assert gw.relay is not None
