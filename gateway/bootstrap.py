@@ -13,6 +13,7 @@ import signal
 from dataclasses import dataclass
 
 from aiohttp import web
+from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from channels import sms as sms_channel
@@ -24,6 +25,7 @@ from gateway.intake import Clock, IntakeService, ParserRegistry, utcnow
 from gateway.metrics import Metrics
 from gateway.outbox import OutboxRelay
 from gateway.settings import Settings
+from gateway.sms_store import SqlFragmentBuffer, SqlReplyOutbox
 from gateway.storage import migrate
 from gateway.storage.database import create_engine
 
@@ -42,6 +44,8 @@ class Gateway:
     parsers: ParserRegistry
     relay: OutboxRelay | None
     clock: Clock
+    # The SMS channel's service, reply outbox and reply sender (migration 0004's tables).
+    sms: sms_channel.SmsRuntime | None = None
 
     async def close(self) -> None:
         """Release the database pool."""
@@ -58,18 +62,30 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
         if settings.outbox.enabled
         else None
     )
+    keys = load_keys(settings)
     intake = IntakeService(
         engine,
         files,
         metrics,
-        load_keys(settings),
+        keys,
         settings.storage.inline_body_limit,
         clock=clock,
         on_commit=relay.wake if relay else None,
         dedup=settings.dedup,
     )
     parsers = ParserRegistry((*web_channel.PARSERS, *sms_channel.parsers(sms_settings(settings))))
-    return Gateway(settings, engine, files, metrics, intake, parsers, relay, clock)
+    sms_config = sms_settings(settings)
+    sms = sms_channel.build(
+        intake,
+        sms_config,
+        SqlReplyOutbox(
+            engine, keys, sms_config.flood_max_replies, sms_config.flood_window, clock=clock
+        ),
+        SqlFragmentBuffer(engine, keys, clock=clock),
+        metrics.registry,
+        clock,
+    )
+    return Gateway(settings, engine, files, metrics, intake, parsers, relay, clock, sms)
 
 
 def build_app(gateway: Gateway) -> web.Application:
@@ -95,19 +111,47 @@ def build_app(gateway: Gateway) -> web.Application:
         load_keys(gateway.settings),  # the per-identity rate limit hashes with the identity key
         gateway.clock,
     )
-    sms_channel.setup(app, gateway.intake, sms_settings(gateway.settings))
+    sms_channel.setup(app, gateway.intake, sms_settings(gateway.settings), gateway.sms)
     return app
 
 
 def sms_settings(settings: Settings) -> sms_channel.SmsSettings:
     """The SMS channel's settings from the ``[sms]`` section (route and replay share them)."""
     section = settings.sms
-    token = section.kannel_token
+
+    def secret(value: SecretStr | None) -> str | None:
+        return value.get_secret_value() if value else None
+
     return sms_channel.SmsSettings(
-        kannel_token=token.get_secret_value() if token else None,
+        kannel_token=secret(section.kannel_token),
         short_code=section.short_code,
         regions=section.regions or sms_channel.SmsSettings().regions,
         default_region=section.default_region,
+        reply_mode=section.reply_mode,
+        callback_url=section.callback_url,
+        kannel_sendsms_url=section.kannel_sendsms_url,
+        kannel_sendsms_username=section.kannel_sendsms_username,
+        kannel_sendsms_password=secret(section.kannel_sendsms_password),
+        kannel_dlr_mask=section.kannel_dlr_mask,
+        jasmin_token=secret(section.jasmin_token),
+        jasmin_send_url=section.jasmin_send_url,
+        jasmin_username=section.jasmin_username,
+        jasmin_password=secret(section.jasmin_password),
+        jasmin_coding0=section.jasmin_coding0,
+        modem_secret=secret(section.modem_secret),
+        android_send_url=section.android_send_url,
+        android_username=section.android_username,
+        modem_password=secret(section.modem_password),
+        flood_max_replies=section.flood_max_replies,
+        flood_window=section.flood_window,
+        fragment_timeout=section.fragment_timeout,
+        sender_batch_size=section.sender_batch_size,
+        sender_poll_interval=section.sender_poll_interval,
+        sender_claim_timeout=section.sender_claim_timeout,
+        sender_max_attempts=section.sender_max_attempts,
+        sender_backoff_initial=section.sender_backoff_initial,
+        sender_backoff_max=section.sender_backoff_max,
+        send_timeout=section.send_timeout,
     )
 
 
@@ -194,10 +238,17 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
             if gateway.relay
             else None
         )
+        # Replies to SMS senders (and fragment sets that waited too long).
+        sms_sender = gateway.sms.sender if gateway.sms else None
+        sms_task = (
+            asyncio.create_task(sms_sender.run(stop), name="sms-replies") if sms_sender else None
+        )
         await stop.wait()
         log.info("stopping")
         if relay_task is not None:
             await relay_task
+        if sms_task is not None:
+            await sms_task
         await runner.cleanup()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):

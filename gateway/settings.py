@@ -34,6 +34,11 @@ ENV_PREFIX = "LAPOR_"
 # (section, key) pairs that may only come from the environment.
 SECRET_KEYS = {
     ("sms", "kannel_token"),
+    ("sms", "kannel_sendsms_password"),
+    ("sms", "jasmin_token"),
+    ("sms", "jasmin_password"),
+    ("sms", "modem_secret"),
+    ("sms", "modem_password"),
     ("database", "password"),
     ("broker", "password"),
     ("storage", "fetch_token"),
@@ -167,6 +172,42 @@ class SmsSettingsSection(_Section):
     # Leading region keyword -> region code; empty = the channel's built-in province table.
     regions: dict[str, str] = Field(default_factory=dict)
     default_region: str = Field("ID", min_length=2, max_length=2)
+    # Replies and the bridges (channels/sms/README.md; every key in config/gateway.toml).
+    reply_mode: Literal["auto", "outbox", "body"] = "auto"
+    callback_url: str | None = None
+    kannel_sendsms_url: str | None = None
+    kannel_sendsms_username: str = Field("lapor", min_length=1)
+    kannel_sendsms_password: SecretStr | None = None
+    kannel_dlr_mask: int = Field(31, ge=0, le=31)
+    jasmin_token: SecretStr | None = None
+    jasmin_send_url: str | None = None
+    jasmin_username: str = Field("lapor", min_length=1)
+    jasmin_password: SecretStr | None = None
+    jasmin_coding0: Literal["gsm", "latin1"] = "gsm"
+    modem_secret: SecretStr | None = None
+    android_send_url: str | None = None
+    android_username: str = ""
+    modem_password: SecretStr | None = None
+    flood_max_replies: int = Field(5, ge=0)
+    flood_window: float = Field(3600.0, gt=0)
+    fragment_timeout: float = Field(1800.0, gt=0)
+    sender_batch_size: int = Field(50, ge=1, le=1000)
+    sender_poll_interval: float = Field(1.0, gt=0)
+    sender_claim_timeout: float = Field(60.0, gt=0)
+    sender_max_attempts: int = Field(8, ge=1)
+    sender_backoff_initial: float = Field(2.0, gt=0)
+    sender_backoff_max: float = Field(300.0, gt=0)
+    send_timeout: float = Field(10.0, gt=0)
+
+    @field_validator("callback_url", "kannel_sendsms_url", "jasmin_send_url", "android_send_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        assert value is not None
+        if not value.startswith(("http://", "https://")) or urlsplit(value).password:
+            raise ValueError("must be an http(s):// URL without a password")
+        return value
 
 
 class Settings(_Section):

@@ -23,6 +23,8 @@ TEST_KEYS = {
     "data_key": base64.b64encode(os.urandom(32)).decode(),
 }
 TABLES = (
+    "sms_replies",
+    "sms_fragments",
     "web_rate_limits",
     "dedup_decisions",
     "identity_conflicts",

@@ -27,6 +27,7 @@ import codecs
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
+from channels.sms.message import Bridge, Fragment, SmsMessage
 from gateway.errors import ParseError
 
 # Query parameter names used in the get-url (one letter, the Kannel escape without "%").
@@ -52,15 +53,6 @@ _ALLOWED_CONTROLS = {"\t", "\r", "\n"}
 
 
 @dataclass(frozen=True, slots=True)
-class Fragment:
-    """One part of a concatenated message (3GPP TS 23.040 9.2.3.24.1 / .8)."""
-
-    reference: int
-    total: int
-    sequence: int
-
-
-@dataclass(frozen=True, slots=True)
 class KannelMO:
     """One mobile-originated message as smsbox delivered it."""
 
@@ -75,6 +67,19 @@ class KannelMO:
     udh: bytes
     smsc_id: str | None
     fragment: Fragment | None
+
+    def message(self) -> SmsMessage:
+        """The bridge-neutral view of this MO."""
+        return SmsMessage(
+            bridge=Bridge.KANNEL,
+            sender=self.sender,
+            receiver=self.receiver,
+            text=self.text,
+            message_id=self.message_id,
+            fragment=self.fragment,
+            smsc=self.smsc_id,
+            time=self.time,
+        )
 
 
 def split_query(query: bytes) -> dict[str, bytes]:
@@ -106,7 +111,7 @@ def decode_request(query: bytes) -> KannelMO:
         raise ParseError("pengirim (%p) kosong / sender missing", stage="decode")
     coding_text = _ascii(values, "c")
     coding: int | None
-    if coding_text:
+    if coding_text and coding_text != "-1":  # -1: Kannel's "undefined" (an HTTP SMSC's MO)
         if coding_text not in {"0", "1", "2"}:
             raise ParseError(f"coding {coding_text!r} tidak dikenal / unknown", stage="decode")
         coding = int(coding_text)
@@ -152,7 +157,7 @@ def decode_payload(payload: bytes, coding: int | None, charset: str) -> str:
     """The payload's text, by charset first, then by coding (see the module docstring)."""
     name = charset.upper()
     if name == "8-BIT" or (not name and coding == CODING_8BIT):
-        return _eight_bit(payload)
+        return eight_bit(payload)
     if not name:
         name = "UTF-16BE" if coding == CODING_UCS2 else "UTF-8"
     try:
@@ -164,20 +169,22 @@ def decode_payload(payload: bytes, coding: int | None, charset: str) -> str:
     except UnicodeDecodeError as exc:
         reason = f"isi bukan {name} yang sah / invalid {name}: {exc}"
         raise ParseError(reason, stage="decode") from None
-    _refuse_binary(text)
+    refuse_binary(text)
     return text
 
 
-def _eight_bit(payload: bytes) -> str:
+def eight_bit(payload: bytes) -> str:
+    """8-bit data as text: UTF-8 when valid, else ISO-8859-1; binary is refused."""
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError:
         text = payload.decode("iso-8859-1")
-    _refuse_binary(text)
+    refuse_binary(text)
     return text
 
 
-def _refuse_binary(text: str) -> None:
+def refuse_binary(text: str) -> None:
+    """ParseError when ``text`` holds control characters other than TAB/CR/LF."""
     for char in text:
         if (ord(char) < 0x20 or 0x7F <= ord(char) < 0xA0) and char not in _ALLOWED_CONTROLS:
             raise ParseError(

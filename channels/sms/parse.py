@@ -1,30 +1,89 @@
-"""The SMS channel's pure parser: a stored Kannel request to a parse outcome.
+"""The SMS channel's pure parsers: a stored bridge request to a parse outcome.
 
-The raw inbound body is the get-url query string exactly as smsbox sent it, so a quarantined
-message can be parsed again later with nothing but its stored bytes.
+Each raw inbound body is the request exactly as its bridge sent it (Kannel's get-url query
+string, Jasmin's form, the Android app's JSON, SMSSync's form without its secret), so a
+quarantined message can be parsed again later with nothing but its stored bytes. A message
+joined from fragments is stored as the JSON of :mod:`channels.sms.fragments`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
-from channels.sms import grammar, kannel
+from channels.sms import android, fragments, grammar, jasmin, kannel, smssync
+from channels.sms.message import Bridge, SmsMessage
 from channels.sms.settings import SmsSettings
-from gateway.domain import ParseOutcome, RawInbound
+from gateway.domain import ComplaintDraft, ParseOutcome, RawInbound
+from gateway.errors import ParseError
+
+PARSER_NAMES = {
+    Bridge.KANNEL: "sms.kannel",
+    Bridge.JASMIN: "sms.jasmin",
+    Bridge.ANDROID: "sms.android",
+    Bridge.SMSSYNC: "sms.smssync",
+}
+JOINED_PARSER = "sms.joined"
+
+
+def decode(bridge: Bridge, body: bytes, settings: SmsSettings) -> SmsMessage:
+    """The MO in a stored request of ``bridge``; :class:`ParseError` when there is none."""
+    if bridge is Bridge.KANNEL:
+        return kannel.decode_request(body).message()
+    if bridge is Bridge.JASMIN:
+        return jasmin.decode_request(body, settings.jasmin_coding0).message
+    if bridge is Bridge.ANDROID:
+        event = android.decode_event(body)
+        if event.message is None:
+            raise ParseError(f"bukan SMS masuk / not an incoming SMS: {event.name}", stage="decode")
+        return event.message
+    return smssync.decode_request(body)
+
+
+def interpret(message: SmsMessage, settings: SmsSettings) -> grammar.Interpretation:
+    """Read one decoded MO with the grammar (a fragment is only a fragment)."""
+    if message.fragment is not None:
+        return grammar.Interpretation(grammar.Intent.FRAGMENT)
+    return grammar.interpret(
+        message.text, message.sender, settings.regions, settings.default_region
+    )
 
 
 def interpret_request(raw: RawInbound, settings: SmsSettings) -> grammar.Interpretation:
     """Decode the Kannel request in ``raw.body`` and read its text with the grammar."""
-    mo = kannel.decode_request(raw.body)
-    if mo.fragment is not None:
-        return grammar.Interpretation(grammar.Intent.FRAGMENT)
-    return grammar.interpret(mo.text, mo.sender, settings.regions, settings.default_region)
+    return interpret(decode(Bridge.KANNEL, raw.body, settings), settings)
+
+
+def interpret_joined(raw: RawInbound, settings: SmsSettings) -> grammar.Interpretation:
+    """Read a message joined from fragments; an incomplete one gets a title saying so."""
+    joined = fragments.read(raw.body)
+    reading = grammar.interpret(
+        joined.text, joined.sender, settings.regions, settings.default_region
+    )
+    title = joined.title()
+    if title is not None and isinstance(reading.draft, ComplaintDraft):
+        reading = replace(reading, draft=replace(reading.draft, title=title))
+    return reading
+
+
+def bridge_parser(bridge: Bridge, settings: SmsSettings) -> Callable[[RawInbound], ParseOutcome]:
+    """The parse function registered as ``PARSER_NAMES[bridge]`` for these settings."""
+
+    def parse(raw: RawInbound) -> ParseOutcome:
+        return interpret(decode(bridge, raw.body, settings), settings).outcome
+
+    return parse
+
+
+def joined_parser(settings: SmsSettings) -> Callable[[RawInbound], ParseOutcome]:
+    """The parse function registered as ``sms.joined``."""
+
+    def parse(raw: RawInbound) -> ParseOutcome:
+        return interpret_joined(raw, settings).outcome
+
+    return parse
 
 
 def kannel_parser(settings: SmsSettings) -> Callable[[RawInbound], ParseOutcome]:
     """The parse function registered as ``sms.kannel`` for these settings."""
-
-    def parse(raw: RawInbound) -> ParseOutcome:
-        return interpret_request(raw, settings).outcome
-
-    return parse
+    return bridge_parser(Bridge.KANNEL, settings)

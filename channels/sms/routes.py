@@ -1,11 +1,21 @@
-"""HTTP route smsbox calls for every MO (transport only: no database, no broker).
+"""HTTP routes the SMS bridges call (transport only: no database, no broker).
 
-``GET|POST /sms/kannel``: the request is stored as received, parsed, committed, and only then
-answered ``200 text/plain; charset=utf-8`` with the reply SMS (an empty body sends nothing with
-``omit-empty = yes``). Never JSON: smsbox would send the citizen "Result could not be
-represented as an SMS message". When the intake cannot commit the answer is 503, so that
-smsbox (``http-request-retry``) sends the identical request again later; the same ``%I`` then
-gets the first receipt back and nothing is created twice.
+Each route checks its bridge's authentication BEFORE decoding anything (a wrong or missing
+secret is answered at once without reading the message), stores the request exactly as
+received through :class:`~channels.sms.service.SmsService`, and answers only after the commit,
+in the way its bridge understands:
+
+| bridge | route | stored / acknowledged | retry signal |
+|---|---|---|---|
+| Kannel smsbox | ``GET/POST /sms/kannel`` | ``200 text/plain``: the reply SMS, or empty | ``503`` |
+| Kannel DLR | ``GET /sms/kannel/dlr?reply=..&type=%d`` | ``200 OK`` | ``503`` |
+| Jasmin | ``POST/GET /sms/jasmin`` | ``200 ACK/Jasmin`` | ``503`` |
+| Jasmin DLR | ``POST/GET /sms/jasmin/dlr`` | ``200 ACK/Jasmin`` | ``503`` |
+| SMS Gateway for Android | ``POST /sms/android`` (JSON webhook) | ``200`` | ``503`` |
+| SMSSync | ``POST /sms/smssync`` (form) | ``{"payload": {"success": true}}`` + reply | 503 |
+
+Never JSON to smsbox: it would send the citizen "Result could not be represented as an SMS
+message".
 """
 
 from __future__ import annotations
@@ -14,22 +24,48 @@ import base64
 import binascii
 import hmac
 import logging
+import time
 
 from aiohttp import web
 
-from channels.sms import grammar, replies
+from channels.sms import android, jasmin, smssync
 from channels.sms.kannel import split_query
-from channels.sms.parse import interpret_request
-from channels.sms.settings import SmsSettings
-from gateway.domain import Channel, RawInbound, Receipt, ReceiptStatus
+from channels.sms.message import Bridge, DeliveryReport, DeliveryState
+from channels.sms.metrics import SmsMetrics
+from channels.sms.ports import ReplyOutbox
+from channels.sms.service import SmsService
+from gateway.domain import Channel, RawInbound
 from gateway.errors import IntakeUnavailable, ParseError
-from gateway.intake import IntakeService, Parser, utcnow
+from gateway.intake import utcnow
 
 log = logging.getLogger(__name__)
 
 PATH = "/sms/kannel"
+KANNEL_DLR_PATH = "/sms/kannel/dlr"
+JASMIN_PATH = "/sms/jasmin"
+JASMIN_DLR_PATH = "/sms/jasmin/dlr"
+ANDROID_PATH = "/sms/android"
+SMSSYNC_PATH = "/sms/smssync"
 TOKEN_PARAM = b"token"
-_META = {"p": "sender", "P": "receiver", "c": "coding", "C": "charset", "i": "smsc", "t": "time"}
+FORM = "application/x-www-form-urlencoded"
+_KANNEL_META = {
+    "p": "sender",
+    "P": "receiver",
+    "c": "coding",
+    "C": "charset",
+    "i": "smsc",
+    "t": "time",
+}
+_JASMIN_META = {"from": "sender", "to": "receiver", "origin-connector": "smsc", "coding": "coding"}
+_SMSSYNC_META = {"from": "sender", "sent_to": "receiver", "device_id": "smsc"}
+# Kannel DLR types (dlr-mask bits, userguide "Delivery reports").
+_KANNEL_DLR = {
+    1: DeliveryState.DELIVERED,
+    2: DeliveryState.UNDELIVERED,
+    4: DeliveryState.BUFFERED,
+    8: DeliveryState.ACCEPTED,
+    16: DeliveryState.REJECTED,
+}
 
 
 def text_reply(text: str, status: int = 200) -> web.Response:
@@ -37,85 +73,267 @@ def text_reply(text: str, status: int = 200) -> web.Response:
     return web.Response(text=text, status=status, content_type="text/plain", charset="utf-8")
 
 
-class KannelChannel:
-    """The Kannel smsbox endpoint."""
+class SmsRoutes:
+    """Every SMS bridge endpoint."""
 
-    def __init__(self, intake: IntakeService, parser: Parser, settings: SmsSettings) -> None:
-        self._intake = intake
-        self._parser = parser
-        self._settings = settings
+    def __init__(
+        self,
+        service: SmsService,
+        outbox: ReplyOutbox | None = None,
+        metrics: SmsMetrics | None = None,
+    ) -> None:
+        self._service = service
+        self._settings = service.settings
+        self._outbox = outbox
+        self._metrics = metrics
 
     def register(self, app: web.Application) -> None:
         """Add the routes to ``app``."""
-        app.router.add_get(PATH, self.receive)
-        app.router.add_post(PATH, self.receive)
+        app.router.add_get(PATH, self.kannel)
+        app.router.add_post(PATH, self.kannel)
+        app.router.add_get(KANNEL_DLR_PATH, self.kannel_dlr)
+        app.router.add_post(KANNEL_DLR_PATH, self.kannel_dlr)
+        app.router.add_get(JASMIN_PATH, self.jasmin)
+        app.router.add_post(JASMIN_PATH, self.jasmin)
+        app.router.add_get(JASMIN_DLR_PATH, self.jasmin_dlr)
+        app.router.add_post(JASMIN_DLR_PATH, self.jasmin_dlr)
+        app.router.add_post(ANDROID_PATH, self.android)
+        app.router.add_post(SMSSYNC_PATH, self.smssync)
 
-    async def receive(self, request: web.Request) -> web.Response:
+    # ---- Kannel -------------------------------------------------------------------------------
+
+    async def kannel(self, request: web.Request) -> web.Response:
         """One MO from smsbox."""
-        query = request.raw_path.partition("?")[2].encode("utf-8", "surrogateescape")
+        query = _raw_query(request)
         if request.method == "POST" and request.can_read_body:
-            body = await request.read()
+            body = await request.read()  # a post-url form: the token may be inside
             if body:
                 query = body
         query, token = _pop_token(query)
-        if not self._authorized(request, token):
+        if not self._kannel_authorized(request, token):
+            self._ignored(Bridge.KANNEL, "unauthorized")
             return text_reply("forbidden", status=403)
+        raw = _raw(query, _form_meta(query, _KANNEL_META), _param(query, "I"))
         try:
-            values = split_query(query)
-        except ParseError:
-            values = {}
-        message_id = _text(values.get("I", b"")) or None
-        raw = RawInbound(
-            channel=Channel.SMS,
-            body=query,
-            received_at=utcnow(),
-            provider_message_id=message_id,
-            content_type="application/x-www-form-urlencoded",
-            metadata={
-                name: value for key, name in _META.items() if (value := _text(values.get(key, b"")))
-            }
-            | ({"udh": values["u"].hex()} if values.get("u") else {}),
-        )
-        # The pure parse runs again inside accept(); here it only chooses the reply.
-        try:
-            reading: grammar.Interpretation | ParseError = interpret_request(raw, self._settings)
-        except ParseError as exc:
-            reading = exc
-        try:
-            receipt = await self._intake.accept(raw, self._parser)
-            reply = await self._reply(receipt, reading)
+            answer = await self._service.receive(
+                raw, Bridge.KANNEL, inline=not self._settings.kannel_outbox
+            )
         except IntakeUnavailable:
             return text_reply("", status=503)
-        return text_reply(reply)
+        return text_reply(answer.text)
 
-    async def _reply(self, receipt: Receipt, reading: grammar.Interpretation | ParseError) -> str:
-        code = self._settings.short_code
-        if receipt.status is ReceiptStatus.QUARANTINED or isinstance(reading, ParseError):
-            if isinstance(reading, ParseError) and reading.stage == "empty":
-                return replies.empty(code)
-            return replies.quarantined(receipt.tracking_id)
-        if receipt.status in (ReceiptStatus.ACCEPTED, ReceiptStatus.DUPLICATE):
-            tid = receipt.tracking_id
-            if tid is None:
-                return replies.quarantined(None)
-            return replies.accepted(tid, code, reading.nik_rejected)
-        if reading.intent is grammar.Intent.HELP:
-            return replies.help_text(code)
-        if reading.intent is grammar.Intent.STATUS:
-            if reading.tracking_id is None:
-                return replies.status_unknown(code)
-            found = await self._intake.status(reading.tracking_id)
-            if found is None:
-                return replies.status_unknown(code)
-            return replies.status_found(found.tracking_id, found.status, found.received_at)
-        return ""  # a fragment: stored, nothing to say until the message is whole
+    async def kannel_dlr(self, request: web.Request) -> web.Response:
+        """A delivery report smsbox fetched from our ``dlr-url`` (``reply`` and ``type``)."""
+        query, token = _pop_token(_raw_query(request))
+        if not self._kannel_authorized(request, token):
+            self._ignored(Bridge.KANNEL, "unauthorized")
+            return text_reply("forbidden", status=403)
+        reply, kind = _param(query, "reply"), _param(query, "type")
+        if reply is None or not reply.isdigit() or kind is None or not kind.isdigit():
+            self._ignored(Bridge.KANNEL, "bad-dlr")
+            return text_reply("bad request", status=400)
+        state = _KANNEL_DLR.get(int(kind), DeliveryState.BUFFERED)
+        detail = f"type={kind}" + (f" {answer}" if (answer := _param(query, "smsc_reply")) else "")
+        report = DeliveryReport(state=state, reply_id=int(reply), detail=detail)
+        if not await self._record(Bridge.KANNEL, report):
+            return text_reply("", status=503)
+        return text_reply("OK")
 
-    def _authorized(self, request: web.Request, token: bytes | None) -> bool:
+    def _kannel_authorized(self, request: web.Request, token: bytes | None) -> bool:
         expected = self._settings.kannel_token
         if expected is None:
             return True
-        offered = token if token is not None else _basic_password(request)
-        return offered is not None and hmac.compare_digest(offered, expected.encode("utf-8"))
+        return _matches(token if token is not None else _basic_password(request), expected)
+
+    # ---- Jasmin -------------------------------------------------------------------------------
+
+    async def jasmin(self, request: web.Request) -> web.Response:
+        """One MO from Jasmin's deliverSmHttpThrower; ``ACK/Jasmin`` only after the commit."""
+        if not await self._jasmin_authorized(request):
+            return text_reply("unauthorized", status=401)
+        form = await _form(request)
+        raw = _raw(form, _form_meta(form, _JASMIN_META), _param(form, "id"))
+        try:
+            await self._service.receive(raw, Bridge.JASMIN, inline=False)
+        except IntakeUnavailable:
+            return text_reply("retry", status=503)
+        return text_reply(jasmin.ACK)
+
+    async def jasmin_dlr(self, request: web.Request) -> web.Response:
+        """A delivery report from Jasmin's DLRThrower (for a reply sent through ``/send``)."""
+        if not await self._jasmin_authorized(request):
+            return text_reply("unauthorized", status=401)
+        try:
+            report = jasmin.decode_dlr(await _form(request))
+        except ParseError:
+            self._ignored(Bridge.JASMIN, "bad-dlr")
+            return text_reply(jasmin.ACK)  # acknowledged: Jasmin would resend it forever
+        if not await self._record(Bridge.JASMIN, report):
+            return text_reply("retry", status=503)
+        return text_reply(jasmin.ACK)
+
+    async def _jasmin_authorized(self, request: web.Request) -> bool:
+        expected = self._settings.jasmin_token
+        if expected is None:
+            self._ignored(Bridge.JASMIN, "not-configured")
+            log.warning("Jasmin request refused: set LAPOR_SMS__JASMIN_TOKEN to enable the bridge")
+            return False
+        token = _param(_raw_query(request), "token")
+        offered = token.encode() if token is not None else _basic_password(request)
+        if not _matches(offered, expected):
+            self._ignored(Bridge.JASMIN, "unauthorized")
+            return False
+        return True
+
+    # ---- SMS Gateway for Android ----------------------------------------------------------------
+
+    async def android(self, request: web.Request) -> web.Response:
+        """A webhook of the Android app: an MO, or a report on one of our replies."""
+        key = self._settings.modem_secret
+        if key is None:
+            self._ignored(Bridge.ANDROID, "not-configured")
+            log.warning("Android webhook refused: set LAPOR_SMS__MODEM_SECRET to enable the bridge")
+            return text_reply("unauthorized", status=401)
+        signature = request.headers.get(android.SIGNATURE_HEADER, "")
+        timestamp = request.headers.get(android.TIMESTAMP_HEADER, "")
+        if not signature or not timestamp:
+            self._ignored(Bridge.ANDROID, "unauthorized")
+            return text_reply("unauthorized", status=401)
+        body = await request.read()
+        # The signature covers the raw bytes; nothing is decoded before it is checked.
+        if not android.signature_valid(key.encode(), body, timestamp, signature, time.time()):
+            self._ignored(Bridge.ANDROID, "unauthorized")
+            return text_reply("unauthorized", status=401)
+        try:
+            event = android.decode_event(body)
+        except ParseError:
+            event = None  # stored and quarantined below: nothing is dropped
+        if event is not None and event.report is not None:
+            if not await self._record(Bridge.ANDROID, event.report):
+                return text_reply("retry", status=503)
+            return text_reply("ok")
+        if event is not None and event.name != android.RECEIVED:
+            self._ignored(
+                Bridge.ANDROID,
+                "unused-event" if event.name in android.KNOWN_UNUSED else "unknown-event",
+            )
+            log.info("Android webhook event not used: %s", event.name[:64])
+            return text_reply("ok")
+        meta = {"event": "sms:received"}
+        if event is not None and event.message is not None:
+            meta |= {"sender": event.message.sender} | (
+                {"smsc": event.message.smsc} if event.message.smsc else {}
+            )
+        raw = RawInbound(
+            channel=Channel.SMS,
+            body=body,
+            received_at=utcnow(),
+            provider_message_id=event.event_id if event is not None else None,
+            content_type="application/json",
+            metadata=meta,
+        )
+        try:
+            await self._service.receive(raw, Bridge.ANDROID, inline=False)
+        except IntakeUnavailable:
+            return text_reply("retry", status=503)
+        return text_reply("ok")
+
+    # ---- SMSSync --------------------------------------------------------------------------------
+
+    async def smssync(self, request: web.Request) -> web.Response:
+        """One MO posted by SMSSync; the reply rides on the answer ("Get Reply from Server")."""
+        expected = self._settings.modem_secret
+        if expected is None:
+            self._ignored(Bridge.SMSSYNC, "not-configured")
+            log.warning("SMSSync request refused: set LAPOR_SMS__MODEM_SECRET to enable the bridge")
+            return _smssync_json(smssync.answer(False, "unauthorized"), 401)
+        body, secret = smssync.pop_secret(await request.read())
+        # Only the secret field has been looked at so far.
+        if not _matches(secret, expected):
+            self._ignored(Bridge.SMSSYNC, "unauthorized")
+            return _smssync_json(smssync.answer(False, "unauthorized"), 401)
+        raw = _raw(body, _form_meta(body, _SMSSYNC_META), _param(body, "message_id"))
+        try:
+            answer = await self._service.receive(raw, Bridge.SMSSYNC, inline=True)
+        except IntakeUnavailable:
+            return _smssync_json(smssync.answer(False, "temporarily unavailable"), 503)
+        messages = []
+        sender = raw.metadata.get("sender")
+        if answer.text and sender:
+            uuid = f"lapor-{answer.reply_id}" if answer.reply_id is not None else "lapor-reply"
+            messages.append({"to": sender, "message": answer.text, "uuid": uuid})
+        return _smssync_json(smssync.answer(True, None, messages))
+
+    # ---- shared ---------------------------------------------------------------------------------
+
+    async def _record(self, bridge: Bridge, report: DeliveryReport) -> bool:
+        """Store a delivery report; False when the database did not take it (retry signal)."""
+        if self._outbox is None:
+            self._ignored(bridge, "no-outbox")
+            return True
+        try:
+            found = await self._outbox.record_report(report)
+        except Exception as exc:  # the database: the bridge retries the report
+            log.warning(
+                "delivery report not stored: %s",
+                type(exc).__name__,
+                extra={"error": str(exc)[:300]},
+            )
+            return False
+        if self._metrics is not None:
+            self._metrics.reports.labels(
+                bridge.value, report.state.value if found else "unmatched"
+            ).inc()
+        if not found:
+            log.info("delivery report for an unknown reply", extra={"bridge": bridge.value})
+        return True
+
+    def _ignored(self, bridge: Bridge, reason: str) -> None:
+        if self._metrics is not None:
+            self._metrics.ignored.labels(bridge.value, reason).inc()
+
+
+def _raw_query(request: web.Request) -> bytes:
+    return request.raw_path.partition("?")[2].encode("utf-8", "surrogateescape")
+
+
+async def _form(request: web.Request) -> bytes:
+    """The form as received: the POST body, or the query string of a GET (token removed)."""
+    if request.method == "POST" and request.can_read_body:
+        body = await request.read()
+        if body:
+            return body
+    return _pop_token(_raw_query(request))[0]
+
+
+def _raw(form: bytes, meta: dict[str, str], message_id: str | None) -> RawInbound:
+    return RawInbound(
+        channel=Channel.SMS,
+        body=form,
+        received_at=utcnow(),
+        provider_message_id=message_id or None,
+        content_type=FORM,
+        metadata=meta,
+    )
+
+
+def _form_meta(form: bytes, names: dict[str, str]) -> dict[str, str]:
+    try:
+        values = split_query(form)
+    except ParseError:
+        return {}
+    meta = {name: value for key, name in names.items() if (value := _text(values.get(key, b"")))}
+    if values.get("u"):
+        meta["udh"] = values["u"].hex()
+    return meta
+
+
+def _param(form: bytes, name: str) -> str | None:
+    try:
+        value = split_query(form).get(name)
+    except ParseError:
+        return None
+    return _text(value) or None if value is not None else None
 
 
 def _pop_token(query: bytes) -> tuple[bytes, bytes | None]:
@@ -145,5 +363,16 @@ def _basic_password(request: web.Request) -> bytes | None:
     return decoded.partition(b":")[2]
 
 
+def _matches(offered: bytes | None, expected: str) -> bool:
+    return offered is not None and hmac.compare_digest(offered, expected.encode("utf-8"))
+
+
+def _smssync_json(text: str, status: int = 200) -> web.Response:
+    return web.Response(text=text, status=status, content_type="application/json", charset="utf-8")
+
+
 def _text(value: bytes) -> str:
     return value.decode("utf-8", "replace").strip()[:200]
+
+
+__all__ = ["SmsRoutes", "text_reply"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Literal
 
 # Leading region keywords a citizen may type before the message ("JABAR jalan rusak ...") and
 # the province code (Kemendagri, the NIK's first two digits) each stands for. Operators replace
@@ -54,18 +55,68 @@ DEFAULT_REGIONS: Mapping[str, str] = MappingProxyType(
 )
 
 
+ReplyMode = Literal["auto", "outbox", "body"]
+Coding0 = Literal["gsm", "latin1"]
+
+
 @dataclass(frozen=True, slots=True)
 class SmsSettings:
-    """What the SMS channel needs to know.
+    """What the SMS channel needs to know (every key is explained in ``config/gateway.toml``).
 
-    ``kannel_token``: shared secret smsbox must present (``token`` query parameter of its
-    ``get-url``, or the password of HTTP basic auth); ``None`` turns the check off.
-    ``short_code``: the number citizens send to, quoted in replies (at most 12 characters).
-    ``regions``: leading region keyword -> region code.
-    ``default_region``: the country whose numbering plan reads a sender without ``+``.
+    Inbound authentication, one secret per bridge (``None`` for Kannel turns its check off;
+    the other bridges refuse every request until theirs is set): ``kannel_token`` (``token``
+    query parameter of smsbox's get-url, or the basic-auth password), ``jasmin_token``
+    (``token`` query parameter in the Jasmin connector's baseurl), ``modem_secret`` (the Android
+    app's webhook signing key, or SMSSync's secret).
+
+    Replies: ``reply_mode`` ``auto`` sends Kannel replies through the durable outbox and
+    smsbox ``sendsms`` when ``kannel_sendsms_url`` is set, in the HTTP answer otherwise;
+    ``outbox`` / ``body`` force one. Jasmin and the Android app always go through the outbox
+    (``jasmin_send_url``, ``android_send_url``); SMSSync replies ride on its HTTP answer.
+    ``callback_url`` is how Kannel and Jasmin reach the gateway for delivery reports.
     """
 
     kannel_token: str | None = None
     short_code: str = "1708"
     regions: Mapping[str, str] = field(default_factory=lambda: DEFAULT_REGIONS)
     default_region: str = "ID"
+    reply_mode: ReplyMode = "auto"
+    callback_url: str | None = None
+    kannel_sendsms_url: str | None = None
+    kannel_sendsms_username: str = "lapor"
+    kannel_sendsms_password: str | None = None
+    kannel_dlr_mask: int = 31
+    jasmin_token: str | None = None
+    jasmin_send_url: str | None = None
+    jasmin_username: str = "lapor"
+    jasmin_password: str | None = None
+    jasmin_coding0: Coding0 = "gsm"
+    modem_secret: str | None = None
+    android_send_url: str | None = None
+    android_username: str = ""
+    modem_password: str | None = None
+    flood_max_replies: int = 5
+    flood_window: float = 3600.0
+    fragment_timeout: float = 1800.0
+    sender_batch_size: int = 50
+    sender_poll_interval: float = 1.0
+    sender_claim_timeout: float = 60.0
+    sender_max_attempts: int = 8
+    sender_backoff_initial: float = 2.0
+    sender_backoff_max: float = 300.0
+    send_timeout: float = 10.0
+
+    @property
+    def kannel_outbox(self) -> bool:
+        """True when Kannel replies go through the outbox rather than the HTTP answer."""
+        if self.reply_mode == "auto":
+            return self.kannel_sendsms_url is not None
+        return self.reply_mode == "outbox"
+
+    def can_send(self, bridge: str) -> bool:
+        """True when a sender is configured for replies through ``bridge``."""
+        return {
+            "kannel": self.kannel_sendsms_url is not None,
+            "jasmin": self.jasmin_send_url is not None,
+            "android": self.android_send_url is not None,
+        }.get(bridge, False)

@@ -240,3 +240,79 @@ web_rate_limits = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
     Index("ix_web_rate_limits_updated_at", "updated_at"),
 )
+
+# ---- SMS channel: reply outbox and held fragments (migration 0004) ---------------------------
+
+# One reply per inbound SMS (UNIQUE raw_inbound_id: written after the intake commit, idempotent,
+# so a redelivered message or a restart never queues a second reply). The sender in
+# channels/sms/senders.py claims pending rows (SKIP LOCKED on PostgreSQL) and sends each once
+# through the bridge it came in on; delivery reports land in the dlr_* columns.
+sms_replies = Table(
+    "sms_replies",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("raw_inbound_id", String(36), nullable=False, unique=True),
+    Column("bridge", String(16), nullable=False),  # kannel | jasmin | modem
+    Column("recipient", Text, nullable=False),  # MSISDN, encrypted under the data key
+    Column("sender_hash", String(64), nullable=True),  # keyed hash: flood control per sender
+    Column("service_number", String(32), nullable=True),  # the number the citizen wrote to
+    Column("smsc", String(64), nullable=True),  # Kannel smsc-id to answer through
+    Column("tracking_id", String(12), nullable=True),
+    Column("kind", String(24), nullable=False),  # receipt | help | status | rejected | ...
+    Column("body", Text, nullable=False),
+    # pending | sent | failed | suppressed | inline (answered in the HTTP body)
+    Column("status", String(16), nullable=False),
+    Column("reason", Text, nullable=True),  # why suppressed / failed
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("next_attempt_at", UTCDateTime(), nullable=False),
+    Column("claimed_by", String(64), nullable=True),
+    Column("claim_expires", UTCDateTime(), nullable=True),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("last_error", Text, nullable=True),
+    Column("sent_at", UTCDateTime(), nullable=True),
+    Column("provider_ref", String(255), nullable=True),  # Jasmin message id; DLR correlation
+    Column("dlr_status", String(32), nullable=True),  # delivered | undelivered | buffered | ...
+    Column("dlr_at", UTCDateTime(), nullable=True),
+    Column("dlr_detail", Text, nullable=True),
+    Index(
+        "ix_sms_replies_pending",
+        "next_attempt_at",
+        postgresql_where=text("status = 'pending'"),
+        sqlite_where=text("status = 'pending'"),
+    ),
+    Index("ix_sms_replies_sender_hash_created_at", "sender_hash", "created_at"),
+    Index("ix_sms_replies_provider_ref", "provider_ref"),
+)
+
+# Parts of a concatenated SMS that reached us on their own (Kannel gave up reassembling, or a
+# bridge that never reassembles). Held until the set is complete (joined into one message) or
+# until the timeout (joined with what arrived, marked incomplete).
+sms_fragments = Table(
+    "sms_fragments",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("raw_inbound_id", String(36), nullable=False, unique=True),
+    Column("bridge", String(16), nullable=False),
+    Column("group_key", String(160), nullable=False),  # bridge:sender hash:reference:total
+    Column("reference", Integer, nullable=False),
+    Column("total", Integer, nullable=False),
+    Column("sequence", Integer, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("meta", JSON, nullable=False),  # what the joined message needs from its parts
+    Column("received_at", UTCDateTime(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("closed_at", UTCDateTime(), nullable=True),
+    Column("joined_raw_inbound_id", String(36), nullable=True),
+    Index(
+        "ix_sms_fragments_open",
+        "group_key",
+        postgresql_where=text("closed_at IS NULL"),
+        sqlite_where=text("closed_at IS NULL"),
+    ),
+    Index(
+        "ix_sms_fragments_open_created_at",
+        "created_at",
+        postgresql_where=text("closed_at IS NULL"),
+        sqlite_where=text("closed_at IS NULL"),
+    ),
+)

@@ -24,6 +24,11 @@ BEARERBOX = Path("/usr/sbin/bearerbox")
 SMSBOX = Path("/usr/sbin/smsbox")
 FAKESMSC = Path("/usr/lib/kannel/test/fakesmsc")
 GET_URL_QUERY = "p=%p&P=%P&b=%b&c=%c&C=%C&I=%I&t=%t&u=%u&i=%i"
+SENDSMS_USER = "lapor"
+SENDSMS_PASSWORD = "sendsms-test-password"
+HTTP_SMSC_ID = "http-inject"
+HTTP_SMSC_USER = "inject"
+HTTP_SMSC_PASSWORD = "inject-test-password"
 
 
 def installed() -> bool:
@@ -40,6 +45,10 @@ class Kannel:
     retry: int = 3
     queue_delay: int = 1
     combine_timeout: int = 1800
+    # A Kannel HTTP SMSC (system-type kannel) to inject MOs over HTTP, with its MTs going to
+    # ``mt_sink_url`` (Kannel requires a send-url); None leaves it out.
+    mt_sink_url: str | None = None
+    http_smsc_port: int = field(default_factory=free_port)
     admin_port: int = field(default_factory=free_port)
     smsbox_port: int = field(default_factory=free_port)
     sendsms_port: int = field(default_factory=free_port)
@@ -80,6 +89,13 @@ http-request-retry = {self.retry}
 http-queue-delay = {self.queue_delay}
 mo-recode = yes
 
+{self._http_smsc()}
+group = sendsms-user
+username = {SENDSMS_USER}
+password = {SENDSMS_PASSWORD}
+max-messages = 1
+concatenation = false
+
 group = sms-service
 keyword = default
 catch-all = yes
@@ -89,14 +105,51 @@ max-messages = 1
 concatenation = false
 """
 
+    def _http_smsc(self) -> str:
+        if self.mt_sink_url is None:
+            return ""
+        return f"""
+group = smsc
+smsc = http
+smsc-id = {HTTP_SMSC_ID}
+system-type = kannel
+port = {self.http_smsc_port}
+connect-allow-ip = 127.0.0.1
+smsc-username = {HTTP_SMSC_USER}
+smsc-password = {HTTP_SMSC_PASSWORD}
+send-url = "{self.mt_sink_url}"
+# Only MTs addressed to this link (smsc=http-inject) go to the sink, never the fake SMSC's.
+allowed-smsc-id = {HTTP_SMSC_ID}
+"""
+
+    @property
+    def sendsms_url(self) -> str:
+        """smsbox's sendsms endpoint (user ``SENDSMS_USER``)."""
+        return f"http://127.0.0.1:{self.sendsms_port}/cgi-bin/sendsms"
+
+    @property
+    def http_smsc_url(self) -> str:
+        """Where the HTTP SMSC takes MOs (``username``, ``password``, ``from``, ``to``, ``text``)."""
+        return f"http://127.0.0.1:{self.http_smsc_port}/"
+
     def start(self, timeout: float = 20.0) -> None:
         """Write the configuration, start bearerbox then smsbox, wait until both listen."""
+        self.start_bearerbox(timeout)
+        self.start_smsbox(timeout)
+
+    def start_bearerbox(self, timeout: float = 20.0) -> None:
+        """Write the configuration and start bearerbox alone (MOs queue there until smsbox)."""
         conf = self.workdir / "kannel.conf"
         conf.write_text(self.config())
         self._spawn([str(BEARERBOX), str(conf)], "bearerbox.out")
         _wait_port(self.smsbox_port, timeout)
         _wait_port(self.smsc_port, timeout)
-        self._spawn([str(SMSBOX), str(conf)], "smsbox.out")
+        if self.mt_sink_url is not None:
+            _wait_port(self.http_smsc_port, timeout)
+
+    def start_smsbox(self, timeout: float = 20.0) -> None:
+        """Start smsbox; it connects to bearerbox and delivers what is queued there."""
+        self._spawn([str(SMSBOX), str(self.workdir / "kannel.conf")], "smsbox.out")
         _wait_port(self.sendsms_port, timeout)
 
     def _spawn(self, argv: list[str], out: str) -> None:
@@ -232,6 +285,11 @@ def data(raw: bytes) -> str:
 def concat_udh(reference: int, total: int, sequence: int) -> bytes:
     """A UDH with the 8-bit-reference concatenation element."""
     return bytes([5, 0, 3, reference, total, sequence])
+
+
+def concat_udh16(reference: int, total: int, sequence: int) -> bytes:
+    """A UDH with the 16-bit-reference concatenation element (IEI 08)."""
+    return bytes([6, 8, 4, reference >> 8, reference & 0xFF, total, sequence])
 
 
 MT_LINE = re.compile(r"Got message \d+: <(?P<msg>.*)>")

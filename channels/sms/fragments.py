@@ -1,0 +1,127 @@
+"""Joining the parts of a long SMS that reached us one by one (pure, no IO).
+
+Kannel reassembles concatenated messages itself; only when a part is missing for
+``sms-combine-concatenated-mo-timeout`` does it hand over the parts it has, each with its UDH.
+The channel holds such parts (:class:`~channels.sms.ports.FragmentBuffer`) and, once the set is
+complete, or once ``sms.fragment_timeout`` has passed since its first part, joins them into ONE
+message that goes through the intake port like any other: its raw inbound body is the JSON
+document built here (which parts, in which order, what is missing), so the ``sms.joined``
+parser can read it again on a replay.
+
+An incomplete set becomes a complaint with what arrived, each gap shown as ``[...]`` in the text
+and the title saying which parts never came.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from channels.sms.message import Bridge
+from channels.sms.ports import FragmentSet
+from gateway.errors import ParseError
+
+CONTENT_TYPE = "application/vnd.lapor.sms-joined+json"
+GAP = "[...]"
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    """A joined message, as stored in its raw inbound body."""
+
+    bridge: Bridge
+    sender: str
+    receiver: str
+    smsc: str | None
+    reference: int
+    total: int
+    texts: Mapping[int, str]  # sequence -> text
+    raw_ids: tuple[str, ...]  # the parts' raw inbound ids
+
+    @property
+    def missing(self) -> list[int]:
+        """Sequence numbers that never arrived."""
+        return [n for n in range(1, self.total + 1) if n not in self.texts]
+
+    @property
+    def text(self) -> str:
+        """The parts in order, a gap marker where one is missing (parts split mid-word)."""
+        pieces: list[str] = []
+        for n in range(1, self.total + 1):
+            if n in self.texts:
+                pieces.append(self.texts[n])
+            elif not pieces or pieces[-1] != f" {GAP} ":
+                pieces.append(f" {GAP} ")
+        return "".join(pieces).strip()
+
+    def title(self) -> str | None:
+        """None when complete; else which parts are missing (Indonesian)."""
+        if not self.missing:
+            return None
+        gaps = ", ".join(str(n) for n in self.missing)
+        return f"SMS tidak lengkap: bagian {gaps} dari {self.total} tidak diterima"
+
+    def provider_id(self) -> str:
+        """Redelivery key of the joined message: the same parts always give the same id."""
+        digest = hashlib.sha256("\n".join(sorted(self.raw_ids)).encode()).hexdigest()
+        return f"joined:{digest[:40]}"
+
+    def body(self) -> bytes:
+        """The raw inbound body of the joined message."""
+        doc = {
+            "bridge": self.bridge.value,
+            "sender": self.sender,
+            "receiver": self.receiver,
+            "smsc": self.smsc,
+            "reference": self.reference,
+            "total": self.total,
+            "parts": [
+                {"sequence": n, "text": t, "raw_inbound_id": r}
+                for (n, t), r in zip(sorted(self.texts.items()), self.raw_ids, strict=True)
+            ],
+            "missing": self.missing,
+        }
+        return json.dumps(doc, ensure_ascii=False, sort_keys=True).encode("utf-8")
+
+
+def join(fragments: FragmentSet) -> Joined:
+    """The joined message of a held set (the first copy of a repeated part wins)."""
+    texts: dict[int, str] = {}
+    raw_ids: dict[int, str] = {}
+    for part in sorted(fragments.parts, key=lambda p: (p.sequence, p.received_at)):
+        if part.sequence not in texts:
+            texts[part.sequence] = part.text
+            raw_ids[part.sequence] = part.raw_inbound_id
+    return Joined(
+        bridge=fragments.bridge,
+        sender=fragments.meta.get("sender", ""),
+        receiver=fragments.meta.get("receiver", ""),
+        smsc=fragments.meta.get("smsc") or None,
+        reference=fragments.reference,
+        total=fragments.total,
+        texts=texts,
+        raw_ids=tuple(raw_ids[n] for n in sorted(raw_ids)),
+    )
+
+
+def read(body: bytes) -> Joined:
+    """Parse a joined message's raw body; :class:`ParseError` when it is not one."""
+    try:
+        doc = json.loads(body)
+        parts = doc["parts"]
+        return Joined(
+            bridge=Bridge(doc["bridge"]),
+            sender=str(doc["sender"]),
+            receiver=str(doc.get("receiver") or ""),
+            smsc=doc.get("smsc"),
+            reference=int(doc["reference"]),
+            total=int(doc["total"]),
+            texts={int(p["sequence"]): str(p["text"]) for p in parts},
+            raw_ids=tuple(str(p["raw_inbound_id"]) for p in parts),
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ParseError(
+            f"pesan gabungan rusak / malformed joined SMS: {exc}", stage="decode"
+        ) from None

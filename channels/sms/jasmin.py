@@ -1,0 +1,154 @@
+"""Jasmin SMS gateway over HTTP (pure, no IO): the MO request, the DLR, the ``/send`` answer.
+
+Jasmin's ``deliverSmHttpThrower`` calls an HTTP client connector's ``baseurl`` once per MO
+(``jasmin/routing/throwers.py``; docs "Receiving SMS-MO"), with these form fields (POST body or
+GET query, per the connector's ``method``):
+
+``id`` (Jasmin's UUID for the MO: our redelivery key), ``from``, ``to``, ``origin-connector``
+(the SMPP connector it came from), ``priority``, ``coding`` (the SMPP ``data_coding`` value),
+``validity``, ``content`` (the ``short_message`` OCTETS, URL-encoded, not decoded by Jasmin) and
+``binary`` (the same octets as hex). Jasmin joins the parts of a long MO itself before the call.
+
+Only a ``200`` whose body is exactly ``ACK/Jasmin`` acknowledges; anything else makes Jasmin
+send the same message (same ``id``) again after ``deliversm-thrower.retry_delay`` (30 s), up to
+``max_retries`` (3) times; a ``404`` is never retried.
+
+Text from the octets, by ``coding`` (SMPP 3.4 section 5.2.19): 0 the SMSC default alphabet,
+read as GSM 03.38 unpacked septets (or ISO-8859-1 when the operator's SMSC sends Latin-1:
+``sms.jasmin_coding0``), 1 IA5/ASCII, 3 ISO-8859-1, 8 UCS-2 (UTF-16BE, surrogate pairs
+accepted), 2 and 4 octet data (UTF-8 when valid, else ISO-8859-1). Other codings: quarantined.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from channels.sms import gsm
+from channels.sms.kannel import eight_bit, refuse_binary, split_query
+from channels.sms.message import Bridge, DeliveryReport, DeliveryState, SmsMessage
+from gateway.errors import ParseError
+
+ACK = "ACK/Jasmin"
+Coding0 = Literal["gsm", "latin1"]
+
+# DLR message_status (level 2/3: the SMSC's receipt stat; level 1: the submit_sm_resp status).
+_DLR_STATES = {
+    "DELIVRD": DeliveryState.DELIVERED,
+    "UNDELIV": DeliveryState.UNDELIVERED,
+    "EXPIRED": DeliveryState.UNDELIVERED,
+    "DELETED": DeliveryState.UNDELIVERED,
+    "REJECTD": DeliveryState.REJECTED,
+    "ACCEPTD": DeliveryState.ACCEPTED,
+    "ENROUTE": DeliveryState.BUFFERED,
+    "UNKNOWN": DeliveryState.BUFFERED,
+    "ESME_ROK": DeliveryState.ACCEPTED,
+}
+_SEND_OK = re.compile(r'^Success "(?P<id>[^"]+)"')
+
+
+@dataclass(frozen=True, slots=True)
+class JasminMO:
+    """One MO as Jasmin delivered it."""
+
+    message: SmsMessage
+    coding: int
+    priority: str | None
+    validity: str | None
+
+
+def decode_request(body: bytes, coding0: Coding0 = "gsm") -> JasminMO:
+    """Decode the form Jasmin sent; :class:`ParseError` when it cannot be understood."""
+    values = split_query(body)
+    sender = _ascii(values, "from")
+    if not sender:
+        raise ParseError("pengirim (from) kosong / sender missing", stage="decode")
+    coding_text = _ascii(values, "coding") or "0"
+    if not coding_text.isdigit():
+        raise ParseError(f"coding {coding_text!r} tidak dikenal / unknown", stage="decode")
+    coding = int(coding_text)
+    octets = _octets(values)
+    text = decode_octets(octets, coding, coding0)
+    return JasminMO(
+        message=SmsMessage(
+            bridge=Bridge.JASMIN,
+            sender=sender,
+            receiver=_ascii(values, "to"),
+            text=text,
+            message_id=_ascii(values, "id") or None,
+            smsc=_ascii(values, "origin-connector") or None,
+        ),
+        coding=coding,
+        priority=_ascii(values, "priority") or None,
+        validity=_ascii(values, "validity") or None,
+    )
+
+
+def _octets(values: dict[str, bytes]) -> bytes:
+    """The short_message octets: ``binary`` (hex) when present and valid, else ``content``."""
+    binary = values.get("binary", b"").strip()
+    if binary:
+        try:
+            return bytes.fromhex(binary.decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            raise ParseError(
+                "binary bukan heksadesimal / binary is not hex", stage="decode"
+            ) from None
+    return values.get("content", b"")
+
+
+def decode_octets(octets: bytes, coding: int, coding0: Coding0 = "gsm") -> str:
+    """The text of ``octets`` in SMPP ``data_coding`` ``coding`` (see the module docstring)."""
+    try:
+        if coding == 0:
+            text = gsm.decode_unpacked(octets) if coding0 == "gsm" else octets.decode("latin-1")
+        elif coding == 1:
+            text = octets.decode("ascii")
+        elif coding == 3:
+            text = octets.decode("latin-1")
+        elif coding == 8:
+            text = octets.decode("utf-16-be")
+        elif coding in (2, 4):
+            return eight_bit(octets)
+        else:
+            raise ParseError(f"coding {coding} tidak didukung / unsupported", stage="decode")
+    except (UnicodeDecodeError, ValueError) as exc:
+        if isinstance(exc, ParseError):
+            raise
+        raise ParseError(f"isi tidak sah untuk coding {coding}: {exc}", stage="decode") from None
+    refuse_binary(text)
+    return text
+
+
+def decode_dlr(body: bytes) -> DeliveryReport:
+    """A Jasmin DLR callback (``id``, ``message_status``, ``level``, ``err``...)."""
+    values = split_query(body)
+    message_id = _ascii(values, "id")
+    status = _ascii(values, "message_status").upper()
+    if not message_id or not status:
+        raise ParseError("DLR tanpa id / message_status", stage="decode")
+    if status in _DLR_STATES:
+        state = _DLR_STATES[status]
+    elif status.startswith("ESME_"):
+        state = DeliveryState.REJECTED  # the SMSC refused the submit_sm
+    else:
+        state = DeliveryState.BUFFERED
+    err = _ascii(values, "err")
+    detail = f"{status} level={_ascii(values, 'level')}" + (f" err={err}" if err else "")
+    return DeliveryReport(state=state, provider_ref=message_id, detail=detail)
+
+
+def send_result(status: int, body: str) -> str:
+    """The message id of a ``/send`` answer; :class:`ValueError` with Jasmin's error otherwise."""
+    match = _SEND_OK.match(body.strip())
+    if status == 200 and match:
+        return match.group("id")
+    raise ValueError(f"Jasmin /send answered {status}: {body.strip()[:200]}")
+
+
+def _ascii(values: dict[str, bytes], name: str) -> str:
+    try:
+        return values.get(name, b"").decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise ParseError(f"parameter {name!r} bukan ASCII / not ASCII", stage="decode") from None

@@ -1,0 +1,68 @@
+"""One mobile-originated SMS as any HTTP bridge delivers it, and a delivery report (pure).
+
+Every bridge module (:mod:`~channels.sms.kannel`, :mod:`~channels.sms.jasmin`,
+:mod:`~channels.sms.android`, :mod:`~channels.sms.smssync`) turns its own request into an
+:class:`SmsMessage`; the grammar, the replies and the fragment joining work on that alone.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Bridge(enum.StrEnum):
+    """The HTTP bridges an SMS can come in through (and its reply goes out through)."""
+
+    KANNEL = "kannel"
+    JASMIN = "jasmin"
+    ANDROID = "android"  # "SMS Gateway for Android" (capcom6/android-sms-gateway) webhooks
+    SMSSYNC = "smssync"  # Ushahidi SMSSync (form posts, replies fetched by the phone)
+
+
+@dataclass(frozen=True, slots=True)
+class Fragment:
+    """One part of a concatenated message (3GPP TS 23.040 9.2.3.24.1 / .8)."""
+
+    reference: int
+    total: int
+    sequence: int
+
+
+@dataclass(frozen=True, slots=True)
+class SmsMessage:
+    """What the channel needs from one MO, whatever bridge delivered it."""
+
+    bridge: Bridge
+    sender: str  # as the bridge wrote it (+62812..., 0812..., 62812...)
+    receiver: str  # the number the citizen wrote to (short code), may be empty
+    text: str
+    message_id: str | None  # the bridge's own id: the redelivery key
+    fragment: Fragment | None = None
+    smsc: str | None = None  # Kannel smsc-id / Jasmin origin connector / SIM slot
+    time: str | None = None  # when the bridge got it, as the bridge wrote it
+
+
+class DeliveryState(enum.StrEnum):
+    """What a delivery report says about a reply."""
+
+    DELIVERED = "delivered"  # reached the phone
+    UNDELIVERED = "undelivered"  # the network gave up
+    ACCEPTED = "accepted"  # taken by the SMSC (or sent by the modem), not yet delivered
+    BUFFERED = "buffered"  # the SMSC is still trying
+    REJECTED = "rejected"  # the SMSC refused it
+
+
+FINAL_STATES = frozenset(
+    {DeliveryState.DELIVERED, DeliveryState.UNDELIVERED, DeliveryState.REJECTED}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReport:
+    """A bridge's report on one reply: which reply (our id or the bridge's), and its state."""
+
+    state: DeliveryState
+    reply_id: int | None = None  # ours, when the bridge echoes it (Kannel dlr-url, Android id)
+    provider_ref: str | None = None  # the bridge's message id (Jasmin)
+    detail: str = ""

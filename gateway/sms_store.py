@@ -1,0 +1,447 @@
+"""The SMS channel's ports on the gateway database: the reply outbox and the fragment buffer.
+
+Tables of migration 0004 (``gateway/storage/schema.py``):
+
+- ``sms_replies``: one row per inbound SMS that gets an answer, ``UNIQUE(raw_inbound_id)``. It is
+  written right after the MO's intake commit; a redelivered MO (same raw inbound id in its
+  receipt) finds the row and queues nothing, so a reply is queued once even across restarts and
+  replicas. Flood control counts one sender's replies (by keyed hash of the number) inside
+  ``flood_window``; past ``flood_max_replies`` the row is written ``suppressed`` with the reason.
+  Senders lease pending rows like the event relay does (``claimed_by`` / ``claim_expires``,
+  ``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so replicas never send one reply at the same time.
+  The recipient number is stored AES-GCM encrypted under the data key.
+- ``sms_fragments``: parts of long messages held until their set is complete or too old.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from channels.sms.message import FINAL_STATES, Bridge, DeliveryReport, SmsMessage
+from channels.sms.ports import (
+    ClaimedReply,
+    FragmentSet,
+    HeldPart,
+    NewReply,
+    OutboxCounts,
+    ReplyDecision,
+    ReplyStatus,
+)
+from gateway.crypto import Keys
+from gateway.intake import Clock, utcnow
+from gateway.storage.schema import UTCDateTime, sms_fragments, sms_replies
+
+# Rows that count against a sender's flood allowance: replies that went or will go out.
+_COUNTED = (ReplyStatus.PENDING, ReplyStatus.SENT, ReplyStatus.INLINE, ReplyStatus.FAILED)
+
+
+class SqlReplyOutbox:
+    """:class:`channels.sms.ports.ReplyOutbox` on SQLite or PostgreSQL."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        keys: Keys,
+        flood_max_replies: int,
+        flood_window: float,
+        clock: Clock = utcnow,
+    ) -> None:
+        self._engine = engine
+        self._keys = keys
+        self._flood_max = flood_max_replies
+        self._flood_window = timedelta(seconds=flood_window)
+        self._clock = clock
+        self._postgres = engine.dialect.name == "postgresql"
+        self._pending: deque[tuple[NewReply, asyncio.Future[ReplyDecision]]] = deque()
+        self._writer: asyncio.Task[None] | None = None
+
+    def _insert(self) -> Any:
+        return (pg_insert if self._postgres else sqlite_insert)(sms_replies)
+
+    async def enqueue(self, reply: NewReply) -> ReplyDecision:
+        """Write the reply unless its MO has one; suppress it past the sender's allowance.
+
+        Group commit, as in the intake port: replies arriving while a transaction is being
+        written go together in the next one (SQLite has one writer; a commit is the cost).
+        """
+        future: asyncio.Future[ReplyDecision] = asyncio.get_running_loop().create_future()
+        self._pending.append((reply, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._drain(), name="sms-reply-writer")
+        return await future
+
+    async def _drain(self) -> None:
+        while self._pending:
+            batch = [self._pending.popleft() for _ in range(min(len(self._pending), 200))]
+            try:
+                async with self._engine.begin() as conn:
+                    decisions = await self._write(conn, [reply for reply, _ in batch])
+            except BaseException as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for (_, future), decision in zip(batch, decisions, strict=True):
+                if not future.done():
+                    future.set_result(decision)
+
+    async def _write(self, conn: AsyncConnection, batch: list[NewReply]) -> list[ReplyDecision]:
+        """One batch in three statements: known MOs, senders' recent counts, one insert."""
+        now = self._clock()
+        hashes = [self._keys.lookup_hash("phone", r.sender_key) for r in batch]
+        known = await self._known(conn, [r.raw_inbound_id for r in batch])
+        counts = await self._recent_counts(conn, set(hashes), now)
+        decided: dict[str, ReplyDecision] = {}
+        rows: list[dict[str, Any]] = []
+        for reply, sender_hash in zip(batch, hashes, strict=True):
+            if reply.raw_inbound_id in known or reply.raw_inbound_id in decided:
+                continue
+            status, reason = ReplyStatus.PENDING, None
+            if reply.unsendable is not None:
+                status, reason = ReplyStatus.SUPPRESSED, reply.unsendable
+            elif 0 < self._flood_max <= counts.get(sender_hash, 0):
+                status = ReplyStatus.SUPPRESSED
+                reason = (
+                    f"flood: {self._flood_max} replies to this sender within "
+                    f"{self._flood_window.total_seconds():.0f} s"
+                )
+            elif not reply.deliver:
+                status = ReplyStatus.INLINE
+            if status is not ReplyStatus.SUPPRESSED:
+                counts[sender_hash] = counts.get(sender_hash, 0) + 1
+            rows.append(
+                {
+                    "raw_inbound_id": reply.raw_inbound_id,
+                    "bridge": reply.bridge.value,
+                    "recipient": self._keys.encrypt(reply.recipient),
+                    "sender_hash": sender_hash,
+                    "service_number": (reply.service_number or None) and reply.service_number[:32],
+                    "smsc": (reply.smsc or None) and reply.smsc[:64],
+                    "tracking_id": reply.tracking_id,
+                    "kind": reply.kind,
+                    "body": reply.body,
+                    "status": status.value,
+                    "reason": reason,
+                    "created_at": now,
+                    "next_attempt_at": now,
+                    "sent_at": now if status is ReplyStatus.INLINE else None,
+                }
+            )
+            decided[reply.raw_inbound_id] = ReplyDecision(0, status, reply.body, True, reason)
+        if rows:
+            stmt = (
+                self._insert()
+                .values(rows)
+                .on_conflict_do_nothing(index_elements=["raw_inbound_id"])
+                .returning(sms_replies.c.id, sms_replies.c.raw_inbound_id)
+            )
+            ids = {r.raw_inbound_id: int(r.id) for r in await conn.execute(stmt)}
+            for raw_id, decision in list(decided.items()):
+                if raw_id in ids:
+                    decided[raw_id] = replace(decision, reply_id=ids[raw_id])
+                else:  # a replica racing on the same MO wrote it first
+                    del decided[raw_id]
+        missing = [r.raw_inbound_id for r in batch if r.raw_inbound_id not in decided]
+        if missing:
+            known |= await self._known(conn, missing)
+        out: list[ReplyDecision] = []
+        answered: set[str] = set()
+        for reply in batch:
+            raw_id = reply.raw_inbound_id
+            decision = decided.get(raw_id) or known[raw_id]
+            # The same MO twice in one batch: the second one is a redelivery of the first.
+            out.append(replace(decision, created=False) if raw_id in answered else decision)
+            answered.add(raw_id)
+        return out
+
+    async def _known(self, conn: AsyncConnection, raw_ids: list[str]) -> dict[str, ReplyDecision]:
+        rows = (
+            await conn.execute(
+                select(
+                    sms_replies.c.id,
+                    sms_replies.c.raw_inbound_id,
+                    sms_replies.c.status,
+                    sms_replies.c.body,
+                    sms_replies.c.reason,
+                ).where(sms_replies.c.raw_inbound_id.in_(raw_ids))
+            )
+        ).all()
+        return {
+            r.raw_inbound_id: ReplyDecision(
+                int(r.id), ReplyStatus(r.status), r.body, created=False, reason=r.reason
+            )
+            for r in rows
+        }
+
+    async def _recent_counts(
+        self, conn: AsyncConnection, hashes: set[str], now: datetime
+    ) -> dict[str, int]:
+        if self._flood_max <= 0 or not hashes:
+            return {}
+        rows = (
+            await conn.execute(
+                select(sms_replies.c.sender_hash, func.count())
+                .where(
+                    sms_replies.c.sender_hash.in_(hashes),
+                    sms_replies.c.created_at >= now - self._flood_window,
+                    sms_replies.c.status.in_([s.value for s in _COUNTED]),
+                )
+                .group_by(sms_replies.c.sender_hash)
+            )
+        ).all()
+        return {r[0]: int(r[1]) for r in rows}
+
+    async def claim(
+        self, bridges: Iterable[Bridge], limit: int, lease_seconds: float, owner: str
+    ) -> list[ClaimedReply]:
+        """Lease up to ``limit`` due pending replies (oldest first) of ``bridges``."""
+        now = self._clock()
+        names = [b.value for b in bridges]
+        if not names:
+            return []
+        free = and_(
+            sms_replies.c.status == ReplyStatus.PENDING.value,
+            sms_replies.c.next_attempt_at <= now,
+            or_(sms_replies.c.claim_expires.is_(None), sms_replies.c.claim_expires < now),
+            sms_replies.c.bridge.in_(names),
+        )
+        candidates = select(sms_replies.c.id).where(free).order_by(sms_replies.c.id).limit(limit)
+        if self._postgres:
+            candidates = candidates.with_for_update(skip_locked=True)
+        stmt = (
+            update(sms_replies)
+            .where(sms_replies.c.id.in_(candidates.scalar_subquery()), free)
+            .values(
+                claimed_by=owner,
+                claim_expires=now + timedelta(seconds=lease_seconds),
+                attempts=sms_replies.c.attempts + 1,
+            )
+            .returning(
+                sms_replies.c.id,
+                sms_replies.c.bridge,
+                sms_replies.c.recipient,
+                sms_replies.c.body,
+                sms_replies.c.attempts,
+                sms_replies.c.service_number,
+                sms_replies.c.smsc,
+                sms_replies.c.created_at,
+            )
+        )
+        async with self._engine.begin() as conn:
+            rows = (await conn.execute(stmt)).all()
+        claimed = [
+            ClaimedReply(
+                id=int(r.id),
+                bridge=Bridge(r.bridge),
+                recipient=self._keys.decrypt(r.recipient),
+                body=r.body,
+                attempts=int(r.attempts),
+                service_number=r.service_number,
+                smsc=r.smsc,
+                created_at=r.created_at,
+            )
+            for r in rows
+        ]
+        return sorted(claimed, key=lambda c: c.id)
+
+    async def mark_sent(self, reply_id: int, owner: str, provider_ref: str | None) -> None:
+        """The bridge took the reply."""
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(sms_replies)
+                .where(sms_replies.c.id == reply_id, sms_replies.c.claimed_by == owner)
+                .values(
+                    status=ReplyStatus.SENT.value,
+                    sent_at=self._clock(),
+                    provider_ref=provider_ref,
+                    claimed_by=None,
+                    claim_expires=None,
+                    last_error=None,
+                )
+            )
+
+    async def mark_failed(
+        self, reply_id: int, owner: str, error: str, retry_at: datetime | None
+    ) -> None:
+        """Release for another attempt at ``retry_at``, or give up (status failed)."""
+        values: dict[str, Any] = {
+            "claimed_by": None,
+            "claim_expires": None,
+            "last_error": error[:1000],
+        }
+        if retry_at is None:
+            values |= {"status": ReplyStatus.FAILED.value, "reason": error[:1000]}
+        else:
+            values["next_attempt_at"] = retry_at
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(sms_replies)
+                .where(sms_replies.c.id == reply_id, sms_replies.c.claimed_by == owner)
+                .values(**values)
+            )
+
+    async def record_report(self, report: DeliveryReport) -> bool:
+        """Store the report; a final state is never replaced by an intermediate one."""
+        if report.reply_id is not None:
+            match = sms_replies.c.id == report.reply_id
+        elif report.provider_ref:
+            match = sms_replies.c.provider_ref == report.provider_ref
+        else:
+            return False
+        async with self._engine.begin() as conn:
+            row = (
+                await conn.execute(select(sms_replies.c.id, sms_replies.c.dlr_status).where(match))
+            ).first()
+            if row is None:
+                return False
+            final = {s.value for s in FINAL_STATES}
+            if row.dlr_status in final and report.state.value not in final:
+                return True
+            await conn.execute(
+                update(sms_replies)
+                .where(sms_replies.c.id == row.id)
+                .values(
+                    dlr_status=report.state.value,
+                    dlr_at=self._clock(),
+                    dlr_detail=report.detail[:1000] or None,
+                )
+            )
+        return True
+
+    async def counts(self) -> OutboxCounts:
+        """Replies by status and the oldest pending one."""
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(sms_replies.c.status, func.count()).group_by(sms_replies.c.status)
+                )
+            ).all()
+            oldest = (
+                await conn.execute(
+                    select(func.min(sms_replies.c.created_at, type_=UTCDateTime())).where(
+                        sms_replies.c.status == ReplyStatus.PENDING.value
+                    )
+                )
+            ).scalar_one()
+        return OutboxCounts(by_status={r[0]: int(r[1]) for r in rows}, oldest_pending=oldest)
+
+
+class SqlFragmentBuffer:
+    """:class:`channels.sms.ports.FragmentBuffer` on SQLite or PostgreSQL."""
+
+    def __init__(self, engine: AsyncEngine, keys: Keys, clock: Clock = utcnow) -> None:
+        self._engine = engine
+        self._keys = keys
+        self._clock = clock
+        self._postgres = engine.dialect.name == "postgresql"
+
+    def group_key(self, message: SmsMessage, sender_key: str) -> str:
+        """The parts of one message share bridge, sender, reference and part count."""
+        assert message.fragment is not None
+        sender = self._keys.lookup_hash("phone", sender_key)
+        f = message.fragment
+        return f"{message.bridge.value}:{sender}:{f.reference}:{f.total}"
+
+    async def hold(
+        self, raw_inbound_id: str, message: SmsMessage, sender_key: str, received_at: datetime
+    ) -> FragmentSet | None:
+        """Keep the part (once per raw inbound id); return the set when it is complete."""
+        fragment = message.fragment
+        assert fragment is not None
+        key = self.group_key(message, sender_key)
+        row = {
+            "raw_inbound_id": raw_inbound_id,
+            "bridge": message.bridge.value,
+            "group_key": key,
+            "reference": fragment.reference,
+            "total": fragment.total,
+            "sequence": fragment.sequence,
+            "text": message.text,
+            "meta": {
+                "sender": message.sender,
+                "receiver": message.receiver,
+                "smsc": message.smsc or "",
+            },
+            "received_at": received_at,
+            "created_at": self._clock(),
+        }
+        insert = (pg_insert if self._postgres else sqlite_insert)(sms_fragments)
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                insert.values(**row).on_conflict_do_nothing(index_elements=["raw_inbound_id"])
+            )
+            sets = await self._open_sets(conn, sms_fragments.c.group_key == key)
+        found = sets[0] if sets else None
+        return found if found is not None and found.complete else None
+
+    async def _open_sets(self, conn: AsyncConnection, where: Any) -> list[FragmentSet]:
+        rows = (
+            await conn.execute(
+                select(sms_fragments)
+                .where(sms_fragments.c.closed_at.is_(None), where)
+                .order_by(sms_fragments.c.group_key, sms_fragments.c.id)
+            )
+        ).all()
+        groups: dict[str, list[Any]] = {}
+        for r in rows:
+            groups.setdefault(r.group_key, []).append(r)
+        return [
+            FragmentSet(
+                group_key=key,
+                bridge=Bridge(parts[0].bridge),
+                reference=int(parts[0].reference),
+                total=int(parts[0].total),
+                parts=tuple(
+                    HeldPart(p.raw_inbound_id, int(p.sequence), p.text, p.received_at)
+                    for p in parts
+                ),
+                meta={k: str(v) for k, v in dict(parts[0].meta).items()},
+            )
+            for key, parts in groups.items()
+        ]
+
+    async def expired(self, older_than: datetime) -> list[FragmentSet]:
+        """Open sets whose first part was stored before ``older_than``."""
+        async with self._engine.connect() as conn:
+            keys = (
+                (
+                    await conn.execute(
+                        select(sms_fragments.c.group_key)
+                        .where(sms_fragments.c.closed_at.is_(None))
+                        .group_by(sms_fragments.c.group_key)
+                        .having(
+                            func.min(sms_fragments.c.created_at, type_=UTCDateTime()) < older_than
+                        )
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if not keys:
+                return []
+            return await self._open_sets(conn, sms_fragments.c.group_key.in_(list(keys)))
+
+    async def close(self, fragments: FragmentSet, joined_raw_inbound_id: str) -> None:
+        """Mark the set's held parts as joined."""
+        raw_ids = [p.raw_inbound_id for p in fragments.parts]
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(sms_fragments)
+                .where(
+                    sms_fragments.c.raw_inbound_id.in_(raw_ids),
+                    sms_fragments.c.closed_at.is_(None),
+                )
+                .values(closed_at=self._clock(), joined_raw_inbound_id=joined_raw_inbound_id)
+            )

@@ -1,0 +1,293 @@
+"""The Jasmin, Android and SMSSync routes, flood control and delivery reports, on both databases.
+
+Each test posts a recorded request of the bridge (fixtures/, see SOURCES.md) to the real
+application and reads what was committed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from pydantic import SecretStr
+from sqlalchemy import select, update
+
+from channels.sms import android
+from gateway import bootstrap
+from gateway.settings import Settings
+from gateway.storage.schema import complaints, raw_inbound, sms_replies
+from tests.channels.sms.http_fixtures import ANDROID_KEY, Request, load
+from tests.support import free_port
+
+pytestmark = pytest.mark.integration
+
+Client = Callable[..., Awaitable[TestClient[Any, Any]]]
+JASMIN_TOKEN = "JASMIN-TOKEN"
+SMSSYNC_SECRET = "SMSSYNC-SECRET"
+
+
+def configure(settings: Settings, **sms: Any) -> Settings:
+    values: dict[str, Any] = {
+        "jasmin_token": SecretStr(JASMIN_TOKEN),
+        "modem_secret": SecretStr(ANDROID_KEY.decode()),
+        "jasmin_send_url": f"http://127.0.0.1:{free_port()}/send",
+        "android_send_url": f"http://127.0.0.1:{free_port()}/messages",
+    } | sms
+    return settings.model_copy(update={"sms": settings.sms.model_copy(update=values)})
+
+
+@pytest.fixture
+async def gw(settings: Settings) -> AsyncIterator[bootstrap.Gateway]:
+    gateway = bootstrap.build(configure(settings))
+    yield gateway
+    await gateway.close()
+
+
+@pytest.fixture
+async def client(gw: bootstrap.Gateway, aiohttp_client: Client) -> TestClient[Any, Any]:
+    return await aiohttp_client(bootstrap.build_app(gw))
+
+
+async def post(client: TestClient[Any, Any], req: Request, **headers: str) -> tuple[int, str]:
+    sent = {k: v for k, v in req.headers.items() if k not in ("Host", "Content-Length")}
+    resp = await client.post(req.target, data=req.body, headers=sent | headers)
+    return resp.status, await resp.text()
+
+
+def resigned(req: Request, key: bytes = ANDROID_KEY) -> dict[str, str]:
+    """Fresh X-Timestamp / X-Signature (the fixtures' timestamp is years old: a replay)."""
+    ts = str(int(time.time()))
+    return {"X-Timestamp": ts, "X-Signature": android.sign(key, req.body, ts)}
+
+
+async def rows(gw: bootstrap.Gateway, table: Any) -> list[Any]:
+    async with gw.engine.connect() as conn:
+        return list((await conn.execute(select(table))).all())
+
+
+# ---- Jasmin -------------------------------------------------------------------------------------
+
+
+async def test_jasmin_mo_is_acknowledged_after_commit_and_its_reply_queued(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway
+) -> None:
+    req = load("jasmin/mo__gsm_text")
+    assert await post(client, req) == (200, "ACK/Jasmin")
+    (complaint,) = await rows(gw, complaints)
+    assert complaint.body == "Lampu jalan mati @ Jl. Merdeka 10, sudah 3 hari"
+    (raw,) = await rows(gw, raw_inbound)
+    assert raw.body == req.body and raw.parser == "sms.jasmin"  # the token is not in the body
+    assert raw.provider_message_id == "4a2b6f0e-3c1d-4e5f-8a9b-0c1d2e3f4a5b"
+    (reply,) = await rows(gw, sms_replies)
+    assert (reply.status, reply.bridge, reply.kind) == ("pending", "jasmin", "receipt")
+    assert reply.tracking_id == complaint.tracking_id and complaint.tracking_id in reply.body
+    assert reply.smsc == "smppc_telkomsel" and reply.service_number == "1708"
+    # Jasmin resends the same id (its ACK was lost): one complaint, one reply.
+    assert await post(client, req) == (200, "ACK/Jasmin")
+    assert len(await rows(gw, complaints)) == 1 and len(await rows(gw, sms_replies)) == 1
+
+
+async def test_jasmin_without_the_token_is_refused_before_reading(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway
+) -> None:
+    req = load("jasmin/mo__gsm_text")
+    for target in ("/sms/jasmin", "/sms/jasmin?token=wrong"):
+        resp = await client.post(
+            target, data=req.body, headers={"Content-Type": "application/x-www-form-urlencoded"}
+        )
+        assert resp.status == 401
+    assert await rows(gw, raw_inbound) == []
+    metric = gw.metrics.registry.get_sample_value(
+        "lapor_sms_ignored_total", {"bridge": "jasmin", "reason": "unauthorized"}
+    )
+    assert metric == 2
+
+
+async def test_jasmin_is_refused_until_its_token_is_configured(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    gateway = bootstrap.build(configure(settings, jasmin_token=None))
+    try:
+        client = await aiohttp_client(bootstrap.build_app(gateway))
+        assert (await post(client, load("jasmin/mo__gsm_text")))[0] == 401
+    finally:
+        await gateway.close()
+
+
+async def test_jasmin_database_down_is_not_acknowledged(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/none"
+    db = settings.database.model_copy(update={"url": url, "connect_timeout": 0.5})
+    gateway = bootstrap.build(configure(settings.model_copy(update={"database": db})))
+    try:
+        client = await aiohttp_client(bootstrap.build_app(gateway))
+        status, body = await post(client, load("jasmin/mo__gsm_text"))
+        assert status == 503 and body != "ACK/Jasmin"  # Jasmin requeues it
+    finally:
+        await gateway.close()
+
+
+async def test_jasmin_delivery_report_lands_on_its_reply(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway
+) -> None:
+    await post(client, load("jasmin/mo__gsm_text"))
+    async with gw.engine.begin() as conn:  # what the sender stores from /send's answer
+        await conn.execute(
+            update(sms_replies).values(
+                status="sent", provider_ref="07033084-5cfd-4812-90a4-e4d24ffb6e3d"
+            )
+        )
+    assert await post(client, load("jasmin/dlr__delivered")) == (200, "ACK/Jasmin")
+    # A late level-1 report does not overwrite the final state.
+    assert await post(client, load("jasmin/dlr__smsc_accepted")) == (200, "ACK/Jasmin")
+    (reply,) = await rows(gw, sms_replies)
+    assert reply.dlr_status == "delivered" and reply.dlr_detail == "DELIVRD level=3 err=000"
+    # A report for nothing we sent is acknowledged (else Jasmin resends it) and counted.
+    unknown = load("jasmin/dlr__delivered")
+    body = unknown.body.replace(b"07033084", b"99999999")
+    assert await post(
+        client,
+        Request(
+            unknown.method,
+            unknown.target,
+            unknown.headers | {"Content-Length": str(len(body))},
+            body,
+        ),
+    ) == (200, "ACK/Jasmin")
+    assert (
+        gw.metrics.registry.get_sample_value(
+            "lapor_sms_delivery_reports_total", {"bridge": "jasmin", "state": "unmatched"}
+        )
+        == 1
+    )
+
+
+# ---- SMS Gateway for Android ------------------------------------------------------------------
+
+
+async def test_android_webhook_mo_with_a_valid_signature(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway
+) -> None:
+    req = load("android/sms_received__region_nik")
+    assert await post(client, req, **resigned(req)) == (200, "ok")
+    (complaint,) = await rows(gw, complaints)
+    assert complaint.body == "jalan desa rusak parah, mohon diperbaiki"
+    (raw,) = await rows(gw, raw_inbound)
+    assert raw.body == req.body and raw.provider_message_id == "Qm3xRk8PzV2aLd7TnW4yC"
+    (reply,) = await rows(gw, sms_replies)
+    assert (reply.bridge, reply.status, reply.smsc) == ("android", "pending", "sim2")
+    # The app retries with the same event id: nothing new.
+    assert await post(client, req, **resigned(req)) == (200, "ok")
+    assert len(await rows(gw, complaints)) == 1 and len(await rows(gw, sms_replies)) == 1
+
+
+async def test_android_bad_or_stale_signature_is_refused(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway
+) -> None:
+    req = load("android/sms_received__region_nik")
+    assert (await post(client, req))[0] == 401  # the fixture's own (old) timestamp: a replay
+    assert (await post(client, req, **resigned(req, b"wrong-key")))[0] == 401
+    stripped = Request(
+        req.method,
+        req.target,
+        {"Content-Type": "application/json", "Content-Length": req.headers["Content-Length"]},
+        req.body,
+    )
+    assert (await post(client, stripped))[0] == 401
+    assert await rows(gw, raw_inbound) == []
+
+
+async def test_android_reports_and_unused_events(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway
+) -> None:
+    req = load("android/sms_received__region_nik")
+    await post(client, req, **resigned(req))
+    (reply,) = await rows(gw, sms_replies)
+    delivered = load("android/sms_delivered__reply")
+    body = delivered.body.replace(b'"lapor-1"', f'"lapor-{reply.id}"'.encode())
+    delivered = Request(
+        delivered.method,
+        delivered.target,
+        delivered.headers | {"Content-Length": str(len(body))},
+        body,
+    )
+    assert await post(client, delivered, **resigned(delivered)) == (200, "ok")
+    (reply,) = await rows(gw, sms_replies)
+    assert reply.dlr_status == "delivered" and reply.dlr_detail == "sms:delivered"
+    ping = load("android/system_ping__docs")
+    assert await post(client, ping, **resigned(ping)) == (200, "ok")
+    assert len(await rows(gw, raw_inbound)) == 1  # reports and pings are not citizen messages
+    assert (
+        gw.metrics.registry.get_sample_value(
+            "lapor_sms_ignored_total", {"bridge": "android", "reason": "unused-event"}
+        )
+        == 1
+    )
+
+
+# ---- SMSSync ------------------------------------------------------------------------------------
+
+
+async def test_smssync_reply_rides_on_the_answer_and_the_secret_is_not_stored(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    gateway = bootstrap.build(configure(settings, modem_secret=SecretStr(SMSSYNC_SECRET)))
+    try:
+        client = await aiohttp_client(bootstrap.build_app(gateway))
+        req = load("smssync/mo__rahasia")
+        status, body = await post(client, req)
+        assert status == 200
+        payload = json.loads(body)["payload"]
+        assert payload["success"] is True and payload["task"] == "send"
+        (message,) = payload["messages"]
+        (reply,) = await rows(gateway, sms_replies)
+        assert message["to"] == "+6281200000004" and message["uuid"] == f"lapor-{reply.id}"
+        assert message["message"].startswith("LAPOR! Laporan diterima. No. lacak: ")
+        assert reply.status == "inline"
+        (raw,) = await rows(gateway, raw_inbound)
+        assert b"secret" not in raw.body and b"SMSSYNC-SECRET" not in raw.body
+        (complaint,) = await rows(gateway, complaints)
+        assert complaint.confidential
+        wrong = Request(
+            req.method, req.target, req.headers, req.body.replace(b"SMSSYNC-SECRET", b"nope")
+        )
+        status, body = await post(client, wrong)
+        assert status == 401 and json.loads(body)["payload"]["success"] is False
+    finally:
+        await gateway.close()
+
+
+# ---- flood control ---------------------------------------------------------------------------
+
+
+async def test_flood_control_records_everything_and_answers_at_most_n(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    gateway = bootstrap.build(configure(settings, flood_max_replies=3, flood_window=600))
+    try:
+        client = await aiohttp_client(bootstrap.build_app(gateway))
+        answers = []
+        for i in range(6):
+            q = f"p=%2B6281200000009&P=1708&b=Laporan+banjir+gang+{i}+RT+{i}&c=0&C=UTF-8&I=flood-{i}"
+            answers.append(await (await client.get(f"/sms/kannel?{q}")).text())
+        assert [bool(a) for a in answers] == [True, True, True, False, False, False]
+        replies = await rows(gateway, sms_replies)
+        assert [r.status for r in replies] == ["inline"] * 3 + ["suppressed"] * 3
+        assert all(r.reason.startswith("flood: 3 replies") for r in replies[3:])
+        assert len(await rows(gateway, raw_inbound)) == 6  # every message is recorded
+        assert (
+            gateway.metrics.registry.get_sample_value(
+                "lapor_sms_replies_suppressed_total", {"reason": "flood"}
+            )
+            == 3
+        )
+        # Another sender is not affected.
+        q = "p=%2B6281200000010&P=1708&b=Jalan+rusak&c=0&C=UTF-8&I=other-1"
+        assert "No. lacak" in await (await client.get(f"/sms/kannel?{q}")).text()
+    finally:
+        await gateway.close()

@@ -1,0 +1,228 @@
+"""Each bridge's request, decoded by the pure parsers: fixtures of every bridge (see SOURCES.md)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from channels.sms import android, fragments, gsm, jasmin, smssync
+from channels.sms.message import Bridge, DeliveryState, Fragment, SmsMessage
+from channels.sms.parse import PARSER_NAMES, decode, interpret, interpret_joined
+from channels.sms.ports import FragmentSet, HeldPart
+from channels.sms.settings import SmsSettings
+from gateway.domain import Channel, ComplaintDraft, NotAComplaint, RawInbound
+from gateway.errors import ParseError
+from tests.channels.sms.http_fixtures import ANDROID_KEY, load
+
+SETTINGS = SmsSettings()
+T0 = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
+
+
+# ---- Jasmin --------------------------------------------------------------------------------
+
+
+def test_jasmin_gsm_text_is_read_from_unpacked_septets() -> None:
+    mo = jasmin.decode_request(load("jasmin/mo__gsm_text").body)
+    assert mo.message == SmsMessage(
+        bridge=Bridge.JASMIN,
+        sender="6281200000001",
+        receiver="1708",
+        text="Lampu jalan mati @ Jl. Merdeka 10, sudah 3 hari",
+        message_id="4a2b6f0e-3c1d-4e5f-8a9b-0c1d2e3f4a5b",
+        smsc="smppc_telkomsel",
+    )
+    assert mo.coding == 0 and mo.priority == "0"
+    draft = interpret(mo.message, SETTINGS).outcome
+    assert isinstance(draft, ComplaintDraft) and draft.reporter.phone == "+6281200000001"
+
+
+def test_jasmin_ucs2_with_emoji() -> None:
+    mo = jasmin.decode_request(load("jasmin/mo__ucs2_emoji").body)
+    assert mo.coding == 8 and mo.message.text == "Sampah menumpuk 😡 di pasar"
+
+
+def test_jasmin_status_query_is_not_a_complaint() -> None:
+    message = jasmin.decode_request(load("jasmin/mo__cek_status").body).message
+    assert interpret(message, SETTINGS).outcome == NotAComplaint("status-query")
+
+
+def test_jasmin_coding0_as_latin1_and_other_codings() -> None:
+    assert jasmin.decode_octets("café".encode("latin-1"), 0, "latin1") == "café"
+    assert jasmin.decode_octets(b"Halo", 1) == "Halo"
+    assert jasmin.decode_octets("Jalan né".encode("latin-1"), 3) == "Jalan né"
+    assert jasmin.decode_octets("jalan 👍".encode(), 4) == "jalan 👍"
+    with pytest.raises(ParseError, match="coding 5"):
+        jasmin.decode_octets(b"x", 5)
+    with pytest.raises(ParseError):
+        jasmin.decode_octets(b"\x80\x81", 0)  # not GSM septets
+    with pytest.raises(ParseError, match="biner"):
+        jasmin.decode_octets(b"\x00\x01\x02", 4)  # binary octet data
+
+
+def test_jasmin_content_is_used_when_binary_is_absent() -> None:
+    mo = jasmin.decode_request(b"id=x1&from=62812&to=1708&content=Jalan+rusak&coding=0")
+    assert mo.message.text == "Jalan rusak"
+    with pytest.raises(ParseError, match="sender"):
+        jasmin.decode_request(b"id=x2&to=1708&content=a")
+    with pytest.raises(ParseError, match="hex"):
+        jasmin.decode_request(b"id=x3&from=62812&binary=zz")
+
+
+def test_jasmin_delivery_reports() -> None:
+    delivered = jasmin.decode_dlr(load("jasmin/dlr__delivered").body)
+    assert delivered.state is DeliveryState.DELIVERED
+    assert delivered.provider_ref == "07033084-5cfd-4812-90a4-e4d24ffb6e3d"
+    assert delivered.detail == "DELIVRD level=3 err=000"
+    accepted = jasmin.decode_dlr(load("jasmin/dlr__smsc_accepted").body)
+    assert accepted.state is DeliveryState.ACCEPTED
+    assert (
+        jasmin.decode_dlr(b"id=a&message_status=ESME_RINVNUMDESTS&level=1").state
+        is DeliveryState.REJECTED
+    )
+    assert (
+        jasmin.decode_dlr(b"id=a&message_status=UNDELIV&level=2").state is DeliveryState.UNDELIVERED
+    )
+
+
+def test_jasmin_send_answer() -> None:
+    assert jasmin.send_result(200, 'Success "07033084-5cfd"') == "07033084-5cfd"
+    with pytest.raises(ValueError, match="412"):
+        jasmin.send_result(412, 'Error "No route found"')
+
+
+def test_gsm_extension_table() -> None:
+    assert gsm.decode_unpacked(bytes([0x1B, 0x65, 0x20, 0x1B, 0x28, 0x41, 0x1B, 0x29])) == "€ {A}"
+    assert gsm.decode_unpacked(bytes([0x00, 0x01, 0x02])) == "@£$"
+
+
+# ---- SMS Gateway for Android ----------------------------------------------------------------
+
+
+def test_android_fixture_signatures_are_valid_and_checked() -> None:
+    req = load("android/sms_received__docs_example")
+    ts, sig = req.headers["X-Timestamp"], req.headers["X-Signature"]
+    now = float(ts) + 10
+    assert android.signature_valid(ANDROID_KEY, req.body, ts, sig, now)
+    assert not android.signature_valid(b"other-key", req.body, ts, sig, now)
+    assert not android.signature_valid(ANDROID_KEY, req.body + b" ", ts, sig, now)
+    assert not android.signature_valid(ANDROID_KEY, req.body, ts, sig, now + 600)  # replayed late
+    assert not android.signature_valid(ANDROID_KEY, req.body, "soon", sig, now)
+
+
+def test_android_docs_example_is_an_mo() -> None:
+    event = android.decode_event(load("android/sms_received__docs_example").body)
+    assert event.name == "sms:received" and event.event_id == "Ey6ECgOkVVFjz3CL48B8C"
+    assert event.message == SmsMessage(
+        bridge=Bridge.ANDROID,
+        sender="6505551212",
+        receiver="",
+        text="Android is always a sweet treat!",
+        message_id="Ey6ECgOkVVFjz3CL48B8C",
+        smsc="sim1",
+        time="2024-06-22T15:46:11.000+07:00",
+    )
+
+
+def test_android_region_and_nik() -> None:
+    body = load("android/sms_received__region_nik").body
+    message = decode(Bridge.ANDROID, body, SETTINGS)
+    draft = interpret(message, SETTINGS).outcome
+    assert isinstance(draft, ComplaintDraft)
+    assert draft.body == "jalan desa rusak parah, mohon diperbaiki"
+    assert draft.reporter.nik == "3201014101900001" and draft.reporter.phone == "+6281200000003"
+    assert draft.location is not None and draft.location.region_code == "32"
+
+
+def test_android_reports_name_our_reply() -> None:
+    delivered = android.decode_event(load("android/sms_delivered__reply").body).report
+    assert delivered is not None and delivered.state is DeliveryState.DELIVERED
+    assert delivered.reply_id == 1 and delivered.provider_ref == "lapor-1"
+    failed = android.decode_event(load("android/sms_failed__reply").body).report
+    assert failed is not None and failed.state is DeliveryState.UNDELIVERED
+    assert failed.detail == "sms:failed: RESULT_ERROR_GENERIC_FAILURE"
+
+
+def test_android_ping_is_known_but_unused_and_garbage_is_refused() -> None:
+    ping = android.decode_event(load("android/system_ping__docs").body)
+    assert ping.name in android.KNOWN_UNUSED and ping.message is None and ping.report is None
+    with pytest.raises(ParseError):
+        android.decode_event(b"not json")
+    with pytest.raises(ParseError):
+        decode(Bridge.ANDROID, load("android/system_ping__docs").body, SETTINGS)
+
+
+# ---- SMSSync ---------------------------------------------------------------------------------
+
+
+def test_smssync_secret_is_taken_out_and_the_rest_decoded() -> None:
+    body, secret = smssync.pop_secret(load("smssync/mo__rahasia").body)
+    assert secret == b"SMSSYNC-SECRET" and b"secret" not in body
+    message = smssync.decode_request(body)
+    assert message.sender == "+6281200000004" and message.receiver == "+6281299990000"
+    assert message.message_id == "8ee4b5a1-7c2d-4e0f-b1a3-5d6e7f8091a2"
+    draft = interpret(message, SETTINGS).outcome
+    assert isinstance(draft, ComplaintDraft) and draft.privacy.confidential
+    assert draft.body == "Pungli di kantor kelurahan"
+    doc = json.loads(smssync.answer(True, None, [{"to": "+62812", "message": "x", "uuid": "u"}]))
+    assert doc == {
+        "payload": {
+            "success": True,
+            "error": None,
+            "task": "send",
+            "messages": [{"to": "+62812", "message": "x", "uuid": "u"}],
+        }
+    }
+
+
+# ---- fragments --------------------------------------------------------------------------------
+
+
+def _set(parts: list[tuple[int, str]], total: int = 3) -> FragmentSet:
+    return FragmentSet(
+        group_key="kannel:h:7:3",
+        bridge=Bridge.KANNEL,
+        reference=7,
+        total=total,
+        parts=tuple(HeldPart(f"raw-{n}-{t}", n, t, T0) for n, t in parts),
+        meta={"sender": "+6281200000001", "receiver": "1708", "smsc": "inject"},
+    )
+
+
+def test_join_orders_parts_and_marks_gaps() -> None:
+    complete = fragments.join(_set([(3, "ga."), (1, "Jalan ru"), (2, "sak ju")]))
+    assert (
+        complete.text == "Jalan rusak juga." and complete.missing == [] and complete.title() is None
+    )
+    gap = fragments.join(_set([(1, "Jalan ru"), (3, "ga.")]))
+    assert gap.text == "Jalan ru [...] ga." and gap.missing == [2]
+    assert gap.title() == "SMS tidak lengkap: bagian 2 dari 3 tidak diterima"
+    tail = fragments.join(_set([(1, "Jalan")], total=4))
+    assert tail.text == "Jalan [...]" and tail.missing == [2, 3, 4]
+
+
+def test_join_keeps_the_first_copy_and_is_deterministic() -> None:
+    a = fragments.join(_set([(1, "A"), (1, "A again"), (2, "B"), (3, "C")]))
+    assert a.text == "ABC"
+    b = fragments.join(_set([(2, "B"), (1, "A"), (3, "C")]))
+    assert a.provider_id() != "" and fragments.read(a.body()) == a
+    assert b.provider_id() == fragments.join(_set([(1, "A"), (3, "C"), (2, "B")])).provider_id()
+
+
+def test_joined_message_is_parsed_with_its_title() -> None:
+    joined = fragments.join(_set([(1, "JABAR Jalan ru"), (3, "ga rusak.")]))
+    raw = RawInbound(Channel.SMS, joined.body(), T0, joined.provider_id(), fragments.CONTENT_TYPE)
+    draft = interpret_joined(raw, SETTINGS).outcome
+    assert isinstance(draft, ComplaintDraft)
+    assert draft.body == "Jalan ru [...] ga rusak."
+    assert draft.title == "SMS tidak lengkap: bagian 2 dari 3 tidak diterima"
+    assert draft.location is not None and draft.location.region_code == "32"
+    with pytest.raises(ParseError):
+        fragments.read(b"{}")
+
+
+def test_a_fragment_is_only_a_fragment() -> None:
+    message = SmsMessage(Bridge.KANNEL, "+62812", "1708", "Jalan", "id", Fragment(1, 3, 1))
+    assert interpret(message, SETTINGS).outcome == NotAComplaint("fragment")
+    assert set(PARSER_NAMES) == set(Bridge)
