@@ -15,14 +15,12 @@ Tables of migration 0004 (``gateway/storage/schema.py``):
 
 from __future__ import annotations
 
-import asyncio
-from collections import deque
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -38,6 +36,7 @@ from channels.sms.ports import (
     ReplyStatus,
 )
 from gateway.crypto import Keys
+from gateway.grouping import GroupCommit
 from gateway.intake import Clock, utcnow
 from gateway.storage.schema import UTCDateTime, sms_fragments, sms_replies
 
@@ -62,40 +61,18 @@ class SqlReplyOutbox:
         self._flood_window = timedelta(seconds=flood_window)
         self._clock = clock
         self._postgres = engine.dialect.name == "postgresql"
-        self._pending: deque[tuple[NewReply, asyncio.Future[ReplyDecision]]] = deque()
-        self._writer: asyncio.Task[None] | None = None
+        # Group commit, as in the intake port: writes arriving while a transaction is being
+        # written go together in the next one (SQLite has one writer; a commit is the cost).
+        self._enqueue = GroupCommit(engine, self._write, "sms-reply-writer")
+        self._sent = GroupCommit(engine, self._write_sent, "sms-reply-sent")
+        self._reports = GroupCommit(engine, self._write_reports, "sms-delivery-reports")
 
     def _insert(self) -> Any:
         return (pg_insert if self._postgres else sqlite_insert)(sms_replies)
 
     async def enqueue(self, reply: NewReply) -> ReplyDecision:
-        """Write the reply unless its MO has one; suppress it past the sender's allowance.
-
-        Group commit, as in the intake port: replies arriving while a transaction is being
-        written go together in the next one (SQLite has one writer; a commit is the cost).
-        """
-        future: asyncio.Future[ReplyDecision] = asyncio.get_running_loop().create_future()
-        self._pending.append((reply, future))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._drain(), name="sms-reply-writer")
-        return await future
-
-    async def _drain(self) -> None:
-        while self._pending:
-            batch = [self._pending.popleft() for _ in range(min(len(self._pending), 200))]
-            try:
-                async with self._engine.begin() as conn:
-                    decisions = await self._write(conn, [reply for reply, _ in batch])
-            except BaseException as exc:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                if not isinstance(exc, Exception):
-                    raise
-                continue
-            for (_, future), decision in zip(batch, decisions, strict=True):
-                if not future.done():
-                    future.set_result(decision)
+        """Write the reply unless its MO has one; suppress it past the sender's allowance."""
+        return await self._enqueue(reply)
 
     async def _write(self, conn: AsyncConnection, batch: list[NewReply]) -> list[ReplyDecision]:
         """One batch in three statements: known MOs, senders' recent counts, one insert."""
@@ -258,19 +235,29 @@ class SqlReplyOutbox:
 
     async def mark_sent(self, reply_id: int, owner: str, provider_ref: str | None) -> None:
         """The bridge took the reply."""
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                update(sms_replies)
-                .where(sms_replies.c.id == reply_id, sms_replies.c.claimed_by == owner)
-                .values(
-                    status=ReplyStatus.SENT.value,
-                    sent_at=self._clock(),
-                    provider_ref=provider_ref,
-                    claimed_by=None,
-                    claim_expires=None,
-                    last_error=None,
-                )
+        await self._sent((reply_id, owner, provider_ref))
+
+    async def _write_sent(
+        self, conn: AsyncConnection, batch: list[tuple[int, str, str | None]]
+    ) -> list[None]:
+        now = self._clock()
+        await conn.execute(
+            update(sms_replies)
+            .where(
+                sms_replies.c.id == bindparam("b_id"),
+                sms_replies.c.claimed_by == bindparam("b_owner"),
             )
+            .values(
+                status=ReplyStatus.SENT.value,
+                sent_at=now,
+                provider_ref=bindparam("b_ref"),
+                claimed_by=None,
+                claim_expires=None,
+                last_error=None,
+            ),
+            [{"b_id": rid, "b_owner": owner, "b_ref": ref} for rid, owner, ref in batch],
+        )
+        return [None] * len(batch)
 
     async def mark_failed(
         self, reply_id: int, owner: str, error: str, retry_at: datetime | None
@@ -293,32 +280,63 @@ class SqlReplyOutbox:
             )
 
     async def record_report(self, report: DeliveryReport) -> bool:
-        """Store the report; a final state is never replaced by an intermediate one."""
-        if report.reply_id is not None:
-            match = sms_replies.c.id == report.reply_id
-        elif report.provider_ref:
-            match = sms_replies.c.provider_ref == report.provider_ref
-        else:
+        """Store the report; a final state is never replaced by an intermediate one.
+
+        False when no reply matches it (our id, else the bridge's reference).
+        """
+        if report.reply_id is None and not report.provider_ref:
             return False
-        async with self._engine.begin() as conn:
-            row = (
-                await conn.execute(select(sms_replies.c.id, sms_replies.c.dlr_status).where(match))
-            ).first()
-            if row is None:
-                return False
-            final = {s.value for s in FINAL_STATES}
-            if row.dlr_status in final and report.state.value not in final:
-                return True
+        return await self._reports(report)
+
+    async def _write_reports(
+        self, conn: AsyncConnection, batch: list[DeliveryReport]
+    ) -> list[bool]:
+        """One read of the replies named, one executemany of the updates, in arrival order."""
+        ids = {r.reply_id for r in batch if r.reply_id is not None}
+        refs = {r.provider_ref for r in batch if r.reply_id is None and r.provider_ref}
+        found = await conn.execute(
+            select(sms_replies.c.id, sms_replies.c.provider_ref, sms_replies.c.dlr_status).where(
+                or_(sms_replies.c.id.in_(sorted(ids)), sms_replies.c.provider_ref.in_(sorted(refs)))
+            )
+        )
+        state: dict[int, str | None] = {}
+        by_ref: dict[str, int] = {}
+        for row in found:
+            state[row.id] = row.dlr_status
+            if row.provider_ref:
+                by_ref[row.provider_ref] = row.id
+        final = {s.value for s in FINAL_STATES}
+        now = self._clock()
+        updates: dict[int, dict[str, Any]] = {}
+        out: list[bool] = []
+        for report in batch:
+            rid = (
+                report.reply_id
+                if report.reply_id is not None
+                else by_ref.get(report.provider_ref or "")
+            )
+            if rid is None or rid not in state:
+                out.append(False)
+                continue
+            out.append(True)
+            if state[rid] in final and report.state.value not in final:
+                continue
+            state[rid] = report.state.value
+            updates[rid] = {
+                "b_id": rid,
+                "b_status": report.state.value,
+                "b_detail": report.detail[:1000] or None,
+            }
+        if updates:
             await conn.execute(
                 update(sms_replies)
-                .where(sms_replies.c.id == row.id)
+                .where(sms_replies.c.id == bindparam("b_id"))
                 .values(
-                    dlr_status=report.state.value,
-                    dlr_at=self._clock(),
-                    dlr_detail=report.detail[:1000] or None,
-                )
+                    dlr_status=bindparam("b_status"), dlr_at=now, dlr_detail=bindparam("b_detail")
+                ),
+                list(updates.values()),
             )
-        return True
+        return out
 
     async def counts(self) -> OutboxCounts:
         """Replies by status and the oldest pending one."""

@@ -1,0 +1,65 @@
+"""Group commit for small writes: calls that arrive while one transaction is being written go
+together in the next one.
+
+A commit is the expensive part of a small write (SQLite has one writer; PostgreSQL flushes its
+WAL per commit), and a burst (an SMS gateway delivering hundreds of messages and their delivery
+reports at once) would otherwise queue for the pool one transaction each. Every caller still
+hears back only after the commit that holds its item, or gets the exception that stopped it.
+The intake port has its own, richer version of the same idea (:mod:`gateway.intake`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+# Writes a batch in the given transaction; returns one result per item, in order.
+BatchWriter = Callable[[AsyncConnection, list[T]], Awaitable[list[R]]]
+
+
+class GroupCommit(Generic[T, R]):
+    """``await group(item)``: ``item`` is written with whatever else is waiting, in one commit."""
+
+    def __init__(
+        self, engine: AsyncEngine, write: BatchWriter[T, R], name: str, max_batch: int = 200
+    ) -> None:
+        self._engine = engine
+        self._write = write
+        self._name = name
+        self._max_batch = max_batch
+        self._pending: deque[tuple[T, asyncio.Future[R]]] = deque()
+        self._writer: asyncio.Task[None] | None = None
+
+    async def __call__(self, item: T) -> R:
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._drain(), name=self._name)
+        return await future
+
+    async def _drain(self) -> None:
+        # The loop ends in the same step that saw the queue empty (no await after the check),
+        # so an item queued afterwards always finds this task done and starts a new one.
+        while self._pending:
+            count = min(len(self._pending), self._max_batch)
+            batch = [self._pending.popleft() for _ in range(count)]
+            try:
+                async with self._engine.begin() as conn:
+                    results = await self._write(conn, [item for item, _ in batch])
+            except BaseException as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():  # the caller went away (its request was cancelled)
+                    future.set_result(result)

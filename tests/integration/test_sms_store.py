@@ -1,0 +1,77 @@
+"""The SMS reply outbox on both databases: writes that arrive together are committed together."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from sqlalchemy import select
+
+from channels.sms.message import Bridge, DeliveryReport, DeliveryState
+from channels.sms.ports import NewReply, ReplyStatus
+from gateway.crypto import Keys
+from gateway.settings import Settings
+from gateway.sms_store import SqlReplyOutbox
+from gateway.storage.database import create_engine
+from gateway.storage.schema import sms_replies
+
+pytestmark = pytest.mark.integration
+
+KEYS = Keys(b"i" * 32, b"d" * 32)
+
+
+def _reply(n: int) -> NewReply:
+    return NewReply(
+        raw_inbound_id=str(uuid.uuid4()),
+        bridge=Bridge.KANNEL,
+        recipient=f"+62812555{n:05d}",
+        sender_key=f"+62812555{n:05d}",
+        kind="receipt",
+        body=f"LAPOR! laporan diterima. No: ABC{n}",
+        deliver=True,
+    )
+
+
+async def test_a_burst_of_sends_and_reports_is_recorded_in_order(settings: Settings) -> None:
+    engine = create_engine(settings.database)
+    outbox = SqlReplyOutbox(engine, KEYS, flood_max_replies=0, flood_window=3600)
+    try:
+        decisions = await asyncio.gather(*(outbox.enqueue(_reply(n)) for n in range(40)))
+        assert {d.status for d in decisions} == {ReplyStatus.PENDING}
+        claimed = await outbox.claim([Bridge.KANNEL], 100, 60, "sender-1")
+        assert len(claimed) == 40
+        # Every send confirmed at the same instant: grouped, none lost.
+        await asyncio.gather(*(outbox.mark_sent(c.id, "sender-1", f"smsc-{c.id}") for c in claimed))
+        first, second = claimed[0].id, claimed[1].id
+        reports = [
+            DeliveryReport(DeliveryState.ACCEPTED, reply_id=first),
+            DeliveryReport(DeliveryState.DELIVERED, provider_ref=f"smsc-{first}"),
+            # After a final state an intermediate one changes nothing.
+            DeliveryReport(DeliveryState.BUFFERED, reply_id=first),
+            DeliveryReport(DeliveryState.UNDELIVERED, reply_id=second, detail="absent"),
+            DeliveryReport(DeliveryState.DELIVERED, reply_id=10_000_000),
+            DeliveryReport(DeliveryState.DELIVERED, provider_ref="nobody"),
+        ]
+        found = await asyncio.gather(*(outbox.record_report(r) for r in reports))
+        assert found == [True, True, True, True, False, False]
+        async with engine.connect() as conn:
+            rows = {
+                r.id: r
+                for r in await conn.execute(
+                    select(
+                        sms_replies.c.id,
+                        sms_replies.c.status,
+                        sms_replies.c.provider_ref,
+                        sms_replies.c.dlr_status,
+                        sms_replies.c.dlr_detail,
+                    )
+                )
+            }
+        assert {r.status for r in rows.values()} == {ReplyStatus.SENT.value}
+        assert all(rows[c.id].provider_ref == f"smsc-{c.id}" for c in claimed)
+        assert rows[first].dlr_status == DeliveryState.DELIVERED.value
+        assert (rows[second].dlr_status, rows[second].dlr_detail) == ("undelivered", "absent")
+        assert all(rows[c.id].dlr_status is None for c in claimed[2:])
+    finally:
+        await engine.dispose()
