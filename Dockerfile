@@ -46,6 +46,11 @@ ENV PATH=/opt/venv/bin:$PATH \
     LAPOR_CONFIG=/app/config/gateway.toml \
     LAPOR_HTTP__HOST=0.0.0.0
 
+# The letter channel reads scans with Tesseract and its Indonesian model (channels/letter/ocr.py).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-ind \
+    && rm -rf /var/lib/apt/lists/*
+
 RUN groupadd --system --gid 10001 lapor \
     && useradd --system --uid 10001 --gid lapor --home-dir /nonexistent --no-create-home \
        --shell /usr/sbin/nologin lapor

@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from channels import sms as sms_channel
 from channels import web as web_channel
+from channels.letter import desk as letter_channel
+from channels.letter.ocr import OcrPool
 from gateway.crypto import load_keys
 from gateway.filestore import FileStore
 from gateway.http import HealthDeps, add_core_routes
@@ -46,9 +48,13 @@ class Gateway:
     clock: Clock
     # The SMS channel's service, reply outbox and reply sender (migration 0004's tables).
     sms: sms_channel.SmsRuntime | None = None
+    # The letter channel's OCR worker processes (they start with the first page read).
+    ocr: OcrPool | None = None
 
     async def close(self) -> None:
-        """Release the database pool."""
+        """Stop the OCR workers, release the database pool."""
+        if self.ocr is not None:
+            await self.ocr.close()
         await self.engine.dispose()
 
 
@@ -73,7 +79,13 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
         on_commit=relay.wake if relay else None,
         dedup=settings.dedup,
     )
-    parsers = ParserRegistry((*web_channel.PARSERS, *sms_channel.parsers(sms_settings(settings))))
+    parsers = ParserRegistry(
+        (
+            *web_channel.PARSERS,
+            *sms_channel.parsers(sms_settings(settings)),
+            *letter_channel.PARSERS,
+        )
+    )
     sms_config = sms_settings(settings)
     sms = sms_channel.build(
         intake,
@@ -85,7 +97,9 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
         metrics.registry,
         clock,
     )
-    return Gateway(settings, engine, files, metrics, intake, parsers, relay, clock, sms)
+    letter = settings.letter
+    ocr = OcrPool(letter.ocr_workers, letter.ocr_language) if letter.enabled else None
+    return Gateway(settings, engine, files, metrics, intake, parsers, relay, clock, sms, ocr)
 
 
 def build_app(gateway: Gateway) -> web.Application:
@@ -112,6 +126,23 @@ def build_app(gateway: Gateway) -> web.Application:
         gateway.clock,
     )
     sms_channel.setup(app, gateway.intake, sms_settings(gateway.settings), gateway.sms)
+    if gateway.ocr is not None:  # the staff pages; the letter reader runs with the app
+        sms = gateway.sms
+        letter_channel.setup(
+            app,
+            gateway.intake,
+            gateway.files,
+            gateway.engine,
+            gateway.settings.letter,
+            gateway.ocr,
+            gateway.settings.sms.short_code,
+            gateway.clock,
+            letter_channel.sms_ack(  # receipts also by SMS when a bridge can send
+                sms.outbox if sms else None,
+                sms_settings(gateway.settings),
+                sms.sender.wake if sms and sms.sender else None,
+            ),
+        )
     return app
 
 

@@ -1,7 +1,7 @@
 """``lapor-gateway``: run, migrate and operate the gateway.
 
 Subcommands: ``serve``, ``relay``, ``migrate``, ``check-config``, ``quarantine list|show|replay``,
-``outbox status``, ``dedup show``. Every subcommand reads the same settings
+``outbox status``, ``dedup show``, ``staff create|list``. Every subcommand reads the same settings
 (``config/gateway.toml`` and ``LAPOR_...`` variables). Exit status: 0 done, 1 operational
 failure, 2 invalid settings/usage.
 """
@@ -10,17 +10,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import logging
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from channels.letter.auth import InvalidAccount, StaffStore
 from gateway import bootstrap, logs
 from gateway.errors import ConfigError, QuarantineNotFound
+from gateway.intake import utcnow
 from gateway.outbox import outbox_status
 from gateway.settings import Settings, load_settings
 from gateway.storage import migrate as migrations
+from gateway.storage.database import create_engine
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +54,14 @@ def _parser() -> argparse.ArgumentParser:
     o = sub.add_parser("outbox", help="events waiting for publication")
     osub = o.add_subparsers(dest="action", required=True)
     osub.add_parser("status", help="pending events, oldest age, per channel")
+    st = sub.add_parser("staff", help="front-desk staff accounts (letter channel)")
+    stsub = st.add_subparsers(dest="action", required=True)
+    sc = stsub.add_parser(
+        "create", help="add an account; the password is read from the terminal or stdin"
+    )
+    sc.add_argument("--username", required=True)
+    sc.add_argument("--role", required=True, choices=["clerk", "supervisor"])
+    stsub.add_parser("list", help="every account with its role and state")
     return root
 
 
@@ -70,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "quarantine": _quarantine,
         "outbox": _outbox,
         "dedup": _dedup,
+        "staff": _staff,
     }
     try:
         return asyncio.run(commands[args.command](settings, args))
@@ -183,6 +198,51 @@ async def _outbox(settings: Settings, _args: argparse.Namespace) -> int:
     finally:
         await gateway.close()
     return 0
+
+
+def _read_password() -> str | None:
+    """The new password: asked twice on a terminal, else the first line of stdin."""
+    if sys.stdin.isatty():
+        first = getpass.getpass("password: ")
+        if first != getpass.getpass("password again: "):
+            print("lapor-gateway: the two passwords differ", file=sys.stderr)
+            return None
+        return first
+    line = sys.stdin.readline()
+    return line[:-1] if line.endswith("\n") else line
+
+
+async def _staff(settings: Settings, args: argparse.Namespace) -> int:
+    engine = create_engine(settings.database)
+    store = StaffStore(engine, settings.letter)
+    try:
+        if args.action == "list":
+            now = utcnow()
+            for a in await store.accounts():
+                locked = a.locked_until is not None and a.locked_until > now
+                state = "disabled" if a.disabled else "locked" if locked else "active"
+                last = f"{a.last_login_at:%Y-%m-%d %H:%M}" if a.last_login_at else "-"
+                print(f"{a.username:<24} {a.role.value:<11} {state:<9} last login {last}")
+            return 0
+        password = _read_password()
+        if password is None:
+            return 2
+        try:
+            staff = await store.create_account(args.username, args.role, password)
+        except InvalidAccount as exc:
+            print(f"lapor-gateway: {exc.message[1]}", file=sys.stderr)
+            return 2
+        print(f"created {staff.role.value} {staff.username}")
+        return 0
+    except SQLAlchemyError as exc:
+        print(
+            f"lapor-gateway: database: {type(exc).__name__} (is it migrated? "
+            "run `lapor-gateway migrate`)",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        await engine.dispose()
 
 
 if __name__ == "__main__":

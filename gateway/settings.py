@@ -210,6 +210,39 @@ class SmsSettingsSection(_Section):
         return value
 
 
+class LetterSettings(_Section):
+    # The staff pages under /staff/ and the background reader of uploaded letters.
+    enabled: bool = True
+    # OCR of uploaded letters: worker processes, Tesseract language(s), lease of a letter being
+    # read (another replica reads it again when the reader died), how often the reader looks for
+    # letters left unread.
+    ocr_workers: int = Field(2, ge=1, le=64)
+    ocr_language: str = Field("ind", pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$")
+    reading_lease: float = Field(300.0, gt=0)
+    reader_poll_interval: float = Field(5.0, gt=0)
+    # Upload limits: files per upload (a batch from the complaint box) and bytes per file.
+    max_files: int = Field(50, ge=1, le=1000)
+    max_file_size: int = Field(25 * 1024 * 1024, gt=0)
+    # Staff sessions (random tokens kept in the database): absolute and idle lifetime, seconds.
+    session_max_age: float = Field(10 * 3600.0, gt=0)
+    session_idle_timeout: float = Field(3600.0, gt=0)
+    cookie_secure: bool = False
+    # Lockout: this many wrong passwords in a row lock the account for lockout_minutes.
+    lockout_threshold: int = Field(5, ge=1, le=100)
+    lockout_minutes: float = Field(15.0, gt=0)
+    min_password_length: int = Field(10, ge=8, le=128)
+    # Public address of the gateway's citizen pages, for the receipt's QR code (/cek?id=...).
+    public_base_url: str = "http://127.0.0.1:8080"
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+            raise ValueError("must be an http:// or https:// URL without a query")
+        return value.rstrip("/")
+
+
 class Settings(_Section):
     http: HttpSettings = HttpSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -221,6 +254,7 @@ class Settings(_Section):
     logging: LoggingSettings = LoggingSettings()
     web: WebSettings = WebSettings()
     sms: SmsSettingsSection = SmsSettingsSection()
+    letter: LetterSettings = LetterSettings()
 
     def masked(self) -> dict[str, Any]:
         """The effective settings as plain data with every secret masked."""

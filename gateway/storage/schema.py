@@ -316,3 +316,67 @@ sms_fragments = Table(
         sqlite_where=text("closed_at IS NULL"),
     ),
 )
+
+# ---- letter channel: front-desk staff and letter drafts (migration 0005) --------------------
+
+# Front-desk accounts. Passwords are argon2id hashes (argon2-cffi); ``failed_logins`` counts
+# wrong passwords since the last success and ``locked_until`` holds the lockout they caused.
+staff_accounts = Table(
+    "staff_accounts",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),  # clerk | supervisor
+    Column("password_hash", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("disabled_at", UTCDateTime(), nullable=True),
+    Column("failed_logins", Integer, nullable=False, server_default=text("0")),
+    Column("locked_until", UTCDateTime(), nullable=True),
+    Column("last_login_at", UTCDateTime(), nullable=True),
+)
+
+# Server-side sessions: the browser holds a random token, the table only its SHA-256. A row
+# without ``staff_id`` is the pre-login session that carries the login form's CSRF token.
+staff_sessions = Table(
+    "staff_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("staff_id", String(36), ForeignKey("staff_accounts.id"), nullable=True, index=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("last_seen_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False, index=True),
+)
+
+# One scanned letter between upload and confirmation. ``files`` are the scans as received (file
+# store references); ``pages`` the OCR result per page (image, text, confidence); ``fields`` the
+# extracted fields, ``reviewed`` the values the clerk saved. ``claimed_by``/``claim_expires``
+# are the lease of the replica reading it, so a letter whose reader died is read again.
+letter_drafts = Table(
+    "letter_drafts",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("batch_id", String(36), nullable=False, index=True),
+    Column("status", String(16), nullable=False),  # reading | ready | failed | confirmed
+    Column("files", JSON, nullable=False),
+    Column("pages_total", Integer, nullable=True),
+    Column("pages_done", Integer, nullable=False, server_default=text("0")),
+    Column("pages", JSON, nullable=False),
+    Column("fields", JSON, nullable=True),
+    Column("reviewed", JSON, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("claimed_by", String(64), nullable=True),
+    Column("claim_expires", UTCDateTime(), nullable=True),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("created_by", String(36), ForeignKey("staff_accounts.id"), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_by", String(36), nullable=True),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("confirmed_by", String(36), nullable=True),
+    Column("confirmed_at", UTCDateTime(), nullable=True),
+    Column("tracking_id", String(12), nullable=True),
+    Column("receipt_status", String(16), nullable=True),  # accepted | duplicate | quarantined
+    Column("acks", JSON, nullable=True),  # where else the receipt went (masked), e.g. SMS
+    Index("ix_letter_drafts_status_created_at", "status", "created_at"),
+    Index("ix_letter_drafts_created_by_created_at", "created_by", "created_at"),
+)

@@ -1,0 +1,386 @@
+"""Letter drafts: a scanned letter between upload and confirmation, kept in the database.
+
+A draft is created per letter at upload (status ``reading``), read in the background by any
+replica (:mod:`channels.letter.reading` takes a lease on it: ``claimed_by``/``claim_expires``,
+renewed after each page, so a letter whose reader died is read again), then waits as ``ready``
+for the clerk, who may save the fields any number of times (the draft survives a closed browser)
+and confirms it once: ``confirmed`` with the tracking ID. A letter that could not be read is
+``failed`` with the reason; the clerk may read it again.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, or_, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from channels.letter.parse import Scan
+from gateway.intake import Clock, utcnow
+from gateway.storage.schema import letter_drafts, staff_accounts
+
+MAX_ATTEMPTS = 3  # a letter whose reading crashed the reader this often is marked failed
+
+
+class DraftStatus(enum.StrEnum):
+    """Where a letter is."""
+
+    READING = "reading"
+    READY = "ready"
+    FAILED = "failed"
+    CONFIRMED = "confirmed"
+
+
+@dataclass(frozen=True, slots=True)
+class PageInfo:
+    """One page as read: its image (PNG in the file store), text and confidence (0-100)."""
+
+    number: int
+    image_sha256: str
+    confidence: float
+    source: str  # "ocr" | "text-layer"
+    text: str
+    file_index: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        """As stored in the ``pages`` column."""
+        return {
+            "number": self.number,
+            "image_sha256": self.image_sha256,
+            "confidence": self.confidence,
+            "source": self.source,
+            "text": self.text,
+            "file_index": self.file_index,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PageInfo:
+        """Read back from the ``pages`` column."""
+        return cls(
+            number=int(data["number"]),
+            image_sha256=str(data["image_sha256"]),
+            confidence=float(data["confidence"]),
+            source=str(data["source"]),
+            text=str(data.get("text", "")),
+            file_index=int(data.get("file_index", 0)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FieldInfo:
+    """One extracted field: value, confidence 0..1 and a note (e.g. the NIK's region)."""
+
+    value: str | None
+    confidence: float
+    note: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """As stored in the ``fields`` column."""
+        return {"value": self.value, "confidence": self.confidence, "note": self.note}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> FieldInfo:
+        """Read back from the ``fields`` column."""
+        value = data.get("value")
+        note = data.get("note")
+        return cls(
+            value=None if value is None else str(value),
+            confidence=float(data.get("confidence", 0.0)),
+            note=None if note is None else str(note),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """One letter draft as the pages show it."""
+
+    id: str
+    batch_id: str
+    status: DraftStatus
+    files: tuple[Scan, ...]
+    pages_total: int | None
+    pages_done: int
+    pages: tuple[PageInfo, ...]
+    fields: Mapping[str, FieldInfo]
+    values: Mapping[str, str]
+    error: str | None
+    created_by: str
+    created_by_name: str
+    created_at: datetime
+    updated_at: datetime
+    confirmed_at: datetime | None = None
+    tracking_id: str | None = None
+    confirmed_by: str | None = None
+    confirmed_by_name: str | None = None
+    receipt_status: str | None = None
+    acks: tuple[str, ...] = ()
+    attempts: int = 0
+
+    @property
+    def label(self) -> str:
+        """A short name for lists: the first file's name, or the draft id."""
+        names = [f.filename for f in self.files if f.filename]
+        if not names:
+            return self.id[:8]
+        return names[0] if len(names) == 1 else f"{names[0]} (+{len(names) - 1})"
+
+
+def _draft(row: Row[Any]) -> Draft:
+    fields = row.fields or {}
+    return Draft(
+        id=row.id,
+        batch_id=row.batch_id,
+        status=DraftStatus(row.status),
+        files=tuple(Scan.from_json(f) for f in row.files),
+        pages_total=row.pages_total,
+        pages_done=row.pages_done,
+        pages=tuple(PageInfo.from_json(p) for p in row.pages),
+        fields={k: FieldInfo.from_json(v) for k, v in fields.items()},
+        values=dict(row.reviewed or {}),
+        error=row.error,
+        created_by=row.created_by,
+        created_by_name=row.username,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        confirmed_at=row.confirmed_at,
+        tracking_id=row.tracking_id,
+        confirmed_by=row.confirmed_by,
+        confirmed_by_name=row.confirmer,
+        receipt_status=row.receipt_status,
+        acks=tuple(row.acks or ()),
+        attempts=row.attempts,
+    )
+
+
+_confirmer = staff_accounts.alias("confirmer")
+
+
+def _select() -> Select[Any]:
+    return (
+        select(letter_drafts, staff_accounts.c.username, _confirmer.c.username.label("confirmer"))
+        .join(staff_accounts, staff_accounts.c.id == letter_drafts.c.created_by)
+        .outerjoin(_confirmer, _confirmer.c.id == letter_drafts.c.confirmed_by)
+    )
+
+
+class DraftStore:
+    """Letter drafts in the database."""
+
+    def __init__(self, engine: AsyncEngine, clock: Clock = utcnow) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    async def create_batch(self, letters: Sequence[Sequence[Scan]], staff_id: str) -> str:
+        """One draft per letter (each a list of its files, in page order); the batch id."""
+        batch_id = str(uuid.uuid4())
+        now = self._clock()
+        rows = [
+            {
+                "id": str(uuid.uuid4()),
+                "batch_id": batch_id,
+                "status": DraftStatus.READING.value,
+                "files": [s.as_json() for s in scans],
+                "pages_total": None,
+                "pages_done": 0,
+                "pages": [],
+                "fields": None,
+                "reviewed": None,
+                "created_by": staff_id,
+                # A tiny offset keeps the upload order when listing by time.
+                "created_at": now + timedelta(microseconds=i),
+                "updated_at": now,
+                "attempts": 0,
+            }
+            for i, scans in enumerate(letters)
+        ]
+        async with self._engine.begin() as conn:
+            await conn.execute(letter_drafts.insert(), rows)
+        return batch_id
+
+    async def get(self, draft_id: str) -> Draft | None:
+        """One draft, or None."""
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(_select().where(letter_drafts.c.id == draft_id))).first()
+        return None if row is None else _draft(row)
+
+    async def batch(self, batch_id: str) -> list[Draft]:
+        """The drafts of one upload, in upload order."""
+        query = _select().where(letter_drafts.c.batch_id == batch_id)
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(query.order_by(letter_drafts.c.created_at))
+            return [_draft(r) for r in rows]
+
+    async def recent(self, created_by: str | None, limit: int = 100) -> list[Draft]:
+        """The newest drafts, of one clerk or (None) of everybody."""
+        query = _select().order_by(letter_drafts.c.created_at.desc()).limit(limit)
+        if created_by is not None:
+            query = query.where(letter_drafts.c.created_by == created_by)
+        async with self._engine.connect() as conn:
+            return [_draft(r) for r in await conn.execute(query)]
+
+    # ---- the reader's side ----------------------------------------------------------------
+
+    async def claim(self, reader: str, lease: float) -> Draft | None:
+        """Take the oldest letter nobody is reading (or whose reader's lease ran out)."""
+        now = self._clock()
+        free = or_(letter_drafts.c.claim_expires.is_(None), letter_drafts.c.claim_expires < now)
+        async with self._engine.connect() as conn:
+            ids = (
+                await conn.execute(
+                    select(letter_drafts.c.id)
+                    .where(letter_drafts.c.status == DraftStatus.READING.value, free)
+                    .order_by(letter_drafts.c.created_at)
+                    .limit(8)
+                )
+            ).scalars().all()
+        for draft_id in ids:
+            # Conditional update: of two replicas racing for the same letter, one changes the row.
+            async with self._engine.begin() as conn:
+                result = await conn.execute(
+                    update(letter_drafts)
+                    .where(
+                        letter_drafts.c.id == draft_id,
+                        letter_drafts.c.status == DraftStatus.READING.value,
+                        free,
+                    )
+                    .values(
+                        claimed_by=reader,
+                        claim_expires=now + timedelta(seconds=lease),
+                        attempts=letter_drafts.c.attempts + 1,
+                        pages_done=0,
+                    )
+                )
+            if result.rowcount == 1:
+                return await self.get(draft_id)
+        return None
+
+    async def progress(
+        self, draft_id: str, reader: str, done: int, total: int | None, lease: float
+    ) -> bool:
+        """Record pages read so far and renew the lease; False when the lease was lost."""
+        values: dict[str, Any] = {
+            "pages_done": done,
+            "claim_expires": self._clock() + timedelta(seconds=lease),
+        }
+        if total is not None:
+            values["pages_total"] = total
+        return await self._reader_update(draft_id, reader, **values)
+
+    async def finish(
+        self,
+        draft_id: str,
+        reader: str,
+        pages: Sequence[PageInfo],
+        fields: Mapping[str, FieldInfo],
+        values: Mapping[str, str],
+    ) -> bool:
+        """Store what was read; the letter is ready for review."""
+        return await self._reader_update(
+            draft_id,
+            reader,
+            status=DraftStatus.READY.value,
+            pages=[p.as_json() for p in pages],
+            pages_total=len(pages),
+            pages_done=len(pages),
+            fields={k: f.as_json() for k, f in fields.items()},
+            reviewed=dict(values),
+            error=None,
+            claimed_by=None,
+            claim_expires=None,
+            updated_at=self._clock(),
+        )
+
+    async def fail(self, draft_id: str, reader: str | None, error: str) -> bool:
+        """The letter could not be read; the clerk sees ``error`` and may try again."""
+        return await self._reader_update(
+            draft_id,
+            reader,
+            status=DraftStatus.FAILED.value,
+            error=error[:2000],
+            claimed_by=None,
+            claim_expires=None,
+            updated_at=self._clock(),
+        )
+
+    async def _reader_update(self, draft_id: str, reader: str | None, **values: Any) -> bool:
+        query = update(letter_drafts).where(
+            letter_drafts.c.id == draft_id,
+            letter_drafts.c.status == DraftStatus.READING.value,
+        )
+        if reader is not None:
+            query = query.where(letter_drafts.c.claimed_by == reader)
+        async with self._engine.begin() as conn:
+            result = await conn.execute(query.values(**values))
+        return bool(result.rowcount)
+
+    # ---- the clerk's side -----------------------------------------------------------------
+
+    async def read_again(self, draft_id: str, staff_id: str) -> bool:
+        """Put a failed letter back in the reading queue."""
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(letter_drafts)
+                .where(
+                    letter_drafts.c.id == draft_id,
+                    letter_drafts.c.status == DraftStatus.FAILED.value,
+                )
+                .values(
+                    status=DraftStatus.READING.value,
+                    error=None,
+                    attempts=0,
+                    pages_done=0,
+                    claimed_by=None,
+                    claim_expires=None,
+                    updated_by=staff_id,
+                    updated_at=self._clock(),
+                )
+            )
+        return bool(result.rowcount)
+
+    async def save(self, draft_id: str, staff_id: str, values: Mapping[str, str]) -> bool:
+        """Keep the clerk's values (only while the letter is ready, not after confirmation)."""
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(letter_drafts)
+                .where(
+                    letter_drafts.c.id == draft_id,
+                    letter_drafts.c.status == DraftStatus.READY.value,
+                )
+                .values(reviewed=dict(values), updated_by=staff_id, updated_at=self._clock())
+            )
+        return bool(result.rowcount)
+
+    async def confirmed(
+        self,
+        draft_id: str,
+        staff_id: str,
+        tracking_id: str,
+        receipt_status: str,
+        acks: Sequence[str] = (),
+    ) -> None:
+        """Record the confirmation (after the intake port committed the complaint)."""
+        now = self._clock()
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(letter_drafts)
+                .where(
+                    letter_drafts.c.id == draft_id,
+                    letter_drafts.c.status != DraftStatus.CONFIRMED.value,
+                )
+                .values(
+                    status=DraftStatus.CONFIRMED.value,
+                    confirmed_by=staff_id,
+                    confirmed_at=now,
+                    tracking_id=tracking_id,
+                    receipt_status=receipt_status,
+                    acks=list(acks),
+                    updated_by=staff_id,
+                    updated_at=now,
+                )
+            )

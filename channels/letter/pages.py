@@ -1,0 +1,595 @@
+"""Server-rendered HTML of the front-desk pages (login, letters, upload progress, review,
+accounts). Pure.
+
+Plain HTML forms that work without JavaScript; ``/staff/static/staff.js`` only adds a print
+button and a smoother progress display. Indonesian by default, English with ``?lang=en`` (kept in
+a cookie). Every value shown is escaped; every form carries the session's CSRF token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from html import escape
+from typing import Literal
+
+from channels.letter.auth import Account, Role, Staff
+from channels.letter.drafts import Draft, DraftStatus, FieldInfo
+from channels.letter.parse import CHOICE_FIELDS, LIMITS, TEXT_FIELDS
+from channels.letter.upload import ACCEPT, FILE_FIELD
+from gateway import tracking
+
+Lang = Literal["id", "en"]
+Message = tuple[str, str]
+PREFIX = "/staff"
+
+T: Mapping[str, tuple[str, str]] = {
+    "site": ("LAPOR! Loket Surat", "LAPOR! Letter desk"),
+    "switch": ("English", "Bahasa Indonesia"),
+    "nav_letters": ("Surat", "Letters"),
+    "nav_accounts": ("Akun petugas", "Staff accounts"),
+    "logout": ("Keluar", "Log out"),
+    "role_clerk": ("petugas", "clerk"),
+    "role_supervisor": ("supervisor", "supervisor"),
+    "login_title": ("Masuk petugas", "Staff login"),
+    "username": ("Nama pengguna", "Username"),
+    "password": ("Kata sandi", "Password"),
+    "password2": ("Ulangi kata sandi", "Repeat the password"),
+    "login": ("Masuk", "Log in"),
+    "upload_title": ("Unggah surat", "Upload letters"),
+    "upload_help": (
+        "PDF, JPEG, PNG atau TIFF. Beberapa berkas sekaligus = beberapa surat (isi kotak "
+        "pengaduan); satu berkas berisi semua halaman satu surat.",
+        "PDF, JPEG, PNG or TIFF. Several files at once are several letters (a complaint box); "
+        "one file holds all pages of one letter.",
+    ),
+    "files": ("Berkas pindaian", "Scanned files"),
+    "one_letter": (
+        "Semua berkas ini adalah halaman dari SATU surat (urut sesuai pilihan)",
+        "All these files are pages of ONE letter (in the order chosen)",
+    ),
+    "upload": ("Unggah dan baca", "Upload and read"),
+    "letters_title": ("Surat terbaru", "Recent letters"),
+    "all_letters": ("Surat semua petugas", "Every clerk's letters"),
+    "no_letters": ("Belum ada surat.", "No letters yet."),
+    "col_file": ("Berkas", "File"),
+    "col_status": ("Status", "Status"),
+    "col_by": ("Diunggah oleh", "Uploaded by"),
+    "col_when": ("Waktu", "When"),
+    "col_tid": ("Nomor pelacakan", "Tracking ID"),
+    "st_reading": ("Sedang dibaca", "Being read"),
+    "st_ready": ("Siap diperiksa", "Ready for review"),
+    "st_failed": ("Gagal dibaca", "Could not be read"),
+    "st_confirmed": ("Terkirim", "Sent"),
+    "progress": ("Halaman {done} dari {total} dibaca", "Page {done} of {total} read"),
+    "progress_wait": ("Menunggu giliran dibaca", "Waiting to be read"),
+    "batch_title": ("Membaca surat", "Reading letters"),
+    "batch_help": (
+        "Halaman ini diperbarui sendiri. Surat yang selesai dibaca dapat langsung diperiksa.",
+        "This page updates itself. Letters that are read can be reviewed at once.",
+    ),
+    "review": ("Periksa", "Review"),
+    "receipt": ("Tanda terima", "Receipt"),
+    "read_again": ("Baca ulang", "Read again"),
+    "review_title": ("Periksa surat", "Review the letter"),
+    "review_help": (
+        "Bandingkan setiap isian dengan pindaian dan perbaiki bila perlu. Isian berlatar kuning "
+        "kurang yakin terbaca. Laporan baru dikirim setelah Anda menekan Konfirmasi.",
+        "Compare every field with the scan and correct it where needed. Fields on yellow were "
+        "read with low confidence. The complaint is sent only when you press Confirm.",
+    ),
+    "page": ("Halaman {n}", "Page {n}"),
+    "page_conf": ("keyakinan OCR {c}%", "OCR confidence {c}%"),
+    "page_text_layer": ("teks dari PDF", "text from the PDF"),
+    "confidence": ("keyakinan {c}%", "confidence {c}%"),
+    "low": ("Kurang yakin: periksa dengan pindaian.", "Low confidence: check against the scan."),
+    "nik_region": ("Wilayah NIK", "NIK region"),
+    "sender_name": ("Nama pengirim", "Sender's name"),
+    "nik": ("NIK (16 angka)", "NIK (16 digits)"),
+    "address": ("Alamat pengirim", "Sender's address"),
+    "phone": ("Nomor HP/telepon", "Phone number"),
+    "email": ("E-mail", "E-mail"),
+    "letter_date": ("Tanggal surat", "Date of the letter"),
+    "letter_place": ("Tempat surat ditulis", "Place the letter was written"),
+    "addressee": ("Ditujukan kepada (instansi)", "Addressed to (agency)"),
+    "subject": ("Perihal (judul laporan)", "Subject (title of the report)"),
+    "body": ("Isi surat (isi laporan)", "Body of the letter (the report)"),
+    "kind": ("Klasifikasi", "Classification"),
+    "pengaduan": ("Pengaduan", "Complaint"),
+    "aspirasi": ("Aspirasi", "Aspiration"),
+    "informasi": ("Permintaan informasi", "Request for information"),
+    "anonymous": ("Anonim: nama pengirim tidak ditampilkan kepada instansi",
+                  "Anonymous: the agency does not see the sender's name"),
+    "confidential": ("Rahasia: isi laporan tidak dipublikasikan",
+                     "Confidential: the report is never published"),
+    "save": ("Simpan draf", "Save draft"),
+    "confirm": ("Konfirmasi dan kirim", "Confirm and send"),
+    "saved": ("Draf disimpan.", "Draft saved."),
+    "errors": ("Periksa kembali isian yang ditandai.", "Please check the marked fields."),
+    "reading_note": ("Surat ini masih dibaca.", "This letter is still being read."),
+    "failed_note": ("Surat ini tidak dapat dibaca: {e}", "This letter could not be read: {e}"),
+    "original": ("Berkas asli", "Original file"),
+    "uploaded_by": ("Diunggah oleh {u}, {t}", "Uploaded by {u}, {t}"),
+    "accounts_title": ("Akun petugas", "Staff accounts"),
+    "new_account": ("Akun baru", "New account"),
+    "role": ("Peran", "Role"),
+    "create": ("Buat akun", "Create account"),
+    "col_role": ("Peran", "Role"),
+    "col_state": ("Keadaan", "State"),
+    "col_last": ("Terakhir masuk", "Last login"),
+    "active": ("aktif", "active"),
+    "disabled": ("nonaktif", "disabled"),
+    "locked": ("terkunci sampai {t}", "locked until {t}"),
+    "unlock": ("Buka kunci", "Unlock"),
+    "disable": ("Nonaktifkan", "Disable"),
+    "enable": ("Aktifkan", "Enable"),
+    "created": ("Akun {u} dibuat.", "Account {u} created."),
+    "done": ("Selesai.", "Done."),
+    "mismatch": ("Kedua kata sandi tidak sama.", "The two passwords differ."),
+    "forbidden": ("Halaman ini hanya untuk supervisor.", "This page is for supervisors only."),
+    "not_yours": ("Surat ini diunggah petugas lain.", "Another clerk uploaded this letter."),
+    "not_found": ("Tidak ditemukan.", "Not found."),
+    "expired": ("Formulir kedaluwarsa atau tidak sah. Silakan ulangi.",
+                "The form expired or is not valid. Please try again."),
+    "unavailable": ("Layanan sedang sibuk. Coba lagi beberapa saat lagi.",
+                    "The service is busy. Please try again in a moment."),
+    "back": ("Kembali ke daftar surat", "Back to the letters"),
+    "print": ("Cetak", "Print"),
+}
+
+CSS = """
+*{box-sizing:border-box}body{margin:0;font:15px/1.45 system-ui,sans-serif;color:#1a1a1a;
+background:#f4f5f7}header{background:#0d47a1;color:#fff;padding:.6rem 1rem;display:flex;
+gap:1rem;flex-wrap:wrap;align-items:center}header a{color:#fff}header .who{margin-left:auto}
+header form{display:inline;margin:0}header button{background:transparent;border:1px solid #fff;
+color:#fff;padding:.2rem .6rem;width:auto;margin:0;font-size:.9rem}
+main{max-width:72rem;margin:0 auto;padding:1rem}h1{font-size:1.35rem}
+label{display:block;font-weight:600;margin:.8rem 0 .2rem}
+input[type=text],input[type=password],input[type=email],input[type=tel],input[type=date],
+select,textarea{width:100%;padding:.5rem;font:inherit;font-size:1rem;border:1px solid #888;
+border-radius:4px;background:#fff}textarea{min-height:6rem}textarea#body{min-height:18rem}
+button{padding:.6rem 1rem;font-size:1rem;background:#0d47a1;color:#fff;border:0;
+border-radius:4px;cursor:pointer}button.secondary{background:#fff;color:#0d47a1;
+border:1px solid #0d47a1}.actions{display:flex;gap:.8rem;margin-top:1rem;flex-wrap:wrap}
+.alert{background:#fdecea;border-left:4px solid #b00020;padding:.6rem .8rem}
+.ok{background:#e8f5e9;border-left:4px solid #2e7d32;padding:.6rem .8rem}
+.err{color:#b00020;font-size:.9rem;margin:.2rem 0}.invalid{border-color:#b00020!important}
+.note{color:#555;font-size:.85rem;margin:.15rem 0}.field.low input,.field.low textarea{
+background:#fff8c4;border-color:#c79100}.field.low .note.lowconf{color:#8a6100;font-weight:600}
+table{border-collapse:collapse;width:100%;background:#fff}td,th{border-bottom:1px solid #ddd;
+padding:.45rem;text-align:left;vertical-align:top}progress{width:12rem}
+.box{background:#fff;border:1px solid #ddd;border-radius:6px;padding:1rem;margin:1rem 0}
+.review{display:grid;grid-template-columns:1fr;gap:1rem}
+.scans{max-height:none}.scans figure{margin:0 0 1rem;background:#fff;border:1px solid #ccc;
+padding:.4rem}.scans img{width:100%;height:auto;display:block}
+figcaption{font-size:.85rem;color:#444}.check label{display:inline;font-weight:400}
+.st-reading{color:#0d47a1}.st-ready{color:#2e7d32;font-weight:600}.st-failed{color:#b00020}
+@media (min-width:60rem){.review{grid-template-columns:minmax(0,1fr) minmax(0,1fr)}
+.scans{position:sticky;top:0;max-height:100vh;overflow:auto}}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What every staff page needs: language, who is logged in, the CSRF token, the path."""
+
+    lang: Lang
+    staff: Staff | None
+    csrf: str
+    path: str
+
+
+def t(key: str, lang: Lang, **fmt: object) -> str:
+    """The text ``key`` in ``lang``."""
+    text = T[key][0 if lang == "id" else 1]
+    return text.format(**fmt) if fmt else text
+
+
+def msg(message: Message, lang: Lang) -> str:
+    """One (Indonesian, English) message in ``lang``."""
+    return message[0] if lang == "id" else message[1]
+
+
+def when(moment: datetime | None) -> str:
+    """A timestamp as staff read it (UTC, to the minute)."""
+    return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def csrf_input(ctx: Context) -> str:
+    """The hidden CSRF field of every form."""
+    return f'<input type="hidden" name="csrf" value="{escape(ctx.csrf)}">'
+
+
+def page(
+    ctx: Context, title: str, body: str, *, head: str = "", body_class: str = ""
+) -> str:
+    """A whole HTML document around ``body``."""
+    lang = ctx.lang
+    other = "en" if lang == "id" else "id"
+    nav = ""
+    if ctx.staff is not None:
+        accounts = (
+            f'<a href="{PREFIX}/accounts">{t("nav_accounts", lang)}</a>'
+            if ctx.staff.is_supervisor
+            else ""
+        )
+        role = t(f"role_{ctx.staff.role.value}", lang)
+        nav = (
+            f'<a href="{PREFIX}/">{t("nav_letters", lang)}</a>{accounts}'
+            f'<span class="who" id="who">{escape(ctx.staff.username)} ({role})</span>'
+            f'<form method="post" action="{PREFIX}/logout">{csrf_input(ctx)}'
+            f'<button type="submit" id="logout">{t("logout", lang)}</button></form>'
+        )
+    cls = f' class="{body_class}"' if body_class else ""
+    return (
+        f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        '<meta name="robots" content="noindex,nofollow">'
+        f"<title>{escape(title)} · {t('site', lang)}</title><style>{CSS}</style>{head}"
+        f'<script src="{PREFIX}/static/staff.js" defer></script></head><body{cls}>'
+        f'<header><strong>{t("site", lang)}</strong>{nav}'
+        f'<a href="{escape(ctx.path)}?lang={other}" hreflang="{other}" id="lang-switch">'
+        f'{t("switch", lang)}</a></header><main>{body}</main></body></html>'
+    )
+
+
+def alert_box(text: str | None, ok: bool = False) -> str:
+    """A message above a form."""
+    if not text:
+        return ""
+    role = "status" if ok else "alert"
+    return f'<p class="{"ok" if ok else "alert"}" role="{role}">{escape(text)}</p>'
+
+
+# ---- login ------------------------------------------------------------------------------------
+
+
+def login_page(ctx: Context, username: str = "", alert: str | None = None, nxt: str = "") -> str:
+    """The login form."""
+    lang = ctx.lang
+    body = (
+        f'<h1>{t("login_title", lang)}</h1>{alert_box(alert)}'
+        f'<form method="post" action="{PREFIX}/login" class="box" style="max-width:24rem">'
+        f"{csrf_input(ctx)}"
+        f'<input type="hidden" name="next" value="{escape(nxt)}">'
+        f'<label for="username">{t("username", lang)}</label>'
+        f'<input type="text" id="username" name="username" value="{escape(username)}" '
+        'autocomplete="username" autocapitalize="none" required>'
+        f'<label for="password">{t("password", lang)}</label>'
+        '<input type="password" id="password" name="password" autocomplete="current-password" '
+        f'required><div class="actions"><button type="submit">{t("login", lang)}</button></div>'
+        "</form>"
+    )
+    return page(ctx, t("login_title", lang), body)
+
+
+# ---- letters ----------------------------------------------------------------------------------
+
+
+def status_text(draft: Draft, lang: Lang) -> str:
+    """The status of a draft in words (with the page progress while reading)."""
+    if draft.status is DraftStatus.READING:
+        if draft.pages_total:
+            return t("progress", lang, done=draft.pages_done, total=draft.pages_total)
+        return t("progress_wait", lang)
+    return t(f"st_{draft.status.value}", lang)
+
+
+def _progress(draft: Draft) -> str:
+    if draft.status is not DraftStatus.READING:
+        return ""
+    total = draft.pages_total or 0
+    value = f' value="{draft.pages_done}"' if total else ""
+    return f' <progress max="{max(total, 1)}"{value}></progress>'
+
+
+def _action(ctx: Context, draft: Draft) -> str:
+    lang = ctx.lang
+    if draft.status is DraftStatus.READY:
+        return f'<a href="{PREFIX}/letters/{draft.id}" class="review-link">{t("review", lang)}</a>'
+    if draft.status is DraftStatus.CONFIRMED:
+        return f'<a href="{PREFIX}/letters/{draft.id}/receipt">{t("receipt", lang)}</a>'
+    if draft.status is DraftStatus.FAILED:
+        return (
+            f'<form method="post" action="{PREFIX}/letters/{draft.id}/read-again">'
+            f'{csrf_input(ctx)}<button type="submit" class="secondary">'
+            f'{t("read_again", lang)}</button></form>'
+        )
+    return ""
+
+
+def _row(ctx: Context, draft: Draft, show_by: bool) -> str:
+    status = draft.status.value
+    tid = tracking.display(draft.tracking_id) if draft.tracking_id else ""
+    error = (
+        f'<p class="err">{escape(draft.error)}</p>'
+        if draft.status is DraftStatus.FAILED and draft.error
+        else ""
+    )
+    by = f"<td>{escape(draft.created_by_name)}</td>" if show_by else ""
+    return (
+        f'<tr id="d-{draft.id}" data-draft="{draft.id}"><td>{escape(draft.label)}</td>'
+        f'<td><span class="st st-{status}" data-status="{status}">'
+        f"{escape(status_text(draft, ctx.lang))}</span>{_progress(draft)}{error}</td>{by}"
+        f"<td>{when(draft.created_at)}</td><td>{escape(tid)}</td>"
+        f"<td>{_action(ctx, draft)}</td></tr>"
+    )
+
+
+def drafts_table(ctx: Context, drafts: Sequence[Draft], show_by: bool) -> str:
+    """The table of letters with their status, progress and next step."""
+    lang = ctx.lang
+    if not drafts:
+        return f'<p id="no-letters">{t("no_letters", lang)}</p>'
+    by = f'<th>{t("col_by", lang)}</th>' if show_by else ""
+    return (
+        f'<table id="letters"><thead><tr><th>{t("col_file", lang)}</th>'
+        f'<th>{t("col_status", lang)}</th>{by}<th>{t("col_when", lang)}</th>'
+        f'<th>{t("col_tid", lang)}</th><th></th></tr></thead><tbody>'
+        + "".join(_row(ctx, d, show_by) for d in drafts)
+        + "</tbody></table>"
+    )
+
+
+def home_page(
+    ctx: Context, drafts: Sequence[Draft], alert: str | None = None, status_ok: bool = False
+) -> str:
+    """The upload form and the recent letters."""
+    lang = ctx.lang
+    supervisor = ctx.staff is not None and ctx.staff.is_supervisor
+    body = (
+        f'<h1>{t("upload_title", lang)}</h1>{alert_box(alert, status_ok)}'
+        f'<form method="post" action="{PREFIX}/letters" enctype="multipart/form-data" '
+        f'class="box" id="upload-form">{csrf_input(ctx)}'
+        f'<p class="note">{t("upload_help", lang)}</p>'
+        f'<label for="{FILE_FIELD}">{t("files", lang)}</label>'
+        f'<input type="file" id="{FILE_FIELD}" name="{FILE_FIELD}" multiple required '
+        f'accept="{ACCEPT}">'
+        '<div class="check"><input type="checkbox" id="one_letter" name="one_letter" value="1"> '
+        f'<label for="one_letter">{t("one_letter", lang)}</label></div>'
+        f'<div class="actions"><button type="submit" id="upload">{t("upload", lang)}</button>'
+        "</div></form>"
+        f'<h2>{t("all_letters" if supervisor else "letters_title", lang)}</h2>'
+        + drafts_table(ctx, drafts, show_by=supervisor)
+    )
+    return page(ctx, t("upload_title", lang), body)
+
+
+def batch_page(ctx: Context, drafts: Sequence[Draft]) -> str:
+    """The progress of one upload; refreshes itself while a letter is being read."""
+    lang = ctx.lang
+    reading = any(d.status is DraftStatus.READING for d in drafts)
+    # Without JavaScript the page reloads itself; staff.js polls progress.json instead.
+    head = '<noscript><meta http-equiv="refresh" content="2"></noscript>' if reading else ""
+    body = (
+        f'<h1>{t("batch_title", lang)}</h1><p class="note">{t("batch_help", lang)}</p>'
+        + drafts_table(ctx, drafts, show_by=False)
+        + f'<p><a href="{PREFIX}/">{t("back", lang)}</a></p>'
+    )
+    return page(ctx, t("batch_title", lang), _polled(body, drafts, reading), head=head)
+
+
+def _polled(body: str, drafts: Sequence[Draft], reading: bool) -> str:
+    """``body`` in a box that staff.js keeps up to date while a letter is being read."""
+    if not reading or not drafts:
+        return f'<div id="batch">{body}</div>'
+    url = f"{PREFIX}/uploads/{drafts[0].batch_id}/progress.json"
+    return f'<div id="batch" data-progress="{escape(url)}">{body}</div>'
+
+
+def _confidence(info: FieldInfo | None) -> int | None:
+    return None if info is None else round(info.confidence * 100)
+
+
+def _field(
+    ctx: Context,
+    name: str,
+    value: str,
+    info: FieldInfo | None,
+    low: bool,
+    error: Message | None,
+    extra_note: str = "",
+) -> str:
+    lang = ctx.lang
+    classes = "field low" if low else "field"
+    invalid = ' class="invalid" aria-invalid="true"' if error else ""
+    described = f' aria-describedby="{name}-notes"'
+    limit = LIMITS.get(name)
+    maxlength = f' maxlength="{limit}"' if limit else ""
+    if name in ("body", "address", "addressee"):
+        control = (
+            f'<textarea id="{name}" name="{name}"{invalid}{described}{maxlength}>'
+            f"{escape(value)}</textarea>"
+        )
+    else:
+        kind = {"letter_date": "date", "email": "email", "phone": "tel"}.get(name, "text")
+        control = (
+            f'<input type="{kind}" id="{name}" name="{name}" value="{escape(value)}"'
+            f"{invalid}{described}{maxlength}>"
+        )
+    notes = []
+    if error:
+        notes.append(f'<p class="err" id="{name}-err">{escape(msg(error, lang))}</p>')
+    if low:
+        notes.append(f'<p class="note lowconf">{t("low", lang)}</p>')
+    conf = _confidence(info)
+    if conf is not None:
+        notes.append(f'<p class="note">{t("confidence", lang, c=conf)}</p>')
+    if extra_note:  # (the NIK's region from the current value replaces the reader's note)
+        notes.append(extra_note)
+    elif info is not None and info.note:
+        notes.append(f'<p class="note">{escape(info.note)}</p>')
+    return (
+        f'<div class="{classes}" id="f-{name}" data-confidence="{"" if conf is None else conf}">'
+        f'<label for="{name}">{t(name, lang)}</label>{control}'
+        f'<div id="{name}-notes">{"".join(notes)}</div></div>'
+    )
+
+
+def review_page(
+    ctx: Context,
+    draft: Draft,
+    values: Mapping[str, str],
+    low: frozenset[str],
+    nik_region: str | None,
+    errors: Mapping[str, Message] | None = None,
+    alert: str | None = None,
+    saved: bool = False,
+) -> str:
+    """The scans beside the extracted fields, every field editable."""
+    lang = ctx.lang
+    errors = errors or {}
+    figures = "".join(
+        f'<figure><img src="{PREFIX}/letters/{draft.id}/pages/{p.number}" '
+        f'alt="{escape(t("page", lang, n=p.number))}" loading="lazy">'
+        f'<figcaption>{t("page", lang, n=p.number)} · '
+        + (
+            t("page_text_layer", lang)
+            if p.source == "text-layer"
+            else t("page_conf", lang, c=round(p.confidence))
+        )
+        + "</figcaption></figure>"
+        for p in draft.pages
+    )
+    originals = " · ".join(
+        f'<a href="{PREFIX}/letters/{draft.id}/files/{i}">{escape(f.filename or str(i + 1))}</a>'
+        for i, f in enumerate(draft.files)
+    )
+    region = (
+        f'<p class="note" id="nik-region"><strong>{t("nik_region", lang)}:</strong> '
+        f"{escape(nik_region)}</p>"
+        if nik_region
+        else ""
+    )
+    inputs = "".join(
+        _field(
+            ctx,
+            name,
+            values.get(name, ""),
+            draft.fields.get(name),
+            name in low,
+            errors.get(name),
+            region if name == "nik" else "",
+        )
+        for name in TEXT_FIELDS
+    )
+    chosen = values.get("kind") or "pengaduan"
+    options = "".join(
+        f'<option value="{k}"{" selected" if k == chosen else ""}>{t(k, lang)}</option>'
+        for k in ("pengaduan", "aspirasi", "informasi")
+    )
+    boxes = "".join(
+        f'<div class="check"><input type="checkbox" id="{n}" name="{n}" value="1"'
+        f'{" checked" if values.get(n) else ""}> <label for="{n}">{t(n, lang)}</label></div>'
+        for n in CHOICE_FIELDS
+        if n != "kind"
+    )
+    uploaded = t("uploaded_by", lang, u=draft.created_by_name, t=when(draft.created_at))
+    top = alert_box(alert) or (alert_box(t("errors", lang)) if errors else "")
+    if saved and not top:
+        top = alert_box(t("saved", lang), ok=True)
+    body = (
+        f'<h1>{t("review_title", lang)}: {escape(draft.label)}</h1>'
+        f'<p class="note">{escape(uploaded)} · {t("original", lang)}: {originals}</p>'
+        f'<p class="note">{t("review_help", lang)}</p>{top}'
+        f'<div class="review"><section class="scans" aria-label="scan">{figures}</section>'
+        f'<section><form method="post" action="{PREFIX}/letters/{draft.id}" id="review-form">'
+        f"{csrf_input(ctx)}{inputs}"
+        f'<label for="kind">{t("kind", lang)}</label><select id="kind" name="kind">{options}'
+        f"</select>{boxes}"
+        f'<div class="actions"><button type="submit" name="action" value="save" '
+        f'class="secondary" id="save">{t("save", lang)}</button>'
+        f'<button type="submit" name="action" value="confirm" id="confirm">'
+        f'{t("confirm", lang)}</button></div></form></section></div>'
+    )
+    return page(ctx, t("review_title", lang), body)
+
+
+def waiting_page(ctx: Context, draft: Draft) -> str:
+    """The review address of a letter that is still being read or could not be read."""
+    lang = ctx.lang
+    if draft.status is DraftStatus.FAILED:
+        note = alert_box(t("failed_note", lang, e=draft.error or "-"))
+        head = ""
+    else:
+        note = f'<p>{t("reading_note", lang)} {escape(status_text(draft, lang))}</p>'
+        head = '<noscript><meta http-equiv="refresh" content="2"></noscript>'
+    body = (
+        f'<h1>{t("review_title", lang)}: {escape(draft.label)}</h1>{note}'
+        + drafts_table(ctx, [draft], show_by=False)
+        + f'<p><a href="{PREFIX}/">{t("back", lang)}</a></p>'
+    )
+    reading = draft.status is DraftStatus.READING
+    return page(ctx, t("review_title", lang), _polled(body, [draft], reading), head=head)
+
+
+# ---- accounts ---------------------------------------------------------------------------------
+
+
+def accounts_page(
+    ctx: Context,
+    accounts: Sequence[Account],
+    now: datetime,
+    alert: str | None = None,
+    ok: bool = False,
+    username: str = "",
+) -> str:
+    """Supervisors: every account, unlock/disable, and a form for a new one."""
+    lang = ctx.lang
+
+    def row(a: Account) -> str:
+        locked = a.locked_until is not None and a.locked_until > now
+        state = t("disabled", lang) if a.disabled else t("active", lang)
+        if locked:
+            state += " · " + t("locked", lang, t=when(a.locked_until))
+        buttons = []
+        if locked:
+            buttons.append(("unlock", t("unlock", lang)))
+        if ctx.staff is not None and a.id != ctx.staff.id:
+            buttons.append(("enable", t("enable", lang)) if a.disabled else
+                           ("disable", t("disable", lang)))
+        forms = "".join(
+            f'<form method="post" action="{PREFIX}/accounts/{a.id}/{action}" '
+            f'style="display:inline">{csrf_input(ctx)}<button type="submit" class="secondary" '
+            f'id="{action}-{escape(a.username)}">{label}</button></form> '
+            for action, label in buttons
+        )
+        return (
+            f'<tr><td>{escape(a.username)}</td><td>{t("role_" + a.role.value, lang)}</td>'
+            f"<td>{escape(state)}</td><td>{when(a.last_login_at)}</td><td>{forms}</td></tr>"
+        )
+
+    roles = "".join(
+        f'<option value="{r.value}">{t("role_" + r.value, lang)}</option>' for r in Role
+    )
+    body = (
+        f'<h1>{t("accounts_title", lang)}</h1>{alert_box(alert, ok)}'
+        f'<table id="accounts"><thead><tr><th>{t("username", lang)}</th>'
+        f'<th>{t("col_role", lang)}</th><th>{t("col_state", lang)}</th>'
+        f'<th>{t("col_last", lang)}</th><th></th></tr></thead><tbody>'
+        + "".join(row(a) for a in accounts)
+        + f'</tbody></table><h2>{t("new_account", lang)}</h2>'
+        f'<form method="post" action="{PREFIX}/accounts" class="box" style="max-width:24rem">'
+        f"{csrf_input(ctx)}"
+        f'<label for="username">{t("username", lang)}</label>'
+        f'<input type="text" id="username" name="username" value="{escape(username)}" '
+        'autocomplete="off" required>'
+        f'<label for="role">{t("role", lang)}</label><select id="role" name="role">{roles}</select>'
+        f'<label for="password">{t("password", lang)}</label>'
+        '<input type="password" id="password" name="password" autocomplete="new-password" required>'
+        f'<label for="password2">{t("password2", lang)}</label>'
+        '<input type="password" id="password2" name="password2" autocomplete="new-password" '
+        f'required><div class="actions"><button type="submit">{t("create", lang)}</button></div>'
+        "</form>"
+    )
+    return page(ctx, t("accounts_title", lang), body)
+
+
+def message_page(ctx: Context, title: str, text: str) -> str:
+    """A short page for refusals and errors (403, 404, 503)."""
+    body = (
+        f"<h1>{escape(title)}</h1>{alert_box(text)}"
+        f'<p><a href="{PREFIX}/">{t("back", ctx.lang)}</a></p>'
+    )
+    return page(ctx, title, body)

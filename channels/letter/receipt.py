@@ -1,0 +1,140 @@
+"""The citizen's receipt for a letter: a printable page with the tracking ID and a QR code. Pure.
+
+The clerk prints it (A4 or A5; the print stylesheet drops the staff header and buttons) and
+hands it over or posts it back. It says, in Indonesian (English on request): the tracking ID,
+large, as printed everywhere (``XXXX-XXXXX``); a QR code of the public status page
+``<public_base_url>/cek?id=<ID>`` (SVG drawn by the ``qrcode`` library, no image library
+needed); and how to follow the report: the SMS ``CEK <ID>`` to the short code, the web status
+page, and what happens next (verification within 3 working days).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from html import escape
+from urllib.parse import quote
+
+import qrcode
+import qrcode.image.svg
+
+from channels.letter.pages import PREFIX, Context, Lang, page, when
+from gateway import tracking
+
+T = {
+    "title": ("Tanda Terima Laporan", "Report receipt"),
+    "intro": (
+        "Surat Anda telah diterima dan dicatat di LAPOR! (Layanan Aspirasi dan Pengaduan "
+        "Online Rakyat).",
+        "Your letter has been received and registered with LAPOR!, Indonesia's public "
+        "complaint service.",
+    ),
+    "your_id": ("Nomor pelacakan", "Tracking ID"),
+    "keep": ("Simpan tanda terima ini untuk memantau laporan Anda.",
+             "Keep this receipt to follow your report."),
+    "duplicate": (
+        "Laporan ini digabungkan dengan laporan Anda sebelumnya yang bernomor di atas.",
+        "This report was joined to your earlier report with the number above.",
+    ),
+    "received": ("Diterima", "Received"),
+    "subject": ("Perihal", "Subject"),
+    "pages": ("Jumlah halaman", "Pages"),
+    "clerk": ("Petugas", "Clerk"),
+    "follow": ("Cara memantau laporan", "How to follow your report"),
+    "follow_sms": ("Kirim SMS <strong>CEK {id}</strong> ke <strong>{code}</strong>.",
+                   "Send the SMS <strong>CEK {id}</strong> to <strong>{code}</strong>."),
+    "follow_web": ("Buka <strong>{url}</strong> lalu masukkan nomor pelacakan, atau pindai "
+                   "kode QR ini.",
+                   "Open <strong>{url}</strong> and type the tracking ID, or scan this QR code."),
+    "next": (
+        "Admin LAPOR! memverifikasi laporan dalam 3 hari kerja dan meneruskannya kepada "
+        "instansi yang berwenang, yang menanggapi dalam 5 hari kerja.",
+        "A LAPOR! administrator verifies the report within 3 working days and passes it to the "
+        "agency in charge, which answers within 5 working days.",
+    ),
+    "qr_alt": ("Kode QR halaman status", "QR code of the status page"),
+    "acks": ("Pemberitahuan juga dikirim ke", "The acknowledgement was also sent to"),
+    "print": ("Cetak tanda terima", "Print the receipt"),
+    "back": ("Kembali ke daftar surat", "Back to the letters"),
+    "print_hint": ("Tekan Ctrl+P untuk mencetak.", "Press Ctrl+P to print."),
+}
+
+PRINT_CSS = """
+.receipt{background:#fff;border:1px solid #ccc;max-width:40rem;margin:0 auto;padding:1.5rem}
+.receipt h1{margin-top:0}.tid{font:700 2.6rem/1.2 ui-monospace,monospace;letter-spacing:.08em;
+border:3px solid #0d47a1;padding:.8rem;text-align:center;margin:.5rem 0}
+.qr{display:flex;gap:1rem;align-items:center}.qr svg{width:38mm;height:38mm;flex:none}
+dl.facts{display:grid;grid-template-columns:auto 1fr;gap:.2rem 1rem}dl.facts dt{font-weight:600}
+dl.facts dd{margin:0}
+@page{size:A4;margin:15mm}
+@media print{header,.noprint{display:none!important}body{background:#fff;font-size:11pt}
+main{padding:0}.receipt{border:0;padding:0;max-width:none}.tid{font-size:30pt}}
+"""
+
+
+def _t(key: str, lang: Lang, **fmt: str) -> str:
+    text = T[key][0 if lang == "id" else 1]
+    return text.format(**fmt) if fmt else text
+
+
+def status_url(public_base_url: str, tracking_id: str) -> str:
+    """The public status page of one report (what the QR code holds)."""
+    return f"{public_base_url}/cek?id={quote(tracking.display(tracking_id))}"
+
+
+def qr_svg(data: str) -> str:
+    """An inline SVG QR code of ``data`` (error correction M, no image library)."""
+    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=2)
+    code.add_data(data)
+    code.make(fit=True)
+    image = code.make_image(image_factory=qrcode.image.svg.SvgPathImage)
+    svg: str = image.to_string(encoding="unicode")
+    return svg
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptData:
+    """What the receipt shows."""
+
+    tracking_id: str
+    received_at: datetime
+    subject: str | None
+    pages: int
+    clerk: str
+    duplicate: bool = False
+    acks: Sequence[str] = ()  # masked addresses the acknowledgement also went to
+
+
+def receipt_page(
+    ctx: Context, data: ReceiptData, public_base_url: str, short_code: str
+) -> str:
+    """The printable receipt."""
+    lang = ctx.lang
+    shown = tracking.display(data.tracking_id)
+    url = status_url(public_base_url, data.tracking_id)
+    svg = qr_svg(url).replace("<svg ", f'<svg role="img" aria-label="{_t("qr_alt", lang)}" ', 1)
+    subject = (
+        f'<dt>{_t("subject", lang)}</dt><dd>{escape(data.subject)}</dd>' if data.subject else ""
+    )
+    acks = (
+        f'<p>{_t("acks", lang)}: {escape(", ".join(data.acks))}.</p>' if data.acks else ""
+    )
+    body = (
+        f'<article class="receipt" id="receipt"><h1>{_t("title", lang)}</h1>'
+        f'<p>{_t("intro", lang)}</p><p>{_t("your_id", lang)}:</p>'
+        f'<p class="tid" id="tracking-id">{escape(shown)}</p>'
+        + (f'<p>{_t("duplicate", lang)}</p>' if data.duplicate else "")
+        + f'<p>{_t("keep", lang)}</p>'
+        f'<dl class="facts"><dt>{_t("received", lang)}</dt><dd>{when(data.received_at)}</dd>'
+        f'{subject}<dt>{_t("pages", lang)}</dt><dd>{data.pages}</dd>'
+        f'<dt>{_t("clerk", lang)}</dt><dd>{escape(data.clerk)}</dd></dl>'
+        f'<h2>{_t("follow", lang)}</h2><div class="qr">{svg}<ol>'
+        f'<li>{_t("follow_sms", lang, id=escape(data.tracking_id), code=escape(short_code))}</li>'
+        f'<li>{_t("follow_web", lang, url=escape(public_base_url + "/cek"))}</li></ol></div>'
+        f'<p>{_t("next", lang)}</p>{acks}</article>'
+        f'<p class="noprint"><button type="button" data-print hidden>{_t("print", lang)}</button> '
+        f'<span class="print-hint">{_t("print_hint", lang)}</span> · '
+        f'<a href="{PREFIX}/">{_t("back", lang)}</a></p>'
+    )
+    return page(ctx, f'{_t("title", lang)} {shown}', body, head=f"<style>{PRINT_CSS}</style>")

@@ -1,0 +1,437 @@
+"""HTTP routes of the letter desk (transport: the database only through the stores and the
+intake port).
+
+=========================================  ====================================================
+``GET /staff/``                            upload form and recent letters (a supervisor: all)
+``POST /staff/letters``                    upload one letter or a batch; 303 to its progress
+``GET /staff/uploads/{batch}``             progress per letter and page (refreshes itself)
+``GET /staff/uploads/{batch}/progress.json``  the same as JSON (for ``staff.js``)
+``GET|POST /staff/letters/{id}``           review: scans beside the fields; save or confirm
+``POST /staff/letters/{id}/read-again``    read a letter that failed again
+``GET /staff/letters/{id}/pages/{n}``      a page image (PNG), staff only
+``GET /staff/letters/{id}/files/{i}``      an uploaded file as received, staff only
+``GET /staff/letters/{id}/receipt``        the citizen's printable receipt
+=========================================  ====================================================
+
+A clerk sees and works on the letters they uploaded; a supervisor on every letter. Only a
+confirmation calls the intake port: the raw message is the reviewed letter as JSON with the
+draft id as provider message id, so a second confirmation (a double click, two tabs, a retry
+after a timeout) gets the first receipt back and creates nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from datetime import date
+from typing import Any
+
+from aiohttp import web
+
+from channels.letter import pages, static
+from channels.letter.ack import SmsAck
+from channels.letter.drafts import Draft, DraftStatus, DraftStore
+from channels.letter.extract import LOW_CONFIDENCE
+from channels.letter.ocr import LetterFormatError, count_pages
+from channels.letter.pages import PREFIX, Context, t
+from channels.letter.parse import (
+    CONTENT_TYPE,
+    FIELDS,
+    Message,
+    ReviewedLetter,
+    clean_values,
+    encode_review,
+    source_metadata,
+    validate,
+)
+from channels.letter.receipt import ReceiptData, receipt_page
+from channels.letter.staff import StaffGate
+from channels.letter.upload import UploadRejected, read_upload
+from gateway.domain import Channel, RawInbound, ReceiptStatus
+from gateway.errors import IntakeUnavailable
+from gateway.filestore import FileStore
+from gateway.intake import Clock, IntakeService, Parser, utcnow
+from gateway.settings import LetterSettings
+from normalizer import InvalidNik, parse_nik
+
+log = logging.getLogger(__name__)
+
+PROVIDER_PREFIX = "letter-draft:"
+
+UPLOAD_TEXTS: Mapping[str, Message] = {
+    "none": ("Pilih paling sedikit satu berkas.", "Choose at least one file."),
+    "multipart": ("Kirim formulir unggah (multipart/form-data).",
+                  "Send the upload form (multipart/form-data)."),
+    "uploaded": ("{n} surat diunggah dan sedang dibaca.", "{n} letters uploaded, being read."),
+}
+
+
+def nik_region(text: str, lang: pages.Lang, today: date | None = None) -> str | None:
+    """Where a NIK was issued (district, regency, province), or why it is not valid."""
+    if not text.strip():
+        return None
+    result = parse_nik(text, today=today)
+    if isinstance(result, InvalidNik):
+        return result.message_id if lang == "id" else result.message_en
+    return (
+        f"{result.district.name}, {result.regency.name}, {result.province.name} "
+        f"({result.district.dotted})"
+    )
+
+
+class LetterDesk:
+    """The front desk's letter pages."""
+
+    def __init__(
+        self,
+        gate: StaffGate,
+        drafts: DraftStore,
+        files: FileStore,
+        intake: IntakeService,
+        parser: Parser,
+        settings: LetterSettings,
+        short_code: str = "1708",
+        wake_reader: Callable[[], None] | None = None,
+        clock: Clock = utcnow,
+        sms_ack: SmsAck | None = None,
+    ) -> None:
+        self._gate = gate
+        self._drafts = drafts
+        self._files = files
+        self._intake = intake
+        self._parser = parser
+        self._settings = settings
+        self._short_code = short_code
+        self._wake = wake_reader
+        self._clock = clock
+        self._sms_ack = sms_ack
+
+    def register(self, app: web.Application) -> None:
+        """Add the routes to ``app``."""
+        page = self._gate.page
+        app.router.add_get(PREFIX, self.to_home)
+        app.router.add_get(f"{PREFIX}/", page(self.home))
+        app.router.add_get(f"{PREFIX}/static/staff.js", self.script)
+        app.router.add_post(f"{PREFIX}/letters", page(self.upload))
+        app.router.add_get(f"{PREFIX}/uploads/{{batch}}", page(self.batch))
+        app.router.add_get(f"{PREFIX}/uploads/{{batch}}/progress.json", page(self.progress))
+        app.router.add_get(f"{PREFIX}/letters/{{id}}", page(self.review))
+        app.router.add_post(f"{PREFIX}/letters/{{id}}", page(self.submit))
+        app.router.add_post(f"{PREFIX}/letters/{{id}}/read-again", page(self.read_again))
+        app.router.add_get(f"{PREFIX}/letters/{{id}}/pages/{{n:\\d+}}", page(self.page_image))
+        app.router.add_get(f"{PREFIX}/letters/{{id}}/files/{{i:\\d+}}", page(self.original))
+        app.router.add_get(f"{PREFIX}/letters/{{id}}/receipt", page(self.receipt))
+
+    # ---- shared ---------------------------------------------------------------------------
+
+    async def to_home(self, request: web.Request) -> web.StreamResponse:
+        """``/staff`` → ``/staff/``."""
+        return self._gate.finish(request, self._gate.redirect(f"{PREFIX}/"))
+
+    async def script(self, request: web.Request) -> web.StreamResponse:
+        """The small progressive-enhancement script (print button, progress polling)."""
+        resp = web.Response(
+            text=static.STAFF_JS, content_type="text/javascript", charset="utf-8"
+        )
+        return self._gate.finish(request, resp)
+
+    async def _draft(
+        self, ctx: Context, draft_id: str
+    ) -> tuple[Draft | None, web.Response | None]:
+        """The draft when this staff member may see it, else the refusal to answer."""
+        draft = await self._drafts.get(draft_id) if len(draft_id) <= 36 else None
+        if draft is None:
+            return None, self._gate.refuse(ctx, 404, t("not_found", ctx.lang))
+        if not self._may_see(ctx, draft):
+            log.info(
+                "letter refused: another clerk's",
+                extra={"staff": ctx.staff.username if ctx.staff else "", "draft": draft.id},
+            )
+            return None, self._gate.refuse(ctx, 403, t("not_yours", ctx.lang))
+        return draft, None
+
+    @staticmethod
+    def _may_see(ctx: Context, draft: Draft) -> bool:
+        staff = ctx.staff
+        return staff is not None and (staff.is_supervisor or draft.created_by == staff.id)
+
+    async def _home(
+        self, ctx: Context, status: int = 200, alert: str | None = None
+    ) -> web.Response:
+        assert ctx.staff is not None
+        mine = None if ctx.staff.is_supervisor else ctx.staff.id
+        drafts = await self._drafts.recent(mine)
+        return self._gate.html(ctx, pages.home_page(ctx, drafts, alert), status)
+
+    # ---- upload and progress --------------------------------------------------------------
+
+    async def home(self, _request: web.Request, ctx: Context, _s: Any) -> web.StreamResponse:
+        """The upload form and the recent letters."""
+        return await self._home(ctx)
+
+    async def upload(self, request: web.Request, ctx: Context, session: Any) -> web.StreamResponse:
+        """Store the scans as received, one draft per letter, wake the reader."""
+        assert ctx.staff is not None
+        if request.content_type != "multipart/form-data":
+            return await self._home(ctx, 400, pages.msg(UPLOAD_TEXTS["multipart"], ctx.lang))
+        try:
+            upload = await read_upload(
+                await request.multipart(),
+                self._files,
+                csrf_ok=lambda token: self._gate.csrf_ok(session, token),
+                max_files=self._settings.max_files,
+                max_file_size=self._settings.max_file_size,
+            )
+        except UploadRejected as exc:
+            log.info(
+                "letter upload refused", extra={"status": exc.status, "reason": exc.message[1]}
+            )
+            return await self._home(ctx, exc.status, pages.msg(exc.message, ctx.lang))
+        if not upload.scans:
+            return await self._home(ctx, 400, pages.msg(UPLOAD_TEXTS["none"], ctx.lang))
+        for scan in upload.scans:  # a broken file is named now, not after a failed reading
+            data = await self._files.read(scan.sha256)
+            try:
+                await asyncio.to_thread(count_pages, data, scan.media_type)
+            except LetterFormatError as exc:
+                label = scan.filename or scan.sha256[:12]
+                message = (
+                    f"Berkas {label} rusak atau tidak dapat dibaca ({exc}).",
+                    f"The file {label} is damaged or cannot be read ({exc}).",
+                )
+                return await self._home(ctx, 422, pages.msg(message, ctx.lang))
+        one_letter = upload.fields.get("one_letter", "") in ("1", "on")
+        letters = [upload.scans] if one_letter else [[scan] for scan in upload.scans]
+        batch = await self._drafts.create_batch(letters, ctx.staff.id)
+        log.info(
+            "letters uploaded",
+            extra={"staff": ctx.staff.username, "batch": batch, "letters": len(letters),
+                   "files": len(upload.scans)},
+        )
+        if self._wake is not None:
+            self._wake()
+        return self._gate.redirect(f"{PREFIX}/uploads/{batch}")
+
+    async def _batch(self, ctx: Context, batch_id: str) -> tuple[list[Draft], web.Response | None]:
+        drafts = await self._drafts.batch(batch_id) if len(batch_id) <= 36 else []
+        if not drafts:
+            return [], self._gate.refuse(ctx, 404, t("not_found", ctx.lang))
+        if not all(self._may_see(ctx, d) for d in drafts):
+            return [], self._gate.refuse(ctx, 403, t("not_yours", ctx.lang))
+        return drafts, None
+
+    async def batch(self, request: web.Request, ctx: Context, _s: Any) -> web.StreamResponse:
+        """The progress page of one upload."""
+        drafts, refusal = await self._batch(ctx, request.match_info["batch"])
+        if refusal is not None:
+            return refusal
+        return self._gate.html(ctx, pages.batch_page(ctx, drafts))
+
+    async def progress(self, request: web.Request, ctx: Context, _s: Any) -> web.StreamResponse:
+        """Progress of one upload as JSON."""
+        drafts, refusal = await self._batch(ctx, request.match_info["batch"])
+        if refusal is not None:
+            return refusal
+        return web.json_response(
+            {
+                "letters": [
+                    {
+                        "id": d.id,
+                        "status": d.status.value,
+                        "status_text": pages.status_text(d, ctx.lang),
+                        "pages_done": d.pages_done,
+                        "pages_total": d.pages_total,
+                        "review_url": f"{PREFIX}/letters/{d.id}",
+                    }
+                    for d in drafts
+                ],
+                "done": all(d.status is not DraftStatus.READING for d in drafts),
+            }
+        )
+
+    async def read_again(
+        self, request: web.Request, ctx: Context, session: Any
+    ) -> web.StreamResponse:
+        """Put a letter that could not be read back in the queue."""
+        form = await request.post()
+        if not self._gate.csrf_ok(session, str(form.get("csrf", ""))):
+            return self._gate.refuse(ctx, 403, t("expired", ctx.lang))
+        draft, refusal = await self._draft(ctx, request.match_info["id"])
+        if draft is None:
+            assert refusal is not None
+            return refusal
+        assert ctx.staff is not None
+        await self._drafts.read_again(draft.id, ctx.staff.id)
+        if self._wake is not None:
+            self._wake()
+        return self._gate.redirect(f"{PREFIX}/uploads/{draft.batch_id}")
+
+    # ---- review ---------------------------------------------------------------------------
+
+    def _review_html(
+        self,
+        ctx: Context,
+        draft: Draft,
+        values: Mapping[str, str],
+        errors: Mapping[str, Message] | None = None,
+        alert: str | None = None,
+        saved: bool = False,
+    ) -> str:
+        low = frozenset(
+            name for name, info in draft.fields.items() if info.confidence < LOW_CONFIDENCE
+        )
+        region = nik_region(values.get("nik", ""), ctx.lang, self._clock().date())
+        return pages.review_page(ctx, draft, values, low, region, errors, alert, saved)
+
+    async def review(self, request: web.Request, ctx: Context, _s: Any) -> web.StreamResponse:
+        """The scans beside the fields (or the progress while the letter is read)."""
+        draft, refusal = await self._draft(ctx, request.match_info["id"])
+        if draft is None:
+            assert refusal is not None
+            return refusal
+        if draft.status is DraftStatus.CONFIRMED:
+            return self._gate.redirect(f"{PREFIX}/letters/{draft.id}/receipt")
+        if draft.status is not DraftStatus.READY:
+            return self._gate.html(ctx, pages.waiting_page(ctx, draft))
+        saved = request.query.get("saved") == "1"
+        return self._gate.html(ctx, self._review_html(ctx, draft, draft.values, saved=saved))
+
+    async def submit(self, request: web.Request, ctx: Context, session: Any) -> web.StreamResponse:
+        """Save the clerk's values; on confirm, hand the letter to the intake port."""
+        assert ctx.staff is not None
+        form = await request.post()
+        if not self._gate.csrf_ok(session, str(form.get("csrf", ""))):
+            return self._gate.refuse(ctx, 403, t("expired", ctx.lang))
+        draft, refusal = await self._draft(ctx, request.match_info["id"])
+        if draft is None:
+            assert refusal is not None
+            return refusal
+        receipt_url = f"{PREFIX}/letters/{draft.id}/receipt"
+        if draft.status is DraftStatus.CONFIRMED:  # a second confirmation: the same receipt
+            return self._gate.redirect(receipt_url)
+        if draft.status is not DraftStatus.READY:
+            return self._gate.redirect(f"{PREFIX}/letters/{draft.id}")
+        values = clean_values({name: str(form.get(name, "")) for name in FIELDS})
+        if not await self._drafts.save(draft.id, ctx.staff.id, values):
+            return self._gate.redirect(receipt_url)  # confirmed meanwhile (another tab)
+        if form.get("action") != "confirm":
+            return self._gate.redirect(f"{PREFIX}/letters/{draft.id}?saved=1")
+        letter, errors = validate(values, draft.created_at.date())
+        if letter is None:
+            html = self._review_html(ctx, draft, values, errors)
+            return self._gate.html(ctx, html, 422)
+        try:
+            receipt = await self._intake.accept(self._raw(ctx, draft, values, letter), self._parser)
+        except IntakeUnavailable:
+            html = self._review_html(ctx, draft, values, alert=t("unavailable", ctx.lang))
+            resp = self._gate.html(ctx, html, 503)
+            resp.headers["Retry-After"] = "5"
+            return resp
+        assert receipt.tracking_id is not None
+        acks = await self._acknowledge(receipt.raw_id, receipt.tracking_id, letter)
+        await self._drafts.confirmed(
+            draft.id, ctx.staff.id, receipt.tracking_id, receipt.status.value, acks
+        )
+        log.info(
+            "letter confirmed",
+            extra={"staff": ctx.staff.username, "draft": draft.id,
+                   "tracking_id": receipt.tracking_id, "status": receipt.status.value},
+        )
+        return self._gate.redirect(receipt_url)
+
+    async def _acknowledge(
+        self, raw_id: str, tracking_id: str, letter: ReviewedLetter
+    ) -> list[str]:
+        """Send the tracking ID to the letter's phone as well, when SMS can send (best effort:
+        the printed receipt is the answer; a failure here is logged, not shown)."""
+        if self._sms_ack is None:
+            return []
+        try:
+            masked = await self._sms_ack.acknowledge(raw_id, tracking_id, letter.phone)
+        except Exception as exc:  # the SMS outbox is away: the letter itself is committed
+            log.warning(
+                "letter acknowledgement by SMS not queued: %s", type(exc).__name__,
+                extra={"tracking_id": tracking_id},
+            )
+            return []
+        return [f"SMS {masked}"] if masked else []
+
+    def _raw(
+        self, ctx: Context, draft: Draft, values: Mapping[str, str], letter: ReviewedLetter
+    ) -> RawInbound:
+        """The raw inbound message of a confirmed letter (who entered it in the metadata)."""
+        assert ctx.staff is not None
+        metadata = {
+            "entered_by": ctx.staff.username,
+            "letter_draft_id": draft.id,
+            "pages": str(len(draft.pages)),
+            **source_metadata(letter),
+        }
+        if draft.created_by_name != ctx.staff.username:
+            metadata["uploaded_by"] = draft.created_by_name
+        return RawInbound(
+            channel=Channel.LETTER,
+            body=encode_review(draft.id, values, draft.files, ctx.staff.username, len(draft.pages)),
+            received_at=draft.created_at,
+            provider_message_id=f"{PROVIDER_PREFIX}{draft.id}",
+            content_type=CONTENT_TYPE,
+            metadata=metadata,
+        )
+
+    # ---- files ----------------------------------------------------------------------------
+
+    async def page_image(self, request: web.Request, ctx: Context, _s: Any) -> web.StreamResponse:
+        """One page as the reader saw it (PNG)."""
+        draft, refusal = await self._draft(ctx, request.match_info["id"])
+        if draft is None:
+            assert refusal is not None
+            return refusal
+        number = int(request.match_info["n"])
+        found = next((p for p in draft.pages if p.number == number), None)
+        if found is None:
+            return self._gate.refuse(ctx, 404, t("not_found", ctx.lang))
+        data = await self._files.read(found.image_sha256)
+        return web.Response(body=data, content_type="image/png")
+
+    async def original(self, request: web.Request, ctx: Context, _s: Any) -> web.StreamResponse:
+        """An uploaded file exactly as received (a download)."""
+        draft, refusal = await self._draft(ctx, request.match_info["id"])
+        if draft is None:
+            assert refusal is not None
+            return refusal
+        index = int(request.match_info["i"])
+        if index >= len(draft.files):
+            return self._gate.refuse(ctx, 404, t("not_found", ctx.lang))
+        scan = draft.files[index]
+        ext = {"application/pdf": "pdf", "image/jpeg": "jpg", "image/png": "png"}
+        name = f"surat-{draft.id[:8]}-{index + 1}.{ext.get(scan.media_type, 'tif')}"
+        return web.FileResponse(
+            self._files.path(scan.sha256),
+            headers={
+                "Content-Type": scan.media_type,
+                "Content-Disposition": f'attachment; filename="{name}"',
+            },
+        )
+
+    # ---- receipt --------------------------------------------------------------------------
+
+    async def receipt(self, request: web.Request, ctx: Context, _s: Any) -> web.StreamResponse:
+        """The citizen's printable receipt."""
+        draft, refusal = await self._draft(ctx, request.match_info["id"])
+        if draft is None:
+            assert refusal is not None
+            return refusal
+        if draft.status is not DraftStatus.CONFIRMED or draft.tracking_id is None:
+            return self._gate.redirect(f"{PREFIX}/letters/{draft.id}")
+        data = ReceiptData(
+            tracking_id=draft.tracking_id,
+            received_at=draft.created_at,
+            subject=draft.values.get("subject") or None,
+            pages=len(draft.pages),
+            clerk=draft.confirmed_by_name or draft.created_by_name,
+            duplicate=draft.receipt_status == ReceiptStatus.DUPLICATE.value,
+            acks=draft.acks,
+        )
+        html = receipt_page(ctx, data, self._settings.public_base_url, self._short_code)
+        return self._gate.html(ctx, html)

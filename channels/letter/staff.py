@@ -1,0 +1,363 @@
+"""The staff side of the HTTP routes: sessions, CSRF, roles, login, logout, accounts.
+
+Every page under ``/staff/`` goes through :meth:`StaffGate.page`, which reads the session
+cookie, sends a visitor without a session to the login form, refuses a clerk on supervisor pages
+(403), and sets the headers of every staff answer: ``Cache-Control: no-store`` (nothing a
+clerk saw stays in a shared browser's cache), a Content-Security-Policy that allows only the
+gateway's own script and images, no framing, no referrer. Every POST carries the session's CSRF
+token; a wrong one is refused with 403 before anything changes.
+
+Cookies: ``lapor_staff`` (the session, path ``/staff``) and ``lapor_staff_login`` (the login
+form's pre-login session, path ``/staff/login``), both HttpOnly and SameSite=Strict, Secure when
+``letter.cookie_secure`` is set. Refusals and errors map to statuses in one place
+(:data:`STATUS`).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import math
+from collections.abc import Awaitable, Callable, Mapping
+from urllib.parse import quote
+
+from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
+
+from channels.letter import pages
+from channels.letter.auth import (
+    AccountLocked,
+    InvalidAccount,
+    LoginFailed,
+    Session,
+    StaffStore,
+)
+from channels.letter.pages import PREFIX, Context, Lang, t
+from gateway.errors import IntakeUnavailable
+from gateway.intake import Clock, utcnow
+from gateway.settings import LetterSettings
+
+log = logging.getLogger(__name__)
+
+COOKIE = "lapor_staff"
+LOGIN_COOKIE = "lapor_staff_login"
+LANG_COOKIE = "lapor_staff_lang"
+HEADERS: Mapping[str, str] = {
+    "Cache-Control": "no-store",
+    "Pragma": "no-cache",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self'; "
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+}
+# Database trouble: the page answers 503 and nothing is half done.
+UNAVAILABLE = (SQLAlchemyError, OSError, TimeoutError, ConnectionError, IntakeUnavailable)
+
+
+def page_lang(request: web.Request) -> Lang:
+    """``?lang=en``/``?lang=id`` first, then the language cookie, else Indonesian."""
+    asked = request.query.get("lang") or request.cookies.get(LANG_COOKIE)
+    return "en" if asked == "en" else "id"
+
+
+def safe_next(target: str) -> str:
+    """Where to go after login: only a page of the staff area (no open redirect)."""
+    if target.startswith(f"{PREFIX}/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return f"{PREFIX}/"
+
+
+class StaffGate:
+    """Sessions, CSRF, roles and the headers of every staff page."""
+
+    def __init__(
+        self, store: StaffStore, settings: LetterSettings, clock: Clock = utcnow
+    ) -> None:
+        self.store = store
+        self._settings = settings
+        self._clock = clock
+
+    # ---- answers --------------------------------------------------------------------------
+
+    def html(self, ctx: Context, text: str, status: int = 200) -> web.Response:
+        """An HTML page."""
+        return web.Response(text=text, status=status, content_type="text/html", charset="utf-8")
+
+    def redirect(self, location: str) -> web.Response:
+        """303 See Other (after a POST, the browser GETs ``location``)."""
+        return web.Response(status=303, headers={"Location": location})
+
+    def refuse(self, ctx: Context, status: int, text: str) -> web.Response:
+        """A short error page."""
+        titles = {403: "403", 404: "404", 409: "409", 503: "503"}
+        html = pages.message_page(ctx, titles.get(status, str(status)), text)
+        return self.html(ctx, html, status)
+
+    def csrf_ok(self, session: Session | None, token: str) -> bool:
+        """True when ``token`` is the session's CSRF token."""
+        if session is None or not token:
+            return False
+        return hmac.compare_digest(session.csrf_token.encode(), token.encode())
+
+    def set_session_cookie(self, resp: web.StreamResponse, token: str) -> None:
+        """The session cookie (HttpOnly, SameSite=Strict, path /staff).
+
+        A browser-session cookie (no Max-Age): closing the browser of a shared front-desk PC
+        logs out; the server ends the session at ``session_max_age`` in any case.
+        """
+        resp.set_cookie(
+            COOKIE,
+            token,
+            path=PREFIX,
+            httponly=True,
+            samesite="Strict",
+            secure=self._settings.cookie_secure,
+        )
+
+    # ---- the wrapper of every staff page --------------------------------------------------
+
+    async def _context(self, request: web.Request) -> tuple[Context, Session | None]:
+        session = await self.store.session(request.cookies.get(COOKIE))
+        if session is not None and session.staff is None:
+            session = None  # a pre-login token in the session cookie: not a login
+        ctx = Context(
+            lang=page_lang(request),
+            staff=session.staff if session is not None else None,
+            csrf=session.csrf_token if session is not None else "",
+            path=request.path,
+        )
+        return ctx, session
+
+    def page(
+        self,
+        handler: Callable[[web.Request, Context, Session], Awaitable[web.StreamResponse]],
+        *,
+        supervisor: bool = False,
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        """A logged-in page: login redirect, role check, CSRF on POST, headers, 503."""
+
+        async def wrapped(request: web.Request) -> web.StreamResponse:
+            lang = page_lang(request)
+            ctx = Context(lang, None, "", request.path)
+            try:
+                ctx, session = await self._context(request)
+                if session is None or ctx.staff is None:
+                    if request.method == "GET":
+                        resp: web.StreamResponse = self.redirect(
+                            f"{PREFIX}/login?next={quote(request.path_qs, safe='/')}"
+                            if request.path != f"{PREFIX}/"
+                            else f"{PREFIX}/login"
+                        )
+                    else:
+                        resp = self.refuse(ctx, 403, t("expired", lang))
+                elif supervisor and not ctx.staff.is_supervisor:
+                    log.info(
+                        "staff page refused: supervisors only",
+                        extra={"staff": ctx.staff.username, "path": request.path},
+                    )
+                    resp = self.refuse(ctx, 403, t("forbidden", lang))
+                else:
+                    resp = await handler(request, ctx, session)
+            except UNAVAILABLE as exc:
+                log.warning(
+                    "staff page unavailable: %s", type(exc).__name__,
+                    extra={"path": request.path, "error": str(exc)[:300]},
+                )
+                resp = self.refuse(ctx, 503, t("unavailable", lang))
+                resp.headers["Retry-After"] = "5"
+            return self.finish(request, resp)
+
+        return wrapped
+
+    def finish(self, request: web.Request, resp: web.StreamResponse) -> web.StreamResponse:
+        """Add the staff headers, and keep a language chosen with ``?lang=``."""
+        for name, value in HEADERS.items():
+            resp.headers.setdefault(name, value)
+        chosen = request.query.get("lang")
+        if chosen in ("id", "en") and chosen != request.cookies.get(LANG_COOKIE):
+            resp.set_cookie(
+                LANG_COOKIE, chosen, path=PREFIX, samesite="Strict", httponly=True,
+                secure=self._settings.cookie_secure, max_age=365 * 86400,
+            )
+        return resp
+
+    # ---- login and logout -----------------------------------------------------------------
+
+    async def login_form(self, request: web.Request) -> web.StreamResponse:
+        """The login form, with a pre-login session for its CSRF token."""
+        lang = page_lang(request)
+        ctx = Context(lang, None, "", request.path)
+        try:
+            current, _ = await self._context(request)
+            if current.staff is not None:
+                return self.finish(request, self.redirect(f"{PREFIX}/"))
+            resp = await self._login_response(request, lang, status=200)
+        except UNAVAILABLE:
+            resp = self.refuse(ctx, 503, t("unavailable", lang))
+        return self.finish(request, resp)
+
+    async def _login_response(
+        self,
+        request: web.Request,
+        lang: Lang,
+        status: int,
+        username: str = "",
+        alert: str | None = None,
+        nxt: str | None = None,
+        fresh: bool = False,
+    ) -> web.Response:
+        pre = None if fresh else await self.store.session(request.cookies.get(LOGIN_COOKIE))
+        token = None
+        if pre is None or pre.staff is not None:
+            token, pre = await self.store.new_session(None)
+        ctx = Context(lang, None, pre.csrf_token, request.path)
+        target = nxt if nxt is not None else request.query.get("next", "")
+        html = pages.login_page(ctx, username, alert, safe_next(target) if target else "")
+        resp = self.html(ctx, html, status)
+        if token is not None:
+            resp.set_cookie(
+                LOGIN_COOKIE, token, path=f"{PREFIX}/login", httponly=True, samesite="Strict",
+                secure=self._settings.cookie_secure,
+            )
+        return resp
+
+    async def login(self, request: web.Request) -> web.StreamResponse:
+        """Check the CSRF token and the password; a new session on success."""
+        lang = page_lang(request)
+        ctx = Context(lang, None, "", request.path)
+        try:
+            resp = await self._login(request, lang)
+        except UNAVAILABLE:
+            resp = self.refuse(ctx, 503, t("unavailable", lang))
+        return self.finish(request, resp)
+
+    async def _login(self, request: web.Request, lang: Lang) -> web.StreamResponse:
+        form = await request.post()
+        username = str(form.get("username", ""))[:64]
+        password = str(form.get("password", ""))
+        nxt = str(form.get("next", ""))
+        pre = await self.store.session(request.cookies.get(LOGIN_COOKIE))
+        if pre is None or pre.staff is not None or not self.csrf_ok(pre, str(form.get("csrf", ""))):
+            return await self._login_response(
+                request, lang, 403, username, t("expired", lang), nxt, fresh=True
+            )
+        try:
+            staff = await self.store.authenticate(username, password)
+        except AccountLocked as exc:
+            log.warning("staff login refused: account locked", extra={"staff": username})
+            resp = await self._login_response(
+                request, lang, 429, username, pages.msg(exc.message, lang), nxt
+            )
+            wait = max(1, math.ceil((exc.until - self._clock()).total_seconds()))
+            resp.headers["Retry-After"] = str(wait)
+            return resp
+        except LoginFailed as exc:
+            log.info("staff login failed", extra={"staff": username})
+            return await self._login_response(
+                request, lang, 403, username, pages.msg(exc.message, lang), nxt
+            )
+        await self.store.end_session(pre.token_hash)
+        token, _ = await self.store.new_session(staff)
+        log.info("staff logged in", extra={"staff": staff.username, "role": staff.role.value})
+        resp = self.redirect(safe_next(nxt))
+        self.set_session_cookie(resp, token)
+        resp.del_cookie(LOGIN_COOKIE, path=f"{PREFIX}/login")
+        return resp
+
+    async def logout(
+        self, request: web.Request, ctx: Context, session: Session
+    ) -> web.StreamResponse:
+        """End the session (POST with the CSRF token)."""
+        form = await request.post()
+        if not self.csrf_ok(session, str(form.get("csrf", ""))):
+            return self.refuse(ctx, 403, t("expired", ctx.lang))
+        await self.store.end_session(session.token_hash)
+        log.info("staff logged out", extra={"staff": ctx.staff.username if ctx.staff else ""})
+        resp = self.redirect(f"{PREFIX}/login")
+        resp.del_cookie(COOKIE, path=PREFIX)
+        return resp
+
+
+class Accounts:
+    """Supervisors: list accounts, create one, unlock, disable and enable."""
+
+    def __init__(self, gate: StaffGate, clock: Clock = utcnow) -> None:
+        self._gate = gate
+        self._clock = clock
+
+    def register(self, app: web.Application) -> None:
+        """Add the routes to ``app``."""
+        app.router.add_get(f"{PREFIX}/accounts", self._gate.page(self.list, supervisor=True))
+        app.router.add_post(f"{PREFIX}/accounts", self._gate.page(self.create, supervisor=True))
+        app.router.add_post(
+            f"{PREFIX}/accounts/{{id}}/{{action:unlock|disable|enable}}",
+            self._gate.page(self.change, supervisor=True),
+        )
+
+    async def _page(
+        self, ctx: Context, status: int = 200, alert: str | None = None, ok: bool = False,
+        username: str = "",
+    ) -> web.Response:
+        accounts = await self._gate.store.accounts()
+        html = pages.accounts_page(ctx, accounts, self._clock(), alert, ok, username)
+        return self._gate.html(ctx, html, status)
+
+    async def list(self, request: web.Request, ctx: Context, _s: Session) -> web.StreamResponse:
+        """Every account."""
+        done = request.query.get("done")
+        alert = t("done", ctx.lang) if done else None
+        return await self._page(ctx, alert=alert, ok=True)
+
+    async def create(
+        self, request: web.Request, ctx: Context, session: Session
+    ) -> web.StreamResponse:
+        """A new account."""
+        form = await request.post()
+        if not self._gate.csrf_ok(session, str(form.get("csrf", ""))):
+            return self._gate.refuse(ctx, 403, t("expired", ctx.lang))
+        username = str(form.get("username", ""))[:64]
+        password = str(form.get("password", ""))
+        if password != str(form.get("password2", "")):
+            return await self._page(ctx, 422, t("mismatch", ctx.lang), username=username)
+        try:
+            staff = await self._gate.store.create_account(
+                username, str(form.get("role", "")), password
+            )
+        except InvalidAccount as exc:
+            return await self._page(ctx, 422, pages.msg(exc.message, ctx.lang), username=username)
+        log.info(
+            "staff account created",
+            extra={"staff": staff.username, "role": staff.role.value,
+                   "by": ctx.staff.username if ctx.staff else ""},
+        )
+        return await self._page(ctx, 200, t("created", ctx.lang, u=staff.username), ok=True)
+
+    async def change(
+        self, request: web.Request, ctx: Context, session: Session
+    ) -> web.StreamResponse:
+        """Unlock, disable or enable one account (never one's own disable)."""
+        form = await request.post()
+        if not self._gate.csrf_ok(session, str(form.get("csrf", ""))):
+            return self._gate.refuse(ctx, 403, t("expired", ctx.lang))
+        staff_id = request.match_info["id"]
+        action = request.match_info["action"]
+        if ctx.staff is not None and staff_id == ctx.staff.id and action == "disable":
+            return self._gate.refuse(ctx, 409, t("forbidden", ctx.lang))
+        store = self._gate.store
+        found = (
+            await store.unlock(staff_id)
+            if action == "unlock"
+            else await store.set_disabled(staff_id, action == "disable")
+        )
+        if not found:
+            return self._gate.refuse(ctx, 404, t("not_found", ctx.lang))
+        log.info(
+            "staff account changed",
+            extra={"account": staff_id, "action": action,
+                   "by": ctx.staff.username if ctx.staff else ""},
+        )
+        return self._gate.redirect(f"{PREFIX}/accounts?done=1")
+

@@ -1,0 +1,185 @@
+"""Staff accounts, argon2 passwords, lockout and database sessions on both real databases."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from channels.letter.auth import (
+    AccountLocked,
+    InvalidAccount,
+    LoginFailed,
+    Role,
+    StaffStore,
+    hash_token,
+)
+from gateway import cli
+from gateway.settings import Settings
+from gateway.storage.database import create_engine
+from gateway.storage.schema import staff_accounts, staff_sessions
+from tests.channels.letter.conftest import PASSWORD, add_staff
+
+pytestmark = pytest.mark.integration
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def test_password_is_stored_as_argon2id_and_checked(staff_store: StaffStore) -> None:
+    staff = await add_staff(staff_store, "Siti.Aminah", Role.SUPERVISOR)
+    assert staff.username == "siti.aminah" and staff.is_supervisor
+    async with staff_store._engine.connect() as conn:
+        stored = (await conn.execute(select(staff_accounts.c.password_hash))).scalar_one()
+    assert stored.startswith("$argon2id$") and PASSWORD not in stored
+    assert await staff_store.authenticate("SITI.AMINAH ", PASSWORD) == staff
+    with pytest.raises(LoginFailed):
+        await staff_store.authenticate("siti.aminah", PASSWORD + "x")
+    with pytest.raises(LoginFailed):
+        await staff_store.authenticate("nobody", PASSWORD)
+
+
+@pytest.mark.parametrize(
+    ("username", "role", "password", "expect"),
+    [
+        ("a", "clerk", PASSWORD, "2-64"),
+        ("budi santoso", "clerk", PASSWORD, "2-64"),
+        ("budi", "admin", PASSWORD, "clerk atau supervisor"),
+        ("budi", "clerk", "pendek", "paling sedikit"),
+        ("budi", "clerk", "aaaaaaaaaaaa", "terlalu lemah"),
+    ],
+)
+async def test_bad_accounts_are_refused(
+    staff_store: StaffStore, username: str, role: str, password: str, expect: str
+) -> None:
+    with pytest.raises(InvalidAccount) as caught:
+        await staff_store.create_account(username, role, password)
+    assert expect in caught.value.message[0]
+
+
+async def test_username_is_unique(staff_store: StaffStore) -> None:
+    await add_staff(staff_store, "budi")
+    with pytest.raises(InvalidAccount) as caught:
+        await add_staff(staff_store, "BUDI")
+    assert "sudah dipakai" in caught.value.message[0]
+
+
+async def test_wrong_passwords_lock_the_account_for_a_while(letter_settings: Settings) -> None:
+    clock = Clock()
+    engine = create_engine(letter_settings.database)
+    store = StaffStore(engine, letter_settings.letter, clock)
+    try:
+        await add_staff(store, "budi")
+        for _ in range(letter_settings.letter.lockout_threshold - 1):
+            with pytest.raises(LoginFailed):
+                await store.authenticate("budi", "salah-salah-salah")
+        with pytest.raises(AccountLocked) as caught:  # the one that reaches the threshold
+            await store.authenticate("budi", "salah-salah-salah")
+        assert caught.value.until == clock.now + timedelta(minutes=15)
+        clock.now += timedelta(minutes=14)
+        with pytest.raises(AccountLocked):  # even the right password, while locked
+            await store.authenticate("budi", PASSWORD)
+        clock.now += timedelta(minutes=2)
+        staff = await store.authenticate("budi", PASSWORD)
+        [account] = await store.accounts()
+        assert account.failed_logins == 0 and account.last_login_at == clock.now
+        # A success resets the count: two failures after it do not lock.
+        for _ in range(2):
+            with pytest.raises(LoginFailed):
+                await store.authenticate("budi", "salah-salah-salah")
+        assert await store.authenticate("budi", PASSWORD) == staff
+    finally:
+        await engine.dispose()
+
+
+async def test_supervisor_unlocks_and_disables(staff_store: StaffStore) -> None:
+    staff = await add_staff(staff_store, "budi")
+    for _ in range(3):
+        with pytest.raises((LoginFailed, AccountLocked)):
+            await staff_store.authenticate("budi", "salah-salah-salah")
+    with pytest.raises(AccountLocked):
+        await staff_store.authenticate("budi", PASSWORD)
+    assert await staff_store.unlock(staff.id)
+    token, _ = await staff_store.new_session(await staff_store.authenticate("budi", PASSWORD))
+    assert (await staff_store.session(token)) is not None
+    assert await staff_store.set_disabled(staff.id, True)
+    assert await staff_store.session(token) is None  # disabling ends its sessions
+    with pytest.raises(LoginFailed):
+        await staff_store.authenticate("budi", PASSWORD)
+    assert not await staff_store.unlock("no-such-id")
+
+
+async def test_sessions_are_random_tokens_stored_hashed_and_expire(
+    letter_settings: Settings,
+) -> None:
+    clock = Clock()
+    engine = create_engine(letter_settings.database)
+    store = StaffStore(engine, letter_settings.letter, clock)
+    try:
+        staff = await add_staff(store, "budi")
+        token, session = await store.new_session(staff)
+        assert len(token) >= 43 and session.staff == staff and len(session.csrf_token) >= 43
+        async with engine.connect() as conn:
+            stored = (await conn.execute(select(staff_sessions.c.token_hash))).scalars().all()
+        assert stored == [hash_token(token)] and token not in stored
+        again = await store.session(token)
+        assert again is not None and again.staff == staff and again.csrf_token == session.csrf_token
+        assert await store.session(token + "x") is None
+        # Idle for longer than session_idle_timeout: gone.
+        clock.now += timedelta(seconds=letter_settings.letter.session_idle_timeout + 1)
+        assert await store.session(token) is None
+        # Active, but past session_max_age: gone too.
+        token, _ = await store.new_session(staff)
+        for _ in range(12):
+            clock.now += timedelta(minutes=55)
+            if await store.session(token) is None:
+                break
+        assert clock.now - datetime(2026, 11, 26, 2, 0, tzinfo=UTC) > timedelta(hours=10)
+        assert await store.session(token) is None
+        # Logout forgets it at once.
+        token, session = await store.new_session(staff)
+        await store.end_session(session.token_hash)
+        assert await store.session(token) is None
+    finally:
+        await engine.dispose()
+
+
+async def test_pre_login_session_has_no_staff(staff_store: StaffStore) -> None:
+    token, session = await staff_store.new_session(None)
+    found = await staff_store.session(token)
+    assert found is not None and found.staff is None and found.csrf_token == session.csrf_token
+
+
+def test_cli_creates_an_account_with_the_password_from_stdin(
+    letter_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cli, "load_settings", lambda: letter_settings)
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    assert cli.main(["staff", "create", "--username", "Ani", "--role", "supervisor"]) == 0
+    assert "created supervisor ani" in capsys.readouterr().out
+    monkeypatch.setattr("sys.stdin", io.StringIO("pendek\n"))
+    assert cli.main(["staff", "create", "--username", "budi", "--role", "clerk"]) == 2
+    assert "at least" in capsys.readouterr().err
+    assert cli.main(["staff", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "ani" in listed and "supervisor" in listed and "budi" not in listed
+
+    async def check() -> None:
+        engine = create_engine(letter_settings.database)
+        store = StaffStore(engine, letter_settings.letter)
+        try:
+            staff = await store.authenticate("ani", PASSWORD)
+            assert staff.role is Role.SUPERVISOR
+        finally:
+            await engine.dispose()
+
+    import asyncio
+
+    asyncio.run(check())

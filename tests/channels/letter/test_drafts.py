@@ -1,0 +1,279 @@
+"""Letter drafts and the background reader on both real databases (OCR replaced by a fake
+that reports its pages, so leases, progress and failures can be watched step by step)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from channels.letter.auth import Role, Staff, StaffStore
+from channels.letter.drafts import MAX_ATTEMPTS, DraftStatus, DraftStore
+from channels.letter.parse import Scan
+from channels.letter.reading import LetterReader
+from gateway.filestore import FileStore
+from gateway.settings import Settings
+from gateway.storage.database import create_engine
+from tests.channels.letter.conftest import add_staff
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass(frozen=True)
+class FakePage:
+    number: int
+    text: str
+    confidence: float
+    source: str
+    image_png: bytes
+
+
+@dataclass(frozen=True)
+class FakeField:
+    value: str | None
+    confidence: float
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class FakeFields:
+    sender_name: FakeField
+    nik: FakeField
+    address: FakeField
+    phone: FakeField
+    letter_date: FakeField
+    letter_place: FakeField
+    addressee: FakeField
+    subject: FakeField
+    body: FakeField
+
+
+def fake_extract(pages: list[FakePage]) -> FakeFields:
+    text = " ".join(p.text for p in pages)
+    empty = FakeField(None, 0.0)
+    return FakeFields(
+        FakeField("Siti Aminah", 0.93), FakeField("3209014101900001", 0.97, "Sumber, Cirebon"),
+        empty, FakeField("081234567890", 0.55), empty, empty, empty,
+        FakeField("Jalan rusak", 0.8), FakeField(text, 0.7),
+    )
+
+
+class FakeOcr:
+    """Pages come one by one when the test releases them."""
+
+    def __init__(self, pages: int) -> None:
+        self.pages = pages
+        self.release = asyncio.Semaphore(0)
+        self.calls = 0
+        self.fail: Exception | None = None
+
+    async def read_document(
+        self, data: bytes, content_type: str, on_page: Callable[[int, int], None] | None = None
+    ) -> list[FakePage]:
+        self.calls += 1
+        if self.fail is not None:
+            raise self.fail
+        out = []
+        for i in range(1, self.pages + 1):
+            await self.release.acquire()
+            out.append(FakePage(i, f"halaman {i} dari {content_type}", 80.0 + i, "ocr",
+                                b"\x89PNG\r\n\x1a\n" + data[:4] + bytes([i])))
+            if on_page is not None:
+                on_page(i, self.pages)
+        return out
+
+
+@pytest.fixture
+async def parts(
+    letter_settings: Settings, tmp_path: Path
+) -> AsyncIterator[tuple[AsyncEngine, DraftStore, FileStore, Staff]]:
+    engine = create_engine(letter_settings.database)
+    staff = await add_staff(StaffStore(engine, letter_settings.letter), "budi", Role.CLERK)
+    yield engine, DraftStore(engine), FileStore(tmp_path / "files"), staff
+    await engine.dispose()
+
+
+async def scan_of(files: FileStore, data: bytes, name: str) -> Scan:
+    return Scan(await files.put_bytes(data), "image/tiff", len(data), name)
+
+
+def tiff(pages: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    frames = [Image.new("L", (40, 60), 255 - 20 * i) for i in range(pages)]
+    out = io.BytesIO()
+    frames[0].save(out, "TIFF", save_all=True, append_images=frames[1:])
+    return out.getvalue()
+
+
+async def wait_for(check: Callable[[], object], timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():  # type: ignore[misc]
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+async def test_reader_reports_each_page_then_stores_pages_and_fields(
+    parts: tuple[AsyncEngine, DraftStore, FileStore, Staff], letter_settings: Settings
+) -> None:
+    _engine, drafts, files, staff = parts
+    data = tiff(3)
+    batch = await drafts.create_batch([[await scan_of(files, data, "surat.tif")]], staff.id)
+    [draft] = await drafts.batch(batch)
+    assert draft.status is DraftStatus.READING and draft.pages_total is None
+    ocr = FakeOcr(3)
+    reader = LetterReader(drafts, files, ocr, letter_settings.letter, fake_extract)
+    task = asyncio.create_task(reader.run_once())
+
+    async def total_known() -> bool:
+        return (await drafts.batch(batch))[0].pages_total == 3
+
+    await wait_for(total_known)
+    for page in (1, 2):
+        ocr.release.release()
+
+        async def done(page: int = page) -> bool:
+            return (await drafts.batch(batch))[0].pages_done == page
+
+        await wait_for(done)
+        assert (await drafts.batch(batch))[0].status is DraftStatus.READING
+    ocr.release.release()
+    assert await task
+    [ready] = await drafts.batch(batch)
+    assert ready.status is DraftStatus.READY and ready.pages_done == ready.pages_total == 3
+    assert [p.number for p in ready.pages] == [1, 2, 3]
+    assert [p.confidence for p in ready.pages] == [81.0, 82.0, 83.0]
+    assert await files.read(ready.pages[1].image_sha256) == b"\x89PNG\r\n\x1a\n" + data[:4] + b"\x02"
+    assert ready.fields["nik"].value == "3209014101900001"
+    assert ready.fields["nik"].note == "Sumber, Cirebon"
+    assert ready.fields["phone"].confidence == 0.55
+    assert ready.values["sender_name"] == "Siti Aminah" and ready.values["address"] == ""
+    assert await reader.run_once() is False  # nothing left
+
+
+async def test_one_letter_of_several_files_numbers_its_pages_through(
+    parts: tuple[AsyncEngine, DraftStore, FileStore, Staff], letter_settings: Settings
+) -> None:
+    _engine, drafts, files, staff = parts
+    scans = [await scan_of(files, tiff(2), "hal-1.tif"), await scan_of(files, tiff(2), "hal-2.tif")]
+    batch = await drafts.create_batch([scans], staff.id)
+    ocr = FakeOcr(2)
+    for _ in range(4):
+        ocr.release.release()
+    reader = LetterReader(drafts, files, ocr, letter_settings.letter, fake_extract)
+    assert await reader.run_once()
+    [ready] = await drafts.batch(batch)
+    assert [(p.number, p.file_index) for p in ready.pages] == [(1, 0), (2, 0), (3, 1), (4, 1)]
+    assert ready.label == "hal-1.tif (+1)"
+
+
+async def test_a_lease_keeps_other_readers_off_until_it_runs_out(
+    parts: tuple[AsyncEngine, DraftStore, FileStore, Staff],
+) -> None:
+    _engine, drafts, files, staff = parts
+    await drafts.create_batch([[await scan_of(files, tiff(1), "a.tif")]], staff.id)
+    first = await drafts.claim("reader-a", lease=0.3)
+    assert first is not None and first.attempts == 1
+    assert await drafts.claim("reader-b", lease=60) is None
+    await asyncio.sleep(0.4)  # reader-a died: its lease runs out
+    second = await drafts.claim("reader-b", lease=60)
+    assert second is not None and second.id == first.id and second.attempts == 2
+    # reader-a comes back late: its writes no longer count.
+    assert not await drafts.progress(first.id, "reader-a", 1, 1, 60)
+    assert await drafts.progress(first.id, "reader-b", 1, 1, 60)
+
+
+async def test_concurrent_claims_give_each_letter_to_one_reader(
+    parts: tuple[AsyncEngine, DraftStore, FileStore, Staff], letter_settings: Settings
+) -> None:
+    _engine, drafts, files, staff = parts
+    letters = [[await scan_of(files, tiff(1) + bytes([i]), f"{i}.tif")] for i in range(6)]
+    await drafts.create_batch(letters, staff.id)
+    others = [DraftStore(create_engine(letter_settings.database)) for _ in range(3)]
+    try:
+        claimed = await asyncio.gather(
+            *(store.claim(f"r{i % 3}", 60) for i, store in enumerate(others * 3))
+        )
+    finally:
+        for store in others:
+            await store._engine.dispose()
+    ids = [d.id for d in claimed if d is not None]
+    assert len(ids) == len(set(ids)) == 6
+
+
+async def test_unreadable_file_and_crashing_ocr_fail_the_letter_visibly(
+    parts: tuple[AsyncEngine, DraftStore, FileStore, Staff], letter_settings: Settings
+) -> None:
+    _engine, drafts, files, staff = parts
+    broken = Scan(await files.put_bytes(b"%PDF-1.4 not really"), "application/pdf", 19, "rusak.pdf")
+    batch = await drafts.create_batch([[broken], [await scan_of(files, tiff(1), "ok.tif")]], staff.id)
+    ocr = FakeOcr(1)
+    ocr.fail = RuntimeError("tesseract crashed")
+    reader = LetterReader(drafts, files, ocr, letter_settings.letter, fake_extract)
+    assert await reader.run_once() and await reader.run_once()
+    bad, crashed = await drafts.batch(batch)
+    assert bad.status is DraftStatus.FAILED and "rusak.pdf" in (bad.error or "")
+    assert "tidak dapat dibaca" in (bad.error or "")
+    assert crashed.status is DraftStatus.FAILED and "RuntimeError" in (crashed.error or "")
+    # The clerk asks for another reading: it works this time.
+    assert await drafts.read_again(crashed.id, staff.id)
+    ocr.fail = None
+    ocr.release.release()
+    assert await reader.run_once()
+    assert (await drafts.get(crashed.id)).status is DraftStatus.READY  # type: ignore[union-attr]
+
+
+async def test_a_letter_that_keeps_crashing_the_reader_is_given_up(
+    parts: tuple[AsyncEngine, DraftStore, FileStore, Staff], letter_settings: Settings
+) -> None:
+    _engine, drafts, files, staff = parts
+    batch = await drafts.create_batch([[await scan_of(files, tiff(1), "a.tif")]], staff.id)
+    for i in range(MAX_ATTEMPTS):
+        assert await drafts.claim(f"dies-{i}", lease=0.01) is not None
+        await asyncio.sleep(0.02)
+    reader = LetterReader(drafts, files, FakeOcr(1), letter_settings.letter, fake_extract)
+    assert await reader.run_once()
+    [draft] = await drafts.batch(batch)
+    assert draft.status is DraftStatus.FAILED and "berulang" in (draft.error or "")
+
+
+async def test_saving_and_confirming(
+    parts: tuple[AsyncEngine, DraftStore, FileStore, Staff], letter_settings: Settings
+) -> None:
+    _engine, drafts, files, staff = parts
+    batch = await drafts.create_batch([[await scan_of(files, tiff(1), "a.tif")]], staff.id)
+    [draft] = await drafts.batch(batch)
+    assert not await drafts.save(draft.id, staff.id, {"body": "x"})  # not read yet
+    ocr = FakeOcr(1)
+    ocr.release.release()
+    await LetterReader(drafts, files, ocr, letter_settings.letter, fake_extract).run_once()
+    assert await drafts.save(draft.id, staff.id, {"subject": "Jalan berlubang"})
+    assert (await drafts.get(draft.id)).values == {"subject": "Jalan berlubang"}  # type: ignore[union-attr]
+    await drafts.confirmed(draft.id, staff.id, "G69P5CAWW", "accepted")
+    done = await drafts.get(draft.id)
+    assert done is not None and done.status is DraftStatus.CONFIRMED
+    assert done.tracking_id == "G69P5CAWW" and done.confirmed_by_name == "budi"
+    assert not await drafts.save(draft.id, staff.id, {"subject": "later"})
+    assert [d.id for d in await drafts.recent(staff.id)] == [draft.id]
+    assert await drafts.recent("someone-else") == []
+
+
+async def test_ocr_that_is_not_installed_says_so_on_the_letter(
+    parts: tuple[AsyncEngine, DraftStore, FileStore, Staff], letter_settings: Settings
+) -> None:
+    from channels.letter.ocr import OcrUnavailable
+
+    _engine, drafts, files, staff = parts
+    batch = await drafts.create_batch([[await scan_of(files, tiff(1), "a.tif")]], staff.id)
+    ocr = FakeOcr(1)
+    ocr.fail = OcrUnavailable("tesseract is not installed (Debian: tesseract-ocr)")
+    assert await LetterReader(drafts, files, ocr, letter_settings.letter, fake_extract).run_once()
+    [draft] = await drafts.batch(batch)
+    assert draft.status is DraftStatus.FAILED
+    assert "OCR gagal: tesseract is not installed" in (draft.error or "")

@@ -1,0 +1,172 @@
+"""Reading documents end to end with the real Tesseract (``ind``): no mock of the OCR anywhere.
+
+Generated letters (``letterset.py``) with known fields go through ``OcrPool.read_document`` and
+``extract_fields``; NIK and phone must come back exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import shutil
+from collections.abc import Iterator
+from functools import cache
+
+import pytest
+from PIL import Image
+
+from channels.letter.extract import extract_fields
+from channels.letter.ocr import (
+    LetterFormatError,
+    OcrPool,
+    OcrUnavailable,
+    count_pages,
+    parse_tsv,
+    sniff,
+)
+from tests.channels.letter.letterset import LetterSample, generate
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("tesseract") is None, reason="tesseract not installed (scripts/install-system-packages)"
+)
+
+
+@cache
+def sample(name: str) -> LetterSample:
+    return generate(names=[name])[0]
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[OcrPool]:
+    ocr = OcrPool(workers=2)
+    yield ocr
+    asyncio.run(ocr.close())
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "letter-01",  # JPEG, 200 dpi, skewed 3.5°
+        "letter-08",  # phone photo, EXIF orientation 6, uneven light
+        "letter-12",  # complaint-box form, bilevel G4 TIFF, skewed -3°
+        "letter-25",  # bad scan: 150 dpi, blurred, noisy, faded, JPEG q37
+    ],
+)
+async def test_scanned_letters_read_end_to_end(pool: OcrPool, name: str) -> None:
+    letter = sample(name)
+    pages = await pool.read_document(letter.data, letter.content_type)
+    assert [p.number for p in pages] == list(range(1, letter.pages + 1))
+    assert all(p.source == "ocr" and 60 < p.confidence <= 100 for p in pages)
+    fields = extract_fields(pages)
+    assert fields.nik.value == letter.fields.nik
+    assert fields.phone.value == letter.fields.phone_e164
+    assert fields.sender_name.value == letter.fields.sender_name
+    assert fields.letter_date.value == letter.fields.letter_date
+    shown = Image.open(io.BytesIO(pages[0].image_png))
+    assert shown.height > shown.width  # upright, whatever the file stored
+
+
+async def test_multi_page_tiff_is_split_with_progress(pool: OcrPool) -> None:
+    letter = sample("letter-09")  # RW letterhead, 2 pages, LZW TIFF
+    assert letter.content_type == "image/tiff" and count_pages(letter.data) == 2
+    progress: list[tuple[int, int]] = []
+    pages = await pool.read_document(letter.data, on_page=lambda d, t: progress.append((d, t)))
+    assert progress == [(1, 2), (2, 2)]
+    assert [p.number for p in pages] == [1, 2]
+    assert "Dengan hormat" in pages[0].text and "Hormat saya" in pages[1].text
+    assert len(pages[0].line_confidences) == len(pages[0].text.split("\n"))
+    fields = extract_fields(pages)
+    assert fields.phone.value == letter.fields.phone_e164  # not the letterhead's
+    assert fields.nik.value == letter.fields.nik
+
+
+async def test_text_pdf_uses_its_text_layer(pool: OcrPool) -> None:
+    letter = sample("letter-18")  # 2 pages, exported with text
+    pages = await pool.read_document(letter.data, "application/pdf")
+    assert [(p.source, p.confidence) for p in pages] == [("text-layer", 100.0)] * 2
+    # Exact text, as only a text layer gives: every printed line is there.
+    printed = " ".join(letter.page_texts[0].split())
+    assert " ".join(pages[0].text.split()) == printed
+    fields = extract_fields(pages)
+    assert fields.nik.value == letter.fields.nik
+    assert fields.phone.value == letter.fields.phone_e164
+    assert fields.body.value == letter.fields.body
+    assert pages[0].image_png.startswith(b"\x89PNG")
+
+
+async def test_scanned_pdf_is_ocred(pool: OcrPool) -> None:
+    letter = sample("letter-05")  # 2 scanned pages in a PDF
+    pages = await pool.read_document(letter.data)
+    assert [p.source for p in pages] == ["ocr", "ocr"]
+    assert abs(pages[0].skew) > 1  # the scan was skewed and has been straightened
+    assert extract_fields(pages).phone.value == letter.fields.phone_e164
+
+
+@pytest.mark.parametrize(
+    ("data", "content_type", "message"),
+    [
+        (b"", None, "empty"),
+        (b"GIF89a\x01\x00\x01\x00", "image/gif", r"GIF image is not accepted \(sent as image/gif\)"),
+        (b"PK\x03\x04rest-of-a-docx", None, "ZIP archive or Office document"),
+        (b"RIFF\x00\x00\x00\x00WEBPVP8 ", None, "WebP image"),
+        (b"hello, this is text", "application/pdf", "not a PDF, JPEG, PNG or TIFF"),
+    ],
+)
+def test_unsupported_data_is_refused_with_the_reason(
+    data: bytes, content_type: str | None, message: str
+) -> None:
+    with pytest.raises(LetterFormatError, match=message):
+        sniff(data, content_type)
+    with pytest.raises(LetterFormatError):
+        count_pages(data, content_type)
+
+
+async def test_damaged_files_are_format_errors(pool: OcrPool) -> None:
+    jpeg = sample("letter-01").data
+    with pytest.raises(LetterFormatError, match="cannot be"):
+        await pool.read_document(jpeg[: len(jpeg) // 3])
+    with pytest.raises(LetterFormatError, match="PDF"):
+        await pool.read_document(b"%PDF-1.7\nnot really a pdf")
+
+
+def test_decompression_bomb_is_refused() -> None:
+    # A PNG header claiming 20000 x 20000 pixels: refused from the header, nothing decoded.
+    out = io.BytesIO()
+    Image.new("1", (20000, 20000)).save(out, "PNG")
+    with pytest.raises(LetterFormatError, match="20000x20000|too large"):
+        count_pages(out.getvalue())
+
+
+async def test_too_many_pages_is_refused() -> None:
+    small = OcrPool(workers=1, max_pages=1)
+    try:
+        with pytest.raises(LetterFormatError, match="2 pages"):
+            await small.read_document(sample("letter-09").data)
+    finally:
+        await small.close()
+
+
+async def test_missing_tesseract_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(OcrUnavailable, match="tesseract-ocr"):
+        await OcrPool(workers=1).check()
+    monkeypatch.undo()
+    with pytest.raises(OcrUnavailable, match="xyz"):
+        await OcrPool(workers=1, language="xyz").check()
+
+
+def test_tsv_to_lines_and_confidences() -> None:
+    tsv = (
+        "level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\tleft\ttop\twidth\theight\tconf\ttext\n"
+        "5\t1\t1\t1\t1\t1\t0\t0\t1\t1\t90\tPerihal\n"
+        "5\t1\t1\t1\t1\t2\t0\t0\t1\t1\t80\t:\n"
+        "5\t1\t1\t1\t1\t3\t0\t0\t1\t1\t70\tBanjir\n"
+        "4\t1\t1\t2\t1\t0\t0\t0\t1\t1\t-1\t\n"
+        "5\t1\t1\t2\t1\t1\t0\t0\t1\t1\t96\tDengan\n"
+        "5\t1\t1\t2\t1\t2\t0\t0\t1\t1\t94\thormat,\n"
+        "5\t1\t1\t2\t2\t1\t0\t0\t1\t1\t-1\t \n"
+    )
+    read = parse_tsv(tsv)
+    assert read.text == "Perihal : Banjir\n\nDengan hormat,"
+    assert read.line_confidences == (80.0, 100.0, 95.0)
+    assert read.confidence == 86.0

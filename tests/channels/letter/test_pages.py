@@ -1,0 +1,85 @@
+"""The staff pages and the receipt as HTML (pure): highlighting, escaping, language, QR code."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from channels.letter.auth import Role, Staff
+from channels.letter.drafts import Draft, DraftStatus, FieldInfo, PageInfo
+from channels.letter.pages import Context, batch_page, review_page
+from channels.letter.parse import Scan
+from channels.letter.receipt import ReceiptData, qr_svg, receipt_page, status_url
+
+CLERK = Staff("s-1", "budi", Role.CLERK)
+WHEN = datetime(2026, 11, 26, 3, 4, tzinfo=UTC)
+
+
+def ctx(lang: str = "id") -> Context:
+    return Context(lang, CLERK, "tok<en>", "/staff/letters/d-1")  # type: ignore[arg-type]
+
+
+def draft(status: DraftStatus = DraftStatus.READY, done: int = 2, total: int | None = 2) -> Draft:
+    return Draft(
+        id="d-1", batch_id="b-1", status=status,
+        files=(Scan("ab" * 32, "application/pdf", 10, "surat <1>.pdf"),),
+        pages_total=total, pages_done=done,
+        pages=(PageInfo(1, "cd" * 32, 91.4, "ocr", "teks"), PageInfo(2, "ef" * 32, 100, "text-layer", "")),
+        fields={
+            "nik": FieldInfo("3209014101900001", 0.95, "Kec. Waled"),
+            "subject": FieldInfo("Jalan <rusak>", 0.31, "dibaca dari baris yang kabur"),
+        },
+        values={"subject": "Jalan <rusak>", "nik": "3209014101900001"},
+        error=None, created_by="s-1", created_by_name="budi", created_at=WHEN, updated_at=WHEN,
+    )
+
+
+def test_review_page_marks_low_confidence_fields_and_escapes_values() -> None:
+    html = review_page(ctx(), draft(), draft().values, frozenset({"subject"}), "Waled, Cirebon")
+    subject = re.search(r'<div class="field low" id="f-subject".*?</div></div>', html)
+    assert subject is not None and "Kurang yakin" in subject.group(0)
+    assert 'class="field" id="f-nik"' in html  # a sure field is not highlighted
+    assert "keyakinan 31%" in html and "keyakinan 95%" in html
+    assert "Jalan &lt;rusak&gt;" in html and "<rusak>" not in html
+    assert "surat &lt;1&gt;.pdf" in html and 'value="tok&lt;en&gt;"' in html
+    assert 'id="nik-region"' in html and "Waled, Cirebon" in html
+    assert "Kec. Waled" not in html  # the region from the current value replaces the note
+    assert "/staff/letters/d-1/pages/1" in html and "/staff/letters/d-1/pages/2" in html
+    assert "keyakinan OCR 91%" in html and "teks dari PDF" in html
+    assert 'value="confirm"' in html and 'value="save"' in html
+
+
+def test_review_page_in_english() -> None:
+    html = review_page(ctx("en"), draft(), draft().values, frozenset(), None)
+    assert "Review the letter" in html and "Confirm and send" in html
+    assert 'lang="en"' in html and "?lang=id" in html
+
+
+def test_progress_page_refreshes_itself_only_while_reading() -> None:
+    reading = batch_page(ctx(), [draft(DraftStatus.READING, 1, 3)])
+    assert "Halaman 1 dari 3 dibaca" in reading and '<progress max="3" value="1">' in reading
+    assert '<noscript><meta http-equiv="refresh" content="2"></noscript>' in reading
+    assert 'data-progress="/staff/uploads/b-1/progress.json"' in reading
+    waiting = batch_page(ctx(), [draft(DraftStatus.READING, 0, None)])
+    assert "Menunggu giliran dibaca" in waiting
+    ready = batch_page(ctx(), [draft()])
+    assert "http-equiv" not in ready and "data-progress" not in ready
+    assert 'class="review-link"' in ready
+
+
+def test_receipt_has_the_tracking_id_a_qr_code_and_how_to_follow_up() -> None:
+    data = ReceiptData("G69P5CAWW", WHEN, "Jalan rusak", 2, "budi", acks=("SMS +62812*****890",))
+    html = receipt_page(ctx(), data, "https://lapor.example.go.id", "1708")
+    assert 'id="tracking-id">G69P-5CAWW<' in html
+    assert "CEK G69P5CAWW" in html and "<strong>1708</strong>" in html
+    assert "https://lapor.example.go.id/cek" in html and "3 hari kerja" in html
+    assert "<svg" in html and 'aria-label="Kode QR halaman status"' in html
+    assert "@media print" in html and "SMS +62812*****890" in html
+    assert status_url("https://x.id", "G69P5CAWW") == "https://x.id/cek?id=G69P-5CAWW"
+    english = receipt_page(ctx("en"), data, "https://x.id", "1708")
+    assert "Report receipt" in english and "Send the SMS" in english
+
+
+def test_qr_code_is_an_svg_without_an_image_library() -> None:
+    svg = qr_svg("https://lapor.example.go.id/cek?id=G69P-5CAWW")
+    assert svg.startswith("<svg") and "<path" in svg

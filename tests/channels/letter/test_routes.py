@@ -1,0 +1,477 @@
+"""The letter desk over HTTP on the real databases, RabbitMQ and Tesseract: login, lockout,
+CSRF, roles, upload, reading, review, confirmation, receipt."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import cache
+from typing import Any
+
+import pytest
+from aiohttp import ClientSession, CookieJar, FormData
+from aiohttp.test_utils import TestClient
+from pydantic import SecretStr
+from sqlalchemy import func, select
+
+from channels.letter.auth import Role, StaffStore
+from gateway import bootstrap, tracking
+from gateway.settings import Settings
+from gateway.storage.schema import letter_drafts
+from tests.channels.letter.conftest import PASSWORD, add_staff, csrf_token, login
+from tests.channels.letter.letterset import LetterSample, generate
+from tests.support import drain
+
+pytestmark = pytest.mark.integration
+
+Client = Callable[..., Awaitable[TestClient[Any, Any]]]
+TID = re.compile(r'id="tracking-id">([^<]+)<')
+
+
+@cache
+def sample(name: str) -> LetterSample:
+    [found] = generate(names=[name])
+    return found
+
+
+def small_scan(kind: str = "PNG", text: str = "Surat") -> bytes:
+    """A small page that Tesseract reads in a moment (for tests that are not about reading)."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("L", (320, 120), 255)
+    ImageDraw.Draw(img).text((20, 50), text, fill=0)
+    out = io.BytesIO()
+    img.save(out, kind)
+    return out.getvalue()
+
+
+@pytest.fixture
+async def gw(letter_settings: Settings) -> AsyncIterator[bootstrap.Gateway]:
+    web = letter_settings.web.model_copy(update={"csrf_key": SecretStr("test-csrf-key")})
+    gateway = bootstrap.build(letter_settings.model_copy(update={"web": web}))
+    yield gateway
+    await gateway.close()
+
+
+@pytest.fixture
+async def client(gw: bootstrap.Gateway, aiohttp_client: Client) -> TestClient[Any, Any]:
+    return await aiohttp_client(bootstrap.build_app(gw))
+
+
+@pytest.fixture
+async def staff(gw: bootstrap.Gateway) -> StaffStore:
+    store = StaffStore(gw.engine, gw.settings.letter)
+    await add_staff(store, "ani", Role.SUPERVISOR)
+    await add_staff(store, "budi", Role.CLERK)
+    await add_staff(store, "citra", Role.CLERK)
+    return store
+
+
+def upload_form(token: str, files: list[tuple[str, bytes]], one_letter: bool = False) -> FormData:
+    fd = FormData()
+    fd.add_field("csrf", token)
+    if one_letter:
+        fd.add_field("one_letter", "1")
+    for name, data in files:
+        fd.add_field("berkas", io.BytesIO(data), filename=name,
+                     content_type="application/octet-stream")
+    return fd
+
+
+async def draft_count(gw: bootstrap.Gateway) -> int:
+    async with gw.engine.connect() as conn:
+        return int((await conn.execute(select(func.count()).select_from(letter_drafts))).scalar_one())
+
+
+async def upload(client: TestClient[Any, Any], token: str, files: list[tuple[str, bytes]],
+                 one_letter: bool = False) -> str:
+    """Upload; the progress page's address."""
+    resp = await client.post("/staff/letters", data=upload_form(token, files, one_letter),
+                             allow_redirects=False)
+    assert resp.status == 303, await resp.text()
+    location = resp.headers["Location"]
+    assert location.startswith("/staff/uploads/")
+    return location
+
+
+async def wait_until_read(client: TestClient[Any, Any], batch_url: str,
+                          timeout: float = 180.0) -> dict[str, Any]:
+    """Poll progress.json until no letter is being read; every state seen on the way."""
+    seen: list[tuple[str, int, int | None]] = []
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        resp = await client.get(batch_url + "/progress.json")
+        assert resp.status == 200 and resp.headers["Cache-Control"] == "no-store"
+        data: dict[str, Any] = await resp.json()
+        for letter in data["letters"]:
+            state = (letter["status"], letter["pages_done"], letter["pages_total"])
+            if not seen or seen[-1] != state:
+                seen.append(state)
+        if data["done"]:
+            data["seen"] = seen
+            return data
+        assert asyncio.get_running_loop().time() < deadline, f"still reading: {seen}"
+        await asyncio.sleep(0.2)
+
+
+# ---- access, sessions, CSRF, roles ------------------------------------------------------------
+
+
+async def test_staff_pages_need_a_login_and_are_never_cached(
+    client: TestClient[Any, Any], staff: StaffStore
+) -> None:
+    home = await client.get("/staff/", allow_redirects=False)
+    assert home.status == 303 and home.headers["Location"] == "/staff/login"
+    assert home.headers["Cache-Control"] == "no-store"
+    deep = await client.get("/staff/letters/abc/pages/1?x=1&y=2", allow_redirects=False)
+    assert deep.headers["Location"] == "/staff/login?next=/staff/letters/abc/pages/1%3Fx%3D1%26y%3D2"
+    assert (await client.get("/staff", allow_redirects=False)).headers["Location"] == "/staff/"
+    form = await client.get("/staff/login")
+    html = await form.text()
+    assert form.status == 200 and "Masuk petugas" in html and 'name="csrf"' in html
+    assert form.headers["Cache-Control"] == "no-store"
+    assert "frame-ancestors 'none'" in form.headers["Content-Security-Policy"]
+    assert (await client.post("/staff/letters", data={"csrf": "x"})).status == 403
+    english = await client.get("/staff/login?lang=en")
+    assert "Staff login" in await english.text()
+    public = await (await client.get("/")).text()
+    assert "/staff" not in public  # the staff pages are not linked from the citizen form
+
+
+async def test_login_cookie_logout(client: TestClient[Any, Any], staff: StaffStore) -> None:
+    form = await client.get("/staff/login?next=/staff/accounts")
+    token = csrf_token(await form.text())
+    resp = await client.post(
+        "/staff/login",
+        data={"csrf": token, "username": "Ani", "password": PASSWORD, "next": "/staff/accounts"},
+        allow_redirects=False,
+    )
+    assert resp.status == 303 and resp.headers["Location"] == "/staff/accounts"
+    cookie = next(v for k, v in resp.headers.items() if k == "Set-Cookie" and "lapor_staff=" in v)
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/staff" in cookie
+    assert "Secure" not in cookie  # letter.cookie_secure is off on the embedded default
+    assert "Max-Age" not in cookie and "expires" not in cookie.lower()  # ends with the browser
+    home = await client.get("/staff/")
+    html = await home.text()
+    assert home.status == 200 and 'id="who">ani (supervisor)' in html
+    session_csrf = csrf_token(html)
+    assert session_csrf != token  # a login starts a new session
+    assert (await client.post("/staff/logout", data={"csrf": "wrong"})).status == 403
+    out = await client.post("/staff/logout", data={"csrf": session_csrf}, allow_redirects=False)
+    assert out.status == 303 and out.headers["Location"] == "/staff/login"
+    assert (await client.get("/staff/", allow_redirects=False)).status == 303
+    # No open redirect through ?next=.
+    form = await client.get("/staff/login?next=//evil.example/")
+    assert 'name="next" value="/staff/"' in await form.text()
+    evil = await client.post(
+        "/staff/login",
+        data={"csrf": csrf_token(await form.text()), "username": "ani", "password": PASSWORD,
+              "next": "//evil.example/"},
+        allow_redirects=False,
+    )
+    assert evil.status == 303 and evil.headers["Location"] == "/staff/"
+
+
+async def test_wrong_passwords_lock_the_account(
+    client: TestClient[Any, Any], staff: StaffStore
+) -> None:
+    for attempt in range(1, 4):
+        token = csrf_token(await (await client.get("/staff/login")).text())
+        resp = await client.post(
+            "/staff/login", data={"csrf": token, "username": "budi", "password": "salah-salah"}
+        )
+        html = await resp.text()
+        if attempt < 3:
+            assert resp.status == 403 and "Nama pengguna atau kata sandi salah" in html
+        else:
+            assert resp.status == 429 and "dikunci sementara" in html
+            assert 800 < int(resp.headers["Retry-After"]) <= 900
+    token = csrf_token(await (await client.get("/staff/login?lang=en")).text())
+    right = await client.post(
+        "/staff/login", data={"csrf": token, "username": "budi", "password": PASSWORD}
+    )
+    assert right.status == 429 and "locked after too many failed attempts" in await right.text()
+    # The supervisor unlocks it from the accounts page.
+    await login(client, "ani")
+    page = await (await client.get("/staff/accounts")).text()
+    [budi_id] = [a.id for a in await staff.accounts() if a.username == "budi"]
+    assert f"/staff/accounts/{budi_id}/unlock" in page
+    done = await client.post(f"/staff/accounts/{budi_id}/unlock", data={"csrf": csrf_token(page)})
+    assert done.status == 200
+    client.session.cookie_jar.clear()
+    await login(client, "budi")
+
+
+async def test_every_form_needs_the_sessions_csrf_token(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway, staff: StaffStore
+) -> None:
+    await client.get("/staff/login")
+    refused = await client.post(
+        "/staff/login", data={"csrf": "forged", "username": "budi", "password": PASSWORD}
+    )
+    assert refused.status == 403 and "kedaluwarsa" in await refused.text()
+    token = await login(client, "budi")
+    jpeg = small_scan("JPEG")
+    bad = await client.post("/staff/letters", data=upload_form(token[:-2] + "xx", [("a.jpg", jpeg)]))
+    assert bad.status == 403 and await draft_count(gw) == 0
+    missing = await client.post("/staff/letters", data=upload_form("", [("a.jpg", jpeg)]))
+    assert missing.status == 403 and await draft_count(gw) == 0
+    location = await upload(client, token, [("a.jpg", jpeg)])
+    draft_id = (await (await client.get(location + "/progress.json")).json())["letters"][0]["id"]
+    forged = await client.post(f"/staff/letters/{draft_id}",
+                               data={"csrf": "nope", "action": "confirm", "body": "x" * 20})
+    assert forged.status == 403
+    assert (await client.post(f"/staff/letters/{draft_id}/read-again")).status == 403
+    # A token of another session does not open this one.
+    other = await aiohttp_client_like(client)
+    other_token = await login(other, "citra")
+    assert other_token != token
+    cross = await client.post("/staff/logout", data={"csrf": other_token})
+    assert cross.status == 403
+    await other.close()
+
+
+async def aiohttp_client_like(client: TestClient[Any, Any]) -> Any:
+    """A second browser (its own cookies) on the same server."""
+    base = str(client.make_url("/")).rstrip("/")
+    return ClientSession(base_url=base, cookie_jar=CookieJar(unsafe=True))
+
+
+async def test_clerks_cannot_do_what_supervisors_do(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway, staff: StaffStore
+) -> None:
+    token = await login(client, "budi")
+    accounts = await client.get("/staff/accounts")
+    assert accounts.status == 403 and "hanya untuk supervisor" in await accounts.text()
+    create = await client.post(
+        "/staff/accounts",
+        data={"csrf": token, "username": "dedi", "role": "supervisor", "password": PASSWORD,
+              "password2": PASSWORD},
+    )
+    assert create.status == 403
+    assert "dedi" not in [a.username for a in await staff.accounts()]
+    scan = small_scan("JPEG", "Budi")
+    location = await upload(client, token, [("surat-budi.jpg", scan)])
+    draft_id = (await (await client.get(location + "/progress.json")).json())["letters"][0]["id"]
+    home = await (await client.get("/staff/")).text()
+    assert "surat-budi.jpg" in home and "Diunggah oleh" not in home
+
+    # Another clerk sees neither the letter nor its pages.
+    citra = await aiohttp_client_like(client)
+    await login(citra, "citra")
+    assert "surat-budi.jpg" not in await (await citra.get("/staff/")).text()
+    assert (await citra.get(f"/staff/letters/{draft_id}")).status == 403
+    assert (await citra.get(f"/staff/letters/{draft_id}/files/0")).status == 403
+    assert (await citra.get(location)).status == 403
+    await citra.close()
+
+    # The supervisor sees every clerk's letters and manages accounts.
+    ani = await aiohttp_client_like(client)
+    ani_token = await login(ani, "ani")
+    all_letters = await (await ani.get("/staff/")).text()
+    assert "surat-budi.jpg" in all_letters and "Diunggah oleh" in all_letters
+    original = await ani.get(f"/staff/letters/{draft_id}/files/0")
+    assert original.status == 200 and await original.read() == scan
+    made = await ani.post(
+        "/staff/accounts",
+        data={"csrf": ani_token, "username": "dedi", "role": "clerk", "password": PASSWORD,
+              "password2": PASSWORD},
+    )
+    assert made.status == 200 and "Akun dedi dibuat" in await made.text()
+    weak = await ani.post(
+        "/staff/accounts",
+        data={"csrf": ani_token, "username": "eko", "role": "clerk", "password": "pendek",
+              "password2": "pendek"},
+    )
+    assert weak.status == 422 and "paling sedikit" in await weak.text()
+    [dedi] = [a for a in await staff.accounts() if a.username == "dedi"]
+    off = await ani.post(f"/staff/accounts/{dedi.id}/disable", data={"csrf": ani_token},
+                         allow_redirects=False)
+    assert off.status == 303
+    dedi_browser = await aiohttp_client_like(client)
+    form = csrf_token(await (await dedi_browser.get("/staff/login")).text())
+    refused = await dedi_browser.post(
+        "/staff/login", data={"csrf": form, "username": "dedi", "password": PASSWORD}
+    )
+    assert refused.status == 403
+    await dedi_browser.close()
+    await ani.close()
+
+
+async def test_unsupported_or_broken_files_are_refused_by_name(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway, staff: StaffStore
+) -> None:
+    token = await login(client, "budi")
+    docx = b"PK\x03\x04" + b"\x00" * 200
+    resp = await client.post("/staff/letters", data=upload_form(token, [("surat.docx", docx)]))
+    html = await resp.text()
+    assert resp.status == 415
+    assert "Berkas surat.docx bukan PDF, JPEG, PNG atau TIFF" in html
+    broken = await client.post(
+        "/staff/letters", data=upload_form(token, [("rusak.pdf", b"%PDF-1.4\n garbage")])
+    )
+    assert broken.status == 422 and "rusak.pdf" in await broken.text()
+    en = await client.post(
+        "/staff/letters?lang=en", data=upload_form(token, [("surat.docx", docx)])
+    )
+    assert en.status == 415 and "The file surat.docx is not a PDF, JPEG, PNG or TIFF" in await en.text()
+    none = await client.post("/staff/letters", data=upload_form(token, []))
+    assert none.status == 400
+    assert await draft_count(gw) == 0
+
+
+async def test_a_batch_is_one_letter_per_file_unless_told_otherwise(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway, staff: StaffStore
+) -> None:
+    token = await login(client, "budi")
+    one, two = small_scan("JPEG", "Satu"), small_scan("PNG", "Dua")
+    batch = await upload(client, token, [("a.jpg", one), ("b.png", two)])
+    letters = (await (await client.get(batch + "/progress.json")).json())["letters"]
+    assert len(letters) == 2
+    together = await upload(client, token, [("hal1.jpg", one), ("hal2.png", two)], one_letter=True)
+    [letter] = (await (await client.get(together + "/progress.json")).json())["letters"]
+    page = await (await client.get(together)).text()
+    assert "hal1.jpg (+1)" in page
+    assert await draft_count(gw) == 3
+    assert letter["id"]
+
+
+# ---- the whole path --------------------------------------------------------------------------
+
+
+async def test_upload_read_review_correct_confirm_publish_once(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway, staff: StaffStore, settings: Settings
+) -> None:
+    letter = sample("letter-05")  # a scanned 2-page PDF
+    assert letter.pages == 2
+    token = await login(client, "budi")
+    batch = await upload(client, token, [(letter.filename, letter.data)])
+    progress = await (await client.get(batch)).text()
+    assert "letter-05.pdf" in progress and ('http-equiv="refresh"' in progress
+                                            or "st-ready" in progress)
+    data = await wait_until_read(client, batch)
+    [state] = data["letters"]
+    assert state["status"] == "ready" and state["pages_done"] == state["pages_total"] == 2
+    assert ("reading", 2, 2) in data["seen"] or ("ready", 2, 2) in data["seen"]
+
+    review = await client.get(state["review_url"])
+    html = await review.text()
+    assert review.status == 200 and "Periksa surat" in html
+    assert html.count(f'/staff/letters/{state["id"]}/pages/') == 2
+    image = await client.get(f'/staff/letters/{state["id"]}/pages/2')
+    assert image.status == 200 and image.content_type == "image/png"
+    assert (await image.read()).startswith(b"\x89PNG")
+    for name in ("sender_name", "nik", "address", "phone", "letter_date", "subject", "body"):
+        assert f'id="{name}"' in html
+    truth = letter.fields
+    assert truth.nik is not None and truth.phone_e164 is not None
+
+    corrected = "Banjir setinggi lutut di Cileunyi Kulon (dikoreksi petugas)"
+    values = {
+        "csrf": token,
+        "sender_name": truth.sender_name,
+        "nik": truth.nik,
+        "address": truth.address or "",
+        "phone": truth.phone or "",
+        "letter_date": truth.letter_date,
+        "letter_place": truth.letter_place or "",
+        "addressee": truth.addressee or "",
+        "subject": corrected,
+        "body": truth.body,
+        "kind": "pengaduan",
+    }
+    saved = await client.post(f'/staff/letters/{state["id"]}', data={**values, "action": "save"},
+                              allow_redirects=False)
+    assert saved.status == 303 and saved.headers["Location"].endswith("?saved=1")
+    again = await (await client.get(saved.headers["Location"])).text()
+    assert "Draf disimpan" in again and corrected in again  # the draft survives a new page
+    assert await gw.intake.count_complaints() == 0  # saving sends nothing
+
+    bad = await client.post(f'/staff/letters/{state["id"]}',
+                            data={**values, "nik": "3209014101900000", "action": "confirm"})
+    assert bad.status == 422 and 'id="nik-err"' in await bad.text()
+    assert await gw.intake.count_complaints() == 0
+
+    confirm = await client.post(f'/staff/letters/{state["id"]}',
+                                data={**values, "action": "confirm"}, allow_redirects=False)
+    assert confirm.status == 303 and confirm.headers["Location"].endswith("/receipt")
+    receipt = await (await client.get(confirm.headers["Location"])).text()
+    shown = TID.search(receipt)
+    assert shown is not None
+    tid = tracking.normalize(shown.group(1))
+    assert tid is not None and shown.group(1) == tracking.display(tid)
+    assert f"CEK {tid}" in receipt and "1708" in receipt and "<svg" in receipt
+    assert "https://lapor.example.go.id/cek" in receipt and "@media print" in receipt
+    # Twice more (a double click, a second tab): the same receipt, nothing new.
+    for _ in range(2):
+        second = await client.post(f'/staff/letters/{state["id"]}',
+                                   data={**values, "action": "confirm"})
+        assert TID.search(await second.text()).group(1) == shown.group(1)  # type: ignore[union-attr]
+    assert await gw.intake.count_complaints() == 1
+
+    assert gw.relay is not None
+    await gw.relay.publish_batch()
+    await gw.relay._close()
+    [msg] = await drain(settings.broker.queue, 1)
+    assert msg.routing_key == "complaint.created.letter"
+    event = json.loads(msg.body)
+    assert event["tracking_id"] == tid and event["channel"] == "letter"
+    assert event["title"] == corrected
+    assert event["body"] == truth.body
+    assert event["reporter"]["nik"] == truth.nik
+    assert event["reporter"]["name"] == truth.sender_name
+    assert event["reporter"]["phone"] == truth.phone_e164
+    assert event["agency"] == (truth.addressee or None)
+    [att] = event["attachments"]
+    assert att["sha256"] == hashlib.sha256(letter.data).hexdigest()
+    assert att["media_type"] == "application/pdf" and att["filename"] == "letter-05.pdf"
+    assert await gw.files.read(att["sha256"]) == letter.data
+    source = event["source"]
+    assert source["entered_by"] == "budi" and source["letter_draft_id"] == state["id"]
+    assert source["provider_message_id"] == f'letter-draft:{state["id"]}'
+    assert source["letter_date"] == truth.letter_date and source["pages"] == "2"
+    # The reviewed letter is stored as the raw message, parsed by the registered parser.
+    assert gw.parsers.get("letter.review") is not None
+
+
+async def test_receipt_also_goes_by_sms_when_the_letter_gives_a_mobile_number(
+    letter_settings: Settings, aiohttp_client: Client
+) -> None:
+    sms = letter_settings.sms.model_copy(
+        update={"kannel_sendsms_url": "http://127.0.0.1:9/cgi-bin/sendsms"}  # never reached here
+    )
+    web_section = letter_settings.web.model_copy(update={"csrf_key": SecretStr("k")})
+    gateway = bootstrap.build(letter_settings.model_copy(update={"sms": sms, "web": web_section}))
+    try:
+        client = await aiohttp_client(bootstrap.build_app(gateway))
+        await add_staff(StaffStore(gateway.engine, gateway.settings.letter), "budi")
+        token = await login(client, "budi")
+        batch = await upload(client, token, [("a.png", small_scan()), ("b.png", small_scan())])
+        letters = (await wait_until_read(client, batch))["letters"]
+        base = {"csrf": token, "sender_name": "Siti Aminah", "kind": "pengaduan",
+                "body": "Jalan di depan pasar berlubang besar sejak dua bulan.",
+                "action": "confirm"}
+        for letter, phone in zip(letters, ("0812-3456-7890", "022-4231234"), strict=True):
+            for _ in range(2):  # confirmed twice: one SMS
+                resp = await client.post(letter["review_url"], data={**base, "phone": phone})
+                assert resp.status == 200
+        mobile = await (await client.get(letters[0]["review_url"] + "/receipt")).text()
+        landline = await (await client.get(letters[1]["review_url"] + "/receipt")).text()
+        assert "SMS +62812" in mobile and "7890" not in mobile.split("SMS +62812")[1][:8]
+        assert "SMS" not in landline.split('id="receipt"')[1].split("</article>")[0].replace(
+            "Kirim SMS", "")
+        tids = [tracking.normalize(TID.search(page).group(1))  # type: ignore[union-attr]
+                for page in (mobile, landline)]
+        async with gateway.engine.connect() as conn:
+            rows = (await conn.exec_driver_sql(
+                "SELECT kind, status, bridge, tracking_id, body FROM sms_replies "
+                f"WHERE tracking_id IN ('{tids[0]}', '{tids[1]}')")).all()
+        [(kind, status, bridge, tid, body)] = rows  # one SMS, to the mobile number only
+        assert (kind, status, bridge, tid) == ("receipt", "pending", "kannel", tids[0])
+        assert f"CEK {tid}" in body
+    finally:
+        await gateway.close()
