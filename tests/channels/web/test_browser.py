@@ -2,14 +2,15 @@
 
 The gateway runs with aiohttp's AppRunner on a free port; the browser fills the form with a
 photo, submits, reads the tracking ID on the receipt, looks it up on /cek, and the test reads the
-complaint from RabbitMQ. The screenshots ``docs/web-form.png`` and ``docs/web-receipt.png`` are
-written by this test.
+complaint from RabbitMQ. With ``LAPOR_SCREENSHOTS=1`` it writes the screenshots
+``docs/web-form.png`` and ``docs/web-receipt.png`` (a normal run leaves the committed ones alone).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,6 +23,8 @@ from gateway import bootstrap, tracking
 from gateway.settings import Settings
 from tests.channels.web.conftest import NIK, web_settings
 from tests.support import ROOT, drain, free_port
+
+SCREENSHOTS = os.environ.get("LAPOR_SCREENSHOTS") == "1"
 
 pytestmark = pytest.mark.integration
 
@@ -92,13 +95,13 @@ async def test_citizen_fills_the_form_and_follows_the_report(
     await p.goto(base + "/")  # type: ignore[attr-defined]
     assert "hoaks" in await p.inner_text("main")  # type: ignore[attr-defined]
     await fill(p, NIK, photo)
-    if database_url.startswith("sqlite"):
+    if SCREENSHOTS and database_url.startswith("sqlite"):
         await p.screenshot(path=str(ROOT / "docs" / "web-form.png"), full_page=True)  # type: ignore[attr-defined]
     await p.click("button[type=submit]")  # type: ignore[attr-defined]
     shown = (await p.inner_text("#tracking-id")).strip()  # type: ignore[attr-defined]
     tid = tracking.normalize(shown)
     assert tid is not None and shown == tracking.display(tid)
-    if database_url.startswith("sqlite"):
+    if SCREENSHOTS and database_url.startswith("sqlite"):
         await p.screenshot(path=str(ROOT / "docs" / "web-receipt.png"), full_page=True)  # type: ignore[attr-defined]
 
     await p.goto(base + "/cek")  # type: ignore[attr-defined]
