@@ -31,11 +31,11 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from channels.fields import CHECKED as _CHECKED
+from channels.fields import Message, check_identity
+from channels.fields import text as _text
 from gateway.domain import Attachment, ComplaintDraft, Kind, Privacy, RawInbound, Reporter
 from gateway.errors import ParseError
-from normalizer import InvalidNik, normalize_email, normalize_phone, parse_nik
-
-Message = tuple[str, str]  # (Indonesian, English)
 
 PARSER_NAME = "letter.review"
 CONTENT_TYPE = "application/json"
@@ -70,7 +70,6 @@ LIMITS: Mapping[str, int] = {
 }
 MIN_BODY = 10
 KINDS: Mapping[str, Kind] = {k.value: k for k in Kind}
-_CHECKED = {"1", "on", "ya", "true"}
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 # The letter may be dated "today" in Indonesia (UTC+7 to +9) while it is still yesterday in UTC.
 _DATE_SLACK = timedelta(days=1)
@@ -132,11 +131,6 @@ class ReviewedLetter:
     confidential: bool
 
 
-def _text(values: Mapping[str, str], name: str) -> str | None:
-    value = values.get(name, "").strip()
-    return value or None
-
-
 def validate(
     values: Mapping[str, str], today: date
 ) -> tuple[ReviewedLetter | None, dict[str, Message]]:
@@ -171,29 +165,16 @@ def validate(
                 "The sender's name is required (or tick Anonymous for an unsigned letter).",
             ),
         )
-    nik: str | None = None
-    if (nik_text := _text(values, "nik")) and "nik" not in errors:
-        result = parse_nik(nik_text, today=today)
-        if isinstance(result, InvalidNik):
-            errors["nik"] = (result.message_id, result.message_en)
-        else:
-            nik = result.nik
-    phone: str | None = None
-    if (phone_text := _text(values, "phone")) and "phone" not in errors:
-        phone = normalize_phone(phone_text)
-        if phone is None:
-            errors["phone"] = (
-                "Nomor telepon tidak valid, contoh 0812-3456-7890.",
-                "Not a valid phone number, e.g. 0812-3456-7890.",
-            )
-    email: str | None = None
-    if (email_text := _text(values, "email")) and "email" not in errors:
-        email = normalize_email(email_text)
-        if email is None:
-            errors["email"] = (
-                "Alamat e-mail tidak valid, contoh nama@contoh.id.",
-                "Not a valid e-mail address, e.g. name@example.id.",
-            )
+    who = check_identity(
+        values,
+        errors,
+        today,
+        nik_field="nik",
+        phone_field="phone",
+        email_field="email",
+        phone_label="Nomor telepon",
+    )
+    nik, phone, email = who.nik, who.phone, who.email
     letter_date: date | None = None
     if (when := _text(values, "letter_date")) and "letter_date" not in errors:
         try:

@@ -29,6 +29,7 @@ from typing import Any
 
 from aiohttp import web
 
+from channels.fields import Message
 from channels.letter import pages, static
 from channels.letter.ack import SmsAck
 from channels.letter.drafts import Draft, DraftStatus, DraftStore
@@ -38,7 +39,6 @@ from channels.letter.pages import PREFIX, Context, t
 from channels.letter.parse import (
     CONTENT_TYPE,
     FIELDS,
-    Message,
     ReviewedLetter,
     clean_values,
     encode_review,

@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from datetime import date
 from urllib.parse import parse_qsl, urlencode
 
+from channels.fields import CHECKED as _CHECKED
+from channels.fields import Message, check_identity
+from channels.fields import text as _text
 from gateway.domain import (
     Attachment,
     ComplaintDraft,
@@ -31,10 +34,8 @@ from gateway.domain import (
     Reporter,
 )
 from gateway.errors import ParseError
-from normalizer import InvalidNik, normalize_email, normalize_phone, parse_nik
 
 # (Indonesian, English)
-Message = tuple[str, str]
 
 FIELDS = (
     "judul",
@@ -71,9 +72,6 @@ LIMITS: Mapping[str, int] = {
 }
 MIN_BODY = 10
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_CHECKED = {"1", "on", "ya", "true"}
-
-
 @dataclass(frozen=True, slots=True)
 class FormData:
     """A submission that passed validation, with normalised identity values."""
@@ -99,11 +97,6 @@ def first_values(pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
         if key in FIELDS and key not in out:
             out[key] = value
     return out
-
-
-def _text(fields: Mapping[str, str], name: str) -> str | None:
-    value = fields.get(name, "").strip()
-    return value or None
 
 
 def validate(fields: Mapping[str, str], today: date) -> tuple[FormData | None, dict[str, Message]]:
@@ -153,30 +146,17 @@ def validate(fields: Mapping[str, str], today: date) -> tuple[FormData | None, d
                 "Your name is required (or tick Anonymous).",
             ),
         )
-    nik: str | None = None
-    if (nik_text := _text(fields, "nik")) and "nik" not in errors:
-        result = parse_nik(nik_text, today=today)
-        if isinstance(result, InvalidNik):
-            errors["nik"] = (result.message_id, result.message_en)
-        else:
-            nik = result.nik
-    phone: str | None = None
-    if (phone_text := _text(fields, "hp")) and "hp" not in errors:
-        phone = normalize_phone(phone_text)
-        if phone is None:
-            errors["hp"] = (
-                "Nomor HP tidak valid, contoh 0812-3456-7890.",
-                "Not a valid phone number, e.g. 0812-3456-7890.",
-            )
-    email: str | None = None
-    if (email_text := _text(fields, "email")) and "email" not in errors:
-        email = normalize_email(email_text)
-        if email is None:
-            errors["email"] = (
-                "Alamat e-mail tidak valid, contoh nama@contoh.id.",
-                "Not a valid e-mail address, e.g. name@example.id.",
-            )
-    if phone_text is None and email_text is None:
+    who = check_identity(
+        fields,
+        errors,
+        today,
+        nik_field="nik",
+        phone_field="hp",
+        email_field="email",
+        phone_label="Nomor HP",
+    )
+    nik, phone, email = who.nik, who.phone, who.email
+    if who.phone_text is None and who.email_text is None:
         errors["hp"] = (
             "Isi nomor HP atau e-mail agar kami dapat mengabarkan tindak lanjut.",
             "Give a phone number or an e-mail address so that we can tell you what happens.",

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from html import escape
 from typing import Literal
 
-from channels.web.form import Message
+from channels.fields import Message
 
 Lang = Literal["id", "en"]
 
