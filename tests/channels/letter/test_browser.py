@@ -12,33 +12,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 from pydantic import SecretStr
 
 from channels.letter.auth import Role, StaffStore
 from gateway import bootstrap, tracking
 from gateway.settings import Settings
+from tests.browser import SCREENSHOTS, browser_page, require_chromium, serving
 from tests.channels.letter.conftest import PASSWORD, add_staff
 from tests.channels.letter.letterset import generate
-from tests.support import ROOT, drain, free_port
+from tests.support import ROOT, drain
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-SCREENSHOTS = os.environ.get("LAPOR_SCREENSHOTS") == "1"
-playwright_api = pytest.importorskip("playwright.async_api")
-if shutil.which(CHROMIUM) is None:  # scripts/install-system-packages installs it
-    pytest.skip("Debian chromium is not installed", allow_module_level=True)
+require_chromium()
 if shutil.which("tesseract") is None:
     pytest.skip("tesseract is not installed", allow_module_level=True)
 
@@ -48,28 +39,14 @@ async def served(letter_settings: Settings) -> AsyncIterator[tuple[str, bootstra
     web_section = letter_settings.web.model_copy(update={"csrf_key": SecretStr("k")})
     gateway = bootstrap.build(letter_settings.model_copy(update={"web": web_section}))
     await add_staff(StaffStore(gateway.engine, gateway.settings.letter), "siti", Role.CLERK)
-    runner = web.AppRunner(bootstrap.build_app(gateway), access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}", gateway
-    finally:
-        await runner.cleanup()
-        await gateway.close()
+    async with serving(gateway) as base:
+        yield base, gateway
 
 
 @pytest.fixture
 async def page(tmp_path: Path) -> AsyncIterator[object]:
-    async with playwright_api.async_playwright() as pw:
-        context = await pw.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=CHROMIUM, args=FLAGS, headless=True,
-            viewport={"width": 1280, "height": 900},  # the front desk's screen
-        )
-        try:
-            yield context.pages[0] if context.pages else await context.new_page()
-        finally:
-            await context.close()
+    async with browser_page(tmp_path / "profile", 1280, 900) as found:  # the front desk's screen
+        yield found
 
 
 async def shot(p: object, name: str, full_page: bool = True) -> None:

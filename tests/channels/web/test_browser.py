@@ -10,46 +10,28 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
 from channels.web.exif import make_exif_jpeg
 from gateway import bootstrap, tracking
 from gateway.settings import Settings
+from tests.browser import SCREENSHOTS, browser_page, require_chromium, serving
 from tests.channels.web.conftest import NIK, web_settings
-from tests.support import ROOT, drain, free_port
-
-SCREENSHOTS = os.environ.get("LAPOR_SCREENSHOTS") == "1"
+from tests.support import ROOT, drain
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-playwright_api = pytest.importorskip("playwright.async_api")
-if shutil.which(CHROMIUM) is None:  # scripts/install-system-packages installs it
-    pytest.skip("Debian chromium is not installed", allow_module_level=True)
+require_chromium()
 
 
 @contextlib.asynccontextmanager
 async def running(settings: Settings) -> AsyncIterator[tuple[str, bootstrap.Gateway]]:
     gateway = bootstrap.build(settings)
-    runner = web.AppRunner(bootstrap.build_app(gateway), access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}", gateway
-    finally:
-        await runner.cleanup()
-        await gateway.close()
+    async with serving(gateway) as base:
+        yield base, gateway
 
 
 @pytest.fixture
@@ -60,15 +42,8 @@ async def served(settings: Settings) -> AsyncIterator[tuple[str, bootstrap.Gatew
 
 @pytest.fixture
 async def page(tmp_path: Path) -> AsyncIterator[object]:
-    async with playwright_api.async_playwright() as pw:
-        context = await pw.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=CHROMIUM, args=FLAGS, headless=True,
-            viewport={"width": 390, "height": 844},  # a phone
-        )
-        try:
-            yield context.pages[0] if context.pages else await context.new_page()
-        finally:
-            await context.close()
+    async with browser_page(tmp_path / "profile", 390, 844) as found:  # a phone
+        yield found
 
 
 async def fill(page: object, nik: str, photo: Path | None) -> None:

@@ -1,0 +1,65 @@
+"""Browser tests' support: Debian's Chromium driven by Playwright, and a gateway on a free port.
+
+Playwright's own browser download is never used: the tests launch ``/usr/bin/chromium``, which
+``scripts/install-system-packages`` installs. With ``LAPOR_SCREENSHOTS=1`` the tests write their
+screenshots under ``docs/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from gateway import bootstrap
+from tests.support import free_port
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+SCREENSHOTS = os.environ.get("LAPOR_SCREENSHOTS") == "1"
+
+
+def require_chromium() -> Any:
+    """Playwright's async API; skips the calling test module when it or Chromium is missing."""
+    api = pytest.importorskip("playwright.async_api")
+    if shutil.which(CHROMIUM) is None:
+        pytest.skip("Debian chromium is not installed", allow_module_level=True)
+    return api
+
+
+@contextlib.asynccontextmanager
+async def serving(gateway: bootstrap.Gateway) -> AsyncIterator[str]:
+    """Serve ``gateway``'s HTTP app on a free port; its base URL. Closes the gateway after."""
+    runner = web.AppRunner(bootstrap.build_app(gateway), access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+        await gateway.close()
+
+
+@contextlib.asynccontextmanager
+async def browser_page(profile: Path, width: int, height: int) -> AsyncIterator[Any]:
+    """A page of a fresh headless Chromium profile with a ``width`` x ``height`` viewport."""
+    api = require_chromium()
+    async with api.async_playwright() as pw:
+        context = await pw.chromium.launch_persistent_context(
+            str(profile), executable_path=CHROMIUM, args=FLAGS, headless=True,
+            viewport={"width": width, "height": height},
+        )
+        try:
+            yield context.pages[0] if context.pages else await context.new_page()
+        finally:
+            await context.close()
