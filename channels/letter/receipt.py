@@ -2,7 +2,7 @@
 
 The clerk prints it (A4 or A5; the print stylesheet drops the staff header and buttons) and
 hands it over or posts it back. It says, in Indonesian (English on request): the tracking ID,
-large, as printed everywhere (``XXXX-XXXXX``); a QR code of the public status page
+large, grouped as printed everywhere (four symbols, a dash, five); a QR code of the status page
 ``<public_base_url>/cek?id=<ID>`` (SVG drawn by the ``qrcode`` library, no image library
 needed); and how to follow the report: the SMS ``CEK <ID>`` to the short code, the web status
 page, and what happens next (verification within 3 working days).
