@@ -20,7 +20,7 @@ from channels import sms as sms_channel
 from channels import web as web_channel
 from channels.letter import desk as letter_channel
 from channels.letter.ocr import OcrPool
-from gateway.crypto import load_keys
+from gateway.crypto import Keys, load_keys
 from gateway.filestore import FileStore
 from gateway.http import HealthDeps, add_core_routes
 from gateway.intake import Clock, IntakeService, ParserRegistry, utcnow
@@ -46,6 +46,7 @@ class Gateway:
     parsers: ParserRegistry
     relay: OutboxRelay | None
     clock: Clock
+    keys: Keys  # lookup-hash and data keys, loaded once (the SQLite default reads them from files)
     # The SMS channel's service, reply outbox and reply sender (migration 0004's tables).
     sms: sms_channel.SmsRuntime | None = None
     # The letter channel's OCR worker processes (they start with the first page read).
@@ -99,7 +100,7 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
     )
     letter = settings.letter
     ocr = OcrPool(letter.ocr_workers, letter.ocr_language) if letter.enabled else None
-    return Gateway(settings, engine, files, metrics, intake, parsers, relay, clock, sms, ocr)
+    return Gateway(settings, engine, files, metrics, intake, parsers, relay, clock, keys, sms, ocr)
 
 
 def build_app(gateway: Gateway) -> web.Application:
@@ -122,7 +123,7 @@ def build_app(gateway: Gateway) -> web.Application:
         gateway.files,
         gateway.engine,
         gateway.settings.web,
-        load_keys(gateway.settings),  # the per-identity rate limit hashes with the identity key
+        gateway.keys,  # the per-identity rate limit hashes with the identity key
         gateway.clock,
     )
     sms_channel.setup(app, gateway.intake, sms_settings(gateway.settings), gateway.sms)
