@@ -20,6 +20,7 @@ import hmac
 import logging
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -43,16 +44,21 @@ class Keys:
         """HMAC-SHA256 hex of ``kind:value``: equal values of one kind give equal hashes."""
         return hmac.new(self.identity_key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
 
+    @cached_property
+    def _aead(self) -> AESGCM:
+        # The key schedule is computed once, not for every value sealed.
+        return AESGCM(self.data_key)
+
     def encrypt(self, value: str) -> str:
         """AES-256-GCM of ``value`` as base64 (nonce + ciphertext + tag)."""
         nonce = os.urandom(12)
-        sealed = AESGCM(self.data_key).encrypt(nonce, value.encode(), b"lapor")
+        sealed = self._aead.encrypt(nonce, value.encode(), b"lapor")
         return base64.b64encode(nonce + sealed).decode()
 
     def decrypt(self, token: str) -> str:
         """The value :meth:`encrypt` sealed (raises on a wrong key or tampering)."""
         raw = base64.b64decode(token)
-        return AESGCM(self.data_key).decrypt(raw[:12], raw[12:], b"lapor").decode()
+        return self._aead.decrypt(raw[:12], raw[12:], b"lapor").decode()
 
 
 def _decode(name: str, text: str) -> bytes:

@@ -16,7 +16,6 @@ writer) make concurrent messages of one person take turns, on one replica or man
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.crypto import Keys
 from gateway.domain import Channel, ComplaintDraft
+from gateway.ids import new_id
 from gateway.storage.schema import complaints, identities, identity_conflicts, persons
 from normalizer import (
     normalize_email,
@@ -234,7 +234,7 @@ class IdentityGraph:
             anchor, matched_kind = owner[(first.kind, first.value_hash)], first.kind
         created = anchor is None
         if anchor is None:
-            anchor = str(uuid.uuid4())
+            anchor = new_id()
             rows.add(persons, {"id": anchor, "created_at": now, "merged_into": None})
 
         anchor_has_nik = anchor in nik_people or nik is not None

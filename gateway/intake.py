@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,6 +42,7 @@ from gateway.domain import (
 from gateway.errors import IntakeUnavailable, ParseError, QuarantineNotFound
 from gateway.filestore import FileStore
 from gateway.identity import IdentityGraph, Resolution, identities_of
+from gateway.ids import new_id
 from gateway.metrics import Metrics
 from gateway.settings import DedupSettings
 from gateway.storage.schema import (
@@ -296,7 +296,7 @@ class IntakeService:
         """
         now = self._clock()
         placer = _Placer(conn, self._keys, self._dedup, self._postgres, now)
-        raw_ids = [str(uuid.uuid4()) for _ in batch]
+        raw_ids = [new_id() for _ in batch]
         await placer.prepare(
             [
                 (raw_id, p.raw, p.outcome)
@@ -623,10 +623,15 @@ def _source(raw: RawInbound, provider_id: str, raw_id: str) -> Mapping[str, str]
     return {"provider_message_id": provider_id, "raw_inbound_id": raw_id, **raw.metadata}
 
 
+def _flat(obj: Any) -> dict[str, Any]:
+    """A flat dataclass's fields as a dict (``asdict`` without its recursive deep copy)."""
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}
+
+
 def _complaint_row(complaint: Complaint, now: datetime, raw_id: str, keys: Keys) -> dict[str, Any]:
     """The complaint row; the reporter's NIK is stored encrypted."""
     draft = complaint.draft
-    reporter = {**asdict(draft.reporter), "handles": dict(draft.reporter.handles)}
+    reporter = {**_flat(draft.reporter), "handles": dict(draft.reporter.handles)}
     if reporter["nik"]:
         reporter["nik"] = {"enc": keys.encrypt(reporter["nik"])}
     return {
@@ -642,8 +647,8 @@ def _complaint_row(complaint: Complaint, now: datetime, raw_id: str, keys: Keys)
         "anonymous": draft.privacy.anonymous,
         "confidential": draft.privacy.confidential,
         "reporter": reporter,
-        "location": asdict(draft.location) if draft.location else None,
-        "attachments": [asdict(a) for a in draft.attachments],
+        "location": _flat(draft.location) if draft.location else None,
+        "attachments": [_flat(a) for a in draft.attachments],
         "occurred_on": draft.occurred_on,
         "agency": draft.agency,
         "raw_inbound_id": raw_id,
@@ -655,7 +660,7 @@ def _outbox_row(
 ) -> dict[str, Any]:
     """The outbox row of one event about ``complaint``."""
     return {
-        "message_id": str(uuid.uuid4()),
+        "message_id": new_id(),
         "event": event.value,
         "channel": complaint.channel.value,
         "routing_key": contract.routing_key(event, complaint.channel),
@@ -784,7 +789,7 @@ class _Placer:
                 outbox=_outbox_row(first, Event.DUPLICATE, now, duplicate_of=decision.tracking_id),
             )
         complaint = Complaint(
-            str(uuid.uuid4()),
+            new_id(),
             tracking_id or tracking.new_tracking_id(),
             raw.channel,
             raw.received_at,

@@ -18,6 +18,7 @@ import asyncio
 import logging
 import socket
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -201,6 +202,7 @@ class OutboxRelay:
         if not rows:
             return 0
         confirmed: list[OutboxRow] = []
+        failed: list[OutboxRow] = []
         failure: _RelayFailure | None = None
         started = self._clock()
         results = await asyncio.gather(
@@ -209,12 +211,15 @@ class OutboxRelay:
         for row, result in zip(rows, results, strict=True):
             if isinstance(result, BaseException):
                 failure = failure or _classify(result)
+                failed.append(row)
             else:
                 confirmed.append(row)
-        await self._finish(confirmed, [r for r in rows if r not in confirmed], failure)
+        await self._finish(confirmed, failed, failure)
         now = self._clock()
+        by_channel = Counter(row.channel for row in confirmed)
+        for channel, count in by_channel.items():
+            self._metrics.published.labels(channel).inc(count)
         for row in confirmed:
-            self._metrics.published.labels(row.channel).inc()
             self._metrics.publish_latency.observe((now - row.created_at).total_seconds())
         if confirmed:
             log.debug(

@@ -33,9 +33,17 @@ def _check_symbol(body: str) -> str:
     return ALPHABET[(_N - total % _N) % _N]
 
 
+# Bytes below this bound map onto the alphabet without bias (240 = 8 * 30); others are drawn again.
+_UNBIASED = 256 - 256 % _N
+
+
 def new_tracking_id() -> str:
     """A fresh random tracking ID with its check symbol."""
-    body = "".join(secrets.choice(ALPHABET) for _ in range(BODY_LENGTH))
+    # One read of the system's CSPRNG per ID rather than one per symbol (secrets.choice).
+    symbols: list[str] = []
+    while len(symbols) < BODY_LENGTH:
+        symbols.extend(ALPHABET[b % _N] for b in secrets.token_bytes(12) if b < _UNBIASED)
+    body = "".join(symbols[:BODY_LENGTH])
     return body + _check_symbol(body)
 
 

@@ -18,6 +18,7 @@ length and a prefix in use), not merely *possible*.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -46,8 +47,11 @@ def _parse_valid(candidate: str, region: str) -> str | None:
     return phonenumbers.format_number(number, PhoneNumberFormat.E164)
 
 
+@functools.lru_cache(maxsize=8192)
 def normalize_phone(text: str, default_region: str = "ID") -> str | None:
     """Return the E.164 form of a written phone number, or None when it is not a valid number."""
+    # Cached: the same sender writes again, and one web request needs its number twice (rate
+    # limit and intake); libphonenumber's parse is the costly part of the intake's own work.
     return _normalize(text, default_region, strict=False)
 
 

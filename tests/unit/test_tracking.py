@@ -59,3 +59,17 @@ def test_ids_do_not_follow_each_other() -> None:
     # consecutive IDs share no more leading symbols than chance allows
     shared = sum(a[:3] == b[:3] for a, b in itertools.pairwise(ids))
     assert shared < 5
+
+
+def test_every_symbol_is_drawn_about_equally_often() -> None:
+    # Symbols come from random bytes with rejection sampling. Taking byte % 30 of every byte
+    # would draw the first 16 symbols 9/8 as often as the other 14 (256 = 8 * 30 + 16).
+    counts = dict.fromkeys(tracking.ALPHABET, 0)
+    for _ in range(6000):
+        for ch in tracking.new_tracking_id()[: tracking.BODY_LENGTH]:
+            counts[ch] += 1
+    first = [counts[c] for c in tracking.ALPHABET[:16]]
+    rest = [counts[c] for c in tracking.ALPHABET[16:]]
+    assert (sum(first) / len(first)) / (sum(rest) / len(rest)) < 1.05
+    expected = 6000 * tracking.BODY_LENGTH / len(tracking.ALPHABET)
+    assert all(abs(c - expected) / expected < 0.12 for c in counts.values())

@@ -1,0 +1,27 @@
+import os
+import uuid
+
+from gateway import ids
+
+
+def test_ids_are_distinct_version_4_uuids() -> None:
+    drawn = [ids.new_id() for _ in range(5000)]  # more than one buffer of random bytes
+    assert len(set(drawn)) == len(drawn)
+    for text in drawn[:50]:
+        parsed = uuid.UUID(text)
+        assert parsed.version == 4 and str(parsed) == text
+
+
+def test_a_forked_child_draws_other_ids_than_its_parent() -> None:
+    ids.new_id()  # the parent holds a partly used buffer
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next id and leave at once
+        os.close(read)
+        os.write(write, ids.new_id().encode())
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 100).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert child != ids.new_id()
