@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -80,3 +81,65 @@ async def database(kind: str, tmp: str) -> AsyncIterator[str]:
         yield url
     finally:
         await drop_pg(name)
+
+
+# CPU accounting, so a figure comes with where its time went. Linux /proc, clock ticks.
+_TICK = os.sysconf("SC_CLK_TCK")
+# Server processes by their command name: RabbitMQ runs in the Erlang VM.
+SERVERS = {"rabbitmq": ("beam",), "postgresql": ("postgres",)}
+
+
+def _stat(pid: int | str) -> list[str]:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
+def process_cpu(pid: int | str) -> float:
+    """CPU seconds of a process and of the children it has reaped (PostgreSQL's backends)."""
+    try:
+        fields = _stat(pid)
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return sum(int(v) for v in fields[11:15]) / _TICK
+
+
+def cpu_snapshot(children: dict[str, int] | None = None) -> dict[str, float]:
+    """CPU seconds so far: the whole machine (busy), this process, each server, named pids."""
+    with open("/proc/stat") as f:
+        ticks = [int(v) for v in f.readline().split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    snap = {
+        "machine": (sum(ticks[:8]) - idle) / _TICK,
+        "machine_all": sum(ticks[:8]) / _TICK,
+        "intake proc": time.process_time(),
+    }
+    for name in SERVERS:
+        snap[name] = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/comm") as f:
+                comm = f.read().strip()
+        except OSError:
+            continue
+        for name, prefixes in SERVERS.items():
+            if comm.startswith(prefixes):
+                snap[name] += process_cpu(entry)
+    for name, pid in (children or {}).items():
+        snap[name] = process_cpu(pid)
+    return snap
+
+
+def cpu_per_item(before: dict[str, float], after: dict[str, float], n: int) -> dict[str, float]:
+    """Microseconds of CPU per item between two snapshots (``busy`` = machine busy share)."""
+    per = {k: (after[k] - before.get(k, 0.0)) / n * 1e6 for k in after if k != "machine_all"}
+    span = after["machine_all"] - before["machine_all"]
+    per["busy"] = (after["machine"] - before["machine"]) / span if span else 0.0
+    return per
+
+
+def cpu_line(label: str, per: dict[str, float], names: tuple[str, ...]) -> str:
+    """One row of the CPU table: µs per item for each of ``names``, the machine, its busy share."""
+    cells = "".join(f"{per.get(name, 0.0):>12.0f}" for name in names)
+    return f"{label:<44}{cells}{per['machine']:>12.0f}{per['busy']:>8.0%}"

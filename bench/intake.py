@@ -36,7 +36,16 @@ from sqlalchemy import func, select
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import AMQP, broker_names, cleanup, database, random_keys
+from bench.common import (
+    AMQP,
+    broker_names,
+    cleanup,
+    cpu_line,
+    cpu_per_item,
+    cpu_snapshot,
+    database,
+    random_keys,
+)
 from gateway import bootstrap
 from gateway.domain import Channel, ComplaintDraft, RawInbound, Reporter
 from gateway.intake import Parser
@@ -67,7 +76,12 @@ def _raw(i: int) -> RawInbound:
     )
 
 
-async def run_gateway(settings: Settings, n: int, concurrency: int) -> tuple[float, list[str]]:
+Cpu = dict[str, float]
+
+
+async def run_gateway(
+    settings: Settings, n: int, concurrency: int
+) -> tuple[float, Cpu, list[str]]:
     gw = bootstrap.build(settings)
     await migrate.upgrade(gw.engine)
     assert gw.relay is not None
@@ -81,20 +95,24 @@ async def run_gateway(settings: Settings, n: int, concurrency: int) -> tuple[flo
             await gw.intake.accept(_raw(i), PARSER)
 
     published = gw.metrics.published.labels("sms")
+    cpu = cpu_snapshot()
     start = time.perf_counter()
     await asyncio.gather(*(submitter() for _ in range(concurrency)))
     while published._value.get() < n:
         await asyncio.sleep(0.002)
     elapsed = time.perf_counter() - start
+    used = cpu_per_item(cpu, cpu_snapshot(), n)
     stop.set()
     await relay_task
     async with gw.engine.connect() as conn:
         bodies = list((await conn.execute(select(outbox.c.body).order_by(outbox.c.id))).scalars())
     await gw.close()
-    return elapsed, bodies
+    return elapsed, used, bodies
 
 
-async def run_split(settings: Settings, broker: dict[str, str], n: int, concurrency: int) -> float:
+async def run_split(
+    settings: Settings, broker: dict[str, str], n: int, concurrency: int
+) -> tuple[float, Cpu]:
     """Intake here with outbox.enabled = false; ``lapor-gateway relay`` in a child process."""
     outbox_off = settings.outbox.model_copy(update={"enabled": False})
     gw = bootstrap.build(settings.model_copy(update={"outbox": outbox_off}))
@@ -130,6 +148,8 @@ async def run_split(settings: Settings, broker: dict[str, str], n: int, concurre
             for i in counter:
                 await gw.intake.accept(_raw(i), PARSER)
 
+        pids = {"relay proc": relay.pid}
+        cpu = cpu_snapshot(pids)
         start = time.perf_counter()
         await asyncio.gather(*(submitter() for _ in range(concurrency)))
         while True:
@@ -144,7 +164,8 @@ async def run_split(settings: Settings, broker: dict[str, str], n: int, concurre
             if left == 0:
                 break
             await asyncio.sleep(0.005)
-        return time.perf_counter() - start
+        elapsed = time.perf_counter() - start
+        return elapsed, cpu_per_item(cpu, cpu_snapshot(pids), n)
     finally:
         relay.send_signal(signal.SIGTERM)
         await relay.wait()
@@ -176,7 +197,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def run_raw(bodies: list[str], batch: int) -> float:
+async def run_raw(bodies: list[str], batch: int) -> tuple[float, Cpu]:
     broker = broker_names()
     conn = await aio_pika.connect(AMQP)
     try:
@@ -186,6 +207,7 @@ async def run_raw(bodies: list[str], batch: int) -> float:
             broker["queue"], durable=True, arguments={"x-queue-type": "quorum"}
         )
         await queue.bind(exchange, "complaint.#")
+        cpu = cpu_snapshot()
         start = time.perf_counter()
         for k in range(0, len(bodies), batch):
             await asyncio.gather(
@@ -205,7 +227,8 @@ async def run_raw(bodies: list[str], batch: int) -> float:
                     for b in bodies[k : k + batch]
                 )
             )
-        return time.perf_counter() - start
+        elapsed = time.perf_counter() - start
+        return elapsed, cpu_per_item(cpu, cpu_snapshot(), len(bodies))
     finally:
         await conn.close()
         await cleanup(broker)
@@ -236,8 +259,9 @@ async def main() -> None:
     args = ap.parse_args()
     print(f"N={args.n} complaints, {args.c} concurrent submitters\n")
     print(f"{'run':<44}{'seconds':>9}{'complaints/s':>14}{'vs raw':>9}")
+    cpu_rows: list[tuple[str, Cpu]] = []
     for db in args.databases.split(","):
-        results: list[tuple[str, float]] = []
+        results: list[tuple[str, float, Cpu]] = []
         bodies: list[str] = []
         for mode in args.relay.split(","):
             with tempfile.TemporaryDirectory() as tmp:
@@ -246,22 +270,32 @@ async def main() -> None:
                     async with database(db, tmp) as url:
                         settings = make_settings(url, tmp, broker, args)
                         if mode == "inline":
-                            elapsed, bodies = await run_gateway(settings, args.n, args.c)
+                            elapsed, used, bodies = await run_gateway(settings, args.n, args.c)
                         else:
-                            elapsed = await run_split(settings, broker, args.n, args.c)
-                        results.append((f"gateway, {db}, relay {mode}", elapsed))
+                            elapsed, used = await run_split(settings, broker, args.n, args.c)
+                        results.append((f"gateway, {db}, relay {mode}", elapsed, used))
                 finally:
                     await cleanup(broker)
         if not bodies:
             bodies = [TEXT.format(i=i) for i in range(args.n)]
         # The broker shares the machine: the baseline runs twice and the faster run counts, so
         # a noisy moment never flatters the gateway's ratio.
-        raw_s = min([await run_raw(bodies, args.batch) for _ in range(2)])
+        raw_s, raw_cpu = min([await run_raw(bodies, args.batch) for _ in range(2)])
         raw_rate = args.n / raw_s
-        for label, elapsed in results:
+        for label, elapsed, used in results:
             rate = args.n / elapsed
             print(f"{label:<44}{elapsed:>9.2f}{rate:>14.0f}{rate / raw_rate:>8.0%}")
+            cpu_rows.append((label, used))
         print(f"{'raw aio-pika confirmed publish':<44}{raw_s:>9.2f}{raw_rate:>14.0f}{'100%':>9}")
+        cpu_rows.append(("raw aio-pika confirmed publish", raw_cpu))
+    # Where the time goes: CPU per complaint on the whole machine (2 cores here), split by
+    # process. "intake proc" is the bench process: the intake (and the relay, inline) or the raw
+    # publisher.
+    names = ("intake proc", "relay proc", "rabbitmq", "postgresql")
+    print(f"\nCPU per complaint, microseconds ({os.cpu_count()} cores)")
+    print(f"{'run':<44}" + "".join(f"{n:>12}" for n in (*names, "machine")) + f"{'busy':>8}")
+    for label, used in cpu_rows:
+        print(cpu_line(label, used, names))
 
 
 if __name__ == "__main__":

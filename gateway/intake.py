@@ -177,10 +177,21 @@ class IntakeService:
         # connection, the person locks) for long while readers such as /readyz wait.
         self._max_batch = 64
 
-    async def accept(self, raw: RawInbound, parser: Parser) -> Receipt:
-        """Store ``raw``, parse it and queue its complaint; the receipt exists only after commit."""
+    async def accept(
+        self, raw: RawInbound, parser: Parser, parsed: ParseOutcome | ParseError | None = None
+    ) -> Receipt:
+        """Store ``raw``, parse it and queue its complaint; the receipt exists only after commit.
+
+        ``parsed`` is what ``parser`` already returned (or the ParseError it raised) for this
+        ``raw`` in a channel that had to read it first; parsers are pure, so it is not run again.
+        """
         provider_id = raw.provider_message_id or f"sha256:{raw.sha256}"
-        outcome = _run_parser(parser, raw)
+        if parsed is None:
+            outcome = _run_parser(parser, raw)
+        elif isinstance(parsed, ParseError):
+            outcome = _Quarantine(parsed.stage, parsed.reason)
+        else:
+            outcome = parsed
         in_store = len(raw.body) > self._inline_limit
         try:
             if in_store:

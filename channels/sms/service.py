@@ -39,7 +39,7 @@ from channels.sms.parse import (
 )
 from channels.sms.ports import FragmentBuffer, FragmentSet, NewReply, ReplyOutbox, ReplyStatus
 from channels.sms.settings import SmsSettings
-from gateway.domain import Channel, RawInbound, Receipt, ReceiptStatus
+from gateway.domain import Channel, ParseOutcome, RawInbound, Receipt, ReceiptStatus
 from gateway.errors import IntakeUnavailable, ParseError
 from gateway.intake import Clock, IntakeService, Parser, utcnow
 from normalizer import normalize_phone
@@ -64,6 +64,23 @@ class Answer:
 
     text: str  # the reply to send in the answer ('' for none)
     reply_id: int | None = None
+
+
+def _read_once(
+    read: Callable[[], grammar.Interpretation],
+) -> tuple[Reading, ParseOutcome | ParseError | None]:
+    """Read an MO once, for its reply and for the intake port (parsers are pure).
+
+    A crash is not handed over (None): the intake port runs the parser itself and quarantines
+    the message as a parser crash, and the citizen is told it will be checked by an officer.
+    """
+    try:
+        interpretation = read()
+    except ParseError as exc:
+        return exc, exc
+    except Exception as exc:
+        return ParseError(f"{type(exc).__name__}: {exc}", "parser-crash"), None
+    return interpretation, interpretation.outcome
 
 
 class SmsService:
@@ -96,13 +113,16 @@ class SmsService:
 
     async def receive(self, raw: RawInbound, bridge: Bridge, inline: bool) -> Answer:
         """Accept one MO of ``bridge`` and decide its reply (see the module docstring)."""
-        try:
-            message: SmsMessage | None = decode(bridge, raw.body, self.settings)
-            assert message is not None
-            reading: Reading = interpret(message, self.settings)
-        except ParseError as exc:
-            message, reading = None, exc
-        receipt = await self.intake.accept(raw, self._parsers[bridge])
+        message: SmsMessage | None = None
+
+        def read() -> grammar.Interpretation:
+            nonlocal message
+            message = decode(bridge, raw.body, self.settings)
+            return interpret(message, self.settings)
+
+        # The bridge's parser is exactly decode + interpret: its outcome is handed over.
+        reading, parsed = _read_once(read)
+        receipt = await self.intake.accept(raw, self._parsers[bridge], parsed)
         if message is not None and message.fragment is not None and self._buffer is not None:
             if receipt.status is ReceiptStatus.RECORDED:
                 return await self._hold(receipt, message, raw, inline)
@@ -146,11 +166,8 @@ class SmsService:
             }
             | ({"smsc": joined.smsc} if joined.smsc else {}),
         )
-        try:
-            reading: Reading = interpret_joined(raw, self.settings)
-        except ParseError as exc:
-            reading = exc
-        receipt = await self.intake.accept(raw, self._joined)
+        reading, parsed = _read_once(lambda: interpret_joined(raw, self.settings))
+        receipt = await self.intake.accept(raw, self._joined, parsed)
         try:
             await self._buffer.close(held, receipt.raw_id)
         except _STORE_ERRORS as exc:

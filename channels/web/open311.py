@@ -478,7 +478,7 @@ class Open311:
         if refusal is not None:
             return refusal
         try:
-            receipt = await self._intake.accept(raw, self._parser)
+            receipt = await self._intake.accept(raw, self._parser, draft)
         except IntakeUnavailable:
             return _unavailable(fmt, lang)
         created = {

@@ -414,7 +414,7 @@ class WebChannel:
         if refusal is not None:
             return refusal
         try:
-            receipt = await self._intake.accept(raw, self._json_parser)
+            receipt = await self._intake.accept(raw, self._json_parser, outcome)
         except IntakeUnavailable:
             return _unavailable(lang)
         if receipt.redelivered and not _same_body(receipt, raw):

@@ -242,6 +242,34 @@ async def test_parser_failure_is_quarantined_acknowledged_and_replayable(
     assert status is not None and status.status == "received"
 
 
+async def test_an_outcome_the_channel_already_parsed_is_not_parsed_again(
+    gw: bootstrap.Gateway,
+) -> None:
+    calls: list[bytes] = []
+
+    def counting(r: RawInbound) -> ComplaintDraft:
+        calls.append(r.body)
+        return _parse(r)
+
+    parser = Parser("test.plain", counting)
+    first = raw("Lampu jalan mati", "p-1")
+    accepted = await gw.intake.accept(first, parser, _parse(first))
+    refused = raw("!tidak terbaca", "p-2")
+    quarantined = await gw.intake.accept(refused, parser, ParseError("unreadable", "grammar"))
+    assert calls == []
+    assert accepted.status is ReceiptStatus.ACCEPTED and accepted.tracking_id
+    assert quarantined.status is ReceiptStatus.QUARANTINED and quarantined.tracking_id
+    [entry] = await gw.intake.list_quarantine()
+    # Stored under the parser's name, so a replay after a fix runs the parser itself.
+    assert (entry["stage"], entry["reason"], entry["parser"]) == (
+        "grammar", "unreadable", "test.plain"
+    )
+    fixed = Parser("test.plain", lambda r: ComplaintDraft(body=r.body.decode().lstrip("!")))
+    replayed = await gw.intake.replay(entry["id"], ParserRegistry([fixed]))
+    assert replayed.status is ReceiptStatus.ACCEPTED
+    assert replayed.tracking_id == quarantined.tracking_id
+
+
 async def test_replay_without_the_parser_stays_quarantined(gw: bootstrap.Gateway) -> None:
     await gw.intake.accept(raw("!x", "q-3"), PARSER)
     [entry] = await gw.intake.list_quarantine()
