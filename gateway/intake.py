@@ -41,7 +41,7 @@ from gateway.domain import (
 )
 from gateway.errors import IntakeUnavailable, ParseError, QuarantineNotFound
 from gateway.filestore import FileStore
-from gateway.identity import IdentityGraph, Resolution, identities_of
+from gateway.identity import Identity, IdentityGraph, Resolution, identities_of
 from gateway.ids import new_id
 from gateway.metrics import Metrics
 from gateway.settings import DedupSettings
@@ -115,9 +115,11 @@ class _Pending:
     """A parsed message waiting for the next group commit."""
 
     raw: RawInbound
+    raw_id: str
     provider_id: str
     parser_name: str
     outcome: ParseOutcome | _Quarantine
+    work: _Work | None  # for a complaint draft
     in_store: bool
     future: asyncio.Future[Receipt]
 
@@ -192,12 +194,20 @@ class IntakeService:
             outcome = _Quarantine(parsed.stage, parsed.reason)
         else:
             outcome = parsed
+        raw_id = new_id()
+        work = (
+            _Work.of(raw, outcome, raw_id, provider_id, self._keys)
+            if isinstance(outcome, ComplaintDraft)
+            else None
+        )
         in_store = len(raw.body) > self._inline_limit
         try:
             if in_store:
                 await self._files.put_bytes(raw.body)
             future: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
-            pending = _Pending(raw, provider_id, parser.name, outcome, in_store, future)
+            pending = _Pending(
+                raw, raw_id, provider_id, parser.name, outcome, work, in_store, future
+            )
             self._pending.append(pending)
             if len(self._writers) < self._max_writers:
                 self._writers.add(asyncio.create_task(self._drain(), name="intake-writer"))
@@ -283,7 +293,11 @@ class IntakeService:
                         self._metrics.duplicates.labels(p.raw.channel.value, "redelivery").inc()
                         _settle(p, first)
                         return
-                    continue  # write again: it now sees what the other transaction committed
+                    # Write again: it now sees what the other transaction committed. New ids,
+                    # in case the conflict was a tracking ID another complaint took.
+                    if isinstance(p.outcome, ComplaintDraft):
+                        p.work = _Work.of(p.raw, p.outcome, p.raw_id, p.provider_id, self._keys)
+                    continue
                 self._done([p], [written])
                 return
             _settle(p, exc=IntakeUnavailable("the message could not be written after retries"))
@@ -307,23 +321,15 @@ class IntakeService:
         """
         now = self._clock()
         placer = _Placer(conn, self._keys, self._dedup, self._postgres, now)
-        raw_ids = [new_id() for _ in batch]
-        await placer.prepare(
-            [
-                (raw_id, p.raw, p.outcome)
-                for raw_id, p in zip(raw_ids, batch, strict=True)
-                if isinstance(p.outcome, ComplaintDraft)
-            ]
-        )
-        written = [
-            self._rows_of(placer, p, raw_id, now) for raw_id, p in zip(raw_ids, batch, strict=True)
-        ]
+        await placer.prepare([(p.raw_id, p.raw, p.work) for p in batch if p.work is not None])
+        written = [self._rows_of(placer, p, now) for p in batch]
         await placer.rows.flush(conn)
         return written
 
-    def _rows_of(self, placer: _Placer, p: _Pending, raw_id: str, now: datetime) -> _Written:
+    def _rows_of(self, placer: _Placer, p: _Pending, now: datetime) -> _Written:
         """Queue one message's rows and say what its receipt is."""
         raw = p.raw
+        raw_id = p.raw_id
         outcome = p.outcome
         row = {
             "id": raw_id,
@@ -339,8 +345,8 @@ class IntakeService:
             "transport_meta": dict(raw.metadata),
         }
         rows = placer.rows
-        if isinstance(outcome, ComplaintDraft):
-            placed = placer.place(raw, outcome, raw_id, p.provider_id, None)
+        if p.work is not None:
+            placed = placer.place(raw, raw_id, p.work)
             rows.add(
                 raw_inbound,
                 {
@@ -528,9 +534,13 @@ class IntakeService:
             )
             receipt = Receipt(_status_of(outcome), None, raw_id)
             if isinstance(outcome, ComplaintDraft):
+                # The sender already holds this tracking ID: the complaint keeps it.
+                work = _Work.of(
+                    raw, outcome, raw_id, provider_id, self._keys, entry["tracking_id"]
+                )
                 placer = _Placer(conn, self._keys, self._dedup, self._postgres, now)
-                await placer.prepare([(raw_id, raw, outcome)])
-                placed = placer.place(raw, outcome, raw_id, provider_id, entry["tracking_id"])
+                await placer.prepare([(raw_id, raw, work)])
+                placed = placer.place(raw, raw_id, work)
                 placed.add_to(placer.rows)
                 await placer.rows.flush(conn)
                 receipt = placed.receipt
@@ -639,7 +649,7 @@ def _flat(obj: Any) -> dict[str, Any]:
     return {f.name: getattr(obj, f.name) for f in fields(obj)}
 
 
-def _complaint_row(complaint: Complaint, now: datetime, raw_id: str, keys: Keys) -> dict[str, Any]:
+def _complaint_row(complaint: Complaint, raw_id: str, keys: Keys) -> dict[str, Any]:
     """The complaint row; the reporter's NIK is stored encrypted."""
     draft = complaint.draft
     reporter = {**_flat(draft.reporter), "handles": dict(draft.reporter.handles)}
@@ -654,7 +664,7 @@ def _complaint_row(complaint: Complaint, now: datetime, raw_id: str, keys: Keys)
         "title": draft.title,
         "body": draft.body,
         "received_at": complaint.received_at,
-        "created_at": now,
+        "created_at": None,  # the commit's time, set when the rows are placed
         "anonymous": draft.privacy.anonymous,
         "confidential": draft.privacy.confidential,
         "reporter": reporter,
@@ -667,7 +677,7 @@ def _complaint_row(complaint: Complaint, now: datetime, raw_id: str, keys: Keys)
 
 
 def _outbox_row(
-    complaint: Complaint, event: Event, now: datetime, duplicate_of: str | None = None
+    complaint: Complaint, event: Event, duplicate_of: str | None = None
 ) -> dict[str, Any]:
     """The outbox row of one event about ``complaint``."""
     return {
@@ -677,8 +687,54 @@ def _outbox_row(
         "routing_key": contract.routing_key(event, complaint.channel),
         "complaint_id": complaint.id,
         "body": contract.encode(contract.event_body(complaint, event, duplicate_of)),
-        "created_at": now,
+        "created_at": None,  # the commit's time, set when the rows are placed
     }
+
+
+@dataclass(slots=True)
+class _Work:
+    """A complaint draft's share of the intake that needs no database.
+
+    Done when the message is accepted, outside the group-commit transaction, so that the
+    transaction holds the database (SQLite's single writer, PostgreSQL's person locks) only for
+    what needs it, and this work overlaps the database's work on the batch before: the
+    normalised identities with their lookup hashes, the comparison tokens for dedup, and the
+    rows of a new complaint (its ids, the complaint row, the ``created`` event). Which of those
+    rows are written is decided in the transaction (:meth:`_Placer.place`).
+    """
+
+    identities: list[Identity]
+    tokens: str
+    complaint: Complaint
+    complaint_row: dict[str, Any]
+    created_outbox: dict[str, Any]
+
+    @classmethod
+    def of(
+        cls,
+        raw: RawInbound,
+        draft: ComplaintDraft,
+        raw_id: str,
+        provider_id: str,
+        keys: Keys,
+        tracking_id: str | None = None,
+    ) -> _Work:
+        """The work for ``draft``; ``tracking_id`` is one the sender already holds (a replay)."""
+        complaint = Complaint(
+            new_id(),
+            tracking_id or tracking.new_tracking_id(),
+            raw.channel,
+            raw.received_at,
+            draft,
+            _source(raw, provider_id, raw_id),
+        )
+        return cls(
+            identities_of(raw.channel, draft, keys),
+            " ".join(comparison_tokens(f"{draft.title or ''} {draft.body}")),
+            complaint,
+            _complaint_row(complaint, raw_id, keys),
+            _outbox_row(complaint, Event.CREATED),
+        )
 
 
 class _Placer:
@@ -698,17 +754,14 @@ class _Placer:
         # batch meets, then extended with the batch's own complaints as they are placed.
         self._candidates: dict[str, list[Candidate]] = {}
 
-    async def prepare(self, drafts: list[tuple[str, RawInbound, ComplaintDraft]]) -> None:
+    async def prepare(self, drafts: list[tuple[str, RawInbound, _Work]]) -> None:
         """Resolve every sender of the batch and read the dedup candidates they need."""
         if not drafts:
             return
-        found = [
-            (raw_id, raw, identities_of(raw.channel, d, self._keys)) for raw_id, raw, d in drafts
-        ]
-        await self.graph.load(self._conn, [i for _, _, ids in found for i in ids])
-        for raw_id, raw, ids in found:
+        await self.graph.load(self._conn, [i for _, _, w in drafts for i in w.identities])
+        for raw_id, raw, work in drafts:
             self._who[raw_id] = await self.graph.resolve(
-                self._conn, raw.channel, ids, raw_id, self._now, self.rows
+                self._conn, raw.channel, work.identities, raw_id, self._now, self.rows
             )
         # A person first seen in this batch has no complaints in the table yet.
         known = {
@@ -726,22 +779,11 @@ class _Placer:
         # the candidates were read and before any complaint of the batch was placed.
         return self._candidates.get(person_id, [])
 
-    def place(
-        self,
-        raw: RawInbound,
-        draft: ComplaintDraft,
-        raw_id: str,
-        provider_id: str,
-        tracking_id: str | None,
-    ) -> _Placement:
-        """Decide the dedup tier of a prepared draft and build its rows (not yet inserted).
-
-        ``tracking_id`` is the one already given to the sender (a replayed quarantine entry);
-        None draws a new one for a new complaint.
-        """
+    def place(self, raw: RawInbound, raw_id: str, work: _Work) -> _Placement:
+        """Decide the dedup tier of a prepared draft and pick its rows (not yet inserted)."""
         who = self._who[raw_id]
         person_id = self.graph.current(who.person_id) if who.person_id is not None else None
-        tokens = " ".join(comparison_tokens(f"{draft.title or ''} {draft.body}"))
+        tokens = work.tokens
         decision = (
             decide(
                 self._dedup,
@@ -754,7 +796,6 @@ class _Placer:
             else Decision(Tier.NEW)
         )
         now = self._now
-        source = _source(raw, provider_id, raw_id)
         decision_row = {
             "raw_inbound_id": raw_id,
             "tier": decision.tier.value,
@@ -778,13 +819,8 @@ class _Placer:
             return _Placement(receipt, decision.tier, decision_row)
         if decision.tier is Tier.SIMILAR:
             assert decision.tracking_id is not None and decision.complaint_id is not None
-            first = Complaint(
-                decision.complaint_id,
-                decision.tracking_id,
-                raw.channel,
-                raw.received_at,
-                draft,
-                source,
+            first = replace(
+                work.complaint, id=decision.complaint_id, tracking_id=decision.tracking_id
             )
             receipt = Receipt(
                 ReceiptStatus.DUPLICATE,
@@ -797,19 +833,17 @@ class _Placer:
                 receipt,
                 decision.tier,
                 decision_row,
-                outbox=_outbox_row(first, Event.DUPLICATE, now, duplicate_of=decision.tracking_id),
+                outbox=_outbox_row(first, Event.DUPLICATE, duplicate_of=decision.tracking_id)
+                | {"created_at": now},
             )
-        complaint = Complaint(
-            new_id(),
-            tracking_id or tracking.new_tracking_id(),
-            raw.channel,
-            raw.received_at,
-            draft,
-            source,
-        )
+        complaint = work.complaint
         decision_row["complaint_id"] = complaint.id
-        complaint_row = _complaint_row(complaint, now, raw_id, self._keys)
-        complaint_row.update(person_id=person_id, sender_hash=who.sender_hash, match_tokens=tokens)
+        complaint_row = work.complaint_row | {
+            "created_at": now,
+            "person_id": person_id,
+            "sender_hash": who.sender_hash,
+            "match_tokens": tokens,
+        }
         if person_id is not None:
             # Newest first, like the candidates read from the table.
             self._candidates.setdefault(person_id, []).insert(
@@ -826,7 +860,7 @@ class _Placer:
             decision.tier,
             decision_row,
             complaint=complaint_row,
-            outbox=_outbox_row(complaint, Event.CREATED, now),
+            outbox=work.created_outbox | {"created_at": now},
         )
 
 
