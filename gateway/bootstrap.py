@@ -171,6 +171,7 @@ def sms_settings(settings: Settings) -> sms_channel.SmsSettings:
         jasmin_password=secret(section.jasmin_password),
         jasmin_coding0=section.jasmin_coding0,
         modem_secret=secret(section.modem_secret),
+        gammu_token=secret(section.gammu_token),
         android_send_url=section.android_send_url,
         android_username=section.android_username,
         modem_password=secret(section.modem_password),

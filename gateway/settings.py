@@ -39,6 +39,7 @@ SECRET_KEYS = {
     ("sms", "jasmin_password"),
     ("sms", "modem_secret"),
     ("sms", "modem_password"),
+    ("sms", "gammu_token"),
     ("database", "password"),
     ("broker", "password"),
     ("storage", "fetch_token"),
@@ -185,6 +186,7 @@ class SmsSettingsSection(_Section):
     jasmin_password: SecretStr | None = None
     jasmin_coding0: Literal["gsm", "latin1"] = "gsm"
     modem_secret: SecretStr | None = None
+    gammu_token: SecretStr | None = None
     android_send_url: str | None = None
     android_username: str = ""
     modem_password: SecretStr | None = None

@@ -1,8 +1,9 @@
 """One mobile-originated SMS as any HTTP bridge delivers it, and a delivery report (pure).
 
 Every bridge module (:mod:`~channels.sms.kannel`, :mod:`~channels.sms.jasmin`,
-:mod:`~channels.sms.android`, :mod:`~channels.sms.smssync`) turns its own request into an
-:class:`SmsMessage`; the grammar, the replies and the fragment joining work on that alone.
+:mod:`~channels.sms.android`, :mod:`~channels.sms.smssync`, :mod:`~channels.sms.gammu`) turns
+its own request into an :class:`SmsMessage`; the grammar, the replies and the fragment joining
+work on that alone.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ class Bridge(enum.StrEnum):
     JASMIN = "jasmin"
     ANDROID = "android"  # "SMS Gateway for Android" (capcom6/android-sms-gateway) webhooks
     SMSSYNC = "smssync"  # Ushahidi SMSSync (form posts, replies fetched by the phone)
+    GAMMU = "gammu"  # Gammu SMSD on a GSM modem (its RunOnReceive program posts the form)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,10 @@
 """The SMS channel's pure parsers: a stored bridge request to a parse outcome.
 
 Each raw inbound body is the request exactly as its bridge sent it (Kannel's get-url query
-string, Jasmin's form, the Android app's JSON, SMSSync's form without its secret), so a
-quarantined message can be parsed again later with nothing but its stored bytes. A message
-joined from fragments is stored as the JSON of :mod:`channels.sms.fragments`.
+string, Jasmin's form, the Android app's JSON, SMSSync's form without its secret, the form
+Gammu SMSD's RunOnReceive program posts), so a quarantined message can be parsed again later
+with nothing but its stored bytes. A message joined from fragments is stored as the JSON of
+:mod:`channels.sms.fragments`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from channels.sms import android, fragments, grammar, jasmin, kannel, smssync
+from channels.sms import android, fragments, gammu, grammar, jasmin, kannel, smssync
 from channels.sms.message import Bridge, SmsMessage
 from channels.sms.settings import SmsSettings
 from gateway.domain import ComplaintDraft, ParseOutcome, RawInbound
@@ -22,6 +23,7 @@ PARSER_NAMES = {
     Bridge.JASMIN: "sms.jasmin",
     Bridge.ANDROID: "sms.android",
     Bridge.SMSSYNC: "sms.smssync",
+    Bridge.GAMMU: "sms.gammu",
 }
 JOINED_PARSER = "sms.joined"
 
@@ -37,6 +39,8 @@ def decode(bridge: Bridge, body: bytes, settings: SmsSettings) -> SmsMessage:
         if event.message is None:
             raise ParseError(f"bukan SMS masuk / not an incoming SMS: {event.name}", stage="decode")
         return event.message
+    if bridge is Bridge.GAMMU:
+        return gammu.decode_request(body)
     return smssync.decode_request(body)
 
 

@@ -13,6 +13,7 @@ in the way its bridge understands:
 | Jasmin DLR | ``POST/GET /sms/jasmin/dlr`` | ``200 ACK/Jasmin`` | ``503`` |
 | SMS Gateway for Android | ``POST /sms/android`` (JSON webhook) | ``200`` | ``503`` |
 | SMSSync | ``POST /sms/smssync`` (form) | ``{"payload": {"success": true}}`` + reply | 503 |
+| Gammu SMSD | ``POST /sms/gammu`` (form) | ``200 text/plain``: the reply, or empty | ``503`` |
 
 Never JSON to smsbox: it would send the citizen "Result could not be represented as an SMS
 message".
@@ -28,7 +29,7 @@ import time
 
 from aiohttp import web
 
-from channels.sms import android, jasmin, smssync
+from channels.sms import android, gammu, jasmin, smssync
 from channels.sms.kannel import split_query
 from channels.sms.message import Bridge, DeliveryReport, DeliveryState
 from channels.sms.metrics import SmsMetrics
@@ -46,6 +47,7 @@ JASMIN_PATH = "/sms/jasmin"
 JASMIN_DLR_PATH = "/sms/jasmin/dlr"
 ANDROID_PATH = "/sms/android"
 SMSSYNC_PATH = "/sms/smssync"
+GAMMU_PATH = "/sms/gammu"
 TOKEN_PARAM = b"token"
 FORM = "application/x-www-form-urlencoded"
 _KANNEL_META = {
@@ -58,6 +60,7 @@ _KANNEL_META = {
 }
 _JASMIN_META = {"from": "sender", "to": "receiver", "origin-connector": "smsc", "coding": "coding"}
 _SMSSYNC_META = {"from": "sender", "sent_to": "receiver", "device_id": "smsc"}
+_GAMMU_META = {"SMS_1_NUMBER": "sender", "PHONE_ID": "smsc", "SMS_MESSAGES": "parts"}
 # Kannel DLR types (dlr-mask bits, userguide "Delivery reports").
 _KANNEL_DLR = {
     1: DeliveryState.DELIVERED,
@@ -99,6 +102,7 @@ class SmsRoutes:
         app.router.add_post(JASMIN_DLR_PATH, self.jasmin_dlr)
         app.router.add_post(ANDROID_PATH, self.android)
         app.router.add_post(SMSSYNC_PATH, self.smssync)
+        app.router.add_post(GAMMU_PATH, self.gammu)
 
     # ---- Kannel -------------------------------------------------------------------------------
 
@@ -263,6 +267,27 @@ class SmsRoutes:
             uuid = f"lapor-{answer.reply_id}" if answer.reply_id is not None else "lapor-reply"
             messages.append({"to": sender, "message": answer.text, "uuid": uuid})
         return _smssync_json(smssync.answer(True, None, messages))
+
+    # ---- Gammu SMSD ---------------------------------------------------------------------------
+
+    async def gammu(self, request: web.Request) -> web.Response:
+        """One received message posted by ``lapor-onreceive``; the reply is the answer's text."""
+        expected = self._settings.gammu_token
+        if expected is None:
+            self._ignored(Bridge.GAMMU, "not-configured")
+            log.warning("Gammu request refused: set LAPOR_SMS__GAMMU_TOKEN to enable the bridge")
+            return text_reply("unauthorized", status=401)
+        # The basic-auth password, from the header alone: the body is not read before it.
+        if not _matches(_basic_password(request), expected):
+            self._ignored(Bridge.GAMMU, "unauthorized")
+            return text_reply("unauthorized", status=401)
+        body = await request.read()
+        raw = _raw(body, _form_meta(body, _GAMMU_META), gammu.provider_id(body))
+        try:
+            answer = await self._service.receive(raw, Bridge.GAMMU, inline=True)
+        except IntakeUnavailable:
+            return text_reply("", status=503)
+        return text_reply(answer.text)
 
     # ---- shared ---------------------------------------------------------------------------------
 

@@ -67,12 +67,14 @@ class SmsSettings:
     the other bridges refuse every request until theirs is set): ``kannel_token`` (``token``
     query parameter of smsbox's get-url, or the basic-auth password), ``jasmin_token``
     (``token`` query parameter in the Jasmin connector's baseurl), ``modem_secret`` (the Android
-    app's webhook signing key, or SMSSync's secret).
+    app's webhook signing key, or SMSSync's secret), ``gammu_token`` (the basic-auth password
+    Gammu SMSD's ``lapor-onreceive`` program presents).
 
     Replies: ``reply_mode`` ``auto`` sends Kannel replies through the durable outbox and
     smsbox ``sendsms`` when ``kannel_sendsms_url`` is set, in the HTTP answer otherwise;
     ``outbox`` / ``body`` force one. Jasmin and the Android app always go through the outbox
-    (``jasmin_send_url``, ``android_send_url``); SMSSync replies ride on its HTTP answer.
+    (``jasmin_send_url``, ``android_send_url``); SMSSync and Gammu replies ride on the HTTP
+    answer.
     ``callback_url`` is how Kannel and Jasmin reach the gateway for delivery reports.
     """
 
@@ -92,6 +94,7 @@ class SmsSettings:
     jasmin_password: str | None = None
     jasmin_coding0: Coding0 = "gsm"
     modem_secret: str | None = None
+    gammu_token: str | None = None
     android_send_url: str | None = None
     android_username: str = ""
     modem_password: str | None = None

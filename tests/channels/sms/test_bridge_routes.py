@@ -6,6 +6,7 @@ application and reads what was committed.
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -258,6 +259,64 @@ async def test_smssync_reply_rides_on_the_answer_and_the_secret_is_not_stored(
         )
         status, body = await post(client, wrong)
         assert status == 401 and json.loads(body)["payload"]["success"] is False
+    finally:
+        await gateway.close()
+
+
+# ---- Gammu SMSD ---------------------------------------------------------------------------------
+
+GAMMU_TOKEN = "gammu-test-token"  # the one in the recorded Authorization header
+
+
+async def test_gammu_reply_is_the_answer_after_commit_and_redelivery_creates_nothing(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    gateway = bootstrap.build(configure(settings, gammu_token=SecretStr(GAMMU_TOKEN)))
+    try:
+        client = await aiohttp_client(bootstrap.build_app(gateway))
+        req = load("gammu/mo__long_2parts")
+        status, body = await post(client, req)
+        assert status == 200 and body.startswith("LAPOR! Laporan diterima. No. lacak: ")
+        (complaint,) = await rows(gateway, complaints)
+        assert complaint.body == ("Jalan Siliwangi rusak parah sejak bulan lalu, " * 6).strip()
+        assert complaint.tracking_id[:4] in body
+        (raw,) = await rows(gateway, raw_inbound)
+        assert raw.body == req.body and raw.provider_message_id.startswith("gammu:modem-1:IN")
+        (reply,) = await rows(gateway, sms_replies)
+        assert reply.status == "inline" and reply.body == body
+        # lapor-onreceive run again for the same message: the same reply, nothing new.
+        assert await post(client, req) == (200, body)
+        assert len(await rows(gateway, complaints)) == 1
+        assert len(await rows(gateway, sms_replies)) == 1
+    finally:
+        await gateway.close()
+
+
+async def test_gammu_refuses_without_the_token_and_when_not_configured(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    req = load("gammu/mo__gsm_text")
+    gateway = bootstrap.build(configure(settings, gammu_token=SecretStr(GAMMU_TOKEN)))
+    try:
+        client = await aiohttp_client(bootstrap.build_app(gateway))
+        wrong = {"Authorization": "Basic " + base64.b64encode(b"lapor:nope").decode()}
+        assert (await post(client, req, **wrong))[0] == 401
+        bare = {k: v for k, v in req.headers.items() if k != "Authorization"}
+        assert (await post(client, Request(req.method, req.target, bare, req.body)))[0] == 401
+        assert await rows(gateway, raw_inbound) == []
+    finally:
+        await gateway.close()
+    gateway = bootstrap.build(configure(settings))  # no LAPOR_SMS__GAMMU_TOKEN
+    try:
+        client = await aiohttp_client(bootstrap.build_app(gateway))
+        assert (await post(client, req))[0] == 401
+        assert await rows(gateway, raw_inbound) == []
+        assert (
+            gateway.metrics.registry.get_sample_value(
+                "lapor_sms_ignored_total", {"bridge": "gammu", "reason": "not-configured"}
+            )
+            == 1
+        )
     finally:
         await gateway.close()
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from channels.sms import android, fragments, gsm, jasmin, smssync
+from channels.sms import android, fragments, gammu, gsm, jasmin, smssync
 from channels.sms.message import Bridge, DeliveryState, Fragment, SmsMessage
 from channels.sms.parse import PARSER_NAMES, decode, interpret, interpret_joined
 from channels.sms.ports import FragmentSet, HeldPart
@@ -174,6 +174,62 @@ def test_smssync_secret_is_taken_out_and_the_rest_decoded() -> None:
             "messages": [{"to": "+62812", "message": "x", "uuid": "u"}],
         }
     }
+
+
+# ---- Gammu SMSD (recorded from the real gammu-smsd, see SOURCES.md) -------------------------
+
+
+def test_gammu_single_sms_is_read_from_smsd_variables() -> None:
+    req = load("gammu/mo__gsm_text")
+    mo = gammu.decode_request(req.body)
+    assert mo == SmsMessage(
+        bridge=Bridge.GAMMU,
+        sender="+6281200000005",
+        receiver="",
+        text="Jalan rusak @£$ {biaya} [RT 05] ~ tolong",
+        message_id=mo.message_id,
+        smsc="modem-1",
+    )
+    assert mo.message_id is not None and mo.message_id.startswith("IN") and "_00.txt" in mo.message_id
+    assert gammu.provider_id(req.body) == f"gammu:modem-1:{mo.message_id}"
+    draft = interpret(mo, SETTINGS).outcome
+    assert isinstance(draft, ComplaintDraft) and draft.reporter.phone == "+6281200000005"
+
+
+def test_gammu_unicode_text_keeps_emoji_and_line_breaks() -> None:
+    mo = gammu.decode_request(load("gammu/mo__ucs2_emoji").body)
+    assert mo.text == "Lampu jalan mati 😡👍🏽 sudah 3 hari\nRT 05 € é"
+
+
+def test_gammu_long_message_is_the_text_smsd_joined() -> None:
+    body = load("gammu/mo__long_2parts").body
+    mo = gammu.decode_request(body)
+    assert mo.text == ("Jalan Siliwangi rusak parah sejak bulan lalu, " * 6).strip()
+    assert mo.fragment is None  # SMSD joins the parts itself: never a fragment here
+    ids = mo.message_id or ""
+    assert ids.count(".txt") == 2  # both parts' inbox ids: one redelivery key
+    # Without SMSD's decoded text, the parts are joined in their order.
+    without = b"&".join(
+        p for p in body.split(b"&") if not p.startswith((b"DECODED_1_TEXT=", b"DECODED_PARTS="))
+    )
+    assert gammu.decode_request(without).text == mo.text
+
+
+def test_gammu_national_sender_and_keywords() -> None:
+    mo = gammu.decode_request(load("gammu/mo__region_nik_rahasia").body)
+    draft = interpret(mo, SETTINGS).outcome
+    assert isinstance(draft, ComplaintDraft)
+    assert draft.reporter.phone == "+6281200000006" and draft.reporter.nik == "3201014101900001"
+    assert draft.privacy.confidential
+
+
+def test_gammu_request_without_a_sender_is_a_parse_error() -> None:
+    body = load("gammu/mo__info").body
+    assert isinstance(interpret(gammu.decode_request(body), SETTINGS).outcome, NotAComplaint)
+    stripped = b"&".join(p for p in body.split(b"&") if not p.startswith(b"SMS_1_NUMBER="))
+    with pytest.raises(ParseError):
+        gammu.decode_request(stripped)
+    assert gammu.provider_id(b"SMS_1_NUMBER=%2B62812") is None
 
 
 # ---- fragments --------------------------------------------------------------------------------

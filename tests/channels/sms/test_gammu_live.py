@@ -1,0 +1,119 @@
+"""End to end through a REAL Gammu SMSD: dummy phone -> gammu-smsd -> lapor-onreceive -> gateway.
+
+The SMS goes into the dummy phone's inbox, SMSD receives it and runs the project's
+``config/gammu/lapor-onreceive``, which posts it to the gateway; the reply the gateway answers
+is queued with ``gammu-smsd-inject`` and sent by SMSD through the same phone. Needs
+``scripts/install-system-packages`` (skipped when Gammu is missing). Pinned to SQLite; the route
+itself runs on both databases in ``test_bridge_routes.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from pydantic import SecretStr
+from sqlalchemy import Table, select
+
+from gateway import bootstrap
+from gateway.settings import Settings
+from gateway.storage.schema import complaints, raw_inbound
+from tests.channels.sms.gammu_harness import TOKEN, Gammu, installed, running
+from tests.support import free_port
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not installed(), reason="Gammu missing: scripts/install-system-packages"),
+    pytest.mark.parametrize("database_url", ["sqlite"], indirect=True),
+]
+
+A = "+6281200000005"
+LONG = ("Jalan Siliwangi rusak parah sejak bulan lalu, " * 6).strip()
+
+
+class Served:
+    """The gateway on a real port (``lapor-onreceive`` calls it with curl)."""
+
+    def __init__(self, settings: Settings, port: int) -> None:
+        sms = settings.sms.model_copy(update={"gammu_token": SecretStr(TOKEN)})
+        self.gw = bootstrap.build(settings.model_copy(update={"sms": sms}))
+        self.port = port
+        self.runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        self.runner = web.AppRunner(bootstrap.build_app(self.gw), access_log=None)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+
+    async def close(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+        await self.gw.close()
+
+    async def rows(self, table: Table) -> list[Any]:
+        async with self.gw.engine.connect() as conn:
+            return list((await conn.execute(select(table))).all())
+
+
+@pytest.fixture
+async def served(settings: Settings) -> AsyncIterator[Served]:
+    server = Served(settings, free_port())
+    yield server
+    await server.close()
+
+
+async def _until(check: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.2)
+
+
+async def _sent(smsd: Gammu, n: int) -> list[tuple[str, str]]:
+    async def enough() -> bool:
+        return len(smsd.sent()) >= n
+
+    await _until(enough)
+    return smsd.sent()
+
+
+async def test_sms_becomes_a_complaint_and_the_reply_goes_out_through_the_modem(
+    served: Served, tmp_path: Path
+) -> None:
+    await served.start()
+    url = f"http://127.0.0.1:{served.port}/sms/gammu"
+    with running(tmp_path, url, phone_id="modem-1") as smsd:
+        text = "Lampu jalan mati 😡 di RT 05, € 2 juta"
+        await asyncio.to_thread(smsd.receive, A, text, unicode=True)
+        await asyncio.to_thread(smsd.receive, A, LONG, parts=2)
+        sent = await _sent(smsd, 2)
+    stored = await served.rows(complaints)
+    assert sorted(r.body for r in stored) == sorted([text, LONG])
+    tracking = {r.tracking_id for r in stored}
+    assert [number for number, _ in sent] == [A, A]
+    for _, text in sent:
+        assert text.startswith("LAPOR! Laporan diterima. No. lacak: ") and len(text) <= 160
+        assert any(f"{t[:4]}-{t[4:]}" in text for t in tracking)
+    raws = await served.rows(raw_inbound)
+    assert all(r.provider_message_id.startswith("gammu:modem-1:IN") for r in raws)
+
+
+async def test_sms_waits_in_curl_retries_while_the_gateway_is_down(
+    served: Served, tmp_path: Path
+) -> None:
+    # Nothing listens yet: curl is refused and tries again after 1 s, 2 s, 4 s...
+    with running(tmp_path, f"http://127.0.0.1:{served.port}/sms/gammu") as smsd:
+        await asyncio.to_thread(smsd.receive, A, "Sampah menumpuk di Jl. Merdeka 10")
+        await asyncio.to_thread(smsd.wait_log, "Starting run on receive")
+        await asyncio.sleep(1.5)
+        assert await served.rows(raw_inbound) == []
+        await served.start()
+        ((number, text),) = await _sent(smsd, 1)
+    (complaint,) = await served.rows(complaints)
+    assert complaint.body == "Sampah menumpuk di Jl. Merdeka 10"
+    assert number == A and complaint.tracking_id[:4] in text
