@@ -179,8 +179,7 @@ class SmsRoutes:
     async def _jasmin_authorized(self, request: web.Request) -> bool:
         expected = self._settings.jasmin_token
         if expected is None:
-            self._ignored(Bridge.JASMIN, "not-configured")
-            log.warning("Jasmin request refused: set LAPOR_SMS__JASMIN_TOKEN to enable the bridge")
+            self._unconfigured(Bridge.JASMIN, "LAPOR_SMS__JASMIN_TOKEN")
             return False
         token = _param(_raw_query(request), "token")
         offered = token.encode() if token is not None else _basic_password(request)
@@ -195,8 +194,7 @@ class SmsRoutes:
         """A webhook of the Android app: an MO, or a report on one of our replies."""
         key = self._settings.modem_secret
         if key is None:
-            self._ignored(Bridge.ANDROID, "not-configured")
-            log.warning("Android webhook refused: set LAPOR_SMS__MODEM_SECRET to enable the bridge")
+            self._unconfigured(Bridge.ANDROID, "LAPOR_SMS__MODEM_SECRET")
             return text_reply("unauthorized", status=401)
         signature = request.headers.get(android.SIGNATURE_HEADER, "")
         timestamp = request.headers.get(android.TIMESTAMP_HEADER, "")
@@ -248,8 +246,7 @@ class SmsRoutes:
         """One MO posted by SMSSync; the reply rides on the answer ("Get Reply from Server")."""
         expected = self._settings.modem_secret
         if expected is None:
-            self._ignored(Bridge.SMSSYNC, "not-configured")
-            log.warning("SMSSync request refused: set LAPOR_SMS__MODEM_SECRET to enable the bridge")
+            self._unconfigured(Bridge.SMSSYNC, "LAPOR_SMS__MODEM_SECRET")
             return _smssync_json(smssync.answer(False, "unauthorized"), 401)
         body, secret = smssync.pop_secret(await request.read())
         # Only the secret field has been looked at so far.
@@ -274,8 +271,7 @@ class SmsRoutes:
         """One received message posted by ``lapor-onreceive``; the reply is the answer's text."""
         expected = self._settings.gammu_token
         if expected is None:
-            self._ignored(Bridge.GAMMU, "not-configured")
-            log.warning("Gammu request refused: set LAPOR_SMS__GAMMU_TOKEN to enable the bridge")
+            self._unconfigured(Bridge.GAMMU, "LAPOR_SMS__GAMMU_TOKEN")
             return text_reply("unauthorized", status=401)
         # The basic-auth password, from the header alone: the body is not read before it.
         if not _matches(_basic_password(request), expected):
@@ -312,6 +308,11 @@ class SmsRoutes:
         if not found:
             log.info("delivery report for an unknown reply", extra={"bridge": bridge.value})
         return True
+
+    def _unconfigured(self, bridge: Bridge, variable: str) -> None:
+        """Count and log a request to a bridge whose secret is not set (it is refused)."""
+        self._ignored(bridge, "not-configured")
+        log.warning("%s request refused: set %s to enable the bridge", bridge.value, variable)
 
     def _ignored(self, bridge: Bridge, reason: str) -> None:
         if self._metrics is not None:
