@@ -195,11 +195,13 @@ class IntakeService:
         else:
             outcome = parsed
         raw_id = new_id()
-        work = (
-            _Work.of(raw, outcome, raw_id, provider_id, self._keys)
-            if isinstance(outcome, ComplaintDraft)
-            else None
-        )
+        work = None
+        if isinstance(outcome, ComplaintDraft):
+            try:
+                work = _Work.of(raw, outcome, raw_id, provider_id, self._keys)
+            except Exception as exc:  # a normaliser bug must not lose the message either
+                log.exception("normalising failed", extra={"channel": raw.channel.value})
+                outcome = _Quarantine("normalize-crash", f"{type(exc).__name__}: {exc}")
         in_store = len(raw.body) > self._inline_limit
         try:
             if in_store:

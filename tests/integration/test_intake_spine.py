@@ -270,6 +270,24 @@ async def test_an_outcome_the_channel_already_parsed_is_not_parsed_again(
     assert replayed.tracking_id == quarantined.tracking_id
 
 
+async def test_a_draft_the_normaliser_cannot_handle_is_quarantined_not_lost(
+    gw: bootstrap.Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_args: object) -> None:
+        raise ValueError("normaliser bug")
+
+    # A bug in a pure normaliser (our own code, not the database) on one message.
+    monkeypatch.setattr("gateway.intake.comparison_tokens", broken)
+    receipt = await gw.intake.accept(raw("Jalan rusak", "n-1"), PARSER)
+    assert receipt.status is ReceiptStatus.QUARANTINED and receipt.tracking_id
+    [entry] = await gw.intake.list_quarantine()
+    assert entry["stage"] == "normalize-crash" and "normaliser bug" in entry["reason"]
+    monkeypatch.undo()
+    replayed = await gw.intake.replay(entry["id"], ParserRegistry([PARSER]))
+    assert replayed.status is ReceiptStatus.ACCEPTED
+    assert replayed.tracking_id == receipt.tracking_id
+
+
 async def test_replay_without_the_parser_stays_quarantined(gw: bootstrap.Gateway) -> None:
     await gw.intake.accept(raw("!x", "q-3"), PARSER)
     [entry] = await gw.intake.list_quarantine()
