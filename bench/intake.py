@@ -9,7 +9,10 @@ bodies with publisher confirms, in batches of the relay's batch size awaited tog
 publish pattern as the relay, so the baseline is the broker's own ceiling on this machine).
 
     python bench/intake.py [-n 5000] [-c 32] [--databases sqlite,postgresql]
-                           [--relay inline,process]
+                           [--relay inline,process[,none]]
+
+``--relay none`` adds the intake alone (``outbox.enabled = false``, the clock stops at the last
+commit): what the intake commits when nothing publishes beside it.
 
 Prints complaints/s for each and the ratio gateway / raw (the faster of two raw runs).
 """
@@ -108,6 +111,27 @@ async def run_gateway(
         bodies = list((await conn.execute(select(outbox.c.body).order_by(outbox.c.id))).scalars())
     await gw.close()
     return elapsed, used, bodies
+
+
+async def run_intake_only(settings: Settings, n: int, concurrency: int) -> tuple[float, Cpu]:
+    """The intake port alone (``outbox.enabled = false``): the clock stops at the last commit."""
+    outbox_off = settings.outbox.model_copy(update={"enabled": False})
+    gw = bootstrap.build(settings.model_copy(update={"outbox": outbox_off}))
+    await migrate.upgrade(gw.engine)
+    counter = iter(range(n))
+
+    async def submitter() -> None:
+        for i in counter:
+            await gw.intake.accept(_raw(i), PARSER)
+
+    try:
+        cpu = cpu_snapshot()
+        start = time.perf_counter()
+        await asyncio.gather(*(submitter() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+        return elapsed, cpu_per_item(cpu, cpu_snapshot(), n)
+    finally:
+        await gw.close()
 
 
 async def run_split(
@@ -254,7 +278,11 @@ async def main() -> None:
     ap.add_argument("-n", type=int, default=5000, help="complaints per run")
     ap.add_argument("-c", type=int, default=32, help="concurrent submitters")
     ap.add_argument("--databases", default="sqlite,postgresql")
-    ap.add_argument("--relay", default="inline,process", help="where the relay runs")
+    ap.add_argument(
+        "--relay",
+        default="inline,process",
+        help="where the relay runs: inline, process, or none (the intake alone, for comparison)",
+    )
     ap.add_argument("--batch", type=int, default=200, help="outbox relay batch size")
     args = ap.parse_args()
     print(f"N={args.n} complaints, {args.c} concurrent submitters\n")
@@ -271,9 +299,12 @@ async def main() -> None:
                         settings = make_settings(url, tmp, broker, args)
                         if mode == "inline":
                             elapsed, used, bodies = await run_gateway(settings, args.n, args.c)
+                        elif mode == "none":
+                            elapsed, used = await run_intake_only(settings, args.n, args.c)
                         else:
                             elapsed, used = await run_split(settings, broker, args.n, args.c)
-                        results.append((f"gateway, {db}, relay {mode}", elapsed, used))
+                        label = "intake only, no relay" if mode == "none" else f"relay {mode}"
+                        results.append((f"gateway, {db}, {label}", elapsed, used))
                 finally:
                     await cleanup(broker)
         if not bodies:
