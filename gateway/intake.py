@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
@@ -73,6 +73,16 @@ class Parser:
 
     name: str
     parse: Callable[[RawInbound], ParseOutcome]
+
+
+class Handoff(Protocol):
+    """The outbox relay of this process, when it takes committed event rows from memory."""
+
+    def lease(self) -> tuple[str, datetime] | None:
+        """(owner, expiry) to write event rows with, or None to leave them to be claimed."""
+
+    def hand_over(self, rows: list[dict[str, Any]]) -> None:
+        """Event rows committed with :meth:`lease`'s lease (the outbox table's columns)."""
 
 
 class ParserRegistry:
@@ -160,6 +170,7 @@ class IntakeService:
         clock: Clock = utcnow,
         on_commit: Callable[[], None] | None = None,
         dedup: DedupSettings | None = None,
+        handoff: Handoff | None = None,
     ) -> None:
         self._engine = engine
         # Lookup hashes must stay the same across restarts: the caller passes the configured keys.
@@ -171,6 +182,7 @@ class IntakeService:
         self._inline_limit = inline_body_limit
         self._clock = clock
         self._on_commit = on_commit
+        self._handoff = handoff
         self._pending: deque[_Pending] = deque()
         self._writers: set[asyncio.Task[None]] = set()
         # SQLite has one writer; PostgreSQL commits several transactions in parallel.
@@ -263,7 +275,7 @@ class IntakeService:
     async def _flush(self, batch: list[_Pending]) -> None:
         try:
             async with self._engine.begin() as conn:
-                written = await self._write(conn, batch)
+                written, events = await self._write(conn, batch)
         except DBAPIError as exc:
             if not _worth_retrying(exc):
                 for p in batch:
@@ -279,14 +291,14 @@ class IntakeService:
             for p in batch:
                 _settle(p, exc=exc)
             return
-        self._done(batch, written)
+        self._done(batch, written, events)
 
     async def _flush_one(self, p: _Pending) -> None:
         try:
             for _ in range(_WRITE_ATTEMPTS):
                 try:
                     async with self._engine.begin() as conn:
-                        (written,) = await self._write(conn, [p])
+                        (written,), events = await self._write(conn, [p])
                 except DBAPIError as exc:
                     if not _worth_retrying(exc):
                         raise
@@ -300,33 +312,48 @@ class IntakeService:
                     if isinstance(p.outcome, ComplaintDraft):
                         p.work = _Work.of(p.raw, p.outcome, p.raw_id, p.provider_id, self._keys)
                     continue
-                self._done([p], [written])
+                self._done([p], [written], events)
                 return
             _settle(p, exc=IntakeUnavailable("the message could not be written after retries"))
         except _UNAVAILABLE as exc:
             _settle(p, exc=exc)
 
-    def _done(self, batch: list[_Pending], written: list[_Written]) -> None:
-        if self._on_commit is not None and any(w.queued_event for w in written):
+    def _done(
+        self, batch: list[_Pending], written: list[_Written], events: list[dict[str, Any]]
+    ) -> None:
+        if events and self._handoff is not None:
+            self._handoff.hand_over(events)
+        elif self._on_commit is not None and any(w.queued_event for w in written):
             self._on_commit()
         for p, w in zip(batch, written, strict=True):
             if w.tier in (Tier.RETRY, Tier.SIMILAR):
                 self._metrics.duplicates.labels(p.raw.channel.value, w.tier.value).inc()
             _settle(p, w.receipt)
 
-    async def _write(self, conn: AsyncConnection, batch: list[_Pending]) -> list[_Written]:
+    async def _write(
+        self, conn: AsyncConnection, batch: list[_Pending]
+    ) -> tuple[list[_Written], list[dict[str, Any]]]:
         """Write the rows of ``batch`` in the transaction of ``conn``; say what each receipt is.
 
         The identity graph and the dedup candidates of the whole batch are read up front in a
         few statements, every message is then decided in memory in arrival order, and the rows
-        go in with one multi-row insert per table.
+        go in with one multi-row insert per table. The second value is the event rows written
+        leased to the relay of this process, to hand over after the commit (empty when there
+        is no such relay or it is catching up).
         """
         now = self._clock()
         placer = _Placer(conn, self._keys, self._dedup, self._postgres, now)
         await placer.prepare([(p.raw_id, p.raw, p.work) for p in batch if p.work is not None])
         written = [self._rows_of(placer, p, now) for p in batch]
+        lease = self._handoff.lease() if self._handoff is not None else None
+        events: list[dict[str, Any]] = []
+        if lease is not None:
+            owner, expires = lease
+            events = list(placer.rows.queued(outbox))
+            for row in events:
+                row.update(claimed_by=owner, claim_expires=expires, attempts=1)
         await placer.rows.flush(conn)
-        return written
+        return written, events
 
     def _rows_of(self, placer: _Placer, p: _Pending, now: datetime) -> _Written:
         """Queue one message's rows and say what its receipt is."""
@@ -906,6 +933,10 @@ class _RowBuffer:
     def add(self, table: Table, row: dict[str, Any]) -> None:
         """Queue ``row`` for ``table``."""
         self._rows[table.name].append(row)
+
+    def queued(self, table: Table) -> list[dict[str, Any]]:
+        """The rows queued for ``table`` and not yet inserted."""
+        return self._rows[table.name]
 
     async def flush(self, conn: AsyncConnection) -> None:
         """Insert everything queued so far."""

@@ -8,6 +8,14 @@ UPDATE SKIP LOCKED``, so several replicas share the outbox without publishing a 
 normal case. A relay that dies mid-batch leaves rows whose lease runs out; another relay then
 publishes them again with the same ``message_id``, which consumers deduplicate on (at-least-once).
 
+A relay running in the intake's own process takes new rows without claiming them again: while
+it is caught up (its last claim found the outbox drained), the intake writes each event row
+already leased to it (:meth:`OutboxRelay.lease`) and, after the commit, hands the rows over in
+memory (:meth:`OutboxRelay.hand_over`). That saves the claim transaction, and on PostgreSQL an
+update of every row. The lease is the same as a claim's, so a process that dies with rows in
+hand leaves them to another relay once the lease runs out. On any failure the relay releases
+what it holds and goes back to claiming from the table, oldest first.
+
 While the broker is unreachable the rows simply wait: intake keeps committing, the relay retries
 with exponential back-off, and ``/readyz`` and the metrics show the lag.
 """
@@ -17,11 +25,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import (
@@ -47,9 +57,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class OutboxRow:
-    """One claimed event."""
+    """One claimed event (``id`` is None for a row handed over by the intake)."""
 
-    id: int
+    id: int | None
     message_id: str
     event: str
     channel: str
@@ -151,6 +161,33 @@ class OutboxRelay:
         self._postgres = engine.dialect.name == "postgresql"
         self._wakeup = asyncio.Event()
         self.last_error: str | None = None
+        # Rows the intake of this process committed already leased to this relay.
+        self._handed: deque[OutboxRow] = deque()
+        self._caught_up = False
+        self._last_claim = 0.0
+
+    def lease(self) -> tuple[str, datetime] | None:
+        """(owner, expiry) for event rows about to be committed in this process, when this
+        relay will take them from :meth:`hand_over`; None while it claims from the table."""
+        if not self._caught_up or not self.connected:
+            return None
+        return self.name, self._clock() + timedelta(seconds=self._settings.claim_timeout)
+
+    def hand_over(self, rows: list[dict[str, Any]]) -> None:
+        """Rows committed with :meth:`lease`'s lease: publish them without claiming them."""
+        self._handed.extend(
+            OutboxRow(
+                None,
+                r["message_id"],
+                r["event"],
+                r["channel"],
+                r["routing_key"],
+                r["body"],
+                r["created_at"],
+            )
+            for r in rows
+        )
+        self._wakeup.set()
 
     def wake(self) -> None:
         """Look at the outbox now (called after an intake commit in the same process)."""
@@ -174,6 +211,7 @@ class OutboxRelay:
                 try:
                     published = await self.publish_batch()
                 except _RelayFailure as exc:
+                    self._caught_up = False
                     self._metrics.relay_errors.labels(exc.reason).inc()
                     self.last_error = str(exc)
                     log.warning(
@@ -193,12 +231,43 @@ class OutboxRelay:
                     await _wait_any(stop, self._wakeup, self._settings.poll_interval)
                     self._wakeup.clear()
         finally:
+            await self._release_handed()
             await self._close()
+
+    async def _release_handed(self) -> None:
+        """On the way out: rows in hand go back to the table for whichever relay runs next."""
+        stale = list(self._handed)
+        self._handed.clear()
+        self._caught_up = False
+        if stale:
+            try:
+                await self._finish([], stale, None)
+            except _RelayFailure:
+                log.warning(
+                    "rows in hand not released; another relay takes them when their lease ends",
+                    extra={"relay": self.name, "rows": len(stale)},
+                )
 
     async def publish_batch(self) -> int:
         """Claim, publish and confirm one batch; return how many rows were confirmed."""
         exchange = await self._ensure_exchange()
-        rows = await self._claim()
+        if self._handed and not self._caught_up:
+            # Handed over while this relay was catching up (a failure came in between): they
+            # go back to the table and out in their order.
+            stale = list(self._handed)
+            self._handed.clear()
+            await self._finish([], stale, None)
+        # While caught up, rows come from the intake's hands; the table is still read every
+        # poll interval, for rows nobody handed over (other replicas' intake, quarantine
+        # replays, rows released by a relay), and those go first.
+        rows: list[OutboxRow] = []
+        due = time.monotonic() - self._last_claim >= self._settings.poll_interval
+        if due or not self._caught_up:
+            self._last_claim = time.monotonic()
+            rows = await self._claim()
+            self._caught_up = len(rows) < self._settings.batch_size
+        room = min(self._settings.batch_size - len(rows), len(self._handed))
+        rows.extend(self._handed.popleft() for _ in range(room))
         if not rows:
             return 0
         confirmed: list[OutboxRow] = []
@@ -214,6 +283,11 @@ class OutboxRelay:
                 failed.append(row)
             else:
                 confirmed.append(row)
+        if failure is not None:
+            # Back to the table, oldest first: what is in hand is released with the failures.
+            self._caught_up = False
+            failed.extend(self._handed)
+            self._handed.clear()
         await self._finish(confirmed, failed, failure)
         now = self._clock()
         by_channel = Counter(row.channel for row in confirmed)
@@ -316,7 +390,7 @@ class OutboxRelay:
                 result = (await conn.execute(claim)).all()
         except (SQLAlchemyError, OSError, TimeoutError) as exc:
             raise _RelayFailure("database", f"{type(exc).__name__}: {exc}") from exc
-        return sorted((OutboxRow(*r) for r in result), key=lambda r: r.id)
+        return sorted((OutboxRow(*r) for r in result), key=lambda r: r.id or 0)
 
     async def _finish(
         self,
@@ -331,7 +405,7 @@ class OutboxRelay:
                 if confirmed:
                     await conn.execute(
                         update(outbox)
-                        .where(outbox.c.id.in_([r.id for r in confirmed]), mine)
+                        .where(outbox.c.message_id.in_([r.message_id for r in confirmed]), mine)
                         .values(published_at=now, claimed_by=None, claim_expires=None,
                                 last_error=None)
                     )
@@ -339,7 +413,7 @@ class OutboxRelay:
                     # Release at once so the rows go out first, in order, when the broker is back.
                     await conn.execute(
                         update(outbox)
-                        .where(outbox.c.id.in_([r.id for r in failed]), mine)
+                        .where(outbox.c.message_id.in_([r.message_id for r in failed]), mine)
                         .values(claimed_by=None, claim_expires=None,
                                 last_error=str(failure)[:1000] if failure else None)
                     )

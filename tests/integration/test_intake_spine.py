@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
 from gateway import bootstrap, tracking
 from gateway.domain import (
@@ -333,6 +333,70 @@ async def test_expired_claim_is_published_again_with_the_same_message_id(
     await gw.relay._close()
     [msg] = await drain(settings.broker.queue, expected=1)
     assert msg.message_id == message_id
+
+
+async def test_in_process_relay_publishes_committed_rows_without_claiming_them(
+    settings: Settings,
+) -> None:
+    outbox_settings = settings.outbox.model_copy(update={"poll_interval": 30.0})
+    gateway = bootstrap.build(settings.model_copy(update={"outbox": outbox_settings}))
+    relay = gateway.relay
+    assert relay is not None
+    claims: list[str] = []
+
+    def count_claims(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        text = statement.lstrip().upper()
+        if text.startswith("UPDATE OUTBOX") and "RETURNING" in text:  # a claim
+            claims.append(statement)
+
+    event.listen(gateway.engine.sync_engine, "before_cursor_execute", count_claims)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        for _ in range(100):  # connected, and its first claim found the outbox empty
+            if relay.lease() is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert relay.lease() is not None
+        before = len(claims)
+        for i in range(3):
+            await gateway.intake.accept(raw(f"langsung {i}", f"h-{i}"), PARSER)
+        messages = await drain(settings.broker.queue, expected=3, timeout=5)
+        assert [json.loads(m.body)["body"] for m in messages] == [f"langsung {i}" for i in range(3)]
+        assert len(claims) == before  # handed over in memory: no claim of these rows
+        async with gateway.engine.connect() as conn:
+            rows = (await conn.execute(select(outbox))).all()
+        assert all(r.published_at is not None and r.claimed_by is None for r in rows)
+        assert {r.message_id for r in rows} == {m.message_id for m in messages}
+    finally:
+        stop.set()
+        await task
+        await gateway.close()
+
+
+async def test_rows_leased_to_a_relay_that_died_go_out_through_another_after_the_lease(
+    settings: Settings,
+) -> None:
+    first = bootstrap.build(settings)
+    assert first.relay is not None
+    assert await first.relay.publish_batch() == 0  # connected and caught up: it takes handoffs
+    await first.intake.accept(raw("relay mati", "d-1"), PARSER)
+    async with first.engine.connect() as conn:
+        row = (await conn.execute(select(outbox))).one()
+    assert row.claimed_by == first.relay.name and row.published_at is None
+    # The process dies with the row in hand: nothing releases it.
+    await first.relay._close()
+    await first.engine.dispose()
+    later = datetime.now(UTC) + timedelta(seconds=settings.outbox.claim_timeout + 1)
+    second = bootstrap.build(settings, clock=lambda: later)
+    try:
+        assert second.relay is not None
+        assert await _publish_all(second.relay) == 1
+        await second.relay._close()
+    finally:
+        await second.close()
+    [msg] = await drain(settings.broker.queue, expected=1)
+    assert msg.message_id == row.message_id and json.loads(msg.body)["body"] == "relay mati"
 
 
 async def test_quarantine_rows_reference_their_raw_message(gw: bootstrap.Gateway) -> None:
