@@ -9,10 +9,11 @@ bodies with publisher confirms, in batches of the relay's batch size awaited tog
 publish pattern as the relay, so the baseline is the broker's own ceiling on this machine).
 
     python bench/intake.py [-n 5000] [-c 32] [--databases sqlite,postgresql]
-                           [--relay inline,process[,none]]
+                           [--relay inline,process[,inline-claim,none]]
 
-``--relay none`` adds the intake alone (``outbox.enabled = false``, the clock stops at the last
-commit): what the intake commits when nothing publishes beside it.
+``--relay inline-claim`` adds the inline relay claiming every row from the table
+(``outbox.handoff = false``); ``--relay none`` the intake alone (``outbox.enabled = false``, the
+clock stops at the last commit): what the intake commits when nothing publishes beside it.
 
 Prints complaints/s for each and the ratio gateway / raw (the faster of two raw runs).
 """
@@ -281,7 +282,8 @@ async def main() -> None:
     ap.add_argument(
         "--relay",
         default="inline,process",
-        help="where the relay runs: inline, process, or none (the intake alone, for comparison)",
+        help="where the relay runs: inline, process; for comparison inline-claim (inline with"
+        " outbox.handoff = false) and none (the intake alone)",
     )
     ap.add_argument("--batch", type=int, default=200, help="outbox relay batch size")
     args = ap.parse_args()
@@ -297,7 +299,10 @@ async def main() -> None:
                 try:
                     async with database(db, tmp) as url:
                         settings = make_settings(url, tmp, broker, args)
-                        if mode == "inline":
+                        if mode in ("inline", "inline-claim"):
+                            if mode == "inline-claim":  # the relay claims every row
+                                off = settings.outbox.model_copy(update={"handoff": False})
+                                settings = settings.model_copy(update={"outbox": off})
                             elapsed, used, bodies = await run_gateway(settings, args.n, args.c)
                         elif mode == "none":
                             elapsed, used = await run_intake_only(settings, args.n, args.c)

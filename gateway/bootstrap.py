@@ -79,7 +79,7 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
         clock=clock,
         on_commit=relay.wake if relay else None,
         dedup=settings.dedup,
-        handoff=relay,
+        handoff=relay if settings.outbox.handoff else None,
     )
     parsers = ParserRegistry(
         (

@@ -116,6 +116,7 @@ class OutboxSettings(_Section):
     enabled: bool = True
     batch_size: int = Field(200, ge=1, le=5000)
     poll_interval: float = Field(0.2, gt=0)
+    handoff: bool = True
     claim_timeout: float = Field(60.0, gt=0)
     backoff_initial: float = Field(0.5, gt=0)
     backoff_max: float = Field(30.0, gt=0)
