@@ -231,32 +231,31 @@ class OutboxRelay:
                     await _wait_any(stop, self._wakeup, self._settings.poll_interval)
                     self._wakeup.clear()
         finally:
-            await self._release_handed()
+            try:
+                await self._give_back()
+            except _RelayFailure:
+                log.warning(
+                    "rows in hand not released; another relay takes them when their lease ends",
+                    extra={"relay": self.name},
+                )
             await self._close()
 
-    async def _release_handed(self) -> None:
-        """On the way out: rows in hand go back to the table for whichever relay runs next."""
+    async def _give_back(self) -> None:
+        """Release the rows in hand to the table, to be claimed again in their order."""
         stale = list(self._handed)
         self._handed.clear()
         self._caught_up = False
         if stale:
-            try:
-                await self._finish([], stale, None)
-            except _RelayFailure:
-                log.warning(
-                    "rows in hand not released; another relay takes them when their lease ends",
-                    extra={"relay": self.name, "rows": len(stale)},
-                )
+            await self._finish([], stale, None)
 
     async def publish_batch(self) -> int:
         """Claim, publish and confirm one batch; return how many rows were confirmed."""
-        exchange = await self._ensure_exchange()
         if self._handed and not self._caught_up:
-            # Handed over while this relay was catching up (a failure came in between): they
-            # go back to the table and out in their order.
-            stale = list(self._handed)
-            self._handed.clear()
-            await self._finish([], stale, None)
+            # Handed over while this relay was failing or catching up: they go back to the
+            # table and out in their order (also while the broker is away, so that another
+            # replica's relay may take them).
+            await self._give_back()
+        exchange = await self._ensure_exchange()
         # While caught up, rows come from the intake's hands; the table is still read every
         # poll interval, for rows nobody handed over (other replicas' intake, quarantine
         # replays, rows released by a relay), and those go first.

@@ -137,6 +137,20 @@ async def test_broker_outage_intake_keeps_answering_and_messages_arrive_in_order
         await asyncio.sleep(0.5)
         status = await outbox_status(gateway.engine)
         assert status.pending == 20 and not gateway.relay.connected
+        # Nothing stays leased to a relay that cannot publish: another replica may take them.
+        for _ in range(60):
+            async with gateway.engine.connect() as conn:
+                held = (
+                    await conn.execute(
+                        select(func.count())
+                        .select_from(outbox)
+                        .where(outbox.c.published_at.is_(None), outbox.c.claimed_by.is_not(None))
+                    )
+                ).scalar_one()
+            if held == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert held == 0
         assert gateway.metrics.relay_errors.labels("broker-unreachable")._value.get() >= 1
         await proxy.start()
         messages = await drain(s.broker.queue, expected=21, timeout=20)
