@@ -1,7 +1,9 @@
-"""The SMS channel: MOs from HTTP bridges (Kannel, Jasmin, an Android gateway app, SMSSync).
+"""The SMS channel: MOs from HTTP bridges (Kannel, Jasmin, an Android gateway app, SMSSync,
+Gammu SMSD on a GSM modem).
 
 Pure parts: :mod:`channels.sms.kannel`, :mod:`~channels.sms.jasmin`,
-:mod:`~channels.sms.android`, :mod:`~channels.sms.smssync` (each bridge's request),
+:mod:`~channels.sms.android`, :mod:`~channels.sms.smssync`, :mod:`~channels.sms.gammu` (each
+bridge's request),
 :mod:`~channels.sms.grammar` (the keyword grammar), :mod:`~channels.sms.replies` (reply texts),
 :mod:`~channels.sms.fragments` (joining parts). Transport: :mod:`~channels.sms.routes` (the
 bridges call in), :mod:`~channels.sms.senders` (replies go out). Ports:
