@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from pydantic import SecretStr
@@ -51,9 +52,26 @@ class Gateway:
     sms: sms_channel.SmsRuntime | None = None
     # The letter channel's OCR worker processes (they start with the first page read).
     ocr: OcrPool | None = None
+    # What each application of build_app runs with the engine besides its requests (the rate
+    # limiter's writes after an answer, the letter readers): settled before the pool closes.
+    background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def close(self) -> None:
-        """Stop the OCR workers, release the database pool."""
+        """Settle the applications' background work and the intake's group commits, close the
+        SMS sender's HTTP session, stop the OCR workers, release the database pool.
+
+        The pool is disposed last. ``engine.dispose()`` closes only the connections checked in:
+        one that background work holds at that moment goes back to the discarded pool when the
+        work ends, and one it takes afterwards lands in the engine's fresh pool, which nobody
+        disposes. Either stays open until the garbage collector finds it (asyncpg's "unclosed
+        connection" warning, in whatever runs then). So this does not rely on the caller having
+        cleaned up the application first (``serve`` does; ``aiohttp_client`` does it after).
+        """
+        for settle in self.background:
+            await settle()
+        await self.intake.idle()
+        if self.sms is not None and self.sms.sender is not None:
+            await self.sms.sender.close()  # its run() does too; a test that stops early does not
         if self.ocr is not None:
             await self.ocr.close()
         await self.engine.dispose()
@@ -118,7 +136,7 @@ def build_app(gateway: Gateway) -> web.Application:
             clock=gateway.clock,
         ),
     )
-    web_channel.setup(
+    limiter = web_channel.setup(
         app,
         gateway.intake,
         gateway.files,
@@ -127,10 +145,11 @@ def build_app(gateway: Gateway) -> web.Application:
         gateway.keys,  # the per-identity rate limit hashes with the identity key
         gateway.clock,
     )
+    gateway.background.append(limiter.idle)  # a prune runs after the answer it follows
     sms_channel.setup(app, gateway.intake, sms_settings(gateway.settings), gateway.sms)
     if gateway.ocr is not None:  # the staff pages; the letter reader runs with the app
         sms = gateway.sms
-        letter_channel.setup(
+        reader = letter_channel.setup(
             app,
             gateway.intake,
             gateway.files,
@@ -145,6 +164,7 @@ def build_app(gateway: Gateway) -> web.Application:
                 sms.sender.wake if sms and sms.sender else None,
             ),
         )
+        gateway.background.append(reader.stop)  # before the OCR workers and the pool close
     return app
 
 

@@ -250,6 +250,16 @@ class IntakeService:
             self._count(raw.channel, receipt, outcome)
         return receipt
 
+    async def idle(self) -> None:
+        """Wait until no group commit is being written (before the engine's pool is closed).
+
+        A writer goes on when the sender that started it was cancelled (an HTTP client went
+        away); its transaction must end before the pool is disposed, or its connection stays
+        open outside any pool.
+        """
+        while self._writers:
+            await asyncio.wait(set(self._writers))
+
     # Group commit: messages that arrive while a transaction is being written wait and go
     # together in the next one (one BEGIN/COMMIT and one executemany per table for the whole
     # batch). Each sender still hears back only after the commit that holds its message.

@@ -55,8 +55,13 @@ def setup(
     settings: WebSettings,
     keys: Keys,
     clock: Clock = utcnow,
-) -> None:
-    """Mount the web channel's routes on ``app``; ``keys`` hash the identities it rate-limits."""
+) -> RateLimiter:
+    """Mount the web channel's routes on ``app``; ``keys`` hash the identities it rate-limits.
+
+    Returns the rate limiter: it prunes old rows after answering a request, so whoever closes
+    ``engine`` first awaits its :meth:`~gateway.ratelimit.RateLimiter.idle` (the app's cleanup
+    does; so does :meth:`gateway.bootstrap.Gateway.close`, whichever runs first).
+    """
     keep = max(settings.rate_limit_window, settings.rate_limit_identity_window)
     limiter = RateLimiter(engine, keep, clock)
     guard = Guard(limiter, settings, keys)
@@ -69,3 +74,4 @@ def setup(
         intake, files, settings, guard, JSON_PARSER, FORM_PARSER, csrf_key(settings), clock
     ).register(app)
     Open311(intake, engine, settings, guard, OPEN311_PARSER, clock).register(app)
+    return limiter

@@ -302,6 +302,20 @@ async def test_a_draft_the_normaliser_cannot_handle_is_quarantined_not_lost(
     assert replayed.tracking_id == receipt.tracking_id
 
 
+async def test_a_commit_whose_sender_went_away_still_ends_before_close(
+    gw: bootstrap.Gateway,
+) -> None:
+    sender = asyncio.create_task(gw.intake.accept(raw("pengirim pergi", "gone-1"), PARSER))
+    await asyncio.sleep(0)  # queued, and a writer started for it
+    sender.cancel()  # the HTTP client disconnected
+    with pytest.raises(asyncio.CancelledError):
+        await sender
+    await gw.intake.idle()  # what Gateway.close() waits for before disposing the pool
+    async with gw.engine.connect() as conn:
+        stored = (await conn.execute(select(raw_inbound.c.provider_message_id))).scalars().all()
+    assert stored == ["gone-1"]  # committed: a retry by the sender gets the first receipt
+
+
 async def test_replay_without_the_parser_stays_quarantined(gw: bootstrap.Gateway) -> None:
     await gw.intake.accept(raw("!x", "q-3"), PARSER)
     [entry] = await gw.intake.list_quarantine()

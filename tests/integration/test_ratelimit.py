@@ -4,9 +4,10 @@ Retry-After from the window, concurrent hits that agree, and old rows pruned as 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, insert, select
@@ -38,15 +39,35 @@ async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
     await eng.dispose()
 
 
+Limiters = Callable[..., RateLimiter]
+
+
+@pytest.fixture
+async def limiters(engine: AsyncEngine) -> AsyncIterator[Limiters]:
+    """``limiters(keep=..., ...)``: a RateLimiter on ``engine``. After the test each one finishes
+    what it is still writing before ``engine`` is disposed: a prune runs after the answer it
+    follows, so a test can end while it still holds a pooled connection, and disposing the
+    pool then leaves that connection open (garbage-collected, unclosed, in a later test)."""
+    made: list[RateLimiter] = []
+
+    def make(**kwargs: Any) -> RateLimiter:
+        made.append(RateLimiter(engine, **kwargs))
+        return made[-1]
+
+    yield make
+    for limiter in made:
+        await limiter.idle()
+
+
 async def rows(engine: AsyncEngine) -> dict[str, int]:
     async with engine.connect() as conn:
         found = await conn.execute(select(web_rate_limits.c.bucket, web_rate_limits.c.hits))
         return {b: h for b, h in found.all()}
 
 
-async def test_fixed_window_and_retry_after(engine: AsyncEngine) -> None:
+async def test_fixed_window_and_retry_after(engine: AsyncEngine, limiters: Limiters) -> None:
     clock = Clock(T0)
-    limiter = RateLimiter(engine, keep=60, clock=clock)
+    limiter = limiters(keep=60, clock=clock)
     per_minute = Limit(2, 60)
     assert (await limiter.hit([("ip:a", per_minute)])).allowed
     assert (await limiter.hit([("ip:a", per_minute)])).allowed
@@ -59,9 +80,9 @@ async def test_fixed_window_and_retry_after(engine: AsyncEngine) -> None:
 
 
 async def test_all_buckets_of_a_request_count_in_one_go_and_the_longest_wait_wins(
-    engine: AsyncEngine,
+    engine: AsyncEngine, limiters: Limiters
 ) -> None:
-    limiter = RateLimiter(engine, keep=3600, clock=Clock(T0))
+    limiter = limiters(keep=3600, clock=Clock(T0))
     ip, ident = Limit(5, 60), Limit(1, 3600)
     first = await limiter.hit([("ip:a", ip), ("id:phone:h1", ident), ("id:email:h2", ident)])
     assert first.allowed
@@ -74,9 +95,11 @@ async def test_all_buckets_of_a_request_count_in_one_go_and_the_longest_wait_win
     assert "ip:c" not in await rows(engine)
 
 
-async def test_concurrent_hits_on_shared_buckets_agree(engine: AsyncEngine) -> None:
+async def test_concurrent_hits_on_shared_buckets_agree(
+    engine: AsyncEngine, limiters: Limiters
+) -> None:
     # Grouped into few statements, each request still sees the count it made.
-    limiter = RateLimiter(engine, keep=60, clock=Clock(T0))
+    limiter = limiters(keep=60, clock=Clock(T0))
     limit = Limit(10, 60)
 
     async def one(i: int) -> bool:
@@ -90,10 +113,10 @@ async def test_concurrent_hits_on_shared_buckets_agree(engine: AsyncEngine) -> N
 
 
 async def test_rows_older_than_the_longest_window_are_pruned_as_it_goes(
-    engine: AsyncEngine,
+    engine: AsyncEngine, limiters: Limiters
 ) -> None:
     clock = Clock(T0)
-    limiter = RateLimiter(engine, keep=3600, clock=clock, prune_every=600, prune_batch=2)
+    limiter = limiters(keep=3600, clock=clock, prune_every=600, prune_batch=2)
     old = T0 - timedelta(hours=2)
     async with engine.begin() as conn:
         await conn.execute(insert(web_rate_limits), [
@@ -129,8 +152,8 @@ async def test_a_database_failure_is_intake_unavailable_and_the_next_request_is_
     tmp_path: Path,
 ) -> None:
     engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}")
+    limiter = RateLimiter(engine, keep=60, clock=Clock(T0))
     try:
-        limiter = RateLimiter(engine, keep=60, clock=Clock(T0))
         results = await asyncio.gather(
             *(limiter.hit([(f"ip:{i}", Limit(5, 60))]) for i in range(3)),
             return_exceptions=True,
@@ -141,4 +164,5 @@ async def test_a_database_failure_is_intake_unavailable_and_the_next_request_is_
         assert (await limiter.hit([("ip:a", Limit(5, 60))])).hits == 0  # allowed: counted
         assert await rows(engine) == {"ip:a": 1}
     finally:
+        await limiter.idle()  # the prune after that answer, before the pool closes
         await engine.dispose()
