@@ -57,8 +57,8 @@ class Gateway:
     background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def close(self) -> None:
-        """Settle the applications' background work and the intake's group commits, close the
-        SMS sender's HTTP session, stop the OCR workers, release the database pool.
+        """Settle the applications' background work and the group commits (intake, SMS replies),
+        close the SMS sender's HTTP session, stop the OCR workers, release the database pool.
 
         The pool is disposed last. ``engine.dispose()`` closes only the connections checked in:
         one that background work holds at that moment goes back to the discarded pool when the
@@ -70,6 +70,8 @@ class Gateway:
         for settle in self.background:
             await settle()
         await self.intake.idle()
+        if self.sms is not None and self.sms.outbox is not None:
+            await self.sms.outbox.idle()
         if self.sms is not None and self.sms.sender is not None:
             await self.sms.sender.close()  # its run() does too; a test that stops early does not
         if self.ocr is not None:

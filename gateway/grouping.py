@@ -44,6 +44,11 @@ class GroupCommit(Generic[T, R]):
             self._writer = asyncio.create_task(self._drain(), name=self._name)
         return await future
 
+    async def idle(self) -> None:
+        """Wait until no batch is being written (before the engine's pool is closed)."""
+        while self._writer is not None and not self._writer.done():
+            await asyncio.wait({self._writer})
+
     async def _drain(self) -> None:
         # The loop ends in the same step that saw the queue empty (no await after the check),
         # so an item queued afterwards always finds this task done and starts a new one.

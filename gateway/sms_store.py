@@ -70,6 +70,11 @@ class SqlReplyOutbox:
     def _insert(self) -> Any:
         return (pg_insert if self._postgres else sqlite_insert)(sms_replies)
 
+    async def idle(self) -> None:
+        """Wait until none of the grouped writes is being committed."""
+        for group in (self._enqueue, self._sent, self._reports):
+            await group.idle()
+
     async def enqueue(self, reply: NewReply) -> ReplyDecision:
         """Write the reply unless its MO has one; suppress it past the sender's allowance."""
         return await self._enqueue(reply)

@@ -101,6 +101,9 @@ class ReplyOutbox(Protocol):
     async def counts(self) -> OutboxCounts:
         """Replies by status."""
 
+    async def idle(self) -> None:
+        """Wait until nothing is being written (before the database pool is closed)."""
+
 
 @dataclass(frozen=True, slots=True)
 class HeldPart:

@@ -75,3 +75,22 @@ async def test_a_burst_of_sends_and_reports_is_recorded_in_order(settings: Setti
         assert all(rows[c.id].dlr_status is None for c in claimed[2:])
     finally:
         await engine.dispose()
+
+
+async def test_a_reply_whose_caller_went_away_is_committed_before_idle_returns(
+    settings: Settings,
+) -> None:
+    engine = create_engine(settings.database)
+    outbox = SqlReplyOutbox(engine, KEYS, flood_max_replies=0, flood_window=3600)
+    try:
+        caller = asyncio.create_task(outbox.enqueue(_reply(1)))
+        await asyncio.sleep(0)  # queued, and its writer started
+        caller.cancel()  # the bridge's request went away
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        await outbox.idle()  # what Gateway.close() waits for before disposing the pool
+        async with engine.connect() as conn:
+            stored = (await conn.execute(select(sms_replies.c.body))).scalars().all()
+        assert stored == ["LAPOR! laporan diterima. No: ABC1"]
+    finally:
+        await engine.dispose()
