@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from gateway import bootstrap
-from tests.support import free_port
+from tests.support import serving_app
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
@@ -39,14 +38,10 @@ def require_chromium() -> Any:
 @contextlib.asynccontextmanager
 async def serving(gateway: bootstrap.Gateway) -> AsyncIterator[str]:
     """Serve ``gateway``'s HTTP app on a free port; its base URL. Closes the gateway after."""
-    runner = web.AppRunner(bootstrap.build_app(gateway), access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
-        yield f"http://127.0.0.1:{port}"
+        async with serving_app(bootstrap.build_app(gateway)) as port:
+            yield f"http://127.0.0.1:{port}"
     finally:
-        await runner.cleanup()
         await gateway.close()
 
 

@@ -6,11 +6,13 @@ import asyncio
 import contextlib
 import json
 import socket
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aio_pika
 import jsonschema
+from aiohttp import web
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((ROOT / "contract" / "complaint-event.v1.schema.json").read_text())
@@ -25,6 +27,19 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def serving_app(app: web.Application, port: int | None = None) -> AsyncIterator[int]:
+    """Serve ``app`` on 127.0.0.1 (on ``port``, else a free one) until the block ends; the port."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = port or free_port()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        yield port
+    finally:
+        await runner.cleanup()
 
 
 def validate_event(body: dict[str, Any]) -> None:

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from gateway import tracking
 from tests.channels.sms.kannel_harness import concat_udh, data, running, ucs2
-from tests.support import free_port
+from tests.support import serving_app
 
 OUT = Path(__file__).resolve().parent / "fixtures" / "kannel"
 A = "+6281200000001"
@@ -68,13 +68,9 @@ async def main() -> None:
 
     app = web.Application()
     app.router.add_get("/sms/kannel", sink)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
     OUT.mkdir(parents=True, exist_ok=True)
-    url = f"http://127.0.0.1:{port}/sms/kannel?"
-    try:
+    async with serving_app(app) as port:
+        url = f"http://127.0.0.1:{port}/sms/kannel?"
         with (
             tempfile.TemporaryDirectory() as tmp,
             running(Path(tmp), url, combine_timeout=2) as kannel,
@@ -93,8 +89,6 @@ async def main() -> None:
                     continue
                 (OUT / f"{name}.txt").write_bytes(got[0] + b"\n")
                 print(f"{name}: {got[0].decode()}")
-    finally:
-        await runner.cleanup()
 
 
 if __name__ == "__main__":

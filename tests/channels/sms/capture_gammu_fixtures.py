@@ -16,7 +16,7 @@ from pathlib import Path
 from aiohttp import web
 
 from tests.channels.sms.gammu_harness import running
-from tests.support import free_port
+from tests.support import serving_app
 
 OUT = Path(__file__).resolve().parent / "fixtures" / "gammu"
 A = "+6281200000005"
@@ -51,11 +51,7 @@ async def main() -> None:
 
     app = web.Application()
     app.router.add_post("/sms/gammu", sink)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
+    async with serving_app(app) as port:
         with tempfile.TemporaryDirectory() as tmp, running(
             Path(tmp), f"http://127.0.0.1:{port}/sms/gammu", phone_id="modem-1"
         ) as smsd:
@@ -70,8 +66,6 @@ async def main() -> None:
                     raise SystemExit(f"{name}: nothing posted\n{smsd.log()}")
                 (OUT / f"{name}.http").write_bytes(captured[-1])
                 print(f"{name}: {len(captured[-1])} bytes")
-    finally:
-        await runner.cleanup()
 
 
 if __name__ == "__main__":

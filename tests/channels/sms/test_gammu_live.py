@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from pydantic import SecretStr
 from sqlalchemy import Table, select
 
@@ -24,7 +24,7 @@ from gateway import bootstrap
 from gateway.settings import Settings
 from gateway.storage.schema import complaints, raw_inbound
 from tests.channels.sms.gammu_harness import TOKEN, Gammu, installed, running
-from tests.support import free_port
+from tests.support import free_port, serving_app
 
 pytestmark = [
     pytest.mark.integration,
@@ -37,23 +37,17 @@ LONG = ("Jalan Siliwangi rusak parah sejak bulan lalu, " * 6).strip()
 
 
 class Served:
-    """The gateway on a real port (``lapor-onreceive`` calls it with curl)."""
+    """The gateway, served on ``port`` by :func:`serving_app` (``lapor-onreceive`` calls it
+    with curl); the port is chosen first, so a test may start serving later."""
 
-    def __init__(self, settings: Settings, port: int) -> None:
+    def __init__(self, settings: Settings) -> None:
         sms = settings.sms.model_copy(update={"gammu_token": SecretStr(TOKEN)})
         self.gw = bootstrap.build(settings.model_copy(update={"sms": sms}))
-        self.port = port
-        self.runner: web.AppRunner | None = None
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/sms/gammu"
 
-    async def start(self) -> None:
-        self.runner = web.AppRunner(bootstrap.build_app(self.gw), access_log=None)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
-
-    async def close(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
-        await self.gw.close()
+    def serving(self) -> AbstractAsyncContextManager[int]:
+        return serving_app(bootstrap.build_app(self.gw), self.port)
 
     async def rows(self, table: Table) -> list[Any]:
         async with self.gw.engine.connect() as conn:
@@ -62,9 +56,9 @@ class Served:
 
 @pytest.fixture
 async def served(settings: Settings) -> AsyncIterator[Served]:
-    server = Served(settings, free_port())
+    server = Served(settings)
     yield server
-    await server.close()
+    await server.gw.close()
 
 
 async def _until(check: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> None:
@@ -85,13 +79,12 @@ async def _sent(smsd: Gammu, n: int) -> list[tuple[str, str]]:
 async def test_sms_becomes_a_complaint_and_the_reply_goes_out_through_the_modem(
     served: Served, tmp_path: Path
 ) -> None:
-    await served.start()
-    url = f"http://127.0.0.1:{served.port}/sms/gammu"
-    with running(tmp_path, url, phone_id="modem-1") as smsd:
-        text = "Lampu jalan mati 😡 di RT 05, € 2 juta"
-        await asyncio.to_thread(smsd.receive, A, text, unicode=True)
-        await asyncio.to_thread(smsd.receive, A, LONG, parts=2)
-        sent = await _sent(smsd, 2)
+    async with served.serving():
+        with running(tmp_path, served.url, phone_id="modem-1") as smsd:
+            text = "Lampu jalan mati 😡 di RT 05, € 2 juta"
+            await asyncio.to_thread(smsd.receive, A, text, unicode=True)
+            await asyncio.to_thread(smsd.receive, A, LONG, parts=2)
+            sent = await _sent(smsd, 2)
     stored = await served.rows(complaints)
     assert sorted(r.body for r in stored) == sorted([text, LONG])
     tracking = {r.tracking_id for r in stored}
@@ -107,13 +100,13 @@ async def test_sms_waits_in_curl_retries_while_the_gateway_is_down(
     served: Served, tmp_path: Path
 ) -> None:
     # Nothing listens yet: curl is refused and tries again after 1 s, 2 s, 4 s...
-    with running(tmp_path, f"http://127.0.0.1:{served.port}/sms/gammu") as smsd:
+    with running(tmp_path, served.url) as smsd:
         await asyncio.to_thread(smsd.receive, A, "Sampah menumpuk di Jl. Merdeka 10")
         await asyncio.to_thread(smsd.wait_log, "Starting run on receive")
         await asyncio.sleep(1.5)
         assert await served.rows(raw_inbound) == []
-        await served.start()
-        ((number, text),) = await _sent(smsd, 1)
+        async with served.serving():
+            ((number, text),) = await _sent(smsd, 1)
     (complaint,) = await served.rows(complaints)
     assert complaint.body == "Sampah menumpuk di Jl. Merdeka 10"
     assert number == A and complaint.tracking_id[:4] in text
