@@ -937,6 +937,9 @@ class _RowBuffer:
         dedup_decisions,
     )
 
+    # Statements are immutable: built once, not for every table of every batch.
+    INSERTS = {t.name: t.insert() for t in ORDER}
+
     def __init__(self) -> None:
         self._rows: dict[str, list[dict[str, Any]]] = {t.name: [] for t in self.ORDER}
 
@@ -953,7 +956,7 @@ class _RowBuffer:
         for table in self.ORDER:
             pending = self._rows[table.name]
             if pending:
-                await conn.execute(table.insert(), pending)
+                await conn.execute(self.INSERTS[table.name], pending)
                 pending.clear()
 
 

@@ -5,15 +5,15 @@ groups (``K7QM-4XRT9``) for reading aloud. The alphabet has 30 symbols, digits 2
 letters without I, L, O and U, so that nothing looks like another (0/O, 1/I/L) or reads as a
 word. Input is case-insensitive and ignores spaces and dashes.
 
-The eight random symbols come from :mod:`secrets` (30^8 ≈ 6.6·10^11 values), so an ID says
-nothing about the previous or the next one. The check symbol is Luhn mod N (N = 30), which
-catches every single-symbol typo and every swap of two adjacent different symbols except the
-pair whose code points sum to N (a property of Luhn mod N).
+The eight random symbols come from the system's CSPRNG (:func:`gateway.ids.random_bytes`;
+30^8 ≈ 6.6·10^11 values), so an ID says nothing about the previous or the next one. The check
+symbol is Luhn mod N (N = 30), which catches every single-symbol typo and every swap of two
+adjacent different symbols except the pair whose code points sum to N (a property of Luhn mod N).
 """
 
 from __future__ import annotations
 
-import secrets
+from gateway.ids import random_bytes
 
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
 _N = len(ALPHABET)
@@ -39,10 +39,9 @@ _UNBIASED = 256 - 256 % _N
 
 def new_tracking_id() -> str:
     """A fresh random tracking ID with its check symbol."""
-    # One read of the system's CSPRNG per ID rather than one per symbol (secrets.choice).
     symbols: list[str] = []
     while len(symbols) < BODY_LENGTH:
-        symbols.extend(ALPHABET[b % _N] for b in secrets.token_bytes(12) if b < _UNBIASED)
+        symbols.extend(ALPHABET[b % _N] for b in random_bytes(12) if b < _UNBIASED)
     body = "".join(symbols[:BODY_LENGTH])
     return body + _check_symbol(body)
 

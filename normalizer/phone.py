@@ -47,11 +47,26 @@ def _parse_valid(candidate: str, region: str) -> str | None:
     return phonenumbers.format_number(number, PhoneNumberFormat.E164)
 
 
+# An Indonesian number written as bare digits: "+62812...", "62812..." or "0812...". The part
+# after the country code or trunk 0 is the national significant number as it stands.
+_PLAIN_ID = re.compile(r"(?:\+?62|0)([1-9][0-9]{5,12})")
+
+
 @functools.lru_cache(maxsize=8192)
 def normalize_phone(text: str, default_region: str = "ID") -> str | None:
     """Return the E.164 form of a written phone number, or None when it is not a valid number."""
     # Cached: the same sender writes again, and one web request needs its number twice (rate
     # limit and intake); libphonenumber's parse is the costly part of the intake's own work.
+    if default_region == "ID":
+        plain = _PLAIN_ID.fullmatch(text)
+        if plain is not None:
+            # What SMS gateways and the web form send (every SMS carries its sender like this):
+            # libphonenumber's validity check on the number built directly, without its parse.
+            # Only a valid number is answered here; anything else takes the general path.
+            national = plain.group(1)
+            number = phonenumbers.PhoneNumber(country_code=62, national_number=int(national))
+            if phonenumbers.is_valid_number(number):
+                return "+62" + national
     return _normalize(text, default_region, strict=False)
 
 

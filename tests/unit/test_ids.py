@@ -25,3 +25,14 @@ def test_a_forked_child_draws_other_ids_than_its_parent() -> None:
     os.close(read)
     os.waitpid(pid, 0)
     assert child != ids.new_id()
+
+
+def test_random_bytes_are_never_handed_out_twice() -> None:
+    # Tracking IDs and row ids share one buffer: mixed sizes across buffer refills must neither
+    # overlap nor come back short.
+    sizes = [12, 16, 7, 256, 1, 16, 12] * 200
+    drawn = [ids.random_bytes(size) for size in sizes]
+    assert [len(chunk) for chunk in drawn] == sizes
+    # 12 random bytes or more repeat with negligible probability unless a buffer is reused.
+    long_chunks = [chunk for chunk in drawn if len(chunk) >= 12]
+    assert len(set(long_chunks)) == len(long_chunks)

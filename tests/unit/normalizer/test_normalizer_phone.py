@@ -136,3 +136,27 @@ def test_mask_of_normalized_number_roundtrip() -> None:
     e164 = normalize_phone("0812-3456-7890")
     assert e164 is not None
     assert mask_phone(e164).startswith("+62812") and mask_phone(e164).endswith("890")
+
+
+def test_plain_digits_shortcut_agrees_with_the_general_path() -> None:
+    # normalize_phone answers "+62...", "62..." and "0..." written as bare digits without
+    # libphonenumber's parse; every such string, valid or not, must get the general path's answer.
+    from hypothesis import given
+    from hypothesis import settings as hsettings
+    from hypothesis import strategies as st
+
+    from normalizer.phone import _normalize
+
+    prefixes = st.sampled_from(["+62", "62", "0", "+620", "062", "00", "+6208"])
+    digits = st.text("0123456789", min_size=0, max_size=14)
+
+    @hsettings(max_examples=3000, deadline=None, derandomize=True)
+    @given(prefixes, st.sampled_from(["1", "2", "8", "81", "85", "21", "22", "61"]), digits)
+    def agree(prefix: str, lead: str, rest: str) -> None:
+        text = prefix + lead + rest
+        assert normalize_phone.__wrapped__(text) == _normalize(text, "ID", strict=False), text
+
+    agree()
+    # And the shortcut is taken for real: a valid mobile and a valid Jakarta landline.
+    assert normalize_phone.__wrapped__("081234567890") == "+6281234567890"
+    assert normalize_phone.__wrapped__("+62215551234") == "+62215551234"

@@ -311,3 +311,4 @@ def test_minhash_bands_find_candidates() -> None:
     assert set(bands) & set(minhash_bands(minhash(SMS)))
     with pytest.raises(ValueError):
         minhash_bands(minhash(FULL), bands=7)
+
