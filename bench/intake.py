@@ -50,7 +50,7 @@ from bench.common import (
     database,
     random_keys,
 )
-from gateway import bootstrap
+from gateway import bootstrap, sealing
 from gateway.domain import Channel, ComplaintDraft, RawInbound, Reporter
 from gateway.intake import Parser
 from gateway.settings import Settings, load_settings
@@ -109,7 +109,11 @@ async def run_gateway(
     stop.set()
     await relay_task
     async with gw.engine.connect() as conn:
-        bodies = list((await conn.execute(select(outbox.c.body).order_by(outbox.c.id))).scalars())
+        rows = await conn.execute(
+            select(outbox.c.message_id, outbox.c.body, outbox.c.sealed).order_by(outbox.c.id)
+        )
+        # The raw loop publishes the same JSON the relay did (stored sealed).
+        bodies = [sealing.open_event(gw.keys, r.message_id, r.body, r.sealed) for r in rows]
     await gw.close()
     return elapsed, used, bodies
 

@@ -84,12 +84,12 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
     engine = create_engine(settings.database)
     files = FileStore(settings.storage.file_store)
     metrics = Metrics()
+    keys = load_keys(settings)
     relay = (
-        OutboxRelay(engine, settings.broker, settings.outbox, metrics, clock=clock)
+        OutboxRelay(engine, settings.broker, settings.outbox, metrics, keys, clock=clock)
         if settings.outbox.enabled
         else None
     )
-    keys = load_keys(settings)
     intake = IntakeService(
         engine,
         files,
@@ -227,7 +227,12 @@ async def run_relay(settings: Settings, stop: asyncio.Event | None = None) -> No
     gateway = build(settings)
     # Whatever outbox.enabled says (the replicas' setting): this process exists to publish.
     relay = gateway.relay or OutboxRelay(
-        gateway.engine, settings.broker, settings.outbox, gateway.metrics, clock=gateway.clock
+        gateway.engine,
+        settings.broker,
+        settings.outbox,
+        gateway.metrics,
+        gateway.keys,
+        clock=gateway.clock,
     )
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -3,7 +3,9 @@
 NIK is protected personal data (UU 23/2006 art. 84; UU 27/2022 on personal data protection), and
 so are phone numbers, e-mail addresses and handles. The gateway never looks them up by value:
 it looks them up by HMAC-SHA256 under the *identity key*, and keeps the value itself encrypted
-with AES-256-GCM under the *data key* (random 96-bit nonce per value, NIST SP 800-38D).
+with AES-256-GCM under the *data key* (random 96-bit nonce per value, NIST SP 800-38D). Stored
+bodies that carry them (a raw inbound message and its transport metadata, an event's JSON) are
+sealed whole under the same key, bound to the row they belong to (:meth:`Keys.seal`).
 
 Both keys come from the environment (``LAPOR_SECURITY__IDENTITY_KEY``,
 ``LAPOR_SECURITY__DATA_KEY``, 32 bytes in base64). Only the embedded SQLite default, meant for one
@@ -26,6 +28,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from gateway.errors import ConfigError
+from gateway.ids import random_bytes
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -59,6 +62,27 @@ class Keys:
         """The value :meth:`encrypt` sealed (raises on a wrong key or tampering)."""
         raw = base64.b64decode(token)
         return self._aead.decrypt(raw[:12], raw[12:], b"lapor").decode()
+
+    def seal(self, data: bytes, context: str) -> bytes:
+        """AES-256-GCM of a stored body (nonce + ciphertext + tag), bound to ``context``.
+
+        ``context`` names where the value lives (``"outbox:<message id>"``): it is
+        authenticated, so a sealed value copied into another row does not open there.
+        """
+        nonce = random_bytes(12)
+        return nonce + self._aead.encrypt(nonce, data, b"lapor:" + context.encode())
+
+    def unseal(self, sealed: bytes, context: str) -> bytes:
+        """The bytes :meth:`seal` sealed under the same ``context`` (raises on any mismatch)."""
+        return self._aead.decrypt(sealed[:12], sealed[12:], b"lapor:" + context.encode())
+
+    def seal_text(self, value: str, context: str) -> str:
+        """:meth:`seal` of a text, as base64 for a text column."""
+        return base64.b64encode(self.seal(value.encode(), context)).decode()
+
+    def unseal_text(self, token: str, context: str) -> str:
+        """The text :meth:`seal_text` sealed under ``context``."""
+        return self.unseal(base64.b64decode(token), context).decode()
 
 
 def _decode(name: str, text: str) -> bytes:

@@ -26,7 +26,7 @@ from sqlalchemy import Table, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway import contract, tracking
+from gateway import contract, sealing, tracking
 from gateway.crypto import Keys
 from gateway.dedup import Candidate, Decision, Tier, decide, load_candidates
 from gateway.domain import (
@@ -131,6 +131,7 @@ class _Pending:
     outcome: ParseOutcome | _Quarantine
     work: _Work | None  # for a complaint draft
     in_store: bool
+    stored: dict[str, Any]  # the raw row's sealed body and transport metadata
     future: asyncio.Future[Receipt]
 
 
@@ -215,12 +216,15 @@ class IntakeService:
                 log.exception("normalising failed", extra={"channel": raw.channel.value})
                 outcome = _Quarantine("normalize-crash", f"{type(exc).__name__}: {exc}")
         in_store = len(raw.body) > self._inline_limit
+        stored = sealing.raw_columns(
+            self._keys, raw_id, None if in_store else raw.body, dict(raw.metadata)
+        )
         try:
             if in_store:
                 await self._files.put_bytes(raw.body)
             future: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
             pending = _Pending(
-                raw, raw_id, provider_id, parser.name, outcome, work, in_store, future
+                raw, raw_id, provider_id, parser.name, outcome, work, in_store, stored, future
             )
             self._pending.append(pending)
             if len(self._writers) < self._max_writers:
@@ -380,8 +384,7 @@ class IntakeService:
             "content_type": raw.content_type,
             "sha256": raw.sha256,
             "size": len(raw.body),
-            "body": None if p.in_store else raw.body,
-            "transport_meta": dict(raw.metadata),
+            **p.stored,
         }
         rows = placer.rows
         if p.work is not None:
@@ -507,6 +510,7 @@ class IntakeService:
                         raw_inbound.c.body,
                         raw_inbound.c.sha256,
                         raw_inbound.c.transport_meta,
+                        raw_inbound.c.sealed,
                         raw_inbound.c.content_type,
                         raw_inbound.c.received_at,
                         raw_inbound.c.tracking_id,
@@ -518,6 +522,11 @@ class IntakeService:
         if row is None:
             raise QuarantineNotFound(str(entry_id))
         entry = dict(row._mapping)
+        raw_id, sealed = entry["raw_inbound_id"], entry.pop("sealed")
+        entry["body"] = sealing.raw_body(self._keys, raw_id, entry["body"], sealed)
+        entry["transport_meta"] = sealing.raw_meta(
+            self._keys, raw_id, entry["transport_meta"], sealed
+        )
         if entry["body"] is None:
             entry["body"] = await self._files.read(entry["sha256"])
         return entry
@@ -689,11 +698,16 @@ def _flat(obj: Any) -> dict[str, Any]:
 
 
 def _complaint_row(complaint: Complaint, raw_id: str, keys: Keys) -> dict[str, Any]:
-    """The complaint row; the reporter's NIK is stored encrypted."""
+    """The complaint row; who the reporter is (NIK, name, contacts) is stored encrypted."""
     draft = complaint.draft
-    reporter = {**_flat(draft.reporter), "handles": dict(draft.reporter.handles)}
-    if reporter["nik"]:
-        reporter["nik"] = {"enc": keys.encrypt(reporter["nik"])}
+    reporter: dict[str, Any] = {
+        field: {"enc": keys.encrypt(value)} if value else None
+        for field, value in _flat(draft.reporter).items()
+        if field != "handles"
+    }
+    reporter["handles"] = {
+        kind: {"enc": keys.encrypt(value)} for kind, value in draft.reporter.handles.items()
+    }
     return {
         "id": complaint.id,
         "tracking_id": complaint.tracking_id,
@@ -716,16 +730,19 @@ def _complaint_row(complaint: Complaint, raw_id: str, keys: Keys) -> dict[str, A
 
 
 def _outbox_row(
-    complaint: Complaint, event: Event, duplicate_of: str | None = None
+    complaint: Complaint, event: Event, keys: Keys, duplicate_of: str | None = None
 ) -> dict[str, Any]:
-    """The outbox row of one event about ``complaint``."""
+    """The outbox row of one event about ``complaint`` (its body sealed)."""
+    message_id = new_id()
+    body = contract.encode(contract.event_body(complaint, event, duplicate_of))
     return {
-        "message_id": new_id(),
+        "message_id": message_id,
         "event": event.value,
         "channel": complaint.channel.value,
         "routing_key": contract.routing_key(event, complaint.channel),
         "complaint_id": complaint.id,
-        "body": contract.encode(contract.event_body(complaint, event, duplicate_of)),
+        "body": sealing.event_body(keys, message_id, body),
+        "sealed": True,
         "created_at": None,  # the commit's time, set when the rows are placed
     }
 
@@ -772,7 +789,7 @@ class _Work:
             " ".join(comparison_tokens(f"{draft.title or ''} {draft.body}")),
             complaint,
             _complaint_row(complaint, raw_id, keys),
-            _outbox_row(complaint, Event.CREATED),
+            _outbox_row(complaint, Event.CREATED, keys),
         )
 
 
@@ -872,7 +889,9 @@ class _Placer:
                 receipt,
                 decision.tier,
                 decision_row,
-                outbox=_outbox_row(first, Event.DUPLICATE, duplicate_of=decision.tracking_id)
+                outbox=_outbox_row(
+                    first, Event.DUPLICATE, self._keys, duplicate_of=decision.tracking_id
+                )
                 | {"created_at": now},
             )
         complaint = work.complaint

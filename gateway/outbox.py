@@ -45,7 +45,8 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway import contract
+from gateway import contract, sealing
+from gateway.crypto import Keys
 from gateway.domain import Event
 from gateway.intake import Clock, utcnow
 from gateway.metrics import Metrics
@@ -146,10 +147,12 @@ class OutboxRelay:
         broker: BrokerSettings,
         settings: OutboxSettings,
         metrics: Metrics,
+        keys: Keys,
         clock: Clock = utcnow,
         name: str | None = None,
     ) -> None:
         self._engine = engine
+        self._keys = keys  # event bodies are stored sealed (gateway.sealing)
         self._broker = broker
         self._settings = settings
         self._metrics = metrics
@@ -182,7 +185,7 @@ class OutboxRelay:
                 r["event"],
                 r["channel"],
                 r["routing_key"],
-                r["body"],
+                sealing.open_event(self._keys, r["message_id"], r["body"], r["sealed"]),
                 r["created_at"],
             )
             for r in rows
@@ -381,6 +384,7 @@ class OutboxRelay:
                 outbox.c.channel,
                 outbox.c.routing_key,
                 outbox.c.body,
+                outbox.c.sealed,
                 outbox.c.created_at,
             )
         )
@@ -389,7 +393,22 @@ class OutboxRelay:
                 result = (await conn.execute(claim)).all()
         except (SQLAlchemyError, OSError, TimeoutError) as exc:
             raise _RelayFailure("database", f"{type(exc).__name__}: {exc}") from exc
-        return sorted((OutboxRow(*r) for r in result), key=lambda r: r.id or 0)
+        keys = self._keys
+        return sorted(
+            (
+                OutboxRow(
+                    r.id,
+                    r.message_id,
+                    r.event,
+                    r.channel,
+                    r.routing_key,
+                    sealing.open_event(keys, r.message_id, r.body, r.sealed),
+                    r.created_at,
+                )
+                for r in result
+            ),
+            key=lambda r: r.id or 0,
+        )
 
     async def _finish(
         self,

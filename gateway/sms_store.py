@@ -35,6 +35,7 @@ from channels.sms.ports import (
     ReplyDecision,
     ReplyStatus,
 )
+from gateway import sealing
 from gateway.crypto import Keys
 from gateway.grouping import GroupCommit
 from gateway.intake import Clock, utcnow
@@ -391,12 +392,16 @@ class SqlFragmentBuffer:
             "reference": fragment.reference,
             "total": fragment.total,
             "sequence": fragment.sequence,
-            "text": message.text,
-            "meta": {
-                "sender": message.sender,
-                "receiver": message.receiver,
-                "smsc": message.smsc or "",
-            },
+            **sealing.fragment_columns(
+                self._keys,
+                raw_inbound_id,
+                message.text,
+                {
+                    "sender": message.sender,
+                    "receiver": message.receiver,
+                    "smsc": message.smsc or "",
+                },
+            ),
             "received_at": received_at,
             "created_at": self._clock(),
         }
@@ -420,6 +425,7 @@ class SqlFragmentBuffer:
         groups: dict[str, list[Any]] = {}
         for r in rows:
             groups.setdefault(r.group_key, []).append(r)
+        keys = self._keys
         return [
             FragmentSet(
                 group_key=key,
@@ -427,10 +433,20 @@ class SqlFragmentBuffer:
                 reference=int(parts[0].reference),
                 total=int(parts[0].total),
                 parts=tuple(
-                    HeldPart(p.raw_inbound_id, int(p.sequence), p.text, p.received_at)
+                    HeldPart(
+                        p.raw_inbound_id,
+                        int(p.sequence),
+                        sealing.fragment_text(keys, p.raw_inbound_id, p.text, p.sealed),
+                        p.received_at,
+                    )
                     for p in parts
                 ),
-                meta={k: str(v) for k, v in dict(parts[0].meta).items()},
+                meta={
+                    k: str(v)
+                    for k, v in sealing.fragment_meta(
+                        keys, parts[0].raw_inbound_id, parts[0].meta, parts[0].sealed
+                    ).items()
+                },
             )
             for key, parts in groups.items()
         ]

@@ -13,6 +13,13 @@ from typing import Any
 import aio_pika
 import jsonschema
 from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway import sealing
+from gateway.crypto import Keys
+from gateway.storage.schema import outbox, raw_inbound
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((ROOT / "contract" / "complaint-event.v1.schema.json").read_text())
@@ -133,3 +140,29 @@ class TcpProxy:
 
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
         self._writers -= {writer, up_writer}
+
+
+async def opened_raw(engine: AsyncEngine, keys: Keys) -> list[dict[str, Any]]:
+    """Every raw inbound row, oldest first, with its sealed body and transport metadata opened."""
+    async with engine.connect() as conn:
+        rows: list[Row[Any]] = list(
+            await conn.execute(select(raw_inbound).order_by(raw_inbound.c.stored_at))
+        )
+    opened = []
+    for r in rows:
+        row = dict(r._mapping)
+        row["body"] = sealing.raw_body(keys, r.id, r.body, r.sealed)
+        row["transport_meta"] = sealing.raw_meta(keys, r.id, r.transport_meta, r.sealed)
+        opened.append(row)
+    return opened
+
+
+async def opened_events(engine: AsyncEngine, keys: Keys) -> list[str]:
+    """The JSON of every outbox row, in outbox order, opened as the relay publishes it."""
+    async with engine.connect() as conn:
+        rows = list(
+            await conn.execute(
+                select(outbox.c.message_id, outbox.c.body, outbox.c.sealed).order_by(outbox.c.id)
+            )
+        )
+    return [sealing.open_event(keys, r.message_id, r.body, r.sealed) for r in rows]

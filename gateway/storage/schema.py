@@ -36,6 +36,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 
@@ -91,6 +92,8 @@ raw_inbound = Table(
     # The body itself when small; NULL when it lives in the file store under ``sha256``.
     Column("body", LargeBinary, nullable=True),
     Column("transport_meta", JSON, nullable=False),
+    # Migration 0006: body and transport_meta sealed under the data key (gateway.sealing).
+    Column("sealed", Boolean, nullable=False, server_default=false()),
     # Outcome: accepted | duplicate | quarantined | recorded.
     Column("status", String(16), nullable=False),
     Column("tracking_id", String(12), nullable=True, index=True),
@@ -138,6 +141,8 @@ outbox = Table(
     Column("complaint_id", String(36), nullable=True),
     # The exact JSON published, fixed at intake so every re-publication sends the same bytes.
     Column("body", Text, nullable=False),
+    # Migration 0006: body sealed under the data key, as base64 (gateway.sealing).
+    Column("sealed", Boolean, nullable=False, server_default=false()),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("claimed_by", String(64), nullable=True),
     Column("claim_expires", UTCDateTime(), nullable=True),
@@ -299,6 +304,8 @@ sms_fragments = Table(
     Column("sequence", Integer, nullable=False),
     Column("text", Text, nullable=False),
     Column("meta", JSON, nullable=False),  # what the joined message needs from its parts
+    # Migration 0006: text and meta sealed under the data key (gateway.sealing).
+    Column("sealed", Boolean, nullable=False, server_default=false()),
     Column("received_at", UTCDateTime(), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("closed_at", UTCDateTime(), nullable=True),

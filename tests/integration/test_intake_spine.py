@@ -24,7 +24,7 @@ from gateway.intake import Parser, ParserRegistry
 from gateway.outbox import OutboxRelay, outbox_status
 from gateway.settings import Settings
 from gateway.storage.schema import complaints, outbox, quarantine, raw_inbound
-from tests.support import PG_ADMIN_DSN, TcpProxy, drain
+from tests.support import PG_ADMIN_DSN, TcpProxy, drain, opened_raw
 
 pytestmark = pytest.mark.integration
 
@@ -330,8 +330,8 @@ async def test_not_a_complaint_is_recorded_without_event(gw: bootstrap.Gateway) 
     receipt = await gw.intake.accept(raw("CEK K7QM4XRT9", "c-1"), status_query)
     assert receipt.status is ReceiptStatus.RECORDED and receipt.tracking_id is None
     assert (await outbox_status(gw.engine)).pending == 0
-    async with gw.engine.connect() as conn:
-        assert (await conn.execute(select(raw_inbound.c.body))).scalar() == b"CEK K7QM4XRT9"
+    (stored,) = await opened_raw(gw.engine, gw.keys)
+    assert stored["body"] == b"CEK K7QM4XRT9"
 
 
 async def test_large_body_goes_to_the_file_store(gw: bootstrap.Gateway) -> None:

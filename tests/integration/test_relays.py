@@ -29,7 +29,7 @@ async def test_two_relays_publish_every_row_once(settings: Settings) -> None:
     small = settings.outbox.model_copy(update={"batch_size": 25})
     gateways = [bootstrap.build(settings) for _ in range(2)]
     relays = [
-        OutboxRelay(g.engine, settings.broker, small, g.metrics, name=f"relay-{i}")
+        OutboxRelay(g.engine, settings.broker, small, g.metrics, g.keys, name=f"relay-{i}")
         for i, g in enumerate(gateways)
     ]
     stop = asyncio.Event()

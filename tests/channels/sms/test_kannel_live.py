@@ -20,9 +20,9 @@ from sqlalchemy import select
 
 from gateway import bootstrap
 from gateway.settings import Settings
-from gateway.storage.schema import complaints, raw_inbound
+from gateway.storage.schema import complaints
 from tests.channels.sms.kannel_harness import Kannel, concat_udh, data, installed, ucs2
-from tests.support import free_port
+from tests.support import free_port, opened_raw
 
 pytestmark = [
     pytest.mark.integration,
@@ -126,11 +126,10 @@ async def test_gsm_ucs2_emoji_and_crlf_arrive_exact(stack: Stack) -> None:
             "Sampah menumpuk\r\ndi  Jl. Merdeka\r\n100% bau",
         ]
     )
-    async with stack.gw.engine.connect() as conn:
-        rows = (await conn.execute(select(raw_inbound))).all()
+    rows = await opened_raw(stack.gw.engine, stack.gw.keys)
     for row in rows:  # stored exactly as received: the query string smsbox sent
-        assert parse_qs(row.body.decode())["I"] == [row.provider_message_id]
-    assert {r.transport_meta["sender"] for r in rows} == {A, B}
+        assert parse_qs(row["body"].decode())["I"] == [row["provider_message_id"]]
+    assert {r["transport_meta"]["sender"] for r in rows} == {A, B}
 
 
 async def test_long_message_in_three_parts_in_order_and_reversed(stack: Stack) -> None:

@@ -18,8 +18,8 @@ from channels import sms as sms_channel
 from channels.sms.settings import SmsSettings
 from gateway import bootstrap
 from gateway.settings import Settings
-from gateway.storage.schema import complaints, outbox, quarantine, raw_inbound
-from tests.support import free_port
+from gateway.storage.schema import complaints, quarantine
+from tests.support import free_port, opened_events, opened_raw
 
 pytestmark = pytest.mark.integration
 
@@ -70,18 +70,19 @@ async def test_complaint_is_answered_in_plain_text_after_commit(
     )
     async with gw.engine.connect() as conn:
         row = (await conn.execute(select(complaints).where(complaints.c.tracking_id == tid))).one()
-        raw = (await conn.execute(select(raw_inbound))).one()
-        event_body = (await conn.execute(select(outbox.c.body))).scalar_one()
+    (event_body,) = await opened_events(gw.engine, gw.keys)
+    (raw,) = await opened_raw(gw.engine, gw.keys)
     assert row.channel == "sms" and row.body == "pungli di kantor kelurahan" and row.confidential
     assert row.location["region_code"] == "32"
     # The reporter is encrypted at rest; the event for the routing core carries it.
     event = json.loads(event_body)
     assert event["reporter"]["nik"] == "3201014101900001"
     assert event["reporter"]["phone"] == "+6281200000001"
-    assert raw.body == q.encode() and raw.parser == "sms.kannel"
-    assert raw.provider_message_id == "56538353-a454-478e-8dd9-7b9dc0975df7"
-    assert raw.transport_meta["sender"] == "+6281200000001"
-    assert raw.transport_meta["smsc"] == "inject" and raw.transport_meta["charset"] == "UTF-8"
+    assert raw["body"] == q.encode() and raw["parser"] == "sms.kannel"
+    assert raw["provider_message_id"] == "56538353-a454-478e-8dd9-7b9dc0975df7"
+    meta = raw["transport_meta"]
+    assert meta["sender"] == "+6281200000001"
+    assert meta["smsc"] == "inject" and meta["charset"] == "UTF-8"
 
 
 async def test_redelivery_with_the_same_message_id_gets_the_first_receipt(
@@ -134,9 +135,8 @@ async def test_fragment_is_stored_and_answered_with_an_empty_body(
 ) -> None:
     resp = await client.get(f"/sms/kannel?{fixture('mo__fragment_timeout')}")
     assert resp.status == 200 and await resp.text() == ""
-    async with gw.engine.connect() as conn:
-        raw = (await conn.execute(select(raw_inbound))).one()
-    assert raw.status == "recorded" and raw.transport_meta["udh"] == "050003280401"
+    (raw,) = await opened_raw(gw.engine, gw.keys)
+    assert raw["status"] == "recorded" and raw["transport_meta"]["udh"] == "050003280401"
     assert await gw.intake.count_complaints() == 0
 
 
@@ -167,8 +167,7 @@ async def test_token_is_checked_and_never_stored(
         f"/sms/kannel?{query('Jalan rusak', 'tok-2')}", headers={"Authorization": basic}
     )
     assert resp.status == 200
-    async with gw.engine.connect() as conn:
-        bodies = [r.body for r in await conn.execute(select(raw_inbound.c.body))]
+    bodies = [r["body"] for r in await opened_raw(gw.engine, gw.keys)]
     assert sorted(bodies) == sorted([q.encode(), query("Jalan rusak", "tok-2").encode()])
 
 

@@ -1,0 +1,43 @@
+"""Bodies sealed at rest: raw inbound messages, event bodies and held SMS parts.
+
+Rows written from this revision on keep their body (and the transport metadata that names the
+sender) AES-256-GCM sealed under the data key, with ``sealed`` true. Rows written before stay as
+they were (``sealed`` false) and are read as before.
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-12-04
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0006"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+_TABLES = ("raw_inbound", "outbox", "sms_fragments")
+
+
+def upgrade() -> None:
+    for table in _TABLES:
+        with op.batch_alter_table(table) as batch:
+            batch.add_column(
+                sa.Column("sealed", sa.Boolean(), nullable=False, server_default=sa.false())
+            )
+
+
+def downgrade() -> None:
+    # Sealed rows cannot be read without the gateway's key: refuse rather than lose them.
+    bind = op.get_bind()
+    for table in _TABLES:
+        sealed = sa.column("sealed", sa.Boolean())
+        query = sa.select(sa.literal(1)).select_from(sa.table(table, sealed)).where(sealed)
+        if bind.execute(query.limit(1)).first():
+            raise RuntimeError(f"{table} holds sealed rows; downgrade below 0006 would strand them")
+    for table in _TABLES:
+        with op.batch_alter_table(table) as batch:
+            batch.drop_column("sealed")

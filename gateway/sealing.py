@@ -1,0 +1,89 @@
+"""How stored bodies are sealed at rest, table by table (migration 0006).
+
+A raw inbound message is kept exactly as received, and an event keeps the exact JSON the routing
+core receives: both carry the citizen's NIK, phone number and words. They are stored sealed
+with AES-256-GCM under the data key (:meth:`gateway.crypto.Keys.seal`), each bound to its row,
+and opened only where the gateway needs them again: quarantine replay, the relay publishing,
+the SMS channel joining the parts of a long message. The columns that select, join and count
+rows (ids, channel, status, hashes, times) stay in the clear.
+
+Rows written before migration 0006 have ``sealed`` false and are read as they are.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from gateway.crypto import Keys
+
+# The JSON column of a sealed row holds a single key with the sealed JSON text.
+_SEALED_JSON = "sealed"
+
+
+def raw_columns(
+    keys: Keys, raw_id: str, body: bytes | None, meta: dict[str, Any]
+) -> dict[str, Any]:
+    """``body``, ``transport_meta`` and ``sealed`` of a new raw inbound row."""
+    return {
+        "body": None if body is None else keys.seal(body, f"raw_inbound:{raw_id}:body"),
+        "transport_meta": _seal_json(keys, meta, f"raw_inbound:{raw_id}:meta"),
+        "sealed": True,
+    }
+
+
+def raw_body(keys: Keys, raw_id: str, body: bytes | None, sealed: bool) -> bytes | None:
+    """The ``body`` of a raw inbound row as received (None when it lives in the file store)."""
+    if body is None:
+        return None
+    return keys.unseal(bytes(body), f"raw_inbound:{raw_id}:body") if sealed else bytes(body)
+
+
+def raw_meta(keys: Keys, raw_id: str, meta: Any, sealed: bool) -> dict[str, Any]:
+    """The ``transport_meta`` of a raw inbound row."""
+    if not sealed:
+        return dict(meta)
+    return _open_json(keys, meta, f"raw_inbound:{raw_id}:meta")
+
+
+def event_body(keys: Keys, message_id: str, body: str) -> str:
+    """The stored form of an event's JSON (the ``body`` of a new outbox row, ``sealed`` true)."""
+    return keys.seal_text(body, f"outbox:{message_id}")
+
+
+def open_event(keys: Keys, message_id: str, body: str, sealed: bool) -> str:
+    """The exact JSON of an outbox row, as published."""
+    return keys.unseal_text(body, f"outbox:{message_id}") if sealed else body
+
+
+def fragment_columns(
+    keys: Keys, raw_id: str, text: str, meta: dict[str, Any]
+) -> dict[str, Any]:
+    """``text``, ``meta`` and ``sealed`` of a held SMS part."""
+    return {
+        "text": keys.seal_text(text, f"sms_fragments:{raw_id}:text"),
+        "meta": _seal_json(keys, meta, f"sms_fragments:{raw_id}:meta"),
+        "sealed": True,
+    }
+
+
+def fragment_text(keys: Keys, raw_id: str, text: str, sealed: bool) -> str:
+    """The ``text`` of a held SMS part (``raw_id``: the part's raw inbound id)."""
+    return keys.unseal_text(text, f"sms_fragments:{raw_id}:text") if sealed else text
+
+
+def fragment_meta(keys: Keys, raw_id: str, meta: Any, sealed: bool) -> dict[str, Any]:
+    """The ``meta`` of a held SMS part."""
+    if not sealed:
+        return dict(meta)
+    return _open_json(keys, meta, f"sms_fragments:{raw_id}:meta")
+
+
+def _seal_json(keys: Keys, value: dict[str, Any], context: str) -> dict[str, str]:
+    return {_SEALED_JSON: keys.seal_text(json.dumps(value, ensure_ascii=False), context)}
+
+
+def _open_json(keys: Keys, stored: dict[str, str], context: str) -> dict[str, Any]:
+    opened = json.loads(keys.unseal_text(stored[_SEALED_JSON], context))
+    assert isinstance(opened, dict)
+    return opened

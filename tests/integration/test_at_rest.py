@@ -1,0 +1,123 @@
+"""Personal data at rest: after complaints arrive by SMS and by the web API, with NIK, name,
+phone and e-mail, and are published, no table holds any of them in the clear. The routing core
+still receives them, and quarantine replay still reads the message as received."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+from urllib.parse import quote_plus
+
+import pytest
+from aiohttp.test_utils import TestClient
+from cryptography.exceptions import InvalidTag
+from sqlalchemy import select
+
+from gateway import bootstrap
+from gateway.settings import Settings
+from gateway.storage.schema import metadata
+from tests.support import drain, opened_events, opened_raw
+
+pytestmark = pytest.mark.integration
+
+Client = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+NIK = "3201014101900001"
+SMS_PHONE = "6281200000077"
+WEB_PHONE = "6281398765432"
+EMAIL = "dewi.lestari@contoh.id"
+NAME = "Dewi Lestari"
+SECRETS = (NIK, SMS_PHONE, WEB_PHONE, "81200000077", "81398765432", EMAIL, NAME)
+
+
+@pytest.fixture
+async def gw(settings: Settings) -> AsyncIterator[bootstrap.Gateway]:
+    gateway = bootstrap.build(settings)
+    yield gateway
+    await gateway.close()
+
+
+def kannel(text: str, message_id: str, udh: str = "") -> str:
+    return (
+        f"/sms/kannel?p=%2B{SMS_PHONE}&P=1708&b={quote_plus(text)}&c=0&C=UTF-8"
+        f"&I={message_id}&u={udh}&i=inject"
+    )
+
+
+async def every_value(gw: bootstrap.Gateway) -> str:
+    """Every column of every row of every table, as one text (bytes read as Latin-1)."""
+    out: list[str] = []
+    async with gw.engine.connect() as conn:
+        for table in metadata.sorted_tables:
+            for row in await conn.execute(select(table)):
+                for value in row:
+                    if isinstance(value, bytes | memoryview):
+                        out.append(bytes(value).decode("latin-1"))
+                    else:
+                        out.append(json.dumps(value, default=str, ensure_ascii=False))
+    return "\n".join(out)
+
+
+async def test_no_personal_data_in_the_clear_in_any_table(
+    gw: bootstrap.Gateway, aiohttp_client: Client, settings: Settings
+) -> None:
+    client = await aiohttp_client(bootstrap.build_app(gw))
+    # An SMS with a NIK, and the first part of a long one (held until its sibling comes).
+    resp = await client.get(kannel(f"NIK {NIK} pungli di kantor kelurahan", "rest-1"))
+    assert resp.status == 200 and "No. lacak" in await resp.text()
+    resp = await client.get(kannel(f"NIK {NIK} bagian pertama", "rest-2", udh="0500032a0201"))
+    assert resp.status == 200
+    # The web API with every identity field.
+    reporter = {"nik": NIK, "name": NAME, "phone": f"+{WEB_PHONE}", "email": EMAIL}
+    resp = await client.post(
+        "/api/v1/complaints", json={"body": "Lampu jalan mati", "reporter": reporter}
+    )
+    assert resp.status == 202, await resp.text()
+    assert gw.relay is not None
+    await gw.relay.publish_batch()
+    await gw.relay._close()
+
+    # The routing core receives the identities in the clear...
+    events = [json.loads(m.body) for m in await drain(settings.broker.queue, 2)]
+    by_channel = {e["channel"]: e["reporter"] for e in events}
+    assert by_channel["sms"]["nik"] == NIK and by_channel["sms"]["phone"] == f"+{SMS_PHONE}"
+    assert by_channel["web"] == {**reporter, "handles": {}}
+
+    # ...and no table holds any of them: not the raw messages, not the events, not the held
+    # part, not the complaints, identities or replies.
+    stored = await every_value(gw)
+    assert "pungli di kantor kelurahan" in stored  # the scan does see the rows' contents
+    for secret in SECRETS:
+        assert secret not in stored, secret
+
+    # The gateway opens them where it needs them.
+    raws = await opened_raw(gw.engine, gw.keys)
+    assert len(raws) == 3 and all(r["sealed"] for r in raws)
+    assert f"NIK+{NIK}".encode() in raws[0]["body"]
+    assert raws[0]["transport_meta"]["sender"] == f"+{SMS_PHONE}"
+    assert sorted(json.loads(e)["channel"] for e in await opened_events(gw.engine, gw.keys)) == [
+        "sms",
+        "web",
+    ]
+
+
+async def test_a_held_part_is_joined_from_its_sealed_text(
+    gw: bootstrap.Gateway, aiohttp_client: Client
+) -> None:
+    client = await aiohttp_client(bootstrap.build_app(gw))
+    second = await client.get(kannel("kelurahan Sukamaju.", "part-2", udh="050003330202"))
+    assert second.status == 200 and await second.text() == ""
+    first = await client.get(kannel(f"NIK {NIK} pungli di kantor ", "part-1", udh="050003330201"))
+    assert first.status == 200 and "No. lacak" in await first.text()
+    assert NIK not in await every_value(gw)
+    (event,) = [json.loads(e) for e in await opened_events(gw.engine, gw.keys)]
+    assert event["body"] == "pungli di kantor kelurahan Sukamaju."
+    assert event["reporter"]["nik"] == NIK
+
+
+async def test_a_sealed_body_does_not_open_in_another_row(gw: bootstrap.Gateway) -> None:
+    sealed = gw.keys.seal(b"NIK 3201014101900001", "raw_inbound:a:body")
+    assert gw.keys.unseal(sealed, "raw_inbound:a:body") == b"NIK 3201014101900001"
+    with pytest.raises(InvalidTag):
+        gw.keys.unseal(sealed, "raw_inbound:b:body")
