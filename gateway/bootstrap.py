@@ -156,6 +156,7 @@ def build_app(gateway: Gateway) -> web.Application:
             gateway.intake,
             gateway.files,
             gateway.engine,
+            gateway.keys,
             gateway.settings.letter,
             gateway.ocr,
             gateway.settings.sms.short_code,

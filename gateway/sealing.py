@@ -7,7 +7,10 @@ and opened only where the gateway needs them again: quarantine replay, the relay
 the SMS channel joining the parts of a long message. The columns that select, join and count
 rows (ids, channel, status, hashes, times) stay in the clear.
 
-Rows written before migration 0006 have ``sealed`` false and are read as they are.
+Rows written before migration 0006 have ``sealed`` false and are read as they are. Letter drafts
+have no such flag: each of their JSON columns is sealed on its own (a sealed value is an object
+whose only key is ``sealed``, which no unsealed value of those columns is), so a draft written
+before this change reads as it is and is sealed column by column as it is next written.
 """
 
 from __future__ import annotations
@@ -79,7 +82,23 @@ def fragment_meta(keys: Keys, raw_id: str, meta: Any, sealed: bool) -> dict[str,
     return _open_json(keys, meta, f"sms_fragments:{raw_id}:meta")
 
 
-def _seal_json(keys: Keys, value: dict[str, Any], context: str) -> dict[str, str]:
+def draft_column(keys: Keys, draft_id: str, column: str, value: Any) -> Any:
+    """A letter draft's ``pages``, ``fields`` or ``reviewed`` as stored (None stays None)."""
+    if value is None:
+        return None
+    return _seal_json(keys, value, f"letter_drafts:{draft_id}:{column}")
+
+
+def open_draft_column(keys: Keys, draft_id: str, column: str, stored: Any) -> Any:
+    """The value :func:`draft_column` stored, or an unsealed value as it is."""
+    if isinstance(stored, dict) and stored.keys() == {_SEALED_JSON}:
+        return json.loads(
+            keys.unseal_text(stored[_SEALED_JSON], f"letter_drafts:{draft_id}:{column}")
+        )
+    return stored
+
+
+def _seal_json(keys: Keys, value: Any, context: str) -> dict[str, str]:
     return {_SEALED_JSON: keys.seal_text(json.dumps(value, ensure_ascii=False), context)}
 
 

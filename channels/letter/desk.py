@@ -26,6 +26,7 @@ from channels.letter.parse import PARSER_NAME, parse_review
 from channels.letter.reading import DocumentReader, LetterReader
 from channels.letter.routes import LetterDesk
 from channels.letter.staff import Accounts, StaffGate
+from gateway.crypto import Keys
 from gateway.filestore import FileStore
 from gateway.intake import Clock, IntakeService, Parser, utcnow
 from gateway.settings import LetterSettings
@@ -41,6 +42,7 @@ def setup(
     intake: IntakeService,
     files: FileStore,
     engine: AsyncEngine,
+    keys: Keys,
     settings: LetterSettings,
     ocr: DocumentReader,
     short_code: str = "1708",
@@ -50,7 +52,7 @@ def setup(
     """Mount the staff pages on ``app``; the reader runs while the application runs."""
     store = StaffStore(engine, settings, clock)
     gate = StaffGate(store, settings, clock)
-    drafts = DraftStore(engine, clock)
+    drafts = DraftStore(engine, keys, clock)  # what letters say is sealed at rest
     reader = LetterReader(drafts, files, ocr, settings)
     app.router.add_get(f"{PREFIX}/login", gate.login_form)
     app.router.add_post(f"{PREFIX}/login", gate.login)

@@ -22,6 +22,8 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from channels.letter.parse import Scan
+from gateway import sealing
+from gateway.crypto import Keys
 from gateway.intake import Clock, utcnow
 from gateway.storage.schema import letter_drafts, staff_accounts
 
@@ -131,8 +133,11 @@ class Draft:
         return names[0] if len(names) == 1 else f"{names[0]} (+{len(names) - 1})"
 
 
-def _draft(row: Row[Any]) -> Draft:
-    fields = row.fields or {}
+def _draft(row: Row[Any], keys: Keys) -> Draft:
+    # What was read and typed (names, NIK, the letter's text) is sealed at rest.
+    pages = sealing.open_draft_column(keys, row.id, "pages", row.pages)
+    fields = sealing.open_draft_column(keys, row.id, "fields", row.fields) or {}
+    reviewed = sealing.open_draft_column(keys, row.id, "reviewed", row.reviewed)
     return Draft(
         id=row.id,
         batch_id=row.batch_id,
@@ -140,9 +145,9 @@ def _draft(row: Row[Any]) -> Draft:
         files=tuple(Scan.from_json(f) for f in row.files),
         pages_total=row.pages_total,
         pages_done=row.pages_done,
-        pages=tuple(PageInfo.from_json(p) for p in row.pages),
+        pages=tuple(PageInfo.from_json(p) for p in pages),
         fields={k: FieldInfo.from_json(v) for k, v in fields.items()},
-        values=dict(row.reviewed or {}),
+        values=dict(reviewed or {}),
         error=row.error,
         created_by=row.created_by,
         created_by_name=row.username,
@@ -172,23 +177,28 @@ def _select() -> Select[Any]:
 class DraftStore:
     """Letter drafts in the database."""
 
-    def __init__(self, engine: AsyncEngine, clock: Clock = utcnow) -> None:
+    def __init__(self, engine: AsyncEngine, keys: Keys, clock: Clock = utcnow) -> None:
         self._engine = engine
+        self._keys = keys
         self._clock = clock
+
+    def _sealed(self, draft_id: str, column: str, value: Any) -> Any:
+        return sealing.draft_column(self._keys, draft_id, column, value)
 
     async def create_batch(self, letters: Sequence[Sequence[Scan]], staff_id: str) -> str:
         """One draft per letter (each a list of its files, in page order); the batch id."""
         batch_id = str(uuid.uuid4())
         now = self._clock()
+        ids = [str(uuid.uuid4()) for _ in letters]
         rows = [
             {
-                "id": str(uuid.uuid4()),
+                "id": draft_id,
                 "batch_id": batch_id,
                 "status": DraftStatus.READING.value,
                 "files": [s.as_json() for s in scans],
                 "pages_total": None,
                 "pages_done": 0,
-                "pages": [],
+                "pages": self._sealed(draft_id, "pages", []),
                 "fields": None,
                 "reviewed": None,
                 "created_by": staff_id,
@@ -197,7 +207,7 @@ class DraftStore:
                 "updated_at": now,
                 "attempts": 0,
             }
-            for i, scans in enumerate(letters)
+            for i, (draft_id, scans) in enumerate(zip(ids, letters, strict=True))
         ]
         async with self._engine.begin() as conn:
             await conn.execute(letter_drafts.insert(), rows)
@@ -207,14 +217,14 @@ class DraftStore:
         """One draft, or None."""
         async with self._engine.connect() as conn:
             row = (await conn.execute(_select().where(letter_drafts.c.id == draft_id))).first()
-        return None if row is None else _draft(row)
+        return None if row is None else _draft(row, self._keys)
 
     async def batch(self, batch_id: str) -> list[Draft]:
         """The drafts of one upload, in upload order."""
         query = _select().where(letter_drafts.c.batch_id == batch_id)
         async with self._engine.connect() as conn:
             rows = await conn.execute(query.order_by(letter_drafts.c.created_at))
-            return [_draft(r) for r in rows]
+            return [_draft(r, self._keys) for r in rows]
 
     async def recent(self, created_by: str | None, limit: int = 100) -> list[Draft]:
         """The newest drafts, of one clerk or (None) of everybody."""
@@ -222,7 +232,7 @@ class DraftStore:
         if created_by is not None:
             query = query.where(letter_drafts.c.created_by == created_by)
         async with self._engine.connect() as conn:
-            return [_draft(r) for r in await conn.execute(query)]
+            return [_draft(r, self._keys) for r in await conn.execute(query)]
 
     # ---- the reader's side ----------------------------------------------------------------
 
@@ -285,11 +295,11 @@ class DraftStore:
             draft_id,
             reader,
             status=DraftStatus.READY.value,
-            pages=[p.as_json() for p in pages],
+            pages=self._sealed(draft_id, "pages", [p.as_json() for p in pages]),
             pages_total=len(pages),
             pages_done=len(pages),
-            fields={k: f.as_json() for k, f in fields.items()},
-            reviewed=dict(values),
+            fields=self._sealed(draft_id, "fields", {k: f.as_json() for k, f in fields.items()}),
+            reviewed=self._sealed(draft_id, "reviewed", dict(values)),
             error=None,
             claimed_by=None,
             claim_expires=None,
@@ -352,7 +362,11 @@ class DraftStore:
                     letter_drafts.c.id == draft_id,
                     letter_drafts.c.status == DraftStatus.READY.value,
                 )
-                .values(reviewed=dict(values), updated_by=staff_id, updated_at=self._clock())
+                .values(
+                    reviewed=self._sealed(draft_id, "reviewed", dict(values)),
+                    updated_by=staff_id,
+                    updated_at=self._clock(),
+                )
             )
         return bool(result.rowcount)
 

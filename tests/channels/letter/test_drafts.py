@@ -4,20 +4,24 @@ that reports its pages, so leases, progress and failures can be watched step by 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from channels.letter.auth import Role, Staff, StaffStore
 from channels.letter.drafts import MAX_ATTEMPTS, DraftStatus, DraftStore
 from channels.letter.parse import Scan
 from channels.letter.reading import LetterReader
+from gateway.crypto import load_keys
 from gateway.filestore import FileStore
 from gateway.settings import Settings
 from gateway.storage.database import create_engine
+from gateway.storage.schema import letter_drafts
 from tests.channels.letter.conftest import add_staff
 
 pytestmark = pytest.mark.integration
@@ -50,6 +54,9 @@ class FakeFields:
     addressee: FakeField
     subject: FakeField
     body: FakeField
+
+
+NIK = "3209014101900001"
 
 
 def fake_extract(pages: list[FakePage]) -> FakeFields:
@@ -93,7 +100,7 @@ async def parts(
 ) -> AsyncIterator[tuple[AsyncEngine, DraftStore, FileStore, Staff]]:
     engine = create_engine(letter_settings.database)
     staff = await add_staff(StaffStore(engine, letter_settings.letter), "budi", Role.CLERK)
-    yield engine, DraftStore(engine), FileStore(tmp_path / "files"), staff
+    yield engine, DraftStore(engine, load_keys(letter_settings)), FileStore(tmp_path / "files"), staff
     await engine.dispose()
 
 
@@ -157,6 +164,36 @@ async def test_reader_reports_each_page_then_stores_pages_and_fields(
     assert await reader.run_once() is False  # nothing left
 
 
+async def test_what_a_letter_says_is_sealed_at_rest_and_old_drafts_still_read(
+    parts: tuple[AsyncEngine, DraftStore, FileStore, Staff], letter_settings: Settings
+) -> None:
+    engine, drafts, files, staff = parts
+    batch = await drafts.create_batch([[await scan_of(files, tiff(1), "a.tif")]], staff.id)
+    [draft] = await drafts.batch(batch)
+    ocr = FakeOcr(1)
+    ocr.release.release()
+    await LetterReader(drafts, files, ocr, letter_settings.letter, fake_extract).run_once()
+    assert await drafts.save(draft.id, staff.id, {"sender_name": "Siti Aminah", "nik": NIK})
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(letter_drafts))).one()
+    stored = json.dumps([row.pages, row.fields, row.reviewed])
+    for private in (NIK, "Siti Aminah", "Sumber, Cirebon"):
+        assert private not in stored
+    ready = await drafts.get(draft.id)
+    assert ready is not None and ready.fields["nik"].value == NIK
+    assert ready.values == {"sender_name": "Siti Aminah", "nik": NIK}
+    # A draft stored before sealing (plain JSON) reads as it is, and is sealed when next saved.
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(letter_drafts).values(reviewed={"subject": "Jalan berlubang"}, fields=None)
+        )
+    old = await drafts.get(draft.id)
+    assert old is not None and old.values == {"subject": "Jalan berlubang"} and old.fields == {}
+    assert await drafts.save(draft.id, staff.id, {"subject": "Jalan berlubang", "nik": NIK})
+    async with engine.connect() as conn:
+        assert NIK not in json.dumps((await conn.execute(select(letter_drafts.c.reviewed))).scalar())
+
+
 async def test_one_letter_of_several_files_numbers_its_pages_through(
     parts: tuple[AsyncEngine, DraftStore, FileStore, Staff], letter_settings: Settings
 ) -> None:
@@ -195,7 +232,8 @@ async def test_concurrent_claims_give_each_letter_to_one_reader(
     _engine, drafts, files, staff = parts
     letters = [[await scan_of(files, tiff(1) + bytes([i]), f"{i}.tif")] for i in range(6)]
     await drafts.create_batch(letters, staff.id)
-    others = [DraftStore(create_engine(letter_settings.database)) for _ in range(3)]
+    keys = load_keys(letter_settings)
+    others = [DraftStore(create_engine(letter_settings.database), keys) for _ in range(3)]
     try:
         claimed = await asyncio.gather(
             *(store.claim(f"r{i % 3}", 60) for i, store in enumerate(others * 3))
