@@ -10,6 +10,11 @@ racing on the same message agree).
 
 When the database cannot commit, :class:`~gateway.errors.IntakeUnavailable` is raised and the
 channel answers its protocol's "try again later".
+
+A channel that owes its sender something durable once the receipt is known (the SMS reply with
+the tracking ID) passes a :class:`FollowUp` to :meth:`IntakeService.accept_with`: its rows are
+written in the same transaction, so the complaint and what the sender is promised commit
+together or not at all.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -73,6 +78,25 @@ class Parser:
 
     name: str
     parse: Callable[[RawInbound], ParseOutcome]
+
+
+# Writes a channel's items in the intake's transaction; one result per item, in order.
+FollowUpWriter = Callable[[AsyncConnection, list[Any]], Awaitable[list[Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUp:
+    """What a channel writes in the intake's own transaction once a message's receipt is known.
+
+    ``item_for`` makes the channel's item from the receipt (None: nothing to write); ``write``
+    writes the items of a whole group commit in its transaction (a :data:`FollowUpWriter`,
+    e.g. the SMS reply outbox's batch writer). A message answered with the receipt of an earlier
+    delivery of itself (``provider_message_id`` seen before) writes nothing: the earlier
+    delivery wrote its follow-up, and :meth:`IntakeService.accept_with` returns None for it.
+    """
+
+    write: FollowUpWriter
+    item_for: Callable[[Receipt], Any | None]
 
 
 class Handoff(Protocol):
@@ -132,7 +156,9 @@ class _Pending:
     work: _Work | None  # for a complaint draft
     in_store: bool
     stored: dict[str, Any]  # the raw row's sealed body and transport metadata
+    follow_up: FollowUp | None
     future: asyncio.Future[Receipt]
+    follow_result: Any = None  # what the follow-up's writer returned, once committed
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +168,7 @@ class _Written:
     receipt: Receipt
     queued_event: bool
     tier: Tier | None
+    follow_result: Any = None
 
 
 def _settle(p: _Pending, receipt: Receipt | None = None, exc: BaseException | None = None) -> None:
@@ -200,6 +227,18 @@ class IntakeService:
         ``parsed`` is what ``parser`` already returned (or the ParseError it raised) for this
         ``raw`` in a channel that had to read it first; parsers are pure, so it is not run again.
         """
+        receipt, _ = await self.accept_with(raw, parser, parsed)
+        return receipt
+
+    async def accept_with(
+        self,
+        raw: RawInbound,
+        parser: Parser,
+        parsed: ParseOutcome | ParseError | None = None,
+        follow_up: FollowUp | None = None,
+    ) -> tuple[Receipt, Any]:
+        """:meth:`accept`, with ``follow_up``'s rows in the same transaction; what its writer
+        returned for this message (None when it wrote nothing, see :class:`FollowUp`)."""
         provider_id = raw.provider_message_id or f"sha256:{raw.sha256}"
         if parsed is None:
             outcome = _run_parser(parser, raw)
@@ -224,7 +263,16 @@ class IntakeService:
                 await self._files.put_bytes(raw.body)
             future: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
             pending = _Pending(
-                raw, raw_id, provider_id, parser.name, outcome, work, in_store, stored, future
+                raw,
+                raw_id,
+                provider_id,
+                parser.name,
+                outcome,
+                work,
+                in_store,
+                stored,
+                follow_up,
+                future,
             )
             self._pending.append(pending)
             if len(self._writers) < self._max_writers:
@@ -252,7 +300,7 @@ class IntakeService:
             )
         else:
             self._count(raw.channel, receipt, outcome)
-        return receipt
+        return receipt, pending.follow_result
 
     async def idle(self) -> None:
         """Wait until no group commit is being written (before the engine's pool is closed).
@@ -342,6 +390,7 @@ class IntakeService:
         for p, w in zip(batch, written, strict=True):
             if w.tier in (Tier.RETRY, Tier.SIMILAR):
                 self._metrics.duplicates.labels(p.raw.channel.value, w.tier.value).inc()
+            p.follow_result = w.follow_result
             _settle(p, w.receipt)
 
     async def _write(
@@ -367,7 +416,7 @@ class IntakeService:
             for row in events:
                 row.update(claimed_by=owner, claim_expires=expires, attempts=1)
         await placer.rows.flush(conn)
-        return written, events
+        return await _follow_ups(conn, batch, written), events
 
     def _rows_of(self, placer: _Placer, p: _Pending, now: datetime) -> _Written:
         """Queue one message's rows and say what its receipt is."""
@@ -977,6 +1026,26 @@ class _RowBuffer:
             if pending:
                 await conn.execute(self.INSERTS[table.name], pending)
                 pending.clear()
+
+
+async def _follow_ups(
+    conn: AsyncConnection, batch: list[_Pending], written: list[_Written]
+) -> list[_Written]:
+    """Write the batch's follow-ups (one call per writer) after its own rows; attach results."""
+    groups: dict[FollowUpWriter, list[tuple[int, Any]]] = {}
+    for i, (p, w) in enumerate(zip(batch, written, strict=True)):
+        if p.follow_up is not None:
+            item = p.follow_up.item_for(w.receipt)
+            if item is not None:
+                groups.setdefault(p.follow_up.write, []).append((i, item))
+    if not groups:
+        return written
+    out = list(written)
+    for write, entries in groups.items():
+        results = await write(conn, [item for _, item in entries])
+        for (i, _), result in zip(entries, results, strict=True):
+            out[i] = replace(out[i], follow_result=result)
+    return out
 
 
 def _worth_retrying(exc: DBAPIError) -> bool:

@@ -64,7 +64,7 @@ class SqlReplyOutbox:
         self._postgres = engine.dialect.name == "postgresql"
         # Group commit, as in the intake port: writes arriving while a transaction is being
         # written go together in the next one (SQLite has one writer; a commit is the cost).
-        self._enqueue = GroupCommit(engine, self._write, "sms-reply-writer")
+        self._enqueue = GroupCommit(engine, self.write_batch, "sms-reply-writer")
         self._sent = GroupCommit(engine, self._write_sent, "sms-reply-sent")
         self._reports = GroupCommit(engine, self._write_reports, "sms-delivery-reports")
 
@@ -80,7 +80,9 @@ class SqlReplyOutbox:
         """Write the reply unless its MO has one; suppress it past the sender's allowance."""
         return await self._enqueue(reply)
 
-    async def _write(self, conn: AsyncConnection, batch: list[NewReply]) -> list[ReplyDecision]:
+    async def write_batch(
+        self, conn: AsyncConnection, batch: list[NewReply]
+    ) -> list[ReplyDecision]:
         """One batch in three statements: known MOs, senders' recent counts, one insert."""
         now = self._clock()
         hashes = [self._keys.lookup_hash("phone", r.sender_key) for r in batch]

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from channels.sms.message import Bridge, DeliveryReport, SmsMessage
 
 
@@ -81,6 +83,12 @@ class ReplyOutbox(Protocol):
 
     async def enqueue(self, reply: NewReply) -> ReplyDecision:
         """Write ``reply`` unless its MO has one already; apply flood control."""
+
+    async def write_batch(
+        self, conn: AsyncConnection, replies: list[NewReply]
+    ) -> list[ReplyDecision]:
+        """:meth:`enqueue` of several replies in the caller's transaction ``conn`` (the intake's
+        own, so that an MO and its reply commit together)."""
 
     async def claim(
         self, bridges: Iterable[Bridge], limit: int, lease_seconds: float, owner: str

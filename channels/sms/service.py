@@ -1,18 +1,19 @@
 """What every SMS bridge route does with an MO, after its own protocol checks.
 
-1. The intake port stores the raw request, parses it and commits (``IntakeService.accept``).
-2. A fragment (a part Kannel could not reassemble) is held; when its set is complete, or when
-   ``fragment_timeout`` has passed (:meth:`SmsService.sweep`), the parts are joined into one
-   message that goes through the intake port as ``sms.joined``.
-3. The reply is chosen (receipt with the tracking ID, status, help, "empty", "checked by an
-   officer") and written to the reply outbox keyed on the MO's raw inbound id, right after the
-   receipt: a redelivered MO gets the same raw id back and so never a second reply. Flood
-   control may suppress it. The route then answers with the reply in its body (Kannel body
-   mode, SMSSync) or with nothing (the sender task sends it through the bridge).
+1. The intake port stores the raw request, parses it and commits (``IntakeService.accept_with``)
+   and, in the same transaction, the reply: chosen from the receipt (receipt with the tracking
+   ID, status, help, "empty", "checked by an officer") and written to the reply outbox keyed on
+   the MO's raw inbound id. The MO and its reply commit together or not at all. Flood control
+   may suppress the reply. A ``CEK`` status is read just before.
+2. A fragment (a part Kannel could not reassemble) is held, without a reply; when its set is
+   complete, or when ``fragment_timeout`` has passed (:meth:`SmsService.sweep`), the parts are
+   joined into one message that goes through the intake port as ``sms.joined``, with its reply.
+3. The route answers with the reply in its body (Kannel body mode, SMSSync, Gammu) or with
+   nothing (the sender task sends it through the bridge).
 
 When the database cannot commit, :class:`~gateway.errors.IntakeUnavailable` propagates and the
-route answers its bridge's retry signal; the redelivered MO then finds its raw inbound row and
-its reply row (or writes the reply it could not write the first time).
+route answers its bridge's retry signal. A redelivered MO gets the first receipt back and its
+reply row is found by the raw inbound id, so it never gets a second reply.
 """
 
 from __future__ import annotations
@@ -37,11 +38,18 @@ from channels.sms.parse import (
     interpret_joined,
     joined_parser,
 )
-from channels.sms.ports import FragmentBuffer, FragmentSet, NewReply, ReplyOutbox, ReplyStatus
+from channels.sms.ports import (
+    FragmentBuffer,
+    FragmentSet,
+    NewReply,
+    ReplyDecision,
+    ReplyOutbox,
+    ReplyStatus,
+)
 from channels.sms.settings import SmsSettings
 from gateway.domain import Channel, ParseOutcome, RawInbound, Receipt, ReceiptStatus
 from gateway.errors import IntakeUnavailable, ParseError
-from gateway.intake import Clock, IntakeService, Parser, utcnow
+from gateway.intake import Clock, FollowUp, IntakeService, Parser, TrackingStatus, utcnow
 from normalizer import normalize_phone
 
 log = logging.getLogger(__name__)
@@ -56,6 +64,18 @@ def parsers(settings: SmsSettings) -> tuple[Parser, ...]:
         *(Parser(PARSER_NAMES[b], bridge_parser(b, settings)) for b in Bridge),
         Parser(JOINED_PARSER, joined_parser(settings)),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    """What an MO's reply is made of, besides the intake's receipt."""
+
+    bridge: Bridge
+    sender: str
+    meta: Mapping[str, str]
+    message: SmsMessage | None
+    reading: Reading
+    status: TrackingStatus | None  # for CEK: the status, read before the MO's intake
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,15 +142,18 @@ class SmsService:
 
         # The bridge's parser is exactly decode + interpret: its outcome is handed over.
         reading, parsed = _read_once(read)
-        receipt = await self.intake.accept(raw, self._parsers[bridge], parsed)
-        if message is not None and message.fragment is not None and self._buffer is not None:
-            if receipt.status is ReceiptStatus.RECORDED:
-                return await self._hold(receipt, message, raw, inline)
-        text, kind = await self._reply_text(receipt, reading)
-        sender = message.sender if message is not None else raw.metadata.get("sender", "")
-        return await self._answer(
-            receipt, bridge, sender, raw.metadata, message, text, kind, inline
+        sms: SmsMessage | None = message
+        part = sms is not None and sms.fragment is not None and self._buffer is not None
+        sender = sms.sender if sms is not None else raw.metadata.get("sender", "")
+        reply = _Reply(bridge, sender, raw.metadata, sms, reading, await self._status(reading))
+        # The reply is written in the intake's transaction: the MO and its reply commit together.
+        # A part of a long message has nothing to say until the message is whole.
+        receipt, decision = await self.intake.accept_with(
+            raw, self._parsers[bridge], parsed, None if part else self._follow_up(reply, inline)
         )
+        if part and sms is not None and receipt.status is ReceiptStatus.RECORDED:
+            return await self._hold(receipt, sms, raw, inline)
+        return await self._answer(receipt, reply, inline, decision)
 
     async def _hold(
         self, receipt: Receipt, message: SmsMessage, raw: RawInbound, inline: bool
@@ -167,7 +190,12 @@ class SmsService:
             | ({"smsc": joined.smsc} if joined.smsc else {}),
         )
         reading, parsed = _read_once(lambda: interpret_joined(raw, self.settings))
-        receipt = await self.intake.accept(raw, self._joined, parsed)
+        reply = _Reply(
+            joined.bridge, joined.sender, raw.metadata, None, reading, await self._status(reading)
+        )
+        receipt, decision = await self.intake.accept_with(
+            raw, self._joined, parsed, self._follow_up(reply, inline)
+        )
         try:
             await self._buffer.close(held, receipt.raw_id)
         except _STORE_ERRORS as exc:
@@ -179,10 +207,7 @@ class SmsService:
             joined.total,
             extra={"raw_id": receipt.raw_id, "tracking_id": receipt.tracking_id},
         )
-        text, kind = await self._reply_text(receipt, reading)
-        return await self._answer(
-            receipt, joined.bridge, joined.sender, raw.metadata, None, text, kind, inline
-        )
+        return await self._answer(receipt, reply, inline, decision)
 
     async def sweep(self) -> int:
         """Join every set whose first part is older than ``fragment_timeout``; how many."""
@@ -194,8 +219,18 @@ class SmsService:
             await self.join(held, inline=False)
         return len(expired)
 
-    async def _reply_text(self, receipt: Receipt, reading: Reading) -> tuple[str, str]:
+    async def _status(self, reading: Reading) -> TrackingStatus | None:
+        """For ``CEK <id>``: the complaint's status, read before the MO's own intake."""
+        if isinstance(reading, ParseError) or reading.intent is not grammar.Intent.STATUS:
+            return None
+        if reading.tracking_id is None:
+            return None
+        return await self.intake.status(reading.tracking_id)
+
+    def _text_for(self, receipt: Receipt, reply: _Reply) -> tuple[str, str]:
+        """The reply's text and kind for ``receipt`` ('' when there is nothing to say)."""
         code = self.settings.short_code
+        reading = reply.reading
         if receipt.status is ReceiptStatus.QUARANTINED or isinstance(reading, ParseError):
             if isinstance(reading, ParseError) and reading.stage == "empty":
                 return replies.empty(code), "empty"
@@ -208,51 +243,62 @@ class SmsService:
         if reading.intent is grammar.Intent.HELP:
             return replies.help_text(code), "help"
         if reading.intent is grammar.Intent.STATUS:
-            if reading.tracking_id is None:
-                return replies.status_unknown(code), "status-unknown"
-            found = await self.intake.status(reading.tracking_id)
+            found = reply.status
             if found is None:
                 return replies.status_unknown(code), "status-unknown"
             text = replies.status_found(found.tracking_id, found.status, found.received_at)
             return text, "status"
         return "", "none"  # a fragment: stored, nothing to say until the message is whole
 
-    async def _answer(
-        self,
-        receipt: Receipt,
-        bridge: Bridge,
-        sender: str,
-        meta: Mapping[str, str],
-        message: SmsMessage | None,
-        text: str,
-        kind: str,
-        inline: bool,
-    ) -> Answer:
-        if not text or not sender:
-            return Answer("")
-        if self._outbox is None:
-            return Answer(text if inline else "")
+    def _new_reply(self, receipt: Receipt, reply: _Reply, inline: bool) -> NewReply | None:
+        """The reply row owed for ``receipt``, or None (nothing to say, nobody to say it to)."""
+        text, kind = self._text_for(receipt, reply)
+        if not text or not reply.sender or self._outbox is None:
+            return None
+        meta, message = reply.meta, reply.message
         receiver = message.receiver if message is not None else meta.get("receiver", "")
         smsc = message.smsc if message is not None else meta.get("smsc", "")
-        unsendable = None if inline or self.settings.can_send(bridge) else "no-sender"
-        try:
-            decision = await self._outbox.enqueue(
-                NewReply(
-                    raw_inbound_id=receipt.raw_id,
-                    bridge=bridge,
-                    recipient=sender,
-                    sender_key=self.sender_key(sender),
-                    kind=kind,
-                    body=text,
-                    deliver=not inline,
-                    service_number=receiver or self.settings.short_code,
-                    smsc=smsc or None,
-                    tracking_id=receipt.tracking_id,
-                    unsendable=unsendable,
-                )
-            )
-        except _STORE_ERRORS as exc:
-            raise IntakeUnavailable(f"reply not written: {exc}") from exc
+        unsendable = None if inline or self.settings.can_send(reply.bridge) else "no-sender"
+        return NewReply(
+            raw_inbound_id=receipt.raw_id,
+            bridge=reply.bridge,
+            recipient=reply.sender,
+            sender_key=self.sender_key(reply.sender),
+            kind=kind,
+            body=text,
+            deliver=not inline,
+            service_number=receiver or self.settings.short_code,
+            smsc=smsc or None,
+            tracking_id=receipt.tracking_id,
+            unsendable=unsendable,
+        )
+
+    def _follow_up(self, reply: _Reply, inline: bool) -> FollowUp | None:
+        """The reply as a follow-up of the MO's intake (None without a reply outbox)."""
+        if self._outbox is None:
+            return None
+        return FollowUp(
+            self._outbox.write_batch, lambda receipt: self._new_reply(receipt, reply, inline)
+        )
+
+    async def _answer(
+        self, receipt: Receipt, reply: _Reply, inline: bool, decision: ReplyDecision | None
+    ) -> Answer:
+        """Answer the bridge; ``decision`` is the reply written with the MO, if it was."""
+        if self._outbox is None:
+            text, _ = self._text_for(receipt, reply)
+            return Answer(text if inline and reply.sender else "")
+        if decision is None:
+            # Not written with the MO: a redelivery (its first delivery wrote the reply, which
+            # is found and answered again), or a part that did not become a held part.
+            new = self._new_reply(receipt, reply, inline)
+            if new is None:
+                return Answer("")
+            try:
+                decision = await self._outbox.enqueue(new)
+            except _STORE_ERRORS as exc:
+                raise IntakeUnavailable(f"reply not written: {exc}") from exc
+        bridge = reply.bridge
         if decision.created and self._metrics is not None:
             outcome = {
                 ReplyStatus.PENDING: "queued",

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 from sqlalchemy import event, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway import bootstrap, tracking
 from gateway.domain import (
@@ -20,7 +21,7 @@ from gateway.domain import (
     ReceiptStatus,
 )
 from gateway.errors import IntakeUnavailable, ParseError
-from gateway.intake import Parser, ParserRegistry
+from gateway.intake import FollowUp, Parser, ParserRegistry
 from gateway.outbox import OutboxRelay, outbox_status
 from gateway.settings import Settings
 from gateway.storage.schema import complaints, outbox, quarantine, raw_inbound
@@ -477,3 +478,31 @@ async def test_relay_publishes_at_once_after_a_commit_in_the_same_process(
         stop.set()
         await task
         await gateway.close()
+
+
+async def test_follow_ups_are_written_in_the_intake_transaction(gw: bootstrap.Gateway) -> None:
+    # A channel's follow-up sees the receipt and writes in the same transaction as the message
+    # (here: it reads the message's own raw row back, visible only inside that transaction).
+    seen: list[tuple[str, int]] = []
+
+    async def write(conn: AsyncConnection, raw_ids: list[str]) -> list[str]:
+        for raw_id in raw_ids:
+            found = await conn.execute(
+                select(func.count()).select_from(raw_inbound).where(raw_inbound.c.id == raw_id)
+            )
+            seen.append((raw_id, found.scalar_one()))
+        return [f"written for {raw_id}" for raw_id in raw_ids]
+
+    follow = FollowUp(write, lambda receipt: receipt.raw_id)
+    results = await asyncio.gather(
+        *(
+            gw.intake.accept_with(raw(f"Laporan {i}", f"f-{i}"), PARSER, None, follow)
+            for i in range(5)
+        )
+    )
+    assert [r for _, r in results] == [f"written for {receipt.raw_id}" for receipt, _ in results]
+    assert sorted(seen) == sorted((receipt.raw_id, 1) for receipt, _ in results)
+    # A redelivery gets the first receipt; its follow-up was written with the first delivery.
+    again, result = await gw.intake.accept_with(raw("Laporan 0", "f-0"), PARSER, None, follow)
+    assert again.redelivered and again.raw_id == results[0][0].raw_id and result is None
+    assert len(seen) == 5

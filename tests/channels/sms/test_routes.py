@@ -18,7 +18,7 @@ from channels import sms as sms_channel
 from channels.sms.settings import SmsSettings
 from gateway import bootstrap
 from gateway.settings import Settings
-from gateway.storage.schema import complaints, quarantine
+from gateway.storage.schema import complaints, quarantine, sms_replies
 from tests.support import free_port, opened_events, opened_raw
 
 pytestmark = pytest.mark.integration
@@ -183,6 +183,46 @@ async def test_database_down_answers_503_so_smsbox_retries(
         assert resp.status == 503 and resp.content_type == "text/plain"
     finally:
         await gateway.close()
+
+
+async def test_the_mo_and_its_reply_commit_together_or_not_at_all(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway
+) -> None:
+    # The database refuses the reply row (a trigger): the complaint must not commit without it.
+    postgres = gw.engine.dialect.name == "postgresql"
+    async with gw.engine.begin() as conn:
+        if postgres:
+            await conn.exec_driver_sql(
+                "CREATE FUNCTION refuse_reply() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'reply store refuses'; END $$"
+            )
+            await conn.exec_driver_sql(
+                "CREATE TRIGGER refuse_reply BEFORE INSERT ON sms_replies "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_reply()"
+            )
+        else:
+            await conn.exec_driver_sql(
+                "CREATE TRIGGER refuse_reply BEFORE INSERT ON sms_replies "
+                "BEGIN SELECT RAISE(ABORT, 'reply store refuses'); END"
+            )
+    try:
+        resp = await client.get(f"/sms/kannel?{query('Jembatan putus', 'together-1')}")
+        assert resp.status == 503  # smsbox will deliver it again
+        assert await gw.intake.count_complaints() == 0
+        assert await opened_raw(gw.engine, gw.keys) == []
+        assert await opened_events(gw.engine, gw.keys) == []
+    finally:
+        async with gw.engine.begin() as conn:
+            await conn.exec_driver_sql("DROP TRIGGER refuse_reply" + (" ON sms_replies" if postgres else ""))
+            if postgres:
+                await conn.exec_driver_sql("DROP FUNCTION refuse_reply()")
+    resp = await client.get(f"/sms/kannel?{query('Jembatan putus', 'together-1')}")
+    reply = await resp.text()
+    assert resp.status == 200 and "No. lacak" in reply
+    async with gw.engine.connect() as conn:
+        (row,) = (await conn.execute(select(sms_replies))).all()
+    assert row.tracking_id == tracking_of(reply) and row.kind == "receipt"
+    assert await gw.intake.count_complaints() == 1
 
 
 def test_sms_section_of_the_settings_reaches_the_channel() -> None:
