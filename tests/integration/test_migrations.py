@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
+from gateway import bootstrap, contract
+from gateway.domain import Channel, Complaint, ComplaintDraft, Event
 from gateway.settings import Settings
 from gateway.storage import migrate
 from gateway.storage.database import create_engine
-from gateway.storage.schema import metadata
+from gateway.storage.schema import metadata, outbox, quarantine, raw_inbound
+from tests.support import PG_ADMIN_DSN, drain, opened_events
 
 pytestmark = pytest.mark.integration
 
@@ -28,3 +37,85 @@ async def test_migrated_database_matches_the_code(settings: Settings) -> None:
             assert await conn.run_sync(diff) == []
     finally:
         await engine.dispose()
+
+
+OLD_COMPLAINT = "0b0e8f3c-4a1d-4f6e-9c2b-7d5a3e1f0a11"
+OLD_MESSAGE = "5f2d7c1e-8b3a-4e9d-a6c4-2e1b0f9d8c77"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database of each kind, not migrated."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path}/old.db"
+        return
+    name = f"lapor_upgrade_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # settings: broker and keys
+async def test_rows_written_before_sealing_still_read_after_the_upgrade(
+    empty_url: str, settings: Settings
+) -> None:
+    # A database at 0005 holds a quarantined message and an unpublished event, stored in the
+    # clear as the code before 0006 wrote them; after the upgrade both are read as they are.
+    s = settings.model_copy(
+        update={"database": settings.database.model_copy(update={"url": empty_url})}
+    )
+    engine = create_engine(s.database)
+    await migrate.upgrade(engine, "0005")
+    now = datetime.now(UTC)
+    complaint = Complaint(
+        OLD_COMPLAINT,
+        "K7QM4XRT9",
+        Channel.SMS,
+        now,
+        ComplaintDraft(body="Jalan rusak"),
+        {"provider_message_id": "old-0", "raw_inbound_id": "raw-0"},
+    )
+    body = contract.encode(contract.event_body(complaint, Event.CREATED))
+    async with engine.begin() as conn:
+        await conn.execute(
+            raw_inbound.insert().values(
+                id="raw-old", channel="sms", provider_message_id="old-1", parser="sms.kannel",
+                received_at=now, stored_at=now, content_type="application/x-www-form-urlencoded",
+                sha256="0" * 64, size=11, body=b"b=rusak&c=0", transport_meta={"sender": "+62"},
+                status="quarantined", tracking_id="K7QM4XRT9",
+            )
+        )
+        await conn.execute(
+            quarantine.insert().values(
+                raw_inbound_id="raw-old", channel="sms", stage="parse", reason="old", created_at=now
+            )
+        )
+        await conn.execute(
+            outbox.insert().values(
+                message_id=OLD_MESSAGE, event="created", channel="sms", complaint_id=OLD_COMPLAINT,
+                routing_key="complaint.created.sms", body=body, created_at=now,
+            )
+        )
+    await engine.dispose()
+    gw = bootstrap.build(s)
+    try:
+        await migrate.upgrade(gw.engine)
+        (entry,) = await gw.intake.list_quarantine()
+        shown = await gw.intake.show_quarantine(entry["id"])
+        assert shown["body"] == b"b=rusak&c=0" and shown["transport_meta"] == {"sender": "+62"}
+        assert await opened_events(gw.engine, gw.keys) == [body]
+        assert gw.relay is not None
+        assert await gw.relay.publish_batch() == 1
+        await gw.relay._close()
+        [msg] = await drain(s.broker.queue, 1)
+        assert msg.body.decode() == body and msg.message_id == OLD_MESSAGE
+    finally:
+        await gw.close()

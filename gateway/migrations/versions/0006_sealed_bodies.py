@@ -23,11 +23,13 @@ _TABLES = ("raw_inbound", "outbox", "sms_fragments")
 
 
 def upgrade() -> None:
+    # A plain ADD COLUMN on both databases (SQLite takes it with a constant default): no table
+    # copy, which SQLite could not do here anyway while other tables' foreign keys point at
+    # raw_inbound.
     for table in _TABLES:
-        with op.batch_alter_table(table) as batch:
-            batch.add_column(
-                sa.Column("sealed", sa.Boolean(), nullable=False, server_default=sa.false())
-            )
+        op.add_column(
+            table, sa.Column("sealed", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
 
 
 def downgrade() -> None:
@@ -39,5 +41,4 @@ def downgrade() -> None:
         if bind.execute(query.limit(1)).first():
             raise RuntimeError(f"{table} holds sealed rows; downgrade below 0006 would strand them")
     for table in _TABLES:
-        with op.batch_alter_table(table) as batch:
-            batch.drop_column("sealed")
+        op.drop_column(table, "sealed")  # SQLite 3.35 and later drop a column in place
