@@ -9,11 +9,13 @@ bodies with publisher confirms, in batches of the relay's batch size awaited tog
 publish pattern as the relay, so the baseline is the broker's own ceiling on this machine).
 
     python bench/intake.py [-n 5000] [-c 32] [--databases sqlite,postgresql]
-                           [--relay inline,process[,inline-claim,none]]
+                           [--relay inline,process[,inline-claim,none,drain]]
 
 ``--relay inline-claim`` adds the inline relay claiming every row from the table
 (``outbox.handoff = false``); ``--relay none`` the intake alone (``outbox.enabled = false``, the
-clock stops at the last commit): what the intake commits when nothing publishes beside it.
+clock stops at the last commit): what the intake commits when nothing publishes beside it;
+``--relay drain`` the relay alone: N complaints are committed first (not timed), then the clock
+runs while a relay publishes the full outbox, claiming rows from the table.
 
 Prints complaints/s for each and the ratio gateway / raw (the faster of two raw runs).
 """
@@ -135,6 +137,28 @@ async def run_intake_only(settings: Settings, n: int, concurrency: int) -> tuple
         await asyncio.gather(*(submitter() for _ in range(concurrency)))
         elapsed = time.perf_counter() - start
         return elapsed, cpu_per_item(cpu, cpu_snapshot(), n)
+    finally:
+        await gw.close()
+
+
+async def run_drain(settings: Settings, n: int, concurrency: int) -> tuple[float, Cpu]:
+    """The relay alone: N committed rows first, then the clock runs while the relay drains them."""
+    elapsed, _ = await run_intake_only(settings, n, concurrency)
+    gw = bootstrap.build(settings)
+    assert gw.relay is not None
+    try:
+        stop = asyncio.Event()
+        cpu = cpu_snapshot()
+        start = time.perf_counter()
+        relay_task = asyncio.create_task(gw.relay.run(stop))
+        published = gw.metrics.published.labels("sms")
+        while published._value.get() < n:
+            await asyncio.sleep(0.002)
+        elapsed = time.perf_counter() - start
+        used = cpu_per_item(cpu, cpu_snapshot(), n)
+        stop.set()
+        await relay_task
+        return elapsed, used
     finally:
         await gw.close()
 
@@ -287,7 +311,7 @@ async def main() -> None:
         "--relay",
         default="inline,process",
         help="where the relay runs: inline, process; for comparison inline-claim (inline with"
-        " outbox.handoff = false) and none (the intake alone)",
+        " outbox.handoff = false), none (the intake alone) and drain (the relay alone)",
     )
     ap.add_argument("--batch", type=int, default=200, help="outbox relay batch size")
     args = ap.parse_args()
@@ -310,9 +334,14 @@ async def main() -> None:
                             elapsed, used, bodies = await run_gateway(settings, args.n, args.c)
                         elif mode == "none":
                             elapsed, used = await run_intake_only(settings, args.n, args.c)
+                        elif mode == "drain":
+                            elapsed, used = await run_drain(settings, args.n, args.c)
                         else:
                             elapsed, used = await run_split(settings, broker, args.n, args.c)
-                        label = "intake only, no relay" if mode == "none" else f"relay {mode}"
+                        label = {
+                            "none": "intake only, no relay",
+                            "drain": "relay only, outbox full",
+                        }.get(mode, f"relay {mode}")
                         results.append((f"gateway, {db}, {label}", elapsed, used))
                 finally:
                     await cleanup(broker)
