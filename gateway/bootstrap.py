@@ -82,9 +82,9 @@ class Gateway:
 def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
     """Build the parts; nothing connects until first use."""
     engine = create_engine(settings.database)
-    files = FileStore(settings.storage.file_store)
-    metrics = Metrics()
     keys = load_keys(settings)
+    files = FileStore(settings.storage.file_store, keys)
+    metrics = Metrics()
     relay = (
         OutboxRelay(engine, settings.broker, settings.outbox, metrics, keys, clock=clock)
         if settings.outbox.enabled

@@ -25,7 +25,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from gateway.errors import ConfigError
 from gateway.ids import random_bytes
@@ -46,6 +48,13 @@ class Keys:
     def lookup_hash(self, kind: str, value: str) -> str:
         """HMAC-SHA256 hex of ``kind:value``: equal values of one kind give equal hashes."""
         return hmac.new(self.identity_key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
+
+    @cached_property
+    def file_key(self) -> bytes:
+        """The file store's AES-256 key, derived from the data key for that use alone."""
+        return HKDF(
+            algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=b"lapor file store v1"
+        ).derive(self.data_key)
 
     @cached_property
     def _aead(self) -> AESGCM:

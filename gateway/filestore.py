@@ -1,9 +1,17 @@
-"""Content-addressed file store for large bodies and attachments.
+"""Content-addressed file store for large bodies and attachments, sealed at rest.
 
 A file lives at ``<root>/<aa>/<bb>/<sha256>``, named by the SHA-256 of its bytes, so storing the
 same bytes twice is one file and a name always tells what it holds. Writes go to a temporary file
 in the same folder and are renamed into place after fsync: a reader never sees half a file. The
 blocking file calls run in a thread, off the event loop.
+
+What the files hold (photos of identity cards, scanned letters, long messages) is personal data:
+on disk a file is ``LAPOR-SEALED-1`` and a random 16-byte IV, then its bytes under AES-256-CTR
+with a key derived from the data key (HKDF-SHA256, its own ``info``, so the file key is never the
+key of the AES-GCM values). CTR encrypts a stream as it arrives, so an upload is still never
+whole in memory. Integrity comes from the name: every read decrypts and checks that the bytes
+hash to the SHA-256 they are stored under, and refuses them otherwise (:class:`CorruptFile`).
+A file stored before sealing (in the clear) is read as it is, after the same check.
 """
 
 from __future__ import annotations
@@ -16,18 +24,32 @@ import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
+
+from gateway.crypto import Keys
+
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+MAGIC = b"LAPOR-SEALED-1\n"
+_IV_BYTES = 16
 
 
 class FileTooLarge(Exception):
     """A stream was longer than the limit it was stored with."""
 
 
+class CorruptFile(Exception):
+    """A stored file does not hold the bytes its name says (damaged, or not sealed by us)."""
+
+
 class FileStore:
     """Files by SHA-256 under one folder."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, keys: Keys) -> None:
         self.root = root
+        self._key = keys.file_key
+
+    def _cipher(self, iv: bytes) -> Cipher[modes.CTR]:
+        return Cipher(algorithms.AES(self._key), modes.CTR(iv))
 
     def path(self, sha256: str) -> Path:
         """Where the file with this hash lives (whether or not it exists)."""
@@ -38,7 +60,8 @@ class FileStore:
     async def put_bytes(self, data: bytes) -> str:
         """Store ``data``; return its SHA-256."""
         sha = hashlib.sha256(data).hexdigest()
-        await asyncio.to_thread(self._write, sha, [data])
+        iv = os.urandom(_IV_BYTES)
+        await asyncio.to_thread(self._write, sha, [MAGIC, iv, _seal(self._cipher(iv), data)])
         return sha
 
     async def put_stream(self, chunks: AsyncIterator[bytes], max_size: int) -> tuple[str, int]:
@@ -51,14 +74,18 @@ class FileStore:
         size = 0
         fd, tmp_name = tempfile.mkstemp(dir=self.root, prefix=".incoming-")
         tmp = Path(tmp_name)
+        iv = os.urandom(_IV_BYTES)
+        sealing = self._cipher(iv).encryptor()
         try:
             with os.fdopen(fd, "wb") as fh:
+                fh.write(MAGIC + iv)
                 async for chunk in chunks:
                     size += len(chunk)
                     if size > max_size:
                         raise FileTooLarge(f"larger than {max_size} bytes")
                     digest.update(chunk)
-                    await asyncio.to_thread(fh.write, chunk)
+                    await asyncio.to_thread(fh.write, sealing.update(chunk))
+                fh.write(sealing.finalize())
                 await asyncio.to_thread(_flush_and_sync, fh.fileno())
             sha = digest.hexdigest()
             await asyncio.to_thread(self._move_into_place, tmp, sha)
@@ -67,8 +94,20 @@ class FileStore:
             await asyncio.to_thread(tmp.unlink, missing_ok=True)
 
     async def read(self, sha256: str) -> bytes:
-        """The bytes stored under ``sha256`` (FileNotFoundError when absent)."""
-        return await asyncio.to_thread(self.path(sha256).read_bytes)
+        """The bytes stored under ``sha256``, checked against it (FileNotFoundError when absent,
+        :class:`CorruptFile` when they do not hash to it)."""
+        return await asyncio.to_thread(self._read, sha256)
+
+    def _read(self, sha256: str) -> bytes:
+        stored = self.path(sha256).read_bytes()
+        if stored.startswith(MAGIC):
+            head = len(MAGIC) + _IV_BYTES
+            data = _seal(self._cipher(stored[len(MAGIC) : head]), stored[head:])
+            if hashlib.sha256(data).hexdigest() == sha256:
+                return data
+        if hashlib.sha256(stored).hexdigest() == sha256:  # stored in the clear, before sealing
+            return stored
+        raise CorruptFile(f"{sha256}: the stored bytes do not match their name")
 
     def _write(self, sha: str, parts: list[bytes]) -> None:
         target = self.path(sha)
@@ -94,3 +133,9 @@ class FileStore:
 
 def _flush_and_sync(fileno: int) -> None:
     os.fsync(fileno)
+
+
+def _seal(cipher: Cipher[modes.CTR], data: bytes) -> bytes:
+    # CTR is its own inverse: the same call seals and opens.
+    context: CipherContext = cipher.encryptor()
+    return context.update(data) + context.finalize()

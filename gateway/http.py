@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +31,7 @@ from sqlalchemy import text
 
 from gateway import media
 from gateway.domain import Channel
-from gateway.filestore import FileStore
+from gateway.filestore import CorruptFile, FileStore
 from gateway.intake import Clock
 from gateway.metrics import Metrics
 from gateway.outbox import OutboxRelay, outbox_status
@@ -41,7 +40,6 @@ from gateway.settings import Settings
 log = logging.getLogger(__name__)
 
 CHECK_TIMEOUT = 2.0
-FILE_CHUNK = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,14 +142,15 @@ async def files(request: web.Request) -> web.StreamResponse:
     if expected is None or not hmac.compare_digest(given.encode(), expected.encode()):
         raise web.HTTPNotFound()
     try:
-        path = deps.files.path(request.match_info["sha256"])
-    except ValueError:
+        data = await deps.files.read(request.match_info["sha256"])
+    except (ValueError, FileNotFoundError, IsADirectoryError):
         raise web.HTTPNotFound() from None
-    if not path.is_file():
-        raise web.HTTPNotFound()
+    except CorruptFile as exc:
+        log.error("files: not served: %s", exc)
+        raise web.HTTPInternalServerError(text="stored file is damaged; not served") from None
     headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
     try:
-        plan = await asyncio.to_thread(media.clean_plan, path)
+        plan = await asyncio.to_thread(media.plan_bytes, data)
     except media.Unclean as exc:
         # Never serve a photo whose metadata could not be found and removed.
         log.warning("files: not served, cannot strip metadata: %s", exc)
@@ -159,27 +158,6 @@ async def files(request: web.Request) -> web.StreamResponse:
             text="stored file is not a well-formed image; not served", headers=headers
         ) from None
     headers["Content-Type"] = plan.media_type
-    if not plan.stripped:
-        return web.FileResponse(path, headers=headers)
-    resp = web.StreamResponse(headers=headers)
-    resp.content_length = plan.size
-    await resp.prepare(request)
-    if request.method != "HEAD":
-        fd = await asyncio.to_thread(os.open, path, os.O_RDONLY)
-        try:
-            for part in plan.parts:
-                if isinstance(part, bytes):
-                    await resp.write(part)
-                    continue
-                offset, length = part
-                while length > 0:
-                    chunk = await asyncio.to_thread(os.pread, fd, min(length, FILE_CHUNK), offset)
-                    if not chunk:
-                        raise ConnectionResetError("stored file shrank while being served")
-                    await resp.write(chunk)
-                    offset += len(chunk)
-                    length -= len(chunk)
-        finally:
-            os.close(fd)
-    await resp.write_eof()
-    return resp
+    # Files are opened whole (they are sealed at rest, and at most the upload limits in size).
+    body = media.render(data, plan) if plan.stripped else data
+    return web.Response(body=body, headers=headers)

@@ -6,8 +6,8 @@ carry the citizen's metadata: GPS, camera serial numbers, owner names, XMP editi
 IPTC captions, comments, embedded thumbnails (which keep the uncropped picture). Nothing is
 re-encoded: the pixels are served bit for bit, only the segments around them are dropped.
 
-:func:`clean_plan` reads the file's structure (through a memory map, never whole into memory) and
-returns the byte ranges to serve, with at most one small generated segment:
+:func:`plan_bytes` reads the file's structure and returns the byte ranges to serve, with at most
+one small generated segment (:func:`render` joins them):
 
 - **JPEG** (ITU-T T.81 annex B): only the segments a decoder needs are kept: SOI, SOFn, DHT, DAC,
   DQT, DRI, DNL, SOS with its entropy-coded data (RSTn inside), EOI, plus APP0 (JFIF / JFXX, no
@@ -32,12 +32,10 @@ served at all rather than served with its metadata.
 
 from __future__ import annotations
 
-import mmap
 import re
 import struct
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -94,18 +92,8 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
-def clean_plan(path: Path) -> Plan:
-    """The plan to serve ``path`` without metadata (blocking: run it in a thread)."""
-    with path.open("rb") as fh:
-        size = fh.seek(0, 2)
-        if size == 0:
-            return Plan("application/octet-stream", (), False)
-        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            return plan_bytes(data)
-
-
-def plan_bytes(data: bytes | mmap.mmap) -> Plan:
-    """The plan for a file whose bytes are ``data``."""
+def plan_bytes(data: bytes) -> Plan:
+    """The plan to serve a file whose bytes are ``data`` without metadata."""
     media_type = sniff(bytes(data[:SNIFF_BYTES]))
     try:
         if media_type == "image/jpeg":
@@ -118,11 +106,11 @@ def plan_bytes(data: bytes | mmap.mmap) -> Plan:
 
 
 def render(data: bytes, plan: Plan) -> bytes:
-    """The served bytes of ``data`` under ``plan`` (tests and small files)."""
+    """The served bytes of ``data`` under ``plan``."""
     return b"".join(p if isinstance(p, bytes) else data[p[0] : p[0] + p[1]] for p in plan.parts)
 
 
-def _jpeg_parts(data: bytes | mmap.mmap) -> list[Part]:
+def _jpeg_parts(data: bytes) -> list[Part]:
     parts: list[Part] = [(0, 2)]  # SOI
     pos = 2
     end = len(data)
@@ -170,7 +158,7 @@ def _jpeg_parts(data: bytes | mmap.mmap) -> list[Part]:
     return parts  # no EOI: a truncated picture, served as far as it goes
 
 
-def _png_parts(data: bytes | mmap.mmap) -> list[Part]:
+def _png_parts(data: bytes) -> list[Part]:
     parts: list[Part] = [(0, 8)]
     pos = 8
     end = len(data)

@@ -406,8 +406,8 @@ class LetterDesk:
         scan = draft.files[index]
         ext = {"application/pdf": "pdf", "image/jpeg": "jpg", "image/png": "png"}
         name = f"surat-{draft.id[:8]}-{index + 1}.{ext.get(scan.media_type, 'tif')}"
-        return web.FileResponse(
-            self._files.path(scan.sha256),
+        return web.Response(
+            body=await self._files.read(scan.sha256),
             headers={
                 "Content-Type": scan.media_type,
                 "Content-Disposition": f'attachment; filename="{name}"',

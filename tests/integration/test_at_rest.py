@@ -10,8 +10,10 @@ from typing import Any
 from urllib.parse import quote_plus
 
 import pytest
+from aiohttp import FormData
 from aiohttp.test_utils import TestClient
 from cryptography.exceptions import InvalidTag
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from gateway import bootstrap
@@ -29,11 +31,13 @@ WEB_PHONE = "6281398765432"
 EMAIL = "dewi.lestari@contoh.id"
 NAME = "Dewi Lestari"
 SECRETS = (NIK, SMS_PHONE, WEB_PHONE, "81200000077", "81398765432", EMAIL, NAME)
+KTP_PDF = b"%PDF-1.7\n% KARTU TANDA PENDUDUK NIK " + NIK.encode() + b" " + NAME.encode() + b"\n"
 
 
 @pytest.fixture
 async def gw(settings: Settings) -> AsyncIterator[bootstrap.Gateway]:
-    gateway = bootstrap.build(settings)
+    storage = settings.storage.model_copy(update={"fetch_token": SecretStr("core-t0ken")})
+    gateway = bootstrap.build(settings.model_copy(update={"storage": storage}))
     yield gateway
     await gateway.close()
 
@@ -46,8 +50,9 @@ def kannel(text: str, message_id: str, udh: str = "") -> str:
 
 
 async def every_value(gw: bootstrap.Gateway) -> str:
-    """Every column of every row of every table, as one text (bytes read as Latin-1)."""
-    out: list[str] = []
+    """Every column of every row of every table, and every file of the file store, as one text
+    (bytes read as Latin-1)."""
+    out = [p.read_bytes().decode("latin-1") for p in gw.files.root.rglob("*") if p.is_file()]
     async with gw.engine.connect() as conn:
         for table in metadata.sorted_tables:
             for row in await conn.execute(select(table)):
@@ -68,11 +73,14 @@ async def test_no_personal_data_in_the_clear_in_any_table(
     assert resp.status == 200 and "No. lacak" in await resp.text()
     resp = await client.get(kannel(f"NIK {NIK} bagian pertama", "rest-2", udh="0500032a0201"))
     assert resp.status == 200
-    # The web API with every identity field.
+    # The web API with every identity field, a photo of the identity card and a body long
+    # enough for the file store (the tests keep bodies over 1 KB there).
     reporter = {"nik": NIK, "name": NAME, "phone": f"+{WEB_PHONE}", "email": EMAIL}
-    resp = await client.post(
-        "/api/v1/complaints", json={"body": "Lampu jalan mati", "reporter": reporter}
-    )
+    form = FormData()
+    complaint = {"body": "Lampu jalan mati. " * 80, "reporter": reporter}
+    form.add_field("complaint", json.dumps(complaint), content_type="application/json")
+    form.add_field("attachments", KTP_PDF, filename="ktp.pdf", content_type="application/pdf")
+    resp = await client.post("/api/v1/complaints", data=form)
     assert resp.status == 202, await resp.text()
     assert gw.relay is not None
     await gw.relay.publish_batch()
@@ -80,6 +88,7 @@ async def test_no_personal_data_in_the_clear_in_any_table(
 
     # The routing core receives the identities in the clear...
     events = [json.loads(m.body) for m in await drain(settings.broker.queue, 2)]
+    by_event = {e["channel"]: e for e in events}
     by_channel = {e["channel"]: e["reporter"] for e in events}
     assert by_channel["sms"]["nik"] == NIK and by_channel["sms"]["phone"] == f"+{SMS_PHONE}"
     assert by_channel["web"] == {**reporter, "handles": {}}
@@ -88,12 +97,21 @@ async def test_no_personal_data_in_the_clear_in_any_table(
     # part, not the complaints, identities or replies.
     stored = await every_value(gw)
     assert "pungli di kantor kelurahan" in stored  # the scan does see the rows' contents
+    assert len([p for p in gw.files.root.rglob("*") if p.is_file()]) == 2  # body and photo
     for secret in SECRETS:
         assert secret not in stored, secret
+
+    # The routing core fetches the attachment as it was sent.
+    (attachment,) = by_event["web"]["attachments"]
+    fetched = await client.get(
+        attachment["href"], headers={"Authorization": "Bearer core-t0ken"}
+    )
+    assert fetched.status == 200 and await fetched.read() == KTP_PDF
 
     # The gateway opens them where it needs them.
     raws = await opened_raw(gw.engine, gw.keys)
     assert len(raws) == 3 and all(r["sealed"] for r in raws)
+    assert sum(r["body"] is None for r in raws) == 1  # the long one lives in the file store
     assert f"NIK+{NIK}".encode() in raws[0]["body"]
     assert raws[0]["transport_meta"]["sender"] == f"+{SMS_PHONE}"
     assert sorted(json.loads(e)["channel"] for e in await opened_events(gw.engine, gw.keys)) == [

@@ -21,6 +21,7 @@ from gateway.domain import (
     ReceiptStatus,
 )
 from gateway.errors import IntakeUnavailable, ParseError
+from gateway.filestore import MAGIC
 from gateway.intake import FollowUp, Parser, ParserRegistry
 from gateway.outbox import OutboxRelay, outbox_status
 from gateway.settings import Settings
@@ -341,7 +342,9 @@ async def test_large_body_goes_to_the_file_store(gw: bootstrap.Gateway) -> None:
     async with gw.engine.connect() as conn:
         row = (await conn.execute(select(raw_inbound))).one()
     assert row.body is None and row.size == len(big.encode())
-    assert gw.files.path(row.sha256).read_bytes() == big.encode()
+    assert await gw.files.read(row.sha256) == big.encode()
+    on_disk = gw.files.path(row.sha256).read_bytes()  # sealed: not the message itself
+    assert on_disk.startswith(MAGIC) and b"Laporan panjang" not in on_disk
     assert receipt.status is ReceiptStatus.ACCEPTED
 
 

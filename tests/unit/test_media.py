@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import struct
-from pathlib import Path
 
 import pytest
 from PIL import Image, PngImagePlugin
@@ -130,12 +129,3 @@ def test_a_broken_jpeg_is_refused_not_served_with_its_metadata() -> None:
     with pytest.raises(media.Unclean):
         media.plan_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00")
 
-
-def test_clean_plan_reads_a_file_through_a_memory_map(tmp_path: Path) -> None:
-    original = camera_jpeg()
-    path = tmp_path / "photo"
-    path.write_bytes(original)
-    plan = media.clean_plan(path)
-    assert plan.stripped and media.render(original, plan) == served(original)
-    (tmp_path / "empty").write_bytes(b"")
-    assert media.clean_plan(tmp_path / "empty").size == 0

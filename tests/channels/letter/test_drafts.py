@@ -100,7 +100,8 @@ async def parts(
 ) -> AsyncIterator[tuple[AsyncEngine, DraftStore, FileStore, Staff]]:
     engine = create_engine(letter_settings.database)
     staff = await add_staff(StaffStore(engine, letter_settings.letter), "budi", Role.CLERK)
-    yield engine, DraftStore(engine, load_keys(letter_settings)), FileStore(tmp_path / "files"), staff
+    keys = load_keys(letter_settings)
+    yield engine, DraftStore(engine, keys), FileStore(tmp_path / "files", keys), staff
     await engine.dispose()
 
 

@@ -1,0 +1,72 @@
+"""The file store seals what it keeps and gives back only the bytes a name stands for."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from gateway.crypto import Keys
+from gateway.filestore import MAGIC, CorruptFile, FileStore, FileTooLarge
+
+SECRET = b"KTP 3201014101900001 Dewi Lestari"
+
+
+def store(tmp_path: Path, data_key: bytes = b"k" * 32) -> FileStore:
+    return FileStore(tmp_path / "files", Keys(b"i" * 32, data_key))
+
+
+async def chunks_of(data: bytes, size: int) -> AsyncIterator[bytes]:
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
+
+
+async def test_bytes_are_sealed_on_disk_and_read_back(tmp_path: Path) -> None:
+    files = store(tmp_path)
+    data = SECRET * 1000
+    sha = await files.put_bytes(data)
+    assert sha == hashlib.sha256(data).hexdigest()
+    on_disk = files.path(sha).read_bytes()
+    assert on_disk.startswith(MAGIC) and SECRET not in on_disk and b"3201014101900001" not in on_disk
+    assert await files.read(sha) == data
+    assert await files.put_bytes(data) == sha  # the same bytes: one file
+    assert len([p for p in (tmp_path / "files").rglob("*") if p.is_file()]) == 1
+
+
+async def test_a_stream_is_sealed_as_it_arrives(tmp_path: Path) -> None:
+    files = store(tmp_path)
+    data = os.urandom(300_001) + SECRET
+    sha, size = await files.put_stream(chunks_of(data, 65_536), max_size=1_000_000)
+    assert size == len(data) and sha == hashlib.sha256(data).hexdigest()
+    assert SECRET not in files.path(sha).read_bytes()
+    assert await files.read(sha) == data
+    with pytest.raises(FileTooLarge):
+        await files.put_stream(chunks_of(data, 65_536), max_size=100_000)
+    # Nothing is left of the refused stream, not even its temporary file.
+    assert [p.name for p in (tmp_path / "files").rglob("*") if p.is_file()] == [sha]
+
+
+async def test_a_file_stored_before_sealing_still_reads(tmp_path: Path) -> None:
+    files = store(tmp_path)
+    sha = hashlib.sha256(SECRET).hexdigest()
+    files.path(sha).parent.mkdir(parents=True)
+    files.path(sha).write_bytes(SECRET)
+    assert await files.read(sha) == SECRET
+
+
+async def test_damaged_or_foreign_files_are_refused(tmp_path: Path) -> None:
+    files = store(tmp_path)
+    sha = await files.put_bytes(SECRET)
+    path = files.path(sha)
+    sealed = path.read_bytes()
+    path.write_bytes(sealed[:-1] + bytes([sealed[-1] ^ 1]))  # one bit flipped
+    with pytest.raises(CorruptFile):
+        await files.read(sha)
+    path.write_bytes(sealed)
+    with pytest.raises(CorruptFile):  # sealed under another data key
+        await store(tmp_path, b"x" * 32).read(sha)
+    with pytest.raises(FileNotFoundError):
+        await files.read("0" * 64)
