@@ -100,12 +100,10 @@ async def run_gateway(
         for i in counter:
             await gw.intake.accept(_raw(i), PARSER)
 
-    published = gw.metrics.published.labels("sms")
     cpu = cpu_snapshot()
     start = time.perf_counter()
     await asyncio.gather(*(submitter() for _ in range(concurrency)))
-    while published._value.get() < n:
-        await asyncio.sleep(0.002)
+    await _published(gw, n)
     elapsed = time.perf_counter() - start
     used = cpu_per_item(cpu, cpu_snapshot(), n)
     stop.set()
@@ -118,6 +116,13 @@ async def run_gateway(
         bodies = [sealing.open_event(gw.keys, r.message_id, r.body, r.sealed) for r in rows]
     await gw.close()
     return elapsed, used, bodies
+
+
+async def _published(gw: bootstrap.Gateway, n: int) -> None:
+    """Return once the relay of ``gw`` has had ``n`` events confirmed by the broker."""
+    published = gw.metrics.published.labels("sms")
+    while published._value.get() < n:
+        await asyncio.sleep(0.002)
 
 
 async def run_intake_only(settings: Settings, n: int, concurrency: int) -> tuple[float, Cpu]:
@@ -151,9 +156,7 @@ async def run_drain(settings: Settings, n: int, concurrency: int) -> tuple[float
         cpu = cpu_snapshot()
         start = time.perf_counter()
         relay_task = asyncio.create_task(gw.relay.run(stop))
-        published = gw.metrics.published.labels("sms")
-        while published._value.get() < n:
-            await asyncio.sleep(0.002)
+        await _published(gw, n)
         elapsed = time.perf_counter() - start
         used = cpu_per_item(cpu, cpu_snapshot(), n)
         stop.set()

@@ -9,13 +9,12 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
 from gateway.settings import Settings, load_settings
 from gateway.storage import migrate
 from gateway.storage.database import create_engine
-from tests.support import PG_ADMIN_DSN, delete_topology
+from tests.support import delete_topology, pg_admin
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "gateway.toml"
 TEST_KEYS = {
@@ -44,14 +43,7 @@ def pg_database() -> Iterator[str]:
 
     name = f"lapor_test_{uuid.uuid4().hex[:10]}"
 
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(PG_ADMIN_DSN)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    asyncio.run(pg_admin(f'CREATE DATABASE "{name}"'))
     url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
 
     async def upgrade() -> None:
@@ -61,7 +53,7 @@ def pg_database() -> Iterator[str]:
 
     asyncio.run(upgrade())
     yield url
-    asyncio.run(admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    asyncio.run(pg_admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
+import asyncpg
 import jsonschema
 from aiohttp import web
 from sqlalchemy import select
@@ -140,6 +141,15 @@ class TcpProxy:
 
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
         self._writers -= {writer, up_writer}
+
+
+async def pg_admin(sql: str) -> None:
+    """Run one statement as PostgreSQL's admin (CREATE / DROP DATABASE)."""
+    conn = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
 
 
 async def opened_raw(engine: AsyncEngine, keys: Keys) -> list[dict[str, Any]]:

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -19,7 +18,7 @@ from gateway.settings import Settings
 from gateway.storage import migrate
 from gateway.storage.database import create_engine
 from gateway.storage.schema import metadata, outbox, quarantine, raw_inbound
-from tests.support import PG_ADMIN_DSN, drain, opened_events
+from tests.support import drain, opened_events, pg_admin
 
 pytestmark = pytest.mark.integration
 
@@ -50,17 +49,9 @@ async def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
         yield f"sqlite+aiosqlite:///{tmp_path}/old.db"
         return
     name = f"lapor_upgrade_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
+    await pg_admin(f'CREATE DATABASE "{name}"')
     yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    admin = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await pg_admin(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # settings: broker and keys
