@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -40,26 +41,50 @@ KEY_BYTES = 32
 
 @dataclass(frozen=True)
 class Keys:
-    """The two secrets, decoded."""
+    """The two secrets, decoded, and the data keys ``data_key`` replaced.
+
+    Everything is sealed under ``data_key``; what was sealed under a previous data key is still
+    opened (AES-GCM and the file store's name check tell a wrong key from the right one). So a
+    data key is rotated by setting the new one and moving the old one to
+    ``LAPOR_SECURITY__PREVIOUS_DATA_KEYS``: new values are sealed under the new key at once, and
+    the old key stays needed for as long as values sealed under it are kept.
+    """
 
     identity_key: bytes
     data_key: bytes
+    previous_data_keys: tuple[bytes, ...] = ()
 
     def lookup_hash(self, kind: str, value: str) -> str:
         """HMAC-SHA256 hex of ``kind:value``: equal values of one kind give equal hashes."""
         return hmac.new(self.identity_key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
 
     @cached_property
-    def file_key(self) -> bytes:
-        """The file store's AES-256 key, derived from the data key for that use alone."""
-        return HKDF(
-            algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=b"lapor file store v1"
-        ).derive(self.data_key)
+    def file_keys(self) -> tuple[bytes, ...]:
+        """The file store's AES-256 keys, derived from the data keys for that use alone: the
+        current one (to seal and to open) first, then the previous ones (to open)."""
+        return tuple(
+            HKDF(
+                algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=b"lapor file store v1"
+            ).derive(key)
+            for key in (self.data_key, *self.previous_data_keys)
+        )
 
     @cached_property
     def _aead(self) -> AESGCM:
         # The key schedule is computed once, not for every value sealed.
         return AESGCM(self.data_key)
+
+    @cached_property
+    def _openers(self) -> tuple[AESGCM, ...]:
+        return (self._aead, *(AESGCM(key) for key in self.previous_data_keys))
+
+    def _open(self, nonce: bytes, sealed: bytes, aad: bytes) -> bytes:
+        for aead in self._openers[:-1]:
+            try:
+                return aead.decrypt(nonce, sealed, aad)
+            except InvalidTag:
+                continue
+        return self._openers[-1].decrypt(nonce, sealed, aad)
 
     def encrypt(self, value: str) -> str:
         """AES-256-GCM of ``value`` as base64 (nonce + ciphertext + tag)."""
@@ -70,7 +95,7 @@ class Keys:
     def decrypt(self, token: str) -> str:
         """The value :meth:`encrypt` sealed (raises on a wrong key or tampering)."""
         raw = base64.b64decode(token)
-        return self._aead.decrypt(raw[:12], raw[12:], b"lapor").decode()
+        return self._open(raw[:12], raw[12:], b"lapor").decode()
 
     def seal(self, data: bytes, context: str) -> bytes:
         """AES-256-GCM of a stored body (nonce + ciphertext + tag), bound to ``context``.
@@ -83,7 +108,7 @@ class Keys:
 
     def unseal(self, sealed: bytes, context: str) -> bytes:
         """The bytes :meth:`seal` sealed under the same ``context`` (raises on any mismatch)."""
-        return self._aead.decrypt(sealed[:12], sealed[12:], b"lapor:" + context.encode())
+        return self._open(sealed[:12], sealed[12:], b"lapor:" + context.encode())
 
     def seal_text(self, value: str, context: str) -> str:
         """:meth:`seal` of a text, as base64 for a text column."""
@@ -117,7 +142,11 @@ def load_keys(settings: Settings) -> Keys:
         else:
             env = f"LAPOR_SECURITY__{name.upper()}"
             raise ConfigError(f"security.{name}: required with PostgreSQL; set {env}")
-    return Keys(values["identity_key"], values["data_key"])
+    previous = tuple(
+        _decode(f"previous_data_keys[{i}]", key.get_secret_value())
+        for i, key in enumerate(sec.previous_data_keys)
+    )
+    return Keys(values["identity_key"], values["data_key"], previous)
 
 
 def _generated(path: Path, name: str) -> bytes:

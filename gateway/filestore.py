@@ -10,7 +10,8 @@ on disk a file is ``LAPOR-SEALED-1`` and a random 16-byte IV, then its bytes und
 with a key derived from the data key (HKDF-SHA256, its own ``info``, so the file key is never the
 key of the AES-GCM values). CTR encrypts a stream as it arrives, so an upload is still never
 whole in memory. Integrity comes from the name: every read decrypts and checks that the bytes
-hash to the SHA-256 they are stored under, and refuses them otherwise (:class:`CorruptFile`).
+hash to the SHA-256 they are stored under, and refuses them otherwise (:class:`CorruptFile`);
+that check also tells which data key sealed a file, after a rotation.
 A file stored before sealing (in the clear) is read as it is, after the same check.
 """
 
@@ -46,10 +47,11 @@ class FileStore:
 
     def __init__(self, root: Path, keys: Keys) -> None:
         self.root = root
-        self._key = keys.file_key
+        # Sealed under the first; files sealed under a previous data key still open.
+        self._keys = keys.file_keys
 
-    def _cipher(self, iv: bytes) -> Cipher[modes.CTR]:
-        return Cipher(algorithms.AES(self._key), modes.CTR(iv))
+    def _cipher(self, iv: bytes, key: bytes | None = None) -> Cipher[modes.CTR]:
+        return Cipher(algorithms.AES(key or self._keys[0]), modes.CTR(iv))
 
     def path(self, sha256: str) -> Path:
         """Where the file with this hash lives (whether or not it exists)."""
@@ -102,9 +104,10 @@ class FileStore:
         stored = self.path(sha256).read_bytes()
         if stored.startswith(MAGIC):
             head = len(MAGIC) + _IV_BYTES
-            data = _seal(self._cipher(stored[len(MAGIC) : head]), stored[head:])
-            if hashlib.sha256(data).hexdigest() == sha256:
-                return data
+            for key in self._keys:
+                data = _seal(self._cipher(stored[len(MAGIC) : head], key), stored[head:])
+                if hashlib.sha256(data).hexdigest() == sha256:
+                    return data
         if hashlib.sha256(stored).hexdigest() == sha256:  # stored in the clear, before sealing
             return stored
         raise CorruptFile(f"{sha256}: the stored bytes do not match their name")

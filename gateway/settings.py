@@ -45,6 +45,7 @@ SECRET_KEYS = {
     ("storage", "fetch_token"),
     ("security", "identity_key"),
     ("security", "data_key"),
+    ("security", "previous_data_keys"),
     ("web", "csrf_key"),
     ("web", "open311_api_key"),
 }
@@ -129,6 +130,8 @@ class SecuritySettings(_Section):
     # print(base64.b64encode(os.urandom(32)).decode())"``). Secrets: environment only.
     identity_key: SecretStr | None = None
     data_key: SecretStr | None = None
+    # Data keys replaced by ``data_key``, still opened (never used to seal): a JSON list.
+    previous_data_keys: list[SecretStr] = []
     # Where the embedded default keeps generated keys when none are set (SQLite only).
     generated_keys_dir: Path = Path("var/secrets")
 
@@ -263,7 +266,10 @@ class Settings(_Section):
         """The effective settings as plain data with every secret masked."""
         data: dict[str, Any] = self.model_dump(mode="json")
         for section, key in SECRET_KEYS:
-            if data[section].get(key) is not None:
+            value = data[section].get(key)
+            if isinstance(value, list):
+                data[section][key] = ["********"] * len(value)
+            elif value is not None:
                 data[section][key] = "********"
         for section in ("database", "broker"):
             data[section]["url"] = _mask_url_password(data[section]["url"])

@@ -4,7 +4,9 @@ still receives them, and quarantine replay still reads the message as received."
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import quote_plus
@@ -18,7 +20,7 @@ from sqlalchemy import select
 
 from gateway import bootstrap
 from gateway.settings import Settings
-from gateway.storage.schema import metadata
+from gateway.storage.schema import metadata, raw_inbound
 from tests.support import drain, opened_events, opened_raw
 
 pytestmark = pytest.mark.integration
@@ -139,3 +141,41 @@ async def test_a_sealed_body_does_not_open_in_another_row(gw: bootstrap.Gateway)
     assert gw.keys.unseal(sealed, "raw_inbound:a:body") == b"NIK 3201014101900001"
     with pytest.raises(InvalidTag):
         gw.keys.unseal(sealed, "raw_inbound:b:body")
+
+
+async def test_a_rotated_data_key_opens_what_the_old_one_sealed(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    # Complaints arrive under one data key; the gateway restarts with a new one and the old one
+    # among the previous keys: the waiting events still go out, and new ones use the new key.
+    old = bootstrap.build(settings)
+    client = await aiohttp_client(bootstrap.build_app(old))
+    assert (await client.get(kannel(f"NIK {NIK} jalan rusak", "rot-1"))).status == 200
+    await old.close()
+    new_key = base64.b64encode(os.urandom(32)).decode()
+    security = settings.security.model_copy(
+        update={
+            "data_key": SecretStr(new_key),
+            "previous_data_keys": [settings.security.data_key],
+        }
+    )
+    rotated = bootstrap.build(settings.model_copy(update={"security": security}))
+    try:
+        client = await aiohttp_client(bootstrap.build_app(rotated))
+        assert (await client.get(kannel("lampu jalan mati", "rot-2"))).status == 200
+        assert rotated.relay is not None
+        assert await rotated.relay.publish_batch() == 2
+        await rotated.relay._close()
+        events = [json.loads(m.body) for m in await drain(settings.broker.queue, 2)]
+        assert sorted(e["body"] for e in events) == ["jalan rusak", "lampu jalan mati"]
+        raws = await opened_raw(rotated.engine, rotated.keys)
+        assert [r["provider_message_id"] for r in raws] == ["rot-1", "rot-2"]
+        # The old key alone opens the first message, not the second.
+        async with rotated.engine.connect() as conn:
+            stored = (await conn.execute(select(raw_inbound).order_by(raw_inbound.c.stored_at)))
+            first, second = stored.all()
+        assert b"jalan+rusak" in old.keys.unseal(first.body, f"raw_inbound:{first.id}:body")
+        with pytest.raises(InvalidTag):
+            old.keys.unseal(second.body, f"raw_inbound:{second.id}:body")
+    finally:
+        await rotated.close()
