@@ -181,7 +181,7 @@ class Seeder:
                 "parser": "bench.seed", "received_at": received, "stored_at": received,
                 "content_type": "text/plain", "sha256": "0" * 64, "size": 60, "body": b"seed",
                 "transport_meta": "{}", "status": "accepted", "tracking_id": tid,
-                "complaint_id": cid,
+                "complaint_id": cid, "sealed": False,  # seeded in the clear, as before 0006
             }
             comp = {
                 "id": cid, "tracking_id": tid, "channel": "sms", "kind": "pengaduan",
@@ -189,7 +189,7 @@ class Seeder:
                 "created_at": received, "anonymous": False, "confidential": False,
                 "reporter": "{}", "location": None, "attachments": "[]", "occurred_on": None,
                 "agency": None, "raw_inbound_id": raw_id, "person_id": _person_id(person),
-                "sender_hash": None, "match_tokens": tokens,
+                "sender_hash": None, "match_tokens": tokens, "sealed": False,
             }
             raws.append(tuple(raw.get(c) for c in self.raw_cols))
             comps.append(tuple(comp.get(c) for c in self.c_cols))
@@ -247,7 +247,9 @@ async def time_phase(
         async with gw.engine.connect() as conn:
             t0 = time.perf_counter()
             since = now - timedelta(days=gw.settings.dedup.window_days)
-            found = await load_candidates(conn, gw.settings.dedup, [_person_id(j)], since)
+            found = await load_candidates(
+                conn, gw.settings.dedup, [_person_id(j)], since, gw.keys
+            )
             decide(gw.settings.dedup, found.get(_person_id(j), []), None, tokens, now)
             decisions.append(time.perf_counter() - t0)
     for j in timed:

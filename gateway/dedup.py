@@ -28,6 +28,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.crypto import Keys
+from gateway.sealing import open_complaint
 from gateway.settings import DedupSettings
 from gateway.storage.schema import complaints
 from normalizer import token_similarity
@@ -64,7 +66,11 @@ class Candidate:
 
 
 async def load_candidates(
-    conn: AsyncConnection, settings: DedupSettings, person_ids: Collection[str], since: datetime
+    conn: AsyncConnection,
+    settings: DedupSettings,
+    person_ids: Collection[str],
+    since: datetime,
+    keys: Keys,
 ) -> dict[str, list[Candidate]]:
     """The newest ``max_candidates`` complaints since ``since`` of each person, newest first.
 
@@ -79,6 +85,7 @@ async def load_candidates(
             complaints.c.id,
             complaints.c.tracking_id,
             complaints.c.match_tokens,
+            complaints.c.sealed,
             complaints.c.sender_hash,
             complaints.c.received_at,
             func.row_number()
@@ -95,8 +102,9 @@ async def load_candidates(
     )
     found: dict[str, list[Candidate]] = {}
     for r in rows:
+        tokens = open_complaint(keys, r.id, "match_tokens", r.match_tokens, r.sealed, False)
         found.setdefault(r.person_id, []).append(
-            Candidate(r.id, r.tracking_id, r.match_tokens, r.sender_hash, r.received_at)
+            Candidate(r.id, r.tracking_id, str(tokens or ""), r.sender_hash, r.received_at)
         )
     return found
 

@@ -763,14 +763,19 @@ def _complaint_row(complaint: Complaint, raw_id: str, keys: Keys) -> dict[str, A
         "channel": complaint.channel.value,
         "kind": draft.kind.value,
         "status": "received",
-        "title": draft.title,
-        "body": draft.body,
+        **sealing.complaint_columns(
+            keys,
+            complaint.id,
+            draft.title,
+            draft.body,
+            _flat(draft.location) if draft.location else None,
+            draft.privacy.confidential,
+        ),
         "received_at": complaint.received_at,
         "created_at": None,  # the commit's time, set when the rows are placed
         "anonymous": draft.privacy.anonymous,
         "confidential": draft.privacy.confidential,
         "reporter": reporter,
-        "location": _flat(draft.location) if draft.location else None,
         "attachments": [_flat(a) for a in draft.attachments],
         "occurred_on": draft.occurred_on,
         "agency": draft.agency,
@@ -810,6 +815,7 @@ class _Work:
 
     identities: list[Identity]
     tokens: str
+    sealed_tokens: str  # ``tokens`` as the complaint row stores them
     complaint: Complaint
     complaint_row: dict[str, Any]
     created_outbox: dict[str, Any]
@@ -833,9 +839,11 @@ class _Work:
             draft,
             _source(raw, provider_id, raw_id),
         )
+        tokens = " ".join(comparison_tokens(f"{draft.title or ''} {draft.body}"))
         return cls(
             identities_of(raw.channel, draft, keys),
-            " ".join(comparison_tokens(f"{draft.title or ''} {draft.body}")),
+            tokens,
+            sealing.complaint_tokens(keys, complaint.id, tokens),
             complaint,
             _complaint_row(complaint, raw_id, keys),
             _outbox_row(complaint, Event.CREATED, keys),
@@ -877,7 +885,9 @@ class _Placer:
         since = min(raw.received_at for _, raw, _ in drafts) - timedelta(
             days=self._dedup.window_days
         )
-        self._candidates = await load_candidates(self._conn, self._dedup, known, since)
+        self._candidates = await load_candidates(
+            self._conn, self._dedup, known, since, self._keys
+        )
 
     def _candidates_of(self, person_id: str) -> list[Candidate]:
         # Keys are surviving persons: every merge of the batch happened in prepare(), before
@@ -949,7 +959,7 @@ class _Placer:
             "created_at": now,
             "person_id": person_id,
             "sender_hash": who.sender_hash,
-            "match_tokens": tokens,
+            "match_tokens": work.sealed_tokens,
         }
         if person_id is not None:
             # Newest first, like the candidates read from the table.

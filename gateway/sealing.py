@@ -59,6 +59,47 @@ def open_event(keys: Keys, message_id: str, body: str, sealed: bool) -> str:
     return keys.unseal_text(body, f"outbox:{message_id}") if sealed else body
 
 
+def complaint_columns(
+    keys: Keys,
+    complaint_id: str,
+    title: str | None,
+    body: str,
+    location: dict[str, Any] | None,
+    confidential: bool,
+) -> dict[str, Any]:
+    """``title``, ``body``, ``location`` and ``sealed`` of a new complaint row.
+
+    The title and the location stay in the clear unless the complaint is confidential: they are
+    what the public status pages show of a complaint that is not.
+    """
+    context = f"complaints:{complaint_id}"
+    return {
+        "title": keys.seal_text(title, f"{context}:title") if title and confidential else title,
+        "body": keys.seal_text(body, f"{context}:body"),
+        "location": _seal_json(keys, location, f"{context}:location")
+        if location and confidential
+        else location,
+        "sealed": True,
+    }
+
+
+def complaint_tokens(keys: Keys, complaint_id: str, tokens: str) -> str:
+    """The stored form of a new complaint's dedup tokens (its words, stemmed)."""
+    return keys.seal_text(tokens, f"complaints:{complaint_id}:match_tokens")
+
+
+def open_complaint(
+    keys: Keys, complaint_id: str, field: str, value: Any, sealed: bool, confidential: bool
+) -> Any:
+    """A complaint's ``title``, ``body``, ``location`` or ``match_tokens`` as written."""
+    public = field in ("title", "location") and not confidential
+    if not value or not sealed or public:
+        return value
+    if field == "location":
+        return _open_json(keys, value, f"complaints:{complaint_id}:location")
+    return keys.unseal_text(value, f"complaints:{complaint_id}:{field}")
+
+
 def fragment_columns(
     keys: Keys, raw_id: str, text: str, meta: dict[str, Any]
 ) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import json
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import aio_pika
@@ -20,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway import sealing
 from gateway.crypto import Keys
-from gateway.storage.schema import outbox, raw_inbound
+from gateway.storage.schema import complaints, outbox, raw_inbound
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((ROOT / "contract" / "complaint-event.v1.schema.json").read_text())
@@ -164,6 +165,21 @@ async def opened_raw(engine: AsyncEngine, keys: Keys) -> list[dict[str, Any]]:
         row["body"] = sealing.raw_body(keys, r.id, r.body, r.sealed)
         row["transport_meta"] = sealing.raw_meta(keys, r.id, r.transport_meta, r.sealed)
         opened.append(row)
+    return opened
+
+
+async def opened_complaints(engine: AsyncEngine, keys: Keys) -> list[SimpleNamespace]:
+    """Every complaint row, oldest first, with its sealed title, body and tokens opened."""
+    async with engine.connect() as conn:
+        rows = list(await conn.execute(select(complaints).order_by(complaints.c.created_at)))
+    opened = []
+    for r in rows:
+        row = dict(r._mapping)
+        for field in ("title", "body", "location", "match_tokens"):
+            row[field] = sealing.open_complaint(
+                keys, r.id, field, row[field], r.sealed, r.confidential
+            )
+        opened.append(SimpleNamespace(**row))
     return opened
 
 

@@ -126,6 +126,9 @@ complaints = Table(
     Column("person_id", String(36), nullable=True),
     Column("sender_hash", String(64), nullable=True),
     Column("match_tokens", Text, nullable=False, server_default=text("''")),
+    # Migration 0006: body, match_tokens and a confidential complaint's title sealed under the
+    # data key (gateway.sealing).
+    Column("sealed", Boolean, nullable=False, server_default=false()),
     # Candidate lookup for dedup: one person's complaints inside a time window.
     Index("ix_complaints_person_id_received_at", "person_id", "received_at"),
 )

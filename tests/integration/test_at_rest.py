@@ -21,7 +21,7 @@ from sqlalchemy import select
 from gateway import bootstrap
 from gateway.settings import Settings
 from gateway.storage.schema import metadata, raw_inbound
-from tests.support import drain, opened_events, opened_raw
+from tests.support import drain, opened_complaints, opened_events, opened_raw
 
 pytestmark = pytest.mark.integration
 
@@ -72,14 +72,22 @@ async def test_no_personal_data_in_the_clear_in_any_table(
     client = await aiohttp_client(bootstrap.build_app(gw))
     # An SMS with a NIK, and the first part of a long one (held until its sibling comes).
     resp = await client.get(kannel(f"NIK {NIK} pungli di kantor kelurahan", "rest-1"))
-    assert resp.status == 200 and "No. lacak" in await resp.text()
+    reply = await resp.text()
+    assert resp.status == 200 and "No. lacak" in reply
+    tracking_id = reply.split("CEK ")[1].split()[0]
     resp = await client.get(kannel(f"NIK {NIK} bagian pertama", "rest-2", udh="0500032a0201"))
     assert resp.status == 200
     # The web API with every identity field, a photo of the identity card and a body long
     # enough for the file store (the tests keep bodies over 1 KB there).
     reporter = {"nik": NIK, "name": NAME, "phone": f"+{WEB_PHONE}", "email": EMAIL}
     form = FormData()
-    complaint = {"body": "Lampu jalan mati. " * 80, "reporter": reporter}
+    complaint = {
+        "title": "Lampu padam di RT 05",  # confidential: the title is sealed too
+        "body": "Lampu jalan mati. " * 80,
+        "reporter": reporter,
+        "privacy": {"confidential": True},
+        "location": {"text": "Jl. Siliwangi 12, Sumber"},
+    }
     form.add_field("complaint", json.dumps(complaint), content_type="application/json")
     form.add_field("attachments", KTP_PDF, filename="ktp.pdf", content_type="application/pdf")
     resp = await client.post("/api/v1/complaints", data=form)
@@ -94,11 +102,15 @@ async def test_no_personal_data_in_the_clear_in_any_table(
     by_channel = {e["channel"]: e["reporter"] for e in events}
     assert by_channel["sms"]["nik"] == NIK and by_channel["sms"]["phone"] == f"+{SMS_PHONE}"
     assert by_channel["web"] == {**reporter, "handles": {}}
+    assert by_event["web"]["title"] == "Lampu padam di RT 05"
 
     # ...and no table holds any of them: not the raw messages, not the events, not the held
     # part, not the complaints, identities or replies.
     stored = await every_value(gw)
-    assert "pungli di kantor kelurahan" in stored  # the scan does see the rows' contents
+    assert tracking_id in stored  # the scan does see the rows' contents
+    # Nor the complaint's words (its body and its dedup tokens), nor the confidential title.
+    for words in ("pungli", "kantor", "kelurahan", "Lampu", "lampu", "padam", "Siliwangi"):
+        assert words not in stored, words
     assert len([p for p in gw.files.root.rglob("*") if p.is_file()]) == 2  # body and photo
     for secret in SECRETS:
         assert secret not in stored, secret
@@ -114,6 +126,11 @@ async def test_no_personal_data_in_the_clear_in_any_table(
     raws = await opened_raw(gw.engine, gw.keys)
     assert len(raws) == 3 and all(r["sealed"] for r in raws)
     assert sum(r["body"] is None for r in raws) == 1  # the long one lives in the file store
+    sms, web = await opened_complaints(gw.engine, gw.keys)
+    assert (sms.title, sms.body) == (None, "pungli di kantor kelurahan")
+    assert web.title == "Lampu padam di RT 05" and web.body.startswith("Lampu jalan mati.")
+    assert web.location["text"] == "Jl. Siliwangi 12, Sumber"
+    assert "pungli" in sms.match_tokens.split()
     assert f"NIK+{NIK}".encode() in raws[0]["body"]
     assert raws[0]["transport_meta"]["sender"] == f"+{SMS_PHONE}"
     assert sorted(json.loads(e)["channel"] for e in await opened_events(gw.engine, gw.keys)) == [

@@ -1,8 +1,9 @@
-"""Bodies sealed at rest: raw inbound messages, event bodies and held SMS parts.
+"""Bodies sealed at rest: raw inbound messages, complaints' words, event bodies, held SMS parts.
 
 Rows written from this revision on keep their body (and the transport metadata that names the
-sender) AES-256-GCM sealed under the data key, with ``sealed`` true. Rows written before stay as
-they were (``sealed`` false) and are read as before.
+sender; a complaint's dedup tokens, and its title when it is confidential) AES-256-GCM sealed
+under the data key, with ``sealed`` true. Rows written before stay as they were (``sealed``
+false) and are read as before.
 
 Revision ID: 0006
 Revises: 0005
@@ -19,7 +20,7 @@ down_revision = "0005"
 branch_labels = None
 depends_on = None
 
-_TABLES = ("raw_inbound", "outbox", "sms_fragments")
+_TABLES = ("raw_inbound", "complaints", "outbox", "sms_fragments")
 
 
 def upgrade() -> None:

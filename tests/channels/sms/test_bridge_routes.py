@@ -20,9 +20,9 @@ from sqlalchemy import select, update
 from channels.sms import android
 from gateway import bootstrap
 from gateway.settings import Settings
-from gateway.storage.schema import complaints, raw_inbound, sms_replies
+from gateway.storage.schema import raw_inbound, sms_replies
 from tests.channels.sms.http_fixtures import ANDROID_KEY, Request, load
-from tests.support import free_port, opened_raw
+from tests.support import free_port, opened_complaints, opened_raw
 
 pytestmark = pytest.mark.integration
 
@@ -78,7 +78,7 @@ async def test_jasmin_mo_is_acknowledged_after_commit_and_its_reply_queued(
 ) -> None:
     req = load("jasmin/mo__gsm_text")
     assert await post(client, req) == (200, "ACK/Jasmin")
-    (complaint,) = await rows(gw, complaints)
+    (complaint,) = await opened_complaints(gw.engine, gw.keys)
     assert complaint.body == "Lampu jalan mati @ Jl. Merdeka 10, sudah 3 hari"
     (raw,) = await opened_raw(gw.engine, gw.keys)
     assert raw["body"] == req.body and raw["parser"] == "sms.jasmin"  # no token in the body
@@ -89,7 +89,7 @@ async def test_jasmin_mo_is_acknowledged_after_commit_and_its_reply_queued(
     assert reply.smsc == "smppc_telkomsel" and reply.service_number == "1708"
     # Jasmin resends the same id (its ACK was lost): one complaint, one reply.
     assert await post(client, req) == (200, "ACK/Jasmin")
-    assert len(await rows(gw, complaints)) == 1 and len(await rows(gw, sms_replies)) == 1
+    assert len(await opened_complaints(gw.engine, gw.keys)) == 1 and len(await rows(gw, sms_replies)) == 1
 
 
 async def test_jasmin_without_the_token_is_refused_before_reading(
@@ -176,7 +176,7 @@ async def test_android_webhook_mo_with_a_valid_signature(
 ) -> None:
     req = load("android/sms_received__region_nik")
     assert await post(client, req, **resigned(req)) == (200, "ok")
-    (complaint,) = await rows(gw, complaints)
+    (complaint,) = await opened_complaints(gw.engine, gw.keys)
     assert complaint.body == "jalan desa rusak parah, mohon diperbaiki"
     (raw,) = await opened_raw(gw.engine, gw.keys)
     assert raw["body"] == req.body and raw["provider_message_id"] == "Qm3xRk8PzV2aLd7TnW4yC"
@@ -184,7 +184,7 @@ async def test_android_webhook_mo_with_a_valid_signature(
     assert (reply.bridge, reply.status, reply.smsc) == ("android", "pending", "sim2")
     # The app retries with the same event id: nothing new.
     assert await post(client, req, **resigned(req)) == (200, "ok")
-    assert len(await rows(gw, complaints)) == 1 and len(await rows(gw, sms_replies)) == 1
+    assert len(await opened_complaints(gw.engine, gw.keys)) == 1 and len(await rows(gw, sms_replies)) == 1
 
 
 async def test_android_bad_or_stale_signature_is_refused(
@@ -252,7 +252,7 @@ async def test_smssync_reply_rides_on_the_answer_and_the_secret_is_not_stored(
         assert reply.status == "inline"
         (raw,) = await rows(gateway, raw_inbound)
         assert b"secret" not in raw.body and b"SMSSYNC-SECRET" not in raw.body
-        (complaint,) = await rows(gateway, complaints)
+        (complaint,) = await opened_complaints(gateway.engine, gateway.keys)
         assert complaint.confidential
         wrong = Request(
             req.method, req.target, req.headers, req.body.replace(b"SMSSYNC-SECRET", b"nope")
@@ -277,7 +277,7 @@ async def test_gammu_reply_is_the_answer_after_commit_and_redelivery_creates_not
         req = load("gammu/mo__long_2parts")
         status, body = await post(client, req)
         assert status == 200 and body.startswith("LAPOR! Laporan diterima. No. lacak: ")
-        (complaint,) = await rows(gateway, complaints)
+        (complaint,) = await opened_complaints(gateway.engine, gateway.keys)
         assert complaint.body == ("Jalan Siliwangi rusak parah sejak bulan lalu, " * 6).strip()
         assert complaint.tracking_id[:4] in body
         (raw,) = await opened_raw(gateway.engine, gateway.keys)
@@ -287,7 +287,7 @@ async def test_gammu_reply_is_the_answer_after_commit_and_redelivery_creates_not
         assert reply.status == "inline" and reply.body == body
         # lapor-onreceive run again for the same message: the same reply, nothing new.
         assert await post(client, req) == (200, body)
-        assert len(await rows(gateway, complaints)) == 1
+        assert len(await opened_complaints(gateway.engine, gateway.keys)) == 1
         assert len(await rows(gateway, sms_replies)) == 1
     finally:
         await gateway.close()

@@ -22,7 +22,7 @@ from gateway import bootstrap
 from gateway.settings import Settings
 from gateway.storage.schema import complaints
 from tests.channels.sms.kannel_harness import Kannel, concat_udh, data, installed, ucs2
-from tests.support import free_port, opened_raw
+from tests.support import free_port, opened_complaints, opened_raw
 
 pytestmark = [
     pytest.mark.integration,
@@ -67,8 +67,7 @@ class Stack:
         await self.kannel.inject(message, until=got_it if answered else None)
 
     async def bodies(self) -> list[str]:
-        async with self.gw.engine.connect() as conn:
-            return [r.body for r in await conn.execute(select(complaints.c.body))]
+        return [r.body for r in await opened_complaints(self.gw.engine, self.gw.keys)]
 
 
 @pytest.fixture

@@ -37,7 +37,7 @@ from tests.channels.sms.kannel_harness import (
     data,
     installed,
 )
-from tests.support import drain, free_port
+from tests.support import drain, free_port, opened_complaints
 
 pytestmark = [
     pytest.mark.integration,
@@ -195,8 +195,7 @@ async def test_long_message_with_16_bit_reference_in_order_and_reversed(stack: S
         return await stack.gw.intake.count_complaints() >= 2
 
     assert await stack.wait(both)
-    async with stack.gw.engine.connect() as conn:
-        bodies = [r.body for r in await conn.execute(select(complaints.c.body))]
+    bodies = [r.body for r in await opened_complaints(stack.gw.engine, stack.gw.keys)]
     assert bodies == [LONG, LONG]
     assert len(stack.requests) == 2  # Kannel reassembled both: one request each
 
@@ -223,8 +222,8 @@ async def test_missing_part_is_held_and_joined_when_it_arrives(stack: Stack) -> 
         return await stack.gw.intake.count_complaints() == 1
 
     assert await stack.wait(joined, 20)
+    (row,) = await opened_complaints(stack.gw.engine, stack.gw.keys)
     async with stack.gw.engine.connect() as conn:
-        row = (await conn.execute(select(complaints))).one()
         held = (await conn.execute(select(sms_fragments))).all()
     assert row.body == LONG and row.title is None
     assert len(held) == 3 and all(h.closed_at is not None for h in held)
@@ -250,8 +249,7 @@ async def test_incomplete_set_becomes_a_marked_complaint_after_the_timeout(stack
         return await stack.gw.intake.count_complaints() == 1
 
     assert await stack.wait(joined, 30)
-    async with stack.gw.engine.connect() as conn:
-        row = (await conn.execute(select(complaints))).one()
+    (row,) = await opened_complaints(stack.gw.engine, stack.gw.keys)
     assert row.body == f"{PARTS[0]}{PARTS[1]} [...]"
     assert row.title == "SMS tidak lengkap: bagian 3 dari 3 tidak diterima"
 

@@ -18,8 +18,8 @@ from channels import sms as sms_channel
 from channels.sms.settings import SmsSettings
 from gateway import bootstrap
 from gateway.settings import Settings
-from gateway.storage.schema import complaints, quarantine, sms_replies
-from tests.support import free_port, opened_events, opened_raw
+from gateway.storage.schema import quarantine, sms_replies
+from tests.support import free_port, opened_complaints, opened_events, opened_raw
 
 pytestmark = pytest.mark.integration
 
@@ -68,8 +68,8 @@ async def test_complaint_is_answered_in_plain_text_after_commit(
         f"LAPOR! Laporan diterima. No. lacak: {tid[:4]}-{tid[4:]}. "
         f"Cek status: kirim CEK {tid} ke 1708."
     )
-    async with gw.engine.connect() as conn:
-        row = (await conn.execute(select(complaints).where(complaints.c.tracking_id == tid))).one()
+    (row,) = await opened_complaints(gw.engine, gw.keys)
+    assert row.tracking_id == tid
     (event_body,) = await opened_events(gw.engine, gw.keys)
     (raw,) = await opened_raw(gw.engine, gw.keys)
     assert row.channel == "sms" and row.body == "pungli di kantor kelurahan" and row.confidential
