@@ -1045,7 +1045,11 @@ async def _follow_ups(
     groups: dict[FollowUpWriter, list[tuple[int, Any]]] = {}
     for i, (p, w) in enumerate(zip(batch, written, strict=True)):
         if p.follow_up is not None:
-            item = p.follow_up.item_for(w.receipt)
+            try:
+                item = p.follow_up.item_for(w.receipt)
+            except Exception:  # a channel's bug must not hold up the batch's commit
+                log.exception("follow-up not made", extra={"channel": p.raw.channel.value})
+                item = None
             if item is not None:
                 groups.setdefault(p.follow_up.write, []).append((i, item))
     if not groups:

@@ -18,6 +18,7 @@ from gateway.domain import (
     ComplaintDraft,
     NotAComplaint,
     RawInbound,
+    Receipt,
     ReceiptStatus,
 )
 from gateway.errors import IntakeUnavailable, ParseError
@@ -509,3 +510,19 @@ async def test_follow_ups_are_written_in_the_intake_transaction(gw: bootstrap.Ga
     again, result = await gw.intake.accept_with(raw("Laporan 0", "f-0"), PARSER, None, follow)
     assert again.redelivered and again.raw_id == results[0][0].raw_id and result is None
     assert len(seen) == 5
+
+
+async def test_a_follow_up_that_fails_to_make_its_item_does_not_hold_up_the_commit(
+    gw: bootstrap.Gateway,
+) -> None:
+    def broken(receipt: Receipt) -> str:
+        raise RuntimeError("bug in a channel")
+
+    async def write(conn: AsyncConnection, items: list[str]) -> list[str]:
+        return items
+
+    receipt, result = await gw.intake.accept_with(
+        raw("Laporan", "broken-1"), PARSER, None, FollowUp(write, broken)
+    )
+    assert receipt.status is ReceiptStatus.ACCEPTED and result is None
+    assert await gw.intake.count_complaints() == 1
