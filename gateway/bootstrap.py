@@ -136,6 +136,7 @@ def build_app(gateway: Gateway) -> web.Application:
             files=gateway.files,
             relay=gateway.relay,
             clock=gateway.clock,
+            keys=gateway.keys,
         ),
     )
     limiter = web_channel.setup(
@@ -251,6 +252,7 @@ async def run_relay(settings: Settings, stop: asyncio.Event | None = None) -> No
                 files=gateway.files,
                 relay=relay,
                 clock=gateway.clock,
+                keys=gateway.keys,
             ),
         )
         runner = web.AppRunner(app, access_log=None)

@@ -29,7 +29,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from gateway import media
+from gateway import media, sealing
+from gateway.crypto import Keys
 from gateway.domain import Channel
 from gateway.filestore import CorruptFile, FileStore
 from gateway.intake import Clock
@@ -52,6 +53,7 @@ class HealthDeps:
     files: FileStore
     relay: OutboxRelay | None
     clock: Clock
+    keys: Keys
 
 
 DEPS = web.AppKey("health_deps", HealthDeps)
@@ -108,6 +110,20 @@ async def readyz(request: web.Request) -> web.Response:
             checks["outbox"] = {"ok": False, "error": type(exc).__name__}
     else:
         checks["outbox"] = {"ok": False, "error": "database unavailable"}
+    if checks["database"]["ok"]:
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT):
+                opens = await sealing.newest_opens(deps.engine, deps.keys)
+            checks["keys"] = {"ok": opens}
+            if not opens:
+                ready = False
+                checks["keys"]["error"] = (
+                    "the newest stored message does not open with this process's data key "
+                    "(LAPOR_SECURITY__DATA_KEY differs from the one that sealed it)"
+                )
+        except Exception as exc:
+            ready = False
+            checks["keys"] = {"ok": False, "error": type(exc).__name__}
     body = {"status": "ready" if ready else "not ready", "checks": checks}
     return web.json_response(body, status=200 if ready else 503)
 

@@ -29,7 +29,7 @@ import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,6 +41,7 @@ from aio_pika.abc import (
     DeliveryMode,
     ExchangeType,
 )
+from cryptography.exceptions import InvalidTag
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -393,22 +394,25 @@ class OutboxRelay:
                 result = (await conn.execute(claim)).all()
         except (SQLAlchemyError, OSError, TimeoutError) as exc:
             raise _RelayFailure("database", f"{type(exc).__name__}: {exc}") from exc
+        ordered = sorted(result, key=lambda r: int(r.id))
+        rows = [
+            OutboxRow(r.id, r.message_id, r.event, r.channel, r.routing_key, r.body, r.created_at)
+            for r in ordered
+        ]
         keys = self._keys
-        return sorted(
-            (
-                OutboxRow(
-                    r.id,
-                    r.message_id,
-                    r.event,
-                    r.channel,
-                    r.routing_key,
-                    sealing.open_event(keys, r.message_id, r.body, r.sealed),
-                    r.created_at,
-                )
-                for r in result
-            ),
-            key=lambda r: r.id or 0,
-        )
+        try:
+            return [
+                replace(row, body=sealing.open_event(keys, row.message_id, row.body, r.sealed))
+                for row, r in zip(rows, ordered, strict=True)
+            ]
+        except InvalidTag as exc:
+            # Sealed under a data key this process does not have (a replica started with
+            # another key): give the rows back at once for a relay that can open them.
+            failure = _RelayFailure(
+                "data-key", "an event does not open with this process's data key"
+            )
+            await self._finish([], rows, failure)
+            raise failure from exc
 
     async def _finish(
         self,

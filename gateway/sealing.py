@@ -18,7 +18,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from gateway.crypto import Keys
+from gateway.storage.schema import raw_inbound
 
 # The JSON column of a sealed row holds a single key with the sealed JSON text.
 _SEALED_JSON = "sealed"
@@ -137,6 +142,30 @@ def open_draft_column(keys: Keys, draft_id: str, column: str, stored: Any) -> An
             keys.unseal_text(stored[_SEALED_JSON], f"letter_drafts:{draft_id}:{column}")
         )
     return stored
+
+
+async def newest_opens(engine: AsyncEngine, keys: Keys) -> bool:
+    """Whether the newest sealed message opens with ``keys`` (True when nothing is sealed yet).
+
+    A replica started with another data key than the rest would seal what it takes under a key
+    the others cannot open: ``/readyz`` asks this, and such a replica takes no traffic.
+    """
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(raw_inbound.c.id, raw_inbound.c.transport_meta)
+                .where(raw_inbound.c.sealed.is_(True))
+                .order_by(raw_inbound.c.stored_at.desc())
+                .limit(1)
+            )
+        ).first()
+    if row is None:
+        return True
+    try:
+        raw_meta(keys, row.id, row.transport_meta, True)
+    except InvalidTag:
+        return False
+    return True
 
 
 def _seal_json(keys: Keys, value: Any, context: str) -> dict[str, str]:

@@ -4,6 +4,7 @@ still receives them, and quarantine replay still reads the message as received."
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -20,7 +21,7 @@ from sqlalchemy import select
 
 from gateway import bootstrap
 from gateway.settings import Settings
-from gateway.storage.schema import metadata, raw_inbound
+from gateway.storage.schema import metadata, outbox, raw_inbound
 from tests.support import drain, opened_complaints, opened_events, opened_raw
 
 pytestmark = pytest.mark.integration
@@ -196,3 +197,47 @@ async def test_a_rotated_data_key_opens_what_the_old_one_sealed(
             old.keys.unseal(second.body, f"raw_inbound:{second.id}:body")
     finally:
         await rotated.close()
+
+
+async def test_a_replica_with_another_data_key_takes_no_traffic_and_publishes_nothing(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    right = bootstrap.build(settings)
+    client = await aiohttp_client(bootstrap.build_app(right))
+    assert (await client.get(kannel("jalan rusak", "key-1"))).status == 200
+    other_key = SecretStr(base64.b64encode(os.urandom(32)).decode())
+    security = settings.security.model_copy(update={"data_key": other_key})
+    wrong = bootstrap.build(settings.model_copy(update={"security": security}))
+    try:
+        # /readyz names the key: the load balancer sends this replica nothing to seal.
+        wrong_client = await aiohttp_client(bootstrap.build_app(wrong))
+        resp = await wrong_client.get("/readyz")
+        body = await resp.json()
+        assert resp.status == 503 and body["checks"]["keys"]["ok"] is False
+        assert "LAPOR_SECURITY__DATA_KEY" in body["checks"]["keys"]["error"]
+        ready = await (await client.get("/readyz")).json()
+        assert ready["checks"]["keys"] == {"ok": True}
+        # Its relay does not crash on the event it cannot open: it gives the row back.
+        assert wrong.relay is not None and right.relay is not None
+        stop = asyncio.Event()
+        task = asyncio.create_task(wrong.relay.run(stop))
+        errors = wrong.metrics.relay_errors.labels("data-key")
+        for _ in range(250):  # a claim, then its release
+            if errors._value.get() >= 1:
+                break
+            await asyncio.sleep(0.02)
+        assert errors._value.get() >= 1 and not task.done()
+        stop.set()
+        await task
+        async with wrong.engine.connect() as conn:
+            (row,) = (await conn.execute(select(outbox))).all()
+        assert row.published_at is None and row.claimed_by is None
+        assert "data key" in row.last_error
+        # A replica with the right key publishes it.
+        assert await right.relay.publish_batch() == 1
+        await right.relay._close()
+        [msg] = await drain(settings.broker.queue, 1)
+        assert json.loads(msg.body)["body"] == "jalan rusak"
+    finally:
+        await wrong.close()
+        await right.close()
