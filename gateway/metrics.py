@@ -60,7 +60,7 @@ class Metrics:
         )
         self.relay_errors = Counter(
             "lapor_outbox_relay_errors",
-            "Relay failures (broker unreachable, nack, unroutable, database).",
+            "Relay failures (broker unreachable, nack, unroutable, database, data key).",
             ["reason"],
             registry=r,
         )
