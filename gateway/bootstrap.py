@@ -241,7 +241,7 @@ async def run_relay(settings: Settings, stop: asyncio.Event | None = None) -> No
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await _check_migrated(gateway)
+        await check_migrated(gateway)
         app = web.Application()
         add_core_routes(
             app,
@@ -271,7 +271,7 @@ async def run_relay(settings: Settings, stop: asyncio.Event | None = None) -> No
         await gateway.close()
 
 
-async def _check_migrated(gateway: Gateway) -> None:
+async def check_migrated(gateway: Gateway) -> None:
     current, head = await migrate.current_revision(gateway.engine), migrate.head_revision()
     if current != head:
         raise NotMigrated(
@@ -288,7 +288,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await _check_migrated(gateway)
+        await check_migrated(gateway)
         runner = web.AppRunner(build_app(gateway), access_log=None)
         await runner.setup()
         # A deep accept backlog: SMS gateways open hundreds of parallel connections at once.

@@ -24,6 +24,7 @@ from gateway import bootstrap, logs
 from gateway.errors import ConfigError, QuarantineNotFound
 from gateway.intake import utcnow
 from gateway.outbox import outbox_status
+from gateway.reseal import dumps, reseal
 from gateway.settings import Settings, load_settings
 from gateway.storage import migrate as migrations
 from gateway.storage.database import create_engine
@@ -54,6 +55,14 @@ def _parser() -> argparse.ArgumentParser:
     o = sub.add_parser("outbox", help="events waiting for publication")
     osub = o.add_subparsers(dest="action", required=True)
     osub.add_parser("status", help="pending events, oldest age, per channel")
+    k = sub.add_parser("keys", help="the data key: seal again under the current one")
+    ksub = k.add_subparsers(dest="action", required=True)
+    ksub.add_parser(
+        "reseal",
+        help="seal under the current data key every stored value and file that is not (after a"
+        " rotation, or rows stored before sealing); run until it reports 0, then drop the"
+        " previous keys",
+    )
     st = sub.add_parser("staff", help="front-desk staff accounts (letter channel)")
     stsub = st.add_subparsers(dest="action", required=True)
     sc = stsub.add_parser(
@@ -85,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "outbox": _outbox,
         "dedup": _dedup,
         "staff": _staff,
+        "keys": _keys,
     }
     try:
         return asyncio.run(commands[args.command](settings, args))
@@ -102,6 +112,18 @@ async def _serve(settings: Settings, _args: argparse.Namespace) -> int:
 
 async def _relay(settings: Settings, _args: argparse.Namespace) -> int:
     await bootstrap.run_relay(settings)
+    return 0
+
+
+async def _keys(settings: Settings, _args: argparse.Namespace) -> int:
+    gateway = bootstrap.build(settings)
+    try:
+        await bootstrap.check_migrated(gateway)
+        report = await reseal(gateway.engine, gateway.keys, gateway.files)
+    finally:
+        await gateway.close()
+    print(dumps(report))
+    print(f"{report.total} sealed again under the current data key")
     return 0
 
 

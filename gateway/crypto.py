@@ -78,6 +78,23 @@ class Keys:
     def _openers(self) -> tuple[AESGCM, ...]:
         return (self._aead, *(AESGCM(key) for key in self.previous_data_keys))
 
+    def opens_with_current(self, sealed: bytes, context: str) -> bool:
+        """Whether :meth:`seal`'s ``sealed`` opens with the current data key."""
+        try:
+            self._aead.decrypt(sealed[:12], sealed[12:], b"lapor:" + context.encode())
+        except InvalidTag:
+            return False
+        return True
+
+    def decrypts_with_current(self, token: str) -> bool:
+        """Whether :meth:`encrypt`'s ``token`` opens with the current data key."""
+        raw = base64.b64decode(token)
+        try:
+            self._aead.decrypt(raw[:12], raw[12:], b"lapor")
+        except InvalidTag:
+            return False
+        return True
+
     def _open(self, nonce: bytes, sealed: bytes, aad: bytes) -> bytes:
         for aead in self._openers[:-1]:
             try:

@@ -112,9 +112,32 @@ class FileStore:
             return stored
         raise CorruptFile(f"{sha256}: the stored bytes do not match their name")
 
-    def _write(self, sha: str, parts: list[bytes]) -> None:
+    async def reseal(self) -> tuple[int, int]:
+        """Seal again under the current key every file that is not (``keys reseal``): files of a
+        previous data key and files stored in the clear. (files resealed, files seen)"""
+        return await asyncio.to_thread(self._reseal_all)
+
+    def _reseal_all(self) -> tuple[int, int]:
+        resealed = seen = 0
+        for path in sorted(self.root.rglob("*")) if self.root.exists() else []:
+            if not path.is_file() or not _SHA256.fullmatch(path.name):
+                continue
+            seen += 1
+            stored = path.read_bytes()
+            if stored.startswith(MAGIC):
+                head = len(MAGIC) + _IV_BYTES
+                current = _seal(self._cipher(stored[len(MAGIC) : head]), stored[head:])
+                if hashlib.sha256(current).hexdigest() == path.name:
+                    continue
+            data = self._read(path.name)
+            iv = os.urandom(_IV_BYTES)
+            self._write(path.name, [MAGIC, iv, _seal(self._cipher(iv), data)], replace=True)
+            resealed += 1
+        return resealed, seen
+
+    def _write(self, sha: str, parts: list[bytes], replace: bool = False) -> None:
         target = self.path(sha)
-        if target.exists():
+        if target.exists() and not replace:
             return
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")

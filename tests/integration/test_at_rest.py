@@ -9,6 +9,7 @@ import base64
 import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -19,9 +20,19 @@ from cryptography.exceptions import InvalidTag
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from gateway import bootstrap
+from gateway import bootstrap, sealing
+from gateway.crypto import Keys
+from gateway.filestore import FileStore
+from gateway.reseal import reseal
 from gateway.settings import Settings
-from gateway.storage.schema import metadata, outbox, raw_inbound
+from gateway.storage.schema import (
+    identities,
+    metadata,
+    outbox,
+    raw_inbound,
+    sms_fragments,
+    sms_replies,
+)
 from tests.support import drain, opened_complaints, opened_events, opened_raw
 
 pytestmark = pytest.mark.integration
@@ -241,3 +252,87 @@ async def test_a_replica_with_another_data_key_takes_no_traffic_and_publishes_no
     finally:
         await wrong.close()
         await right.close()
+
+
+async def test_reseal_moves_everything_to_the_current_key_and_seals_old_clear_rows(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    # Stored under the old key: an SMS with its reply, a held part, an API complaint with an
+    # attachment and a long body (file store), identities; and one message stored in the clear,
+    # as the code before sealing wrote it.
+    old = bootstrap.build(settings)
+    client = await aiohttp_client(bootstrap.build_app(old))
+    assert (await client.get(kannel(f"NIK {NIK} pungli di kantor kelurahan", "rs-1"))).status == 200
+    assert (await client.get(kannel("bagian pertama", "rs-2", udh="0500032b0201"))).status == 200
+    form = FormData()
+    complaint = {
+        "title": "Lampu padam di RT 05",
+        "body": "Lampu jalan mati. " * 80,
+        "reporter": {"nik": NIK, "name": NAME, "phone": f"+{WEB_PHONE}", "email": EMAIL},
+        "privacy": {"confidential": True},
+        "location": {"text": "Jl. Siliwangi 12, Sumber"},
+    }
+    form.add_field("complaint", json.dumps(complaint), content_type="application/json")
+    form.add_field("attachments", KTP_PDF, filename="ktp.pdf", content_type="application/pdf")
+    assert (await client.post("/api/v1/complaints", data=form)).status == 202
+    now = datetime.now(UTC)
+    async with old.engine.begin() as conn:
+        await conn.execute(
+            raw_inbound.insert().values(
+                id="raw-clear", channel="sms", provider_message_id="clear-1", parser="sms.kannel",
+                received_at=now, stored_at=now, content_type="text/plain", sha256="0" * 64,
+                size=28, body=f"NIK {NIK} lama".encode(), transport_meta={"sender": "+62"},
+                status="recorded", sealed=False,
+            )
+        )
+    old_files = FileStore(old.files.root, Keys(b"i" * 32, b"o" * 32))  # a file of another key
+    await old_files.put_bytes(b"scan " + NAME.encode())
+    await old.close()
+
+    new_key = base64.b64encode(os.urandom(32)).decode()
+    older = base64.b64encode(b"o" * 32).decode()
+    assert settings.security.data_key is not None
+    rotated_security = settings.security.model_copy(
+        update={
+            "data_key": SecretStr(new_key),
+            "previous_data_keys": [settings.security.data_key, SecretStr(older)],
+        }
+    )
+    rotated = bootstrap.build(settings.model_copy(update={"security": rotated_security}))
+    try:
+        first = await reseal(rotated.engine, rotated.keys, rotated.files, batch=2)
+        assert first.total > 0
+        for table in ("raw_inbound", "complaints", "outbox", "sms_fragments", "identities",
+                      "sms_replies", "files"):
+            assert first.resealed[table] == first.seen[table] > 0, (table, first)
+        again = await reseal(rotated.engine, rotated.keys, rotated.files)
+        assert again.total == 0 and again.seen == first.seen
+    finally:
+        await rotated.close()
+
+    # The new key alone now opens everything, and the clear row is clear no more.
+    only_new = settings.security.model_copy(update={"data_key": SecretStr(new_key)})
+    gw = bootstrap.build(settings.model_copy(update={"security": only_new}))
+    try:
+        assert NIK not in await every_value(gw)
+        raws = {r["provider_message_id"]: r for r in await opened_raw(gw.engine, gw.keys)}
+        assert raws["clear-1"]["body"] == f"NIK {NIK} lama".encode() and raws["clear-1"]["sealed"]
+        complaints_ = await opened_complaints(gw.engine, gw.keys)
+        web = next(c for c in complaints_ if c.channel == "web")
+        assert web.title == "Lampu padam di RT 05" and web.location["text"].startswith("Jl.")
+        assert gw.keys.decrypt(web.reporter["nik"]["enc"]) == NIK
+        assert len(await opened_events(gw.engine, gw.keys)) == 2
+        async with gw.engine.connect() as conn:
+            for value in (await conn.execute(select(identities.c.value_enc))).scalars():
+                gw.keys.decrypt(value)
+            for value in (await conn.execute(select(sms_replies.c.recipient))).scalars():
+                assert gw.keys.decrypt(value) == f"+{SMS_PHONE}"
+            (fragment,) = (await conn.execute(select(sms_fragments))).all()
+        assert sealing.fragment_text(gw.keys, fragment.raw_inbound_id, fragment.text, True) == (
+            "bagian pertama"
+        )
+        for path in gw.files.root.rglob("*"):
+            if path.is_file():
+                assert await gw.files.read(path.name)
+    finally:
+        await gw.close()

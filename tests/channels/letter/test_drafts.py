@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +18,9 @@ from channels.letter.auth import Role, Staff, StaffStore
 from channels.letter.drafts import MAX_ATTEMPTS, DraftStatus, DraftStore
 from channels.letter.parse import Scan
 from channels.letter.reading import LetterReader
-from gateway.crypto import load_keys
+from gateway.crypto import Keys, load_keys
 from gateway.filestore import FileStore
+from gateway.reseal import reseal
 from gateway.settings import Settings
 from gateway.storage.database import create_engine
 from gateway.storage.schema import letter_drafts
@@ -316,3 +318,23 @@ async def test_ocr_that_is_not_installed_says_so_on_the_letter(
     [draft] = await drafts.batch(batch)
     assert draft.status is DraftStatus.FAILED
     assert "OCR gagal: tesseract is not installed" in (draft.error or "")
+
+
+async def test_reseal_moves_a_draft_to_the_current_key(
+    parts: tuple[AsyncEngine, DraftStore, FileStore, Staff], letter_settings: Settings
+) -> None:
+    engine, drafts, files, staff = parts
+    batch = await drafts.create_batch([[await scan_of(files, tiff(1), "a.tif")]], staff.id)
+    [draft] = await drafts.batch(batch)
+    ocr = FakeOcr(1)
+    ocr.release.release()
+    await LetterReader(drafts, files, ocr, letter_settings.letter, fake_extract).run_once()
+    assert await drafts.save(draft.id, staff.id, {"nik": NIK})
+    old = load_keys(letter_settings)
+    new = Keys(old.identity_key, os.urandom(32), (old.data_key,))
+    report = await reseal(engine, new, FileStore(files.root, new))
+    assert report.resealed["letter_drafts"] == 1 and report.resealed["files"] >= 2
+    alone = Keys(old.identity_key, new.data_key)
+    read = await DraftStore(engine, alone).get(draft.id)
+    assert read is not None and read.values == {"nik": NIK} and read.fields["nik"].value == NIK
+    assert await FileStore(files.root, alone).read(read.pages[0].image_sha256)
