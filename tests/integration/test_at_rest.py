@@ -63,6 +63,26 @@ def kannel(text: str, message_id: str, udh: str = "") -> str:
     )
 
 
+REPORTER = {"nik": NIK, "name": NAME, "phone": f"+{WEB_PHONE}", "email": EMAIL}
+
+
+def web_complaint() -> FormData:
+    """An API complaint with every identity field, confidential (so its title and place are
+    sealed too), with a photo of the identity card and a body long enough for the file store
+    (the tests keep bodies over 1 KB there)."""
+    form = FormData()
+    complaint = {
+        "title": "Lampu padam di RT 05",
+        "body": "Lampu jalan mati. " * 80,
+        "reporter": REPORTER,
+        "privacy": {"confidential": True},
+        "location": {"text": "Jl. Siliwangi 12, Sumber"},
+    }
+    form.add_field("complaint", json.dumps(complaint), content_type="application/json")
+    form.add_field("attachments", KTP_PDF, filename="ktp.pdf", content_type="application/pdf")
+    return form
+
+
 async def every_value(gw: bootstrap.Gateway) -> str:
     """Every column of every row of every table, and every file of the file store, as one text
     (bytes read as Latin-1)."""
@@ -89,20 +109,7 @@ async def test_no_personal_data_in_the_clear_in_any_table(
     tracking_id = reply.split("CEK ")[1].split()[0]
     resp = await client.get(kannel(f"NIK {NIK} bagian pertama", "rest-2", udh="0500032a0201"))
     assert resp.status == 200
-    # The web API with every identity field, a photo of the identity card and a body long
-    # enough for the file store (the tests keep bodies over 1 KB there).
-    reporter = {"nik": NIK, "name": NAME, "phone": f"+{WEB_PHONE}", "email": EMAIL}
-    form = FormData()
-    complaint = {
-        "title": "Lampu padam di RT 05",  # confidential: the title is sealed too
-        "body": "Lampu jalan mati. " * 80,
-        "reporter": reporter,
-        "privacy": {"confidential": True},
-        "location": {"text": "Jl. Siliwangi 12, Sumber"},
-    }
-    form.add_field("complaint", json.dumps(complaint), content_type="application/json")
-    form.add_field("attachments", KTP_PDF, filename="ktp.pdf", content_type="application/pdf")
-    resp = await client.post("/api/v1/complaints", data=form)
+    resp = await client.post("/api/v1/complaints", data=web_complaint())
     assert resp.status == 202, await resp.text()
     assert gw.relay is not None
     await gw.relay.publish_batch()
@@ -113,7 +120,7 @@ async def test_no_personal_data_in_the_clear_in_any_table(
     by_event = {e["channel"]: e for e in events}
     by_channel = {e["channel"]: e["reporter"] for e in events}
     assert by_channel["sms"]["nik"] == NIK and by_channel["sms"]["phone"] == f"+{SMS_PHONE}"
-    assert by_channel["web"] == {**reporter, "handles": {}}
+    assert by_channel["web"] == {**REPORTER, "handles": {}}
     assert by_event["web"]["title"] == "Lampu padam di RT 05"
 
     # ...and no table holds any of them: not the raw messages, not the events, not the held
@@ -264,17 +271,7 @@ async def test_reseal_moves_everything_to_the_current_key_and_seals_old_clear_ro
     client = await aiohttp_client(bootstrap.build_app(old))
     assert (await client.get(kannel(f"NIK {NIK} pungli di kantor kelurahan", "rs-1"))).status == 200
     assert (await client.get(kannel("bagian pertama", "rs-2", udh="0500032b0201"))).status == 200
-    form = FormData()
-    complaint = {
-        "title": "Lampu padam di RT 05",
-        "body": "Lampu jalan mati. " * 80,
-        "reporter": {"nik": NIK, "name": NAME, "phone": f"+{WEB_PHONE}", "email": EMAIL},
-        "privacy": {"confidential": True},
-        "location": {"text": "Jl. Siliwangi 12, Sumber"},
-    }
-    form.add_field("complaint", json.dumps(complaint), content_type="application/json")
-    form.add_field("attachments", KTP_PDF, filename="ktp.pdf", content_type="application/pdf")
-    assert (await client.post("/api/v1/complaints", data=form)).status == 202
+    assert (await client.post("/api/v1/complaints", data=web_complaint())).status == 202
     now = datetime.now(UTC)
     async with old.engine.begin() as conn:
         await conn.execute(

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from channels.letter.auth import Role, Staff, StaffStore
-from channels.letter.drafts import MAX_ATTEMPTS, DraftStatus, DraftStore
+from channels.letter.drafts import MAX_ATTEMPTS, Draft, DraftStatus, DraftStore
 from channels.letter.parse import Scan
 from channels.letter.reading import LetterReader
 from gateway.crypto import Keys, load_keys
@@ -167,15 +167,24 @@ async def test_reader_reports_each_page_then_stores_pages_and_fields(
     assert await reader.run_once() is False  # nothing left
 
 
+async def read_letter(
+    parts: tuple[AsyncEngine, DraftStore, FileStore, Staff], letter_settings: Settings
+) -> Draft:
+    """One single-page letter, uploaded and read (ready for review)."""
+    _engine, drafts, files, staff = parts
+    batch = await drafts.create_batch([[await scan_of(files, tiff(1), "a.tif")]], staff.id)
+    ocr = FakeOcr(1)
+    ocr.release.release()
+    await LetterReader(drafts, files, ocr, letter_settings.letter, fake_extract).run_once()
+    [draft] = await drafts.batch(batch)
+    return draft
+
+
 async def test_what_a_letter_says_is_sealed_at_rest_and_old_drafts_still_read(
     parts: tuple[AsyncEngine, DraftStore, FileStore, Staff], letter_settings: Settings
 ) -> None:
     engine, drafts, files, staff = parts
-    batch = await drafts.create_batch([[await scan_of(files, tiff(1), "a.tif")]], staff.id)
-    [draft] = await drafts.batch(batch)
-    ocr = FakeOcr(1)
-    ocr.release.release()
-    await LetterReader(drafts, files, ocr, letter_settings.letter, fake_extract).run_once()
+    draft = await read_letter(parts, letter_settings)
     assert await drafts.save(draft.id, staff.id, {"sender_name": "Siti Aminah", "nik": NIK})
     async with engine.connect() as conn:
         row = (await conn.execute(select(letter_drafts))).one()
@@ -324,11 +333,7 @@ async def test_reseal_moves_a_draft_to_the_current_key(
     parts: tuple[AsyncEngine, DraftStore, FileStore, Staff], letter_settings: Settings
 ) -> None:
     engine, drafts, files, staff = parts
-    batch = await drafts.create_batch([[await scan_of(files, tiff(1), "a.tif")]], staff.id)
-    [draft] = await drafts.batch(batch)
-    ocr = FakeOcr(1)
-    ocr.release.release()
-    await LetterReader(drafts, files, ocr, letter_settings.letter, fake_extract).run_once()
+    draft = await read_letter(parts, letter_settings)
     assert await drafts.save(draft.id, staff.id, {"nik": NIK})
     old = load_keys(letter_settings)
     new = Keys(old.identity_key, os.urandom(32), (old.data_key,))
