@@ -17,11 +17,13 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from sqlalchemy.exc import SQLAlchemyError
 
 from channels.letter.auth import InvalidAccount, StaffStore
 from gateway import bootstrap, logs
 from gateway.errors import ConfigError, QuarantineNotFound
+from gateway.filestore import CorruptFile
 from gateway.intake import utcnow
 from gateway.outbox import outbox_status
 from gateway.reseal import dumps, reseal
@@ -120,6 +122,14 @@ async def _keys(settings: Settings, _args: argparse.Namespace) -> int:
     try:
         await bootstrap.check_migrated(gateway)
         report = await reseal(gateway.engine, gateway.keys, gateway.files)
+    except (InvalidTag, CorruptFile):
+        print(
+            "lapor-gateway: a stored value opens with neither LAPOR_SECURITY__DATA_KEY nor any of"
+            " LAPOR_SECURITY__PREVIOUS_DATA_KEYS: set the key that sealed it among the previous"
+            " keys and run again (what was done so far is kept)",
+            file=sys.stderr,
+        )
+        return 1
     finally:
         await gateway.close()
     print(dumps(report))

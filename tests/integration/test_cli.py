@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -104,3 +106,30 @@ def test_quarantine_list_show_replay_and_outbox_status(
     assert main(["dedup", "show", tracking_id.lower()]) == 0
     assert "web      new" in capsys.readouterr().out
     assert main(["dedup", "show", "ABCDEFGH2"]) == 1
+
+
+def test_keys_reseal_after_a_rotation_then_nothing_left(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert main(["migrate"]) == 0
+    _quarantine_one()  # sealed under the generated data key of the embedded default
+    old = (env / "var" / "secrets" / "data_key.b64").read_text().strip()
+    identity = (env / "var" / "secrets" / "identity_key.b64").read_text().strip()
+    new = base64.b64encode(os.urandom(32)).decode()
+    monkeypatch.setenv("LAPOR_SECURITY__IDENTITY_KEY", identity)
+    monkeypatch.setenv("LAPOR_SECURITY__DATA_KEY", new)
+    monkeypatch.setenv("LAPOR_SECURITY__PREVIOUS_DATA_KEYS", json.dumps([old]))
+    capsys.readouterr()
+    assert main(["keys", "reseal"]) == 0
+    first = capsys.readouterr().out
+    assert json.loads(first[: first.rindex("}") + 1])["resealed"]["raw_inbound"] == 1
+    monkeypatch.delenv("LAPOR_SECURITY__PREVIOUS_DATA_KEYS")
+    assert main(["keys", "reseal"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("0 sealed again under the current data key")
+    assert main(["quarantine", "show", "1"]) == 0  # the new key alone opens it
+    assert "Pungli di kantor kelurahan" in capsys.readouterr().out
+    # The old key alone opens nothing any more, and says so without a traceback.
+    monkeypatch.setenv("LAPOR_SECURITY__DATA_KEY", old)
+    assert main(["keys", "reseal"]) == 1
+    err = capsys.readouterr().err
+    assert "LAPOR_SECURITY__PREVIOUS_DATA_KEYS" in err and "Traceback" not in err
