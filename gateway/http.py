@@ -118,7 +118,7 @@ async def readyz(request: web.Request) -> web.Response:
             if not opens:
                 ready = False
                 checks["keys"]["error"] = (
-                    "the newest stored message does not open with this process's data key "
+                    "the newest stored event does not open with this process's data key "
                     "(LAPOR_SECURITY__DATA_KEY differs from the one that sealed it)"
                 )
         except Exception as exc:

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.crypto import Keys
-from gateway.storage.schema import raw_inbound
+from gateway.storage.schema import outbox
 
 # The JSON column of a sealed row holds a single key with the sealed JSON text.
 _SEALED_JSON = "sealed"
@@ -145,24 +145,26 @@ def open_draft_column(keys: Keys, draft_id: str, column: str, stored: Any) -> An
 
 
 async def newest_opens(engine: AsyncEngine, keys: Keys) -> bool:
-    """Whether the newest sealed message opens with ``keys`` (True when nothing is sealed yet).
+    """Whether the newest sealed event opens with ``keys`` (True when nothing is sealed yet).
 
     A replica started with another data key than the rest would seal what it takes under a key
-    the others cannot open: ``/readyz`` asks this, and such a replica takes no traffic.
+    the others cannot open: ``/readyz`` asks this, and such a replica takes no traffic. The
+    newest event is found through the outbox's primary key, so the check stays one index step
+    however large the table grows.
     """
     async with engine.connect() as conn:
         row = (
             await conn.execute(
-                select(raw_inbound.c.id, raw_inbound.c.transport_meta)
-                .where(raw_inbound.c.sealed.is_(True))
-                .order_by(raw_inbound.c.stored_at.desc())
+                select(outbox.c.message_id, outbox.c.body)
+                .where(outbox.c.sealed.is_(True))
+                .order_by(outbox.c.id.desc())
                 .limit(1)
             )
         ).first()
     if row is None:
         return True
     try:
-        raw_meta(keys, row.id, row.transport_meta, True)
+        open_event(keys, row.message_id, row.body, True)
     except InvalidTag:
         return False
     return True
