@@ -83,6 +83,18 @@ def web_complaint() -> FormData:
     return form
 
 
+def fresh_key() -> SecretStr:
+    return SecretStr(base64.b64encode(os.urandom(32)).decode())
+
+
+def keyed(settings: Settings, data_key: SecretStr, *previous: SecretStr) -> bootstrap.Gateway:
+    """A gateway on ``settings`` with another data key (and previous keys)."""
+    security = settings.security.model_copy(
+        update={"data_key": data_key, "previous_data_keys": list(previous)}
+    )
+    return bootstrap.build(settings.model_copy(update={"security": security}))
+
+
 async def every_value(gw: bootstrap.Gateway) -> str:
     """Every column of every row of every table, and every file of the file store, as one text
     (bytes read as Latin-1)."""
@@ -188,14 +200,8 @@ async def test_a_rotated_data_key_opens_what_the_old_one_sealed(
     client = await aiohttp_client(bootstrap.build_app(old))
     assert (await client.get(kannel(f"NIK {NIK} jalan rusak", "rot-1"))).status == 200
     await old.close()
-    new_key = base64.b64encode(os.urandom(32)).decode()
-    security = settings.security.model_copy(
-        update={
-            "data_key": SecretStr(new_key),
-            "previous_data_keys": [settings.security.data_key],
-        }
-    )
-    rotated = bootstrap.build(settings.model_copy(update={"security": security}))
+    assert settings.security.data_key is not None
+    rotated = keyed(settings, fresh_key(), settings.security.data_key)
     try:
         client = await aiohttp_client(bootstrap.build_app(rotated))
         assert (await client.get(kannel("lampu jalan mati", "rot-2"))).status == 200
@@ -223,9 +229,7 @@ async def test_a_replica_with_another_data_key_takes_no_traffic_and_publishes_no
     right = bootstrap.build(settings)
     client = await aiohttp_client(bootstrap.build_app(right))
     assert (await client.get(kannel("jalan rusak", "key-1"))).status == 200
-    other_key = SecretStr(base64.b64encode(os.urandom(32)).decode())
-    security = settings.security.model_copy(update={"data_key": other_key})
-    wrong = bootstrap.build(settings.model_copy(update={"security": security}))
+    wrong = keyed(settings, fresh_key())
     try:
         # /readyz names the key: the load balancer sends this replica nothing to seal.
         wrong_client = await aiohttp_client(bootstrap.build_app(wrong))
@@ -286,16 +290,10 @@ async def test_reseal_moves_everything_to_the_current_key_and_seals_old_clear_ro
     await old_files.put_bytes(b"scan " + NAME.encode())
     await old.close()
 
-    new_key = base64.b64encode(os.urandom(32)).decode()
-    older = base64.b64encode(b"o" * 32).decode()
+    new_key = fresh_key()
+    older = SecretStr(base64.b64encode(b"o" * 32).decode())
     assert settings.security.data_key is not None
-    rotated_security = settings.security.model_copy(
-        update={
-            "data_key": SecretStr(new_key),
-            "previous_data_keys": [settings.security.data_key, SecretStr(older)],
-        }
-    )
-    rotated = bootstrap.build(settings.model_copy(update={"security": rotated_security}))
+    rotated = keyed(settings, new_key, settings.security.data_key, older)
     try:
         first = await reseal(rotated.engine, rotated.keys, rotated.files, batch=2)
         assert first.total > 0
@@ -308,8 +306,7 @@ async def test_reseal_moves_everything_to_the_current_key_and_seals_old_clear_ro
         await rotated.close()
 
     # The new key alone now opens everything, and the clear row is clear no more.
-    only_new = settings.security.model_copy(update={"data_key": SecretStr(new_key)})
-    gw = bootstrap.build(settings.model_copy(update={"security": only_new}))
+    gw = keyed(settings, new_key)
     try:
         assert NIK not in await every_value(gw)
         raws = {r["provider_message_id"]: r for r in await opened_raw(gw.engine, gw.keys)}
