@@ -78,41 +78,32 @@ class Keys:
     def _openers(self) -> tuple[AESGCM, ...]:
         return (self._aead, *(AESGCM(key) for key in self.previous_data_keys))
 
-    def opens_with_current(self, sealed: bytes, context: str) -> bool:
-        """Whether :meth:`seal`'s ``sealed`` opens with the current data key."""
-        try:
-            self._aead.decrypt(sealed[:12], sealed[12:], b"lapor:" + context.encode())
-        except InvalidTag:
-            return False
-        return True
-
-    def decrypts_with_current(self, token: str) -> bool:
-        """Whether :meth:`encrypt`'s ``token`` opens with the current data key."""
-        raw = base64.b64decode(token)
-        try:
-            self._aead.decrypt(raw[:12], raw[12:], b"lapor")
-        except InvalidTag:
-            return False
-        return True
-
-    def _open(self, nonce: bytes, sealed: bytes, aad: bytes) -> bytes:
+    def _open(self, sealed: bytes, aad: bytes) -> tuple[bytes, bool]:
+        """The plaintext of nonce + ciphertext + tag, and whether the current key opened it."""
+        nonce, body = sealed[:12], sealed[12:]
         for aead in self._openers[:-1]:
             try:
-                return aead.decrypt(nonce, sealed, aad)
+                return aead.decrypt(nonce, body, aad), aead is self._aead
             except InvalidTag:
                 continue
-        return self._openers[-1].decrypt(nonce, sealed, aad)
+        return self._openers[-1].decrypt(nonce, body, aad), len(self._openers) == 1
+
+    def _seal(self, data: bytes, aad: bytes) -> bytes:
+        nonce = random_bytes(12)
+        return nonce + self._aead.encrypt(nonce, data, aad)
 
     def encrypt(self, value: str) -> str:
         """AES-256-GCM of ``value`` as base64 (nonce + ciphertext + tag)."""
-        nonce = os.urandom(12)
-        sealed = self._aead.encrypt(nonce, value.encode(), b"lapor")
-        return base64.b64encode(nonce + sealed).decode()
+        return base64.b64encode(self._seal(value.encode(), b"lapor")).decode()
 
     def decrypt(self, token: str) -> str:
         """The value :meth:`encrypt` sealed (raises on a wrong key or tampering)."""
-        raw = base64.b64decode(token)
-        return self._open(raw[:12], raw[12:], b"lapor").decode()
+        return self._open(base64.b64decode(token), b"lapor")[0].decode()
+
+    def reencrypt(self, token: str) -> str | None:
+        """:meth:`encrypt`'s ``token`` under the current key, or None when it already is."""
+        value, current = self._open(base64.b64decode(token), b"lapor")
+        return None if current else base64.b64encode(self._seal(value, b"lapor")).decode()
 
     def seal(self, data: bytes, context: str) -> bytes:
         """AES-256-GCM of a stored body (nonce + ciphertext + tag), bound to ``context``.
@@ -120,12 +111,16 @@ class Keys:
         ``context`` names where the value lives (``"outbox:<message id>"``): it is
         authenticated, so a sealed value copied into another row does not open there.
         """
-        nonce = random_bytes(12)
-        return nonce + self._aead.encrypt(nonce, data, b"lapor:" + context.encode())
+        return self._seal(data, b"lapor:" + context.encode())
 
     def unseal(self, sealed: bytes, context: str) -> bytes:
         """The bytes :meth:`seal` sealed under the same ``context`` (raises on any mismatch)."""
-        return self._open(sealed[:12], sealed[12:], b"lapor:" + context.encode())
+        return self._open(sealed, b"lapor:" + context.encode())[0]
+
+    def reseal(self, sealed: bytes, context: str) -> bytes | None:
+        """:meth:`seal`'s ``sealed`` under the current key, or None when it already is."""
+        data, current = self._open(sealed, b"lapor:" + context.encode())
+        return None if current else self.seal(data, context)
 
     def seal_text(self, value: str, context: str) -> str:
         """:meth:`seal` of a text, as base64 for a text column."""

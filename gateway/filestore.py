@@ -62,9 +62,13 @@ class FileStore:
     async def put_bytes(self, data: bytes) -> str:
         """Store ``data``; return its SHA-256."""
         sha = hashlib.sha256(data).hexdigest()
-        iv = os.urandom(_IV_BYTES)
-        await asyncio.to_thread(self._write, sha, [MAGIC, iv, _seal(self._cipher(iv), data)])
+        await asyncio.to_thread(self._write, sha, self._sealed(data))
         return sha
+
+    def _sealed(self, data: bytes) -> list[bytes]:
+        """A file's parts on disk: the magic, a fresh IV, the bytes under the current key."""
+        iv = os.urandom(_IV_BYTES)
+        return [MAGIC, iv, _seal(self._cipher(iv), data)]
 
     async def put_stream(self, chunks: AsyncIterator[bytes], max_size: int) -> tuple[str, int]:
         """Store a stream without holding it in memory; return (SHA-256, size).
@@ -101,15 +105,19 @@ class FileStore:
         return await asyncio.to_thread(self._read, sha256)
 
     def _read(self, sha256: str) -> bytes:
-        stored = self.path(sha256).read_bytes()
+        return self._open(sha256, self.path(sha256).read_bytes())[0]
+
+    def _open(self, sha256: str, stored: bytes) -> tuple[bytes, bool]:
+        """The bytes a stored file holds, and whether it is sealed under the current key."""
         if stored.startswith(MAGIC):
             head = len(MAGIC) + _IV_BYTES
-            for key in self._keys:
-                data = _seal(self._cipher(stored[len(MAGIC) : head], key), stored[head:])
+            iv = stored[len(MAGIC) : head]
+            for i, key in enumerate(self._keys):
+                data = _seal(self._cipher(iv, key), stored[head:])
                 if hashlib.sha256(data).hexdigest() == sha256:
-                    return data
+                    return data, i == 0
         if hashlib.sha256(stored).hexdigest() == sha256:  # stored in the clear, before sealing
-            return stored
+            return stored, False
         raise CorruptFile(f"{sha256}: the stored bytes do not match their name")
 
     async def reseal(self) -> tuple[int, int]:
@@ -123,16 +131,10 @@ class FileStore:
             if not path.is_file() or not _SHA256.fullmatch(path.name):
                 continue
             seen += 1
-            stored = path.read_bytes()
-            if stored.startswith(MAGIC):
-                head = len(MAGIC) + _IV_BYTES
-                current = _seal(self._cipher(stored[len(MAGIC) : head]), stored[head:])
-                if hashlib.sha256(current).hexdigest() == path.name:
-                    continue
-            data = self._read(path.name)
-            iv = os.urandom(_IV_BYTES)
-            self._write(path.name, [MAGIC, iv, _seal(self._cipher(iv), data)], replace=True)
-            resealed += 1
+            data, current = self._open(path.name, path.read_bytes())
+            if not current:
+                self._write(path.name, self._sealed(data), replace=True)
+                resealed += 1
         return resealed, seen
 
     def _write(self, sha: str, parts: list[bytes], replace: bool = False) -> None:

@@ -106,7 +106,8 @@ class Handoff(Protocol):
         """(owner, expiry) to write event rows with, or None to leave them to be claimed."""
 
     def hand_over(self, rows: list[dict[str, Any]]) -> None:
-        """Event rows committed with :meth:`lease`'s lease (the outbox table's columns)."""
+        """Event rows committed with :meth:`lease`'s lease (the outbox table's columns, with the
+        event JSON in the clear: the intake of this process has it, sealed or not)."""
 
 
 class ParserRegistry:
@@ -412,9 +413,10 @@ class IntakeService:
         events: list[dict[str, Any]] = []
         if lease is not None:
             owner, expires = lease
-            events = list(placer.rows.queued(outbox))
-            for row in events:
+            bodies = placer.rows.event_bodies
+            for row in placer.rows.queued(outbox):
                 row.update(claimed_by=owner, claim_expires=expires, attempts=1)
+                events.append(row | {"body": bodies[row["message_id"]]})
         await placer.rows.flush(conn)
         return await _follow_ups(conn, batch, written), events
 
@@ -785,11 +787,11 @@ def _complaint_row(complaint: Complaint, raw_id: str, keys: Keys) -> dict[str, A
 
 def _outbox_row(
     complaint: Complaint, event: Event, keys: Keys, duplicate_of: str | None = None
-) -> dict[str, Any]:
-    """The outbox row of one event about ``complaint`` (its body sealed)."""
+) -> tuple[dict[str, Any], str]:
+    """The outbox row of one event about ``complaint`` (its body sealed), and the event JSON."""
     message_id = new_id()
     body = contract.encode(contract.event_body(complaint, event, duplicate_of))
-    return {
+    row = {
         "message_id": message_id,
         "event": event.value,
         "channel": complaint.channel.value,
@@ -799,6 +801,7 @@ def _outbox_row(
         "sealed": True,
         "created_at": None,  # the commit's time, set when the rows are placed
     }
+    return row, body
 
 
 @dataclass(slots=True)
@@ -818,7 +821,7 @@ class _Work:
     sealed_tokens: str  # ``tokens`` as the complaint row stores them
     complaint: Complaint
     complaint_row: dict[str, Any]
-    created_outbox: dict[str, Any]
+    created_outbox: tuple[dict[str, Any], str]  # the row, and the event JSON it seals
 
     @classmethod
     def of(
@@ -950,8 +953,8 @@ class _Placer:
                 decision_row,
                 outbox=_outbox_row(
                     first, Event.DUPLICATE, self._keys, duplicate_of=decision.tracking_id
-                )
-                | {"created_at": now},
+                ),
+                now=now,
             )
         complaint = work.complaint
         decision_row["complaint_id"] = complaint.id
@@ -977,7 +980,8 @@ class _Placer:
             decision.tier,
             decision_row,
             complaint=complaint_row,
-            outbox=work.created_outbox | {"created_at": now},
+            outbox=work.created_outbox,
+            now=now,
         )
 
 
@@ -989,14 +993,18 @@ class _Placement:
     tier: Tier
     decision: dict[str, Any]
     complaint: dict[str, Any] | None = None
-    outbox: dict[str, Any] | None = None
+    outbox: tuple[dict[str, Any], str] | None = None  # the event row and its JSON
+    now: datetime | None = None  # the commit's time, the event row's created_at
 
     def add_to(self, rows: _RowBuffer) -> None:
         """Queue them (after the raw inbound row they refer to)."""
         if self.complaint is not None:
             rows.add(complaints, self.complaint)
         if self.outbox is not None:
-            rows.add(outbox, self.outbox)
+            row, body = self.outbox
+            row = row | {"created_at": self.now}
+            rows.add(outbox, row)
+            rows.event_bodies[row["message_id"]] = body
         rows.add(dedup_decisions, self.decision)
 
 
@@ -1020,6 +1028,8 @@ class _RowBuffer:
 
     def __init__(self) -> None:
         self._rows: dict[str, list[dict[str, Any]]] = {t.name: [] for t in self.ORDER}
+        # The event JSON of each queued outbox row, by message id (the rows hold it sealed).
+        self.event_bodies: dict[str, str] = {}
 
     def add(self, table: Table, row: dict[str, Any]) -> None:
         """Queue ``row`` for ``table``."""

@@ -53,64 +53,50 @@ class Report:
         return sum(self.resealed.values())
 
 
-class _Again:
-    """Seal again under the current key what does not open with it (None: already does)."""
-
-    def __init__(self, keys: Keys) -> None:
-        self.keys = keys
-
-    def bytes_(self, sealed: bytes, context: str) -> bytes | None:
-        if self.keys.opens_with_current(sealed, context):
-            return None
-        return self.keys.seal(self.keys.unseal(sealed, context), context)
-
-    def text(self, token: str, context: str) -> str | None:
-        again = self.bytes_(base64.b64decode(token), context)
-        return None if again is None else base64.b64encode(again).decode()
-
-    def json(self, stored: dict[str, str], context: str) -> dict[str, str] | None:
-        again = self.text(stored["sealed"], context)
-        return None if again is None else {"sealed": again}
-
-    def value(self, token: str) -> str | None:
-        """A value of :meth:`Keys.encrypt` (identities, reporters, reply recipients)."""
-        if self.keys.decrypts_with_current(token):
-            return None
-        return self.keys.encrypt(self.keys.decrypt(token))
+def _text(keys: Keys, token: str, context: str) -> str | None:
+    """A :meth:`Keys.seal_text` token under the current key (None: it already is)."""
+    again = keys.reseal(base64.b64decode(token), context)
+    return None if again is None else base64.b64encode(again).decode()
 
 
-def _raw(again: _Again, r: Row[Any]) -> dict[str, Any] | None:
-    keys = again.keys
+def _json(keys: Keys, stored: dict[str, str], context: str) -> dict[str, str] | None:
+    """A sealed JSON column under the current key (None: it already is)."""
+    again = _text(keys, stored["sealed"], context)
+    return None if again is None else {"sealed": again}
+
+
+def _changed(**columns: Any) -> dict[str, Any] | None:
+    """The columns that were sealed again (a None value: already under the current key)."""
+    changes = {name: value for name, value in columns.items() if value is not None}
+    return changes or None
+
+
+def _raw(keys: Keys, r: Row[Any]) -> dict[str, Any] | None:
     if not r.sealed:
         return sealing.raw_columns(
             keys, r.id, None if r.body is None else bytes(r.body), dict(r.transport_meta)
         )
-    changes: dict[str, Any] = {}
-    if r.body is not None:
-        body = again.bytes_(bytes(r.body), f"raw_inbound:{r.id}:body")
-        if body is not None:
-            changes["body"] = body
-    meta = again.json(r.transport_meta, f"raw_inbound:{r.id}:meta")
-    if meta is not None:
-        changes["transport_meta"] = meta
-    return changes or None
+    return _changed(
+        body=None if r.body is None else keys.reseal(bytes(r.body), f"raw_inbound:{r.id}:body"),
+        transport_meta=_json(keys, r.transport_meta, f"raw_inbound:{r.id}:meta"),
+    )
 
 
-def _reporter(again: _Again, reporter: dict[str, Any]) -> dict[str, Any] | None:
+def _reporter(keys: Keys, reporter: dict[str, Any]) -> dict[str, Any] | None:
     """A complaint's reporter with every value encrypted under the current key."""
     changed = False
 
     def one(value: Any) -> Any:
         nonlocal changed
         if isinstance(value, dict) and "enc" in value:
-            token = again.value(value["enc"])
+            token = keys.reencrypt(value["enc"])
             if token is None:
                 return value
             changed = True
             return {"enc": token}
         if value:  # stored in the clear before every field was encrypted
             changed = True
-            return {"enc": again.keys.encrypt(str(value))}
+            return {"enc": keys.encrypt(str(value))}
         return value
 
     out = {k: one(v) for k, v in reporter.items() if k != "handles"}
@@ -118,78 +104,63 @@ def _reporter(again: _Again, reporter: dict[str, Any]) -> dict[str, Any] | None:
     return out if changed else None
 
 
-def _complaint(again: _Again, r: Row[Any]) -> dict[str, Any] | None:
-    keys = again.keys
+def _complaint(keys: Keys, r: Row[Any]) -> dict[str, Any] | None:
     context = f"complaints:{r.id}"
-    changes: dict[str, Any] = {}
+    reporter = _reporter(keys, dict(r.reporter))
     if not r.sealed:
-        changes = sealing.complaint_columns(
-            keys, r.id, r.title, r.body, r.location, r.confidential
-        )
-        changes["match_tokens"] = sealing.complaint_tokens(keys, r.id, r.match_tokens)
-    else:
-        for column in ("body", "match_tokens") + (("title",) if r.confidential else ()):
-            value = getattr(r, column)
-            if value:
-                token = again.text(value, f"{context}:{column}")
-                if token is not None:
-                    changes[column] = token
-        if r.confidential and r.location:
-            location = again.json(r.location, f"{context}:location")
-            if location is not None:
-                changes["location"] = location
-    reporter = _reporter(again, dict(r.reporter))
-    if reporter is not None:
-        changes["reporter"] = reporter
-    return changes or None
+        return {
+            **sealing.complaint_columns(keys, r.id, r.title, r.body, r.location, r.confidential),
+            "match_tokens": sealing.complaint_tokens(keys, r.id, r.match_tokens),
+            **({} if reporter is None else {"reporter": reporter}),
+        }
+    private = r.confidential  # title and place are sealed only then
+    return _changed(
+        body=_text(keys, r.body, f"{context}:body") if r.body else None,
+        match_tokens=_text(keys, r.match_tokens, f"{context}:match_tokens")
+        if r.match_tokens
+        else None,
+        title=_text(keys, r.title, f"{context}:title") if private and r.title else None,
+        location=_json(keys, r.location, f"{context}:location") if private and r.location else None,
+        reporter=reporter,
+    )
 
 
-def _event(again: _Again, r: Row[Any]) -> dict[str, Any] | None:
+def _event(keys: Keys, r: Row[Any]) -> dict[str, Any] | None:
     if not r.sealed:
-        return {"body": sealing.event_body(again.keys, r.message_id, r.body), "sealed": True}
-    body = again.text(r.body, f"outbox:{r.message_id}")
-    return None if body is None else {"body": body}
+        return {"body": sealing.event_body(keys, r.message_id, r.body), "sealed": True}
+    return _changed(body=_text(keys, r.body, f"outbox:{r.message_id}"))
 
 
-def _fragment(again: _Again, r: Row[Any]) -> dict[str, Any] | None:
+def _fragment(keys: Keys, r: Row[Any]) -> dict[str, Any] | None:
     if not r.sealed:
-        return sealing.fragment_columns(again.keys, r.raw_inbound_id, r.text, dict(r.meta))
-    changes: dict[str, Any] = {}
-    text = again.text(r.text, f"sms_fragments:{r.raw_inbound_id}:text")
-    if text is not None:
-        changes["text"] = text
-    meta = again.json(r.meta, f"sms_fragments:{r.raw_inbound_id}:meta")
-    if meta is not None:
-        changes["meta"] = meta
-    return changes or None
+        return sealing.fragment_columns(keys, r.raw_inbound_id, r.text, dict(r.meta))
+    return _changed(
+        text=_text(keys, r.text, f"sms_fragments:{r.raw_inbound_id}:text"),
+        meta=_json(keys, r.meta, f"sms_fragments:{r.raw_inbound_id}:meta"),
+    )
 
 
-def _draft(again: _Again, r: Row[Any]) -> dict[str, Any] | None:
-    changes: dict[str, Any] = {}
-    for column in ("pages", "fields", "reviewed"):
-        stored = getattr(r, column)
+def _draft(keys: Keys, r: Row[Any]) -> dict[str, Any] | None:
+    def column(name: str) -> Any:
+        stored = getattr(r, name)
         if stored is None:
-            continue
+            return None
         if isinstance(stored, dict) and stored.keys() == {"sealed"}:
-            value = again.json(stored, f"letter_drafts:{r.id}:{column}")
-        else:  # written before drafts were sealed
-            value = sealing.draft_column(again.keys, r.id, column, stored)
-        if value is not None:
-            changes[column] = value
-    return changes or None
+            return _json(keys, stored, f"letter_drafts:{r.id}:{name}")
+        return sealing.draft_column(keys, r.id, name, stored)  # written before sealing
+
+    return _changed(pages=column("pages"), fields=column("fields"), reviewed=column("reviewed"))
 
 
-def _identity(again: _Again, r: Row[Any]) -> dict[str, Any] | None:
-    token = again.value(r.value_enc)
-    return None if token is None else {"value_enc": token}
+def _identity(keys: Keys, r: Row[Any]) -> dict[str, Any] | None:
+    return _changed(value_enc=keys.reencrypt(r.value_enc))
 
 
-def _recipient(again: _Again, r: Row[Any]) -> dict[str, Any] | None:
-    token = again.value(r.recipient)
-    return None if token is None else {"recipient": token}
+def _recipient(keys: Keys, r: Row[Any]) -> dict[str, Any] | None:
+    return _changed(recipient=keys.reencrypt(r.recipient))
 
 
-Resealer = Callable[[_Again, Row[Any]], dict[str, Any] | None]
+Resealer = Callable[[Keys, Row[Any]], dict[str, Any] | None]
 
 # Table, the columns a resealer reads, the column the row must still hold for the update to
 # apply (a concurrent change wins; the next run takes the row again), and the resealer.
@@ -211,7 +182,6 @@ _TABLES: tuple[tuple[Table, tuple[str, ...], str | None, Resealer], ...] = (
 
 async def reseal(engine: AsyncEngine, keys: Keys, files: FileStore, batch: int = BATCH) -> Report:
     """Seal again under ``keys.data_key`` every stored value that does not open with it."""
-    again = _Again(keys)
     report = Report()
     for table, columns, guard, resealer in _TABLES:
         key = table.c.id
@@ -224,7 +194,7 @@ async def reseal(engine: AsyncEngine, keys: Keys, files: FileStore, batch: int =
             async with engine.begin() as conn:
                 rows = (await conn.execute(query)).all()
                 for r in rows:
-                    changes = resealer(again, r)
+                    changes = resealer(keys, r)
                     if changes is None:
                         continue
                     stmt = update(table).where(key == r.id)
