@@ -67,6 +67,11 @@ class SqlReplyOutbox:
         self._enqueue = GroupCommit(engine, self.write_batch, "sms-reply-writer")
         self._sent = GroupCommit(engine, self._write_sent, "sms-reply-sent")
         self._reports = GroupCommit(engine, self._write_reports, "sms-delivery-reports")
+        self._insert_new = (
+            self._insert()
+            .on_conflict_do_nothing(index_elements=["raw_inbound_id"])
+            .returning(sms_replies.c.id, sms_replies.c.raw_inbound_id)
+        )
 
     def _insert(self) -> Any:
         return (pg_insert if self._postgres else sqlite_insert)(sms_replies)
@@ -126,13 +131,10 @@ class SqlReplyOutbox:
             )
             decided[reply.raw_inbound_id] = ReplyDecision(0, status, reply.body, True, reason)
         if rows:
-            stmt = (
-                self._insert()
-                .values(rows)
-                .on_conflict_do_nothing(index_elements=["raw_inbound_id"])
-                .returning(sms_replies.c.id, sms_replies.c.raw_inbound_id)
-            )
-            ids = {r.raw_inbound_id: int(r.id) for r in await conn.execute(stmt)}
+            # executemany: the statement compiles once and is cached ("insertmanyvalues"); a
+            # multi-row VALUES would compile anew for every batch size.
+            result = await conn.execute(self._insert_new, rows)
+            ids = {r.raw_inbound_id: int(r.id) for r in result}
             for raw_id, decision in list(decided.items()):
                 if raw_id in ids:
                     decided[raw_id] = replace(decision, reply_id=ids[raw_id])

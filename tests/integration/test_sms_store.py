@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -94,3 +95,49 @@ async def test_a_reply_whose_caller_went_away_is_committed_before_idle_returns(
         assert stored == ["LAPOR! laporan diterima. No: ABC1"]
     finally:
         await engine.dispose()
+
+
+async def test_a_reply_another_replica_wrote_first_is_answered_with_that_replica_s_row(
+    settings: Settings,
+) -> None:
+    if settings.database.url.startswith("sqlite"):
+        pytest.skip("replicas share PostgreSQL; SQLite serves one process with one writer")
+    engine, their_engine = create_engine(settings.database), create_engine(settings.database)
+    ours = SqlReplyOutbox(engine, KEYS, flood_max_replies=0, flood_window=3600)
+    theirs = SqlReplyOutbox(their_engine, KEYS, flood_max_replies=0, flood_window=3600)
+    contested, fresh = _reply(1), _reply(2)
+    real_known = ours._known
+    calls = 0
+
+    async def known_after_the_race(conn: Any, raw_ids: list[str]) -> Any:
+        # The other replica commits its reply to the same MO right after our first look.
+        nonlocal calls
+        calls += 1
+        found = await real_known(conn, raw_ids)
+        if calls == 1:
+            await theirs.enqueue(contested)
+        return found
+
+    try:
+        their_decision = await theirs.enqueue(_reply(3))  # tables in use on both sides
+        assert their_decision.created
+        ours._known = known_after_the_race  # type: ignore[method-assign]
+        async with engine.begin() as conn:
+            decisions = await ours.write_batch(conn, [contested, fresh])
+        async with engine.connect() as conn:
+            rows = {
+                r.raw_inbound_id: r.id
+                for r in await conn.execute(
+                    select(sms_replies.c.raw_inbound_id, sms_replies.c.id)
+                )
+            }
+        assert len(rows) == 3  # one reply per MO, the contested one not written twice
+        assert [d.reply_id for d in decisions] == [
+            rows[contested.raw_inbound_id],
+            rows[fresh.raw_inbound_id],
+        ]
+        assert [d.created for d in decisions] == [False, True]
+        assert calls == 2  # the insert skipped the contested MO; its row was read again
+    finally:
+        await engine.dispose()
+        await their_engine.dispose()
