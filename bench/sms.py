@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 import time
@@ -36,7 +37,15 @@ from pydantic import SecretStr
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import broker_names, cleanup, database, random_keys
+from bench.common import (
+    broker_names,
+    cleanup,
+    cpu_line,
+    cpu_per_item,
+    cpu_snapshot,
+    database,
+    random_keys,
+)
 from gateway import bootstrap
 from gateway.settings import load_settings
 from gateway.storage import migrate
@@ -51,6 +60,7 @@ from tests.channels.sms.kannel_harness import (
 from tests.support import free_port
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Cpu = dict[str, float]
 
 
 class Counter:
@@ -131,8 +141,9 @@ async def run(
     make_app: AppFactory,
     before_smsbox: Callable[[], Awaitable[None]] | None = None,
     after_delivery: Callable[[], Awaitable[None]] | None = None,
-) -> float:
-    """One Kannel delivering N queued MOs into ``make_app``'s app; seconds, first to N-th."""
+) -> tuple[float, Cpu]:
+    """One Kannel delivering N queued MOs into ``make_app``'s app: seconds, first to N-th, and
+    CPU per message from smsbox's start to the N-th answer, by process."""
     port, sink_port = free_port(), free_port()
     await asyncio.to_thread(workdir.mkdir)
     kannel = Kannel(
@@ -152,11 +163,14 @@ async def run(
         await inject(kannel, n, tag)
         if before_smsbox is not None:
             await before_smsbox()
+        before = cpu_snapshot({"bearerbox": kannel.processes[0].pid})
         await asyncio.to_thread(kannel.start_smsbox)
         await asyncio.wait_for(counter.done.wait(), timeout=max(120.0, n / 20))
+        boxes = dict(zip(("bearerbox", "smsbox"), (p.pid for p in kannel.processes), strict=True))
+        used = cpu_per_item(before, cpu_snapshot(boxes), n)
         if counter.errors:
             print(f"    {counter.errors} answers other than 200 (smsbox retried them)")
-        return counter.seconds
+        return counter.seconds, used
     finally:
         if after_delivery is not None:
             await after_delivery()
@@ -165,7 +179,7 @@ async def run(
         await sink.cleanup()
 
 
-async def sink_run(workdir: Path, n: int) -> float:
+async def sink_run(workdir: Path, n: int) -> tuple[float, Cpu]:
     async def handler(request: web.Request) -> web.Response:
         return web.Response(text="", content_type="text/plain")
 
@@ -177,7 +191,9 @@ async def sink_run(workdir: Path, n: int) -> float:
     return await run(workdir, n, "sink", make_app)
 
 
-async def gateway_run(workdir: Path, n: int, url: str, reply_mode: str) -> tuple[float, int, int]:
+async def gateway_run(
+    workdir: Path, n: int, url: str, reply_mode: str
+) -> tuple[float, Cpu, int, int]:
     broker = broker_names()
     holder: list[bootstrap.Gateway] = []
     stop = asyncio.Event()
@@ -235,9 +251,9 @@ async def gateway_run(workdir: Path, n: int, url: str, reply_mode: str) -> tuple
         await asyncio.gather(*tasks)
 
     try:
-        seconds = await run(workdir, n, "gw", make_app, start_background, drain_and_stop)
+        seconds, used = await run(workdir, n, "gw", make_app, start_background, drain_and_stop)
         complaints = await holder[0].intake.count_complaints()
-        return seconds, complaints, published
+        return seconds, used, complaints, published
     finally:
         stop.set()
         await asyncio.gather(*tasks)
@@ -256,11 +272,12 @@ async def main() -> None:
         sys.exit("Kannel is not installed: scripts/install-system-packages")
     print(f"N={args.n} MOs queued in bearerbox, delivered by smsbox; replies: {args.reply_mode}\n")
     print(f"{'run':<44}{'seconds':>9}{'msg/s':>9}{'vs sink':>9}")
+    cpu_rows: list[tuple[str, Cpu]] = []
     for db in args.databases.split(","):
         with tempfile.TemporaryDirectory() as tmp:
-            sink_s = await sink_run(Path(tmp) / "sink", args.n)
+            sink_s, sink_cpu = await sink_run(Path(tmp) / "sink", args.n)
             async with database(db, tmp) as url:
-                gw_s, complaints, published = await gateway_run(
+                gw_s, gw_cpu, complaints, published = await gateway_run(
                     Path(tmp) / "gateway", args.n, url, args.reply_mode
                 )
         sink_rate, gw_rate = args.n / sink_s, args.n / gw_s
@@ -269,6 +286,14 @@ async def main() -> None:
         label = f"Kannel -> gateway, {db}"
         print(f"{label:<44}{gw_s:>9.2f}{gw_rate:>9.0f}{gw_rate / sink_rate:>8.0%}")
         print(f"{'':<4}complaints stored: {complaints}, events published: {published}")
+        cpu_rows += [(sink_label, sink_cpu), (label, gw_cpu)]
+    # Where the time goes, from smsbox's start to the N-th answer. "this proc" is the receiver
+    # (the sink, or the gateway with its relay and reply sender) and the fake MT link.
+    names = ("this proc", "bearerbox", "smsbox", "rabbitmq", "postgresql")
+    print(f"\nCPU per message, microseconds ({os.cpu_count()} cores)")
+    print(f"{'run':<44}" + "".join(f"{n:>12}" for n in (*names, "machine")) + f"{'busy':>8}")
+    for label, used in cpu_rows:
+        print(cpu_line(label, {"this proc": used["intake proc"], **used}, names))
 
 
 if __name__ == "__main__":
