@@ -13,6 +13,11 @@ whole in memory. Integrity comes from the name: every read decrypts and checks t
 hash to the SHA-256 they are stored under, and refuses them otherwise (:class:`CorruptFile`);
 that check also tells which data key sealed a file, after a rotation.
 A file stored before sealing (in the clear) is read as it is, after the same check.
+
+Nothing is deleted on the way: a file stored for a request that was then refused stays until
+``lapor-gateway files gc`` (:mod:`gateway.filegc`) finds that no row refers to it. That collector
+goes by a file's mtime, so storing bytes that are already there refreshes it: a request that
+sends again the bytes of an old, unreferenced file keeps it until its own row is committed.
 """
 
 from __future__ import annotations
@@ -21,8 +26,10 @@ import asyncio
 import hashlib
 import os
 import re
+import stat
 import tempfile
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
@@ -32,6 +39,8 @@ from gateway.crypto import Keys
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 MAGIC = b"LAPOR-SEALED-1\n"
 _IV_BYTES = 16
+# Files being written; a process killed mid-write leaves one behind (the collector removes it).
+_TEMP_PREFIX = ".incoming-"
 
 
 class FileTooLarge(Exception):
@@ -40,6 +49,15 @@ class FileTooLarge(Exception):
 
 class CorruptFile(Exception):
     """A stored file does not hold the bytes its name says (damaged, or not sealed by us)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Aged:
+    """The store's files by age (:meth:`FileStore.aged`)."""
+
+    old: frozenset[str]  # SHA-256 of the files last written before the cutoff
+    young: int  # how many were written (or stored again) since
+    temporaries: tuple[Path, ...]  # temporaries last written before the cutoff
 
 
 class FileStore:
@@ -78,7 +96,7 @@ class FileStore:
         self.root.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
         size = 0
-        fd, tmp_name = tempfile.mkstemp(dir=self.root, prefix=".incoming-")
+        fd, tmp_name = tempfile.mkstemp(dir=self.root, prefix=_TEMP_PREFIX)
         tmp = Path(tmp_name)
         iv = os.urandom(_IV_BYTES)
         sealing = self._cipher(iv).encryptor()
@@ -98,6 +116,15 @@ class FileStore:
             return sha, size
         finally:
             await asyncio.to_thread(tmp.unlink, missing_ok=True)
+
+    async def touch(self, sha256: str) -> bool:
+        """Mark the file as in use now (its mtime: the file store's garbage collection spares
+        recent files); False when it is not stored."""
+        try:
+            await asyncio.to_thread(os.utime, self.path(sha256))
+        except FileNotFoundError:
+            return False
+        return True
 
     async def read(self, sha256: str) -> bytes:
         """The bytes stored under ``sha256``, checked against it (FileNotFoundError when absent,
@@ -130,8 +157,12 @@ class FileStore:
         for path in sorted(self.root.rglob("*")) if self.root.exists() else []:
             if not path.is_file() or not _SHA256.fullmatch(path.name):
                 continue
+            try:
+                stored = path.read_bytes()
+            except FileNotFoundError:  # collected meanwhile (``files gc``): nothing to seal
+                continue
             seen += 1
-            data, current = self._open(path.name, path.read_bytes())
+            data, current = self._open(path.name, stored)
             if not current:
                 self._write(path.name, self._sealed(data), replace=True)
                 resealed += 1
@@ -139,10 +170,10 @@ class FileStore:
 
     def _write(self, sha: str, parts: list[bytes], replace: bool = False) -> None:
         target = self.path(sha)
-        if target.exists() and not replace:
+        if not replace and _touch(target):
             return
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=_TEMP_PREFIX)
         try:
             with os.fdopen(fd, "wb") as fh:
                 for part in parts:
@@ -156,7 +187,78 @@ class FileStore:
     def _move_into_place(self, tmp: Path, sha: str) -> None:
         target = self.path(sha)
         target.parent.mkdir(parents=True, exist_ok=True)
+        # Also over a file already there: the temporary was just written, so the file's mtime
+        # is now either way, as the collector needs (see _write).
         os.replace(tmp, target)
+
+    async def aged(self, cutoff: float) -> Aged:
+        """The store's files and leftover temporaries, by whether their mtime is before
+        ``cutoff`` (seconds since the epoch). Anything else found under the root is not the
+        store's and is left out (and never deleted)."""
+        return await asyncio.to_thread(self._aged, cutoff)
+
+    def _aged(self, cutoff: float) -> Aged:
+        old: set[str] = set()
+        young = 0
+        temporaries: list[Path] = []
+        for folder, _dirs, names in os.walk(self.root):
+            for name in names:
+                path = Path(folder, name)
+                temporary = name.startswith(_TEMP_PREFIX)
+                if not temporary and not (_SHA256.fullmatch(name) and self.path(name) == path):
+                    continue
+                try:
+                    info = path.lstat()
+                except FileNotFoundError:  # renamed into place or removed meanwhile
+                    continue
+                if not stat.S_ISREG(info.st_mode):
+                    continue
+                if temporary:
+                    if info.st_mtime < cutoff:
+                        temporaries.append(path)
+                elif info.st_mtime < cutoff:
+                    old.add(name)
+                else:
+                    young += 1
+        return Aged(frozenset(old), young, tuple(temporaries))
+
+    async def collect(self, path: Path, cutoff: float, dry_run: bool = False) -> int | None:
+        """Delete ``path`` (a stored file or a temporary) if its mtime is still before
+        ``cutoff``: its size, None when it was written again since (kept), 0 when it was
+        already gone. ``dry_run`` deletes nothing and says the same."""
+        return await asyncio.to_thread(_collect, path, cutoff, dry_run)
+
+
+def _touch(path: Path) -> bool:
+    """Set the mtime of an existing file to now; False when there is no such file."""
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _collect(path: Path, cutoff: float, dry_run: bool) -> int | None:
+    if dry_run:
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            return 0
+        return info.st_size if info.st_mtime < cutoff else None
+    # Moved aside first, atomically: a put that refreshed the file before the move is seen in
+    # the mtime read after it (the file goes back), and a put after it finds no file and writes
+    # a new one. A crash in between leaves a temporary with the old mtime, removed next time.
+    aside = path.with_name(f"{_TEMP_PREFIX}collected-{path.name}")
+    try:
+        os.replace(path, aside)
+    except FileNotFoundError:
+        return 0
+    info = aside.stat()
+    if info.st_mtime >= cutoff:
+        os.replace(aside, path)
+        return None
+    aside.unlink()
+    return info.st_size
 
 
 def _flush_and_sync(fileno: int) -> None:

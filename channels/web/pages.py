@@ -6,11 +6,12 @@ first. Indonesian by default, English with ``?lang=en``. Every value shown is es
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Literal
 
 from channels.fields import Message
+from channels.web.kept import FIELD as KEPT_FIELD
 
 Lang = Literal["id", "en"]
 
@@ -82,6 +83,13 @@ T: Mapping[str, tuple[str, str]] = {
                  "Everything else you typed is still filled in; choose fitting attachments again."),
     "too_many": ("Terlalu banyak permintaan. Coba lagi dalam {n} detik.",
                  "Too many requests. Try again in {n} seconds."),
+    "kept_legend": ("Lampiran yang sudah terkirim", "Attachments already received"),
+    "kept_note": ("Tidak perlu diunggah lagi. Hapus centang untuk tidak menyertakannya.",
+                  "No need to upload them again. Untick one to leave it out."),
+    "kept_lost": ("{n} lampiran yang sudah terkirim tidak dapat disertakan lagi (kedaluwarsa).",
+                  "{n} attachment(s) received earlier can no longer be included (expired)."),
+    "kept_too_many": ("Paling banyak {n} lampiran; hapus centang yang tidak perlu.",
+                      "At most {n} attachments; untick the ones you do not need."),
 }
 KIND_LABEL = {"pengaduan": "pengaduan", "aspirasi": "aspirasi", "informasi": "permintaan-informasi"}
 
@@ -99,7 +107,8 @@ textarea{min-height:8rem}.check label{display:inline;font-weight:400}.check{marg
 button{margin-top:1.2rem;width:100%;padding:.8rem;font-size:1.1rem;background:#b71c1c;
 color:#fff;border:0;border-radius:4px}.tid{font:700 2.4rem/1.2 ui-monospace,monospace;
 letter-spacing:.08em;background:#fff;border:2px dashed #b71c1c;padding:1rem;text-align:center}
-fieldset{border:1px solid #ccc;border-radius:4px;margin-top:1rem}dl{background:#fff;
+fieldset{border:1px solid #ccc;border-radius:4px;margin-top:1rem}.note{font-size:.9rem;
+color:#444;margin:.2rem 0}dl{background:#fff;
 padding:1rem}dt{font-weight:600}
 @media (min-width:48rem){body{font-size:17px}}
 """
@@ -109,6 +118,11 @@ def t(key: str, lang: Lang, **fmt: object) -> str:
     """The text ``key`` in ``lang``."""
     text = T[key][0 if lang == "id" else 1]
     return text.format(**fmt) if fmt else text
+
+
+def both(key: str, **fmt: object) -> Message:
+    """The text ``key`` in Indonesian and in English."""
+    return t(key, "id", **fmt), t(key, "en", **fmt)
 
 
 def msg(message: Message, lang: Lang) -> str:
@@ -156,8 +170,13 @@ def form_page(
     values: Mapping[str, str] | None = None,
     errors: Mapping[str, Message] | None = None,
     alert: str | None = None,
+    kept: Sequence[tuple[str, str]] = (),
 ) -> str:
-    """The citizen form, with the typed values and a message next to each wrong field."""
+    """The citizen form, with the typed values and a message next to each wrong field.
+
+    ``kept`` are the files an earlier post already delivered, as (token, label): ticked
+    checkboxes, so that they are sent again without being uploaded again.
+    """
     values = values or {}
     errors = errors or {}
     chosen = values.get("klasifikasi", "pengaduan")
@@ -192,6 +211,7 @@ def form_page(
         + _input("tanggal", "date", lang, values, errors)
         + _input("lokasi", "text", lang, values, errors)
         + _input("instansi", "text", lang, values, errors)
+        + _kept(kept, lang)
         + f'<label for="lampiran">{t("lampiran", lang)}</label>'
         '<input type="file" id="lampiran" name="lampiran" multiple '
         'accept="image/jpeg,image/png,application/pdf">'
@@ -207,6 +227,20 @@ def form_page(
         f'<p><a href="/cek{_q(lang)}">{t("check_link", lang)}</a></p>'
     )
     return page(t("site", lang), body, lang, "/" if lang == "en" else "/?lang=en")
+
+
+def _kept(kept: Sequence[tuple[str, str]], lang: Lang) -> str:
+    if not kept:
+        return ""
+    boxes = "".join(
+        f'<div class="check"><input type="checkbox" id="kept-{i}" name="{KEPT_FIELD}" '
+        f'value="{escape(token)}" checked> <label for="kept-{i}">{escape(label)}</label></div>'
+        for i, (token, label) in enumerate(kept)
+    )
+    return (
+        f'<fieldset id="kept"><legend>{t("kept_legend", lang)}</legend>{boxes}'
+        f'<p class="note">{t("kept_note", lang)}</p></fieldset>'
+    )
 
 
 def receipt_page(lang: Lang, tracking_display: str) -> str:

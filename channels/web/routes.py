@@ -20,12 +20,12 @@ import json
 import logging
 import secrets
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
 
-from channels.web import csrf, pages
+from channels.web import csrf, kept, pages
 from channels.web.abuse import Bucket, Guard
 from channels.web.form import (
     ATTACHMENT_FIELD,
@@ -127,6 +127,7 @@ class WebChannel:
         self._json_parser = json_parser
         self._form_parser = form_parser
         self._signer = csrf.CsrfSigner(csrf_key, settings.csrf_max_age)
+        self._kept = kept.KeptFiles(csrf_key, settings.csrf_max_age)
         self._clock = clock
         self._openapi = openapi_document()
 
@@ -186,10 +187,13 @@ class WebChannel:
         errors: Mapping[str, tuple[str, str]] | None = None,
         alert: str | None = None,
         status: int = 200,
+        files: Sequence[kept.KeptFile] = (),
     ) -> web.Response:
         client_id, fresh = self._client_id(request)
-        token = self._signer.issue(client_id, self._clock().timestamp())
-        html = pages.form_page(page_lang(request), token, values, errors, alert)
+        now = self._clock().timestamp()
+        token = self._signer.issue(client_id, now)
+        carried = [(self._kept.token(client_id, f, now), f.label()) for f in files]
+        html = pages.form_page(page_lang(request), token, values, errors, alert, carried)
         resp = web.Response(text=html, content_type="text/html", status=status)
         resp.headers["Cache-Control"] = "no-store"
         if fresh:
@@ -204,11 +208,19 @@ class WebChannel:
         return self._form_response(request)
 
     def _too_many(
-        self, request: web.Request, decision: Decision, values: Mapping[str, str] | None = None
+        self,
+        request: web.Request,
+        decision: Decision,
+        values: Mapping[str, str] | None = None,
+        files: Sequence[kept.KeptFile] = (),
     ) -> web.Response:
         lang = page_lang(request)
         resp = self._form_response(
-            request, values, alert=pages.t("too_many", lang, n=decision.retry_after), status=429
+            request,
+            values,
+            alert=pages.t("too_many", lang, n=decision.retry_after),
+            status=429,
+            files=files,
         )
         resp.headers["Retry-After"] = str(decision.retry_after)
         return resp
@@ -240,42 +252,50 @@ class WebChannel:
                 request, errors={ATTACHMENT_FIELD: exc.message}, status=exc.status
             )
         values = first_values(upload.fields)
+        client_id = request.cookies.get(csrf.COOKIE)
         token = next((v for k, v in upload.fields if k == csrf.FIELD), "")
-        nonce = self._signer.check(
-            token, request.cookies.get(csrf.COOKIE), self._clock().timestamp()
-        )
+        nonce = self._signer.check(token, client_id, self._clock().timestamp())
+        held, lost = await self._held_files(upload, client_id)
+        files = kept.carried(held, upload.attachments, upload.gps)
         if nonce is None:
             return self._form_response(
-                request, values, alert=pages.t("expired", lang), status=403
+                request, values, alert=pages.t("expired", lang), status=403, files=files
             )
         now = self._clock()
         data, errors = validate_form(values, now.date())
-        if upload.rejected:
-            # Everything typed comes back; the refused file(s) are named by the attachment field.
-            first = upload.rejected[0]
+        problems = [r.message for r in upload.rejected]
+        status = upload.rejected[0].status if upload.rejected else 422
+        if lost:
+            problems.append(pages.both("kept_lost", n=lost))
+        if len(files) > self._settings.max_attachments:
+            problems.append(pages.both("kept_too_many", n=self._settings.max_attachments))
+            status = 413 if not upload.rejected else status
+        if problems:
+            # Everything typed comes back, the files already received ticked; the refused or
+            # lost file(s) are named by the attachment field.
             message = (
-                " ".join(r.message[0] for r in upload.rejected) + " " + pages.t("reattach", "id"),
-                " ".join(r.message[1] for r in upload.rejected) + " " + pages.t("reattach", "en"),
+                " ".join(p[0] for p in problems) + " " + pages.t("reattach", "id"),
+                " ".join(p[1] for p in problems) + " " + pages.t("reattach", "en"),
             )
             return self._form_response(
-                request, values, {**errors, ATTACHMENT_FIELD: message}, status=first.status
+                request, values, {**errors, ATTACHMENT_FIELD: message}, status=status, files=files
             )
         if data is None:
-            return self._form_response(request, values, errors, status=422)
+            return self._form_response(request, values, errors, status=422, files=files)
         try:
             decision = await self._limited(
                 self._guard.identity_buckets(data.nik, data.phone, data.email)
             )
         except IntakeUnavailable:
             return self._form_response(
-                request, values, alert=pages.t("unavailable", lang), status=503
+                request, values, alert=pages.t("unavailable", lang), status=503, files=files
             )
         if not decision.allowed:
-            return self._too_many(request, decision, values)
-        gps = ";".join(f"{sha}={lat},{lon}" for sha, (lat, lon) in upload.gps.items())
+            return self._too_many(request, decision, values, files)
+        gps = ";".join(f"{f.attachment.sha256}={f.gps[0]},{f.gps[1]}" for f in files if f.gps)
         raw = RawInbound(
             channel=Channel.WEB,
-            body=encode_submission(upload.fields, upload.attachments),
+            body=encode_submission(upload.fields, [f.attachment for f in files]),
             received_at=now,
             provider_message_id=f"form:{nonce}",
             content_type=CONTENT_TYPE,
@@ -285,7 +305,7 @@ class WebChannel:
             receipt = await self._intake.accept(raw, self._form_parser)
         except IntakeUnavailable:
             resp = self._form_response(
-                request, values, alert=pages.t("unavailable", lang), status=503
+                request, values, alert=pages.t("unavailable", lang), status=503, files=files
             )
             resp.headers["Retry-After"] = "5"
             return resp
@@ -294,6 +314,20 @@ class WebChannel:
         return web.Response(
             text=html, content_type="text/html", headers={"Cache-Control": "no-store"}
         )
+
+    async def _held_files(
+        self, upload: Upload, client_id: str | None
+    ) -> tuple[list[kept.KeptFile], int]:
+        """The files an earlier, refused post of this form left ticked, and how many of the
+        ticked ones cannot be used (expired, from another browser, or no longer stored)."""
+        tokens = [v for k, v in upload.fields if k == kept.FIELD]
+        now = self._clock().timestamp()
+        held: list[kept.KeptFile] = []
+        for token in tokens[: self._settings.max_attachments * 2]:
+            found = self._kept.open(token, client_id, now)
+            if found is not None and await self._files.touch(found.attachment.sha256):
+                held.append(found)
+        return held, len(tokens) - len(held)
 
     async def check(self, request: web.Request) -> web.Response:
         """The status page; a mistyped ID answers exactly like an unknown one."""

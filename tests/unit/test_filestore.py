@@ -70,3 +70,12 @@ async def test_damaged_or_foreign_files_are_refused(tmp_path: Path) -> None:
         await store(tmp_path, b"x" * 32).read(sha)
     with pytest.raises(FileNotFoundError):
         await files.read("0" * 64)
+
+
+async def test_touch_marks_a_stored_file_in_use_and_tells_a_missing_one(tmp_path: Path) -> None:
+    files = store(tmp_path)
+    sha = await files.put_bytes(b"photo")
+    os.utime(files.path(sha), (1_000_000, 1_000_000))
+    assert await files.touch(sha)
+    assert files.path(sha).stat().st_mtime > 1_000_000
+    assert not await files.touch(hashlib.sha256(b"never stored").hexdigest())

@@ -3,7 +3,8 @@
 The gateway runs with aiohttp's AppRunner on a free port; the browser fills the form with a
 photo, submits, reads the tracking ID on the receipt, looks it up on /cek, and the test reads the
 complaint from RabbitMQ. With ``LAPOR_SCREENSHOTS=1`` it writes the screenshots
-``docs/web-form.png`` and ``docs/web-receipt.png`` (a normal run leaves the committed ones alone).
+``docs/web-form.png``, ``docs/web-receipt.png`` and ``docs/web-form-kept.png`` (an error, the
+photo kept) (a normal run leaves the committed ones alone).
 """
 
 from __future__ import annotations
@@ -131,3 +132,35 @@ async def test_a_photo_too_big_is_refused_and_the_typed_text_kept(
             assert await p.input_value(field) == typed  # type: ignore[attr-defined]
         assert await p.is_checked("#rahasia")  # type: ignore[attr-defined]
         assert await gateway.intake.count_complaints() == 0
+
+
+async def test_after_an_invalid_nik_the_photo_is_kept_and_goes_with_the_report(
+    served: tuple[str, bootstrap.Gateway], page: object, settings: Settings, tmp_path: Path,
+    database_url: str,
+) -> None:
+    base, gateway = served
+    p = page
+    photo = tmp_path / "jalan.jpg"
+    photo.write_bytes(make_exif_jpeg(-6.7612, 108.4801, b"\x00" * 4000))
+    await p.goto(base + "/")  # type: ignore[attr-defined]
+    await fill(p, "3209014101900000", photo)
+    await p.click("button[type=submit]")  # type: ignore[attr-defined]
+    assert "0000" in await p.inner_text("#nik-err")  # type: ignore[attr-defined]
+    assert "jalan.jpg" in await p.inner_text("#kept")  # type: ignore[attr-defined]
+    assert await p.is_checked("#kept-0")  # type: ignore[attr-defined]
+    if SCREENSHOTS and database_url.startswith("sqlite"):
+        await p.screenshot(path=str(ROOT / "docs" / "web-form-kept.png"), full_page=True)  # type: ignore[attr-defined]
+    # The file input is empty again (browsers never refill it); the photo need not be chosen.
+    await p.fill("#nik", NIK)  # type: ignore[attr-defined]
+    await p.click("button[type=submit]")  # type: ignore[attr-defined]
+    tid = tracking.normalize((await p.inner_text("#tracking-id")).strip())  # type: ignore[attr-defined]
+    assert tid is not None
+    assert gateway.relay is not None
+    await gateway.relay.publish_batch()
+    await gateway.relay._close()
+    [msg] = await drain(settings.broker.queue, 1)
+    event = json.loads(msg.body)
+    assert event["tracking_id"] == tid and event["reporter"]["nik"] == NIK
+    [att] = event["attachments"]
+    assert att["filename"] == "jalan.jpg"
+    assert await gateway.files.read(att["sha256"]) == photo.read_bytes()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from channels.web.csrf import CsrfSigner
 from channels.web.exif import jpeg_gps, make_exif_jpeg, sniff
 from channels.web.form import encode_submission, first_values, parse_form, validate
+from channels.web.kept import KeptFile, KeptFiles
 from gateway.domain import Attachment, Channel, Kind, RawInbound
 from gateway.errors import ParseError
 
@@ -96,3 +98,25 @@ def test_csrf_token_is_bound_to_client_key_and_age() -> None:
     assert signer.check(token, None, now=1010) is None
     assert CsrfSigner(b"other", 60).check(token, "client-a", now=1010) is None
     assert signer.issue("client-a", now=1000) != token  # a fresh nonce per form
+
+
+def test_a_kept_attachment_token_opens_only_in_its_browser_and_only_while_fresh() -> None:
+    photo = Attachment(sha256="a" * 64, media_type="image/jpeg", size=200_000, filename="x.jpg")
+    kept = KeptFiles(b"key", max_age=60)
+    token = kept.token("client-a", KeptFile(photo, (-6.7612, 108.4801)), now=1000)
+    assert kept.open(token, "client-a", now=1010) == KeptFile(photo, (-6.7612, 108.4801))
+    assert kept.open(token, "client-b", now=1010) is None
+    assert kept.open(token, None, now=1010) is None
+    assert kept.open(token, "client-a", now=1100) is None  # older than the form's lifetime
+    assert KeptFiles(b"other", 60).open(token, "client-a", now=1010) is None
+    # The form's own CSRF signature under the same key does not make a kept-file token.
+    assert kept.open(CsrfSigner(b"key", 60).issue("client-a", 1000), "client-a", 1010) is None
+    issued, payload, mac = token.split(".")
+    other = Attachment(sha256="b" * 64, media_type="image/jpeg", size=200_000, filename="x.jpg")
+    forged = kept.token("client-a", KeptFile(other), now=1000).split(".")[1]
+    assert kept.open(f"{issued}.{forged}.{mac}", "client-a", 1010) is None  # someone else's file
+    assert kept.open("garbage", "client-a", 1010) is None
+    no_gps = kept.token("client-a", KeptFile(photo), now=1000)
+    assert kept.open(no_gps, "client-a", 1010) == KeptFile(photo, None)
+    assert KeptFile(photo).label() == "x.jpg (195 KB)"
+    assert KeptFile(replace(photo, size=3_200_000, filename=None)).label() == "image/jpeg (3.1 MB)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import ipaddress
@@ -462,5 +463,133 @@ async def test_retry_after_is_the_rest_of_the_window(
         assert bad.status == 429  # malformed bodies count against the address too
         clock.now += timedelta(seconds=45)
         assert (await client.post("/api/v1/complaints", json={"body": "tiga"})).status == 202
+    finally:
+        await gateway.close()
+
+
+KEPT = re.compile(r'name="lampiran_tersimpan" value="([^"]+)" checked> <label for="kept-\d+">([^<]+)<')
+
+
+def kept_files(html: str) -> list[tuple[str, str]]:
+    """(token, label) of every attachment the form shows as already received."""
+    return KEPT.findall(html)
+
+
+async def test_a_refused_form_keeps_its_photo_so_the_citizen_does_not_upload_it_again(
+    gw: bootstrap.Gateway, aiohttp_client: Client, settings: Settings
+) -> None:
+    client = await aiohttp_client(bootstrap.build_app(gw))
+    photo = make_exif_jpeg(-6.7612, 108.4801, b"\x00" * 200_000)
+    sha = hashlib.sha256(photo).hexdigest()
+    token = csrf_token(await (await client.get("/")).text())
+    bad = {**FORM, "nik": "3209014101900000"}
+    first = await client.post("/", data=form_data(token, bad, [("jalan.jpg", photo)]))
+    html = await first.text()
+    assert first.status == 422 and "tidak boleh 0000" in html
+    [(kept, label)] = kept_files(html)
+    assert label == "jalan.jpg (195 KB)" and "Lampiran yang sudah terkirim" in html
+    # The citizen corrects the NIK and sends again without choosing the photo again.
+    fixed = form_data(csrf_token(html), {**FORM, "lampiran_tersimpan": kept})
+    second = await client.post("/", data=fixed)
+    assert second.status == 200 and TID.search(await second.text())
+    await publish(gw)
+    [msg] = await drain(settings.broker.queue, 1)
+    event = json.loads(msg.body)
+    [att] = event["attachments"]
+    assert att == {"sha256": sha, "media_type": "image/jpeg", "size": len(photo),
+                   "filename": "jalan.jpg", "href": f"/files/{sha}"}
+    assert event["source"]["exif_gps"] == f"{sha}=-6.7612,108.4801"  # the EXIF evidence too
+    assert await gw.files.read(sha) == photo
+
+
+async def test_an_unticked_kept_photo_is_left_out(
+    gw: bootstrap.Gateway, aiohttp_client: Client, settings: Settings
+) -> None:
+    client = await aiohttp_client(bootstrap.build_app(gw))
+    token = csrf_token(await (await client.get("/")).text())
+    photos = [("a.png", b"\x89PNG\r\n\x1a\na"), ("b.png", b"\x89PNG\r\n\x1a\nb")]
+    first = await client.post("/", data=form_data(token, {**FORM, "hp": "12"}, photos))
+    html = await first.text()
+    (kept_a, label_a), (_, label_b) = kept_files(html)
+    assert (label_a, label_b) == ("a.png (1 KB)", "b.png (1 KB)")
+    # b.png unticked, c.png added: a.png and c.png go with the report.
+    new = [("c.png", b"\x89PNG\r\n\x1a\nc")]
+    second = await client.post(
+        "/", data=form_data(csrf_token(html), {**FORM, "lampiran_tersimpan": kept_a}, new)
+    )
+    assert second.status == 200
+    await publish(gw)
+    [msg] = await drain(settings.broker.queue, 1)
+    names = [a["filename"] for a in json.loads(msg.body)["attachments"]]
+    assert names == ["a.png", "c.png"]
+
+
+async def test_a_kept_photo_cannot_be_taken_to_another_browser_or_forged(
+    gw: bootstrap.Gateway, aiohttp_client: Client
+) -> None:
+    app = bootstrap.build_app(gw)
+    citizen, stranger = await aiohttp_client(app), await aiohttp_client(app)
+    token = csrf_token(await (await citizen.get("/")).text())
+    photo = b"\x89PNG\r\n\x1a\nprivate"
+    first = await citizen.post("/", data=form_data(token, {**FORM, "hp": "12"}, [("ktp.png", photo)]))
+    [(kept, _)] = kept_files(await first.text())
+    own = csrf_token(await (await stranger.get("/")).text())
+    taken = await stranger.post("/", data=form_data(own, {**FORM, "lampiran_tersimpan": kept}))
+    html = await taken.text()
+    assert taken.status == 422 and "tidak dapat disertakan lagi" in html
+    assert not kept_files(html) and await gw.intake.count_complaints() == 0
+    # A token naming another file: the signature does not match.
+    issued, _, mac = kept.split(".")
+    other = base64.urlsafe_b64encode(json.dumps({"sha256": "0" * 64, "media_type": "image/png",
+                                                 "size": 9, "filename": "x.png"}).encode())
+    forged = f"{issued}.{other.decode().rstrip('=')}.{mac}"
+    again = csrf_token(await (await citizen.get("/")).text())
+    refused = await citizen.post("/", data=form_data(again, {**FORM, "lampiran_tersimpan": forged}))
+    assert refused.status == 422 and await gw.intake.count_complaints() == 0
+
+
+async def test_a_kept_photo_no_longer_stored_is_named_and_dropped_from_the_form(
+    gw: bootstrap.Gateway, aiohttp_client: Client
+) -> None:
+    client = await aiohttp_client(bootstrap.build_app(gw))
+    token = csrf_token(await (await client.get("/")).text())
+    photo = b"\x89PNG\r\n\x1a\ncollected"
+    first = await client.post("/", data=form_data(token, {**FORM, "hp": "12"}, [("a.png", photo)]))
+    html = await first.text()
+    [(kept, _)] = kept_files(html)
+    gw.files.path(hashlib.sha256(photo).hexdigest()).unlink()  # collected in the meantime
+    second = await client.post("/", data=form_data(csrf_token(html), {**FORM, "lampiran_tersimpan": kept}))
+    html = await second.text()
+    error = re.search(r'id="lampiran-err">([^<]+)<', html)
+    assert second.status == 422 and error and "1 lampiran yang sudah terkirim" in error.group(1)
+    assert not kept_files(html) and 'value="Siti Aminah"' in html
+    assert await gw.intake.count_complaints() == 0
+    third = await client.post("/", data=form_data(csrf_token(html), FORM, [("a.png", photo)]))
+    assert third.status == 200  # chosen again, it goes
+
+
+async def test_kept_and_new_attachments_count_together_against_the_limit(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    gateway = bootstrap.build(web_settings(settings, max_attachments=1))
+    try:
+        client = await aiohttp_client(bootstrap.build_app(gateway))
+        token = csrf_token(await (await client.get("/")).text())
+        first = await client.post(
+            "/", data=form_data(token, {**FORM, "hp": "12"}, [("a.png", b"\x89PNG\r\n\x1a\na")])
+        )
+        [(kept, _)] = kept_files(await first.text())
+        second = await client.post(
+            "/",
+            data=form_data(
+                csrf_token(await first.text()),
+                {**FORM, "lampiran_tersimpan": kept},
+                [("b.png", b"\x89PNG\r\n\x1a\nb")],
+            ),
+        )
+        html = await second.text()
+        assert second.status == 413 and "Paling banyak 1 lampiran; hapus centang" in html
+        assert [label for _, label in kept_files(html)] == ["a.png (1 KB)", "b.png (1 KB)"]
+        assert await gateway.intake.count_complaints() == 0
     finally:
         await gateway.close()
