@@ -13,6 +13,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,14 +61,30 @@ async def fill(page: object, nik: str, photo: Path | None) -> None:
         await p.set_input_files("#lampiran", str(photo))  # type: ignore[attr-defined]
 
 
+def street_photo(tmp_path: Path) -> Path:
+    """A small JPEG with a GPS position, as a phone takes it."""
+    photo = tmp_path / "jalan.jpg"
+    photo.write_bytes(make_exif_jpeg(-6.7612, 108.4801, b"\x00" * 4000))
+    return photo
+
+
+async def published_event(gateway: bootstrap.Gateway, settings: Settings) -> dict[str, Any]:
+    """Publish what the gateway holds and read back the one event from RabbitMQ."""
+    assert gateway.relay is not None
+    await gateway.relay.publish_batch()
+    await gateway.relay._close()
+    [msg] = await drain(settings.broker.queue, 1)
+    event: dict[str, Any] = json.loads(msg.body)
+    return event
+
+
 async def test_citizen_fills_the_form_and_follows_the_report(
     served: tuple[str, bootstrap.Gateway], page: object, settings: Settings, tmp_path: Path,
     database_url: str,
 ) -> None:
     base, gateway = served
     p = page
-    photo = tmp_path / "jalan.jpg"
-    photo.write_bytes(make_exif_jpeg(-6.7612, 108.4801, b"\x00" * 4000))
+    photo = street_photo(tmp_path)
     await p.goto(base + "/")  # type: ignore[attr-defined]
     assert "hoaks" in await p.inner_text("main")  # type: ignore[attr-defined]
     await fill(p, NIK, photo)
@@ -85,11 +102,7 @@ async def test_citizen_fills_the_form_and_follows_the_report(
     await p.click("button[type=submit]")  # type: ignore[attr-defined]
     assert "menunggu verifikasi" in await p.inner_text("#status")  # type: ignore[attr-defined]
 
-    assert gateway.relay is not None
-    await gateway.relay.publish_batch()
-    await gateway.relay._close()
-    [msg] = await drain(settings.broker.queue, 1)
-    event = json.loads(msg.body)
+    event = await published_event(gateway, settings)
     assert event["tracking_id"] == tid and event["kind"] == "aspirasi"
     assert event["reporter"]["nik"] == NIK and event["reporter"]["phone"] == "+6281234567890"
     [att] = event["attachments"]
@@ -140,8 +153,7 @@ async def test_after_an_invalid_nik_the_photo_is_kept_and_goes_with_the_report(
 ) -> None:
     base, gateway = served
     p = page
-    photo = tmp_path / "jalan.jpg"
-    photo.write_bytes(make_exif_jpeg(-6.7612, 108.4801, b"\x00" * 4000))
+    photo = street_photo(tmp_path)
     await p.goto(base + "/")  # type: ignore[attr-defined]
     await fill(p, "3209014101900000", photo)
     await p.click("button[type=submit]")  # type: ignore[attr-defined]
@@ -155,11 +167,7 @@ async def test_after_an_invalid_nik_the_photo_is_kept_and_goes_with_the_report(
     await p.click("button[type=submit]")  # type: ignore[attr-defined]
     tid = tracking.normalize((await p.inner_text("#tracking-id")).strip())  # type: ignore[attr-defined]
     assert tid is not None
-    assert gateway.relay is not None
-    await gateway.relay.publish_batch()
-    await gateway.relay._close()
-    [msg] = await drain(settings.broker.queue, 1)
-    event = json.loads(msg.body)
+    event = await published_event(gateway, settings)
     assert event["tracking_id"] == tid and event["reporter"]["nik"] == NIK
     [att] = event["attachments"]
     assert att["filename"] == "jalan.jpg"
