@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -31,7 +32,15 @@ from aiohttp import web
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import broker_names, cleanup, database, random_keys
+from bench.common import (
+    broker_names,
+    cleanup,
+    cpu_line,
+    cpu_per_item,
+    cpu_snapshot,
+    database,
+    random_keys,
+)
 from gateway import bootstrap
 from gateway.settings import load_settings
 from gateway.storage import migrate
@@ -46,6 +55,9 @@ def complaint(i: int) -> dict[str, object]:
         "kind": "pengaduan",
         "reporter": {"name": f"Warga {i}", "phone": f"+62812{i:08d}"},
     }
+
+
+Cpu = dict[str, float]
 
 
 async def clients(
@@ -73,7 +85,7 @@ async def clients(
         return time.perf_counter() - start, latencies
 
 
-async def bare(n: int, c: int) -> tuple[float, list[float]]:
+async def bare(n: int, c: int) -> tuple[float, list[float], Cpu]:
     async def handler(request: web.Request) -> web.Response:
         data = json.loads(await request.read())
         assert isinstance(data, dict) and data["body"]
@@ -86,14 +98,16 @@ async def bare(n: int, c: int) -> tuple[float, list[float]]:
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
-        return await clients(f"http://127.0.0.1:{port}", n, c)
+        cpu = cpu_snapshot()
+        elapsed, latencies = await clients(f"http://127.0.0.1:{port}", n, c)
+        return elapsed, latencies, cpu_per_item(cpu, cpu_snapshot(), n)
     finally:
         await runner.cleanup()
 
 
 async def gateway(
     url: str, tmp: str, broker: dict[str, str], n: int, c: int, rate_limit: bool = False
-) -> tuple[float, list[float]]:
+) -> tuple[float, list[float], Cpu]:
     web_config: dict[str, object] = {
         "rate_limit_requests": 0, "rate_limit_identity_requests": 0, "csrf_key": "bench"
     }
@@ -124,12 +138,14 @@ async def gateway(
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
+        cpu = cpu_snapshot()
         start = time.perf_counter()
         _, latencies = await clients(f"http://127.0.0.1:{port}", n, c, forwarded=rate_limit)
         published = gw.metrics.published.labels("web")
         while published._value.get() < n:
             await asyncio.sleep(0.002)
-        return time.perf_counter() - start, latencies
+        elapsed = time.perf_counter() - start
+        return elapsed, latencies, cpu_per_item(cpu, cpu_snapshot(), n)
     finally:
         stop.set()
         await relay
@@ -150,15 +166,17 @@ async def main() -> None:
     args = ap.parse_args()
     print(f"N={args.n} requests, {args.c} concurrent clients\n")
     print(f"{'run':<46}{'req/s':>9}{'p99 ms':>9}{'vs bare':>9}")
-    bare_s, bare_lat = await bare(args.n, args.c)
+    bare_s, bare_lat, bare_cpu = await bare(args.n, args.c)
     bare_rate = args.n / bare_s
-    print(f"{'bare aiohttp: parse JSON, 202':<46}{bare_rate:>9.0f}{p99(bare_lat):>9.1f}{'100%':>9}")
+    bare_label = "bare aiohttp: parse JSON, 202"
+    print(f"{bare_label:<46}{bare_rate:>9.0f}{p99(bare_lat):>9.1f}{'100%':>9}")
+    cpu_rows = [(bare_label, bare_cpu)]
     for db in args.databases.split(","):
         with tempfile.TemporaryDirectory() as tmp:
             broker = broker_names()
             try:
                 async with database(db, tmp) as url:
-                    gw_s, gw_lat = await gateway(
+                    gw_s, gw_lat, gw_cpu = await gateway(
                         url, tmp, broker, args.n, args.c, args.rate_limit
                     )
             finally:
@@ -166,6 +184,15 @@ async def main() -> None:
         rate = args.n / gw_s
         label = f"gateway HTTP→commit→confirm, {db}" + (" +RL" if args.rate_limit else "")
         print(f"{label:<46}{rate:>9.0f}{p99(gw_lat):>9.1f}{rate / bare_rate:>8.0%}")
+        cpu_rows.append((label, gw_cpu))
+    # Where the time goes: the HTTP clients share the process with the server in both runs, so
+    # "this proc" is clients + server (+ the gateway's relay); the bare row is the clients' and
+    # aiohttp's own part.
+    names = ("this proc", "rabbitmq", "postgresql")
+    print(f"\nCPU per request, microseconds ({os.cpu_count()} cores)")
+    print(f"{'run':<44}" + "".join(f"{n:>12}" for n in (*names, "machine")) + f"{'busy':>8}")
+    for label, used in cpu_rows:
+        print(cpu_line(label[:43], {"this proc": used["intake proc"], **used}, names))
 
 
 if __name__ == "__main__":
