@@ -1,9 +1,9 @@
 """``lapor-gateway``: run, migrate and operate the gateway.
 
 Subcommands: ``serve``, ``relay``, ``migrate``, ``check-config``, ``quarantine list|show|replay``,
-``outbox status``, ``dedup show``, ``staff create|list``. Every subcommand reads the same settings
-(``config/gateway.toml`` and ``LAPOR_...`` variables). Exit status: 0 done, 1 operational
-failure, 2 invalid settings/usage.
+``outbox status``, ``dedup show``, ``keys reseal``, ``files gc``, ``staff create|list``. Every
+subcommand reads the same settings (``config/gateway.toml`` and ``LAPOR_...`` variables). Exit
+status: 0 done, 1 operational failure, 2 invalid settings/usage.
 """
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import timedelta
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from sqlalchemy.exc import SQLAlchemyError
 
 from channels.letter.auth import InvalidAccount, StaffStore
-from gateway import bootstrap, logs
+from gateway import bootstrap, filegc, logs
 from gateway.errors import ConfigError, QuarantineNotFound
 from gateway.filestore import CorruptFile
 from gateway.intake import utcnow
@@ -65,6 +66,20 @@ def _parser() -> argparse.ArgumentParser:
         " rotation, or rows stored before sealing); run until it reports 0, then drop the"
         " previous keys",
     )
+    f = sub.add_parser("files", help="the file store")
+    fsub = f.add_subparsers(dest="action", required=True)
+    gc = fsub.add_parser(
+        "gc",
+        help="delete the files no row refers to (left by refused submissions) once they are"
+        " older than the grace, and leftover temporaries",
+    )
+    gc.add_argument("--dry-run", action="store_true", help="delete nothing, say what it would")
+    gc.add_argument(
+        "--grace-hours",
+        type=float,
+        default=filegc.DEFAULT_GRACE.total_seconds() / 3600,
+        help="keep every file written within this many hours (at least 1; default: %(default)g)",
+    )
     st = sub.add_parser("staff", help="front-desk staff accounts (letter channel)")
     stsub = st.add_subparsers(dest="action", required=True)
     sc = stsub.add_parser(
@@ -97,6 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "dedup": _dedup,
         "staff": _staff,
         "keys": _keys,
+        "files": _files,
     }
     try:
         return asyncio.run(commands[args.command](settings, args))
@@ -117,23 +133,59 @@ async def _relay(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+_UNOPENED = (
+    "lapor-gateway: a stored value opens with neither LAPOR_SECURITY__DATA_KEY nor any of"
+    " LAPOR_SECURITY__PREVIOUS_DATA_KEYS: set the key that sealed it among the previous keys and"
+    " run again"
+)
+
+
 async def _keys(settings: Settings, _args: argparse.Namespace) -> int:
     gateway = bootstrap.build(settings)
     try:
         await bootstrap.check_migrated(gateway)
         report = await reseal(gateway.engine, gateway.keys, gateway.files)
     except (InvalidTag, CorruptFile):
-        print(
-            "lapor-gateway: a stored value opens with neither LAPOR_SECURITY__DATA_KEY nor any of"
-            " LAPOR_SECURITY__PREVIOUS_DATA_KEYS: set the key that sealed it among the previous"
-            " keys and run again (what was done so far is kept)",
-            file=sys.stderr,
-        )
+        print(f"{_UNOPENED} (what was done so far is kept)", file=sys.stderr)
         return 1
     finally:
         await gateway.close()
     print(dumps(report))
     print(f"{report.total} sealed again under the current data key")
+    return 0
+
+
+async def _files(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        grace = timedelta(hours=args.grace_hours)
+    except (ValueError, OverflowError):  # NaN, infinite or beyond any date
+        grace = timedelta(0)
+    if grace < filegc.MIN_GRACE:
+        print(
+            "lapor-gateway: --grace-hours must be a number of hours, at least 1: requests in flight"
+            " hold files that no row refers to yet",
+            file=sys.stderr,
+        )
+        return 2
+    max_age = settings.web.csrf_max_age
+    if grace.total_seconds() < max_age:
+        print(
+            f"lapor-gateway: the grace is shorter than web.csrf_max_age ({max_age:g} s): the"
+            " attachments a refused form keeps for the citizen may be deleted before it is sent",
+            file=sys.stderr,
+        )
+    gateway = bootstrap.build(settings)
+    try:
+        await bootstrap.check_migrated(gateway)
+        report = await filegc.collect(
+            gateway.engine, gateway.files, gateway.keys, grace, dry_run=args.dry_run
+        )
+    except (InvalidTag, CorruptFile):
+        print(f"{_UNOPENED} (nothing was deleted)", file=sys.stderr)
+        return 1
+    finally:
+        await gateway.close()
+    print(filegc.summary(report))
     return 0
 
 

@@ -120,11 +120,7 @@ class FileStore:
     async def touch(self, sha256: str) -> bool:
         """Mark the file as in use now (its mtime: the file store's garbage collection spares
         recent files); False when it is not stored."""
-        try:
-            await asyncio.to_thread(os.utime, self.path(sha256))
-        except FileNotFoundError:
-            return False
-        return True
+        return await asyncio.to_thread(_touch, self.path(sha256))
 
     async def read(self, sha256: str) -> bytes:
         """The bytes stored under ``sha256``, checked against it (FileNotFoundError when absent,

@@ -7,6 +7,7 @@ import base64
 import json
 import logging
 import os
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -133,3 +134,33 @@ def test_keys_reseal_after_a_rotation_then_nothing_left(
     assert main(["keys", "reseal"]) == 1
     err = capsys.readouterr().err
     assert "LAPOR_SECURITY__PREVIOUS_DATA_KEYS" in err and "Traceback" not in err
+
+
+def test_files_gc_dry_run_then_deletes_and_refuses_a_short_grace(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["migrate"]) == 0
+    _quarantine_one()  # a row to read (sealed under the generated data key)
+
+    async def orphan() -> Path:
+        gw = bootstrap.build(load_settings())
+        try:
+            path = gw.files.path(await gw.files.put_bytes(b"photo of a refused form"))
+        finally:
+            await gw.close()
+        then = time.time() - 2 * 86_400
+        os.utime(path, (then, then))
+        return path
+
+    path = asyncio.run(orphan())
+    capsys.readouterr()
+    assert main(["files", "gc", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "files scanned: 1" in out and "would delete: 1" in out and path.exists()
+    assert main(["files", "gc", "--grace-hours", "0.5"]) == 2
+    assert "--grace-hours must be a number of hours, at least 1" in capsys.readouterr().err and path.exists()
+    assert main(["files", "gc", "--dry-run", "--grace-hours", "2"]) == 0
+    assert "web.csrf_max_age" in capsys.readouterr().err  # deletes no sooner than forms expire
+    assert main(["files", "gc"]) == 0
+    out = capsys.readouterr().out
+    assert "deleted: 1" in out and "kept, younger than 24 h: 0" in out and not path.exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -79,3 +80,63 @@ async def test_touch_marks_a_stored_file_in_use_and_tells_a_missing_one(tmp_path
     assert await files.touch(sha)
     assert files.path(sha).stat().st_mtime > 1_000_000
     assert not await files.touch(hashlib.sha256(b"never stored").hexdigest())
+
+
+def age(path: Path, seconds: float) -> float:
+    """Set ``path``'s mtime ``seconds`` back; that time."""
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+    return then
+
+
+async def test_storing_bytes_already_there_refreshes_their_mtime(tmp_path: Path) -> None:
+    # The collector goes by mtime: an old unreferenced file sent again by a request in flight
+    # must look new until that request's row is committed.
+    files = store(tmp_path)
+    sha = await files.put_bytes(SECRET)
+    old = age(files.path(sha), 86_400)
+    assert await files.put_bytes(SECRET) == sha
+    assert files.path(sha).stat().st_mtime > old + 86_000
+    old = age(files.path(sha), 86_400)
+    assert await files.put_stream(chunks_of(SECRET, 7), max_size=1000) == (sha, len(SECRET))
+    assert files.path(sha).stat().st_mtime > old + 86_000
+    assert await files.read(sha) == SECRET
+
+
+async def test_aged_lists_old_files_and_leftover_temporaries_only(tmp_path: Path) -> None:
+    files = store(tmp_path)
+    old_sha, young_sha = await files.put_bytes(b"old"), await files.put_bytes(b"young")
+    age(files.path(old_sha), 7200)
+    temporary = files.root / ".incoming-abc"
+    temporary.write_bytes(b"half an upload")
+    age(temporary, 7200)
+    (files.root / ".incoming-new").write_bytes(b"an upload going on")
+    stray = files.root / "README"  # not the store's: never listed, never deleted
+    stray.write_bytes(b"x")
+    age(stray, 7200)
+    misplaced = files.root / old_sha  # a store name in the wrong folder
+    misplaced.write_bytes(b"x")
+    age(misplaced, 7200)
+    aged = await files.aged(time.time() - 3600)
+    assert aged.old == {old_sha} and aged.young == 1 and aged.temporaries == (temporary,)
+    assert young_sha not in aged.old
+
+
+async def test_collect_spares_a_file_stored_again_after_the_listing(tmp_path: Path) -> None:
+    files = store(tmp_path)
+    kept, gone = await files.put_bytes(SECRET), await files.put_bytes(b"orphan")
+    for sha in (kept, gone):
+        age(files.path(sha), 7200)
+    cutoff = time.time() - 3600
+    assert (await files.aged(cutoff)).old == {kept, gone}
+    await files.put_bytes(SECRET)  # a request sends it again while the collector runs
+    assert await files.collect(files.path(kept), cutoff, dry_run=True) is None
+    assert await files.collect(files.path(kept), cutoff) is None
+    assert await files.read(kept) == SECRET
+    size = files.path(gone).stat().st_size
+    assert await files.collect(files.path(gone), cutoff, dry_run=True) == size
+    assert files.path(gone).exists()
+    assert await files.collect(files.path(gone), cutoff) == size
+    assert not files.path(gone).exists() and await files.collect(files.path(gone), cutoff) == 0
+    # Nothing is left aside.
+    assert sorted(p.name for p in files.root.rglob("*") if p.is_file()) == [kept]

@@ -38,12 +38,13 @@ def letter_overrides(settings: Settings, **letter: Any) -> Settings:
 async def letter_settings(settings: Settings) -> AsyncIterator[Settings]:
     """Settings for the letter desk, with the staff and draft tables empty (before and after:
     no letter is left for another test's reader)."""
-    await _empty(settings)
+    await empty_letter_tables(settings)
     yield letter_overrides(settings)
-    await _empty(settings)
+    await empty_letter_tables(settings)
 
 
-async def _empty(settings: Settings) -> None:
+async def empty_letter_tables(settings: Settings) -> None:
+    """Delete the staff and letter draft rows (PostgreSQL's test database lives for the run)."""
     engine = create_engine(settings.database)
     async with engine.begin() as conn:
         for table in STAFF_TABLES:
