@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway import sealing
 from gateway.crypto import Keys
+from gateway.settings import Settings
 from gateway.storage.schema import complaints, outbox, raw_inbound
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,6 +30,12 @@ VALIDATOR = jsonschema.Draft7Validator(SCHEMA, format_checker=jsonschema.FormatC
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def with_section(settings: Settings, section: str, **values: Any) -> Settings:
+    """``settings`` with ``values`` changed in one section (``"database"``, ``"web"``...)."""
+    changed = getattr(settings, section).model_copy(update=values)
+    return settings.model_copy(update={section: changed})
 
 
 def free_port() -> int:

@@ -33,7 +33,7 @@ from gateway.storage.schema import (
     sms_fragments,
     sms_replies,
 )
-from tests.support import drain, opened_complaints, opened_events, opened_raw
+from tests.support import drain, opened_complaints, opened_events, opened_raw, with_section
 
 pytestmark = pytest.mark.integration
 
@@ -50,8 +50,8 @@ KTP_PDF = b"%PDF-1.7\n% KARTU TANDA PENDUDUK NIK " + NIK.encode() + b" " + NAME.
 
 @pytest.fixture
 async def gw(settings: Settings) -> AsyncIterator[bootstrap.Gateway]:
-    storage = settings.storage.model_copy(update={"fetch_token": SecretStr("core-t0ken")})
-    gateway = bootstrap.build(settings.model_copy(update={"storage": storage}))
+    core = with_section(settings, "storage", fetch_token=SecretStr("core-t0ken"))
+    gateway = bootstrap.build(core)
     yield gateway
     await gateway.close()
 

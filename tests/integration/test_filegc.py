@@ -40,7 +40,7 @@ from tests.channels.letter.conftest import (
 )
 from tests.channels.letter.test_routes import small_scan, upload, wait_until_read
 from tests.channels.web.test_web_http import FORM
-from tests.support import opened_complaints
+from tests.support import opened_complaints, with_section
 
 pytestmark = pytest.mark.integration
 
@@ -51,8 +51,8 @@ GRACE = timedelta(hours=24)
 @pytest.fixture
 async def gw(settings: Settings) -> AsyncIterator[bootstrap.Gateway]:
     await empty_letter_tables(settings)
-    web = settings.web.model_copy(update={"csrf_key": SecretStr("test-csrf-key")})
-    gateway = bootstrap.build(letter_overrides(settings.model_copy(update={"web": web})))
+    keyed = with_section(settings, "web", csrf_key=SecretStr("test-csrf-key"))
+    gateway = bootstrap.build(letter_overrides(keyed))
     yield gateway
     await gateway.close()
     await empty_letter_tables(settings)

@@ -17,7 +17,7 @@ from sqlalchemy import insert
 from gateway import bootstrap
 from gateway.settings import Settings
 from gateway.storage.schema import web_rate_limits
-from tests.support import free_port
+from tests.support import free_port, with_section
 
 pytestmark = pytest.mark.integration
 
@@ -26,8 +26,7 @@ Client = Callable[..., Awaitable[TestClient[Any, Any]]]
 
 @pytest.fixture
 async def gw(settings: Settings) -> AsyncIterator[bootstrap.Gateway]:
-    storage = settings.storage.model_copy(update={"fetch_token": SecretStr("t0ken")})
-    gateway = bootstrap.build(settings.model_copy(update={"storage": storage}))
+    gateway = bootstrap.build(with_section(settings, "storage", fetch_token=SecretStr("t0ken")))
     yield gateway
     await gateway.close()
 
@@ -63,8 +62,7 @@ async def test_readyz_names_the_database_when_it_is_down(
     settings: Settings, aiohttp_client: Client
 ) -> None:
     url = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/none"
-    db = settings.database.model_copy(update={"url": url, "connect_timeout": 0.5})
-    gateway = bootstrap.build(settings.model_copy(update={"database": db}))
+    gateway = bootstrap.build(with_section(settings, "database", url=url, connect_timeout=0.5))
     try:
         client = await aiohttp_client(bootstrap.build_app(gateway))
         resp = await client.get("/readyz")

@@ -27,7 +27,7 @@ from gateway.intake import FollowUp, Parser, ParserRegistry
 from gateway.outbox import OutboxRelay, outbox_status
 from gateway.settings import Settings
 from gateway.storage.schema import complaints, outbox, quarantine, raw_inbound
-from tests.support import PG_ADMIN_DSN, TcpProxy, drain, opened_raw
+from tests.support import PG_ADMIN_DSN, TcpProxy, drain, opened_raw, with_section
 
 pytestmark = pytest.mark.integration
 
@@ -216,8 +216,7 @@ async def test_unreachable_database_raises_the_named_retry_error(settings: Setti
     from tests.support import free_port
 
     url = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/nothing"
-    db = settings.database.model_copy(update={"url": url, "connect_timeout": 1.0})
-    gateway = bootstrap.build(settings.model_copy(update={"database": db}))
+    gateway = bootstrap.build(with_section(settings, "database", url=url, connect_timeout=1.0))
     try:
         with pytest.raises(IntakeUnavailable):
             await gateway.intake.accept(raw("x", "u-1"), PARSER)
@@ -371,8 +370,7 @@ async def test_expired_claim_is_published_again_with_the_same_message_id(
 async def test_in_process_relay_publishes_committed_rows_without_claiming_them(
     settings: Settings,
 ) -> None:
-    outbox_settings = settings.outbox.model_copy(update={"poll_interval": 30.0})
-    gateway = bootstrap.build(settings.model_copy(update={"outbox": outbox_settings}))
+    gateway = bootstrap.build(with_section(settings, "outbox", poll_interval=30.0))
     relay = gateway.relay
     assert relay is not None
     claims: list[str] = []
@@ -465,8 +463,7 @@ async def test_relay_publishes_at_once_after_a_commit_in_the_same_process(
     settings: Settings,
 ) -> None:
     # A long poll interval: only the in-process wake-up can explain a quick publication.
-    outbox_settings = settings.outbox.model_copy(update={"poll_interval": 30.0})
-    gateway = bootstrap.build(settings.model_copy(update={"outbox": outbox_settings}))
+    gateway = bootstrap.build(with_section(settings, "outbox", poll_interval=30.0))
     assert gateway.relay is not None
     stop = asyncio.Event()
     task = asyncio.create_task(gateway.relay.run(stop))

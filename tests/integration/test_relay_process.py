@@ -17,7 +17,7 @@ from gateway.domain import Channel, ComplaintDraft, RawInbound, Reporter
 from gateway.intake import Parser
 from gateway.settings import Settings
 from tests.conftest import TEST_KEYS
-from tests.support import drain, free_port
+from tests.support import drain, free_port, with_section
 
 pytestmark = pytest.mark.integration
 
@@ -63,8 +63,7 @@ async def test_relay_process_publishes_what_a_commit_only_replica_accepted(
     settings: Settings, broker_names: dict[str, str]
 ) -> None:
     # The HTTP replica commits only; the relay process publishes.
-    outbox = settings.outbox.model_copy(update={"enabled": False})
-    gw = bootstrap.build(settings.model_copy(update={"outbox": outbox}))
+    gw = bootstrap.build(with_section(settings, "outbox", enabled=False))
     assert gw.relay is None
     try:
         receipts = [

@@ -25,7 +25,7 @@ from gateway.settings import Settings
 from tests.browser import SCREENSHOTS, browser_page, require_chromium, serving
 from tests.channels.letter.conftest import PASSWORD, add_staff
 from tests.channels.letter.letterset import generate
-from tests.support import ROOT, drain
+from tests.support import ROOT, drain, with_section
 
 pytestmark = pytest.mark.integration
 
@@ -36,8 +36,7 @@ if shutil.which("tesseract") is None:
 
 @pytest.fixture
 async def served(letter_settings: Settings) -> AsyncIterator[tuple[str, bootstrap.Gateway]]:
-    web_section = letter_settings.web.model_copy(update={"csrf_key": SecretStr("k")})
-    gateway = bootstrap.build(letter_settings.model_copy(update={"web": web_section}))
+    gateway = bootstrap.build(with_section(letter_settings, "web", csrf_key=SecretStr("k")))
     await add_staff(StaffStore(gateway.engine, gateway.settings.letter), "siti", Role.CLERK)
     async with serving(gateway) as base:
         yield base, gateway

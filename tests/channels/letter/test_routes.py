@@ -24,7 +24,7 @@ from gateway.settings import Settings
 from gateway.storage.schema import letter_drafts
 from tests.channels.letter.conftest import PASSWORD, add_staff, csrf_token, login
 from tests.channels.letter.letterset import LetterSample, generate
-from tests.support import drain
+from tests.support import drain, with_section
 
 pytestmark = pytest.mark.integration
 
@@ -51,8 +51,8 @@ def small_scan(kind: str = "PNG", text: str = "Surat") -> bytes:
 
 @pytest.fixture
 async def gw(letter_settings: Settings) -> AsyncIterator[bootstrap.Gateway]:
-    web = letter_settings.web.model_copy(update={"csrf_key": SecretStr("test-csrf-key")})
-    gateway = bootstrap.build(letter_settings.model_copy(update={"web": web}))
+    settings = with_section(letter_settings, "web", csrf_key=SecretStr("test-csrf-key"))
+    gateway = bootstrap.build(settings)
     yield gateway
     await gateway.close()
 

@@ -22,7 +22,7 @@ from gateway import bootstrap
 from gateway.settings import Settings
 from gateway.storage.schema import raw_inbound, sms_replies
 from tests.channels.sms.http_fixtures import ANDROID_KEY, Request, load
-from tests.support import free_port, opened_complaints, opened_raw
+from tests.support import free_port, opened_complaints, opened_raw, with_section
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +38,7 @@ def configure(settings: Settings, **sms: Any) -> Settings:
         "jasmin_send_url": f"http://127.0.0.1:{free_port()}/send",
         "android_send_url": f"http://127.0.0.1:{free_port()}/messages",
     } | sms
-    return settings.model_copy(update={"sms": settings.sms.model_copy(update=values)})
+    return with_section(settings, "sms", **values)
 
 
 @pytest.fixture
@@ -123,8 +123,8 @@ async def test_jasmin_database_down_is_not_acknowledged(
     settings: Settings, aiohttp_client: Client
 ) -> None:
     url = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/none"
-    db = settings.database.model_copy(update={"url": url, "connect_timeout": 0.5})
-    gateway = bootstrap.build(configure(settings.model_copy(update={"database": db})))
+    unreachable = with_section(settings, "database", url=url, connect_timeout=0.5)
+    gateway = bootstrap.build(configure(unreachable))
     try:
         client = await aiohttp_client(bootstrap.build_app(gateway))
         status, body = await post(client, load("jasmin/mo__gsm_text"))

@@ -22,7 +22,7 @@ from gateway import bootstrap
 from gateway.settings import Settings
 from gateway.storage.schema import complaints
 from tests.channels.sms.kannel_harness import Kannel, concat_udh, data, installed, ucs2
-from tests.support import free_port, opened_complaints, opened_raw
+from tests.support import free_port, opened_complaints, opened_raw, with_section
 
 pytestmark = [
     pytest.mark.integration,
@@ -78,8 +78,7 @@ def dedup_enabled() -> bool:
 
 @pytest.fixture
 async def stack(settings: Settings, tmp_path: Path, dedup_enabled: bool) -> AsyncIterator[Stack]:
-    dedup = settings.dedup.model_copy(update={"enabled": dedup_enabled})
-    gw = bootstrap.build(settings.model_copy(update={"dedup": dedup}))
+    gw = bootstrap.build(with_section(settings, "dedup", enabled=dedup_enabled))
     app = bootstrap.build_app(gw)
     port = free_port()
     kannel = Kannel(tmp_path / "kannel", f"http://127.0.0.1:{port}/sms/kannel?")

@@ -19,7 +19,7 @@ from channels.sms.settings import SmsSettings
 from gateway import bootstrap
 from gateway.settings import Settings
 from gateway.storage.schema import quarantine, sms_replies
-from tests.support import free_port, opened_complaints, opened_events, opened_raw
+from tests.support import free_port, opened_complaints, opened_events, opened_raw, with_section
 
 pytestmark = pytest.mark.integration
 
@@ -175,8 +175,7 @@ async def test_database_down_answers_503_so_smsbox_retries(
     settings: Settings, aiohttp_client: Client
 ) -> None:
     url = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/none"
-    db = settings.database.model_copy(update={"url": url, "connect_timeout": 0.5})
-    gateway = bootstrap.build(settings.model_copy(update={"database": db}))
+    gateway = bootstrap.build(with_section(settings, "database", url=url, connect_timeout=0.5))
     try:
         client = await aiohttp_client(bootstrap.build_app(gateway))
         resp = await client.get(f"/sms/kannel?{query('Jalan rusak', 'down-1')}")

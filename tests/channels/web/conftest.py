@@ -11,6 +11,7 @@ from pydantic import SecretStr
 
 from gateway import bootstrap
 from gateway.settings import Settings
+from tests.support import with_section
 
 NIK = "3209014101900001"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -24,7 +25,7 @@ def web_settings(settings: Settings, **web: Any) -> Settings:
         "open311_api_key": SecretStr(OPEN311_KEY),
         **web,
     }
-    return settings.model_copy(update={"web": settings.web.model_copy(update=values)})
+    return with_section(settings, "web", **values)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from channels.web.exif import jpeg_gps, make_exif_jpeg
 from gateway import bootstrap, tracking
 from gateway.settings import Settings
 from tests.channels.web.conftest import NIK, csrf_token, web_settings
-from tests.support import drain
+from tests.support import drain, with_section
 
 pytestmark = pytest.mark.integration
 
@@ -279,8 +279,8 @@ def gps_photo() -> bytes:
 async def test_photo_is_stored_with_its_gps_and_served_without_metadata(
     settings: Settings, aiohttp_client: Client
 ) -> None:
-    storage = settings.storage.model_copy(update={"fetch_token": SecretStr("core-t0ken")})
-    gateway = bootstrap.build(web_settings(settings.model_copy(update={"storage": storage})))
+    core = with_section(settings, "storage", fetch_token=SecretStr("core-t0ken"))
+    gateway = bootstrap.build(web_settings(core))
     try:
         client = await aiohttp_client(bootstrap.build_app(gateway))
         photo = gps_photo()
