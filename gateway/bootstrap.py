@@ -52,6 +52,7 @@ class Gateway:
     sms: sms_channel.SmsRuntime | None = None
     # The letter channel's OCR worker processes (they start with the first page read).
     ocr: OcrPool | None = None
+    letter_metrics: letter_channel.LetterMetrics | None = None
     # What each application of build_app runs with the engine besides its requests (the rate
     # limiter's writes after an answer, the letter readers): settled before the pool closes.
     background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -121,7 +122,11 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
     )
     letter = settings.letter
     ocr = OcrPool(letter.ocr_workers, letter.ocr_language) if letter.enabled else None
-    return Gateway(settings, engine, files, metrics, intake, parsers, relay, clock, keys, sms, ocr)
+    letter_metrics = letter_channel.LetterMetrics(metrics.registry) if letter.enabled else None
+    return Gateway(
+        settings, engine, files, metrics, intake, parsers, relay, clock, keys, sms, ocr,
+        letter_metrics=letter_metrics,
+    )
 
 
 def build_app(gateway: Gateway) -> web.Application:
@@ -167,6 +172,7 @@ def build_app(gateway: Gateway) -> web.Application:
                 sms_settings(gateway.settings),
                 sms.sender.wake if sms and sms.sender else None,
             ),
+            gateway.letter_metrics,
         )
         gateway.background.append(reader.stop)  # before the OCR workers and the pool close
     return app

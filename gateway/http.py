@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,11 +58,15 @@ class HealthDeps:
 
 
 DEPS = web.AppKey("health_deps", HealthDeps)
+# What a channel reads from the database for /metrics at each scrape (its backlog gauges).
+ScrapeHook = Callable[[], Awaitable[None]]
+SCRAPE_HOOKS = web.AppKey("scrape_hooks", list[ScrapeHook])
 
 
 def add_core_routes(app: web.Application, deps: HealthDeps) -> None:
     """Mount /healthz, /readyz, /metrics and /files on ``app``."""
     app[DEPS] = deps
+    app[SCRAPE_HOOKS] = []
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
@@ -129,7 +134,8 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus exposition, with outbox depth and age read fresh from the database."""
+    """Prometheus exposition, with outbox depth and age (and the channels' backlogs, by their
+    :data:`SCRAPE_HOOKS`) read fresh from the database."""
     deps = request.app[DEPS]
     try:
         async with asyncio.timeout(CHECK_TIMEOUT):
@@ -143,6 +149,13 @@ async def metrics(request: web.Request) -> web.Response:
     except Exception as exc:
         deps.metrics.relay_errors.labels("metrics-database").inc()
         log.warning("metrics: outbox status unavailable: %s", type(exc).__name__)
+    for hook in request.app[SCRAPE_HOOKS]:
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT):
+                await hook()
+        except Exception as exc:  # the gauges keep their last values
+            deps.metrics.relay_errors.labels("metrics-database").inc()
+            log.warning("metrics: a channel's backlog unavailable: %s", type(exc).__name__)
     payload = generate_latest(deps.metrics.registry)
     resp = web.Response(body=payload)
     resp.headers["Content-Type"] = CONTENT_TYPE_LATEST

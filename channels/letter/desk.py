@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from channels.letter.ack import SmsAck, sms_ack
 from channels.letter.auth import StaffStore
 from channels.letter.drafts import DraftStore
+from channels.letter.metrics import LetterMetrics
 from channels.letter.pages import PREFIX
 from channels.letter.parse import PARSER_NAME, parse_review
 from channels.letter.reading import DocumentReader, LetterReader
@@ -28,13 +29,16 @@ from channels.letter.routes import LetterDesk
 from channels.letter.staff import Accounts, StaffGate
 from gateway.crypto import Keys
 from gateway.filestore import FileStore
+from gateway.http import SCRAPE_HOOKS
 from gateway.intake import Clock, IntakeService, Parser, utcnow
 from gateway.settings import LetterSettings
 
 REVIEW_PARSER = Parser(PARSER_NAME, parse_review)
 PARSERS = (REVIEW_PARSER,)
 
-__all__ = ["PARSERS", "REVIEW_PARSER", "LetterReader", "SmsAck", "setup", "sms_ack"]
+__all__ = [
+    "PARSERS", "REVIEW_PARSER", "LetterMetrics", "LetterReader", "SmsAck", "setup", "sms_ack"
+]
 
 
 def setup(
@@ -48,12 +52,21 @@ def setup(
     short_code: str = "1708",
     clock: Clock = utcnow,
     sms_ack: SmsAck | None = None,
+    metrics: LetterMetrics | None = None,
 ) -> LetterReader:
-    """Mount the staff pages on ``app``; the reader runs while the application runs."""
+    """Mount the staff pages on ``app``; the reader runs while the application runs. With
+    ``metrics``, the backlog is read at every scrape of ``/metrics``."""
     store = StaffStore(engine, settings, clock)
     gate = StaffGate(store, settings, clock)
     drafts = DraftStore(engine, keys, clock)  # what letters say is sealed at rest
-    reader = LetterReader(drafts, files, ocr, settings)
+    reader = LetterReader(drafts, files, ocr, settings, metrics=metrics)
+    if metrics is not None:
+
+        async def backlog() -> None:
+            counts, waiting_since = await drafts.backlog()
+            metrics.backlog(counts, waiting_since, clock())
+
+        app[SCRAPE_HOOKS].append(backlog)
     app.router.add_get(f"{PREFIX}/login", gate.login_form)
     app.router.add_post(f"{PREFIX}/login", gate.login)
     app.router.add_post(f"{PREFIX}/logout", gate.page(gate.logout))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, or_, select, update
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -235,6 +235,25 @@ class DraftStore:
             return [_draft(r, self._keys) for r in await conn.execute(query)]
 
     # ---- the reader's side ----------------------------------------------------------------
+
+    async def backlog(self) -> tuple[dict[str, int], datetime | None]:
+        """Letters not confirmed, by status, and since when the oldest unread one waits (its
+        upload, or the clerk's "read again")."""
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(
+                        letter_drafts.c.status,
+                        func.count(),
+                        func.min(letter_drafts.c.updated_at),
+                    )
+                    .where(letter_drafts.c.status != DraftStatus.CONFIRMED.value)
+                    .group_by(letter_drafts.c.status)
+                )
+            ).all()
+        counts = {row[0]: int(row[1]) for row in rows}
+        waiting = next((row[2] for row in rows if row[0] == DraftStatus.READING.value), None)
+        return counts, waiting
 
     async def claim(self, reader: str, lease: float) -> Draft | None:
         """Take the oldest letter nobody is reading (or whose reader's lease ran out)."""

@@ -29,8 +29,10 @@ from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from channels.letter import metrics
 from channels.letter.drafts import MAX_ATTEMPTS, Draft, DraftStore, FieldInfo, PageInfo
 from channels.letter.extract import LetterFields, extract_fields
+from channels.letter.metrics import LetterMetrics
 from channels.letter.ocr import LetterFormatError, OcrError, PageResult, count_pages
 from channels.letter.parse import EXTRACTED
 from gateway.filestore import FileStore
@@ -94,8 +96,10 @@ class LetterReader:
         ocr: DocumentReader,
         settings: LetterSettings,
         extract: Extract = extract_fields,
+        metrics: LetterMetrics | None = None,
     ) -> None:
         self._drafts = drafts
+        self._metrics = metrics
         self._files = files
         self._ocr = ocr
         self._settings = settings
@@ -165,6 +169,15 @@ class LetterReader:
     async def read(self, draft: Draft) -> None:
         """Read one claimed letter to the end (ready or failed)."""
         started = time.monotonic()
+        outcome = await self._read(draft, started)
+        if self._metrics is not None:
+            self._metrics.reads.labels(outcome).inc()
+            if outcome == metrics.READ:
+                self._metrics.read_seconds.observe(time.monotonic() - started)
+
+    async def _read(self, draft: Draft, started: float) -> str:
+        """Read ``draft``; what became of it (a database error propagates: the lease brings the
+        letter back)."""
         if draft.attempts > MAX_ATTEMPTS:
             await self._drafts.fail(
                 draft.id,
@@ -173,12 +186,12 @@ class LetterReader:
                 "Reading failed repeatedly; check the file.",
             )
             log.warning("letter given up after repeated attempts", extra={"draft": draft.id})
-            return
+            return metrics.GIVEN_UP
         try:
             pages, fields = await self._read_pages(draft)
         except (LetterFormatError, FileNotFoundError) as exc:
             await self._fail_unreadable(draft, exc)
-            return
+            return metrics.UNREADABLE
         except SQLAlchemyError:
             raise  # the database: the loop waits and the lease brings the letter back
         except OcrError as exc:  # not the letter's fault (no Tesseract, a worker died)
@@ -188,7 +201,7 @@ class LetterReader:
                 self.name,
                 f"OCR gagal: {exc}; coba baca ulang. / OCR failed: {exc}; try reading it again.",
             )
-            return
+            return metrics.FAILED
         except Exception as exc:  # the OCR or the extraction broke on this letter
             log.exception("letter reading failed", extra={"draft": draft.id})
             await self._drafts.fail(
@@ -197,7 +210,7 @@ class LetterReader:
                 f"Pembacaan gagal ({type(exc).__name__}); coba baca ulang. / "
                 f"Reading failed ({type(exc).__name__}); try reading it again.",
             )
-            return
+            return metrics.FAILED
         values = {name: f.value or "" for name, f in fields.items()}
         if await self._drafts.finish(draft.id, self.name, pages, fields, values):
             log.info(
@@ -208,8 +221,9 @@ class LetterReader:
                     "seconds": round(time.monotonic() - started, 2),
                 },
             )
-        else:
-            log.warning("letter read but its lease was lost meanwhile", extra={"draft": draft.id})
+            return metrics.READ
+        log.warning("letter read but its lease was lost meanwhile", extra={"draft": draft.id})
+        return metrics.LEASE_LOST
 
     async def _read_pages(self, draft: Draft) -> tuple[list[PageInfo], dict[str, FieldInfo]]:
         datas = [await self._files.read(scan.sha256) for scan in draft.files]

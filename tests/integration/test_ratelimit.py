@@ -18,18 +18,11 @@ from gateway.ratelimit import Limit, RateLimiter
 from gateway.settings import Settings
 from gateway.storage.database import create_engine
 from gateway.storage.schema import web_rate_limits
+from tests.support import FixedClock
 
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 11, 23, 8, 0, 15, tzinfo=UTC)  # 15 s into a 60 s window
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture
@@ -66,7 +59,7 @@ async def rows(engine: AsyncEngine) -> dict[str, int]:
 
 
 async def test_fixed_window_and_retry_after(engine: AsyncEngine, limiters: Limiters) -> None:
-    clock = Clock(T0)
+    clock = FixedClock(T0)
     limiter = limiters(keep=60, clock=clock)
     per_minute = Limit(2, 60)
     assert (await limiter.hit([("ip:a", per_minute)])).allowed
@@ -82,7 +75,7 @@ async def test_fixed_window_and_retry_after(engine: AsyncEngine, limiters: Limit
 async def test_all_buckets_of_a_request_count_in_one_go_and_the_longest_wait_wins(
     engine: AsyncEngine, limiters: Limiters
 ) -> None:
-    limiter = limiters(keep=3600, clock=Clock(T0))
+    limiter = limiters(keep=3600, clock=FixedClock(T0))
     ip, ident = Limit(5, 60), Limit(1, 3600)
     first = await limiter.hit([("ip:a", ip), ("id:phone:h1", ident), ("id:email:h2", ident)])
     assert first.allowed
@@ -99,7 +92,7 @@ async def test_concurrent_hits_on_shared_buckets_agree(
     engine: AsyncEngine, limiters: Limiters
 ) -> None:
     # Grouped into few statements, each request still sees the count it made.
-    limiter = limiters(keep=60, clock=Clock(T0))
+    limiter = limiters(keep=60, clock=FixedClock(T0))
     limit = Limit(10, 60)
 
     async def one(i: int) -> bool:
@@ -115,7 +108,7 @@ async def test_concurrent_hits_on_shared_buckets_agree(
 async def test_rows_older_than_the_longest_window_are_pruned_as_it_goes(
     engine: AsyncEngine, limiters: Limiters
 ) -> None:
-    clock = Clock(T0)
+    clock = FixedClock(T0)
     limiter = limiters(keep=3600, clock=clock, prune_every=600, prune_batch=2)
     old = T0 - timedelta(hours=2)
     async with engine.begin() as conn:
@@ -152,7 +145,7 @@ async def test_a_database_failure_is_intake_unavailable_and_the_next_request_is_
     tmp_path: Path,
 ) -> None:
     engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}")
-    limiter = RateLimiter(engine, keep=60, clock=Clock(T0))
+    limiter = RateLimiter(engine, keep=60, clock=FixedClock(T0))
     try:
         results = await asyncio.gather(
             *(limiter.hit([(f"ip:{i}", Limit(5, 60))]) for i in range(3)),

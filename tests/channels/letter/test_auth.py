@@ -21,16 +21,9 @@ from gateway.settings import Settings
 from gateway.storage.database import create_engine
 from gateway.storage.schema import staff_accounts, staff_sessions
 from tests.channels.letter.conftest import PASSWORD, add_staff
+from tests.support import FixedClock
 
 pytestmark = pytest.mark.integration
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 async def test_password_is_stored_as_argon2id_and_checked(staff_store: StaffStore) -> None:
@@ -72,7 +65,7 @@ async def test_username_is_unique(staff_store: StaffStore) -> None:
 
 
 async def test_wrong_passwords_lock_the_account_for_a_while(letter_settings: Settings) -> None:
-    clock = Clock()
+    clock = FixedClock(datetime(2026, 11, 26, 2, 0, tzinfo=UTC))
     engine = create_engine(letter_settings.database)
     store = StaffStore(engine, letter_settings.letter, clock)
     try:
@@ -119,7 +112,7 @@ async def test_supervisor_unlocks_and_disables(staff_store: StaffStore) -> None:
 async def test_sessions_are_random_tokens_stored_hashed_and_expire(
     letter_settings: Settings,
 ) -> None:
-    clock = Clock()
+    clock = FixedClock(datetime(2026, 11, 26, 2, 0, tzinfo=UTC))
     engine = create_engine(letter_settings.database)
     store = StaffStore(engine, letter_settings.letter, clock)
     try:

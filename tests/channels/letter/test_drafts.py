@@ -8,14 +8,17 @@ import json
 import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from channels.letter.auth import Role, Staff, StaffStore
 from channels.letter.drafts import MAX_ATTEMPTS, Draft, DraftStatus, DraftStore
+from channels.letter.metrics import LetterMetrics
 from channels.letter.parse import Scan
 from channels.letter.reading import LetterReader
 from gateway.crypto import Keys, load_keys
@@ -25,6 +28,7 @@ from gateway.settings import Settings
 from gateway.storage.database import create_engine
 from gateway.storage.schema import letter_drafts
 from tests.channels.letter.conftest import add_staff
+from tests.support import FixedClock
 
 pytestmark = pytest.mark.integration
 
@@ -265,7 +269,8 @@ async def test_unreadable_file_and_crashing_ocr_fail_the_letter_visibly(
     batch = await drafts.create_batch([[broken], [await scan_of(files, tiff(1), "ok.tif")]], staff.id)
     ocr = FakeOcr(1)
     ocr.fail = RuntimeError("tesseract crashed")
-    reader = LetterReader(drafts, files, ocr, letter_settings.letter, fake_extract)
+    metrics = LetterMetrics(CollectorRegistry())
+    reader = LetterReader(drafts, files, ocr, letter_settings.letter, fake_extract, metrics)
     assert await reader.run_once() and await reader.run_once()
     bad, crashed = await drafts.batch(batch)
     assert bad.status is DraftStatus.FAILED and "rusak.pdf" in (bad.error or "")
@@ -277,6 +282,34 @@ async def test_unreadable_file_and_crashing_ocr_fail_the_letter_visibly(
     ocr.release.release()
     assert await reader.run_once()
     assert (await drafts.get(crashed.id)).status is DraftStatus.READY  # type: ignore[union-attr]
+    # What the operator sees: one of each outcome, and the time of the one letter read.
+    for outcome in ("read", "failed", "unreadable"):
+        assert metrics.reads.labels(outcome)._value.get() == 1, outcome
+    assert metrics.read_seconds._sum.get() > 0
+
+
+async def test_the_backlog_counts_letters_by_status_and_the_oldest_waiting(
+    parts: tuple[AsyncEngine, DraftStore, FileStore, Staff], letter_settings: Settings
+) -> None:
+    engine, _drafts, files, staff = parts
+    clock = FixedClock(datetime(2026, 12, 4, 8, 0, tzinfo=UTC))
+    drafts = DraftStore(engine, load_keys(letter_settings), clock)
+    metrics = LetterMetrics(CollectorRegistry())
+    assert await drafts.backlog() == ({}, None)
+    await drafts.create_batch([[await scan_of(files, tiff(1), "a.tif")]], staff.id)
+    clock.now += timedelta(minutes=10)
+    await drafts.create_batch([[await scan_of(files, tiff(1), "b.tif")]], staff.id)
+    reader = LetterReader(drafts, files, FakeOcr(1), letter_settings.letter, fake_extract)
+    reader._ocr.release.release()  # type: ignore[attr-defined]
+    assert await reader.run_once()  # the older letter is read first
+    clock.now += timedelta(minutes=30)
+    counts, waiting_since = await drafts.backlog()
+    assert counts == {"ready": 1, "reading": 1}
+    assert waiting_since == datetime(2026, 12, 4, 8, 10, tzinfo=UTC)
+    metrics.backlog(counts, waiting_since, clock())
+    assert metrics.oldest_waiting._value.get() == 30 * 60
+    assert metrics.drafts.labels("failed")._value.get() == 0
+    assert metrics.drafts.labels("ready")._value.get() == 1
 
 
 async def test_a_letter_that_keeps_crashing_the_reader_is_given_up(

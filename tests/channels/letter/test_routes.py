@@ -340,6 +340,23 @@ async def test_a_batch_is_one_letter_per_file_unless_told_otherwise(
     assert letter["id"]
 
 
+async def test_metrics_show_the_letters_read_and_the_backlog(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway, staff: StaffStore
+) -> None:
+    token = await login(client, "budi")
+    batch = await upload(client, token, [("a.png", small_scan("PNG", "Satu"))])
+    await wait_until_read(client, batch)
+    text = await (await client.get("/metrics")).text()
+    for line in (
+        'lapor_letter_reads_total{outcome="read"} 1.0',
+        "lapor_letter_read_seconds_count 1.0",
+        'lapor_letter_drafts{status="ready"} 1.0',
+        'lapor_letter_drafts{status="reading"} 0.0',
+        "lapor_letter_oldest_waiting_seconds 0.0",
+    ):
+        assert line in text.splitlines(), line
+
+
 # ---- the whole path --------------------------------------------------------------------------
 
 

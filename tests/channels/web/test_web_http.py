@@ -22,7 +22,7 @@ from channels.web.exif import jpeg_gps, make_exif_jpeg
 from gateway import bootstrap, tracking
 from gateway.settings import Settings
 from tests.channels.web.conftest import NIK, csrf_token, web_settings
-from tests.support import drain, with_section
+from tests.support import FixedClock, drain, with_section
 
 pytestmark = pytest.mark.integration
 
@@ -367,14 +367,6 @@ async def test_refused_attachment_keeps_everything_typed(
         assert ok.status == 200 and TID.search(await ok.text())
     finally:
         await gateway.close()
-
-
-class FixedClock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 async def test_rate_limit_per_identity_across_addresses_behind_a_trusted_proxy(
