@@ -22,11 +22,13 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
@@ -60,13 +62,58 @@ class HealthDeps:
 DEPS = web.AppKey("health_deps", HealthDeps)
 # What a channel reads from the database for /metrics at each scrape (its backlog gauges).
 ScrapeHook = Callable[[], Awaitable[None]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SCRAPE_HOOKS = web.AppKey("scrape_hooks", list[ScrapeHook])
 
 
+# Which part of the gateway a path belongs to, for the HTTP metrics (first match wins).
+_SURFACES = (
+    ("/api/", "api"),
+    ("/open311/", "open311"),
+    ("/sms/", "sms"),
+    ("/staff/", "staff"),
+    ("/files/", "ops"),
+    ("/healthz", "ops"),
+    ("/readyz", "ops"),
+    ("/metrics", "ops"),
+    ("/cek", "form"),
+)
+
+
+def surface(path: str) -> str:
+    """The surface of ``path``: form, api, open311, sms, staff, ops or other."""
+    if path == "/":
+        return "form"
+    return next((name for prefix, name in _SURFACES if path.startswith(prefix)), "other")
+
+
+def count_responses(metrics: Metrics) -> Middleware:
+    """A middleware counting every answer by surface, method and status, with its duration."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        where = surface(request.path)
+        status = 500  # what aiohttp answers for an exception that is not an HTTP answer
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            metrics.http_responses.labels(where, request.method, str(status)).inc()
+            metrics.http_seconds.labels(where).observe(time.perf_counter() - started)
+
+    return middleware
+
+
 def add_core_routes(app: web.Application, deps: HealthDeps) -> None:
-    """Mount /healthz, /readyz, /metrics and /files on ``app``."""
+    """Mount /healthz, /readyz, /metrics and /files on ``app``; count its answers."""
     app[DEPS] = deps
     app[SCRAPE_HOOKS] = []
+    app.middlewares.append(count_responses(deps.metrics))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

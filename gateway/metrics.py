@@ -69,3 +69,17 @@ class Metrics:
             "1 while this relay holds a broker channel.",
             registry=r,
         )
+        self.http_responses = Counter(
+            "lapor_http_responses",
+            "HTTP answers by surface (form, api, open311, sms, staff, ops, other), method and"
+            " status code.",
+            ["surface", "method", "status"],
+            registry=r,
+        )
+        self.http_seconds = Histogram(
+            "lapor_http_request_duration_seconds",
+            "From the request's arrival in the handler to its answer, by surface.",
+            ["surface"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )

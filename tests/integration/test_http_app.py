@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 from sqlalchemy import insert
@@ -238,3 +239,34 @@ async def test_close_stops_the_letter_readers_before_it_disposes_the_pool(
     await asyncio.sleep(0.3)
     pool = gateway.engine.sync_engine.pool  # the fresh one dispose() left behind
     assert pool.checkedin() == 0 and pool.checkedout() == 0, "a reader ran after close()"
+
+
+async def test_every_answer_is_counted_by_surface_method_and_status(
+    gw: bootstrap.Gateway, aiohttp_client: Client
+) -> None:
+    app = bootstrap.build_app(gw)
+
+    async def broken(_request: web.Request) -> web.Response:
+        raise RuntimeError("a bug")
+
+    app.router.add_get("/api/v1/broken", broken)
+    client = await aiohttp_client(app)
+    assert (await client.post("/api/v1/complaints", json=COMPLAINT)).status == 202
+    malformed = {"Content-Type": "application/json"}
+    bad = await client.post("/api/v1/complaints", data=b"{not json", headers=malformed)
+    assert bad.status == 400
+    assert (await client.post("/", data={"csrf": "forged"})).status == 403
+    assert (await client.get("/cek")).status == 200
+    assert (await client.get("/nowhere")).status == 404
+    assert (await client.get("/api/v1/broken")).status == 500
+    text = await (await client.get("/metrics")).text()
+    for line in (
+        'lapor_http_responses_total{method="POST",status="202",surface="api"} 1.0',
+        'lapor_http_responses_total{method="POST",status="400",surface="api"} 1.0',
+        'lapor_http_responses_total{method="POST",status="403",surface="form"} 1.0',
+        'lapor_http_responses_total{method="GET",status="200",surface="form"} 1.0',
+        'lapor_http_responses_total{method="GET",status="404",surface="other"} 1.0',
+        'lapor_http_responses_total{method="GET",status="500",surface="api"} 1.0',
+        'lapor_http_request_duration_seconds_count{surface="api"} 3.0',
+    ):
+        assert line in text.splitlines(), line
