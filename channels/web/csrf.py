@@ -20,43 +20,66 @@ COOKIE = "lapor_csrf"
 FIELD = "csrf"
 
 
-def _b64(data: bytes) -> str:
+def b64(data: bytes) -> str:
+    """URL-safe base64 without padding (what a token carries)."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def unb64(text: str) -> bytes:
+    """The bytes of :func:`b64`'s text (``binascii.Error`` when it is not such text)."""
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def new_client_id() -> str:
     """A random id for the cookie."""
-    return _b64(secrets.token_bytes(18))
+    return b64(secrets.token_bytes(18))
 
 
-class CsrfSigner:
-    """Issues and checks form tokens with one key."""
+class BoundTokens:
+    """Tokens ``<issued>.<payload>.<mac>`` good only for the browser whose client id they were
+    issued to, for ``max_age`` seconds: ``mac`` is HMAC-SHA256 of the client id, the payload and
+    the issue time. ``purpose`` derives a key of its own from ``key``, so a token issued for one
+    use never opens as another."""
 
-    def __init__(self, key: bytes, max_age: float) -> None:
-        self._key = key
+    def __init__(self, key: bytes, max_age: float, purpose: bytes | None = None) -> None:
+        self._key = key if purpose is None else hmac.new(key, purpose, hashlib.sha256).digest()
         self._max_age = max_age
 
-    def _mac(self, client_id: str, nonce: str, issued: int) -> str:
-        msg = f"{client_id}|{nonce}|{issued}".encode()
-        return _b64(hmac.new(self._key, msg, hashlib.sha256).digest())
+    def _mac(self, client_id: str, payload: str, issued: int) -> str:
+        msg = f"{client_id}|{payload}|{issued}".encode()
+        return b64(hmac.new(self._key, msg, hashlib.sha256).digest())
 
-    def issue(self, client_id: str, now: float) -> str:
-        """A fresh token for one form served to ``client_id``."""
-        nonce = _b64(secrets.token_bytes(12))
+    def issue(self, client_id: str, payload: str, now: float) -> str:
+        """A token carrying ``payload`` (no dots) for ``client_id``."""
         issued = int(now)
-        return f"{issued}.{nonce}.{self._mac(client_id, nonce, issued)}"
+        return f"{issued}.{payload}.{self._mac(client_id, payload, issued)}"
 
-    def check(self, token: str, client_id: str | None, now: float) -> str | None:
-        """The token's nonce when it is valid for ``client_id`` now, else None."""
+    def open(self, token: str, client_id: str | None, now: float) -> str | None:
+        """The token's payload when it is valid for ``client_id`` now, else None."""
         if not client_id:
             return None
         issued_text, _, rest = token.partition(".")
-        nonce, _, mac = rest.partition(".")
-        if not (issued_text.isdigit() and nonce and mac):
+        payload, _, mac = rest.partition(".")
+        if not (issued_text.isdigit() and payload and mac):
             return None
         issued = int(issued_text)
         if not -60 <= now - issued <= self._max_age:
             return None
-        if not hmac.compare_digest(mac, self._mac(client_id, nonce, issued)):
+        if not hmac.compare_digest(mac, self._mac(client_id, payload, issued)):
             return None
-        return nonce
+        return payload
+
+
+class CsrfSigner:
+    """Issues and checks form tokens with one key; the payload is a fresh nonce per form."""
+
+    def __init__(self, key: bytes, max_age: float) -> None:
+        self._tokens = BoundTokens(key, max_age)
+
+    def issue(self, client_id: str, now: float) -> str:
+        """A fresh token for one form served to ``client_id``."""
+        return self._tokens.issue(client_id, b64(secrets.token_bytes(12)), now)
+
+    def check(self, token: str, client_id: str | None, now: float) -> str | None:
+        """The token's nonce when it is valid for ``client_id`` now, else None."""
+        return self._tokens.open(token, client_id, now)

@@ -18,14 +18,12 @@ else's by guessing or copying its hash. Pure: no IO.
 
 from __future__ import annotations
 
-import base64
 import binascii
-import hashlib
-import hmac
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from channels.web.csrf import BoundTokens, b64, unb64
 from channels.web.form import attachment_ref, parse_attachment_ref
 from gateway.domain import Attachment
 from gateway.errors import ParseError
@@ -48,49 +46,27 @@ class KeptFile:
         return f"{name} ({shown})"
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 class KeptFiles:
     """Issues and opens the tokens of kept attachments with one key."""
 
     def __init__(self, form_key: bytes, max_age: float) -> None:
-        self._key = hmac.new(form_key, b"lapor kept attachments", hashlib.sha256).digest()
-        self._max_age = max_age
-
-    def _mac(self, client_id: str, issued: int, payload: str) -> str:
-        msg = f"{client_id}|{issued}|{payload}".encode()
-        return _b64(hmac.new(self._key, msg, hashlib.sha256).digest())
+        self._tokens = BoundTokens(form_key, max_age, purpose=b"lapor kept attachments")
 
     def token(self, client_id: str, kept: KeptFile, now: float) -> str:
         """The checkbox value carrying ``kept`` for the browser ``client_id``."""
         data = json.loads(attachment_ref(kept.attachment))
         if kept.gps is not None:
             data["gps"] = list(kept.gps)
-        payload = _b64(json.dumps(data, separators=(",", ":"), sort_keys=True).encode())
-        issued = int(now)
-        return f"{issued}.{payload}.{self._mac(client_id, issued, payload)}"
+        payload = b64(json.dumps(data, separators=(",", ":"), sort_keys=True).encode())
+        return self._tokens.issue(client_id, payload, now)
 
     def open(self, token: str, client_id: str | None, now: float) -> KeptFile | None:
         """The file ``token`` names when it was issued to ``client_id`` and is still fresh."""
-        if not client_id:
-            return None
-        issued_text, _, rest = token.partition(".")
-        payload, _, mac = rest.partition(".")
-        if not (issued_text.isdigit() and payload and mac):
-            return None
-        issued = int(issued_text)
-        if not -60 <= now - issued <= self._max_age:
-            return None
-        if not hmac.compare_digest(mac, self._mac(client_id, issued, payload)):
+        payload = self._tokens.open(token, client_id, now)
+        if payload is None:
             return None
         try:
-            data = json.loads(_unb64(payload))
+            data = json.loads(unb64(payload))
             gps = data.pop("gps", None)
             attachment = parse_attachment_ref(json.dumps(data))
         except (ValueError, TypeError, AttributeError, binascii.Error, ParseError):
