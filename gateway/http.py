@@ -226,14 +226,13 @@ async def files(request: web.Request) -> web.StreamResponse:
         raise web.HTTPInternalServerError(text="stored file is damaged; not served") from None
     headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
     try:
-        plan = await asyncio.to_thread(media.plan_bytes, data)
+        media_type, body = await asyncio.to_thread(media.served, data)
     except media.Unclean as exc:
-        # Never serve a photo whose metadata could not be found and removed.
+        # Never serve a file whose metadata could not be found and removed.
         log.warning("files: not served, cannot strip metadata: %s", exc)
         raise web.HTTPUnprocessableEntity(
-            text="stored file is not a well-formed image; not served", headers=headers
+            text="stored file is not a well-formed image or PDF; not served", headers=headers
         ) from None
-    headers["Content-Type"] = plan.media_type
+    headers["Content-Type"] = media_type
     # Files are opened whole (they are sealed at rest, and at most the upload limits in size).
-    body = media.render(data, plan) if plan.stripped else data
     return web.Response(body=body, headers=headers)

@@ -23,19 +23,28 @@ one small generated segment (:func:`render` joins them):
   would show the photo rotated, so when the original carries an orientation other than 1 a
   minimal EXIF block holding ONLY that tag (CIPA DC-008 4.6.4, IFD0) takes the place of the
   original one.
-- Anything else (PDF) is served as stored. TIFF and WebP are not accepted as attachments, so
-  they never reach this point.
+- **PDF** (ISO 32000): the document information dictionary (Author, Title, Subject, Keywords,
+  Creator, Producer, dates), every XMP metadata stream (the document's and any page's or
+  image's: creator tools, a phone scanner's GPS) and PieceInfo (application private data) are
+  removed, and the file is written anew with qpdf (through pikepdf), which also drops earlier
+  revisions kept by incremental updates. Pages, content streams and images are carried over as
+  they are, not re-rendered.
+- Anything else is served as stored. TIFF and WebP are not accepted as attachments, so they
+  never reach this point.
 
-A JPEG or PNG whose structure cannot be followed raises :class:`Unclean`: such a file is not
-served at all rather than served with its metadata.
+A JPEG, PNG or PDF whose structure cannot be followed raises :class:`Unclean`: such a file is
+not served at all rather than served with its metadata. :func:`served` is the whole of it.
 """
 
 from __future__ import annotations
 
+import io
 import re
 import struct
 import zlib
 from dataclasses import dataclass
+
+import pikepdf
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -108,6 +117,38 @@ def plan_bytes(data: bytes) -> Plan:
 def render(data: bytes, plan: Plan) -> bytes:
     """The served bytes of ``data`` under ``plan``."""
     return b"".join(p if isinstance(p, bytes) else data[p[0] : p[0] + p[1]] for p in plan.parts)
+
+
+def served(data: bytes) -> tuple[str, bytes]:
+    """The media type and the bytes to serve of a stored file: photos and PDFs without their
+    metadata, anything else as stored. Raises :class:`Unclean` rather than leak metadata."""
+    plan = plan_bytes(data)
+    if plan.media_type == "application/pdf":
+        return plan.media_type, pdf_without_metadata(data)
+    return plan.media_type, render(data, plan) if plan.stripped else data
+
+
+# Keys of any PDF dictionary or stream that carry metadata rather than content.
+_PDF_METADATA = ("/Metadata", "/PieceInfo")
+
+
+def pdf_without_metadata(data: bytes) -> bytes:
+    """``data`` written anew without its information dictionary and metadata streams."""
+    try:
+        with pikepdf.open(io.BytesIO(data)) as pdf:
+            if "/Info" in pdf.trailer:
+                del pdf.trailer["/Info"]
+            for obj in pdf.objects:
+                if isinstance(obj, (pikepdf.Dictionary, pikepdf.Stream)):
+                    for key in _PDF_METADATA:
+                        if key in obj:
+                            del obj[key]
+            out = io.BytesIO()
+            # Unreferenced objects (the metadata streams now) are not written.
+            pdf.save(out, fix_metadata_version=False, deterministic_id=True)
+            return out.getvalue()
+    except pikepdf.PdfError as exc:
+        raise Unclean(f"application/pdf: {exc}") from None
 
 
 def _jpeg_parts(data: bytes) -> list[Part]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import struct
 
+import pikepdf
 import pytest
 from PIL import Image, PngImagePlugin
 
@@ -113,13 +114,79 @@ def test_png_is_served_without_text_xmp_and_exif() -> None:
         after.load()  # every chunk CRC checks out
 
 
-def test_pdf_and_unknown_files_are_served_as_stored() -> None:
-    pdf = b"%PDF-1.7\n" + b"1" * 100
-    plan = media.plan_bytes(pdf)
-    assert (plan.media_type, plan.stripped, media.render(pdf, plan)) == (
-        "application/pdf", False, pdf,
+def scanned_pdf() -> bytes:
+    """A one-page PDF as a phone scanner app writes it: the citizen's name and NIK in the
+    information dictionary and the XMP packet (with a GPS position), an image with its own XMP,
+    and an earlier revision kept by an incremental update."""
+    pdf = pikepdf.new()
+    pdf.add_blank_page(page_size=(200, 300))
+    page = pdf.pages[0]
+    image = pikepdf.Stream(pdf, b"\xff" * 30)
+    image.Type, image.Subtype = pikepdf.Name.XObject, pikepdf.Name.Image
+    image.Width, image.Height, image.BitsPerComponent = 10, 3, 8
+    image.ColorSpace = pikepdf.Name.DeviceGray
+    image.Metadata = pdf.make_stream(b"<x:xmpmeta>Samsung SM-A125F</x:xmpmeta>")
+    page.Resources = pikepdf.Dictionary(XObject=pikepdf.Dictionary(Im0=image))
+    page.Contents = pdf.make_stream(b"q 100 0 0 30 50 100 cm /Im0 Do Q")
+    page.PieceInfo = pikepdf.Dictionary(Scanner=pikepdf.Dictionary(Owner="Siti Aminah"))
+    pdf.docinfo["/Author"] = "Siti Aminah"
+    pdf.docinfo["/Title"] = "KTP 3209014101900001"
+    xmp = (
+        b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-'
+        b'rdf-syntax-ns#"><rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:exif='
+        b'"http://ns.adobe.com/exif/1.0/" dc:creator="Siti Aminah" exif:GPSLatitude="6,45.672S"/>'
+        b"</rdf:RDF></x:xmpmeta>"
     )
-    assert media.plan_bytes(b"hello").media_type == "application/octet-stream"
+    pdf.Root.Metadata = pdf.make_stream(xmp, Type=pikepdf.Name.Metadata, Subtype=pikepdf.Name.XML)
+    first = io.BytesIO()
+    # Metadata streams left uncompressed, as ISO 32000 recommends and scanner apps do.
+    pdf.save(first, object_stream_mode=pikepdf.ObjectStreamMode.disable, compress_streams=False)
+    return incremental_update(first.getvalue(), b"<< /Subject (Jalan berlubang) >>")
+
+
+def incremental_update(original: bytes, info: bytes) -> bytes:
+    """``original`` with an appended revision (ISO 32000-1 7.5.6) giving it a new /Info: the
+    old information dictionary stays in the file, unreferenced."""
+    with pikepdf.open(io.BytesIO(original)) as pdf:
+        size = int(pdf.trailer.Size)
+        root = pdf.Root.objgen[0]
+    prev = int(original.rsplit(b"startxref", 1)[1].split()[0])
+    body = original + f"{size} 0 obj\n".encode() + info + b"\nendobj\n"
+    xref = len(body)
+    entry = f"{len(original):010d} 00000 n \n".encode()
+    return body + (
+        f"xref\n{size} 1\n".encode() + entry
+        + f"trailer\n<< /Size {size + 1} /Root {root} 0 R /Info {size} 0 R /Prev {prev} >>\n"
+        f"startxref\n{xref}\n%%EOF\n".encode()
+    )
+
+
+def everything_in(pdf_bytes: bytes) -> bytes:
+    """The file's bytes and every stream of it decoded (compression would hide a leak)."""
+    with pikepdf.open(io.BytesIO(pdf_bytes)) as pdf:
+        streams = [o.read_bytes() for o in pdf.objects if isinstance(o, pikepdf.Stream)]
+    return pdf_bytes + b"".join(streams)
+
+
+def test_pdf_is_served_without_its_metadata_and_with_the_same_pages() -> None:
+    original = scanned_pdf()
+    media_type, clean = media.served(original)
+    assert media_type == "application/pdf"
+    for secret in (b"Siti", b"3209014101900001", b"Samsung", b"GPS", b"xmpmeta"):
+        assert secret in original and secret not in everything_in(clean), secret
+    with pikepdf.open(io.BytesIO(clean)) as after:
+        assert "/Info" not in after.trailer and "/Metadata" not in after.Root
+        [page] = after.pages
+        assert page.Contents.read_bytes() == b"q 100 0 0 30 50 100 cm /Im0 Do Q"
+        image = page.Resources.XObject.Im0
+        assert image.read_bytes() == b"\xff" * 30 and "/Metadata" not in image
+        assert "/PieceInfo" not in page
+
+
+def test_unknown_files_are_served_as_stored_and_a_broken_pdf_not_at_all() -> None:
+    assert media.served(b"hello") == ("application/octet-stream", b"hello")
+    with pytest.raises(media.Unclean):
+        media.served(b"%PDF-1.7\n" + b"1" * 100)
 
 
 def test_a_broken_jpeg_is_refused_not_served_with_its_metadata() -> None:

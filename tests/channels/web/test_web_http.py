@@ -23,6 +23,7 @@ from gateway import bootstrap, tracking
 from gateway.settings import Settings
 from tests.channels.web.conftest import NIK, csrf_token, web_settings
 from tests.support import FixedClock, drain, with_section
+from tests.unit.test_media import everything_in, scanned_pdf
 
 pytestmark = pytest.mark.integration
 
@@ -310,6 +311,31 @@ async def test_photo_is_stored_with_its_gps_and_served_without_metadata(
         fake = await gateway.files.put_bytes(make_exif_jpeg(-6.7612, 108.4801, b"\x00" * 99))
         refused = await client.get(f"/files/{fake}", headers={"Authorization": "Bearer core-t0ken"})
         assert refused.status == 422 and b"Exif" not in await refused.read()
+    finally:
+        await gateway.close()
+
+
+async def test_a_pdf_is_stored_as_sent_and_served_without_its_metadata(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    core = with_section(settings, "storage", fetch_token=SecretStr("core-t0ken"))
+    gateway = bootstrap.build(web_settings(core))
+    try:
+        client = await aiohttp_client(bootstrap.build_app(gateway))
+        pdf = scanned_pdf()
+        token = csrf_token(await (await client.get("/")).text())
+        resp = await client.post("/", data=form_data(token, FORM, [("surat.pdf", pdf)]))
+        assert resp.status == 200, await resp.text()
+        sha = hashlib.sha256(pdf).hexdigest()
+        assert await gateway.files.read(sha) == pdf  # the evidence as the citizen sent it
+        ok = await client.get(f"/files/{sha}", headers={"Authorization": "Bearer core-t0ken"})
+        served = await ok.read()
+        assert ok.status == 200 and ok.content_type == "application/pdf"
+        for secret in (b"Siti", b"3209014101900001", b"Samsung", b"GPS"):
+            assert secret not in everything_in(served), secret
+        broken = await gateway.files.put_bytes(b"%PDF-1.4\n" + b"0" * 300)
+        refused = await client.get(f"/files/{broken}", headers={"Authorization": "Bearer core-t0ken"})
+        assert refused.status == 422
     finally:
         await gateway.close()
 
