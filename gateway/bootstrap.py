@@ -12,6 +12,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from aiohttp import web
 from pydantic import SecretStr
@@ -21,6 +22,7 @@ from channels import sms as sms_channel
 from channels import web as web_channel
 from channels.letter import desk as letter_channel
 from channels.letter.ocr import OcrPool
+from gateway import filegc
 from gateway.crypto import Keys, load_keys
 from gateway.filestore import FileStore
 from gateway.http import HealthDeps, add_core_routes
@@ -313,12 +315,28 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         sms_task = (
             asyncio.create_task(sms_sender.run(stop), name="sms-replies") if sms_sender else None
         )
+        storage = settings.storage
+        gc_task = (
+            asyncio.create_task(
+                filegc.run_every(
+                    gateway.engine,
+                    gateway.files,
+                    gateway.keys,
+                    gateway.metrics,
+                    interval=storage.gc_interval,
+                    grace=timedelta(seconds=storage.gc_grace),
+                    stop=stop,
+                ),
+                name="file-store-gc",
+            )
+            if storage.gc_interval > 0
+            else None
+        )
         await stop.wait()
         log.info("stopping")
-        if relay_task is not None:
-            await relay_task
-        if sms_task is not None:
-            await sms_task
+        for task in (relay_task, sms_task, gc_task):
+            if task is not None:
+                await task
         await runner.cleanup()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):

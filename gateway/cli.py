@@ -77,8 +77,9 @@ def _parser() -> argparse.ArgumentParser:
     gc.add_argument(
         "--grace-hours",
         type=float,
-        default=filegc.DEFAULT_GRACE.total_seconds() / 3600,
-        help="keep every file written within this many hours (at least 1; default: %(default)g)",
+        default=None,
+        help="keep every file written within this many hours (at least 1; default:"
+        " storage.gc_grace, 24 h)",
     )
     st = sub.add_parser("staff", help="front-desk staff accounts (letter channel)")
     stsub = st.add_subparsers(dest="action", required=True)
@@ -156,8 +157,11 @@ async def _keys(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 async def _files(settings: Settings, args: argparse.Namespace) -> int:
+    hours = args.grace_hours
+    if hours is None:
+        hours = settings.storage.gc_grace / 3600
     try:
-        grace = timedelta(hours=args.grace_hours)
+        grace = timedelta(hours=hours)
     except (ValueError, OverflowError):  # NaN, infinite or beyond any date
         grace = timedelta(0)
     if grace < filegc.MIN_GRACE:

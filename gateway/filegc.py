@@ -1,4 +1,5 @@
-"""``lapor-gateway files gc``: delete the files of the file store that no row refers to.
+"""The file store's garbage collection: delete the files no row refers to. ``serve`` runs it
+every ``storage.gc_interval`` (:func:`run_every`); ``lapor-gateway files gc`` runs it once.
 
 A file is stored before the row that refers to it is committed (an upload is streamed to disk
 while the rest of its request is still being read), so a request refused after that (a form with
@@ -39,8 +40,10 @@ not open (a data key missing from the previous keys) stops the run before anythi
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import random
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -56,6 +59,7 @@ from gateway import sealing
 from gateway.crypto import Keys
 from gateway.domain import ReceiptStatus
 from gateway.filestore import FileStore
+from gateway.metrics import Metrics
 from gateway.storage.schema import complaints, letter_drafts, raw_inbound
 
 log = logging.getLogger(__name__)
@@ -258,3 +262,42 @@ def summary(report: Report) -> str:
             f"bytes {'that would be freed' if would else 'freed'}: {report.freed}",
         )
     )
+
+
+async def run_every(
+    engine: AsyncEngine,
+    files: FileStore,
+    keys: Keys,
+    metrics: Metrics,
+    *,
+    interval: float,
+    grace: timedelta,
+    stop: asyncio.Event,
+) -> None:
+    """Collect every ``interval`` seconds until ``stop`` (``serve`` runs this), the first time
+    at a random moment within the first hour (or interval). A failed run is logged, counted and
+    tried again at the next interval; the process carries on."""
+    delay = random.uniform(0, min(interval, 3600.0))
+    while not await _stopped(stop, delay):
+        delay = interval
+        try:
+            report = await collect(engine, files, keys, grace)
+        except Exception as exc:  # the database, a key that does not open: next time
+            metrics.gc_runs.labels("failed").inc()
+            log.warning(
+                "file store collection failed: %s", type(exc).__name__,
+                extra={"error": str(exc)[:300]},
+            )
+            continue
+        metrics.gc_runs.labels("ok").inc()
+        metrics.gc_deleted.inc(report.deleted + report.temporaries)
+        metrics.gc_freed.inc(report.freed)
+
+
+async def _stopped(stop: asyncio.Event, seconds: float) -> bool:
+    """Wait ``seconds`` or until ``stop``; whether it is set."""
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        return False
+    return True

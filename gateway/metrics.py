@@ -83,3 +83,17 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=r,
         )
+        self.gc_runs = Counter(
+            "lapor_files_gc_runs",
+            "Runs of the file store's garbage collection in this process, by outcome (ok, failed).",
+            ["outcome"],
+            registry=r,
+        )
+        self.gc_deleted = Counter(
+            "lapor_files_gc_deleted",
+            "Files (and leftover temporaries) the garbage collection deleted.",
+            registry=r,
+        )
+        self.gc_freed = Counter(
+            "lapor_files_gc_freed_bytes", "Bytes the garbage collection freed.", registry=r
+        )

@@ -89,6 +89,8 @@ class StorageSettings(_Section):
     file_store: Path = Path("var/files")
     inline_body_limit: int = Field(64 * 1024, ge=0)
     fetch_token: SecretStr | None = None
+    gc_interval: float = Field(86400.0, ge=0)
+    gc_grace: float = Field(86400.0, ge=3600)
 
 
 class BrokerSettings(_Section):

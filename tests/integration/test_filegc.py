@@ -6,6 +6,7 @@ quarantined messages still replay with their attachments."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -13,8 +14,10 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import FormData
 from aiohttp.test_utils import TestClient
@@ -24,7 +27,8 @@ from channels.letter.auth import Role, StaffStore
 from channels.letter.drafts import DraftStore
 from channels.web.form import CONTENT_TYPE, attachment_ref, encode_submission
 from channels.web.parse import ATTACHMENT_REFS
-from gateway import bootstrap
+from gateway import bootstrap, filegc
+from gateway.crypto import load_keys
 from gateway.domain import Attachment, Channel, ComplaintDraft, RawInbound, ReceiptStatus
 from gateway.errors import ParseError
 from gateway.filegc import MIN_GRACE, collect
@@ -40,7 +44,7 @@ from tests.channels.letter.conftest import (
 )
 from tests.channels.letter.test_routes import small_scan, upload, wait_until_read
 from tests.channels.web.test_web_http import FORM
-from tests.support import opened_complaints, with_section
+from tests.support import free_port, opened_complaints, with_section
 
 pytestmark = pytest.mark.integration
 
@@ -214,3 +218,71 @@ async def test_a_grace_under_an_hour_is_refused(gw: bootstrap.Gateway) -> None:
     with pytest.raises(ValueError, match="grace"):
         await collect(gw.engine, gw.files, gw.keys, MIN_GRACE - timedelta(seconds=1))
     assert gw.files.path(orphan).exists()
+
+
+async def wait_until(check: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+async def test_serve_collects_on_its_own_and_counts_what_it_freed(settings: Settings) -> None:
+    # The interval is short here; the first run comes at a random moment within one interval.
+    served = with_section(
+        with_section(settings, "storage", gc_interval=0.2, gc_grace=3600.0),
+        "http", host="127.0.0.1", port=free_port(),
+    )
+    files = FileStore(served.storage.file_store, load_keys(served))
+    orphan = await files.put_bytes(b"left by a refused form")
+    kept_young = await files.put_bytes(b"a form in flight")
+    then = time.time() - 2 * 3600
+    os.utime(files.path(orphan), (then, then))
+    size = files.path(orphan).stat().st_size
+    stop = asyncio.Event()
+    task = asyncio.create_task(bootstrap.serve(served, stop))
+    try:
+        await wait_until(lambda: not files.path(orphan).exists())
+        assert files.path(kept_young).exists()
+        async with aiohttp.ClientSession() as http:
+            url = f"http://127.0.0.1:{served.http.port}/metrics"
+            await wait_until_async(http, url, 'lapor_files_gc_runs_total{outcome="ok"}')
+            text = await (await http.get(url)).text()
+        assert "lapor_files_gc_deleted_total 1.0" in text.splitlines()
+        assert f"lapor_files_gc_freed_bytes_total {float(size)}" in text.splitlines()
+    finally:
+        stop.set()
+        await task
+
+
+async def wait_until_async(http: aiohttp.ClientSession, url: str, needle: str) -> None:
+    deadline = time.monotonic() + 20
+    while needle not in await (await http.get(url)).text():
+        assert time.monotonic() < deadline, f"{needle} never appeared"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_failed_run_is_counted_and_the_next_one_still_comes(
+    settings: Settings, tmp_path: Path
+) -> None:
+    # A database without the gateway's tables: every run fails, the loop carries on.
+    empty = with_section(settings, "database", url=f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    gateway = bootstrap.build(empty)
+    old = await gateway.files.put_bytes(b"an old file: the references must be read")
+    then = time.time() - 2 * 3600
+    os.utime(gateway.files.path(old), (then, then))
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        filegc.run_every(
+            gateway.engine, gateway.files, gateway.keys, gateway.metrics,
+            interval=0.05, grace=timedelta(hours=1), stop=stop,
+        )
+    )
+    try:
+        failed = gateway.metrics.gc_runs.labels("failed")
+        await wait_until(lambda: failed._value.get() >= 2)
+        assert gateway.metrics.gc_runs.labels("ok")._value.get() == 0
+    finally:
+        stop.set()
+        await task
+        await gateway.close()
