@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import io
 import json
 import socket
 from collections.abc import AsyncIterator
@@ -31,6 +33,43 @@ VALIDATOR = jsonschema.Draft7Validator(SCHEMA, format_checker=jsonschema.FormatC
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def png(tag: str) -> bytes:
+    """A small real PNG, its pixels drawn from ``tag`` (another tag, another file)."""
+    from PIL import Image
+
+    digest = hashlib.sha256(tag.encode()).digest()
+    out = io.BytesIO()
+    Image.frombytes("RGB", (4, 2), digest[:24]).save(out, "PNG")
+    return out.getvalue()
+
+
+def pdf(text: str, padding: int = 0) -> bytes:
+    """A one-page real PDF whose page says ``text``; ``padding`` bytes in a comment after its
+    header make it as big as wanted."""
+    import pikepdf
+
+    doc = pikepdf.new()
+    doc.add_blank_page()
+    doc.pages[0].Contents = doc.make_stream(b"BT 20 100 Td (" + text.encode() + b") Tj ET")
+    out = io.BytesIO()
+    doc.save(out)
+    head, rest = out.getvalue().split(b"\n", 1)
+    return head + b"\n%" + b"1" * padding + b"\n" + rest if padding else out.getvalue()
+
+
+def phone_photo(padding: int = 0) -> bytes:
+    """A real JPEG as a phone takes it: GPS (6.7612 S, 108.4801 E), make and model in EXIF,
+    taken sideways (orientation 6); ``padding`` bytes after its end make it as big as wanted."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110], exif[0x0112] = "Samsung", "SM-A155F", 6
+    exif.get_ifd(0x8825).update({1: "S", 2: (6.0, 45.0, 40.32), 3: "E", 4: (108.0, 28.0, 48.36)})
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 120, 40)).save(out, "JPEG", exif=exif)
+    return out.getvalue() + b"\x00" * padding
 
 
 class FixedClock:

@@ -44,7 +44,7 @@ from tests.channels.letter.conftest import (
 )
 from tests.channels.letter.test_routes import small_scan, upload, wait_until_read
 from tests.channels.web.test_web_http import FORM
-from tests.support import free_port, opened_complaints, with_section
+from tests.support import free_port, opened_complaints, pdf, png, with_section
 
 pytestmark = pytest.mark.integration
 
@@ -148,11 +148,11 @@ async def test_only_the_files_no_row_refers_to_are_deleted(
     files = gw.files
 
     # An accepted API complaint with an attachment: its complaint row refers to it.
-    pdf = b"%PDF-1.7\n" + os.urandom(300)
+    document = pdf(f"APBD {os.urandom(8).hex()}")
     fd = FormData()
     fd.add_field("complaint", json.dumps({"body": "Permohonan informasi APBD kabupaten"}),
                  content_type="application/json")
-    fd.add_field("attachments", pdf, filename="apbd.pdf", content_type="application/pdf")
+    fd.add_field("attachments", document, filename="apbd.pdf", content_type="application/pdf")
     resp = await client.post("/api/v1/complaints", data=fd)
     assert resp.status == 202, await resp.text()
     # A long message: its raw body lives in the file store (the tests' inline limit is 1 KB).
@@ -162,7 +162,7 @@ async def test_only_the_files_no_row_refers_to_are_deleted(
     assert resp.status == 202, await resp.text()
     # Quarantined messages holding attachments: a form with a short body (sealed in its row),
     # a form long enough for its body to live in the file store, and an API submission.
-    photo, long_photo = b"\x89PNG\r\n\x1a\n" + os.urandom(200), b"\x89PNG\r\n\x1a\n" + os.urandom(99)
+    photo, long_photo = png(os.urandom(8).hex()), png(os.urandom(8).hex())
     await quarantined_form(gw, photo)
     long_form = await quarantined_form(
         gw, long_photo, isi="Saluran air tersumbat di depan sekolah. " * 40,
@@ -172,11 +172,11 @@ async def test_only_the_files_no_row_refers_to_are_deleted(
     await quarantined_api(gw, api_pdf)
     # A letter read at the front desk: its draft refers to the scan and the page image.
     letter = await read_letter(client, gw)
-    referenced = {sha(pdf), sha(long_body), sha(photo), sha(long_photo), sha(long_form),
+    referenced = {sha(document), sha(long_body), sha(photo), sha(long_photo), sha(long_form),
                   sha(api_pdf), *letter}
     # Orphans: a form refused for its NIK after its photo was stored, bytes stored for a
     # request that never committed, and the temporary of a process killed mid-upload.
-    refused_photo = b"\x89PNG\r\n\x1a\n" + os.urandom(500)
+    refused_photo = png(os.urandom(8).hex())
     await refused_form(client, refused_photo)
     orphans = {sha(refused_photo), await files.put_bytes(os.urandom(2048))}
     temporary = files.root / ".incoming-killed"
@@ -207,7 +207,7 @@ async def test_only_the_files_no_row_refers_to_are_deleted(
         assert receipt.status is ReceiptStatus.ACCEPTED
     attached = {a["sha256"] for c in await opened_complaints(gw.engine, gw.keys)
                 for a in c.attachments}
-    assert attached == {sha(pdf), sha(photo), sha(long_photo), sha(api_pdf)}
+    assert attached == {sha(document), sha(photo), sha(long_photo), sha(api_pdf)}
     for name in attached:
         await files.read(name)
 

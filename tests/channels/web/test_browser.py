@@ -22,7 +22,7 @@ from gateway import bootstrap, tracking
 from gateway.settings import Settings
 from tests.browser import SCREENSHOTS, browser_page, require_chromium, serving
 from tests.channels.web.conftest import NIK, web_settings
-from tests.support import ROOT, drain
+from tests.support import ROOT, drain, phone_photo
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +64,7 @@ async def fill(page: object, nik: str, photo: Path | None) -> None:
 def street_photo(tmp_path: Path) -> Path:
     """A small JPEG with a GPS position, as a phone takes it."""
     photo = tmp_path / "jalan.jpg"
-    photo.write_bytes(make_exif_jpeg(-6.7612, 108.4801, b"\x00" * 4000))
+    photo.write_bytes(phone_photo(padding=4000))
     return photo
 
 

@@ -22,7 +22,7 @@ from channels.web.exif import jpeg_gps, make_exif_jpeg
 from gateway import bootstrap, tracking
 from gateway.settings import Settings
 from tests.channels.web.conftest import NIK, csrf_token, web_settings
-from tests.support import FixedClock, drain, with_section
+from tests.support import FixedClock, drain, pdf, phone_photo, png, with_section
 from tests.unit.test_media import everything_in, scanned_pdf
 
 pytestmark = pytest.mark.integration
@@ -65,7 +65,7 @@ async def test_form_to_receipt_to_cek_to_rabbitmq(
     page = await client.get("/")
     html = await page.text()
     assert page.status == 200 and "hoaks" in html and 'for="nik"' in html
-    photo = make_exif_jpeg(-6.7612, 108.4801, b"\x00" * 200_000)
+    photo = phone_photo(padding=200_000)
     resp = await client.post(
         "/", data=form_data(csrf_token(html), {**FORM, "rahasia": "1"}, [("jalan.jpg", photo)])
     )
@@ -160,7 +160,7 @@ async def test_attachment_limits_from_settings(settings: Settings, aiohttp_clien
         big = b"%PDF-1.4\n" + b"0" * 2000
         resp = await client.post("/", data=form_data(token, FORM, [("surat.pdf", big)]))
         assert resp.status == 413 and "surat.pdf" in await resp.text()
-        two = [("a.png", b"\x89PNG\r\n\x1a\nxx"), ("b.png", b"\x89PNG\r\n\x1a\nyy")]
+        two = [("a.png", png("xx")), ("b.png", png("yy"))]
         resp = await client.post("/", data=form_data(token, FORM, two))
         assert resp.status == 413 and "Paling banyak 1 lampiran" in await resp.text()
     finally:
@@ -224,11 +224,11 @@ async def test_api_multipart_with_attachments(
     gw: bootstrap.Gateway, aiohttp_client: Client, settings: Settings
 ) -> None:
     client = await aiohttp_client(bootstrap.build_app(gw))
-    pdf = b"%PDF-1.7\n" + b"1" * 5000
+    document = pdf("Permohonan informasi", padding=5000)
     fd = FormData()
     fd.add_field("complaint", json.dumps({"title": "Surat", "body": "Permohonan informasi APBD"}),
                  content_type="application/json")
-    fd.add_field("attachments", pdf, filename="surat.pdf", content_type="application/pdf")
+    fd.add_field("attachments", document, filename="surat.pdf", content_type="application/pdf")
     resp = await client.post("/api/v1/complaints", data=fd)
     assert resp.status == 202, await resp.text()
     bad = FormData()
@@ -240,8 +240,8 @@ async def test_api_multipart_with_attachments(
     [msg] = await drain(settings.broker.queue, 1)
     [att] = json.loads(msg.body)["attachments"]
     assert att == {
-        "sha256": hashlib.sha256(pdf).hexdigest(), "media_type": "application/pdf",
-        "size": len(pdf), "filename": "surat.pdf", "href": f"/files/{hashlib.sha256(pdf).hexdigest()}",
+        "sha256": hashlib.sha256(document).hexdigest(), "media_type": "application/pdf",
+        "size": len(document), "filename": "surat.pdf", "href": f"/files/{hashlib.sha256(document).hexdigest()}",
     }
 
 
@@ -267,16 +267,6 @@ async def test_rate_limit_per_ip_is_shared_through_the_database(
         await two.close()
 
 
-def gps_photo() -> bytes:
-    """A real JPEG from a "phone": GPS, make and model in EXIF, taken sideways (orientation 6)."""
-    exif = Image.Exif()
-    exif[0x010F], exif[0x0110], exif[0x0112] = "Samsung", "SM-A155F", 6
-    exif.get_ifd(0x8825).update({1: "S", 2: (6.0, 45.0, 40.32), 3: "E", 4: (108.0, 28.0, 48.36)})
-    out = io.BytesIO()
-    Image.new("RGB", (64, 48), (200, 120, 40)).save(out, "JPEG", exif=exif)
-    return out.getvalue()
-
-
 async def test_photo_is_stored_with_its_gps_and_served_without_metadata(
     settings: Settings, aiohttp_client: Client
 ) -> None:
@@ -284,7 +274,7 @@ async def test_photo_is_stored_with_its_gps_and_served_without_metadata(
     gateway = bootstrap.build(web_settings(core))
     try:
         client = await aiohttp_client(bootstrap.build_app(gateway))
-        photo = gps_photo()
+        photo = phone_photo()
         token = csrf_token(await (await client.get("/")).text())
         resp = await client.post("/", data=form_data(token, FORM, [("jalan.jpg", photo)]))
         assert resp.status == 200, await resp.text()
@@ -358,11 +348,11 @@ def browser_form(token: str, files: list[tuple[str, bytes]]) -> FormData:
     ("files", "status", "named"),
     [
         # Refused from its first bytes, with a good photo after it that must not be kept.
-        ([("virus.exe", b"MZ\x90\x00" + b"x" * 5000), ("b.png", b"\x89PNG\r\n\x1a\nlater")],
+        ([("virus.exe", b"MZ\x90\x00" + b"x" * 5000), ("b.png", png("later"))],
          415, "virus.exe"),
         # Refused in the middle of its upload: 300 kB against a limit of 1000 bytes.
         ([("surat.pdf", b"%PDF-1.4\n" + b"0" * 300_000)], 413, "surat.pdf"),
-        ([("a.png", b"\x89PNG\r\n\x1a\nxx"), ("b.png", b"\x89PNG\r\n\x1a\nyy")], 413,
+        ([("a.png", png("xx")), ("b.png", png("yy"))], 413,
          "Paling banyak 1 lampiran"),
     ],
     ids=["wrong-type", "too-big-mid-upload", "too-many"],
@@ -389,7 +379,7 @@ async def test_refused_attachment_keeps_everything_typed(
         assert not gateway.files.path(later).exists()  # nothing kept after the refusal
         # The form shown again works: the citizen picks a fitting file and sends it.
         again = csrf_token(html)
-        ok = await client.post("/", data=browser_form(again, [("a.png", b"\x89PNG\r\n\x1a\nok")]))
+        ok = await client.post("/", data=browser_form(again, [("a.png", png("ok"))]))
         assert ok.status == 200 and TID.search(await ok.text())
     finally:
         await gateway.close()
@@ -497,7 +487,7 @@ async def test_a_refused_form_keeps_its_photo_so_the_citizen_does_not_upload_it_
     gw: bootstrap.Gateway, aiohttp_client: Client, settings: Settings
 ) -> None:
     client = await aiohttp_client(bootstrap.build_app(gw))
-    photo = make_exif_jpeg(-6.7612, 108.4801, b"\x00" * 200_000)
+    photo = phone_photo(padding=200_000)
     sha = hashlib.sha256(photo).hexdigest()
     token = csrf_token(await (await client.get("/")).text())
     bad = {**FORM, "nik": "3209014101900000"}
@@ -505,7 +495,7 @@ async def test_a_refused_form_keeps_its_photo_so_the_citizen_does_not_upload_it_
     html = await first.text()
     assert first.status == 422 and "tidak boleh 0000" in html
     [(kept, label)] = kept_files(html)
-    assert label == "jalan.jpg (195 KB)" and "Lampiran yang sudah terkirim" in html
+    assert label == "jalan.jpg (196 KB)" and "Lampiran yang sudah terkirim" in html
     # The citizen corrects the NIK and sends again without choosing the photo again.
     fixed = form_data(csrf_token(html), {**FORM, "lampiran_tersimpan": kept})
     second = await client.post("/", data=fixed)
@@ -525,13 +515,13 @@ async def test_an_unticked_kept_photo_is_left_out(
 ) -> None:
     client = await aiohttp_client(bootstrap.build_app(gw))
     token = csrf_token(await (await client.get("/")).text())
-    photos = [("a.png", b"\x89PNG\r\n\x1a\na"), ("b.png", b"\x89PNG\r\n\x1a\nb")]
+    photos = [("a.png", png("a")), ("b.png", png("b"))]
     first = await client.post("/", data=form_data(token, {**FORM, "hp": "12"}, photos))
     html = await first.text()
     (kept_a, label_a), (_, label_b) = kept_files(html)
     assert (label_a, label_b) == ("a.png (1 KB)", "b.png (1 KB)")
     # b.png unticked, c.png added: a.png and c.png go with the report.
-    new = [("c.png", b"\x89PNG\r\n\x1a\nc")]
+    new = [("c.png", png("c"))]
     second = await client.post(
         "/", data=form_data(csrf_token(html), {**FORM, "lampiran_tersimpan": kept_a}, new)
     )
@@ -548,7 +538,7 @@ async def test_a_kept_photo_cannot_be_taken_to_another_browser_or_forged(
     app = bootstrap.build_app(gw)
     citizen, stranger = await aiohttp_client(app), await aiohttp_client(app)
     token = csrf_token(await (await citizen.get("/")).text())
-    photo = b"\x89PNG\r\n\x1a\nprivate"
+    photo = png("private")
     first = await citizen.post("/", data=form_data(token, {**FORM, "hp": "12"}, [("ktp.png", photo)]))
     [(kept, _)] = kept_files(await first.text())
     own = csrf_token(await (await stranger.get("/")).text())
@@ -571,7 +561,7 @@ async def test_a_kept_photo_no_longer_stored_is_named_and_dropped_from_the_form(
 ) -> None:
     client = await aiohttp_client(bootstrap.build_app(gw))
     token = csrf_token(await (await client.get("/")).text())
-    photo = b"\x89PNG\r\n\x1a\ncollected"
+    photo = png("collected")
     first = await client.post("/", data=form_data(token, {**FORM, "hp": "12"}, [("a.png", photo)]))
     html = await first.text()
     [(kept, _)] = kept_files(html)
@@ -594,7 +584,7 @@ async def test_kept_and_new_attachments_count_together_against_the_limit(
         client = await aiohttp_client(bootstrap.build_app(gateway))
         token = csrf_token(await (await client.get("/")).text())
         first = await client.post(
-            "/", data=form_data(token, {**FORM, "hp": "12"}, [("a.png", b"\x89PNG\r\n\x1a\na")])
+            "/", data=form_data(token, {**FORM, "hp": "12"}, [("a.png", png("a"))])
         )
         [(kept, _)] = kept_files(await first.text())
         second = await client.post(
@@ -602,7 +592,7 @@ async def test_kept_and_new_attachments_count_together_against_the_limit(
             data=form_data(
                 csrf_token(await first.text()),
                 {**FORM, "lampiran_tersimpan": kept},
-                [("b.png", b"\x89PNG\r\n\x1a\nb")],
+                [("b.png", png("b"))],
             ),
         )
         html = await second.text()
@@ -611,3 +601,27 @@ async def test_kept_and_new_attachments_count_together_against_the_limit(
         assert await gateway.intake.count_complaints() == 0
     finally:
         await gateway.close()
+
+
+async def test_an_attachment_that_could_never_be_served_is_refused_by_name(
+    gw: bootstrap.Gateway, aiohttp_client: Client
+) -> None:
+    # It starts like a PDF or a JPEG, but its structure cannot be followed: /files/ would never
+    # serve it (its metadata could not be removed), so the sender is told now.
+    client = await aiohttp_client(bootstrap.build_app(gw))
+    fd = FormData()
+    fd.add_field("complaint", json.dumps({"body": "Jalan berlubang di depan pasar Sumber"}),
+                 content_type="application/json")
+    fd.add_field("attachments", b"%PDF-1.7\n" + b"1" * 500, filename="surat.pdf",
+                 content_type="application/pdf")
+    resp = await client.post("/api/v1/complaints", data=fd)
+    assert resp.status == 422 and resp.content_type == "application/problem+json"
+    assert "surat.pdf rusak" in (await resp.json())["detail"]
+    token = csrf_token(await (await client.get("/")).text())
+    broken_photo = make_exif_jpeg(-6.7612, 108.4801, b"\x00" * 99)
+    form = await client.post("/", data=form_data(token, FORM, [("jalan.jpg", broken_photo)]))
+    html = await form.text()
+    error = re.search(r'id="lampiran-err">([^<]+)<', html)
+    assert form.status == 422 and error and "jalan.jpg rusak" in error.group(1)
+    assert 'value="Siti Aminah"' in html and not kept_files(html)
+    assert await gw.intake.count_complaints() == 0
