@@ -80,6 +80,11 @@ _SURFACES = (
 )
 
 
+# Methods counted by name; any other the HTTP parser lets through (WebDAV, PURGE...) is "other",
+# so that no client can grow the metric's label set.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 def surface(path: str) -> str:
     """The surface of ``path``: form, api, open311, sms, staff, ops or other."""
     if path == "/":
@@ -103,7 +108,8 @@ def count_responses(metrics: Metrics) -> Middleware:
             status = exc.status
             raise
         finally:
-            metrics.http_responses.labels(where, request.method, str(status)).inc()
+            method = request.method if request.method in _METHODS else "other"
+            metrics.http_responses.labels(where, method, str(status)).inc()
             metrics.http_seconds.labels(where).observe(time.perf_counter() - started)
 
     return middleware

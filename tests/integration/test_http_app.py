@@ -259,6 +259,8 @@ async def test_every_answer_is_counted_by_surface_method_and_status(
     assert (await client.get("/cek")).status == 200
     assert (await client.get("/nowhere")).status == 404
     assert (await client.get("/api/v1/broken")).status == 500
+    for made_up in ("PROPFIND", "PURGE"):  # WebDAV, caches: they must not grow the label set
+        assert (await client.request(made_up, "/api/v1/complaints")).status == 405
     text = await (await client.get("/metrics")).text()
     for line in (
         'lapor_http_responses_total{method="POST",status="202",surface="api"} 1.0',
@@ -267,6 +269,7 @@ async def test_every_answer_is_counted_by_surface_method_and_status(
         'lapor_http_responses_total{method="GET",status="200",surface="form"} 1.0',
         'lapor_http_responses_total{method="GET",status="404",surface="other"} 1.0',
         'lapor_http_responses_total{method="GET",status="500",surface="api"} 1.0',
-        'lapor_http_request_duration_seconds_count{surface="api"} 3.0',
+        'lapor_http_responses_total{method="other",status="405",surface="api"} 2.0',
+        'lapor_http_request_duration_seconds_count{surface="api"} 5.0',
     ):
         assert line in text.splitlines(), line
