@@ -8,6 +8,7 @@ connecting engine, file store, metrics, intake service, relay, parsers) and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -334,7 +335,14 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         )
         await stop.wait()
         log.info("stopping")
-        for task in (relay_task, sms_task, gc_task):
+        if gc_task is not None:
+            # A collection in progress is not waited for (it may take minutes on a big store):
+            # each file is renamed aside, checked and deleted or put back in one worker-thread
+            # step, and that step finishes; the next run does the rest.
+            gc_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await gc_task
+        for task in (relay_task, sms_task):
             if task is not None:
                 await task
         await runner.cleanup()
