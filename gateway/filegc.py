@@ -23,8 +23,8 @@ both hold:
     every string of 64 hex digits found there is a reference, and so is every 64-digit stretch
     of a longer run (the form's body holds ``%22<sha256>%22``, a run of 68 digits);
   - ``complaints.attachments``;
-  - ``letter_drafts.files`` (the scans) and ``letter_drafts.pages`` (the page images; a sealed
-    column).
+  - ``letter_drafts.files`` (the scans) and ``letter_drafts.pages`` (the page images), both
+    sealed columns.
 
   An accepted message's attachments are its complaint's, and an event's are those of its
   complaint or of its duplicate message, so the outbox adds none.
@@ -164,7 +164,7 @@ async def _named_by(files: FileStore, keys: Keys, r: Row[Any]) -> list[str]:
 async def _complaint_references(
     engine: AsyncEngine, _files: FileStore, _keys: Keys, batch: int
 ) -> AsyncIterator[list[str]]:
-    """Complaints: their attachments (in the clear)."""
+    """Complaints: their attachments (hashes in the clear, names encrypted)."""
     async for rows in _batches(engine, complaints, (complaints.c.attachments,), batch):
         yield [sha for r in rows for sha in _json_hashes(r.attachments)]
 
@@ -172,12 +172,12 @@ async def _complaint_references(
 async def _draft_references(
     engine: AsyncEngine, _files: FileStore, keys: Keys, batch: int
 ) -> AsyncIterator[list[str]]:
-    """Letter drafts: the scans, and the page images read from them (a sealed column)."""
+    """Letter drafts: the scans, and the page images read from them (sealed columns)."""
     columns = (letter_drafts.c.files, letter_drafts.c.pages)
     async for rows in _batches(engine, letter_drafts, columns, batch):
         found: list[str] = []
         for r in rows:
-            found += _json_hashes(r.files)
+            found += _json_hashes(sealing.open_draft_column(keys, r.id, "files", r.files))
             found += _json_hashes(sealing.open_draft_column(keys, r.id, "pages", r.pages))
         yield found
 

@@ -778,7 +778,11 @@ def _complaint_row(complaint: Complaint, raw_id: str, keys: Keys) -> dict[str, A
         "anonymous": draft.privacy.anonymous,
         "confidential": draft.privacy.confidential,
         "reporter": reporter,
-        "attachments": [_flat(a) for a in draft.attachments],
+        # A file's name may be the citizen's own ("KTP 3201...jpg"): encrypted like the reporter.
+        "attachments": [
+            {**_flat(a), "filename": {"enc": keys.encrypt(a.filename)} if a.filename else None}
+            for a in draft.attachments
+        ],
         "occurred_on": draft.occurred_on,
         "agency": draft.agency,
         "raw_inbound_id": raw_id,

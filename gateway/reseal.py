@@ -82,36 +82,52 @@ def _raw(keys: Keys, r: Row[Any]) -> dict[str, Any] | None:
     )
 
 
-def _reporter(keys: Keys, reporter: dict[str, Any]) -> dict[str, Any] | None:
-    """A complaint's reporter with every value encrypted under the current key."""
-    changed = False
+class _Encrypted:
+    """Re-encrypts values stored ``{"enc": token}`` (or in the clear, from before) under the
+    current key, noting whether any changed."""
 
-    def one(value: Any) -> Any:
-        nonlocal changed
+    def __init__(self, keys: Keys) -> None:
+        self._keys = keys
+        self.changed = False
+
+    def __call__(self, value: Any) -> Any:
         if isinstance(value, dict) and "enc" in value:
-            token = keys.reencrypt(value["enc"])
+            token = self._keys.reencrypt(value["enc"])
             if token is None:
                 return value
-            changed = True
+            self.changed = True
             return {"enc": token}
-        if value:  # stored in the clear before every field was encrypted
-            changed = True
-            return {"enc": keys.encrypt(str(value))}
+        if value:  # stored in the clear before the field was encrypted
+            self.changed = True
+            return {"enc": self._keys.encrypt(str(value))}
         return value
 
+
+def _reporter(keys: Keys, reporter: dict[str, Any]) -> dict[str, Any] | None:
+    """A complaint's reporter with every value encrypted under the current key."""
+    one = _Encrypted(keys)
     out = {k: one(v) for k, v in reporter.items() if k != "handles"}
     out["handles"] = {k: one(v) for k, v in dict(reporter.get("handles") or {}).items()}
-    return out if changed else None
+    return out if one.changed else None
+
+
+def _attachments(keys: Keys, attachments: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """A complaint's attachments with their file names encrypted under the current key."""
+    one = _Encrypted(keys)
+    out = [{**a, "filename": one(a.get("filename"))} for a in attachments]
+    return out if one.changed else None
 
 
 def _complaint(keys: Keys, r: Row[Any]) -> dict[str, Any] | None:
     context = f"complaints:{r.id}"
     reporter = _reporter(keys, dict(r.reporter))
+    attachments = _attachments(keys, [dict(a) for a in r.attachments])
     if not r.sealed:
         return {
             **sealing.complaint_columns(keys, r.id, r.title, r.body, r.location, r.confidential),
             "match_tokens": sealing.complaint_tokens(keys, r.id, r.match_tokens),
             **({} if reporter is None else {"reporter": reporter}),
+            **({} if attachments is None else {"attachments": attachments}),
         }
     private = r.confidential  # title and place are sealed only then
     return _changed(
@@ -122,6 +138,7 @@ def _complaint(keys: Keys, r: Row[Any]) -> dict[str, Any] | None:
         title=_text(keys, r.title, f"{context}:title") if private and r.title else None,
         location=_json(keys, r.location, f"{context}:location") if private and r.location else None,
         reporter=reporter,
+        attachments=attachments,
     )
 
 
@@ -149,7 +166,12 @@ def _draft(keys: Keys, r: Row[Any]) -> dict[str, Any] | None:
             return _json(keys, stored, f"letter_drafts:{r.id}:{name}")
         return sealing.draft_column(keys, r.id, name, stored)  # written before sealing
 
-    return _changed(pages=column("pages"), fields=column("fields"), reviewed=column("reviewed"))
+    return _changed(
+        files=column("files"),
+        pages=column("pages"),
+        fields=column("fields"),
+        reviewed=column("reviewed"),
+    )
 
 
 def _identity(keys: Keys, r: Row[Any]) -> dict[str, Any] | None:
@@ -168,13 +190,21 @@ _TABLES: tuple[tuple[Table, tuple[str, ...], str | None, Resealer], ...] = (
     (raw_inbound, ("body", "transport_meta", "sealed"), None, _raw),
     (
         complaints,
-        ("title", "body", "location", "match_tokens", "reporter", "confidential", "sealed"),
+        (
+            "title", "body", "location", "match_tokens", "reporter", "attachments",
+            "confidential", "sealed",
+        ),
         None,
         _complaint,
     ),
     (outbox, ("message_id", "body", "sealed"), None, _event),
     (sms_fragments, ("raw_inbound_id", "text", "meta", "sealed"), None, _fragment),
-    (letter_drafts, ("pages", "fields", "reviewed", "updated_at"), "updated_at", _draft),
+    (
+        letter_drafts,
+        ("files", "pages", "fields", "reviewed", "updated_at"),
+        "updated_at",
+        _draft,
+    ),
     (identities, ("value_enc",), None, _identity),
     (sms_replies, ("recipient",), None, _recipient),
 )

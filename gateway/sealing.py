@@ -129,7 +129,8 @@ def fragment_meta(keys: Keys, raw_id: str, meta: Any, sealed: bool) -> dict[str,
 
 
 def draft_column(keys: Keys, draft_id: str, column: str, value: Any) -> Any:
-    """A letter draft's ``pages``, ``fields`` or ``reviewed`` as stored (None stays None)."""
+    """A letter draft's ``files``, ``pages``, ``fields`` or ``reviewed`` as stored (None stays
+    None)."""
     if value is None:
         return None
     return _seal_json(keys, value, f"letter_drafts:{draft_id}:{column}")

@@ -134,7 +134,9 @@ class Draft:
 
 
 def _draft(row: Row[Any], keys: Keys) -> Draft:
-    # What was read and typed (names, NIK, the letter's text) is sealed at rest.
+    # What was read and typed (names, NIK, the letter's text), and the files' names, are sealed
+    # at rest.
+    files = sealing.open_draft_column(keys, row.id, "files", row.files)
     pages = sealing.open_draft_column(keys, row.id, "pages", row.pages)
     fields = sealing.open_draft_column(keys, row.id, "fields", row.fields) or {}
     reviewed = sealing.open_draft_column(keys, row.id, "reviewed", row.reviewed)
@@ -142,7 +144,7 @@ def _draft(row: Row[Any], keys: Keys) -> Draft:
         id=row.id,
         batch_id=row.batch_id,
         status=DraftStatus(row.status),
-        files=tuple(Scan.from_json(f) for f in row.files),
+        files=tuple(Scan.from_json(f) for f in files),
         pages_total=row.pages_total,
         pages_done=row.pages_done,
         pages=tuple(PageInfo.from_json(p) for p in pages),
@@ -195,7 +197,7 @@ class DraftStore:
                 "id": draft_id,
                 "batch_id": batch_id,
                 "status": DraftStatus.READING.value,
-                "files": [s.as_json() for s in scans],
+                "files": self._sealed(draft_id, "files", [s.as_json() for s in scans]),
                 "pages_total": None,
                 "pages_done": 0,
                 "pages": self._sealed(draft_id, "pages", []),

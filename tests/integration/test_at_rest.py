@@ -94,7 +94,10 @@ def web_complaint() -> FormData:
         "location": {"text": "Jl. Siliwangi 12, Sumber"},
     }
     form.add_field("complaint", json.dumps(complaint), content_type="application/json")
-    form.add_field("attachments", KTP_PDF, filename="ktp.pdf", content_type="application/pdf")
+    # Named after its owner, as people do: the name is personal data too.
+    form.add_field(
+        "attachments", KTP_PDF, filename=f"KTP-{NIK}.pdf", content_type="application/pdf"
+    )
     return form
 
 
@@ -332,6 +335,8 @@ async def test_reseal_moves_everything_to_the_current_key_and_seals_old_clear_ro
         web = next(c for c in complaints_ if c.channel == "web")
         assert web.title == "Lampu padam di RT 05" and web.location["text"].startswith("Jl.")
         assert gw.keys.decrypt(web.reporter["nik"]["enc"]) == NIK
+        [attachment] = web.attachments
+        assert gw.keys.decrypt(attachment["filename"]["enc"]) == f"KTP-{NIK}.pdf"
         assert len(await opened_events(gw.engine, gw.keys)) == 2
         async with gw.engine.connect() as conn:
             for value in (await conn.execute(select(identities.c.value_enc))).scalars():

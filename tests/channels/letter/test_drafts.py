@@ -174,9 +174,11 @@ async def test_reader_reports_each_page_then_stores_pages_and_fields(
 async def read_letter(
     parts: tuple[AsyncEngine, DraftStore, FileStore, Staff], letter_settings: Settings
 ) -> Draft:
-    """One single-page letter, uploaded and read (ready for review)."""
+    """One single-page letter, uploaded and read (ready for review); the clerk's scanner named
+    the file after the citizen."""
     _engine, drafts, files, staff = parts
-    batch = await drafts.create_batch([[await scan_of(files, tiff(1), "a.tif")]], staff.id)
+    scan = await scan_of(files, tiff(1), f"KTP Siti Aminah {NIK}.tif")
+    batch = await drafts.create_batch([[scan]], staff.id)
     ocr = FakeOcr(1)
     ocr.release.release()
     await LetterReader(drafts, files, ocr, letter_settings.letter, fake_extract).run_once()
@@ -192,11 +194,12 @@ async def test_what_a_letter_says_is_sealed_at_rest_and_old_drafts_still_read(
     assert await drafts.save(draft.id, staff.id, {"sender_name": "Siti Aminah", "nik": NIK})
     async with engine.connect() as conn:
         row = (await conn.execute(select(letter_drafts))).one()
-    stored = json.dumps([row.pages, row.fields, row.reviewed])
+    stored = json.dumps([row.files, row.pages, row.fields, row.reviewed])
     for private in (NIK, "Siti Aminah", "Sumber, Cirebon"):
         assert private not in stored
     ready = await drafts.get(draft.id)
     assert ready is not None and ready.fields["nik"].value == NIK
+    assert [f.filename for f in ready.files] == [f"KTP Siti Aminah {NIK}.tif"]
     assert ready.values == {"sender_name": "Siti Aminah", "nik": NIK}
     # A draft stored before sealing (plain JSON) reads as it is, and is sealed when next saved.
     async with engine.begin() as conn:
