@@ -8,7 +8,7 @@ import io
 import ipaddress
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -267,67 +267,70 @@ async def test_rate_limit_per_ip_is_shared_through_the_database(
         await two.close()
 
 
-async def test_photo_is_stored_with_its_gps_and_served_without_metadata(
-    settings: Settings, aiohttp_client: Client
-) -> None:
+CORE = {"Authorization": "Bearer core-t0ken"}  # the routing core's fetch token
+
+
+@pytest.fixture
+async def core_gw(settings: Settings) -> AsyncIterator[bootstrap.Gateway]:
+    """A gateway that serves /files/ to the routing core."""
     core = with_section(settings, "storage", fetch_token=SecretStr("core-t0ken"))
     gateway = bootstrap.build(web_settings(core))
-    try:
-        client = await aiohttp_client(bootstrap.build_app(gateway))
-        photo = phone_photo()
-        token = csrf_token(await (await client.get("/")).text())
-        resp = await client.post("/", data=form_data(token, FORM, [("jalan.jpg", photo)]))
-        assert resp.status == 200, await resp.text()
-        sha = hashlib.sha256(photo).hexdigest()
-        stored = await gateway.files.read(sha)
-        assert stored == photo and jpeg_gps(stored) == (-6.7612, 108.4801)  # evidence kept
+    yield gateway
+    await gateway.close()
 
-        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "core-t0ken"}):
-            refused = await client.get(f"/files/{sha}", headers=headers)
-            assert refused.status == 404  # as for an unknown hash: no way to confirm a file
-        ok = await client.get(f"/files/{sha}", headers={"Authorization": "Bearer core-t0ken"})
-        served = await ok.read()
-        assert ok.status == 200 and ok.content_type == "image/jpeg"
-        assert ok.headers["Cache-Control"] == "no-store"
-        assert int(ok.headers["Content-Length"]) == len(served) < len(photo)
-        assert jpeg_gps(served) is None and b"Samsung" not in served
-        with Image.open(io.BytesIO(served)) as clean, Image.open(io.BytesIO(photo)) as orig:
-            assert dict(clean.getexif()) == {0x0112: 6}  # only the orientation is left
-            assert not clean.getexif().get_ifd(0x8825)
-            assert clean.tobytes() == orig.tobytes()  # the pixels as taken
-        head = await client.head(f"/files/{sha}", headers={"Authorization": "Bearer core-t0ken"})
-        assert head.status == 200 and int(head.headers["Content-Length"]) == len(served)
-        # Only the start of it is a JPEG: its metadata cannot be found for sure, so not served.
-        fake = await gateway.files.put_bytes(make_exif_jpeg(-6.7612, 108.4801, b"\x00" * 99))
-        refused = await client.get(f"/files/{fake}", headers={"Authorization": "Bearer core-t0ken"})
-        assert refused.status == 422 and b"Exif" not in await refused.read()
-    finally:
-        await gateway.close()
+
+async def sent_by_form(client: TestClient[Any, Any], name: str, data: bytes) -> str:
+    """Send the citizen form with one attachment; the attachment's hash."""
+    token = csrf_token(await (await client.get("/")).text())
+    resp = await client.post("/", data=form_data(token, FORM, [(name, data)]))
+    assert resp.status == 200, await resp.text()
+    return hashlib.sha256(data).hexdigest()
+
+
+async def test_photo_is_stored_with_its_gps_and_served_without_metadata(
+    core_gw: bootstrap.Gateway, aiohttp_client: Client
+) -> None:
+    client = await aiohttp_client(bootstrap.build_app(core_gw))
+    photo = phone_photo()
+    sha = await sent_by_form(client, "jalan.jpg", photo)
+    stored = await core_gw.files.read(sha)
+    assert stored == photo and jpeg_gps(stored) == (-6.7612, 108.4801)  # evidence kept
+
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "core-t0ken"}):
+        refused = await client.get(f"/files/{sha}", headers=headers)
+        assert refused.status == 404  # as for an unknown hash: no way to confirm a file
+    ok = await client.get(f"/files/{sha}", headers=CORE)
+    served = await ok.read()
+    assert ok.status == 200 and ok.content_type == "image/jpeg"
+    assert ok.headers["Cache-Control"] == "no-store"
+    assert int(ok.headers["Content-Length"]) == len(served) < len(photo)
+    assert jpeg_gps(served) is None and b"Samsung" not in served
+    with Image.open(io.BytesIO(served)) as clean, Image.open(io.BytesIO(photo)) as orig:
+        assert dict(clean.getexif()) == {0x0112: 6}  # only the orientation is left
+        assert not clean.getexif().get_ifd(0x8825)
+        assert clean.tobytes() == orig.tobytes()  # the pixels as taken
+    head = await client.head(f"/files/{sha}", headers=CORE)
+    assert head.status == 200 and int(head.headers["Content-Length"]) == len(served)
+    # Only the start of it is a JPEG: its metadata cannot be found for sure, so not served.
+    fake = await core_gw.files.put_bytes(make_exif_jpeg(-6.7612, 108.4801, b"\x00" * 99))
+    refused = await client.get(f"/files/{fake}", headers=CORE)
+    assert refused.status == 422 and b"Exif" not in await refused.read()
 
 
 async def test_a_pdf_is_stored_as_sent_and_served_without_its_metadata(
-    settings: Settings, aiohttp_client: Client
+    core_gw: bootstrap.Gateway, aiohttp_client: Client
 ) -> None:
-    core = with_section(settings, "storage", fetch_token=SecretStr("core-t0ken"))
-    gateway = bootstrap.build(web_settings(core))
-    try:
-        client = await aiohttp_client(bootstrap.build_app(gateway))
-        pdf = scanned_pdf()
-        token = csrf_token(await (await client.get("/")).text())
-        resp = await client.post("/", data=form_data(token, FORM, [("surat.pdf", pdf)]))
-        assert resp.status == 200, await resp.text()
-        sha = hashlib.sha256(pdf).hexdigest()
-        assert await gateway.files.read(sha) == pdf  # the evidence as the citizen sent it
-        ok = await client.get(f"/files/{sha}", headers={"Authorization": "Bearer core-t0ken"})
-        served = await ok.read()
-        assert ok.status == 200 and ok.content_type == "application/pdf"
-        for secret in (b"Siti", b"3209014101900001", b"Samsung", b"GPS"):
-            assert secret not in everything_in(served), secret
-        broken = await gateway.files.put_bytes(b"%PDF-1.4\n" + b"0" * 300)
-        refused = await client.get(f"/files/{broken}", headers={"Authorization": "Bearer core-t0ken"})
-        assert refused.status == 422
-    finally:
-        await gateway.close()
+    client = await aiohttp_client(bootstrap.build_app(core_gw))
+    document = scanned_pdf()
+    sha = await sent_by_form(client, "surat.pdf", document)
+    assert await core_gw.files.read(sha) == document  # the evidence as the citizen sent it
+    ok = await client.get(f"/files/{sha}", headers=CORE)
+    served = await ok.read()
+    assert ok.status == 200 and ok.content_type == "application/pdf"
+    for secret in (b"Siti", b"3209014101900001", b"Samsung", b"GPS"):
+        assert secret not in everything_in(served), secret
+    broken = await core_gw.files.put_bytes(b"%PDF-1.4\n" + b"0" * 300)
+    assert (await client.get(f"/files/{broken}", headers=CORE)).status == 422
 
 
 def browser_form(token: str, files: list[tuple[str, bytes]]) -> FormData:
