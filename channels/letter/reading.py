@@ -268,13 +268,14 @@ class LetterReader:
             )
 
     async def _fail_unreadable(self, draft: Draft, exc: Exception) -> None:
-        names = ", ".join(s.filename or s.sha256[:12] for s in draft.files)
+        # The files' names are not repeated here: the error is stored in the clear, a name may
+        # be the citizen's own, and the desk shows the names (sealed) beside the error anyway.
         reason = str(exc)[:300] or type(exc).__name__
         await self._drafts.fail(
             draft.id,
             self.name,
-            f"Berkas {names} tidak dapat dibaca ({reason}). / "
-            f"The file {names} cannot be read ({reason}).",
+            f"Berkas surat ini tidak dapat dibaca ({reason}). / "
+            f"This letter's file cannot be read ({reason}).",
         )
         log.warning(
             "letter cannot be read: %s", type(exc).__name__, extra={"draft": draft.id}

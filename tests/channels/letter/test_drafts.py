@@ -276,8 +276,9 @@ async def test_unreadable_file_and_crashing_ocr_fail_the_letter_visibly(
     reader = LetterReader(drafts, files, ocr, letter_settings.letter, fake_extract, metrics)
     assert await reader.run_once() and await reader.run_once()
     bad, crashed = await drafts.batch(batch)
-    assert bad.status is DraftStatus.FAILED and "rusak.pdf" in (bad.error or "")
-    assert "tidak dapat dibaca" in (bad.error or "")
+    assert bad.status is DraftStatus.FAILED and "tidak dapat dibaca" in (bad.error or "")
+    # The error is stored in the clear: no file name in it (the desk shows them beside it).
+    assert "rusak.pdf" not in (bad.error or "") and bad.label.startswith("rusak.pdf")
     assert crashed.status is DraftStatus.FAILED and "RuntimeError" in (crashed.error or "")
     # The clerk asks for another reading: it works this time.
     assert await drafts.read_again(crashed.id, staff.id)
