@@ -48,6 +48,7 @@ from gateway.errors import IntakeUnavailable, ParseError, QuarantineNotFound
 from gateway.filestore import FileStore
 from gateway.identity import Identity, IdentityGraph, Resolution, identities_of
 from gateway.ids import new_id
+from gateway.logs import mask_text
 from gateway.metrics import Metrics
 from gateway.settings import DedupSettings
 from gateway.storage.schema import (
@@ -470,7 +471,8 @@ class IntakeService:
                     "raw_inbound_id": raw_id,
                     "channel": raw.channel.value,
                     "stage": outcome.stage,
-                    "reason": outcome.reason,
+                    # In the clear for the operator: NIK and phone numbers masked, as in logs.
+                    "reason": mask_text(outcome.reason),
                     "created_at": now,
                 },
             )
@@ -619,7 +621,7 @@ class IntakeService:
                     base.values(
                         replay_count=quarantine.c.replay_count + 1,
                         last_replay_at=now,
-                        last_replay_error=f"{outcome.stage}: {outcome.reason}",
+                        last_replay_error=mask_text(f"{outcome.stage}: {outcome.reason}"),
                     )
                 )
                 return Receipt(ReceiptStatus.QUARANTINED, entry["tracking_id"], raw_id)

@@ -258,6 +258,30 @@ async def test_parser_failure_is_quarantined_acknowledged_and_replayable(
     assert status is not None and status.status == "received"
 
 
+async def test_a_quarantine_reason_keeps_no_nik_or_phone_number_in_the_clear(
+    gw: bootstrap.Gateway,
+) -> None:
+    # A parser's message may quote what it could not take: stored for the operator, masked.
+    def quoting(r: RawInbound) -> ComplaintDraft:
+        raise ParseError("NIK 3209014101900000 / HP 081234567890 tidak sah", "fields")
+
+    def crashing(r: RawInbound) -> ComplaintDraft:
+        raise ValueError("invalid literal for int(): '3209014101900000'")
+
+    await gw.intake.accept(raw("NIK 3209014101900000", "m-1"), Parser("test.plain", quoting))
+    entry_id = (await gw.intake.list_quarantine())[0]["id"]
+    await gw.intake.replay(entry_id, ParserRegistry([Parser("test.plain", crashing)]))
+    async with gw.engine.connect() as conn:
+        stored = [
+            (row.reason, row.last_replay_error)
+            for row in await conn.execute(select(quarantine.c.reason, quarantine.c.last_replay_error))
+        ]
+    assert stored and "3209014101900000" not in str(stored) and "081234567890" not in str(stored)
+    [(reason, replay_error)] = stored
+    assert reason.startswith("NIK 3209") and "tidak sah" in reason  # still says what went wrong
+    assert replay_error is not None and "invalid literal" in replay_error
+
+
 async def test_an_outcome_the_channel_already_parsed_is_not_parsed_again(
     gw: bootstrap.Gateway,
 ) -> None:
