@@ -16,7 +16,6 @@ are thrown away; past that the request is refused without its fields.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -24,7 +23,6 @@ from aiohttp import BodyPartReader, MultipartReader
 from aiohttp.http_exceptions import HttpProcessingError
 
 from channels.web.exif import SNIFF_BYTES, jpeg_gps, sniff
-from gateway import media
 from gateway.domain import Attachment
 from gateway.filestore import FileStore, FileTooLarge
 
@@ -202,24 +200,6 @@ async def _store_file(
             ),
             413,
         ) from None
-    await _servable(files, sha, name, label)
     gps = jpeg_gps(bytes(window)) if media_type == "image/jpeg" else None
     return Attachment(sha256=sha, media_type=media_type, size=size, filename=filename), gps
 
-
-async def _servable(files: FileStore, sha: str, name: str, label: str) -> None:
-    """Refuse a file the routing core could never fetch: ``/files/`` serves photos and PDFs only
-    without their metadata, and one whose structure cannot be followed not at all. Read back
-    from the store (at most the attachment limit); the stored copy of a refused file is left to
-    the file store's garbage collection."""
-    try:
-        await asyncio.to_thread(media.served, await files.read(sha))
-    except media.Unclean:
-        raise UploadRejected(
-            name,
-            (
-                f"Berkas {label} rusak atau tidak dapat dibaca.",
-                f"The file {label} is damaged or cannot be read.",
-            ),
-            422,
-        ) from None

@@ -605,26 +605,3 @@ async def test_kept_and_new_attachments_count_together_against_the_limit(
     finally:
         await gateway.close()
 
-
-async def test_an_attachment_that_could_never_be_served_is_refused_by_name(
-    gw: bootstrap.Gateway, aiohttp_client: Client
-) -> None:
-    # It starts like a PDF or a JPEG, but its structure cannot be followed: /files/ would never
-    # serve it (its metadata could not be removed), so the sender is told now.
-    client = await aiohttp_client(bootstrap.build_app(gw))
-    fd = FormData()
-    fd.add_field("complaint", json.dumps({"body": "Jalan berlubang di depan pasar Sumber"}),
-                 content_type="application/json")
-    fd.add_field("attachments", b"%PDF-1.7\n" + b"1" * 500, filename="surat.pdf",
-                 content_type="application/pdf")
-    resp = await client.post("/api/v1/complaints", data=fd)
-    assert resp.status == 422 and resp.content_type == "application/problem+json"
-    assert "surat.pdf rusak" in (await resp.json())["detail"]
-    token = csrf_token(await (await client.get("/")).text())
-    broken_photo = make_exif_jpeg(-6.7612, 108.4801, b"\x00" * 99)
-    form = await client.post("/", data=form_data(token, FORM, [("jalan.jpg", broken_photo)]))
-    html = await form.text()
-    error = re.search(r'id="lampiran-err">([^<]+)<', html)
-    assert form.status == 422 and error and "jalan.jpg rusak" in error.group(1)
-    assert 'value="Siti Aminah"' in html and not kept_files(html)
-    assert await gw.intake.count_complaints() == 0
