@@ -107,6 +107,9 @@ def count_responses(metrics: Metrics) -> Middleware:
         except web.HTTPException as exc:
             status = exc.status
             raise
+        except asyncio.CancelledError:
+            status = 499  # the client went away, or the server is stopping: not a server error
+            raise
         finally:
             method = request.method if request.method in _METHODS else "other"
             metrics.http_responses.labels(where, method, str(status)).inc()

@@ -11,11 +11,12 @@ from typing import Any
 import asyncpg
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, make_mocked_request
 from pydantic import SecretStr
 from sqlalchemy import insert
 
 from gateway import bootstrap
+from gateway.http import count_responses
 from gateway.settings import Settings
 from gateway.storage.schema import web_rate_limits
 from tests.support import free_port, with_section
@@ -273,3 +274,18 @@ async def test_every_answer_is_counted_by_surface_method_and_status(
         'lapor_http_request_duration_seconds_count{surface="api"} 5.0',
     ):
         assert line in text.splitlines(), line
+
+
+async def test_a_request_cut_off_is_counted_apart_from_server_errors(
+    gw: bootstrap.Gateway,
+) -> None:
+    middleware = count_responses(gw.metrics)
+
+    async def cut_off(_request: web.Request) -> web.StreamResponse:
+        raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        await middleware(make_mocked_request("POST", "/api/v1/complaints"), cut_off)
+    counted = gw.metrics.http_responses
+    assert counted.labels("api", "POST", "499")._value.get() == 1
+    assert counted.labels("api", "POST", "500")._value.get() == 0
