@@ -19,6 +19,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from channels.fields import CHECKED as _CHECKED
@@ -182,27 +183,27 @@ def validate(fields: Mapping[str, str], today: date) -> tuple[FormData | None, d
     )
 
 
+def attachment_fields(attachment: Attachment) -> dict[str, Any]:
+    """The fields of a reference to a stored file (what :func:`attachment_ref` writes)."""
+    return {
+        "sha256": attachment.sha256,
+        "media_type": attachment.media_type,
+        "size": attachment.size,
+        "filename": attachment.filename,
+    }
+
+
 def attachment_ref(attachment: Attachment) -> str:
     """The JSON reference to a stored file that the route writes into the stored body."""
-    return json.dumps(
-        {
-            "sha256": attachment.sha256,
-            "media_type": attachment.media_type,
-            "size": attachment.size,
-            "filename": attachment.filename,
-        },
-        separators=(",", ":"),
-        sort_keys=True,
-    )
+    return json.dumps(attachment_fields(attachment), separators=(",", ":"), sort_keys=True)
 
 
-def parse_attachment_ref(text: str) -> Attachment:
-    """The :class:`Attachment` of a reference written by :func:`attachment_ref`."""
+def attachment_of(data: Any) -> Attachment:
+    """The :class:`Attachment` of reference fields read back; :class:`ParseError` if broken."""
     try:
-        data = json.loads(text)
         sha, media_type, size = data["sha256"], data["media_type"], data["size"]
         filename = data.get("filename")
-    except (ValueError, TypeError, KeyError):
+    except (TypeError, KeyError, AttributeError):
         raise ParseError("referensi lampiran rusak / broken attachment reference") from None
     if not (
         isinstance(sha, str)
@@ -214,6 +215,15 @@ def parse_attachment_ref(text: str) -> Attachment:
     ):
         raise ParseError("referensi lampiran rusak / broken attachment reference")
     return Attachment(sha256=sha, media_type=media_type, size=size, filename=filename)
+
+
+def parse_attachment_ref(text: str) -> Attachment:
+    """The :class:`Attachment` of a reference written by :func:`attachment_ref`."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise ParseError("referensi lampiran rusak / broken attachment reference") from None
+    return attachment_of(data)
 
 
 def encode_submission(pairs: Sequence[tuple[str, str]], attachments: Sequence[Attachment]) -> bytes:

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from channels.web.csrf import BoundTokens, b64, unb64
-from channels.web.form import attachment_ref, parse_attachment_ref
+from channels.web.form import attachment_fields, attachment_of
 from gateway.domain import Attachment
 from gateway.errors import ParseError
 
@@ -54,7 +54,7 @@ class KeptFiles:
 
     def token(self, client_id: str, kept: KeptFile, now: float) -> str:
         """The checkbox value carrying ``kept`` for the browser ``client_id``."""
-        data = json.loads(attachment_ref(kept.attachment))
+        data = attachment_fields(kept.attachment)
         if kept.gps is not None:
             data["gps"] = list(kept.gps)
         payload = b64(json.dumps(data, separators=(",", ":"), sort_keys=True).encode())
@@ -68,7 +68,7 @@ class KeptFiles:
         try:
             data = json.loads(unb64(payload))
             gps = data.pop("gps", None)
-            attachment = parse_attachment_ref(json.dumps(data))
+            attachment = attachment_of(data)
         except (ValueError, TypeError, AttributeError, binascii.Error, ParseError):
             return None  # only a token we signed gets here; it is well formed
         if isinstance(gps, list) and len(gps) == 2:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from channels.web.form import parse_attachment_ref
+from channels.web.form import attachment_of
 from gateway.domain import (
     Attachment,
     ComplaintDraft,
@@ -96,7 +96,7 @@ def _attachments(raw: RawInbound) -> tuple[Attachment, ...]:
         raise ParseError("referensi lampiran rusak / broken attachment reference") from None
     if not isinstance(items, list):
         raise ParseError("referensi lampiran rusak / broken attachment reference")
-    return tuple(parse_attachment_ref(json.dumps(item)) for item in items)
+    return tuple(attachment_of(item) for item in items)
 
 
 def _object(value: Any, prefix: str, allowed: set[str]) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from channels.web.abuse import Bucket, Guard
 from channels.web.form import (
     ATTACHMENT_FIELD,
     CONTENT_TYPE,
-    attachment_ref,
+    attachment_fields,
     encode_submission,
     first_values,
 )
@@ -415,7 +415,7 @@ class WebChannel:
                     lang,
                 )
             body = parts[0].encode("utf-8")
-            refs = [json.loads(attachment_ref(a)) for a in upload.attachments]
+            refs = [attachment_fields(a) for a in upload.attachments]
             if refs:
                 extra[ATTACHMENT_REFS] = json.dumps(refs, separators=(",", ":"))
         else:
