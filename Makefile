@@ -2,6 +2,8 @@
 #   make serve   set up (virtualenv, dependencies, database) and run the gateway on its embedded
 #                default: SQLite and files under ./var/, RabbitMQ on 127.0.0.1:5672.
 #   make test    set up and run the whole test suite (lint, types, unit, integration).
+#                The system packages are installed first, so a test that would need a missing
+#                one fails (REQUIRE_SYSTEM_PACKAGES=1) instead of being skipped.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -13,11 +15,16 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[test]"
+# The gateway and what it runs on; the test tools (pytest, Playwright, mypy...) only for tests.
+$(VENV)/.installed-serve: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
 	touch $@
 
-serve: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@ $(VENV)/.installed-serve
+
+serve: $(VENV)/.installed-serve
 	$(BIN)/lapor-gateway migrate
 	$(BIN)/lapor-gateway serve
 
@@ -28,7 +35,7 @@ lint: $(VENV)/.installed
 test: $(VENV)/.installed lint
 	scripts/install-system-packages
 	scripts/ensure-services
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	REQUIRE_SYSTEM_PACKAGES=1 $(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: $(VENV)/.installed
 	scripts/ensure-services

@@ -1,37 +1,41 @@
 """Browser tests' support: Debian's Chromium driven by Playwright, and a gateway on a free port.
 
 Playwright's own browser download is never used: the tests launch ``/usr/bin/chromium``, which
-``scripts/install-system-packages`` installs. With ``LAPOR_SCREENSHOTS=1`` the tests write their
+``scripts/install-system-packages`` installs. With ``SCREENSHOTS=1`` the tests write their
 screenshots under ``docs/``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from gateway import bootstrap
-from tests.support import serving_app
+from tests.support import require_system_package, serving_app
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
-SCREENSHOTS = os.environ.get("LAPOR_SCREENSHOTS") == "1"
+# Not a LAPOR_ variable: the settings loader refuses LAPOR_ names it does not know.
+SCREENSHOTS = os.environ.get("SCREENSHOTS") == "1"
 
 
 def require_chromium() -> Any:
-    """Playwright's async API; skips the calling test module when it or Chromium is missing."""
-    api = pytest.importorskip("playwright.async_api")
-    if shutil.which(CHROMIUM) is None:
-        pytest.skip("Debian chromium is not installed", allow_module_level=True)
+    """Playwright's async API; skips the calling test module when it or Chromium is missing
+    (fails it under ``REQUIRE_SYSTEM_PACKAGES=1``, see :func:`tests.support.system_package`)."""
+    try:
+        api = importlib.import_module("playwright.async_api")
+    except ImportError:
+        api = None
+    require_system_package(api is not None, "Playwright", "pip install -e '.[test]'")
+    require_system_package(shutil.which(CHROMIUM) is not None, "Debian chromium")
     return api
 
 

@@ -7,8 +7,10 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import socket
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,6 +19,7 @@ from typing import Any
 import aio_pika
 import asyncpg
 import jsonschema
+import pytest
 from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.engine import Row
@@ -80,6 +83,46 @@ class FixedClock:
 
     def __call__(self) -> datetime:
         return self.now
+
+
+def system_package(
+    present: object, what: str, install: str = "scripts/install-system-packages"
+) -> pytest.MarkDecorator:
+    """A mark for tests that need ``what``, which ``install`` installs: they are skipped where it
+    is missing, so the suite still runs on a machine without it.
+
+    With ``REQUIRE_SYSTEM_PACKAGES=1`` (``make test`` sets it, having just installed them) a
+    missing package fails the run instead: a failed install must not pass as a green run of
+    skipped tests.
+    """
+    reason = f"{what} is not installed ({install})"
+    if not present and os.environ.get("REQUIRE_SYSTEM_PACKAGES") == "1":
+        pytest.fail(f"{reason}, and REQUIRE_SYSTEM_PACKAGES=1 requires it", pytrace=False)
+    return pytest.mark.skipif(not present, reason=reason)
+
+
+def require_system_package(
+    present: object, what: str, install: str = "scripts/install-system-packages"
+) -> None:
+    """:func:`system_package` for a whole module, called where it is imported: skips the module
+    when ``what`` is missing (fails under ``REQUIRE_SYSTEM_PACKAGES=1``)."""
+    mark = system_package(present, what, install)
+    if not present:
+        pytest.skip(mark.kwargs["reason"], allow_module_level=True)
+
+
+async def wait_until(check: Callable[[], Any], what: str, timeout: float = 10.0) -> None:
+    """Wait until ``check()`` (a plain or an async function) is true; fail naming ``what`` when
+    it is still false after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if asyncio.iscoroutine(found):
+            found = await found
+        if found:
+            return
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        await asyncio.sleep(0.02)
 
 
 def with_section(settings: Settings, section: str, **values: Any) -> Settings:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -19,11 +19,12 @@ from gateway import bootstrap
 from gateway.http import count_responses
 from gateway.settings import Settings
 from gateway.storage.schema import web_rate_limits
-from tests.support import free_port, with_section
+from tests.support import FixedClock, free_port, wait_until, with_section
 
 pytestmark = pytest.mark.integration
 
 Client = Callable[..., Awaitable[TestClient[Any, Any]]]
+READER_TASK = "letter-reader-"  # the letter readers' tasks: letter-reader-0, letter-reader-1...
 
 
 @pytest.fixture
@@ -84,11 +85,14 @@ async def test_readyz_fails_when_outbox_lag_is_over_the_limit(
     settings: Settings, aiohttp_client: Client
 ) -> None:
     outbox = settings.outbox.model_copy(update={"ready_max_lag": 0.2})
-    gateway = bootstrap.build(settings.model_copy(update={"outbox": outbox}))
+    clock = FixedClock(datetime(2026, 11, 26, 2, 0, tzinfo=UTC))
+    gateway = bootstrap.build(settings.model_copy(update={"outbox": outbox}), clock=clock)
     try:
         client = await aiohttp_client(bootstrap.build_app(gateway))
         assert (await client.post("/api/v1/complaints", json=COMPLAINT)).status == 202
-        await asyncio.sleep(0.4)  # nobody publishes: the relay is not running here
+        fresh = (await (await client.get("/readyz")).json())["checks"]["outbox"]
+        assert fresh["ok"] is True and fresh["pending"] == 1  # waiting, but not for long yet
+        clock.now += timedelta(seconds=0.4)  # nobody publishes: the relay is not running here
         resp = await client.get("/readyz")
         body = await resp.json()
         assert resp.status == 503
@@ -231,13 +235,27 @@ async def test_close_stops_the_letter_readers_before_it_disposes_the_pool(
     settings: Settings, aiohttp_client: Client
 ) -> None:
     letter = settings.letter.model_copy(update={"reader_poll_interval": 0.05})
-    gateway = bootstrap.build(settings.model_copy(update={"letter": letter}))
+    polls: list[str] = []
+
+    def clock() -> datetime:
+        # A reader asks the time each time it looks for a letter to claim.
+        task = asyncio.current_task()
+        if task is not None and task.get_name().startswith(READER_TASK):
+            polls.append(task.get_name())
+        return datetime.now(UTC)
+
+    gateway = bootstrap.build(settings.model_copy(update={"letter": letter}), clock=clock)
     assert gateway.ocr is not None  # the letter desk is on: its readers start with the app
     client = await aiohttp_client(bootstrap.build_app(gateway))
     assert (await client.get("/healthz")).status == 200
-    await asyncio.sleep(0.3)  # the readers look for letters every 0.05 s
+    # The readers run: every one of them has looked for letters, twice (every 0.05 s).
+    await wait_until(
+        lambda: all(polls.count(f"{READER_TASK}{i}") >= 2 for i in range(letter.ocr_workers)),
+        "every reader polled",
+    )
     await gateway.close()
-    await asyncio.sleep(0.3)
+    # Nothing runs after close(): no reader task is left to poll or to take a connection.
+    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith(READER_TASK)]
     pool = gateway.engine.sync_engine.pool  # the fresh one dispose() left behind
     assert pool.checkedin() == 0 and pool.checkedout() == 0, "a reader ran after close()"
 

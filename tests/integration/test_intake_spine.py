@@ -27,7 +27,7 @@ from gateway.intake import FollowUp, Parser, ParserRegistry
 from gateway.outbox import OutboxRelay, outbox_status
 from gateway.settings import Settings
 from gateway.storage.schema import complaints, outbox, quarantine, raw_inbound
-from tests.support import PG_ADMIN_DSN, TcpProxy, drain, opened_raw, with_section
+from tests.support import PG_ADMIN_DSN, TcpProxy, drain, opened_raw, wait_until, with_section
 
 pytestmark = pytest.mark.integration
 
@@ -137,9 +137,10 @@ async def test_broker_outage_intake_keeps_answering_and_messages_arrive_in_order
             for i in range(1, 21)
         ]
         assert all(r.status is ReceiptStatus.ACCEPTED for r in receipts)
-        await asyncio.sleep(0.5)
+        relay = gateway.relay
+        await wait_until(lambda: not relay.connected, "the relay noticed the broker is gone")
         status = await outbox_status(gateway.engine)
-        assert status.pending == 20 and not gateway.relay.connected
+        assert status.pending == 20
         # Nothing stays leased to a relay that cannot publish: another replica may take them.
         for _ in range(60):
             async with gateway.engine.connect() as conn:
@@ -488,11 +489,13 @@ async def test_relay_publishes_at_once_after_a_commit_in_the_same_process(
 ) -> None:
     # A long poll interval: only the in-process wake-up can explain a quick publication.
     gateway = bootstrap.build(with_section(settings, "outbox", poll_interval=30.0))
-    assert gateway.relay is not None
+    relay = gateway.relay
+    assert relay is not None
     stop = asyncio.Event()
-    task = asyncio.create_task(gateway.relay.run(stop))
+    task = asyncio.create_task(relay.run(stop))
     try:
-        await asyncio.sleep(0.3)  # the relay is connected and asleep
+        # Connected, and its first claim found the outbox empty: it sleeps for the poll interval.
+        await wait_until(lambda: relay.lease() is not None, "the relay is connected and caught up")
         loop = asyncio.get_running_loop()
         started = loop.time()
         await gateway.intake.accept(raw("lampu mati", "wake-1"), PARSER)

@@ -97,11 +97,11 @@ async def test_a_reply_whose_caller_went_away_is_committed_before_idle_returns(
         await engine.dispose()
 
 
+# Replicas share PostgreSQL; SQLite serves one process with one writer.
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 async def test_a_reply_another_replica_wrote_first_is_answered_with_that_replica_s_row(
     settings: Settings,
 ) -> None:
-    if settings.database.url.startswith("sqlite"):
-        pytest.skip("replicas share PostgreSQL; SQLite serves one process with one writer")
     engine, their_engine = create_engine(settings.database), create_engine(settings.database)
     ours = SqlReplyOutbox(engine, KEYS, flood_max_replies=0, flood_window=3600)
     theirs = SqlReplyOutbox(their_engine, KEYS, flood_max_replies=0, flood_window=3600)

@@ -4,7 +4,7 @@ The gateway runs with aiohttp's AppRunner on a free port (its letter reader and 
 real Tesseract). A clerk logs in, uploads a two-page scanned letter (a multi-page TIFF from the
 generated letter set), watches the pages being read, corrects the subject on the review page,
 confirms, gets the receipt; the test then reads the complaint from RabbitMQ with the corrected
-field. With ``LAPOR_SCREENSHOTS=1`` it writes ``docs/letter-upload.png``,
+field. With ``SCREENSHOTS=1`` it writes ``docs/letter-upload.png``,
 ``docs/letter-review.png`` and ``docs/letter-receipt.png``.
 """
 
@@ -25,13 +25,12 @@ from gateway.settings import Settings
 from tests.browser import SCREENSHOTS, browser_page, require_chromium, serving
 from tests.channels.letter.conftest import PASSWORD, add_staff
 from tests.channels.letter.letterset import generate
-from tests.support import ROOT, drain, with_section
+from tests.support import ROOT, drain, require_system_package, with_section
 
 pytestmark = pytest.mark.integration
 
 require_chromium()
-if shutil.which("tesseract") is None:
-    pytest.skip("tesseract is not installed", allow_module_level=True)
+require_system_package(shutil.which("tesseract") is not None, "Tesseract (tesseract-ocr)")
 
 
 @pytest.fixture

@@ -230,14 +230,18 @@ async def test_one_letter_of_several_files_numbers_its_pages_through(
 
 
 async def test_a_lease_keeps_other_readers_off_until_it_runs_out(
-    parts: tuple[AsyncEngine, DraftStore, FileStore, Staff],
+    parts: tuple[AsyncEngine, DraftStore, FileStore, Staff], letter_settings: Settings
 ) -> None:
-    _engine, drafts, files, staff = parts
+    engine, _drafts, files, staff = parts
+    clock = FixedClock(datetime(2026, 12, 4, 8, 0, tzinfo=UTC))
+    drafts = DraftStore(engine, load_keys(letter_settings), clock)
     await drafts.create_batch([[await scan_of(files, tiff(1), "a.tif")]], staff.id)
-    first = await drafts.claim("reader-a", lease=0.3)
+    first = await drafts.claim("reader-a", lease=30)
     assert first is not None and first.attempts == 1
     assert await drafts.claim("reader-b", lease=60) is None
-    await asyncio.sleep(0.4)  # reader-a died: its lease runs out
+    clock.now += timedelta(seconds=29)  # reader-a died, but its lease still holds
+    assert await drafts.claim("reader-b", lease=60) is None
+    clock.now += timedelta(seconds=2)  # now it has run out
     second = await drafts.claim("reader-b", lease=60)
     assert second is not None and second.id == first.id and second.attempts == 2
     # reader-a comes back late: its writes no longer count.
@@ -319,11 +323,13 @@ async def test_the_backlog_counts_letters_by_status_and_the_oldest_waiting(
 async def test_a_letter_that_keeps_crashing_the_reader_is_given_up(
     parts: tuple[AsyncEngine, DraftStore, FileStore, Staff], letter_settings: Settings
 ) -> None:
-    _engine, drafts, files, staff = parts
+    engine, _drafts, files, staff = parts
+    clock = FixedClock(datetime(2026, 12, 4, 8, 0, tzinfo=UTC))
+    drafts = DraftStore(engine, load_keys(letter_settings), clock)
     batch = await drafts.create_batch([[await scan_of(files, tiff(1), "a.tif")]], staff.id)
     for i in range(MAX_ATTEMPTS):
-        assert await drafts.claim(f"dies-{i}", lease=0.01) is not None
-        await asyncio.sleep(0.02)
+        assert await drafts.claim(f"dies-{i}", lease=60) is not None
+        clock.now += timedelta(seconds=61)  # the reader died with the letter: its lease runs out
     reader = LetterReader(drafts, files, FakeOcr(1), letter_settings.letter, fake_extract)
     assert await reader.run_once()
     [draft] = await drafts.batch(batch)

@@ -73,8 +73,15 @@ def test_phone_photo_is_cropped_to_the_sheet_and_evenly_lit(clean_page: Image.Im
     assert out.width < gray.width and out.height < gray.height  # the table is cut off
     arr = np.asarray(out)
     # Paper brightness is even: the four quarters' paper is equally white.
-    quarters = [arr[: arr.shape[0] // 2, : arr.shape[1] // 2], arr[arr.shape[0] // 2 :, arr.shape[1] // 2 :]]
-    assert all(np.median(q) >= 250 for q in quarters)
+    top, left = arr.shape[0] // 2, arr.shape[1] // 2
+    quarters = {
+        "top left": arr[:top, :left],
+        "top right": arr[:top, left:],
+        "bottom left": arr[top:, :left],
+        "bottom right": arr[top:, left:],
+    }
+    for name, quarter in quarters.items():
+        assert np.median(quarter) >= 250, name
 
 
 def test_resolution_and_scale() -> None:

@@ -1,7 +1,9 @@
 """Reading documents end to end with the real Tesseract (``ind``): no mock of the OCR anywhere.
 
 Generated letters (``letterset.py``) with known fields go through ``OcrPool.read_document`` and
-``extract_fields``; NIK and phone must come back exactly.
+``extract_fields``; NIK and phone must come back exactly. The tests that run Tesseract are
+skipped where it is not installed (a failure under ``REQUIRE_SYSTEM_PACKAGES=1``); the others
+(sniffing, page counts, Tesseract's TSV, a missing Tesseract) run everywhere.
 """
 
 from __future__ import annotations
@@ -25,10 +27,10 @@ from channels.letter.ocr import (
     sniff,
 )
 from tests.channels.letter.letterset import LetterSample, generate
+from tests.support import system_package
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("tesseract") is None, reason="tesseract not installed (scripts/install-system-packages)"
-)
+# On the tests that run Tesseract (``OcrPool`` checks for it before reading anything).
+needs_tesseract = system_package(shutil.which("tesseract"), "Tesseract (tesseract-ocr)")
 
 
 @cache
@@ -43,6 +45,7 @@ def pool() -> Iterator[OcrPool]:
     asyncio.run(ocr.close())
 
 
+@needs_tesseract
 @pytest.mark.parametrize(
     "name",
     [
@@ -66,6 +69,7 @@ async def test_scanned_letters_read_end_to_end(pool: OcrPool, name: str) -> None
     assert shown.height > shown.width  # upright, whatever the file stored
 
 
+@needs_tesseract
 async def test_multi_page_tiff_is_split_with_progress(pool: OcrPool) -> None:
     letter = sample("letter-09")  # RW letterhead, 2 pages, LZW TIFF
     assert letter.content_type == "image/tiff" and count_pages(letter.data) == 2
@@ -80,6 +84,7 @@ async def test_multi_page_tiff_is_split_with_progress(pool: OcrPool) -> None:
     assert fields.nik.value == letter.fields.nik
 
 
+@needs_tesseract
 async def test_text_pdf_uses_its_text_layer(pool: OcrPool) -> None:
     letter = sample("letter-18")  # 2 pages, exported with text
     pages = await pool.read_document(letter.data, "application/pdf")
@@ -94,6 +99,7 @@ async def test_text_pdf_uses_its_text_layer(pool: OcrPool) -> None:
     assert pages[0].image_png.startswith(b"\x89PNG")
 
 
+@needs_tesseract
 async def test_scanned_pdf_is_ocred(pool: OcrPool) -> None:
     letter = sample("letter-05")  # 2 scanned pages in a PDF
     pages = await pool.read_document(letter.data)
@@ -121,6 +127,7 @@ def test_unsupported_data_is_refused_with_the_reason(
         count_pages(data, content_type)
 
 
+@needs_tesseract
 async def test_damaged_files_are_format_errors(pool: OcrPool) -> None:
     jpeg = sample("letter-01").data
     with pytest.raises(LetterFormatError, match="cannot be"):
@@ -137,6 +144,7 @@ def test_decompression_bomb_is_refused() -> None:
         count_pages(out.getvalue())
 
 
+@needs_tesseract
 async def test_too_many_pages_is_refused() -> None:
     small = OcrPool(workers=1, max_pages=1)
     try:
@@ -150,7 +158,10 @@ async def test_missing_tesseract_is_reported(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(OcrUnavailable, match="tesseract-ocr"):
         await OcrPool(workers=1).check()
-    monkeypatch.undo()
+
+
+@needs_tesseract
+async def test_missing_language_data_is_reported() -> None:
     with pytest.raises(OcrUnavailable, match="xyz"):
         await OcrPool(workers=1, language="xyz").check()
 

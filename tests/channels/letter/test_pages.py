@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+import qrcode
+import qrcode.constants
+
 from channels.letter.auth import Role, Staff
 from channels.letter.drafts import Draft, DraftStatus, FieldInfo, PageInfo
 from channels.letter.pages import Context, batch_page, review_page
@@ -80,6 +83,29 @@ def test_receipt_has_the_tracking_id_a_qr_code_and_how_to_follow_up() -> None:
     assert "Report receipt" in english and "Send the SMS" in english
 
 
-def test_qr_code_is_an_svg_without_an_image_library() -> None:
-    svg = qr_svg("https://lapor.example.go.id/cek?id=G69P-5CAWW")
-    assert svg.startswith("<svg") and "<path" in svg
+def test_qr_code_svg_draws_the_modules_of_the_status_url() -> None:
+    url = "https://lapor.example.go.id/cek?id=G69P-5CAWW"
+    svg = qr_svg(url)
+    assert svg.startswith("<svg") and svg.count("<path") == 1
+    # The dark modules the path draws (one unit square each, "M<x>,<y>H..V..H..z"), read back
+    # into a grid, are the matrix of the URL encoded with error correction M.
+    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=0)
+    code.add_data(url)
+    code.make(fit=True)
+    expected = {
+        (x, y) for y, row in enumerate(code.get_matrix()) for x, dark in enumerate(row) if dark
+    }
+    size = len(code.get_matrix())
+    view = re.search(r'viewBox="0 0 (\d+) (\d+)"', svg)
+    assert view is not None and view.groups() == (str(size + 4),) * 2  # a quiet zone of 2
+    path = re.search(r' d="([^"]*)"', svg)
+    assert path is not None
+    squares = re.findall(r"M(\d+),(\d+)H(\d+)V(\d+)H\1z", path.group(1))
+    assert all(int(x1) == int(x) + 1 and int(y1) == int(y) + 1 for x, y, x1, y1 in squares)
+    drawn = {(int(x) - 2, int(y) - 2) for x, y, _, _ in squares}
+    assert len(squares) == len(drawn) == path.group(1).count("z")  # each square read, once
+    assert drawn == expected
+    # And it is a QR code: the three finder patterns' 7 x 7 dark rings in their corners.
+    ring = {(i, j) for i in range(7) for j in range(7) if i in (0, 6) or j in (0, 6)}
+    for dx, dy in ((0, 0), (size - 7, 0), (0, size - 7)):
+        assert {(dx + i, dy + j) for i, j in ring} <= drawn

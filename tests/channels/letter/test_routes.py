@@ -19,12 +19,14 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from channels.letter.auth import Role, StaffStore
+from channels.letter.drafts import DraftStore
+from channels.letter.staff import HEADERS
 from gateway import bootstrap, tracking
 from gateway.settings import Settings
 from gateway.storage.schema import letter_drafts
 from tests.channels.letter.conftest import PASSWORD, add_staff, csrf_token, login
 from tests.channels.letter.letterset import LetterSample, generate
-from tests.support import drain, with_section
+from tests.support import drain, opened_raw, with_section
 
 pytestmark = pytest.mark.integration
 
@@ -276,6 +278,10 @@ async def test_clerks_cannot_do_what_supervisors_do(
     assert "surat-budi.jpg" in all_letters and "Diunggah oleh" in all_letters
     original = await ani.get(f"/staff/letters/{draft_id}/files/0")
     assert original.status == 200 and await original.read() == scan
+    # Streamed from the store, with the staff pages' headers all the same.
+    assert original.headers["Content-Disposition"].startswith('attachment; filename="surat-')
+    for name in ("Cache-Control", "X-Content-Type-Options", "Content-Security-Policy"):
+        assert original.headers[name] == HEADERS[name], name
     made = await ani.post(
         "/staff/accounts",
         data={"csrf": ani_token, "username": "dedi", "role": "clerk", "password": PASSWORD,
@@ -337,7 +343,12 @@ async def test_a_batch_is_one_letter_per_file_unless_told_otherwise(
     page = await (await client.get(together)).text()
     assert "hal1.jpg (+1)" in page
     assert await draft_count(gw) == 3
-    assert letter["id"]
+    # One letter of both files, in the order they were uploaded; the batch made one letter each.
+    drafts = DraftStore(gw.engine, gw.keys)
+    joined = await drafts.get(letter["id"])
+    assert joined is not None and [f.filename for f in joined.files] == ["hal1.jpg", "hal2.png"]
+    separate = [await drafts.get(d["id"]) for d in letters]
+    assert [[f.filename for f in d.files] if d else None for d in separate] == [["a.jpg"], ["b.png"]]
 
 
 async def test_metrics_show_the_letters_read_and_the_backlog(
@@ -373,7 +384,13 @@ async def test_upload_read_review_correct_confirm_publish_once(
     data = await wait_until_read(client, batch)
     [state] = data["letters"]
     assert state["status"] == "ready" and state["pages_done"] == state["pages_total"] == 2
-    assert ("reading", 2, 2) in data["seen"] or ("ready", 2, 2) in data["seen"]
+    # The letter was seen being read (OCR of two scanned pages takes far longer than a poll),
+    # then ready; the pages read only ever went up.
+    statuses = [status for status, _, _ in data["seen"]]
+    assert statuses[0] == "reading" and statuses[-1] == "ready", data["seen"]
+    assert statuses == sorted(statuses, key=["reading", "ready"].index), data["seen"]
+    done = [pages_done for _, pages_done, _ in data["seen"]]
+    assert done == sorted(done), data["seen"]
 
     review = await client.get(state["review_url"])
     html = await review.text()
@@ -382,6 +399,7 @@ async def test_upload_read_review_correct_confirm_publish_once(
     image = await client.get(f'/staff/letters/{state["id"]}/pages/2')
     assert image.status == 200 and image.content_type == "image/png"
     assert (await image.read()).startswith(b"\x89PNG")
+    assert image.headers["Cache-Control"] == "no-store"
     for name in ("sender_name", "nik", "address", "phone", "letter_date", "subject", "body"):
         assert f'id="{name}"' in html
     truth = letter.fields
@@ -453,6 +471,13 @@ async def test_upload_read_review_correct_confirm_publish_once(
     assert source["letter_date"] == truth.letter_date and source["pages"] == "2"
     # The reviewed letter is stored as the raw message, parsed by the registered parser.
     assert gw.parsers.get("letter.review") is not None
+    [raw] = await opened_raw(gw.engine, gw.keys)
+    assert raw["parser"] == "letter.review" and raw["channel"] == "letter"
+    assert raw["provider_message_id"] == f'letter-draft:{state["id"]}'
+    assert raw["status"] == "accepted" and raw["tracking_id"] == tid
+    # The body is kept in the row when small, else in the file store under its hash.
+    reviewed = json.loads(raw["body"] or await gw.files.read(raw["sha256"]))
+    assert reviewed["draft_id"] == state["id"] and reviewed["values"]["subject"] == corrected
 
 
 async def test_receipt_also_goes_by_sms_when_the_letter_gives_a_mobile_number(

@@ -3,8 +3,9 @@
 The SMS goes into the dummy phone's inbox, SMSD receives it and runs the project's
 ``config/gammu/lapor-onreceive``, which posts it to the gateway; the reply the gateway answers
 is queued with ``gammu-smsd-inject`` and sent by SMSD through the same phone. Needs
-``scripts/install-system-packages`` (skipped when Gammu is missing). Pinned to SQLite; the route
-itself runs on both databases in ``test_bridge_routes.py``.
+``scripts/install-system-packages`` (skipped when Gammu is missing, a failure under
+``REQUIRE_SYSTEM_PACKAGES=1``). Pinned to SQLite; the route itself runs on both databases in
+``test_bridge_routes.py``.
 """
 
 from __future__ import annotations
@@ -24,11 +25,11 @@ from gateway import bootstrap
 from gateway.settings import Settings
 from gateway.storage.schema import raw_inbound
 from tests.channels.sms.gammu_harness import TOKEN, Gammu, installed, running
-from tests.support import free_port, opened_complaints, serving_app
+from tests.support import free_port, opened_complaints, serving_app, system_package
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(not installed(), reason="Gammu missing: scripts/install-system-packages"),
+    system_package(installed(), "Gammu (gammu, gammu-smsd, curl)"),
     pytest.mark.parametrize("database_url", ["sqlite"], indirect=True),
 ]
 

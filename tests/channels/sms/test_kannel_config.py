@@ -26,11 +26,11 @@ from gateway import bootstrap
 from gateway.settings import Settings
 from gateway.storage.schema import complaints
 from tests.channels.sms.kannel_harness import SENDSMS_PASSWORD, SENDSMS_USER, Kannel, installed
-from tests.support import ROOT, free_port, with_section
+from tests.support import ROOT, free_port, system_package, with_section
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(not installed(), reason="Kannel missing: scripts/install-system-packages"),
+    system_package(installed(), "Kannel (kannel, kannel-extras)"),
     pytest.mark.parametrize("database_url", ["sqlite"], indirect=True),
 ]
 

@@ -1,7 +1,7 @@
 """End to end through a REAL Kannel 1.4.5: fakesmsc -> bearerbox -> smsbox -> gateway -> DB.
 
-Needs ``scripts/install-system-packages`` (skipped when Kannel is missing). Pinned to SQLite to
-keep the module fast; the route itself runs on both databases in ``test_routes.py``.
+Needs ``scripts/install-system-packages`` (skipped when Kannel is missing, a failure under
+``REQUIRE_SYSTEM_PACKAGES=1``). Pinned to SQLite to keep the module fast; the route itself runs on both databases in ``test_routes.py``.
 """
 
 from __future__ import annotations
@@ -22,11 +22,17 @@ from gateway import bootstrap
 from gateway.settings import Settings
 from gateway.storage.schema import complaints
 from tests.channels.sms.kannel_harness import Kannel, concat_udh, data, installed, ucs2
-from tests.support import free_port, opened_complaints, opened_raw, with_section
+from tests.support import (
+    free_port,
+    opened_complaints,
+    opened_raw,
+    system_package,
+    with_section,
+)
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(not installed(), reason="Kannel missing: scripts/install-system-packages"),
+    system_package(installed(), "Kannel (kannel, kannel-extras)"),
     pytest.mark.parametrize("database_url", ["sqlite"], indirect=True),
 ]
 

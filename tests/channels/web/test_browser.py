@@ -2,7 +2,7 @@
 
 The gateway runs with aiohttp's AppRunner on a free port; the browser fills the form with a
 photo, submits, reads the tracking ID on the receipt, looks it up on /cek, and the test reads the
-complaint from RabbitMQ. With ``LAPOR_SCREENSHOTS=1`` it writes the screenshots
+complaint from RabbitMQ. With ``SCREENSHOTS=1`` it writes the screenshots
 ``docs/web-form.png``, ``docs/web-receipt.png`` and ``docs/web-form-kept.png`` (an error, the
 photo kept) (a normal run leaves the committed ones alone).
 """
