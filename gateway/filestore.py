@@ -13,6 +13,9 @@ whole in memory. Integrity comes from the name: every read decrypts and checks t
 hash to the SHA-256 they are stored under, and refuses them otherwise (:class:`CorruptFile`);
 that check also tells which data key sealed a file, after a rotation.
 A file stored before sealing (in the clear) is read as it is, after the same check.
+:meth:`FileStore.opened` gives a file without reading it whole: one pass checks the hash, then
+the bytes are decrypted as they are read, at any offset (CTR's keystream for block ``n`` is AES of
+the IV plus ``n``), which is what serving a photo or reading a PDF's cross-reference table needs.
 
 Nothing is deleted on the way: a file stored for a request that was then refused stays until
 ``lapor-gateway files gc`` (:mod:`gateway.filegc`) finds that no row refers to it. That collector
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import os
 import re
 import stat
@@ -31,6 +35,7 @@ import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
 
@@ -39,6 +44,8 @@ from gateway.crypto import Keys
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 MAGIC = b"LAPOR-SEALED-1\n"
 _IV_BYTES = 16
+_BLOCK = 16  # AES block: CTR's counter counts these
+_CHUNK = 1 << 20  # read size of the hash check
 # Files being written; a process killed mid-write leaves one behind (the collector removes it).
 _TEMP_PREFIX = ".incoming-"
 
@@ -132,15 +139,36 @@ class FileStore:
 
     def _open(self, sha256: str, stored: bytes) -> tuple[bytes, bool]:
         """The bytes a stored file holds, and whether it is sealed under the current key."""
-        if stored.startswith(MAGIC):
-            head = len(MAGIC) + _IV_BYTES
-            iv = stored[len(MAGIC) : head]
-            for i, key in enumerate(self._keys):
-                data = _seal(self._cipher(iv, key), stored[head:])
-                if hashlib.sha256(data).hexdigest() == sha256:
-                    return data, i == 0
-        if hashlib.sha256(stored).hexdigest() == sha256:  # stored in the clear, before sealing
-            return stored, False
+        reader, current = self._verified(sha256, io.BytesIO(stored), len(stored))
+        return reader.read(), current
+
+    def opened(self, sha256: str) -> BinaryIO:
+        """The file stored under ``sha256``, open for reading (and seeking) without being read
+        whole; its hash is checked first. Blocking: call it in a thread, and close what it gives.
+        FileNotFoundError when absent, :class:`CorruptFile` when the bytes do not hash to it."""
+        fh = self.path(sha256).open("rb")
+        try:
+            size = os.fstat(fh.fileno()).st_size
+            reader, _current = self._verified(sha256, fh, size)
+        except BaseException:
+            fh.close()
+            raise
+        return io.BufferedReader(reader, buffer_size=64 * 1024)
+
+    def _verified(self, sha256: str, fh: BinaryIO, size: int) -> tuple[_Reader, bool]:
+        """A reader of the stored bytes in ``fh`` that hash to ``sha256`` (sealed under one of
+        the keys, or in the clear), and whether the current key sealed them."""
+        head = fh.read(len(MAGIC) + _IV_BYTES)
+        tries: list[tuple[bytes | None, bytes, int]] = []  # (key, IV, where the bytes start)
+        if head.startswith(MAGIC) and len(head) == len(MAGIC) + _IV_BYTES:
+            tries += [(key, head[len(MAGIC) :], len(head)) for key in self._keys]
+        tries.append((None, b"", 0))  # stored in the clear, before sealing
+        for i, (key, iv, start) in enumerate(tries):
+            reader = _Reader(fh, start, size - start, key, iv)
+            if _sha256_of(reader) == sha256:
+                reader.seek(0)
+                reader.owner = True
+                return reader, i == 0 and key is not None
         raise CorruptFile(f"{sha256}: the stored bytes do not match their name")
 
     async def reseal(self) -> tuple[int, int]:
@@ -257,11 +285,69 @@ def _collect(path: Path, cutoff: float, dry_run: bool) -> int | None:
     return info.st_size
 
 
+class _Reader(io.RawIOBase):
+    """The bytes of a stored file from ``start`` on, opened with ``key`` (AES-256-CTR from
+    ``iv``) or read as they are (``key`` None); seekable. Closing it closes the file only when it
+    is the ``owner`` (the one :meth:`FileStore._verified` chose)."""
+
+    def __init__(self, fh: BinaryIO, start: int, size: int, key: bytes | None, iv: bytes) -> None:
+        super().__init__()
+        self._fh, self._start, self._size, self._key = fh, start, max(0, size), key
+        self._counter = int.from_bytes(iv, "big")
+        self._pos = 0
+        self.owner = False
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        if base + offset < 0:
+            raise ValueError("negative seek position")
+        self._pos = base + offset
+        return self._pos
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        want = min(len(buffer), self._size - self._pos)
+        if want <= 0:
+            return 0
+        self._fh.seek(self._start + self._pos)
+        data = self._fh.read(want)
+        if self._key is not None:
+            block, skip = divmod(self._pos, _BLOCK)
+            counter = ((self._counter + block) % (1 << 128)).to_bytes(_BLOCK, "big")
+            opening = Cipher(algorithms.AES(self._key), modes.CTR(counter)).decryptor()
+            data = opening.update(bytes(skip) + data)[skip:]
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+    def readall(self) -> bytes:
+        return self.read(max(0, self._size - self._pos)) or b""
+
+    def close(self) -> None:
+        if self.owner and not self.closed:
+            self._fh.close()
+        super().close()
+
+
+def _sha256_of(reader: _Reader) -> str:
+    digest = hashlib.sha256()
+    while chunk := reader.read(_CHUNK):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
 def _flush_and_sync(fileno: int) -> None:
     os.fsync(fileno)
 
 
 def _seal(cipher: Cipher[modes.CTR], data: bytes) -> bytes:
-    # CTR is its own inverse: the same call seals and opens.
     context: CipherContext = cipher.encryptor()
     return context.update(data) + context.finalize()

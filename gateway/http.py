@@ -11,10 +11,12 @@
 Who may fetch a file: only a client presenting ``Authorization: Bearer <storage.fetch_token>``
 (the routing core, which reads ``attachments[].href`` from the events). Without the token, with a
 wrong one, or when no token is configured, the answer is 404, the same as for an unknown hash,
-so the route neither serves nor confirms a citizen's file to anyone else. Photos (JPEG, PNG) are
-served without their metadata (EXIF, XMP, IPTC, GPS, comments: see :mod:`gateway.media`); the
-stored file keeps them as evidence. Answers are ``Cache-Control: no-store``: personal data must
-not stay in a shared cache.
+so the route neither serves nor confirms a citizen's file to anyone else. Photos (JPEG, PNG) and
+PDFs are served without their metadata (EXIF, XMP, IPTC, GPS, comments, the PDF's information
+dictionary: see :mod:`gateway.media`); the stored file keeps them as evidence. A file is streamed
+(:func:`send_stored`): read, decrypted and cleaned a chunk at a time in a thread of
+:data:`FILE_THREADS`, never whole in memory. Answers are ``Cache-Control: no-store``: personal
+data must not stay in a shared cache.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -40,6 +43,7 @@ from gateway.intake import Clock
 from gateway.metrics import Metrics
 from gateway.outbox import OutboxRelay, outbox_status
 from gateway.settings import Settings
+from gateway.streaming import END, run_in_thread
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +68,10 @@ DEPS = web.AppKey("health_deps", HealthDeps)
 ScrapeHook = Callable[[], Awaitable[None]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SCRAPE_HOOKS = web.AppKey("scrape_hooks", list[ScrapeHook])
+# Threads that read, decrypt and clean files for /files/: their own, so that slow downloads wait
+# for one another and never for the threads the intake writes files with.
+FILE_THREADS = web.AppKey("file_threads", ThreadPoolExecutor)
+FILE_THREAD_COUNT = 4
 
 
 # Which part of the gateway a path belongs to, for the HTTP metrics (first match wins).
@@ -127,6 +135,13 @@ def add_core_routes(app: web.Application, deps: HealthDeps) -> None:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/files/{sha256}", files)
+    # Its threads start with the first download; they end with the application.
+    app[FILE_THREADS] = ThreadPoolExecutor(FILE_THREAD_COUNT, thread_name_prefix="lapor-files")
+    app.on_cleanup.append(_stop_file_threads)
+
+
+async def _stop_file_threads(app: web.Application) -> None:
+    await asyncio.to_thread(app[FILE_THREADS].shutdown, wait=True, cancel_futures=True)
 
 
 async def healthz(_request: web.Request) -> web.Response:
@@ -219,29 +234,72 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def files(request: web.Request) -> web.StreamResponse:
-    """A stored file, for a client presenting the fetch token; photos without metadata."""
+    """A stored file, for a client presenting the fetch token; photos and PDFs without metadata,
+    streamed: the file is read, decrypted and cleaned a chunk at a time, never whole."""
     deps = request.app[DEPS]
     token = deps.settings.storage.fetch_token
     given = request.headers.get("Authorization", "")
     expected = f"Bearer {token.get_secret_value()}" if token else None
     if expected is None or not hmac.compare_digest(given.encode(), expected.encode()):
         raise web.HTTPNotFound()
-    try:
-        data = await deps.files.read(request.match_info["sha256"])
-    except (ValueError, FileNotFoundError, IsADirectoryError):
-        raise web.HTTPNotFound() from None
-    except CorruptFile as exc:
-        log.error("files: not served: %s", exc)
-        raise web.HTTPInternalServerError(text="stored file is damaged; not served") from None
     headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+    return await send_stored(request, deps.files, request.match_info["sha256"], headers)
+
+
+async def send_stored(
+    request: web.Request,
+    files: FileStore,
+    sha256: str,
+    headers: dict[str, str],
+    *,
+    strip: bool = True,
+) -> web.StreamResponse:
+    """Stream the stored file ``sha256``: read, decrypted and (``strip``: photos and PDFs
+    without metadata, :func:`gateway.media.cleaned`) a chunk at a time in a thread of the
+    application's own, never whole. 404 when there is no such file, 500 when it is damaged, 422
+    when its metadata could not be removed."""
+
+    def produce(first: Callable[[Any], None], out: BinaryIO) -> None:
+        with files.opened(sha256) as fh, media.cleaned(fh, strip=strip) as what:
+            first(what)
+            what.write(out)
+
+    pipe, done = run_in_thread(request.app[FILE_THREADS], produce)
     try:
-        media_type, body = await asyncio.to_thread(media.served, data)
-    except media.Unclean as exc:
-        # Never serve a file whose metadata could not be found and removed.
-        log.warning("files: not served, cannot strip metadata: %s", exc)
-        raise web.HTTPUnprocessableEntity(
-            text="stored file is not a well-formed image or PDF; not served", headers=headers
-        ) from None
-    headers["Content-Type"] = media_type
-    # Files are opened whole (they are sealed at rest, and at most the upload limits in size).
-    return web.Response(body=body, headers=headers)
+        first = await pipe.get()
+        if isinstance(first, media.Unclean):
+            # Never serve a file whose metadata could not be found and removed.
+            log.warning("files: not served, cannot strip metadata: %s", first)
+            raise web.HTTPUnprocessableEntity(
+                text="stored file is not a well-formed image or PDF; not served", headers=headers
+            )
+        if isinstance(first, (ValueError, FileNotFoundError, IsADirectoryError)):
+            raise web.HTTPNotFound()  # ValueError: not a SHA-256
+        if isinstance(first, CorruptFile):
+            log.error("files: not served: %s", first)
+            raise web.HTTPInternalServerError(text="stored file is damaged; not served")
+        if isinstance(first, BaseException):
+            raise first
+        what: media.Cleaned = first
+        response = web.StreamResponse(headers={"Content-Type": what.media_type, **headers})
+        if what.size is not None:
+            response.content_length = what.size
+        await response.prepare(request)
+        if request.method == "HEAD":  # the headers only: what GET would send
+            return response
+        while (item := await pipe.get()) is not END:
+            if isinstance(item, BaseException):
+                # The status is sent already: the connection is cut, the client sees the
+                # answer end early (short of Content-Length, or with no last chunk).
+                log.error("files: cut off while serving: %s", item)
+                raise FileCutOff(str(item)) from item
+            await response.write(item)
+        await response.write_eof()
+        return response
+    finally:
+        pipe.abandon()
+        await asyncio.shield(done)
+
+
+class FileCutOff(Exception):
+    """A stored file turned out broken while it was being served (only a PDF can)."""

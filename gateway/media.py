@@ -6,8 +6,10 @@ carry the citizen's metadata: GPS, camera serial numbers, owner names, XMP editi
 IPTC captions, comments, embedded thumbnails (which keep the uncropped picture). Nothing is
 re-encoded: the pixels are served bit for bit, only the segments around them are dropped.
 
-:func:`plan_bytes` reads the file's structure and returns the byte ranges to serve, with at most
-one small generated segment (:func:`render` joins them):
+:func:`plan` reads the file's structure and returns the byte ranges to serve, with at most
+one small generated segment. It reads a seekable file (the file store's :meth:`opened`), segment
+headers and the few segments it looks into, never the file whole: only the scan of a JPEG is read
+through, in chunks, to find where it ends.
 
 - **JPEG** (ITU-T T.81 annex B): only the segments a decoder needs are kept: SOI, SOFn, DHT, DAC,
   DQT, DRI, DNL, SOS with its entropy-coded data (RSTn inside), EOI, plus APP0 (JFIF / JFXX, no
@@ -33,7 +35,10 @@ one small generated segment (:func:`render` joins them):
   never reach this point.
 
 A JPEG, PNG or PDF whose structure cannot be followed raises :class:`Unclean`: such a file is
-not served at all rather than served with its metadata. :func:`served` is the whole of it.
+not served at all rather than served with its metadata. :func:`cleaned` decides, before a byte
+is written, what will be served and how long it is (the PDF's length is known only once written);
+its ``write`` then streams it out. The upload channels run the same on a new file
+(:func:`check`), so a file that could not be served is refused when the citizen sends it.
 """
 
 from __future__ import annotations
@@ -42,7 +47,10 @@ import io
 import re
 import struct
 import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import BinaryIO, cast
 
 import pikepdf
 
@@ -55,6 +63,8 @@ MAGIC: tuple[tuple[bytes, str], ...] = (
     (PDF_MAGIC, "application/pdf"),
 )
 SNIFF_BYTES = 8
+_OTHER = "application/octet-stream"
+_COPY_CHUNK = 64 * 1024
 
 # JPEG markers kept with their segment (T.81 table B.1): SOF0-15 except DHT (C4), JPG (C8) and
 # DAC (CC), which are listed on their own; DQT DB, DNL DC, DRI DD; APP0, APP2 (ICC only), APP14.
@@ -101,69 +111,164 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
-def plan_bytes(data: bytes) -> Plan:
-    """The plan to serve a file whose bytes are ``data`` without metadata."""
-    media_type = sniff(bytes(data[:SNIFF_BYTES]))
+def plan(fh: BinaryIO) -> Plan:
+    """The plan to serve the file ``fh`` (seekable) without metadata."""
+    src = _Source(fh)
+    media_type = sniff(src.at(0, SNIFF_BYTES))
     try:
         if media_type == "image/jpeg":
-            return Plan(media_type, tuple(_jpeg_parts(data)), True)
+            return Plan(media_type, tuple(_jpeg_parts(src)), True)
         if media_type == "image/png":
-            return Plan(media_type, tuple(_png_parts(data)), True)
+            return Plan(media_type, tuple(_png_parts(src)), True)
     except (struct.error, IndexError) as exc:
         raise Unclean(f"{media_type}: {exc}") from None
-    return Plan(media_type or "application/octet-stream", ((0, len(data)),), False)
+    return Plan(media_type or _OTHER, ((0, src.size),), False)
 
 
-def render(data: bytes, plan: Plan) -> bytes:
-    """The served bytes of ``data`` under ``plan``."""
-    return b"".join(p if isinstance(p, bytes) else data[p[0] : p[0] + p[1]] for p in plan.parts)
+def copy(fh: BinaryIO, plan: Plan, out: BinaryIO) -> None:
+    """Write the served bytes of ``fh`` under ``plan`` to ``out``, a chunk at a time."""
+    for part in plan.parts:
+        if isinstance(part, bytes):
+            out.write(part)
+            continue
+        offset, left = part
+        fh.seek(offset)
+        while left > 0 and (chunk := fh.read(min(left, _COPY_CHUNK))):
+            out.write(chunk)
+            left -= len(chunk)
+        if left > 0:
+            raise Unclean("the file is shorter than when it was planned")
+
+
+@dataclass(frozen=True, slots=True)
+class Cleaned:
+    """What will be served of a file: decided before a byte is written."""
+
+    media_type: str
+    size: int | None  # None: known once written (a PDF is written anew)
+    write: Callable[[BinaryIO], None]  # writes the served bytes; may raise Unclean (a PDF)
+
+
+@contextmanager
+def cleaned(fh: BinaryIO, strip: bool = True) -> Iterator[Cleaned]:
+    """What to serve of the file ``fh`` (seekable, read in place, never whole): photos and PDFs
+    without their metadata, anything else as stored. Raises :class:`Unclean` rather than leak
+    metadata, before anything is written for a photo, and also while writing for a PDF whose
+    later objects turn out broken. ``strip=False``: the file exactly as stored, typed by its
+    first bytes."""
+    if not strip:
+        size = fh.seek(0, io.SEEK_END)
+        whole = Plan(sniff(_Source(fh).at(0, SNIFF_BYTES)) or _OTHER, ((0, size),), False)
+        yield Cleaned(whole.media_type, size, lambda out: copy(fh, whole, out))
+        return
+    found = plan(fh)
+    if found.media_type != "application/pdf":
+        yield Cleaned(found.media_type, found.size, lambda out: copy(fh, found, out))
+        return
+    fh.seek(0)
+    try:
+        pdf = pikepdf.open(fh)
+    except pikepdf.PdfError as exc:
+        raise Unclean(f"application/pdf: {exc}") from None
+    with pdf:
+        try:
+            _strip_pdf(pdf)
+        except pikepdf.PdfError as exc:
+            raise Unclean(f"application/pdf: {exc}") from None
+        yield Cleaned(found.media_type, None, lambda out: _save_pdf(pdf, out))
+
+
+def check(fh: BinaryIO) -> str:
+    """The media type of the file ``fh`` when it can be served (:func:`cleaned` runs through it,
+    writing nowhere); raises :class:`Unclean` otherwise."""
+    with cleaned(fh) as what:
+        what.write(cast(BinaryIO, _Nowhere()))
+        return what.media_type
 
 
 def served(data: bytes) -> tuple[str, bytes]:
-    """The media type and the bytes to serve of a stored file: photos and PDFs without their
-    metadata, anything else as stored. Raises :class:`Unclean` rather than leak metadata."""
-    plan = plan_bytes(data)
-    if plan.media_type == "application/pdf":
-        return plan.media_type, pdf_without_metadata(data)
-    return plan.media_type, render(data, plan) if plan.stripped else data
+    """The media type and the served bytes of ``data`` (:func:`cleaned`, in memory)."""
+    out = io.BytesIO()
+    with cleaned(io.BytesIO(data)) as what:
+        what.write(out)
+        return what.media_type, out.getvalue()
 
 
 # Keys of any PDF dictionary or stream that carry metadata rather than content.
 _PDF_METADATA = ("/Metadata", "/PieceInfo")
 
 
-def pdf_without_metadata(data: bytes) -> bytes:
-    """``data`` written anew without its information dictionary and metadata streams."""
+def _strip_pdf(pdf: pikepdf.Pdf) -> None:
+    """Remove the information dictionary and every metadata stream and PieceInfo."""
+    if "/Info" in pdf.trailer:
+        del pdf.trailer["/Info"]
+    for obj in pdf.objects:
+        if isinstance(obj, (pikepdf.Dictionary, pikepdf.Stream)):
+            for key in _PDF_METADATA:
+                if key in obj:
+                    del obj[key]
+
+
+def _save_pdf(pdf: pikepdf.Pdf, out: BinaryIO) -> None:
     try:
-        with pikepdf.open(io.BytesIO(data)) as pdf:
-            if "/Info" in pdf.trailer:
-                del pdf.trailer["/Info"]
-            for obj in pdf.objects:
-                if isinstance(obj, (pikepdf.Dictionary, pikepdf.Stream)):
-                    for key in _PDF_METADATA:
-                        if key in obj:
-                            del obj[key]
-            out = io.BytesIO()
-            # Unreferenced objects (the metadata streams now) are not written.
-            pdf.save(out, fix_metadata_version=False, deterministic_id=True)
-            return out.getvalue()
+        # Unreferenced objects (the metadata streams now) are not written.
+        pdf.save(out, fix_metadata_version=False, deterministic_id=True)
     except pikepdf.PdfError as exc:
         raise Unclean(f"application/pdf: {exc}") from None
 
 
-def _jpeg_parts(data: bytes) -> list[Part]:
+class _Nowhere(io.RawIOBase):
+    """A sink: :func:`check` writes the served bytes here."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        return len(data)
+
+
+class _Source:
+    """A seekable file read in small ranges."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self._fh = fh
+        self.size = fh.seek(0, io.SEEK_END)
+
+    def at(self, pos: int, length: int) -> bytes:
+        self._fh.seek(pos)
+        return self._fh.read(length)
+
+    def byte(self, pos: int) -> int:
+        got = self.at(pos, 1)
+        if not got:
+            raise IndexError(f"byte {pos} past the end")
+        return got[0]
+
+    def scan_end(self, pos: int) -> int:
+        """Where the entropy-coded data from ``pos`` ends (the next marker), or the file's end."""
+        while pos < self.size:
+            # One byte more than the step: a marker across the edge is found in this chunk.
+            chunk = self.at(pos, _COPY_CHUNK + 1)
+            found = _SCAN_END.search(chunk)
+            if found is not None:
+                return pos + found.start()
+            pos += _COPY_CHUNK
+        return self.size
+
+
+def _jpeg_parts(src: _Source) -> list[Part]:
     parts: list[Part] = [(0, 2)]  # SOI
     pos = 2
-    end = len(data)
+    end = src.size
     oriented = False
     while pos < end:
-        if data[pos] != 0xFF:
+        if src.byte(pos) != 0xFF:
             raise Unclean(f"jpeg: no marker at byte {pos}")
-        while pos < end and data[pos] == 0xFF:  # fill bytes (T.81 B.1.1.2)
+        while pos < end and src.byte(pos) == 0xFF:  # fill bytes (T.81 B.1.1.2)
             pos += 1
         if pos >= end:
             break
-        marker = data[pos]
+        marker = src.byte(pos)
         start = pos - 1
         pos += 1
         if marker == _EOI:
@@ -174,14 +279,13 @@ def _jpeg_parts(data: bytes) -> list[Part]:
             continue
         if pos + 2 > end:
             raise Unclean("jpeg: truncated segment header")
-        (length,) = struct.unpack(">H", data[pos : pos + 2])
+        (length,) = struct.unpack(">H", src.at(pos, 2))
         if length < 2 or pos + length > end:
             raise Unclean(f"jpeg: bad length of segment {marker:#x}")
-        body = bytes(data[pos + 2 : pos + min(length, 64)])
+        body = src.at(pos + 2, min(length, 64) - 2)
         seg_end = pos + length
         if marker == _SOS:
-            found = _SCAN_END.search(data, seg_end)
-            scan_end = end if found is None else found.start()
+            scan_end = src.scan_end(seg_end)
             parts.append((start, scan_end - start))
             pos = scan_end
             continue
@@ -191,7 +295,7 @@ def _jpeg_parts(data: bytes) -> list[Part]:
         ):
             parts.append((start, seg_end - start))
         elif marker == _APP1 and body.startswith(b"Exif\x00\x00") and not oriented:
-            value = _tiff_orientation(bytes(data[pos + 8 : seg_end]))
+            value = _tiff_orientation(src.at(pos + 8, seg_end - pos - 8))
             if value is not None and value != 1:
                 parts.append(_jpeg_orientation_segment(value))
                 oriented = True
@@ -199,13 +303,14 @@ def _jpeg_parts(data: bytes) -> list[Part]:
     return parts  # no EOI: a truncated picture, served as far as it goes
 
 
-def _png_parts(data: bytes) -> list[Part]:
+def _png_parts(src: _Source) -> list[Part]:
     parts: list[Part] = [(0, 8)]
     pos = 8
-    end = len(data)
+    end = src.size
     while pos + 12 <= end:
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        kind = bytes(data[pos + 4 : pos + 8])
+        header = src.at(pos, 8)
+        (length,) = struct.unpack(">I", header[:4])
+        kind = header[4:8]
         chunk_end = pos + 12 + length
         if chunk_end > end or not kind.isalpha():
             raise Unclean(f"png: broken chunk at byte {pos}")
@@ -214,7 +319,7 @@ def _png_parts(data: bytes) -> list[Part]:
             if kind == b"IEND":
                 return parts
         elif kind == b"eXIf":
-            value = _tiff_orientation(bytes(data[pos + 8 : pos + 8 + length]))
+            value = _tiff_orientation(src.at(pos + 8, length))
             if value is not None and value != 1:
                 parts.append(_png_chunk(b"eXIf", _minimal_tiff(value)))
         pos = chunk_end

@@ -46,11 +46,12 @@ from channels.letter.parse import (
     validate,
 )
 from channels.letter.receipt import ReceiptData, receipt_page
-from channels.letter.staff import StaffGate
+from channels.letter.staff import HEADERS, StaffGate
 from channels.letter.upload import UploadRejected, read_upload
 from gateway.domain import Channel, RawInbound, ReceiptStatus
 from gateway.errors import IntakeUnavailable
 from gateway.filestore import FileStore
+from gateway.http import send_stored
 from gateway.intake import Clock, IntakeService, Parser, utcnow
 from gateway.settings import LetterSettings
 from normalizer import InvalidNik, parse_nik
@@ -391,8 +392,8 @@ class LetterDesk:
         found = next((p for p in draft.pages if p.number == number), None)
         if found is None:
             return self._gate.refuse(ctx, 404, t("not_found", ctx.lang))
-        data = await self._files.read(found.image_sha256)
-        return web.Response(body=data, content_type="image/png")
+        headers = {**HEADERS, "Content-Type": "image/png"}
+        return await send_stored(request, self._files, found.image_sha256, headers, strip=False)
 
     async def original(self, request: web.Request, ctx: Context, _s: Any) -> web.StreamResponse:
         """An uploaded file exactly as received (a download)."""
@@ -406,13 +407,12 @@ class LetterDesk:
         scan = draft.files[index]
         ext = {"application/pdf": "pdf", "image/jpeg": "jpg", "image/png": "png"}
         name = f"surat-{draft.id[:8]}-{index + 1}.{ext.get(scan.media_type, 'tif')}"
-        return web.Response(
-            body=await self._files.read(scan.sha256),
-            headers={
-                "Content-Type": scan.media_type,
-                "Content-Disposition": f'attachment; filename="{name}"',
-            },
-        )
+        headers = {
+            **HEADERS,  # sent with the answer: it is streamed, so the gate cannot add them after
+            "Content-Type": scan.media_type,
+            "Content-Disposition": f'attachment; filename="{name}"',
+        }
+        return await send_stored(request, self._files, scan.sha256, headers, strip=False)
 
     # ---- receipt --------------------------------------------------------------------------
 

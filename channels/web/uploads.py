@@ -4,7 +4,10 @@ Text parts are read up to a size limit; each file part is checked by its first b
 PDF: see :mod:`channels.web.exif`) and then streamed in chunks to
 :meth:`~gateway.filestore.FileStore.put_stream`, so no attachment is ever whole in memory. Only
 the first :data:`EXIF_WINDOW` bytes of a JPEG are kept, to read the GPS position from its EXIF
-segment (which comes before the image data).
+segment (which comes before the image data). Once stored, the file is run through what
+``/files/`` will do to serve it (:func:`gateway.media.check`, reading it in place): a photo or PDF
+that is damaged or cut short is refused now, naming the file, while the citizen can still send
+it again, rather than found unservable later.
 
 A refused file (wrong type, too big, one too many) stops the API's request at once. The citizen
 form asks for ``keep_going``: the refusal is recorded, the rest of that file is read and thrown
@@ -16,6 +19,7 @@ are thrown away; past that the request is refused without its fields.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -23,6 +27,7 @@ from aiohttp import BodyPartReader, MultipartReader
 from aiohttp.http_exceptions import HttpProcessingError
 
 from channels.web.exif import SNIFF_BYTES, jpeg_gps, sniff
+from gateway import media
 from gateway.domain import Attachment
 from gateway.filestore import FileStore, FileTooLarge
 
@@ -200,6 +205,23 @@ async def _store_file(
             ),
             413,
         ) from None
+    try:
+        await asyncio.to_thread(_servable, files, sha)
+    except media.Unclean:
+        raise UploadRejected(
+            name,
+            (
+                f"Berkas {label} rusak atau tidak utuh. Kirim ulang berkas aslinya.",
+                f"The file {label} is damaged or incomplete. Please send the original again.",
+            ),
+            422,
+        ) from None
     gps = jpeg_gps(bytes(window)) if media_type == "image/jpeg" else None
     return Attachment(sha256=sha, media_type=media_type, size=size, filename=filename), gps
 
+
+
+def _servable(files: FileStore, sha: str) -> None:
+    """Raise :class:`gateway.media.Unclean` when ``/files/`` could not serve the stored file."""
+    with files.opened(sha) as fh:
+        media.check(fh)

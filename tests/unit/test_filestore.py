@@ -73,6 +73,50 @@ async def test_damaged_or_foreign_files_are_refused(tmp_path: Path) -> None:
         await files.read("0" * 64)
 
 
+@pytest.mark.parametrize("iv", [None, b"\xff" * 15 + b"\xfe"])  # the latter: the counter wraps
+async def test_opened_reads_any_range_without_reading_the_file_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, iv: bytes | None
+) -> None:
+    files = store(tmp_path)
+    if iv is not None:
+        monkeypatch.setattr("gateway.filestore.os.urandom", lambda n: iv[:n])
+    data = os.urandom(200_003) + SECRET
+    sha = await files.put_bytes(data)
+    with files.opened(sha) as fh:
+        for start, length in [(0, 1), (5, 30), (15, 2), (16, 16), (99_999, 70_000), (200_000, 99)]:
+            fh.seek(start)
+            assert fh.read(length) == data[start : start + length], (start, length)
+        assert fh.seek(0, os.SEEK_END) == len(data)
+        assert fh.read() == b""
+        fh.seek(0)
+        assert fh.read() == data
+
+
+async def test_opened_checks_the_hash_and_the_key_and_reads_clear_files(tmp_path: Path) -> None:
+    files = store(tmp_path)
+    sha = await files.put_bytes(SECRET)
+    with files.opened(sha) as fh:
+        assert fh.read() == SECRET
+    rotated = FileStore(tmp_path / "files", Keys(b"i" * 32, b"n" * 32, (b"k" * 32,)))
+    with rotated.opened(sha) as fh:  # sealed under the previous data key
+        assert fh.read() == SECRET
+    with pytest.raises(CorruptFile):
+        store(tmp_path, b"x" * 32).opened(sha)
+    path = files.path(sha)
+    sealed = path.read_bytes()
+    path.write_bytes(sealed[:-1] + bytes([sealed[-1] ^ 1]))
+    with pytest.raises(CorruptFile):
+        files.opened(sha)
+    clear = hashlib.sha256(b"clear").hexdigest()
+    files.path(clear).parent.mkdir(parents=True)
+    files.path(clear).write_bytes(b"clear")
+    with files.opened(clear) as fh:
+        fh.seek(2)
+        assert fh.read() == b"ear"
+    with pytest.raises(FileNotFoundError):
+        files.opened("0" * 64)
+
+
 async def test_touch_marks_a_stored_file_in_use_and_tells_a_missing_one(tmp_path: Path) -> None:
     files = store(tmp_path)
     sha = await files.put_bytes(b"photo")

@@ -65,9 +65,12 @@ def camera_png() -> bytes:
 
 
 def served(data: bytes) -> bytes:
-    plan = media.plan_bytes(data)
-    assert plan.size == len(media.render(data, plan))
-    return media.render(data, plan)
+    plan = media.plan(io.BytesIO(data))
+    out = io.BytesIO()
+    media.copy(io.BytesIO(data), plan, out)
+    assert plan.size == len(out.getvalue())
+    assert media.served(data) == (plan.media_type, out.getvalue())
+    return out.getvalue()
 
 
 @pytest.mark.parametrize("progressive", [False, True])
@@ -100,7 +103,7 @@ def test_a_file_that_only_starts_like_a_jpeg_is_not_served() -> None:
     original = make_exif_jpeg(-6.7612, 108.4801, b"\x00" * 100)
     assert jpeg_gps(original) == (-6.7612, 108.4801)
     with pytest.raises(media.Unclean):
-        media.plan_bytes(original)
+        media.plan(io.BytesIO(original))
 
 
 def test_png_is_served_without_text_xmp_and_exif() -> None:
@@ -192,7 +195,79 @@ def test_unknown_files_are_served_as_stored_and_a_broken_pdf_not_at_all() -> Non
 def test_a_broken_jpeg_is_refused_not_served_with_its_metadata() -> None:
     broken = b"\xff\xd8\xff\xe1\xff\xffExif\x00\x00truncated"
     with pytest.raises(media.Unclean):
-        media.plan_bytes(broken)
+        media.plan(io.BytesIO(broken))
     with pytest.raises(media.Unclean):
-        media.plan_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00")
+        media.plan(io.BytesIO(b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00"))
 
+
+
+class CountingReader(io.BytesIO):
+    """A file that counts the bytes read from it."""
+
+    taken = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        self.taken += len(data)
+        return data
+
+
+def noisy_jpeg(side: int) -> bytes:
+    import random
+
+    rnd = random.Random(7)
+    img = Image.frombytes("RGB", (side, side), bytes(rnd.getrandbits(8) for _ in range(side * side * 3)))
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=95, exif=camera_exif(3), restart_marker_blocks=1)
+    return out.getvalue()
+
+
+def test_a_scan_longer_than_a_read_chunk_is_followed_to_its_end() -> None:
+    original = noisy_jpeg(640)  # hundreds of KB of scan with RST markers, several read chunks
+    assert len(original) > 4 * 64 * 1024 and b"\xff\xd7" in original
+    clean = served(original)
+    assert b"Samsung" in original and b"Samsung" not in clean
+    with Image.open(io.BytesIO(clean)) as after, Image.open(io.BytesIO(original)) as before:
+        assert dict(after.getexif()) == {0x0112: 3}
+        assert after.tobytes() == before.tobytes()
+
+
+def test_planning_reads_headers_not_the_picture() -> None:
+    img = Image.frombytes("L", (1500, 1500), (bytes(range(256)) * 8790)[: 1500 * 1500])
+    out = io.BytesIO()
+    img.save(out, "PNG", compress_level=0, pnginfo=camera_png_info())
+    data = out.getvalue()
+    assert len(data) > 2_000_000
+    fh = CountingReader(data)
+    plan = media.plan(fh)
+    assert fh.taken < 64 * 1024, fh.taken
+    sink = io.BytesIO()
+    media.copy(io.BytesIO(data), plan, sink)
+    assert b"Siti" in data and b"Siti" not in sink.getvalue() and len(sink.getvalue()) == plan.size
+
+
+def camera_png_info() -> PngImagePlugin.PngInfo:
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Author", "Siti Aminah")
+    return info
+
+
+def test_check_runs_the_whole_serving_path_writing_nowhere() -> None:
+    assert media.check(io.BytesIO(scanned_pdf())) == "application/pdf"
+    assert media.check(io.BytesIO(camera_jpeg())) == "image/jpeg"
+    good = scanned_pdf()
+    # A PDF whose cross-reference table points into nothing: qpdf cannot follow it.
+    for broken in (b"%PDF-1.7\n" + b"1" * 100, good[: len(good) // 3]):
+        with pytest.raises(media.Unclean):
+            media.check(io.BytesIO(broken))
+
+
+@pytest.mark.parametrize("at", [65_534, 65_535, 65_536, 65_537])
+def test_the_end_of_a_scan_is_found_across_read_chunks(at: int) -> None:
+    # SOS with its header, then entropy-coded bytes: a stuffed 0xFF00 and an RST marker just
+    # before the end wherever it falls, the end (EOI) at ``at`` bytes into the scan.
+    scan = bytearray(at)
+    scan[at - 4 : at] = b"\xff\x00\xff\xd3"
+    data = b"\xff\xd8" + b"\xff\xda\x00\x08" + bytes(6) + bytes(scan) + b"\xff\xd9" + b"trailer"
+    plan = media.plan(io.BytesIO(data))
+    assert plan.parts == ((0, 2), (2, 10 + at), b"\xff\xd9")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import io
 import ipaddress
 import json
+import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -19,11 +21,11 @@ from PIL import Image
 from pydantic import SecretStr
 
 from channels.web.exif import jpeg_gps, make_exif_jpeg
-from gateway import bootstrap, tracking
+from gateway import bootstrap, http, media, tracking
 from gateway.settings import Settings
 from tests.channels.web.conftest import NIK, csrf_token, web_settings
 from tests.support import FixedClock, drain, pdf, phone_photo, png, with_section
-from tests.unit.test_media import everything_in, scanned_pdf
+from tests.unit.test_media import everything_in, noisy_jpeg, scanned_pdf
 
 pytestmark = pytest.mark.integration
 
@@ -236,6 +238,14 @@ async def test_api_multipart_with_attachments(
     bad.add_field("attachments", b"GIF89a....", filename="anim.gif", content_type="image/gif")
     refused = await client.post("/api/v1/complaints", data=bad)
     assert refused.status == 415 and "anim.gif" in (await refused.json())["detail"]
+    cut = FormData()  # a PDF cut short in transfer: its cross-reference table is gone
+    cut.add_field("complaint", json.dumps({"body": "x"}))
+    cut.add_field("attachments", document[:3000], filename="potong.pdf")
+    refused = await client.post("/api/v1/complaints", data=cut, headers={"Accept-Language": "id"})
+    problem = await refused.json()
+    assert refused.status == 422 and "potong.pdf" in problem["detail"]
+    assert "rusak atau tidak utuh" in problem["detail"]
+    assert await gw.intake.count_complaints() == 1
     await publish(gw)
     [msg] = await drain(settings.broker.queue, 1)
     [att] = json.loads(msg.body)["attachments"]
@@ -333,6 +343,40 @@ async def test_a_pdf_is_stored_as_sent_and_served_without_its_metadata(
     assert (await client.get(f"/files/{broken}", headers=CORE)).status == 422
 
 
+async def test_big_files_are_streamed_out_cleaned(
+    core_gw: bootstrap.Gateway, aiohttp_client: Client
+) -> None:
+    client = await aiohttp_client(bootstrap.build_app(core_gw))
+    document = pdf("Jalan rusak di Desa Sukamaju", padding=3_000_000)
+    photo = noisy_jpeg(900)  # a scan of about 1 MB: many read chunks
+    for original in (document, photo):
+        sha = await core_gw.files.put_bytes(original)
+        ok = await client.get(f"/files/{sha}", headers=CORE)
+        assert ok.status == 200
+        assert await ok.read() == media.served(original)[1]
+        if original is document:  # written anew: its length is known only at the end
+            assert ok.headers["Transfer-Encoding"] == "chunked"
+        else:
+            assert int(ok.headers["Content-Length"]) == len(media.served(original)[1])
+
+
+async def test_a_download_cut_short_frees_its_thread(
+    core_gw: bootstrap.Gateway, aiohttp_client: Client
+) -> None:
+    app = bootstrap.build_app(core_gw)
+    client = await aiohttp_client(app)
+    big = await core_gw.files.put_bytes(os.urandom(40_000_000))  # far more than socket buffers
+    small = await core_gw.files.put_bytes(b"a small file")
+    for _ in range(http.FILE_THREAD_COUNT):
+        resp = await client.get(f"/files/{big}", headers=CORE)
+        assert resp.status == 200 and len(await resp.content.read(100_000)) > 0
+        resp.close()  # the client goes away in the middle
+    # Had any of those threads stayed blocked behind its gone client, none would be left.
+    async with asyncio.timeout(10):
+        ok = await client.get(f"/files/{small}", headers=CORE)
+        assert await ok.read() == b"a small file"
+
+
 def browser_form(token: str, files: list[tuple[str, bytes]]) -> FormData:
     """The fields in the order a browser sends them: the attachments before the identity."""
     fd = FormData()
@@ -355,10 +399,13 @@ def browser_form(token: str, files: list[tuple[str, bytes]]) -> FormData:
          415, "virus.exe"),
         # Refused in the middle of its upload: 300 kB against a limit of 1000 bytes.
         ([("surat.pdf", b"%PDF-1.4\n" + b"0" * 300_000)], 413, "surat.pdf"),
+        # Stored, then found damaged: it starts like a JPEG, but no picture follows.
+        ([("rusak.jpg", make_exif_jpeg(-6.7, 108.4, b"\x00" * 99)), ("b.png", png("later"))],
+         422, "rusak.jpg"),
         ([("a.png", png("xx")), ("b.png", png("yy"))], 413,
          "Paling banyak 1 lampiran"),
     ],
-    ids=["wrong-type", "too-big-mid-upload", "too-many"],
+    ids=["wrong-type", "too-big-mid-upload", "damaged", "too-many"],
 )
 async def test_refused_attachment_keeps_everything_typed(
     settings: Settings, aiohttp_client: Client, files: list[tuple[str, bytes]], status: int,
