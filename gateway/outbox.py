@@ -162,6 +162,7 @@ class OutboxRelay:
         self._connection: AbstractConnection | None = None
         self._channel: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
+        self._connecting = asyncio.Lock()
         self._postgres = engine.dialect.name == "postgresql"
         self._wakeup = asyncio.Event()
         self.last_error: str | None = None
@@ -327,9 +328,16 @@ class OutboxRelay:
         )
 
     async def _ensure_exchange(self) -> AbstractExchange:
-        if self.connected:
-            assert self._exchange is not None
+        if self.connected and self._exchange is not None:
             return self._exchange
+        # One connection at a time: a second caller (publish_batch is public) waits for the
+        # first one's connection instead of finding it half made or opening another.
+        async with self._connecting:
+            if self.connected and self._exchange is not None:
+                return self._exchange
+            return await self._connect()
+
+    async def _connect(self) -> AbstractExchange:
         await self._close()
         try:
             self._connection = await aio_pika.connect(

@@ -65,3 +65,27 @@ async def test_two_relays_publish_every_row_once(settings: Settings) -> None:
         stop.set()
         for g in [writer, *gateways]:
             await g.close()
+
+
+async def test_concurrent_batches_share_one_connection(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    gateway = bootstrap.build(settings)
+    relay = OutboxRelay(gateway.engine, settings.broker, settings.outbox, gateway.metrics,
+                        gateway.keys, name="relay-x")
+    try:
+        for i in range(3):
+            raw = RawInbound(Channel.WEB, f"laporan {i}".encode(), datetime.now(UTC), f"c-{i}")
+            await gateway.intake.accept(raw, PARSER)
+        caplog.set_level("INFO", logger="gateway.outbox")
+        # Both start while the relay has no connection: the second waits for the first's.
+        counts = await asyncio.gather(*(relay.publish_batch() for _ in range(4)))
+        assert sum(counts) == 3
+        connects = [r for r in caplog.records if "connected to the broker" in r.getMessage()]
+        assert len(connects) == 1, "one connection, not one per caller"
+        assert len(await drain(settings.broker.queue, expected=3)) == 3
+    finally:
+        stopped = asyncio.Event()
+        stopped.set()
+        await relay.run(stopped)  # returns at once, closing the relay's connection
+        await gateway.close()
