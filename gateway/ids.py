@@ -1,4 +1,11 @@
-"""Random identifiers drawn in bulk: row ids (version 4 UUIDs) and the bytes of tracking IDs.
+"""Identifiers drawn in bulk: row ids (version 7 UUIDs) and the bytes of tracking IDs.
+
+Row ids are UUIDv7 (RFC 9562 section 5.7): the time in milliseconds, then 74 random bits. Ids
+made close in time sort close together, so a batch of new rows lands on the last pages of each
+primary-key and id index instead of on a random page each (with version 4 every insert touched a
+random leaf page of every such index, and every commit wrote all those pages out again). The
+74 random bits keep an id unguessable; what it tells is the millisecond it was made, which the
+rows and events carry anyway. Tracking IDs stay wholly random (:mod:`gateway.tracking`).
 
 ``uuid.uuid4()`` and :func:`secrets.token_bytes` read the operating system's random source once
 per call; the intake needs four or five identifiers and a tracking ID per complaint. Here the
@@ -10,6 +17,7 @@ the buffer it inherited.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 
 _CHUNK = 16 * 256
@@ -28,8 +36,11 @@ def random_bytes(size: int) -> bytes:
 
 
 def new_id() -> str:
-    """A fresh random UUID (version 4) in its canonical text form."""
-    return str(uuid.UUID(bytes=random_bytes(16), version=4))
+    """A fresh UUID version 7 (the time in milliseconds, then random bits), in text form."""
+    tail = bytearray(random_bytes(10))
+    tail[0] = 0x70 | (tail[0] & 0x0F)  # version 7
+    tail[2] = 0x80 | (tail[2] & 0x3F)  # the RFC 9562 variant
+    return str(uuid.UUID(bytes=(time.time_ns() // 1_000_000).to_bytes(6, "big") + bytes(tail)))
 
 
 def _forget() -> None:

@@ -1,15 +1,25 @@
 import os
+import time
 import uuid
 
 from gateway import ids
 
 
-def test_ids_are_distinct_version_4_uuids() -> None:
+def test_ids_are_distinct_version_7_uuids_in_time_order() -> None:
+    before = time.time_ns() // 1_000_000
     drawn = [ids.new_id() for _ in range(5000)]  # more than one buffer of random bytes
+    after = time.time_ns() // 1_000_000
     assert len(set(drawn)) == len(drawn)
-    for text in drawn[:50]:
+    for text in drawn:
         parsed = uuid.UUID(text)
-        assert parsed.version == 4 and str(parsed) == text
+        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122 and str(parsed) == text
+        assert before <= parsed.int >> 80 <= after  # the first 48 bits: milliseconds
+    # In order to the millisecond: later ids never sort before earlier milliseconds.
+    millis = [uuid.UUID(text).int >> 80 for text in drawn]
+    assert millis == sorted(millis)
+    # Within one millisecond the rest is random: 74 bits, not a counter.
+    tails = {uuid.UUID(text).int & ((1 << 62) - 1) for text in drawn}
+    assert len(tails) == len(drawn)
 
 
 def test_a_forked_child_draws_other_ids_than_its_parent() -> None:
