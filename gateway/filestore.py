@@ -45,7 +45,7 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 MAGIC = b"LAPOR-SEALED-1\n"
 _IV_BYTES = 16
 _BLOCK = 16  # AES block: CTR's counter counts these
-_CHUNK = 1 << 20  # read size of the hash check
+_CHUNK = 256 * 1024  # read size of the hash check
 # Files being written; a process killed mid-write leaves one behind (the collector removes it).
 _TEMP_PREFIX = ".incoming-"
 
@@ -323,7 +323,8 @@ class _Reader(io.RawIOBase):
             block, skip = divmod(self._pos, _BLOCK)
             counter = ((self._counter + block) % (1 << 128)).to_bytes(_BLOCK, "big")
             opening = Cipher(algorithms.AES(self._key), modes.CTR(counter)).decryptor()
-            data = opening.update(bytes(skip) + data)[skip:]
+            opening.update(bytes(skip))  # the keystream of the block's bytes before ours
+            data = opening.update(data)
         buffer[: len(data)] = data
         self._pos += len(data)
         return len(data)

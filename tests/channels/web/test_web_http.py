@@ -10,6 +10,7 @@ import ipaddress
 import json
 import os
 import re
+import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -358,6 +359,26 @@ async def test_big_files_are_streamed_out_cleaned(
             assert ok.headers["Transfer-Encoding"] == "chunked"
         else:
             assert int(ok.headers["Content-Length"]) == len(media.served(original)[1])
+
+
+async def test_a_download_never_holds_the_file_whole(
+    core_gw: bootstrap.Gateway, aiohttp_client: Client
+) -> None:
+    client = await aiohttp_client(bootstrap.build_app(core_gw))
+    size = 30_000_000
+    sha = await core_gw.files.put_bytes(os.urandom(size))
+    tracemalloc.start()
+    try:
+        resp = await client.get(f"/files/{sha}", headers=CORE)
+        got = 0
+        async for chunk in resp.content.iter_chunked(64 * 1024):
+            got += len(chunk)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert resp.status == 200 and got == size
+    # Server and client together, in this process: a few chunks at a time, not 30 MB.
+    assert peak < 2_000_000, f"peak {peak} bytes while serving {size}"
 
 
 async def test_a_download_cut_short_frees_its_thread(
