@@ -84,6 +84,21 @@ def test_phone_photo_is_cropped_to_the_sheet_and_evenly_lit(clean_page: Image.Im
         assert np.median(quarter) >= 250, name
 
 
+def test_a_light_gradient_is_evened_out(clean_page: Image.Image) -> None:
+    # A sheet lit from the right: the paper goes from 55 % grey on the left to white.
+    page = np.asarray(clean_page.convert("L"), np.float32)
+    ramp = np.linspace(0.55, 1.0, page.shape[1], dtype=np.float32)[None, :]
+    shaded = Image.fromarray((page * ramp).astype(np.uint8))
+    before = np.asarray(shaded)
+    left, right = before[:, : before.shape[1] // 4], before[:, -before.shape[1] // 4 :]
+    assert np.median(left) < 160 and np.median(right) > 230  # the fixture is unevenly lit
+    after = np.asarray(images.normalize(shaded))
+    for name, part in (("left", after[:, : after.shape[1] // 4]),
+                       ("right", after[:, -after.shape[1] // 4 :])):
+        assert np.median(part) >= 250, name  # white paper on both sides
+    assert np.percentile(after, 0.2) < 30  # and the writing still dark
+
+
 def test_resolution_and_scale() -> None:
     assert images.target_scale((2480, 3508), 300) == (pytest.approx(200 / 300), pytest.approx(200))
     assert images.target_scale((1654, 2339), 200) == (1.0, 200)
