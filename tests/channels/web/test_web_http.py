@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import io
 import ipaddress
@@ -11,12 +12,12 @@ import json
 import os
 import re
 import tracemalloc
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiohttp import FormData
+from aiohttp import ClientPayloadError, FormData
 from aiohttp.test_utils import TestClient
 from PIL import Image
 from pydantic import SecretStr
@@ -379,6 +380,30 @@ async def test_a_download_never_holds_the_file_whole(
     assert resp.status == 200 and got == size
     # Server and client together, in this process: a few chunks at a time, not 30 MB.
     assert peak < 2_000_000, f"peak {peak} bytes while serving {size}"
+
+
+async def test_a_file_found_broken_mid_download_cuts_the_answer_short(
+    core_gw: bootstrap.Gateway, aiohttp_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only a PDF can turn out broken once its answer has begun (qpdf meets a bad object while
+    # writing): a cleaner that does exactly that stands in for one.
+    @contextlib.contextmanager
+    def breaks_midway(fh: Any, strip: bool = True) -> Iterator[media.Cleaned]:
+        def write(out: Any) -> None:
+            out.write(b"%PDF-1.7\n" + b"x" * 200_000)
+            raise media.Unclean("application/pdf: object 12 is damaged")
+
+        yield media.Cleaned("application/pdf", None, write)
+
+    monkeypatch.setattr(media, "cleaned", breaks_midway)
+    client = await aiohttp_client(bootstrap.build_app(core_gw))
+    sha = await core_gw.files.put_bytes(b"%PDF-1.7 stored")
+    resp = await client.get(f"/files/{sha}", headers=CORE)
+    assert resp.status == 200  # sent before the damage showed
+    with pytest.raises(ClientPayloadError):  # no last chunk: the client sees it incomplete
+        await resp.read()
+    # The server goes on answering.
+    assert (await client.get("/healthz")).status == 200
 
 
 async def test_a_download_cut_short_frees_its_thread(
