@@ -1,9 +1,9 @@
 """``lapor-gateway``: run, migrate and operate the gateway.
 
 Subcommands: ``serve``, ``relay``, ``migrate``, ``check-config``, ``quarantine list|show|replay``,
-``outbox status``, ``dedup show``, ``keys reseal``, ``files gc``, ``staff create|list``. Every
-subcommand reads the same settings (``config/gateway.toml`` and ``LAPOR_...`` variables). Exit
-status: 0 done, 1 operational failure, 2 invalid settings/usage.
+``outbox status|republish``, ``dedup show``, ``keys reseal``, ``files gc``,
+``staff create|list``. Every subcommand reads the same settings (``config/gateway.toml`` and
+``LAPOR_...`` variables). Exit status: 0 done, 1 operational failure, 2 invalid settings/usage.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -23,10 +23,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from channels.letter.auth import InvalidAccount, StaffStore
 from gateway import bootstrap, filegc, logs
+from gateway.domain import Channel
 from gateway.errors import ConfigError, QuarantineNotFound
 from gateway.filestore import CorruptFile
 from gateway.intake import utcnow
-from gateway.outbox import outbox_status
+from gateway.outbox import outbox_status, republish
 from gateway.reseal import dumps, reseal
 from gateway.settings import Settings, load_settings
 from gateway.storage import migrate as migrations
@@ -58,6 +59,19 @@ def _parser() -> argparse.ArgumentParser:
     o = sub.add_parser("outbox", help="events waiting for publication")
     osub = o.add_subparsers(dest="action", required=True)
     osub.add_parser("status", help="pending events, oldest age, per channel")
+    rp = osub.add_parser(
+        "republish",
+        help="queue published events again (the routing core lost them): the relays send them"
+        " again, oldest first, with the same message_id",
+    )
+    rp.add_argument("--since", required=True, type=_moment,
+                    help="first commit time to send again, ISO 8601 with its offset"
+                    " (2026-12-01T00:00+07:00)")
+    rp.add_argument("--until", type=_moment, default=None,
+                    help="send again only events committed before this time (default: up to now)")
+    rp.add_argument("--channel", choices=[c.value for c in Channel], default=None,
+                    help="only this channel's events")
+    rp.add_argument("--dry-run", action="store_true", help="change nothing, say what would go")
     k = sub.add_parser("keys", help="the data key: seal again under the current one")
     ksub = k.add_subparsers(dest="action", required=True)
     ksub.add_parser(
@@ -267,7 +281,22 @@ async def _dedup(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _outbox(settings: Settings, _args: argparse.Namespace) -> int:
+def _moment(text: str) -> datetime:
+    """A command-line time: ISO 8601 with an explicit offset (WIB is +07:00), never a guess."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} has no UTC offset: write it with one, e.g. {text}+07:00 for WIB"
+        )
+    return moment.astimezone(UTC)
+
+
+async def _outbox(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action == "republish":
+        return await _republish(settings, args)
     gateway = bootstrap.build(settings)
     try:
         status = await outbox_status(gateway.engine)
@@ -285,6 +314,33 @@ async def _outbox(settings: Settings, _args: argparse.Namespace) -> int:
         )
     finally:
         await gateway.close()
+    return 0
+
+
+async def _republish(settings: Settings, args: argparse.Namespace) -> int:
+    if args.until is not None and args.until <= args.since:
+        print("--until must be later than --since", file=sys.stderr)
+        return 2
+    gateway = bootstrap.build(settings)
+    try:
+        found = await republish(
+            gateway.engine, args.since, args.until, args.channel, gateway.clock(), args.dry_run
+        )
+    finally:
+        await gateway.close()
+    span = (
+        f" committed {found.first_created_at.isoformat()} to {found.last_created_at.isoformat()}"
+        if found.first_created_at and found.last_created_at
+        else ""
+    )
+    if args.dry_run:
+        print(f"would queue again {found.count} published events{span}")
+    else:
+        print(
+            f"queued again {found.count} published events{span}; the relays send them at their"
+            " next look at the outbox, oldest first, with their message_id (consumers drop"
+            " the ones they already have)"
+        )
     return 0
 
 

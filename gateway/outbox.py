@@ -95,7 +95,11 @@ async def outbox_status(engine: AsyncEngine) -> OutboxStatus:
                 select(
                     outbox.c.channel,
                     func.count(),
-                    func.min(outbox.c.created_at, type_=UTCDateTime()),
+                    # A republished event waits since it was queued again, not since its commit.
+                    func.min(
+                        func.coalesce(outbox.c.queued_at, outbox.c.created_at),
+                        type_=UTCDateTime(),
+                    ),
                 )
                 .where(pending)
                 .group_by(outbox.c.channel)
@@ -237,14 +241,19 @@ class OutboxRelay:
                     await _wait_any(stop, self._wakeup, self._settings.poll_interval)
                     self._wakeup.clear()
         finally:
-            try:
-                await self._give_back()
-            except _RelayFailure:
-                log.warning(
-                    "rows in hand not released; another relay takes them when their lease ends",
-                    extra={"relay": self.name},
-                )
-            await self._close()
+            await self.close()
+
+    async def close(self) -> None:
+        """Give back the rows in hand and close the broker connection: what :meth:`run` does
+        when it stops, for a caller that drove :meth:`publish_batch` itself."""
+        try:
+            await self._give_back()
+        except _RelayFailure:
+            log.warning(
+                "rows in hand not released; another relay takes them when their lease ends",
+                extra={"relay": self.name},
+            )
+        await self._close()
 
     async def _give_back(self) -> None:
         """Release the rows in hand to the table, to be claimed again in their order."""
@@ -452,6 +461,54 @@ class OutboxRelay:
             # The broker has the confirmed messages; the lease will expire and they will be
             # published again with the same message_id, which consumers deduplicate.
             raise _RelayFailure("database", f"{type(exc).__name__}: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Requeued:
+    """What :func:`republish` put back in the outbox."""
+
+    count: int
+    first_created_at: datetime | None
+    last_created_at: datetime | None
+
+
+async def republish(
+    engine: AsyncEngine,
+    since: datetime,
+    until: datetime | None,
+    channel: str | None,
+    now: datetime,
+    dry_run: bool = False,
+) -> Requeued:
+    """Put the published events committed in ``[since, until)`` (of one channel, or all) back in
+    the outbox, for when the routing core lost them. The relays publish them again at their next
+    look at the table, oldest first and before newer pending rows, each with its own
+    ``message_id`` and body, so a consumer that did get one the first time drops the copy. Their
+    lag counts from ``now``. ``dry_run`` changes nothing and tells what would go."""
+    chosen = [outbox.c.published_at.is_not(None), outbox.c.created_at >= since]
+    if until is not None:
+        chosen.append(outbox.c.created_at < until)
+    if channel is not None:
+        chosen.append(outbox.c.channel == channel)
+    async with engine.begin() as conn:
+        count, first, last = (
+            await conn.execute(
+                select(
+                    func.count(),
+                    func.min(outbox.c.created_at, type_=UTCDateTime()),
+                    func.max(outbox.c.created_at, type_=UTCDateTime()),
+                ).where(*chosen)
+            )
+        ).one()
+        if count and not dry_run:
+            done = await conn.execute(
+                update(outbox)
+                .where(*chosen)
+                .values(published_at=None, claimed_by=None, claim_expires=None, last_error=None,
+                        queued_at=now)
+            )
+            count = done.rowcount
+    return Requeued(int(count), first, last)
 
 
 class _RelayFailure(Exception):

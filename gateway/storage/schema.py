@@ -152,6 +152,9 @@ outbox = Table(
     Column("published_at", UTCDateTime(), nullable=True),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("last_error", Text, nullable=True),
+    # Migration 0007: when ``outbox republish`` queued a published event again (the lag counts
+    # from here for it); NULL otherwise.
+    Column("queued_at", UTCDateTime(), nullable=True),
     # Partial index: the relay and the lag metric only ever look at unpublished rows.
     Index(
         "ix_outbox_pending",

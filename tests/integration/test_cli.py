@@ -20,6 +20,7 @@ from gateway.domain import Channel, ComplaintDraft, RawInbound
 from gateway.errors import ParseError
 from gateway.intake import Parser
 from gateway.settings import load_settings
+from tests.support import delete_topology, drain
 
 pytestmark = pytest.mark.integration
 
@@ -107,6 +108,60 @@ def test_quarantine_list_show_replay_and_outbox_status(
     assert main(["dedup", "show", tracking_id.lower()]) == 0
     assert "web      new" in capsys.readouterr().out
     assert main(["dedup", "show", "ABCDEFGH2"]) == 1
+
+
+@pytest.fixture
+def own_broker(
+    env: Path, broker_names: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, str]]:
+    """The CLI's broker names for this test only (removed after)."""
+    for key, name in broker_names.items():
+        monkeypatch.setenv(f"LAPOR_BROKER__{key.upper()}", name)
+    yield broker_names
+    asyncio.run(delete_topology(broker_names))
+
+
+def test_outbox_republish_takes_explicit_times_and_queues_published_events(
+    own_broker: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["migrate"]) == 0
+    _quarantine_one()
+    assert main(["quarantine", "replay"]) == 0  # one complaint, its event pending
+
+    async def publish_all() -> None:
+        gw = bootstrap.build(load_settings())
+        try:
+            assert gw.relay is not None
+            while await gw.relay.publish_batch():
+                pass
+            await gw.relay.close()
+        finally:
+            await gw.close()
+
+    asyncio.run(publish_all())
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as refused:  # a time without its offset is not guessed
+        main(["outbox", "republish", "--since", "2026-12-01T00:00"])
+    assert refused.value.code == 2 and "+07:00" in capsys.readouterr().err
+    assert main(["outbox", "republish", "--since", "2026-12-02T00:00Z",
+                 "--until", "2026-12-01T00:00+07:00"]) == 2
+    assert "later than --since" in capsys.readouterr().err
+
+    since = "2000-01-01T00:00+07:00"
+    assert main(["outbox", "republish", "--since", since, "--channel", "sms"]) == 0
+    assert "queued again 0 published events" in capsys.readouterr().out
+    assert main(["outbox", "republish", "--since", since, "--dry-run"]) == 0
+    assert capsys.readouterr().out.startswith("would queue again 1 published events committed ")
+    assert main(["outbox", "status"]) == 0
+    assert json.loads(capsys.readouterr().out)["pending"] == 0  # the dry run changed nothing
+    assert main(["outbox", "republish", "--since", since]) == 0
+    assert "queued again 1 published events" in capsys.readouterr().out
+    assert main(["outbox", "status"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["pending"] == 1 and status["published"] == 0
+    asyncio.run(publish_all())
+    drained = asyncio.run(drain(own_broker["queue"], expected=2))
+    assert len({m.message_id for m in drained}) == 1  # sent twice, one id
 
 
 def test_keys_reseal_after_a_rotation_then_nothing_left(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from gateway import bootstrap
 from gateway.domain import Channel, ComplaintDraft, RawInbound
 from gateway.intake import Parser
-from gateway.outbox import OutboxRelay, outbox_status
+from gateway.outbox import OutboxRelay, Requeued, outbox_status, republish
 from gateway.settings import Settings
 from gateway.storage.schema import outbox
 from tests.support import drain
@@ -85,7 +85,47 @@ async def test_concurrent_batches_share_one_connection(
         assert len(connects) == 1, "one connection, not one per caller"
         assert len(await drain(settings.broker.queue, expected=3)) == 3
     finally:
-        stopped = asyncio.Event()
-        stopped.set()
-        await relay.run(stopped)  # returns at once, closing the relay's connection
+        await relay.close()
+        await gateway.close()
+
+
+async def test_republished_events_go_out_again_oldest_first_with_their_ids(
+    settings: Settings,
+) -> None:
+    gateway = bootstrap.build(settings)
+    relay = OutboxRelay(gateway.engine, settings.broker, settings.outbox, gateway.metrics,
+                        gateway.keys, name="relay-r")
+    stop = asyncio.Event()
+    try:
+        for i, channel in enumerate([Channel.WEB, Channel.SMS, Channel.WEB, Channel.WEB]):
+            raw = RawInbound(channel, f"laporan {i}".encode(), datetime.now(UTC), f"r-{i}")
+            await gateway.intake.accept(raw, PARSER)
+        while await relay.publish_batch():
+            pass
+        first = await drain(settings.broker.queue, expected=4)
+        async with gateway.engine.connect() as conn:
+            created = [r.created_at for r in (await conn.execute(
+                select(outbox.c.created_at).order_by(outbox.c.id))).all()]
+        since = created[1]  # the SMS one and both web ones after it
+        later = datetime.now(UTC) + timedelta(days=1)  # "now" for the lag, a day after
+        dry = await republish(gateway.engine, since, None, None, later, dry_run=True)
+        assert dry.count == 3 and (await outbox_status(gateway.engine)).pending == 0
+
+        only_web = await republish(gateway.engine, since, None, "web", later)
+        assert only_web.count == 2
+        status = await outbox_status(gateway.engine)
+        # Waiting since they were queued again, not since their commit a day "before".
+        assert status.pending == 2 and status.lag_seconds(later) == 0.0
+        assert await republish(gateway.engine, since, created[3], "sms", later) == Requeued(
+            1, created[1], created[1])
+        tasks = [asyncio.create_task(relay.run(stop))]
+        again = await drain(settings.broker.queue, expected=3)
+        stop.set()
+        await asyncio.gather(*tasks)
+        # The same messages, ids and bodies, in their first order.
+        assert [(m.message_id, m.body) for m in again] == [
+            (m.message_id, m.body) for m in first[1:]]
+        assert (await outbox_status(gateway.engine)).pending == 0
+    finally:
+        stop.set()
         await gateway.close()
