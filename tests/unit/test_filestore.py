@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -184,3 +185,27 @@ async def test_collect_spares_a_file_stored_again_after_the_listing(tmp_path: Pa
     assert not files.path(gone).exists() and await files.collect(files.path(gone), cutoff) == 0
     # Nothing is left aside.
     assert sorted(p.name for p in files.root.rglob("*") if p.is_file()) == [kept]
+
+
+async def test_a_stream_is_all_on_disk_when_it_is_synced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What fsync makes durable is what the kernel has: Python's buffer must be written first,
+    # and the folder synced after the rename (a crash must not undo it).
+    synced: list[tuple[str, int]] = []
+    real_fsync = os.fsync
+
+    def watching(fd: int) -> None:
+        info = os.fstat(fd)
+        synced.append(("folder" if stat.S_ISDIR(info.st_mode) else "file", info.st_size))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", watching)
+    files = store(tmp_path)
+    small = b"Laporan singkat"  # well under the write buffer: all of it would sit there
+    sha, size = await files.put_stream(chunks_of(small, 5), max_size=1000)
+    assert synced[0] == ("file", len(MAGIC) + 16 + size)
+    assert ("folder", files.path(sha).parent.stat().st_size) in synced[1:]
+    synced.clear()
+    await files.put_bytes(b"another one")
+    assert [kind for kind, _ in synced] == ["file", "folder"]
