@@ -299,7 +299,7 @@ async def _outbox(settings: Settings, args: argparse.Namespace) -> int:
         return await _republish(settings, args)
     gateway = bootstrap.build(settings)
     try:
-        status = await outbox_status(gateway.engine)
+        status = await outbox_status(gateway.engine, count_published=True)
         now = gateway.clock()
         _print_json(
             {

@@ -76,7 +76,7 @@ class OutboxStatus:
 
     pending: int
     oldest_created_at: datetime | None
-    published: int
+    published: int | None  # None: not counted (see outbox_status)
     by_channel: dict[str, tuple[int, datetime]]
 
     def lag_seconds(self, now: datetime) -> float:
@@ -86,8 +86,11 @@ class OutboxStatus:
         return max(0.0, (now - self.oldest_created_at).total_seconds())
 
 
-async def outbox_status(engine: AsyncEngine) -> OutboxStatus:
-    """Count pending and published events (uses the partial index on pending rows)."""
+async def outbox_status(engine: AsyncEngine, count_published: bool = False) -> OutboxStatus:
+    """Count the pending events (the partial index on pending rows: cheap however large the
+    table grows), and with ``count_published`` the published ones too, which reads every row of
+    the table: for the command line, never for ``/readyz`` or ``/metrics``, whose time limit a
+    table of millions of rows would pass."""
     pending = outbox.c.published_at.is_(None)
     async with engine.connect() as conn:
         rows = (
@@ -106,14 +109,17 @@ async def outbox_status(engine: AsyncEngine) -> OutboxStatus:
             )
         ).all()
         published = (
-            await conn.execute(select(func.count()).select_from(outbox).where(~pending))
-        ).scalar_one()
+            (await conn.execute(select(func.count()).select_from(outbox).where(~pending)))
+            .scalar_one()
+            if count_published
+            else None
+        )
     by_channel = {r[0]: (int(r[1]), r[2]) for r in rows}
     oldest = min((v[1] for v in by_channel.values()), default=None)
     return OutboxStatus(
         pending=sum(v[0] for v in by_channel.values()),
         oldest_created_at=oldest,
-        published=int(published),
+        published=None if published is None else int(published),
         by_channel=by_channel,
     )
 

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, make_mocked_request
 from pydantic import SecretStr
-from sqlalchemy import insert
+from sqlalchemy import event, insert
 
 from gateway import bootstrap
 from gateway.http import count_responses
@@ -59,6 +59,32 @@ async def test_healthz_and_readyz_when_everything_is_up(
         "ok": True, "pending": 0, "lag_seconds": 0.0, "max_lag_seconds": 300.0
     }
     await gw.relay._close()
+
+
+async def test_readyz_and_metrics_read_only_the_pending_rows(
+    gw: bootstrap.Gateway, aiohttp_client: Client
+) -> None:
+    # The outbox keeps every published row: a probe that counted them would slow down with the
+    # table's years until it passed its time limit and took every replica out at once.
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    client = await aiohttp_client(bootstrap.build_app(gw))
+    event.listen(gw.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        assert (await client.get("/readyz")).status in (200, 503)
+        assert (await client.get("/metrics")).status == 200
+    finally:
+        event.remove(gw.engine.sync_engine, "before_cursor_execute", record)
+    outbox_reads = [s for s in statements if "FROM outbox" in s]
+    assert outbox_reads, "the probes read the outbox"
+    for read in outbox_reads:
+        # The pending rows (their partial index), or the newest event alone (the keys check).
+        assert "WHERE outbox.published_at IS NULL" in read or (
+            "ORDER BY outbox.id DESC" in read and "LIMIT" in read
+        ), read
 
 
 async def test_readyz_names_the_database_when_it_is_down(
