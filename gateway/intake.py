@@ -20,6 +20,7 @@ together or not at all.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -28,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import Table, func, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway import contract, sealing, tracking
@@ -241,7 +242,7 @@ class IntakeService:
     ) -> tuple[Receipt, Any]:
         """:meth:`accept`, with ``follow_up``'s rows in the same transaction; what its writer
         returned for this message (None when it wrote nothing, see :class:`FollowUp`)."""
-        provider_id = raw.provider_message_id or f"sha256:{raw.sha256}"
+        provider_id = stored_provider_id(raw)
         if parsed is None:
             outcome = _run_parser(parser, raw)
         elif isinstance(parsed, ParseError):
@@ -325,9 +326,18 @@ class IntakeService:
                 batch = [self._pending.popleft() for _ in range(count)]
                 try:
                     await self._flush(batch)
-                except BaseException as exc:  # never leave a sender waiting forever
+                except Exception as exc:
+                    # Not the database being away (that is settled in _flush): a fault of one
+                    # message's data or of the code. Each goes on its own, so one message
+                    # cannot fail the others, and the writer carries on with the queue.
+                    log.exception("intake batch failed unexpectedly; writing it one by one",
+                                  extra={"error": type(exc).__name__})
                     for p in batch:
-                        _settle(p, exc=IntakeUnavailable(f"intake writer stopped: {exc!r}"))
+                        await self._flush_alone(p)
+                except BaseException:  # cancelled: never leave a sender waiting forever
+                    for p in [*batch, *self._pending]:
+                        _settle(p, exc=IntakeUnavailable("intake writer stopped"))
+                    self._pending.clear()
                     raise
         finally:
             # Leave the writer set in the same step that saw the queue empty (no await in
@@ -341,6 +351,14 @@ class IntakeService:
             async with self._engine.begin() as conn:
                 written, events = await self._write(conn, batch)
         except DBAPIError as exc:
+            if _refused_value(exc):
+                # A value the database refuses (too long for its column, out of range) is one
+                # message's: the others must not share its fate, each goes on its own.
+                log.error("a message the database refuses; writing the batch one by one",
+                          extra={"error": type(exc.orig).__name__})
+                for p in batch:
+                    await self._flush_one(p)
+                return
             if not _worth_retrying(exc):
                 for p in batch:
                     _settle(p, exc=exc)
@@ -357,6 +375,15 @@ class IntakeService:
             return
         self._done(batch, written, events)
 
+    async def _flush_alone(self, p: _Pending) -> None:
+        """:meth:`_flush_one`, and whatever it raises is this message's answer alone."""
+        try:
+            await self._flush_one(p)
+        except Exception as exc:
+            log.exception("a message could not be written", extra={"error": type(exc).__name__})
+            _settle(p, exc=IntakeUnavailable(
+                f"the message could not be written: {type(exc).__name__}"))
+
     async def _flush_one(self, p: _Pending) -> None:
         try:
             for _ in range(_WRITE_ATTEMPTS):
@@ -364,6 +391,15 @@ class IntakeService:
                     async with self._engine.begin() as conn:
                         (written,), events = await self._write(conn, [p])
                 except DBAPIError as exc:
+                    if _refused_value(exc) and not isinstance(p.outcome, _Quarantine):
+                        # The database will never take this complaint as it is (a character
+                        # it cannot store, a value too long): keep the message in quarantine,
+                        # acknowledged, rather than answer "retry" for ever.
+                        log.warning("a message the database refuses is quarantined",
+                                    extra={"error": type(exc.orig).__name__})
+                        p.outcome = _Quarantine("store", _refusal(exc))
+                        p.work = None
+                        continue
                     if not _worth_retrying(exc):
                         raise
                     first = await self._receipt_for(p.raw.channel, p.provider_id)
@@ -1076,6 +1112,38 @@ async def _follow_ups(
         for (i, _), result in zip(entries, results, strict=True):
             out[i] = replace(out[i], follow_result=result)
     return out
+
+
+# raw_inbound.provider_message_id is a VARCHAR(255) (PostgreSQL enforces it).
+PROVIDER_ID_MAX = 255
+
+
+def stored_provider_id(raw: RawInbound) -> str:
+    """The redelivery key stored for ``raw``: the transport's id, or one derived from the content
+    when it has none. An id longer than the column (a bridge's list of ids, a hostile client)
+    is stored as its SHA-256: still the same key for the same id, and never refused."""
+    given = raw.provider_message_id
+    if not given:
+        return f"sha256:{raw.sha256}"
+    if len(given) > PROVIDER_ID_MAX:
+        return "id-sha256:" + hashlib.sha256(given.encode("utf-8", "surrogatepass")).hexdigest()
+    return given
+
+
+def _refusal(exc: DBAPIError) -> str:
+    """A quarantine reason for a value the database refused: its error code and first line."""
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    first_line = str(exc.orig).splitlines()[0][:200] if str(exc.orig) else ""
+    return f"the database refused a value ({code or type(exc.orig).__name__}): {first_line}"
+
+
+def _refused_value(exc: DBAPIError) -> bool:
+    """A value the database will never take (SQLSTATE class 22, "data exception": too long for
+    its column, out of range, not valid for its type), as opposed to the database being away."""
+    if isinstance(exc, DataError):
+        return True
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return isinstance(code, str) and code.startswith("22")
 
 
 def _worth_retrying(exc: DBAPIError) -> bool:

@@ -1,0 +1,116 @@
+"""One message the database refuses does not take the rest of its group commit with it, and a
+transport id longer than its column is stored all the same."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from gateway import bootstrap
+from gateway.domain import Channel, ComplaintDraft, RawInbound, ReceiptStatus
+from gateway.errors import IntakeUnavailable
+from gateway.intake import FollowUp, Parser
+from gateway.settings import Settings
+from tests.support import opened_raw
+
+pytestmark = pytest.mark.integration
+
+
+def parser_with_agency(agency: str | None) -> Parser:
+    return Parser("test.agency", lambda r: ComplaintDraft(body=r.body.decode(), agency=agency))
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite has no lengths
+async def test_a_refused_value_fails_its_own_message_only(settings: Settings) -> None:
+    gateway = bootstrap.build(settings)
+    try:
+        good, bad = parser_with_agency("Dinas PU"), parser_with_agency("x" * 300)  # VARCHAR(255)
+
+        async def send(i: int) -> object:
+            raw = RawInbound(Channel.WEB, f"laporan {i}".encode(), datetime.now(UTC), f"iso-{i}")
+            try:
+                return (await gateway.intake.accept(raw, bad if i == 3 else good)).status
+            except Exception as exc:
+                return exc
+
+        # Sent together, they share one group commit; the fourth is the one the database refuses.
+        outcomes = await asyncio.gather(*(send(i) for i in range(8)))
+        assert [o for i, o in enumerate(outcomes) if i != 3] == [ReceiptStatus.ACCEPTED] * 7
+        # It can never be stored as a complaint: it is kept, acknowledged, in quarantine, not
+        # answered "retry" for ever.
+        assert outcomes[3] is ReceiptStatus.QUARANTINED
+        assert await gateway.intake.count_complaints() == 7
+        [entry] = await gateway.intake.list_quarantine()
+        assert entry["stage"] == "store" and "22001" in entry["reason"]
+    finally:
+        await gateway.close()
+
+
+async def test_a_transport_id_longer_than_its_column_is_kept_as_its_hash(
+    settings: Settings,
+) -> None:
+    gateway = bootstrap.build(settings)
+    try:
+        long_id = "gammu:modem-1:" + ",".join(f"IN20261204_1359{i:02d}_00_part_{i:02d}.txt"
+                                               for i in range(12))
+        assert len(long_id) > 255
+        raw = RawInbound(Channel.SMS, b"laporan panjang", datetime.now(UTC), long_id)
+        parser = parser_with_agency(None)
+        first = await gateway.intake.accept(raw, parser)
+        again = await gateway.intake.accept(raw, parser)  # the bridge posts it again
+        assert first.status is ReceiptStatus.ACCEPTED and again.redelivered
+        assert (again.tracking_id, again.raw_id) == (first.tracking_id, first.raw_id)
+        [stored] = await opened_raw(gateway.engine, gateway.keys)
+        expected = hashlib.sha256(long_id.encode()).hexdigest()
+        assert stored["provider_message_id"] == f"id-sha256:{expected}"
+    finally:
+        await gateway.close()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_character_postgresql_cannot_store_quarantines_the_message(
+    settings: Settings,
+) -> None:
+    gateway = bootstrap.build(settings)
+    try:
+        nul = Parser("test.nul", lambda r: ComplaintDraft(body="isi", title="Jalan\x00rusak"))
+        raw = RawInbound(Channel.WEB, b'{"title": "Jalan\\u0000rusak"}', datetime.now(UTC), "nul")
+        receipt = await gateway.intake.accept(raw, nul)
+        assert receipt.status is ReceiptStatus.QUARANTINED and receipt.tracking_id
+        [stored] = await opened_raw(gateway.engine, gateway.keys)
+        assert stored["body"] == raw.body  # the message as received, for a replay after a fix
+    finally:
+        await gateway.close()
+
+
+async def test_an_unexpected_fault_of_one_message_fails_that_one_and_the_writer_goes_on(
+    settings: Settings,
+) -> None:
+    gateway = bootstrap.build(settings)
+    try:
+        parser = parser_with_agency(None)
+
+        async def write(_conn: object, items: list[object]) -> list[object]:
+            if "boom" in items:  # a channel's writer meeting something it did not expect
+                raise RuntimeError("unexpected")
+            return [None] * len(items)
+
+        def send(i: int, item: str) -> Any:
+            raw = RawInbound(Channel.SMS, f"sms {i}".encode(), datetime.now(UTC), f"u-{i}")
+            return gateway.intake.accept_with(raw, parser, follow_up=FollowUp(write, lambda _r: item))
+
+        outcomes = await asyncio.gather(
+            *(send(i, "boom" if i == 2 else "ok") for i in range(6)), return_exceptions=True
+        )
+        assert isinstance(outcomes[2], IntakeUnavailable)  # that one: retry, as for a 503
+        assert all(not isinstance(o, BaseException) for i, o in enumerate(outcomes) if i != 2)
+        assert await gateway.intake.count_complaints() == 5
+        # The writer is still there for what comes next.
+        later = RawInbound(Channel.SMS, b"sms later", datetime.now(UTC), "u-later")
+        assert (await gateway.intake.accept(later, parser)).status is ReceiptStatus.ACCEPTED
+    finally:
+        await gateway.close()
