@@ -16,6 +16,7 @@ The answer is the reply text (``text/plain``, empty for none); the program hands
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from channels.sms.kannel import split_query
@@ -27,10 +28,14 @@ _PART = re.compile(r"SMS_(\d+)_TEXT")
 
 
 def provider_id(body: bytes) -> str | None:
-    """The redelivery key of a posted message: the inbox ids, qualified by ``PHONE_ID``.
+    """The redelivery key of a posted message: the SHA-256 of its inbox ids, qualified by
+    ``PHONE_ID``.
 
     Inbox ids are unique within one SMSD (file names or row ids); two modems posting to one
-    gateway are told apart by their ``PhoneID``.
+    gateway are told apart by their ``PhoneID``. They are not stored as they are: the files
+    backend names each part after the sender (``IN20261204_135929_00_+6281234567890_00.txt``),
+    and the key sits in the clear in its column, while the number is personal data; and a
+    long message's list of ids outgrows the column.
     """
     try:
         values = split_query(body)
@@ -40,7 +45,7 @@ def provider_id(body: bytes) -> str | None:
     if not ids:
         return None
     phone = _text(values.get("PHONE_ID", b""))
-    return f"gammu:{phone}:{ids}" if phone else f"gammu:{ids}"
+    return "gammu:" + hashlib.sha256(f"{phone}\n{ids}".encode()).hexdigest()
 
 
 def decode_request(body: bytes) -> SmsMessage:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 
@@ -191,7 +192,10 @@ def test_gammu_single_sms_is_read_from_smsd_variables() -> None:
         smsc="modem-1",
     )
     assert mo.message_id is not None and mo.message_id.startswith("IN") and "_00.txt" in mo.message_id
-    assert gammu.provider_id(req.body) == f"gammu:modem-1:{mo.message_id}"
+    # The key is a hash of PhoneID and the inbox ids: the ids name the sender's number.
+    expected = hashlib.sha256(f"modem-1\n{mo.message_id}".encode()).hexdigest()
+    assert gammu.provider_id(req.body) == f"gammu:{expected}"
+    assert "6281200000005" in mo.message_id  # what would otherwise sit in the clear
     draft = interpret(mo, SETTINGS).outcome
     assert isinstance(draft, ComplaintDraft) and draft.reporter.phone == "+6281200000005"
 
