@@ -176,8 +176,9 @@ class OutboxRelay:
         self._postgres = engine.dialect.name == "postgresql"
         self._wakeup = asyncio.Event()
         self.last_error: str | None = None
-        # Rows the intake of this process committed already leased to this relay.
-        self._handed: deque[OutboxRow] = deque()
+        # Rows the intake of this process committed already leased to this relay, with the end
+        # of their lease.
+        self._handed: deque[tuple[OutboxRow, datetime]] = deque()
         self._caught_up = False
         self._last_claim = 0.0
 
@@ -186,20 +187,27 @@ class OutboxRelay:
         relay will take them from :meth:`hand_over`; None while it claims from the table."""
         if not self._caught_up or not self.connected:
             return None
+        if len(self._handed) >= _HANDED_BATCHES * self._settings.batch_size:
+            # Publishing lags behind the intake: the rows wait in the table (claimed by whoever
+            # is free, this relay too) rather than in this process's memory.
+            return None
         return self.name, self._clock() + timedelta(seconds=self._settings.claim_timeout)
 
     def hand_over(self, rows: list[dict[str, Any]]) -> None:
         """Rows committed with :meth:`lease`'s lease, their event JSON in the clear: publish them
         without claiming them."""
         self._handed.extend(
-            OutboxRow(
-                None,
-                r["message_id"],
-                r["event"],
-                r["channel"],
-                r["routing_key"],
-                r["body"],
-                r["created_at"],
+            (
+                OutboxRow(
+                    None,
+                    r["message_id"],
+                    r["event"],
+                    r["channel"],
+                    r["routing_key"],
+                    r["body"],
+                    r["created_at"],
+                ),
+                r["claim_expires"],
             )
             for r in rows
         )
@@ -263,7 +271,7 @@ class OutboxRelay:
 
     async def _give_back(self) -> None:
         """Release the rows in hand to the table, to be claimed again in their order."""
-        stale = list(self._handed)
+        stale = [row for row, _ in self._handed]
         self._handed.clear()
         self._caught_up = False
         if stale:
@@ -286,8 +294,14 @@ class OutboxRelay:
             self._last_claim = time.monotonic()
             rows = await self._claim()
             self._caught_up = len(rows) < self._settings.batch_size
+        # A row whose lease ends before its publication could be confirmed may be claimed by
+        # another relay meanwhile: it is left to the table (where this relay claims it too),
+        # never published from here as well.
+        soon = self._clock() + timedelta(seconds=_LEASE_MARGIN)
+        while self._handed and self._handed[0][1] <= soon:
+            self._handed.popleft()
         room = min(self._settings.batch_size - len(rows), len(self._handed))
-        rows.extend(self._handed.popleft() for _ in range(room))
+        rows.extend(self._handed.popleft()[0] for _ in range(room))
         if not rows:
             return 0
         confirmed: list[OutboxRow] = []
@@ -306,7 +320,7 @@ class OutboxRelay:
         if failure is not None:
             # Back to the table, oldest first: what is in hand is released with the failures.
             self._caught_up = False
-            failed.extend(self._handed)
+            failed.extend(row for row, _ in self._handed)
             self._handed.clear()
         await self._finish(confirmed, failed, failure)
         now = self._clock()
@@ -423,20 +437,30 @@ class OutboxRelay:
             OutboxRow(r.id, r.message_id, r.event, r.channel, r.routing_key, r.body, r.created_at)
             for r in ordered
         ]
-        keys = self._keys
-        try:
-            return [
-                replace(row, body=sealing.open_event(keys, row.message_id, row.body, r.sealed))
-                for row, r in zip(rows, ordered, strict=True)
-            ]
-        except InvalidTag as exc:
+        opened: list[OutboxRow] = []
+        closed: list[OutboxRow] = []
+        for row, r in zip(rows, ordered, strict=True):
+            try:
+                opened.append(
+                    replace(row, body=sealing.open_event(self._keys, row.message_id, row.body,
+                                                         r.sealed))
+                )
+            except (InvalidTag, ValueError):  # ValueError: base64 or text that is not sealed
+                closed.append(row)
+        if closed:
             # Sealed under a data key this process does not have (a replica started with
-            # another key): give the rows back at once for a relay that can open them.
+            # another key), or damaged: those rows go back at once, for a relay that can open
+            # them, and the rest go out; one such row must not hold up every other event.
             failure = _RelayFailure(
-                "data-key", "an event does not open with this process's data key"
+                "data-key", f"{len(closed)} event(s) do not open with this process's data key"
             )
-            await self._finish([], rows, failure)
-            raise failure from exc
+            await self._finish([], closed, failure)
+            if not opened:
+                raise failure  # run() counts it and backs off
+            self._metrics.relay_errors.labels("data-key").inc()
+            log.error("outbox rows this relay cannot open were given back; the others go out",
+                      extra={"relay": self.name, "rows": len(closed)})
+        return opened
 
     async def _finish(
         self,
@@ -515,6 +539,12 @@ async def republish(
             )
             count = done.rowcount
     return Requeued(int(count), first, last)
+
+
+# How many batches the intake may hand over ahead of publication (see lease).
+_HANDED_BATCHES = 4
+# Seconds of lease a handed row must have left to be published from memory.
+_LEASE_MARGIN = 5.0
 
 
 class _RelayFailure(Exception):

@@ -285,6 +285,34 @@ async def test_a_replica_with_another_data_key_takes_no_traffic_and_publishes_no
         await right.close()
 
 
+async def test_an_event_the_relay_cannot_open_does_not_hold_up_the_others(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    right = bootstrap.build(settings)
+    wrong = keyed(settings, fresh_key())  # a replica briefly started with another key
+    try:
+        client = await aiohttp_client(bootstrap.build_app(right))
+        wrong_client = await aiohttp_client(bootstrap.build_app(wrong))
+        assert (await client.get(kannel("jalan rusak", "mix-1"))).status == 200
+        other_sender = kannel("lampu mati", "mix-2").replace("6281200000077", "6281200000088")
+        assert (await wrong_client.get(other_sender)).status == 200
+        assert (await client.get(kannel("sampah menumpuk", "mix-3"))).status == 200
+        assert right.relay is not None
+        # The oldest-first claim takes all three; the one sealed under the other key goes back.
+        assert await right.relay.publish_batch() == 2
+        messages = await drain(settings.broker.queue, 2)
+        assert [json.loads(m.body)["body"] for m in messages] == ["jalan rusak", "sampah menumpuk"]
+        assert right.metrics.relay_errors.labels("data-key")._value.get() == 1
+        async with right.engine.connect() as conn:
+            [waiting] = (await conn.execute(
+                select(outbox).where(outbox.c.published_at.is_(None)))).all()
+        assert waiting.claimed_by is None and "data key" in waiting.last_error
+        await right.relay.close()
+    finally:
+        await wrong.close()
+        await right.close()
+
+
 async def test_reseal_moves_everything_to_the_current_key_and_seals_old_clear_rows(
     settings: Settings, aiohttp_client: Client
 ) -> None:

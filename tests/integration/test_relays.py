@@ -15,7 +15,7 @@ from gateway.intake import Parser
 from gateway.outbox import OutboxRelay, Requeued, outbox_status, republish
 from gateway.settings import Settings
 from gateway.storage.schema import outbox
-from tests.support import drain
+from tests.support import FixedClock, drain
 
 pytestmark = pytest.mark.integration
 
@@ -128,4 +128,49 @@ async def test_republished_events_go_out_again_oldest_first_with_their_ids(
         assert (await outbox_status(gateway.engine)).pending == 0
     finally:
         stop.set()
+        await gateway.close()
+
+
+async def test_a_handed_row_whose_lease_ran_out_is_published_once(settings: Settings) -> None:
+    clock = FixedClock(datetime.now(UTC))
+    gateway = bootstrap.build(settings, clock=clock)
+    relay = gateway.relay
+    assert relay is not None
+    try:
+        await relay.publish_batch()  # connected, nothing waiting: caught up
+        assert relay.lease() is not None
+        raw = RawInbound(Channel.WEB, b"laporan", clock(), "lease-1")
+        await gateway.intake.accept(raw, PARSER)  # handed to the relay, leased to it
+        # The relay does not get to it before the lease ends (a slow broker, a busy core): the
+        # row is claimable by any relay now, this one included, and must go out once only.
+        clock.now += timedelta(seconds=settings.outbox.claim_timeout + 1)
+        stop = asyncio.Event()
+        task = asyncio.create_task(relay.run(stop))
+        messages = await drain(settings.broker.queue, expected=1)
+        await asyncio.sleep(0.5)  # several polls of the table
+        stop.set()
+        await task
+        assert len(messages) == 1 and len(await drain(settings.broker.queue, expected=0)) == 0
+    finally:
+        await relay.close()
+        await gateway.close()
+
+
+async def test_the_hand_over_is_bounded(settings: Settings) -> None:
+    gateway = bootstrap.build(settings)
+    relay = gateway.relay
+    assert relay is not None
+    try:
+        await relay.publish_batch()
+        lease = relay.lease()
+        assert lease is not None
+        row = {"message_id": "m", "event": "created", "channel": "web", "routing_key": "k",
+               "body": "{}", "created_at": datetime.now(UTC), "claim_expires": lease[1]}
+        relay.hand_over([row] * (4 * settings.outbox.batch_size - 1))
+        assert relay.lease() is not None
+        relay.hand_over([row])
+        # Publication lags behind: new rows wait in the table, not in this process's memory.
+        assert relay.lease() is None
+    finally:
+        await relay.close()
         await gateway.close()
