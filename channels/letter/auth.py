@@ -5,15 +5,19 @@
 - **Passwords** are hashed with argon2id (argon2-cffi, RFC 9106 parameters of its default
   profile); hashing and verification run in a thread, never on the event loop. A hash made with
   older parameters is replaced at the next successful login.
-- **Lockout**: ``lockout_threshold`` wrong passwords in a row lock the account for
-  ``lockout_minutes`` (counted in the account row with one atomic ``UPDATE``, so replicas share
-  the count). A locked account is refused without its password being checked.
+- **Lockout**: ``lockout_threshold`` attempts without a successful login lock the account for
+  ``lockout_minutes``. Each attempt is counted in the account row by an atomic ``UPDATE`` that
+  also checks the lock, *before* its password is checked (so replicas share the count, and
+  guesses sent in parallel are counted one by one: at most ``lockout_threshold`` of them are
+  ever checked); a successful login resets the count. A locked account is refused without its
+  password being checked.
 - **Sessions** are random 256-bit tokens in an HttpOnly, SameSite=Strict cookie; the table keeps
   only their SHA-256, so a copy of the database opens no session. Each session carries its own
   random CSRF token (OWASP "synchronizer token"). A session ends at ``session_max_age`` after
   login or after ``session_idle_timeout`` without a request, and at logout. The login form has a
-  pre-login session (no staff id) for its CSRF token; a login always starts a new session, so a
-  token planted before login is worthless after it (session fixation).
+  pre-login session (no staff id) for its CSRF token, good for one attempt: it is ended when a
+  login is tried with it, and a failed attempt gets a fresh one. A login always starts a new
+  session, so a token planted before login is worthless after it (session fixation).
 
 No secret is configured for any of this: tokens are random and live in the database, so every
 replica recognises every session.
@@ -29,11 +33,11 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import Row, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -266,23 +270,25 @@ class StaffStore:
     # ---- login ----------------------------------------------------------------------------
 
     async def authenticate(self, username: str, password: str) -> Staff:
-        """The staff member, or :class:`LoginFailed` / :class:`AccountLocked`."""
+        """The staff member, or :class:`LoginFailed` / :class:`AccountLocked`.
+
+        The attempt is counted (and the lock checked) in the database *before* the password
+        is: of any number of guesses sent at once, only those counted while the account was not
+        locked, at most ``lockout_threshold``, have their password checked.
+        """
         username = normalize_username(username)
         now = self._clock()
-        async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(staff_accounts).where(staff_accounts.c.username == username)
-                )
-            ).first()
-        if row is None or row.disabled_at is not None or len(password) > MAX_PASSWORD:
+        if len(password) > MAX_PASSWORD:
             await asyncio.to_thread(_verify, _DUMMY_HASH, password)
             raise LoginFailed()
-        if row.locked_until is not None and row.locked_until > now:
-            raise AccountLocked(row.locked_until)
+        attempt = await self._count_attempt(username, now)
+        if attempt is None:
+            await self._refuse(username, password, now)
+        row, locked_until = attempt
         ok, rehash = await asyncio.to_thread(_verify, row.password_hash, password)
         if not ok:
-            await self._count_failure(row.id, now)
+            if locked_until is not None:  # this attempt reached the threshold
+                raise AccountLocked(locked_until)
             raise LoginFailed()
         values: dict[str, Any] = {"failed_logins": 0, "locked_until": None, "last_login_at": now}
         if rehash:
@@ -290,27 +296,65 @@ class StaffStore:
         await self._update_account(row.id, **values)
         return Staff(row.id, row.username, Role(row.role))
 
-    async def _count_failure(self, staff_id: str, now: datetime) -> None:
-        """One more wrong password; the one that reaches the threshold locks the account."""
-        until: datetime | None = None
+    async def _count_attempt(
+        self, username: str, now: datetime
+    ) -> tuple[Row[Any], datetime | None] | None:
+        """Count one attempt on an enabled, unlocked account, in one transaction; None when
+        there is no such account (unknown, disabled or locked).
+
+        Returns the account row and, when this attempt reaches ``lockout_threshold``, the end
+        of the lock it has just set (the count restarts from zero then). The ``UPDATE`` takes
+        the row's write lock, so parallel attempts are counted one after the other and the ones
+        after the lock find no row to count. Only a successful login resets the count.
+        """
+        accounts = staff_accounts.c
         async with self._engine.begin() as conn:
-            count = (
+            row = (
                 await conn.execute(
                     update(staff_accounts)
-                    .where(staff_accounts.c.id == staff_id)
-                    .values(failed_logins=staff_accounts.c.failed_logins + 1)
-                    .returning(staff_accounts.c.failed_logins)
+                    .where(
+                        accounts.username == username,
+                        accounts.disabled_at.is_(None),
+                        or_(accounts.locked_until.is_(None), accounts.locked_until <= now),
+                    )
+                    .values(failed_logins=accounts.failed_logins + 1)
+                    .returning(
+                        accounts.id,
+                        accounts.username,
+                        accounts.role,
+                        accounts.password_hash,
+                        accounts.failed_logins,
+                    )
                 )
-            ).scalar_one()
-            if count >= self._settings.lockout_threshold:
-                until = now + timedelta(minutes=self._settings.lockout_minutes)
+            ).first()
+            if row is None:
+                return None
+            if row.failed_logins < self._settings.lockout_threshold:
+                return row, None
+            until = now + timedelta(minutes=self._settings.lockout_minutes)
+            await conn.execute(
+                update(staff_accounts)
+                .where(accounts.id == row.id)
+                .values(failed_logins=0, locked_until=until)
+            )
+        return row, until
+
+    async def _refuse(self, username: str, password: str, now: datetime) -> NoReturn:
+        """An attempt that was not counted: locked (said so, the password unchecked), or an
+        unknown or disabled account (as slow as a wrong password)."""
+        async with self._engine.connect() as conn:
+            row = (
                 await conn.execute(
-                    update(staff_accounts)
-                    .where(staff_accounts.c.id == staff_id)
-                    .values(failed_logins=0, locked_until=until)
+                    select(staff_accounts.c.disabled_at, staff_accounts.c.locked_until).where(
+                        staff_accounts.c.username == username
+                    )
                 )
-        if until is not None:  # raised after the commit: the lock must be stored
-            raise AccountLocked(until)
+            ).first()
+        locked_until = row.locked_until if row is not None and row.disabled_at is None else None
+        if locked_until is not None and locked_until > now:
+            raise AccountLocked(locked_until)
+        await asyncio.to_thread(_verify, _DUMMY_HASH, password)
+        raise LoginFailed()
 
     # ---- sessions -------------------------------------------------------------------------
 
@@ -385,9 +429,11 @@ class StaffStore:
                     )
         return Session(token_hash, staff, row.csrf_token)
 
-    async def end_session(self, token_hash: str) -> None:
-        """Forget a session (logout, or a pre-login session replaced by a login)."""
+    async def end_session(self, token_hash: str) -> bool:
+        """Forget a session (logout, or a pre-login session spent on a login attempt); False
+        when it was already gone (another request ended it first)."""
         async with self._engine.begin() as conn:
-            await conn.execute(
+            result = await conn.execute(
                 delete(staff_sessions).where(staff_sessions.c.token_hash == token_hash)
             )
+        return bool(result.rowcount)

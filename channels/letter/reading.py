@@ -34,7 +34,7 @@ from channels.letter.drafts import MAX_ATTEMPTS, Draft, DraftStore, FieldInfo, P
 from channels.letter.extract import LetterFields, extract_fields
 from channels.letter.metrics import LetterMetrics
 from channels.letter.ocr import LetterFormatError, OcrError, PageResult, count_pages
-from channels.letter.parse import EXTRACTED
+from channels.letter.parse import EXTRACTED, Scan
 from gateway.filestore import FileStore
 from gateway.settings import LetterSettings
 
@@ -226,38 +226,54 @@ class LetterReader:
         return metrics.LEASE_LOST
 
     async def _read_pages(self, draft: Draft) -> tuple[list[PageInfo], dict[str, FieldInfo]]:
-        datas = [await self._files.read(scan.sha256) for scan in draft.files]
-        counts = [
-            await asyncio.to_thread(count_pages, data, scan.media_type)
-            for data, scan in zip(datas, draft.files, strict=True)
-        ]
-        total = sum(counts)
+        """Every page of the letter's files, in order, and the fields of them all.
+
+        One file at a time: a letter may be 50 files of 25 MB. Each file is read from the
+        store twice, once to count its pages (the total is shown before the first page is
+        read) and once to read them, and dropped in between; a page's image is dropped once
+        stored (the fields are extracted from the text). So a reader holds one file's bytes
+        and the images of that file's pages at most.
+        """
+        total = 0
+        for scan in draft.files:
+            total += await self._count_pages(scan)
         await self._drafts.progress(draft.id, self.name, 0, total, self._settings.reading_lease)
         results: list[PageResult] = []
         pages: list[PageInfo] = []
-        for index, (data, scan) in enumerate(zip(datas, draft.files, strict=True)):
-            progress = _Progress(len(results), total)
-            writer = asyncio.create_task(self._write_progress(draft.id, progress))
-            try:
-                found = await self._ocr.read_document(
-                    data, scan.media_type, on_page=progress.report
-                )
-            finally:
-                writer.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await writer
-            for page in found:
-                number = len(results) + 1
-                results.append(replace(page, number=number) if page.number != number else page)
-                sha = await self._files.put_bytes(page.image_png)
-                pages.append(
-                    PageInfo(number, sha, page.confidence, page.source, page.text, index)
-                )
+        for index, scan in enumerate(draft.files):
+            pages += await self._read_file(draft.id, index, scan, results, total)
             await self._drafts.progress(
                 draft.id, self.name, len(results), total, self._settings.reading_lease
             )
         fields = fields_of(await asyncio.to_thread(self._extract, results))
         return pages, fields
+
+    async def _count_pages(self, scan: Scan) -> int:
+        data = await self._files.read(scan.sha256)
+        return await asyncio.to_thread(count_pages, data, scan.media_type)
+
+    async def _read_file(
+        self, draft_id: str, index: int, scan: Scan, results: list[PageResult], total: int
+    ) -> list[PageInfo]:
+        """Read the pages of the letter's ``index``-th file; store their images, append them
+        (numbered through the letter, without their images) to ``results``."""
+        data = await self._files.read(scan.sha256)
+        progress = _Progress(len(results), total)
+        writer = asyncio.create_task(self._write_progress(draft_id, progress))
+        try:
+            found = await self._ocr.read_document(data, scan.media_type, on_page=progress.report)
+        finally:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+        del data  # the file's bytes are not needed to store its pages
+        pages: list[PageInfo] = []
+        for page in found:
+            number = len(results) + 1
+            sha = await self._files.put_bytes(page.image_png)
+            results.append(replace(page, number=number, image_png=b""))
+            pages.append(PageInfo(number, sha, page.confidence, page.source, page.text, index))
+        return pages
 
     async def _write_progress(self, draft_id: str, progress: _Progress) -> None:
         while True:

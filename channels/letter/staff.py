@@ -240,7 +240,15 @@ class StaffGate:
         password = str(form.get("password", ""))
         nxt = str(form.get("next", ""))
         pre = await self.store.session(request.cookies.get(LOGIN_COOKIE))
-        if pre is None or pre.staff is not None or not self.csrf_ok(pre, str(form.get("csrf", ""))):
+        # The pre-login token is good for one attempt: it is spent here, before the password is
+        # checked, so of several requests sent with it at once only one goes on; the answer to
+        # a failed attempt carries a fresh token.
+        if (
+            pre is None
+            or pre.staff is not None
+            or not self.csrf_ok(pre, str(form.get("csrf", "")))
+            or not await self.store.end_session(pre.token_hash)
+        ):
             return await self._login_response(
                 request, lang, 403, username, t("expired", lang), nxt, fresh=True
             )
@@ -249,7 +257,7 @@ class StaffGate:
         except AccountLocked as exc:
             log.warning("staff login refused: account locked", extra={"staff": username})
             resp = await self._login_response(
-                request, lang, 429, username, pages.msg(exc.message, lang), nxt
+                request, lang, 429, username, pages.msg(exc.message, lang), nxt, fresh=True
             )
             wait = max(1, math.ceil((exc.until - self._clock()).total_seconds()))
             resp.headers["Retry-After"] = str(wait)
@@ -257,9 +265,8 @@ class StaffGate:
         except LoginFailed as exc:
             log.info("staff login failed", extra={"staff": username})
             return await self._login_response(
-                request, lang, 403, username, pages.msg(exc.message, lang), nxt
+                request, lang, 403, username, pages.msg(exc.message, lang), nxt, fresh=True
             )
-        await self.store.end_session(pre.token_hash)
         token, _ = await self.store.new_session(staff)
         log.info("staff logged in", extra={"staff": staff.username, "role": staff.role.value})
         resp = self.redirect(safe_next(nxt))

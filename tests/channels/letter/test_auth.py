@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import select
 
+from channels.letter import auth
 from channels.letter.auth import (
     AccountLocked,
     InvalidAccount,
@@ -177,6 +183,73 @@ def test_cli_creates_an_account_with_the_password_from_stdin(
         finally:
             await engine.dispose()
 
-    import asyncio
-
     asyncio.run(check())
+
+
+async def test_parallel_guesses_are_counted_before_any_password_is_checked(
+    letter_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many guesses at once (one pre-login token, sent in parallel) all arrive before the first
+    is checked; only ``lockout_threshold`` of them have their password checked, and the right
+    password among the rest is refused like any attempt on a locked account."""
+    limit = letter_settings.letter.lockout_threshold
+    wrong_guesses = limit + 4
+    # Cheap argon2 parameters: the test is about who is checked, not about argon2's cost.
+    monkeypatch.setattr(auth, "_HASHER", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    real_verify = auth._verify
+    checked: list[str] = []
+    gate = threading.Event()  # every check waits here: all the guesses are in flight at once
+
+    def counting_verify(password_hash: str, password: str) -> tuple[bool, bool]:
+        if password_hash != auth._DUMMY_HASH:
+            checked.append(password)
+        assert gate.wait(10), "the test never opened the gate"
+        return real_verify(password_hash, password)
+
+    monkeypatch.setattr(auth, "_verify", counting_verify)
+    clock = FixedClock(datetime(2026, 11, 26, 2, 0, tzinfo=UTC))
+    engine = create_engine(letter_settings.database)
+    store = StaffStore(engine, letter_settings.letter, clock)
+    loop = asyncio.get_running_loop()
+    threads = ThreadPoolExecutor(max_workers=wrong_guesses + 4)  # room for every guess at once
+    loop.set_default_executor(threads)
+
+    async def until(check: Callable[[], bool]) -> None:
+        deadline = loop.time() + 10
+        while not check():
+            assert loop.time() < deadline, f"timed out ({len(checked)} checked)"
+            await asyncio.sleep(0.01)
+
+    try:
+        await add_staff(store, "budi")
+        guesses = [
+            asyncio.create_task(store.authenticate("budi", f"tebakan-{i}-salah"))
+            for i in range(wrong_guesses)
+        ]
+        await until(lambda: len(checked) >= limit)  # the first ones are being checked
+        right = asyncio.create_task(store.authenticate("budi", PASSWORD))
+        # Either the right password is refused at once, or it waits to be checked beside
+        # every other guess (what a lock read before the check let through).
+        await until(lambda: right.done() or len(checked) > wrong_guesses)
+        gate.set()
+        outcomes = await asyncio.gather(*guesses, right, return_exceptions=True)
+        assert len(checked) <= limit and PASSWORD not in checked
+        assert all(isinstance(o, LoginFailed | AccountLocked) for o in outcomes[:-1]), outcomes
+        assert isinstance(outcomes[-1], AccountLocked), outcomes[-1]
+        assert sum(isinstance(o, AccountLocked) for o in outcomes) >= wrong_guesses - limit + 1
+        # Still locked afterwards, for the right password too, without checking it.
+        with pytest.raises(AccountLocked) as caught:
+            await store.authenticate("budi", PASSWORD)
+        assert caught.value.until == clock.now + timedelta(minutes=15)
+        assert len(checked) <= limit
+        [account] = await store.accounts()
+        assert account.locked_until == clock.now + timedelta(minutes=15)
+        assert account.last_login_at is None
+        # Once the lock has run out, the right password works and clears the count.
+        clock.now += timedelta(minutes=16)
+        await store.authenticate("budi", PASSWORD)
+        [account] = await store.accounts()
+        assert account.failed_logins == 0 and account.last_login_at == clock.now
+    finally:
+        gate.set()
+        await engine.dispose()

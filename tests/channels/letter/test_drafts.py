@@ -7,7 +7,7 @@ import asyncio
 import json
 import os
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -227,6 +227,97 @@ async def test_one_letter_of_several_files_numbers_its_pages_through(
     [ready] = await drafts.batch(batch)
     assert [(p.number, p.file_index) for p in ready.pages] == [(1, 0), (2, 0), (3, 1), (4, 1)]
     assert ready.label == "hal-1.tif (+1)"
+
+
+class Alive:
+    """How many of the byte strings it hands out are alive now, and the most alive at once."""
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.peak = 0
+
+    def track(self, data: bytes) -> bytes:
+        held = _Held(data)
+        held.alive = self
+        self.now += 1
+        self.peak = max(self.peak, self.now)
+        return held
+
+
+class _Held(bytes):
+    alive: Alive
+
+    def __del__(self) -> None:
+        self.alive.now -= 1
+
+
+class WatchedFiles(FileStore):
+    """The file store, counting the files' bytes that its readers still hold."""
+
+    def __init__(self, root: Path, keys: Keys, alive: Alive) -> None:
+        super().__init__(root, keys)
+        self.alive = alive
+
+    async def read(self, sha256: str) -> bytes:
+        # A worker thread may let go of the previous file's bytes a moment after handing back
+        # its result: wait a little for that, not for the reader, which holds them for good.
+        for _ in range(20):
+            if self.alive.now == 0:
+                break
+            await asyncio.sleep(0.005)
+        return self.alive.track(await super().read(sha256))
+
+
+class WatchedOcr(FakeOcr):
+    """The fake OCR, counting the page images still held after it handed them over."""
+
+    def __init__(self, pages: int, alive: Alive) -> None:
+        super().__init__(pages)
+        self.alive = alive
+
+    async def read_document(
+        self, data: bytes, content_type: str, on_page: Callable[[int, int], None] | None = None
+    ) -> list[FakePage]:
+        found = await super().read_document(data, content_type, on_page)
+        return [replace(page, image_png=self.alive.track(page.image_png)) for page in found]
+
+
+async def test_a_letter_of_several_files_is_read_one_file_at_a_time(
+    parts: tuple[AsyncEngine, DraftStore, FileStore, Staff], letter_settings: Settings
+) -> None:
+    """Files of up to 25 MB, up to 50 of them in one letter: a reader holds the bytes of one
+    file (and the images of its pages) at a time, not of the whole letter."""
+    _engine, drafts, files, staff = parts
+    datas = [tiff(2) + bytes([i]) for i in range(3)]
+    scans = [await scan_of(files, data, f"hal-{i}.tif") for i, data in enumerate(datas)]
+    batch = await drafts.create_batch([scans], staff.id)
+    held_files, held_pages = Alive(), Alive()
+    ocr = WatchedOcr(2, held_pages)
+    for _ in range(6):
+        ocr.release.release()
+    seen: list[list[str]] = []
+
+    def extract(pages: list[FakePage]) -> FakeFields:
+        seen.append([p.text for p in pages])
+        return fake_extract(pages)
+
+    watched = WatchedFiles(files.root, load_keys(letter_settings), held_files)
+    reader = LetterReader(drafts, watched, ocr, letter_settings.letter, extract)
+    assert await reader.run_once()
+    assert held_files.peak == 1, f"{held_files.peak} files' bytes held at once"
+    assert held_pages.peak == 2, f"{held_pages.peak} page images held at once"
+    # Read as before: the pages numbered through, each image stored, the fields of them all.
+    [ready] = await drafts.batch(batch)
+    assert ready.status is DraftStatus.READY and ready.pages_done == ready.pages_total == 6
+    assert [(p.number, p.file_index) for p in ready.pages] == [
+        (1, 0), (2, 0), (3, 1), (4, 1), (5, 2), (6, 2)
+    ]
+    for page in ready.pages:
+        image = await files.read(page.image_sha256)
+        assert image == b"\x89PNG\r\n\x1a\n" + datas[page.file_index][:4] + bytes(
+            [2 - page.number % 2]
+        )
+    assert seen == [[f"halaman {i} dari image/tiff" for i in (1, 2)] * 3]
 
 
 async def test_a_lease_keeps_other_readers_off_until_it_runs_out(

@@ -208,6 +208,46 @@ async def test_wrong_passwords_lock_the_account(
     await login(client, "budi")
 
 
+async def test_a_login_forms_token_is_good_for_one_attempt(
+    client: TestClient[Any, Any], staff: StaffStore
+) -> None:
+    token = csrf_token(await (await client.get("/staff/login")).text())
+    # Sent several times at once, the token lets one attempt through; the others are refused
+    # before any password is checked.
+    answers = await asyncio.gather(*(
+        client.post("/staff/login", data={"csrf": token, "username": "budi",
+                                          "password": f"tebakan-{i}"})
+        for i in range(4)
+    ))
+    texts = [await a.text() for a in answers]
+    assert [a.status for a in answers] == [403] * 4
+    assert sum("Nama pengguna atau kata sandi salah" in t for t in texts) == 1
+    assert sum("kedaluwarsa" in t for t in texts) == 3
+    [budi] = [a for a in await staff.accounts() if a.username == "budi"]
+    assert budi.failed_logins == 1
+    # Once spent, even the right password with it is refused (and not counted) ...
+    again = await client.post(
+        "/staff/login", data={"csrf": token, "username": "budi", "password": PASSWORD}
+    )
+    assert again.status == 403 and "kedaluwarsa" in await again.text()
+    assert (await client.get("/staff/", allow_redirects=False)).status == 303
+    # ... and the answer to a failed attempt carries a fresh token that works.
+    wrong = await client.post(
+        "/staff/login", data={"csrf": csrf_token(await again.text()), "username": "budi",
+                              "password": "salah-salah"}
+    )
+    assert wrong.status == 403 and "kata sandi salah" in await wrong.text()
+    fresh = csrf_token(await wrong.text())
+    assert fresh != token
+    right = await client.post(
+        "/staff/login", data={"csrf": fresh, "username": "budi", "password": PASSWORD},
+        allow_redirects=False,
+    )
+    assert right.status == 303
+    [budi] = [a for a in await staff.accounts() if a.username == "budi"]
+    assert budi.failed_logins == 0
+
+
 async def test_every_form_needs_the_sessions_csrf_token(
     client: TestClient[Any, Any], gw: bootstrap.Gateway, staff: StaffStore
 ) -> None:
