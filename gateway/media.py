@@ -6,14 +6,16 @@ carry the citizen's metadata: GPS, camera serial numbers, owner names, XMP editi
 IPTC captions, comments, embedded thumbnails (which keep the uncropped picture). Nothing is
 re-encoded: the pixels are served bit for bit, only the segments around them are dropped.
 
-:func:`plan` reads the file's structure and returns the byte ranges to serve, with at most
-one small generated segment. It reads a seekable file (the file store's :meth:`opened`), segment
-headers and the few segments it looks into, never the file whole: only the scan of a JPEG is read
-through, in chunks, to find where it ends.
+:func:`plan` reads the file's structure and returns the byte ranges to serve, with small
+generated segments in between (a JFIF header without its thumbnail, an orientation tag). It
+reads a seekable file (the file store's :meth:`opened`), segment headers and the few segments
+it looks into, never the file whole: only the scan of a JPEG is read through, in chunks, to find
+where it ends.
 
 - **JPEG** (ITU-T T.81 annex B): only the segments a decoder needs are kept: SOI, SOFn, DHT, DAC,
-  DQT, DRI, DNL, SOS with its entropy-coded data (RSTn inside), EOI, plus APP0 (JFIF / JFXX, no
-  user data), APP2 ``ICC_PROFILE`` (colours) and APP14 ``Adobe`` (colour transform). APP1 (EXIF,
+  DQT, DRI, DNL, SOS with its entropy-coded data (RSTn inside), EOI, plus APP0 JFIF (its
+  densities, the thumbnail it may carry removed), APP2 ``ICC_PROFILE`` (colours) and APP14
+  ``Adobe`` (colour transform). APP0 JFXX (thumbnail extensions), APP1 (EXIF,
   XMP, extended XMP), APP13 (Photoshop IRB / IPTC), every other APPn, COM and anything after the
   first EOI (MPF secondary images, phone "motion photo" trailers, which carry their own EXIF) are
   dropped.
@@ -69,8 +71,10 @@ _COPY_CHUNK = 64 * 1024
 # JPEG markers kept with their segment (T.81 table B.1): SOF0-15 except DHT (C4), JPG (C8) and
 # DAC (CC), which are listed on their own; DQT DB, DNL DC, DRI DD; APP0, APP2 (ICC only), APP14.
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
-_KEEP_JPEG = _SOF | {0xC4, 0xCC, 0xDB, 0xDC, 0xDD, 0xE0}
-_SOS, _EOI, _APP1, _APP2, _APP14 = 0xDA, 0xD9, 0xE1, 0xE2, 0xEE
+_KEEP_JPEG = _SOF | {0xC4, 0xCC, 0xDB, 0xDC, 0xDD}
+_SOS, _EOI, _APP0, _APP1, _APP2, _APP14 = 0xDA, 0xD9, 0xE0, 0xE1, 0xE2, 0xEE
+# JFIF's APP0 up to its thumbnail's size (JFIF 1.02: identifier, version, units, densities).
+_JFIF_HEAD = 5 + 2 + 1 + 2 + 2
 # The end of entropy-coded data: 0xFF followed by anything but a stuffed 0x00 or RST0-7.
 _SCAN_END = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 
@@ -294,6 +298,10 @@ def _jpeg_parts(src: _Source) -> list[Part]:
             or (marker == _APP14 and body.startswith(b"Adobe"))
         ):
             parts.append((start, seg_end - start))
+        elif marker == _APP0 and body.startswith(b"JFIF\x00") and len(body) >= _JFIF_HEAD:
+            # The densities are kept; the thumbnail (the picture again, small) is not: 0 x 0.
+            payload = body[:_JFIF_HEAD] + b"\x00\x00"
+            parts.append(b"\xff\xe0" + struct.pack(">H", len(payload) + 2) + payload)
         elif marker == _APP1 and body.startswith(b"Exif\x00\x00") and not oriented:
             value = _tiff_orientation(src.at(pos + 8, seg_end - pos - 8))
             if value is not None and value != 1:

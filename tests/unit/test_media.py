@@ -271,3 +271,27 @@ def test_the_end_of_a_scan_is_found_across_read_chunks(at: int) -> None:
     data = b"\xff\xd8" + b"\xff\xda\x00\x08" + bytes(6) + bytes(scan) + b"\xff\xd9" + b"trailer"
     plan = media.plan(io.BytesIO(data))
     assert plan.parts == ((0, 2), (2, 10 + at), b"\xff\xd9")
+
+
+def test_jfif_thumbnails_are_not_served() -> None:
+    out = io.BytesIO()
+    picture().save(out, "JPEG", quality=90)
+    original = out.getvalue()
+    assert original[2:4] == b"\xff\xe0" and original[6:11] == b"JFIF\x00"
+    length = struct.unpack(">H", original[4:6])[0]
+    head = original[6:18]  # identifier, version, units, densities
+    secret = bytes([200, 10, 10]) * 4  # a 2 x 2 thumbnail: the picture again, small
+    jfif = head + b"\x02\x02" + secret
+    jfxx = b"JFXX\x00\x13" + b"\x02\x02" + bytes([9, 9, 9]) * 4  # an RGB thumbnail extension
+    photo = (
+        original[:2]
+        + b"\xff\xe0" + struct.pack(">H", len(jfif) + 2) + jfif
+        + b"\xff\xe0" + struct.pack(">H", len(jfxx) + 2) + jfxx
+        + original[4 + length :]
+    )
+    clean = served(photo)
+    assert secret in photo and secret not in clean and b"JFXX" not in clean
+    # The JFIF header stays, with its densities, and says it has no thumbnail.
+    assert clean[2:4] == b"\xff\xe0" and clean[6:18] == head and clean[18:20] == b"\x00\x00"
+    with Image.open(io.BytesIO(clean)) as after, Image.open(io.BytesIO(photo)) as before:
+        assert after.tobytes() == before.tobytes()
