@@ -162,14 +162,59 @@ def load_keys(settings: Settings) -> Keys:
 
 
 def _generated(path: Path, name: str) -> bytes:
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(base64.b64encode(os.urandom(KEY_BYTES)).decode())
-        log.warning(
-            "generated security.%s for the embedded default; set LAPOR_SECURITY__%s in production",
-            name,
-            name.upper(),
+    """The key kept in ``path``, created there by the first start that finds none.
+
+    The key file appears whole or not at all: the key is written to a temporary file in the same
+    folder and synced, then hard-linked into place, which fails when the file is already there
+    (another process starting at the same time won: its key is read and used), and the folder
+    is synced so the name survives a crash. A start that dies halfway leaves at most a temporary
+    file, which nothing reads.
+    """
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        text = _create_key_file(path, name)
+    if not text.strip():
+        # Only a start before keys were written this way could leave it so.
+        raise ConfigError(
+            f"security.{name}: the key file {path} is empty; if nothing was stored under it yet,"
+            f" delete it to have a new key made, else set LAPOR_SECURITY__{name.upper()}"
         )
-    return _decode(name, path.read_text().strip())
+    return _decode(name, text.strip())
+
+
+def _create_key_file(path: Path, name: str) -> str:
+    folder = path.parent
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    text = base64.b64encode(os.urandom(KEY_BYTES)).decode()
+    tmp = folder / f".{path.name}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            text = path.read_text()  # another process made it first: use its key
+        else:
+            log.warning(
+                "generated security.%s for the embedded default; set LAPOR_SECURITY__%s in"
+                " production",
+                name,
+                name.upper(),
+            )
+        _fsync_dir(folder)
+        _fsync_dir(folder.parent)  # the folder itself may be new
+    finally:
+        tmp.unlink(missing_ok=True)
+    return text
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

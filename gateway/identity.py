@@ -11,7 +11,10 @@ e-mail; an SMS carrying a NIK; a Telegram contact share). NIK is the anchor:
 
 Everything runs inside the intake transaction. The unique constraint on ``(kind, value_hash)``
 and a row lock on the chosen person (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite has a single
-writer) make concurrent messages of one person take turns, on one replica or many.
+writer) make concurrent messages of one person take turns, on one replica or many. A unique
+index on the NIK of a person (``uq_identities_one_nik_per_person``, migration 0008) backs the
+first rule in the database: a write that would break it fails, and the intake writes the
+message again, seeing what was committed.
 """
 
 from __future__ import annotations
@@ -108,8 +111,12 @@ class IdentityGraph:
     """The identity graph as one intake transaction sees it.
 
     :meth:`load` reads what is stored about every identity of a whole batch of messages in a
-    few statements (identities, ``merged_into`` chains, which persons hold a NIK) and, on
-    PostgreSQL, locks those persons in id order (so two batches never deadlock on each other).
+    few statements: the identities; then their persons, locked on PostgreSQL in id order (so two
+    batches do not deadlock on each other), with ``merged_into`` as it is once the lock is held;
+    then which of them hold a NIK. Everything the decisions rest on is read under the lock, so a
+    transaction that waited for it sees what the one before it committed. (A person merged away
+    while this transaction waited leads to a second round of locks, for the survivor; a
+    deadlock there is written again by the intake, like a unique conflict.)
     :meth:`resolve` then decides each message in memory, in arrival order, and queues the new
     persons, identities and conflicts as rows of the transaction; only a merge (rare) writes
     at once. A later message of the batch sees what an earlier one linked.
@@ -155,41 +162,40 @@ class IdentityGraph:
                 if (r.kind, r.value_hash) in self._looked_up:
                     self._owner[(r.kind, r.value_hash)] = r.person_id
                     found.add(r.person_id)
-        if not found:
-            return
-        await self._follow_merges(conn, found)
-        people = {self.current(p) for p in found}
-        rows = await conn.execute(
-            select(identities.c.person_id)
-            .where(identities.c.person_id.in_(sorted(people)), identities.c.kind == "nik")
-            .distinct()
-        )
-        self._nik_people.update(rows.scalars())
-        to_lock = sorted(people - self._locked)
-        if self._lock and to_lock:
-            await conn.execute(
-                select(persons.c.id)
-                .where(persons.c.id.in_(to_lock))
-                .order_by(persons.c.id)
-                .with_for_update()
-            )
-        self._locked.update(to_lock)
+        if found:
+            await self._settle(conn, found)
 
-    async def _follow_merges(self, conn: AsyncConnection, people: set[str]) -> None:
-        frontier = people - self._merged.keys()
+    async def _settle(self, conn: AsyncConnection, found: set[str]) -> None:
+        """Lock the surviving persons behind ``found``, then read which of them hold a NIK.
+
+        What was read before a lock was granted may be stale: a transaction that held it may
+        have merged the person away or given it a NIK meanwhile. So the persons are read under
+        their lock: the locking statement returns the row as it is once the lock is held (a
+        merged person leads to its survivor, locked in the next round, until every survivor is
+        locked), and the NIKs are read after the last lock. Merges and NIKs only change under
+        the person's lock, so what is read then holds until this transaction ends.
+        """
+        newly: set[str] = set()
         for _ in range(16):
-            if not frontier:
-                return
+            to_lock = sorted({self.current(p) for p in found} - self._locked)
+            if not to_lock:
+                break
+            query = select(persons.c.id, persons.c.merged_into).where(persons.c.id.in_(to_lock))
+            if self._lock:
+                query = query.order_by(persons.c.id).with_for_update()
+            for r in await conn.execute(query):
+                if r.merged_into is not None:
+                    self._merged[r.id] = r.merged_into
+            self._locked.update(to_lock)
+            newly.update(to_lock)
+        survivors = sorted(p for p in newly if p not in self._merged)
+        if survivors:
             rows = await conn.execute(
-                select(persons.c.id, persons.c.merged_into).where(
-                    persons.c.id.in_(sorted(frontier)), persons.c.merged_into.is_not(None)
-                )
+                select(identities.c.person_id)
+                .where(identities.c.person_id.in_(survivors), identities.c.kind == "nik")
+                .distinct()
             )
-            frontier = set()
-            for r in rows:
-                self._merged[r.id] = r.merged_into
-                if r.merged_into not in self._merged:
-                    frontier.add(r.merged_into)
+            self._nik_people.update(rows.scalars())
 
     async def resolve(
         self,

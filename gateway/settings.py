@@ -3,9 +3,11 @@
 ``config/gateway.toml`` holds the defaults and explains every key. An environment variable
 ``LAPOR_<SECTION>__<KEY>`` overrides ``[section] key`` (``LAPOR_HTTP__PORT=9000``); the file to
 read is ``LAPOR_CONFIG`` (default: ``./config/gateway.toml`` in the working directory; without
-it the documented defaults apply). Secrets (passwords, keys) are read only from the environment: a
-secret key found in the file, or a password inside a URL in the file, fails at start. Invalid
-settings raise :class:`~gateway.errors.ConfigError` naming the key.
+it the documented defaults apply). Lists and tables are given as JSON
+(``LAPOR_WEB__TRUSTED_PROXIES='["10.0.0.0/8"]'``); every other value is taken as it is. Secrets
+(passwords, keys) are read only from the environment: a secret key found in the file, or a
+password inside a URL in the file, fails at start; a secret set to the empty string counts as
+unset. Invalid settings raise :class:`~gateway.errors.ConfigError` naming the key.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import (
@@ -306,14 +309,35 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
         section, sep, key = name[len(ENV_PREFIX) :].lower().partition("__")
         if not sep or section not in sections:
             raise ConfigError(f"{name}: unknown setting (expected LAPOR_<SECTION>__<KEY>)")
+        if raw == "" and (section, key) in SECRET_KEYS:
+            # An empty secret is an unset one (``LAPOR_WEB__CSRF_KEY=`` left blank in a
+            # compose file): what the gateway does without it applies, never an empty key.
+            continue
         value: Any = raw
-        if raw[:1] in "[{":  # lists and tables are written as JSON
+        if raw and _structured(sections[section].annotation, key):
+            # Lists and tables are written as JSON; any other value is taken as it is, even
+            # one that starts with "[" or "{" (a password may).
             try:
                 value = json.loads(raw)
             except json.JSONDecodeError as exc:
-                raise ConfigError(f"{name}: not valid JSON ({exc.msg})") from None
+                raise ConfigError(
+                    f"{name}: not valid JSON ({exc.msg}); {section}.{key} is a list or table"
+                ) from None
         out.setdefault(section, {})[key] = value
     return out
+
+
+def _structured(section: Any, key: str) -> bool:
+    """Whether ``section.key`` holds a list or table (given as JSON in the environment)."""
+    fields = getattr(section, "model_fields", {})
+    if key not in fields:
+        return False  # unknown: validation refuses it, naming the key
+    annotation = fields[key].annotation
+    options = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else ()
+    return any(
+        (get_origin(a) or a) in (list, tuple, set, frozenset, dict)
+        for a in (options or (annotation,))
+    )
 
 
 def _check_file_has_no_secrets(data: Mapping[str, Any], path: Path) -> None:

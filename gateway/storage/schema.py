@@ -208,6 +208,14 @@ identities = Table(
     Column("person_id", String(36), ForeignKey("persons.id"), nullable=False, index=True),
     Column("first_seen_at", UTCDateTime(), nullable=False),
     UniqueConstraint("kind", "value_hash"),
+    # Migration 0008: a person holds at most one NIK (two NIKs are never one person).
+    Index(
+        "uq_identities_one_nik_per_person",
+        "person_id",
+        unique=True,
+        postgresql_where=text("kind = 'nik'"),
+        sqlite_where=text("kind = 'nik'"),
+    ),
 )
 
 identity_conflicts = Table(

@@ -220,3 +220,128 @@ async def test_concurrent_messages_of_one_person_give_one_created(settings: Sett
     finally:
         for g in (seed, *replicas):
             await g.close()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_two_niks_for_one_person_at_the_same_instant_stay_two_people(
+    settings: Settings,
+) -> None:
+    """A NIK-less person's phone arrives with NIK 1 and with NIK 2 at once, on two replicas.
+
+    Both messages read the person without a NIK; whichever takes its lock second must see the
+    NIK the first gave it: the phone stays with the first NIK, the second NIK becomes a person
+    of its own and the clash is recorded (README, "Identity and deduplication").
+    """
+    seed = bootstrap.build(settings)
+    replicas = [bootstrap.build(settings), bootstrap.build(settings)]
+    keys = seed.keys
+    rounds = 20
+    try:
+        for i in range(rounds):
+            phone = f"+62813345{i:05d}"
+            niks = (f"320901410190{i + 1:04d}", f"320901010190{i + 1:04d}")
+            await seed.intake.accept(msg(Channel.SMS, 0, body=WATER, phone=phone), PARSER)
+            results = await asyncio.gather(
+                replicas[0].intake.accept(
+                    msg(Channel.WEB, 10, body=ROAD, nik=niks[0], phone=phone), PARSER
+                ),
+                replicas[1].intake.accept(
+                    msg(Channel.WEB, 10, body=ROAD, nik=niks[1], phone=phone), PARSER
+                ),
+            )
+            assert [r.status for r in results] == [ReceiptStatus.ACCEPTED] * 2, f"round {i}"
+            async with seed.engine.connect() as conn:
+                owner = {
+                    r.value_hash: r.person_id
+                    for r in await conn.execute(select(identities.c.value_hash, identities.c.person_id))
+                }
+                conflicts = (
+                    await conn.execute(
+                        select(identity_conflicts).where(
+                            identity_conflicts.c.value_hash == keys.lookup_hash("phone", phone)
+                        )
+                    )
+                ).all()
+                filed_by = [
+                    (
+                        await conn.execute(
+                            select(complaints.c.person_id).where(
+                                complaints.c.tracking_id == r.tracking_id
+                            )
+                        )
+                    ).scalar_one()
+                    for r in results
+                ]
+            first = owner[keys.lookup_hash("phone", phone)]
+            nik_owner = [owner[keys.lookup_hash("nik", n)] for n in niks]
+            assert first in nik_owner and nik_owner[0] != nik_owner[1], f"round {i}: one person"
+            assert filed_by == nik_owner, f"round {i}"  # each complaint with its own NIK
+            # The phone stays with the NIK that came first; the other NIK's claim is recorded.
+            (conflict,) = conflicts
+            other = next(p for p in nik_owner if p != first)
+            assert (conflict.kind, conflict.person_id, conflict.claimed_by_person_id) == (
+                "phone",
+                first,
+                other,
+            ), f"round {i}"
+        async with seed.engine.connect() as conn:
+            most = (
+                await conn.execute(
+                    select(func.count())
+                    .select_from(identities)
+                    .where(identities.c.kind == "nik")
+                    .group_by(identities.c.person_id)
+                    .order_by(func.count().desc())
+                    .limit(1)
+                )
+            ).scalar_one()
+        assert most == 1  # no person ever holds two NIKs
+    finally:
+        for g in (seed, *replicas):
+            await g.close()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_message_waiting_on_a_merge_goes_to_the_person_that_survives(
+    settings: Settings,
+) -> None:
+    """Phone X and e-mail E are two NIK-less persons; a web form naming both merges them while
+    an e-mail from E about the same matter arrives: whichever waits for the other's lock must
+    follow the merge, so the two messages are one complaint and it belongs to the survivor."""
+    seed = bootstrap.build(settings)
+    replicas = [bootstrap.build(settings), bootstrap.build(settings)]
+    rounds = 15
+    try:
+        for i in range(rounds):
+            phone, email = f"+62813346{i:05d}", f"tetangga{i}@contoh.id"
+            await seed.intake.accept(msg(Channel.SMS, 0, body=WATER, phone=phone), PARSER)
+            await seed.intake.accept(
+                msg(Channel.EMAIL, 1, body="Lampu jalan di gang Melati padam seminggu.", email=email),
+                PARSER,
+            )
+            results = await asyncio.gather(
+                replicas[0].intake.accept(
+                    msg(Channel.WEB, 10, body=ROAD, phone=phone, email=email), PARSER
+                ),
+                replicas[1].intake.accept(msg(Channel.EMAIL, 10, body=ROAD, email=email), PARSER),
+            )
+            statuses = sorted(r.status.value for r in results)
+            assert statuses == ["accepted", "duplicate"], f"round {i}: {statuses}"
+            assert results[0].tracking_id == results[1].tracking_id
+        async with seed.engine.connect() as conn:
+            merged = select(persons.c.id).where(persons.c.merged_into.is_not(None))
+            on_merged = (
+                await conn.execute(
+                    select(func.count())
+                    .select_from(complaints)
+                    .where(complaints.c.person_id.in_(merged))
+                )
+            ).scalar_one()
+            survivors = (
+                await conn.execute(select(func.count(func.distinct(complaints.c.person_id))))
+            ).scalar_one()
+        assert on_merged == 0
+        assert survivors == rounds
+    finally:
+        for g in (seed, *replicas):
+            await g.close()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import os
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -12,7 +15,7 @@ from cryptography.exceptions import InvalidTag
 from gateway.crypto import Keys, load_keys
 from gateway.errors import ConfigError
 from gateway.filestore import FileStore
-from gateway.settings import load_settings
+from gateway.settings import Settings, load_settings
 
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "gateway.toml"
 IDENTITY = b"i" * 32
@@ -59,3 +62,77 @@ def test_previous_keys_come_from_the_environment_and_are_masked() -> None:
     bad = load_settings(CONFIG, environ={**env, "LAPOR_SECURITY__PREVIOUS_DATA_KEYS": '["c2hvcnQ="]'})
     with pytest.raises(ConfigError, match=r"security\.previous_data_keys\[0\]"):
         load_keys(bad)
+
+
+def _embedded(keys_dir: Path) -> Settings:
+    """Settings of the embedded SQLite default, generating keys in ``keys_dir``."""
+    return load_settings(
+        CONFIG, environ={}, overrides={"security": {"generated_keys_dir": str(keys_dir)}}
+    )
+
+
+def test_first_starts_at_the_same_time_all_get_the_same_keys(tmp_path: Path) -> None:
+    starts = 8
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # interleave the threads as finely as possible
+    try:
+        for round_ in range(25):
+            settings = _embedded(tmp_path / f"round-{round_}" / "secrets")
+            barrier = threading.Barrier(starts)
+
+            def start(settings: Settings = settings, barrier: threading.Barrier = barrier) -> Keys:
+                barrier.wait()
+                return load_keys(settings)
+
+            with ThreadPoolExecutor(starts) as pool:
+                got = list(pool.map(lambda _: start(), range(starts)))
+            assert len({(k.identity_key, k.data_key) for k in got}) == 1, f"round {round_}"
+            assert load_keys(settings).data_key == got[0].data_key
+            folder = settings.security.generated_keys_dir
+            assert sorted(p.name for p in folder.iterdir()) == ["data_key.b64", "identity_key.b64"]
+            assert all(p.stat().st_mode & 0o777 == 0o600 for p in folder.iterdir())
+    finally:
+        sys.setswitchinterval(switch)
+
+
+class _Crash(BaseException):
+    """The process dying at this point."""
+
+
+@pytest.mark.parametrize("step", ["urandom", "fsync", "link"])
+def test_a_first_start_that_dies_halfway_leaves_no_broken_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    settings = _embedded(tmp_path / "secrets")
+    real = getattr(os, step)
+
+    def crash(*args: object, **kwargs: object) -> object:
+        raise _Crash(step)
+
+    with monkeypatch.context() as m:
+        m.setattr(os, step, crash)
+        with pytest.raises(_Crash):
+            load_keys(settings)
+    assert getattr(os, step) is real
+    keys = load_keys(settings)  # the next start works...
+    assert len(keys.identity_key) == len(keys.data_key) == 32
+    again = load_keys(settings)  # ...and its keys stay
+    assert (again.identity_key, again.data_key) == (keys.identity_key, keys.data_key)
+
+
+def test_leftover_temporary_key_files_do_not_matter(tmp_path: Path) -> None:
+    folder = tmp_path / "secrets"
+    folder.mkdir()
+    (folder / ".identity_key.b64.4242.0a1b2c3d4e5f.tmp").write_text("")
+    (folder / ".data_key.b64.4242.0a1b2c3d4e60.tmp").write_text("c2hvcnQ")
+    keys = load_keys(_embedded(folder))
+    assert len(keys.identity_key) == len(keys.data_key) == 32
+    assert load_keys(_embedded(folder)).data_key == keys.data_key
+
+
+def test_an_empty_key_file_is_named_in_the_error(tmp_path: Path) -> None:
+    folder = tmp_path / "secrets"
+    folder.mkdir()
+    (folder / "identity_key.b64").write_text("")
+    with pytest.raises(ConfigError, match=r"security\.identity_key: the key file .* is empty"):
+        load_keys(_embedded(folder))

@@ -72,3 +72,50 @@ def test_secret_from_environment_is_used_and_masked() -> None:
 def test_missing_explicit_config_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(environ={"LAPOR_CONFIG": str(tmp_path / "none.toml")})
+
+
+def test_an_empty_secret_is_unset() -> None:
+    s = load_settings(
+        CONFIG,
+        environ={
+            "LAPOR_WEB__CSRF_KEY": "",
+            "LAPOR_BROKER__PASSWORD": "",
+            "LAPOR_SECURITY__PREVIOUS_DATA_KEYS": "",
+        },
+    )
+    assert s.web.csrf_key is None and s.broker.password is None
+    assert s.security.previous_data_keys == []
+    assert s.broker.effective_url() == Settings().broker.url
+
+
+def test_a_secret_that_looks_like_json_is_taken_as_it_is() -> None:
+    s = load_settings(
+        CONFIG,
+        environ={
+            "LAPOR_BROKER__PASSWORD": "{abc",
+            "LAPOR_WEB__CSRF_KEY": "[not a list]",
+            "LAPOR_SMS__KANNEL_TOKEN": '{"a": 1}',
+        },
+    )
+    assert s.broker.password is not None and s.broker.password.get_secret_value() == "{abc"
+    assert s.web.csrf_key is not None and s.web.csrf_key.get_secret_value() == "[not a list]"
+    assert s.sms.kannel_token is not None
+    assert s.sms.kannel_token.get_secret_value() == '{"a": 1}'
+
+
+def test_lists_and_tables_come_as_json() -> None:
+    s = load_settings(
+        CONFIG,
+        environ={
+            "LAPOR_SECURITY__PREVIOUS_DATA_KEYS": '["b2xk"]',
+            "LAPOR_SMS__REGIONS": '{"jabar": "32"}',
+            "LAPOR_WEB__TRUSTED_PROXIES": '["10.0.0.0/8"]',
+        },
+    )
+    assert [k.get_secret_value() for k in s.security.previous_data_keys] == ["b2xk"]
+    assert s.sms.regions == {"jabar": "32"}
+    assert [str(n) for n in s.web.trusted_proxies] == ["10.0.0.0/8"]
+    with pytest.raises(ConfigError, match=r"LAPOR_SMS__REGIONS: not valid JSON.*sms\.regions"):
+        load_settings(CONFIG, environ={"LAPOR_SMS__REGIONS": "{jabar"})
+    with pytest.raises(ConfigError, match=r"LAPOR_WEB__TRUSTED_PROXIES: not valid JSON"):
+        load_settings(CONFIG, environ={"LAPOR_WEB__TRUSTED_PROXIES": "10.0.0.0/8"})
