@@ -255,6 +255,10 @@ async def _quarantine(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"{entry_id}: not found or already resolved ({exc})")
                 failed += 1
                 continue
+            except SQLAlchemyError as exc:  # this entry only: the others are still replayed
+                print(f"{entry_id}: not replayed, the database refused it ({type(exc).__name__})")
+                failed += 1
+                continue
             print(f"{entry_id}: {receipt.status.value} {receipt.tracking_id or ''}")
             failed += receipt.status.value == "quarantined"
         return 1 if failed else 0

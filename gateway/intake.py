@@ -644,6 +644,31 @@ class IntakeService:
             if parser is None
             else _run_parser(parser, raw)
         )
+        for attempt in range(_WRITE_ATTEMPTS):
+            try:
+                receipt = await self._replay_write(entry_id, entry, raw, outcome, now)
+                break
+            except DBAPIError as exc:
+                # An identity or a tracking ID taken meanwhile by the live intake: again, seeing
+                # what it committed.
+                if not _worth_retrying(exc) or attempt == _WRITE_ATTEMPTS - 1:
+                    raise
+        if receipt.status is ReceiptStatus.QUARANTINED:
+            return receipt
+        if self._on_commit is not None:
+            self._on_commit()
+        status = receipt.status
+        log.info("quarantine entry replayed", extra={"entry": entry_id, "status": status.value})
+        return receipt
+
+    async def _replay_write(
+        self,
+        entry_id: int,
+        entry: dict[str, Any],
+        raw: RawInbound,
+        outcome: ParseOutcome | _Quarantine,
+        now: datetime,
+    ) -> Receipt:
         raw_id = entry["raw_inbound_id"]
         async with self._engine.begin() as conn:
             provider_id = (
@@ -651,17 +676,23 @@ class IntakeService:
                     select(raw_inbound.c.provider_message_id).where(raw_inbound.c.id == raw_id)
                 )
             ).scalar_one()
-            base = update(quarantine).where(quarantine.c.id == entry_id)
+            # Only an entry still open: of two operators replaying it at once, one does it (the
+            # other's update waits for the first's commit, then finds it resolved).
+            base = update(quarantine).where(
+                quarantine.c.id == entry_id, quarantine.c.resolved_at.is_(None)
+            )
             if isinstance(outcome, _Quarantine):
-                await conn.execute(
+                done = await conn.execute(
                     base.values(
                         replay_count=quarantine.c.replay_count + 1,
                         last_replay_at=now,
                         last_replay_error=mask_text(f"{outcome.stage}: {outcome.reason}"),
                     )
                 )
+                if done.rowcount == 0:
+                    raise QuarantineNotFound(f"{entry_id} is already resolved")
                 return Receipt(ReceiptStatus.QUARANTINED, entry["tracking_id"], raw_id)
-            await conn.execute(
+            done = await conn.execute(
                 base.values(
                     replay_count=quarantine.c.replay_count + 1,
                     last_replay_at=now,
@@ -669,6 +700,8 @@ class IntakeService:
                     last_replay_error=None,
                 )
             )
+            if done.rowcount == 0:
+                raise QuarantineNotFound(f"{entry_id} is already resolved")
             receipt = Receipt(_status_of(outcome), None, raw_id)
             if isinstance(outcome, ComplaintDraft):
                 # The sender already holds this tracking ID: the complaint keeps it.
@@ -688,10 +721,6 @@ class IntakeService:
                 .where(raw_inbound.c.id == raw_id)
                 .values(status=receipt.status.value, complaint_id=receipt.complaint_id)
             )
-        if self._on_commit is not None:
-            self._on_commit()
-        status = receipt.status
-        log.info("quarantine entry replayed", extra={"entry": entry_id, "status": status.value})
         return receipt
 
     async def status(self, tracking_id: str) -> TrackingStatus | None:

@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import pytest
@@ -21,7 +22,7 @@ from gateway.domain import (
     Receipt,
     ReceiptStatus,
 )
-from gateway.errors import IntakeUnavailable, ParseError
+from gateway.errors import IntakeUnavailable, ParseError, QuarantineNotFound
 from gateway.filestore import MAGIC
 from gateway.intake import FollowUp, Parser, ParserRegistry
 from gateway.outbox import OutboxRelay, outbox_status
@@ -257,6 +258,39 @@ async def test_parser_failure_is_quarantined_acknowledged_and_replayable(
     assert sorted(json.loads(m.body)["body"] for m in messages) == ["apa saja", "rusak"]
     status = await gw.intake.status(receipt.tracking_id.lower())
     assert status is not None and status.status == "received"
+
+
+async def test_two_replays_of_one_entry_at_once_make_one_complaint(
+    gw: bootstrap.Gateway, settings: Settings
+) -> None:
+    await gw.intake.accept(raw("!rusak", "q-twice"), PARSER)
+    [entry] = await gw.intake.list_quarantine()
+    fixed = ParserRegistry([Parser("test.plain", lambda r: ComplaintDraft(body="rusak"))])
+    # Two operators run the replay at the same moment (two gateway processes, one database):
+    # both have read the entry, still open, before either writes.
+    other = bootstrap.build(settings)
+    both_read = asyncio.Barrier(2)
+    for intake in (gw.intake, other.intake):
+        read = intake.show_quarantine
+
+        async def read_then_wait(entry_id: int, read: Any = read) -> dict[str, Any]:
+            found = await read(entry_id)
+            await both_read.wait()
+            return found
+
+        intake.show_quarantine = read_then_wait  # type: ignore[method-assign]
+    try:
+        outcomes = await asyncio.gather(
+            gw.intake.replay(entry["id"], fixed), other.intake.replay(entry["id"], fixed),
+            return_exceptions=True,
+        )
+    finally:
+        await other.close()
+    done = [o for o in outcomes if not isinstance(o, BaseException)]
+    refused = [o for o in outcomes if isinstance(o, BaseException)]
+    assert [r.status for r in done] == [ReceiptStatus.ACCEPTED]
+    assert len(refused) == 1 and isinstance(refused[0], QuarantineNotFound), refused
+    assert await gw.intake.count_complaints() == 1
 
 
 async def test_a_quarantine_reason_keeps_no_nik_or_phone_number_in_the_clear(
