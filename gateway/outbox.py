@@ -233,7 +233,15 @@ class OutboxRelay:
         try:
             while not stop.is_set():
                 try:
-                    published = await self.publish_batch()
+                    try:
+                        published = await self.publish_batch()
+                    except _RelayFailure:
+                        raise
+                    except Exception as exc:
+                        # Not foreseen (a bug, a library's surprise): the relay must not die
+                        # silently while the intake goes on filling the outbox.
+                        log.exception("outbox relay: unexpected error", extra={"relay": self.name})
+                        raise _RelayFailure("internal", type(exc).__name__) from exc
                 except _RelayFailure as exc:
                     self._caught_up = False
                     self._metrics.relay_errors.labels(exc.reason).inc()

@@ -15,7 +15,7 @@ from gateway.intake import Parser
 from gateway.outbox import OutboxRelay, Requeued, outbox_status, republish
 from gateway.settings import Settings
 from gateway.storage.schema import outbox
-from tests.support import FixedClock, drain
+from tests.support import FixedClock, drain, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -173,4 +173,36 @@ async def test_the_hand_over_is_bounded(settings: Settings) -> None:
         assert relay.lease() is None
     finally:
         await relay.close()
+        await gateway.close()
+
+
+async def test_an_unexpected_error_does_not_stop_the_relay(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gateway = bootstrap.build(settings)
+    relay = gateway.relay
+    assert relay is not None
+    real = relay.publish_batch
+    calls = 0
+
+    async def once_broken() -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a surprise")
+        return await real()
+
+    monkeypatch.setattr(relay, "publish_batch", once_broken)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        raw = RawInbound(Channel.WEB, b"laporan", datetime.now(UTC), "surprise-1")
+        await gateway.intake.accept(raw, PARSER)
+        await wait_until(lambda: relay.connected, "the relay, back from its backoff, connected")
+        assert len(await drain(settings.broker.queue, expected=1)) == 1  # it went on
+        assert not task.done()
+        assert gateway.metrics.relay_errors.labels("internal")._value.get() == 1
+    finally:
+        stop.set()
+        await task
         await gateway.close()
