@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, urlencode
 from channels.fields import CHECKED as _CHECKED
 from channels.fields import Message, check_identity
 from channels.fields import text as _text
+from channels.web.dates import latest_today
 from gateway.domain import (
     Attachment,
     ComplaintDraft,
@@ -101,7 +102,11 @@ def first_values(pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
 
 
 def validate(fields: Mapping[str, str], today: date) -> tuple[FormData | None, dict[str, Message]]:
-    """Check a submission; the data when valid, else a message for each wrong field."""
+    """Check a submission; the data when valid, else a message for each wrong field.
+
+    ``today`` is the latest date that is today anywhere in Indonesia
+    (:func:`channels.web.dates.latest_today`): the date it happened may not be after it.
+    """
     errors: dict[str, Message] = {}
     for name, limit in LIMITS.items():
         if len(fields.get(name, "")) > limit:
@@ -221,7 +226,7 @@ def parse_attachment_ref(text: str) -> Attachment:
     """The :class:`Attachment` of a reference written by :func:`attachment_ref`."""
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ParseError("referensi lampiran rusak / broken attachment reference") from None
     return attachment_of(data)
 
@@ -239,9 +244,9 @@ def parse_form(raw: RawInbound) -> ComplaintDraft:
         pairs = parse_qsl(raw.body.decode("ascii"), keep_blank_values=True, strict_parsing=True)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ParseError(f"isian formulir rusak / malformed form body: {exc}", "decode") from None
-    data, errors = validate(first_values(pairs), raw.received_at.date())
+    data, errors = validate(first_values(pairs), latest_today(raw.received_at))
     if data is None:
-        reasons = "; ".join(f"{name}: {msg[0]} / {msg[1]}" for name, msg in errors.items())
+        reasons = "; ".join(f"{name}: {msg[0]} / {name}: {msg[1]}" for name, msg in errors.items())
         raise ParseError(reasons)
     attachments = tuple(parse_attachment_ref(v) for k, v in pairs if k == ATTACHMENT_FIELD)
     return ComplaintDraft(

@@ -42,6 +42,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from channels.web.abuse import Guard
+from channels.web.dates import latest_today
+from channels.web.parse import english
 from gateway import queries, tracking
 from gateway.contract import rfc3339
 from gateway.domain import (
@@ -238,6 +240,7 @@ def parse_open311(raw: RawInbound) -> ComplaintDraft:
         email = normalize_email(email_text)
         if email is None:
             raise ParseError("email tidak valid / email is not a valid address")
+    today = latest_today(raw.received_at)
     attrs = _attributes(pairs)
     for name, limit in _LIMITS.items():
         if len(attrs.get(name, "")) > limit:
@@ -247,7 +250,7 @@ def parse_open311(raw: RawInbound) -> ComplaintDraft:
             )
     nik = None
     if nik_text := attrs.get("nik"):
-        result = parse_nik(nik_text, today=raw.received_at.date())
+        result = parse_nik(nik_text, today=today)
         if isinstance(result, InvalidNik):
             raise ParseError(
                 f"attribute[nik]: {result.message_id} / attribute[nik]: {result.message_en}"
@@ -263,7 +266,7 @@ def parse_open311(raw: RawInbound) -> ComplaintDraft:
         reporter=Reporter(nik=nik, name=name[:200] or None, phone=phone, email=email),
         privacy=Privacy(anonymous=_yes(attrs, "anonim"), confidential=_yes(attrs, "rahasia")),
         location=Location(text=address, latitude=lat, longitude=lon),
-        occurred_on=_occurred_on(attrs.get("tanggal", ""), raw.received_at.date()),
+        occurred_on=_occurred_on(attrs.get("tanggal", ""), today),
         agency=attrs.get("instansi") or None,
     )
 
@@ -321,10 +324,6 @@ def errors(
     if isinstance(description, tuple):
         description = description[0] if lang == "id" else description[1]
     return render(fmt, "errors", [{"code": status, "description": description}], status)
-
-
-def _english(reason: str) -> str:
-    return "; ".join(p.split(" / ", 1)[-1] for p in reason.split("; "))
 
 
 def _parse_time(text: str) -> datetime | None:
@@ -463,7 +462,7 @@ class Open311:
         try:
             draft = self._parser.parse(raw)
         except ParseError as exc:
-            reason = exc.reason if lang == "id" else _english(exc.reason)
+            reason = exc.reason if lang == "id" else english(exc.reason)
             refusal = errors(400, reason, fmt, lang)
         else:
             if isinstance(draft, ComplaintDraft):

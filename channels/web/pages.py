@@ -11,6 +11,7 @@ from html import escape
 from typing import Literal
 
 from channels.fields import Message
+from channels.web.form import LIMITS
 from channels.web.kept import FIELD as KEPT_FIELD
 
 Lang = Literal["id", "en"]
@@ -81,6 +82,8 @@ T: Mapping[str, tuple[str, str]] = {
                 "The form expired or is not valid. Please send it again."),
     "reattach": ("Isian Anda yang lain tetap terisi; pilih lagi lampiran yang sesuai.",
                  "Everything else you typed is still filled in; choose fitting attachments again."),
+    "too_long": ("Teks ini terlalu panjang sehingga tidak diterima; persingkat, lalu isi lagi.",
+                 "This text is too long and was not taken; shorten it and fill it in again."),
     "too_many": ("Terlalu banyak permintaan. Coba lagi dalam {n} detik.",
                  "Too many requests. Try again in {n} seconds."),
     "kept_legend": ("Lampiran yang sudah terkirim", "Attachments already received"),
@@ -151,6 +154,8 @@ def _input(
     errors: Mapping[str, Message], extra: str = "",
 ) -> str:
     err = errors.get(name)
+    if name in LIMITS:  # the browser stops at the length the form's validation allows
+        extra = f' maxlength="{LIMITS[name]}"{extra}'
     cls = ' class="invalid" aria-invalid="true"' if err else ""
     described = f' aria-describedby="{name}-err"' if err else ""
     field = (
@@ -203,7 +208,7 @@ def form_page(
         f'<h1>{t("form_title", lang)}</h1><p class="hoax" role="note">{t("hoax", lang)}</p>{top}'
         f'<form method="post" action="/{_q(lang)}" enctype="multipart/form-data" novalidate>'
         f'<input type="hidden" name="csrf" value="{escape(csrf_token)}">'
-        + _input("judul", "text", lang, values, errors, ' maxlength="300" required')
+        + _input("judul", "text", lang, values, errors, " required")
         + _input("isi", "textarea", lang, values, errors, " required")
         + f'<label for="klasifikasi">{t("klasifikasi", lang)}</label>'
         f'<select id="klasifikasi" name="klasifikasi">{options}</select>'

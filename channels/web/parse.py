@@ -37,10 +37,7 @@ ATTACHMENT_REFS = "attachment_refs"
 
 def parse_json_complaint(raw: RawInbound) -> ComplaintDraft:
     """Turn the API's JSON body into a complaint draft, or raise :class:`ParseError`."""
-    try:
-        data = json.loads(raw.body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ParseError(f"JSON tidak valid / invalid JSON: {exc}", stage="decode") from None
+    data = _loads(raw.body)
     obj = _object(data, "", _TOP)
     body = _text(obj, "body", MAX_BODY, required=True)
     assert body is not None
@@ -56,25 +53,25 @@ def parse_json_complaint(raw: RawInbound) -> ComplaintDraft:
     priv = _object(obj.get("privacy", {}), "privacy.", _PRIVACY)
     for key, value in priv.items():
         if not isinstance(value, bool):
-            raise ParseError(f"privacy.{key} harus true/false / must be a boolean")
+            raise ParseError(f"privacy.{key} harus true/false / privacy.{key} must be a boolean")
     loc = obj.get("location")
     location = None
     if loc is not None:
         loc = _object(loc, "location.", _LOCATION)
         location = Location(
-            text=_text(loc, "text", 500),
-            latitude=_number(loc, "latitude", -90, 90),
-            longitude=_number(loc, "longitude", -180, 180),
+            text=_text(loc, "text", 500, prefix="location."),
+            latitude=_number(loc, "latitude", -90, 90, prefix="location."),
+            longitude=_number(loc, "longitude", -180, 180, prefix="location."),
         )
     return ComplaintDraft(
         body=body,
         kind=kind,
         title=_text(obj, "title", MAX_TITLE),
         reporter=Reporter(
-            nik=_text(rep, "nik", 32),
-            name=_text(rep, "name", 200),
-            phone=_text(rep, "phone", 32),
-            email=_text(rep, "email", 254),
+            nik=_text(rep, "nik", 32, prefix="reporter."),
+            name=_text(rep, "name", 200, prefix="reporter."),
+            phone=_text(rep, "phone", 32, prefix="reporter."),
+            email=_text(rep, "email", 254, prefix="reporter."),
         ),
         privacy=Privacy(
             anonymous=bool(priv.get("anonymous", False)),
@@ -86,49 +83,98 @@ def parse_json_complaint(raw: RawInbound) -> ComplaintDraft:
     )
 
 
+def _loads(body: bytes) -> Any:
+    """The JSON value of ``body``; :class:`ParseError` for anything the decoder cannot take.
+
+    Besides malformed JSON (and bytes that are not UTF-8) that is JSON nested deeper than the
+    decoder's recursion allows, and an integer longer than Python converts (4300 digits): a
+    client's mistake like any other, never the server's.
+    """
+    try:
+        return json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ParseError(f"JSON tidak valid / invalid JSON: {exc}", stage="decode") from None
+    except RecursionError:
+        raise ParseError(
+            "JSON tidak valid: terlalu dalam bersarang / invalid JSON: nested too deeply",
+            stage="decode",
+        ) from None
+    except ValueError:  # int_max_str_digits
+        raise ParseError(
+            "JSON tidak valid: angka terlalu panjang / invalid JSON: a number is too long",
+            stage="decode",
+        ) from None
+
+
 def _attachments(raw: RawInbound) -> tuple[Attachment, ...]:
     refs = raw.metadata.get(ATTACHMENT_REFS)
     if not refs:
         return ()
     try:
         items = json.loads(refs)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         raise ParseError("referensi lampiran rusak / broken attachment reference") from None
     if not isinstance(items, list):
         raise ParseError("referensi lampiran rusak / broken attachment reference")
     return tuple(attachment_of(item) for item in items)
 
 
+# Every reason is "Indonesian / English" (:func:`english` keeps the second half), and both halves
+# name the field at fault by its path in the body (``reporter.nik``).
+
+
+def english(reason: str) -> str:
+    """The English half of a parser's "Indonesian / English" reason (the whole reason when it
+    has none). Split at the first separator only: what a client wrote (an unknown key, say) comes
+    after it, and may not cut the reason anywhere else."""
+    return reason.split(" / ", 1)[-1]
+
+
 def _object(value: Any, prefix: str, allowed: set[str]) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise ParseError(f"{prefix or 'body'} harus objek JSON / must be a JSON object")
+        if not prefix:
+            raise ParseError(
+                "isi permintaan harus objek JSON / the request body must be a JSON object"
+            )
+        name = prefix.rstrip(".")
+        raise ParseError(f"{name} harus objek JSON / {name} must be a JSON object")
     unknown = sorted(set(value) - allowed)
     if unknown:
         names = ", ".join(prefix + k for k in unknown)
-        raise ParseError(f"kolom tidak dikenal / unknown field: {names}")
+        raise ParseError(f"kolom tidak dikenal: {names} / unknown field: {names}")
     return value
 
 
-def _text(obj: dict[str, Any], key: str, limit: int, required: bool = False) -> str | None:
+def _text(
+    obj: dict[str, Any], key: str, limit: int, required: bool = False, prefix: str = ""
+) -> str | None:
+    name = prefix + key
     value = obj.get(key)
     if value is None:
         if required:
-            raise ParseError(f"{key} wajib diisi / {key} is required")
+            raise ParseError(f"{name} wajib diisi / {name} is required")
         return None
     if not isinstance(value, str):
-        raise ParseError(f"{key} harus teks / {key} must be a string")
+        raise ParseError(f"{name} harus teks / {name} must be a string")
     value = value.strip()
     if required and not value:
-        raise ParseError(f"{key} wajib diisi / {key} is required")
+        raise ParseError(f"{name} wajib diisi / {name} is required")
     if len(value) > limit:
-        raise ParseError(f"{key} lebih dari {limit} karakter / longer than {limit} characters")
+        raise ParseError(
+            f"{name} lebih dari {limit} karakter / {name} is longer than {limit} characters"
+        )
     return value or None
 
 
-def _number(obj: dict[str, Any], key: str, low: float, high: float) -> float | None:
+def _number(
+    obj: dict[str, Any], key: str, low: float, high: float, prefix: str = ""
+) -> float | None:
+    name = prefix + key
     value = obj.get(key)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise ParseError(f"{key} harus angka {low}..{high} / must be a number in {low}..{high}")
+        raise ParseError(
+            f"{name} harus angka {low}..{high} / {name} must be a number in {low}..{high}"
+        )
     return float(value)

@@ -27,9 +27,11 @@ from aiohttp import web
 
 from channels.web import csrf, kept, pages
 from channels.web.abuse import Bucket, Guard
+from channels.web.dates import latest_today
 from channels.web.form import (
     ATTACHMENT_FIELD,
     CONTENT_TYPE,
+    FIELDS,
     attachment_fields,
     encode_submission,
     first_values,
@@ -37,8 +39,8 @@ from channels.web.form import (
 from channels.web.form import validate as validate_form
 from channels.web.openapi import document as openapi_document
 from channels.web.pages import Lang
-from channels.web.parse import ATTACHMENT_REFS
-from channels.web.uploads import Upload, UploadRejected, read_multipart
+from channels.web.parse import ATTACHMENT_REFS, english
+from channels.web.uploads import FieldTooLong, Upload, UploadRejected, read_multipart
 from gateway import tracking
 from gateway.contract import rfc3339
 from gateway.domain import Channel, ComplaintDraft, RawInbound, Receipt
@@ -66,6 +68,11 @@ TITLES: Mapping[int, tuple[str, str]] = {
 }
 UNAVAILABLE = ("Coba lagi sebentar lagi / try again later.", "Try again later.")
 NOT_FOUND = ("Nomor pelacakan tidak ditemukan / tracking ID not found.", "Tracking ID not found.")
+BAD_BOUNDARY = (
+    "Format multipart rusak: boundary tidak ada atau lebih dari 70 karakter.",
+    "Malformed multipart body: the boundary is missing or longer than 70 characters.",
+)
+BAD_FORM = ("Isian formulir rusak.", "Malformed form body.")
 # Bytes of refused attachments the form reads into the void so that the browser, which sends the
 # whole body before it looks at the answer, gets to show the form again with the typed values.
 MIN_DISCARD = 64 * 1024 * 1024
@@ -98,12 +105,6 @@ def problem(
     }
     headers = {"Content-Language": lang}
     return web.json_response(body, status=status, content_type=PROBLEM, headers=headers)
-
-
-def _english(reason: str) -> str:
-    """The English half of a parser's "Indonesian / English" reason."""
-    parts = [p.split(" / ", 1) for p in reason.split("; ")]
-    return "; ".join(p[-1] for p in parts)
 
 
 class WebChannel:
@@ -161,8 +162,12 @@ class WebChannel:
         self, request: web.Request, file_fields: frozenset[str], keep_going: bool = False
     ) -> Upload:
         cfg = self._settings
+        try:
+            reader = await request.multipart()
+        except ValueError:  # no boundary, or one longer than RFC 2046's 70 characters
+            raise UploadRejected("", BAD_BOUNDARY) from None
         return await read_multipart(
-            await request.multipart(),
+            reader,
             self._files,
             file_fields=file_fields,
             max_files=cfg.max_attachments,
@@ -241,13 +246,24 @@ class WebChannel:
                     request, frozenset({ATTACHMENT_FIELD}), keep_going=True
                 )
             elif request.content_type == "application/x-www-form-urlencoded":
-                posted = await request.post()  # no files possible: bounded by client_max_size
+                try:
+                    posted = await request.post()  # no files: bounded by client_max_size
+                except (ValueError, LookupError):  # not UTF-8, or an unknown charset
+                    raise UploadRejected("", BAD_FORM) from None
                 upload = Upload(fields=[(k, v) for k, v in posted.items() if isinstance(v, str)])
             else:
                 return self._form_response(request, alert=pages.t("expired", lang), status=400)
         except UploadRejected as exc:
             # A malformed body, or more refused data than is worth reading: the fields that
-            # came after it are unread, so only the message can be shown.
+            # came after it are unread, so only the message can be shown, next to the field at
+            # fault (on top of the form when that is none of the form's fields).
+            if isinstance(exc, FieldTooLong) and exc.field_name in FIELDS:
+                errors = {exc.field_name: pages.both("too_long")}
+                return self._form_response(request, errors=errors, status=exc.status)
+            if exc.field_name != ATTACHMENT_FIELD:
+                return self._form_response(
+                    request, alert=pages.msg(exc.message, lang), status=exc.status
+                )
             return self._form_response(
                 request, errors={ATTACHMENT_FIELD: exc.message}, status=exc.status
             )
@@ -262,7 +278,11 @@ class WebChannel:
                 request, values, alert=pages.t("expired", lang), status=403, files=files
             )
         now = self._clock()
-        data, errors = validate_form(values, now.date())
+        data, errors = validate_form(values, latest_today(now))
+        # A text too long to be read is absent from ``values``: its own message replaces what
+        # its absence would say ("required"), and the form comes back even when it was optional.
+        too_long = {r.field_name for r in upload.too_long if r.field_name in FIELDS}
+        errors.update({name: pages.both("too_long") for name in too_long})
         problems = [r.message for r in upload.rejected]
         status = upload.rejected[0].status if upload.rejected else 422
         if lost:
@@ -280,8 +300,9 @@ class WebChannel:
             return self._form_response(
                 request, values, {**errors, ATTACHMENT_FIELD: message}, status=status, files=files
             )
-        if data is None:
-            return self._form_response(request, values, errors, status=422, files=files)
+        if data is None or too_long:
+            status = 413 if too_long else 422
+            return self._form_response(request, values, errors, status=status, files=files)
         try:
             decision = await self._limited(
                 self._guard.identity_buckets(data.nik, data.phone, data.email)
@@ -434,7 +455,7 @@ class WebChannel:
         try:
             outcome = self._json_parser.parse(raw)
         except ParseError as exc:
-            refusal = problem(400, exc.reason if lang == "id" else _english(exc.reason), lang)
+            refusal = problem(400, exc.reason if lang == "id" else english(exc.reason), lang)
         else:
             if isinstance(outcome, ComplaintDraft):
                 rep = outcome.reporter

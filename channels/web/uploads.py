@@ -9,12 +9,15 @@ segment (which comes before the image data). Once stored, the file is run throug
 that is damaged or cut short is refused now, naming the file, while the citizen can still send
 it again, rather than found unservable later.
 
-A refused file (wrong type, too big, one too many) stops the API's request at once. The citizen
-form asks for ``keep_going``: the refusal is recorded, the rest of that file is read and thrown
-away (a browser shows nothing of an answer sent before its upload is finished), later files are
-not stored, and the text fields after it are still read, so the form comes back with everything
-the citizen typed and the message next to the attachment field. At most ``discard_limit`` bytes
-are thrown away; past that the request is refused without its fields.
+A refused file (wrong type, too big, one too many) or a text field longer than
+``max_field_size`` stops the API's request at once. The citizen form asks for ``keep_going``: the
+refusal is recorded, the rest of that file or text is read and thrown away (a browser shows
+nothing of an answer sent before its upload is finished), and the text fields after it are still
+read, so the form comes back with everything else the citizen typed and the message next to the
+attachment field, or next to the text that was too long. After a refused file later files are
+not stored; after a refused text they are (the form carries them over, see
+:mod:`channels.web.kept`). At most ``discard_limit`` bytes are thrown away; past that the request
+is refused without its fields.
 """
 
 from __future__ import annotations
@@ -46,6 +49,20 @@ class UploadRejected(Exception):
         self.status = status
 
 
+class FieldTooLong(UploadRejected):
+    """A text field longer than ``max_field_size`` bytes."""
+
+    def __init__(self, field_name: str, limit: int) -> None:
+        super().__init__(
+            field_name,
+            (
+                f"Isian {field_name} lebih dari {limit} bita.",
+                f"Field {field_name} is longer than {limit} bytes.",
+            ),
+            413,
+        )
+
+
 @dataclass(slots=True)
 class Upload:
     """What a multipart request held: its text fields in order, and the stored files."""
@@ -56,6 +73,9 @@ class Upload:
     gps: dict[str, tuple[float, float]] = field(default_factory=dict)
     # Files refused while the rest of the request was read (``keep_going``).
     rejected: list[UploadRejected] = field(default_factory=list)
+    # Text fields refused as too long while the rest was read (``keep_going``): not in
+    # ``fields``.
+    too_long: list[FieldTooLong] = field(default_factory=list)
 
 
 async def read_multipart(
@@ -72,8 +92,9 @@ async def read_multipart(
 ) -> Upload:
     """Read every part; raise :class:`UploadRejected` naming the field or file at fault.
 
-    With ``keep_going`` a refused file is recorded in :attr:`Upload.rejected` instead, and the
-    reading goes on (see the module's docstring).
+    With ``keep_going`` a refused file is recorded in :attr:`Upload.rejected` instead, a text
+    field too long in :attr:`Upload.too_long`, and the reading goes on (see the module's
+    docstring).
     """
     limits = _Limits(
         file_fields, max_files, max_file_size, max_field_size, max_fields,
@@ -138,17 +159,21 @@ async def _read(reader: MultipartReader, files: FileStore, limits: _Limits) -> U
             continue
         if name in limits.file_fields:
             continue  # text posing as a file reference: only the gateway writes those
-        if len(upload.fields) >= limits.max_fields:
+        if len(upload.fields) + len(upload.too_long) >= limits.max_fields:
             raise UploadRejected(name, ("Terlalu banyak isian.", "Too many fields."), 413)
         value = b""
         while len(value) <= limits.max_field_size and (chunk := await part.read_chunk(CHUNK)):
             value += chunk
         if len(value) > limits.max_field_size:
-            raise UploadRejected(
-                name,
-                (f"Isian {name} terlalu panjang.", f"Field {name} is too long."),
-                413,
-            )
+            too_long = FieldTooLong(name, limits.max_field_size)
+            if limits.discard_limit < 0:
+                raise too_long
+            upload.too_long.append(too_long)
+            discarded += len(value)
+            if discarded > limits.discard_limit:
+                raise too_long
+            discarded += await _discard(part, limits.discard_limit - discarded, too_long)
+            continue
         try:
             upload.fields.append((name, value.decode(part.get_charset("utf-8"))))
         except (UnicodeDecodeError, LookupError):

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
+from channels.web import dates
 from channels.web.csrf import CsrfSigner
 from channels.web.exif import jpeg_gps, make_exif_jpeg, sniff
-from channels.web.form import encode_submission, first_values, parse_form, validate
+from channels.web.form import LIMITS, encode_submission, first_values, parse_form, validate
 from channels.web.kept import KeptFile, KeptFiles
+from channels.web.pages import form_page
 from gateway.domain import Attachment, Channel, Kind, RawInbound
 from gateway.errors import ParseError
 
@@ -47,9 +50,10 @@ def test_stored_submission_parses_again_to_the_same_draft() -> None:
 
 
 def test_parser_quarantines_what_fails_validation() -> None:
-    with pytest.raises(ParseError, match="nik: .*0000"):
+    with pytest.raises(ParseError, match=r"nik: .*0000\. / nik: .*0000") as refused:
         parse_form(raw(encode_submission([*FIELDS[:5], ("nik", "3209014101900000"),
                                           ("hp", "081234567890")], [])))
+    assert refused.value.reason.count("nik: ") == 2  # the field named in both languages
     with pytest.raises(ParseError, match="attachment reference"):
         parse_form(raw(encode_submission(FIELDS, []) + b"&lampiran=%7B%7D"))
 
@@ -120,3 +124,50 @@ def test_a_kept_attachment_token_opens_only_in_its_browser_and_only_while_fresh(
     assert kept.open(no_gps, "client-a", 1010) == KeptFile(photo, None)
     assert KeptFile(photo).label() == "x.jpg (195 KB)"
     assert KeptFile(replace(photo, size=3_200_000, filename=None)).label() == "image/jpeg (3.1 MB)"
+
+
+@pytest.mark.parametrize(
+    ("when", "today"),
+    [
+        # 05:30 WIT, 04:30 WITA, 03:30 WIB: the UTC date is still the day before.
+        (datetime(2026, 12, 4, 20, 30, tzinfo=UTC), date(2026, 12, 5)),
+        (datetime(2026, 12, 4, 14, 59, tzinfo=UTC), date(2026, 12, 4)),  # 23:59 WIT
+        (datetime(2026, 12, 4, 15, 0, tzinfo=UTC), date(2026, 12, 5)),  # 00:00 WIT
+        (datetime(2026, 12, 5, 6, 0, tzinfo=timezone(timedelta(hours=7))), date(2026, 12, 5)),
+        (datetime(2026, 12, 4, 20, 30), date(2026, 12, 5)),  # naive: UTC
+    ],
+)
+def test_today_is_the_date_in_the_easternmost_indonesian_time_zone(
+    when: datetime, today: date
+) -> None:
+    assert dates.latest_today(when) == today
+
+
+def test_without_a_time_zone_database_wit_is_a_fixed_nine_hours(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def missing(key: str) -> None:
+        raise dates.ZoneInfoNotFoundError(key)
+
+    monkeypatch.setattr(dates, "ZoneInfo", missing)
+    zone = dates._easternmost()
+    assert zone.utcoffset(None) == timedelta(hours=9)
+    monkeypatch.setattr(dates, "EASTERNMOST", zone)
+    assert dates.latest_today(datetime(2026, 12, 4, 20, 30, tzinfo=UTC)) == date(2026, 12, 5)
+
+
+def test_a_stored_form_dated_today_in_indonesia_parses_before_it_is_today_in_utc() -> None:
+    early = replace(raw(b""), received_at=datetime(2026, 12, 4, 20, 30, tzinfo=UTC))
+    today = [(k, "2026-12-05" if k == "tanggal" else v) for k, v in FIELDS]
+    draft = parse_form(replace(early, body=encode_submission(today, [])))
+    assert draft.occurred_on == date(2026, 12, 5)
+    later = [(k, "2026-12-06" if k == "tanggal" else v) for k, v in FIELDS]
+    with pytest.raises(ParseError, match="tanggal: .*masa depan"):
+        parse_form(replace(early, body=encode_submission(later, [])))
+
+
+def test_each_limited_field_of_the_form_carries_its_limit_as_maxlength() -> None:
+    html = form_page("id", "token")
+    for name, limit in LIMITS.items():
+        tag = re.search(rf'<(?:input|textarea)[^>]* id="{name}"[^>]*>', html)
+        assert tag and f'maxlength="{limit}"' in tag.group(0), name

@@ -10,6 +10,7 @@ phone number here and is refused with 400).
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -22,7 +23,7 @@ from aiohttp.test_utils import TestClient
 from gateway import bootstrap
 from gateway.settings import Settings
 from tests.channels.web.conftest import NIK, OPEN311_KEY, web_settings
-from tests.support import drain
+from tests.support import FixedClock, drain
 
 pytestmark = pytest.mark.integration
 
@@ -288,3 +289,63 @@ async def test_post_is_rate_limited_with_retry_after(
         assert await gateway.intake.count_complaints() == 1
     finally:
         await gateway.close()
+
+
+async def test_tanggal_of_today_in_indonesia_is_taken_before_it_is_today_in_utc(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    # 20:30 UTC on 4 December: 05:30 on 5 December in Jayapura (WIT), 03:30 in Jakarta (WIB).
+    clock = FixedClock(datetime(2026, 12, 4, 20, 30, tzinfo=UTC))
+    gateway = bootstrap.build(web_settings(settings), clock=clock)
+    try:
+        client = await aiohttp_client(bootstrap.build_app(gateway))
+        en = {**FORM, "Accept-Language": "en"}
+        later = await client.post(
+            f"{V2}/requests.json", data=f"{EXAMPLE_BODY}&attribute[tanggal]=2026-12-06", headers=en
+        )
+        assert later.status == 400
+        assert (await later.json())[0]["description"] == "attribute[tanggal] is in the future"
+        today = await client.post(
+            f"{V2}/requests.json", data=f"{EXAMPLE_BODY}&attribute[tanggal]=2026-12-05", headers=FORM
+        )
+        assert today.status == 201, await today.text()
+        assert await gateway.intake.count_complaints() == 1
+    finally:
+        await gateway.close()
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (("description=A+large+sinkhole+is+destroying+the+street", "description="),
+         "description"),
+        (("description=A+large", "description=" + "a" * 20_001 + "A+large"), "description"),
+        (("lat=37.76524078", "lat=utara"), "lat"),
+        (("lat=37.76524078", "lat=91"), "lat"),
+        (("long=-122.4212043", "long=181"), "long"),
+        (("phone=081234567890", "phone=12"), "phone"),
+        (("email=smit333%40sfgov.edu", "email=smit333"), "email"),
+        (("", "&attribute[judul]=" + "j" * 301), "attribute[judul]"),
+        (("", "&attribute[instansi]=" + "i" * 256), "attribute[instansi]"),
+        (("", "&attribute[nik]=12345"), "attribute[nik]"),
+        (("", "&attribute[nik]=3209014101900000"), "attribute[nik]"),
+        (("", "&attribute[rahasia]=mungkin"), "attribute[rahasia]"),
+        (("", "&attribute[tanggal]=kemarin"), "attribute[tanggal]"),
+    ],
+)
+async def test_every_refusal_of_a_request_names_its_parameter_in_english_as_in_indonesian(
+    gw: bootstrap.Gateway, aiohttp_client: Client, change: tuple[str, str], field: str
+) -> None:
+    client = await aiohttp_client(bootstrap.build_app(gw))
+    old, new = change
+    body = EXAMPLE_BODY.replace(old, new) if old else EXAMPLE_BODY + new
+    named = re.compile(rf"(?<![\w.]){re.escape(field)}(?![\w.\[])")
+    en = await client.post(f"{V2}/requests.json", data=body, headers={**FORM, "Accept-Language": "en"})
+    [error] = await en.json()
+    assert en.status == 400 and named.search(error["description"]), error
+    assert not re.search(r"\b(harus|wajib|lebih dari|di luar|bukan)\b", error["description"])
+    id_ = await client.post(f"{V2}/requests.json", data=body, headers=FORM)
+    [error] = await id_.json()
+    indonesian, english = error["description"].split(" / ", 1)
+    assert named.search(indonesian) and named.search(english), error
+    assert await gw.intake.count_complaints() == 0

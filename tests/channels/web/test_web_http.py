@@ -46,8 +46,12 @@ FORM = {
 }
 
 
-def form_data(token: str, fields: dict[str, str], files: list[tuple[str, bytes]] = ()) -> FormData:
-    fd = FormData()
+def form_data(
+    token: str, fields: dict[str, str], files: list[tuple[str, bytes]] = (),
+    multipart: bool = False,
+) -> FormData:
+    """The form's fields (multipart, as a browser sends the form, with files or when asked)."""
+    fd = FormData(default_to_multipart=multipart)
     fd.add_field("csrf", token)
     for key, value in fields.items():
         fd.add_field(key, value)
@@ -698,3 +702,240 @@ async def test_kept_and_new_attachments_count_together_against_the_limit(
     finally:
         await gateway.close()
 
+
+
+# 20:30 UTC on 4 December is 05:30 on 5 December in Jayapura (WIT, UTC+9) and 03:30 in Jakarta:
+# for citizens in the east and the west alike, 5 December is today.
+EARLY_MORNING_IN_INDONESIA = datetime(2026, 12, 4, 20, 30, tzinfo=UTC)
+
+
+async def test_the_form_takes_todays_date_in_indonesia_before_it_is_today_in_utc(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    clock = FixedClock(EARLY_MORNING_IN_INDONESIA)
+    gateway = bootstrap.build(web_settings(settings), clock=clock)
+    try:
+        client = await aiohttp_client(bootstrap.build_app(gateway))
+        token = csrf_token(await (await client.get("/")).text())
+        later = await client.post("/", data=form_data(token, {**FORM, "tanggal": "2026-12-06"}))
+        html = await later.text()
+        assert later.status == 422 and 'id="tanggal-err"' in html and "masa depan" in html
+        today = await client.post(
+            "/", data=form_data(csrf_token(html), {**FORM, "tanggal": "2026-12-05"})
+        )
+        assert today.status == 200, await today.text()
+        assert TID.search(await today.text())
+        assert await gateway.intake.count_complaints() == 1
+    finally:
+        await gateway.close()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * 3000 + "]" * 3000,  # nested deeper than the decoder goes
+        '{"body": "Lampu jalan mati", "location": {"latitude": ' + "1" * 5000 + "}}",
+        '{"body": ' * 3000 + '"x"' + "}" * 3000,
+    ],
+    ids=["deep-array", "integer-of-5000-digits", "deep-object"],
+)
+async def test_json_the_decoder_cannot_take_is_a_bad_request(
+    gw: bootstrap.Gateway, aiohttp_client: Client, body: str
+) -> None:
+    client = await aiohttp_client(bootstrap.build_app(gw))
+    as_json = {"Content-Type": "application/json"}
+    resp = await client.post("/api/v1/complaints", data=body.encode(), headers=as_json)
+    problem = await resp.json()
+    assert resp.status == 400 and resp.content_type == "application/problem+json"
+    assert problem["status"] == 400 and "JSON tidak valid" in problem["detail"]
+    en = await client.post("/api/v1/complaints", data=body.encode(),
+                           headers={**as_json, "Accept-Language": "en"})
+    assert en.status == 400 and (await en.json())["detail"].startswith("invalid JSON")
+    fd = FormData()
+    fd.add_field("complaint", body, content_type="application/json")
+    fd.add_field("attachments", png("x"), filename="x.png", content_type="image/png")
+    multipart = await client.post("/api/v1/complaints", data=fd)
+    assert multipart.status == 400 and "JSON tidak valid" in (await multipart.json())["detail"]
+    assert await gw.intake.count_complaints() == 0
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["multipart/form-data", "multipart/form-data; boundary=" + "b" * 71],
+    ids=["no-boundary", "boundary-of-71-characters"],
+)
+async def test_multipart_without_a_usable_boundary_is_a_bad_request(
+    gw: bootstrap.Gateway, aiohttp_client: Client, content_type: str
+) -> None:
+    client = await aiohttp_client(bootstrap.build_app(gw))
+    body = b"--" + b"b" * 71 + b'\r\nContent-Disposition: form-data; name="isi"\r\n\r\nx\r\n'
+    token = csrf_token(await (await client.get("/")).text())
+    form = await client.post("/", data=body, headers={"Content-Type": content_type})
+    html = await form.text()
+    assert form.status == 400 and form.content_type == "text/html"
+    assert 'role="alert">Format multipart rusak' in html and csrf_token(html) != token
+    en = await client.post("/?lang=en", data=body, headers={"Content-Type": content_type})
+    assert en.status == 400 and 'role="alert">Malformed multipart body' in await en.text()
+    api = await client.post(
+        "/api/v1/complaints", data=body,
+        headers={"Content-Type": content_type, "Accept-Language": "en"},
+    )
+    problem = await api.json()
+    assert api.status == 400 and api.content_type == "application/problem+json"
+    assert problem["status"] == 400 and "boundary" in problem["detail"]
+    assert await gw.intake.count_complaints() == 0
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/x-www-form-urlencoded", b"judul=%ff%fe&isi=\xff"),
+        ("application/x-www-form-urlencoded; charset=tidak-ada", b"judul=Lampu"),
+    ],
+    ids=["not-utf8", "unknown-charset"],
+)
+async def test_a_form_body_that_is_not_text_is_a_bad_request(
+    gw: bootstrap.Gateway, aiohttp_client: Client, content_type: str, body: bytes
+) -> None:
+    client = await aiohttp_client(bootstrap.build_app(gw))
+    form = await client.post("/", data=body, headers={"Content-Type": content_type})
+    html = await form.text()
+    assert form.status == 400 and form.content_type == "text/html"
+    assert 'role="alert">Isian formulir rusak' in html and csrf_token(html)
+    assert await gw.intake.count_complaints() == 0
+
+
+async def test_a_text_too_long_for_the_form_is_named_and_everything_else_kept(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    gateway = bootstrap.build(web_settings(settings, max_field_size=1000))
+    try:
+        client = await aiohttp_client(bootstrap.build_app(gateway))
+        token = csrf_token(await (await client.get("/")).text())
+        photo = png("kept")
+        fd = FormData()  # in the browser's order: the photo and the identity after the text
+        fd.add_field("csrf", token)
+        for key in ("judul", "klasifikasi", "tanggal", "lokasi"):
+            fd.add_field(key, FORM[key])
+        fd.add_field("isi", "Jalan rusak parah. " * 3000)  # 57 kB against 1000 bytes
+        fd.add_field("lampiran", photo, filename="jalan.png", content_type="image/png")
+        for key in ("nama", "nik", "hp", "email"):
+            fd.add_field(key, FORM[key])
+        fd.add_field("rahasia", "1")
+        resp = await client.post("/", data=fd)
+        html = await resp.text()
+        assert resp.status == 413
+        error = re.search(r'id="isi-err">([^<]+)<', html)
+        assert error and "terlalu panjang" in error.group(1)
+        assert 'id="lampiran-err"' not in html and "Jalan rusak parah" not in html
+        for typed in ("Jalan berlubang", FORM["lokasi"], "2026-11-01", "Siti Aminah", NIK,
+                      "0812-3456-7890", "siti@contoh.id"):
+            assert typed in html, typed  # the fields before AND after the long text are back
+        assert 'id="rahasia" name="rahasia" value="1" checked' in html
+        [(kept, label)] = kept_files(html)  # the photo after it was taken and is kept
+        assert label.startswith("jalan.png")
+        assert await gateway.intake.count_complaints() == 0
+        en = await client.post("/?lang=en", data=form_data(csrf_token(html), {
+            **FORM, "isi": "x" * 2000, "lampiran_tersimpan": kept}, multipart=True))
+        error = re.search(r'id="isi-err">([^<]+)<', await en.text())
+        assert en.status == 413 and error and "too long" in error.group(1)
+        # Shortened, with the photo kept: it goes.
+        ok = await client.post(
+            "/", data=form_data(csrf_token(html), {**FORM, "lampiran_tersimpan": kept})
+        )
+        assert ok.status == 200 and TID.search(await ok.text())
+    finally:
+        await gateway.close()
+
+
+async def test_a_text_too_long_for_the_api_is_refused_at_once_naming_its_field(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    gateway = bootstrap.build(web_settings(settings, max_field_size=1000))
+    try:
+        client = await aiohttp_client(bootstrap.build_app(gateway))
+        fd = FormData()
+        fd.add_field("complaint", json.dumps({"body": "Jalan rusak parah. " * 100}),
+                     content_type="application/json")
+        fd.add_field("attachments", png("api"), filename="a.png", content_type="image/png")
+        resp = await client.post("/api/v1/complaints", data=fd, headers={"Accept-Language": "en"})
+        problem = await resp.json()
+        assert resp.status == 413 and problem["field"] == "complaint"
+        assert "complaint" in problem["detail"]
+        assert not gateway.files.path(hashlib.sha256(png("api")).hexdigest()).exists()
+        assert await gateway.intake.count_complaints() == 0
+    finally:
+        await gateway.close()
+
+
+async def test_a_text_too_long_past_what_is_worth_reading_is_named_by_its_field(
+    settings: Settings, aiohttp_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from channels.web import routes
+
+    monkeypatch.setattr(routes, "MIN_DISCARD", 0)  # throw away at most 2 x 1000 x 1 bytes
+    gateway = bootstrap.build(
+        web_settings(settings, max_field_size=1000, max_attachment_size=1000, max_attachments=1)
+    )
+    try:
+        client = await aiohttp_client(bootstrap.build_app(gateway))
+        token = csrf_token(await (await client.get("/")).text())
+        resp = await client.post(
+            "/", data=form_data(token, {**FORM, "isi": "x" * 50_000}, multipart=True)
+        )
+        html = await resp.text()
+        error = re.search(r'id="isi-err">([^<]+)<', html)
+        assert resp.status == 413 and error and "terlalu panjang" in error.group(1)
+        assert 'id="lampiran-err"' not in html
+    finally:
+        await gateway.close()
+
+
+INDONESIAN = re.compile(r"\b(harus|wajib|lebih dari|tidak|kolom|di luar|angka)\b")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "body"),
+        ({"body": 5}, "body"),
+        ({"body": "  "}, "body"),
+        ({"body": "b" * 20_001}, "body"),
+        ({"body": "Lampu mati", "title": "t" * 301}, "title"),
+        ({"body": "Lampu mati", "title": ["t"]}, "title"),
+        ({"body": "Lampu mati", "kind": "protes"}, "kind"),
+        ({"body": "Lampu mati", "agency": "a" * 256}, "agency"),
+        ({"body": "Lampu mati", "sumber": "x"}, "sumber"),
+        ({"body": "Lampu mati", "reporter": []}, "reporter"),
+        ({"body": "Lampu mati", "reporter": {"name": "n" * 201}}, "reporter.name"),
+        ({"body": "Lampu mati", "reporter": {"nik": 3209014101900001}}, "reporter.nik"),
+        ({"body": "Lampu mati", "reporter": {"phone": "0" * 33}}, "reporter.phone"),
+        ({"body": "Lampu mati", "reporter": {"email": "e" * 255}}, "reporter.email"),
+        ({"body": "Lampu mati", "reporter": {"ktp": "1"}}, "reporter.ktp"),
+        ({"body": "Lampu mati", "privacy": {"anonymous": "ya"}}, "privacy.anonymous"),
+        ({"body": "Lampu mati", "privacy": {"confidential": 1}}, "privacy.confidential"),
+        ({"body": "Lampu mati", "privacy": "rahasia"}, "privacy"),
+        ({"body": "Lampu mati", "location": {"text": "t" * 501}}, "location.text"),
+        ({"body": "Lampu mati", "location": {"latitude": 91}}, "location.latitude"),
+        ({"body": "Lampu mati", "location": {"longitude": "108"}}, "location.longitude"),
+        ({"body": "Lampu mati", "location": 5}, "location"),
+        ([], "request body"),
+    ],
+)
+async def test_every_api_problem_names_its_field_in_english_as_in_indonesian(
+    gw: bootstrap.Gateway, aiohttp_client: Client, body: Any, field: str
+) -> None:
+    client = await aiohttp_client(bootstrap.build_app(gw))
+    en = await client.post("/api/v1/complaints", json=body, headers={"Accept-Language": "en"})
+    named = re.compile(rf"(?<![\w.]){re.escape(field)}(?![\w.])")
+    detail = (await en.json())["detail"]
+    assert en.status == 400 and named.search(detail), detail
+    assert not INDONESIAN.search(detail), detail  # the English half only
+    id_ = await client.post("/api/v1/complaints", json=body)
+    detail = (await id_.json())["detail"]
+    indonesian, english = detail.split(" / ", 1)
+    assert id_.status == 400 and english == (await en.json())["detail"]
+    if field == "request body":
+        assert indonesian.startswith("isi permintaan"), detail
+    else:
+        assert named.search(indonesian), detail
