@@ -198,7 +198,11 @@ async def test_an_unexpected_error_does_not_stop_the_relay(
     try:
         raw = RawInbound(Channel.WEB, b"laporan", datetime.now(UTC), "surprise-1")
         await gateway.intake.accept(raw, PARSER)
-        await wait_until(lambda: relay.connected, "the relay, back from its backoff, connected")
+
+        async def published() -> bool:
+            return (await outbox_status(gateway.engine)).pending == 0
+
+        await wait_until(published, "the relay, back from its backoff, published the row")
         assert len(await drain(settings.broker.queue, expected=1)) == 1  # it went on
         assert not task.done()
         assert gateway.metrics.relay_errors.labels("internal")._value.get() == 1
