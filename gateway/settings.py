@@ -166,7 +166,7 @@ class WebSettings(_Section):
     open311_default_days: int = Field(90, ge=1)
     max_attachments: int = Field(5, ge=0, le=50)
     max_attachment_size: int = Field(5 * 1024 * 1024, gt=0)
-    max_field_size: int = Field(32 * 1024, gt=0)
+    max_field_size: int = Field(80 * 1024, gt=0)
     rate_limit_requests: int = Field(30, ge=0)
     rate_limit_window: float = Field(60.0, gt=0)
     # Submissions per identity (NIK, phone, e-mail, each counted by its keyed hash) per window.

@@ -148,6 +148,18 @@ async def test_same_form_sent_twice_gives_the_first_receipt(
     assert await gw.intake.count_complaints() == 1
 
 
+async def test_the_longest_description_the_form_allows_fits_in_any_script(
+    gw: bootstrap.Gateway, aiohttp_client: Client
+) -> None:
+    # 20 000 characters (the textarea's maxlength) of four UTF-8 bytes each: within the limits.
+    client = await aiohttp_client(bootstrap.build_app(gw))
+    token = csrf_token(await (await client.get("/")).text())
+    longest = {**FORM, "isi": "Jalan rusak \U0001f6a7 " + "\U0001f6a7" * 19_980}
+    assert len(longest["isi"]) <= 20_000 and len(longest["isi"].encode()) > 79_000
+    resp = await client.post("/", data=form_data(token, longest, [("a.png", png("x"))]))
+    assert resp.status == 200 and TID.search(await resp.text()), await resp.text()
+
+
 async def test_attachment_that_is_not_jpeg_png_pdf_is_refused_by_name(
     gw: bootstrap.Gateway, aiohttp_client: Client
 ) -> None:
