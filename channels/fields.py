@@ -21,8 +21,11 @@ CHECKED = frozenset({"1", "on", "ya", "true"})
 
 
 def text(values: Mapping[str, str], name: str) -> str | None:
-    """The field's value without surrounding blanks; None when empty or absent."""
-    value = values.get(name, "").strip()
+    """The field's value without surrounding blanks, its line breaks as ``\n``; None when empty
+    or absent. Browsers send a textarea's line breaks as CR LF (HTML, "form submission") but
+    count them as one character against its ``maxlength``: counted here the same way, a text
+    the browser let through is not refused as too long."""
+    value = values.get(name, "").replace("\r\n", "\n").strip()
     return value or None
 
 

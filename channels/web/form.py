@@ -109,7 +109,8 @@ def validate(fields: Mapping[str, str], today: date) -> tuple[FormData | None, d
     """
     errors: dict[str, Message] = {}
     for name, limit in LIMITS.items():
-        if len(fields.get(name, "")) > limit:
+        # A line break counts once, as the browser's maxlength counts it (see channels.fields).
+        if len(fields.get(name, "").replace("\r\n", "\n")) > limit:
             errors[name] = (f"Paling banyak {limit} karakter.", f"At most {limit} characters.")
     title = _text(fields, "judul")
     if title is None:

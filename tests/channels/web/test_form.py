@@ -76,6 +76,18 @@ def test_each_rule_names_its_field_in_indonesian(field: str, value: str, fragmen
     assert data is None and fragment in errors[field][0] and errors[field][1]
 
 
+def test_line_breaks_count_once_as_the_browser_counts_them() -> None:
+    # A textarea filled to its maxlength, with line breaks: the browser counts each as one
+    # character and sends it as CR LF.
+    lines = ["Jalan berlubang di depan SD Negeri 2."] * 600
+    typed = "\n".join(lines)[: LIMITS["isi"]]
+    assert len(typed) == LIMITS["isi"] and "\n" in typed
+    sent = typed.replace("\n", "\r\n")
+    data, errors = validate({**first_values(FIELDS), "isi": sent}, WHEN.date())
+    assert data is not None, errors
+    assert data.body == typed.strip()  # kept with plain line breaks
+
+
 def test_name_is_required_unless_anonymous_and_a_contact_always() -> None:
     fields = {k: v for k, v in first_values(FIELDS).items() if k not in ("nama", "anonim")}
     assert "nama" in validate(fields, WHEN.date())[1]
