@@ -309,6 +309,7 @@ async def _outbox(settings: Settings, args: argparse.Namespace) -> int:
             {
                 "pending": status.pending,
                 "published": status.published,
+                "unopenable": status.unopenable,
                 "lag_seconds": round(status.lag_seconds(now), 3),
                 "by_channel": {
                     ch: {"pending": n, "oldest": oldest.isoformat()}

@@ -181,6 +181,8 @@ async def readyz(request: web.Request) -> web.Response:
                 "lag_seconds": round(lag, 3),
                 "max_lag_seconds": deps.settings.outbox.ready_max_lag,
             }
+            if status.unopenable:  # reported, not counted in the lag (see outbox_status)
+                checks["outbox"]["unopenable"] = status.unopenable
         except Exception as exc:
             ready = False
             checks["outbox"] = {"ok": False, "error": type(exc).__name__}

@@ -57,6 +57,9 @@ from gateway.storage.schema import UTCDateTime, outbox
 log = logging.getLogger(__name__)
 
 
+# The reason (and the last_error prefix) of events a relay cannot open.
+UNOPENABLE = "data-key"
+
 @dataclass(frozen=True, slots=True)
 class OutboxRow:
     """One claimed event (``id`` is None for a row handed over by the intake)."""
@@ -78,6 +81,9 @@ class OutboxStatus:
     oldest_created_at: datetime | None
     published: int | None  # None: not counted (see outbox_status)
     by_channel: dict[str, tuple[int, datetime]]
+    # Pending events a relay gave back because it could not open them (another data key, or
+    # damaged): counted apart, not in the lag (see outbox_status).
+    unopenable: int = 0
 
     def lag_seconds(self, now: datetime) -> float:
         """Age of the oldest unpublished event (0 when none wait)."""
@@ -90,7 +96,14 @@ async def outbox_status(engine: AsyncEngine, count_published: bool = False) -> O
     """Count the pending events (the partial index on pending rows: cheap however large the
     table grows), and with ``count_published`` the published ones too, which reads every row of
     the table: for the command line, never for ``/readyz`` or ``/metrics``, whose time limit a
-    table of millions of rows would pass."""
+    table of millions of rows would pass.
+
+    An event a relay could not open is counted as ``unopenable`` and left out of the lag: it
+    waits for a relay holding its key (or an operator, when it is damaged), which the relay's
+    ``data-key`` errors and their alert report; it must not take every replica out of the load
+    balancer through ``/readyz`` while every other event goes out.
+    """
+    given_back = outbox.c.last_error.like(f"{UNOPENABLE}:%")
     pending = outbox.c.published_at.is_(None)
     async with engine.connect() as conn:
         rows = (
@@ -104,10 +117,13 @@ async def outbox_status(engine: AsyncEngine, count_published: bool = False) -> O
                         type_=UTCDateTime(),
                     ),
                 )
-                .where(pending)
+                .where(pending, or_(outbox.c.last_error.is_(None), ~given_back))
                 .group_by(outbox.c.channel)
             )
         ).all()
+        unopenable = (
+            await conn.execute(select(func.count()).select_from(outbox).where(pending, given_back))
+        ).scalar_one()
         published = (
             (await conn.execute(select(func.count()).select_from(outbox).where(~pending)))
             .scalar_one()
@@ -121,6 +137,7 @@ async def outbox_status(engine: AsyncEngine, count_published: bool = False) -> O
         oldest_created_at=oldest,
         published=None if published is None else int(published),
         by_channel=by_channel,
+        unopenable=int(unopenable),
     )
 
 
@@ -460,7 +477,7 @@ class OutboxRelay:
             # another key), or damaged: those rows go back at once, for a relay that can open
             # them, and the rest go out; one such row must not hold up every other event.
             failure = _RelayFailure(
-                "data-key", f"{len(closed)} event(s) do not open with this process's data key"
+                UNOPENABLE, f"{len(closed)} event(s) do not open with this process's data key"
             )
             await self._finish([], closed, failure)
             if not opened:
@@ -493,7 +510,8 @@ class OutboxRelay:
                         update(outbox)
                         .where(outbox.c.message_id.in_([r.message_id for r in failed]), mine)
                         .values(claimed_by=None, claim_expires=None,
-                                last_error=str(failure)[:1000] if failure else None)
+                                last_error=f"{failure.reason}: {failure}"[:1000]
+                                if failure else None)
                     )
         except (SQLAlchemyError, OSError, TimeoutError) as exc:
             # The broker has the confirmed messages; the lease will expire and they will be
