@@ -1,8 +1,9 @@
 """The HTTP application every channel's routes join: health, readiness, metrics, files.
 
 - ``/healthz``: the process is alive (no dependency is checked).
-- ``/readyz``: each dependency named with its state. 503 when the database cannot answer or the
-  oldest unpublished event is older than ``outbox.ready_max_lag``. A broker outage is reported
+- ``/readyz``: each dependency named with its state. 503 when the database cannot answer, the
+  oldest unpublished event is older than ``outbox.ready_max_lag``, or the newest stored event
+  does not open with this process's data key. A broker outage is reported
   but does not by itself take the replica out of the load balancer: intake still commits to the
   outbox, which is what the outbox is for. When the outage lasts, the lag check fails.
 - ``/metrics``: Prometheus text format; outbox depth and age are read from the database.

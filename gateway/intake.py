@@ -1,12 +1,12 @@
 """The intake port: the one call every channel makes.
 
 ``IntakeService.accept(raw, parser)`` stores the message exactly as received, runs the channel's
-pure parser on it and, in ONE transaction, writes the raw inbound row, the canonical complaint
-and its outbox row (or, when the parser fails, a quarantine row). It returns a
-:class:`~gateway.domain.Receipt` only after the commit, so a channel may acknowledge its sender
-as soon as it has one. A message whose ``(channel, provider_message_id)`` was seen before gets the
-first receipt back and creates nothing (dedup tier 1; the unique constraint decides, so replicas
-racing on the same message agree).
+pure parser on it and, in ONE transaction, writes the raw inbound row, the canonical complaint and
+its outbox row (or a quarantine row, when the parser fails or the database refuses a value). It
+returns a :class:`~gateway.domain.Receipt` only after the commit, so a channel may acknowledge its
+sender as soon as it has one. A message whose ``(channel, provider_message_id)`` was seen before
+gets the first receipt back and creates nothing (dedup tier 1; the unique constraint decides, so
+replicas racing on the same message agree).
 
 When the database cannot commit, :class:`~gateway.errors.IntakeUnavailable` is raised and the
 channel answers its protocol's "try again later".

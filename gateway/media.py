@@ -33,14 +33,15 @@ where it ends.
   removed, and the file is written anew with qpdf (through pikepdf), which also drops earlier
   revisions kept by incremental updates. Pages, content streams and images are carried over as
   they are, not re-rendered.
-- Anything else is served as stored. TIFF and WebP are not accepted as attachments, so they
-  never reach this point.
+- Anything else is served as stored: WebP is not accepted as an attachment, and a letter
+  scan in TIFF is served as the scanner wrote it.
 
 A JPEG, PNG or PDF whose structure cannot be followed raises :class:`Unclean`: such a file is
 not served at all rather than served with its metadata. :func:`cleaned` decides, before a byte
 is written, what will be served and how long it is (the PDF's length is known only once written);
-its ``write`` then streams it out. The upload channels run the same on a new file
-(:func:`check`), so a file that could not be served is refused when the citizen sends it.
+its ``write`` then streams it out. The web channel runs the same on a new file
+(:func:`check`), so a file that could not be served is refused when the citizen sends it; the
+letter desk checks a scan by counting its pages.
 """
 
 from __future__ import annotations

@@ -3,13 +3,13 @@
 Tables of migration 0004 (``gateway/storage/schema.py``):
 
 - ``sms_replies``: one row per inbound SMS that gets an answer, ``UNIQUE(raw_inbound_id)``. It is
-  written right after the MO's intake commit; a redelivered MO (same raw inbound id in its
-  receipt) finds the row and queues nothing, so a reply is queued once even across restarts and
-  replicas. Flood control counts one sender's replies (by keyed hash of the number) inside
-  ``flood_window``; past ``flood_max_replies`` the row is written ``suppressed`` with the reason.
-  Senders lease pending rows like the event relay does (``claimed_by`` / ``claim_expires``,
-  ``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so replicas never send one reply at the same time.
-  The recipient number is stored AES-GCM encrypted under the data key.
+  written in the MO's own intake transaction (a ``FollowUp`` of the intake port); a redelivered MO
+  (same raw inbound id in its receipt) finds the row and queues nothing, so a reply is queued once
+  even across restarts and replicas. Flood control counts one sender's replies (by keyed hash of the
+  number) inside ``flood_window``; past ``flood_max_replies`` the row is written ``suppressed`` with
+  the reason. Senders lease pending rows like the event relay does (``claimed_by`` /
+  ``claim_expires``, ``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so replicas never send one reply at
+  the same time. The recipient number is stored AES-GCM encrypted under the data key.
 - ``sms_fragments``: parts of long messages held until their set is complete or too old.
 """
 
