@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from gateway.durable import flush_and_sync, sync_folder
 from gateway.errors import ConfigError
 from gateway.ids import random_bytes
 from gateway.settings import Settings
@@ -192,8 +193,7 @@ def _create_key_file(path: Path, name: str) -> str:
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+            flush_and_sync(fh)
         try:
             os.link(tmp, path)
         except FileExistsError:
@@ -205,16 +205,10 @@ def _create_key_file(path: Path, name: str) -> str:
                 name,
                 name.upper(),
             )
-        _fsync_dir(folder)
-        _fsync_dir(folder.parent)  # the folder itself may be new
+        sync_folder(folder)
+        sync_folder(folder.parent)  # the folder itself may be new
     finally:
         tmp.unlink(missing_ok=True)
     return text
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

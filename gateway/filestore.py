@@ -40,6 +40,7 @@ from typing import BinaryIO
 from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
 
 from gateway.crypto import Keys
+from gateway.durable import flush_and_sync, sync_folder
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 MAGIC = b"LAPOR-SEALED-1\n"
@@ -117,7 +118,7 @@ class FileStore:
                     digest.update(chunk)
                     await asyncio.to_thread(fh.write, sealing.update(chunk))
                 fh.write(sealing.finalize())
-                await asyncio.to_thread(_flush_and_sync, fh)
+                await asyncio.to_thread(flush_and_sync, fh)
             sha = digest.hexdigest()
             await asyncio.to_thread(self._move_into_place, tmp, sha)
             return sha, size
@@ -202,9 +203,9 @@ class FileStore:
             with os.fdopen(fd, "wb") as fh:
                 for part in parts:
                     fh.write(part)
-                _flush_and_sync(fh)
+                flush_and_sync(fh)
             os.replace(tmp_name, target)
-            _sync_folder(target.parent)
+            sync_folder(target.parent)
         finally:
             Path(tmp_name).unlink(missing_ok=True)
 
@@ -214,7 +215,7 @@ class FileStore:
         # Also over a file already there: the temporary was just written, so the file's mtime
         # is now either way, as the collector needs (see _write).
         os.replace(tmp, target)
-        _sync_folder(target.parent)
+        sync_folder(target.parent)
 
     async def aged(self, cutoff: float) -> Aged:
         """The store's files and leftover temporaries, by whether their mtime is before
@@ -344,21 +345,6 @@ def _sha256_of(reader: _Reader) -> str:
     while chunk := reader.read(_CHUNK):
         digest.update(chunk)
     return digest.hexdigest()
-
-
-def _flush_and_sync(fh: BinaryIO) -> None:
-    """Everything written to ``fh`` on the disk: Python's buffer first, then the kernel's."""
-    fh.flush()
-    os.fsync(fh.fileno())
-
-
-def _sync_folder(folder: Path) -> None:
-    """Make a rename into ``folder`` durable (a crash after it must not undo it)."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _seal(cipher: Cipher[modes.CTR], data: bytes) -> bytes:

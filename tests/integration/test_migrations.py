@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -18,7 +15,7 @@ from gateway.settings import Settings
 from gateway.storage import migrate
 from gateway.storage.database import create_engine
 from gateway.storage.schema import metadata, outbox, quarantine, raw_inbound
-from tests.support import drain, opened_events, pg_admin
+from tests.support import drain, opened_events
 
 pytestmark = pytest.mark.integration
 
@@ -40,18 +37,6 @@ async def test_migrated_database_matches_the_code(settings: Settings) -> None:
 
 OLD_COMPLAINT = "0b0e8f3c-4a1d-4f6e-9c2b-7d5a3e1f0a11"
 OLD_MESSAGE = "5f2d7c1e-8b3a-4e9d-a6c4-2e1b0f9d8c77"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """An empty database of each kind, not migrated."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path}/old.db"
-        return
-    name = f"lapor_upgrade_{uuid.uuid4().hex[:10]}"
-    await pg_admin(f'CREATE DATABASE "{name}"')
-    yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    await pg_admin(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # settings: broker and keys

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-from alembic import command
 from sqlalchemy import select
-from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.settings import DatabaseSettings, Settings
 from gateway.storage import migrate
 from gateway.storage.database import create_engine
 from gateway.storage.schema import identities, persons
-from tests.support import pg_admin
 
 pytestmark = pytest.mark.integration
 
@@ -67,16 +60,7 @@ async def test_a_second_nik_for_one_person_is_refused(settings: Settings) -> Non
         await engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """An empty database of each kind, not migrated."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path}/old.db"
-        return
-    name = f"lapor_nik_{uuid.uuid4().hex[:10]}"
-    await pg_admin(f'CREATE DATABASE "{name}"')
-    yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    await pg_admin(f'DROP DATABASE "{name}" WITH (FORCE)')
+
 
 
 async def test_the_upgrade_gives_every_extra_nik_a_person_of_its_own(empty_url: str) -> None:
@@ -119,21 +103,10 @@ async def test_the_upgrade_gives_every_extra_nik_a_person_of_its_own(empty_url: 
             async with engine.begin() as conn:
                 await conn.execute(identities.insert().values(_identity("nik", "n-a4", "a")))
         # The downgrade drops the index only.
-        await _downgrade(engine, "0007")
+        await migrate.downgrade(engine, "0007")
         assert await migrate.current_revision(engine) == "0007"
         async with engine.begin() as conn:
             await conn.execute(identities.insert().values(_identity("nik", "n-a4", "a")))
     finally:
         await engine.dispose()
 
-
-async def _downgrade(engine: AsyncEngine, revision: str) -> None:
-    cfg = migrate.alembic_config()
-
-    def run(connection: Connection) -> None:
-        cfg.attributes["connection"] = connection
-        command.downgrade(cfg, revision)
-
-    async with engine.connect() as conn:
-        await conn.run_sync(run)
-        await conn.commit()
