@@ -2,8 +2,8 @@
 
 - ``/healthz``: the process is alive (no dependency is checked).
 - ``/readyz``: each dependency named with its state. 503 when the database cannot answer, the
-  oldest unpublished event is older than ``outbox.ready_max_lag``, or the newest stored event
-  does not open with this process's data key. A broker outage is reported
+  oldest unpublished event is older than ``outbox.ready_max_lag``, or most of the newest
+  stored events do not open with this process's data key. A broker outage is reported
   but does not by itself take the replica out of the load balancer: intake still commits to the
   outbox, which is what the outbox is for. When the outage lasts, the lag check fails.
 - ``/metrics``: Prometheus text format; outbox depth and age are read from the database.
@@ -197,8 +197,8 @@ async def readyz(request: web.Request) -> web.Response:
             if not opens:
                 ready = False
                 checks["keys"]["error"] = (
-                    "the newest stored event does not open with this process's data key "
-                    "(LAPOR_SECURITY__DATA_KEY differs from the one that sealed it)"
+                    "most of the newest stored events do not open with this process's data key "
+                    "(LAPOR_SECURITY__DATA_KEY differs from the one that sealed them)"
                 )
         except Exception as exc:
             ready = False

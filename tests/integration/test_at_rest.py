@@ -286,6 +286,27 @@ async def test_a_replica_with_another_data_key_takes_no_traffic_and_publishes_no
         await right.close()
 
 
+async def test_one_event_sealed_under_another_key_does_not_take_the_right_replicas_out(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    right = bootstrap.build(settings)
+    wrong = keyed(settings, fresh_key())
+    try:
+        client = await aiohttp_client(bootstrap.build_app(right))
+        wrong_client = await aiohttp_client(bootstrap.build_app(wrong))
+        for i in range(2):
+            assert (await client.get(kannel(f"laporan {i}", f"ok-{i}"))).status == 200
+        # The newest event is the wrong replica's (taken before its /readyz took it out).
+        other_sender = kannel("lampu mati", "w-1").replace("6281200000077", "6281200000088")
+        assert (await wrong_client.get(other_sender)).status == 200
+        right_keys = (await (await client.get("/readyz")).json())["checks"]["keys"]
+        wrong_keys = (await (await wrong_client.get("/readyz")).json())["checks"]["keys"]
+        assert right_keys == {"ok": True} and wrong_keys["ok"] is False
+    finally:
+        await wrong.close()
+        await right.close()
+
+
 async def test_an_event_the_relay_cannot_open_does_not_hold_up_the_others(
     settings: Settings, aiohttp_client: Client
 ) -> None:
