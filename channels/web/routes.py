@@ -426,7 +426,8 @@ class WebChannel:
             try:
                 upload = await self._read_upload(request, frozenset({"attachments"}))
             except UploadRejected as exc:
-                return problem(exc.status, exc.message, lang, field=exc.field_name)
+                named = {"field": exc.field_name} if exc.field_name else {}  # none: the body
+                return problem(exc.status, exc.message, lang, **named)
             parts = [v for k, v in upload.fields if k == "complaint"]
             if len(parts) != 1:
                 return problem(

@@ -795,6 +795,7 @@ async def test_multipart_without_a_usable_boundary_is_a_bad_request(
     problem = await api.json()
     assert api.status == 400 and api.content_type == "application/problem+json"
     assert problem["status"] == 400 and "boundary" in problem["detail"]
+    assert "field" not in problem  # the body as a whole, not a field of it
     assert await gw.intake.count_complaints() == 0
 
 
