@@ -197,7 +197,7 @@ class FileStore:
         target = self.path(sha)
         if not replace and _touch(target):
             return
-        target.parent.mkdir(parents=True, exist_ok=True)
+        _make_folders(target.parent)
         fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=_TEMP_PREFIX)
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -211,7 +211,7 @@ class FileStore:
 
     def _move_into_place(self, tmp: Path, sha: str) -> None:
         target = self.path(sha)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        _make_folders(target.parent)
         # Also over a file already there: the temporary was just written, so the file's mtime
         # is now either way, as the collector needs (see _write).
         os.replace(tmp, target)
@@ -253,6 +253,18 @@ class FileStore:
         ``cutoff``: its size, None when it was written again since (kept), 0 when it was
         already gone. ``dry_run`` deletes nothing and says the same."""
         return await asyncio.to_thread(_collect, path, cutoff, dry_run)
+
+
+def _make_folders(folder: Path) -> None:
+    """Create ``folder`` and any missing parents durably: a new folder's own entry is synced in
+    its parent, or a crash could lose it, and the file renamed into it with it."""
+    missing: list[Path] = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    for created in reversed(missing):
+        created.mkdir(exist_ok=True)
+        sync_folder(created.parent)
 
 
 def _touch(path: Path) -> bool:

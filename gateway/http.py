@@ -73,6 +73,8 @@ SCRAPE_HOOKS = web.AppKey("scrape_hooks", list[ScrapeHook])
 # for one another and never for the threads the intake writes files with.
 FILE_THREADS = web.AppKey("file_threads", ThreadPoolExecutor)
 FILE_THREAD_COUNT = 4
+# Seconds one chunk of a download may wait for the client to take it.
+WRITE_TIMEOUT = 60.0
 
 
 # Which part of the gateway a path belongs to, for the HTTP metrics (first match wins).
@@ -290,14 +292,24 @@ async def send_stored(
         await response.prepare(request)
         if request.method == "HEAD":  # the headers only: what GET would send
             return response
-        while (item := await pipe.get()) is not END:
-            if isinstance(item, BaseException):
-                # The status is sent already: the connection is cut, the client sees the
-                # answer end early (short of Content-Length, or with no last chunk).
-                log.error("files: cut off while serving: %s", item)
-                raise FileCutOff(str(item)) from item
-            await response.write(item)
-        await response.write_eof()
+        try:
+            while (item := await pipe.get()) is not END:
+                if isinstance(item, BaseException):
+                    # The status is sent already: the connection is cut, the client sees the
+                    # answer end early (short of Content-Length, or with no last chunk).
+                    log.error("files: cut off while serving: %s", item)
+                    raise FileCutOff(str(item)) from item
+                # A client that stops reading without closing must not hold one of the few
+                # file threads for ever.
+                async with asyncio.timeout(WRITE_TIMEOUT):
+                    await response.write(item)
+            await response.write_eof()
+        except (ConnectionError, TimeoutError) as exc:
+            # The client went away or stopped reading: nothing more can be said to it, and the
+            # status it was sent stands (not an error of the page that streamed the file).
+            log.info("files: download ended by the client: %s", type(exc).__name__)
+            if request.transport is not None:
+                request.transport.close()
         return response
     finally:
         pipe.abandon()

@@ -325,19 +325,23 @@ class IntakeService:
                 count = min(len(self._pending), self._max_batch)
                 batch = [self._pending.popleft() for _ in range(count)]
                 try:
-                    await self._flush(batch)
-                except Exception as exc:
-                    # Not the database being away (that is settled in _flush): a fault of one
-                    # message's data or of the code. Each goes on its own, so one message
-                    # cannot fail the others, and the writer carries on with the queue.
-                    log.exception("intake batch failed unexpectedly; writing it one by one",
-                                  extra={"error": type(exc).__name__})
-                    for p in batch:
-                        await self._flush_alone(p)
+                    try:
+                        await self._flush(batch)
+                    except Exception as exc:
+                        # Not the database being away (that is settled in _flush): a fault of
+                        # one message's data or of the code. Each goes on its own, so one
+                        # message cannot fail the others, and the writer carries on.
+                        log.exception("intake batch failed unexpectedly; writing it one by one",
+                                      extra={"error": type(exc).__name__})
+                        for p in batch:
+                            await self._flush_alone(p)
                 except BaseException:  # cancelled: never leave a sender waiting forever
-                    for p in [*batch, *self._pending]:
+                    last = self._writers <= {asyncio.current_task()}
+                    # The queue too when no other writer is left to drain it.
+                    for p in [*batch, *(self._pending if last else ())]:
                         _settle(p, exc=IntakeUnavailable("intake writer stopped"))
-                    self._pending.clear()
+                    if last:
+                        self._pending.clear()
                     raise
         finally:
             # Leave the writer set in the same step that saw the queue empty (no await in

@@ -42,7 +42,7 @@ from aio_pika.abc import (
     ExchangeType,
 )
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -198,6 +198,7 @@ class OutboxRelay:
         self._handed: deque[tuple[OutboxRow, datetime]] = deque()
         self._caught_up = False
         self._last_claim = 0.0
+        self._claimed = 0  # rows the last claim took
 
     def lease(self) -> tuple[str, datetime] | None:
         """(owner, expiry) for event rows about to be committed in this process, when this
@@ -318,7 +319,8 @@ class OutboxRelay:
         if due or not self._caught_up:
             self._last_claim = time.monotonic()
             rows = await self._claim()
-            self._caught_up = len(rows) < self._settings.batch_size
+            # Counted as claimed, rows given back as unopenable too: a full claim means more wait.
+            self._caught_up = self._claimed < self._settings.batch_size
         # A row whose lease ends before its publication could be confirmed may be claimed by
         # another relay meanwhile: it is left to the table (where this relay claims it too),
         # never published from here as well.
@@ -378,7 +380,7 @@ class OutboxRelay:
             headers={"schema_version": contract.SCHEMA_VERSION},
         )
         await exchange.publish(
-            message, routing_key=row.routing_key, mandatory=True, timeout=30
+            message, routing_key=row.routing_key, mandatory=True, timeout=_PUBLISH_TIMEOUT
         )
 
     async def _ensure_exchange(self) -> AbstractExchange:
@@ -426,8 +428,14 @@ class OutboxRelay:
             outbox.c.published_at.is_(None),
             or_(outbox.c.claim_expires.is_(None), outbox.c.claim_expires < now),
         )
+        # Oldest first; rows some relay could not open after the others, so that they never
+        # fill a batch while openable rows wait behind them.
+        given_back = case((outbox.c.last_error.like(f"{UNOPENABLE}:%"), 1), else_=0)
         candidates = (
-            select(outbox.c.id).where(free).order_by(outbox.c.id).limit(self._settings.batch_size)
+            select(outbox.c.id)
+            .where(free)
+            .order_by(given_back, outbox.c.id)
+            .limit(self._settings.batch_size)
         )
         if self._postgres:
             candidates = candidates.with_for_update(skip_locked=True)
@@ -458,6 +466,7 @@ class OutboxRelay:
         except (SQLAlchemyError, OSError, TimeoutError) as exc:
             raise _RelayFailure("database", f"{type(exc).__name__}: {exc}") from exc
         ordered = sorted(result, key=lambda r: int(r.id))
+        self._claimed = len(ordered)
         rows = [
             OutboxRow(r.id, r.message_id, r.event, r.channel, r.routing_key, r.body, r.created_at)
             for r in ordered
@@ -505,11 +514,16 @@ class OutboxRelay:
                                 last_error=None)
                     )
                 if failed:
-                    # Release at once so the rows go out first, in order, when the broker is back.
+                    # Release at once so the rows go out first, in order, when the broker is back;
+                    # rows this relay cannot open rest a few seconds first (and are claimed after
+                    # the others, see _claim), so that they neither head every claim of every
+                    # relay nor fill the log; a relay with their key takes them then.
+                    unopenable = failure is not None and failure.reason == UNOPENABLE
+                    rest = now + timedelta(seconds=_UNOPENABLE_REST)
                     await conn.execute(
                         update(outbox)
                         .where(outbox.c.message_id.in_([r.message_id for r in failed]), mine)
-                        .values(claimed_by=None, claim_expires=None,
+                        .values(claimed_by=None, claim_expires=rest if unopenable else None,
                                 last_error=f"{failure.reason}: {failure}"[:1000]
                                 if failure else None)
                     )
@@ -569,8 +583,12 @@ async def republish(
 
 # How many batches the intake may hand over ahead of publication (see lease).
 _HANDED_BATCHES = 4
-# Seconds of lease a handed row must have left to be published from memory.
-_LEASE_MARGIN = 5.0
+# Seconds of lease a handed row must have left to be published from memory: more than a publish
+# may take (its confirm timeout), so its lease cannot end while it is being published.
+_PUBLISH_TIMEOUT = 30.0
+# Seconds a row a relay could not open waits before it is claimed again.
+_UNOPENABLE_REST = 5.0
+_LEASE_MARGIN = _PUBLISH_TIMEOUT + 5.0
 
 
 class _RelayFailure(Exception):

@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from gateway import bootstrap
 from gateway.domain import Channel, ComplaintDraft, RawInbound
@@ -209,4 +209,28 @@ async def test_an_unexpected_error_does_not_stop_the_relay(
     finally:
         stop.set()
         await task
+        await gateway.close()
+
+
+async def test_rows_a_relay_could_not_open_are_claimed_after_the_others(
+    settings: Settings,
+) -> None:
+    small = settings.outbox.model_copy(update={"batch_size": 2})
+    gateway = bootstrap.build(settings)
+    relay = OutboxRelay(gateway.engine, settings.broker, small, gateway.metrics, gateway.keys,
+                        name="relay-o")
+    try:
+        for i in range(3):
+            raw = RawInbound(Channel.WEB, f"laporan {i}".encode(), datetime.now(UTC), f"o-{i}")
+            await gateway.intake.accept(raw, PARSER)
+        async with gateway.engine.begin() as conn:  # the oldest: given back by another relay
+            oldest = (await conn.execute(select(func.min(outbox.c.id)))).scalar_one()
+            await conn.execute(update(outbox).where(outbox.c.id == oldest)
+                               .values(last_error="data-key: 1 event(s) do not open"))
+        assert await relay.publish_batch() == 2
+        first = await drain(settings.broker.queue, expected=2)
+        assert [json.loads(m.body)["body"] for m in first] == ["laporan 1", "laporan 2"]
+        assert await relay.publish_batch() == 1  # then it too, when there is room
+    finally:
+        await relay.close()
         await gateway.close()

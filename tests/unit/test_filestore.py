@@ -207,5 +207,13 @@ async def test_a_stream_is_all_on_disk_when_it_is_synced(
     assert synced[0] == ("file", len(MAGIC) + 16 + size)
     assert ("folder", files.path(sha).parent.stat().st_size) in synced[1:]
     synced.clear()
-    await files.put_bytes(b"another one")
+    other = await files.put_bytes(b"another one")
+    assert other[:2] != sha[:2]  # its two fan-out folders are new
+    # The two new folders' entries (in the root, then in the first), the file, the rename.
+    assert [kind for kind, _ in synced] == ["folder", "folder", "file", "folder"]
+    # Bytes that land in the same folders: they exist, so the rename is the only folder synced.
+    same = next(b for i in range(10**6) if hashlib.sha256(b := b"x%d" % i).hexdigest()[:4]
+                == other[:4])
+    synced.clear()
+    await files.put_bytes(same)
     assert [kind for kind, _ in synced] == ["file", "folder"]

@@ -26,7 +26,7 @@ from channels.web.exif import jpeg_gps, make_exif_jpeg
 from gateway import bootstrap, http, media, tracking
 from gateway.settings import Settings
 from tests.channels.web.conftest import NIK, csrf_token, web_settings
-from tests.support import FixedClock, drain, pdf, phone_photo, png, with_section
+from tests.support import FixedClock, drain, pdf, phone_photo, png, wait_until, with_section
 from tests.unit.test_media import everything_in, noisy_jpeg, scanned_pdf
 
 pytestmark = pytest.mark.integration
@@ -437,6 +437,15 @@ async def test_a_download_cut_short_frees_its_thread(
     async with asyncio.timeout(10):
         ok = await client.get(f"/files/{small}", headers=CORE)
         assert await ok.read() == b"a small file"
+    # A client going away is not a server error (which would page the operator): 499 or 200.
+    def counted() -> dict[str, float]:
+        answers = core_gw.metrics.http_responses.collect()
+        return {s.labels["status"]: s.value for metric in answers for s in metric.samples
+                if s.name.endswith("_total") and s.labels["surface"] == "ops"}
+
+    await wait_until(lambda: sum(counted().values()) == http.FILE_THREAD_COUNT + 1,
+                     "every download counted")
+    assert set(counted()) <= {"200", "499"}, counted()
 
 
 def browser_form(token: str, files: list[tuple[str, bytes]]) -> FormData:
