@@ -8,9 +8,12 @@ inputs and check this.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 from gateway import tracking
+
+# Western Indonesia Time: UTC+7 all year (no daylight saving time).
+WIB = timezone(timedelta(hours=7), "WIB")
 
 SEGMENT = 160
 
@@ -78,11 +81,13 @@ def help_text(short_code: str) -> str:
 
 
 def status_found(tracking_id: str, status: str, received_at: datetime) -> str:
-    """The status of a complaint: no content, no personal data."""
+    """The status of a complaint: no content, no personal data. The date it was received is
+    the date in WIB, the time of the national service (not UTC's, a day behind before 07:00)."""
     name = STATUS_NAMES.get(status) or _gsm_word(status)
+    day = received_at.astimezone(WIB) if received_at.tzinfo else received_at
     return (
         f"LAPOR! Laporan {tracking.display(tracking_id)} "
-        f"(diterima {received_at:%d-%m-%Y}): status {name}."
+        f"(diterima {day:%d-%m-%Y}): status {name}."
     )
 
 

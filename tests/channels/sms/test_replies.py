@@ -33,6 +33,12 @@ def test_every_reply_fits_one_gsm7_segment(text: str) -> None:
     assert replies.is_gsm7_basic(text), [c for c in text if c not in replies.GSM7_BASIC]
 
 
+def test_the_date_in_a_status_reply_is_the_date_in_indonesia() -> None:
+    # Received at 05:00 WIB on 1 December: 22:00 UTC on 30 November.
+    text = replies.status_found(TID, "received", datetime(2026, 11, 30, 22, 0, tzinfo=UTC))
+    assert "(diterima 01-12-2026)" in text
+
+
 def test_accepted_reply_reads_as_specified() -> None:
     assert replies.accepted("K7QM4XRT9", "1708") == (
         "LAPOR! Laporan diterima. No. lacak: K7QM-4XRT9. Cek status: kirim CEK K7QM4XRT9 ke 1708."
@@ -41,7 +47,8 @@ def test_accepted_reply_reads_as_specified() -> None:
 
 def test_status_reply_has_no_content_only_status_and_date() -> None:
     text = replies.status_found(TID, "in_progress", WHEN)
-    assert text == f"LAPOR! Laporan {TID[:4]}-{TID[4:]} (diterima 31-12-2026): status DIPROSES."
+    # 23:59 UTC on 31 December is already 1 January in WIB.
+    assert text == f"LAPOR! Laporan {TID[:4]}-{TID[4:]} (diterima 01-01-2027): status DIPROSES."
 
 
 def test_extension_characters_are_not_basic() -> None:
