@@ -2,22 +2,34 @@
 
 What a citizen may type to 1708, case and punctuation tolerant::
 
-    [REGION] CEK <no. lacak>          status of a complaint     -> NotAComplaint("status-query")
+    [REGION] CEK|STATUS ... <no. lacak> ...   status of a complaint -> NotAComplaint("status-query")
     [REGION] INFO | BANTUAN           how to use the service    -> NotAComplaint("help")
-    [REGION] [RAHASIA] [ANONIM] [NIK <16 digit>] <isi laporan>  -> ComplaintDraft
+    [REGION] [RAHASIA] [ANONIM] [NIK|KTP <16 digit>] <isi laporan>  -> ComplaintDraft
 
 * ``REGION`` is an optional leading keyword from a configurable table (``JABAR`` -> ``32``),
-  kept as the complaint's ``location.region_code`` and removed from the body.
-* ``NIK 3201...`` may appear anywhere: the labelled number is validated with
-  :func:`normalizer.parse_nik`; a valid NIK becomes ``reporter.nik`` and is removed from the
-  body (it is personal data and the body may be published); an invalid one is left in the
-  text, not stored as a NIK, and the reply says so.
+  kept as the complaint's ``location.region_code`` and removed from the body. Keywords may be
+  several words (``Papua Barat``); the longest one in the table wins. A keyword followed by a
+  word that continues a place name (:data:`PLACE_WORDS`: ``Papua Barat``, ``Jakarta Utara``,
+  ``Aceh Besar``) is not taken at all unless the longer name is itself in the table: the
+  region would be the wrong one, and the body would start with a stray ``Barat``.
+* ``NIK 3201...`` or ``KTP 3201...`` (also glued, ``NIK3201...``) may appear anywhere: the
+  labelled number is validated with :func:`normalizer.parse_nik`; a valid NIK becomes
+  ``reporter.nik`` and is removed from the body (it is personal data and the body may be
+  published); an invalid one is left in the text, not stored as a NIK, and the reply says so.
+  An unlabelled 16-digit number is left alone, valid or not: a family card (KK) number has the
+  same structure, and linking it as the reporter's NIK would be wrong.
 * ``RAHASIA`` (confidential: never published) and ``ANONIM`` (identity hidden from the agency)
   set the privacy flags wherever they stand as words; as leading or trailing keywords they are
   removed from the body, inside a sentence they are left as written.
-* ``CEK`` is a status query only when what follows is short (at most 12 letters and digits once
-  punctuation is dropped); ``Cek jalan di depan rumah ...`` is a complaint.
-* An empty message, or one with nothing but keywords, is a :class:`ParseError` (quarantined).
+* ``CEK`` / ``STATUS`` is a status query only when one of the next :data:`STATUS_WINDOW` words
+  is a valid tracking ID (check symbol included), alone or as the two printed groups
+  (``K7QM 4XRT9``, ``K7QM-4XRT9``): ``Cek status K7QM4XRT9``, ``cek no.lacak K7QM-4XRT9``,
+  ``CEK K7QM4XRT9 terima kasih``. One more case stays a query: nothing but an ID-shaped word
+  after the keyword (nine symbols of the ID alphabet, at least one a digit) whose check symbol
+  is wrong, so the citizen hears that the number is unknown. Anything else (``Cek jalan
+  rusak``, ``Status tanah saya``) is a complaint, ``CEK`` included in its body.
+* An empty message, or one with nothing but keywords, is a :class:`ParseError` (quarantined);
+  so is a body without a single letter (a lone NIK, a bare number): there is nothing to report.
 """
 
 from __future__ import annotations
@@ -43,16 +55,29 @@ STATUS_WORDS = frozenset({"CEK", "CEKSTATUS", "STATUS"})
 HELP_WORDS = frozenset({"INFO", "BANTUAN"})
 CONFIDENTIAL_WORD = "RAHASIA"
 ANONYMOUS_WORD = "ANONIM"
-MAX_QUERY_SYMBOLS = 12
+# Words after CEK/STATUS searched for a tracking ID ("cek no. lacak K7QM-4XRT9": the third).
+STATUS_WINDOW = 4
+# Words that continue a place name after a region keyword (Papua Barat, Jakarta Utara, Aceh
+# Besar, Maluku Barat Daya, Sulawesi Tenggara, Jakarta Raya). KOTA and KABUPATEN are not here:
+# they come before a name ("JABAR Kota Bogor ..."), not after it.
+PLACE_WORDS = frozenset(
+    {"UTARA", "SELATAN", "BARAT", "TIMUR", "TENGAH", "TENGGARA", "BESAR", "DAYA", "LAUT", "RAYA"}
+)
 
 _WORD = re.compile(r"[^\W_]+")
+_LETTER = re.compile(r"[^\W\d_]")
 # A leading keyword: optional punctuation, the word, then punctuation/space up to the next word.
 _LEADING = re.compile(r"^[\W_]*?([^\W_]+)(?:[\W_]+|$)")
 _TRAILING = re.compile(r"(?:^|[\W_]+?)([^\W_]+)[\W_]*$")
-# "NIK" as a word, an optional separator, then digit groups joined by one space, dot or dash.
-_NIK = re.compile(r"(?<![^\W_])NIK(?![^\W_])[\s:.=#-]*(\d+(?:[ .\-]\d+)*)", re.IGNORECASE)
+# "NIK" or "KTP" as a word (or glued to the digits: "NIK3201..."), an optional separator, then
+# digit groups joined by one space, dot or dash. "Nikah", "KTPnya" are not labels.
+_NIK = re.compile(
+    r"(?<![^\W_])(?:NIK|KTP)(?![^\W\d_])[\s:.=#-]*(\d+(?:[ .\-]\d+)*)", re.IGNORECASE
+)
 _GROUP = re.compile(r"\d+")
 _NIK_LENGTH = 16
+# A tracking ID typed in the two groups it is printed in (tracking.display: 4 + 5 symbols).
+_ID_FIRST_GROUP = 4
 
 
 class Intent(enum.StrEnum):
@@ -91,21 +116,66 @@ def interpret(
     """Read one SMS; :class:`ParseError` when there is nothing to read."""
     if not text.strip():
         raise ParseError("SMS kosong / empty SMS", stage="empty")
-    table = {k.upper(): v for k, v in regions.items()}
-    rest = text
-    region_code: str | None = None
-    word, after = _leading(rest)
-    if word is not None and word.upper() in table:
-        region_code = table[word.upper()]
-        rest = after
+    table = {" ".join(_WORD.findall(k.upper())): v for k, v in regions.items()}
+    region_code, rest = _region(text, table)
     word, after = _leading(rest)
     if word is not None and word.upper() in HELP_WORDS and not _WORD.search(after):
         return Interpretation(Intent.HELP)
     if word is not None and word.upper() in STATUS_WORDS:
-        symbols = "".join(_WORD.findall(after))
-        if len(symbols) <= MAX_QUERY_SYMBOLS:
-            return Interpretation(Intent.STATUS, tracking_id=tracking.normalize(symbols))
+        words = _WORD.findall(after)
+        found = _tracking_id(words)
+        if found is not None:
+            return Interpretation(Intent.STATUS, tracking_id=found)
+        if _mistyped_id(words):
+            return Interpretation(Intent.STATUS, tracking_id=None)
     return _complaint(rest, sender, region_code, default_region)
+
+
+def _region(text: str, table: Mapping[str, str]) -> tuple[str | None, str]:
+    """The region code of the longest leading keyword in ``table`` and the text after it.
+
+    ``(None, text)`` when there is none, or when the word after it continues a place name.
+    """
+    longest = max((key.count(" ") + 1 for key in table), default=0)
+    words: list[tuple[str, str]] = []  # each leading word, upper case, and the text after it
+    rest = text
+    while len(words) <= longest:
+        word, rest = _leading(rest)
+        if word is None:
+            break
+        words.append((word.upper(), rest))
+    for n in range(min(longest, len(words)), 0, -1):
+        key = " ".join(w for w, _ in words[:n])
+        if key in table:
+            if n < len(words) and words[n][0] in PLACE_WORDS:
+                return None, text
+            return table[key], words[n - 1][1]
+    return None, text
+
+
+def _tracking_id(words: list[str]) -> str | None:
+    """The first valid tracking ID among the first words, alone or as its two printed groups."""
+    for i, word in enumerate(words[:STATUS_WINDOW]):
+        found = tracking.normalize(word)
+        if found is None and len(word) == _ID_FIRST_GROUP and i + 1 < len(words):
+            if len(words[i + 1]) == tracking.LENGTH - _ID_FIRST_GROUP:
+                found = tracking.normalize(word + words[i + 1])
+        if found is not None:
+            return found
+    return None
+
+
+def _mistyped_id(words: list[str]) -> bool:
+    """True when ``words`` are nothing but an ID-shaped word whose check symbol is wrong."""
+    if len(words) == 2 and len(words[0]) != _ID_FIRST_GROUP:
+        return False
+    symbols = "".join(words).upper()
+    return (
+        len(words) in (1, 2)
+        and len(symbols) == tracking.LENGTH
+        and all(c in tracking.ALPHABET for c in symbols)
+        and any(c.isdigit() for c in symbols)
+    )
 
 
 def _leading(text: str) -> tuple[str | None, str]:
@@ -143,7 +213,7 @@ def _complaint(
     confidential = confidential or CONFIDENTIAL_WORD in words
     anonymous = anonymous or ANONYMOUS_WORD in words
     body = body.strip()
-    if not _WORD.search(body):
+    if not _LETTER.search(body):
         raise ParseError("isi laporan kosong / no complaint text", stage="empty")
     return Interpretation(
         Intent.COMPLAINT,

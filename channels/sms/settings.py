@@ -49,8 +49,10 @@ DEFAULT_REGIONS: Mapping[str, str] = MappingProxyType(
         "SULBAR": "76",
         "MALUKU": "81",
         "MALUT": "82",
+        "MALUKU UTARA": "82",
         "PAPUA": "91",
         "PAPBAR": "92",
+        "PAPUA BARAT": "92",
     }
 )
 

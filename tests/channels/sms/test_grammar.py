@@ -207,3 +207,138 @@ def test_parser_on_recorded_non_complaints() -> None:
 def test_parser_on_recorded_empty_sms() -> None:
     with pytest.raises(ParseError):
         PARSER.parse(raw("mo__empty"))
+
+
+# ---- review fixes: CEK/STATUS needs a valid ID, multi-word regions, NIK/KTP labels ------------
+
+# Real IDs from the generator: a valid check symbol is what makes "CEK ..." a status query.
+REAL_TID = tracking.new_tracking_id()
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "Cek status {tid}",
+        "CEK STATUS {dashed}",
+        "Cek laporan {tid}",
+        "CEK {tid} terima kasih",
+        "cek no.lacak {tid}",
+        "status laporan saya {dashed} mohon info",
+        "jabar cek status {dashed}",
+    ],
+)
+def test_status_query_finds_a_valid_id_among_the_next_words(template: str) -> None:
+    text = template.format(tid=REAL_TID, dashed=tracking.display(REAL_TID))
+    result = read(text)
+    assert result.intent is Intent.STATUS and result.tracking_id == REAL_TID
+
+
+@pytest.mark.parametrize(
+    "text", ["Cek jalan rusak", "cek lampu mati", "Status tanah saya", "CEK kesehatan balita"]
+)
+def test_cek_or_status_without_a_tracking_id_is_a_complaint(text: str) -> None:
+    assert draft_of(text).body == text
+
+
+def test_ten_letters_after_cek_are_not_read_as_a_mistyped_id() -> None:
+    # "TANAHSAYA" happens to carry a valid check symbol; IDs are printed 4+5, not 5+4.
+    assert tracking.is_valid("TANAHSAYA")
+    assert draft_of("Status tanah saya").body == "Status tanah saya"
+
+
+@pytest.mark.parametrize(
+    ("text", "body"),
+    [
+        # (Papua Barat and Maluku Utara are keywords of their own: see the default table test.)
+        ("Aceh Besar sekolah rusak", "Aceh Besar sekolah rusak"),
+        ("Jakarta Utara banjir", "Jakarta Utara banjir"),
+        ("JAKARTA timur: banjir", "JAKARTA timur: banjir"),
+    ],
+)
+def test_region_keyword_followed_by_a_place_word_is_not_a_region(text: str, body: str) -> None:
+    draft = draft_of(text)
+    assert draft.body == body and draft.location is None
+
+
+@pytest.mark.parametrize(
+    ("text", "code", "body"),
+    [
+        ("Papua Barat listrik padam", "92", "listrik padam"),
+        ("papua  barat, listrik padam", "92", "listrik padam"),
+        ("Papua listrik padam", "91", "listrik padam"),
+        ("Maluku Utara jalan rusak", "82", "jalan rusak"),
+        ("Bandung Barat jalan rusak", "3217", "jalan rusak"),
+        ("Kota Bandung macet total", "3273", "macet total"),
+        ("Kota Tangerang Selatan banjir", "3674", "banjir"),
+    ],
+)
+def test_longest_multi_word_region_keyword_wins(text: str, code: str, body: str) -> None:
+    table = {
+        "PAPUA": "91",
+        "Papua Barat": "92",
+        "MALUKU": "81",
+        "maluku utara": "82",
+        "BANDUNG BARAT": "3217",
+        "kota bandung": "3273",
+        "Kota Tangerang": "3671",
+        "KOTA TANGERANG SELATAN": "3674",
+    }
+    result = interpret(text, SENDER, table)
+    assert result.draft is not None and result.draft.location is not None
+    assert (result.draft.location.region_code, result.draft.body) == (code, body)
+
+
+def test_multi_word_region_keyword_followed_by_a_place_word_is_not_a_region() -> None:
+    result = interpret("Kota Tangerang Utara banjir", SENDER, {"Kota Tangerang": "3671"})
+    assert result.draft is not None and result.draft.location is None
+    assert result.draft.body == "Kota Tangerang Utara banjir"
+
+
+VALID_NIK = "3201011508900001"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"NIK{VALID_NIK} jalan rusak",
+        f"KTP {VALID_NIK} jalan rusak",
+        f"ktp:{VALID_NIK} jalan rusak",
+        f"KTP{VALID_NIK[:6]}.{VALID_NIK[6:12]}.{VALID_NIK[12:]} jalan rusak",
+    ],
+)
+def test_nik_or_ktp_label_glued_or_spaced_is_taken_out_and_linked(text: str) -> None:
+    draft = draft_of(text)
+    assert draft.body == "jalan rusak" and draft.reporter.nik == VALID_NIK
+
+
+def test_words_starting_with_nik_or_ktp_are_not_labels() -> None:
+    draft = draft_of("Nikah siri dipungut biaya, KTPnya ditahan")
+    assert draft.body == "Nikah siri dipungut biaya, KTPnya ditahan"
+    assert draft.reporter.nik is None
+
+
+@pytest.mark.parametrize(
+    "text", [VALID_NIK, f"KTP {VALID_NIK}", f"NIK{VALID_NIK} 3", f"RAHASIA {VALID_NIK}", "12345"]
+)
+def test_a_body_without_letters_is_empty(text: str) -> None:
+    with pytest.raises(ParseError) as err:
+        read(text)
+    assert err.value.stage == "empty"
+
+
+def test_unlabelled_nik_in_a_sentence_is_neither_removed_nor_linked() -> None:
+    # A 16-digit number may be a family card (KK) number, which has the NIK's structure.
+    draft = draft_of(f"No KK {VALID_NIK} tidak terdaftar bansos")
+    assert draft.body == f"No KK {VALID_NIK} tidak terdaftar bansos"
+    assert draft.reporter.nik is None
+
+
+def test_the_default_table_knows_the_two_word_provinces_that_start_like_others() -> None:
+    for text, region, body in (
+        ("Papua Barat listrik padam", "92", "listrik padam"),
+        ("Maluku Utara jalan rusak", "82", "jalan rusak"),
+        ("Papua listrik padam", "91", "listrik padam"),
+    ):
+        result = interpret(text, SENDER, DEFAULT_REGIONS)
+        assert result.draft is not None and result.draft.location is not None, text
+        assert (result.draft.location.region_code, result.draft.body) == (region, body), text
