@@ -87,6 +87,7 @@ class Intent(enum.StrEnum):
     STATUS = "status-query"
     HELP = "help"
     FRAGMENT = "fragment"
+    NOT_SUBSCRIBER = "not-a-subscriber"  # an operator's or a bank's message to a modem's SIM
 
 
 @dataclass(frozen=True, slots=True)

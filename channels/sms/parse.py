@@ -44,8 +44,27 @@ def decode(bridge: Bridge, body: bytes, settings: SmsSettings) -> SmsMessage:
     return smssync.decode_request(body)
 
 
+# Bridges whose SMS arrive on an ordinary SIM (a modem or a phone), which also receives the
+# operator's promotions, a bank's codes and the like; the short code 1708 (Kannel, Jasmin) only
+# receives what subscribers send to it.
+SIM_BRIDGES = frozenset({Bridge.ANDROID, Bridge.SMSSYNC, Bridge.GAMMU})
+_SHORT_CODE_DIGITS = 6
+
+
+def from_subscriber(sender: str) -> bool:
+    """Whether ``sender`` can be a subscriber's number: not an alphanumeric sender id
+    (``TELKOMSEL``, ``BCA``) nor a short code (``3636``, ``888``)."""
+    digits = "".join(c for c in sender if c.isdigit())
+    return bool(digits) and len(digits) > _SHORT_CODE_DIGITS and not any(
+        c.isalpha() for c in sender
+    )
+
+
 def interpret(message: SmsMessage, settings: SmsSettings) -> grammar.Interpretation:
-    """Read one decoded MO with the grammar (a fragment is only a fragment)."""
+    """Read one decoded MO with the grammar (a fragment is only a fragment). On a SIM bridge, a
+    message that no subscriber sent is recorded, neither a complaint nor answered."""
+    if message.bridge in SIM_BRIDGES and not from_subscriber(message.sender):
+        return grammar.Interpretation(grammar.Intent.NOT_SUBSCRIBER)
     if message.fragment is not None:
         return grammar.Interpretation(grammar.Intent.FRAGMENT)
     return grammar.interpret(

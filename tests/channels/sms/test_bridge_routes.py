@@ -11,6 +11,7 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -267,6 +268,28 @@ async def test_smssync_reply_rides_on_the_answer_and_the_secret_is_not_stored(
 # ---- Gammu SMSD ---------------------------------------------------------------------------------
 
 GAMMU_TOKEN = "gammu-test-token"  # the one in the recorded Authorization header
+
+
+@pytest.mark.parametrize("sender", ["TELKOMSEL", "3636"])
+async def test_an_operators_message_to_the_modem_is_recorded_not_a_complaint_nor_answered(
+    settings: Settings, aiohttp_client: Client, sender: str
+) -> None:
+    # The modem's SIM also receives the operator's promotions and short codes' messages.
+    gateway = bootstrap.build(configure(settings, gammu_token=SecretStr(GAMMU_TOKEN)))
+    try:
+        client = await aiohttp_client(bootstrap.build_app(gateway))
+        req = load("gammu/mo__gsm_text")
+        promo = replace(req, body=req.body.replace(b"%2B6281200000005", sender.encode()))
+        assert await post(client, promo) == (200, "")  # stored, nothing to answer
+        assert await opened_complaints(gateway.engine, gateway.keys) == []
+        (raw,) = await opened_raw(gateway.engine, gateway.keys)
+        assert raw["status"] == "recorded"
+        assert await rows(gateway, sms_replies) == []
+        # A subscriber's message through the same modem is a complaint as ever.
+        status, body = await post(client, req)
+        assert status == 200 and body.startswith("LAPOR! Laporan diterima.")
+    finally:
+        await gateway.close()
 
 
 async def test_gammu_reply_is_the_answer_after_commit_and_redelivery_creates_nothing(
