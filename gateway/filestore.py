@@ -32,7 +32,7 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -139,9 +139,13 @@ class FileStore:
         return self._open(sha256, self.path(sha256).read_bytes())[0]
 
     def _open(self, sha256: str, stored: bytes) -> tuple[bytes, bool]:
-        """The bytes a stored file holds, and whether it is sealed under the current key."""
-        reader, current = self._verified(sha256, io.BytesIO(stored), len(stored))
-        return reader.read(), current
+        """The bytes a stored file holds, and whether it is sealed under the current key (each
+        candidate key decrypts the bytes once, and they are hashed as they are)."""
+        for reader, current in self._readers(io.BytesIO(stored), len(stored)):
+            data = reader.readall()
+            if hashlib.sha256(data).hexdigest() == sha256:
+                return data, current
+        raise CorruptFile(f"{sha256}: the stored bytes do not match their name")
 
     def opened(self, sha256: str) -> BinaryIO:
         """The file stored under ``sha256``, open for reading (and seeking) without being read
@@ -156,20 +160,25 @@ class FileStore:
             raise
         return io.BufferedReader(reader, buffer_size=64 * 1024)
 
+    def _readers(self, fh: BinaryIO, size: int) -> Iterator[tuple[_Reader, bool]]:
+        """The ways to read the stored file ``fh``: under each key (the current one first) when
+        it is sealed, then as it is (stored in the clear, before sealing); with whether the
+        current key sealed it."""
+        head = fh.read(len(MAGIC) + _IV_BYTES)
+        if head.startswith(MAGIC) and len(head) == len(MAGIC) + _IV_BYTES:
+            iv = head[len(MAGIC) :]
+            for i, key in enumerate(self._keys):
+                yield _Reader(fh, len(head), size - len(head), key, iv), i == 0
+        yield _Reader(fh, 0, size, None, b""), False
+
     def _verified(self, sha256: str, fh: BinaryIO, size: int) -> tuple[_Reader, bool]:
         """A reader of the stored bytes in ``fh`` that hash to ``sha256`` (sealed under one of
         the keys, or in the clear), and whether the current key sealed them."""
-        head = fh.read(len(MAGIC) + _IV_BYTES)
-        tries: list[tuple[bytes | None, bytes, int]] = []  # (key, IV, where the bytes start)
-        if head.startswith(MAGIC) and len(head) == len(MAGIC) + _IV_BYTES:
-            tries += [(key, head[len(MAGIC) :], len(head)) for key in self._keys]
-        tries.append((None, b"", 0))  # stored in the clear, before sealing
-        for i, (key, iv, start) in enumerate(tries):
-            reader = _Reader(fh, start, size - start, key, iv)
+        for reader, current in self._readers(fh, size):
             if _sha256_of(reader) == sha256:
                 reader.seek(0)
                 reader.owner = True
-                return reader, i == 0 and key is not None
+                return reader, current
         raise CorruptFile(f"{sha256}: the stored bytes do not match their name")
 
     async def reseal(self) -> tuple[int, int]:

@@ -355,21 +355,19 @@ class IntakeService:
             async with self._engine.begin() as conn:
                 written, events = await self._write(conn, batch)
         except DBAPIError as exc:
-            if _refused_value(exc):
-                # A value the database refuses (too long for its column, out of range) is one
-                # message's: the others must not share its fate, each goes on its own.
-                log.error("a message the database refuses; writing the batch one by one",
-                          extra={"error": type(exc.orig).__name__})
-                for p in batch:
-                    await self._flush_one(p)
-                return
-            if not _worth_retrying(exc):
+            refused = _refused_value(exc)
+            if not refused and not _worth_retrying(exc):
                 for p in batch:
                     _settle(p, exc=exc)
                 return
-            # A redelivery (possibly racing on another replica), an identity created meanwhile
-            # by another transaction, a taken tracking ID or a deadlock between person locks:
-            # settle each message in a transaction of its own.
+            if refused:
+                log.error("a message the database refuses; writing the batch one by one",
+                          extra={"error": type(exc.orig).__name__})
+            # A value the database refuses (too long for its column, out of range) is one
+            # message's: the others must not share its fate. A redelivery (possibly racing on
+            # another replica), an identity created meanwhile by another transaction, a taken
+            # tracking ID or a deadlock between person locks: the same. Each message goes in a
+            # transaction of its own.
             for p in batch:
                 await self._flush_one(p)
             return

@@ -198,7 +198,6 @@ class OutboxRelay:
         self._handed: deque[tuple[OutboxRow, datetime]] = deque()
         self._caught_up = False
         self._last_claim = 0.0
-        self._claimed = 0  # rows the last claim took
 
     def lease(self) -> tuple[str, datetime] | None:
         """(owner, expiry) for event rows about to be committed in this process, when this
@@ -318,9 +317,9 @@ class OutboxRelay:
         due = time.monotonic() - self._last_claim >= self._settings.poll_interval
         if due or not self._caught_up:
             self._last_claim = time.monotonic()
-            rows = await self._claim()
+            rows, claimed = await self._claim()
             # Counted as claimed, rows given back as unopenable too: a full claim means more wait.
-            self._caught_up = self._claimed < self._settings.batch_size
+            self._caught_up = claimed < self._settings.batch_size
         # A row whose lease ends before its publication could be confirmed may be claimed by
         # another relay meanwhile: it is left to the table (where this relay claims it too),
         # never published from here as well.
@@ -422,7 +421,8 @@ class OutboxRelay:
             except Exception:  # already broken; nothing more to release
                 log.debug("closing a broken broker connection failed", exc_info=True)
 
-    async def _claim(self) -> list[OutboxRow]:
+    async def _claim(self) -> tuple[list[OutboxRow], int]:
+        """The claimed rows this relay can open, and how many rows it claimed in all."""
         now = self._clock()
         free = and_(
             outbox.c.published_at.is_(None),
@@ -466,7 +466,6 @@ class OutboxRelay:
         except (SQLAlchemyError, OSError, TimeoutError) as exc:
             raise _RelayFailure("database", f"{type(exc).__name__}: {exc}") from exc
         ordered = sorted(result, key=lambda r: int(r.id))
-        self._claimed = len(ordered)
         rows = [
             OutboxRow(r.id, r.message_id, r.event, r.channel, r.routing_key, r.body, r.created_at)
             for r in ordered
@@ -494,7 +493,7 @@ class OutboxRelay:
             self._metrics.relay_errors.labels("data-key").inc()
             log.error("outbox rows this relay cannot open were given back; the others go out",
                       extra={"relay": self.name, "rows": len(closed)})
-        return opened
+        return opened, len(ordered)
 
     async def _finish(
         self,
