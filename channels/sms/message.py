@@ -65,6 +65,6 @@ class DeliveryReport:
     """A bridge's report on one reply: which reply (our id or the bridge's), and its state."""
 
     state: DeliveryState
-    reply_id: int | None = None  # ours, when the bridge echoes it (Kannel dlr-url, Android id)
+    reply_id: int | None = None  # ours, when the bridge echoes it (Kannel, Jasmin dlr-url; Android)
     provider_ref: str | None = None  # the bridge's message id (Jasmin)
     detail: str = ""

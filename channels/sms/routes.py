@@ -10,7 +10,7 @@ in the way its bridge understands:
 | Kannel smsbox | ``GET/POST /sms/kannel`` | ``200 text/plain``: the reply SMS, or empty | ``503`` |
 | Kannel DLR | ``GET /sms/kannel/dlr?reply=..&type=%d`` | ``200 OK`` | ``503`` |
 | Jasmin | ``POST/GET /sms/jasmin`` | ``200 ACK/Jasmin`` | ``503`` |
-| Jasmin DLR | ``POST/GET /sms/jasmin/dlr`` | ``200 ACK/Jasmin`` | ``503`` |
+| Jasmin DLR | ``POST/GET /sms/jasmin/dlr?reply=..`` | ``200 ACK/Jasmin`` | ``503`` |
 | SMS Gateway for Android | ``POST /sms/android`` (JSON webhook) | ``200`` | ``503`` |
 | SMSSync | ``POST /sms/smssync`` (form) | ``{"payload": {"success": true}}`` + reply | 503 |
 | Gammu SMSD | ``POST /sms/gammu`` (form) | ``200 text/plain``: the reply, or empty | ``503`` |
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hmac
 import logging
 import time
@@ -172,6 +173,11 @@ class SmsRoutes:
         except ParseError:
             self._ignored(Bridge.JASMIN, "bad-dlr")
             return text_reply(jasmin.ACK)  # acknowledged: Jasmin would resend it forever
+        # Our id in the dlr-url (replies sent since it was added): it finds the reply even
+        # when the report overtakes the storing of Jasmin's message id.
+        reply = _param(_raw_query(request), "reply")
+        if reply is not None and reply.isdigit():
+            report = dataclasses.replace(report, reply_id=int(reply))
         if not await self._record(Bridge.JASMIN, report):
             return text_reply("retry", status=503)
         return text_reply(jasmin.ACK)

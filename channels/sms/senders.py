@@ -19,7 +19,8 @@ Bridge clients (each answers the bridge's message id, raises :class:`SendFailed`
   UTF-8&coding=0&smsc=<MO's smsc-id>&dlr-mask=31&dlr-url=<callback>/sms/kannel/dlr?reply=<id>&
   type=%d``; ``202 0: Accepted for delivery`` (or ``3: Queued for later delivery``).
 - Jasmin ``/send``: ``POST username&password&to&from&content&coding=0&dlr=yes&dlr-url=
-  <callback>/sms/jasmin/dlr&dlr-level=3&dlr-method=POST``; ``200 Success "<message id>"``.
+  <callback>/sms/jasmin/dlr?reply=<id>&dlr-level=3&dlr-method=POST``;
+  ``200 Success "<message id>"``.
 - SMS Gateway for Android: ``POST <android_send_url>`` (basic auth) JSON ``{"id": "lapor-<id>",
   "textMessage": {"text": ...}, "phoneNumbers": [...], "withDeliveryReport": true}``; ``2xx``.
 """
@@ -132,9 +133,11 @@ class JasminSend:
             "coding": "0",
         }
         if s.callback_url:
-            dlr = f"{s.callback_url.rstrip('/')}{JASMIN_DLR_PATH}"
+            # Our reply id rides in the URL (Jasmin POSTs to it as given, its fields in the
+            # body): a level-1 report can come before ``/send``'s answer is stored.
+            dlr = f"{s.callback_url.rstrip('/')}{JASMIN_DLR_PATH}?reply={reply.id}"
             if s.jasmin_token:
-                dlr += f"?token={quote(s.jasmin_token, safe='')}"
+                dlr += f"&token={quote(s.jasmin_token, safe='')}"
             data |= {"dlr": "yes", "dlr-url": dlr, "dlr-level": "3", "dlr-method": "POST"}
         return data
 

@@ -170,6 +170,34 @@ async def test_jasmin_delivery_report_lands_on_its_reply(
     )
 
 
+async def test_jasmin_report_before_its_message_id_is_stored_lands_by_our_reply_id(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway
+) -> None:
+    # Jasmin's level-1 report can overtake the storing of /send's answer: the row has no
+    # provider_ref yet, and the reply id in our dlr-url is what finds it.
+    await post(client, load("jasmin/mo__gsm_text"))
+    (reply,) = await rows(gw, sms_replies)
+    assert reply.provider_ref is None
+    report = load("jasmin/dlr__delivered")
+    early = Request(
+        report.method,
+        f"/sms/jasmin/dlr?reply={reply.id}&token=JASMIN-TOKEN",
+        report.headers,
+        report.body,
+    )
+    assert await post(client, early) == (200, "ACK/Jasmin")
+    (reply,) = await rows(gw, sms_replies)
+    assert reply.dlr_status == "delivered" and reply.dlr_detail == "DELIVRD level=3 err=000"
+    # Without our id, the same report matches nothing yet (the case the id is there for).
+    assert await post(client, report) == (200, "ACK/Jasmin")
+    assert (
+        gw.metrics.registry.get_sample_value(
+            "lapor_sms_delivery_reports_total", {"bridge": "jasmin", "state": "unmatched"}
+        )
+        == 1
+    )
+
+
 # ---- SMS Gateway for Android ------------------------------------------------------------------
 
 

@@ -127,7 +127,7 @@ async def test_jasmin_send_form_and_message_id_kept_for_reports(
         "content": "LAPOR! Laporan diterima. No. lacak: K7QM-4XRT0.",
         "coding": "0",
         "dlr": "yes",
-        "dlr-url": "http://gateway.internal:8080/sms/jasmin/dlr?token=jt",
+        "dlr-url": f"http://gateway.internal:8080/sms/jasmin/dlr?reply={decision.reply_id}&token=jt",
         "dlr-level": "3",
         "dlr-method": "POST",
     }
