@@ -50,6 +50,8 @@ from gateway.intake import Clock, utcnow
 log = logging.getLogger(__name__)
 
 KANNEL_DLR_PATH = "/sms/kannel/dlr"
+# First pause before recording a sent reply again (doubling, at most 5 s).
+MARK_SENT_FIRST_DELAY = 0.2
 JASMIN_DLR_PATH = "/sms/jasmin/dlr"
 
 
@@ -309,11 +311,35 @@ class ReplySender:
                 },
             )
             return 0
-        await self._outbox.mark_sent(reply.id, self.name, ref)
+        await self._mark_sent(reply, ref)
         self._count(reply.bridge, "sent")
         if self._metrics is not None:
             self._metrics.reply_latency.observe((self._clock() - reply.created_at).total_seconds())
         return 1
+
+    async def _mark_sent(self, reply: ClaimedReply, ref: str | None) -> None:
+        """Record a reply the bridge took, retrying a failing database while the lease lasts.
+
+        A reply left claimed goes out again when its lease runs out: the citizen would get
+        it twice. Past half the lease the error is raised, and that is what happens.
+        """
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self._settings.sender_claim_timeout / 2
+        delay = MARK_SENT_FIRST_DELAY
+        while True:
+            try:
+                await self._outbox.mark_sent(reply.id, self.name, ref)
+                return
+            except Exception as exc:  # the database: the reply is out, try to record it
+                if loop.time() + delay >= give_up:
+                    raise
+                log.warning(
+                    "reply sent but not recorded, retrying: %s",
+                    type(exc).__name__,
+                    extra={"reply_id": reply.id, "bridge": reply.bridge.value},
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     def _count(self, bridge: Bridge, outcome: str) -> None:
         if self._metrics is not None:

@@ -203,6 +203,34 @@ async def test_retry_with_backoff_then_give_up_or_refuse_for_good(
     await sender.close()
 
 
+async def test_a_sent_reply_is_recorded_through_a_database_blip_and_not_sent_again(
+    gw: bootstrap.Gateway,
+    endpoint: tuple[Endpoint, int],
+    clock: FixedClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ep, _ = endpoint
+    assert gw.sms is not None and gw.sms.outbox is not None and gw.sms.sender is not None
+    outbox, sender = gw.sms.outbox, gw.sms.sender
+    await outbox.enqueue(reply(Bridge.JASMIN))
+    real = outbox.mark_sent
+    failures = [RuntimeError("connection reset"), RuntimeError("connection reset")]
+
+    async def flaky(reply_id: int, owner: str, provider_ref: str | None) -> None:
+        if failures:
+            raise failures.pop(0)
+        await real(reply_id, owner, provider_ref)
+
+    monkeypatch.setattr(outbox, "mark_sent", flaky)
+    assert await sender.send_batch() == 1
+    assert not failures and len(ep.requests) == 1
+    (row,) = await rows(gw)
+    assert row.status == "sent" and row.claimed_by is None and row.provider_ref
+    clock.now += timedelta(hours=1)  # long past the lease: nothing goes out again
+    assert await sender.send_batch() == 0 and len(ep.requests) == 1
+    await sender.close()
+
+
 async def test_two_senders_share_the_outbox_and_send_each_reply_once(
     gw: bootstrap.Gateway, endpoint: tuple[Endpoint, int]
 ) -> None:
