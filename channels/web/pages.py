@@ -108,7 +108,8 @@ textarea{min-height:8rem}.check label{display:inline;font-weight:400}.check{marg
 .hoax{background:#fff4e5;border-left:4px solid #e65100;padding:.6rem .8rem}
 .alert{background:#fdecea;border-left:4px solid #b00020;padding:.6rem .8rem}
 button{margin-top:1.2rem;width:100%;padding:.8rem;font-size:1.1rem;background:#b71c1c;
-color:#fff;border:0;border-radius:4px}.tid{font:700 2.4rem/1.2 ui-monospace,monospace;
+color:#fff;border:0;border-radius:4px}.sms{white-space:nowrap}
+.tid{font:700 2.4rem/1.2 ui-monospace,monospace;
 letter-spacing:.08em;background:#fff;border:2px dashed #b71c1c;padding:1rem;text-align:center}
 fieldset{border:1px solid #ccc;border-radius:4px;margin-top:1rem}.note{font-size:.9rem;
 color:#444;margin:.2rem 0}dl{background:#fff;
@@ -248,6 +249,13 @@ def _kept(kept: Sequence[tuple[str, str]], lang: Lang) -> str:
     )
 
 
+def _follow(lang: Lang, tracking_display: str) -> str:
+    """How to follow the report, the SMS to send kept on one line (a phone breaks the ID)."""
+    command = escape(f"CEK {tracking_display}")
+    text = escape(t("next_follow", lang, id=tracking_display))
+    return text.replace(command, f'<strong class="sms">{command}</strong>', 1)
+
+
 def receipt_page(lang: Lang, tracking_display: str) -> str:
     """The receipt: the tracking ID, large, and what happens next."""
     body = (
@@ -255,7 +263,7 @@ def receipt_page(lang: Lang, tracking_display: str) -> str:
         f'<p class="tid" id="tracking-id">{escape(tracking_display)}</p>'
         f'<p>{t("keep_id", lang)}</p><h2>{t("next", lang)}</h2><ol>'
         f'<li>{t("next_verify", lang)}</li>'
-        f'<li>{escape(t("next_follow", lang, id=tracking_display))}</li></ol>'
+        f"<li>{_follow(lang, tracking_display)}</li></ol>"
         f'<p><a href="/cek{_q(lang) or "?"}{"&" if lang == "en" else ""}id='
         f'{escape(tracking_display)}">{t("check_link", lang)}</a> · '
         f'<a href="/{_q(lang)}">{t("new_report", lang)}</a></p>'

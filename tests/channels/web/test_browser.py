@@ -94,6 +94,12 @@ async def test_citizen_fills_the_form_and_follows_the_report(
     shown = (await p.inner_text("#tracking-id")).strip()  # type: ignore[attr-defined]
     tid = tracking.normalize(shown)
     assert tid is not None and shown == tracking.display(tid)
+    # The SMS to send is kept on one line: a narrow screen broke it at the ID's dash.
+    sms = await p.evaluate(  # type: ignore[attr-defined]
+        "(() => { const e = document.querySelector('.sms');"
+        " return [e.textContent, getComputedStyle(e).whiteSpace, e.getClientRects().length]; })()"
+    )
+    assert sms == [f"CEK {shown}", "nowrap", 1]
     if SCREENSHOTS and database_url.startswith("sqlite"):
         await p.screenshot(path=str(ROOT / "docs" / "web-receipt.png"), full_page=True)  # type: ignore[attr-defined]
 
