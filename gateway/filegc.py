@@ -15,7 +15,9 @@ both hold:
 
   - ``raw_inbound.sha256`` of a body kept in the file store (``body`` NULL);
   - every raw inbound message that is not ``accepted`` (``duplicate``, ``quarantined``,
-    ``recorded``), its body and transport metadata opened: a quarantined message must find its
+    ``recorded``) of a channel that can carry files (all but SMS, :data:`WITHOUT_FILES`: its
+    status queries and help requests are most of what is not accepted, and a text names no
+    file), its body and transport metadata opened: a quarantined message must find its
     attachments when it is replayed, and a duplicate's attachments are in its event. How such a
     message names a file is each channel's own encoding (the form's URL-encoded attachment
     references in the body, the API's ``attachment_refs`` and the form's EXIF positions in the
@@ -51,13 +53,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, case, select
+from sqlalchemy import ColumnElement, Table, and_, case, select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway import sealing
 from gateway.crypto import Keys
-from gateway.domain import ReceiptStatus
+from gateway.domain import Channel, ReceiptStatus
 from gateway.filestore import FileStore
 from gateway.metrics import Metrics
 from gateway.storage.schema import complaints, letter_drafts, raw_inbound
@@ -65,6 +67,9 @@ from gateway.storage.schema import complaints, letter_drafts, raw_inbound
 log = logging.getLogger(__name__)
 
 BATCH = 500
+# Channels whose messages name no stored file: their messages that were not accepted are not
+# opened (a channel that gains attachments must leave this set).
+WITHOUT_FILES = frozenset({Channel.SMS})
 MIN_GRACE = timedelta(hours=1)
 DEFAULT_GRACE = timedelta(hours=24)
 _SHA256_DIGITS = 64
@@ -129,9 +134,12 @@ async def _raw_references(
     engine: AsyncEngine, files: FileStore, keys: Keys, batch: int
 ) -> AsyncIterator[list[str]]:
     """Raw messages: a body kept in the file store, and what a message not accepted names."""
-    not_accepted = raw_inbound.c.status != ReceiptStatus.ACCEPTED.value
+    not_accepted = and_(
+        raw_inbound.c.status != ReceiptStatus.ACCEPTED.value,
+        raw_inbound.c.channel.not_in(sorted(c.value for c in WITHOUT_FILES)),
+    )
     columns = (
-        raw_inbound.c.status,
+        not_accepted.label("named"),
         raw_inbound.c.sha256,
         raw_inbound.c.sealed,
         raw_inbound.c.body.is_(None).label("in_store"),
@@ -144,7 +152,7 @@ async def _raw_references(
         for r in rows:
             if r.in_store:
                 found.append(r.sha256)
-            if r.status != ReceiptStatus.ACCEPTED.value:
+            if r.named:
                 found += await _named_by(files, keys, r)
         yield found
 

@@ -212,6 +212,26 @@ async def test_only_the_files_no_row_refers_to_are_deleted(
         await files.read(name)
 
 
+async def test_sms_messages_not_accepted_are_not_searched_for_files(
+    gw: bootstrap.Gateway,
+) -> None:
+    # An SMS names no stored file: its status queries and quarantined texts are not opened.
+    # A web message quarantined with the same words keeps the file it names.
+    files = gw.files
+    kept, orphan = await files.put_bytes(os.urandom(512)), await files.put_bytes(os.urandom(512))
+    now = datetime.now(UTC)
+    sms = RawInbound(Channel.SMS, f"cek {orphan}".encode(), now, "sms-q-1", "text/plain", {})
+    web = RawInbound(
+        Channel.WEB, json.dumps({"body": kept}).encode(), now, "idem:q-2", "application/json", {}
+    )
+    await quarantine(gw, sms, "sms.kannel")
+    await quarantine(gw, web, "web.json")
+    age_everything(files)
+    report = await collect(gw.engine, files, gw.keys, GRACE)
+    assert (report.referenced, report.deleted) == (1, 1)
+    assert stored(files) == {kept}
+
+
 async def test_a_grace_under_an_hour_is_refused(gw: bootstrap.Gateway) -> None:
     orphan = await gw.files.put_bytes(b"orphan")
     age_everything(gw.files)
