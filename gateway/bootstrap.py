@@ -29,7 +29,7 @@ from gateway.filestore import FileStore
 from gateway.http import HealthDeps, add_core_routes
 from gateway.intake import Clock, IntakeService, ParserRegistry, utcnow
 from gateway.metrics import Metrics
-from gateway.outbox import OutboxRelay
+from gateway.outbox import OutboxRelay, prune_every
 from gateway.settings import Settings
 from gateway.sms_store import SqlFragmentBuffer, SqlReplyOutbox
 from gateway.storage import migrate
@@ -333,6 +333,24 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
             if storage.gc_interval > 0
             else None
         )
+        # Published events older than outbox.keep_published, whatever outbox.enabled says: every
+        # deployment runs serve, and two replicas pruning at once are safe.
+        box = settings.outbox
+        prune_task = (
+            asyncio.create_task(
+                prune_every(
+                    gateway.engine,
+                    gateway.metrics,
+                    keep=box.keep_published,
+                    interval=box.prune_interval,
+                    stop=stop,
+                    clock=gateway.clock,
+                ),
+                name="outbox-prune",
+            )
+            if box.prune_interval > 0 and box.keep_published > 0
+            else None
+        )
         await stop.wait()
         log.info("stopping")
         if gc_task is not None:
@@ -342,7 +360,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
             gc_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await gc_task
-        for task in (relay_task, sms_task):
+        for task in (relay_task, sms_task, prune_task):  # a prune stops between two batches
             if task is not None:
                 await task
         await runner.cleanup()

@@ -1,7 +1,7 @@
 """``lapor-gateway``: run, migrate and operate the gateway.
 
 Subcommands: ``serve``, ``relay``, ``migrate``, ``check-config``, ``quarantine list|show|replay``,
-``outbox status|republish``, ``dedup show``, ``keys reseal``, ``files gc``,
+``outbox status|republish|prune``, ``dedup show``, ``keys reseal``, ``files gc``,
 ``staff create|list``. Every subcommand reads the same settings (``config/gateway.toml`` and
 ``LAPOR_...`` variables). Exit status: 0 done, 1 operational failure, 2 invalid settings/usage.
 """
@@ -27,7 +27,7 @@ from gateway.domain import Channel
 from gateway.errors import ConfigError, QuarantineNotFound
 from gateway.filestore import CorruptFile
 from gateway.intake import utcnow
-from gateway.outbox import outbox_status, republish
+from gateway.outbox import outbox_status, prune_cutoff, prune_published, republish
 from gateway.reseal import dumps, reseal
 from gateway.settings import Settings, load_settings
 from gateway.storage import migrate as migrations
@@ -72,6 +72,12 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--channel", choices=[c.value for c in Channel], default=None,
                     help="only this channel's events")
     rp.add_argument("--dry-run", action="store_true", help="change nothing, say what would go")
+    pr = osub.add_parser(
+        "prune",
+        help="delete the events published longer ago than outbox.keep_published (serve does it"
+        " every outbox.prune_interval); republish cannot reach them any more",
+    )
+    pr.add_argument("--dry-run", action="store_true", help="delete nothing, count what would go")
     k = sub.add_parser("keys", help="the data key: seal again under the current one")
     ksub = k.add_subparsers(dest="action", required=True)
     ksub.add_parser(
@@ -301,6 +307,8 @@ def _moment(text: str) -> datetime:
 async def _outbox(settings: Settings, args: argparse.Namespace) -> int:
     if args.action == "republish":
         return await _republish(settings, args)
+    if args.action == "prune":
+        return await _prune(settings, args)
     gateway = bootstrap.build(settings)
     try:
         status = await outbox_status(gateway.engine, count_published=True)
@@ -328,11 +336,19 @@ async def _republish(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     gateway = bootstrap.build(settings)
     try:
+        now = gateway.clock()
         found = await republish(
-            gateway.engine, args.since, args.until, args.channel, gateway.clock(), args.dry_run
+            gateway.engine, args.since, args.until, args.channel, now, args.dry_run
         )
     finally:
         await gateway.close()
+    cutoff = prune_cutoff(settings.outbox.keep_published, now)
+    if cutoff is not None and args.since < cutoff:
+        print(
+            f"events published before {cutoff.isoformat()} are deleted (outbox.keep_published)"
+            " and cannot be sent again",
+            file=sys.stderr,
+        )
     span = (
         f" committed {found.first_created_at.isoformat()} to {found.last_created_at.isoformat()}"
         if found.first_created_at and found.last_created_at
@@ -346,6 +362,30 @@ async def _republish(settings: Settings, args: argparse.Namespace) -> int:
             " next look at the outbox, oldest first, with their message_id (consumers drop"
             " the ones they already have)"
         )
+    return 0
+
+
+async def _prune(settings: Settings, args: argparse.Namespace) -> int:
+    keep = settings.outbox.keep_published
+    gateway = bootstrap.build(settings)
+    try:
+        await bootstrap.check_migrated(gateway)
+        now = gateway.clock()
+        count = await prune_published(gateway.engine, keep, now, dry_run=args.dry_run)
+    finally:
+        await gateway.close()
+    cutoff = prune_cutoff(keep, now)
+    if cutoff is None:
+        print(f"outbox.keep_published = {keep:g}: published events are kept for ever",
+              file=sys.stderr)
+    _print_json(
+        {
+            "dry_run": args.dry_run,
+            "would_remove" if args.dry_run else "removed": count,
+            "published_before": cutoff.isoformat() if cutoff else None,
+            "keep_published_seconds": keep,
+        }
+    )
     return 0
 
 

@@ -64,6 +64,17 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.prune_runs = Counter(
+            "lapor_outbox_prune_runs",
+            "Runs of the pruning of published events in this process, by outcome (ok, failed).",
+            ["outcome"],
+            registry=r,
+        )
+        self.pruned = Counter(
+            "lapor_outbox_pruned",
+            "Published events deleted once older than outbox.keep_published.",
+            registry=r,
+        )
         self.broker_connected = Gauge(
             "lapor_outbox_broker_connected",
             "1 while this relay holds a broker channel.",

@@ -18,12 +18,16 @@ what it holds and goes back to claiming from the table, oldest first.
 
 While the broker is unreachable the rows simply wait: intake keeps committing, the relay retries
 with exponential back-off, and ``/readyz`` and the metrics show the lag.
+
+Published rows are kept ``outbox.keep_published`` seconds, for :func:`republish`, then deleted
+(:func:`prune_published`, run by ``serve`` every ``outbox.prune_interval``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import socket
 import time
 import uuid
@@ -42,7 +46,7 @@ from aio_pika.abc import (
     ExchangeType,
 )
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -553,7 +557,8 @@ async def republish(
     the outbox, for when the routing core lost them. The relays publish them again at their next
     look at the table, oldest first and before newer pending rows, each with its own
     ``message_id`` and body, so a consumer that did get one the first time drops the copy. Their
-    lag counts from ``now``. ``dry_run`` changes nothing and tells what would go."""
+    lag counts from ``now``. ``dry_run`` changes nothing and tells what would go. Events
+    published longer ago than ``outbox.keep_published`` are gone (:func:`prune_published`)."""
     chosen = [outbox.c.published_at.is_not(None), outbox.c.created_at >= since]
     if until is not None:
         chosen.append(outbox.c.created_at < until)
@@ -578,6 +583,112 @@ async def republish(
             )
             count = done.rowcount
     return Requeued(int(count), first, last)
+
+
+# Rows a prune looks at, and so deletes at most, per transaction.
+PRUNE_BATCH = 1000
+
+
+def prune_cutoff(keep: float, now: datetime) -> datetime | None:
+    """The publication time before which events go, ``keep`` seconds before ``now``; None when
+    ``keep`` is 0 (kept for ever), or so long that no date is that far back."""
+    if keep <= 0:
+        return None
+    try:
+        return now - timedelta(seconds=keep)
+    except OverflowError:
+        return None
+
+
+async def prune_published(
+    engine: AsyncEngine,
+    keep: float,
+    now: datetime,
+    dry_run: bool = False,
+    batch: int = PRUNE_BATCH,
+    stop: asyncio.Event | None = None,
+) -> int:
+    """Delete the events published more than ``keep`` seconds before ``now``
+    (``outbox.keep_published``; 0 keeps everything) and return how many went; ``dry_run``
+    deletes nothing and counts them. ``stop`` ends it between two batches.
+
+    Only published rows go: a pending row (``published_at`` NULL), one queued again by
+    :func:`republish` among them, stays whatever its age; a republished event counts from its
+    new publication. The table is walked in ``id`` order, ``batch`` rows per short transaction
+    that deletes the old ones among them. Ids follow commit times and a row is published after
+    its commit, so the walk ends at the first window of rows all committed after the cutoff
+    instead of reading the rest of the table; a row committed out of that order stays until the
+    next prune. On PostgreSQL the rows to delete are locked ``SKIP LOCKED``: replicas pruning at
+    the same time each delete the rows the others have not taken, without waiting or failing.
+    """
+    cutoff = prune_cutoff(keep, now)
+    if cutoff is None:
+        return 0
+    old = and_(outbox.c.published_at.is_not(None), outbox.c.published_at < cutoff)
+    postgres = engine.dialect.name == "postgresql"
+    removed = 0
+    after: int | None = None
+    while stop is None or not stop.is_set():
+        span = [] if after is None else [outbox.c.id > after]
+        window = (
+            select(outbox.c.id, outbox.c.created_at, outbox.c.published_at)
+            .where(*span)
+            .order_by(outbox.c.id)
+            .limit(batch)
+        )
+        async with engine.begin() as conn:
+            rows = (await conn.execute(window)).all()
+            if not rows:
+                break
+            last = int(rows[-1].id)
+            due = sum(1 for r in rows if r.published_at is not None and r.published_at < cutoff)
+            if due and dry_run:
+                removed += due
+            elif due:
+                chosen = select(outbox.c.id).where(*span, outbox.c.id <= last, old)
+                if postgres:
+                    chosen = chosen.with_for_update(skip_locked=True)
+                done = await conn.execute(
+                    delete(outbox).where(outbox.c.id.in_(chosen.scalar_subquery()), old)
+                )
+                removed += done.rowcount
+        if len(rows) < batch or all(r.created_at >= cutoff for r in rows):
+            break  # the end of the table, or only rows committed after the cutoff from here
+        after = last
+    return removed
+
+
+async def prune_every(
+    engine: AsyncEngine,
+    metrics: Metrics,
+    *,
+    keep: float,
+    interval: float,
+    stop: asyncio.Event,
+    clock: Clock = utcnow,
+) -> None:
+    """Prune every ``interval`` seconds until ``stop`` (``serve`` runs this), the first time at a
+    random moment within the first hour (or interval), so that replicas seldom prune together.
+    A failed run is logged, counted and tried again at the next interval; the task carries on."""
+    delay = random.uniform(0, min(interval, 3600.0))
+    while True:
+        await _wait(stop, delay)
+        if stop.is_set():
+            return
+        delay = interval
+        try:
+            removed = await prune_published(engine, keep, clock(), stop=stop)
+        except Exception as exc:  # the database: next time
+            metrics.prune_runs.labels("failed").inc()
+            log.warning(
+                "outbox prune failed: %s", type(exc).__name__, extra={"error": str(exc)[:300]}
+            )
+            continue
+        metrics.prune_runs.labels("ok").inc()
+        metrics.pruned.inc(removed)
+        log.info(
+            "pruned %d published outbox events", removed, extra={"keep_published": keep}
+        )
 
 
 # How many batches the intake may hand over ahead of publication (see lease).

@@ -128,6 +128,10 @@ class OutboxSettings(_Section):
     backoff_max: float = Field(30.0, gt=0)
     ready_max_lag: float = Field(300.0, gt=0)
     relay_port: int = Field(8081, ge=1, le=65535)
+    # Published events are kept this many seconds (how far back ``outbox republish`` reaches),
+    # then deleted by ``serve`` every prune_interval seconds; 0: kept for ever / never pruned.
+    keep_published: float = Field(90 * 86400.0, ge=0)
+    prune_interval: float = Field(86400.0, ge=0)
 
 
 class SecuritySettings(_Section):

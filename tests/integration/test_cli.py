@@ -8,11 +8,14 @@ import json
 import logging
 import os
 import time
+import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import delete, func, select
 
 from gateway import bootstrap
 from gateway.cli import main
@@ -20,6 +23,8 @@ from gateway.domain import Channel, ComplaintDraft, RawInbound
 from gateway.errors import ParseError
 from gateway.intake import Parser
 from gateway.settings import load_settings
+from gateway.storage.schema import outbox
+from tests.conftest import TEST_KEYS
 from tests.support import delete_topology, drain
 
 pytestmark = pytest.mark.integration
@@ -162,6 +167,61 @@ def test_outbox_republish_takes_explicit_times_and_queues_published_events(
     asyncio.run(publish_all())
     drained = asyncio.run(drain(own_broker["queue"], expected=2))
     assert len({m.message_id for m in drained}) == 1  # sent twice, one id
+
+
+def test_outbox_prune_dry_run_counts_then_prunes(
+    env: Path, database_url: str, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LAPOR_DATABASE__URL", database_url)  # each test database in turn
+    for key, value in TEST_KEYS.items():
+        monkeypatch.setenv(f"LAPOR_SECURITY__{key.upper()}", value)
+    assert main(["migrate"]) == 0
+    now = datetime.now(UTC)
+
+    def row(created: datetime, published: datetime | None) -> dict[str, Any]:
+        return {"message_id": str(uuid.uuid4()), "event": "created", "channel": "web",
+                "routing_key": "complaint.created.web", "body": "{}", "created_at": created,
+                "published_at": published}
+
+    old = now - timedelta(days=100)
+    rows = [row(old, None), row(old, old), row(old, old), row(now, now)]
+
+    async def seed() -> None:
+        gw = bootstrap.build(load_settings())
+        try:
+            async with gw.engine.begin() as conn:
+                await conn.execute(delete(outbox))
+                await conn.execute(outbox.insert(), rows)
+        finally:
+            await gw.close()
+
+    async def left() -> int:
+        gw = bootstrap.build(load_settings())
+        try:
+            async with gw.engine.connect() as conn:
+                return int((await conn.execute(select(func.count()).select_from(outbox))).scalar_one())
+        finally:
+            await gw.close()
+
+    asyncio.run(seed())
+    capsys.readouterr()
+    assert main(["outbox", "prune", "--dry-run"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["dry_run"] is True and report["would_remove"] == 2
+    assert report["keep_published_seconds"] == 90 * 86400
+    assert asyncio.run(left()) == 4  # the dry run deleted nothing
+    assert main(["outbox", "prune"]) == 0
+    assert json.loads(capsys.readouterr().out)["removed"] == 2
+    assert asyncio.run(left()) == 2  # the pending one and the recent one
+    assert main(["outbox", "republish", "--since", "2000-01-01T00:00Z", "--dry-run"]) == 0
+    assert "(outbox.keep_published) and cannot be sent again" in capsys.readouterr().err
+    asyncio.run(seed())
+    monkeypatch.setenv("LAPOR_OUTBOX__KEEP_PUBLISHED", "0")
+    assert main(["outbox", "prune"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["removed"] == 0 and "kept for ever" in out.err
+    assert asyncio.run(left()) == 4
 
 
 def test_keys_reseal_after_a_rotation_then_nothing_left(

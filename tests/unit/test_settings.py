@@ -38,6 +38,15 @@ def test_invalid_value_names_the_key() -> None:
         load_settings(CONFIG, environ={"LAPOR_DATABASE__URL": "mysql://x"})
 
 
+def test_published_events_are_kept_90_days_and_a_negative_time_is_refused() -> None:
+    s = load_settings(CONFIG, environ={})
+    assert s.outbox.keep_published == 7_776_000 and s.outbox.prune_interval == 86_400
+    assert load_settings(CONFIG, environ={"LAPOR_OUTBOX__KEEP_PUBLISHED": "0"}).outbox.keep_published == 0
+    for key in ("keep_published", "prune_interval"):
+        with pytest.raises(ConfigError, match=rf"outbox\.{key}: .*greater than or equal to 0"):
+            load_settings(CONFIG, environ={f"LAPOR_OUTBOX__{key.upper()}": "-1"})
+
+
 def test_unknown_key_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"http\.prot"):
         load_settings(CONFIG, environ={"LAPOR_HTTP__PROT": "1"})
