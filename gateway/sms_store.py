@@ -10,7 +10,10 @@ Tables of migration 0004 (``gateway/storage/schema.py``):
   the reason. Senders lease pending rows like the event relay does (``claimed_by`` /
   ``claim_expires``, ``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so replicas never send one reply at
   the same time. The recipient number is stored AES-GCM encrypted under the data key.
-- ``sms_fragments``: parts of long messages held until their set is complete or too old.
+- ``sms_fragments``: parts of long messages held until their set is complete or too old. Each
+  row's sealed ``meta`` holds the sender, receiver and SMSC link, and, only when the part has
+  one, the half of a surrogate pair split with its neighbour (``high_surrogate`` /
+  ``low_surrogate``, code units as numbers): rows written before those were kept read the same.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ from gateway.grouping import GroupCommit
 from gateway.intake import Clock, utcnow
 from gateway.storage.schema import UTCDateTime, sms_fragments, sms_replies
 
+# The halves of a split surrogate pair, per part in its meta (the rest of the meta is the set's).
+_HALVES = ("high_surrogate", "low_surrogate")
 # Rows that count against a sender's flood allowance: replies that went or will go out.
 _COUNTED = (ReplyStatus.PENDING, ReplyStatus.SENT, ReplyStatus.INLINE, ReplyStatus.FAILED)
 
@@ -389,6 +394,10 @@ class SqlFragmentBuffer:
         fragment = message.fragment
         assert fragment is not None
         key = self.group_key(message, sender_key)
+        halves = {
+            "high_surrogate": fragment.high_surrogate,
+            "low_surrogate": fragment.low_surrogate,
+        }
         row = {
             "raw_inbound_id": raw_inbound_id,
             "bridge": message.bridge.value,
@@ -404,7 +413,8 @@ class SqlFragmentBuffer:
                     "sender": message.sender,
                     "receiver": message.receiver,
                     "smsc": message.smsc or "",
-                },
+                }
+                | {name: unit for name, unit in halves.items() if unit is not None},
             ),
             "received_at": received_at,
             "created_at": self._clock(),
@@ -430,30 +440,32 @@ class SqlFragmentBuffer:
         for r in rows:
             groups.setdefault(r.group_key, []).append(r)
         keys = self._keys
-        return [
-            FragmentSet(
-                group_key=key,
-                bridge=Bridge(parts[0].bridge),
-                reference=int(parts[0].reference),
-                total=int(parts[0].total),
-                parts=tuple(
-                    HeldPart(
-                        p.raw_inbound_id,
-                        int(p.sequence),
-                        sealing.fragment_text(keys, p.raw_inbound_id, p.text, p.sealed),
-                        p.received_at,
-                    )
-                    for p in parts
-                ),
-                meta={
-                    k: str(v)
-                    for k, v in sealing.fragment_meta(
-                        keys, parts[0].raw_inbound_id, parts[0].meta, parts[0].sealed
-                    ).items()
-                },
+        sets = []
+        for key, parts in groups.items():
+            metas = [
+                sealing.fragment_meta(keys, p.raw_inbound_id, p.meta, p.sealed) for p in parts
+            ]
+            sets.append(
+                FragmentSet(
+                    group_key=key,
+                    bridge=Bridge(parts[0].bridge),
+                    reference=int(parts[0].reference),
+                    total=int(parts[0].total),
+                    parts=tuple(
+                        HeldPart(
+                            p.raw_inbound_id,
+                            int(p.sequence),
+                            sealing.fragment_text(keys, p.raw_inbound_id, p.text, p.sealed),
+                            p.received_at,
+                            meta.get("high_surrogate"),
+                            meta.get("low_surrogate"),
+                        )
+                        for p, meta in zip(parts, metas, strict=True)
+                    ),
+                    meta={k: str(v) for k, v in metas[0].items() if k not in _HALVES},
+                )
             )
-            for key, parts in groups.items()
-        ]
+        return sets
 
     async def expired(self, older_than: datetime) -> list[FragmentSet]:
         """Open sets whose first part was stored before ``older_than``."""

@@ -9,7 +9,8 @@ document built here (which parts, in which order, what is missing), so the ``sms
 parser can read it again on a replay.
 
 An incomplete set becomes a complaint with what arrived, each gap shown as ``[...]`` in the text
-and the title saying which parts never came.
+and the title saying which parts never came. A surrogate pair (an emoji) that the phone split
+between two parts is whole again when both arrived; a half without its partner stays U+FFFD.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from channels.sms.message import Bridge
-from channels.sms.ports import FragmentSet
+from channels.sms.ports import FragmentSet, HeldPart
 from gateway.errors import ParseError
 
 CONTENT_TYPE = "application/vnd.lapor.sms-joined+json"
@@ -88,12 +89,19 @@ class Joined:
 
 def join(fragments: FragmentSet) -> Joined:
     """The joined message of a held set (the first copy of a repeated part wins)."""
-    texts: dict[int, str] = {}
-    raw_ids: dict[int, str] = {}
+    parts: dict[int, HeldPart] = {}
     for part in sorted(fragments.parts, key=lambda p: (p.sequence, p.received_at)):
-        if part.sequence not in texts:
-            texts[part.sequence] = part.text
-            raw_ids[part.sequence] = part.raw_inbound_id
+        parts.setdefault(part.sequence, part)
+    texts = {n: part.text for n, part in parts.items()}
+    for n, part in parts.items():
+        after = parts.get(n + 1)
+        if part.high_surrogate is None or after is None or after.low_surrogate is None:
+            continue
+        # The halves, U+FFFD at the end of this part and at the start of the next, become one
+        # character, kept in this part.
+        pair = 0x10000 + ((part.high_surrogate - 0xD800) << 10) + (after.low_surrogate - 0xDC00)
+        texts[n] = texts[n][:-1] + chr(pair)
+        texts[n + 1] = texts[n + 1][1:]
     return Joined(
         bridge=fragments.bridge,
         sender=fragments.meta.get("sender", ""),
@@ -102,7 +110,7 @@ def join(fragments: FragmentSet) -> Joined:
         reference=fragments.reference,
         total=fragments.total,
         texts=texts,
-        raw_ids=tuple(raw_ids[n] for n in sorted(raw_ids)),
+        raw_ids=tuple(parts[n].raw_inbound_id for n in sorted(parts)),
     )
 
 

@@ -18,13 +18,18 @@ Decoding follows what Kannel 1.4.5 does (measured, see the channel README):
   (quarantined, the raw bytes are kept);
 * a non-empty UDH ``%u`` with a concatenation element (IEI ``00``, 8-bit reference, or ``08``,
   16-bit reference) marks a fragment that Kannel could not reassemble in time (Kannel delivers
-  reassembled messages with an empty ``%u``).
+  reassembled messages with an empty ``%u``);
+* a phone may split a UTF-16 surrogate pair (an emoji) between two UCS-2 parts, so such a part
+  may start or end with a lone half: as UTF-16BE (``mo-recode = no``), or, recoded by smsbox,
+  a low half as the three bytes ``ED B0..BF xx`` (smsbox drops a high half). A part's lone
+  surrogates are U+FFFD in its text; the halves at its edges are kept in its
+  :class:`~channels.sms.message.Fragment` for joining. A whole message with one is refused.
 """
 
 from __future__ import annotations
 
 import codecs
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import unquote_to_bytes
 
 from channels.sms.message import Bridge, Fragment, SmsMessage
@@ -50,6 +55,8 @@ CODING_UCS2 = 2
 _IEI_CONCAT_8 = 0x00
 _IEI_CONCAT_16 = 0x08
 _ALLOWED_CONTROLS = {"\t", "\r", "\n"}
+_HIGH_SURROGATES = range(0xD800, 0xDC00)
+_LOW_SURROGATES = range(0xDC00, 0xE000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +128,10 @@ def decode_request(query: bytes) -> KannelMO:
     payload = values.get("b", b"")
     udh = _udh(values.get("u", b""))
     fragment = parse_concatenation(udh)
-    text = decode_payload(payload, coding, charset)
+    if fragment is None:
+        text = decode_payload(payload, coding, charset)
+    else:
+        text, fragment = decode_part(payload, coding, charset, fragment)
     return KannelMO(
         sender=sender,
         receiver=_ascii(values, "P"),
@@ -153,8 +163,11 @@ def _udh(value: bytes) -> bytes:
     return text
 
 
-def decode_payload(payload: bytes, coding: int | None, charset: str) -> str:
-    """The payload's text, by charset first, then by coding (see the module docstring)."""
+def decode_payload(
+    payload: bytes, coding: int | None, charset: str, errors: str = "strict"
+) -> str:
+    """The payload's text, by charset first, then by coding (see the module docstring);
+    ``errors`` as for :meth:`bytes.decode` (not for 8-bit data)."""
     name = charset.upper()
     if name == "8-BIT" or (not name and coding == CODING_8BIT):
         return eight_bit(payload)
@@ -165,12 +178,24 @@ def decode_payload(payload: bytes, coding: int | None, charset: str) -> str:
     except LookupError:
         raise ParseError(f"charset {charset!r} tidak dikenal / unknown", stage="decode") from None
     try:
-        text = payload.decode(codec)
+        text = payload.decode(codec, errors)
     except UnicodeDecodeError as exc:
         reason = f"isi bukan {name} yang sah / invalid {name}: {exc}"
         raise ParseError(reason, stage="decode") from None
     refuse_binary(text)
     return text
+
+
+def decode_part(
+    payload: bytes, coding: int | None, charset: str, fragment: Fragment
+) -> tuple[str, Fragment]:
+    """A part's text, lone surrogates as U+FFFD, and its fragment with the halves of a pair
+    split at its edges (see the module docstring)."""
+    text = decode_payload(payload, coding, charset, "surrogatepass")
+    high = ord(text[-1]) if text and ord(text[-1]) in _HIGH_SURROGATES else None
+    low = ord(text[0]) if text and ord(text[0]) in _LOW_SURROGATES else None
+    valid = text.encode("utf-16-be", "surrogatepass").decode("utf-16-be", "replace")
+    return valid, replace(fragment, high_surrogate=high, low_surrogate=low)
 
 
 def eight_bit(payload: bytes) -> str:

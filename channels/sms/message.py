@@ -24,11 +24,17 @@ class Bridge(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Fragment:
-    """One part of a concatenated message (3GPP TS 23.040 9.2.3.24.1 / .8)."""
+    """One part of a concatenated message (3GPP TS 23.040 9.2.3.24.1 / .8).
+
+    A phone may split a UTF-16 surrogate pair (an emoji) between two UCS-2 parts: the part's
+    text shows U+FFFD for its half, kept here so that joining restores the character.
+    """
 
     reference: int
     total: int
     sequence: int
+    high_surrogate: int | None = None  # the half this part ends with
+    low_surrogate: int | None = None  # the half this part starts with
 
 
 @dataclass(frozen=True, slots=True)

@@ -121,6 +121,8 @@ class HeldPart:
     sequence: int
     text: str
     received_at: datetime
+    high_surrogate: int | None = None  # half of a split pair: see message.Fragment
+    low_surrogate: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

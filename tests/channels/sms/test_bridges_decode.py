@@ -44,6 +44,19 @@ def test_jasmin_ucs2_with_emoji() -> None:
     assert mo.coding == 8 and mo.message.text == "Sampah menumpuk 😡 di pasar"
 
 
+def test_jasmin_joins_ucs2_parts_as_octets_so_a_split_pair_arrives_whole() -> None:
+    # Jasmin hands an HTTP connector only the joined message: the parts' short_message octets
+    # after their UDH, concatenated (listeners.concatDeliverSMs), never a part on its own.
+    octets = "Lampu jalan mati sudah 3 hari 😡 mohon diperbaiki".encode("utf-16-be")
+    cut = octets.index("😡".encode("utf-16-be")) + 2  # the pair split between the parts
+    part1 = b"\x05\x00\x03\x5b\x02\x01" + octets[:cut]
+    part2 = b"\x05\x00\x03\x5b\x02\x02" + octets[cut:]
+    body = f"id=j1&from=6281200000001&to=1708&coding=8&binary={(part1[6:] + part2[6:]).hex()}"
+    mo = jasmin.decode_request(body.encode())
+    assert mo.message.text == "Lampu jalan mati sudah 3 hari 😡 mohon diperbaiki"
+    assert mo.message.fragment is None
+
+
 def test_jasmin_status_query_is_not_a_complaint() -> None:
     message = jasmin.decode_request(load("jasmin/mo__cek_status").body).message
     assert interpret(message, SETTINGS).outcome == NotAComplaint("status-query")

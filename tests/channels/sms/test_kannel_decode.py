@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from channels.sms import kannel
+from channels.sms import fragments, kannel
 from channels.sms.kannel import Fragment, decode_request
+from channels.sms.message import Bridge
+from channels.sms.ports import FragmentSet, HeldPart
 from gateway.errors import ParseError
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "kannel"
 LONG = ("Jalan Siliwangi rusak parah sejak bulan lalu, " * 8).strip()
+SPLIT_PAIR = "Lampu jalan mati sudah 3 hari 😡 mohon diperbaiki"
 
 
 def fixture(name: str) -> bytes:
@@ -115,3 +119,79 @@ def test_malformed_concatenation_is_a_parse_error(udh: str) -> None:
 
 def test_hex_udh_is_accepted_too() -> None:
     assert decode_request(b"p=1&b=x&u=050003280402").fragment == Fragment(0x28, 4, 2)
+
+
+# ---- a surrogate pair split between two UCS-2 parts -------------------------------------------
+# The phone split the emoji's UTF-16 pair between parts 1 and 2 (3GPP TS 23.040 does not forbid
+# it) and Kannel handed the parts over one by one. With mo-recode = no each part is UTF-16BE with
+# its half of the pair; with mo-recode = yes smsbox drops the high half and sends the low one as
+# the bytes ED B8 A1, which are not UTF-8 (see SOURCES.md).
+
+
+def held(name: str) -> HeldPart:
+    """A part decoded from its fixture, as the fragment buffer holds it."""
+    mo = decode_request(fixture(name))
+    assert mo.fragment is not None
+    f, at = mo.fragment, datetime(2026, 12, 4, tzinfo=UTC)
+    return HeldPart(name, f.sequence, mo.text, at, f.high_surrogate, f.low_surrogate)
+
+
+def split_set(*names: str) -> FragmentSet:
+    parts = tuple(held(n) for n in names)
+    meta = {"sender": "+6281200000001", "receiver": "1708"}
+    return FragmentSet("kannel:h:91:2", Bridge.KANNEL, 0x5B, 2, parts, meta)
+
+
+def test_ucs2_parts_keep_the_halves_of_a_split_pair_and_show_fffd() -> None:
+    first = decode_request(fixture("mo__ucs2_part1_split_pair"))
+    assert first.text == "Lampu jalan mati sudah 3 hari \ufffd"
+    assert first.fragment == Fragment(0x5B, 2, 1, high_surrogate=0xD83D)
+    second = decode_request(fixture("mo__ucs2_part2_split_pair"))
+    assert second.text == "\ufffd mohon diperbaiki"
+    assert second.fragment == Fragment(0x5B, 2, 2, low_surrogate=0xDE21)
+    recoded = decode_request(fixture("mo__recoded_part2_split_pair"))
+    assert (recoded.text, recoded.fragment) == (second.text, second.fragment)
+
+
+@pytest.mark.parametrize("order", [(1, 2), (2, 1)], ids=["in-order", "reversed"])
+def test_a_pair_split_between_parts_is_whole_once_joined(order: tuple[int, int]) -> None:
+    names = {1: "mo__ucs2_part1_split_pair", 2: "mo__ucs2_part2_split_pair"}
+    joined = fragments.join(split_set(*(names[n] for n in order)))
+    assert joined.text == SPLIT_PAIR and joined.title() is None
+    joined.body().decode("utf-8")  # strict: valid UTF-8
+    assert fragments.read(joined.body()) == joined
+
+
+@pytest.mark.parametrize(
+    ("names", "text"),
+    [
+        (["mo__ucs2_part1_split_pair"], "Lampu jalan mati sudah 3 hari \ufffd [...]"),
+        (["mo__ucs2_part2_split_pair"], "[...] \ufffd mohon diperbaiki"),
+        # mo-recode = yes: Kannel never passed the high half on, the low one has no partner.
+        (
+            ["mo__recoded_part1_split_pair", "mo__recoded_part2_split_pair"],
+            "Lampu jalan mati sudah 3 hari \ufffd mohon diperbaiki",
+        ),
+    ],
+    ids=["part-2-missing", "part-1-missing", "recoded"],
+)
+def test_a_half_without_its_partner_is_fffd_in_the_joined_text(names: list[str], text: str) -> None:
+    joined = fragments.join(split_set(*names))
+    assert joined.text == text
+    joined.body().decode("utf-8")
+    assert fragments.read(joined.body()) == joined
+
+
+def test_8bit_and_gsm_parts_are_not_read_as_ucs2() -> None:
+    # Octets that would be halves of a pair in UCS-2 are two characters each in 8-bit data.
+    data = decode_request(b"p=1&b=%DE!+x+%D8%3D&c=1&C=8-BIT&u=050003050201")
+    assert data.text == "Þ! x Ø=" and data.fragment == Fragment(5, 2, 1)
+    gsm = decode_request(fixture("mo__fragment_timeout"))
+    assert gsm.fragment == Fragment(0x28, 4, 1) and gsm.text.startswith("Jalan Siliwangi")
+
+
+def test_lone_surrogate_inside_a_part_is_fffd_and_outside_a_part_an_error() -> None:
+    part = decode_request(b"p=1&b=%00a%D8%3D%00b&c=2&u=050003050201")
+    assert part.text == "a\ufffdb" and part.fragment == Fragment(5, 2, 1)
+    with pytest.raises(ParseError):  # a whole message has no neighbour to complete the pair
+        decode_request(b"p=1&b=%00a%D8%3D&c=2")

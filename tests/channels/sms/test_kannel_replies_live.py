@@ -34,6 +34,7 @@ from tests.channels.sms.kannel_harness import (
     SENDSMS_PASSWORD,
     SENDSMS_USER,
     Kannel,
+    concat_udh,
     concat_udh16,
     data,
     installed,
@@ -236,6 +237,45 @@ async def test_missing_part_is_held_and_joined_when_it_arrives(stack: Stack) -> 
         return [r.status for r in await stack.replies()] == ["sent"]
 
     assert await stack.wait(replied, 10)  # the joined complaint's receipt went out once
+
+
+@pytest.mark.parametrize("combine_timeout", [2])
+async def test_ucs2_parts_splitting_an_emoji_are_held_and_joined(stack: Stack) -> None:
+    """The phone split an emoji's surrogate pair between two UCS-2 parts; part 2 came after
+    Kannel's combine timeout, so each part is handed over alone. With ``mo-recode = yes`` smsbox
+    drops the high half and sends the low one as bytes that are not UTF-8: the complaint keeps
+    the rest of the text, U+FFFD for the emoji."""
+    octets = "Lampu jalan mati sudah 3 hari 😡 mohon diperbaiki".encode("utf-16-be")
+    cut = octets.index("😡".encode("utf-16-be")) + 2
+    async with aiohttp.ClientSession() as session:
+        for seq, text in ((1, octets[:cut]), (2, octets[cut:])):
+            query = urlencode(
+                {
+                    "username": HTTP_SMSC_USER,
+                    "password": HTTP_SMSC_PASSWORD,
+                    "from": A,
+                    "to": TO,
+                    "text": text,
+                    "udh": concat_udh(0x5B, 2, seq),
+                    "coding": "2",
+                }
+            )
+            async with session.get(f"{stack.kannel.http_smsc_url}?{query}") as resp:
+                assert resp.status == 202
+
+            async def handed_over(n: int = seq) -> bool:
+                return len(stack.requests) >= n
+
+            assert await stack.wait(handed_over, 20)
+
+    async def joined() -> bool:
+        return await stack.gw.intake.count_complaints() == 1
+
+    assert await stack.wait(joined, 20)
+    (row,) = await opened_complaints(stack.gw.engine, stack.gw.keys)
+    assert row.body == "Lampu jalan mati sudah 3 hari \ufffd mohon diperbaiki"
+    assert row.title is None
+    assert all(status == 200 and body == "" for _, status, body in stack.requests)
 
 
 @pytest.mark.parametrize("combine_timeout", [2])

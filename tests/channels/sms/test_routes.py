@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
@@ -138,6 +139,63 @@ async def test_fragment_is_stored_and_answered_with_an_empty_body(
     (raw,) = await opened_raw(gw.engine, gw.keys)
     assert raw["status"] == "recorded" and raw["transport_meta"]["udh"] == "050003280401"
     assert await gw.intake.count_complaints() == 0
+
+
+# Two UCS-2 parts whose emoji's surrogate pair the phone split between them, handed over one by
+# one by Kannel (see SOURCES.md): as UTF-16BE (mo-recode = no), and as smsbox recodes them
+# (mo-recode = yes: the high half dropped, the low one sent as bytes that are not UTF-8).
+SPLIT_PAIR = {
+    "ucs2": (
+        ["mo__ucs2_part1_split_pair", "mo__ucs2_part2_split_pair"],
+        "Lampu jalan mati sudah 3 hari 😡 mohon diperbaiki",
+    ),
+    "recoded": (
+        ["mo__recoded_part1_split_pair", "mo__recoded_part2_split_pair"],
+        "Lampu jalan mati sudah 3 hari \ufffd mohon diperbaiki",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("kind", "order"),
+    [("ucs2", [0, 1]), ("ucs2", [1, 0]), ("recoded", [0, 1])],
+    ids=["ucs2-in-order", "ucs2-reversed", "recoded"],
+)
+async def test_parts_splitting_an_emoji_become_one_complaint(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway, kind: str, order: list[int]
+) -> None:
+    names, body = SPLIT_PAIR[kind]
+    first = await client.get(f"/sms/kannel?{fixture(names[order[0]])}")
+    assert first.status == 200 and await first.text() == ""  # held, nothing to say yet
+    second = await client.get(f"/sms/kannel?{fixture(names[order[1]])}")
+    tracking_of(await second.text())
+    (row,) = await opened_complaints(gw.engine, gw.keys)
+    assert row.body == body and row.title is None
+    (event,) = await opened_events(gw.engine, gw.keys)
+    assert json.loads(event.encode("utf-8"))["body"] == body  # strict UTF-8 throughout
+    async with gw.engine.connect() as conn:
+        assert (await conn.execute(select(quarantine))).all() == []
+    joined = [r for r in await opened_raw(gw.engine, gw.keys) if r["parser"] == "sms.joined"]
+    assert json.loads(joined[0]["body"].decode("utf-8"))["missing"] == []
+
+
+async def test_part_whose_sibling_never_comes_keeps_its_text_with_fffd(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    gateway = bootstrap.build(with_section(settings, "sms", fragment_timeout=0.01))
+    try:
+        client = await aiohttp_client(bootstrap.build_app(gateway))
+        resp = await client.get(f"/sms/kannel?{fixture('mo__ucs2_part1_split_pair')}")
+        assert resp.status == 200 and await resp.text() == ""
+        await asyncio.sleep(0.05)
+        assert gateway.sms is not None and await gateway.sms.service.sweep() == 1
+        (row,) = await opened_complaints(gateway.engine, gateway.keys)
+        assert row.body == "Lampu jalan mati sudah 3 hari \ufffd [...]"
+        assert row.title == "SMS tidak lengkap: bagian 2 dari 2 tidak diterima"
+        (event,) = await opened_events(gateway.engine, gateway.keys)
+        assert json.loads(event.encode("utf-8"))["body"] == row.body
+    finally:
+        await gateway.close()
 
 
 async def test_undecodable_request_is_quarantined_not_lost(
