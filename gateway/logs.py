@@ -11,27 +11,61 @@ import json
 import logging
 import re
 import sys
+import unicodedata
 from datetime import UTC, datetime
 from typing import Any
 
-# A NIK: 16 digits, possibly grouped by spaces, dots or dashes (3201 0141 0190 0001), not part of
-# a longer digit run.
-_SEP = r"[ .\-]?"
+# A NIK: 16 digits, not part of a longer digit run, possibly grouped as people write it
+# (3201 0141 0190 0001, 320101 410190 0001, the Kemendagri dotted region 32.01.01.410190.0001):
+# a space, or a dot, dash, slash or underscore with a space either side or not, after the
+# province, regency, district, birth day and birth date (digits 2, 4, 6, 8, 12) and digit 14.
+_SEP = r"(?:[ \u00a0]?[.\-_/][ \u00a0]?|[ \u00a0]{1,2})?"
 _NIK = re.compile(
-    rf"(?<!\d)(\d{{4}}){_SEP}(\d{{2}}){_SEP}\d{{2}}{_SEP}\d{{4}}{_SEP}\d{{2}}(\d{{2}})(?!\d)"
+    rf"(?<!\d)(\d{{2}}){_SEP}(\d{{2}}){_SEP}(\d{{2}}){_SEP}\d{{2}}{_SEP}\d{{4}}{_SEP}\d{{2}}{_SEP}"
+    rf"(\d{{2}})(?!\d)"
 )
-# Indonesian phone numbers: +62 / 62 / 0062 / 0 followed by 8-13 digits, separators allowed.
+# Indonesian phone numbers: +62 / (+62) / +62 (0) / 62 / 0062 / 0 followed by 8-13 digits,
+# separators allowed.
 _PHONE = re.compile(
-    r"(?<![\w+])(\+62|0062|62|0)[ \-.]?(\(?\d{2,4}\)?)(?:[ \-.]?\d){5,10}(?![\d])"
+    r"(?<![\w+])(\(?\+62\)?(?:[ \-.]?\(0\))?|0062|62|0)[ \-.]?(\(?\d{2,4}\)?)(?:[ \-.]?\d){5,10}"
+    r"(?![\d])"
 )
+# A mobile number written without its 0 or 62 (812 3456 7890): 8, an operator digit, then 7-10
+# digits; spaces or dashes only (850.000.000 is an amount), never inside a word, an id or a
+# decimal.
+_MOBILE = re.compile(r"(?<![\w+*.\-])()8[1-35-9]\d(?:[ \-]?\d){6,9}(?![\d*])")
 
 _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
 
+# Row ids and message ids: never a NIK or a phone number, though one of all digits in its last
+# groups looks like a NIK with a dash (…-8912-345678901234).
+_UUID = re.compile(r"([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})")
+
+
 def mask_text(text: str) -> str:
-    """``text`` with every NIK and phone number masked."""
-    text = _NIK.sub(lambda m: f"{m.group(1)}{m.group(2)}********{m.group(3)}", text)
-    return _PHONE.sub(_mask_phone, text)
+    """``text`` with every NIK and phone number masked; ids (UUIDs) left as written."""
+    if "-" in text and _UUID.search(text):
+        pieces = _UUID.split(text)  # text, id, text, id, ..., text
+        return "".join(p if i % 2 else _mask(p) for i, p in enumerate(pieces))
+    return _mask(text)
+
+
+def _mask(text: str) -> str:
+    text = _ascii_digits(text)
+    text = _NIK.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(3)}********{m.group(4)}", text)
+    text = _PHONE.sub(_mask_phone, text)
+    return _MOBILE.sub(_mask_phone, text)
+
+
+def _ascii_digits(text: str) -> str:
+    """Digits of other scripts (full-width, Arabic-Indic...) as ASCII digits: the normalizers
+    read them as a NIK or a phone number, so the masks must see them too."""
+    if text.isascii():
+        return text
+    return "".join(
+        str(unicodedata.decimal(c)) if c.isdecimal() and not c.isascii() else c for c in text
+    )
 
 
 def _mask_phone(match: re.Match[str]) -> str:

@@ -170,10 +170,26 @@ _SEPARATORS = re.compile(r"[\s.\-_/]+")
 _LABEL = re.compile(r"^\s*(?:nik|no\.?\s*ktp|nomor\s*ktp|ktp|no\.?\s*nik)\s*[:.=]?\s*", re.I)
 
 
-def _clean(text: str) -> str:
-    # NFKC turns full-width and other compatibility digits into ASCII ones.
+def _ascii_digits(text: str) -> str:
+    """``text`` with its digits in ASCII, without the invisible marks a copy brings along.
+
+    NFKC turns full-width and other compatibility digits into ASCII ones; the decimal digits
+    it keeps (Arabic-Indic, Persian, Devanagari...: a phone keyboard set to another script)
+    are mapped by their value. Format characters (zero-width space, direction and isolate
+    marks that chat apps put around numbers) are dropped.
+    """
     text = unicodedata.normalize("NFKC", text)
-    text = _LABEL.sub("", text)
+    if text.isascii():
+        return text
+    return "".join(
+        str(unicodedata.decimal(ch)) if ch.isdecimal() else ch
+        for ch in text
+        if unicodedata.category(ch) != "Cf"
+    )
+
+
+def _clean(text: str) -> str:
+    text = _LABEL.sub("", _ascii_digits(text))
     return _SEPARATORS.sub("", text)
 
 
@@ -297,7 +313,7 @@ def _plausible(digits: str) -> bool:
 
 def find_niks(text: str, *, valid_only: bool = False, today: date | None = None) -> list[str]:
     """Find NIKs in free text ("NIK: 3201 0141 ...", "nik3201...", "No. KTP 3201.0141...")."""
-    text = unicodedata.normalize("NFKC", text)
+    text = _ascii_digits(text)
     found: list[str] = []
     for run in _RUN.finditer(text):
         groups = _GROUP.findall(run.group())

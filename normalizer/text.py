@@ -365,7 +365,8 @@ def _normalize_token(token: str, expand_slang: bool) -> tuple[str, ...]:
     if len(pieces) > 1:
         return tuple(w for piece in pieces for w in _normalize_token(piece, expand_slang))
     if token.isdigit():
-        return (str(int(token)),) if token.isascii() else (token,)
+        # Leading zeros dropped by hand: int() refuses more than 4300 digits (a pasted number).
+        return (token.lstrip("0") or "0",) if token.isascii() else (token,)
     if not _is_known(token, expand_slang):
         shorter = _deelongate(token, expand_slang)
         if shorter != token:

@@ -181,6 +181,30 @@ async def test_nik_and_contacts_are_stored_encrypted_and_looked_up_by_keyed_hash
     assert keys.decrypt(reporter["phone"]["enc"]) == "+6281234567890"
 
 
+async def test_a_complaint_with_a_very_long_number_is_accepted_and_its_retry_recognised(
+    gw: bootstrap.Gateway,
+) -> None:
+    # A pasted run of digits longer than Python's int() takes (4300) made the dedup tokens fail:
+    # the complaint went to quarantine ("normalize-crash") instead of to the routing core.
+    body = f"{WATER} Nomor pelanggan tertulis {'9' * 5000} di tagihan."
+    first = await gw.intake.accept(msg(Channel.SMS, 0, body=body, phone="+6281299990002"), PARSER)
+    assert first.status is ReceiptStatus.ACCEPTED
+    again = await gw.intake.accept(msg(Channel.SMS, 1, body=body, phone="081299990002"), PARSER)
+    assert again.redelivered and again.tracking_id == first.tracking_id
+    assert await _count(gw, complaints) == 1
+
+
+async def test_a_nik_typed_in_other_digits_is_the_same_person(gw: bootstrap.Gateway) -> None:
+    # Arabic-Indic digits (a phone keyboard set to Arabic) and the isolate marks a chat app puts
+    # around a copied number: the same NIK, so the same person and the same complaint.
+    first = await gw.intake.accept(msg(Channel.WEB, 0, body=ROAD, nik=NIK_A), PARSER)
+    typed = "\u2068" + NIK_A.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")) + "\u2069"
+    again = await gw.intake.accept(msg(Channel.LETTER, 30, body=ROAD_SMS, nik=typed), PARSER)
+    assert again.status is ReceiptStatus.DUPLICATE
+    assert again.duplicate_of == first.tracking_id
+    assert await _count(gw, persons) == 1
+
+
 async def test_an_invalid_nik_links_nothing(gw: bootstrap.Gateway) -> None:
     receipt = await gw.intake.accept(msg(Channel.WEB, 0, body=ROAD, nik="9999999999999999"), PARSER)
     assert receipt.status is ReceiptStatus.ACCEPTED

@@ -6,8 +6,32 @@ import pytest
 
 from gateway.logs import JsonFormatter, TextFormatter, mask_text
 
-NIKS = ["3201014101900001", "3201 0141 0190 0001", "3201.0141.0190.0001"]
-PHONES = ["+6281234567890", "081234567890", "0812-3456-7890", "62 812 3456 7890", "(0231) 123456"]
+NIKS = [
+    "3201014101900001",
+    "3201 0141 0190 0001",
+    "3201.0141.0190.0001",
+    # Every way normalizer.parse_nik reads a NIK is masked too: the Kemendagri dotted region
+    # code (32.01.01), separators with spaces around them, slashes and underscores.
+    "32.01.01.410190.0001",
+    "32 01 01 410190 0001",
+    "3201 - 0141 - 0190 - 0001",
+    "3201/0141/0190/0001",
+    "3201_0141_0190_0001",
+]
+PHONES = [
+    "+6281234567890",
+    "081234567890",
+    "0812-3456-7890",
+    "62 812 3456 7890",
+    "(0231) 123456",
+    # Every way normalizer.normalize_phone reads an Indonesian number is masked too.
+    "+62 (0) 812 3456 7890",
+    "+62(0)81234567890",
+    "(+62) 812-3456-7890",
+    "812 3456 7890",
+    "81234567890",
+    "856-4123-4567",
+]
 
 
 @pytest.mark.parametrize("nik", NIKS)
@@ -27,9 +51,34 @@ def test_phone_is_masked(phone: str) -> None:
     assert masked.rstrip(" ya").endswith(phone[-3:])
 
 
+@pytest.mark.parametrize(
+    "written",
+    [
+        "081234567890".translate(str.maketrans("0123456789", "０１２３４５６７８９")),
+        "0812-3456-7890".translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")),
+        "3201 0141 0190 0001".translate(str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")),
+    ],
+)
+def test_numbers_in_other_digits_are_masked(written: str) -> None:
+    # Full-width, Arabic-Indic or Persian digits: the normalizers read them as a phone or a NIK.
+    masked = mask_text(f"hubungi {written} ya")
+    shown = sum(c.isdigit() for c in masked)
+    assert "*" in masked and shown <= sum(c.isdigit() for c in written) - 5
+
+
 def test_other_numbers_are_left_alone() -> None:
-    text = "tracking K7QM4XRT9, 12 rumah, tahun 2024, id 123456789012345678901"
+    text = (
+        "tracking K7QM4XRT9, 12 rumah, tahun 2024, id 123456789012345678901, "
+        "rp 850.000.000, tgl 12/05/2024 jam 10.30, kode pos 45111, RT 003 RW 005"
+    )
     assert mask_text(text) == text
+
+
+def test_ids_are_left_as_written_and_a_nik_beside_one_is_masked() -> None:
+    # Its last two groups all digits: a NIK with a dash to the masks, were ids not set apart.
+    row = "0192f3a4-8123-7456-8912-345678901234"
+    assert mask_text(f"raw {row} from 081234567890") == f"raw {row} from 081******890"
+    assert mask_text(f"{row}:3201014101900001") == f"{row}:320101********01"
 
 
 def _emit(formatter: logging.Formatter, *args: object, **extra: object) -> str:

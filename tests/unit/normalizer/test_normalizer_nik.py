@@ -6,6 +6,8 @@ from normalizer.nik import InvalidNik, NikError, Sex, ValidNik, find_niks, parse
 
 TODAY = date(2025, 6, 1)
 FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
+ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+PERSIAN = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
 
 
 def valid(text: str) -> ValidNik:
@@ -32,6 +34,13 @@ def invalid(text: str) -> InvalidNik:
         "NIK: 3201014101900001",
         "No. KTP 3201 0141 0190 0001",
         "3201014101900001".translate(FULL_WIDTH),  # full-width digits from a phone keyboard
+        # Arabic-Indic and Persian digits (a phone keyboard set to Arabic): digits NFKC keeps.
+        "3201014101900001".translate(ARABIC_INDIC),
+        "NIK: 3201 0141 0190 0001".translate(PERSIAN),
+        "32010141" + "01900001".translate(ARABIC_INDIC),
+        # Invisible marks a copy from a chat or a contact card brings along.
+        "\u2068\u200e3201014101900001\u2069",
+        "3201\u200b0141\u200b0190\u200b0001",
     ],
 )
 def test_every_usual_way_of_writing_gives_the_same_nik(text: str) -> None:
@@ -209,6 +218,14 @@ def test_century_depends_on_the_reference_date() -> None:
 )
 def test_find_niks_in_free_text(text: str, expected: list[str]) -> None:
     assert find_niks(text, today=TODAY) == expected
+
+
+def test_find_niks_in_other_digits_gives_ascii_niks() -> None:
+    text = "NIK saya " + "3201 0141 0190 0001".translate(ARABIC_INDIC) + " mohon dicek"
+    assert find_niks(text, today=TODAY) == ["3201014101900001"]
+    mixed = "nik 3201" + "014101900001".translate(PERSIAN)
+    assert find_niks(mixed, today=TODAY) == ["3201014101900001"]
+    assert find_niks(mixed, valid_only=True, today=TODAY) == ["3201014101900001"]
 
 
 def test_find_niks_reports_a_mistyped_nik_unless_valid_only() -> None:

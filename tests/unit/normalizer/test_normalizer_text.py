@@ -118,6 +118,17 @@ def test_numbers_lose_leading_zeros_and_split_from_words() -> None:
     assert normalize_text("rt05/rw03") == "rt 5 rw 3"
 
 
+def test_a_number_longer_than_python_converts_is_a_token_too() -> None:
+    # Python refuses int() of more than 4300 digits (sys.int_info.default_max_str_digits): a
+    # long pasted number in a complaint must not fail the normalising of the whole text.
+    digits = "1" * 5000
+    assert comparison_tokens(f"nomor rekening {digits} salah") == [
+        "nomor", "rekening", digits, "salah"
+    ]
+    assert normalize_text("kode " + "0" * 5000) == "kode 0"
+    assert normalize_text("no 000" + "7" * 4400) == "no " + "7" * 4400
+
+
 def test_reduplication_with_two() -> None:
     assert normalize_text("jalan2") == "jalan jalan"
     assert normalize_text("anak2nya") == "anak anaknya"
