@@ -40,8 +40,10 @@ A JPEG, PNG or PDF whose structure cannot be followed raises :class:`Unclean`: s
 not served at all rather than served with its metadata. :func:`cleaned` decides, before a byte
 is written, what will be served and how long it is (the PDF's length is known only once written);
 its ``write`` then streams it out. The web channel runs the same on a new file
-(:func:`check`), so a file that could not be served is refused when the citizen sends it; the
-letter desk checks a scan by counting its pages.
+(:func:`check`), so a file that could not be served is refused when the citizen sends it. The
+letter desk runs it on every scan with ``whole=True``: a scan is read to its end for OCR, so a
+JPEG or PNG cut short (no EOI, no IEND), which ``/files/`` serves as far as it goes, and a PNG
+chunk whose CRC does not match are refused there too.
 """
 
 from __future__ import annotations
@@ -101,6 +103,7 @@ class Plan:
     media_type: str
     parts: tuple[Part, ...]
     stripped: bool  # False: the file is served exactly as stored
+    whole: bool = True  # False: a JPEG without its EOI or a PNG without IEND (cut short)
 
     @property
     def size(self) -> int:
@@ -122,9 +125,11 @@ def plan(fh: BinaryIO) -> Plan:
     media_type = sniff(src.at(0, SNIFF_BYTES))
     try:
         if media_type == "image/jpeg":
-            return Plan(media_type, tuple(_jpeg_parts(src)), True)
+            parts, whole = _jpeg_parts(src)
+            return Plan(media_type, tuple(parts), True, whole)
         if media_type == "image/png":
-            return Plan(media_type, tuple(_png_parts(src)), True)
+            parts, whole = _png_parts(src)
+            return Plan(media_type, tuple(parts), True, whole)
     except (struct.error, IndexError) as exc:
         raise Unclean(f"{media_type}: {exc}") from None
     return Plan(media_type or _OTHER, ((0, src.size),), False)
@@ -183,9 +188,18 @@ def cleaned(fh: BinaryIO, strip: bool = True) -> Iterator[Cleaned]:
         yield Cleaned(found.media_type, None, lambda out: _save_pdf(pdf, out))
 
 
-def check(fh: BinaryIO) -> str:
+def check(fh: BinaryIO, *, whole: bool = False) -> str:
     """The media type of the file ``fh`` when it can be served (:func:`cleaned` runs through it,
-    writing nowhere); raises :class:`Unclean` otherwise."""
+    writing nowhere); raises :class:`Unclean` otherwise. ``whole=True`` (a letter scan, read to
+    its end by OCR) also refuses what ``/files/`` would serve as far as it goes: a JPEG without
+    its EOI, a PNG without IEND, and a PNG whose served chunks fail their CRC (each chunk read
+    in pieces, never the file whole)."""
+    if whole:
+        found = plan(fh)
+        if not found.whole:
+            raise Unclean(f"{found.media_type}: cut short before its end")
+        if found.media_type == "image/png":
+            _check_png_crcs(_Source(fh), found.parts)
     with cleaned(fh) as what:
         what.write(cast(BinaryIO, _Nowhere()))
         return what.media_type
@@ -261,7 +275,8 @@ class _Source:
         return self.size
 
 
-def _jpeg_parts(src: _Source) -> list[Part]:
+def _jpeg_parts(src: _Source) -> tuple[list[Part], bool]:
+    """The parts to serve, and whether the picture ends with its EOI."""
     parts: list[Part] = [(0, 2)]  # SOI
     pos = 2
     end = src.size
@@ -278,7 +293,7 @@ def _jpeg_parts(src: _Source) -> list[Part]:
         pos += 1
         if marker == _EOI:
             parts.append(b"\xff\xd9")
-            return parts  # anything after the first EOI is not this picture
+            return parts, True  # anything after the first EOI is not this picture
         if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # RSTn / TEM: no length
             parts.append((start, 2))
             continue
@@ -309,10 +324,11 @@ def _jpeg_parts(src: _Source) -> list[Part]:
                 parts.append(_jpeg_orientation_segment(value))
                 oriented = True
         pos = seg_end
-    return parts  # no EOI: a truncated picture, served as far as it goes
+    return parts, False  # no EOI: a truncated picture, served as far as it goes
 
 
-def _png_parts(src: _Source) -> list[Part]:
+def _png_parts(src: _Source) -> tuple[list[Part], bool]:
+    """The parts to serve (the signature, then whole chunks), and whether IEND was reached."""
     parts: list[Part] = [(0, 8)]
     pos = 8
     end = src.size
@@ -326,7 +342,7 @@ def _png_parts(src: _Source) -> list[Part]:
         if kind in _KEEP_PNG:
             parts.append((pos, chunk_end - pos))
             if kind == b"IEND":
-                return parts
+                return parts, True
         elif kind == b"eXIf":
             value = _tiff_orientation(src.at(pos + 8, length))
             if value is not None and value != 1:
@@ -334,7 +350,26 @@ def _png_parts(src: _Source) -> list[Part]:
         pos = chunk_end
     if pos != end:
         raise Unclean("png: truncated chunk")
-    return parts
+    return parts, False  # cut at a chunk's end: no IEND
+
+
+def _check_png_crcs(src: _Source, parts: tuple[Part, ...]) -> None:
+    """Raise :class:`Unclean` when a served chunk's CRC (over its type and data) does not match.
+    ``parts`` is a PNG's plan: the signature, then each kept chunk as one range of the file."""
+    for part in parts[1:]:
+        if isinstance(part, bytes):
+            continue  # generated here (an orientation eXIf): its CRC is computed
+        offset, length = part
+        pos, stop = offset + 4, offset + length - 4  # type and data; the CRC follows
+        crc = 0
+        while pos < stop:
+            piece = src.at(pos, min(stop - pos, _COPY_CHUNK))
+            if not piece:
+                raise Unclean("png: the file is shorter than when it was planned")
+            crc = zlib.crc32(piece, crc)
+            pos += len(piece)
+        if src.at(stop, 4) != struct.pack(">I", crc & 0xFFFFFFFF):
+            raise Unclean(f"png: CRC of the chunk at byte {offset} does not match")
 
 
 def _tiff_orientation(tiff: bytes) -> int | None:

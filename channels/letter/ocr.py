@@ -36,6 +36,7 @@ import logging
 import multiprocessing
 import os
 import shutil
+import struct
 import subprocess
 import tempfile
 import threading
@@ -43,7 +44,7 @@ import warnings
 from collections.abc import Awaitable, Callable
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 from PIL import Image, UnidentifiedImageError
 
@@ -56,6 +57,7 @@ __all__ = [
     "OcrPool",
     "OcrUnavailable",
     "PageResult",
+    "check_document",
     "count_pages",
     "sniff",
 ]
@@ -87,6 +89,12 @@ _KINDS: tuple[tuple[bytes, str], ...] = (
     (b"II*\x00", "tiff"),
     (b"MM\x00*", "tiff"),
 )
+# Where a TIFF frame's picture is (TIFF 6.0 sections 3 and 15): StripOffsets/StripByteCounts,
+# or TileOffsets/TileByteCounts for a tiled one.
+_STRIPS = ((273, 279), (324, 325))
+# What Pillow raises on a TIFF whose later frames are damaged (a frame without its dimensions
+# is a TypeError).
+_TIFF_ERRORS = (OSError, ValueError, SyntaxError, EOFError, TypeError, struct.error)
 # Recognised but not accepted, so the clerk is told what the file is.
 _OTHER: tuple[tuple[bytes, str], ...] = (
     (b"GIF8", "GIF image"),
@@ -154,12 +162,12 @@ def sniff(data: bytes, content_type: str | None = None) -> str:
     )
 
 
-def _open_image(data: bytes) -> Image.Image:
+def _open_image(data: bytes | BinaryIO) -> Image.Image:
     try:
         with warnings.catch_warnings():
             # Pillow warns between its own limits; MAX_PIXELS below is the limit here.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img = Image.open(io.BytesIO(data) if isinstance(data, bytes) else data)
     except Image.DecompressionBombError as exc:
         raise LetterFormatError(f"the image is too large for a scanned page: {exc}") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
@@ -183,10 +191,67 @@ def count_pages(data: bytes, content_type: str | None = None) -> int:
         img = _open_image(data)
         try:
             return int(getattr(img, "n_frames", 1))
-        except (OSError, ValueError) as exc:
+        except _TIFF_ERRORS as exc:
             raise LetterFormatError(f"the TIFF cannot be read: {exc}") from exc
     _open_image(data)
     return 1
+
+
+def check_document(fh: BinaryIO, content_type: str | None = None) -> int:
+    """Number of pages of the file ``fh`` (seekable, read in place, never whole), every page
+    opened on the way, for the upload's check: each page of a PDF loaded by PDFium (nothing
+    rendered), each frame of a TIFF with its picture data inside the file, an image's header.
+    :class:`LetterFormatError` says what is wrong. Nothing is decoded: a picture whose data is
+    damaged inside (not cut short) is found only when it is read."""
+    size = fh.seek(0, io.SEEK_END)
+    fh.seek(0)
+    kind = sniff(fh.read(1024), content_type)
+    fh.seek(0)
+    if kind == "pdf":
+        try:
+            return pdf.open_pages(fh)
+        except pdf.UnreadablePdf as exc:
+            raise LetterFormatError(str(exc)) from exc
+    with warnings.catch_warnings():
+        # A damaged TIFF's tags make Pillow warn ("Corrupt EXIF data"); the checks below decide.
+        warnings.simplefilter("ignore", UserWarning)
+        img = _open_image(fh)
+        if kind != "tiff":
+            return 1
+        try:
+            return _tiff_frames(img, size)
+        except _TIFF_ERRORS as exc:
+            raise LetterFormatError(f"the TIFF cannot be read: {exc}") from exc
+
+
+def _tiff_frames(img: Image.Image, size: int) -> int:
+    """The frames of a TIFF of ``size`` bytes, each with its strips or tiles inside the file."""
+    frames = int(getattr(img, "n_frames", 1))
+    for index in range(frames):
+        img.seek(index)
+        if img.width * img.height > MAX_PIXELS:
+            raise LetterFormatError(
+                f"page {index + 1} of the TIFF is {img.width}x{img.height} pixels, more than a "
+                "scanned page can be"
+            )
+        tags = getattr(img, "tag_v2", {})
+        for offsets_tag, counts_tag in _STRIPS:
+            offsets, counts = _ints(tags.get(offsets_tag)), _ints(tags.get(counts_tag))
+            if offsets or counts:
+                break
+        if not offsets or len(offsets) != len(counts):
+            raise LetterFormatError(f"page {index + 1} of the TIFF has no picture data")
+        if any(o + c > size for o, c in zip(offsets, counts, strict=True)):
+            raise LetterFormatError(f"page {index + 1} of the TIFF is cut short")
+    return frames
+
+
+def _ints(value: object) -> tuple[int, ...]:
+    if isinstance(value, int):
+        return (value,)
+    if isinstance(value, tuple) and all(isinstance(v, int) for v in value):
+        return value
+    return ()
 
 
 # --------------------------------------------------------------------------------------------

@@ -65,6 +65,7 @@ T: Mapping[str, tuple[str, str]] = {
     "progress": ("Halaman {done} dari {total} dibaca", "Page {done} of {total} read"),
     "progress_wait": ("Menunggu giliran dibaca", "Waiting to be read"),
     "batch_title": ("Membaca surat", "Reading letters"),
+    "see_progress": ("Lihat kemajuannya", "See the progress"),
     "batch_help": (
         "Halaman ini diperbarui sendiri. Surat yang selesai dibaca dapat langsung diperiksa.",
         "This page updates itself. Letters that are read can be reviewed at once.",
@@ -333,13 +334,24 @@ def drafts_table(ctx: Context, drafts: Sequence[Draft], show_by: bool) -> str:
 
 
 def home_page(
-    ctx: Context, drafts: Sequence[Draft], alert: str | None = None, status_ok: bool = False
+    ctx: Context,
+    drafts: Sequence[Draft],
+    alert: str | None = None,
+    status_ok: bool = False,
+    uploaded: tuple[str, str] | None = None,
 ) -> str:
-    """The upload form and the recent letters."""
+    """The upload form and the recent letters; ``uploaded`` (text, progress page) says what of
+    an upload went in when some of its files were refused (``alert``)."""
     lang = ctx.lang
     supervisor = ctx.staff is not None and ctx.staff.is_supervisor
+    went_in = (
+        f'<p class="ok" role="status" id="uploaded">{escape(uploaded[0])} '
+        f'<a href="{escape(uploaded[1])}" id="uploaded-progress">{t("see_progress", lang)}</a></p>'
+        if uploaded
+        else ""
+    )
     body = (
-        f'<h1>{t("upload_title", lang)}</h1>{alert_box(alert, status_ok)}'
+        f'<h1>{t("upload_title", lang)}</h1>{alert_box(alert, status_ok)}{went_in}'
         f'<form method="post" action="{PREFIX}/letters" enctype="multipart/form-data" '
         f'class="box" id="upload-form">{csrf_input(ctx)}'
         f'<p class="note">{t("upload_help", lang)}</p>'

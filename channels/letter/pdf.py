@@ -10,8 +10,9 @@ lines by their vertical position and into paragraphs by the gaps between lines, 
 extractor sees the same shape of text as from OCR: ``"Perihal : Air PDAM"`` on one line even
 when the label and the value are separate runs, and a blank line where the letter has one.
 
-PDFium is not thread-safe and a broken PDF can make it fail hard, so this module only runs in
-the OCR worker processes.
+PDFium is not thread-safe and a broken PDF can make it fail hard, so pages are only read and
+rendered in the OCR worker processes; the upload's check (:func:`open_pages`, every page
+loaded but none rendered) runs in a thread of the web process, one PDF at a time.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from __future__ import annotations
 import statistics
 import threading
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 from PIL import Image
 
-__all__ = ["PdfPage", "UnreadablePdf", "page_count", "read_page"]
+__all__ = ["PdfPage", "UnreadablePdf", "open_pages", "page_count", "read_page"]
 
 # A page whose text layer has fewer letters than this is treated as a scan (a scanner's PDF may
 # carry a stray page number or a stamp as text).
@@ -35,7 +37,8 @@ _MAX_RENDER_SIDE = 7000  # pixels
 
 
 # PDFium keeps global state and is not thread-safe: in a process, one call at a time (the
-# workers are single-threaded; this guards count_pages called from a web handler's threads).
+# workers are single-threaded; this guards the upload's check and the reader's page count,
+# called from the web process's threads).
 _PDFIUM = threading.Lock()
 
 
@@ -53,7 +56,7 @@ class PdfPage:
     dpi: float
 
 
-def _open(data: bytes) -> pdfium.PdfDocument:
+def _open(data: bytes | BinaryIO) -> pdfium.PdfDocument:
     try:
         return pdfium.PdfDocument(data)
     except pdfium.PdfiumError as exc:
@@ -68,6 +71,27 @@ def page_count(data: bytes) -> int:
         pdf = _open(data)
         try:
             return len(pdf)
+        finally:
+            pdf.close()
+
+
+def open_pages(source: BinaryIO) -> int:
+    """Number of pages, each page loaded (its dictionary and content parsed, nothing rendered):
+    a page PDFium cannot load is found now rather than when the letter is read. ``source`` is
+    a seekable file, read in place (PDFium asks for the ranges it needs), never whole."""
+    with _PDFIUM:
+        pdf = _open(source)
+        try:
+            count = len(pdf)
+            for index in range(count):
+                try:
+                    page = pdf[index]
+                except pdfium.PdfiumError as exc:
+                    raise UnreadablePdf(
+                        f"cannot read page {index + 1} of the PDF: {exc}"
+                    ) from exc
+                page.close()
+            return count
         finally:
             pdf.close()
 

@@ -34,12 +34,12 @@ from channels.letter import pages, static
 from channels.letter.ack import SmsAck
 from channels.letter.drafts import Draft, DraftStatus, DraftStore
 from channels.letter.extract import LOW_CONFIDENCE
-from channels.letter.ocr import LetterFormatError, count_pages
 from channels.letter.pages import PREFIX, Context, t
 from channels.letter.parse import (
     CONTENT_TYPE,
     FIELDS,
     ReviewedLetter,
+    Scan,
     clean_values,
     encode_review,
     source_metadata,
@@ -47,7 +47,7 @@ from channels.letter.parse import (
 )
 from channels.letter.receipt import ReceiptData, receipt_page
 from channels.letter.staff import HEADERS, StaffGate
-from channels.letter.upload import UploadRejected, read_upload
+from channels.letter.upload import DamagedScan, UploadRejected, check_scan, read_upload
 from gateway.domain import Channel, RawInbound, ReceiptStatus
 from gateway.errors import IntakeUnavailable
 from gateway.filestore import FileStore
@@ -64,8 +64,20 @@ UPLOAD_TEXTS: Mapping[str, Message] = {
     "none": ("Pilih paling sedikit satu berkas.", "Choose at least one file."),
     "multipart": ("Kirim formulir unggah (multipart/form-data).",
                   "Send the upload form (multipart/form-data)."),
-    "uploaded": ("{n} surat diunggah dan sedang dibaca.", "{n} letters uploaded, being read."),
+    "uploaded": ("{n} surat lainnya sudah diunggah dan sedang dibaca.",
+                 "The other {n} letters were uploaded and are being read."),
+    "uploaded_one": ("Surat lainnya sudah diunggah dan sedang dibaca.",
+                     "The other letter was uploaded and is being read."),
+    "not_one": ("Surat ini belum diunggah: unggah lagi semua halamannya bersama berkas yang "
+                "sudah diperbaiki.",
+                "The letter was not uploaded: upload all its pages again with the file put "
+                "right."),
 }
+
+
+def _messages(messages: list[Message], lang: pages.Lang) -> str:
+    """Several messages as one alert, in ``lang``."""
+    return " ".join(pages.msg(m, lang) for m in messages)
 
 
 def nik_region(text: str, lang: pages.Lang, today: date | None = None) -> str | None:
@@ -158,12 +170,18 @@ class LetterDesk:
         return staff is not None and (staff.is_supervisor or draft.created_by == staff.id)
 
     async def _home(
-        self, ctx: Context, status: int = 200, alert: str | None = None
+        self,
+        ctx: Context,
+        status: int = 200,
+        alert: str | None = None,
+        uploaded: tuple[str, str] | None = None,
     ) -> web.Response:
         assert ctx.staff is not None
         mine = None if ctx.staff.is_supervisor else ctx.staff.id
         drafts = await self._drafts.recent(mine)
-        return self._gate.html(ctx, pages.home_page(ctx, drafts, alert), status)
+        return self._gate.html(
+            ctx, pages.home_page(ctx, drafts, alert, uploaded=uploaded), status
+        )
 
     # ---- upload and progress --------------------------------------------------------------
 
@@ -191,28 +209,54 @@ class LetterDesk:
             return await self._home(ctx, exc.status, pages.msg(exc.message, ctx.lang))
         if not upload.scans:
             return await self._home(ctx, 400, pages.msg(UPLOAD_TEXTS["none"], ctx.lang))
-        for scan in upload.scans:  # a broken file is named now, not after a failed reading
-            data = await self._files.read(scan.sha256)
-            try:
-                await asyncio.to_thread(count_pages, data, scan.media_type)
-            except LetterFormatError as exc:
-                label = scan.filename or scan.sha256[:12]
-                message = (
-                    f"Berkas {label} rusak atau tidak dapat dibaca ({exc}).",
-                    f"The file {label} is damaged or cannot be read ({exc}).",
-                )
-                return await self._home(ctx, 422, pages.msg(message, ctx.lang))
+        scans, refused = await self._checked(ctx, upload.scans)
         one_letter = upload.fields.get("one_letter", "") in ("1", "on")
-        letters = [upload.scans] if one_letter else [[scan] for scan in upload.scans]
+        if refused and (one_letter or not scans):
+            if one_letter and scans:  # a letter without one of its pages is not a letter
+                refused.append(UPLOAD_TEXTS["not_one"])
+            return await self._home(ctx, 422, _messages(refused, ctx.lang))
+        letters = [scans] if one_letter else [[scan] for scan in scans]
         batch = await self._drafts.create_batch(letters, ctx.staff.id)
         log.info(
             "letters uploaded",
             extra={"staff": ctx.staff.username, "batch": batch, "letters": len(letters),
-                   "files": len(upload.scans)},
+                   "files": len(scans), "refused": len(refused)},
         )
         if self._wake is not None:
             self._wake()
+        if refused:  # the others went in: say so, with their progress a click away
+            uploaded = UPLOAD_TEXTS["uploaded_one" if len(letters) == 1 else "uploaded"]
+            return await self._home(
+                ctx,
+                422,
+                _messages(refused, ctx.lang),
+                uploaded=(
+                    pages.msg(uploaded, ctx.lang).format(n=len(letters)),
+                    f"{PREFIX}/uploads/{batch}",
+                ),
+            )
         return self._gate.redirect(f"{PREFIX}/uploads/{batch}")
+
+    async def _checked(
+        self, ctx: Context, scans: list[Scan]
+    ) -> tuple[list[Scan], list[Message]]:
+        """The scans that can be read and served, and a message naming each one that cannot
+        (a broken file is named now, not after a failed reading or a cut download)."""
+        good: list[Scan] = []
+        refused: list[Message] = []
+        for scan in scans:
+            try:
+                await asyncio.to_thread(check_scan, self._files, scan)
+            except DamagedScan as exc:
+                log.info(
+                    "letter scan refused",
+                    extra={"staff": ctx.staff.username if ctx.staff else "",
+                           "sha256": scan.sha256[:12], "reason": exc.reason},
+                )
+                refused.append(exc.message)
+            else:
+                good.append(scan)
+        return good, refused
 
     async def _batch(self, ctx: Context, batch_id: str) -> tuple[list[Draft], web.Response | None]:
         drafts = await self._drafts.batch(batch_id) if len(batch_id) <= 36 else []

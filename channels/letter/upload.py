@@ -9,6 +9,13 @@ whole in memory here.
 
 The form's CSRF token must come before the first file (the page puts it first): a request
 without a valid token is refused before anything is stored.
+
+Once stored, each scan is checked where it lies (:func:`check_scan`, blocking: run it in a
+thread), through the file store's seekable reader, never read whole (a PDF's largest object at
+most is held at once): its pages are opened as the reader will open them
+(:func:`channels.letter.ocr.check_document`), and a JPEG, PNG or PDF is run through what
+``/files/`` does to serve it (:func:`gateway.media.check`, ``whole=True``: a picture cut short
+is refused too). A scan that fails is named to the clerk; it never becomes a letter.
 """
 
 from __future__ import annotations
@@ -19,7 +26,9 @@ from dataclasses import dataclass, field
 from aiohttp import BodyPartReader, MultipartReader
 from aiohttp.http_exceptions import HttpProcessingError
 
+from channels.letter.ocr import LetterFormatError, check_document
 from channels.letter.parse import Scan
+from gateway import media
 from gateway.filestore import FileStore, FileTooLarge
 
 CHUNK = 64 * 1024
@@ -81,6 +90,47 @@ async def read_upload(
         raise UploadRejected(
             ("Format unggahan rusak.", f"Malformed upload ({type(exc).__name__}).")
         ) from None
+
+
+class DamagedScan(UploadRejected):
+    """A stored scan that cannot be read to its end or served; ``reason`` is for the log."""
+
+    def __init__(self, message: Message, reason: str) -> None:
+        super().__init__(message, 422)
+        self.reason = reason
+
+
+def check_scan(files: FileStore, scan: Scan) -> None:
+    """Raise :class:`DamagedScan` naming the file when the stored scan's pages cannot be opened
+    or ``/files/`` could not serve it whole. Blocking: call it in a thread."""
+    label = scan.filename or scan.sha256[:12]
+    with files.opened(scan.sha256) as fh:
+        try:
+            check_document(fh, scan.media_type)
+        except LetterFormatError as exc:
+            raise DamagedScan(
+                (
+                    f"Berkas {label} rusak atau tidak dapat dibaca ({exc}). Pindai ulang lalu "
+                    "unggah lagi.",
+                    f"The file {label} is damaged or cannot be read ({exc}). Scan it again and "
+                    "upload it again.",
+                ),
+                str(exc),
+            ) from None
+        if scan.media_type == "image/tiff":
+            return  # served as stored: its frames were opened above
+        try:
+            media.check(fh, whole=True)
+        except media.Unclean as exc:
+            raise DamagedScan(
+                (
+                    f"Berkas {label} rusak atau tidak utuh. Pindai ulang atau unggah lagi "
+                    "berkas aslinya.",
+                    f"The file {label} is damaged or incomplete. Scan it again or upload the "
+                    "original file again.",
+                ),
+                str(exc),
+            ) from None
 
 
 class CsrfRefused(UploadRejected):

@@ -295,3 +295,32 @@ def test_jfif_thumbnails_are_not_served() -> None:
     assert clean[2:4] == b"\xff\xe0" and clean[6:18] == head and clean[18:20] == b"\x00\x00"
     with Image.open(io.BytesIO(clean)) as after, Image.open(io.BytesIO(photo)) as before:
         assert after.tobytes() == before.tobytes()
+
+
+def test_a_picture_cut_short_is_served_as_far_as_it_goes_but_not_whole() -> None:
+    # A letter scan is read to its end: ``whole=True`` refuses what ``/files/`` serves as far as
+    # it goes (a JPEG without its EOI, a PNG without IEND), the web's check keeps serving it.
+    jpeg = noisy_jpeg(200)
+    png = camera_png()
+    iend = png.rindex(b"IEND") - 4
+    for cut in (jpeg[: len(jpeg) // 2], jpeg[:-2], png[:iend]):
+        assert media.check(io.BytesIO(cut)) in ("image/jpeg", "image/png")
+        assert not media.plan(io.BytesIO(cut)).whole
+        with pytest.raises(media.Unclean, match="cut short"):
+            media.check(io.BytesIO(cut), whole=True)
+    for good in (jpeg, png, camera_jpeg(), scanned_pdf()):
+        assert media.plan(io.BytesIO(good)).whole
+        assert media.check(io.BytesIO(good), whole=True) == media.check(io.BytesIO(good))
+
+
+def test_a_png_whose_chunk_fails_its_crc_is_not_whole() -> None:
+    img = Image.frombytes("L", (300, 300), bytes(range(256)) * 351 + bytes(144))
+    out = io.BytesIO()
+    img.save(out, "PNG", compress_level=0)  # chunks of 64 KiB: more than one read each
+    png = bytearray(out.getvalue())
+    idat = png.index(b"IDAT")
+    assert struct.unpack(">I", png[idat - 4 : idat])[0] >= 64 * 1024
+    png[idat + 40_000] ^= 0x20  # one bit of the picture flipped, the structure intact
+    assert media.check(io.BytesIO(bytes(png))) == "image/png"
+    with pytest.raises(media.Unclean, match="CRC"):
+        media.check(io.BytesIO(bytes(png)), whole=True)

@@ -22,10 +22,12 @@ from channels.letter.ocr import (
     LetterFormatError,
     OcrPool,
     OcrUnavailable,
+    check_document,
     count_pages,
     parse_tsv,
     sniff,
 )
+from tests.channels.letter import damaged
 from tests.channels.letter.letterset import LetterSample, generate
 from tests.support import system_package
 
@@ -136,12 +138,67 @@ async def test_damaged_files_are_format_errors(pool: OcrPool) -> None:
         await pool.read_document(b"%PDF-1.7\nnot really a pdf")
 
 
+class CountingReader(io.BytesIO):
+    """A file that counts the bytes read from it and the largest single read."""
+
+    taken = 0
+    largest = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        self.taken += len(data)
+        self.largest = max(self.largest, len(data))
+        return data
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        got = super().readinto(buffer)
+        self.taken += got
+        self.largest = max(self.largest, got)
+        return got
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "letter-01",  # JPEG
+        "letter-02",  # PNG
+        "letter-05",  # scanned PDF, 2 pages
+        "letter-09",  # LZW TIFF, 2 pages
+        "letter-12",  # G4 TIFF
+        "letter-18",  # text PDF, 2 pages
+    ],
+)
+def test_checking_a_document_opens_every_page_in_place(name: str) -> None:
+    letter = sample(name)
+    fh = CountingReader(letter.data)
+    assert check_document(fh, letter.content_type) == letter.pages == count_pages(letter.data)
+    if letter.content_type != "application/pdf":  # headers and a TIFF's tags, no picture
+        assert fh.taken < 16 * 1024 < len(letter.data), fh.taken
+
+
+def test_a_tiff_cut_short_is_found_by_where_its_pictures_lie() -> None:
+    cut = damaged.cut_tiff()
+    assert count_pages(cut) == 2  # every frame's tags are there
+    with pytest.raises(LetterFormatError, match="page 2 of the TIFF is cut short"):
+        check_document(io.BytesIO(cut))
+    assert check_document(io.BytesIO(damaged.tiff())) == 2
+
+
+def test_a_pdf_page_that_cannot_be_loaded_is_a_format_error() -> None:
+    lost = damaged.pdf_with_a_lost_page()
+    assert count_pages(lost) == 2
+    with pytest.raises(LetterFormatError, match="cannot read page 1 of the PDF"):
+        check_document(io.BytesIO(lost), "application/pdf")
+
+
 def test_decompression_bomb_is_refused() -> None:
     # A PNG header claiming 20000 x 20000 pixels: refused from the header, nothing decoded.
     out = io.BytesIO()
     Image.new("1", (20000, 20000)).save(out, "PNG")
     with pytest.raises(LetterFormatError, match="20000x20000|too large"):
         count_pages(out.getvalue())
+    with pytest.raises(LetterFormatError, match="20000x20000|too large"):
+        check_document(io.BytesIO(out.getvalue()))
 
 
 @needs_tesseract

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from channels.letter import pdf
+from tests.channels.letter import damaged
 from tests.channels.letter.letterset import compose, render, text_pdf
 
 
@@ -53,3 +54,11 @@ def test_image_pdf_from_pillow_counts_as_scan() -> None:
     Image.new("L", (850, 1100), 255).save(out, "PDF", resolution=100)
     page = pdf.read_page(out.getvalue(), 0)
     assert page.text is None and page.dpi == pytest.approx(150)  # raised to the minimum
+
+
+def test_opening_every_page_finds_a_page_the_page_tree_still_counts() -> None:
+    lost = damaged.pdf_with_a_lost_page()
+    assert pdf.page_count(lost) == 2  # the page tree alone looks whole
+    with pytest.raises(pdf.UnreadablePdf, match="page 1 of the PDF"):
+        pdf.open_pages(io.BytesIO(lost))
+    assert pdf.open_pages(io.BytesIO(damaged.pdf())) == 2

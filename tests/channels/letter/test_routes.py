@@ -20,10 +20,12 @@ from sqlalchemy import func, select
 
 from channels.letter.auth import Role, StaffStore
 from channels.letter.drafts import DraftStore
+from channels.letter.ocr import count_pages
 from channels.letter.staff import HEADERS
 from gateway import bootstrap, tracking
 from gateway.settings import Settings
 from gateway.storage.schema import letter_drafts
+from tests.channels.letter import damaged
 from tests.channels.letter.conftest import PASSWORD, add_staff, csrf_token, login
 from tests.channels.letter.letterset import LetterSample, generate
 from tests.support import drain, opened_raw, with_section
@@ -367,6 +369,93 @@ async def test_unsupported_or_broken_files_are_refused_by_name(
     assert en.status == 415 and "The file surat.docx is not a PDF, JPEG, PNG or TIFF" in await en.text()
     none = await client.post("/staff/letters", data=upload_form(token, []))
     assert none.status == 400
+    assert await draft_count(gw) == 0
+
+
+DAMAGED = "rusak atau tidak utuh", "is damaged or incomplete"
+UNREADABLE = "rusak atau tidak dapat dibaca", "is damaged or cannot be read"
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "pages", "says"),
+    [
+        ("potong.jpg", damaged.cut_jpeg, 1, DAMAGED),  # no EOI: its scan stops part way
+        ("potong.pdf", damaged.cut_pdf, 2, DAMAGED),  # a slice of the body lost
+        ("rusak.png", damaged.cut_png, 1, DAMAGED),  # cut in its picture data
+        ("hilang.pdf", damaged.pdf_with_a_lost_page, 2, UNREADABLE),  # page 1 overwritten
+        ("potong.tif", damaged.cut_tiff, 2, UNREADABLE),  # page 2's strips past the end
+    ],
+    ids=["jpeg-cut", "pdf-body-cut", "png-cut", "pdf-page-lost", "tiff-cut"],
+)
+async def test_a_damaged_scan_is_refused_by_name_and_never_becomes_a_letter(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway, staff: StaffStore,
+    name: str, make: Callable[[], bytes], pages: int, says: tuple[str, str],
+) -> None:
+    token = await login(client, "budi")
+    data = make()
+    assert count_pages(data) == pages  # counting its pages alone took it
+    refused = await client.post("/staff/letters", data=upload_form(token, [(name, data)]))
+    html = await refused.text()
+    assert refused.status == 422 and f"Berkas {name} {says[0]}" in html
+    assert 'id="uploaded"' not in html
+    en = await client.post("/staff/letters?lang=en", data=upload_form(token, [(name, data)]))
+    assert en.status == 422 and f"The file {name} {says[1]}" in await en.text()
+    assert await draft_count(gw) == 0  # stored in the file store, but no letter
+
+
+async def test_a_valid_scan_of_each_kind_is_accepted_and_read(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway, staff: StaffStore
+) -> None:
+    token = await login(client, "budi")
+    files = [("surat.jpg", damaged.jpeg("Satu")), ("surat.png", damaged.png("Dua")),
+             ("surat.pdf", damaged.pdf("Tiga")), ("surat.tif", damaged.tiff("Empat"))]
+    batch = await upload(client, token, files)
+    data = await wait_until_read(client, batch)
+    assert [(d["status"], d["pages_total"]) for d in data["letters"]] == [
+        ("ready", 1), ("ready", 1), ("ready", 2), ("ready", 2)
+    ]
+
+
+async def test_a_batch_keeps_its_good_letters_and_names_the_damaged_ones(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway, staff: StaffStore
+) -> None:
+    token = await login(client, "budi")
+    files = [("a.jpg", damaged.jpeg("Satu")), ("potong.pdf", damaged.cut_pdf()),
+             ("b.png", damaged.png("Dua")), ("potong.jpg", damaged.cut_jpeg())]
+    resp = await client.post("/staff/letters", data=upload_form(token, files))
+    html = await resp.text()
+    assert resp.status == 422
+    assert "Berkas potong.pdf rusak atau tidak utuh" in html
+    assert "Berkas potong.jpg rusak atau tidak utuh" in html
+    assert "2 surat lainnya sudah diunggah dan sedang dibaca." in html
+    found = re.search(r'<a href="(/staff/uploads/[^"]+)" id="uploaded-progress">', html)
+    assert found, html
+    # The good letters went in as they would have alone, one letter each; the damaged did not.
+    letters = (await (await client.get(found.group(1) + "/progress.json")).json())["letters"]
+    drafts = DraftStore(gw.engine, gw.keys)
+    kept = [await drafts.get(letter["id"]) for letter in letters]
+    assert [[f.filename for f in d.files] if d else None for d in kept] == [["a.jpg"], ["b.png"]]
+    assert await draft_count(gw) == 2
+    # In English, with one good letter left.
+    en = await client.post(
+        "/staff/letters?lang=en",
+        data=upload_form(token, [("c.jpg", damaged.jpeg("Tiga")), ("rusak.png", damaged.cut_png())]),
+    )
+    text = await en.text()
+    assert en.status == 422 and "The file rusak.png is damaged or incomplete" in text
+    assert "The other letter was uploaded and is being read." in text
+    assert await draft_count(gw) == 3
+
+
+async def test_one_letter_with_a_damaged_page_is_not_uploaded_without_it(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway, staff: StaffStore
+) -> None:
+    token = await login(client, "budi")
+    files = [("hal1.jpg", damaged.jpeg("Satu")), ("hal2.png", damaged.cut_png())]
+    resp = await client.post("/staff/letters", data=upload_form(token, files, one_letter=True))
+    html = await resp.text()
+    assert resp.status == 422 and "Berkas hal2.png rusak atau tidak utuh" in html
+    assert "Surat ini belum diunggah" in html and 'id="uploaded"' not in html
     assert await draft_count(gw) == 0
 
 
