@@ -1,9 +1,10 @@
 """``lapor-gateway``: run, migrate and operate the gateway.
 
 Subcommands: ``serve``, ``relay``, ``migrate``, ``check-config``, ``quarantine list|show|replay``,
-``outbox status|republish|prune``, ``dedup show``, ``keys reseal``, ``files gc``,
-``staff create|list``. Every subcommand reads the same settings (``config/gateway.toml`` and
-``LAPOR_...`` variables). Exit status: 0 done, 1 operational failure, 2 invalid settings/usage.
+``outbox status|republish|prune|unopenable|set-aside|restore``, ``dedup show``, ``keys reseal``,
+``files gc``, ``staff create|list``. Every subcommand reads the same settings
+(``config/gateway.toml`` and ``LAPOR_...`` variables). Exit status: 0 done, 1 operational
+failure, 2 invalid settings/usage.
 """
 
 from __future__ import annotations
@@ -27,7 +28,18 @@ from gateway.domain import Channel
 from gateway.errors import ConfigError, QuarantineNotFound
 from gateway.filestore import CorruptFile
 from gateway.intake import utcnow
-from gateway.outbox import outbox_status, prune_cutoff, prune_published, republish
+from gateway.outbox import (
+    Refused,
+    StuckEvent,
+    outbox_status,
+    prune_cutoff,
+    prune_published,
+    republish,
+    restore,
+    set_aside,
+    set_aside_events,
+    stuck_events,
+)
 from gateway.reseal import dumps, reseal
 from gateway.settings import Settings, load_settings
 from gateway.storage import migrate as migrations
@@ -78,6 +90,30 @@ def _parser() -> argparse.ArgumentParser:
         " every outbox.prune_interval); republish cannot reach them any more",
     )
     pr.add_argument("--dry-run", action="store_true", help="delete nothing, count what would go")
+    un = osub.add_parser(
+        "unopenable",
+        help="the pending events no data key of this process opens (damaged, or sealed under a"
+        " key no replica has), with their complaint's tracking ID, as JSON",
+    )
+    un.add_argument("--set-aside", action="store_true",
+                    help="list the events set aside instead, with whether they open now")
+    sa = osub.add_parser(
+        "set-aside",
+        help="move pending events no data key opens out of the outbox (table outbox_set_aside),"
+        " one transaction each, so the relays stop trying them; `outbox restore` puts one back",
+    )
+    sa.add_argument("message_ids", nargs="+", metavar="MESSAGE_ID")
+    sa.add_argument("--reason", default=None, help="why, kept with the event")
+    sa.add_argument("--force", action="store_true",
+                    help="set aside an event that does open with this process's data keys too")
+    rs = osub.add_parser(
+        "restore",
+        help="put events set aside back in the outbox, pending, with their message_id and body"
+        " (after the key that sealed them was added to LAPOR_SECURITY__PREVIOUS_DATA_KEYS)",
+    )
+    rs.add_argument("message_ids", nargs="+", metavar="MESSAGE_ID")
+    rs.add_argument("--force", action="store_true",
+                    help="restore an event that still opens with none of this process's keys")
     k = sub.add_parser("keys", help="the data key: seal again under the current one")
     ksub = k.add_subparsers(dest="action", required=True)
     ksub.add_parser(
@@ -309,15 +345,20 @@ async def _outbox(settings: Settings, args: argparse.Namespace) -> int:
         return await _republish(settings, args)
     if args.action == "prune":
         return await _prune(settings, args)
+    if args.action == "unopenable":
+        return await _unopenable(settings, args)
+    if args.action in ("set-aside", "restore"):
+        return await _set_aside_or_restore(settings, args)
     gateway = bootstrap.build(settings)
     try:
-        status = await outbox_status(gateway.engine, count_published=True)
+        status = await outbox_status(gateway.engine, count_published=True, count_set_aside=True)
         now = gateway.clock()
         _print_json(
             {
                 "pending": status.pending,
                 "published": status.published,
                 "unopenable": status.unopenable,
+                "set_aside": status.set_aside,
                 "lag_seconds": round(status.lag_seconds(now), 3),
                 "by_channel": {
                     ch: {"pending": n, "oldest": oldest.isoformat()}
@@ -387,6 +428,107 @@ async def _prune(settings: Settings, args: argparse.Namespace) -> int:
         }
     )
     return 0
+
+
+def _event_json(event: StuckEvent) -> dict[str, Any]:
+    """One event as the outbox commands print it. Ids as they are (masking could take a run of
+    digits in a message_id for a phone number); the free texts masked."""
+    shown: dict[str, Any] = {
+        "message_id": event.message_id,
+        "channel": event.channel,
+        "event": event.event,
+        "tracking_id": event.tracking_id,
+        "created_at": event.created_at.isoformat(),
+        "attempts": event.attempts,
+        "last_error": None if event.last_error is None else logs.mask_text(event.last_error),
+    }
+    if event.set_aside_at is not None:
+        shown["set_aside_at"] = event.set_aside_at.isoformat()
+        shown["reason"] = None if event.reason is None else logs.mask_text(event.reason)
+        shown["opens_now"] = event.opens
+    return shown
+
+
+async def _unopenable(settings: Settings, args: argparse.Namespace) -> int:
+    """Print the events as one JSON document, written as they are found: the outbox is read in
+    batches, and neither it nor the list is held whole."""
+    gateway = bootstrap.build(settings)
+    key = "set_aside" if args.set_aside else "unopenable"
+    count = opening = 0
+    try:
+        await bootstrap.check_migrated(gateway)
+        found = (
+            set_aside_events(gateway.engine, gateway.keys)
+            if args.set_aside
+            else stuck_events(gateway.engine, gateway.keys)
+        )
+        print("{")
+        print(f'  "{key}": [', end="")
+        async for event in found:
+            if event.opens and not args.set_aside:
+                opening += 1  # given back by a relay, but it opens here
+                continue
+            item = json.dumps(_event_json(event), ensure_ascii=False)
+            print(("," if count else "") + "\n    " + item, end="")
+            count += 1
+    finally:
+        await gateway.close()
+    print("\n  ]," if count else "],")
+    summary: dict[str, Any] = {"count": count}
+    if not args.set_aside:
+        summary["given_back_but_open_here"] = opening
+    print(",\n".join(f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in summary.items()))
+    print("}")
+    if opening:
+        print(
+            f"{opening} pending event(s) a relay gave back open with this process's data keys: a"
+            " replica runs with another LAPOR_SECURITY__DATA_KEY (runbook, LaporRelayDataKey);"
+            " do not set them aside",
+            file=sys.stderr,
+        )
+    return 0
+
+
+async def _set_aside_or_restore(settings: Settings, args: argparse.Namespace) -> int:
+    """Each event in a transaction of its own; a refused one changes nothing and the others are
+    still done. Exit 1 when any was refused."""
+    gateway = bootstrap.build(settings)
+    done: list[dict[str, Any]] = []
+    refused = 0
+    try:
+        await bootstrap.check_migrated(gateway)
+        for message_id in dict.fromkeys(args.message_ids):
+            try:
+                if args.action == "set-aside":
+                    event = await set_aside(
+                        gateway.engine, gateway.keys, message_id, reason=args.reason,
+                        force=args.force, clock=gateway.clock,
+                    )
+                else:
+                    event = await restore(
+                        gateway.engine, gateway.keys, message_id, force=args.force,
+                        clock=gateway.clock,
+                    )
+            except Refused as exc:
+                print(f"lapor-gateway: outbox {args.action} {exc}", file=sys.stderr)
+                refused += 1
+                continue
+            except SQLAlchemyError as exc:  # this event only: the others are still tried
+                print(f"lapor-gateway: outbox {args.action} {message_id}: the database refused"
+                      f" it ({type(exc).__name__}); nothing changed", file=sys.stderr)
+                refused += 1
+                continue
+            done.append(_event_json(event))
+    finally:
+        await gateway.close()
+    if args.action == "set-aside":
+        print(json.dumps({"set_aside": done}, indent=2, ensure_ascii=False))
+    else:
+        print(json.dumps({"restored": done}, indent=2, ensure_ascii=False))
+        if done:
+            print("the relays publish them at their next look at the outbox, with their"
+                  " message_id", file=sys.stderr)
+    return 1 if refused else 0
 
 
 def _read_password() -> str | None:

@@ -21,18 +21,27 @@ with exponential back-off, and ``/readyz`` and the metrics show the lag.
 
 Published rows are kept ``outbox.keep_published`` seconds, for :func:`republish`, then deleted
 (:func:`prune_published`, run by ``serve`` every ``outbox.prune_interval``).
+
+An event no relay can open (damaged, or sealed under a data key no replica has any more) would
+stay pending for ever, given back at each batch. The operator lists them
+(:func:`stuck_events`, ``outbox unopenable``), with the complaint's tracking ID to tell the
+routing core which complaints never reached it, and sets them aside (:func:`set_aside`): each
+moves, in a transaction of its own, to the table ``outbox_set_aside``, out of the relays' way.
+Nothing is lost: :func:`restore` puts one back, pending, with its ``message_id`` and body (once
+the key that sealed it is among the previous data keys).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import socket
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -46,9 +55,10 @@ from aio_pika.abc import (
     ExchangeType,
 )
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import and_, case, delete, func, or_, select, update
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import and_, case, delete, func, insert, or_, select, text, update
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway import contract, sealing
 from gateway.crypto import Keys
@@ -56,7 +66,7 @@ from gateway.domain import Event
 from gateway.intake import Clock, utcnow
 from gateway.metrics import Metrics
 from gateway.settings import BrokerSettings, OutboxSettings
-from gateway.storage.schema import UTCDateTime, outbox
+from gateway.storage.schema import UTCDateTime, complaints, outbox, outbox_set_aside
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +98,8 @@ class OutboxStatus:
     # Pending events a relay gave back because it could not open them (another data key, or
     # damaged): counted apart, not in the lag (see outbox_status).
     unopenable: int = 0
+    # Events an operator set aside (``outbox set-aside``); None: not counted.
+    set_aside: int | None = None
 
     def lag_seconds(self, now: datetime) -> float:
         """Age of the oldest unpublished event (0 when none wait)."""
@@ -96,16 +108,20 @@ class OutboxStatus:
         return max(0.0, (now - self.oldest_created_at).total_seconds())
 
 
-async def outbox_status(engine: AsyncEngine, count_published: bool = False) -> OutboxStatus:
+async def outbox_status(
+    engine: AsyncEngine, count_published: bool = False, count_set_aside: bool = False
+) -> OutboxStatus:
     """Count the pending events (the partial index on pending rows: cheap however large the
     table grows), and with ``count_published`` the published ones too, which reads every row of
     the table: for the command line, never for ``/readyz`` or ``/metrics``, whose time limit a
-    table of millions of rows would pass.
+    table of millions of rows would pass. ``count_set_aside`` counts the events set aside
+    (:func:`set_aside`) as well.
 
     An event a relay could not open is counted as ``unopenable`` and left out of the lag: it
-    waits for a relay holding its key (or an operator, when it is damaged), which the relay's
-    ``data-key`` errors and their alert report; it must not take every replica out of the load
-    balancer through ``/readyz`` while every other event goes out.
+    waits for a relay holding its key (or an operator to set it aside, :func:`set_aside`, when
+    its key is gone or it is damaged), which the relay's ``data-key`` errors and their alert
+    report; it must not take every replica out of the load balancer through ``/readyz`` while
+    every other event goes out.
     """
     given_back = outbox.c.last_error.like(f"{UNOPENABLE}:%")
     pending = outbox.c.published_at.is_(None)
@@ -134,6 +150,11 @@ async def outbox_status(engine: AsyncEngine, count_published: bool = False) -> O
             if count_published
             else None
         )
+        set_aside_count = (
+            (await conn.execute(select(func.count()).select_from(outbox_set_aside))).scalar_one()
+            if count_set_aside
+            else None
+        )
     by_channel = {r[0]: (int(r[1]), r[2]) for r in rows}
     oldest = min((v[1] for v in by_channel.values()), default=None)
     return OutboxStatus(
@@ -142,6 +163,7 @@ async def outbox_status(engine: AsyncEngine, count_published: bool = False) -> O
         published=None if published is None else int(published),
         by_channel=by_channel,
         unopenable=int(unopenable),
+        set_aside=None if set_aside_count is None else int(set_aside_count),
     )
 
 
@@ -689,6 +711,360 @@ async def prune_every(
         log.info(
             "pruned %d published outbox events", removed, extra={"keep_published": keep}
         )
+
+
+# ---- Events no relay can open: listed, set aside, restored (migration 0010) ------------------
+
+# Pending rows :func:`stuck_events` reads per query (and set-aside rows per query of
+# :func:`set_aside_events`).
+SCAN_BATCH = 500
+# Seconds :func:`set_aside` waits for a relay's lease on the event to end (the relay may be
+# publishing it) before it refuses.
+LEASE_WAIT = 10.0
+# Seconds an operator's transaction waits for a row another transaction holds (PostgreSQL).
+LOCK_WAIT = 5.0
+_LEASE_POLL = 0.1
+
+
+def event_opens(keys: Keys, message_id: str, body: str, sealed: bool) -> bool:
+    """Whether ``keys`` (the current data key or one of the previous ones) open an outbox body,
+    as a relay opens it to publish it."""
+    try:
+        sealing.open_event(keys, message_id, body, sealed)
+    except (InvalidTag, ValueError):  # ValueError: base64 or text that is not sealed
+        return False
+    return True
+
+
+def _given_back(last_error: str | None) -> bool:
+    return last_error is not None and last_error.startswith(f"{UNOPENABLE}:")
+
+
+@dataclass(frozen=True, slots=True)
+class StuckEvent:
+    """A pending event (or one set aside), with whether this process's data keys open it."""
+
+    message_id: str
+    event: str
+    channel: str
+    tracking_id: str | None  # its complaint's, read from the complaints table
+    created_at: datetime
+    attempts: int
+    last_error: str | None
+    opens: bool
+    set_aside_at: datetime | None = None
+    reason: str | None = None
+
+    @property
+    def given_back(self) -> bool:
+        """A relay gave it back because it could not open it."""
+        return _given_back(self.last_error)
+
+
+def _stuck(r: Row[*tuple[Any, ...]], opens: bool, tracking_id: str | None) -> StuckEvent:
+    columns = r._mapping
+    return StuckEvent(
+        message_id=r.message_id,
+        event=r.event,
+        channel=r.channel,
+        tracking_id=tracking_id,
+        created_at=r.created_at,
+        attempts=int(r.attempts),
+        last_error=r.last_error,
+        opens=opens,
+        set_aside_at=columns.get("set_aside_at"),
+        reason=columns.get("reason"),
+    )
+
+
+async def stuck_events(
+    engine: AsyncEngine, keys: Keys, batch: int = SCAN_BATCH
+) -> AsyncIterator[StuckEvent]:
+    """The pending events ``keys`` do not open (``opens`` false), oldest first, and among them
+    the ones a relay gave back that do open with ``keys`` (``opens`` true: a replica with
+    another data key gave them back, and a relay with these keys publishes them).
+
+    Reads the pending rows ``batch`` at a time in ``id`` order, through the partial index on
+    pending rows (never the published ones), each batch a short read of its own: no connection
+    is held while the caller uses what it yields, and the table is never loaded whole.
+    """
+    after: int | None = None
+    while True:
+        span = [] if after is None else [outbox.c.id > after]
+        query = (
+            select(
+                outbox.c.id,
+                outbox.c.message_id,
+                outbox.c.event,
+                outbox.c.channel,
+                outbox.c.body,
+                outbox.c.sealed,
+                outbox.c.created_at,
+                outbox.c.attempts,
+                outbox.c.last_error,
+                complaints.c.tracking_id,
+            )
+            .select_from(outbox.outerjoin(complaints, complaints.c.id == outbox.c.complaint_id))
+            .where(outbox.c.published_at.is_(None), *span)
+            .order_by(outbox.c.id)
+            .limit(batch)
+        )
+        async with engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        for r in rows:
+            opens = event_opens(keys, r.message_id, r.body, r.sealed)
+            if not opens or _given_back(r.last_error):
+                yield _stuck(r, opens, r.tracking_id)
+        if len(rows) < batch:
+            return
+        after = int(rows[-1].id)
+
+
+async def set_aside_events(
+    engine: AsyncEngine, keys: Keys, batch: int = SCAN_BATCH
+) -> AsyncIterator[StuckEvent]:
+    """The events set aside, in commit order, with whether ``keys`` open them now (when they
+    do, :func:`restore` puts them back and a relay publishes them). ``batch`` rows a read."""
+    after: tuple[datetime, str] | None = None
+    aside = outbox_set_aside.c
+    while True:
+        span = (
+            []
+            if after is None
+            else [
+                or_(
+                    aside.created_at > after[0],
+                    and_(aside.created_at == after[0], aside.message_id > after[1]),
+                )
+            ]
+        )
+        query = (
+            select(outbox_set_aside, complaints.c.tracking_id)
+            .select_from(
+                outbox_set_aside.outerjoin(complaints, complaints.c.id == aside.complaint_id)
+            )
+            .where(*span)
+            .order_by(aside.created_at, aside.message_id)
+            .limit(batch)
+        )
+        async with engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        for r in rows:
+            yield _stuck(r, event_opens(keys, r.message_id, r.body, r.sealed), r.tracking_id)
+        if len(rows) < batch:
+            return
+        after = (rows[-1].created_at, rows[-1].message_id)
+
+
+class Refused(Exception):
+    """An operator's command refused for one event: nothing was changed."""
+
+    def __init__(self, message_id: str, why: str) -> None:
+        super().__init__(f"{message_id}: {why}")
+        self.message_id = message_id
+        self.why = why
+
+
+class _Leased(Exception):
+    def __init__(self, relay: str, until: datetime) -> None:
+        super().__init__(relay)
+        self.relay = relay
+        self.until = until
+
+
+@contextlib.asynccontextmanager
+async def _operator_transaction(
+    engine: AsyncEngine, message_id: str
+) -> AsyncIterator[AsyncConnection]:
+    """A transaction that waits at most :data:`LOCK_WAIT` for a row another one holds (on
+    PostgreSQL; SQLite's writers queue on its busy timeout), and then refuses."""
+    try:
+        async with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                await conn.execute(text(f"SET LOCAL lock_timeout = '{int(LOCK_WAIT * 1000)}ms'"))
+            yield conn
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_not_available
+            raise Refused(
+                message_id,
+                f"another transaction held it for more than {LOCK_WAIT:g} s; try again",
+            ) from exc
+        raise
+
+
+async def set_aside(
+    engine: AsyncEngine,
+    keys: Keys,
+    message_id: str,
+    *,
+    reason: str | None = None,
+    force: bool = False,
+    clock: Clock = utcnow,
+    lease_wait: float = LEASE_WAIT,
+) -> StuckEvent:
+    """Move the pending event ``message_id`` out of the outbox into ``outbox_set_aside``, in one
+    transaction, so that no relay tries it any more; return it as it was.
+
+    Refused (:class:`Refused`, nothing changed): no such event in the outbox (never, or already
+    set aside), an event already published, and, unless ``force``, an event ``keys`` open: a
+    relay publishes it, it is not the operator's to drop.
+
+    Beside running relays: on PostgreSQL the row is locked ``FOR UPDATE``, waiting (at most
+    :data:`LOCK_WAIT`) for a relay's claim or publication mark in progress to commit, and then
+    reading the row as it left it: ``SKIP LOCKED`` would report an event that is there as
+    missing, ``NOWAIT`` refuse it for a lock of a few milliseconds. On SQLite the transaction
+    takes the one write lock first (``BEGIN IMMEDIATE``). A row leased to a relay may be on its
+    way to the broker: it is taken only once the lease ends or the relay gives it back (a relay
+    that cannot open it does so at once), after at most ``lease_wait`` seconds it is refused;
+    a relay that published it meanwhile has marked it published, and it is refused as such.
+    """
+    deadline = time.monotonic() + lease_wait
+    while True:
+        try:
+            return await _set_aside_once(engine, keys, message_id, reason, force, clock)
+        except _Leased as leased:
+            if time.monotonic() >= deadline:
+                raise Refused(
+                    message_id,
+                    f"claimed by the relay {leased.relay} until {leased.until.isoformat()}: it"
+                    " may be publishing it now; try again after that",
+                ) from None
+        await asyncio.sleep(_LEASE_POLL)
+
+
+async def _set_aside_once(
+    engine: AsyncEngine,
+    keys: Keys,
+    message_id: str,
+    reason: str | None,
+    force: bool,
+    clock: Clock,
+) -> StuckEvent:
+    async with _operator_transaction(engine, message_id) as conn:
+        query = select(outbox).where(outbox.c.message_id == message_id)
+        if engine.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = (await conn.execute(query)).one_or_none()
+        if row is None:
+            aside = (
+                await conn.execute(
+                    select(outbox_set_aside.c.set_aside_at).where(
+                        outbox_set_aside.c.message_id == message_id
+                    )
+                )
+            ).scalar_one_or_none()
+            if aside is not None:
+                raise Refused(
+                    message_id,
+                    f"already set aside at {aside.isoformat()} (`outbox restore` puts it back)",
+                )
+            raise Refused(message_id, "no such event in the outbox")
+        if row.published_at is not None:
+            raise Refused(
+                message_id, f"not pending: published at {row.published_at.isoformat()}"
+            )
+        now = clock()
+        if row.claimed_by is not None and row.claim_expires is not None and row.claim_expires > now:
+            raise _Leased(row.claimed_by, row.claim_expires)
+        opens = event_opens(keys, row.message_id, row.body, row.sealed)
+        if opens and not force:
+            raise Refused(
+                message_id,
+                "it opens with this process's data keys, so a relay publishes it: it is not"
+                " unopenable (--force sets it aside all the same)",
+            )
+        tracking_id = (
+            (
+                await conn.execute(
+                    select(complaints.c.tracking_id).where(complaints.c.id == row.complaint_id)
+                )
+            ).scalar_one_or_none()
+            if row.complaint_id is not None
+            else None
+        )
+        await conn.execute(
+            insert(outbox_set_aside).values(**row._asdict(), set_aside_at=now, reason=reason)
+        )
+        gone = await conn.execute(
+            delete(outbox).where(outbox.c.id == row.id, outbox.c.published_at.is_(None))
+        )
+        if gone.rowcount != 1:  # not under the lock; never leave a copy in both tables
+            raise Refused(message_id, "changed while it was being set aside; try again")
+    return replace(_stuck(row, opens, tracking_id), set_aside_at=now, reason=reason)
+
+
+async def restore(
+    engine: AsyncEngine,
+    keys: Keys,
+    message_id: str,
+    *,
+    force: bool = False,
+    clock: Clock = utcnow,
+) -> StuckEvent:
+    """Put the event set aside as ``message_id`` back in the outbox, pending, with its
+    ``message_id`` and body, in one transaction; return it.
+
+    Refused (:class:`Refused`, nothing changed): no event set aside under that id, and unless
+    ``force`` one ``keys`` still do not open: every relay would give it back again (add the key
+    that sealed it to ``LAPOR_SECURITY__PREVIOUS_DATA_KEYS`` on every replica first). It goes
+    after the events pending now (a new ``id``), its lag counts from now (``queued_at``, as for
+    :func:`republish`), its attempts are kept and its last error cleared.
+    """
+    aside = outbox_set_aside.c
+    async with _operator_transaction(engine, message_id) as conn:
+        query = select(outbox_set_aside).where(aside.message_id == message_id)
+        if engine.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = (await conn.execute(query)).one_or_none()
+        if row is None:
+            there = (
+                await conn.execute(
+                    select(outbox.c.published_at).where(outbox.c.message_id == message_id)
+                )
+            ).one_or_none()
+            if there is None:
+                raise Refused(message_id, "no event set aside under this message_id")
+            state = (
+                "pending"
+                if there.published_at is None
+                else f"published at {there.published_at.isoformat()}"
+            )
+            raise Refused(message_id, f"not set aside: it is in the outbox, {state}")
+        opens = event_opens(keys, row.message_id, row.body, row.sealed)
+        if not opens and not force:
+            raise Refused(
+                message_id,
+                "it still opens with none of this process's data keys, and every relay would"
+                " give it back again: add the key that sealed it to"
+                " LAPOR_SECURITY__PREVIOUS_DATA_KEYS on every replica first (--force restores"
+                " it all the same)",
+            )
+        now = clock()
+        await conn.execute(
+            insert(outbox).values(
+                message_id=row.message_id,
+                event=row.event,
+                channel=row.channel,
+                routing_key=row.routing_key,
+                complaint_id=row.complaint_id,
+                body=row.body,
+                sealed=row.sealed,
+                created_at=row.created_at,
+                attempts=row.attempts,
+                queued_at=now,
+            )
+        )
+        await conn.execute(delete(outbox_set_aside).where(aside.message_id == message_id))
+        tracking_id = (
+            (
+                await conn.execute(
+                    select(complaints.c.tracking_id).where(complaints.c.id == row.complaint_id)
+                )
+            ).scalar_one_or_none()
+            if row.complaint_id is not None
+            else None
+        )
+    return _stuck(row, opens, tracking_id)
 
 
 # How many batches the intake may hand over ahead of publication (see lease).

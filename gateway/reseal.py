@@ -7,6 +7,10 @@ each value that does not open with it: values of a previous key, and rows stored
 before migration 0006. Each batch of rows is one short transaction, read in primary-key order,
 so it may run beside live replicas, be stopped and be run again: a value already under the
 current key is left as it is. When a run reports nothing resealed, the previous keys can go.
+
+Events set aside (``lapor-gateway outbox set-aside``) are sealed again too when a key opens
+them, so that retiring a previous key does not strand one an operator may still restore; one
+that no key opens (why it was set aside) is left as it is.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from sqlalchemy import Table, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -30,6 +35,7 @@ from gateway.storage.schema import (
     identities,
     letter_drafts,
     outbox,
+    outbox_set_aside,
     raw_inbound,
     sms_fragments,
     sms_replies,
@@ -148,6 +154,13 @@ def _event(keys: Keys, r: Row[Any]) -> dict[str, Any] | None:
     return _changed(body=_text(keys, r.body, f"outbox:{r.message_id}"))
 
 
+def _set_aside(keys: Keys, r: Row[Any]) -> dict[str, Any] | None:
+    try:
+        return _event(keys, r)
+    except (InvalidTag, ValueError):  # no key opens it: why it was set aside
+        return None
+
+
 def _fragment(keys: Keys, r: Row[Any]) -> dict[str, Any] | None:
     if not r.sealed:
         return sealing.fragment_columns(keys, r.raw_inbound_id, r.text, dict(r.meta))
@@ -184,8 +197,9 @@ def _recipient(keys: Keys, r: Row[Any]) -> dict[str, Any] | None:
 
 Resealer = Callable[[Keys, Row[Any]], dict[str, Any] | None]
 
-# Table, the columns a resealer reads, the column the row must still hold for the update to
-# apply (a concurrent change wins; the next run takes the row again), and the resealer.
+# Table, the columns a resealer reads besides the primary key, the column the row must still
+# hold for the update to apply (a concurrent change wins; the next run takes the row again),
+# and the resealer.
 _TABLES: tuple[tuple[Table, tuple[str, ...], str | None, Resealer], ...] = (
     (raw_inbound, ("body", "transport_meta", "sealed"), None, _raw),
     (
@@ -198,6 +212,7 @@ _TABLES: tuple[tuple[Table, tuple[str, ...], str | None, Resealer], ...] = (
         _complaint,
     ),
     (outbox, ("message_id", "body", "sealed"), None, _event),
+    (outbox_set_aside, ("body", "sealed"), None, _set_aside),  # its key: message_id
     (sms_fragments, ("raw_inbound_id", "text", "meta", "sealed"), None, _fragment),
     (
         letter_drafts,
@@ -214,7 +229,7 @@ async def reseal(engine: AsyncEngine, keys: Keys, files: FileStore, batch: int =
     """Seal again under ``keys.data_key`` every stored value that does not open with it."""
     report = Report()
     for table, columns, guard, resealer in _TABLES:
-        key = table.c.id
+        (key,) = table.primary_key.columns  # ``id``, but ``message_id`` for outbox_set_aside
         last: Any = None
         resealed = seen = 0
         while True:
@@ -227,7 +242,7 @@ async def reseal(engine: AsyncEngine, keys: Keys, files: FileStore, batch: int =
                     changes = resealer(keys, r)
                     if changes is None:
                         continue
-                    stmt = update(table).where(key == r.id)
+                    stmt = update(table).where(key == getattr(r, key.name))
                     if guard is not None:
                         stmt = stmt.where(table.c[guard] == getattr(r, guard))
                     result = await conn.execute(stmt.values(**changes))
@@ -235,7 +250,7 @@ async def reseal(engine: AsyncEngine, keys: Keys, files: FileStore, batch: int =
             if not rows:
                 break
             seen += len(rows)
-            last = rows[-1].id
+            last = getattr(rows[-1], key.name)
         report.resealed[table.name] = resealed
         report.seen[table.name] = seen
         log.info("resealed %d of %d rows", resealed, seen, extra={"table": table.name})

@@ -30,6 +30,7 @@ TABLES = (
     "identities",
     "persons",
     "quarantine",
+    "outbox_set_aside",
     "outbox",
     "complaints",
     "raw_inbound",

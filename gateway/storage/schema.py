@@ -9,6 +9,8 @@ PostgreSQL; a test compares the two and fails when they drift.
 - ``complaints``: canonical complaints, one per tracking ID.
 - ``outbox``: events waiting for (or done with) publication to RabbitMQ. ``id`` gives the order;
   ``message_id`` is stable across re-publication.
+- ``outbox_set_aside``: events no relay can open, taken out of the outbox by an operator (and
+  put back by ``outbox restore``).
 - ``quarantine``: what could not be parsed, with the stage and the reason.
 """
 
@@ -162,6 +164,32 @@ outbox = Table(
         postgresql_where=text("published_at IS NULL"),
         sqlite_where=text("published_at IS NULL"),
     ),
+)
+
+# Migration 0010: events taken out of the outbox by ``lapor-gateway outbox set-aside`` because
+# no relay can open them (damaged, or sealed under a data key no replica has any more), so that
+# the relays stop trying them; ``outbox restore`` puts one back, with its message_id and body.
+# The outbox's columns (``id`` is the one it had there), with when and why.
+outbox_set_aside = Table(
+    "outbox_set_aside",
+    metadata,
+    Column("message_id", String(36), primary_key=True),
+    Column("id", BigInteger, nullable=False),
+    Column("event", String(16), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("routing_key", String(255), nullable=False),
+    Column("complaint_id", String(36), nullable=True),
+    Column("body", Text, nullable=False),
+    Column("sealed", Boolean, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("claimed_by", String(64), nullable=True),
+    Column("claim_expires", UTCDateTime(), nullable=True),
+    Column("published_at", UTCDateTime(), nullable=True),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("queued_at", UTCDateTime(), nullable=True),
+    Column("set_aside_at", UTCDateTime(), nullable=False),
+    Column("reason", Text, nullable=True),
 )
 
 quarantine = Table(

@@ -22,7 +22,7 @@ from gateway.cli import main
 from gateway.domain import Channel, ComplaintDraft, RawInbound
 from gateway.errors import ParseError
 from gateway.intake import Parser
-from gateway.settings import load_settings
+from gateway.settings import Settings, load_settings
 from gateway.storage.schema import outbox
 from tests.conftest import TEST_KEYS
 from tests.support import delete_topology, drain
@@ -279,3 +279,93 @@ def test_files_gc_dry_run_then_deletes_and_refuses_a_short_grace(
     assert main(["files", "gc"]) == 0
     out = capsys.readouterr().out
     assert "deleted: 1" in out and "kept, younger than 24 h: 0" in out and not path.exists()
+
+
+def test_outbox_unopenable_set_aside_and_restore(
+    own_broker: dict[str, str], settings: Settings, database_url: str,
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # ``settings`` only empties the test database's tables (PostgreSQL's is shared).
+    monkeypatch.setenv("LAPOR_DATABASE__URL", database_url)  # each test database in turn
+    for key, value in TEST_KEYS.items():
+        monkeypatch.setenv(f"LAPOR_SECURITY__{key.upper()}", value)
+    assert main(["migrate"]) == 0
+    lost_key = base64.b64encode(os.urandom(32)).decode()  # a replica's key, gone since
+    plain = Parser("test.plain", lambda r: ComplaintDraft(body=r.body.decode()))
+
+    async def accept(text: str, provider_id: str, publish: bool = False) -> tuple[str, str]:
+        """(message_id, tracking ID) of a new complaint; ``publish``: then run one batch."""
+        gw = bootstrap.build(load_settings())
+        try:
+            raw = RawInbound(Channel.WEB, text.encode(), datetime.now(UTC), provider_id)
+            receipt = await gw.intake.accept(raw, plain)
+            async with gw.engine.connect() as conn:
+                mid = (await conn.execute(select(outbox.c.message_id).where(
+                    outbox.c.complaint_id == receipt.complaint_id))).scalar_one()
+            if publish:
+                assert gw.relay is not None
+                await gw.relay.publish_batch()
+                await gw.relay.close()
+            assert receipt.tracking_id is not None
+            return mid, receipt.tracking_id
+        finally:
+            await gw.close()
+
+    def json_out() -> Any:
+        return json.loads(capsys.readouterr().out)
+
+    monkeypatch.setenv("LAPOR_SECURITY__DATA_KEY", lost_key)
+    lost, lost_tracking = asyncio.run(accept("lampu mati", "cli-sa-1"))
+    monkeypatch.setenv("LAPOR_SECURITY__DATA_KEY", TEST_KEYS["data_key"])
+    # A relay publishes this one and gives the other back.
+    published, _ = asyncio.run(accept("jalan rusak", "cli-sa-2", publish=True))
+    pending, _ = asyncio.run(accept("sampah menumpuk", "cli-sa-3"))
+    capsys.readouterr()
+
+    assert main(["outbox", "status"]) == 0
+    status = json_out()
+    assert (status["pending"], status["unopenable"], status["set_aside"]) == (1, 1, 0)
+    assert main(["outbox", "unopenable"]) == 0
+    listing = json_out()
+    assert listing["count"] == 1 and listing["given_back_but_open_here"] == 0
+    [event] = listing["unopenable"]
+    assert (event["message_id"], event["tracking_id"], event["channel"]) == (
+        lost, lost_tracking, "web")
+    assert event["attempts"] == 1 and event["last_error"].startswith("data-key:")
+    assert datetime.fromisoformat(event["created_at"]) < datetime.now(UTC)
+
+    # One transaction per event: the one that opens is refused, the other set aside.
+    assert main(["outbox", "set-aside", pending, lost, "--reason", "kunci hilang"]) == 1
+    out = capsys.readouterr()
+    assert f"{pending}: it opens with this process's data keys" in out.err
+    [aside] = json.loads(out.out)["set_aside"]
+    assert (aside["message_id"], aside["tracking_id"], aside["reason"]) == (
+        lost, lost_tracking, "kunci hilang")
+    assert main(["outbox", "status"]) == 0
+    status = json_out()
+    assert (status["pending"], status["unopenable"], status["set_aside"]) == (1, 0, 1)
+    assert main(["outbox", "unopenable"]) == 0
+    assert json_out() == {"unopenable": [], "count": 0, "given_back_but_open_here": 0}
+    assert main(["outbox", "unopenable", "--set-aside"]) == 0
+    [kept] = json_out()["set_aside"]
+    assert (kept["message_id"], kept["opens_now"], kept["reason"]) == (lost, False, "kunci hilang")
+
+    for refused, why in ((published, "not pending: published at"),
+                         (str(uuid.uuid4()), "no such event in the outbox"),
+                         (lost, "already set aside")):
+        assert main(["outbox", "set-aside", refused, "--force"]) == 1
+        out = capsys.readouterr()
+        assert why in out.err and json.loads(out.out) == {"set_aside": []}
+    assert main(["outbox", "restore", lost]) == 1  # no key opens it yet
+    assert "LAPOR_SECURITY__PREVIOUS_DATA_KEYS" in capsys.readouterr().err
+
+    # The key turned up: added as a previous key, the event opens and goes back.
+    monkeypatch.setenv("LAPOR_SECURITY__PREVIOUS_DATA_KEYS", json.dumps([lost_key]))
+    assert main(["outbox", "unopenable", "--set-aside"]) == 0
+    assert json_out()["set_aside"][0]["opens_now"] is True
+    assert main(["outbox", "restore", lost]) == 0
+    [back] = json_out()["restored"]
+    assert (back["message_id"], back["tracking_id"]) == (lost, lost_tracking)
+    assert main(["outbox", "status"]) == 0
+    status = json_out()
+    assert (status["pending"], status["unopenable"], status["set_aside"]) == (2, 0, 0)

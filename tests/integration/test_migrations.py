@@ -1,4 +1,5 @@
-"""The Alembic migrations create exactly the tables the code declares, on both databases."""
+"""The Alembic migrations create exactly the tables the code declares, on both databases; the
+upgrades that move rows keep them readable, and 0010 goes back only when that loses nothing."""
 
 from __future__ import annotations
 
@@ -7,14 +8,15 @@ from datetime import UTC, datetime
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import delete, inspect, select
 from sqlalchemy.engine import Connection
 
 from gateway import bootstrap, contract
 from gateway.domain import Channel, Complaint, ComplaintDraft, Event
-from gateway.settings import Settings
+from gateway.settings import DatabaseSettings, Settings
 from gateway.storage import migrate
 from gateway.storage.database import create_engine
-from gateway.storage.schema import metadata, outbox, quarantine, raw_inbound
+from gateway.storage.schema import metadata, outbox, outbox_set_aside, quarantine, raw_inbound
 from tests.support import drain, opened_events
 
 pytestmark = pytest.mark.integration
@@ -95,3 +97,42 @@ async def test_rows_written_before_sealing_still_read_after_the_upgrade(
         assert msg.body.decode() == body and msg.message_id == OLD_MESSAGE
     finally:
         await gw.close()
+
+
+async def test_0010_creates_outbox_set_aside_and_downgrades_only_when_it_is_empty(
+    empty_url: str,
+) -> None:
+    engine = create_engine(DatabaseSettings(url=empty_url))
+
+    async def tables() -> set[str]:
+        async with engine.connect() as conn:
+            return set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
+
+    try:
+        await migrate.upgrade(engine, "0009")
+        assert "outbox_set_aside" not in await tables()
+        await migrate.upgrade(engine)
+        assert await migrate.current_revision(engine) == "0010"
+        now = datetime.now(UTC)
+        async with engine.begin() as conn:
+            await conn.execute(outbox_set_aside.insert().values(
+                message_id=OLD_MESSAGE, id=7, event="created", channel="sms",
+                routing_key="complaint.created.sms", complaint_id=OLD_COMPLAINT, body="c2VhbGVk",
+                sealed=True, created_at=now, attempts=3, last_error="data-key: 1 event(s)",
+                set_aside_at=now, reason="kunci hilang",
+            ))
+        # The events set aside exist nowhere else: the way back refuses to drop them.
+        with pytest.raises(RuntimeError, match="outbox restore"):
+            await migrate.downgrade(engine, "0009")
+        assert await migrate.current_revision(engine) == "0010"
+        async with engine.begin() as conn:
+            assert (await conn.execute(select(outbox_set_aside.c.reason))).scalar_one() == (
+                "kunci hilang")
+            await conn.execute(delete(outbox_set_aside))
+        await migrate.downgrade(engine, "0009")
+        assert await migrate.current_revision(engine) == "0009"
+        assert "outbox_set_aside" not in await tables()
+        await migrate.upgrade(engine)
+        assert "outbox_set_aside" in await tables()
+    finally:
+        await engine.dispose()
