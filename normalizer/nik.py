@@ -22,6 +22,15 @@ current Kepmendagri No. 300.2.2-2138 Tahun 2025 plus those retired codes, which
 are reported with ``legacy=True`` and the code that replaced them
 (see ``normalizer/data/SOURCES.md``).
 
+The region list cannot be complete for old NIKs: codes retired before 2019 (Kota
+Tarakan's 64.73 before Kalimantan Utara was made in 2012, the Ciamis districts
+that became Pangandaran's, districts renumbered when they split) are in no list
+shipped here, and a citizen cannot change the number on their KTP.  So a regency
+or district code the list does not hold, under a known province, does not make
+the NIK invalid: its region is reported as not listed (``listed=False``,
+:attr:`ValidNik.region_listed` false) and shown as such, while a code 00, which
+no region ever had, is refused.  An unknown province is refused.
+
 Only structure is checked: a NIK can pass every rule here and still not exist
 in the Dukcapil register, which only Dukcapil can confirm.
 
@@ -97,6 +106,8 @@ class NikRegion:
     """True when the code was retired (pre-2022 Papua codes) but is still valid in NIKs."""
     successor: str | None = None
     """For a legacy code, the code the same region has today, when it could be matched."""
+    listed: bool = True
+    """False for a code the shipped list does not hold (``name`` is then empty)."""
 
     @property
     def dotted(self) -> str:
@@ -121,6 +132,12 @@ class ValidNik:
     def legacy_region(self) -> bool:
         """True when the NIK carries a retired region code (still a valid NIK)."""
         return self.district.legacy or self.regency.legacy
+
+    @property
+    def region_listed(self) -> bool:
+        """False when its regency or district is not in the shipped list (an older code than
+        the list knows, or a mistyped digit): still a valid NIK, its region unnamed."""
+        return self.regency.listed and self.district.listed
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,12 +224,12 @@ _MESSAGES: dict[NikError, tuple[str, str]] = {
         "The NIK's province code {code} does not exist.",
     ),
     NikError.UNKNOWN_REGENCY: (
-        "Kode kabupaten/kota {code} pada NIK tidak terdaftar.",
-        "The NIK's regency/city code {code} does not exist.",
+        "Kode kabupaten/kota {code} pada NIK tidak mungkin.",
+        "The NIK's regency/city code {code} cannot exist.",
     ),
     NikError.UNKNOWN_DISTRICT: (
-        "Kode kecamatan {code} pada NIK tidak terdaftar.",
-        "The NIK's district code {code} does not exist.",
+        "Kode kecamatan {code} pada NIK tidak mungkin.",
+        "The NIK's district code {code} cannot exist.",
     ),
     NikError.INVALID_BIRTH_DATE: (
         "Tanggal lahir pada NIK (angka ke-7 sampai ke-12: {code}) tidak valid.",
@@ -267,17 +284,17 @@ def parse_nik(text: str, *, today: date | None = None) -> NikResult:
     province = _region(digits[:2])
     if province is None:
         return _invalid(text, digits, NikError.UNKNOWN_PROVINCE, code=digits[:2])
-    regency = _region(digits[:4])
-    if regency is None:
-        return _invalid(text, digits, NikError.UNKNOWN_REGENCY, code=f"{digits[:2]}.{digits[2:4]}")
-    district = _region(digits[:6])
-    if district is None:
+    if digits[2:4] == "00":
+        return _invalid(text, digits, NikError.UNKNOWN_REGENCY, code=f"{digits[:2]}.00")
+    if digits[4:6] == "00":
         return _invalid(
-            text,
-            digits,
-            NikError.UNKNOWN_DISTRICT,
-            code=f"{digits[:2]}.{digits[2:4]}.{digits[4:6]}",
+            text, digits, NikError.UNKNOWN_DISTRICT, code=f"{digits[:2]}.{digits[2:4]}.00"
         )
+    # A code the list does not hold: older than the list, not invalid (module docstring).
+    regency = _region(digits[:4]) or NikRegion(digits[:4], "", listed=False)
+    district = (_region(digits[:6]) if regency.listed else None) or NikRegion(
+        digits[:6], "", listed=False
+    )
     decoded = _birth_date(digits[6:12], today)
     if decoded is None:
         return _invalid(text, digits, NikError.INVALID_BIRTH_DATE, code=digits[6:12])
@@ -338,8 +355,12 @@ def find_niks(text: str, *, valid_only: bool = False, today: date | None = None)
         for digits in windows:
             if not _plausible(digits):
                 continue
-            if (valid_only or not exact) and not parse_nik(digits, today=today).valid:
-                continue
+            if valid_only or not exact:
+                result = parse_nik(digits, today=today)
+                # A guessed cut must name a listed region too: an unlisted one is too likely
+                # to be the digits of two other numbers.
+                if not result.valid or (not exact and not result.region_listed):
+                    continue
             if digits not in found:
                 found.append(digits)
     return found

@@ -60,6 +60,7 @@ LOW_CONFIDENCE: float = 0.6
 # How much a way of finding a value is worth before OCR confidence is taken into account.
 _LABELLED_VALID = 0.95  # "NIK : <valid NIK>", a parsed date, a valid phone
 _CORRECTED = 0.75  # valid only after undoing OCR confusions
+_UNLISTED = 0.5  # a NIK whose region the list does not hold: an old one, or a digit misread
 _FOUND_LOOSE = 0.7  # a valid NIK or phone in the text, without its label
 _LABELLED_TEXT = 0.9  # "Nama : ...", "Alamat : ...", "Perihal : ..."
 _SIGNATURE_NAME = 0.8  # the name under "Hormat saya,"
@@ -458,6 +459,11 @@ def _region_note(nik: str) -> str | None:
     result = parse_nik(nik)
     if not result.valid:
         return None
+    if not result.region_listed:
+        return (
+            f"kode wilayah {result.district.dotted} tidak ada di daftar kode wilayah "
+            "(NIK lama, atau angka salah baca: periksa)"
+        )
     regency = result.regency.name.replace("Kabupaten ", "Kab. ")
     note = f"Kec. {result.district.name}, {regency}, {result.province.name}"
     if result.legacy_region:
@@ -468,7 +474,7 @@ def _region_note(nik: str) -> str | None:
 def _region_elsewhere(nik: str, address: str) -> str | None:
     """A note when the address names a regency or city and it is not the NIK's."""
     result = parse_nik(nik)
-    if not result.valid:
+    if not result.valid or not result.region_listed:
         return None
     if not re.search(r"\b(?:Kota|Kabupaten|Kab\.?)\s+[A-Z]", address):
         return None
@@ -483,7 +489,7 @@ def _nik_field(value: str, conf: float) -> Field:
     written = m.group().strip(" .-") if m else value
     digits = re.sub(r"[\s.\-]", "", written)
     result = parse_nik(digits)
-    if result.valid:
+    if result.valid and result.region_listed:
         confidence = _LABELLED_VALID * _ocr_factor(conf, True)
         return Field(result.nik, confidence, _region_note(result.nik))
     fixed = digits.translate(_DIGIT_FOR)
@@ -494,9 +500,11 @@ def _nik_field(value: str, conf: float) -> Field:
         if candidate == digits:
             continue
         corrected = parse_nik(candidate)
-        if corrected.valid:
+        if corrected.valid and corrected.region_listed:
             note = f"{_region_note(corrected.nik)}; dikoreksi dari hasil OCR '{written}'"
             return Field(corrected.nik, _CORRECTED * _ocr_factor(conf, True), note)
+    if result.valid:  # a region the list does not hold: the clerk checks it on the letter
+        return Field(result.nik, _UNLISTED * _ocr_factor(conf, True), _region_note(result.nik))
     shown = fixed if len(fixed) == 16 and fixed.isdigit() else (digits or value)
     failed = parse_nik(shown)
     reason = failed.message_id if not failed.valid else None

@@ -87,6 +87,16 @@ def nik_region(text: str, lang: pages.Lang, today: date | None = None) -> str | 
     result = parse_nik(text, today=today)
     if isinstance(result, InvalidNik):
         return result.message_id if lang == "id" else result.message_en
+    if not result.region_listed:
+        return pages.msg(
+            (
+                f"Kode wilayah {result.district.dotted} tidak ada di daftar kode wilayah: NIK "
+                "lama, atau periksa angkanya.",
+                f"The region code {result.district.dotted} is not in the region list: an old "
+                "NIK, or check its digits.",
+            ),
+            lang,
+        )
     return (
         f"{result.district.name}, {result.regency.name}, {result.province.name} "
         f"({result.district.dotted})"

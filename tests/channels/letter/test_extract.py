@@ -182,6 +182,14 @@ def test_invalid_nik_is_kept_flagged_with_the_reason() -> None:
     assert f.nik.note is not None and "tanggal lahir" in f.nik.note.lower()
 
 
+def test_an_old_nik_whose_region_is_not_listed_is_kept_and_flagged_for_the_clerk() -> None:
+    # 64.73 was Kota Tarakan before 2012; a citizen's KTP keeps it for life.
+    f = extract_fields(["Nama : Budi\nNIK : 6473014101900001\nAlamat : Kota Tarakan"])
+    assert f.nik.value == "6473014101900001"
+    assert f.nik.low and f.nik.note is not None and "64.73.01" in f.nik.note
+    assert "tidak ada di daftar" in f.nik.note
+
+
 def test_nik_region_far_from_the_address_is_flagged() -> None:
     # 1371 is Kota Padang; the address is in Makassar: a misread digit, or a citizen who moved.
     f = extract_fields(["NIK : 1371020903720850\nAlamat : Jl. Baji Gau No. 1, Kota Makassar"])

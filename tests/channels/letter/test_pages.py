@@ -13,6 +13,7 @@ from channels.letter.drafts import Draft, DraftStatus, FieldInfo, PageInfo
 from channels.letter.pages import Context, batch_page, review_page
 from channels.letter.parse import Scan
 from channels.letter.receipt import ReceiptData, qr_svg, receipt_page, status_url
+from channels.letter.routes import nik_region
 
 CLERK = Staff("s-1", "budi", Role.CLERK)
 WHEN = datetime(2026, 11, 26, 3, 4, tzinfo=UTC)
@@ -109,3 +110,14 @@ def test_qr_code_svg_draws_the_modules_of_the_status_url() -> None:
     ring = {(i, j) for i in range(7) for j in range(7) if i in (0, 6) or j in (0, 6)}
     for dx, dy in ((0, 0), (size - 7, 0), (0, size - 7)):
         assert {(dx + i, dy + j) for i, j in ring} <= drawn
+
+
+def test_the_review_names_a_nik_region_or_says_the_list_does_not_hold_it() -> None:
+    today = WHEN.date()
+    assert nik_region("3171014101900001", "id", today) == (
+        "Gambir, Kota Administrasi Jakarta Pusat, Daerah Khusus Ibukota Jakarta (31.71.01)"
+    )
+    old = nik_region("6473014101900001", "id", today)
+    assert old is not None and "64.73.01 tidak ada di daftar kode wilayah" in old
+    assert "not in the region list" in (nik_region("6473014101900001", "en", today) or "")
+    assert "16 angka" in (nik_region("12345", "id", today) or "")

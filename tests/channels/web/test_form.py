@@ -76,6 +76,12 @@ def test_each_rule_names_its_field_in_indonesian(field: str, value: str, fragmen
     assert data is None and fragment in errors[field][0] and errors[field][1]
 
 
+def test_an_old_nik_whose_region_code_was_retired_is_accepted() -> None:
+    # Kota Tarakan's 64.73, before Kalimantan Utara (2012): the citizen's KTP still says it.
+    data, errors = validate({**first_values(FIELDS), "nik": "6473014101900001"}, WHEN.date())
+    assert not errors and data is not None and data.nik == "6473014101900001"
+
+
 def test_line_breaks_count_once_as_the_browser_counts_them() -> None:
     # A textarea filled to its maxlength, with line breaks: the browser counts each as one
     # character and sends it as CR LF.

@@ -136,9 +136,8 @@ def test_papua_regency_that_did_not_move_keeps_its_code() -> None:
         ("9901014101900001", NikError.UNKNOWN_PROVINCE),  # no province 99
         ("0001014101900001", NikError.UNKNOWN_PROVINCE),
         ("2001014101900001", NikError.UNKNOWN_PROVINCE),  # 20 is not used
-        ("3299014101900001", NikError.UNKNOWN_REGENCY),  # Jawa Barat has no 32.99
-        ("3201994101900001", NikError.UNKNOWN_DISTRICT),  # Kab. Bogor has no 32.01.99
-        ("9101990101800001", NikError.UNKNOWN_DISTRICT),  # old Merauke had no 91.01.99
+        ("3200014101900001", NikError.UNKNOWN_REGENCY),  # no region is ever 00
+        ("3201004101900001", NikError.UNKNOWN_DISTRICT),
         ("3201013102900001", NikError.INVALID_BIRTH_DATE),  # 31 February
         ("3201017202900001", NikError.INVALID_BIRTH_DATE),  # day 72: a woman born on the 32nd
         ("3201013502900001", NikError.INVALID_BIRTH_DATE),  # day 35: between men and women
@@ -156,9 +155,31 @@ def test_invalid_niks_have_a_reason(text: str, reason: NikError) -> None:
     assert r.message_id != r.message_en
 
 
+@pytest.mark.parametrize(
+    ("text", "regency_listed"),
+    [
+        ("6473014101900001", False),  # Kota Tarakan before Kalimantan Utara (2012): 65.71 now
+        ("3207204101900001", True),  # a Ciamis district that went to Pangandaran in 2012
+        ("3299014101900001", False),
+        ("9101990101800001", True),  # old Merauke had no 91.01.99
+    ],
+)
+def test_a_region_code_the_list_does_not_hold_is_a_valid_nik_with_an_unlisted_region(
+    text: str, regency_listed: bool
+) -> None:
+    # A NIK is kept for life; the list holds today's codes and the 2019 Papua ones only.
+    r = parse_nik(text)
+    assert isinstance(r, ValidNik) and r.nik == text and not r.region_listed
+    assert r.province.listed and r.regency.listed is regency_listed
+    assert not r.district.listed and r.district.name == "" and r.district.dotted == (
+        f"{text[:2]}.{text[2:4]}.{text[4:6]}"
+    )
+    assert parse_nik("3171014101900001").region_listed  # a listed one
+
+
 def test_messages_name_the_offending_part() -> None:
     assert "99" in invalid("9901014101900001").message_id
-    assert "32.01.99" in invalid("3201994101900001").message_en
+    assert "32.01.00" in invalid("3201004101900001").message_en
     assert "14 angka" in invalid("32010141019000").message_id
     assert invalid("3201014101900000").message_en.endswith("cannot be 0000.")
 
