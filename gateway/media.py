@@ -39,11 +39,11 @@ where it ends.
 A JPEG, PNG or PDF whose structure cannot be followed raises :class:`Unclean`: such a file is
 not served at all rather than served with its metadata. :func:`cleaned` decides, before a byte
 is written, what will be served and how long it is (the PDF's length is known only once written);
-its ``write`` then streams it out. The web channel runs the same on a new file
-(:func:`check`), so a file that could not be served is refused when the citizen sends it. The
-letter desk runs it on every scan with ``whole=True``: a scan is read to its end for OCR, so a
-JPEG or PNG cut short (no EOI, no IEND), which ``/files/`` serves as far as it goes, and a PNG
-chunk whose CRC does not match are refused there too.
+its ``write`` then streams it out. The web channel (every attachment) and the letter desk
+(every scan) run the same on a new file (:func:`check`) with ``whole=True``, so a file that
+could not be served is refused when it is sent, and so is a JPEG or PNG cut short (no EOI, no
+IEND), which ``/files/`` would serve as far as it goes, and a PNG chunk whose CRC does not
+match.
 """
 
 from __future__ import annotations

@@ -5,9 +5,10 @@ PDF: see :mod:`channels.web.exif`) and then streamed in chunks to
 :meth:`~gateway.filestore.FileStore.put_stream`, so no attachment is ever whole in memory. Only
 the first :data:`EXIF_WINDOW` bytes of a JPEG are kept, to read the GPS position from its EXIF
 segment (which comes before the image data). Once stored, the file is run through what
-``/files/`` will do to serve it (:func:`gateway.media.check`, reading it in place): a photo or PDF
-that is damaged or cut short is refused now, naming the file, while the citizen can still send
-it again, rather than found unservable later.
+``/files/`` will do to serve it (:func:`gateway.media.check`, reading it in place, ``whole=True``):
+a photo or PDF that is damaged or cut short (a JPEG without its end, a PNG without IEND or with a
+bad CRC) is refused now, naming the file, while the citizen can still send it again, rather
+than found unservable later or served half.
 
 A refused file (wrong type, too big, one too many) or a text field longer than
 ``max_field_size`` stops the API's request at once. The citizen form asks for ``keep_going``: the
@@ -249,4 +250,4 @@ async def _store_file(
 def _servable(files: FileStore, sha: str) -> None:
     """Raise :class:`gateway.media.Unclean` when ``/files/`` could not serve the stored file."""
     with files.opened(sha) as fh:
-        media.check(fh)
+        media.check(fh, whole=True)

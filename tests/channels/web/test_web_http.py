@@ -263,6 +263,13 @@ async def test_api_multipart_with_attachments(
     problem = await refused.json()
     assert refused.status == 422 and "potong.pdf" in problem["detail"]
     assert "rusak atau tidak utuh" in problem["detail"]
+    photo = phone_photo()  # a photo cut short in transfer: the end of its picture is gone
+    cut = FormData()
+    cut.add_field("complaint", json.dumps({"body": "x"}))
+    cut.add_field("attachments", photo[:-5], filename="jalan.jpg")
+    refused = await client.post("/api/v1/complaints", data=cut, headers={"Accept-Language": "id"})
+    problem = await refused.json()
+    assert refused.status == 422 and "jalan.jpg" in problem["detail"]
     assert await gw.intake.count_complaints() == 1
     await publish(gw)
     [msg] = await drain(settings.broker.queue, 1)
