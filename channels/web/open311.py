@@ -11,15 +11,19 @@ Every resource answers in both formats the specification defines, chosen by the 
   name for (title, date it happened, agency, NIK, and the two privacy choices *anonim* and
   *rahasia*). An unknown service code is 404.
 - ``POST requests.json|xml``: the standard ``application/x-www-form-urlencoded`` parameters with
-  the client's ``api_key`` and ``attribute[code]=value``; answered after the commit with the
+  the client's ``api_key`` and ``attribute[code]=value``; answered 200 after the commit with the
   tracking ID as ``service_request_id`` (the services are ``realtime``). The stored message's id
   is also given as ``token``, which ``tokens/{token}.json|xml`` turns into the request id.
 - Reading (``requests.json|xml``, ``requests/{id}.json|xml``) shows what the status page shows:
-  no reporter, no text; the title as ``description`` unless the complaint is confidential.
+  no reporter, no text; the title as ``description`` unless the complaint is confidential. Dates
+  are UTC to the second, as the spec writes them (``2010-01-01T00:00:00Z``). The list's filters
+  follow the spec: an argument sent empty is not sent, a repeated one is a comma list, and
+  ``service_request_id`` overrides all the others.
 - Errors are the spec's error list (``[{"code", "description"}]`` / ``<errors><error>``) with the
   spec's status codes: 403 for a wrong api_key, 404 for what does not exist, 400 otherwise (and
-  429 with ``Retry-After`` over a rate limit, 503 when the database cannot take the request).
-  Descriptions are Indonesian, English with ``Accept-Language: en``.
+  429 with ``Retry-After`` over a rate limit, 503 when the database cannot take the request);
+  also what aiohttp answers by itself under the prefix (:func:`spec_errors`). Descriptions are
+  Indonesian, English with ``Accept-Language: en``.
 
 :func:`parse_open311` is the pure parser of the stored body (the parameters without ``api_key``,
 which is never stored).
@@ -32,7 +36,7 @@ import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode
 from xml.sax.saxutils import escape
@@ -45,7 +49,6 @@ from channels.web.abuse import Guard
 from channels.web.dates import latest_today
 from channels.web.parse import english
 from gateway import queries, tracking
-from gateway.contract import rfc3339
 from gateway.domain import (
     Channel,
     ComplaintDraft,
@@ -186,7 +189,7 @@ def _occurred_on(text: str, today: date) -> date | None:
     try:
         day = (
             datetime.fromisoformat(text.replace("Z", "+00:00")).date()
-            if "T" in text
+            if len(text) > len("YYYY-MM-DD")  # a date-time: "T" or, as GeoReporter for iOS, " "
             else date.fromisoformat(text)
         )
     except ValueError:
@@ -224,6 +227,8 @@ def parse_open311(raw: RawInbound) -> ComplaintDraft:
         )
     lat = _float(params, "lat", -90, 90)
     lon = _float(params, "long", -180, 180)
+    if (lat is None) != (lon is None):
+        raise ParseError("lat dan long harus dikirim bersama / lat and long must be sent together")
     address = params.get("address_string", "").strip()[:500] or None
     if (lat is None or lon is None) and address is None:
         raise ParseError(
@@ -326,6 +331,12 @@ def errors(
     return render(fmt, "errors", [{"code": status, "description": description}], status)
 
 
+def _w3c(moment: datetime) -> str:
+    """``moment`` in UTC as the spec writes a date-time, to the second: "2010-01-01T00:00:00Z"
+    (clients read it with a fixed pattern, GeoReporter for iOS with no room for a fraction)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _parse_time(text: str) -> datetime | None:
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -372,6 +383,7 @@ class Open311:
             for path, handler in get:
                 app.router.add_get(f"{PREFIX}/{path}.{fmt}", _bind(handler, fmt))
             app.router.add_post(f"{PREFIX}/requests.{fmt}", _bind(self.create, fmt))
+        app.middlewares.append(spec_errors)
 
     def _jurisdiction_ok(self, request: web.Request, params: Mapping[str, str]) -> bool:
         given = params.get("jurisdiction_id") or request.query.get("jurisdiction_id")
@@ -486,7 +498,7 @@ class Open311:
             "service_notice": "Diverifikasi dalam 3 hari kerja / verified within 3 working days",
             "account_id": None,
         }
-        return render(fmt, "service_requests", [created], 201)
+        return render(fmt, "service_requests", [created])
 
     async def one(self, request: web.Request, fmt: Format) -> web.Response:
         """One service request by its id (the tracking ID)."""
@@ -506,15 +518,23 @@ class Open311:
         return render(fmt, "service_requests", [self._public(found)])
 
     async def list(self, request: web.Request, fmt: Format) -> web.Response:
-        """Service requests with the GeoReport v2 filters, newest first."""
-        q = request.query
+        """Service requests with the GeoReport v2 filters, newest first.
+
+        As the spec has them: an argument sent empty is one not sent, one sent several times
+        counts every time (like a comma list), and service_request_id overrides all the others.
+        """
+        query = request.query
+        joined = {k: ",".join(v for v in query.getall(k) if v.strip()) for k in query}
+        q = {k: v for k, v in joined.items() if v}
         lang = _lang(request)
         if not self._jurisdiction_ok(request, {}):
             return errors(404, JURISDICTION, fmt, lang)
         wanted = q.get("service_request_id", "").split(",")
         ids = [t for x in wanted if (t := tracking.normalize(x))]
-        if q.get("service_request_id") and not ids:
-            return render(fmt, "service_requests", [])
+        if "service_request_id" in q:
+            if not ids:
+                return render(fmt, "service_requests", [])
+            q = {}
         codes = [c for c in q.get("service_code", "").split(",") if c]
         if any(c not in _NAMES for c in codes):
             return errors(400, ("service_code tidak dikenal", "unknown service_code"), fmt, lang)
@@ -569,8 +589,8 @@ class Open311:
             "description": r.title,
             "agency_responsible": r.agency,
             "service_notice": None,
-            "requested_datetime": rfc3339(r.received_at),
-            "updated_datetime": rfc3339(r.updated_at),
+            "requested_datetime": _w3c(r.received_at),
+            "updated_datetime": _w3c(r.updated_at),
             "expected_datetime": None,
             "address": r.address,
             "address_id": None,
@@ -587,6 +607,33 @@ def _bind(handler: Handler, fmt: Format) -> Callable[[web.Request], Awaitable[we
 
     route.__doc__ = handler.__doc__
     return route
+
+
+# What aiohttp answers by itself, as (Indonesian, English).
+_HTTP_ERRORS = {
+    404: ("Sumber tidak ditemukan.", "No such resource."),
+    405: ("Metode ini tidak dapat dipakai di sini.", "This method is not allowed here."),
+    413: ("Permintaan terlalu besar.", "The request is too large."),
+}
+
+
+@web.middleware
+async def spec_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """What aiohttp answers by itself under ``PREFIX`` (no such resource, a method the resource
+    does not take, a body over ``http.client_max_size``) as the spec's error list: 404 for what
+    does not exist, 400 for the rest, in the format the path names (else XML, the required one).
+    """
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400 or not request.path.startswith(PREFIX + "/"):
+            raise
+        fmt: Format = "json" if request.path.endswith(".json") else "xml"
+        status = 404 if exc.status == 404 else 400
+        return errors(status, _HTTP_ERRORS.get(exc.status, (exc.reason, exc.reason)), fmt,
+                      _lang(request))
 
 
 def _unavailable(fmt: Format, lang: Lang) -> web.Response:

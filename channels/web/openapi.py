@@ -161,7 +161,7 @@ def _open311_paths(jurisdiction: dict[str, Any]) -> dict[str, Any]:
                     "content": {"application/x-www-form-urlencoded": {"schema": o311_post}},
                 },
                 "responses": {
-                    "201": _o311_ok(fmt, schema + "Created", "Created"),
+                    "200": _o311_ok(fmt, schema + "Created"),
                     "400": err, "403": err, "404": err, "429": err, "503": err,
                 },
             },
