@@ -19,21 +19,26 @@ from typing import Any
 # (3201 0141 0190 0001, 320101 410190 0001, the Kemendagri dotted region 32.01.01.410190.0001):
 # a space, or a dot, dash, slash or underscore with a space either side or not, after the
 # province, regency, district, birth day and birth date (digits 2, 4, 6, 8, 12) and digit 14.
-_SEP = r"(?:[ \u00a0]?[.\-_/][ \u00a0]?|[ \u00a0]{1,2})?"
+# A "+" is a space too: a form body is stored URL-encoded (quarantine show prints it).
+_SEP = r"(?:[ \u00a0+]?[.\-_/][ \u00a0+]?|[ \u00a0+]{1,2})?"
 _NIK = re.compile(
     rf"(?<!\d)(\d{{2}}){_SEP}(\d{{2}}){_SEP}(\d{{2}}){_SEP}\d{{2}}{_SEP}\d{{4}}{_SEP}\d{{2}}{_SEP}"
     rf"(\d{{2}})(?!\d)"
 )
 # Indonesian phone numbers: +62 / (+62) / +62 (0) / 62 / 0062 / 0 followed by 8-13 digits,
-# separators allowed.
+# separators allowed; URL-encoded too, as a bridge's request or a form body is stored ("+" as
+# %2B, a space as "+").
 _PHONE = re.compile(
-    r"(?<![\w+])(\(?\+62\)?(?:[ \-.]?\(0\))?|0062|62|0)[ \-.]?(\(?\d{2,4}\)?)(?:[ \-.]?\d){5,10}"
-    r"(?![\d])"
+    r"(?<![\w+])(\(?(?:\+|%2[Bb])62\)?(?:[ \-.+]?\(0\))?|0062|62|0)[ \-.+]?(\(?\d{2,4}\)?)"
+    r"(?:[ \-.+]?\d){5,10}(?![\d])"
 )
 # A mobile number written without its 0 or 62 (812 3456 7890): 8, an operator digit, then 7-10
 # digits; spaces or dashes only (850.000.000 is an amount), never inside a word, an id or a
 # decimal.
 _MOBILE = re.compile(r"(?<![\w+*.\-])()8[1-35-9]\d(?:[ \-]?\d){6,9}(?![\d*])")
+
+# What a number is written with: after one of these, a format mark is inside the number.
+_IN_NUMBER = frozenset("0123456789 .-_/()+\u00a0")
 
 _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
@@ -59,13 +64,20 @@ def _mask(text: str) -> str:
 
 
 def _ascii_digits(text: str) -> str:
-    """Digits of other scripts (full-width, Arabic-Indic...) as ASCII digits: the normalizers
-    read them as a NIK or a phone number, so the masks must see them too."""
+    """Digits of other scripts (full-width, Arabic-Indic...) as ASCII digits, and without the
+    invisible format marks (zero-width space, word joiner...) a copy leaves inside a number: the
+    normalizers read such text as a NIK or a phone number, so the masks must see it too. A mark
+    elsewhere (an emoji sequence's joiner) is kept."""
     if text.isascii():
         return text
-    return "".join(
-        str(unicodedata.decimal(c)) if c.isdecimal() and not c.isascii() else c for c in text
-    )
+    out: list[str] = []
+    for c in text:
+        if c.isdecimal() and not c.isascii():
+            c = str(unicodedata.decimal(c))
+        elif out and out[-1] in _IN_NUMBER and unicodedata.category(c) == "Cf":
+            continue  # after a digit or a separator: inside a number
+        out.append(c)
+    return "".join(out)
 
 
 def _mask_phone(match: re.Match[str]) -> str:

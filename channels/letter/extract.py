@@ -849,8 +849,12 @@ def extract_fields(pages: Sequence[_PageLike] | Sequence[str]) -> LetterFields:
     if "nik" not in fields:
         niks = find_niks(outside_head, valid_only=True)
         if niks:
+            # A region the list does not hold: an old NIK, or another number; the clerk checks.
+            loose_nik = parse_nik(niks[0])
             fields["nik"] = Field(
-                niks[0], _FOUND_LOOSE, f"{_region_note(niks[0])}; tanpa label NIK"
+                niks[0],
+                _FOUND_LOOSE if loose_nik.valid and loose_nik.region_listed else _UNLISTED,
+                f"{_region_note(niks[0])}; tanpa label NIK",
             )
     if "phone" not in fields:
         phones = find_phones(outside_head)

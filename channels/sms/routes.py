@@ -50,6 +50,8 @@ ANDROID_PATH = "/sms/android"
 SMSSYNC_PATH = "/sms/smssync"
 GAMMU_PATH = "/sms/gammu"
 TOKEN_PARAM = b"token"
+# Our reply ids are BIGINTs: 18 digits always fit (a longer number is no id of ours).
+_MAX_ID_DIGITS = 18
 FORM = "application/x-www-form-urlencoded"
 _KANNEL_META = {
     "p": "sender",
@@ -133,13 +135,13 @@ class SmsRoutes:
         if not self._kannel_authorized(request, token):
             self._ignored(Bridge.KANNEL, "unauthorized")
             return text_reply("forbidden", status=403)
-        reply, kind = _param(query, "reply"), _param(query, "type")
-        if reply is None or not reply.isdigit() or kind is None or not kind.isdigit():
+        reply, kind = _reply_id(_param(query, "reply")), _reply_id(_param(query, "type"))
+        if reply is None or kind is None:
             self._ignored(Bridge.KANNEL, "bad-dlr")
             return text_reply("bad request", status=400)
-        state = _KANNEL_DLR.get(int(kind), DeliveryState.BUFFERED)
+        state = _KANNEL_DLR.get(kind, DeliveryState.BUFFERED)
         detail = f"type={kind}" + (f" {answer}" if (answer := _param(query, "smsc_reply")) else "")
-        report = DeliveryReport(state=state, reply_id=int(reply), detail=detail)
+        report = DeliveryReport(state=state, reply_id=reply, detail=detail)
         if not await self._record(Bridge.KANNEL, report):
             return text_reply("", status=503)
         return text_reply("OK")
@@ -175,9 +177,9 @@ class SmsRoutes:
             return text_reply(jasmin.ACK)  # acknowledged: Jasmin would resend it forever
         # Our id in the dlr-url (replies sent since it was added): it finds the reply even
         # when the report overtakes the storing of Jasmin's message id.
-        reply = _param(_raw_query(request), "reply")
-        if reply is not None and reply.isdigit():
-            report = dataclasses.replace(report, reply_id=int(reply))
+        reply = _reply_id(_param(_raw_query(request), "reply"))
+        if reply is not None:
+            report = dataclasses.replace(report, reply_id=reply)
         if not await self._record(Bridge.JASMIN, report):
             return text_reply("retry", status=503)
         return text_reply(jasmin.ACK)
@@ -366,6 +368,14 @@ def _param(form: bytes, name: str) -> str | None:
     except ParseError:
         return None
     return _text(value) or None if value is not None else None
+
+
+def _reply_id(text: str | None) -> int | None:
+    """One of our reply ids (or a DLR type) as written in a dlr-url: ASCII digits, within a
+    BIGINT; else None."""
+    if text is None or not (text.isascii() and text.isdigit()) or len(text) > _MAX_ID_DIGITS:
+        return None
+    return int(text)
 
 
 def _pop_token(query: bytes) -> tuple[bytes, bytes | None]:

@@ -274,6 +274,8 @@ class ReplySender:
         """Claim due replies, send them concurrently, record each outcome; how many went."""
         if not self._bridges:
             return 0
+        # The leases run from here: recording a sent reply is retried within them only.
+        give_up = asyncio.get_running_loop().time() + self._settings.sender_claim_timeout / 2
         rows = await self._outbox.claim(
             self._bridges,
             self._settings.sender_batch_size,
@@ -282,10 +284,10 @@ class ReplySender:
         )
         if not rows:
             return 0
-        results = await asyncio.gather(*(self._send_one(r) for r in rows))
+        results = await asyncio.gather(*(self._send_one(r, give_up) for r in rows))
         return sum(results)
 
-    async def _send_one(self, reply: ClaimedReply) -> int:
+    async def _send_one(self, reply: ClaimedReply, give_up: float) -> int:
         client = self._bridges[reply.bridge]
         try:
             ref = await client.send(self._http(), reply)
@@ -311,20 +313,21 @@ class ReplySender:
                 },
             )
             return 0
-        await self._mark_sent(reply, ref)
+        await self._mark_sent(reply, ref, give_up)
         self._count(reply.bridge, "sent")
         if self._metrics is not None:
             self._metrics.reply_latency.observe((self._clock() - reply.created_at).total_seconds())
         return 1
 
-    async def _mark_sent(self, reply: ClaimedReply, ref: str | None) -> None:
+    async def _mark_sent(self, reply: ClaimedReply, ref: str | None, give_up: float) -> None:
         """Record a reply the bridge took, retrying a failing database while the lease lasts.
 
         A reply left claimed goes out again when its lease runs out: the citizen would get
-        it twice. Past half the lease the error is raised, and that is what happens.
+        it twice. Past ``give_up`` (the loop's time half a lease after the claim: the send has
+        used part of it) the error is raised, and that is what happens; a retry later could
+        find the reply claimed by another sender, and sent again, already.
         """
         loop = asyncio.get_running_loop()
-        give_up = loop.time() + self._settings.sender_claim_timeout / 2
         delay = MARK_SENT_FIRST_DELAY
         while True:
             try:

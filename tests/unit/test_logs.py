@@ -66,6 +66,47 @@ def test_numbers_in_other_digits_are_masked(written: str) -> None:
     assert "*" in masked and shown <= sum(c.isdigit() for c in written) - 5
 
 
+@pytest.mark.parametrize(
+    "written",
+    [
+        # Zero-width and word-joiner marks a copy from a chat brings along: normalizer.parse_nik,
+        # find_niks and normalize_phone drop them and read the number, so the masks must too.
+        "3201\u200b0141\u200b0190\u200b0001",
+        "3201014101\u200c900001",
+        "0812\u200b3456\u200b7890",
+        "0812\u20603456\u20607890",
+    ],
+)
+def test_numbers_with_invisible_marks_are_masked(written: str) -> None:
+    masked = mask_text(f"hubungi {written} ya")
+    shown = sum(c.isdigit() for c in masked)
+    assert "*" in masked and shown <= sum(c.isdigit() for c in written) - 5
+    assert "0141" not in masked and "3456" not in masked
+
+
+@pytest.mark.parametrize(
+    ("stored", "hidden"),
+    [
+        # A Kannel or Jasmin request as stored (quarantine show prints it): "+" is %2B.
+        ("p=%2B6281234567890&P=1708&b=cek", "12345"),
+        ("from=%2B6281234567890&to=1708", "12345"),
+        # A form body as stored (urlencode): spaces are "+".
+        ("nik=3201+0141+0190+0001&body=jalan+rusak", "0141"),
+        ("phone=%2B62+812+3456+7890&nama=Budi", "3456"),
+        ("phone=0812+3456+7890&nama=Budi", "3456"),
+    ],
+)
+def test_numbers_in_a_url_encoded_body_are_masked(stored: str, hidden: str) -> None:
+    masked = mask_text(stored)
+    assert hidden not in masked and "*" in masked, masked
+
+
+def test_invisible_marks_outside_numbers_are_kept() -> None:
+    # An emoji sequence's zero-width joiner is not a number's.
+    text = "keluarga \U0001f468\u200d\U0001f469\u200d\U0001f467 di rumah"
+    assert mask_text(text) == text
+
+
 def test_other_numbers_are_left_alone() -> None:
     text = (
         "tracking K7QM4XRT9, 12 rumah, tahun 2024, id 123456789012345678901, "

@@ -190,6 +190,20 @@ def test_an_old_nik_whose_region_is_not_listed_is_kept_and_flagged_for_the_clerk
     assert "tidak ada di daftar" in f.nik.note
 
 
+def test_a_nik_found_without_its_label_whose_region_is_not_listed_is_flagged() -> None:
+    # Found loose in the text, 16 digits naming no listed region may be an old NIK as much as
+    # another number (a customer number): the clerk checks it, as for a labelled one.
+    body = (
+        "Nama : Budi\nAlamat : Kota Tarakan\n\nDengan hormat,\nSaya dengan nomor KTP "
+        "6473014101900001 melaporkan jalan rusak di depan rumah saya.\n\nHormat saya,\nBudi"
+    )
+    f = extract_fields([body])
+    assert f.nik.value == "6473014101900001"
+    assert f.nik.low and f.nik.note is not None and "tidak ada di daftar" in f.nik.note
+    listed = extract_fields([body.replace("6473014101900001", "3204054401970641")])
+    assert listed.nik.value == "3204054401970641" and not listed.nik.low
+
+
 def test_nik_region_far_from_the_address_is_flagged() -> None:
     # 1371 is Kota Padang; the address is in Makassar: a misread digit, or a citizen who moved.
     f = extract_fields(["NIK : 1371020903720850\nAlamat : Jl. Baji Gau No. 1, Kota Makassar"])

@@ -198,6 +198,44 @@ async def test_jasmin_report_before_its_message_id_is_stored_lands_by_our_reply_
     )
 
 
+@pytest.mark.parametrize("odd", ["%C2%B2", "9" * 25], ids=["superscript-two", "too-long"])
+async def test_jasmin_report_with_a_reply_id_that_is_no_id_of_ours_is_matched_by_message_id(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway, odd: str
+) -> None:
+    # "²" is a digit to str.isdigit() but not to int(); 25 digits are past any id we store:
+    # neither is an id of ours, and the report still finds its reply by Jasmin's message id.
+    await post(client, load("jasmin/mo__gsm_text"))
+    async with gw.engine.begin() as conn:
+        await conn.execute(
+            update(sms_replies).values(
+                status="sent", provider_ref="07033084-5cfd-4812-90a4-e4d24ffb6e3d"
+            )
+        )
+    report = load("jasmin/dlr__delivered")
+    odd_id = Request(
+        report.method, f"/sms/jasmin/dlr?reply={odd}&token=JASMIN-TOKEN", report.headers,
+        report.body,
+    )
+    assert await post(client, odd_id) == (200, "ACK/Jasmin")
+    (reply,) = await rows(gw, sms_replies)
+    assert reply.dlr_status == "delivered"
+
+
+async def test_kannel_report_lands_on_its_reply_and_a_malformed_one_is_a_400(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway
+) -> None:
+    await post(client, load("jasmin/mo__gsm_text"))  # a reply row to report on
+    (reply,) = await rows(gw, sms_replies)
+    # Digits Python reads as digits but not as a number ("²"), or no id of ours: a 400, not a 500.
+    for query in ("reply=%C2%B2&type=1", f"reply={reply.id}&type=%C2%B2", "reply=" + "9" * 30):
+        resp = await client.get(f"/sms/kannel/dlr?{query}")
+        assert resp.status == 400, query
+    resp = await client.get(f"/sms/kannel/dlr?reply={reply.id}&type=1&smsc_reply=ok")
+    assert (resp.status, await resp.text()) == (200, "OK")
+    (reply,) = await rows(gw, sms_replies)
+    assert reply.dlr_status == "delivered" and reply.dlr_detail == "type=1 ok"
+
+
 # ---- SMS Gateway for Android ------------------------------------------------------------------
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
@@ -228,6 +228,47 @@ async def test_a_sent_reply_is_recorded_through_a_database_blip_and_not_sent_aga
     assert row.status == "sent" and row.claimed_by is None and row.provider_ref
     clock.now += timedelta(hours=1)  # long past the lease: nothing goes out again
     assert await sender.send_batch() == 0 and len(ep.requests) == 1
+    await sender.close()
+
+
+async def test_recording_a_sent_reply_is_not_retried_past_its_lease(
+    gw: bootstrap.Gateway,
+    endpoint: tuple[Endpoint, int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The lease runs from the claim: a slow bridge has used most of it before the reply is
+    # recorded, and a retry after it ended could find another replica sending the reply again.
+    ep, _ = endpoint
+    assert gw.sms is not None and gw.sms.outbox is not None and gw.sms.sender is not None
+    outbox, sender = gw.sms.outbox, gw.sms.sender
+    lease, slow = 2.0, 1.8
+    monkeypatch.setattr(sender, "_settings", replace(sender._settings, sender_claim_timeout=lease))
+    loop = asyncio.get_running_loop()
+    client = sender._bridges[Bridge.JASMIN]
+    real_claim, real_send = outbox.claim, client.send
+    claimed: list[float] = []
+    attempts: list[float] = []
+
+    async def claim(*args: Any) -> Any:
+        claimed.append(loop.time())
+        return await real_claim(*args)
+
+    async def slow_send(*args: Any) -> str | None:
+        await asyncio.sleep(slow)  # the bridge takes it, late
+        return await real_send(*args)
+
+    async def down(reply_id: int, owner: str, provider_ref: str | None) -> None:
+        attempts.append(loop.time())
+        raise RuntimeError("connection reset")
+
+    monkeypatch.setattr(outbox, "claim", claim)
+    monkeypatch.setattr(client, "send", slow_send)
+    monkeypatch.setattr(outbox, "mark_sent", down)
+    await outbox.enqueue(reply(Bridge.JASMIN))
+    with pytest.raises(RuntimeError, match="connection reset"):
+        await sender.send_batch()
+    assert len(ep.requests) == 1 and attempts
+    assert max(attempts) < claimed[0] + lease, [round(a - claimed[0], 2) for a in attempts]
     await sender.close()
 
 
