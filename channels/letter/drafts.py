@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from channels.letter.parse import Scan
@@ -28,6 +29,8 @@ from gateway.intake import Clock, utcnow
 from gateway.storage.schema import letter_drafts, staff_accounts
 
 MAX_ATTEMPTS = 3  # a letter whose reading crashed the reader this often is marked failed
+# The namespace of the batch ids derived from an upload's key (create_batch).
+_UPLOAD_KEYS = uuid.UUID("6c9f3e1a-52b4-4d0e-9a7f-1c2b3d4e5f60")
 
 
 class DraftStatus(enum.StrEnum):
@@ -187,11 +190,24 @@ class DraftStore:
     def _sealed(self, draft_id: str, column: str, value: Any) -> Any:
         return sealing.draft_column(self._keys, draft_id, column, value)
 
-    async def create_batch(self, letters: Sequence[Sequence[Scan]], staff_id: str) -> str:
-        """One draft per letter (each a list of its files, in page order); the batch id."""
-        batch_id = str(uuid.uuid4())
+    async def create_batch(
+        self, letters: Sequence[Sequence[Scan]], staff_id: str, key: str | None = None
+    ) -> tuple[str, bool]:
+        """One draft per letter (each a list of its files, in page order); the batch id, and
+        False when ``key`` names a batch made already (nothing is made again).
+
+        ``key`` makes the upload idempotent: the batch and draft ids are derived from it, so
+        the same form posted twice (a double click, a reload of the answer) finds the batch the
+        first post made, through the drafts' primary key, also when both arrive at once.
+        """
+        if key is None:
+            batch = uuid.uuid4()
+            ids = [str(uuid.uuid4()) for _ in letters]
+        else:
+            batch = uuid.uuid5(_UPLOAD_KEYS, key)
+            ids = [str(uuid.uuid5(batch, str(i))) for i in range(len(letters))]
+        batch_id = str(batch)
         now = self._clock()
-        ids = [str(uuid.uuid4()) for _ in letters]
         rows = [
             {
                 "id": draft_id,
@@ -211,9 +227,14 @@ class DraftStore:
             }
             for i, (draft_id, scans) in enumerate(zip(ids, letters, strict=True))
         ]
-        async with self._engine.begin() as conn:
-            await conn.execute(letter_drafts.insert(), rows)
-        return batch_id
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(letter_drafts.insert(), rows)
+        except IntegrityError:
+            if key is None or not await self.batch(batch_id):
+                raise
+            return batch_id, False
+        return batch_id, True
 
     async def get(self, draft_id: str) -> Draft | None:
         """One draft, or None."""

@@ -8,6 +8,7 @@ a cookie). Every value shown is escaped; every form carries the session's CSRF t
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +24,8 @@ from gateway import tracking
 Lang = Literal["id", "en"]
 Message = tuple[str, str]
 PREFIX = "/staff"
+# The upload form's own id, new at each rendering (what makes a second post of it the same).
+UPLOAD_ID = "upload_id"
 
 T: Mapping[str, tuple[str, str]] = {
     "site": ("LAPOR! Loket Surat", "LAPOR! Letter desk"),
@@ -354,6 +357,8 @@ def home_page(
         f'<h1>{t("upload_title", lang)}</h1>{alert_box(alert, status_ok)}{went_in}'
         f'<form method="post" action="{PREFIX}/letters" enctype="multipart/form-data" '
         f'class="box" id="upload-form">{csrf_input(ctx)}'
+        # New at each rendering: the same form sent twice makes one batch (create_batch).
+        f'<input type="hidden" name="{UPLOAD_ID}" value="{uuid.uuid4()}">'
         f'<p class="note">{t("upload_help", lang)}</p>'
         f'<label for="{FILE_FIELD}">{t("files", lang)}</label>'
         f'<input type="file" id="{FILE_FIELD}" name="{FILE_FIELD}" multiple required '

@@ -22,8 +22,9 @@ after a timeout) gets the first receipt back and creates nothing.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -78,6 +79,20 @@ UPLOAD_TEXTS: Mapping[str, Message] = {
 def _messages(messages: list[Message], lang: pages.Lang) -> str:
     """Several messages as one alert, in ``lang``."""
     return " ".join(pages.msg(m, lang) for m in messages)
+
+
+def _upload_key(
+    fields: Mapping[str, str], staff_id: str, letters: Sequence[Sequence[Scan]]
+) -> str | None:
+    """What makes an upload the same one again: the form it came from (its ``upload_id``,
+    new at each rendering), who sent it, and the letters with their files. The same form sent
+    twice gives the same key; the form brought back with Back and sent with other files does
+    not. None for a form without ``upload_id``."""
+    form = fields.get(pages.UPLOAD_ID, "")
+    if not form or len(form) > 64:
+        return None
+    shapes = ";".join(",".join(scan.sha256 for scan in letter) for letter in letters)
+    return hashlib.sha256(f"{form}|{staff_id}|{shapes}".encode()).hexdigest()
 
 
 def nik_region(text: str, lang: pages.Lang, today: date | None = None) -> str | None:
@@ -226,13 +241,15 @@ class LetterDesk:
                 refused.append(UPLOAD_TEXTS["not_one"])
             return await self._home(ctx, 422, _messages(refused, ctx.lang))
         letters = [scans] if one_letter else [[scan] for scan in scans]
-        batch = await self._drafts.create_batch(letters, ctx.staff.id)
+        batch, made = await self._drafts.create_batch(
+            letters, ctx.staff.id, _upload_key(upload.fields, ctx.staff.id, letters)
+        )
         log.info(
-            "letters uploaded",
+            "letters uploaded" if made else "letters uploaded already (the form sent again)",
             extra={"staff": ctx.staff.username, "batch": batch, "letters": len(letters),
                    "files": len(scans), "refused": len(refused)},
         )
-        if self._wake is not None:
+        if made and self._wake is not None:
             self._wake()
         if refused:  # the others went in: say so, with their progress a click away
             uploaded = UPLOAD_TEXTS["uploaded_one" if len(letters) == 1 else "uploaded"]

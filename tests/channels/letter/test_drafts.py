@@ -138,7 +138,7 @@ async def test_reader_reports_each_page_then_stores_pages_and_fields(
 ) -> None:
     _engine, drafts, files, staff = parts
     data = tiff(3)
-    batch = await drafts.create_batch([[await scan_of(files, data, "surat.tif")]], staff.id)
+    batch, _ = await drafts.create_batch([[await scan_of(files, data, "surat.tif")]], staff.id)
     [draft] = await drafts.batch(batch)
     assert draft.status is DraftStatus.READING and draft.pages_total is None
     ocr = FakeOcr(3)
@@ -178,7 +178,7 @@ async def read_letter(
     the file after the citizen."""
     _engine, drafts, files, staff = parts
     scan = await scan_of(files, tiff(1), f"KTP Siti Aminah {NIK}.tif")
-    batch = await drafts.create_batch([[scan]], staff.id)
+    batch, _ = await drafts.create_batch([[scan]], staff.id)
     ocr = FakeOcr(1)
     ocr.release.release()
     await LetterReader(drafts, files, ocr, letter_settings.letter, fake_extract).run_once()
@@ -218,7 +218,7 @@ async def test_one_letter_of_several_files_numbers_its_pages_through(
 ) -> None:
     _engine, drafts, files, staff = parts
     scans = [await scan_of(files, tiff(2), "hal-1.tif"), await scan_of(files, tiff(2), "hal-2.tif")]
-    batch = await drafts.create_batch([scans], staff.id)
+    batch, _ = await drafts.create_batch([scans], staff.id)
     ocr = FakeOcr(2)
     for _ in range(4):
         ocr.release.release()
@@ -290,7 +290,7 @@ async def test_a_letter_of_several_files_is_read_one_file_at_a_time(
     _engine, drafts, files, staff = parts
     datas = [tiff(2) + bytes([i]) for i in range(3)]
     scans = [await scan_of(files, data, f"hal-{i}.tif") for i, data in enumerate(datas)]
-    batch = await drafts.create_batch([scans], staff.id)
+    batch, _ = await drafts.create_batch([scans], staff.id)
     held_files, held_pages = Alive(), Alive()
     ocr = WatchedOcr(2, held_pages)
     for _ in range(6):
@@ -364,7 +364,7 @@ async def test_unreadable_file_and_crashing_ocr_fail_the_letter_visibly(
 ) -> None:
     _engine, drafts, files, staff = parts
     broken = Scan(await files.put_bytes(b"%PDF-1.4 not really"), "application/pdf", 19, "rusak.pdf")
-    batch = await drafts.create_batch([[broken], [await scan_of(files, tiff(1), "ok.tif")]], staff.id)
+    batch, _ = await drafts.create_batch([[broken], [await scan_of(files, tiff(1), "ok.tif")]], staff.id)
     ocr = FakeOcr(1)
     ocr.fail = RuntimeError("tesseract crashed")
     metrics = LetterMetrics(CollectorRegistry())
@@ -417,7 +417,7 @@ async def test_a_letter_that_keeps_crashing_the_reader_is_given_up(
     engine, _drafts, files, staff = parts
     clock = FixedClock(datetime(2026, 12, 4, 8, 0, tzinfo=UTC))
     drafts = DraftStore(engine, load_keys(letter_settings), clock)
-    batch = await drafts.create_batch([[await scan_of(files, tiff(1), "a.tif")]], staff.id)
+    batch, _ = await drafts.create_batch([[await scan_of(files, tiff(1), "a.tif")]], staff.id)
     for i in range(MAX_ATTEMPTS):
         assert await drafts.claim(f"dies-{i}", lease=60) is not None
         clock.now += timedelta(seconds=61)  # the reader died with the letter: its lease runs out
@@ -431,7 +431,7 @@ async def test_saving_and_confirming(
     parts: tuple[AsyncEngine, DraftStore, FileStore, Staff], letter_settings: Settings
 ) -> None:
     _engine, drafts, files, staff = parts
-    batch = await drafts.create_batch([[await scan_of(files, tiff(1), "a.tif")]], staff.id)
+    batch, _ = await drafts.create_batch([[await scan_of(files, tiff(1), "a.tif")]], staff.id)
     [draft] = await drafts.batch(batch)
     assert not await drafts.save(draft.id, staff.id, {"body": "x"})  # not read yet
     ocr = FakeOcr(1)
@@ -454,7 +454,7 @@ async def test_ocr_that_is_not_installed_says_so_on_the_letter(
     from channels.letter.ocr import OcrUnavailable
 
     _engine, drafts, files, staff = parts
-    batch = await drafts.create_batch([[await scan_of(files, tiff(1), "a.tif")]], staff.id)
+    batch, _ = await drafts.create_batch([[await scan_of(files, tiff(1), "a.tif")]], staff.id)
     ocr = FakeOcr(1)
     ocr.fail = OcrUnavailable("tesseract is not installed (Debian: tesseract-ocr)")
     assert await LetterReader(drafts, files, ocr, letter_settings.letter, fake_extract).run_once()

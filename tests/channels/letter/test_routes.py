@@ -75,9 +75,13 @@ async def staff(gw: bootstrap.Gateway) -> StaffStore:
     return store
 
 
-def upload_form(token: str, files: list[tuple[str, bytes]], one_letter: bool = False) -> FormData:
+def upload_form(
+    token: str, files: list[tuple[str, bytes]], one_letter: bool = False, upload_id: str = ""
+) -> FormData:
     fd = FormData()
     fd.add_field("csrf", token)
+    if upload_id:
+        fd.add_field("upload_id", upload_id)
     if one_letter:
         fd.add_field("one_letter", "1")
     for name, data in files:
@@ -401,6 +405,40 @@ async def test_a_damaged_scan_is_refused_by_name_and_never_becomes_a_letter(
     en = await client.post("/staff/letters?lang=en", data=upload_form(token, [(name, data)]))
     assert en.status == 422 and f"The file {name} {says[1]}" in await en.text()
     assert await draft_count(gw) == 0  # stored in the file store, but no letter
+
+
+async def test_the_same_upload_form_sent_twice_makes_one_batch(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway, staff: StaffStore
+) -> None:
+    # A double click on Unggah, or the answer reloaded: one batch, not two.
+    token = await login(client, "budi")
+    found = re.search(r'name="upload_id" value="([^"]+)"', await (await client.get("/staff/")).text())
+    assert found
+    form_id = found.group(1)
+    files = [("a.png", small_scan("PNG", "Satu")), ("b.png", small_scan("PNG", "Dua"))]
+    sent = await asyncio.gather(*(
+        client.post("/staff/letters", data=upload_form(token, files, upload_id=form_id),
+                    allow_redirects=False)
+        for _ in range(2)
+    ))
+    assert [r.status for r in sent] == [303, 303]
+    assert sent[0].headers["Location"] == sent[1].headers["Location"]
+    again = await client.post("/staff/letters", data=upload_form(token, files, upload_id=form_id),
+                              allow_redirects=False)
+    assert again.headers["Location"] == sent[0].headers["Location"]
+    assert await draft_count(gw) == 2
+    # The form brought back (Back) and sent with another file is another upload; a new form
+    # with the same files too.
+    other = [("c.png", small_scan("PNG", "Tiga"))]
+    await client.post("/staff/letters", data=upload_form(token, other, upload_id=form_id))
+    await client.post("/staff/letters", data=upload_form(token, files))
+    assert await draft_count(gw) == 5
+    # The answer of a batch with a damaged file reloaded: its good letter is not made again.
+    mixed = [("d.png", small_scan("PNG", "Empat")), ("potong.jpg", damaged.cut_jpeg())]
+    for _ in range(2):
+        resp = await client.post("/staff/letters", data=upload_form(token, mixed, upload_id="f-2"))
+        assert resp.status == 422
+    assert await draft_count(gw) == 6
 
 
 async def test_a_valid_scan_of_each_kind_is_accepted_and_read(
