@@ -3,7 +3,7 @@
 What a citizen may type to 1708, case and punctuation tolerant::
 
     [REGION] CEK|STATUS ... <no. lacak> ...   status of a complaint -> NotAComplaint("status-query")
-    [REGION] INFO | BANTUAN           how to use the service    -> NotAComplaint("help")
+    [REGION] INFO | BANTUAN | HELP    how to use the service    -> NotAComplaint("help")
     [REGION] [RAHASIA] [ANONIM] [NIK|KTP <16 digit>] <isi laporan>  -> ComplaintDraft
 
 * ``REGION`` is an optional leading keyword from a configurable table (``JABAR`` -> ``32``),
@@ -21,13 +21,18 @@ What a citizen may type to 1708, case and punctuation tolerant::
 * ``RAHASIA`` (confidential: never published) and ``ANONIM`` (identity hidden from the agency)
   set the privacy flags wherever they stand as words; as leading or trailing keywords they are
   removed from the body, inside a sentence they are left as written.
-* ``CEK`` / ``STATUS`` is a status query only when one of the next :data:`STATUS_WINDOW` words
+* ``CEK`` / ``STATUS`` is a status query when one of the next :data:`STATUS_WINDOW` words
   is a valid tracking ID (check symbol included), alone or as the two printed groups
   (``K7QM 4XRT9``, ``K7QM-4XRT9``): ``Cek status K7QM4XRT9``, ``cek no.lacak K7QM-4XRT9``,
-  ``CEK K7QM4XRT9 terima kasih``. One more case stays a query: nothing but an ID-shaped word
-  after the keyword (nine symbols of the ID alphabet, at least one a digit) whose check symbol
-  is wrong, so the citizen hears that the number is unknown. Anything else (``Cek jalan
-  rusak``, ``Status tanah saya``) is a complaint, ``CEK`` included in its body.
+  ``CEK K7QM4XRT9 terima kasih``. It is a query too when after the keyword there is nothing
+  but the words of a query (:data:`QUERY_WORDS`: ``CEK``, ``Cek status laporan saya no
+  lacak K7QM4XRT9``) and at most one ID-shaped word: 8 to 10 letters and digits with at least
+  one digit, alone or as a group of 4 and the rest. A valid ID there is found; anything else
+  (no ID at all, ``CEK K7QM4XRT8``, ``Cek status K7QM-4XRT``, ``cek K70M4XRT9``: a wrong check
+  symbol, a symbol left out or added, a 0 for a Q) is answered "not found": a citizen asking
+  for a status never gets a new tracking ID for a "complaint" reading ``CEK``. Anything else
+  (``Cek jalan rusak``, ``Status tanah saya``, ``Cek RT05 jalan rusak``) is a complaint,
+  ``CEK`` included in its body.
 * An empty message, or one with nothing but keywords, is a :class:`ParseError` (quarantined);
   so is a body without a single letter (a lone NIK, a bare number): there is nothing to report.
 """
@@ -52,11 +57,14 @@ from gateway.errors import ParseError
 from normalizer import ValidNik, normalize_phone, parse_nik
 
 STATUS_WORDS = frozenset({"CEK", "CEKSTATUS", "STATUS"})
-HELP_WORDS = frozenset({"INFO", "BANTUAN"})
+HELP_WORDS = frozenset({"INFO", "BANTUAN", "HELP"})
 CONFIDENTIAL_WORD = "RAHASIA"
 ANONYMOUS_WORD = "ANONIM"
 # Words after CEK/STATUS searched for a tracking ID ("cek no. lacak K7QM-4XRT9": the third).
 STATUS_WINDOW = 4
+# Words of a status query around the ID ("Cek status laporan saya no. lacak ..."): with nothing
+# else but an ID-shaped word after CEK/STATUS, the message asks for a status.
+QUERY_WORDS = STATUS_WORDS | {"NO", "NOMOR", "NOMER", "LACAK", "NOLACAK", "LAPORAN", "SAYA"}
 # Words that continue a place name after a region keyword (Papua Barat, Jakarta Utara, Aceh
 # Besar, Maluku Barat Daya, Sulawesi Tenggara, Jakarta Raya). KOTA and KABUPATEN are not here:
 # they come before a name ("JABAR Kota Bogor ..."), not after it.
@@ -127,8 +135,9 @@ def interpret(
         found = _tracking_id(words)
         if found is not None:
             return Interpretation(Intent.STATUS, tracking_id=found)
-        if _mistyped_id(words):
-            return Interpretation(Intent.STATUS, tracking_id=None)
+        typed = _query_rest(words)
+        if typed is not None:  # a query; its ID may stand after more words than the window
+            return Interpretation(Intent.STATUS, tracking_id=tracking.normalize("".join(typed)))
     return _complaint(rest, sender, region_code, default_region)
 
 
@@ -166,17 +175,23 @@ def _tracking_id(words: list[str]) -> str | None:
     return None
 
 
-def _mistyped_id(words: list[str]) -> bool:
-    """True when ``words`` are nothing but an ID-shaped word whose check symbol is wrong."""
-    if len(words) == 2 and len(words[0]) != _ID_FIRST_GROUP:
-        return False
-    symbols = "".join(words).upper()
-    return (
-        len(words) in (1, 2)
-        and len(symbols) == tracking.LENGTH
-        and all(c in tracking.ALPHABET for c in symbols)
+def _query_rest(words: list[str]) -> list[str] | None:
+    """The words after CEK/STATUS that are not query words, when they are at most one
+    ID-shaped word (an ID maybe mistyped: wrong check symbol, a symbol left out or added, a 0
+    for a Q, the group split); None when the message is not a query."""
+    rest = [w for w in words if w.upper() not in QUERY_WORDS]
+    if not rest:
+        return rest
+    if len(rest) > 2 or (len(rest) == 2 and len(rest[0]) != _ID_FIRST_GROUP):
+        return None
+    symbols = "".join(rest)
+    if (
+        tracking.LENGTH - 1 <= len(symbols) <= tracking.LENGTH + 1
+        and symbols.isascii()
         and any(c.isdigit() for c in symbols)
-    )
+    ):
+        return rest
+    return None
 
 
 def _leading(text: str) -> tuple[str | None, str]:

@@ -24,14 +24,18 @@ GSM7_BASIC = frozenset(
 )
 MAX_SHORT_CODE = 12
 
-# Complaint statuses of the routing core, as a citizen reads them.
+# Complaint statuses of the routing core, as a citizen reads them (every one the gateway knows
+# of, gateway.queries.CLOSED_STATUSES included). One it does not know is shown as it is, upper
+# case, cut to MAX_STATUS characters.
 STATUS_NAMES = {
     "received": "DITERIMA",
     "verified": "DIVERIFIKASI",
     "forwarded": "DITERUSKAN",
     "in_progress": "DIPROSES",
     "resolved": "SELESAI",
+    "selesai": "SELESAI",
     "closed": "DITUTUP",
+    "archived": "DIARSIPKAN",
     "rejected": "DITOLAK",
 }
 MAX_STATUS = 16
@@ -64,19 +68,21 @@ def quarantined(tracking_id: str | None) -> str:
 
 
 def empty(short_code: str) -> str:
-    """The SMS had no complaint text."""
+    """The SMS had no complaint text (it was empty, or only a NIK, a keyword, a number)."""
     code = _code(short_code)
     return (
-        f"LAPOR! Pesan Anda kosong. Tulis isi laporan lalu kirim ke {code}. "
+        f"LAPOR! Pesan Anda belum berisi laporan. Tulis isi laporan lalu kirim ke {code}. "
         f"Bantuan: kirim INFO ke {code}."
     )
 
 
 def help_text(short_code: str) -> str:
-    """How to use the service."""
+    """How to use the service. The NIK is shown with its label (the usual ``<spasi>`` of SMS
+    services): the grammar reads only a labelled NIK, a bare 16-digit number stays in the text."""
     return (
         f"LAPOR! Kirim isi laporan ke {_code(short_code)}. Cek status: CEK no.lacak. "
-        "Boleh tambah NIK 16 digit. RAHASIA: tidak dipublikasikan. ANONIM: identitas disamarkan."
+        "Boleh tambah NIK<spasi>16digit. RAHASIA: tidak dipublikasikan. "
+        "ANONIM: identitas disamarkan."
     )
 
 

@@ -32,8 +32,10 @@ from channels.sms.metrics import SmsMetrics
 from channels.sms.parse import (
     JOINED_PARSER,
     PARSER_NAMES,
+    SIM_BRIDGES,
     bridge_parser,
     decode,
+    from_subscriber,
     interpret,
     interpret_joined,
     joined_parser,
@@ -231,6 +233,10 @@ class SmsService:
         """The reply's text and kind for ``receipt`` ('' when there is nothing to say)."""
         code = self.settings.short_code
         reading = reply.reading
+        if reply.bridge in SIM_BRIDGES and not from_subscriber(reply.sender):
+            # An operator's or a short code's message to the modem's SIM, also one that could
+            # not be decoded (the grammar never saw its sender): never answered.
+            return "", "none"
         if receipt.status is ReceiptStatus.QUARANTINED or isinstance(reading, ParseError):
             if isinstance(reading, ParseError) and reading.stage == "empty":
                 return replies.empty(code), "empty"

@@ -358,6 +358,44 @@ async def test_an_operators_message_to_the_modem_is_recorded_not_a_complaint_nor
         await gateway.close()
 
 
+@pytest.mark.parametrize("sender", ["TELKOMSEL", "3636"])
+async def test_an_unreadable_message_no_subscriber_sent_is_quarantined_but_not_answered(
+    settings: Settings, aiohttp_client: Client, sender: str
+) -> None:
+    # Text that is not UTF-8 fails before the sender is looked at: it was quarantined and the
+    # "checked by an officer" reply went to the operator's short code (which may cost money).
+    gateway = bootstrap.build(
+        configure(
+            settings, gammu_token=SecretStr(GAMMU_TOKEN), modem_secret=SecretStr(SMSSYNC_SECRET)
+        )
+    )
+    try:
+        client = await aiohttp_client(bootstrap.build_app(gateway))
+        req = load("gammu/mo__gsm_text")
+        body = req.body.replace(b"%2B6281200000005", sender.encode())
+        body = re.sub(rb"SMS_1_TEXT=[^&]*", b"SMS_1_TEXT=%FF%FE", body)
+        headers = req.headers | {"Content-Length": str(len(body))}
+        assert await post(client, Request(req.method, req.target, headers, body)) == (200, "")
+        sync = load("smssync/mo__rahasia")
+        body = sync.body.replace(b"%2B6281200000004", sender.encode())
+        body = re.sub(rb"message=[^&]*", b"message=%FF%FE", body)
+        headers = sync.headers | {"Content-Length": str(len(body))}
+        status, answer = await post(client, Request(sync.method, sync.target, headers, body))
+        assert status == 200 and "messages" not in json.loads(answer)["payload"]
+        assert [r["status"] for r in await opened_raw(gateway.engine, gateway.keys)] == [
+            "quarantined",
+            "quarantined",
+        ]
+        assert await rows(gateway, sms_replies) == []
+        # A subscriber's unreadable message is still answered.
+        body = re.sub(rb"SMS_1_TEXT=[^&]*", b"SMS_1_TEXT=%FF%FE", req.body)
+        headers = req.headers | {"Content-Length": str(len(body))}
+        status, answer = await post(client, Request(req.method, req.target, headers, body))
+        assert status == 200 and answer.startswith("LAPOR! Pesan Anda diterima dan akan diperiksa")
+    finally:
+        await gateway.close()
+
+
 async def test_gammu_reply_is_the_answer_after_commit_and_redelivery_creates_nothing(
     settings: Settings, aiohttp_client: Client
 ) -> None:

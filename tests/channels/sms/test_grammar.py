@@ -342,3 +342,89 @@ def test_the_default_table_knows_the_two_word_provinces_that_start_like_others()
         result = interpret(text, SENDER, DEFAULT_REGIONS)
         assert result.draft is not None and result.draft.location is not None, text
         assert (result.draft.location.region_code, result.draft.body) == (region, body), text
+
+
+# ---- review of the replies: a query that is not quite right is still a query ------------------
+
+
+def _typo(tid: str, i: int, symbol: str) -> str:
+    return tid[:i] + symbol + tid[i + 1 :]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "CEK",
+        "cek.",
+        "STATUS",
+        "CEK STATUS",
+        "Cek status laporan saya",
+        "cek no. lacak",
+        "jabar cek",
+    ],
+)
+def test_cek_or_status_with_no_id_at_all_is_a_query_not_a_complaint(text: str) -> None:
+    # Filing "CEK" as a complaint gives the citizen a new tracking ID instead of an answer.
+    result = read(text)
+    assert result.intent is Intent.STATUS and result.tracking_id is None
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "Cek status {wrong}",  # the wrong check symbol after the words the receipt uses
+        "CEK No. lacak: {wrong_dashed}",
+        "CEK {dropped}",  # a symbol left out
+        "CEK {dropped_dashed}",
+        "CEK {tid}7",  # one too many
+        "CEK {zero}",  # 0, O, 1, I are not in the alphabet, but citizens type them
+        "status laporan {oh}",
+        "cek {one}",
+    ],
+)
+def test_a_mistyped_id_in_any_query_form_is_still_a_query(template: str) -> None:
+    wrong = _typo(TID, 8, "2" if TID[8] != "2" else "3")
+    text = template.format(
+        tid=TID,
+        wrong=wrong,
+        wrong_dashed=tracking.display(wrong),
+        dropped=TID[:-1],
+        dropped_dashed=tracking.display(TID)[:-1],
+        zero=_typo(TID, 2, "0"),
+        oh=_typo(TID, 2, "O"),
+        one=_typo(TID, 1, "1"),
+    )
+    result = read(text)
+    assert result.intent is Intent.STATUS and result.tracking_id is None, text
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["Cek status laporan saya no lacak {tid}", "CEK STATUS LAPORAN NO. LACAK: {dashed}"],
+)
+def test_a_valid_id_after_more_query_words_than_the_window_is_found(template: str) -> None:
+    text = template.format(tid=TID, dashed=tracking.display(TID))
+    result = read(text)
+    assert result.intent is Intent.STATUS and result.tracking_id == TID
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Cek jalan rusak",
+        "Status tanah saya",
+        "Cek RT05 jalan rusak",
+        "STATUS 2024",
+        "Cek 3 hari lampu mati",
+        "CEK kesehatan balita",
+        "Cek jalan2 rusak",
+    ],
+)
+def test_cek_or_status_before_a_sentence_stays_a_complaint(text: str) -> None:
+    assert draft_of(text).body == text
+
+
+@pytest.mark.parametrize("text", ["HELP", "help", "Help?", "jabar HELP"])
+def test_the_english_help_word_is_help_too(text: str) -> None:
+    # A lone "HELP" filed as a complaint gets a tracking ID for nothing, and no help.
+    assert read(text).intent is Intent.HELP

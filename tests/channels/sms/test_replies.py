@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from channels.sms import replies
-from gateway import tracking
+from gateway import queries, tracking
 
 LONGEST_CODE = "9" * replies.MAX_SHORT_CODE
 TID = "ZZZZZZZZ" + tracking._check_symbol("ZZZZZZZZ")
@@ -23,6 +25,9 @@ ALL = [
     replies.status_unknown(LONGEST_CODE),
     *(replies.status_found(TID, s, WHEN) for s in replies.STATUS_NAMES),
     replies.status_found(TID, "some_future_status_with_a_long_name", WHEN),
+    # The longest date: every date is dd-mm-yyyy; the year's last day in UTC is WIB's next year.
+    replies.status_found(TID, "verified", datetime(9998, 12, 31, 23, 59, tzinfo=UTC)),
+    *(replies.status_found(TID, s, WHEN) for s in queries.CLOSED_STATUSES),
     replies.accepted(TID, LONGEST_CODE + "€ñ{}" * 10),  # a bad short code is cleaned and cut
 ]
 
@@ -54,3 +59,67 @@ def test_status_reply_has_no_content_only_status_and_date() -> None:
 def test_extension_characters_are_not_basic() -> None:
     assert not replies.is_gsm7_basic("€") and not replies.is_gsm7_basic("[")
     assert replies.is_gsm7_basic("@£$¥ÄÖÑÜ§¿")
+
+
+KANNEL_CONF = Path(__file__).resolve().parents[3] / "config" / "kannel" / "kannel.conf"
+
+
+def test_the_texts_smsbox_itself_sends_fit_one_gsm7_segment_in_indonesian() -> None:
+    # When the gateway stays unreachable past the retries, smsbox answers the citizen itself.
+    texts = re.findall(r'^reply-\w+ = "(.*)"$', KANNEL_CONF.read_text(), re.MULTILINE)
+    assert len(texts) == 2
+    for text in texts:
+        assert text.startswith("LAPOR! Maaf,") and len(text) <= replies.SEGMENT
+        assert replies.is_gsm7_basic(text)
+
+
+@pytest.mark.parametrize("status", ["received", *queries.CLOSED_STATUSES])
+def test_every_status_the_gateway_knows_reads_in_indonesian(status: str) -> None:
+    # queries.CLOSED_STATUSES lists the routing core's closed statuses: "archived" came out as
+    # "status ARCHIVED." (an English word) in the reply to CEK.
+    text = replies.status_found(TID, status, WHEN)
+    assert text.rsplit("status ", 1)[1].rstrip(".") in set(replies.STATUS_NAMES.values())
+
+
+def test_help_shows_the_nik_label_the_grammar_needs() -> None:
+    # "Boleh tambah NIK 16 digit" reads as "add your 16-digit NIK": a bare 16-digit number is
+    # neither linked nor removed from the text (it may be a family card number), so the NIK
+    # the citizen was told to add stays in the body of the complaint.
+    assert replies.help_text("1708") == (
+        "LAPOR! Kirim isi laporan ke 1708. Cek status: CEK no.lacak. Boleh tambah "
+        "NIK<spasi>16digit. RAHASIA: tidak dipublikasikan. ANONIM: identitas disamarkan."
+    )
+
+
+def test_the_empty_reply_does_not_call_a_message_with_only_a_nik_empty() -> None:
+    # The same reply answers an empty SMS, a lone NIK, a lone region keyword or a bare number.
+    text = replies.empty("1708")
+    assert "kosong" not in text
+    assert text == (
+        "LAPOR! Pesan Anda belum berisi laporan. Tulis isi laporan lalu kirim ke 1708. "
+        "Bantuan: kirim INFO ke 1708."
+    )
+
+
+async def test_the_letter_acknowledgement_is_the_receipt_in_one_segment() -> None:
+    # channels/letter/ack.py: the SMS a citizen gets for a confirmed paper letter.
+    from typing import cast
+
+    from channels.letter.ack import SmsAck
+    from channels.sms.message import Bridge
+    from channels.sms.ports import NewReply, ReplyDecision, ReplyOutbox, ReplyStatus
+
+    queued: list[NewReply] = []
+
+    class Outbox:
+        async def enqueue(self, reply: NewReply) -> ReplyDecision:
+            queued.append(reply)
+            return ReplyDecision(1, ReplyStatus.PENDING, reply.body, True)
+
+    ack = SmsAck(cast(ReplyOutbox, Outbox()), Bridge.KANNEL, LONGEST_CODE)
+    assert await ack.acknowledge("raw-1", TID, "+6281234567890") is not None
+    assert await ack.acknowledge("raw-2", TID, "+62224231234") is None  # a landline: no SMS
+    (reply,) = queued
+    assert reply.body == replies.accepted(TID, LONGEST_CODE) and reply.kind == "receipt"
+    assert len(reply.body) <= replies.SEGMENT and replies.is_gsm7_basic(reply.body)
+    assert "6281234567890" not in reply.body

@@ -16,8 +16,9 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from channels import sms as sms_channel
+from channels.sms import replies
 from channels.sms.settings import SmsSettings
-from gateway import bootstrap
+from gateway import bootstrap, tracking
 from gateway.settings import Settings
 from gateway.storage.schema import quarantine, sms_replies
 from tests.support import free_port, opened_complaints, opened_events, opened_raw, with_section
@@ -125,7 +126,7 @@ async def test_empty_sms_is_quarantined_and_told_so(
 ) -> None:
     resp = await client.get(f"/sms/kannel?{fixture('mo__empty')}")
     assert resp.status == 200
-    assert (await resp.text()).startswith("LAPOR! Pesan Anda kosong.")
+    assert (await resp.text()).startswith("LAPOR! Pesan Anda belum berisi laporan.")
     async with gw.engine.connect() as conn:
         rows = (await conn.execute(select(quarantine))).all()
     assert len(rows) == 1 and rows[0].stage == "empty"
@@ -302,3 +303,80 @@ def test_sms_section_of_the_settings_reaches_the_channel() -> None:
         )
     )
     assert custom.kannel_token == "rahasia" and dict(custom.regions) == {"CRB": "32.09"}
+
+
+# ---- every message a citizen may send gets its reply, in one GSM-7 segment ---------------------
+
+VALID_NIK = "3201011508900001"
+INVALID_NIK = "9901014101900001"
+UNKNOWN_TID = "K7QM4XRT" + tracking._check_symbol("K7QM4XRT")
+MISTYPED_TID = UNKNOWN_TID[:-1] + ("2" if UNKNOWN_TID[-1] != "2" else "3")
+EMPTY = "LAPOR! Pesan Anda belum berisi laporan."
+HELP = "LAPOR! Kirim isi laporan ke 1708."
+UNKNOWN = "LAPOR! No. lacak tidak ditemukan."
+RECEIPT = "LAPOR! Laporan diterima. No. lacak: "
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "start"),
+    [
+        ("", "empty", EMPTY),
+        ("   ", "empty", EMPTY),
+        (f"NIK {VALID_NIK}", "empty", EMPTY),
+        (VALID_NIK, "empty", EMPTY),
+        ("JABAR", "empty", EMPTY),
+        ("Papua Barat RAHASIA ANONIM", "empty", EMPTY),
+        ("INFO", "help", HELP),
+        ("bantuan", "help", HELP),
+        ("HELP", "help", HELP),
+        ("CEK", "status-unknown", UNKNOWN),
+        ("Cek status laporan saya", "status-unknown", UNKNOWN),
+        (f"CEK {UNKNOWN_TID}", "status-unknown", UNKNOWN),
+        (f"cek {tracking.display(UNKNOWN_TID)}", "status-unknown", UNKNOWN),
+        (f"CEK {MISTYPED_TID}", "status-unknown", UNKNOWN),
+        (f"Cek status {MISTYPED_TID}", "status-unknown", UNKNOWN),
+        (f"CEK {tracking.display(UNKNOWN_TID)[:-1]}", "status-unknown", UNKNOWN),
+        (f"jabar cek {UNKNOWN_TID}", "status-unknown", UNKNOWN),
+        (f"JABAR RAHASIA ANONIM nik {VALID_NIK} jalan rusak", "receipt", RECEIPT),
+        (f"Papua Barat jalan rusak NIK {INVALID_NIK}", "receipt", RECEIPT),
+        ("Cek jalan rusak di RT 05", "receipt", RECEIPT),
+    ],
+)
+async def test_every_kind_of_message_is_answered_in_one_gsm7_segment(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway, text: str, kind: str, start: str
+) -> None:
+    resp = await client.get(f"/sms/kannel?{query(text, 'every-1')}")
+    reply = await resp.text()
+    assert resp.status == 200 and reply.startswith(start), reply
+    assert len(reply) <= replies.SEGMENT and replies.is_gsm7_basic(reply), reply
+    # Nothing personal comes back: not the NIK (valid or not), not the number.
+    assert VALID_NIK not in reply and INVALID_NIK not in reply and "81200000001" not in reply
+    async with gw.engine.connect() as conn:
+        (row,) = (await conn.execute(select(sms_replies))).all()
+    assert row.kind == kind and row.body == reply
+    assert await gw.intake.count_complaints() == (1 if kind == "receipt" else 0)
+    if "NIK" in text and kind == "receipt":
+        assert ("NIK tidak sah, tidak disimpan." in reply) == (INVALID_NIK in text)
+
+
+STATUS_REPLY = re.compile(
+    r"LAPOR! Laporan ([0-9A-Z]{4}-[0-9A-Z]{5}) \(diterima (\d\d-\d\d-\d{4})\): status DITERIMA\."
+)
+
+
+async def test_cek_of_someone_elses_id_shows_status_and_date_only(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway
+) -> None:
+    # A confidential complaint, and a message only an officer can read, from one citizen...
+    secret = "RAHASIA Kepala desa Sukamaju minta uang NIK " + VALID_NIK
+    confidential = tracking_of(await (await client.get(f"/sms/kannel?{query(secret, 'o-1')}")).text())
+    bad = "p=%2B6281200000001&b=%FF%FE&c=0&C=UTF-8&I=o-2"
+    quarantined = tracking_of(await (await client.get(f"/sms/kannel?{bad}")).text())
+    # ... looked up by another: the ID, the date and the status, nothing else.
+    other = "%2B6281299999999"
+    for n, tid in enumerate((confidential, quarantined)):
+        cek = query(f"CEK {tid}", f"o-cek-{n}", sender=other)
+        reply = await (await client.get(f"/sms/kannel?{cek}")).text()
+        match = STATUS_REPLY.fullmatch(reply)
+        assert match is not None and match.group(1) == tracking.display(tid), reply
+    assert await gw.intake.count_complaints() == 1
