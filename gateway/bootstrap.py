@@ -281,7 +281,12 @@ async def run_relay(settings: Settings, stop: asyncio.Event | None = None) -> No
 
 
 async def check_migrated(gateway: Gateway) -> None:
-    current, head = await migrate.current_revision(gateway.engine), migrate.head_revision()
+    await check_engine_migrated(gateway.engine)
+
+
+async def check_engine_migrated(engine: AsyncEngine) -> None:
+    """Raise :class:`NotMigrated` unless the database is at the code's newest migration."""
+    current, head = await migrate.current_revision(engine), migrate.head_revision()
     if current != head:
         raise NotMigrated(
             f"database is at migration {current}, the code needs {head}: "

@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from channels.letter.auth import InvalidAccount, StaffStore
 from gateway import bootstrap, filegc, logs
+from gateway.crypto import check_keys
 from gateway.domain import Channel
 from gateway.errors import ConfigError, QuarantineNotFound
 from gateway.filestore import CorruptFile
@@ -158,6 +159,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     logs.configure(settings.logging.level, settings.logging.format)
     if args.command == "check-config":
+        try:
+            check_keys(settings)
+        except ConfigError as exc:
+            print(f"lapor-gateway: {exc}", file=sys.stderr)
+            return 2
         print(json.dumps(settings.masked(), indent=2, ensure_ascii=False))
         return 0
     commands: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]] = {
@@ -173,11 +179,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     try:
         return asyncio.run(commands[args.command](settings, args))
+    except ConfigError as exc:  # the keys, read as the command starts
+        print(f"lapor-gateway: {exc}", file=sys.stderr)
+        return 2
     except bootstrap.NotMigrated as exc:
         print(f"lapor-gateway: {exc}", file=sys.stderr)
         return 1
+    except SQLAlchemyError as exc:  # the database refused or could not be reached
+        url = settings.masked()["database"]["url"]
+        print(f"lapor-gateway: database {url}: {_one_line(getattr(exc, 'orig', None) or exc)}",
+              file=sys.stderr)
+        return 1
+    except OSError as exc:  # a connection refused or timed out, a port in use, a file
+        print(f"lapor-gateway: {_one_line(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error's first line (SQLAlchemy adds the statement and a link on the next ones)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 async def _serve(settings: Settings, _args: argparse.Namespace) -> int:
@@ -260,12 +283,30 @@ async def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _print_json(data: Any) -> None:
-    print(logs.mask_text(json.dumps(data, indent=2, ensure_ascii=False, default=str)))
+    """Counts and times, no personal data: printed as they are (the masks would take the
+    digits of a time, ``…52.096123+00:00``, for a phone number)."""
+    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+# Fields of a quarantine entry that are ids, never personal data: shown as they are.
+_ENTRY_IDS = frozenset({"raw_inbound_id", "sha256", "tracking_id"})
+
+
+def _masked(value: Any) -> Any:
+    """``value`` with NIK and phone numbers masked in its texts; times and numbers as they are."""
+    if isinstance(value, str):
+        return logs.mask_text(value)
+    if isinstance(value, dict):
+        return {k: v if k in _ENTRY_IDS else _masked(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(v) for v in value]
+    return value
 
 
 async def _quarantine(settings: Settings, args: argparse.Namespace) -> int:
     gateway = bootstrap.build(settings)
     try:
+        await bootstrap.check_migrated(gateway)
         if args.action == "list":
             rows = await gateway.intake.list_quarantine(include_resolved=args.all)
             for row in rows:
@@ -283,10 +324,13 @@ async def _quarantine(settings: Settings, args: argparse.Namespace) -> int:
             except QuarantineNotFound:
                 print(f"no quarantine entry {args.id}", file=sys.stderr)
                 return 1
+            except (InvalidTag, CorruptFile):
+                print(_UNOPENED, file=sys.stderr)
+                return 1
             body = entry.pop("body")
             entry["body"] = body.decode("utf-8", errors="replace")
-            text = json.dumps(entry, indent=2, ensure_ascii=False, default=str)
-            print(text if args.reveal else logs.mask_text(text))
+            shown = entry if args.reveal else _masked(entry)
+            print(json.dumps(shown, indent=2, ensure_ascii=False, default=str))
             return 0
         ids = args.ids or [r["id"] for r in await gateway.intake.list_quarantine()]
         failed = 0
@@ -301,6 +345,11 @@ async def _quarantine(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"{entry_id}: not replayed, the database refused it ({type(exc).__name__})")
                 failed += 1
                 continue
+            except (InvalidTag, CorruptFile):
+                print(f"{entry_id}: not replayed, its message opens with neither"
+                      " LAPOR_SECURITY__DATA_KEY nor any of LAPOR_SECURITY__PREVIOUS_DATA_KEYS")
+                failed += 1
+                continue
             print(f"{entry_id}: {receipt.status.value} {receipt.tracking_id or ''}")
             failed += receipt.status.value == "quarantined"
         return 1 if failed else 0
@@ -311,6 +360,7 @@ async def _quarantine(settings: Settings, args: argparse.Namespace) -> int:
 async def _dedup(settings: Settings, args: argparse.Namespace) -> int:
     gateway = bootstrap.build(settings)
     try:
+        await bootstrap.check_migrated(gateway)
         rows = await gateway.intake.dedup_history(args.tracking_id)
     finally:
         await gateway.close()
@@ -334,8 +384,12 @@ def _moment(text: str) -> datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
     if moment.tzinfo is None:
+        # The example from what was read: a date alone is midnight, and "2026-12-01+07:00" is
+        # read as 07:00 without an offset.
+        spec = "minutes" if moment.second == moment.microsecond == 0 else "auto"
         raise argparse.ArgumentTypeError(
-            f"{text!r} has no UTC offset: write it with one, e.g. {text}+07:00 for WIB"
+            f"{text!r} has no UTC offset: write it with one, e.g."
+            f" {moment.isoformat(timespec=spec)}+07:00 for WIB"
         )
     return moment.astimezone(UTC)
 
@@ -351,6 +405,7 @@ async def _outbox(settings: Settings, args: argparse.Namespace) -> int:
         return await _set_aside_or_restore(settings, args)
     gateway = bootstrap.build(settings)
     try:
+        await bootstrap.check_migrated(gateway)
         status = await outbox_status(gateway.engine, count_published=True, count_set_aside=True)
         now = gateway.clock()
         _print_json(
@@ -377,6 +432,7 @@ async def _republish(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     gateway = bootstrap.build(settings)
     try:
+        await bootstrap.check_migrated(gateway)
         now = gateway.clock()
         found = await republish(
             gateway.engine, args.since, args.until, args.channel, now, args.dry_run
@@ -547,6 +603,7 @@ async def _staff(settings: Settings, args: argparse.Namespace) -> int:
     engine = create_engine(settings.database)
     store = StaffStore(engine, settings.letter)
     try:
+        await bootstrap.check_engine_migrated(engine)
         if args.action == "list":
             now = utcnow()
             for a in await store.accounts():
@@ -565,13 +622,6 @@ async def _staff(settings: Settings, args: argparse.Namespace) -> int:
             return 2
         print(f"created {staff.role.value} {staff.username}")
         return 0
-    except SQLAlchemyError as exc:
-        print(
-            f"lapor-gateway: database: {type(exc).__name__} (is it migrated? "
-            "run `lapor-gateway migrate`)",
-            file=sys.stderr,
-        )
-        return 1
     finally:
         await engine.dispose()
 

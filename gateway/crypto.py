@@ -144,22 +144,36 @@ def _decode(name: str, text: str) -> bytes:
 
 def load_keys(settings: Settings) -> Keys:
     """The keys from the settings, or generated ones for the embedded SQLite default."""
+    values, previous = _configured_keys(settings)
+    for name in ("identity_key", "data_key"):
+        if name not in values:  # the embedded SQLite default
+            path = settings.security.generated_keys_dir / f"{name}.b64"
+            values[name] = _generated(path, name)
+    return Keys(values["identity_key"], values["data_key"], previous)
+
+
+def check_keys(settings: Settings) -> None:
+    """Raise :class:`ConfigError`, naming the key, for what :func:`load_keys` would refuse in
+    the settings (``check-config``); no key file is read or made."""
+    _configured_keys(settings)
+
+
+def _configured_keys(settings: Settings) -> tuple[dict[str, bytes], tuple[bytes, ...]]:
+    """The keys set in the environment, decoded, and the previous data keys."""
     sec = settings.security
     values: dict[str, bytes] = {}
     for name in ("identity_key", "data_key"):
         secret = getattr(sec, name)
         if secret is not None:
             values[name] = _decode(name, secret.get_secret_value())
-        elif settings.database.is_sqlite:
-            values[name] = _generated(sec.generated_keys_dir / f"{name}.b64", name)
-        else:
+        elif not settings.database.is_sqlite:
             env = f"LAPOR_SECURITY__{name.upper()}"
             raise ConfigError(f"security.{name}: required with PostgreSQL; set {env}")
     previous = tuple(
         _decode(f"previous_data_keys[{i}]", key.get_secret_value())
         for i, key in enumerate(sec.previous_data_keys)
     )
-    return Keys(values["identity_key"], values["data_key"], previous)
+    return values, previous
 
 
 def _generated(path: Path, name: str) -> bytes:

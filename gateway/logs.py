@@ -27,15 +27,18 @@ _NIK = re.compile(
 )
 # Indonesian phone numbers: +62 / (+62) / +62 (0) / 62 / 0062 / 0 followed by 8-13 digits,
 # separators allowed; URL-encoded too, as a bridge's request or a form body is stored ("+" as
-# %2B, a space as "+").
+# %2B, a space as "+": "hubungi+0812…"), and after an underscore (a Gammu inbox file is named
+# after its sender: IN20261204_135929_00_+6281234567890_00.txt); never after a letter or digit.
 _PHONE = re.compile(
-    r"(?<![\w+])(\(?(?:\+|%2[Bb])62\)?(?:[ \-.+]?\(0\))?|0062|62|0)[ \-.+]?(\(?\d{2,4}\)?)"
+    r"(?<![^\W_])(\(?(?:\+|%2[Bb])62\)?(?:[ \-.+]?\(0\))?|0062|62|0)[ \-.+]?(\(?\d{2,4}\)?)"
     r"(?:[ \-.+]?\d){5,10}(?![\d])"
 )
 # A mobile number written without its 0 or 62 (812 3456 7890): 8, an operator digit, then 7-10
 # digits; spaces or dashes only (850.000.000 is an amount), never inside a word, an id or a
-# decimal.
-_MOBILE = re.compile(r"(?<![\w+*.\-])()8[1-35-9]\d(?:[ \-]?\d){6,9}(?![\d*])")
+# decimal, nor after a "+" that is not a URL-encoded space after a word (+81 is Japan's code).
+_MOBILE = re.compile(
+    r"(?<![\w*.\-])(?<![^\w]\+)(?<!^\+)()8[1-35-9]\d(?:[ \-]?\d){6,9}(?![\d*])"
+)
 
 # What a number is written with: after one of these, a format mark is inside the number.
 _IN_NUMBER = frozenset("0123456789 .-_/()+\u00a0")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -45,10 +46,21 @@ async def _run(engine: AsyncEngine, step: Callable[[Config, str], None], revisio
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:
-    """The revision the database is at, or None before the first migration."""
+    """The revision the database is at, or None before the first migration.
+
+    Quietly: Alembic logs its dialect ("Context impl SQLiteImpl.") at INFO whenever it looks,
+    two lines of noise in every command that checks the database is migrated.
+    """
 
     def _current(connection: Connection) -> str | None:
-        return MigrationContext.configure(connection).get_current_revision()
+        alembic_log = logging.getLogger("alembic.runtime.migration")
+        level = alembic_log.level
+        alembic_log.setLevel(logging.WARNING)
+        try:
+            context = MigrationContext.configure(connection)
+        finally:
+            alembic_log.setLevel(level)
+        return context.get_current_revision()
 
     async with engine.connect() as conn:
         return await conn.run_sync(_current)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
 import logging
 import os
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -369,3 +371,197 @@ def test_outbox_unopenable_set_aside_and_restore(
     assert main(["outbox", "status"]) == 0
     status = json_out()
     assert (status["pending"], status["unopenable"], status["set_aside"]) == (2, 0, 0)
+
+
+def _keys_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in TEST_KEYS.items():
+        monkeypatch.setenv(f"LAPOR_SECURITY__{key.upper()}", value)
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("lapor-gateway")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+# Every subcommand that reads the database, as the operator types it on a fresh one.
+_READERS = [
+    ["quarantine", "list"],
+    ["quarantine", "show", "1"],
+    ["quarantine", "replay"],
+    ["outbox", "status"],
+    ["outbox", "republish", "--since", "2026-12-01T08:00+07:00", "--dry-run"],
+    ["dedup", "show", "G69P5CAWW"],
+    ["staff", "list"],
+    ["staff", "create", "--username", "ani", "--role", "supervisor"],
+]
+
+
+def test_every_command_on_an_unmigrated_database_says_run_migrate(
+    env: Path, empty_url: str, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LAPOR_DATABASE__URL", empty_url)
+    _keys_in_env(monkeypatch)
+    for argv in _READERS:
+        monkeypatch.setattr("sys.stdin", io.StringIO("kata-sandi-panjang\n"))
+        assert main(argv) == 1, argv
+        assert "run `lapor-gateway migrate`" in _one_line_error(capsys), argv
+
+
+def test_a_database_that_cannot_be_reached_is_one_line_not_a_traceback(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _keys_in_env(monkeypatch)
+    (env / "not-a-folder").write_text("")
+    unreachable = {
+        # PostgreSQL: a database nobody created, a port nothing listens on
+        f"postgresql+asyncpg://postgres@127.0.0.1:5432/lapor_missing_{uuid.uuid4().hex[:8]}":
+            "does not exist",
+        "postgresql+asyncpg://postgres@127.0.0.1:1/lapor": "127.0.0.1",
+        # SQLite: a file that cannot be made
+        f"sqlite+aiosqlite:///{env}/not-a-folder/lapor.db": "not-a-folder",
+    }
+    for url, why in unreachable.items():
+        monkeypatch.setenv("LAPOR_DATABASE__URL", url)
+        for argv in [["migrate"], ["outbox", "prune", "--dry-run"], *_READERS]:
+            monkeypatch.setattr("sys.stdin", io.StringIO("kata-sandi-panjang\n"))
+            assert main(argv) == 1, (url, argv)
+            assert why in _one_line_error(capsys), (url, argv)
+
+
+def test_serve_on_a_port_in_use_is_one_line(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert main(["migrate"]) == 0
+    capsys.readouterr()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        monkeypatch.setenv("LAPOR_HTTP__PORT", str(taken.getsockname()[1]))
+        monkeypatch.setenv("LAPOR_LETTER__ENABLED", "false")
+        assert main(["serve"]) == 1
+    assert "address already in use" in _one_line_error(capsys)
+
+
+def test_keys_that_are_not_keys_are_invalid_settings(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert main(["migrate"]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("LAPOR_SECURITY__DATA_KEY", "rahasia")  # not 32 bytes of base64
+    for argv in (["check-config"], ["outbox", "status"], ["quarantine", "list"]):
+        assert main(argv) == 2, argv
+        assert "security.data_key" in _one_line_error(capsys)
+    monkeypatch.delenv("LAPOR_SECURITY__DATA_KEY")
+    monkeypatch.setenv("LAPOR_SECURITY__PREVIOUS_DATA_KEYS", '["c2hvcnQ="]')
+    assert main(["check-config"]) == 2
+    assert "security.previous_data_keys[0]" in _one_line_error(capsys)
+    monkeypatch.delenv("LAPOR_SECURITY__PREVIOUS_DATA_KEYS")
+    # PostgreSQL without keys: refused by check-config too, and without connecting.
+    monkeypatch.setenv("LAPOR_DATABASE__URL", "postgresql+asyncpg://postgres@127.0.0.1:1/lapor")
+    assert main(["check-config"]) == 2
+    assert "LAPOR_SECURITY__IDENTITY_KEY" in _one_line_error(capsys)
+    # The embedded default makes no key file for check-config.
+    monkeypatch.setenv("LAPOR_SECURITY__GENERATED_KEYS_DIR", str(env / "fresh-secrets"))
+    monkeypatch.delenv("LAPOR_DATABASE__URL")
+    assert main(["check-config"]) == 0
+    assert not (env / "fresh-secrets").exists()
+
+
+def _quarantined_id(capsys: pytest.CaptureFixture[str]) -> str:
+    """The id of the one open quarantine entry (PostgreSQL's sequence goes on across tests)."""
+    capsys.readouterr()
+    assert main(["quarantine", "list"]) == 0
+    return capsys.readouterr().out.split()[0]
+
+
+def test_quarantine_show_and_replay_when_no_data_key_opens_the_message(
+    env: Path, settings: Settings, database_url: str, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # ``settings`` only empties the test database's tables (PostgreSQL's is shared).
+    monkeypatch.setenv("LAPOR_DATABASE__URL", database_url)
+    _keys_in_env(monkeypatch)
+    _quarantine_one()
+    entry = _quarantined_id(capsys)
+    monkeypatch.setenv("LAPOR_SECURITY__DATA_KEY", base64.b64encode(os.urandom(32)).decode())
+    assert main(["quarantine", "show", entry]) == 1
+    assert "LAPOR_SECURITY__PREVIOUS_DATA_KEYS" in _one_line_error(capsys)
+    assert main(["quarantine", "replay"]) == 1
+    out = capsys.readouterr()
+    assert f"{entry}: not replayed" in out.out and "PREVIOUS_DATA_KEYS" in out.out, out
+    assert "Traceback" not in out.err
+    monkeypatch.setenv("LAPOR_SECURITY__DATA_KEY", TEST_KEYS["data_key"])
+    assert main(["quarantine", "replay", entry]) == 0  # the right key: replayed after all
+    assert f"{entry}: accepted" in capsys.readouterr().out
+
+
+def test_times_are_printed_as_stored_and_numbers_in_a_form_body_masked(
+    env: Path, settings: Settings, database_url: str, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A time whose microseconds start with 0 ("…52.096123+00:00") reads like a phone number.
+    monkeypatch.setenv("LAPOR_DATABASE__URL", database_url)
+    _keys_in_env(monkeypatch)
+    moment = datetime(2026, 12, 5, 0, 2, 52, 96123, UTC)
+    # A Gammu post as stored (curl --data-urlencode): spaces are "+", the inbox file names the
+    # sender.
+    body = (
+        "SMS_1_NUMBER=&SMS_1_TEXT=lampu+mati+hubungi+081234567899+atau+nomor+6281298765432"
+        "&ids=IN20261204_135929_00_%2B6281234567890_00.txt"
+    )
+
+    def buggy(_raw: RawInbound) -> ComplaintDraft:
+        raise ParseError("sender missing", stage="decode")
+
+    async def seed() -> None:
+        gw = bootstrap.build(load_settings(), clock=lambda: moment)
+        try:
+            raw = RawInbound(Channel.SMS, body.encode(), moment, "cli-times")
+            await gw.intake.accept(raw, Parser("sms.gammu", buggy))
+            async with gw.engine.begin() as conn:
+                await conn.execute(outbox.insert(), {
+                    "message_id": str(uuid.uuid4()), "event": "created", "channel": "web",
+                    "routing_key": "complaint.created.web", "body": "{}", "created_at": moment,
+                })
+        finally:
+            await gw.close()
+
+    asyncio.run(seed())
+    entry = _quarantined_id(capsys)
+    assert main(["outbox", "status"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["by_channel"]["web"]["oldest"] == moment.isoformat()
+    assert main(["quarantine", "show", entry]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert datetime.fromisoformat(shown["created_at"]) == moment
+    assert datetime.fromisoformat(shown["received_at"]) == moment
+    for number in ("1234567899", "1298765432", "1234567890"):
+        assert number not in shown["body"], shown["body"]
+    assert "lampu+mati+hubungi+081" in shown["body"]  # the rest as stored
+    assert main(["quarantine", "show", entry, "--reveal"]) == 0
+    assert json.loads(capsys.readouterr().out)["body"] == body
+
+
+def test_a_time_without_offset_is_refused_with_an_example_that_is_accepted(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for written, example in (("2026-12-01", "2026-12-01T00:00+07:00"),
+                             ("2026-12-01T08:00", "2026-12-01T08:00+07:00"),
+                             ("2026-12-01T08:00:30", "2026-12-01T08:00:30+07:00")):
+        with pytest.raises(SystemExit) as refused:
+            main(["outbox", "republish", "--since", written, "--dry-run"])
+        err = capsys.readouterr().err
+        assert refused.value.code == 2 and f"e.g. {example} for WIB" in err, err
+
+
+def test_the_migration_check_adds_no_lines_to_a_command(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["migrate"]) == 0
+    assert "Running upgrade" in capsys.readouterr().err  # migrate says what it does
+    for argv in (["quarantine", "list"], ["outbox", "status"], ["outbox", "prune", "--dry-run"]):
+        assert main(argv) == 0
+        assert capsys.readouterr().err == "", argv  # not alembic's "Context impl SQLiteImpl."

@@ -94,6 +94,13 @@ def test_numbers_with_invisible_marks_are_masked(written: str) -> None:
         ("nik=3201+0141+0190+0001&body=jalan+rusak", "0141"),
         ("phone=%2B62+812+3456+7890&nama=Budi", "3456"),
         ("phone=0812+3456+7890&nama=Budi", "3456"),
+        # ... also after a word: the "+" is the space between them.
+        ("SMS_1_TEXT=lampu+mati+hubungi+081234567890+ya", "34567"),
+        ("isi=telp+6281234567890", "34567"),
+        ("isi=telp+81234567890", "34567"),
+        # A Gammu inbox file named after its sender, as lapor-onreceive posts its ids.
+        ("ids=IN20261204_135929_00_%2B6281234567890_00.txt", "34567"),
+        ("IN20261204_135929_00_+6281234567890_00.txt", "34567"),
     ],
 )
 def test_numbers_in_a_url_encoded_body_are_masked(stored: str, hidden: str) -> None:
