@@ -35,6 +35,10 @@ What a citizen may type to 1708, case and punctuation tolerant::
   ``CEK`` included in its body.
 * An empty message, or one with nothing but keywords, is a :class:`ParseError` (quarantined);
   so is a body without a single letter (a lone NIK, a bare number): there is nothing to report.
+* A body of one word without a region keyword (``p``, ``tes``, ``halo``, ``Banjir``, an
+  unknown command such as ``REG`` or ``STOP``) is no report either:
+  ``NotAComplaint("too-short")``, recorded and answered with how to report, not filed for an
+  agency. ``JABAR banjir`` says what and where: a complaint.
 """
 
 from __future__ import annotations
@@ -60,6 +64,10 @@ STATUS_WORDS = frozenset({"CEK", "CEKSTATUS", "STATUS"})
 HELP_WORDS = frozenset({"INFO", "BANTUAN", "HELP"})
 CONFIDENTIAL_WORD = "RAHASIA"
 ANONYMOUS_WORD = "ANONIM"
+# Fewer words than this in a complaint's body without a region keyword are no report ("p",
+# "tes", "halo", "Banjir", an unknown command such as "REG"): recorded, answered with how to
+# report, not filed. With a region it is ("JABAR banjir": what, and where).
+MIN_WORDS = 2
 # Words after CEK/STATUS searched for a tracking ID ("cek no. lacak K7QM-4XRT9": the third).
 STATUS_WINDOW = 4
 # Words of a status query around the ID ("Cek status laporan saya no. lacak ..."): with nothing
@@ -95,6 +103,7 @@ class Intent(enum.StrEnum):
     STATUS = "status-query"
     HELP = "help"
     FRAGMENT = "fragment"
+    TOO_SHORT = "too-short"  # one word ("p", "tes", "halo", "REG"): no report to file
     NOT_SUBSCRIBER = "not-a-subscriber"  # an operator's or a bank's message to a modem's SIM
 
 
@@ -231,6 +240,8 @@ def _complaint(
     body = body.strip()
     if not _LETTER.search(body):
         raise ParseError("isi laporan kosong / no complaint text", stage="empty")
+    if region_code is None and len(_WORD.findall(body)) < MIN_WORDS:
+        return Interpretation(Intent.TOO_SHORT)
     return Interpretation(
         Intent.COMPLAINT,
         draft=ComplaintDraft(

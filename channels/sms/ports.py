@@ -36,7 +36,7 @@ class NewReply:
     bridge: Bridge
     recipient: str  # the sender's number exactly as the bridge gave it (answered as is)
     sender_key: str  # the normalised number: flood control counts per sender
-    kind: str  # receipt | quarantined | empty | help | status | status-unknown
+    kind: str  # receipt | quarantined | empty | too-short | help | status | status-unknown
     body: str
     deliver: bool  # True: the sender sends it; False: it goes in the HTTP answer (inline)
     service_number: str | None = None

@@ -248,6 +248,8 @@ class SmsService:
             return replies.accepted(tid, code, reading.nik_rejected), "receipt"
         if reading.intent is grammar.Intent.HELP:
             return replies.help_text(code), "help"
+        if reading.intent is grammar.Intent.TOO_SHORT:
+            return replies.empty(code), "too-short"
         if reading.intent is grammar.Intent.STATUS:
             found = reply.status
             if found is None:

@@ -340,6 +340,14 @@ RECEIPT = "LAPOR! Laporan diterima. No. lacak: "
         (f"JABAR RAHASIA ANONIM nik {VALID_NIK} jalan rusak", "receipt", RECEIPT),
         (f"Papua Barat jalan rusak NIK {INVALID_NIK}", "receipt", RECEIPT),
         ("Cek jalan rusak di RT 05", "receipt", RECEIPT),
+        # One word is no report (a ping, a test, an unknown command): told how to report.
+        ("p", "too-short", EMPTY),
+        ("tes", "too-short", EMPTY),
+        ("Halo!", "too-short", EMPTY),
+        ("REG", "too-short", EMPTY),
+        (f"banjir NIK {VALID_NIK}", "too-short", EMPTY),
+        ("Banjir lagi", "receipt", RECEIPT),
+        ("JABAR banjir", "receipt", RECEIPT),  # what, and where
     ],
 )
 async def test_every_kind_of_message_is_answered_in_one_gsm7_segment(
