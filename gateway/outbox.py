@@ -892,6 +892,14 @@ async def _operator_transaction(
         raise
 
 
+async def _tracking_id_of(conn: AsyncConnection, complaint_id: str | None) -> str | None:
+    """The tracking ID of an event's complaint (None for an event without one)."""
+    if complaint_id is None:
+        return None
+    query = select(complaints.c.tracking_id).where(complaints.c.id == complaint_id)
+    return (await conn.execute(query)).scalar_one_or_none()
+
+
 async def set_aside(
     engine: AsyncEngine,
     keys: Keys,
@@ -973,15 +981,7 @@ async def _set_aside_once(
                 "it opens with this process's data keys, so a relay publishes it: it is not"
                 " unopenable (--force sets it aside all the same)",
             )
-        tracking_id = (
-            (
-                await conn.execute(
-                    select(complaints.c.tracking_id).where(complaints.c.id == row.complaint_id)
-                )
-            ).scalar_one_or_none()
-            if row.complaint_id is not None
-            else None
-        )
+        tracking_id = await _tracking_id_of(conn, row.complaint_id)
         await conn.execute(
             insert(outbox_set_aside).values(**row._asdict(), set_aside_at=now, reason=reason)
         )
@@ -1055,15 +1055,7 @@ async def restore(
             )
         )
         await conn.execute(delete(outbox_set_aside).where(aside.message_id == message_id))
-        tracking_id = (
-            (
-                await conn.execute(
-                    select(complaints.c.tracking_id).where(complaints.c.id == row.complaint_id)
-                )
-            ).scalar_one_or_none()
-            if row.complaint_id is not None
-            else None
-        )
+        tracking_id = await _tracking_id_of(conn, row.complaint_id)
     return _stuck(row, opens, tracking_id)
 
 
