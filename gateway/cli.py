@@ -17,9 +17,11 @@ import logging
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from channels.letter.auth import InvalidAccount, StaffStore
@@ -166,6 +168,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         print(json.dumps(settings.masked(), indent=2, ensure_ascii=False))
         return 0
+    missing = _missing_sqlite_file(settings)
+    if missing is not None and args.command != "migrate":
+        # Not made here: a mistyped path would become a new, empty database.
+        print(
+            f"lapor-gateway: no database at {missing}: check LAPOR_DATABASE__URL, or run"
+            " `lapor-gateway migrate` to create it there",
+            file=sys.stderr,
+        )
+        return 1
     commands: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]] = {
         "serve": _serve,
         "relay": _relay,
@@ -195,6 +206,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _missing_sqlite_file(settings: Settings) -> Path | None:
+    """The SQLite file the settings name when it does not exist (only ``migrate`` makes it)."""
+    url = make_url(settings.database.effective_url())
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    path = Path(url.database)
+    return None if path.exists() else path
 
 
 def _one_line(exc: BaseException) -> str:

@@ -410,6 +410,21 @@ def test_every_command_on_an_unmigrated_database_says_run_migrate(
         assert "run `lapor-gateway migrate`" in _one_line_error(capsys), argv
 
 
+def test_a_mistyped_sqlite_path_is_named_and_no_empty_database_made_there(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _keys_in_env(monkeypatch)
+    typo = env / "vra" / "lapor.db"  # var/ mistyped
+    monkeypatch.setenv("LAPOR_DATABASE__URL", f"sqlite+aiosqlite:///{typo}")
+    for argv in [["serve"], ["files", "gc", "--dry-run"], *_READERS]:
+        monkeypatch.setattr("sys.stdin", io.StringIO("kata-sandi-panjang\n"))
+        assert main(argv) == 1, argv
+        error = _one_line_error(capsys)
+        assert f"no database at {typo}" in error and "LAPOR_DATABASE__URL" in error, argv
+    assert not typo.parent.exists()
+    assert main(["migrate"]) == 0 and typo.exists()  # made where migrate is told to
+
+
 def test_a_database_that_cannot_be_reached_is_one_line_not_a_traceback(
     env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
