@@ -353,6 +353,9 @@ async def _quarantine(settings: Settings, args: argparse.Namespace) -> int:
             print(json.dumps(shown, indent=2, ensure_ascii=False, default=str))
             return 0
         ids = args.ids or [r["id"] for r in await gateway.intake.list_quarantine()]
+        if not ids:
+            print("nothing to replay: no open quarantine entry")
+            return 0
         failed = 0
         for entry_id in ids:
             try:
@@ -626,7 +629,11 @@ async def _staff(settings: Settings, args: argparse.Namespace) -> int:
         await bootstrap.check_engine_migrated(engine)
         if args.action == "list":
             now = utcnow()
-            for a in await store.accounts():
+            accounts = await store.accounts()
+            if not accounts:
+                print("no accounts yet: `lapor-gateway staff create --username NAME --role"
+                      " supervisor` makes the first")
+            for a in accounts:
                 locked = a.locked_until is not None and a.locked_until > now
                 state = "disabled" if a.disabled else "locked" if locked else "active"
                 last = f"{a.last_login_at:%Y-%m-%d %H:%M}" if a.last_login_at else "-"

@@ -107,6 +107,8 @@ def test_quarantine_list_show_replay_and_outbox_status(
     assert f"1: accepted {tracking_id}" in capsys.readouterr().out
     assert main(["quarantine", "list"]) == 0
     assert "0 entries" in capsys.readouterr().out
+    assert main(["quarantine", "replay"]) == 0  # nothing left: said, not silence
+    assert "nothing to replay" in capsys.readouterr().out
 
     assert main(["outbox", "status"]) == 0
     status = json.loads(capsys.readouterr().out)

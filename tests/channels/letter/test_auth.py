@@ -164,6 +164,8 @@ def test_cli_creates_an_account_with_the_password_from_stdin(
     letter_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(cli, "load_settings", lambda: letter_settings)
+    assert cli.main(["staff", "list"]) == 0  # none yet: said, with how to make the first
+    assert "no accounts yet" in capsys.readouterr().out
     monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
     assert cli.main(["staff", "create", "--username", "Ani", "--role", "supervisor"]) == 0
     assert "created supervisor ani" in capsys.readouterr().out
