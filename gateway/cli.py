@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from channels.letter.auth import InvalidAccount, StaffStore
 from gateway import bootstrap, filegc, logs
-from gateway.crypto import check_keys
+from gateway.crypto import check_keys, load_keys
 from gateway.domain import Channel
 from gateway.errors import ConfigError, QuarantineNotFound
 from gateway.filestore import CorruptFile
@@ -293,12 +293,16 @@ async def _files(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
-    gateway = bootstrap.build(settings)
+    # No migration reads a key, and the job that runs it (docker-compose.yml's `migrate`) is given
+    # the database settings only; the embedded SQLite default's keys are made here, as before.
+    if settings.database.is_sqlite:
+        load_keys(settings)
+    engine = create_engine(settings.database)
     try:
-        await migrations.upgrade(gateway.engine)
-        print(f"database at migration {await migrations.current_revision(gateway.engine)}")
+        await migrations.upgrade(engine)
+        print(f"database at migration {await migrations.current_revision(engine)}")
     finally:
-        await gateway.close()
+        await engine.dispose()
     return 0
 
 

@@ -27,12 +27,13 @@ What a citizen may type to 1708, case and punctuation tolerant::
   ``CEK K7QM4XRT9 terima kasih``. It is a query too when after the keyword there is nothing
   but the words of a query (:data:`QUERY_WORDS`: ``CEK``, ``Cek status laporan saya no
   lacak K7QM4XRT9``) and at most one ID-shaped word: 8 to 10 letters and digits with at least
-  one digit, alone or as a group of 4 and the rest. A valid ID there is found; anything else
+  one digit, alone or as a group of 4 and the rest (the rest with a digit or without a vowel:
+  ``Cek RT05 banjir`` is an address and a word). A valid ID there is found; anything else
   (no ID at all, ``CEK K7QM4XRT8``, ``Cek status K7QM-4XRT``, ``cek K70M4XRT9``: a wrong check
   symbol, a symbol left out or added, a 0 for a Q) is answered "not found": a citizen asking
   for a status never gets a new tracking ID for a "complaint" reading ``CEK``. Anything else
-  (``Cek jalan rusak``, ``Status tanah saya``, ``Cek RT05 jalan rusak``) is a complaint,
-  ``CEK`` included in its body.
+  (``Cek jalan rusak``, ``Status tanah saya``, ``Cek RT05 jalan rusak``, ``Cek RT05 banjir``)
+  is a complaint, ``CEK`` included in its body.
 * An empty message, or one with nothing but keywords, is a :class:`ParseError` (quarantined);
   so is a body without a single letter (a lone NIK, a bare number): there is nothing to report.
 * A body of one word without a region keyword (``p``, ``tes``, ``halo``, ``Banjir``, an
@@ -94,6 +95,8 @@ _GROUP = re.compile(r"\d+")
 _NIK_LENGTH = 16
 # A tracking ID typed in the two groups it is printed in (tracking.display: 4 + 5 symbols).
 _ID_FIRST_GROUP = 4
+# Vowels: every Indonesian word has one; a group of an ID without a digit rarely does.
+_VOWELS = frozenset("AEIOU")
 
 
 class Intent(enum.StrEnum):
@@ -130,8 +133,11 @@ def interpret(
     sender: str,
     regions: Mapping[str, str],
     default_region: str = "ID",
+    min_words: int = MIN_WORDS,
 ) -> Interpretation:
-    """Read one SMS; :class:`ParseError` when there is nothing to read."""
+    """Read one SMS; :class:`ParseError` when there is nothing to read. ``min_words``: the
+    fewest words a body without a region keyword is a complaint with (a long message joined
+    from its parts is one whatever arrived of it: 1)."""
     if not text.strip():
         raise ParseError("SMS kosong / empty SMS", stage="empty")
     table = {" ".join(_WORD.findall(k.upper())): v for k, v in regions.items()}
@@ -147,7 +153,7 @@ def interpret(
         typed = _query_rest(words)
         if typed is not None:  # a query; its ID may stand after more words than the window
             return Interpretation(Intent.STATUS, tracking_id=tracking.normalize("".join(typed)))
-    return _complaint(rest, sender, region_code, default_region)
+    return _complaint(rest, sender, region_code, default_region, min_words)
 
 
 def _region(text: str, table: Mapping[str, str]) -> tuple[str | None, str]:
@@ -193,6 +199,8 @@ def _query_rest(words: list[str]) -> list[str] | None:
         return rest
     if len(rest) > 2 or (len(rest) == 2 and len(rest[0]) != _ID_FIRST_GROUP):
         return None
+    if len(rest) == 2 and not _id_part(rest[1]):  # "Cek RT05 banjir": an address and a word
+        return None
     symbols = "".join(rest)
     if (
         tracking.LENGTH - 1 <= len(symbols) <= tracking.LENGTH + 1
@@ -203,6 +211,12 @@ def _query_rest(words: list[str]) -> list[str] | None:
     return None
 
 
+def _id_part(word: str) -> bool:
+    """Whether ``word`` can be the second group of an ID: a digit in it, or no vowel (a word
+    has one: "banjir", "macet" after "RT05" are a report, not "K7QM 4XRT9" mistyped)."""
+    return any(c.isdigit() for c in word) or not any(c in _VOWELS for c in word.upper())
+
+
 def _leading(text: str) -> tuple[str | None, str]:
     match = _LEADING.match(text)
     if match is None:
@@ -211,7 +225,7 @@ def _leading(text: str) -> tuple[str | None, str]:
 
 
 def _complaint(
-    text: str, sender: str, region_code: str | None, default_region: str
+    text: str, sender: str, region_code: str | None, default_region: str, min_words: int
 ) -> Interpretation:
     body, nik, nik_rejected = _take_nik(text)
     confidential = anonymous = False
@@ -240,7 +254,7 @@ def _complaint(
     body = body.strip()
     if not _LETTER.search(body):
         raise ParseError("isi laporan kosong / no complaint text", stage="empty")
-    if region_code is None and len(_WORD.findall(body)) < MIN_WORDS:
+    if region_code is None and len(_WORD.findall(body)) < min_words:
         return Interpretation(Intent.TOO_SHORT)
     return Interpretation(
         Intent.COMPLAINT,

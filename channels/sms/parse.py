@@ -80,8 +80,9 @@ def interpret_request(raw: RawInbound, settings: SmsSettings) -> grammar.Interpr
 def interpret_joined(raw: RawInbound, settings: SmsSettings) -> grammar.Interpretation:
     """Read a message joined from fragments; an incomplete one gets a title saying so."""
     joined = fragments.read(raw.body)
+    # A long message: filed with what arrived, however little of it (a lone "tolong." part).
     reading = grammar.interpret(
-        joined.text, joined.sender, settings.regions, settings.default_region
+        joined.text, joined.sender, settings.regions, settings.default_region, min_words=1
     )
     title = joined.title()
     if title is not None and isinstance(reading.draft, ComplaintDraft):

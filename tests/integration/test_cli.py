@@ -582,3 +582,16 @@ def test_the_migration_check_adds_no_lines_to_a_command(
     for argv in (["quarantine", "list"], ["outbox", "status"], ["outbox", "prune", "--dry-run"]):
         assert main(argv) == 0
         assert capsys.readouterr().err == "", argv  # not alembic's "Context impl SQLiteImpl."
+
+
+def test_migrate_needs_only_the_database_settings_as_the_compose_migrate_service_has(
+    env: Path, empty_url: str, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # docker-compose.yml gives its `migrate` job the database URL and password, no keys:
+    # migrate refusing for want of LAPOR_SECURITY__IDENTITY_KEY kept both replicas from starting.
+    monkeypatch.setenv("LAPOR_DATABASE__URL", empty_url)
+    for name in ("IDENTITY_KEY", "DATA_KEY"):
+        monkeypatch.delenv(f"LAPOR_SECURITY__{name}", raising=False)
+    assert main(["migrate"]) == 0, capsys.readouterr().err
+    assert "database at migration" in capsys.readouterr().out

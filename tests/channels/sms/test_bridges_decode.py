@@ -295,6 +295,16 @@ def test_joined_message_is_parsed_with_its_title() -> None:
         fragments.read(b"{}")
 
 
+def test_a_long_message_of_which_one_word_arrived_is_still_filed() -> None:
+    # A one-word SMS is no report, but a long one whose other parts never came is: what
+    # arrived is filed, marked incomplete, not answered "too short".
+    joined = fragments.join(_set([(3, "tolong.")]))
+    raw = RawInbound(Channel.SMS, joined.body(), T0, joined.provider_id(), fragments.CONTENT_TYPE)
+    draft = interpret_joined(raw, SETTINGS).outcome
+    assert isinstance(draft, ComplaintDraft) and draft.body == "[...] tolong."
+    assert draft.title == "SMS tidak lengkap: bagian 1, 2 dari 3 tidak diterima"
+
+
 def test_a_fragment_is_only_a_fragment() -> None:
     message = SmsMessage(Bridge.KANNEL, "+62812", "1708", "Jalan", "id", Fragment(1, 3, 1))
     assert interpret(message, SETTINGS).outcome == NotAComplaint("fragment")

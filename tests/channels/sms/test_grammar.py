@@ -428,3 +428,26 @@ def test_cek_or_status_before_a_sentence_stays_a_complaint(text: str) -> None:
 def test_the_english_help_word_is_help_too(text: str) -> None:
     # A lone "HELP" filed as a complaint gets a tracking ID for nothing, and no help.
     assert read(text).intent is Intent.HELP
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "cek RT05 banjir",
+        "Cek RT12 macet",
+        "CEK RT03 gelap",
+        "Cek RW07 banjir",
+        "Cek KM12 macet",
+        "STATUS KK12 hilang",
+    ],
+)
+def test_cek_before_an_address_and_a_word_stays_a_complaint(text: str) -> None:
+    # An RT, RW or KM number and one word look like a split ID ("K7QM 4XRT") by their length
+    # alone: read as a query, the report was answered "not found" and never filed.
+    assert draft_of(text).body == text
+
+
+@pytest.mark.parametrize("text", ["CEK K7QM XRTWZ", "cek K7QM-4XRT", "Cek RT05 RW02"])
+def test_a_split_id_shaped_pair_is_still_a_query(text: str) -> None:
+    result = read(text)
+    assert result.intent is Intent.STATUS and result.tracking_id is None
