@@ -74,6 +74,18 @@ LIMITS: Mapping[str, int] = {
 }
 MIN_BODY = 10
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+# A date as an Indonesian writes it, day first: what a browser without a date picker sends.
+_DAY_FIRST = re.compile(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})")
+
+
+def _date(text: str) -> date:
+    """``2026-11-20`` (a date picker's value) or ``20/11/2026``; :class:`ValueError` if none."""
+    if found := _DAY_FIRST.fullmatch(text):
+        day, month, year = (int(part) for part in found.groups())
+        return date(year, month, day)
+    return date.fromisoformat(text)
+
+
 @dataclass(frozen=True, slots=True)
 class FormData:
     """A submission that passed validation, with normalised identity values."""
@@ -133,9 +145,9 @@ def validate(fields: Mapping[str, str], today: date) -> tuple[FormData | None, d
     occurred_on = None
     if when := _text(fields, "tanggal"):
         try:
-            occurred_on = date.fromisoformat(when)
+            occurred_on = _date(when)
         except ValueError:
-            errors["tanggal"] = ("Tanggal tidak valid (TTTT-BB-HH).", "Not a date (YYYY-MM-DD).")
+            errors["tanggal"] = ("Tanggal tidak valid (HH/BB/TTTT).", "Not a date (DD/MM/YYYY).")
         else:
             if occurred_on > today:
                 errors["tanggal"] = (

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Literal
+from urllib.parse import urlencode
 
 from channels.fields import Message
 from channels.web.form import LIMITS
@@ -98,7 +99,8 @@ KIND_LABEL = {"pengaduan": "pengaduan", "aspirasi": "aspirasi", "informasi": "pe
 
 CSS = """
 *{box-sizing:border-box}body{margin:0;font:16px/1.5 system-ui,sans-serif;color:#1a1a1a;
-background:#f4f5f7}header{background:#b71c1c;color:#fff;padding:.75rem 1rem;display:flex;
+background:#f4f5f7;overflow-wrap:break-word}header{background:#b71c1c;color:#fff;
+padding:.75rem 1rem;display:flex;
 justify-content:space-between;align-items:center}header a{color:#fff}main{max-width:40rem;
 margin:0 auto;padding:1rem}h1{font-size:1.35rem}label{display:block;font-weight:600;
 margin:.9rem 0 .25rem}input[type=text],input[type=email],input[type=tel],input[type=date],
@@ -110,11 +112,12 @@ textarea{min-height:8rem}.check label{display:inline;font-weight:400}.check{marg
 button{margin-top:1.2rem;width:100%;padding:.8rem;font-size:1.1rem;background:#b71c1c;
 color:#fff;border:0;border-radius:4px}.sms{white-space:nowrap}
 .tid{font:700 2.4rem/1.2 ui-monospace,monospace;
-letter-spacing:.08em;background:#fff;border:2px dashed #b71c1c;padding:1rem;text-align:center}
-fieldset{border:1px solid #ccc;border-radius:4px;margin-top:1rem}.note{font-size:.9rem;
+letter-spacing:.08em;background:#fff;border:2px dashed #b71c1c;padding:1rem;text-align:center;
+white-space:nowrap}
+fieldset{border:1px solid #ccc;border-radius:4px;margin-top:1rem;min-width:0}.note{font-size:.9rem;
 color:#444;margin:.2rem 0}dl{background:#fff;
 padding:1rem}dt{font-weight:600}
-@media (min-width:48rem){body{font-size:17px}}
+@media (max-width:23rem){.tid{font-size:9vw}}@media (min-width:48rem){body{font-size:17px}}
 """
 
 
@@ -150,6 +153,11 @@ def page(title: str, body: str, lang: Lang, switch_to: str) -> str:
     )
 
 
+def _invalid(name: str, err: Message | None) -> str:
+    """A wrong field's marks: red, invalid, and its message (``{name}-err``) read with it."""
+    return f' class="invalid" aria-invalid="true" aria-describedby="{name}-err"' if err else ""
+
+
 def _input(
     name: str, kind: str, lang: Lang, values: Mapping[str, str],
     errors: Mapping[str, Message], extra: str = "",
@@ -157,14 +165,13 @@ def _input(
     err = errors.get(name)
     if name in LIMITS:  # the browser stops at the length the form's validation allows
         extra = f' maxlength="{LIMITS[name]}"{extra}'
-    cls = ' class="invalid" aria-invalid="true"' if err else ""
-    described = f' aria-describedby="{name}-err"' if err else ""
+    marks = _invalid(name, err)
     field = (
-        f'<textarea id="{name}" name="{name}"{cls}{described}{extra}>'
+        f'<textarea id="{name}" name="{name}"{marks}{extra}>'
         f"{escape(values.get(name, ''))}</textarea>"
         if kind == "textarea"
         else f'<input type="{kind}" id="{name}" name="{name}" '
-        f'value="{escape(values.get(name, ""))}"{cls}{described}{extra}>'
+        f'value="{escape(values.get(name, ""))}"{marks}{extra}>'
     )
     note = f'<p class="err" id="{name}-err">{escape(msg(err, lang))}</p>' if err else ""
     return f'<label for="{name}">{t(name, lang)}</label>{field}{note}'
@@ -212,15 +219,16 @@ def form_page(
         + _input("judul", "text", lang, values, errors, " required")
         + _input("isi", "textarea", lang, values, errors, " required")
         + f'<label for="klasifikasi">{t("klasifikasi", lang)}</label>'
-        f'<select id="klasifikasi" name="klasifikasi">{options}</select>'
-        + (f'<p class="err">{escape(msg(k_err, lang))}</p>' if k_err else "")
+        f'<select id="klasifikasi" name="klasifikasi"{_invalid("klasifikasi", k_err)}>'
+        f"{options}</select>"
+        + (f'<p class="err" id="klasifikasi-err">{escape(msg(k_err, lang))}</p>' if k_err else "")
         + _input("tanggal", "date", lang, values, errors)
         + _input("lokasi", "text", lang, values, errors)
         + _input("instansi", "text", lang, values, errors)
         + _kept(kept, lang)
         + f'<label for="lampiran">{t("lampiran", lang)}</label>'
         '<input type="file" id="lampiran" name="lampiran" multiple '
-        'accept="image/jpeg,image/png,application/pdf">'
+        f'accept="image/jpeg,image/png,application/pdf"{_invalid("lampiran", l_err)}>'
         + (f'<p class="err" id="lampiran-err">{escape(msg(l_err, lang))}</p>' if l_err else "")
         + f'<fieldset><legend>{t("identity", lang)}</legend>'
         + _input("nama", "text", lang, values, errors, ' autocomplete="name"')
@@ -300,4 +308,8 @@ def check_page(
         f'<button type="submit">{t("check_button", lang)}</button></form>{out}'
         f'<p><a href="/{_q(lang)}">{t("new_report", lang)}</a></p>'
     )
-    return page(t("check_title", lang), body, lang, "/cek" if lang == "en" else "/cek?lang=en")
+    # The other language keeps the ID typed (a link cannot carry what the form holds).
+    switch_to = "/cek" if lang == "en" else "/cek?lang=en"
+    if typed:
+        switch_to += f'{"?" if lang == "en" else "&"}{urlencode({"id": typed})}'
+    return page(t("check_title", lang), body, lang, switch_to)

@@ -178,3 +178,44 @@ async def test_after_an_invalid_nik_the_photo_is_kept_and_goes_with_the_report(
     [att] = event["attachments"]
     assert att["filename"] == "jalan.jpg"
     assert await gateway.files.read(att["sha256"]) == photo.read_bytes()
+
+
+# The widest element's right edge and the page's width, on a phone 320 px wide.
+OVERFLOW = (
+    "(() => [Math.max(...[...document.querySelectorAll('body *')]"
+    ".map(e => e.getBoundingClientRect().right)), document.documentElement.scrollWidth])()"
+)
+
+
+@pytest.fixture
+async def small(tmp_path: Path) -> AsyncIterator[object]:
+    async with browser_page(tmp_path / "small", 320, 640) as found:  # a cheap, small phone
+        yield found
+
+
+async def test_on_a_320_px_phone_a_long_photo_name_and_the_tracking_id_fit(
+    served: tuple[str, bootstrap.Gateway], small: object, tmp_path: Path
+) -> None:
+    base, _ = served
+    p = small
+    photo = tmp_path / "IMG_20261117_083015123_HDR_PORTRAIT_jalan_siliwangi.jpg"  # a phone's name
+    photo.write_bytes(street_photo(tmp_path).read_bytes())
+    await p.goto(base + "/")  # type: ignore[attr-defined]
+    assert await p.evaluate(OVERFLOW) == [320, 320]  # type: ignore[attr-defined]
+    await fill(p, "3209014101900000", photo)
+    await p.click("button[type=submit]")  # type: ignore[attr-defined]
+    assert photo.name in await p.inner_text("#kept")  # type: ignore[attr-defined]
+    right, width = await p.evaluate(OVERFLOW)  # type: ignore[attr-defined]
+    assert right <= 320 and width == 320
+    await p.fill("#nik", NIK)  # type: ignore[attr-defined]
+    await p.click("button[type=submit]")  # type: ignore[attr-defined]
+    # The tracking ID on one line, within the screen: not broken at its dash.
+    tid = await p.evaluate(  # type: ignore[attr-defined]
+        "(() => { const e = document.querySelector('#tracking-id'), r = document.createRange(),"
+        " s = getComputedStyle(e); r.selectNodeContents(e); return [r.getClientRects().length,"
+        " r.getBoundingClientRect().width <= e.clientWidth - parseFloat(s.paddingLeft)"
+        " - parseFloat(s.paddingRight)]; })()"
+    )
+    assert tid == [1, True]
+    right, width = await p.evaluate(OVERFLOW)  # type: ignore[attr-defined]
+    assert right <= 320 and width == 320

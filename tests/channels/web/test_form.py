@@ -13,7 +13,7 @@ from channels.web.csrf import CsrfSigner
 from channels.web.exif import jpeg_gps, make_exif_jpeg, sniff
 from channels.web.form import LIMITS, encode_submission, first_values, parse_form, validate
 from channels.web.kept import KeptFile, KeptFiles
-from channels.web.pages import form_page
+from channels.web.pages import check_page, form_page
 from gateway.domain import Attachment, Channel, Kind, RawInbound
 from gateway.errors import ParseError
 
@@ -189,3 +189,35 @@ def test_each_limited_field_of_the_form_carries_its_limit_as_maxlength() -> None
     for name, limit in LIMITS.items():
         tag = re.search(rf'<(?:input|textarea)[^>]* id="{name}"[^>]*>', html)
         assert tag and f'maxlength="{limit}"' in tag.group(0), name
+
+
+@pytest.mark.parametrize("typed", ["20/11/2026", "20-11-2026", "20.11.2026", "20/11/2026 "])
+def test_a_date_typed_the_indonesian_way_is_taken(typed: str) -> None:
+    # A browser without a date picker (Opera Mini, an old Android browser) shows a text box,
+    # and an Indonesian writes the day first.
+    data, errors = validate({**first_values(FIELDS), "tanggal": typed}, WHEN.date())
+    assert not errors and data is not None and data.occurred_on == date(2026, 11, 20)
+    body = encode_submission([(k, typed if k == "tanggal" else v) for k, v in FIELDS], [])
+    assert parse_form(raw(body)).occurred_on == date(2026, 11, 20)
+
+
+@pytest.mark.parametrize("typed", ["31/02/2026", "2026/11/20", "20/11/26", "kemarin"])
+def test_a_date_that_is_none_is_refused_with_the_format_to_write(typed: str) -> None:
+    _, errors = validate({**first_values(FIELDS), "tanggal": typed}, WHEN.date())
+    assert "HH/BB/TTTT" in errors["tanggal"][0] and "DD/MM/YYYY" in errors["tanggal"][1]
+
+
+def test_every_error_is_tied_to_its_field() -> None:
+    errors = {name: ("salah", "wrong") for name in ("klasifikasi", "lampiran", "nik")}
+    html = form_page("id", "token", {"klasifikasi": "protes"}, errors)
+    for name in errors:
+        tag = re.search(rf'<(?:input|select|textarea)[^>]* id="{name}"[^>]*>', html)
+        assert tag and f'aria-describedby="{name}-err"' in tag.group(0), name
+        assert 'aria-invalid="true"' in tag.group(0), name
+        assert f'<p class="err" id="{name}-err">salah</p>' in html, name
+
+
+def test_the_language_switch_of_the_status_page_keeps_the_typed_id() -> None:
+    assert 'href="/cek?lang=en&amp;id=K7QM-4XRT9"' in check_page("id", "K7QM-4XRT9")
+    assert 'href="/cek?id=K7QM-4XRT9"' in check_page("en", "K7QM-4XRT9")
+    assert 'href="/cek?lang=en"' in check_page("id")
