@@ -22,6 +22,8 @@ def _easternmost() -> tzinfo:
 
 
 EASTERNMOST = _easternmost()
+# The national service's time (the status pages show times in it, as the SMS replies do).
+WIB = timezone(timedelta(hours=7), "WIB")
 
 
 def latest_today(now: datetime) -> date:

@@ -27,7 +27,7 @@ from aiohttp import web
 
 from channels.web import csrf, kept, pages
 from channels.web.abuse import Bucket, Guard
-from channels.web.dates import latest_today
+from channels.web.dates import WIB, latest_today
 from channels.web.form import (
     ATTACHMENT_FIELD,
     CONTENT_TYPE,
@@ -369,7 +369,7 @@ class WebChannel:
         result = {
             "id": tracking.display(found.tracking_id),
             "status": status,
-            "received_at": found.received_at.strftime("%Y-%m-%d %H:%M UTC"),
+            "received_at": found.received_at.astimezone(WIB).strftime("%d-%m-%Y %H:%M WIB"),
             "kind": kind if found.kind else "-",
         }
         return web.Response(text=pages.check_page(lang, typed, result), content_type="text/html")

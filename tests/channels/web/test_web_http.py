@@ -752,8 +752,12 @@ async def test_the_form_takes_todays_date_in_indonesia_before_it_is_today_in_utc
             "/", data=form_data(csrf_token(html), {**FORM, "tanggal": "2026-12-05"})
         )
         assert today.status == 200, await today.text()
-        assert TID.search(await today.text())
+        found = TID.search(await today.text())
+        assert found
         assert await gateway.intake.count_complaints() == 1
+        # /cek shows when it was received in the national service's time, not UTC's day before.
+        cek = await (await client.get("/cek", params={"id": found.group(1)})).text()
+        assert "<dd>05-12-2026 03:30 WIB</dd>" in cek and "UTC" not in cek
     finally:
         await gateway.close()
 
