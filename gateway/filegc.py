@@ -45,7 +45,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -57,7 +56,7 @@ from sqlalchemy import ColumnElement, Table, and_, case, select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway import sealing
+from gateway import periodic, sealing
 from gateway.crypto import Keys
 from gateway.domain import Channel, ReceiptStatus
 from gateway.filestore import FileStore
@@ -282,30 +281,14 @@ async def run_every(
     grace: timedelta,
     stop: asyncio.Event,
 ) -> None:
-    """Collect every ``interval`` seconds until ``stop`` (``serve`` runs this), the first time
-    at a random moment within the first hour (or interval). A failed run is logged, counted and
-    tried again at the next interval; the process carries on."""
-    delay = random.uniform(0, min(interval, 3600.0))
-    while not await _stopped(stop, delay):
-        delay = interval
-        try:
-            report = await collect(engine, files, keys, grace)
-        except Exception as exc:  # the database, a key that does not open: next time
-            metrics.gc_runs.labels("failed").inc()
-            log.warning(
-                "file store collection failed: %s", type(exc).__name__,
-                extra={"error": str(exc)[:300]},
-            )
-            continue
-        metrics.gc_runs.labels("ok").inc()
+    """Collect every ``interval`` seconds until ``stop`` (``serve`` runs this; see
+    :func:`gateway.periodic.run_every`)."""
+
+    async def job() -> None:
+        report = await collect(engine, files, keys, grace)
         metrics.gc_deleted.inc(report.deleted + report.temporaries)
         metrics.gc_freed.inc(report.freed)
 
-
-async def _stopped(stop: asyncio.Event, seconds: float) -> bool:
-    """Wait ``seconds`` or until ``stop``; whether it is set."""
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        return False
-    return True
+    await periodic.run_every(
+        interval, stop, job, what="file store collection", runs=metrics.gc_runs
+    )

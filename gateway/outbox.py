@@ -36,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import socket
 import time
 import uuid
@@ -60,7 +59,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway import contract, sealing
+from gateway import contract, periodic, sealing
 from gateway.crypto import Keys
 from gateway.domain import Event
 from gateway.intake import Clock, utcnow
@@ -295,7 +294,7 @@ class OutboxRelay:
                         extra={"reason": exc.reason, "error": str(exc)[:300], "relay": self.name},
                     )
                     await self._close()
-                    await _wait(stop, delay)
+                    await periodic.stopped(stop, delay)
                     delay = min(delay * 2, self._settings.backoff_max)
                     continue
                 delay = self._settings.backoff_initial
@@ -689,28 +688,17 @@ async def prune_every(
     stop: asyncio.Event,
     clock: Clock = utcnow,
 ) -> None:
-    """Prune every ``interval`` seconds until ``stop`` (``serve`` runs this), the first time at a
-    random moment within the first hour (or interval), so that replicas seldom prune together.
-    A failed run is logged, counted and tried again at the next interval; the task carries on."""
-    delay = random.uniform(0, min(interval, 3600.0))
-    while True:
-        await _wait(stop, delay)
-        if stop.is_set():
-            return
-        delay = interval
-        try:
-            removed = await prune_published(engine, keep, clock(), stop=stop)
-        except Exception as exc:  # the database: next time
-            metrics.prune_runs.labels("failed").inc()
-            log.warning(
-                "outbox prune failed: %s", type(exc).__name__, extra={"error": str(exc)[:300]}
-            )
-            continue
-        metrics.prune_runs.labels("ok").inc()
+    """Prune every ``interval`` seconds until ``stop`` (``serve`` runs this; see
+    :func:`gateway.periodic.run_every`)."""
+
+    async def job() -> None:
+        removed = await prune_published(engine, keep, clock(), stop=stop)
         metrics.pruned.inc(removed)
         log.info(
             "pruned %d published outbox events", removed, extra={"keep_published": keep}
         )
+
+    await periodic.run_every(interval, stop, job, what="outbox prune", runs=metrics.prune_runs)
 
 
 # ---- Events no relay can open: listed, set aside, restored (migration 0010) ------------------
@@ -1090,10 +1078,3 @@ async def _wait_any(stop: asyncio.Event, wakeup: asyncio.Event, seconds: float) 
     finally:
         for waiter in waiters:
             waiter.cancel()
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        pass
