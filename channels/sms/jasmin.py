@@ -7,7 +7,13 @@ GET query, per the connector's ``method``):
 ``id`` (Jasmin's UUID for the MO: our redelivery key), ``from``, ``to``, ``origin-connector``
 (the SMPP connector it came from), ``priority``, ``coding`` (the SMPP ``data_coding`` value),
 ``validity``, ``content`` (the ``short_message`` OCTETS, URL-encoded, not decoded by Jasmin) and
-``binary`` (the same octets as hex). Jasmin joins the parts of a long MO itself before the call.
+``binary`` (the same octets as hex). Jasmin joins the parts of a long MO that carry an 8-bit
+reference itself before the call; a part with a 16-bit reference (IEI ``08``) is thrown on its
+own with its UDH at the head of the octets, and nothing else says so (the ``esm_class`` is not
+passed on). Octets that begin with a well-formed UDH holding a concatenation element are read
+as such a part: a :class:`~channels.sms.message.Fragment` that the channel holds until its set
+is whole. No text a person writes starts that way (in GSM 03.38 an 8-bit header reads
+``é@¥``, a 16-bit one ``ùòè``, followed by a length that fits).
 
 Only a ``200`` whose body is exactly ``ACK/Jasmin`` acknowledges; anything else makes Jasmin
 send the same message (same ``id``) again after ``deliversm-thrower.retry_delay`` (30 s), up to
@@ -26,8 +32,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 from channels.sms import gsm
-from channels.sms.kannel import eight_bit, refuse_binary, split_query
-from channels.sms.message import Bridge, DeliveryReport, DeliveryState, SmsMessage
+from channels.sms.kannel import (
+    edge_halves,
+    eight_bit,
+    parse_concatenation,
+    refuse_binary,
+    split_query,
+)
+from channels.sms.message import Bridge, DeliveryReport, DeliveryState, Fragment, SmsMessage
 from gateway.errors import ParseError
 
 ACK = "ACK/Jasmin"
@@ -45,6 +57,7 @@ _DLR_STATES = {
     "UNKNOWN": DeliveryState.BUFFERED,
     "ESME_ROK": DeliveryState.ACCEPTED,
 }
+_UDH_MIN = 5  # the shortest UDH holding a concatenation element: 00 03 ref total seq
 _SEND_OK = re.compile(r'^Success "(?P<id>[^"]+)"')
 
 
@@ -68,8 +81,13 @@ def decode_request(body: bytes, coding0: Coding0 = "gsm") -> JasminMO:
     if not coding_text.isdigit():
         raise ParseError(f"coding {coding_text!r} tidak dikenal / unknown", stage="decode")
     coding = int(coding_text)
-    octets = _octets(values)
-    text = decode_octets(octets, coding, coding0)
+    fragment, octets = leading_udh(_octets(values))
+    if fragment is None:
+        text = decode_octets(octets, coding, coding0)
+    else:
+        text, fragment = edge_halves(
+            decode_octets(octets, coding, coding0, "surrogatepass"), fragment
+        )
     return JasminMO(
         message=SmsMessage(
             bridge=Bridge.JASMIN,
@@ -78,6 +96,7 @@ def decode_request(body: bytes, coding0: Coding0 = "gsm") -> JasminMO:
             text=text,
             message_id=_ascii(values, "id") or None,
             smsc=_ascii(values, "origin-connector") or None,
+            fragment=fragment,
         ),
         coding=coding,
         priority=_ascii(values, "priority") or None,
@@ -98,8 +117,27 @@ def _octets(values: dict[str, bytes]) -> bytes:
     return values.get("content", b"")
 
 
-def decode_octets(octets: bytes, coding: int, coding0: Coding0 = "gsm") -> str:
-    """The text of ``octets`` in SMPP ``data_coding`` ``coding`` (see the module docstring)."""
+def leading_udh(octets: bytes) -> tuple[Fragment | None, bytes]:
+    """The concatenation element of a UDH at the head of ``octets`` and the octets after it;
+    ``(None, octets)`` when they do not begin with a well-formed one (see the module docstring).
+    """
+    length = octets[0] if octets else 0
+    if not _UDH_MIN <= length < len(octets):
+        return None, octets
+    try:
+        found = parse_concatenation(octets[: length + 1])
+    except ParseError:
+        return None, octets
+    if found is None or found.total < 2:
+        return None, octets
+    return found, octets[length + 1 :]
+
+
+def decode_octets(
+    octets: bytes, coding: int, coding0: Coding0 = "gsm", utf16_errors: str = "strict"
+) -> str:
+    """The text of ``octets`` in SMPP ``data_coding`` ``coding`` (see the module docstring);
+    ``utf16_errors`` as for :meth:`bytes.decode`, for UCS-2."""
     try:
         if coding == 0:
             text = gsm.decode_unpacked(octets) if coding0 == "gsm" else octets.decode("latin-1")
@@ -108,7 +146,7 @@ def decode_octets(octets: bytes, coding: int, coding0: Coding0 = "gsm") -> str:
         elif coding == 3:
             text = octets.decode("latin-1")
         elif coding == 8:
-            text = octets.decode("utf-16-be")
+            text = octets.decode("utf-16-be", utf16_errors)
         elif coding in (2, 4):
             return eight_bit(octets)
         else:

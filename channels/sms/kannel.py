@@ -163,9 +163,7 @@ def _udh(value: bytes) -> bytes:
     return text
 
 
-def decode_payload(
-    payload: bytes, coding: int | None, charset: str, errors: str = "strict"
-) -> str:
+def decode_payload(payload: bytes, coding: int | None, charset: str, errors: str = "strict") -> str:
     """The payload's text, by charset first, then by coding (see the module docstring);
     ``errors`` as for :meth:`bytes.decode` (not for 8-bit data)."""
     name = charset.upper()
@@ -191,7 +189,12 @@ def decode_part(
 ) -> tuple[str, Fragment]:
     """A part's text, lone surrogates as U+FFFD, and its fragment with the halves of a pair
     split at its edges (see the module docstring)."""
-    text = decode_payload(payload, coding, charset, "surrogatepass")
+    return edge_halves(decode_payload(payload, coding, charset, "surrogatepass"), fragment)
+
+
+def edge_halves(text: str, fragment: Fragment) -> tuple[str, Fragment]:
+    """A part's text decoded with lone surrogates kept: the text with U+FFFD for each, and the
+    fragment with the halves found at its edges."""
     high = ord(text[-1]) if text and ord(text[-1]) in _HIGH_SURROGATES else None
     low = ord(text[0]) if text and ord(text[0]) in _LOW_SURROGATES else None
     valid = text.encode("utf-16-be", "surrogatepass").decode("utf-16-be", "replace")

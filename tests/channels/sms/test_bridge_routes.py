@@ -91,7 +91,34 @@ async def test_jasmin_mo_is_acknowledged_after_commit_and_its_reply_queued(
     assert reply.smsc == "smppc_telkomsel" and reply.service_number == "1708"
     # Jasmin resends the same id (its ACK was lost): one complaint, one reply.
     assert await post(client, req) == (200, "ACK/Jasmin")
-    assert len(await opened_complaints(gw.engine, gw.keys)) == 1 and len(await rows(gw, sms_replies)) == 1
+    assert (
+        len(await opened_complaints(gw.engine, gw.keys)) == 1
+        and len(await rows(gw, sms_replies)) == 1
+    )
+
+
+async def test_jasmin_parts_with_a_16_bit_reference_are_held_and_joined(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway
+) -> None:
+    # Jasmin joins only 8-bit-reference parts; these reach the connector one by one, each with
+    # its UDH at the head of the octets. Sent in reverse order, the first twice (a retry).
+    text = "Jalan rusak parah di depan pasar 😡 sudah dua bulan, mohon segera diperbaiki"
+    octets = text.encode("utf-16-be")
+    cut = [0, 40, octets.index("😡".encode("utf-16-be")) + 2, len(octets)]
+    parts = [bytes([6, 8, 4, 0x12, 0x34, 3, n]) + octets[cut[n - 1] : cut[n]] for n in (1, 2, 3)]
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    for n in (3, 3, 2, 1):
+        body = f"id=j16-{n}&from=6281200000001&to=1708&coding=8&binary={parts[n - 1].hex()}"
+        resp = await client.post(f"/sms/jasmin?token={JASMIN_TOKEN}", data=body, headers=form)
+        assert (resp.status, await resp.text()) == (200, "ACK/Jasmin")
+        if n != 1:
+            assert await rows(gw, sms_replies) == []  # nothing to say until it is whole
+    (complaint,) = await opened_complaints(gw.engine, gw.keys)
+    assert complaint.body == text and complaint.title is None
+    (reply,) = await rows(gw, sms_replies)
+    assert reply.bridge == "jasmin" and reply.tracking_id == complaint.tracking_id
+    parsers = sorted(r["parser"] for r in await opened_raw(gw.engine, gw.keys))
+    assert parsers == ["sms.jasmin"] * 3 + ["sms.joined"]
 
 
 async def test_jasmin_without_the_token_is_refused_before_reading(
@@ -213,7 +240,9 @@ async def test_jasmin_report_with_a_reply_id_that_is_no_id_of_ours_is_matched_by
         )
     report = load("jasmin/dlr__delivered")
     odd_id = Request(
-        report.method, f"/sms/jasmin/dlr?reply={odd}&token=JASMIN-TOKEN", report.headers,
+        report.method,
+        f"/sms/jasmin/dlr?reply={odd}&token=JASMIN-TOKEN",
+        report.headers,
         report.body,
     )
     assert await post(client, odd_id) == (200, "ACK/Jasmin")
@@ -252,7 +281,10 @@ async def test_android_webhook_mo_with_a_valid_signature(
     assert (reply.bridge, reply.status, reply.smsc) == ("android", "pending", "sim2")
     # The app retries with the same event id: nothing new.
     assert await post(client, req, **resigned(req)) == (200, "ok")
-    assert len(await opened_complaints(gw.engine, gw.keys)) == 1 and len(await rows(gw, sms_replies)) == 1
+    assert (
+        len(await opened_complaints(gw.engine, gw.keys)) == 1
+        and len(await rows(gw, sms_replies)) == 1
+    )
 
 
 async def test_android_bad_or_stale_signature_is_refused(

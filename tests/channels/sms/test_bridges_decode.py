@@ -57,6 +57,57 @@ def test_jasmin_joins_ucs2_parts_as_octets_so_a_split_pair_arrives_whole() -> No
     assert mo.message.fragment is None
 
 
+def jasmin_part(octets: bytes, coding: int, mo_id: str) -> bytes:
+    """A part as Jasmin throws it: the short_message octets, UDH included, as ``binary``."""
+    return f"id={mo_id}&from=6281200000001&to=1708&coding={coding}&binary={octets.hex()}".encode()
+
+
+def test_jasmin_part_with_a_16_bit_reference_is_a_fragment_and_joins_whole() -> None:
+    # Jasmin joins only 8-bit-reference parts: a 16-bit one comes alone, its UDH in the octets.
+    octets = "Lampu jalan mati sudah 3 hari 😡 mohon diperbaiki".encode("utf-16-be")
+    cut = octets.index("😡".encode("utf-16-be")) + 2  # the pair split between the parts
+    heads = (b"\x06\x08\x04\x12\x34\x02\x01", b"\x06\x08\x04\x12\x34\x02\x02")
+    bodies = (heads[0] + octets[:cut], heads[1] + octets[cut:])
+    messages = [
+        jasmin.decode_request(jasmin_part(b, 8, f"j{n}")).message for n, b in enumerate(bodies)
+    ]
+    assert [m.fragment for m in messages] == [
+        Fragment(0x1234, 2, 1, high_surrogate=0xD83D),
+        Fragment(0x1234, 2, 2, low_surrogate=0xDE21),
+    ]
+    assert messages[0].text == "Lampu jalan mati sudah 3 hari \ufffd"
+    held = FragmentSet(
+        group_key="k",
+        bridge=Bridge.JASMIN,
+        reference=0x1234,
+        total=2,
+        meta={"sender": "6281200000001"},
+        parts=tuple(
+            HeldPart(f"raw{n}", f.sequence, m.text, T0, f.high_surrogate, f.low_surrogate)
+            for n, m in enumerate(messages)
+            if (f := m.fragment) is not None
+        ),
+    )
+    assert fragments.join(held).text == "Lampu jalan mati sudah 3 hari 😡 mohon diperbaiki"
+    assert interpret(messages[1], SETTINGS).intent.name == "FRAGMENT"
+    # GSM text: unpacked septets after the header; an 8-bit reference is read the same way.
+    gsm_part = jasmin.decode_request(
+        jasmin_part(b"\x05\x00\x03\x5b\x03\x02jalan \x00 rusak", 0, "j3")
+    ).message
+    assert gsm_part.fragment == Fragment(0x5B, 3, 2) and gsm_part.text == "jalan @ rusak"
+
+
+def test_jasmin_text_that_only_looks_like_a_header_stays_text() -> None:
+    for octets, text in (
+        (b"\x05\x00\x03\x5b\x01\x01Halo", "é@¥Ä££Halo"),  # one part of one
+        (b"\x05\x00\x03\x5b\x02\x03Halo", "é@¥Ä$¥Halo"),  # part 3 of 2
+        (b"\x09\x00\x03\x5b\x02\x01", "Ç@¥Ä$£"),  # a length longer than what follows
+        (b"Jalan rusak", "Jalan rusak"),
+    ):
+        message = jasmin.decode_request(jasmin_part(octets, 0, "x")).message
+        assert message.fragment is None and message.text == text
+
+
 def test_jasmin_status_query_is_not_a_complaint() -> None:
     message = jasmin.decode_request(load("jasmin/mo__cek_status").body).message
     assert interpret(message, SETTINGS).outcome == NotAComplaint("status-query")
@@ -204,7 +255,9 @@ def test_gammu_single_sms_is_read_from_smsd_variables() -> None:
         message_id=mo.message_id,
         smsc="modem-1",
     )
-    assert mo.message_id is not None and mo.message_id.startswith("IN") and "_00.txt" in mo.message_id
+    assert (
+        mo.message_id is not None and mo.message_id.startswith("IN") and "_00.txt" in mo.message_id
+    )
     # The key is a hash of PhoneID and the inbox ids: the ids name the sender's number.
     expected = hashlib.sha256(f"modem-1\n{mo.message_id}".encode()).hexdigest()
     assert gammu.provider_id(req.body) == f"gammu:{expected}"
