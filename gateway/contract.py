@@ -18,6 +18,41 @@ SCHEMA_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
 ROUTING_KEY_PATTERN = "complaint.#"
 
+# What the body's ``source`` may carry: the message's ids and transport facts, each described in
+# the schema. Anything else a channel keeps about a message (the client's address and user
+# agent, an SMS sender's number as the bridge wrote it, internal file references) stays in the
+# gateway's raw inbound store and never reaches the routing core.
+GIVEN_TRACKING_ID = "given_tracking_id"
+SOURCE_KEYS: dict[str, str] = {
+    "provider_message_id": "The channel's own id of the message: the SMS gateway's (Kannel "
+    "%I, Jasmin id...), idem:<Idempotency-Key> or uuid:... from the API, open311:..., form:... "
+    "from the web form, letter-draft:... from the front desk, joined:... for a joined SMS.",
+    "raw_inbound_id": "The gateway's id of the message as it was received (stored unchanged).",
+    GIVEN_TRACKING_ID: "On a duplicate event for a message that was quarantined, then replayed "
+    "by an operator: the tracking ID the citizen was given when it arrived. Their status "
+    "queries with it answer the status of tracking_id.",
+    "api": "open311 when the complaint came through the Open311 GeoReport v2 API.",
+    "exif_gps": "Web form: where photos were taken, from their EXIF, as "
+    "<sha256>=<lat>,<long> separated by ';' (evidence of the matter).",
+    "receiver": "SMS: the number the citizen wrote to (the short code).",
+    "smsc": "SMS: the operator link, Jasmin connector or SIM that received it.",
+    "coding": "SMS: the data coding the gateway reported.",
+    "charset": "SMS: the character set the gateway reported.",
+    "time": "SMS: when the SMS gateway received it, as that gateway wrote it.",
+    "udh": "SMS: the user data header of a part, in hex.",
+    "parts": "SMS: <parts received>/<parts sent> of a long SMS (or the modem's part count).",
+    "bridge": "SMS: the gateway that delivered the parts of a joined SMS.",
+    "event": "SMS: the Android gateway app's webhook event.",
+    "letter_draft_id": "Letter: the front desk's draft the complaint was confirmed from.",
+    "pages": "Letter: how many scanned pages.",
+    "entered_by": "Letter: the clerk (staff account) who confirmed it.",
+    "uploaded_by": "Letter: the clerk who uploaded the scans, when not the one who confirmed.",
+    "letter_date": "Letter: the date written on the letter (YYYY-MM-DD).",
+    "letter_place": "Letter: the place written on the letter.",
+    "sender_address": "Letter: the sender's address as written. Personal data: hidden from "
+    "agencies like reporter when privacy.anonymous is true.",
+}
+
 
 def routing_key(event: Event, channel: Channel) -> str:
     """``complaint.<event>.<channel>``, e.g. ``complaint.created.sms``."""
@@ -85,7 +120,7 @@ def event_body(
             for a in draft.attachments
         ],
         "duplicate_of": duplicate_of,
-        "source": dict(complaint.source),
+        "source": {k: v for k, v in complaint.source.items() if k in SOURCE_KEYS},
     }
 
 

@@ -331,8 +331,10 @@ class IntakeService:
                         # Not the database being away (that is settled in _flush): a fault of
                         # one message's data or of the code. Each goes on its own, so one
                         # message cannot fail the others, and the writer carries on.
-                        log.exception("intake batch failed unexpectedly; writing it one by one",
-                                      extra={"error": type(exc).__name__})
+                        log.exception(
+                            "intake batch failed unexpectedly; writing it one by one",
+                            extra={"error": type(exc).__name__},
+                        )
                         for p in batch:
                             await self._flush_alone(p)
                 except BaseException:  # cancelled: never leave a sender waiting forever
@@ -361,8 +363,10 @@ class IntakeService:
                     _settle(p, exc=exc)
                 return
             if refused:
-                log.error("a message the database refuses; writing the batch one by one",
-                          extra={"error": type(exc.orig).__name__})
+                log.error(
+                    "a message the database refuses; writing the batch one by one",
+                    extra={"error": type(exc.orig).__name__},
+                )
             # A value the database refuses (too long for its column, out of range) is one
             # message's: the others must not share its fate. A redelivery (possibly racing on
             # another replica), an identity created meanwhile by another transaction, a taken
@@ -383,8 +387,9 @@ class IntakeService:
             await self._flush_one(p)
         except Exception as exc:
             log.exception("a message could not be written", extra={"error": type(exc).__name__})
-            _settle(p, exc=IntakeUnavailable(
-                f"the message could not be written: {type(exc).__name__}"))
+            _settle(
+                p, exc=IntakeUnavailable(f"the message could not be written: {type(exc).__name__}")
+            )
 
     async def _flush_one(self, p: _Pending) -> None:
         try:
@@ -397,8 +402,10 @@ class IntakeService:
                         # The database will never take this complaint as it is (a character
                         # it cannot store, a value too long): keep the message in quarantine,
                         # acknowledged, rather than answer "retry" for ever.
-                        log.warning("a message the database refuses is quarantined",
-                                    extra={"error": type(exc.orig).__name__})
+                        log.warning(
+                            "a message the database refuses is quarantined",
+                            extra={"error": type(exc.orig).__name__},
+                        )
                         p.outcome = _Quarantine("store", _refusal(exc))
                         p.work = None
                         continue
@@ -707,9 +714,7 @@ class IntakeService:
             receipt = Receipt(_status_of(outcome), None, raw_id)
             if isinstance(outcome, ComplaintDraft):
                 # The sender already holds this tracking ID: the complaint keeps it.
-                work = _Work.of(
-                    raw, outcome, raw_id, provider_id, self._keys, entry["tracking_id"]
-                )
+                work = _Work.of(raw, outcome, raw_id, provider_id, self._keys, entry["tracking_id"])
                 placer = _Placer(conn, self._keys, self._dedup, self._postgres, now)
                 await placer.prepare([(raw_id, raw, work)])
                 placed = placer.place(raw, raw_id, work)
@@ -748,15 +753,21 @@ class IntakeService:
                 return TrackingStatus(tid, row.status, row.received_at, row.kind)
             raw = (
                 await conn.execute(
-                    select(raw_inbound.c.status, raw_inbound.c.received_at)
+                    select(raw_inbound.c.received_at, complaints.c.status, complaints.c.kind)
+                    .select_from(
+                        raw_inbound.outerjoin(
+                            complaints, complaints.c.id == raw_inbound.c.complaint_id
+                        )
+                    )
                     .where(raw_inbound.c.tracking_id == tid)
                     .limit(1)
                 )
             ).first()
         if raw is None:
             return None
-        # A quarantined message: received, waiting for an operator.
-        return TrackingStatus(tid, "received", raw.received_at, None)
+        # A quarantined message: received, waiting for an operator; once replayed into an
+        # earlier complaint (a duplicate), that complaint's status under the ID the sender holds.
+        return TrackingStatus(tid, raw.status or "received", raw.received_at, raw.kind)
 
     async def dedup_history(self, tracking_id: str) -> list[dict[str, Any]]:
         """Every dedup decision that created or joined the complaint with this tracking ID."""
@@ -895,6 +906,7 @@ class _Work:
     complaint: Complaint
     complaint_row: dict[str, Any]
     created_outbox: tuple[dict[str, Any], str]  # the row, and the event JSON it seals
+    given_tracking_id: str | None = None  # a replay: the ID the sender was told on arrival
 
     @classmethod
     def of(
@@ -923,6 +935,7 @@ class _Work:
             complaint,
             _complaint_row(complaint, raw_id, keys),
             _outbox_row(complaint, Event.CREATED, keys),
+            tracking_id,
         )
 
 
@@ -961,9 +974,7 @@ class _Placer:
         since = min(raw.received_at for _, raw, _ in drafts) - timedelta(
             days=self._dedup.window_days
         )
-        self._candidates = await load_candidates(
-            self._conn, self._dedup, known, since, self._keys
-        )
+        self._candidates = await load_candidates(self._conn, self._dedup, known, since, self._keys)
 
     def _candidates_of(self, person_id: str) -> list[Candidate]:
         # Keys are surviving persons: every merge of the batch happened in prepare(), before
@@ -1010,8 +1021,15 @@ class _Placer:
             return _Placement(receipt, decision.tier, decision_row)
         if decision.tier is Tier.SIMILAR:
             assert decision.tracking_id is not None and decision.complaint_id is not None
+            source = work.complaint.source
+            if work.given_tracking_id is not None:
+                # A replayed message joins an earlier complaint: the sender holds another ID.
+                source = {**source, contract.GIVEN_TRACKING_ID: work.given_tracking_id}
             first = replace(
-                work.complaint, id=decision.complaint_id, tracking_id=decision.tracking_id
+                work.complaint,
+                id=decision.complaint_id,
+                tracking_id=decision.tracking_id,
+                source=source,
             )
             receipt = Receipt(
                 ReceiptStatus.DUPLICATE,

@@ -429,6 +429,16 @@ class OutboxRelay:
                 publisher_confirms=True, on_return_raises=True
             )
             self._exchange = await declare_topology(self._channel, self._broker)
+        except aio_pika.exceptions.ChannelPreconditionFailed as exc:
+            # The broker is up, but holds the exchange or a queue declared with other arguments
+            # (a consumer declared the queue itself, or a name is shared): retrying cannot help
+            # until someone changes one side.
+            await self._close()
+            raise _RelayFailure(
+                "topology-mismatch",
+                f"{exc}; declare the same arguments as contract/asyncapi.yaml, or set "
+                "broker.declare_queue = false when the routing core owns its queues",
+            ) from exc
         except Exception as exc:
             await self._close()
             raise _RelayFailure("broker-unreachable", f"{type(exc).__name__}: {exc}") from exc

@@ -12,8 +12,10 @@ list written by the route, never by the client).
 from __future__ import annotations
 
 import json
+from datetime import date
 from typing import Any
 
+from channels.web.dates import latest_today
 from channels.web.form import attachment_of
 from gateway.domain import (
     Attachment,
@@ -25,6 +27,7 @@ from gateway.domain import (
     Reporter,
 )
 from gateway.errors import ParseError
+from normalizer import InvalidNik, normalize_email, normalize_phone, parse_nik
 
 MAX_TITLE = 300
 MAX_BODY = 20_000
@@ -67,12 +70,7 @@ def parse_json_complaint(raw: RawInbound) -> ComplaintDraft:
         body=body,
         kind=kind,
         title=_text(obj, "title", MAX_TITLE),
-        reporter=Reporter(
-            nik=_text(rep, "nik", 32, prefix="reporter."),
-            name=_text(rep, "name", 200, prefix="reporter."),
-            phone=_text(rep, "phone", 32, prefix="reporter."),
-            email=_text(rep, "email", 254, prefix="reporter."),
-        ),
+        reporter=_reporter(rep, latest_today(raw.received_at)),
         privacy=Privacy(
             anonymous=bool(priv.get("anonymous", False)),
             confidential=bool(priv.get("confidential", False)),
@@ -80,6 +78,35 @@ def parse_json_complaint(raw: RawInbound) -> ComplaintDraft:
         location=location,
         agency=_text(obj, "agency", 255),
         attachments=_attachments(raw),
+    )
+
+
+def _reporter(rep: dict[str, Any], today: date) -> Reporter:
+    """The reporter, each identity checked and normalised as on the form and in Open311: the
+    NIK against the region list, the phone number to E.164, the e-mail address lower-cased
+    where it may be; a wrong one is refused, naming its field (never passed on as typed)."""
+    nik = _text(rep, "nik", 32, prefix="reporter.")
+    if nik is not None:
+        result = parse_nik(nik, today=today)
+        if isinstance(result, InvalidNik):
+            raise ParseError(
+                f"reporter.nik: {result.message_id} / reporter.nik: {result.message_en}"
+            )
+        nik = result.nik
+    phone = _text(rep, "phone", 32, prefix="reporter.")
+    if phone is not None and (phone := normalize_phone(phone)) is None:
+        raise ParseError(
+            "reporter.phone bukan nomor telepon yang sah, contoh +6281234567890 / "
+            "reporter.phone is not a valid phone number, e.g. +6281234567890"
+        )
+    email = _text(rep, "email", 254, prefix="reporter.")
+    if email is not None and (email := normalize_email(email)) is None:
+        raise ParseError(
+            "reporter.email bukan alamat e-mail yang sah, contoh nama@contoh.id / "
+            "reporter.email is not a valid e-mail address, e.g. name@example.id"
+        )
+    return Reporter(
+        nik=nik, name=_text(rep, "name", 200, prefix="reporter."), phone=phone, email=email
     )
 
 

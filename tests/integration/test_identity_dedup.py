@@ -22,6 +22,7 @@ from gateway.storage.schema import (
     outbox,
     persons,
 )
+from normalizer import normalize_email, normalize_phone
 from tests.support import drain
 
 pytestmark = pytest.mark.integration
@@ -34,13 +35,15 @@ WATER = "Air PDAM di Perumahan Griya Asri mati total sejak tiga hari, warga haru
 
 
 def _parse(raw: RawInbound) -> ComplaintDraft:
+    # As every channel's parser: the phone number and e-mail address in the contract's form.
     data = json.loads(raw.body)
+    phone, email = data.get("phone"), data.get("email")
     return ComplaintDraft(
         body=data["body"],
         reporter=Reporter(
             nik=data.get("nik"),
-            phone=data.get("phone"),
-            email=data.get("email"),
+            phone=normalize_phone(phone) if phone else None,
+            email=normalize_email(email) if email else None,
             handles=data.get("handles", {}),
         ),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,6 +22,7 @@ from gateway.domain import (
     RawInbound,
     Receipt,
     ReceiptStatus,
+    Reporter,
 )
 from gateway.errors import IntakeUnavailable, ParseError, QuarantineNotFound
 from gateway.filestore import MAGIC
@@ -28,7 +30,16 @@ from gateway.intake import FollowUp, Parser, ParserRegistry
 from gateway.outbox import OutboxRelay, outbox_status
 from gateway.settings import Settings
 from gateway.storage.schema import complaints, outbox, quarantine, raw_inbound
-from tests.support import PG_ADMIN_DSN, TcpProxy, drain, opened_raw, wait_until, with_section
+from tests.support import (
+    PG_ADMIN_DSN,
+    TcpProxy,
+    drain,
+    opened_events,
+    opened_raw,
+    validate_event,
+    wait_until,
+    with_section,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -258,6 +269,43 @@ async def test_parser_failure_is_quarantined_acknowledged_and_replayable(
     assert sorted(json.loads(m.body)["body"] for m in messages) == ["apa saja", "rusak"]
     status = await gw.intake.status(receipt.tracking_id.lower())
     assert status is not None and status.status == "received"
+
+
+async def test_a_replay_joining_an_earlier_complaint_keeps_the_senders_tracking_id(
+    gw: bootstrap.Gateway,
+) -> None:
+    def with_nik(r: RawInbound) -> ComplaintDraft:
+        text = r.body.decode()
+        if text.startswith("!"):
+            raise ParseError("starts with !", stage="grammar")
+        return ComplaintDraft(body=text, reporter=Reporter(nik="3209014101900001"))
+
+    first = await gw.intake.accept(
+        raw("Jalan rusak parah di depan SDN 2 Sumber", "d-1"), Parser("t.nik", with_nik)
+    )
+    held = await gw.intake.accept(
+        raw("!Jalan rusak parah depan SDN 2 Sumber, mohon diperbaiki", "d-2"),
+        Parser("t.nik", with_nik),
+    )
+    assert held.status is ReceiptStatus.QUARANTINED and held.tracking_id
+    [entry] = await gw.intake.list_quarantine()
+    fixed = Parser("t.nik", lambda r: with_nik(replace(r, body=r.body.lstrip(b"!"))))
+    replayed = await gw.intake.replay(entry["id"], ParserRegistry([fixed]))
+    assert replayed.status is ReceiptStatus.DUPLICATE
+    assert replayed.tracking_id == first.tracking_id != held.tracking_id
+    # The sender's ID (told on arrival, by SMS or on the receipt page) follows that complaint.
+    async with gw.engine.begin() as conn:
+        await conn.execute(update(complaints).values(status="in_progress"))
+    status = await gw.intake.status(held.tracking_id)
+    assert status is not None and (status.tracking_id, status.status) == (
+        held.tracking_id,
+        "in_progress",
+    )
+    # The routing core learns it too.
+    *_, duplicate = [json.loads(e) for e in await opened_events(gw.engine, gw.keys)]
+    validate_event(duplicate)
+    assert (duplicate["event"], duplicate["tracking_id"]) == ("duplicate", first.tracking_id)
+    assert duplicate["source"]["given_tracking_id"] == held.tracking_id
 
 
 async def test_two_replays_of_one_entry_at_once_make_one_complaint(

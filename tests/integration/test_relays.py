@@ -6,6 +6,7 @@ import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 
+import aio_pika
 import pytest
 from sqlalchemy import func, select, update
 
@@ -39,9 +40,7 @@ async def test_two_relays_publish_every_row_once(settings: Settings) -> None:
 
         async def submit(start: int) -> None:
             for i in range(start, N, 4):
-                raw = RawInbound(
-                    Channel.WEB, f"laporan {i}".encode(), datetime.now(UTC), f"r-{i}"
-                )
+                raw = RawInbound(Channel.WEB, f"laporan {i}".encode(), datetime.now(UTC), f"r-{i}")
                 await writer.intake.accept(raw, PARSER)
 
         await asyncio.gather(*(submit(k) for k in range(4)))
@@ -57,8 +56,8 @@ async def test_two_relays_publish_every_row_once(settings: Settings) -> None:
         assert all(n > 0 for n in per_relay), f"one relay did all the work: {per_relay}"
         assert (await outbox_status(writer.engine)).pending == 0
         async with writer.engine.connect() as conn:
-            published = select(func.count()).select_from(outbox).where(
-                outbox.c.published_at.is_not(None)
+            published = (
+                select(func.count()).select_from(outbox).where(outbox.c.published_at.is_not(None))
             )
             assert (await conn.execute(published)).scalar() == N
     finally:
@@ -71,8 +70,14 @@ async def test_concurrent_batches_share_one_connection(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     gateway = bootstrap.build(settings)
-    relay = OutboxRelay(gateway.engine, settings.broker, settings.outbox, gateway.metrics,
-                        gateway.keys, name="relay-x")
+    relay = OutboxRelay(
+        gateway.engine,
+        settings.broker,
+        settings.outbox,
+        gateway.metrics,
+        gateway.keys,
+        name="relay-x",
+    )
     try:
         for i in range(3):
             raw = RawInbound(Channel.WEB, f"laporan {i}".encode(), datetime.now(UTC), f"c-{i}")
@@ -93,8 +98,14 @@ async def test_republished_events_go_out_again_oldest_first_with_their_ids(
     settings: Settings,
 ) -> None:
     gateway = bootstrap.build(settings)
-    relay = OutboxRelay(gateway.engine, settings.broker, settings.outbox, gateway.metrics,
-                        gateway.keys, name="relay-r")
+    relay = OutboxRelay(
+        gateway.engine,
+        settings.broker,
+        settings.outbox,
+        gateway.metrics,
+        gateway.keys,
+        name="relay-r",
+    )
     stop = asyncio.Event()
     try:
         for i, channel in enumerate([Channel.WEB, Channel.SMS, Channel.WEB, Channel.WEB]):
@@ -104,8 +115,12 @@ async def test_republished_events_go_out_again_oldest_first_with_their_ids(
             pass
         first = await drain(settings.broker.queue, expected=4)
         async with gateway.engine.connect() as conn:
-            created = [r.created_at for r in (await conn.execute(
-                select(outbox.c.created_at).order_by(outbox.c.id))).all()]
+            created = [
+                r.created_at
+                for r in (
+                    await conn.execute(select(outbox.c.created_at).order_by(outbox.c.id))
+                ).all()
+            ]
         since = created[1]  # the SMS one and both web ones after it
         later = datetime.now(UTC) + timedelta(days=1)  # "now" for the lag, a day after
         dry = await republish(gateway.engine, since, None, None, later, dry_run=True)
@@ -117,14 +132,16 @@ async def test_republished_events_go_out_again_oldest_first_with_their_ids(
         # Waiting since they were queued again, not since their commit a day "before".
         assert status.pending == 2 and status.lag_seconds(later) == 0.0
         assert await republish(gateway.engine, since, created[3], "sms", later) == Requeued(
-            1, created[1], created[1])
+            1, created[1], created[1]
+        )
         tasks = [asyncio.create_task(relay.run(stop))]
         again = await drain(settings.broker.queue, expected=3)
         stop.set()
         await asyncio.gather(*tasks)
         # The same messages, ids and bodies, in their first order.
         assert [(m.message_id, m.body) for m in again] == [
-            (m.message_id, m.body) for m in first[1:]]
+            (m.message_id, m.body) for m in first[1:]
+        ]
         assert (await outbox_status(gateway.engine)).pending == 0
     finally:
         stop.set()
@@ -164,8 +181,15 @@ async def test_the_hand_over_is_bounded(settings: Settings) -> None:
         await relay.publish_batch()
         lease = relay.lease()
         assert lease is not None
-        row = {"message_id": "m", "event": "created", "channel": "web", "routing_key": "k",
-               "body": "{}", "created_at": datetime.now(UTC), "claim_expires": lease[1]}
+        row = {
+            "message_id": "m",
+            "event": "created",
+            "channel": "web",
+            "routing_key": "k",
+            "body": "{}",
+            "created_at": datetime.now(UTC),
+            "claim_expires": lease[1],
+        }
         relay.hand_over([row] * (4 * settings.outbox.batch_size - 1))
         assert relay.lease() is not None
         relay.hand_over([row])
@@ -212,21 +236,56 @@ async def test_an_unexpected_error_does_not_stop_the_relay(
         await gateway.close()
 
 
+async def test_a_queue_declared_with_other_arguments_is_told_apart_from_a_broker_down(
+    settings: Settings,
+) -> None:
+    # A consumer declared the routing core's queue itself, without the dead-letter arguments:
+    # the broker is up, but refuses the relay's declaration (PRECONDITION_FAILED).
+    connection = await aio_pika.connect(settings.broker.effective_url())
+    async with connection:
+        await (await connection.channel()).declare_queue(settings.broker.queue, durable=True)
+    gateway = bootstrap.build(settings)
+    relay = gateway.relay
+    assert relay is not None
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        raw = RawInbound(Channel.WEB, b"laporan", datetime.now(UTC), "mismatch-1")
+        await gateway.intake.accept(raw, PARSER)
+        errors = gateway.metrics.relay_errors
+
+        await wait_until(
+            lambda: errors.labels("topology-mismatch")._value.get() >= 1,
+            "the relay's failure is counted as a topology mismatch",
+        )
+        assert errors.labels("broker-unreachable")._value.get() == 0
+        assert relay.last_error is not None and "declare_queue" in relay.last_error
+        assert (await outbox_status(gateway.engine)).pending == 1  # kept, not lost
+    finally:
+        stop.set()
+        await task
+        await gateway.close()
+
+
 async def test_rows_a_relay_could_not_open_are_claimed_after_the_others(
     settings: Settings,
 ) -> None:
     small = settings.outbox.model_copy(update={"batch_size": 2})
     gateway = bootstrap.build(settings)
-    relay = OutboxRelay(gateway.engine, settings.broker, small, gateway.metrics, gateway.keys,
-                        name="relay-o")
+    relay = OutboxRelay(
+        gateway.engine, settings.broker, small, gateway.metrics, gateway.keys, name="relay-o"
+    )
     try:
         for i in range(3):
             raw = RawInbound(Channel.WEB, f"laporan {i}".encode(), datetime.now(UTC), f"o-{i}")
             await gateway.intake.accept(raw, PARSER)
         async with gateway.engine.begin() as conn:  # the oldest: given back by another relay
             oldest = (await conn.execute(select(func.min(outbox.c.id)))).scalar_one()
-            await conn.execute(update(outbox).where(outbox.c.id == oldest)
-                               .values(last_error="data-key: 1 event(s) do not open"))
+            await conn.execute(
+                update(outbox)
+                .where(outbox.c.id == oldest)
+                .values(last_error="data-key: 1 event(s) do not open")
+            )
         assert await relay.publish_batch() == 2
         first = await drain(settings.broker.queue, expected=2)
         assert [json.loads(m.body)["body"] for m in first] == ["laporan 1", "laporan 2"]

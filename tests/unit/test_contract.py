@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -84,6 +85,41 @@ def test_schema_and_code_have_the_same_fields() -> None:
     assert set(body["attachments"][0]) == set(att["properties"])
 
 
+def test_source_carries_the_listed_keys_only_each_described_in_the_schema() -> None:
+    source = SCHEMA["properties"]["source"]
+    assert source["properties"] == {
+        key: {"type": "string", "description": text} for key, text in contract.SOURCE_KEYS.items()
+    }
+    assert set(source["required"]) <= set(contract.SOURCE_KEYS)
+    private = {
+        "remote": "203.0.113.9",
+        "peer": "10.0.0.2",
+        "user_agent": "UA/1.0",
+        "sender": "081234567890",
+        "attachment_refs": "[]",
+    }
+    listed = {"provider_message_id": "p", "raw_inbound_id": "r", "smsc": "tsel", "receiver": "1708"}
+    body = contract.event_body(replace(MINIMAL, source=listed | private))
+    assert body["source"] == listed
+    VALIDATOR.validate(body)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("nik", "abc"),
+        ("nik", "320901410190000"),
+        ("phone", "0812-3456-7890"),
+        ("phone", "hubungi saya"),
+    ],
+)
+def test_schema_refuses_an_identity_not_in_its_canonical_form(field: str, value: str) -> None:
+    body = contract.event_body(FULL)
+    body["reporter"][field] = value
+    with pytest.raises(jsonschema.ValidationError):
+        VALIDATOR.validate(body)
+
+
 def test_schema_enums_match_the_domain() -> None:
     props = SCHEMA["properties"]
     assert props["channel"]["enum"] == [c.value for c in Channel]
@@ -129,5 +165,7 @@ def test_asyncapi_matches_code_and_settings() -> None:
     assert message["contentType"] == contract.CONTENT_TYPE
     assert message["headers"]["properties"]["schema_version"]["const"] == contract.SCHEMA_VERSION
     ref = message["payload"]["schema"]["$ref"]
-    assert (ROOT / "contract" / ref).resolve() == ROOT / "contract" / "complaint-event.v1.schema.json"
+    assert (
+        ROOT / "contract" / ref
+    ).resolve() == ROOT / "contract" / "complaint-event.v1.schema.json"
     assert "draft-07" in message["payload"]["schemaFormat"] and "draft-07" in SCHEMA["$schema"]
