@@ -5,8 +5,9 @@
 #
 # The image runs `lapor-gateway` (gateway/cli.py); the default command is `serve`. Settings come
 # from /app/config/gateway.toml overridden by LAPOR_<SECTION>__<KEY> variables; secrets
-# (LAPOR_DATABASE__PASSWORD, LAPOR_BROKER__PASSWORD, LAPOR_STORAGE__FETCH_TOKEN) are never baked
-# in: pass them at run time. docker-compose.yml shows the full production setup.
+# (passwords, keys, tokens: LAPOR_DATABASE__PASSWORD, LAPOR_SECURITY__DATA_KEY... the list is in
+# config/gateway.toml) are never baked in: pass them at run time. docker-compose.yml shows the
+# full production setup.
 
 ARG PYTHON_IMAGE=python:3.11-slim
 

@@ -129,10 +129,17 @@ def raw() -> dict[str, Any]:
 def dummy_env(raw: dict[str, Any]) -> dict[str, str]:
     """A value for each required variable; the others are left to their defaults.
 
-    The values hold URL-special characters, to show the passwords survive being put in a URL.
+    The values hold URL-special characters, to show the passwords survive being put in a URL;
+    an address (``..._URL``) is an https URL.
     """
     names = variables("\n".join(_all_strings(raw)))
-    return {name: f"dummy/{name.lower()}:p@ss%" for name, ops in names.items() if ":?" in ops}
+    return {
+        name: f"https://{name.lower().replace('_', '-')}.example"
+        if name.endswith("_URL")
+        else f"dummy/{name.lower()}:p@ss%"
+        for name, ops in names.items()
+        if ":?" in ops
+    }
 
 
 @pytest.fixture(scope="module")
