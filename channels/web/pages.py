@@ -2,11 +2,17 @@
 
 Plain HTML forms that work without JavaScript; a small inline stylesheet written for phones
 first. Indonesian by default, English with ``?lang=en``. Every value shown is escaped.
+
+The header's language switch is a link, except on the form: a link cannot carry what the citizen
+typed, so there the header link leads to a submit button of the form itself (:data:`SWITCH`,
+after the form's own submit button so that Enter still sends the report), which posts
+everything to the other language's form and gets it back filled in.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import date
 from html import escape
 from typing import Literal
 from urllib.parse import urlencode
@@ -16,6 +22,12 @@ from channels.web.form import LIMITS
 from channels.web.kept import FIELD as KEPT_FIELD
 
 Lang = Literal["id", "en"]
+# The form's language switch: the name of its button, and the query parameter of the address it
+# posts to (known before the body is read, see channels.web.routes).
+SWITCH = "ganti_bahasa"
+SWITCH_ID = "ganti-bahasa"
+# File names the note after a language switch lists at most.
+MAX_NAMES = 10
 
 T: Mapping[str, tuple[str, str]] = {
     "site": ("LAPOR! — Layanan Aspirasi dan Pengaduan Online Rakyat",
@@ -77,6 +89,13 @@ T: Mapping[str, tuple[str, str]] = {
     "new_report": ("Buat laporan baru", "Make another report"),
     "check_link": ("Cek status laporan", "Check a report's status"),
     "switch": ("English", "Bahasa Indonesia"),
+    # Labels of the form's language switch: written in the language it switches to.
+    "switch_form": ("Show this form in English (what you typed is kept)",
+                    "Tampilkan formulir ini dalam Bahasa Indonesia (isian Anda tidak hilang)"),
+    "switch_files": ("Lampiran yang Anda pilih belum terkirim: {names}. Pilih lagi sebelum "
+                     "mengirim laporan.",
+                     "The attachments you chose were not sent: {names}. Choose them again "
+                     "before sending the report."),
     "unavailable": ("Layanan sedang sibuk. Coba lagi beberapa saat lagi.",
                     "The service is busy. Please try again in a moment."),
     "expired": ("Formulir kedaluwarsa atau tidak sah. Silakan kirim ulang.",
@@ -110,7 +129,9 @@ textarea{min-height:8rem}.check label{display:inline;font-weight:400}.check{marg
 .hoax{background:#fff4e5;border-left:4px solid #e65100;padding:.6rem .8rem}
 .alert{background:#fdecea;border-left:4px solid #b00020;padding:.6rem .8rem}
 button{margin-top:1.2rem;width:100%;padding:.8rem;font-size:1.1rem;background:#b71c1c;
-color:#fff;border:0;border-radius:4px}.sms{white-space:nowrap}
+color:#fff;border:0;border-radius:4px}button.lang{margin-top:.75rem;font-size:1rem;
+background:#fff;color:#b71c1c;border:2px solid #b71c1c}.sms{white-space:nowrap}
+.hint{background:#fff4e5;border-left:4px solid #e65100;padding:.4rem .6rem;font-size:.9rem}
 .tid{font:700 2.4rem/1.2 ui-monospace,monospace;
 letter-spacing:.08em;background:#fff;border:2px dashed #b71c1c;padding:1rem;text-align:center;
 white-space:nowrap}
@@ -141,15 +162,24 @@ def _q(lang: Lang) -> str:
     return "?lang=en" if lang == "en" else ""
 
 
-def page(title: str, body: str, lang: Lang, switch_to: str) -> str:
-    """A whole HTML document around ``body``."""
+def _other(lang: Lang) -> Lang:
+    return "id" if lang == "en" else "en"
+
+
+def page(title: str, body: str, lang: Lang, switch_to: str | None) -> str:
+    """A whole HTML document around ``body``; the header links to ``switch_to`` in the other
+    language, or (None) to the language switch of the form in ``body``."""
+    other = _other(lang)
+    if switch_to is None:  # the same page: no hreflang
+        target = f'href="#{SWITCH_ID}"'
+    else:
+        target = f'href="{escape(switch_to)}" hreflang="{other}"'
     return (
         f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>{escape(title)}</title><style>{CSS}</style></head><body>"
-        f'<header><strong>LAPOR!</strong><a href="{escape(switch_to)}" hreflang='
-        f'"{"id" if lang == "en" else "en"}">{t("switch", lang)}</a></header>'
-        f"<main>{body}</main></body></html>"
+        f'<header><strong>LAPOR!</strong><a {target} lang="{other}">{t("switch", lang)}</a>'
+        f"</header><main>{body}</main></body></html>"
     )
 
 
@@ -184,11 +214,16 @@ def form_page(
     errors: Mapping[str, Message] | None = None,
     alert: str | None = None,
     kept: Sequence[tuple[str, str]] = (),
+    *,
+    today: date | None = None,
+    reattach: Sequence[str] = (),
 ) -> str:
     """The citizen form, with the typed values and a message next to each wrong field.
 
     ``kept`` are the files an earlier post already delivered, as (token, label): ticked
-    checkboxes, so that they are sent again without being uploaded again.
+    checkboxes, so that they are sent again without being uploaded again. ``today`` is the
+    latest date the date it happened may be (the date input's ``max``); ``reattach`` names the
+    files chosen before a language switch, which were not taken and must be chosen again.
     """
     values = values or {}
     errors = errors or {}
@@ -199,6 +234,26 @@ def form_page(
     )
     k_err = errors.get("klasifikasi")
     l_err = errors.get("lampiran")
+    l_note = ""
+    if reattach:
+        more = len(reattach) - MAX_NAMES
+        names = ", ".join(reattach[:MAX_NAMES]) + (f" (+{more})" if more > 0 else "")
+        l_note = (
+            f'<p class="note hint" id="lampiran-note">'
+            f'{escape(t("switch_files", lang, names=names))}</p>'
+        )
+    described = " ".join(
+        i for i, shown in (("lampiran-err", l_err), ("lampiran-note", l_note)) if shown
+    )
+    l_marks = (' class="invalid" aria-invalid="true"' if l_err else "") + (
+        f' aria-describedby="{described}"' if described else ""
+    )
+    other = _other(lang)
+    switch = (
+        f'<button type="submit" id="{SWITCH_ID}" class="lang" name="{SWITCH}" value="{other}" '
+        f'formaction="{escape(_switch_action(other))}" formnovalidate lang="{other}">'
+        f'{t("switch_form", lang)}</button>'
+    )
 
     def box(name: str) -> str:
         checked = " checked" if values.get(name) else ""
@@ -222,14 +277,16 @@ def form_page(
         f'<select id="klasifikasi" name="klasifikasi"{_invalid("klasifikasi", k_err)}>'
         f"{options}</select>"
         + (f'<p class="err" id="klasifikasi-err">{escape(msg(k_err, lang))}</p>' if k_err else "")
-        + _input("tanggal", "date", lang, values, errors)
+        + _input("tanggal", "date", lang, values, errors,
+                 f' max="{today.isoformat()}"' if today else "")
         + _input("lokasi", "text", lang, values, errors)
         + _input("instansi", "text", lang, values, errors)
         + _kept(kept, lang)
         + f'<label for="lampiran">{t("lampiran", lang)}</label>'
         '<input type="file" id="lampiran" name="lampiran" multiple '
-        f'accept="image/jpeg,image/png,application/pdf"{_invalid("lampiran", l_err)}>'
+        f'accept="image/jpeg,image/png,application/pdf"{l_marks}>'
         + (f'<p class="err" id="lampiran-err">{escape(msg(l_err, lang))}</p>' if l_err else "")
+        + l_note
         + f'<fieldset><legend>{t("identity", lang)}</legend>'
         + _input("nama", "text", lang, values, errors, ' autocomplete="name"')
         + _input("nik", "text", lang, values, errors, ' inputmode="numeric"')
@@ -237,10 +294,15 @@ def form_page(
         + _input("email", "email", lang, values, errors, ' autocomplete="email"')
         + box("anonim")
         + box("rahasia")
-        + f'</fieldset><button type="submit">{t("submit", lang)}</button></form>'
+        + f'</fieldset><button type="submit">{t("submit", lang)}</button>{switch}</form>'
         f'<p><a href="/cek{_q(lang)}">{t("check_link", lang)}</a></p>'
     )
-    return page(t("site", lang), body, lang, "/" if lang == "en" else "/?lang=en")
+    return page(t("site", lang), body, lang, None)
+
+
+def _switch_action(target: Lang) -> str:
+    """Where the form's language switch posts: the form in ``target``, marked as a switch."""
+    return f"/?lang=en&{SWITCH}=1" if target == "en" else f"/?{SWITCH}=1"
 
 
 def _kept(kept: Sequence[tuple[str, str]], lang: Lang) -> str:

@@ -1,6 +1,8 @@
 """HTTP routes of the web channel (transport only: no database, no broker).
 
-- ``GET /`` and ``POST /``: the citizen form (HTML, works without JavaScript) and its receipt.
+- ``GET /`` and ``POST /``: the citizen form (HTML, works without JavaScript) and its receipt;
+  ``POST /?ganti_bahasa=1`` is the form's language switch: the form again in the other
+  language with what was typed, nothing stored, not counted against the rate limits.
 - ``GET /cek``: the status check page (status and dates only).
 - ``POST /api/v1/complaints`` (JSON, or multipart with attachments), ``GET
   /api/v1/complaints/{tracking_id}``, ``GET /api/v1/openapi.json``.
@@ -23,7 +25,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aiohttp import web
+from aiohttp import MultipartReader, web
 
 from channels.web import csrf, kept, pages
 from channels.web.abuse import Bucket, Guard
@@ -159,23 +161,29 @@ class WebChannel:
         return meta
 
     async def _read_upload(
-        self, request: web.Request, file_fields: frozenset[str], keep_going: bool = False
+        self,
+        request: web.Request,
+        file_fields: frozenset[str],
+        keep_going: bool = False,
+        store_files: bool = True,
     ) -> Upload:
         cfg = self._settings
-        try:
-            reader = await request.multipart()
-        except ValueError:  # no boundary, or one longer than RFC 2046's 70 characters
-            raise UploadRejected("", BAD_BOUNDARY) from None
         return await read_multipart(
-            reader,
+            await _multipart(request),
             self._files,
             file_fields=file_fields,
             max_files=cfg.max_attachments,
             max_file_size=cfg.max_attachment_size,
             max_field_size=cfg.max_field_size,
             keep_going=keep_going,
-            discard_limit=max(MIN_DISCARD, 2 * cfg.max_attachment_size * cfg.max_attachments),
+            discard_limit=self._discard_limit(),
+            store_files=store_files,
         )
+
+    def _discard_limit(self) -> int:
+        """Bytes of a form's body worth reading into the void to get to the fields after them."""
+        cfg = self._settings
+        return max(MIN_DISCARD, 2 * cfg.max_attachment_size * cfg.max_attachments)
 
     # ---- the citizen form -----------------------------------------------------------------
 
@@ -193,12 +201,18 @@ class WebChannel:
         alert: str | None = None,
         status: int = 200,
         files: Sequence[kept.KeptFile] = (),
+        lang: Lang | None = None,
+        reattach: Sequence[str] = (),
     ) -> web.Response:
         client_id, fresh = self._client_id(request)
-        now = self._clock().timestamp()
+        when = self._clock()
+        now = when.timestamp()
         token = self._signer.issue(client_id, now)
         carried = [(self._kept.token(client_id, f, now), f.label()) for f in files]
-        html = pages.form_page(page_lang(request), token, values, errors, alert, carried)
+        html = pages.form_page(
+            lang or page_lang(request), token, values, errors, alert, carried,
+            today=latest_today(when), reattach=reattach,
+        )
         resp = web.Response(text=html, content_type="text/html", status=status)
         resp.headers["Cache-Control"] = "no-store"
         if fresh:
@@ -232,6 +246,8 @@ class WebChannel:
 
     async def submit_form(self, request: web.Request) -> web.Response:
         """Store the attachments, validate, hand to intake, show the receipt."""
+        if pages.SWITCH in request.query:
+            return await self._switch_language(request)
         lang = page_lang(request)
         try:
             # The address first: an over-limit client's files are not even read.
@@ -254,25 +270,29 @@ class WebChannel:
             else:
                 return self._form_response(request, alert=pages.t("expired", lang), status=400)
         except UploadRejected as exc:
-            # A malformed body, or more refused data than is worth reading: the fields that
-            # came after it are unread, so only the message can be shown, next to the field at
-            # fault (on top of the form when that is none of the form's fields).
-            if isinstance(exc, FieldTooLong) and exc.field_name in FIELDS:
-                errors = {exc.field_name: pages.both("too_long")}
-                return self._form_response(request, errors=errors, status=exc.status)
-            if exc.field_name != ATTACHMENT_FIELD:
-                return self._form_response(
-                    request, alert=pages.msg(exc.message, lang), status=exc.status
-                )
-            return self._form_response(
-                request, errors={ATTACHMENT_FIELD: exc.message}, status=exc.status
-            )
+            return self._unreadable(request, exc)
         values = first_values(upload.fields)
         client_id = request.cookies.get(csrf.COOKIE)
         token = next((v for k, v in upload.fields if k == csrf.FIELD), "")
         nonce = self._signer.check(token, client_id, self._clock().timestamp())
         held, lost = await self._held_files(upload, client_id)
         files = kept.carried(held, upload.attachments, upload.gps)
+        asked = next((v for k, v in upload.fields if k == pages.SWITCH), None)
+        if asked is not None:
+            # The language switch, from a browser that ignored its formaction (it counted
+            # against the address's limit already): still the form again, never a complaint.
+            # Its files are stored by now, so they are kept like those of a refused form.
+            errors = {r.field_name: pages.both("too_long") for r in upload.too_long
+                      if r.field_name in FIELDS}
+            problems = [r.message for r in upload.rejected]
+            if lost:
+                problems.append(pages.both("kept_lost", n=lost))
+            if problems:
+                errors[ATTACHMENT_FIELD] = (
+                    " ".join(p[0] for p in problems), " ".join(p[1] for p in problems)
+                )
+            target: Lang = "en" if asked == "en" else "id"
+            return self._switched(request, target, values, errors, files, nonce is not None)
         if nonce is None:
             return self._form_response(
                 request, values, alert=pages.t("expired", lang), status=403, files=files
@@ -335,6 +355,89 @@ class WebChannel:
         return web.Response(
             text=html, content_type="text/html", headers={"Cache-Control": "no-store"}
         )
+
+    def _unreadable(self, request: web.Request, exc: UploadRejected) -> web.Response:
+        """The form after a body that could not be read through (malformed, or more refused
+        data than is worth reading): the fields that came after it are unread, so only the
+        message can be shown, next to the field at fault (on top of the form when that is none
+        of the form's fields)."""
+        if isinstance(exc, FieldTooLong) and exc.field_name in FIELDS:
+            errors = {exc.field_name: pages.both("too_long")}
+            return self._form_response(request, errors=errors, status=exc.status)
+        if exc.field_name != ATTACHMENT_FIELD:
+            return self._form_response(
+                request, alert=pages.msg(exc.message, page_lang(request)), status=exc.status
+            )
+        return self._form_response(
+            request, errors={ATTACHMENT_FIELD: exc.message}, status=exc.status
+        )
+
+    async def _switch_language(self, request: web.Request) -> web.Response:
+        """The form's language switch (``?ganti_bahasa``): the form in the language of the
+        address posted to, with every value typed and no validation message.
+
+        Not a submission: it is not counted against the rate limits, nothing is stored, and
+        the files chosen are read into the void (storing them uncounted would let anyone fill
+        the file store): the form names them, to be chosen again. Files kept from an earlier
+        refused post are already stored and stay ticked. The CSRF token is checked as for a
+        submission: the form comes back with a fresh one either way, with the "expired" message
+        when it was not valid, so that another site cannot show a citizen a form it filled in
+        without the citizen being told.
+        """
+        try:
+            fields, too_long, chosen = await self._read_switch(request)
+        except UploadRejected as exc:
+            return self._unreadable(request, exc)
+        client_id = request.cookies.get(csrf.COOKIE)
+        token = next((v for k, v in fields if k == csrf.FIELD), "")
+        valid = self._signer.check(token, client_id, self._clock().timestamp()) is not None
+        held, lost = await self._held_files(Upload(fields=fields), client_id)
+        errors = {name: pages.both("too_long") for name in too_long if name in FIELDS}
+        if lost:
+            errors[ATTACHMENT_FIELD] = pages.both("kept_lost", n=lost)
+        return self._switched(
+            request, page_lang(request), first_values(fields), errors, held, valid, chosen
+        )
+
+    def _switched(
+        self,
+        request: web.Request,
+        lang: Lang,
+        values: Mapping[str, str],
+        errors: Mapping[str, tuple[str, str]],
+        files: Sequence[kept.KeptFile],
+        valid: bool,
+        reattach: Sequence[str] = (),
+    ) -> web.Response:
+        """The form in ``lang`` after a language switch; 403 when its token was not valid."""
+        return self._form_response(
+            request,
+            values,
+            errors,
+            alert=None if valid else pages.t("expired", lang),
+            status=200 if valid else 403,
+            files=files,
+            lang=lang,
+            reattach=reattach,
+        )
+
+    async def _read_switch(
+        self, request: web.Request
+    ) -> tuple[list[tuple[str, str]], list[str], list[str]]:
+        """The text fields of a language switch's body, the names of those too long to keep,
+        and the names of the files chosen, whose bytes are read and thrown away."""
+        if request.content_type == "application/x-www-form-urlencoded":
+            try:
+                posted = await request.post()  # no files: bounded by client_max_size
+            except (ValueError, LookupError):
+                raise UploadRejected("", BAD_FORM) from None
+            return [(k, v) for k, v in posted.items() if isinstance(v, str)], [], []
+        if request.content_type != "multipart/form-data":
+            return [], [], []
+        upload = await self._read_upload(
+            request, frozenset({ATTACHMENT_FIELD}), keep_going=True, store_files=False
+        )
+        return upload.fields, [t.field_name for t in upload.too_long], upload.unread
 
     async def _held_files(
         self, upload: Upload, client_id: str | None
@@ -488,6 +591,14 @@ class WebChannel:
             },
             status=202,
         )
+
+
+async def _multipart(request: web.Request) -> MultipartReader:
+    """The request's multipart reader; :class:`UploadRejected` when it cannot be read."""
+    try:
+        return await request.multipart()
+    except ValueError:  # no boundary, or one longer than RFC 2046's 70 characters
+        raise UploadRejected("", BAD_BOUNDARY) from None
 
 
 def _too_many(decision: Decision, lang: Lang) -> web.Response:

@@ -77,6 +77,15 @@ class Upload:
     # Text fields refused as too long while the rest was read (``keep_going``): not in
     # ``fields``.
     too_long: list[FieldTooLong] = field(default_factory=list)
+    # Names of the files read into the void (``store_files=False``).
+    unread: list[str] = field(default_factory=list)
+
+
+# A body whose files are only named, not stored, carried more than is worth reading.
+UNREAD_TOO_BIG = (
+    "Lampiran yang dipilih terlalu besar untuk dibaca saat mengganti bahasa.",
+    "The attachments chosen are too large to be read while switching the language.",
+)
 
 
 async def read_multipart(
@@ -90,16 +99,18 @@ async def read_multipart(
     max_fields: int = 64,
     keep_going: bool = False,
     discard_limit: int = 0,
+    store_files: bool = True,
 ) -> Upload:
     """Read every part; raise :class:`UploadRejected` naming the field or file at fault.
 
     With ``keep_going`` a refused file is recorded in :attr:`Upload.rejected` instead, a text
     field too long in :attr:`Upload.too_long`, and the reading goes on (see the module's
-    docstring).
+    docstring). Without ``store_files`` (the form's language switch) no file is stored: each is
+    read into the void, counted against ``discard_limit``, and named in :attr:`Upload.unread`.
     """
     limits = _Limits(
         file_fields, max_files, max_file_size, max_field_size, max_fields,
-        discard_limit if keep_going else -1,
+        discard_limit if keep_going else -1, store_files,
     )
     try:
         return await _read(reader, files, limits)
@@ -118,6 +129,7 @@ class _Limits:
     max_field_size: int
     max_fields: int
     discard_limit: int  # -1: refuse at the first bad file
+    store_files: bool
 
 
 async def _read(reader: MultipartReader, files: FileStore, limits: _Limits) -> Upload:
@@ -131,6 +143,12 @@ async def _read(reader: MultipartReader, files: FileStore, limits: _Limits) -> U
             head = await part.read_chunk(CHUNK)
             if not head and not part.filename:
                 continue  # a file input left empty: browsers send a part with no name and no body
+            if not limits.store_files:
+                upload.unread.append((part.filename or name)[-_MAX_FILENAME:])
+                discarded += len(head)
+                too_big = UploadRejected(name, UNREAD_TOO_BIG, 413)
+                discarded += await _discard(part, limits.discard_limit - discarded, too_big)
+                continue
             if upload.rejected:  # the submission is refused already: store no more files
                 discarded += len(head)
                 discarded += await _discard(

@@ -2,7 +2,8 @@
 
 The gateway runs with aiohttp's AppRunner on a free port; the browser fills the form with a
 photo, submits, reads the tracking ID on the receipt, looks it up on /cek, and the test reads the
-complaint from RabbitMQ. With ``SCREENSHOTS=1`` it writes the screenshots
+complaint from RabbitMQ. A citizen halfway through the form switches it to English and keeps
+what was typed. With ``SCREENSHOTS=1`` it writes the screenshots
 ``docs/web-form.png``, ``docs/web-receipt.png`` and ``docs/web-form-kept.png`` (an error, the
 photo kept) (a normal run leaves the committed ones alone).
 """
@@ -12,11 +13,13 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from channels.web.dates import latest_today
 from channels.web.exif import make_exif_jpeg
 from gateway import bootstrap, tracking
 from gateway.settings import Settings
@@ -219,3 +222,53 @@ async def test_on_a_320_px_phone_a_long_photo_name_and_the_tracking_id_fit(
     assert tid == [1, True]
     right, width = await p.evaluate(OVERFLOW)  # type: ignore[attr-defined]
     assert right <= 320 and width == 320
+
+
+async def test_switching_the_form_to_english_keeps_what_was_typed(
+    served: tuple[str, bootstrap.Gateway], small: object, tmp_path: Path
+) -> None:
+    base, gateway = served
+    p = small  # a 320 px phone
+    photo = street_photo(tmp_path)
+    today = latest_today(datetime.now(UTC))
+    await p.goto(base + "/")  # type: ignore[attr-defined]
+    # The date picker stops at today: a later date is out of the input's range.
+    assert await p.get_attribute("#tanggal", "max") == today.isoformat()  # type: ignore[attr-defined]
+    await p.fill("#tanggal", (today + timedelta(days=1)).isoformat())  # type: ignore[attr-defined]
+    assert await p.evaluate("document.querySelector('#tanggal').validity.rangeOverflow")  # type: ignore[attr-defined]
+    happened = (today - timedelta(days=3)).isoformat()
+    await p.fill("#tanggal", happened)  # type: ignore[attr-defined]
+    await fill(p, NIK, photo)
+    story = "Jalan Siliwangi depan pasar berlubang besar.\nSudah dua bulan, motor sering jatuh."
+    await p.fill("#isi", story)  # type: ignore[attr-defined]
+    await p.check("#rahasia")  # type: ignore[attr-defined]
+    # The header's "English" leads to the form's own switch, a button labelled in English.
+    await p.click("header a")  # type: ignore[attr-defined]
+    switch = p.locator("#ganti-bahasa")  # type: ignore[attr-defined]
+    assert await switch.get_attribute("lang") == "en"
+    assert "Show this form in English" in await switch.inner_text()
+    await switch.click()
+    await p.wait_for_selector("html[lang=en]")  # type: ignore[attr-defined]
+    assert await p.inner_text("h1") == "Submit your report"  # type: ignore[attr-defined]
+    for field, typed in (("#judul", "Jalan berlubang"), ("#isi", story), ("#tanggal", happened),
+                         ("#klasifikasi", "aspirasi"), ("#lokasi", "Jl. Siliwangi, Sumber"),
+                         ("#nama", "Siti Aminah"), ("#nik", NIK), ("#hp", "0812 3456 7890")):
+        assert await p.input_value(field) == typed, field  # type: ignore[attr-defined]
+    assert await p.is_checked("#rahasia") and not await p.is_checked("#anonim")  # type: ignore[attr-defined]
+    assert await p.locator(".err, [role=alert]").count() == 0  # type: ignore[attr-defined]
+    # The photo was not taken (a browser cannot refill a file input): the page says so.
+    note = await p.inner_text("#lampiran-note")  # type: ignore[attr-defined]
+    assert "jalan.jpg" in note and "Choose them again" in note
+    assert await p.evaluate("document.querySelector('#lampiran').files.length") == 0  # type: ignore[attr-defined]
+    right, width = await p.evaluate(OVERFLOW)  # type: ignore[attr-defined]
+    assert right <= 320 and width == 320
+    assert await gateway.intake.count_complaints() == 0
+    assert not gateway.files.root.exists() or not any(
+        f.is_file() for f in gateway.files.root.rglob("*")
+    )
+    # Chosen again, in English, the report goes.
+    await p.set_input_files("#lampiran", str(photo))  # type: ignore[attr-defined]
+    await p.click("button[type=submit]")  # type: ignore[attr-defined]
+    assert "Your report has been received" in await p.inner_text("main")  # type: ignore[attr-defined]
+    assert tracking.normalize((await p.inner_text("#tracking-id")).strip())  # type: ignore[attr-defined]
+    assert await gateway.intake.count_complaints() == 1

@@ -221,3 +221,44 @@ def test_the_language_switch_of_the_status_page_keeps_the_typed_id() -> None:
     assert 'href="/cek?lang=en&amp;id=K7QM-4XRT9"' in check_page("id", "K7QM-4XRT9")
     assert 'href="/cek?id=K7QM-4XRT9"' in check_page("en", "K7QM-4XRT9")
     assert 'href="/cek?lang=en"' in check_page("id")
+
+
+def test_the_date_input_carries_the_latest_date_it_may_take_as_max() -> None:
+    tag = re.search(r'<input type="date"[^>]*>', form_page("id", "token", today=date(2026, 12, 5)))
+    assert tag and 'id="tanggal"' in tag.group(0) and 'max="2026-12-05"' in tag.group(0)
+    tag = re.search(r'<input type="date"[^>]*>', form_page("en", "token"))
+    assert tag and "max=" not in tag.group(0)  # no date given, no limit invented
+
+
+def test_the_form_switches_language_with_a_button_of_its_own_after_its_submit_button() -> None:
+    html = form_page("id", "token", {"judul": "Lampu"})
+    buttons = re.findall(r"<button [^>]*>[^<]*</button>", html)
+    assert buttons == [
+        '<button type="submit">Kirim laporan</button>',  # first: the default button (Enter)
+        '<button type="submit" id="ganti-bahasa" class="lang" name="ganti_bahasa" value="en" '
+        'formaction="/?lang=en&amp;ganti_bahasa=1" formnovalidate lang="en">'
+        "Show this form in English (what you typed is kept)</button>",
+    ]
+    assert html.index("</button></form>") > html.index('id="ganti-bahasa"')  # inside the form
+    # The header leads to it rather than to a page that would lose what was typed.
+    assert '<header><strong>LAPOR!</strong><a href="#ganti-bahasa" lang="en">English</a>' in html
+    en = form_page("en", "token")
+    assert ('name="ganti_bahasa" value="id" formaction="/?ganti_bahasa=1" formnovalidate '
+            'lang="id">Tampilkan formulir ini dalam Bahasa Indonesia') in en
+    # Pages without a form keep a plain link to the other language.
+    assert '<a href="/cek?lang=en" hreflang="en" lang="en">English</a>' in check_page("id")
+
+
+def test_files_chosen_before_a_switch_are_named_to_be_chosen_again() -> None:
+    html = form_page("en", "token", reattach=["jalan.jpg", "<b>.pdf"])
+    tag = re.search(r'<input type="file"[^>]*>', html)
+    assert tag and 'aria-describedby="lampiran-note"' in tag.group(0)
+    assert "aria-invalid" not in tag.group(0)  # nothing is wrong: a note, not an error
+    assert ('<p class="note hint" id="lampiran-note">The attachments you chose were not sent: '
+            "jalan.jpg, &lt;b&gt;.pdf. Choose them again before sending the report.</p>") in html
+    both = form_page("id", "token", errors={"lampiran": ("hilang", "lost")}, reattach=["a.png"])
+    tag = re.search(r'<input type="file"[^>]*>', both)
+    assert tag and 'aria-describedby="lampiran-err lampiran-note"' in tag.group(0)
+    assert "Pilih lagi sebelum mengirim laporan." in both
+    many = form_page("id", "token", reattach=[f"{i}.jpg" for i in range(12)])
+    assert "8.jpg, 9.jpg (+2). Pilih lagi" in many and "10.jpg" not in many

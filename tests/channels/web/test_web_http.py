@@ -744,7 +744,9 @@ async def test_the_form_takes_todays_date_in_indonesia_before_it_is_today_in_utc
     gateway = bootstrap.build(web_settings(settings), clock=clock)
     try:
         client = await aiohttp_client(bootstrap.build_app(gateway))
-        token = csrf_token(await (await client.get("/")).text())
+        form = await (await client.get("/")).text()
+        assert 'type="date" id="tanggal" name="tanggal" value="" max="2026-12-05"' in form
+        token = csrf_token(form)
         later = await client.post("/", data=form_data(token, {**FORM, "tanggal": "2026-12-06"}))
         html = await later.text()
         assert later.status == 422 and 'id="tanggal-err"' in html and "masa depan" in html
@@ -972,3 +974,244 @@ async def test_every_api_problem_names_its_field_in_english_as_in_indonesian(
         assert indonesian.startswith("isi permintaan"), detail
     else:
         assert named.search(indonesian), detail
+
+
+# ---- the form's language switch -------------------------------------------------------------
+
+SWITCH_TO_EN = "/?lang=en&ganti_bahasa=1"  # the formaction of the Indonesian form's switch
+SWITCH_BUTTON = re.compile(r'<button type="submit" id="ganti-bahasa"[^>]*>')
+
+
+def switch_form(
+    token: str, fields: dict[str, str], files: list[tuple[str, bytes]] = (), to: str = "en"
+) -> FormData:
+    """What a browser sends when the switch is tapped: every field in the form's order, the
+    files between the text and the identity, and the switch button's own name last."""
+    fd = FormData()
+    fd.add_field("csrf", token)
+    identity = ("nama", "nik", "hp", "email", "anonim", "rahasia")
+    for key, value in fields.items():
+        if key not in identity:
+            fd.add_field(key, value)
+    for name, data in files:
+        fd.add_field("lampiran", data, filename=name, content_type="application/octet-stream")
+    if not files:  # a file input left empty
+        fd.add_field("lampiran", b"", filename="", content_type="application/octet-stream")
+    for key, value in fields.items():
+        if key in identity:
+            fd.add_field(key, value)
+    fd.add_field("ganti_bahasa", to)
+    return fd
+
+
+async def raw_messages(gateway: bootstrap.Gateway) -> int:
+    async with gateway.engine.connect() as conn:
+        return int((await conn.exec_driver_sql("SELECT count(*) FROM raw_inbound")).scalar_one())
+
+
+def stored_files(gateway: bootstrap.Gateway) -> list[str]:
+    root = gateway.files.root
+    return sorted(p.name for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+async def test_the_language_switch_keeps_everything_typed_and_stores_nothing(
+    gw: bootstrap.Gateway, aiohttp_client: Client
+) -> None:
+    client = await aiohttp_client(bootstrap.build_app(gw))
+    html = await (await client.get("/")).text()
+    button = SWITCH_BUTTON.search(html)
+    assert button, "the switch is a button of the form"
+    assert 'name="ganti_bahasa" value="en"' in button.group(0)
+    assert 'formaction="/?lang=en&amp;ganti_bahasa=1"' in button.group(0)
+    assert "formnovalidate" in button.group(0) and 'lang="en"' in button.group(0)
+    # After the form's own submit button: Enter in a field still sends the report.
+    assert html.index('<button type="submit">Kirim laporan') < button.start() < html.index("</form>")
+    assert '<a href="#ganti-bahasa" lang="en">English</a>' in html  # the header leads to it
+
+    typed = {**FORM, "isi": "Jalan Siliwangi depan pasar berlubang besar.\r\nSudah 2 bulan.",
+             "klasifikasi": "aspirasi", "instansi": "Dinas PU <Cirebon>", "rahasia": "1"}
+    photo = phone_photo(padding=50_000)
+    resp = await client.post(
+        SWITCH_TO_EN, data=switch_form(csrf_token(html), typed, [("jalan.jpg", photo)])
+    )
+    en = await resp.text()
+    assert resp.status == 200, en
+    assert '<html lang="en">' in en and "Submit your report" in en
+    for name in ("judul", "tanggal", "lokasi", "nama", "nik", "hp", "email"):
+        assert f'id="{name}" name="{name}" value="{typed[name]}"' in en, name
+    assert f">{typed['isi']}</textarea>" in en
+    assert 'value="Dinas PU &lt;Cirebon&gt;"' in en
+    assert '<option value="aspirasi" selected>' in en
+    assert 'id="rahasia" name="rahasia" value="1" checked' in en
+    assert 'id="anonim" name="anonim" value="1">' in en
+    # No message of any kind: a switch is not a submission. The photo was not taken: the page
+    # says so in English, by the file input.
+    assert 'class="err"' not in en and 'role="alert"' not in en and "aria-invalid" not in en
+    note = re.search(r'<p class="note hint" id="lampiran-note">([^<]+)</p>', en)
+    assert note and "jalan.jpg" in note.group(1) and "Choose them again" in note.group(1)
+    assert 'aria-describedby="lampiran-note"' in en
+    assert not stored_files(gw) and not kept_files(en)
+    assert await gw.intake.count_complaints() == 0 and await raw_messages(gw) == 0
+    # The English form switches back to Indonesian, with everything again.
+    back = SWITCH_BUTTON.search(en)
+    assert back and 'value="id"' in back.group(0) and 'lang="id"' in back.group(0)
+    assert 'formaction="/?ganti_bahasa=1"' in back.group(0)
+    assert '<a href="#ganti-bahasa" lang="id">Bahasa Indonesia</a>' in en
+    again = await client.post("/?ganti_bahasa=1", data=switch_form(csrf_token(en), typed, to="id"))
+    id_html = await again.text()
+    assert again.status == 200 and '<html lang="id">' in id_html and "Sampaikan Laporan" in id_html
+    assert f'value="{NIK}"' in id_html and 'id="lampiran-note"' not in id_html  # no file chosen
+    # The fresh token of the switched form sends the report.
+    sent = await client.post(
+        "/?lang=en", data=form_data(csrf_token(en), typed, [("jalan.jpg", photo)])
+    )
+    receipt = await sent.text()
+    assert sent.status == 200 and "Your report has been received" in receipt
+    assert TID.search(receipt) and await gw.intake.count_complaints() == 1
+
+
+async def test_a_language_switch_does_not_count_against_the_rate_limit(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    gateway = bootstrap.build(web_settings(settings, rate_limit_requests=1, rate_limit_window=3600))
+    try:
+        client = await aiohttp_client(bootstrap.build_app(gateway))
+        token = csrf_token(await (await client.get("/")).text())
+        for _ in range(3):
+            switched = await client.post(SWITCH_TO_EN, data=switch_form(token, FORM))
+            assert switched.status == 200
+            token = csrf_token(await switched.text())
+        async with gateway.engine.connect() as conn:
+            counted = (await conn.exec_driver_sql("SELECT count(*) FROM web_rate_limits")).scalar()
+        assert counted == 0
+        sent = await client.post("/?lang=en", data=form_data(token, FORM))
+        assert sent.status == 200 and TID.search(await sent.text())  # the one allowed
+        refused = await client.post("/", data=form_data(token, {**FORM, "judul": "Lagi"}))
+        assert refused.status == 429
+        # Over the limit, switching still works and keeps the text.
+        switched = await client.post(
+            SWITCH_TO_EN, data=switch_form(csrf_token(await refused.text()), {**FORM, "judul": "Lagi"})
+        )
+        assert switched.status == 200 and 'value="Lagi"' in await switched.text()
+        assert await gateway.intake.count_complaints() == 1
+    finally:
+        await gateway.close()
+
+
+async def test_a_language_switch_checks_the_csrf_token(
+    gw: bootstrap.Gateway, aiohttp_client: Client
+) -> None:
+    client = await aiohttp_client(bootstrap.build_app(gw))
+    token = csrf_token(await (await client.get("/")).text())
+    forged = token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")
+    resp = await client.post(SWITCH_TO_EN, data=switch_form(forged, FORM))
+    html = await resp.text()
+    # Another site could post a form filled in by it: the citizen is told, in the page's language.
+    assert resp.status == 403 and 'role="alert">The form expired' in html
+    assert 'value="Siti Aminah"' in html and '<html lang="en">' in html
+    fresh = csrf_token(html)
+    assert fresh != forged
+    ok = await client.post("/?ganti_bahasa=1", data=switch_form(fresh, FORM, to="id"))
+    assert ok.status == 200 and 'role="alert"' not in await ok.text()
+    client.session.cookie_jar.clear()  # another browser: the token is not bound to it
+    other = await client.post(SWITCH_TO_EN, data=switch_form(fresh, FORM))
+    assert other.status == 403 and "lapor_csrf" in other.cookies  # a cookie for the new form
+    assert await gw.intake.count_complaints() == 0 and await raw_messages(gw) == 0
+
+
+async def test_a_photo_kept_from_a_refused_form_stays_through_a_language_switch(
+    gw: bootstrap.Gateway, aiohttp_client: Client, settings: Settings
+) -> None:
+    client = await aiohttp_client(bootstrap.build_app(gw))
+    token = csrf_token(await (await client.get("/")).text())
+    photo = png("kept through the switch")
+    first = await client.post("/", data=form_data(token, {**FORM, "hp": "12"}, [("a.png", photo)]))
+    html = await first.text()
+    [(kept, _)] = kept_files(html)
+    resp = await client.post(SWITCH_TO_EN, data=switch_form(
+        csrf_token(html), {**FORM, "hp": "12", "lampiran_tersimpan": kept}))
+    en = await resp.text()
+    assert resp.status == 200 and "Attachments already received" in en
+    [(carried, label)] = kept_files(en)
+    assert label == "a.png (1 KB)" and 'id="hp-err"' not in en  # the earlier error is not repeated
+    fixed = form_data(csrf_token(en), {**FORM, "lampiran_tersimpan": carried})
+    sent = await client.post("/?lang=en", data=fixed)
+    assert sent.status == 200 and TID.search(await sent.text())
+    await publish(gw)
+    [msg] = await drain(settings.broker.queue, 1)
+    [att] = json.loads(msg.body)["attachments"]
+    assert att["sha256"] == hashlib.sha256(photo).hexdigest() and att["filename"] == "a.png"
+
+
+async def test_a_language_switch_too_long_to_keep_a_text_says_so_by_the_field(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    gateway = bootstrap.build(web_settings(settings, max_field_size=1000))
+    try:
+        client = await aiohttp_client(bootstrap.build_app(gateway))
+        token = csrf_token(await (await client.get("/")).text())
+        resp = await client.post(SWITCH_TO_EN, data=switch_form(token, {**FORM, "isi": "x" * 5000}))
+        html = await resp.text()
+        error = re.search(r'id="isi-err">([^<]+)<', html)
+        assert resp.status == 200 and error and "too long" in error.group(1)
+        assert 'value="Siti Aminah"' in html and "x" * 1001 not in html
+    finally:
+        await gateway.close()
+
+
+async def test_a_switch_that_reaches_the_form_without_its_formaction_files_nothing(
+    gw: bootstrap.Gateway, aiohttp_client: Client
+) -> None:
+    # A browser that does not know formaction posts the switch to the form's own address.
+    client = await aiohttp_client(bootstrap.build_app(gw))
+    token = csrf_token(await (await client.get("/")).text())
+    resp = await client.post("/", data=switch_form(token, FORM, [("a.png", png("old"))]))
+    html = await resp.text()
+    assert resp.status == 200 and '<html lang="en">' in html and not TID.search(html)
+    assert f'value="{NIK}"' in html and 'class="err"' not in html
+    [(_, label)] = kept_files(html)  # read and stored by then: kept, not asked for again
+    assert label == "a.png (1 KB)"
+    assert await gw.intake.count_complaints() == 0 and await raw_messages(gw) == 0
+
+
+# ---- the date it happened: not after today anywhere in Indonesia -----------------------------
+
+
+def date_max(html: str) -> str | None:
+    tag = re.search(r'<input type="date" id="tanggal"[^>]*>', html)
+    assert tag
+    found = re.search(r'max="([^"]+)"', tag.group(0))
+    return found.group(1) if found else None
+
+
+async def test_the_date_input_stops_at_today_in_indonesia_and_the_server_agrees(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    # 14:59:59 UTC on 4 December is 23:59:59 in Jayapura (WIT), 21:59:59 in Jakarta (WIB).
+    clock = FixedClock(datetime(2026, 12, 4, 14, 59, 59, tzinfo=UTC))
+    gateway = bootstrap.build(web_settings(settings), clock=clock)
+    try:
+        client = await aiohttp_client(bootstrap.build_app(gateway))
+        html = await (await client.get("/")).text()
+        assert date_max(html) == "2026-12-04"
+        refused = await client.post(
+            "/", data=form_data(csrf_token(html), {**FORM, "tanggal": "2026-12-05"})
+        )
+        page = await refused.text()
+        assert refused.status == 422 and "Tanggal kejadian tidak boleh di masa depan." in page
+        assert date_max(page) == "2026-12-04"  # also on the form sent back
+        en = await client.post(
+            "/?lang=en", data=form_data(csrf_token(page), {**FORM, "tanggal": "05/12/2026"})
+        )
+        assert en.status == 422 and "The date cannot be in the future." in await en.text()
+        # One second later it is 5 December in Jayapura: the picker and the server move on.
+        clock.now += timedelta(seconds=1)
+        html = await (await client.get("/")).text()
+        assert date_max(html) == "2026-12-05"
+        ok = await client.post("/", data=form_data(csrf_token(html), {**FORM, "tanggal": "2026-12-05"}))
+        assert ok.status == 200 and TID.search(await ok.text())
+        # 17:00 UTC: midnight in Jakarta, still 4 December in UTC.
+        clock.now = datetime(2026, 12, 4, 17, 0, tzinfo=UTC)
+        assert date_max(await (await client.get("/?lang=en")).text()) == "2026-12-05"
+    finally:
+        await gateway.close()
