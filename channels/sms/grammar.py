@@ -4,6 +4,7 @@ What a citizen may type to 1708, case and punctuation tolerant::
 
     [REGION] CEK|STATUS ... <no. lacak> ...   status of a complaint -> NotAComplaint("status-query")
     [REGION] INFO | BANTUAN | HELP    how to use the service    -> NotAComplaint("help")
+                                      (HELP, the English word, answered in English)
     [REGION] [RAHASIA] [ANONIM] [NIK|KTP <16 digit>] <isi laporan>  -> ComplaintDraft
 
 * ``REGION`` is an optional leading keyword from a configurable table (``JABAR`` -> ``32``),
@@ -63,6 +64,7 @@ from normalizer import ValidNik, normalize_phone, parse_nik
 
 STATUS_WORDS = frozenset({"CEK", "CEKSTATUS", "STATUS"})
 HELP_WORDS = frozenset({"INFO", "BANTUAN", "HELP"})
+ENGLISH_HELP_WORDS = frozenset({"HELP"})  # the English option: how to report, in English
 CONFIDENTIAL_WORD = "RAHASIA"
 ANONYMOUS_WORD = "ANONIM"
 # Fewer words than this in a complaint's body without a region keyword are no report ("p",
@@ -118,6 +120,7 @@ class Interpretation:
     draft: ComplaintDraft | None = None
     tracking_id: str | None = None  # STATUS: the canonical ID, None when it is not valid
     nik_rejected: bool = False  # COMPLAINT: a labelled NIK was not valid and was not stored
+    english: bool = False  # HELP: asked in English
 
     @property
     def outcome(self) -> ParseOutcome:
@@ -144,7 +147,7 @@ def interpret(
     region_code, rest = _region(text, table)
     word, after = _leading(rest)
     if word is not None and word.upper() in HELP_WORDS and not _WORD.search(after):
-        return Interpretation(Intent.HELP)
+        return Interpretation(Intent.HELP, english=word.upper() in ENGLISH_HELP_WORDS)
     if word is not None and word.upper() in STATUS_WORDS:
         words = _WORD.findall(after)
         found = _tracking_id(words)

@@ -1,4 +1,5 @@
-"""The SMS replies a citizen gets, in Indonesian (pure, no IO).
+"""The SMS replies a citizen gets, in Indonesian (pure, no IO); how to report also in English,
+for a citizen who asks with the English word ``HELP``.
 
 Every reply fits ONE SMS: at most 160 characters of the GSM 7-bit default alphabet's basic
 table (3GPP TS 23.038), no extension characters (``€[]{}~^|\\`` count double) and nothing that
@@ -76,9 +77,15 @@ def empty(short_code: str) -> str:
     )
 
 
-def help_text(short_code: str) -> str:
+def help_text(short_code: str, english: bool = False) -> str:
     """How to use the service. The NIK is shown with its label (the usual ``<spasi>`` of SMS
-    services): the grammar reads only a labelled NIK, a bare 16-digit number stays in the text."""
+    services): the grammar reads only a labelled NIK, a bare 16-digit number stays in the text.
+    The keywords stay Indonesian in English too: they are what the grammar reads."""
+    if english:
+        return (
+            f"LAPOR! Send your report to {_code(short_code)}. Status: CEK tracking-no. "
+            "Optional: NIK<space>16digits. RAHASIA: not published. ANONIM: name hidden."
+        )
     return (
         f"LAPOR! Kirim isi laporan ke {_code(short_code)}. Cek status: CEK no.lacak. "
         "Boleh tambah NIK<spasi>16digit. RAHASIA: tidak dipublikasikan. "

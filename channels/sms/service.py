@@ -247,7 +247,7 @@ class SmsService:
                 return replies.quarantined(None), "quarantined"
             return replies.accepted(tid, code, reading.nik_rejected), "receipt"
         if reading.intent is grammar.Intent.HELP:
-            return replies.help_text(code), "help"
+            return replies.help_text(code, english=reading.english), "help"
         if reading.intent is grammar.Intent.TOO_SHORT:
             return replies.empty(code), "too-short"
         if reading.intent is grammar.Intent.STATUS:

@@ -426,8 +426,11 @@ def test_cek_or_status_before_a_sentence_stays_a_complaint(text: str) -> None:
 
 @pytest.mark.parametrize("text", ["HELP", "help", "Help?", "jabar HELP"])
 def test_the_english_help_word_is_help_too(text: str) -> None:
-    # A lone "HELP" filed as a complaint gets a tracking ID for nothing, and no help.
-    assert read(text).intent is Intent.HELP
+    # A lone "HELP" filed as a complaint gets a tracking ID for nothing, and no help; asked in
+    # English, it is answered in English (the English option of the citizen's errors).
+    reading = read(text)
+    assert reading.intent is Intent.HELP and reading.english
+    assert not read("INFO").english and not read("bantuan").english
 
 
 @pytest.mark.parametrize(

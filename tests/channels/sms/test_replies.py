@@ -22,6 +22,7 @@ ALL = [
     replies.quarantined(None),
     replies.empty(LONGEST_CODE),
     replies.help_text(LONGEST_CODE),
+    replies.help_text(LONGEST_CODE, english=True),
     replies.status_unknown(LONGEST_CODE),
     *(replies.status_found(TID, s, WHEN) for s in replies.STATUS_NAMES),
     replies.status_found(TID, "some_future_status_with_a_long_name", WHEN),
@@ -88,6 +89,13 @@ def test_help_shows_the_nik_label_the_grammar_needs() -> None:
     assert replies.help_text("1708") == (
         "LAPOR! Kirim isi laporan ke 1708. Cek status: CEK no.lacak. Boleh tambah "
         "NIK<spasi>16digit. RAHASIA: tidak dipublikasikan. ANONIM: identitas disamarkan."
+    )
+
+
+def test_help_in_english_keeps_the_keywords_the_grammar_reads() -> None:
+    assert replies.help_text("1708", english=True) == (
+        "LAPOR! Send your report to 1708. Status: CEK tracking-no. Optional: NIK<space>16digits. "
+        "RAHASIA: not published. ANONIM: name hidden."
     )
 
 

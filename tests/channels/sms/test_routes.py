@@ -313,6 +313,7 @@ UNKNOWN_TID = "K7QM4XRT" + tracking._check_symbol("K7QM4XRT")
 MISTYPED_TID = UNKNOWN_TID[:-1] + ("2" if UNKNOWN_TID[-1] != "2" else "3")
 EMPTY = "LAPOR! Pesan Anda belum berisi laporan."
 HELP = "LAPOR! Kirim isi laporan ke 1708."
+HELP_EN = "LAPOR! Send your report to 1708."
 UNKNOWN = "LAPOR! No. lacak tidak ditemukan."
 RECEIPT = "LAPOR! Laporan diterima. No. lacak: "
 
@@ -328,7 +329,7 @@ RECEIPT = "LAPOR! Laporan diterima. No. lacak: "
         ("Papua Barat RAHASIA ANONIM", "empty", EMPTY),
         ("INFO", "help", HELP),
         ("bantuan", "help", HELP),
-        ("HELP", "help", HELP),
+        ("HELP", "help", HELP_EN),
         ("CEK", "status-unknown", UNKNOWN),
         ("Cek status laporan saya", "status-unknown", UNKNOWN),
         (f"CEK {UNKNOWN_TID}", "status-unknown", UNKNOWN),
