@@ -9,12 +9,10 @@ inputs and check this.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
+from channels.dates import WIB
 from gateway import tracking
-
-# Western Indonesia Time: UTC+7 all year (no daylight saving time).
-WIB = timezone(timedelta(hours=7), "WIB")
 
 SEGMENT = 160
 

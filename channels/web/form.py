@@ -22,10 +22,10 @@ from datetime import date
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+from channels.dates import latest_today
 from channels.fields import CHECKED as _CHECKED
 from channels.fields import Message, check_identity
 from channels.fields import text as _text
-from channels.web.dates import latest_today
 from gateway.domain import (
     Attachment,
     ComplaintDraft,
@@ -117,7 +117,7 @@ def validate(fields: Mapping[str, str], today: date) -> tuple[FormData | None, d
     """Check a submission; the data when valid, else a message for each wrong field.
 
     ``today`` is the latest date that is today anywhere in Indonesia
-    (:func:`channels.web.dates.latest_today`): the date it happened may not be after it.
+    (:func:`channels.dates.latest_today`): the date it happened may not be after it.
     """
     errors: dict[str, Message] = {}
     for name, limit in LIMITS.items():

@@ -45,8 +45,8 @@ from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from channels.dates import latest_today
 from channels.web.abuse import Guard
-from channels.web.dates import latest_today
 from channels.web.parse import english
 from gateway import queries, tracking
 from gateway.domain import (

@@ -15,7 +15,7 @@ import json
 from datetime import date
 from typing import Any
 
-from channels.web.dates import latest_today
+from channels.dates import latest_today
 from channels.web.form import attachment_of
 from gateway.domain import (
     Attachment,

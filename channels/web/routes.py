@@ -27,9 +27,9 @@ from typing import Any
 
 from aiohttp import MultipartReader, web
 
+from channels.dates import WIB, latest_today
 from channels.web import csrf, kept, pages
 from channels.web.abuse import Bucket, Guard
-from channels.web.dates import WIB, latest_today
 from channels.web.form import (
     ATTACHMENT_FIELD,
     CONTENT_TYPE,

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from channels.web.dates import latest_today
+from channels.dates import latest_today
 from channels.web.exif import make_exif_jpeg
 from gateway import bootstrap, tracking
 from gateway.settings import Settings

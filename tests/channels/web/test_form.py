@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from channels.web import dates
+from channels import dates
 from channels.web.csrf import CsrfSigner
 from channels.web.exif import jpeg_gps, make_exif_jpeg, sniff
 from channels.web.form import LIMITS, encode_submission, first_values, parse_form, validate

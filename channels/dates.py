@@ -1,4 +1,5 @@
-"""The calendar day against which "not in the future" is judged.
+"""Indonesian time for the channels: the calendar day against which "not in the future" is
+judged, and WIB, the time of the national service in which the gateway shows times to citizens.
 
 Indonesia spans three time zones: WIB (UTC+7), WITA (UTC+8) and WIT (UTC+9). A date a citizen
 picks is a date where they are, so the latest date anyone in Indonesia can call "today" is the
