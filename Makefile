@@ -16,12 +16,14 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 # The gateway and what it runs on; the test tools (pytest, Playwright, mypy...) only for tests.
-$(VENV)/.installed-serve: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+# setuptools as pyproject.toml's build system asks (its SPDX licence form), also for the tests
+# that build the package the way the image does.
+$(VENV)/.installed-serve: pyproject.toml Makefile | $(BIN)/python
+	$(BIN)/pip install --quiet "setuptools>=77" -e .
 	touch $@
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[test]"
+$(VENV)/.installed: pyproject.toml Makefile | $(BIN)/python
+	$(BIN)/pip install --quiet "setuptools>=77" -e ".[test]"
 	touch $@ $(VENV)/.installed-serve
 
 serve: $(VENV)/.installed-serve
