@@ -32,6 +32,8 @@ SOURCE_KEYS: dict[str, str] = {
     "by an operator: the tracking ID the citizen was given when it arrived. Their status "
     "queries with it answer the status of tracking_id.",
     "api": "open311 when the complaint came through the Open311 GeoReport v2 API.",
+    "media_url": "Open311: the address of a photo the client stored elsewhere (media_url, "
+    "http or https), as given. The gateway does not fetch it: evidence outside its store.",
     "exif_gps": "Web form: where photos were taken, from their EXIF, as "
     "<sha256>=<lat>,<long> separated by ';' (evidence of the matter).",
     "receiver": "SMS: the number the citizen wrote to (the short code).",

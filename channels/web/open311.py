@@ -38,7 +38,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 from xml.sax.saxutils import escape
 
 from aiohttp import web
@@ -467,7 +467,8 @@ class Open311:
             content_type="application/x-www-form-urlencoded",
             # Each POST is a new request (the content hash alone would merge two alike).
             provider_message_id=f"open311:{uuid.uuid4()}",
-            metadata={"remote": self._guard.client(request), "api": "open311"},
+            metadata={"remote": self._guard.client(request), "api": "open311"}
+            | _media_url(params.get("media_url", "")),
         )
         refusal: web.Response | None = None
         buckets = [self._guard.address_bucket(request)]
@@ -650,3 +651,20 @@ def _too_many(decision: Decision, fmt: Format, lang: Lang) -> web.Response:
     )
     resp.headers["Retry-After"] = str(wait)
     return resp
+
+
+MAX_MEDIA_URL = 2000
+
+
+def _media_url(value: str) -> dict[str, str]:
+    """``media_url`` (a photo the client stored elsewhere, how FixMyStreet sends one) for the
+    event's ``source``, when it is an http(s) address; the gateway does not fetch it. Anything
+    else stays in the stored message only."""
+    value = value.strip()
+    try:
+        parts = urlsplit(value) if len(value) <= MAX_MEDIA_URL else None
+    except ValueError:  # e.g. a broken IPv6 host
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+        return {}
+    return {"media_url": value}

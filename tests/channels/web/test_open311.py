@@ -23,7 +23,7 @@ from aiohttp.test_utils import TestClient
 from gateway import bootstrap
 from gateway.settings import Settings
 from tests.channels.web.conftest import NIK, OPEN311_KEY, web_settings
-from tests.support import FixedClock, drain, with_section
+from tests.support import FixedClock, drain, opened_events, with_section
 
 pytestmark = pytest.mark.integration
 
@@ -209,6 +209,10 @@ async def test_the_specs_example_request_then_every_way_to_follow_it(
     assert event["reporter"]["name"] == "john smith"
     assert event["reporter"]["email"] == "smit333@sfgov.edu"
     assert OPEN311_KEY not in msg.body.decode()  # the api_key is never stored nor published
+    # The photo the client stored elsewhere reaches the routing core as its address.
+    assert event["source"]["media_url"] == (
+        "http://farm3.static.flickr.com/2002/2212426634_5ed477a060.jpg"
+    )
 
 
 async def test_lapor_attributes_carry_title_date_agency_nik_and_privacy(
@@ -498,3 +502,20 @@ async def test_every_refusal_of_a_request_names_its_parameter_in_english_as_in_i
     indonesian, english = error["description"].split(" / ", 1)
     assert named.search(indonesian) and named.search(english), error
     assert await gw.intake.count_complaints() == 0
+
+
+@pytest.mark.parametrize(
+    "media_url", ["javascript:alert(1)", "farm3.static.flickr.com/a.jpg", "http://[::1", ""]
+)
+async def test_a_media_url_that_is_no_web_address_is_not_passed_on(
+    gw: bootstrap.Gateway, aiohttp_client: Client, media_url: str
+) -> None:
+    client = await aiohttp_client(bootstrap.build_app(gw))
+    body = EXAMPLE_BODY.replace(
+        "media_url=http%3A%2F%2Ffarm3.static.flickr.com%2F2002%2F2212426634_5ed477a060.jpg",
+        urlencode({"media_url": media_url}),
+    )
+    resp = await client.post(f"{V2}/requests.json", data=body, headers=FORM)
+    assert resp.status == 200, await resp.text()
+    (event,) = [json.loads(e) for e in await opened_events(gw.engine, gw.keys)]
+    assert "media_url" not in event["source"]
