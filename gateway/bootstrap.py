@@ -216,6 +216,7 @@ def sms_settings(settings: Settings) -> sms_channel.SmsSettings:
         sender_poll_interval=section.sender_poll_interval,
         sender_claim_timeout=section.sender_claim_timeout,
         sender_max_attempts=section.sender_max_attempts,
+        sender_give_up_after=section.sender_give_up_after,
         sender_backoff_initial=section.sender_backoff_initial,
         sender_backoff_max=section.sender_backoff_max,
         send_timeout=section.send_timeout,

@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from channels.letter.auth import InvalidAccount, StaffStore
+from channels.sms.message import Bridge
 from gateway import bootstrap, filegc, logs
 from gateway.crypto import check_keys, load_keys
 from gateway.domain import Channel
@@ -45,6 +46,7 @@ from gateway.outbox import (
 )
 from gateway.reseal import dumps, reseal
 from gateway.settings import Settings, load_settings
+from gateway.sms_store import SqlReplyOutbox
 from gateway.storage import migrate as migrations
 from gateway.storage.database import create_engine
 
@@ -117,6 +119,19 @@ def _parser() -> argparse.ArgumentParser:
     rs.add_argument("message_ids", nargs="+", metavar="MESSAGE_ID")
     rs.add_argument("--force", action="store_true",
                     help="restore an event that still opens with none of this process's keys")
+    sm = sub.add_parser("sms", help="the SMS channel's replies")
+    smsub = sm.add_subparsers(dest="action", required=True)
+    rq = smsub.add_parser(
+        "requeue",
+        help="queue again the replies given up (failed: the bridge did not take them within"
+        " sms.sender_give_up_after), so that the senders try them at once",
+    )
+    rq.add_argument("--since", required=True, type=_moment,
+                    help="replies queued at this time or later, ISO 8601 with its offset"
+                    " (2026-12-01T00:00+07:00)")
+    rq.add_argument("--bridge", choices=[b.value for b in Bridge], default=None,
+                    help="only this bridge's replies")
+    rq.add_argument("--dry-run", action="store_true", help="change nothing, count them")
     k = sub.add_parser("keys", help="the data key: seal again under the current one")
     ksub = k.add_subparsers(dest="action", required=True)
     ksub.add_parser(
@@ -187,6 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "staff": _staff,
         "keys": _keys,
         "files": _files,
+        "sms": _sms,
     }
     try:
         return asyncio.run(commands[args.command](settings, args))
@@ -450,6 +466,25 @@ async def _outbox(settings: Settings, args: argparse.Namespace) -> int:
         )
     finally:
         await gateway.close()
+    return 0
+
+
+async def _sms(settings: Settings, args: argparse.Namespace) -> int:
+    gateway = bootstrap.build(settings)
+    try:
+        await bootstrap.check_migrated(gateway)
+        now = gateway.clock()
+        outbox = SqlReplyOutbox(gateway.engine, gateway.keys, 0, 0, clock=gateway.clock)
+        count = await outbox.requeue_failed(args.since, args.bridge, now, args.dry_run)
+    finally:
+        await gateway.close()
+    if args.dry_run:
+        print(f"would queue again {count} failed replies")
+    else:
+        print(
+            f"queued again {count} failed replies; the senders of the running replicas try them"
+            " at their next look (sms.sender_poll_interval)"
+        )
     return 0
 
 

@@ -294,6 +294,39 @@ class SqlReplyOutbox:
                 .values(**values)
             )
 
+    async def requeue_failed(
+        self, since: datetime, bridge: str | None, now: datetime, dry_run: bool = False
+    ) -> int:
+        """Queue again the replies given up (status failed) that were queued at ``since`` or
+        later (of ``bridge`` only, when given): pending at once, their attempts from zero; how
+        many. A refusal the bridge called final (a wrong number) fails again at its next try."""
+        where = [
+            sms_replies.c.status == ReplyStatus.FAILED.value,
+            sms_replies.c.created_at >= since,
+        ]
+        if bridge is not None:
+            where.append(sms_replies.c.bridge == bridge)
+        async with self._engine.begin() as conn:
+            if dry_run:
+                found = await conn.execute(
+                    select(func.count()).select_from(sms_replies).where(*where)
+                )
+                return int(found.scalar_one())
+            done = await conn.execute(
+                update(sms_replies)
+                .where(*where)
+                .values(
+                    status=ReplyStatus.PENDING.value,
+                    attempts=0,
+                    next_attempt_at=now,
+                    last_error=None,
+                    reason=None,
+                    claimed_by=None,
+                    claim_expires=None,
+                )
+            )
+            return int(done.rowcount)
+
     async def record_report(self, report: DeliveryReport) -> bool:
         """Store the report; a final state is never replaced by an intermediate one.
 

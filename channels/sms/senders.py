@@ -295,12 +295,15 @@ class ReplySender:
             permanent = isinstance(exc, SendFailed) and exc.permanent
             error = f"{type(exc).__name__}: {exc}"
             retry_at = None
-            if not permanent and reply.attempts < self._settings.sender_max_attempts:
-                backoff = min(
-                    self._settings.sender_backoff_initial * 2 ** (reply.attempts - 1),
-                    self._settings.sender_backoff_max,
-                )
+            cfg = self._settings
+            counted_out = 0 < cfg.sender_max_attempts <= reply.attempts
+            if not permanent and not counted_out:
+                # 2 ** attempts grows past any float after ~1 000 attempts: capped first.
+                doublings = min(reply.attempts - 1, 32)
+                backoff = min(cfg.sender_backoff_initial * 2**doublings, cfg.sender_backoff_max)
                 retry_at = self._clock() + timedelta(seconds=backoff)
+                if retry_at > reply.created_at + timedelta(seconds=cfg.sender_give_up_after):
+                    retry_at = None  # too late to be of use: given up
             await self._outbox.mark_failed(reply.id, self.name, error, retry_at)
             self._count(reply.bridge, "retry" if retry_at else "failed")
             log.warning(

@@ -106,7 +106,8 @@ class SmsSettings:
     sender_batch_size: int = 50
     sender_poll_interval: float = 1.0
     sender_claim_timeout: float = 60.0
-    sender_max_attempts: int = 8
+    sender_max_attempts: int = 0  # 0: no limit by count
+    sender_give_up_after: float = 86400.0
     sender_backoff_initial: float = 2.0
     sender_backoff_max: float = 300.0
     send_timeout: float = 10.0

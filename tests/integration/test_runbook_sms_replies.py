@@ -1,15 +1,16 @@
 """The runbook's LaporSmsRepliesFailing section played for real (docs/runbook.md).
 
 A citizen texts 1708 through Kannel while smsbox's sendsms does not answer: the reply with the
-tracking ID is tried again with back-off, then given up, and it is NOT sent when sendsms is
-back; the statement the runbook gives (read from the runbook itself) queues the given-up
+tracking ID is tried again with back-off, every 5 minutes at most, and goes out when sendsms
+is back; only a reply older than ``sms.sender_give_up_after`` (a day) is given up, and is not
+sent by itself; the command the runbook gives (``lapor-gateway sms requeue``) queues given-up
 replies again, and they go out. If one of these fails, the runbook says something no longer
 true.
 """
 
 from __future__ import annotations
 
-import re
+import argparse
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
-from gateway import bootstrap
+from gateway import bootstrap, cli
 from gateway.settings import Settings
 from gateway.storage.schema import sms_replies
 from tests.support import FixedClock, free_port, serving_app, with_section
@@ -30,18 +31,6 @@ pytestmark = pytest.mark.integration
 
 Client = Callable[..., Awaitable[TestClient[Any, Any]]]
 RUNBOOK = Path(__file__).resolve().parents[2] / "docs" / "runbook.md"
-
-
-def runbook_statements(section: str, marker: str) -> list[str]:
-    """The SQL statements of the ```sql block of the runbook ``section`` that holds ``marker``,
-    exactly as the operator copies them."""
-    text = RUNBOOK.read_text()
-    start = text.index(f"\n## {section}\n")
-    end = text.find("\n## ", start + 1)
-    blocks = re.findall(r"```sql\n(.*?)```", text[start : end if end > 0 else None], re.S)
-    (block,) = [b for b in blocks if marker in b]
-    lines = [line for line in block.splitlines() if not line.lstrip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
 class Sendsms:
@@ -111,12 +100,12 @@ async def clocked(
     await gateway.close()
 
 
-async def test_a_reply_is_given_up_within_minutes_and_not_sent_when_the_bridge_is_back(
+async def test_a_reply_is_tried_while_the_bridge_is_down_and_sent_when_it_is_back(
     clocked: tuple[bootstrap.Gateway, FixedClock], sendsms: Sendsms, aiohttp_client: Client
 ) -> None:
     gateway, clock = clocked
     sms = gateway.settings.sms
-    assert (sms.sender_max_attempts, sms.sender_backoff_initial) == (8, 2.0)  # the defaults
+    assert (sms.sender_max_attempts, sms.sender_give_up_after) == (0, 86400.0)  # the defaults
     assert gateway.sms is not None and gateway.sms.sender is not None
     sender = gateway.sms.sender
     client = await aiohttp_client(bootstrap.build_app(gateway))
@@ -125,32 +114,59 @@ async def test_a_reply_is_given_up_within_minutes_and_not_sent_when_the_bridge_i
     (row,) = await replies(gateway)
     assert row.status == "pending" and row.kind == "receipt" and row.tracking_id
 
-    first_attempt = clock.now
-    while row.status == "pending":  # sendsms refuses the connection at every attempt
+    queued = clock.now
+    while clock.now < queued + timedelta(hours=2):  # sendsms refuses every connection
         assert await sender.send_batch() == 0
         (row,) = await replies(gateway)
+        assert row.status == "pending" and "Cannot connect" in row.last_error
         clock.now = max(clock.now, row.next_attempt_at)
-    given_up_after = clock.now - first_attempt
-    # "about 4 minutes at the defaults": 2 + 4 + ... + 128 s between the 8 attempts.
-    assert given_up_after == timedelta(seconds=254)
-    assert row.status == "failed" and row.attempts == 8
-    assert "Cannot connect" in row.reason
-    assert count(gateway, "retry") == 7 and count(gateway, "failed") == 1
-    assert count(gateway, "sent") == 0
+    # The back-off doubles from 2 s up to 300 s: a try every 5 minutes after the first ones.
+    assert row.next_attempt_at - clock.now <= timedelta(seconds=300)
+    assert count(gateway, "failed") == 0 and count(gateway, "retry") == row.attempts
 
     async with serving_app(sendsms.app(), sendsms.port):
-        clock.now += timedelta(hours=1)
-        assert await sender.send_batch() == 0  # not by itself: the citizen still waits
-        assert sendsms.taken == []
-        (row,) = await replies(gateway)
-        assert row.status == "failed"
+        clock.now = row.next_attempt_at
+        assert await sender.send_batch() == 1  # the bridge is back: the citizen gets it
+        assert len(sendsms.taken) == 1 and "No. lacak" in sendsms.taken[0]
+    (row,) = await replies(gateway)
+    assert row.status == "sent"
     await sender.close()
 
 
-@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # the runbook's SQL
-async def test_the_runbooks_statement_sends_the_given_up_replies(
+async def test_a_reply_is_given_up_once_older_than_the_give_up_time(
     settings: Settings, sendsms: Sendsms, aiohttp_client: Client
 ) -> None:
+    clock = FixedClock(datetime(2026, 12, 5, 1, 0, tzinfo=UTC))
+    gateway = bootstrap.build(
+        with_sendsms(settings, sendsms, sender_give_up_after=600.0), clock=clock
+    )
+    try:
+        assert gateway.sms is not None and gateway.sms.sender is not None
+        sender = gateway.sms.sender
+        client = await aiohttp_client(bootstrap.build_app(gateway))
+        assert (await client.get("/sms/kannel", params=kannel_mo("Lampu mati"))).status == 200
+        (row,) = await replies(gateway)
+        while row.status == "pending":
+            assert await sender.send_batch() == 0
+            (row,) = await replies(gateway)
+            assert row.next_attempt_at <= row.created_at + timedelta(seconds=600)
+            clock.now = max(clock.now, row.next_attempt_at)
+        assert row.status == "failed" and "Cannot connect" in row.reason
+        assert clock.now <= row.created_at + timedelta(seconds=600)
+        assert count(gateway, "failed") == 1
+        async with serving_app(sendsms.app(), sendsms.port):
+            clock.now += timedelta(hours=1)
+            assert await sender.send_batch() == 0  # given up: not by itself
+        await sender.close()
+    finally:
+        await gateway.close()
+
+
+async def test_the_runbooks_requeue_command_sends_the_given_up_replies(
+    settings: Settings, sendsms: Sendsms, aiohttp_client: Client
+) -> None:
+    section = RUNBOOK.read_text().split("\n## LaporSmsRepliesFailing\n", 1)[1].split("\n## ")[0]
+    assert "lapor-gateway sms requeue --since" in section
     gateway = bootstrap.build(
         with_sendsms(settings, sendsms, sender_max_attempts=1, sender_backoff_initial=0.01)
     )
@@ -158,6 +174,7 @@ async def test_the_runbooks_statement_sends_the_given_up_replies(
         assert gateway.sms is not None and gateway.sms.sender is not None
         sender = gateway.sms.sender
         client = await aiohttp_client(bootstrap.build_app(gateway))
+        start = datetime.now(UTC) - timedelta(seconds=1)
         for text in ("Jalan rusak di depan SD Negeri 3", "Lampu jalan mati di gang melati"):
             mo = kannel_mo(text)
             mo["p"] = f"+62812345{uuid.uuid4().int % 100000:05d}"
@@ -165,12 +182,17 @@ async def test_the_runbooks_statement_sends_the_given_up_replies(
         assert await sender.send_batch() == 0  # sendsms is not there: both given up
         assert {r.status for r in await replies(gateway)} == {"failed"}
 
+        def requeue(**extra: Any) -> argparse.Namespace:
+            args = {"action": "requeue", "since": start, "bridge": "kannel", "dry_run": False}
+            return argparse.Namespace(**(args | extra))
+
         async with serving_app(sendsms.app(), sendsms.port):
             assert await sender.send_batch() == 0
-            statements = runbook_statements("LaporSmsRepliesFailing", "UPDATE sms_replies")
-            async with gateway.engine.begin() as conn:
-                results = [await conn.exec_driver_sql(s) for s in statements]
-            assert results[-1].rowcount == 2
+            assert await cli._sms(gateway.settings, requeue(dry_run=True)) == 0
+            assert {r.status for r in await replies(gateway)} == {"failed"}  # a dry run
+            assert await cli._sms(gateway.settings, requeue(bridge="jasmin")) == 0
+            assert {r.status for r in await replies(gateway)} == {"failed"}  # another bridge's
+            assert await cli._sms(gateway.settings, requeue()) == 0
             assert await sender.send_batch() == 2
             assert len(sendsms.taken) == 2
             assert all("No. lacak" in text for text in sendsms.taken)
