@@ -107,7 +107,7 @@ async def test_readyz_names_the_database_when_it_is_down(
         await gateway.close()
 
 
-async def test_readyz_fails_when_outbox_lag_is_over_the_limit(
+async def test_readyz_reports_an_outbox_lag_over_the_limit_but_stays_ready(
     settings: Settings, aiohttp_client: Client
 ) -> None:
     outbox = settings.outbox.model_copy(update={"ready_max_lag": 0.2})
@@ -121,7 +121,9 @@ async def test_readyz_fails_when_outbox_lag_is_over_the_limit(
         clock.now += timedelta(seconds=0.4)  # nobody publishes: the relay is not running here
         resp = await client.get("/readyz")
         body = await resp.json()
-        assert resp.status == 503
+        # Named, but the replica stays in: it still takes complaints (the lag is every
+        # replica's, and a load balancer must not take them all out for a broker outage).
+        assert resp.status == 200 and body["status"] == "ready"
         assert body["checks"]["outbox"]["ok"] is False and body["checks"]["outbox"]["pending"] == 1
     finally:
         await gateway.close()
