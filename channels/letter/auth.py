@@ -41,6 +41,7 @@ from sqlalchemy import Row, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from channels.dates import WIB
 from gateway.intake import Clock, utcnow
 from gateway.settings import LetterSettings
 from gateway.storage.schema import staff_accounts, staff_sessions
@@ -125,11 +126,12 @@ class AccountLocked(AuthError):
 
     def __init__(self, until: datetime) -> None:
         self.until = until
+        shown = until.astimezone(WIB)  # the desk's clock shows Indonesian time
         super().__init__(
             (
                 f"Akun dikunci sementara karena terlalu banyak percobaan gagal, sampai "
-                f"{until:%H:%M} UTC.",
-                f"The account is locked after too many failed attempts, until {until:%H:%M} UTC.",
+                f"{shown:%H:%M} WIB.",
+                f"The account is locked after too many failed attempts, until {shown:%H:%M} WIB.",
             )
         )
 

@@ -4,13 +4,23 @@ A draft is created per letter at upload (status ``reading``), read in the backgr
 replica (:mod:`channels.letter.reading` takes a lease on it: ``claimed_by``/``claim_expires``,
 renewed after each page, so a letter whose reader died is read again), then waits as ``ready``
 for the clerk, who may save the fields any number of times (the draft survives a closed browser)
-and confirms it once: ``confirmed`` with the tracking ID. A letter that could not be read is
-``failed`` with the reason; the clerk may read it again.
+and confirms it once: ``confirmed`` with the tracking ID and the values that were sent. A letter
+that could not be read is ``failed`` with the reason; the clerk may read it again.
+
+Readers take the letters in turns between uploads (:meth:`DraftStore.claim`): the first letter
+of every upload before the next letter of any, so a letter a citizen is waiting for at the
+counter does not wait behind a whole complaint box uploaded a minute earlier.
+
+The clerk's values carry a version (:func:`values_version`): the review form sends the version
+it was drawn from, so a save that would overwrite what another clerk saved meanwhile is noticed
+(:meth:`DraftStore.save` only writes over the row it read).
 """
 
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -126,6 +136,7 @@ class Draft:
     receipt_status: str | None = None
     acks: tuple[str, ...] = ()
     attempts: int = 0
+    updated_by_name: str | None = None  # who last saved the values (or read it again)
 
     @property
     def label(self) -> str:
@@ -165,17 +176,32 @@ def _draft(row: Row[Any], keys: Keys) -> Draft:
         receipt_status=row.receipt_status,
         acks=tuple(row.acks or ()),
         attempts=row.attempts,
+        updated_by_name=row.editor,
     )
 
 
+def values_version(values: Mapping[str, str]) -> str:
+    """A short fingerprint of a clerk's values: the review form sends the one it was drawn
+    from, so a save over values another clerk saved meanwhile is recognised."""
+    text = json.dumps(dict(values), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
+
+
 _confirmer = staff_accounts.alias("confirmer")
+_editor = staff_accounts.alias("editor")
 
 
 def _select() -> Select[Any]:
     return (
-        select(letter_drafts, staff_accounts.c.username, _confirmer.c.username.label("confirmer"))
+        select(
+            letter_drafts,
+            staff_accounts.c.username,
+            _confirmer.c.username.label("confirmer"),
+            _editor.c.username.label("editor"),
+        )
         .join(staff_accounts, staff_accounts.c.id == letter_drafts.c.created_by)
         .outerjoin(_confirmer, _confirmer.c.id == letter_drafts.c.confirmed_by)
+        .outerjoin(_editor, _editor.c.id == letter_drafts.c.updated_by)
     )
 
 
@@ -279,15 +305,37 @@ class DraftStore:
         return counts, waiting
 
     async def claim(self, reader: str, lease: float) -> Draft | None:
-        """Take the oldest letter nobody is reading (or whose reader's lease ran out)."""
+        """Take a letter nobody is reading (or whose reader's lease ran out): uploads take
+        turns, oldest upload first.
+
+        Each letter waiting is numbered within its upload (its turn: 1 for the first letter of
+        the upload still unread, counting those being read), and the lowest turn goes first,
+        the oldest letter among equal turns. A batch of fifty letters from the complaint box
+        is read in upload order as before, but a letter uploaded after it is read as soon as
+        a reader is free, not after the fifty.
+        """
         now = self._clock()
         free = or_(letter_drafts.c.claim_expires.is_(None), letter_drafts.c.claim_expires < now)
+        waiting = (
+            select(
+                letter_drafts.c.id,
+                letter_drafts.c.created_at,
+                letter_drafts.c.claim_expires,
+                func.row_number()
+                .over(partition_by=letter_drafts.c.batch_id, order_by=letter_drafts.c.created_at)
+                .label("turn"),
+            )
+            .where(letter_drafts.c.status == DraftStatus.READING.value)
+            .subquery()
+        )
         async with self._engine.connect() as conn:
             ids = (
                 await conn.execute(
-                    select(letter_drafts.c.id)
-                    .where(letter_drafts.c.status == DraftStatus.READING.value, free)
-                    .order_by(letter_drafts.c.created_at)
+                    select(waiting.c.id)
+                    .where(
+                        or_(waiting.c.claim_expires.is_(None), waiting.c.claim_expires < now)
+                    )
+                    .order_by(waiting.c.turn, waiting.c.created_at)
                     .limit(8)
                 )
             ).scalars().all()
@@ -395,16 +443,25 @@ class DraftStore:
             )
         return bool(result.rowcount)
 
-    async def save(self, draft_id: str, staff_id: str, values: Mapping[str, str]) -> bool:
-        """Keep the clerk's values (only while the letter is ready, not after confirmation)."""
+    async def save(
+        self,
+        draft_id: str,
+        staff_id: str,
+        values: Mapping[str, str],
+        over: datetime | None = None,
+    ) -> bool:
+        """Keep the clerk's values (only while the letter is ready, not after confirmation);
+        with ``over`` (the ``updated_at`` of the draft as read), only when nobody has changed
+        the row since. False when nothing was written."""
+        query = update(letter_drafts).where(
+            letter_drafts.c.id == draft_id,
+            letter_drafts.c.status == DraftStatus.READY.value,
+        )
+        if over is not None:
+            query = query.where(letter_drafts.c.updated_at == over)
         async with self._engine.begin() as conn:
             result = await conn.execute(
-                update(letter_drafts)
-                .where(
-                    letter_drafts.c.id == draft_id,
-                    letter_drafts.c.status == DraftStatus.READY.value,
-                )
-                .values(
+                query.values(
                     reviewed=self._sealed(draft_id, "reviewed", dict(values)),
                     updated_by=staff_id,
                     updated_at=self._clock(),
@@ -419,9 +476,14 @@ class DraftStore:
         tracking_id: str,
         receipt_status: str,
         acks: Sequence[str] = (),
+        values: Mapping[str, str] | None = None,
     ) -> None:
-        """Record the confirmation (after the intake port committed the complaint)."""
+        """Record the confirmation (after the intake port committed the complaint), with the
+        ``values`` that were sent: the receipt shows them, whatever was saved meanwhile."""
         now = self._clock()
+        sent: dict[str, Any] = {}
+        if values is not None:
+            sent["reviewed"] = self._sealed(draft_id, "reviewed", dict(values))
         async with self._engine.begin() as conn:
             await conn.execute(
                 update(letter_drafts)
@@ -430,6 +492,7 @@ class DraftStore:
                     letter_drafts.c.status != DraftStatus.CONFIRMED.value,
                 )
                 .values(
+                    **sent,
                     status=DraftStatus.CONFIRMED.value,
                     confirmed_by=staff_id,
                     confirmed_at=now,

@@ -15,6 +15,7 @@ from datetime import datetime
 from html import escape
 from typing import Literal
 
+from channels.dates import WIB
 from channels.letter.auth import Account, Role, Staff
 from channels.letter.drafts import Draft, DraftStatus, FieldInfo
 from channels.letter.parse import CHOICE_FIELDS, LIMITS, TEXT_FIELDS
@@ -26,6 +27,10 @@ Message = tuple[str, str]
 PREFIX = "/staff"
 # The upload form's own id, new at each rendering (what makes a second post of it the same).
 UPLOAD_ID = "upload_id"
+# The review form's version of the values it was drawn from (drafts.values_version).
+BASED_ON = "based_on"
+# Beside a field whose saved value another clerk changed: at most this much of that value.
+THEIRS_SHOWN = 200
 
 T: Mapping[str, tuple[str, str]] = {
     "site": ("LAPOR! Loket Surat", "LAPOR! Letter desk"),
@@ -110,6 +115,36 @@ T: Mapping[str, tuple[str, str]] = {
     "save": ("Simpan draf", "Save draft"),
     "confirm": ("Konfirmasi dan kirim", "Confirm and send"),
     "saved": ("Draf disimpan.", "Draft saved."),
+    "conflict": (
+        "Surat ini diubah oleh {u} ({t}) setelah halaman ini Anda buka, jadi isian Anda belum "
+        "disimpan. Isian di bawah adalah ketikan Anda; isian tersimpan yang berbeda ditulis di "
+        "bawah kolomnya. Periksa, lalu tekan Simpan draf atau Konfirmasi lagi.",
+        "{u} changed this letter ({t}) after you opened this page, so your values were not "
+        "saved. The fields below hold what you typed; the saved value is shown under each "
+        "field that differs. Check them, then press Save draft or Confirm again.",
+    ),
+    "theirs": ("Tersimpan oleh petugas lain: {v}", "Saved by the other clerk: {v}"),
+    "empty": ("(kosong)", "(empty)"),
+    "ticked": ("dicentang", "ticked"),
+    "not_ticked": ("tidak dicentang", "not ticked"),
+    "restored": (
+        "Isian yang belum tersimpan dimuat kembali dari browser ini. Periksa, lalu tekan Simpan "
+        "draf atau Konfirmasi.",
+        "Values that were not saved were brought back from this browser. Check them, then "
+        "press Save draft or Confirm.",
+    ),
+    "not_sent": (
+        "Surat ini sudah dikonfirmasi oleh {u} ({t}); isian yang baru Anda kirim TIDAK dipakai. "
+        "Tanda terima di bawah memuat laporan yang tercatat.",
+        "This letter was confirmed already by {u} ({t}); the values you just sent were NOT "
+        "used. The receipt below shows the report as registered.",
+    ),
+    "session_ended": (
+        "Sesi Anda sudah berakhir (terlalu lama tidak aktif, atau sudah keluar), jadi yang "
+        "baru Anda kirim belum disimpan. Masuk lagi untuk melanjutkan.",
+        "Your session has ended (idle too long, or logged out), so what you just sent was not "
+        "saved. Log in again to go on.",
+    ),
     "errors": ("Periksa kembali isian yang ditandai.", "Please check the marked fields."),
     "reading_note": ("Surat ini masih dibaca.", "This letter is still being read."),
     "failed_note": ("Surat ini tidak dapat dibaca: {e}", "This letter could not be read: {e}"),
@@ -159,7 +194,8 @@ border:1px solid #0d47a1}.actions{display:flex;gap:.8rem;margin-top:1rem;flex-wr
 .alert{background:#fdecea;border-left:4px solid #b00020;padding:.6rem .8rem}
 .ok{background:#e8f5e9;border-left:4px solid #2e7d32;padding:.6rem .8rem}
 .err{color:#b00020;font-size:.9rem;margin:.2rem 0}.invalid{border-color:#b00020!important}
-.note{color:#555;font-size:.85rem;margin:.15rem 0}.field.low input,.field.low textarea{
+.note{color:#555;font-size:.85rem;margin:.15rem 0}.note.theirs{color:#7a3e00;font-weight:600}
+.field.low input,.field.low textarea{
 background:#fff8c4;border-color:#c79100}.field.low .note.lowconf{color:#8a6100;font-weight:600}
 table{border-collapse:collapse;width:100%;background:#fff}td,th{border-bottom:1px solid #ddd;
 padding:.45rem;text-align:left;vertical-align:top}progress{width:12rem}
@@ -196,8 +232,8 @@ def msg(message: Message, lang: Lang) -> str:
 
 
 def when(moment: datetime | None) -> str:
-    """A timestamp as staff read it (UTC, to the minute)."""
-    return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M UTC")
+    """A timestamp as staff read it: WIB, the national service's time, to the minute."""
+    return "-" if moment is None else moment.astimezone(WIB).strftime("%Y-%m-%d %H:%M WIB")
 
 
 def csrf_input(ctx: Context) -> str:
@@ -259,11 +295,11 @@ def login_page(ctx: Context, username: str = "", alert: str | None = None, nxt: 
         f'<input type="hidden" name="next" value="{escape(nxt)}">'
         f'<label for="username">{t("username", lang)}</label>'
         f'<input type="text" id="username" name="username" value="{escape(username)}" '
-        'autocomplete="username" autocapitalize="none" required>'
+        f'autocomplete="username" autocapitalize="none" required{"" if username else " autofocus"}>'
         f'<label for="password">{t("password", lang)}</label>'
         '<input type="password" id="password" name="password" autocomplete="current-password" '
-        f'required><div class="actions"><button type="submit">{t("login", lang)}</button></div>'
-        "</form>"
+        f'required{" autofocus" if username else ""}><div class="actions">'
+        f'<button type="submit">{t("login", lang)}</button></div></form>'
     )
     return page(ctx, t("login_title", lang), body)
 
@@ -278,6 +314,17 @@ def status_text(draft: Draft, lang: Lang) -> str:
             return t("progress", lang, done=draft.pages_done, total=draft.pages_total)
         return t("progress_wait", lang)
     return t(f"st_{draft.status.value}", lang)
+
+
+def error_text(error: str | None, lang: Lang) -> str:
+    """Why a letter could not be read, in ``lang``: the reader stores "Indonesian. / English."
+    (the technical reason inside stays as the library said it)."""
+    if not error:
+        return "-"
+    indonesian, sep, english = error.partition(". / ")
+    if not sep:
+        return error
+    return indonesian + "." if lang == "id" else english
 
 
 def _progress(draft: Draft) -> str:
@@ -307,7 +354,7 @@ def _row(ctx: Context, draft: Draft, show_by: bool) -> str:
     status = draft.status.value
     tid = tracking.display(draft.tracking_id) if draft.tracking_id else ""
     error = (
-        f'<p class="err">{escape(draft.error)}</p>'
+        f'<p class="err">{escape(error_text(draft.error, ctx.lang))}</p>'
         if draft.status is DraftStatus.FAILED and draft.error
         else ""
     )
@@ -317,7 +364,7 @@ def _row(ctx: Context, draft: Draft, show_by: bool) -> str:
         f'<td><span class="st st-{status}" data-status="{status}">'
         f"{escape(status_text(draft, ctx.lang))}</span>{_progress(draft)}{error}</td>{by}"
         f"<td>{when(draft.created_at)}</td><td>{escape(tid)}</td>"
-        f"<td>{_action(ctx, draft)}</td></tr>"
+        f'<td class="next">{_action(ctx, draft)}</td></tr>'
     )
 
 
@@ -399,6 +446,22 @@ def _confidence(info: FieldInfo | None) -> int | None:
     return None if info is None else round(info.confidence * 100)
 
 
+def _theirs(ctx: Context, name: str, theirs: Mapping[str, str] | None) -> str:
+    """Under a field: the value another clerk saved meanwhile, when it differs."""
+    if theirs is None or name not in theirs:
+        return ""
+    value, lang = theirs[name], ctx.lang
+    if name in CHOICE_FIELDS and name != "kind":
+        shown = t("ticked" if value else "not_ticked", lang)
+    elif name == "kind" and value in T:
+        shown = t(value, lang)
+    elif not value:
+        shown = t("empty", lang)
+    else:
+        shown = value if len(value) <= THEIRS_SHOWN else value[:THEIRS_SHOWN] + "…"
+    return f'<p class="note theirs" id="{name}-theirs">{t("theirs", lang, v=escape(shown))}</p>'
+
+
 def _field(
     ctx: Context,
     name: str,
@@ -407,10 +470,15 @@ def _field(
     low: bool,
     error: Message | None,
     extra_note: str = "",
+    *,
+    focus: bool = False,
+    theirs: str = "",
 ) -> str:
     lang = ctx.lang
     classes = "field low" if low else "field"
     invalid = ' class="invalid" aria-invalid="true"' if error else ""
+    if focus:  # the first field to put right: the keyboard is there, and the page scrolled to it
+        invalid += " autofocus"
     described = f' aria-describedby="{name}-notes"'
     limit = LIMITS.get(name)
     maxlength = f' maxlength="{limit}"' if limit else ""
@@ -428,6 +496,10 @@ def _field(
     notes = []
     if error:
         notes.append(f'<p class="err" id="{name}-err">{escape(msg(error, lang))}</p>')
+        if name == "nik":
+            extra_note = ""  # the region line would only say the error again
+    if theirs:
+        notes.append(theirs)
     if low:
         notes.append(f'<p class="note lowconf">{t("low", lang)}</p>')
     conf = _confidence(info)
@@ -435,7 +507,7 @@ def _field(
         notes.append(f'<p class="note">{t("confidence", lang, c=conf)}</p>')
     if extra_note:  # (the NIK's region from the current value replaces the reader's note)
         notes.append(extra_note)
-    elif info is not None and info.note:
+    elif info is not None and info.note and not (error and name == "nik"):
         notes.append(f'<p class="note">{escape(info.note)}</p>')
     return (
         f'<div class="{classes}" id="f-{name}" data-confidence="{"" if conf is None else conf}">'
@@ -453,10 +525,18 @@ def review_page(
     errors: Mapping[str, Message] | None = None,
     alert: str | None = None,
     saved: bool = False,
+    version: str = "",
+    theirs: Mapping[str, str] | None = None,
 ) -> str:
-    """The scans beside the extracted fields, every field editable."""
+    """The scans beside the extracted fields, every field editable.
+
+    ``version`` is the version of the saved values the form builds on (sent back as
+    ``based_on``); ``theirs`` the values another clerk saved meanwhile, shown under the fields
+    that differ. With ``errors`` the first field in error has the focus.
+    """
     lang = ctx.lang
     errors = errors or {}
+    first_error = next((n for n in (*TEXT_FIELDS, *CHOICE_FIELDS) if n in errors), None)
     figures = "".join(
         f'<figure><img src="{PREFIX}/letters/{draft.id}/pages/{p.number}" '
         f'alt="{escape(t("page", lang, n=p.number))}" loading="lazy">'
@@ -488,6 +568,8 @@ def review_page(
             name in low,
             errors.get(name),
             region if name == "nik" else "",
+            focus=name == first_error,
+            theirs=_theirs(ctx, name, theirs),
         )
         for name in TEXT_FIELDS
     )
@@ -496,9 +578,15 @@ def review_page(
         f'<option value="{k}"{" selected" if k == chosen else ""}>{t(k, lang)}</option>'
         for k in ("pengaduan", "aspirasi", "informasi")
     )
+    kind_error = (
+        f'<p class="err" id="kind-err">{escape(msg(errors["kind"], lang))}</p>'
+        if "kind" in errors
+        else ""
+    )
     boxes = "".join(
         f'<div class="check"><input type="checkbox" id="{n}" name="{n}" value="1"'
-        f'{" checked" if values.get(n) else ""}> <label for="{n}">{t(n, lang)}</label></div>'
+        f'{" checked" if values.get(n) else ""}> <label for="{n}">{t(n, lang)}</label>'
+        f"{_theirs(ctx, n, theirs)}</div>"
         for n in CHOICE_FIELDS
         if n != "kind"
     )
@@ -511,10 +599,16 @@ def review_page(
         f'<p class="note">{escape(uploaded)} · {t("original", lang)}: {originals}</p>'
         f'<p class="note">{t("review_help", lang)}</p>{top}'
         f'<div class="review"><section class="scans" aria-label="scan">{figures}</section>'
-        f'<section><form method="post" action="{PREFIX}/letters/{draft.id}" id="review-form">'
-        f"{csrf_input(ctx)}{inputs}"
-        f'<label for="kind">{t("kind", lang)}</label><select id="kind" name="kind">{options}'
-        f"</select>{boxes}"
+        f'<section><form method="post" action="{PREFIX}/letters/{draft.id}" id="review-form" '
+        # staff.js keeps what is typed in this tab until it is saved (a reload, a session that
+        # ran out): per account and letter, dropped once the values it built on are saved over.
+        f'data-draft="{draft.id}" data-user="{escape(ctx.staff.username if ctx.staff else "")}" '
+        f'data-restored="{escape(t("restored", lang))}">'
+        f"{csrf_input(ctx)}"
+        f'<input type="hidden" name="{BASED_ON}" value="{escape(version)}">{inputs}'
+        f'<label for="kind">{t("kind", lang)}</label><select id="kind" name="kind"'
+        f'{" autofocus" if first_error == "kind" else ""}>{options}'
+        f"</select>{kind_error}{_theirs(ctx, 'kind', theirs)}{boxes}"
         f'<div class="actions"><button type="submit" name="action" value="save" '
         f'class="secondary" id="save">{t("save", lang)}</button>'
         f'<button type="submit" name="action" value="confirm" id="confirm">'
@@ -527,7 +621,7 @@ def waiting_page(ctx: Context, draft: Draft) -> str:
     """The review address of a letter that is still being read or could not be read."""
     lang = ctx.lang
     if draft.status is DraftStatus.FAILED:
-        note = alert_box(t("failed_note", lang, e=draft.error or "-"))
+        note = alert_box(t("failed_note", lang, e=error_text(draft.error, lang)))
         head = ""
     else:
         note = f'<p>{t("reading_note", lang)} {escape(status_text(draft, lang))}</p>'

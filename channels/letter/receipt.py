@@ -1,11 +1,15 @@
 """The citizen's receipt for a letter: a printable page with the tracking ID and a QR code. Pure.
 
-The clerk prints it (A4 or A5; the print stylesheet drops the staff header and buttons) and
-hands it over or posts it back. It says, in Indonesian (English on request): the tracking ID,
-large, grouped as printed everywhere (four symbols, a dash, five); a QR code of the status page
-``<public_base_url>/cek?id=<ID>`` (SVG drawn by the ``qrcode`` library, no image library
-needed); and how to follow the report: the SMS ``CEK <ID>`` to the short code, the web status
-page, and what happens next (verification within 3 working days).
+The clerk prints it on whatever the desk has: A4 or A5 paper, or an 80 mm (or 58 mm) receipt
+roll. The print stylesheet drops the staff header and buttons and sets no paper size, so the
+printer's paper is used as it is, never the receipt shrunk onto it: at widths up to 110 mm the
+receipt is laid out for a roll (smaller type, the QR code above the instructions), and the
+tracking ID, the QR code (at least 30 mm) and the text stay legible on each. It says, in
+Indonesian (English on request): the tracking ID, large, grouped as printed everywhere (four
+symbols, a dash, five); when the letter was received, in WIB like the status page; a QR code
+of the status page ``<public_base_url>/cek?id=<ID>`` (SVG drawn by the ``qrcode`` library, no
+image library needed); and how to follow the report: the SMS ``CEK <ID>`` to the short code,
+the web status page, and what happens next (verification within 3 working days).
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from urllib.parse import quote
 import qrcode
 import qrcode.image.svg
 
-from channels.letter.pages import PREFIX, Context, Lang, page, when
+from channels.dates import WIB
+from channels.letter.pages import PREFIX, Context, Lang, alert_box, page
 from gateway import tracking
 
 T = {
@@ -60,17 +65,32 @@ T = {
     "print_hint": ("Tekan Ctrl+P untuk mencetak.", "Press Ctrl+P to print."),
 }
 
+# No @page size: the printer's paper (A4, A5, a receipt roll) is used as it is. A page size
+# here made Chromium shrink the A4 layout onto an 80 mm roll (4-point text, a 13 mm QR code).
 PRINT_CSS = """
 .receipt{background:#fff;border:1px solid #ccc;max-width:40rem;margin:0 auto;padding:1.5rem}
 .receipt h1{margin-top:0}.tid{font:700 2.6rem/1.2 ui-monospace,monospace;letter-spacing:.08em;
 border:3px solid #0d47a1;padding:.8rem;text-align:center;margin:.5rem 0}
 .qr{display:flex;gap:1rem;align-items:center}.qr svg{width:38mm;height:38mm;flex:none}
 dl.facts{display:grid;grid-template-columns:auto 1fr;gap:.2rem 1rem}dl.facts dt{font-weight:600}
-dl.facts dd{margin:0}
-@page{size:A4;margin:15mm}
-@media print{header,.noprint{display:none!important}body{background:#fff;font-size:11pt}
-main{padding:0}.receipt{border:0;padding:0;max-width:none}.tid{font-size:30pt}}
+dl.facts dd{margin:0;overflow-wrap:anywhere}
+@page{margin:10mm}
+@media print{header,.noprint{display:none!important}body{background:#fff;font-size:10.5pt}
+main{padding:0;max-width:none}.receipt{border:0;padding:0;max-width:none}.tid{font-size:28pt}
+.receipt h1{font-size:16pt}.receipt h2{font-size:13pt;margin:.8em 0 .4em}.receipt p{margin:.5em 0}
+.tid,.qr{break-inside:avoid}}
+@media print and (max-width:110mm){@page{margin:3mm}body{font-size:9pt}
+.receipt h1{font-size:12pt}.receipt h2{font-size:10.5pt}
+.tid{font-size:17pt;padding:.25rem;border-width:2px;letter-spacing:.03em}
+.qr{flex-direction:column;align-items:flex-start;gap:.3rem}.qr ol{margin:0;padding-left:1.3em}
+.qr svg{width:36mm;height:36mm}dl.facts{gap:0 .6rem}}
 """
+
+
+def received(moment: datetime) -> str:
+    """When the letter was received, as the citizen reads it: WIB, the time of the national
+    service (the status page shows times the same way)."""
+    return moment.astimezone(WIB).strftime("%d-%m-%Y %H:%M WIB")
 
 
 def _t(key: str, lang: Lang, **fmt: str) -> str:
@@ -104,12 +124,17 @@ class ReceiptData:
     clerk: str
     duplicate: bool = False
     acks: Sequence[str] = ()  # masked addresses the acknowledgement also went to
+    draft_id: str = ""  # (staff.js forgets what was typed for this letter once it is sent)
 
 
 def receipt_page(
-    ctx: Context, data: ReceiptData, public_base_url: str, short_code: str
+    ctx: Context,
+    data: ReceiptData,
+    public_base_url: str,
+    short_code: str,
+    notice: str | None = None,
 ) -> str:
-    """The printable receipt."""
+    """The printable receipt; ``notice`` is for the clerk, above it, never printed."""
     lang = ctx.lang
     shown = tracking.display(data.tracking_id)
     url = status_url(public_base_url, data.tracking_id)
@@ -120,13 +145,15 @@ def receipt_page(
     acks = (
         f'<p>{_t("acks", lang)}: {escape(", ".join(data.acks))}.</p>' if data.acks else ""
     )
+    notice_box = f'<div class="noprint" id="notice">{alert_box(notice)}</div>' if notice else ""
     body = (
-        f'<article class="receipt" id="receipt"><h1>{_t("title", lang)}</h1>'
+        f'{notice_box}<article class="receipt" id="receipt" data-draft="{escape(data.draft_id)}">'
+        f'<h1>{_t("title", lang)}</h1>'
         f'<p>{_t("intro", lang)}</p><p>{_t("your_id", lang)}:</p>'
         f'<p class="tid" id="tracking-id">{escape(shown)}</p>'
         + (f'<p>{_t("duplicate", lang)}</p>' if data.duplicate else "")
         + f'<p>{_t("keep", lang)}</p>'
-        f'<dl class="facts"><dt>{_t("received", lang)}</dt><dd>{when(data.received_at)}</dd>'
+        f'<dl class="facts"><dt>{_t("received", lang)}</dt><dd>{received(data.received_at)}</dd>'
         f'{subject}<dt>{_t("pages", lang)}</dt><dd>{data.pages}</dd>'
         f'<dt>{_t("clerk", lang)}</dt><dd>{escape(data.clerk)}</dd></dl>'
         f'<h2>{_t("follow", lang)}</h2><div class="qr">{svg}<ol>'

@@ -17,6 +17,13 @@ A clerk sees and works on the letters they uploaded; a supervisor on every lette
 confirmation calls the intake port: the raw message is the reviewed letter as JSON with the
 draft id as provider message id, so a second confirmation (a double click, two tabs, a retry
 after a timeout) gets the first receipt back and creates nothing.
+
+Two people on one letter (a supervisor helping a clerk, two tabs): the review form sends the
+version of the values it was drawn from (``based_on``). A save or confirmation over values
+someone else saved meanwhile is not written: the page comes back (409) with what this clerk
+typed, the other values beside the fields that differ. A confirmation of a letter confirmed
+meanwhile with other values sends nothing and says so above the receipt, which shows what was
+sent.
 """
 
 from __future__ import annotations
@@ -33,9 +40,9 @@ from aiohttp import web
 from channels.fields import Message
 from channels.letter import pages, static
 from channels.letter.ack import SmsAck
-from channels.letter.drafts import Draft, DraftStatus, DraftStore
+from channels.letter.drafts import Draft, DraftStatus, DraftStore, values_version
 from channels.letter.extract import LOW_CONFIDENCE
-from channels.letter.pages import PREFIX, Context, t
+from channels.letter.pages import PREFIX, Context, t, when
 from channels.letter.parse import (
     CONTENT_TYPE,
     FIELDS,
@@ -315,6 +322,7 @@ class LetterDesk:
                         "pages_done": d.pages_done,
                         "pages_total": d.pages_total,
                         "review_url": f"{PREFIX}/letters/{d.id}",
+                        "review_text": t("review", ctx.lang),
                     }
                     for d in drafts
                 ],
@@ -349,12 +357,33 @@ class LetterDesk:
         errors: Mapping[str, Message] | None = None,
         alert: str | None = None,
         saved: bool = False,
+        based_on: Mapping[str, str] | None = None,
+        theirs: Mapping[str, str] | None = None,
     ) -> str:
+        """The review page showing ``values``; the form says it was drawn from ``based_on``
+        (the values as saved, by default the draft's)."""
         low = frozenset(
             name for name, info in draft.fields.items() if info.confidence < LOW_CONFIDENCE
         )
         region = nik_region(values.get("nik", ""), ctx.lang, self._clock().date())
-        return pages.review_page(ctx, draft, values, low, region, errors, alert, saved)
+        version = values_version(draft.values if based_on is None else based_on)
+        return pages.review_page(
+            ctx, draft, values, low, region, errors, alert, saved, version, theirs
+        )
+
+    def _conflict(self, ctx: Context, draft: Draft, values: Mapping[str, str]) -> web.Response:
+        """Someone saved other values after this clerk's form was drawn: nothing is written;
+        the clerk's values come back with the saved ones beside the fields that differ, and the
+        form now builds on what was saved (sent again, it is meant)."""
+        theirs = {
+            name: draft.values.get(name, "")
+            for name in FIELDS
+            if draft.values.get(name, "") != values.get(name, "")
+        }
+        who = draft.updated_by_name or draft.created_by_name
+        alert = t("conflict", ctx.lang, u=who, t=when(draft.updated_at))
+        html = self._review_html(ctx, draft, values, alert=alert, theirs=theirs)
+        return self._gate.html(ctx, html, 409)
 
     async def review(self, request: web.Request, ctx: Context, _s: Any) -> web.StreamResponse:
         """The scans beside the fields (or the progress while the letter is read)."""
@@ -380,30 +409,59 @@ class LetterDesk:
             assert refusal is not None
             return refusal
         receipt_url = f"{PREFIX}/letters/{draft.id}/receipt"
-        if draft.status is DraftStatus.CONFIRMED:  # a second confirmation: the same receipt
-            return self._gate.redirect(receipt_url)
-        if draft.status is not DraftStatus.READY:
-            return self._gate.redirect(f"{PREFIX}/letters/{draft.id}")
         values = clean_values({name: str(form.get(name, "")) for name in FIELDS})
-        if not await self._drafts.save(draft.id, ctx.staff.id, values):
-            return self._gate.redirect(receipt_url)  # confirmed meanwhile (another tab)
+        # The version of the values the form was drawn from (absent: a form of an older page,
+        # or a client of its own: its values are saved over whatever is there).
+        based_on = str(form.get(pages.BASED_ON, "")) or None
+        for _ in range(3):  # a save that lost a race reads the draft again
+            if draft.status is DraftStatus.CONFIRMED:
+                # A second confirmation (a double click, another tab) gets the same receipt;
+                # one with other values is told that they were not sent.
+                same = dict(draft.values) == values
+                return self._gate.redirect(receipt_url if same else f"{receipt_url}?not_sent=1")
+            if draft.status is not DraftStatus.READY:
+                return self._gate.redirect(f"{PREFIX}/letters/{draft.id}")
+            if (
+                based_on is not None
+                and based_on != values_version(draft.values)
+                and dict(draft.values) != values
+            ):
+                return self._conflict(ctx, draft, values)
+            if await self._drafts.save(draft.id, ctx.staff.id, values, over=draft.updated_at):
+                break
+            again = await self._drafts.get(draft.id)
+            if again is None:
+                return self._gate.refuse(ctx, 404, t("not_found", ctx.lang))
+            draft = again
+        else:
+            return self._conflict(ctx, draft, values)
         if form.get("action") != "confirm":
             return self._gate.redirect(f"{PREFIX}/letters/{draft.id}?saved=1")
         letter, errors = validate(values, draft.created_at.date())
         if letter is None:
-            html = self._review_html(ctx, draft, values, errors)
+            html = self._review_html(ctx, draft, values, errors, based_on=values)
             return self._gate.html(ctx, html, 422)
+        raw = self._raw(ctx, draft, values, letter)
         try:
-            receipt = await self._intake.accept(self._raw(ctx, draft, values, letter), self._parser)
+            receipt = await self._intake.accept(raw, self._parser)
         except IntakeUnavailable:
-            html = self._review_html(ctx, draft, values, alert=t("unavailable", ctx.lang))
+            html = self._review_html(
+                ctx, draft, values, alert=t("unavailable", ctx.lang), based_on=values
+            )
             resp = self._gate.html(ctx, html, 503)
             resp.headers["Retry-After"] = "5"
             return resp
         assert receipt.tracking_id is not None
+        if receipt.raw_sha256 is not None and receipt.raw_sha256 != raw.sha256:
+            # Another confirmation of this letter, with other values, was committed first.
+            log.info(
+                "letter confirmed already by another request: these values were not sent",
+                extra={"staff": ctx.staff.username, "draft": draft.id},
+            )
+            return self._gate.redirect(f"{receipt_url}?not_sent=1")
         acks = await self._acknowledge(receipt.raw_id, receipt.tracking_id, letter)
         await self._drafts.confirmed(
-            draft.id, ctx.staff.id, receipt.tracking_id, receipt.status.value, acks
+            draft.id, ctx.staff.id, receipt.tracking_id, receipt.status.value, acks, values
         )
         log.info(
             "letter confirmed",
@@ -495,14 +553,21 @@ class LetterDesk:
             return refusal
         if draft.status is not DraftStatus.CONFIRMED or draft.tracking_id is None:
             return self._gate.redirect(f"{PREFIX}/letters/{draft.id}")
+        clerk = draft.confirmed_by_name or draft.created_by_name
         data = ReceiptData(
             tracking_id=draft.tracking_id,
             received_at=draft.created_at,
             subject=draft.values.get("subject") or None,
             pages=len(draft.pages),
-            clerk=draft.confirmed_by_name or draft.created_by_name,
+            clerk=clerk,
             duplicate=draft.receipt_status == ReceiptStatus.DUPLICATE.value,
             acks=draft.acks,
+            draft_id=draft.id,
         )
-        html = receipt_page(ctx, data, self._settings.public_base_url, self._short_code)
+        notice = (
+            t("not_sent", ctx.lang, u=clerk, t=when(draft.confirmed_at))
+            if request.query.get("not_sent") == "1"
+            else None
+        )
+        html = receipt_page(ctx, data, self._settings.public_base_url, self._short_code, notice)
         return self._gate.html(ctx, html)

@@ -1,11 +1,13 @@
 """The staff side of the HTTP routes: sessions, CSRF, roles, login, logout, accounts.
 
 Every page under ``/staff/`` goes through :meth:`StaffGate.page`, which reads the session
-cookie, sends a visitor without a session to the login form, refuses a clerk on supervisor pages
-(403), and sets the headers of every staff answer: ``Cache-Control: no-store`` (nothing a
-clerk saw stays in a shared browser's cache), a Content-Security-Policy that allows only the
-gateway's own script and images, no framing, no referrer. Every POST carries the session's CSRF
-token; a wrong one is refused with 403 before anything changes.
+cookie, sends a visitor without a session to the login form (a form sent after the session
+ended is answered with the login form itself, saying so, which leads back to the page it came
+from), refuses a clerk on supervisor pages (403), and sets the headers of every staff answer:
+``Cache-Control: no-store`` (nothing a clerk saw stays in a shared browser's cache), a
+Content-Security-Policy that allows only the gateway's own script and images, no framing, no
+referrer. Every POST carries the session's CSRF token; a wrong one is refused with 403 before
+anything changes.
 
 Cookies: ``lapor_staff`` (the session, path ``/staff``) and ``lapor_staff_login`` (the login
 form's pre-login session, path ``/staff/login``), both HttpOnly and SameSite=Strict, Secure when
@@ -18,6 +20,7 @@ from __future__ import annotations
 import hmac
 import logging
 import math
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from urllib.parse import quote
 
@@ -61,6 +64,20 @@ def page_lang(request: web.Request) -> Lang:
     """``?lang=en``/``?lang=id`` first, then the language cookie, else Indonesian."""
     asked = request.query.get("lang") or request.cookies.get(LANG_COOKIE)
     return "en" if asked == "en" else "id"
+
+
+_LETTER_FORM = re.compile(rf"{PREFIX}/letters/([0-9A-Za-z-]{{1,36}})(?:/read-again)?")
+
+
+def resume_path(path: str) -> str:
+    """The page to go back to after logging in again, for a form sent to ``path`` after the
+    session ended: the letter it was about, the accounts page, else the letters."""
+    found = _LETTER_FORM.fullmatch(path)
+    if found:
+        return f"{PREFIX}/letters/{found.group(1)}"
+    if path.startswith(f"{PREFIX}/accounts"):
+        return f"{PREFIX}/accounts"
+    return f"{PREFIX}/"
 
 
 def safe_next(target: str) -> str:
@@ -151,8 +168,16 @@ class StaffGate:
                             if request.path != f"{PREFIX}/"
                             else f"{PREFIX}/login"
                         )
+                    elif request.path == f"{PREFIX}/logout":  # out already (a double click)
+                        resp = self.redirect(f"{PREFIX}/login")
                     else:
-                        resp = self.refuse(ctx, 403, t("expired", lang))
+                        # A form sent after the session ended (idle, logged out in another
+                        # tab): say so, with the login form leading back to the page. Nothing
+                        # of the form is kept here (staff.js keeps a letter's typed values).
+                        resp = await self._login_response(
+                            request, lang, 403, alert=t("session_ended", lang),
+                            nxt=resume_path(request.path),
+                        )
                 elif supervisor and not ctx.staff.is_supervisor:
                     log.info(
                         "staff page refused: supervisors only",

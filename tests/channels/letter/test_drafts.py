@@ -477,3 +477,50 @@ async def test_reseal_moves_a_draft_to_the_current_key(
     read = await DraftStore(engine, alone).get(draft.id)
     assert read is not None and read.values == {"nik": NIK} and read.fields["nik"].value == NIK
     assert await FileStore(files.root, alone).read(read.pages[0].image_sha256)
+
+
+async def test_uploads_take_turns_so_a_letter_at_the_counter_does_not_wait_for_a_whole_box(
+    parts: tuple[AsyncEngine, DraftStore, FileStore, Staff], letter_settings: Settings
+) -> None:
+    engine, _drafts, files, staff = parts
+    clock = FixedClock(datetime(2026, 12, 4, 8, 0, tzinfo=UTC))
+    drafts = DraftStore(engine, load_keys(letter_settings), clock)
+    # The complaint box: six letters in one upload; both readers take one.
+    box = [[await scan_of(files, tiff(1) + bytes([i]), f"kotak-{i}.tif")] for i in range(6)]
+    box_batch, _ = await drafts.create_batch(box, staff.id)
+    box_ids = [d.id for d in await drafts.batch(box_batch)]
+    first, second = await drafts.claim("r1", 60), await drafts.claim("r2", 60)
+    assert [first.id, second.id] == box_ids[:2]  # type: ignore[union-attr]
+    # A citizen at the counter hands in a letter a minute later: it is read next, not after
+    # the four letters of the box still waiting.
+    clock.now += timedelta(minutes=1)
+    counter_batch, _ = await drafts.create_batch(
+        [[await scan_of(files, tiff(2), "loket.tif")]], staff.id
+    )
+    [counter] = await drafts.batch(counter_batch)
+    await drafts.fail(first.id, "r1", "selesai")  # type: ignore[union-attr]
+    assert (await drafts.claim("r1", 60)).id == counter.id  # type: ignore[union-attr]
+    # Then the box goes on in its own order.
+    rest = [await drafts.claim(f"r{i}", 60) for i in range(3, 8)]
+    assert [d.id if d else None for d in rest] == [*box_ids[2:], None]
+
+
+async def test_a_save_over_a_changed_draft_writes_nothing_and_confirmed_keeps_what_was_sent(
+    parts: tuple[AsyncEngine, DraftStore, FileStore, Staff], letter_settings: Settings
+) -> None:
+    _engine, drafts, files, staff = parts
+    batch, _ = await drafts.create_batch([[await scan_of(files, tiff(1), "a.tif")]], staff.id)
+    ocr = FakeOcr(1)
+    ocr.release.release()
+    await LetterReader(drafts, files, ocr, letter_settings.letter, fake_extract).run_once()
+    [read] = await drafts.batch(batch)
+    assert await drafts.save(read.id, staff.id, {"subject": "A"}, over=read.updated_at)
+    # A second save made from the same (now stale) reading of the row is not written.
+    assert not await drafts.save(read.id, staff.id, {"subject": "B"}, over=read.updated_at)
+    now = await drafts.get(read.id)
+    assert now is not None and now.values == {"subject": "A"} and now.updated_by_name == "budi"
+    assert await drafts.save(read.id, staff.id, {"subject": "C"}, over=now.updated_at)
+    # The confirmation records the values that were sent, whatever was saved meanwhile.
+    await drafts.confirmed(read.id, staff.id, "G69P5CAWW", "accepted", values={"subject": "A"})
+    done = await drafts.get(read.id)
+    assert done is not None and done.values == {"subject": "A"}

@@ -121,3 +121,20 @@ def test_the_review_names_a_nik_region_or_says_the_list_does_not_hold_it() -> No
     assert old is not None and "64.73.01 tidak ada di daftar kode wilayah" in old
     assert "not in the region list" in (nik_region("6473014101900001", "en", today) or "")
     assert "16 angka" in (nik_region("12345", "id", today) or "")
+
+
+def test_why_a_letter_could_not_be_read_is_said_in_the_pages_language() -> None:
+    from dataclasses import replace
+
+    from channels.letter.pages import waiting_page
+
+    failed = replace(
+        draft(DraftStatus.FAILED),
+        error="Berkas surat ini tidak dapat dibaca (the image cannot be read). / "
+              "This letter's file cannot be read (the image cannot be read).",
+    )
+    indonesian = batch_page(ctx(), [failed]) + waiting_page(ctx(), failed)
+    assert indonesian.count("Berkas surat ini tidak dapat dibaca (the image cannot be read).") >= 2
+    assert "This letter&#x27;s file" not in indonesian and " / " not in indonesian
+    english = batch_page(ctx("en"), [failed])
+    assert "This letter&#x27;s file cannot be read" in english and "Berkas surat" not in english

@@ -9,6 +9,7 @@ import io
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta, timezone
 from functools import cache
 from typing import Any
 
@@ -688,3 +689,201 @@ async def test_receipt_also_goes_by_sms_when_the_letter_gives_a_mobile_number(
         assert f"CEK {tid}" in body
     finally:
         await gateway.close()
+
+
+# ---- the front desk at a busy counter ---------------------------------------------------------
+
+BASED_ON = re.compile(r'name="based_on" value="([^"]*)"')
+VALID = {
+    "sender_name": "Siti Aminah", "kind": "pengaduan", "subject": "Jalan berlubang",
+    "body": "Jalan di depan pasar berlubang besar sejak dua bulan.",
+}
+
+
+async def ready_letter(client: Any, token: str, name: str = "a.png") -> str:
+    """Upload a small page and wait until it is read; its review address."""
+    batch = await upload(client, token, [(name, small_scan("PNG", name))])
+    [letter] = (await wait_until_read(client, batch))["letters"]
+    assert letter["status"] == "ready"
+    return str(letter["review_url"])
+
+
+def based_on(html: str) -> str:
+    found = BASED_ON.search(html)
+    assert found, "the review form says which saved values it was drawn from"
+    return found.group(1)
+
+
+async def test_two_people_on_one_letter_never_overwrite_each_other_unawares(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway, staff: StaffStore
+) -> None:
+    # The clerk budi uploaded the letter; the supervisor ani helps with the queue. Both open it.
+    budi_token = await login(client, "budi")
+    review = await ready_letter(client, budi_token)
+    async with await aiohttp_client_like(client) as ani:
+        await _two_people(client, ani, gw, budi_token, review)
+
+
+async def _two_people(
+    client: TestClient[Any, Any], ani: ClientSession, gw: bootstrap.Gateway, budi_token: str,
+    review: str,
+) -> None:
+    ani_token = await login(ani, "ani")
+    budi_form = based_on(await (await client.get(review)).text())
+    ani_form = based_on(await (await ani.get(review)).text())
+    assert budi_form == ani_form
+
+    # budi saves a correction; ani, on her page drawn before it, confirms with her own: nothing
+    # is written or sent, and her page comes back with budi's value beside the subject.
+    saved = await client.post(review, data={**VALID, "csrf": budi_token, "based_on": budi_form,
+                                            "subject": "Jalan berlubang (budi)", "action": "save"},
+                              allow_redirects=False)
+    assert saved.status == 303
+    clash = await ani.post(review, data={**VALID, "csrf": ani_token, "based_on": ani_form,
+                                         "subject": "Jalan berlubang (ani)", "action": "confirm"})
+    html = await clash.text()
+    assert clash.status == 409 and "diubah oleh budi" in html
+    assert 'id="subject-theirs"' in html and "Jalan berlubang (budi)" in html
+    assert 'value="Jalan berlubang (ani)"' in html  # what she typed is still on her page
+    assert await gw.intake.count_complaints() == 0
+    drafts = DraftStore(gw.engine, gw.keys)
+    draft_id = review.rsplit("/", 1)[1]
+    assert (await drafts.get(draft_id)).values["subject"] == "Jalan berlubang (budi)"  # type: ignore[union-attr]
+
+    # Having seen it, she confirms her version: it is sent, and the receipt shows it.
+    sent = await ani.post(review, data={**VALID, "csrf": ani_token, "based_on": based_on(html),
+                                        "subject": "Jalan berlubang (ani)", "action": "confirm"},
+                          allow_redirects=False)
+    assert sent.status == 303 and sent.headers["Location"] == f"{review}/receipt"
+    # budi confirms from his page, not knowing: his values are not sent, and he is told so.
+    late = await client.post(review, data={**VALID, "csrf": budi_token, "based_on": budi_form,
+                                           "subject": "Jalan berlubang (budi)",
+                                           "action": "confirm"}, allow_redirects=False)
+    assert late.status == 303 and late.headers["Location"] == f"{review}/receipt?not_sent=1"
+    told = await (await client.get(late.headers["Location"])).text()
+    assert 'id="notice"' in told and "sudah dikonfirmasi oleh ani" in told
+    assert "TIDAK dipakai" in told and "Jalan berlubang (ani)" in told
+    plain = await (await client.get(f"{review}/receipt")).text()
+    assert 'id="notice"' not in plain
+    assert await gw.intake.count_complaints() == 1
+    [raw] = await opened_raw(gw.engine, gw.keys)
+    body = json.loads(raw["body"] or await gw.files.read(raw["sha256"]))
+    assert body["values"]["subject"] == "Jalan berlubang (ani)" and body["entered_by"] == "ani"
+
+
+async def test_confirmations_sent_at_once_send_one_letter_and_the_receipt_shows_it(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway, staff: StaffStore
+) -> None:
+    budi_token = await login(client, "budi")
+    async with await aiohttp_client_like(client) as ani:
+        await _at_once(client, ani, gw, budi_token)
+
+
+async def _at_once(
+    client: TestClient[Any, Any], ani: ClientSession, gw: bootstrap.Gateway, budi_token: str
+) -> None:
+    ani_token = await login(ani, "ani")
+    # Two people confirm other values in the same moment: one is sent, the other is refused
+    # (409) with nothing sent, and the receipt shows what was sent.
+    review = await ready_letter(client, budi_token, "a.png")
+    form = based_on(await (await client.get(review)).text())
+    answers = await asyncio.gather(
+        client.post(review, data={**VALID, "csrf": budi_token, "based_on": form,
+                                  "subject": "Versi budi", "action": "confirm"},
+                    allow_redirects=False),
+        ani.post(review, data={**VALID, "csrf": ani_token, "based_on": form,
+                               "subject": "Versi ani", "action": "confirm"},
+                 allow_redirects=False),
+    )
+    assert sorted(a.status for a in answers) == [303, 409]
+    winner = "Versi budi" if answers[0].status == 303 else "Versi ani"
+    receipt = await (await client.get(f"{review}/receipt")).text()
+    assert f"<dd>{winner}</dd>" in receipt
+    [raw] = await opened_raw(gw.engine, gw.keys)
+    body = json.loads(raw["body"] or await gw.files.read(raw["sha256"]))
+    assert body["values"]["subject"] == winner
+    # A double click on Konfirmasi (the same values twice at once): one letter, one receipt.
+    second = await ready_letter(client, budi_token, "b.png")
+    form = based_on(await (await client.get(second)).text())
+    twice = await asyncio.gather(*(
+        client.post(second, data={**VALID, "csrf": budi_token, "based_on": form,
+                                  "subject": "Sekali saja", "action": "confirm"},
+                    allow_redirects=False)
+        for _ in range(2)
+    ))
+    assert [a.headers["Location"] for a in twice] == [f"{second}/receipt"] * 2
+    assert await gw.intake.count_complaints() == 2
+
+
+async def test_the_first_field_in_error_has_the_focus(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway, staff: StaffStore
+) -> None:
+    token = await login(client, "budi")
+    review = await ready_letter(client, token)
+    wrong = await client.post(review, data={**VALID, "csrf": token, "nik": "3209014101900000",
+                                            "body": "pendek", "action": "confirm"})
+    html = await wrong.text()
+    assert wrong.status == 422 and 'id="nik-err"' in html and 'id="body-err"' in html
+    # The keyboard is on the NIK (the first of the two, in the order of the form), and the page
+    # is scrolled to it, not left at the top with a general "check the marked fields".
+    assert html.count(" autofocus") == 1
+    assert re.search(r'<input type="text" id="nik"[^>]* autofocus', html), html
+    # The error is said once, not again as the NIK's region.
+    assert html.count("tidak boleh 0000") == 1 and 'id="nik-region"' not in html
+
+
+async def test_a_form_sent_after_the_session_ended_leads_back_to_the_letter(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway, staff: StaffStore
+) -> None:
+    token = await login(client, "budi")
+    review = await ready_letter(client, token)
+    # An hour at the counter without a request: the session is over.
+    async with gw.engine.begin() as conn:
+        await conn.exec_driver_sql(
+            "UPDATE staff_sessions SET last_seen_at = created_at - INTERVAL '2 hours'"
+            if gw.engine.dialect.name == "postgresql"
+            else "UPDATE staff_sessions SET last_seen_at = datetime(created_at, '-2 hours')"
+        )
+    sent = await client.post(review, data={**VALID, "csrf": token, "action": "confirm"})
+    html = await sent.text()
+    # Not a bare "form expired": the login form itself, saying why, leading back to the letter.
+    assert sent.status == 403 and "Sesi Anda sudah berakhir" in html
+    assert f'name="next" value="{review}"' in html and 'id="username"' in html
+    assert await gw.intake.count_complaints() == 0
+    again = await client.post(
+        "/staff/login",
+        data={"csrf": csrf_token(html), "username": "budi", "password": PASSWORD, "next": review},
+        allow_redirects=False,
+    )
+    assert again.status == 303 and again.headers["Location"] == review
+    # The same from the upload form and the "read again" button; in English too.
+    client.session.cookie_jar.clear()
+    refused = await client.post(f"{review}/read-again?lang=en", data={"csrf": token})
+    text = await refused.text()
+    assert refused.status == 403 and "Your session has ended" in text
+    assert f'name="next" value="{review}"' in text
+    upload_refused = await client.post("/staff/letters", data=upload_form(token, []))
+    assert 'name="next" value="/staff/"' in await upload_refused.text()
+    # A double click on Keluar: the second finds no session and simply shows the login page.
+    out = await client.post("/staff/logout", data={"csrf": token}, allow_redirects=False)
+    assert out.status == 303 and out.headers["Location"] == "/staff/login"
+
+
+async def test_the_receipt_and_the_desk_show_indonesian_time(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway, staff: StaffStore
+) -> None:
+    token = await login(client, "budi")
+    review = await ready_letter(client, token)
+    done = await client.post(review, data={**VALID, "csrf": token, "action": "confirm"})
+    receipt = await done.text()
+    draft = await DraftStore(gw.engine, gw.keys).get(review.rsplit("/", 1)[1])
+    assert draft is not None
+    # What the citizen reads: the time of the status page (WIB), never UTC, which before 07:00
+    # WIB is even another day.
+    wib = draft.created_at.astimezone(timezone(timedelta(hours=7)))
+    assert f"<dd>{wib:%d-%m-%Y %H:%M} WIB</dd>" in receipt and "UTC" not in receipt
+    home = await (await client.get("/staff/")).text()
+    assert f"{wib:%Y-%m-%d %H:%M} WIB" in home and "UTC" not in home
+    async with await aiohttp_client_like(client) as other:
+        login_form = await (await other.get("/staff/login")).text()
+    assert re.search(r'id="username"[^>]* autofocus', login_form)  # the clerk types at once
