@@ -20,6 +20,7 @@ is refused too). A scan that fails is named to the clerk; it never becomes a let
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
@@ -56,6 +57,9 @@ def sniff(head: bytes) -> str | None:
         if head.startswith(magic):
             return media_type
     return None
+
+
+log = logging.getLogger(__name__)
 
 
 class UploadRejected(Exception):
@@ -216,6 +220,19 @@ async def _store(part: BodyPartReader, head: bytes, files: FileStore, max_size: 
 
     try:
         sha, size = await files.put_stream(chunks(), max_size)
+    except (ConnectionError, TimeoutError):
+        raise  # the browser went away mid-upload: nothing to answer
+    except OSError as exc:  # the file store's disk full or read-only: the server's, not a 500
+        log.error("file store cannot take a scan: %s", exc, extra={"errno": exc.errno})
+        raise UploadRejected(
+            (
+                "Pindaian belum dapat disimpan saat ini. Coba unggah lagi beberapa saat lagi; "
+                "bila berulang, hubungi petugas teknis.",
+                "The scans cannot be stored right now. Upload again in a moment; if it keeps "
+                "happening, call the technical staff.",
+            ),
+            503,
+        ) from exc
     except FileTooLarge:
         raise UploadRejected(
             (

@@ -530,7 +530,10 @@ class WebChannel:
                 upload = await self._read_upload(request, frozenset({"attachments"}))
             except UploadRejected as exc:
                 named = {"field": exc.field_name} if exc.field_name else {}  # none: the body
-                return problem(exc.status, exc.message, lang, **named)
+                refused = problem(exc.status, exc.message, lang, **named)
+                if exc.status == 503:  # the file store's trouble: send again later
+                    refused.headers["Retry-After"] = "5"
+                return refused
             parts = [v for k, v in upload.fields if k == "complaint"]
             if len(parts) != 1:
                 return problem(

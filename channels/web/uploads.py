@@ -24,6 +24,7 @@ is refused without its fields.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -34,6 +35,8 @@ from channels.web.exif import SNIFF_BYTES, jpeg_gps, sniff
 from gateway import media
 from gateway.domain import Attachment
 from gateway.filestore import FileStore, FileTooLarge
+
+log = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
 EXIF_WINDOW = 128 * 1024
@@ -48,6 +51,22 @@ class UploadRejected(Exception):
         self.field_name = field_name
         self.message = message
         self.status = status
+
+
+class StoreUnavailable(UploadRejected):
+    """The file store cannot take the file now (its disk full or read-only): the server's
+    trouble, answered 503 so that the sender tries again, never a 500."""
+
+    def __init__(self, field_name: str, error: OSError) -> None:
+        super().__init__(
+            field_name,
+            (
+                "Lampiran belum dapat disimpan saat ini. Coba kirim lagi beberapa saat lagi.",
+                "The attachments cannot be stored right now. Please send again in a moment.",
+            ),
+            503,
+        )
+        self.error = error
 
 
 class FieldTooLong(UploadRejected):
@@ -240,6 +259,11 @@ async def _store_file(
 
     try:
         sha, size = await files.put_stream(chunks(), max_size)
+    except (ConnectionError, TimeoutError):
+        raise  # the client went away mid-upload: nothing to answer
+    except OSError as exc:  # FileTooLarge is not one
+        log.error("file store cannot take a file: %s", exc, extra={"errno": exc.errno})
+        raise StoreUnavailable(name, exc) from exc
     except FileTooLarge:
         raise UploadRejected(
             name,

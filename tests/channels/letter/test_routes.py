@@ -887,3 +887,24 @@ async def test_the_receipt_and_the_desk_show_indonesian_time(
     async with await aiohttp_client_like(client) as other:
         login_form = await (await other.get("/staff/login")).text()
     assert re.search(r'id="username"[^>]* autofocus', login_form)  # the clerk types at once
+
+
+async def test_a_file_store_that_cannot_write_is_a_503_to_upload_again(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway, staff: StaffStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def full(chunks: AsyncIterator[bytes], max_size: int) -> tuple[str, int]:
+        async for _ in chunks:
+            break
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(gw.files, "put_stream", full)
+    token = await login(client, "budi")
+    letter = sample("letter-01")
+    resp = await client.post(
+        "/staff/letters", data=upload_form(token, [(letter.filename, letter.data)]),
+        allow_redirects=False,
+    )
+    html = await resp.text()
+    assert resp.status == 503 and "Coba unggah lagi" in html  # not a 500: the clerk retries
+    assert await draft_count(gw) == 0
