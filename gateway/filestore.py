@@ -236,7 +236,16 @@ class FileStore:
         old: set[str] = set()
         young = 0
         temporaries: list[Path] = []
-        for folder, _dirs, names in os.walk(self.root):
+
+        def unreadable(exc: OSError) -> None:
+            # A root not made yet is a store nothing was put in; a root that is a file, or a
+            # folder that cannot be read, is a store that cannot be scanned: a failed collection
+            # (alerted), not an empty store and a success.
+            if isinstance(exc, FileNotFoundError) and Path(str(exc.filename)) == self.root:
+                return
+            raise exc
+
+        for folder, _dirs, names in os.walk(self.root, onerror=unreadable):
             for name in names:
                 path = Path(folder, name)
                 temporary = name.startswith(_TEMP_PREFIX)

@@ -240,6 +240,19 @@ async def test_a_grace_under_an_hour_is_refused(gw: bootstrap.Gateway) -> None:
     assert gw.files.path(orphan).exists()
 
 
+async def test_a_store_that_cannot_be_scanned_fails_the_collection(
+    gw: bootstrap.Gateway, tmp_path: Path
+) -> None:
+    # Nothing stored yet (the root not made): an empty store, nothing to do.
+    fresh = FileStore(tmp_path / "not-made-yet", gw.keys)
+    assert (await collect(gw.engine, fresh, gw.keys)).deleted == 0
+    # A root that is a file (a volume mounted wrongly, a path mistyped): not "scanned 0, ok".
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_bytes(b"x")
+    with pytest.raises(NotADirectoryError):
+        await collect(gw.engine, FileStore(not_a_folder, gw.keys), gw.keys)
+
+
 async def wait_until(check: Callable[[], bool], timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
