@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from aiohttp import web
 
 from gateway.crypto import Keys
+from gateway.errors import IntakeUnavailable
 from gateway.ratelimit import Decision, Limit, RateLimiter
 from gateway.settings import WebSettings
 from normalizer import normalize_email, normalize_phone, parse_nik
@@ -130,8 +131,13 @@ class Guard:
         ]
 
     async def check(self, buckets: Iterable[Bucket]) -> Decision:
-        """Count this request in ``buckets`` (one statement); raises IntakeUnavailable."""
-        decision = await self._limiter.hit(buckets)
+        """Count this request in ``buckets`` (one statement); raises IntakeUnavailable (logged:
+        the submission is answered 503 before it reaches the intake, which would log it)."""
+        try:
+            decision = await self._limiter.hit(buckets)
+        except IntakeUnavailable as exc:
+            log.warning("request not counted, answered 503: %s", str(exc)[:300])
+            raise
         if not decision.allowed:
             log.info(
                 "rate limited",

@@ -150,7 +150,7 @@ async def test_broker_outage_as_the_operator_sees_it(
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 async def test_a_database_outage_is_not_reported_as_a_broker_outage(
-    settings: Settings, aiohttp_client: Client
+    settings: Settings, aiohttp_client: Client, caplog: pytest.LogCaptureFixture
 ) -> None:
     proxy = TcpProxy(5432)
     await proxy.start()
@@ -166,8 +166,10 @@ async def test_a_database_outage_is_not_reported_as_a_broker_outage(
         await wait_until(lambda: gateway.relay is not None and gateway.relay.connected, "relay up")
 
         await proxy.cut()
+        caplog.set_level(logging.WARNING, logger="channels.web.abuse")
         resp = await client.post("/api/v1/complaints", json=complaint(2))
         assert resp.status == 503 and resp.headers["Retry-After"]  # the sender retries later
+        assert any("request not counted, answered 503" in r.getMessage() for r in caplog.records)
         resp = await client.get("/sms/kannel", params=kannel_mo("Jalan rusak di depan pasar baru"))
         assert resp.status == 503  # smsbox's http-request-retry sends it again
         status, body = await readyz(client)
