@@ -218,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     except OSError as exc:  # a connection refused or timed out, a port in use, a file
-        print(f"lapor-gateway: {_one_line(exc)}", file=sys.stderr)
+        print(f"lapor-gateway: {_whose(settings, exc)}{_one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
@@ -231,6 +231,17 @@ def _missing_sqlite_file(settings: Settings) -> Path | None:
         return None
     path = Path(url.database)
     return None if path.exists() else path
+
+
+def _whose(settings: Settings, exc: OSError) -> str:
+    """``database <url>: `` when the error is a failed connection to the database's address
+    (asyncpg raises it bare: only the port would say which service it was), else nothing."""
+    url = make_url(settings.database.effective_url())
+    if url.get_backend_name() != "postgresql" or not url.host:
+        return ""
+    if f"('{url.host}', {url.port or 5432})" not in str(exc):
+        return ""
+    return f"database {settings.masked()['database']['url']}: "
 
 
 def _one_line(exc: BaseException) -> str:
