@@ -287,13 +287,17 @@ class OutboxRelay:
                 except _RelayFailure as exc:
                     self._caught_up = False
                     self._metrics.relay_errors.labels(exc.reason).inc()
-                    self.last_error = str(exc)
                     log.warning(
                         "outbox relay failed, retrying in %.1fs",
                         delay,
                         extra={"reason": exc.reason, "error": str(exc)[:300], "relay": self.name},
                     )
-                    await self._close()
+                    if exc.reason != "database":
+                        # The broker's trouble (or an unforeseen one): a new connection next.
+                        # A database failure leaves the broker's channel as it was: its gauge
+                        # and /readyz's `broker` keep telling the broker's own state.
+                        self.last_error = str(exc)
+                        await self._close()
                     await periodic.stopped(stop, delay)
                     delay = min(delay * 2, self._settings.backoff_max)
                     continue
