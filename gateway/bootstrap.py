@@ -24,7 +24,7 @@ from channels import web as web_channel
 from channels.letter import desk as letter_channel
 from channels.letter.ocr import OcrPool
 from gateway import filegc
-from gateway.crypto import Keys, load_keys
+from gateway.crypto import Keys, fingerprint, load_keys
 from gateway.filestore import FileStore
 from gateway.http import HealthDeps, add_core_routes
 from gateway.intake import Clock, IntakeService, ParserRegistry, utcnow
@@ -89,6 +89,7 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
     keys = load_keys(settings)
     files = FileStore(settings.storage.file_store, keys)
     metrics = Metrics()
+    metrics.data_key.labels(fingerprint(keys.data_key)).set(1)
     relay = (
         OutboxRelay(engine, settings.broker, settings.outbox, metrics, keys, clock=clock)
         if settings.outbox.enabled

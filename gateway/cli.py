@@ -177,11 +177,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(settings.logging.level, settings.logging.format)
     if args.command == "check-config":
         try:
-            check_keys(settings)
+            fingerprints = check_keys(settings)
         except ConfigError as exc:
             print(f"lapor-gateway: {exc}", file=sys.stderr)
             return 2
-        print(json.dumps(settings.masked(), indent=2, ensure_ascii=False))
+        shown = settings.masked()
+        # The keys stay masked; their fingerprints tell whether two replicas hold the same.
+        shown["security"]["key_fingerprints"] = fingerprints
+        print(json.dumps(shown, indent=2, ensure_ascii=False))
         return 0
     missing = _missing_sqlite_file(settings)
     if missing is not None and args.command != "migrate":

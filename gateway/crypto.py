@@ -24,6 +24,7 @@ import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -152,10 +153,21 @@ def load_keys(settings: Settings) -> Keys:
     return Keys(values["identity_key"], values["data_key"], previous)
 
 
-def check_keys(settings: Settings) -> None:
+def check_keys(settings: Settings) -> dict[str, Any]:
     """Raise :class:`ConfigError`, naming the key, for what :func:`load_keys` would refuse in
-    the settings (``check-config``); no key file is read or made."""
-    _configured_keys(settings)
+    the settings (``check-config``); no key file is read or made. The fingerprint of each key
+    set (:func:`fingerprint`), so that replicas' keys can be compared without showing them."""
+    values, previous = _configured_keys(settings)
+    return {
+        **{name: fingerprint(key) for name, key in values.items()},
+        "previous_data_keys": [fingerprint(key) for key in previous],
+    }
+
+
+def fingerprint(key: bytes) -> str:
+    """A short public name of a key: equal keys, equal names; the key cannot be found from it
+    (a hash of 256 random bits, under a label of its own)."""
+    return hashlib.sha256(b"lapor key fingerprint v1:" + key).hexdigest()[:16]
 
 
 def _configured_keys(settings: Settings) -> tuple[dict[str, bytes], tuple[bytes, ...]]:

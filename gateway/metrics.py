@@ -16,6 +16,14 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        self.data_key = Gauge(
+            "lapor_data_key_info",
+            "1, labelled with the fingerprint of the data key this process seals with (as"
+            " check-config prints it): replicas with different ones cannot open each other's"
+            " events.",
+            ["fingerprint"],
+            registry=r,
+        )
         self.accepted = Counter(
             "lapor_intake_accepted", "Complaints created.", ["channel"], registry=r
         )

@@ -21,6 +21,7 @@ from sqlalchemy import delete, func, select
 
 from gateway import bootstrap
 from gateway.cli import main
+from gateway.crypto import fingerprint
 from gateway.domain import Channel, ComplaintDraft, RawInbound
 from gateway.errors import ParseError
 from gateway.intake import Parser
@@ -595,3 +596,32 @@ def test_migrate_needs_only_the_database_settings_as_the_compose_migrate_service
         monkeypatch.delenv(f"LAPOR_SECURITY__{name}", raising=False)
     assert main(["migrate"]) == 0, capsys.readouterr().err
     assert "database at migration" in capsys.readouterr().out
+
+
+def test_check_config_and_metrics_tell_the_data_key_by_its_fingerprint(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _keys_in_env(monkeypatch)
+    old = base64.b64encode(os.urandom(32)).decode()
+    monkeypatch.setenv("LAPOR_SECURITY__PREVIOUS_DATA_KEYS", json.dumps([old]))
+    assert main(["check-config"]) == 0
+    out = capsys.readouterr().out
+    shown = json.loads(out)["security"]
+    data_key = base64.b64decode(TEST_KEYS["data_key"])
+    assert shown["data_key"] == "********"
+    assert shown["key_fingerprints"] == {
+        "identity_key": fingerprint(base64.b64decode(TEST_KEYS["identity_key"])),
+        "data_key": fingerprint(data_key),
+        "previous_data_keys": [fingerprint(base64.b64decode(old))],
+    }
+    assert TEST_KEYS["data_key"] not in out and old not in out
+    assert fingerprint(data_key) != fingerprint(base64.b64decode(old))
+    # Each process reports the same fingerprint on /metrics (LaporDataKeysDiffer compares them).
+    gateway = bootstrap.build(load_settings())
+    try:
+        sample = gateway.metrics.registry.get_sample_value(
+            "lapor_data_key_info", {"fingerprint": fingerprint(data_key)}
+        )
+        assert sample == 1
+    finally:
+        asyncio.run(gateway.close())
