@@ -18,6 +18,20 @@ dictionary: see :mod:`gateway.media`); the stored file keeps them as evidence. A
 (:func:`send_stored`): read, decrypted and cleaned a chunk at a time in a thread of
 :data:`FILE_THREADS`, never whole in memory. Answers are ``Cache-Control: no-store``: personal
 data must not stay in a shared cache.
+
+Every answer of the application, whatever route or error made it (aiohttp's own 404 and 500
+too, and streamed files), gets the browser-hardening headers of :data:`SECURITY_HEADERS` unless
+its route set its own (the staff pages set stricter ones): no MIME sniffing, no referrer (a
+tracking ID in ``/cek?id=`` never leaves in a Referer), no framing (``X-Frame-Options`` and the
+policy's ``frame-ancestors``: the citizen form cannot be clickjacked), and a
+Content-Security-Policy: for HTML :data:`HTML_POLICY` (the pages' own inline style, images and
+forms of this site, no script at all), for anything else :data:`OTHER_POLICY` (nothing). An HTML
+page is also ``Cache-Control: no-store`` unless its route said otherwise: what a citizen typed
+or looked up stays out of shared caches and the back-button cache of a shared computer.
+
+Request headers are text decoded by aiohttp with ``surrogateescape``: bytes that are not UTF-8
+become lone surrogates that cannot be encoded again. :func:`header_text` gives such a header
+with them replaced, so that no value a client chose can turn into an HTTP 500 further on.
 """
 
 from __future__ import annotations
@@ -26,7 +40,7 @@ import asyncio
 import hmac
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -75,6 +89,19 @@ FILE_THREADS = web.AppKey("file_threads", ThreadPoolExecutor)
 FILE_THREAD_COUNT = 4
 # Seconds one chunk of a download may wait for the client to take it.
 WRITE_TIMEOUT = 60.0
+
+
+# Headers every answer gets unless its route set its own (see the module's docstring).
+HTML_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+OTHER_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+SECURITY_HEADERS: Mapping[str, str] = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
 
 
 # Which part of the gateway a path belongs to, for the HTTP metrics (first match wins).
@@ -129,11 +156,32 @@ def count_responses(metrics: Metrics) -> Middleware:
     return middleware
 
 
+async def security_headers(_request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: the hardening headers of every answer, just before they are
+    sent (so also on streamed answers and aiohttp's own error pages); a route's own win."""
+    headers = response.headers
+    for name, value in SECURITY_HEADERS.items():
+        headers.setdefault(name, value)
+    html = response.content_type == "text/html"
+    headers.setdefault("Content-Security-Policy", HTML_POLICY if html else OTHER_POLICY)
+    if html:
+        headers.setdefault("Cache-Control", "no-store")
+
+
+def header_text(request: web.Request, name: str, default: str = "") -> str:
+    """The request header ``name`` as text that can be stored and encoded again: bytes that
+    were not UTF-8 are replaced by U+FFFD."""
+    value = request.headers.get(name, default)
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def add_core_routes(app: web.Application, deps: HealthDeps) -> None:
-    """Mount /healthz, /readyz, /metrics and /files on ``app``; count its answers."""
+    """Mount /healthz, /readyz, /metrics and /files on ``app``; count its answers; give every
+    answer the :data:`SECURITY_HEADERS`."""
     app[DEPS] = deps
     app[SCRAPE_HOOKS] = []
     app.middlewares.append(count_responses(deps.metrics))
+    app.on_response_prepare.append(security_headers)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
@@ -246,9 +294,10 @@ async def files(request: web.Request) -> web.StreamResponse:
     streamed: the file is read, decrypted and cleaned a chunk at a time, never whole."""
     deps = request.app[DEPS]
     token = deps.settings.storage.fetch_token
-    given = request.headers.get("Authorization", "")
+    # As bytes, as received: a header that is not UTF-8 is a wrong token, not an error.
+    given = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
     expected = f"Bearer {token.get_secret_value()}" if token else None
-    if expected is None or not hmac.compare_digest(given.encode(), expected.encode()):
+    if expected is None or not hmac.compare_digest(given, expected.encode()):
         raise web.HTTPNotFound()
     headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
     return await send_stored(request, deps.files, request.match_info["sha256"], headers)

@@ -16,7 +16,8 @@
   random CSRF token (OWASP "synchronizer token"). A session ends at ``session_max_age`` after
   login or after ``session_idle_timeout`` without a request, and at logout. The login form has a
   pre-login session (no staff id) for its CSRF token, good for one attempt: it is ended when a
-  login is tried with it, and a failed attempt gets a fresh one. A login always starts a new
+  login is tried with it, and a failed attempt gets a fresh one. Anyone may ask for the form:
+  the pre-login sessions that expired are deleted each time one is made. A login always starts a new
   session, so a token planted before login is worthless after it (session fixation).
 
 No secret is configured for any of this: tokens are random and live in the database, so every
@@ -377,6 +378,15 @@ class StaffStore:
                         )
                     )
                 )
+            else:
+                # Anyone may ask for the login form, as often as they like, without ever
+                # logging in: the pre-login sessions that expired go as new ones come (through
+                # the index on expires_at), so they are never more than one hour's worth.
+                await conn.execute(
+                    delete(staff_sessions).where(
+                        staff_sessions.c.expires_at < now, staff_sessions.c.staff_id.is_(None)
+                    )
+                )
             await conn.execute(
                 staff_sessions.insert().values(
                     token_hash=session.token_hash,
@@ -391,8 +401,8 @@ class StaffStore:
 
     async def session(self, token: str | None) -> Session | None:
         """The live session of a cookie token, or None (unknown, expired, idle, disabled)."""
-        if not token or len(token) > 128:
-            return None
+        if not token or len(token) > 128 or not token.isascii():
+            return None  # ours are URL-safe base64; anything else (bytes not UTF-8...) is none
         now = self._clock()
         token_hash = hash_token(token)
         query = (

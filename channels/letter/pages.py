@@ -173,6 +173,8 @@ T: Mapping[str, tuple[str, str]] = {
                 "The form expired or is not valid. Please try again."),
     "unavailable": ("Layanan sedang sibuk. Coba lagi beberapa saat lagi.",
                     "The service is busy. Please try again in a moment."),
+    "bad_form": ("Isian formulir rusak dan tidak dapat dibaca.",
+                 "The form's data is malformed and cannot be read."),
     "back": ("Kembali ke daftar surat", "Back to the letters"),
     "print": ("Cetak", "Print"),
 }

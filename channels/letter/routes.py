@@ -54,7 +54,7 @@ from channels.letter.parse import (
     validate,
 )
 from channels.letter.receipt import ReceiptData, receipt_page
-from channels.letter.staff import HEADERS, StaffGate
+from channels.letter.staff import HEADERS, StaffGate, read_form
 from channels.letter.upload import DamagedScan, UploadRejected, check_scan, read_upload
 from gateway.domain import Channel, RawInbound, ReceiptStatus
 from gateway.errors import IntakeUnavailable
@@ -227,8 +227,12 @@ class LetterDesk:
         if request.content_type != "multipart/form-data":
             return await self._home(ctx, 400, pages.msg(UPLOAD_TEXTS["multipart"], ctx.lang))
         try:
+            try:
+                reader = await request.multipart()
+            except ValueError:  # no boundary, or one longer than RFC 2046's 70 characters
+                raise UploadRejected(("Format unggahan rusak.", "Malformed upload.")) from None
             upload = await read_upload(
-                await request.multipart(),
+                reader,
                 self._files,
                 csrf_ok=lambda token: self._gate.csrf_ok(session, token),
                 max_files=self._settings.max_files,
@@ -334,7 +338,7 @@ class LetterDesk:
         self, request: web.Request, ctx: Context, session: Any
     ) -> web.StreamResponse:
         """Put a letter that could not be read back in the queue."""
-        form = await request.post()
+        form = await read_form(request)
         if not self._gate.csrf_ok(session, str(form.get("csrf", ""))):
             return self._gate.refuse(ctx, 403, t("expired", ctx.lang))
         draft, refusal = await self._draft(ctx, request.match_info["id"])
@@ -401,7 +405,7 @@ class LetterDesk:
     async def submit(self, request: web.Request, ctx: Context, session: Any) -> web.StreamResponse:
         """Save the clerk's values; on confirm, hand the letter to the intake port."""
         assert ctx.staff is not None
-        form = await request.post()
+        form = await read_form(request)
         if not self._gate.csrf_ok(session, str(form.get("csrf", ""))):
             return self._gate.refuse(ctx, 403, t("expired", ctx.lang))
         draft, refusal = await self._draft(ctx, request.match_info["id"])

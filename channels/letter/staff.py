@@ -9,6 +9,9 @@ Content-Security-Policy that allows only the gateway's own script and images, no
 referrer. Every POST carries the session's CSRF token; a wrong one is refused with 403 before
 anything changes.
 
+A form body that cannot be read (bytes that are not in its charset, an unknown charset, broken
+multipart) is answered 400 (:func:`read_form`), never 500.
+
 Cookies: ``lapor_staff`` (the session, path ``/staff``) and ``lapor_staff_login`` (the login
 form's pre-login session, path ``/staff/login``), both HttpOnly and SameSite=Strict, Secure when
 ``letter.cookie_secure`` is set. Refusals and errors map to statuses in one place
@@ -25,6 +28,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from urllib.parse import quote
 
 from aiohttp import web
+from multidict import MultiDictProxy
 from sqlalchemy.exc import SQLAlchemyError
 
 from channels.letter import pages
@@ -81,10 +85,34 @@ def resume_path(path: str) -> str:
 
 
 def safe_next(target: str) -> str:
-    """Where to go after login: only a page of the staff area (no open redirect)."""
-    if target.startswith(f"{PREFIX}/") and not target.startswith("//") and "\\" not in target:
+    """Where to go after login: only a page of the staff area (no open redirect), written as a
+    URL is (printable ASCII: a line break would end the Location header, and a control
+    character is refused by aiohttp as it sends the answer)."""
+    if (
+        target.startswith(f"{PREFIX}/")
+        and not target.startswith("//")
+        and "\\" not in target
+        and target.isascii()
+        and target.isprintable()
+        and " " not in target
+    ):
         return target
     return f"{PREFIX}/"
+
+
+class BadForm(Exception):
+    """A posted form whose body cannot be read (answered 400)."""
+
+
+async def read_form(
+    request: web.Request,
+) -> MultiDictProxy[str | bytes | bytearray | web.FileField]:
+    """The posted form; :class:`BadForm` when its body cannot be read: bytes that are not in its
+    charset, a charset Python does not know, a broken multipart body."""
+    try:
+        return await request.post()
+    except (ValueError, LookupError):  # UnicodeDecodeError is a ValueError
+        raise BadForm() from None
 
 
 class StaffGate:
@@ -115,8 +143,8 @@ class StaffGate:
 
     def csrf_ok(self, session: Session | None, token: str) -> bool:
         """True when ``token`` is the session's CSRF token."""
-        if session is None or not token:
-            return False
+        if session is None or not token or not token.isascii():
+            return False  # ours are ASCII (and a lone surrogate cannot be compared)
         return hmac.compare_digest(session.csrf_token.encode(), token.encode())
 
     def set_session_cookie(self, resp: web.StreamResponse, token: str) -> None:
@@ -186,6 +214,8 @@ class StaffGate:
                     resp = self.refuse(ctx, 403, t("forbidden", lang))
                 else:
                     resp = await handler(request, ctx, session)
+            except BadForm:
+                resp = self.refuse(ctx, 400, t("bad_form", lang))
             except UNAVAILABLE as exc:
                 log.warning(
                     "staff page unavailable: %s", type(exc).__name__,
@@ -255,12 +285,14 @@ class StaffGate:
         ctx = Context(lang, None, "", request.path)
         try:
             resp = await self._login(request, lang)
+        except BadForm:
+            resp = self.refuse(ctx, 400, t("bad_form", lang))
         except UNAVAILABLE:
             resp = self.refuse(ctx, 503, t("unavailable", lang))
         return self.finish(request, resp)
 
     async def _login(self, request: web.Request, lang: Lang) -> web.StreamResponse:
-        form = await request.post()
+        form = await read_form(request)
         username = str(form.get("username", ""))[:64]
         password = str(form.get("password", ""))
         nxt = str(form.get("next", ""))
@@ -303,7 +335,7 @@ class StaffGate:
         self, request: web.Request, ctx: Context, session: Session
     ) -> web.StreamResponse:
         """End the session (POST with the CSRF token)."""
-        form = await request.post()
+        form = await read_form(request)
         if not self.csrf_ok(session, str(form.get("csrf", ""))):
             return self.refuse(ctx, 403, t("expired", ctx.lang))
         await self.store.end_session(session.token_hash)
@@ -347,7 +379,7 @@ class Accounts:
         self, request: web.Request, ctx: Context, session: Session
     ) -> web.StreamResponse:
         """A new account."""
-        form = await request.post()
+        form = await read_form(request)
         if not self._gate.csrf_ok(session, str(form.get("csrf", ""))):
             return self._gate.refuse(ctx, 403, t("expired", ctx.lang))
         username = str(form.get("username", ""))[:64]
@@ -371,7 +403,7 @@ class Accounts:
         self, request: web.Request, ctx: Context, session: Session
     ) -> web.StreamResponse:
         """Unlock, disable or enable one account (never one's own disable)."""
-        form = await request.post()
+        form = await read_form(request)
         if not self._gate.csrf_ok(session, str(form.get("csrf", ""))):
             return self._gate.refuse(ctx, 403, t("expired", ctx.lang))
         staff_id = request.match_info["id"]

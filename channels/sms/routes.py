@@ -206,6 +206,10 @@ class SmsRoutes:
             return text_reply("unauthorized", status=401)
         signature = request.headers.get(android.SIGNATURE_HEADER, "")
         timestamp = request.headers.get(android.TIMESTAMP_HEADER, "")
+        # The app sends hex and Unix seconds: ASCII. Anything else (bytes that are not UTF-8,
+        # digits of another script, which int() takes) is refused here, unsigned.
+        if not (signature.isascii() and timestamp.isascii() and timestamp.isdigit()):
+            signature = ""
         if not signature or not timestamp:
             self._ignored(Bridge.ANDROID, "unauthorized")
             return text_reply("unauthorized", status=401)

@@ -14,10 +14,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 
 COOKIE = "lapor_csrf"
 FIELD = "csrf"
+# What a client id looks like: URL-safe base64 (what :func:`new_client_id` makes), at most 64.
+_CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def b64(data: bytes) -> str:
@@ -33,6 +36,13 @@ def unb64(text: str) -> bytes:
 def new_client_id() -> str:
     """A random id for the cookie."""
     return b64(secrets.token_bytes(18))
+
+
+def client_id(cookie: str | None) -> str | None:
+    """The client id the ``lapor_csrf`` cookie holds, or None when it holds none (absent, or
+    anything but what :func:`new_client_id` makes: a cookie a client wrote itself with bytes
+    that are not UTF-8 would otherwise fail every MAC with an error)."""
+    return cookie if cookie is not None and _CLIENT_ID.fullmatch(cookie) else None
 
 
 class BoundTokens:
@@ -56,8 +66,8 @@ class BoundTokens:
 
     def open(self, token: str, client_id: str | None, now: float) -> str | None:
         """The token's payload when it is valid for ``client_id`` now, else None."""
-        if not client_id:
-            return None
+        if not client_id or not (client_id.isascii() and token.isascii()):
+            return None  # none of ours: ours are ASCII (and a lone surrogate cannot be MACed)
         issued_text, _, rest = token.partition(".")
         payload, _, mac = rest.partition(".")
         if not (issued_text.isdigit() and payload and mac):

@@ -48,6 +48,7 @@ from gateway.contract import rfc3339
 from gateway.domain import Channel, ComplaintDraft, RawInbound, Receipt
 from gateway.errors import IntakeUnavailable, ParseError
 from gateway.filestore import FileStore
+from gateway.http import header_text
 from gateway.intake import Clock, IntakeService, Parser, utcnow
 from gateway.ratelimit import Decision
 from gateway.settings import WebSettings
@@ -153,7 +154,7 @@ class WebChannel:
         client = self._guard.client(request)
         meta = {
             "remote": client,
-            "user_agent": request.headers.get("User-Agent", "")[:200],
+            "user_agent": header_text(request, "User-Agent")[:200],
             **extra,
         }
         if request.remote and request.remote != client:
@@ -188,8 +189,8 @@ class WebChannel:
     # ---- the citizen form -----------------------------------------------------------------
 
     def _client_id(self, request: web.Request) -> tuple[str, bool]:
-        existing = request.cookies.get(csrf.COOKIE)
-        if existing and len(existing) <= 64:
+        existing = csrf.client_id(request.cookies.get(csrf.COOKIE))
+        if existing:
             return existing, False
         return csrf.new_client_id(), True
 
@@ -216,9 +217,11 @@ class WebChannel:
         resp = web.Response(text=html, content_type="text/html", status=status)
         resp.headers["Cache-Control"] = "no-store"
         if fresh:
+            # Secure when the citizen came over HTTPS, also through the TLS-terminating proxy
+            # (a trusted proxy's X-Forwarded-Proto): the gateway itself is reached over HTTP.
             resp.set_cookie(
                 csrf.COOKIE, client_id, httponly=True, samesite="Lax", path="/",
-                secure=request.secure,
+                secure=self._guard.origin(request).startswith("https:"),
             )
         return resp
 
@@ -272,7 +275,7 @@ class WebChannel:
         except UploadRejected as exc:
             return self._unreadable(request, exc)
         values = first_values(upload.fields)
-        client_id = request.cookies.get(csrf.COOKIE)
+        client_id = csrf.client_id(request.cookies.get(csrf.COOKIE))
         token = next((v for k, v in upload.fields if k == csrf.FIELD), "")
         nonce = self._signer.check(token, client_id, self._clock().timestamp())
         held, lost = await self._held_files(upload, client_id)
@@ -388,7 +391,7 @@ class WebChannel:
             fields, too_long, chosen = await self._read_switch(request)
         except UploadRejected as exc:
             return self._unreadable(request, exc)
-        client_id = request.cookies.get(csrf.COOKIE)
+        client_id = csrf.client_id(request.cookies.get(csrf.COOKIE))
         token = next((v for k, v in fields if k == csrf.FIELD), "")
         valid = self._signer.check(token, client_id, self._clock().timestamp()) is not None
         held, lost = await self._held_files(Upload(fields=fields), client_id)
@@ -505,9 +508,11 @@ class WebChannel:
         """Validate, count against the limits, hand to intake, answer with the receipt."""
         lang = api_lang(request)
         key = request.headers.get("Idempotency-Key")
-        if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
-            return problem(400, ("Idempotency-Key 1-200 karakter.", "Idempotency-Key: 1-200 "
-                                 "characters."), lang)
+        # Text of 1-200 characters; bytes that are not UTF-8 (lone surrogates here) cannot be
+        # stored as the provider id, and replacing them would make two keys one.
+        if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY and _utf8(key)):
+            return problem(400, ("Idempotency-Key 1-200 karakter UTF-8.", "Idempotency-Key: 1-200 "
+                                 "UTF-8 characters."), lang)
         if request.content_type not in ("application/json", "multipart/form-data"):
             return problem(
                 415,
@@ -616,6 +621,15 @@ def _too_many(decision: Decision, lang: Lang) -> web.Response:
     resp = problem(429, detail, lang)
     resp.headers["Retry-After"] = str(wait)
     return resp
+
+
+def _utf8(text: str) -> bool:
+    """True when ``text`` came from UTF-8 bytes (aiohttp decodes headers with surrogateescape)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _same_body(receipt: Receipt, raw: RawInbound) -> bool:

@@ -303,6 +303,23 @@ async def test_android_bad_or_stale_signature_is_refused(
     assert await rows(gw, raw_inbound) == []
 
 
+async def test_android_signature_headers_that_are_not_ascii_are_refused_not_a_500(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway
+) -> None:
+    # int() reads the digits of every script: Unix seconds of now in Arabic-Indic digits passed
+    # the age check and then failed to encode (HTTP 500, before any signature was checked).
+    req = load("android/sms_received__region_nik")
+    now = str(int(time.time()))
+    arabic = now.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    signature = android.sign(ANDROID_KEY, req.body, now)
+    assert (await post(client, req, **{"X-Timestamp": arabic, "X-Signature": signature}))[0] == 401
+    # A signature that is not ASCII (compare_digest refuses such text with a TypeError).
+    fresh = resigned(req)
+    assert (await post(client, req, **fresh | {"X-Signature": "é" * 64}))[0] == 401
+    assert await rows(gw, raw_inbound) == []
+    assert (await post(client, req, **fresh))[0] == 200  # the app's own headers still pass
+
+
 async def test_android_reports_and_unused_events(
     client: TestClient[Any, Any], gw: bootstrap.Gateway
 ) -> None:

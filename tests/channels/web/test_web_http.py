@@ -552,7 +552,8 @@ async def test_rate_limit_per_identity_across_addresses_behind_a_trusted_proxy(
         assert {f"ip:198.51.100.{i}" for i in range(1, 6)} <= set(buckets)
         assert "ip:1.1.1.1" not in buckets  # the client-written hop is not believed
         assert sum(b.startswith("id:phone:") for b in buckets) == 2
-        assert not any("3456" in b or NIK in b or "siti" in b for b in buckets)
+        # (a keyed hash may hold "3456" by chance: the whole number may not)
+        assert not any("1234567890" in b or NIK in b or "siti" in b for b in buckets)
         assert await gateway.intake.count_complaints() == 3
     finally:
         await gateway.close()

@@ -1,0 +1,235 @@
+"""Browser hardening and hostile bytes on every HTTP surface of the real application.
+
+- Every answer carries the hardening headers (gateway.http.SECURITY_HEADERS and a
+  Content-Security-Policy), whatever made it: the citizen pages, the API, Open311, the SMS
+  bridges, the health routes, a streamed file, aiohttp's own 404; the staff pages keep theirs.
+- Request headers and cookies holding bytes that are not UTF-8 (aiohttp decodes them with
+  surrogateescape) are refused or ignored like any wrong value: never an HTTP 500 nor a 503
+  (either fires an alert that pages the operator on call: LaporServerErrors,
+  LaporIntakeUnavailable).
+- The form's cookie is Secure when the citizen came over HTTPS through the trusted proxy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import ipaddress
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from pydantic import SecretStr
+
+from gateway import bootstrap
+from gateway.http import HTML_POLICY, OTHER_POLICY
+from gateway.settings import Settings
+from tests.support import with_section
+
+pytestmark = pytest.mark.integration
+
+Client = Callable[..., Awaitable[TestClient[Any, Any]]]
+TOKEN = "fetch-t0ken"
+COMPLAINT = {
+    "title": "Jalan berlubang",
+    "body": "Jalan Siliwangi depan pasar berlubang besar, sudah 2 bulan.",
+    "reporter": {"name": "Siti", "phone": "+6281234567890"},
+}
+HARDENING = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+
+
+def configure(settings: Settings, **web: Any) -> Settings:
+    settings = with_section(settings, "storage", fetch_token=SecretStr(TOKEN))
+    return with_section(settings, "web", csrf_key=SecretStr("test-csrf-key"), **web)
+
+
+@pytest.fixture
+async def gw(settings: Settings) -> AsyncIterator[bootstrap.Gateway]:
+    gateway = bootstrap.build(configure(settings))
+    yield gateway
+    await gateway.close()
+
+
+@pytest.fixture
+async def client(gw: bootstrap.Gateway, aiohttp_client: Client) -> TestClient[Any, Any]:
+    return await aiohttp_client(bootstrap.build_app(gw))
+
+
+async def raw_request(client: TestClient[Any, Any], head: bytes, body: bytes = b"") -> int:
+    """Send ``head`` (request line and headers, bytes as they are) and ``body`` on a socket of
+    its own; the answer's status. aiohttp's client would refuse to send such headers."""
+    server = client.server
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    try:
+        length = f"Content-Length: {len(body)}\r\n".encode() if body else b""
+        writer.write(head + length + b"Host: test\r\nConnection: close\r\n\r\n" + body)
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), 10)
+        await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+    return int(status_line.split()[1])
+
+
+def png() -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (4, 4), "white").save(out, "PNG")
+    return out.getvalue()
+
+
+def server_errors(metrics: str) -> list[str]:
+    """The lines of lapor_http_responses_total that count a 500 or a 503."""
+    return [
+        line for line in metrics.splitlines()
+        if line.startswith("lapor_http_responses_total")
+        and ('status="500"' in line or 'status="503"' in line)
+    ]
+
+
+async def test_every_answer_carries_the_hardening_headers(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway
+) -> None:
+    receipt = await (await client.post("/api/v1/complaints", json=COMPLAINT)).json()
+    stored = await gw.files.put_bytes(png())
+    html_pages = {
+        "/": 200,
+        "/?lang=en": 200,
+        "/cek": 200,
+        f"/cek?id={receipt['tracking_id']}": 200,  # the ID is in the address: no Referer
+        "/cek?id=AAAA-BBBBB": 404,
+    }
+    for path, status in html_pages.items():
+        resp = await client.get(path)
+        assert resp.status == status, path
+        for name, value in HARDENING.items():
+            assert resp.headers.get(name) == value, (path, name)
+        assert resp.headers["Content-Security-Policy"] == HTML_POLICY, path
+        assert resp.headers["Cache-Control"] == "no-store", path
+        assert "<script" not in await resp.text()  # the policy allows no script at all
+    # A form post (here refused: no CSRF cookie): the form comes back, hardened the same.
+    refused = await client.post("/", data={"judul": "x"})
+    assert refused.status in (400, 403)
+    assert refused.headers["X-Frame-Options"] == "DENY"
+    assert refused.headers["Content-Security-Policy"] == HTML_POLICY
+    others = {
+        f"/api/v1/complaints/{receipt['tracking_id']}": 200,
+        "/api/v1/complaints/XXXX": 404,
+        "/api/v1/openapi.json": 200,
+        "/open311/v2/services.xml": 200,
+        "/open311/v2/nothing.json": 404,
+        "/healthz": 200,
+        "/readyz": 200,
+        "/metrics": 200,
+        "/sms/kannel/dlr": 400,
+        "/no/such/page": 404,  # aiohttp's own answer
+        "/files/" + "0" * 64: 404,
+    }
+    for path, status in others.items():
+        resp = await client.get(path)
+        assert resp.status in (status, 503 if path == "/readyz" else status), path
+        for name, value in HARDENING.items():
+            assert resp.headers.get(name) == value, (path, name)
+        assert resp.headers["Content-Security-Policy"] == OTHER_POLICY, path
+    # A streamed file: its headers are sent before the handler returns.
+    streamed = await client.get(f"/files/{stored}", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert streamed.status == 200 and streamed.content_type == "image/png"
+    assert streamed.headers["Content-Security-Policy"] == OTHER_POLICY
+    assert streamed.headers["X-Frame-Options"] == "DENY"
+    assert streamed.headers["Cache-Control"] == "no-store"
+    # The staff pages keep their own, stricter set (their script, their no-store).
+    staff = await client.get("/staff/login")
+    assert "script-src 'self'" in staff.headers["Content-Security-Policy"]
+    assert staff.headers["X-Frame-Options"] == "DENY"
+
+
+API = json.dumps(COMPLAINT).encode()
+FORM = "application/x-www-form-urlencoded"
+# (what, request line and headers, body, the answer expected)
+HOSTILE: list[tuple[str, bytes, bytes, int]] = [
+    # A form cookie the client wrote itself: a fresh one is issued, the form is served.
+    ("form-cookie-get", b"GET / HTTP/1.1\r\nCookie: lapor_csrf=\xff\xfe\r\n", b"", 200),
+    (
+        "form-cookie-post",
+        b"POST / HTTP/1.1\r\nCookie: lapor_csrf=\xff\xfe\r\nContent-Type: " + FORM.encode()
+        + b"\r\n",
+        b"csrf=1.abc.def&judul=x",
+        403,
+    ),
+    (
+        "form-csrf-mac-not-ascii",  # a fresh issue time, so that the MAC is compared
+        b"POST / HTTP/1.1\r\nCookie: lapor_csrf=abcdef\r\nContent-Type: " + FORM.encode()
+        + b"\r\n",
+        b"",  # filled in with the time of the run
+        403,
+    ),
+    ("staff-cookie", b"GET /staff/ HTTP/1.1\r\nCookie: lapor_staff=\xff\r\n", b"", 303),
+    (
+        "staff-login-cookie",
+        b"POST /staff/login HTTP/1.1\r\nCookie: lapor_staff_login=\xff\r\nContent-Type: "
+        + FORM.encode() + b"\r\n",
+        b"csrf=x&username=ani&password=x",
+        403,
+    ),
+    (
+        "fetch-token",
+        b"GET /files/" + b"0" * 64 + b" HTTP/1.1\r\nAuthorization: Bearer \xff\xfe\r\n",
+        b"",
+        404,
+    ),
+    (
+        "user-agent",
+        b"POST /api/v1/complaints HTTP/1.1\r\nUser-Agent: \xff\xfe\r\n"
+        b"Content-Type: application/json\r\n",
+        API,
+        202,
+    ),
+    (
+        # Was a 503 (the intake could not store the key): LaporIntakeUnavailable, critical.
+        "idempotency-key",
+        b"POST /api/v1/complaints HTTP/1.1\r\nIdempotency-Key: \xff\xfe\r\n"
+        b"Content-Type: application/json\r\n",
+        API,
+        400,
+    ),
+]
+
+
+@pytest.mark.parametrize(("what", "head", "body", "expected"), HOSTILE, ids=[h[0] for h in HOSTILE])
+async def test_header_bytes_that_are_not_utf8_are_no_server_error(
+    client: TestClient[Any, Any], what: str, head: bytes, body: bytes, expected: int
+) -> None:
+    if what == "form-csrf-mac-not-ascii":
+        body = f"csrf={int(time.time())}.abc.%C3%A9&judul=x".encode()
+    assert await raw_request(client, head, body) == expected
+    metrics = await (await client.get("/metrics")).text()
+    assert server_errors(metrics) == []
+
+
+async def test_form_cookie_is_secure_when_the_citizen_came_over_https(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    # The gateway is reached over HTTP from its TLS-terminating proxy: request.secure is always
+    # false there, so the cookie was never Secure in production.
+    gateway = bootstrap.build(configure(settings, trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),)))
+    try:
+        client = await aiohttp_client(bootstrap.build_app(gateway))
+        https = await client.get(
+            "/", headers={"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}
+        )
+        cookie = https.headers["Set-Cookie"]
+        assert cookie.startswith("lapor_csrf=") and "; Secure" in cookie
+        assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+        client.session.cookie_jar.clear()
+        plain = await client.get("/", headers={"X-Forwarded-Proto": "http"})
+        assert "Secure" not in plain.headers["Set-Cookie"]
+    finally:
+        await gateway.close()
