@@ -14,6 +14,7 @@ import asyncio
 import getpass
 import json
 import logging
+import re
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
@@ -242,7 +243,8 @@ def _whose(settings: Settings, exc: OSError) -> str:
     url = make_url(settings.database.effective_url())
     if url.get_backend_name() != "postgresql" or not url.host:
         return ""
-    if f"('{url.host}', {url.port or 5432})" not in str(exc):
+    # The address as resolved ('::1', 5432, 0, 0) or ('172.18.0.2', 5432): the port says it.
+    if not re.search(rf"\('[^']*', {url.port or 5432}[,)]", str(exc)):
         return ""
     return f"database {settings.masked()['database']['url']}: "
 

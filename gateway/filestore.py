@@ -286,11 +286,15 @@ def _make_folders(folder: Path) -> None:
 
 
 def _touch(path: Path) -> bool:
-    """Set the mtime of an existing file to now; False when there is no such file."""
+    """Set the mtime of an existing file to now; False when there is no such file. On a store
+    that cannot be written (read-only), the file is there, and nothing can collect it either:
+    True when it exists."""
     try:
         os.utime(path)
     except FileNotFoundError:
         return False
+    except OSError:  # EROFS, EACCES: the mtime stays, the file is still there to be used
+        return path.is_file()
     return True
 
 

@@ -292,10 +292,11 @@ class OutboxRelay:
                         delay,
                         extra={"reason": exc.reason, "error": str(exc)[:300], "relay": self.name},
                     )
-                    if exc.reason != "database":
+                    if exc.reason not in ("database", UNOPENABLE):
                         # The broker's trouble (or an unforeseen one): a new connection next.
-                        # A database failure leaves the broker's channel as it was: its gauge
-                        # and /readyz's `broker` keep telling the broker's own state.
+                        # A database failure, or events this process cannot open, leave the
+                        # broker's channel as it was: its gauge and /readyz's `broker` keep
+                        # telling the broker's own state.
                         self.last_error = str(exc)
                         await self._close()
                     await periodic.stopped(stop, delay)
@@ -377,7 +378,13 @@ class OutboxRelay:
             self._caught_up = False
             failed.extend(row for row, _ in self._handed)
             self._handed.clear()
-        await self._finish(confirmed, failed, failure)
+        try:
+            await self._finish(confirmed, failed, failure)
+        except _RelayFailure:
+            if failure is not None:  # the broker failed too: a new connection next time
+                self.last_error = str(failure)
+                await self._close()
+            raise
         now = self._clock()
         by_channel = Counter(row.channel for row in confirmed)
         for channel, count in by_channel.items():

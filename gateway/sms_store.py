@@ -298,8 +298,10 @@ class SqlReplyOutbox:
         self, since: datetime, bridge: str | None, now: datetime, dry_run: bool = False
     ) -> int:
         """Queue again the replies given up (status failed) that were queued at ``since`` or
-        later (of ``bridge`` only, when given): pending at once, their attempts from zero; how
-        many. A refusal the bridge called final (a wrong number) fails again at its next try."""
+        later (of ``bridge`` only, when given): pending at once, their attempts from zero and
+        queued now, so that they get ``sms.sender_give_up_after`` of tries again (their
+        latency counts from now too); how many. A refusal the bridge called final (a wrong
+        number) fails again at its next try."""
         where = [
             sms_replies.c.status == ReplyStatus.FAILED.value,
             sms_replies.c.created_at >= since,
@@ -318,6 +320,7 @@ class SqlReplyOutbox:
                 .values(
                     status=ReplyStatus.PENDING.value,
                     attempts=0,
+                    created_at=now,
                     next_attempt_at=now,
                     last_error=None,
                     reason=None,

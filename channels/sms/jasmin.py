@@ -12,8 +12,9 @@ reference itself before the call; a part with a 16-bit reference (IEI ``08``) is
 own with its UDH at the head of the octets, and nothing else says so (the ``esm_class`` is not
 passed on). Octets that begin with a well-formed UDH holding a concatenation element are read
 as such a part: a :class:`~channels.sms.message.Fragment` that the channel holds until its set
-is whole. No text a person writes starts that way (in GSM 03.38 an 8-bit header reads
-``é@¥``, a 16-bit one ``ùòè``, followed by a length that fits).
+is whole. No text a person writes starts that way: a header must hold a concatenation
+element with a total of at least 2 and parse exactly to its length (in GSM 03.38 the usual
+8-bit one reads ``é@¥``, the 16-bit one ``ùòè``; other elements may come before them).
 
 Only a ``200`` whose body is exactly ``ACK/Jasmin`` acknowledges; anything else makes Jasmin
 send the same message (same ``id``) again after ``deliversm-thrower.retry_delay`` (30 s), up to

@@ -4,7 +4,8 @@
 (:meth:`~channels.sms.ports.ReplyOutbox.claim`), sends each through its bridge's client, and marks
 it sent (with the bridge's message id, for delivery reports) or failed (another attempt after an
 exponential back-off, ``sender_backoff_initial`` doubling up to ``sender_backoff_max``; given up
-after ``sender_max_attempts`` or on a refusal that will not change). It also joins fragment sets
+once ``sender_give_up_after`` old, after ``sender_max_attempts`` when set, or on a refusal that
+will not change). It also joins fragment sets
 that waited longer than ``fragment_timeout``.
 
 Once: a row is sent by one sender at a time (the lease), marked sent right after the bridge

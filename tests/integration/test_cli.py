@@ -438,6 +438,8 @@ def test_a_database_that_cannot_be_reached_is_one_line_not_a_traceback(
         f"postgresql+asyncpg://postgres@127.0.0.1:5432/lapor_missing_{uuid.uuid4().hex[:8]}":
             "does not exist",
         "postgresql+asyncpg://postgres@127.0.0.1:1/lapor": "database postgresql+asyncpg://",
+        # a host name: the error names the addresses it resolved to, not the name
+        "postgresql+asyncpg://postgres@localhost:1/lapor": "database postgresql+asyncpg://",
         # SQLite: a file that cannot be made
         f"sqlite+aiosqlite:///{env}/not-a-folder/lapor.db": "not-a-folder",
     }

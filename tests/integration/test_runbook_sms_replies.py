@@ -157,6 +157,14 @@ async def test_a_reply_is_given_up_once_older_than_the_give_up_time(
         async with serving_app(sendsms.app(), sendsms.port):
             clock.now += timedelta(hours=1)
             assert await sender.send_batch() == 0  # given up: not by itself
+        # Queued again while the bridge is still down: tries for a whole give-up time again,
+        # not one try and failed at once for being old.
+        args = {"action": "requeue", "since": row.created_at, "bridge": None, "dry_run": False}
+        assert await cli._sms(gateway.settings, argparse.Namespace(**args)) == 0
+        clock.now = datetime.now(UTC) + timedelta(seconds=1)  # the command's clock: the real one
+        assert await sender.send_batch() == 0
+        (row,) = await replies(gateway)
+        assert row.status == "pending" and row.attempts == 1
         await sender.close()
     finally:
         await gateway.close()

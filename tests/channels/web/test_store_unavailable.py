@@ -65,3 +65,16 @@ async def test_the_form_answers_503_and_keeps_what_was_typed(
     assert 'value="Jalan berlubang"' in html and "Jalan Siliwangi rusak" in html
     assert await gw.intake.count_complaints() == 0
 
+
+
+async def test_kept_files_on_a_store_that_cannot_be_written_are_still_used(
+    gw: bootstrap.Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sha = await gw.files.put_bytes(png("kept"))
+
+    def read_only(*_args: Any, **_kwargs: Any) -> None:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr("gateway.filestore.os.utime", read_only)
+    assert await gw.files.touch(sha) is True  # there, though its mtime cannot be set
+    assert await gw.files.touch("0" * 64) is False  # absent is still absent
