@@ -52,6 +52,9 @@ class Decision:
     tracking_id: str | None = None
     score: float | None = None
     candidates: int = 0
+    # SIMILAR: the privacy the first complaint was sent with (a duplicate never lifts it).
+    first_anonymous: bool = False
+    first_confidential: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +66,8 @@ class Candidate:
     match_tokens: str
     sender_hash: str | None
     received_at: datetime
+    anonymous: bool = False
+    confidential: bool = False
 
 
 async def load_candidates(
@@ -88,6 +93,8 @@ async def load_candidates(
             complaints.c.sealed,
             complaints.c.sender_hash,
             complaints.c.received_at,
+            complaints.c.anonymous,
+            complaints.c.confidential,
             func.row_number()
             .over(partition_by=complaints.c.person_id, order_by=complaints.c.received_at.desc())
             .label("rank"),
@@ -104,7 +111,15 @@ async def load_candidates(
     for r in rows:
         tokens = open_complaint(keys, r.id, "match_tokens", r.match_tokens, r.sealed, False)
         found.setdefault(r.person_id, []).append(
-            Candidate(r.id, r.tracking_id, str(tokens or ""), r.sender_hash, r.received_at)
+            Candidate(
+                r.id,
+                r.tracking_id,
+                str(tokens or ""),
+                r.sender_hash,
+                r.received_at,
+                bool(r.anonymous),
+                bool(r.confidential),
+            )
         )
     return found
 
@@ -140,5 +155,13 @@ def decide(
         ((token_similarity(words, r.match_tokens.split()), r) for r in rows), key=lambda x: x[0]
     )
     if score >= settings.similarity_threshold:
-        return Decision(Tier.SIMILAR, best.id, best.tracking_id, score, len(rows))
+        return Decision(
+            Tier.SIMILAR,
+            best.id,
+            best.tracking_id,
+            score,
+            len(rows),
+            first_anonymous=best.anonymous,
+            first_confidential=best.confidential,
+        )
     return Decision(Tier.NEW, score=score, candidates=len(rows))

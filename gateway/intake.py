@@ -41,6 +41,7 @@ from gateway.domain import (
     ComplaintDraft,
     Event,
     ParseOutcome,
+    Privacy,
     RawInbound,
     Receipt,
     ReceiptStatus,
@@ -1025,11 +1026,19 @@ class _Placer:
             if work.given_tracking_id is not None:
                 # A replayed message joins an earlier complaint: the sender holds another ID.
                 source = {**source, contract.GIVEN_TRACKING_ID: work.given_tracking_id}
+            # The privacy the first complaint asked for holds for its new evidence too: an
+            # identity hidden, or content kept unpublished, is not lifted by a later message.
+            draft = work.complaint.draft
+            privacy = Privacy(
+                anonymous=draft.privacy.anonymous or decision.first_anonymous,
+                confidential=draft.privacy.confidential or decision.first_confidential,
+            )
             first = replace(
                 work.complaint,
                 id=decision.complaint_id,
                 tracking_id=decision.tracking_id,
                 source=source,
+                draft=replace(draft, privacy=privacy),
             )
             receipt = Receipt(
                 ReceiptStatus.DUPLICATE,

@@ -11,7 +11,14 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway import bootstrap
-from gateway.domain import Channel, ComplaintDraft, RawInbound, ReceiptStatus, Reporter
+from gateway.domain import (
+    Channel,
+    ComplaintDraft,
+    Privacy,
+    RawInbound,
+    ReceiptStatus,
+    Reporter,
+)
 from gateway.intake import Parser
 from gateway.settings import Settings
 from gateway.storage.schema import (
@@ -23,7 +30,7 @@ from gateway.storage.schema import (
     persons,
 )
 from normalizer import normalize_email, normalize_phone
-from tests.support import drain
+from tests.support import drain, opened_events
 
 pytestmark = pytest.mark.integration
 
@@ -45,6 +52,9 @@ def _parse(raw: RawInbound) -> ComplaintDraft:
             phone=normalize_phone(phone) if phone else None,
             email=normalize_email(email) if email else None,
             handles=data.get("handles", {}),
+        ),
+        privacy=Privacy(
+            anonymous=bool(data.get("anonymous")), confidential=bool(data.get("confidential"))
         ),
     )
 
@@ -372,3 +382,29 @@ async def test_a_message_waiting_on_a_merge_goes_to_the_person_that_survives(
     finally:
         for g in (seed, *replicas):
             await g.close()
+
+
+async def test_a_duplicate_never_lifts_the_privacy_of_the_complaint_it_joins(
+    gw: bootstrap.Gateway,
+) -> None:
+    # Sent anonymously and confidentially on the web, then again by SMS without the keywords:
+    # the duplicate event still hides the identity and keeps the content unpublished.
+    first = await gw.intake.accept(
+        msg(Channel.WEB, body=ROAD, nik=NIK_A, phone="0812-3456-7890", anonymous=True,
+            confidential=True),
+        PARSER,
+    )
+    later = await gw.intake.accept(msg(Channel.SMS, 60, body=ROAD_SMS, phone="+6281234567890"), PARSER)
+    assert later.status is ReceiptStatus.DUPLICATE and later.duplicate_of == first.tracking_id
+    # And the other way round: a later message may ask for more, never for less.
+    other = await gw.intake.accept(msg(Channel.WEB, 2, body=WATER, nik=NIK_B), PARSER)
+    stricter = await gw.intake.accept(
+        msg(Channel.WEB, 3, body=WATER + " Mohon segera ditangani.", nik=NIK_B, anonymous=True),
+        PARSER,
+    )
+    assert stricter.duplicate_of == other.tracking_id
+    events = [json.loads(e) for e in await opened_events(gw.engine, gw.keys)]
+    privacy = {(e["event"], e["tracking_id"]): e["privacy"] for e in events}
+    assert privacy[("duplicate", first.tracking_id)] == {"anonymous": True, "confidential": True}
+    assert privacy[("created", other.tracking_id)] == {"anonymous": False, "confidential": False}
+    assert privacy[("duplicate", other.tracking_id)] == {"anonymous": True, "confidential": False}
