@@ -47,7 +47,7 @@ from gateway.outbox import (
 )
 from gateway.reseal import dumps, reseal
 from gateway.settings import Settings, load_settings
-from gateway.sms_store import SqlReplyOutbox
+from gateway.sms_store import requeue_failed
 from gateway.storage import migrate as migrations
 from gateway.storage.database import create_engine
 
@@ -490,8 +490,7 @@ async def _sms(settings: Settings, args: argparse.Namespace) -> int:
     try:
         await bootstrap.check_migrated(gateway)
         now = gateway.clock()
-        outbox = SqlReplyOutbox(gateway.engine, gateway.keys, 0, 0, clock=gateway.clock)
-        count = await outbox.requeue_failed(args.since, args.bridge, now, args.dry_run)
+        count = await requeue_failed(gateway.engine, args.since, args.bridge, now, args.dry_run)
     finally:
         await gateway.close()
     if args.dry_run:

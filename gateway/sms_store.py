@@ -294,42 +294,6 @@ class SqlReplyOutbox:
                 .values(**values)
             )
 
-    async def requeue_failed(
-        self, since: datetime, bridge: str | None, now: datetime, dry_run: bool = False
-    ) -> int:
-        """Queue again the replies given up (status failed) that were queued at ``since`` or
-        later (of ``bridge`` only, when given): pending at once, their attempts from zero and
-        queued now, so that they get ``sms.sender_give_up_after`` of tries again (their
-        latency counts from now too); how many. A refusal the bridge called final (a wrong
-        number) fails again at its next try."""
-        where = [
-            sms_replies.c.status == ReplyStatus.FAILED.value,
-            sms_replies.c.created_at >= since,
-        ]
-        if bridge is not None:
-            where.append(sms_replies.c.bridge == bridge)
-        async with self._engine.begin() as conn:
-            if dry_run:
-                found = await conn.execute(
-                    select(func.count()).select_from(sms_replies).where(*where)
-                )
-                return int(found.scalar_one())
-            done = await conn.execute(
-                update(sms_replies)
-                .where(*where)
-                .values(
-                    status=ReplyStatus.PENDING.value,
-                    attempts=0,
-                    created_at=now,
-                    next_attempt_at=now,
-                    last_error=None,
-                    reason=None,
-                    claimed_by=None,
-                    claim_expires=None,
-                )
-            )
-            return int(done.rowcount)
-
     async def record_report(self, report: DeliveryReport) -> bool:
         """Store the report; a final state is never replaced by an intermediate one.
 
@@ -407,6 +371,41 @@ class SqlReplyOutbox:
         return OutboxCounts(by_status={r[0]: int(r[1]) for r in rows}, oldest_pending=oldest)
 
 
+async def requeue_failed(
+    engine: AsyncEngine, since: datetime, bridge: str | None, now: datetime, dry_run: bool = False
+) -> int:
+    """Queue again the replies given up (status failed) that were queued at ``since`` or
+    later (of ``bridge`` only, when given): pending at once, their attempts from zero and
+    queued now, so that they get ``sms.sender_give_up_after`` of tries again (their
+    latency counts from now too); how many. A refusal the bridge called final (a wrong
+    number) fails again at its next try."""
+    where = [
+        sms_replies.c.status == ReplyStatus.FAILED.value,
+        sms_replies.c.created_at >= since,
+    ]
+    if bridge is not None:
+        where.append(sms_replies.c.bridge == bridge)
+    async with engine.begin() as conn:
+        if dry_run:
+            found = await conn.execute(select(func.count()).select_from(sms_replies).where(*where))
+            return int(found.scalar_one())
+        done = await conn.execute(
+            update(sms_replies)
+            .where(*where)
+            .values(
+                status=ReplyStatus.PENDING.value,
+                attempts=0,
+                created_at=now,
+                next_attempt_at=now,
+                last_error=None,
+                reason=None,
+                claimed_by=None,
+                claim_expires=None,
+            )
+        )
+        return int(done.rowcount)
+
+
 class SqlFragmentBuffer:
     """:class:`channels.sms.ports.FragmentBuffer` on SQLite or PostgreSQL."""
 
@@ -478,9 +477,7 @@ class SqlFragmentBuffer:
         keys = self._keys
         sets = []
         for key, parts in groups.items():
-            metas = [
-                sealing.fragment_meta(keys, p.raw_inbound_id, p.meta, p.sealed) for p in parts
-            ]
+            metas = [sealing.fragment_meta(keys, p.raw_inbound_id, p.meta, p.sealed) for p in parts]
             sets.append(
                 FragmentSet(
                     group_key=key,

@@ -260,20 +260,11 @@ class WebChannel:
         if not decision.allowed:
             return self._too_many(request, decision)
         try:
-            if request.content_type == "multipart/form-data":
-                upload = await self._read_upload(
-                    request, frozenset({ATTACHMENT_FIELD}), keep_going=True
-                )
-            elif request.content_type == "application/x-www-form-urlencoded":
-                try:
-                    posted = await request.post()  # no files: bounded by client_max_size
-                except (ValueError, LookupError):  # not UTF-8, or an unknown charset
-                    raise UploadRejected("", BAD_FORM) from None
-                upload = Upload(fields=[(k, v) for k, v in posted.items() if isinstance(v, str)])
-            else:
-                return self._form_response(request, alert=pages.t("expired", lang), status=400)
+            upload = await self._read_form(request)
         except UploadRejected as exc:
             return self._unreadable(request, exc)
+        if upload is None:
+            return self._form_response(request, alert=pages.t("expired", lang), status=400)
         values = first_values(upload.fields)
         client_id = csrf.client_id(request.cookies.get(csrf.COOKIE))
         token = next((v for k, v in upload.fields if k == csrf.FIELD), "")
@@ -388,18 +379,20 @@ class WebChannel:
         without the citizen being told.
         """
         try:
-            fields, too_long, chosen = await self._read_switch(request)
+            upload = await self._read_form(request, store_files=False) or Upload()
         except UploadRejected as exc:
             return self._unreadable(request, exc)
+        fields = upload.fields
         client_id = csrf.client_id(request.cookies.get(csrf.COOKIE))
         token = next((v for k, v in fields if k == csrf.FIELD), "")
         valid = self._signer.check(token, client_id, self._clock().timestamp()) is not None
-        held, lost = await self._held_files(Upload(fields=fields), client_id)
-        errors = {name: pages.both("too_long") for name in too_long if name in FIELDS}
+        held, lost = await self._held_files(upload, client_id)
+        errors = {t.field_name: pages.both("too_long") for t in upload.too_long
+                  if t.field_name in FIELDS}
         if lost:
             errors[ATTACHMENT_FIELD] = pages.both("kept_lost", n=lost)
         return self._switched(
-            request, page_lang(request), first_values(fields), errors, held, valid, chosen
+            request, page_lang(request), first_values(fields), errors, held, valid, upload.unread
         )
 
     def _switched(
@@ -424,23 +417,20 @@ class WebChannel:
             reattach=reattach,
         )
 
-    async def _read_switch(
-        self, request: web.Request
-    ) -> tuple[list[tuple[str, str]], list[str], list[str]]:
-        """The text fields of a language switch's body, the names of those too long to keep,
-        and the names of the files chosen, whose bytes are read and thrown away."""
+    async def _read_form(self, request: web.Request, store_files: bool = True) -> Upload | None:
+        """The citizen form's body: multipart (its files stored, or with ``store_files`` false
+        only named: the language switch) or urlencoded; None for any other content type."""
+        if request.content_type == "multipart/form-data":
+            return await self._read_upload(
+                request, frozenset({ATTACHMENT_FIELD}), keep_going=True, store_files=store_files
+            )
         if request.content_type == "application/x-www-form-urlencoded":
             try:
                 posted = await request.post()  # no files: bounded by client_max_size
-            except (ValueError, LookupError):
+            except (ValueError, LookupError):  # not UTF-8, or an unknown charset
                 raise UploadRejected("", BAD_FORM) from None
-            return [(k, v) for k, v in posted.items() if isinstance(v, str)], [], []
-        if request.content_type != "multipart/form-data":
-            return [], [], []
-        upload = await self._read_upload(
-            request, frozenset({ATTACHMENT_FIELD}), keep_going=True, store_files=False
-        )
-        return upload.fields, [t.field_name for t in upload.too_long], upload.unread
+            return Upload(fields=[(k, v) for k, v in posted.items() if isinstance(v, str)])
+        return None
 
     async def _held_files(
         self, upload: Upload, client_id: str | None
