@@ -36,9 +36,7 @@ _PHONE = re.compile(
 # A mobile number written without its 0 or 62 (812 3456 7890): 8, an operator digit, then 7-10
 # digits; spaces or dashes only (850.000.000 is an amount), never inside a word, an id or a
 # decimal, nor after a "+" that is not a URL-encoded space after a word (+81 is Japan's code).
-_MOBILE = re.compile(
-    r"(?<![\w*.\-])(?<![^\w]\+)(?<!^\+)()8[1-35-9]\d(?:[ \-]?\d){6,9}(?![\d*])"
-)
+_MOBILE = re.compile(r"(?<![\w*.\-])(?<![^\w]\+)(?<!^\+)()8[1-35-9]\d(?:[ \-]?\d){6,9}(?![\d*])")
 
 # What a number is written with: after one of these, a format mark is inside the number.
 _IN_NUMBER = frozenset("0123456789 .-_/()+\u00a0")
@@ -46,15 +44,21 @@ _IN_NUMBER = frozenset("0123456789 .-_/()+\u00a0")
 _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
 
-# Row ids and message ids: never a NIK or a phone number, though one of all digits in its last
-# groups looks like a NIK with a dash (…-8912-345678901234).
-_UUID = re.compile(r"([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})")
+# Left as written, never a NIK or a phone number though they look like one: row and message ids
+# (UUIDs; one of all digits in its last groups looks like a NIK with a dash,
+# …-8912-345678901234), and the date, time and serial that head a Gammu inbox file's name
+# (IN20261204_135929_00_, 16 digits with underscores); the sender after them is masked.
+_KEEP = re.compile(
+    r"([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    r"|(?<![0-9A-Za-z])IN\d{8}_\d{6}_\d{2}_)"
+)
 
 
 def mask_text(text: str) -> str:
-    """``text`` with every NIK and phone number masked; ids (UUIDs) left as written."""
-    if "-" in text and _UUID.search(text):
-        pieces = _UUID.split(text)  # text, id, text, id, ..., text
+    """``text`` with every NIK and phone number masked; ids (UUIDs, Gammu file names' dates)
+    left as written."""
+    if ("-" in text or "IN" in text) and _KEEP.search(text):
+        pieces = _KEEP.split(text)  # text, id, text, id, ..., text
         return "".join(p if i % 2 else _mask(p) for i, p in enumerate(pieces))
     return _mask(text)
 

@@ -61,6 +61,19 @@ async def test_healthz_and_readyz_when_everything_is_up(
     await gw.relay._close()
 
 
+async def test_every_page_finds_its_icon(gw: bootstrap.Gateway, aiohttp_client: Client) -> None:
+    # Browsers ask for /favicon.ico on every page; a 404 was a wasted round trip for a phone.
+    client = await aiohttp_client(bootstrap.build_app(gw))
+    resp = await client.get("/favicon.ico")
+    assert resp.status == 200 and resp.content_type == "image/png"
+    assert "max-age=" in resp.headers["Cache-Control"]
+    png = await resp.read()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and png[12:16] == b"IHDR"
+    assert int.from_bytes(png[16:20], "big") == int.from_bytes(png[20:24], "big") == 16
+    metrics = await (await client.get("/metrics")).text()
+    assert 'lapor_http_responses_total{method="GET",status="200",surface="ops"}' in metrics
+
+
 async def test_readyz_and_metrics_read_only_the_pending_rows(
     gw: bootstrap.Gateway, aiohttp_client: Client
 ) -> None:

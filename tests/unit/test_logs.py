@@ -159,3 +159,15 @@ def test_json_lines_are_json_with_fields() -> None:
     assert entry["channel"] == "sms"
     assert entry["level"] == "ERROR"
     assert "ValueError" in entry["exception"]
+
+
+def test_a_gammu_file_names_date_is_kept_and_its_sender_masked() -> None:
+    # Its date, time and serial are 16 digits with underscores: a NIK to the masks, were the
+    # name's head not set apart; the sender after it is still masked.
+    for name, shown in [
+        ("IN20261204_135929_00_+6281234567890_00.txt", "IN20261204_135929_00_+6281******890"),
+        ("ids=IN20261204_135929_00_%2B6281234567890_00.txt", "IN20261204_135929_00_%2B6281***"),
+    ]:
+        assert shown in mask_text(name), mask_text(name)
+    # Only a file name's head: the same digits inside a word are masked as before.
+    assert "135929" not in mask_text("XIN20261204_135929_00_x")
