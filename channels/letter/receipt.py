@@ -10,6 +10,10 @@ symbols, a dash, five); when the letter was received, in WIB like the status pag
 of the status page ``<public_base_url>/cek?id=<ID>`` (SVG drawn by the ``qrcode`` library, no
 image library needed); and how to follow the report: the SMS ``CEK <ID>`` to the short code,
 the web status page, and what happens next (verification within 3 working days).
+
+The receipt is the citizen's, so its language is not the clerk's: it prints in Indonesian
+whatever language the staff pages are shown in, and in English when the clerk asks for it with
+the switch below it (``?receipt_lang=en``); the controls around it stay in the clerk's language.
 """
 
 from __future__ import annotations
@@ -63,6 +67,8 @@ T = {
     "print": ("Cetak tanda terima", "Print the receipt"),
     "back": ("Kembali ke daftar surat", "Back to the letters"),
     "print_hint": ("Tekan Ctrl+P untuk mencetak.", "Press Ctrl+P to print."),
+    "in_en": ("Tanda terima dalam bahasa Inggris", "Receipt in English"),
+    "in_id": ("Tanda terima dalam bahasa Indonesia", "Receipt in Indonesian"),
 }
 
 # No @page size: the printer's paper (A4, A5, a receipt roll) is used as it is. A page size
@@ -133,9 +139,12 @@ def receipt_page(
     public_base_url: str,
     short_code: str,
     notice: str | None = None,
+    receipt_lang: Lang = "id",
 ) -> str:
-    """The printable receipt; ``notice`` is for the clerk, above it, never printed."""
-    lang = ctx.lang
+    """The printable receipt, in ``receipt_lang`` (the citizen's); ``notice`` is for the clerk,
+    above it, never printed, and the controls below it are in the clerk's language."""
+    lang, ui = receipt_lang, ctx.lang
+    other = "en" if lang == "id" else "id"
     shown = tracking.display(data.tracking_id)
     url = status_url(public_base_url, data.tracking_id)
     svg = qr_svg(url).replace("<svg ", f'<svg role="img" aria-label="{_t("qr_alt", lang)}" ', 1)
@@ -147,7 +156,8 @@ def receipt_page(
     )
     notice_box = f'<div class="noprint" id="notice">{alert_box(notice)}</div>' if notice else ""
     body = (
-        f'{notice_box}<article class="receipt" id="receipt" data-draft="{escape(data.draft_id)}">'
+        f'{notice_box}<article class="receipt" id="receipt" lang="{lang}" '
+        f'data-draft="{escape(data.draft_id)}">'
         f'<h1>{_t("title", lang)}</h1>'
         f'<p>{_t("intro", lang)}</p><p>{_t("your_id", lang)}:</p>'
         f'<p class="tid" id="tracking-id">{escape(shown)}</p>'
@@ -160,8 +170,10 @@ def receipt_page(
         f'<li>{_t("follow_sms", lang, id=escape(data.tracking_id), code=escape(short_code))}</li>'
         f'<li>{_t("follow_web", lang, url=escape(public_base_url + "/cek"))}</li></ol></div>'
         f'<p>{_t("next", lang)}</p>{acks}</article>'
-        f'<p class="noprint"><button type="button" data-print hidden>{_t("print", lang)}</button> '
-        f'<span class="print-hint">{_t("print_hint", lang)}</span> · '
-        f'<a href="{PREFIX}/">{_t("back", lang)}</a></p>'
+        f'<p class="noprint"><button type="button" data-print hidden>{_t("print", ui)}</button> '
+        f'<span class="print-hint">{_t("print_hint", ui)}</span> · '
+        f'<a href="?receipt_lang={other}" hreflang="{other}" id="receipt-lang">'
+        f'{_t("in_" + other, ui)}</a> · '
+        f'<a href="{PREFIX}/">{_t("back", ui)}</a></p>'
     )
-    return page(ctx, f'{_t("title", lang)} {shown}', body, head=f"<style>{PRINT_CSS}</style>")
+    return page(ctx, f'{_t("title", ui)} {shown}', body, head=f"<style>{PRINT_CSS}</style>")

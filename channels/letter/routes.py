@@ -42,7 +42,7 @@ from channels.letter import pages, static
 from channels.letter.ack import SmsAck
 from channels.letter.drafts import Draft, DraftStatus, DraftStore, values_version
 from channels.letter.extract import LOW_CONFIDENCE
-from channels.letter.pages import PREFIX, Context, t, when
+from channels.letter.pages import PREFIX, Context, Lang, t, when
 from channels.letter.parse import (
     CONTENT_TYPE,
     FIELDS,
@@ -573,5 +573,9 @@ class LetterDesk:
             if request.query.get("not_sent") == "1"
             else None
         )
-        html = receipt_page(ctx, data, self._settings.public_base_url, self._short_code, notice)
+        # The citizen's language, not the clerk's: Indonesian unless English is asked for.
+        receipt_lang: Lang = "en" if request.query.get("receipt_lang") == "en" else "id"
+        html = receipt_page(
+            ctx, data, self._settings.public_base_url, self._short_code, notice, receipt_lang
+        )
         return self._gate.html(ctx, html)

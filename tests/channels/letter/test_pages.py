@@ -80,8 +80,19 @@ def test_receipt_has_the_tracking_id_a_qr_code_and_how_to_follow_up() -> None:
     assert "<svg" in html and 'aria-label="Kode QR halaman status"' in html
     assert "@media print" in html and "SMS +62812*****890" in html
     assert status_url("https://x.id", "G69P5CAWW") == "https://x.id/cek?id=G69P-5CAWW"
-    english = receipt_page(ctx("en"), data, "https://x.id", "1708")
+    # The citizen's receipt is Indonesian whatever the clerk's pages are shown in; its switch
+    # and buttons are in the clerk's language.
+    clerk_en = receipt_page(ctx("en"), data, "https://x.id", "1708")
+    assert "Tanda Terima Laporan" in clerk_en and "Send the SMS" not in clerk_en
+    assert '<article class="receipt" id="receipt" lang="id"' in clerk_en
+    assert '<a href="?receipt_lang=en" hreflang="en" id="receipt-lang">Receipt in English</a>' in (
+        clerk_en
+    )
+    assert "Back to the letters" in clerk_en
+    english = receipt_page(ctx(), data, "https://x.id", "1708", receipt_lang="en")
     assert "Report receipt" in english and "Send the SMS" in english
+    assert 'lang="en"' in english and "Kembali ke daftar surat" in english
+    assert ">Tanda terima dalam bahasa Indonesia</a>" in english
 
 
 def test_qr_code_svg_draws_the_modules_of_the_status_url() -> None:

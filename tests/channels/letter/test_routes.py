@@ -887,6 +887,13 @@ async def test_the_receipt_and_the_desk_show_indonesian_time(
     assert f"<dd>{wib:%d-%m-%Y %H:%M} WIB</dd>" in receipt and "UTC" not in receipt
     home = await (await client.get("/staff/")).text()
     assert f"{wib:%Y-%m-%d %H:%M} WIB" in home and "UTC" not in home
+    # A clerk working in English prints the citizen an Indonesian receipt unless asked.
+    receipt_url = f"{review}/receipt"
+    await client.get("/staff/?lang=en")
+    in_clerks_english = await (await client.get(receipt_url)).text()
+    assert "Tanda Terima Laporan" in in_clerks_english and "Receipt in English" in in_clerks_english
+    english = await (await client.get(f"{receipt_url}?receipt_lang=en")).text()
+    assert "Report receipt" in english and f"<dd>{wib:%d-%m-%Y %H:%M} WIB</dd>" in english
     async with await aiohttp_client_like(client) as other:
         login_form = await (await other.get("/staff/login")).text()
     assert re.search(r'id="username"[^>]* autofocus', login_form)  # the clerk types at once
