@@ -30,6 +30,7 @@ from gateway.http import HealthDeps, add_core_routes
 from gateway.intake import Clock, IntakeService, ParserRegistry, utcnow
 from gateway.metrics import Metrics
 from gateway.outbox import OutboxRelay, prune_every
+from gateway.ratelimit import Limit, RateLimiter
 from gateway.settings import Settings
 from gateway.sms_store import SqlFragmentBuffer, SqlReplyOutbox
 from gateway.storage import migrate
@@ -148,6 +149,12 @@ def build_app(gateway: Gateway) -> web.Application:
             keys=gateway.keys,
         ),
     )
+    # One rate limiter for the web channel and the staff logins, its rows kept for the longest
+    # of their windows.
+    letter_on = gateway.ocr is not None
+    keep = web_channel.rate_limit_keep(gateway.settings.web)
+    if letter_on:
+        keep = max(keep, gateway.settings.letter.login_address_window)
     limiter = web_channel.setup(
         app,
         gateway.intake,
@@ -156,11 +163,19 @@ def build_app(gateway: Gateway) -> web.Application:
         gateway.settings.web,
         gateway.keys,  # the per-identity rate limit hashes with the identity key
         gateway.clock,
+        RateLimiter(gateway.engine, keep, gateway.clock),
     )
     gateway.background.append(limiter.idle)  # a prune runs after the answer it follows
     sms_channel.setup(app, gateway.intake, sms_settings(gateway.settings), gateway.sms)
     if gateway.ocr is not None:  # the staff pages; the letter reader runs with the app
         sms = gateway.sms
+        letter = gateway.settings.letter
+        trusted = tuple(gateway.settings.web.trusted_proxies)
+
+        def client(request: web.Request) -> str:  # as the web form's rate limit finds it
+            forwarded = request.headers.getall("X-Forwarded-For", [])
+            return web_channel.client_address(request.remote, forwarded, trusted)
+
         reader = letter_channel.setup(
             app,
             gateway.intake,
@@ -177,6 +192,11 @@ def build_app(gateway: Gateway) -> web.Application:
                 sms.sender.wake if sms and sms.sender else None,
             ),
             gateway.letter_metrics,
+            letter_channel.AddressThrottle(
+                limiter,
+                Limit(letter.login_address_failures, letter.login_address_window),
+                client,
+            ),
         )
         gateway.background.append(reader.stop)  # before the OCR workers and the pool close
     return app

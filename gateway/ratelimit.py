@@ -141,6 +141,28 @@ class RateLimiter:
             self._writer = asyncio.create_task(self._drain(), name="rate-limit-writer")
         return await future
 
+    async def peek(self, key: str, limit: Limit) -> Decision:
+        """Whether ``key`` has already reached ``limit`` in its current window, counting
+        nothing (for limits counted only on failures); raises IntakeUnavailable when the DB
+        fails."""
+        if not limit.enabled:
+            return ALLOWED
+        key = key[:MAX_BUCKET]
+        epoch = self._clock().timestamp()
+        start = int(math.floor(epoch / limit.window) * limit.window)
+        query = select(web_rate_limits.c.hits).where(
+            web_rate_limits.c.bucket == key, web_rate_limits.c.window_start == start
+        )
+        try:
+            async with self._engine.connect() as conn:
+                hits = int((await conn.execute(query)).scalar_one_or_none() or 0)
+        except _DB_ERRORS as exc:
+            raise IntakeUnavailable(str(exc)) from exc
+        if hits < limit.requests:
+            return Decision(True, hits, limit.requests)
+        retry = max(1, math.ceil(start + limit.window - epoch))
+        return Decision(False, hits, limit.requests, retry, key.rsplit(":", 1)[0])
+
     async def idle(self) -> None:
         """Wait until nothing is being counted or pruned (tests; shutting down)."""
         while self._writer is not None and not self._writer.done():

@@ -246,6 +246,10 @@ class LetterSettings(_Section):
     # Lockout: this many wrong passwords in a row lock the account for lockout_minutes.
     lockout_threshold: int = Field(5, ge=1, le=100)
     lockout_minutes: float = Field(15.0, gt=0)
+    # Failed logins per client address: this many in login_address_window seconds refuse that
+    # address's further attempts until the window ends (0 turns it off).
+    login_address_failures: int = Field(20, ge=0)
+    login_address_window: float = Field(900.0, gt=0)
     min_password_length: int = Field(10, ge=8, le=128)
     # Public address of the gateway's citizen pages, for the receipt's QR code (/cek?id=...).
     public_base_url: str = "http://127.0.0.1:8080"

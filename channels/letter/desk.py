@@ -26,7 +26,7 @@ from channels.letter.pages import PREFIX
 from channels.letter.parse import PARSER_NAME, parse_review
 from channels.letter.reading import DocumentReader, LetterReader
 from channels.letter.routes import LetterDesk
-from channels.letter.staff import Accounts, StaffGate
+from channels.letter.staff import Accounts, AddressThrottle, StaffGate
 from gateway.crypto import Keys
 from gateway.filestore import FileStore
 from gateway.http import SCRAPE_HOOKS
@@ -37,7 +37,8 @@ REVIEW_PARSER = Parser(PARSER_NAME, parse_review)
 PARSERS = (REVIEW_PARSER,)
 
 __all__ = [
-    "PARSERS", "REVIEW_PARSER", "LetterMetrics", "LetterReader", "SmsAck", "setup", "sms_ack"
+    "PARSERS", "REVIEW_PARSER", "AddressThrottle", "LetterMetrics", "LetterReader", "SmsAck",
+    "setup", "sms_ack",
 ]
 
 
@@ -53,11 +54,13 @@ def setup(
     clock: Clock = utcnow,
     sms_ack: SmsAck | None = None,
     metrics: LetterMetrics | None = None,
+    throttle: AddressThrottle | None = None,
 ) -> LetterReader:
     """Mount the staff pages on ``app``; the reader runs while the application runs. With
-    ``metrics``, the backlog is read at every scrape of ``/metrics``."""
+    ``metrics``, the backlog is read at every scrape of ``/metrics``; with ``throttle``, failed
+    logins are limited per client address too."""
     store = StaffStore(engine, settings, clock)
-    gate = StaffGate(store, settings, clock)
+    gate = StaffGate(store, settings, clock, throttle)
     drafts = DraftStore(engine, keys, clock)  # what letters say is sealed at rest
     reader = LetterReader(drafts, files, ocr, settings, metrics=metrics)
     if metrics is not None:

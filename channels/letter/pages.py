@@ -171,6 +171,10 @@ T: Mapping[str, tuple[str, str]] = {
     "not_found": ("Tidak ditemukan.", "Not found."),
     "expired": ("Formulir kedaluwarsa atau tidak sah. Silakan ulangi.",
                 "The form expired or is not valid. Please try again."),
+    "address_locked": (
+        "Terlalu banyak percobaan masuk yang gagal dari alamat ini. Coba lagi dalam {m} menit.",
+        "Too many failed logins from this address. Try again in {m} minutes.",
+    ),
     "unavailable": ("Layanan sedang sibuk. Coba lagi beberapa saat lagi.",
                     "The service is busy. Please try again in a moment."),
     "bad_form": ("Isian formulir rusak dan tidak dapat dibaca.",

@@ -12,6 +12,15 @@ anything changes.
 A form body that cannot be read (bytes that are not in its charset, an unknown charset, broken
 multipart) is answered 400 (:func:`read_form`), never 500.
 
+Login attempts are limited twice: per account (a lockout, :mod:`channels.letter.auth`), and
+per client address (:class:`AddressThrottle`): failed logins from one address, whatever
+accounts they tried, are counted in the gateway's shared rate-limit table; once an address has
+``letter.login_address_failures`` of them in its window, its further attempts are answered 429
+with ``Retry-After`` without any password being checked. Only failures count, so the clerks of
+an office behind one address never lock it out by logging in. Attempts sent in parallel are
+checked before any of them is counted, so a burst can pass the limit by its own size; the
+per-account count, atomic, still bounds what each account sees.
+
 Cookies: ``lapor_staff`` (the session, path ``/staff``) and ``lapor_staff_login`` (the login
 form's pre-login session, path ``/staff/login``), both HttpOnly and SameSite=Strict, Secure when
 ``letter.cookie_secure`` is set. Refusals and errors map to statuses in one place
@@ -42,6 +51,7 @@ from channels.letter.auth import (
 from channels.letter.pages import PREFIX, Context, Lang, t
 from gateway.errors import IntakeUnavailable
 from gateway.intake import Clock, utcnow
+from gateway.ratelimit import Decision, Limit, RateLimiter
 from gateway.settings import LetterSettings
 
 log = logging.getLogger(__name__)
@@ -115,15 +125,42 @@ async def read_form(
         raise BadForm() from None
 
 
+class AddressThrottle:
+    """Failed logins per client address (see the module's docstring)."""
+
+    def __init__(
+        self, limiter: RateLimiter, limit: Limit, client: Callable[[web.Request], str]
+    ) -> None:
+        self._limiter = limiter
+        self._limit = limit
+        self._client = client
+
+    def _bucket(self, request: web.Request) -> str:
+        return f"staff-login:{self._client(request)}"
+
+    async def check(self, request: web.Request) -> Decision:
+        """Whether this address may still try; counts nothing."""
+        return await self._limiter.peek(self._bucket(request), self._limit)
+
+    async def failed(self, request: web.Request) -> None:
+        """Count one failed login of this address."""
+        await self._limiter.hit([(self._bucket(request), self._limit)])
+
+
 class StaffGate:
     """Sessions, CSRF, roles and the headers of every staff page."""
 
     def __init__(
-        self, store: StaffStore, settings: LetterSettings, clock: Clock = utcnow
+        self,
+        store: StaffStore,
+        settings: LetterSettings,
+        clock: Clock = utcnow,
+        throttle: AddressThrottle | None = None,
     ) -> None:
         self.store = store
         self._settings = settings
         self._clock = clock
+        self._throttle = throttle
 
     # ---- answers --------------------------------------------------------------------------
 
@@ -291,6 +328,10 @@ class StaffGate:
             resp = self.refuse(ctx, 503, t("unavailable", lang))
         return self.finish(request, resp)
 
+    async def _failed(self, request: web.Request) -> None:
+        if self._throttle is not None:
+            await self._throttle.failed(request)
+
     async def _login(self, request: web.Request, lang: Lang) -> web.StreamResponse:
         form = await read_form(request)
         username = str(form.get("username", ""))[:64]
@@ -309,10 +350,22 @@ class StaffGate:
             return await self._login_response(
                 request, lang, 403, username, t("expired", lang), nxt, fresh=True
             )
+        if self._throttle is not None:
+            decision = await self._throttle.check(request)
+            if not decision.allowed:
+                log.warning("staff login refused: too many failed logins from this address")
+                resp = await self._login_response(
+                    request, lang, 429, username,
+                    t("address_locked", lang, m=max(1, math.ceil(decision.retry_after / 60))),
+                    nxt, fresh=True,
+                )
+                resp.headers["Retry-After"] = str(decision.retry_after)
+                return resp
         try:
             staff = await self.store.authenticate(username, password)
         except AccountLocked as exc:
             log.warning("staff login refused: account locked", extra={"staff": username})
+            await self._failed(request)
             resp = await self._login_response(
                 request, lang, 429, username, pages.msg(exc.message, lang), nxt, fresh=True
             )
@@ -321,6 +374,7 @@ class StaffGate:
             return resp
         except LoginFailed as exc:
             log.info("staff login failed", extra={"staff": username})
+            await self._failed(request)
             return await self._login_response(
                 request, lang, 403, username, pages.msg(exc.message, lang), nxt, fresh=True
             )

@@ -15,7 +15,7 @@ import secrets
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from channels.web.abuse import Guard
+from channels.web.abuse import Guard, client_address
 from channels.web.form import parse_form
 from channels.web.open311 import Open311, parse_open311
 from channels.web.parse import parse_json_complaint
@@ -33,7 +33,10 @@ FORM_PARSER = Parser("web.form", parse_form)
 OPEN311_PARSER = Parser("web.open311", parse_open311)
 PARSERS = (JSON_PARSER, FORM_PARSER, OPEN311_PARSER)
 
-__all__ = ["FORM_PARSER", "JSON_PARSER", "OPEN311_PARSER", "PARSERS", "setup"]
+__all__ = [
+    "FORM_PARSER", "JSON_PARSER", "OPEN311_PARSER", "PARSERS", "client_address",
+    "rate_limit_keep", "setup",
+]
 
 
 def csrf_key(settings: WebSettings) -> bytes:
@@ -47,6 +50,11 @@ def csrf_key(settings: WebSettings) -> bytes:
     return secrets.token_bytes(32)
 
 
+def rate_limit_keep(settings: WebSettings) -> float:
+    """Seconds the web channel's rate-limit rows must be kept: its longest window."""
+    return max(settings.rate_limit_window, settings.rate_limit_identity_window)
+
+
 def setup(
     app: web.Application,
     intake: IntakeService,
@@ -55,15 +63,18 @@ def setup(
     settings: WebSettings,
     keys: Keys,
     clock: Clock = utcnow,
+    limiter: RateLimiter | None = None,
 ) -> RateLimiter:
     """Mount the web channel's routes on ``app``; ``keys`` hash the identities it rate-limits.
 
+    ``limiter`` is the gateway's rate limiter when other parts count in it too (its rows must
+    then be kept for the longest of everyone's windows); without one, the channel makes its own.
     Returns the rate limiter: it prunes old rows after answering a request, so whoever closes
     ``engine`` first awaits its :meth:`~gateway.ratelimit.RateLimiter.idle` (the app's cleanup
     does; so does :meth:`gateway.bootstrap.Gateway.close`, whichever runs first).
     """
-    keep = max(settings.rate_limit_window, settings.rate_limit_identity_window)
-    limiter = RateLimiter(engine, keep, clock)
+    if limiter is None:
+        limiter = RateLimiter(engine, rate_limit_keep(settings), clock)
     guard = Guard(limiter, settings, keys)
 
     async def settle(_app: web.Application) -> None:

@@ -11,6 +11,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta, timezone
 from functools import cache
+from ipaddress import ip_network
 from typing import Any
 
 import pytest
@@ -213,6 +214,48 @@ async def test_wrong_passwords_lock_the_account(
     assert done.status == 200
     client.session.cookie_jar.clear()
     await login(client, "budi")
+
+
+async def test_failed_logins_from_one_address_stop_that_address_not_the_office(
+    letter_settings: Settings, aiohttp_client: Client, staff: StaffStore
+) -> None:
+    # A guesser tries one password on each account: no account reaches its lockout (3), but
+    # the address's failures (4 here) stop it. Clerks behind another address log in still, and
+    # successful logins never count.
+    settings = with_section(
+        with_section(letter_settings, "letter", login_address_failures=4),
+        "web", csrf_key=SecretStr("k"), trusted_proxies=(ip_network("127.0.0.1/32"),),
+    )
+    gateway = bootstrap.build(settings)
+    try:
+        client = await aiohttp_client(bootstrap.build_app(gateway))
+        guesser = {"X-Forwarded-For": "203.0.113.9"}
+
+        async def attempt(user: str, password: str, headers: dict[str, str]) -> Any:
+            form = await client.get("/staff/login", headers=headers)
+            token = csrf_token(await form.text())
+            return await client.post(
+                "/staff/login", data={"csrf": token, "username": user, "password": password},
+                headers=headers, allow_redirects=False,
+            )
+
+        office = {"X-Forwarded-For": "198.51.100.20"}
+        for _ in range(5):  # the office's morning: logins that succeed are not counted
+            assert (await attempt("budi", PASSWORD, office)).status == 303
+            client.session.cookie_jar.clear()
+        for user in ("ani", "budi", "citra", "nobody"):
+            assert (await attempt(user, "tebakan-salah", guesser)).status == 403
+        refused = await attempt("ani", PASSWORD, guesser)  # even the right one: not checked
+        text = await refused.text()
+        assert refused.status == 429 and "Terlalu banyak percobaan masuk yang gagal" in text
+        assert 0 < int(refused.headers["Retry-After"]) <= 900
+        assert (await client.get("/staff/", allow_redirects=False)).status == 303
+        accounts = {a.username: a for a in await staff.accounts()}
+        assert all(a.locked_until is None for a in accounts.values())
+        assert accounts["ani"].failed_logins == 1  # the refused attempt reached no account
+        assert (await attempt("citra", PASSWORD, office)).status == 303
+    finally:
+        await gateway.close()
 
 
 async def test_a_login_forms_token_is_good_for_one_attempt(
