@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 import aio_pika
 import asyncpg
 
+from gateway.bootstrap import loop_factory
+
 AMQP = "amqp://guest:guest@127.0.0.1:5672/"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def run(main: Coroutine[Any, Any, None]) -> None:
+    """Run a benchmark on the event loop the gateway runs on (``http.event_loop``, uvloop by
+    default): the gateway and its baseline share the loop, so the ratio compares like with
+    like. ``BENCH_EVENT_LOOP=asyncio`` runs it on Python's own loop."""
+    loop = loop_factory(os.environ.get("BENCH_EVENT_LOOP", "uvloop"))
+    with asyncio.Runner(loop_factory=loop) as runner:
+        runner.run(main)
+    print(f"\n(event loop: {os.environ.get('BENCH_EVENT_LOOP', 'uvloop')})")
 
 
 def broker_names() -> dict[str, str]:

@@ -16,7 +16,6 @@ alone (``gateway.dedup.decide``). ``EXPLAIN`` of the candidate query is printed 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import random
 import statistics
 import sys
@@ -33,7 +32,7 @@ import asyncpg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import create_pg, drop_pg, random_keys
+from bench.common import create_pg, drop_pg, random_keys, run
 from gateway import bootstrap
 from gateway.crypto import Keys, load_keys
 from gateway.dedup import decide, load_candidates
@@ -368,4 +367,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(main())

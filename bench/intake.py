@@ -51,6 +51,7 @@ from bench.common import (
     cpu_snapshot,
     database,
     random_keys,
+    run,
 )
 from gateway import bootstrap, sealing
 from gateway.domain import Channel, ComplaintDraft, RawInbound, Reporter
@@ -371,4 +372,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(main())

@@ -46,6 +46,7 @@ from bench.common import (
     database,
     random_keys,
 )
+from bench.common import run as run_bench
 from gateway import bootstrap
 from gateway.settings import load_settings
 from gateway.storage import migrate
@@ -297,4 +298,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_bench(main())

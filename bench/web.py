@@ -40,6 +40,7 @@ from bench.common import (
     cpu_snapshot,
     database,
     random_keys,
+    run,
 )
 from gateway import bootstrap
 from gateway.settings import load_settings
@@ -196,4 +197,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(main())

@@ -84,6 +84,19 @@ class Gateway:
         await self.engine.dispose()
 
 
+def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    """What makes the event loop ``http.event_loop`` names: uvloop's, or Python's own (also
+    when uvloop is not installed, as on Windows, with a warning)."""
+    if name == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            log.warning("http.event_loop = uvloop, but uvloop is not installed: using asyncio's")
+        else:
+            return uvloop.new_event_loop
+    return asyncio.new_event_loop
+
+
 def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
     """Build the parts; nothing connects until first use."""
     engine = create_engine(settings.database)
@@ -332,7 +345,14 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
             runner, settings.http.host, settings.http.port, backlog=2048, reuse_address=True
         )
         await site.start()
-        log.info("listening", extra={"host": settings.http.host, "port": settings.http.port})
+        log.info(
+            "listening",
+            extra={
+                "host": settings.http.host,
+                "port": settings.http.port,
+                "event_loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
+            },
+        )
         relay_task = (
             asyncio.create_task(gateway.relay.run(stop), name="outbox-relay")
             if gateway.relay

@@ -16,6 +16,7 @@ import json
 import logging
 import re
 import sys
+import traceback
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -209,7 +210,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "sms": _sms,
     }
     try:
-        return asyncio.run(commands[args.command](settings, args))
+        loop = bootstrap.loop_factory(settings.http.event_loop)
+        with asyncio.Runner(loop_factory=loop) as runner:
+            return runner.run(commands[args.command](settings, args))
     except ConfigError as exc:  # the keys, read as the command starts
         print(f"lapor-gateway: {exc}", file=sys.stderr)
         return 2
@@ -238,13 +241,20 @@ def _missing_sqlite_file(settings: Settings) -> Path | None:
 
 
 def _whose(settings: Settings, exc: OSError) -> str:
-    """``database <url>: `` when the error is a failed connection to the database's address
-    (asyncpg raises it bare: only the port would say which service it was), else nothing."""
+    """``database <url>: `` when the error is a failed connection to the database (asyncpg
+    raises it bare), else nothing."""
     url = make_url(settings.database.effective_url())
     if url.get_backend_name() != "postgresql" or not url.host:
         return ""
-    # The address as resolved ('::1', 5432, 0, 0) or ('172.18.0.2', 5432): the port says it.
-    if not re.search(rf"\('[^']*', {url.port or 5432}[,)]", str(exc)):
+    # asyncio's message names the address as resolved ('::1', 5432, 0, 0) or ('172.18.0.2',
+    # 5432), the port saying which service; uvloop's names none ("Connection refused"), so the
+    # driver's own frames in the traceback say it.
+    by_address = re.search(rf"\('[^']*', {url.port or 5432}[,)]", str(exc))
+    by_driver = any(
+        "/asyncpg/" in frame.f_code.co_filename.replace("\\", "/")
+        for frame, _ in traceback.walk_tb(exc.__traceback__)
+    )
+    if not (by_address or by_driver):
         return ""
     return f"database {settings.masked()['database']['url']}: "
 

@@ -62,6 +62,8 @@ class HttpSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     client_max_size: int = Field(10 * 1024 * 1024, gt=0)
+    # The event loop every command runs on: uvloop (libuv), or Python's own asyncio loop.
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
 
 
 class DatabaseSettings(_Section):

@@ -284,6 +284,8 @@ async def test_compose_up_runs_migrate_then_two_replicas(stack: Stack) -> None:
             code = await asyncio.to_thread(process.wait, grace)
             assert code == 0, stack.log(name)[-2000:]
             assert '"stopping"' in stack.log(name)
+            # As deployed, on the default event loop (uvloop): what the image installs.
+            assert '"event_loop": "uvloop"' in stack.log(name)
     finally:
         for process in processes.values():
             if process.poll() is None:

@@ -36,6 +36,21 @@ def test_invalid_value_names_the_key() -> None:
         load_settings(CONFIG, environ={"LAPOR_HTTP__PORT": "seventy"})
     with pytest.raises(ConfigError, match=r"database\.url"):
         load_settings(CONFIG, environ={"LAPOR_DATABASE__URL": "mysql://x"})
+    with pytest.raises(ConfigError, match=r"http\.event_loop"):
+        load_settings(CONFIG, environ={"LAPOR_HTTP__EVENT_LOOP": "trio"})
+
+
+def test_the_event_loop_is_uvloop_unless_asyncio_is_asked_for() -> None:
+    import asyncio
+
+    from gateway.bootstrap import loop_factory
+
+    async def which() -> str:
+        return type(asyncio.get_running_loop()).__module__.split(".")[0]
+
+    for name in ("uvloop", "asyncio"):
+        with asyncio.Runner(loop_factory=loop_factory(name)) as runner:
+            assert runner.run(which()) == name
 
 
 def test_published_events_are_kept_90_days_and_a_negative_time_is_refused() -> None:
