@@ -6,7 +6,8 @@
   stored events do not open with this process's data key. A broker outage is reported
   but does not by itself take the replica out of the load balancer: intake still commits to the
   outbox, which is what the outbox is for. When the outage lasts, the lag check fails.
-- ``/metrics``: Prometheus text format; outbox depth and age are read from the database.
+- ``/metrics``: Prometheus text format; outbox depth and age are read from the database. With
+  ``http.metrics_token`` set, only for ``Authorization: Bearer <token>`` (401 otherwise).
 - ``/files/{sha256}``: stored files for the routing core, behind a bearer token.
 - ``/favicon.ico``: the small icon every browser asks for on every page (a red square with a
   white "!"), cached for a week, so that no page costs a citizen's phone a 404 round trip and
@@ -303,10 +304,21 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response(body, status=200 if ready else 503)
 
 
+def _bearer_ok(request: web.Request, token: str) -> bool:
+    """True when the request carries ``Authorization: Bearer <token>`` (compared in constant
+    time, as bytes: a header that is not UTF-8 is a wrong token, not an error)."""
+    given = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
+    return hmac.compare_digest(given, f"Bearer {token}".encode())
+
+
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus exposition, with outbox depth and age (and the channels' backlogs, by their
-    :data:`SCRAPE_HOOKS`) read fresh from the database."""
+    :data:`SCRAPE_HOOKS`) read fresh from the database; behind ``http.metrics_token`` when one
+    is set (401 without it, before the database is read)."""
     deps = request.app[DEPS]
+    token = deps.settings.http.metrics_token
+    if token is not None and not _bearer_ok(request, token.get_secret_value()):
+        raise web.HTTPUnauthorized(headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
     try:
         async with asyncio.timeout(CHECK_TIMEOUT):
             status = await outbox_status(deps.engine)
@@ -337,10 +349,7 @@ async def files(request: web.Request) -> web.StreamResponse:
     streamed: the file is read, decrypted and cleaned a chunk at a time, never whole."""
     deps = request.app[DEPS]
     token = deps.settings.storage.fetch_token
-    # As bytes, as received: a header that is not UTF-8 is a wrong token, not an error.
-    given = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
-    expected = f"Bearer {token.get_secret_value()}" if token else None
-    if expected is None or not hmac.compare_digest(given, expected.encode()):
+    if token is None or not _bearer_ok(request, token.get_secret_value()):
         raise web.HTTPNotFound()
     headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
     return await send_stored(request, deps.files, request.match_info["sha256"], headers)

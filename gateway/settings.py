@@ -46,6 +46,7 @@ SECRET_KEYS = {
     ("database", "password"),
     ("broker", "password"),
     ("storage", "fetch_token"),
+    ("http", "metrics_token"),
     ("security", "identity_key"),
     ("security", "data_key"),
     ("security", "previous_data_keys"),
@@ -64,6 +65,8 @@ class HttpSettings(_Section):
     client_max_size: int = Field(10 * 1024 * 1024, gt=0)
     # The event loop every command runs on: uvloop (libuv), or Python's own asyncio loop.
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    # When set, /metrics answers only "Authorization: Bearer <metrics_token>" (a secret).
+    metrics_token: SecretStr | None = None
 
 
 class DatabaseSettings(_Section):

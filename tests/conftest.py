@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from gateway.bootstrap import loop_factory
 from gateway.settings import Settings, load_settings
 from gateway.storage import migrate
 from gateway.storage.database import create_engine
@@ -35,6 +36,12 @@ TABLES = (
     "complaints",
     "raw_inbound",
 )
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
+    """Every async test runs on the event loop the gateway runs on in production
+    (``http.event_loop``'s default, uvloop)."""
+    return {"uvloop": loop_factory("uvloop")}
 
 
 @pytest.fixture(scope="session")

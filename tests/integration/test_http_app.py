@@ -74,6 +74,27 @@ async def test_every_page_finds_its_icon(gw: bootstrap.Gateway, aiohttp_client: 
     assert 'lapor_http_responses_total{method="GET",status="200",surface="ops"}' in metrics
 
 
+async def test_metrics_behind_a_token_when_one_is_set(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    # The scrape reads the database: with http.metrics_token only Prometheus may cause it;
+    # load balancers still probe /readyz and /healthz without it.
+    gateway = bootstrap.build(with_section(settings, "http", metrics_token=SecretStr("m3trics")))
+    try:
+        client = await aiohttp_client(bootstrap.build_app(gateway))
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "m3trics"}):
+            resp = await client.get("/metrics", headers=headers)
+            assert resp.status == 401 and resp.headers["WWW-Authenticate"].startswith("Bearer")
+            assert "lapor_" not in await resp.text()
+        ok = await client.get("/metrics", headers={"Authorization": "Bearer m3trics"})
+        assert ok.status == 200 and "lapor_outbox_depth" in await ok.text()
+        assert (await client.get("/healthz")).status == 200
+        assert (await client.get("/readyz")).status in (200, 503)  # answered, not refused
+        assert (await client.get("/readyz")).status != 401
+    finally:
+        await gateway.close()
+
+
 async def test_readyz_and_metrics_read_only_the_pending_rows(
     gw: bootstrap.Gateway, aiohttp_client: Client
 ) -> None:

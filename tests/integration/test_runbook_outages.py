@@ -109,7 +109,8 @@ async def test_broker_outage_as_the_operator_sees_it(
         status, body = await readyz(client)
         assert status == 200, body
         assert body["checks"]["broker"]["ok"] is False
-        assert "Connect call failed" in body["checks"]["broker"]["error"]
+        # What the runbook tells the operator to look for (uvloop's words).
+        assert "Connection refused" in body["checks"]["broker"]["error"]
         assert body["checks"]["outbox"]["pending"] == 1
         assert value(await scrape(client), "lapor_outbox_depth", channel="web") == 1
 

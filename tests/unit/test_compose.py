@@ -420,8 +420,8 @@ def test_secrets_appear_only_as_required_variables(raw: dict[str, Any]) -> None:
                 checked += 1
             elif "://" in value:
                 assert urlsplit(value).password is None, f"{name}: {key} has a password"
-    # 14 secrets x 2 replicas + migrate's database password + postgres + rabbitmq.
-    assert checked == 31
+    # 15 secrets x 2 replicas + migrate's database password + postgres + rabbitmq.
+    assert checked == 33
 
 
 def test_missing_secret_stops_compose(raw: dict[str, Any], dummy_env: dict[str, str]) -> None:

@@ -143,3 +143,10 @@ def test_lists_and_tables_come_as_json() -> None:
         load_settings(CONFIG, environ={"LAPOR_SMS__REGIONS": "{jabar"})
     with pytest.raises(ConfigError, match=r"LAPOR_WEB__TRUSTED_PROXIES: not valid JSON"):
         load_settings(CONFIG, environ={"LAPOR_WEB__TRUSTED_PROXIES": "10.0.0.0/8"})
+
+
+async def test_the_tests_run_on_the_production_event_loop() -> None:
+    import asyncio
+
+    # tests/conftest.py: what the suite proves, it proves on the loop the gateway runs on.
+    assert type(asyncio.get_running_loop()).__module__.split(".")[0] == "uvloop"
