@@ -23,7 +23,7 @@ from channels import sms as sms_channel
 from channels import web as web_channel
 from channels.letter import desk as letter_channel
 from channels.letter.ocr import OcrPool
-from gateway import filegc
+from gateway import filegc, periodic, sms_store
 from gateway.crypto import Keys, fingerprint, load_keys
 from gateway.filestore import FileStore
 from gateway.http import HealthDeps, add_core_routes
@@ -329,6 +329,19 @@ async def check_engine_migrated(engine: AsyncEngine) -> None:
         )
 
 
+async def _prune_sms(gateway: Gateway, stop: asyncio.Event) -> None:
+    sms = gateway.settings.sms
+    replies, fragments = await sms_store.prune(
+        gateway.engine, sms.keep_replies, sms.keep_fragments, gateway.clock(), stop=stop
+    )
+    log.info(
+        "pruned %d SMS replies and %d joined fragments",
+        replies,
+        fragments,
+        extra={"keep_replies": sms.keep_replies, "keep_fragments": sms.keep_fragments},
+    )
+
+
 async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Run the HTTP server and the outbox relay until SIGINT/SIGTERM or ``stop``."""
     gateway = build(settings)
@@ -398,6 +411,21 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
             if box.prune_interval > 0 and box.keep_published > 0
             else None
         )
+        # The SMS channel's replies and joined fragments, on the same schedule.
+        sms_prune_task = (
+            asyncio.create_task(
+                periodic.run_every(
+                    box.prune_interval,
+                    stop,
+                    lambda: _prune_sms(gateway, stop),
+                    what="sms prune",
+                    runs=gateway.metrics.prune_runs,
+                ),
+                name="sms-prune",
+            )
+            if gateway.sms is not None and box.prune_interval > 0
+            else None
+        )
         await stop.wait()
         log.info("stopping")
         if gc_task is not None:
@@ -407,7 +435,8 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
             gc_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await gc_task
-        for task in (relay_task, sms_task, prune_task):  # a prune stops between two batches
+        # A prune stops between two batches.
+        for task in (relay_task, sms_task, prune_task, sms_prune_task):
             if task is not None:
                 await task
         await runner.cleanup()

@@ -48,6 +48,7 @@ from gateway.outbox import (
 )
 from gateway.reseal import dumps, reseal
 from gateway.settings import Settings, load_settings
+from gateway.sms_store import prune as prune_sms
 from gateway.sms_store import requeue_failed
 from gateway.storage import migrate as migrations
 from gateway.storage.database import create_engine
@@ -134,6 +135,13 @@ def _parser() -> argparse.ArgumentParser:
     rq.add_argument("--bridge", choices=[b.value for b in Bridge], default=None,
                     help="only this bridge's replies")
     rq.add_argument("--dry-run", action="store_true", help="change nothing, count them")
+    sp = smsub.add_parser(
+        "prune",
+        help="delete replies older than sms.keep_replies that are no longer pending, and parts"
+        " of long messages joined more than sms.keep_fragments ago (serve does it every"
+        " outbox.prune_interval)",
+    )
+    sp.add_argument("--dry-run", action="store_true", help="delete nothing, count them")
     k = sub.add_parser("keys", help="the data key: seal again under the current one")
     ksub = k.add_subparsers(dest="action", required=True)
     ksub.add_parser(
@@ -500,6 +508,14 @@ async def _sms(settings: Settings, args: argparse.Namespace) -> int:
     try:
         await bootstrap.check_migrated(gateway)
         now = gateway.clock()
+        if args.action == "prune":
+            sms = settings.sms
+            replies, fragments = await prune_sms(
+                gateway.engine, sms.keep_replies, sms.keep_fragments, now, args.dry_run
+            )
+            done = "would delete" if args.dry_run else "deleted"
+            print(f"{done} {replies} replies and {fragments} joined parts of long messages")
+            return 0
         count = await requeue_failed(gateway.engine, args.since, args.bridge, now, args.dry_run)
     finally:
         await gateway.close()

@@ -219,6 +219,10 @@ class SmsSettingsSection(_Section):
     sender_backoff_initial: float = Field(2.0, gt=0)
     sender_backoff_max: float = Field(300.0, gt=0)
     send_timeout: float = Field(10.0, gt=0)
+    # Retention (seconds; 0 keeps for ever): replies no longer pending, from when they were
+    # queued; the parts of long messages, from when they were joined.
+    keep_replies: float = Field(90 * 86400.0, ge=0)
+    keep_fragments: float = Field(7 * 86400.0, ge=0)
 
     @field_validator("callback_url", "kannel_sendsms_url", "jasmin_send_url", "android_send_url")
     @classmethod

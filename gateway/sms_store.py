@@ -18,12 +18,13 @@ Tables of migration 0004 (``gateway/storage/schema.py``):
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -404,6 +405,77 @@ async def requeue_failed(
             )
         )
         return int(done.rowcount)
+
+
+PRUNE_BATCH = 1000
+
+
+async def prune(
+    engine: AsyncEngine,
+    keep_replies: float,
+    keep_fragments: float,
+    now: datetime,
+    dry_run: bool = False,
+    batch: int = PRUNE_BATCH,
+    stop: asyncio.Event | None = None,
+) -> tuple[int, int]:
+    """Delete the replies queued more than ``keep_replies`` seconds before ``now`` that are no
+    longer pending, and the fragments joined more than ``keep_fragments`` seconds before it
+    (0: keep); how many of each (``dry_run``: counted, not deleted). Each table is walked in id
+    order, ``batch`` rows per short transaction, until a window holds only rows made after the
+    cutoff (ids follow insertion); ``stop`` ends it between two batches."""
+    replies = fragments = 0
+    if keep_replies > 0:
+        cutoff = now - timedelta(seconds=keep_replies)
+        replies = await _prune_walk(
+            engine, sms_replies, sms_replies.c.created_at, cutoff,
+            and_(
+                sms_replies.c.status != ReplyStatus.PENDING.value,
+                sms_replies.c.created_at < cutoff,
+            ),
+            dry_run, batch, stop,
+        )
+    if keep_fragments > 0:
+        cutoff = now - timedelta(seconds=keep_fragments)
+        fragments = await _prune_walk(
+            engine, sms_fragments, sms_fragments.c.created_at, cutoff,
+            and_(sms_fragments.c.closed_at.is_not(None), sms_fragments.c.closed_at < cutoff),
+            dry_run, batch, stop,
+        )
+    return replies, fragments
+
+
+async def _prune_walk(
+    engine: AsyncEngine,
+    table: Table,
+    made_at: Any,
+    cutoff: datetime,
+    old: Any,
+    dry_run: bool,
+    batch: int,
+    stop: asyncio.Event | None,
+) -> int:
+    removed = 0
+    after: int | None = None
+    while stop is None or not stop.is_set():
+        span = [] if after is None else [table.c.id > after]
+        window = select(table.c.id, made_at).where(*span).order_by(table.c.id).limit(batch)
+        async with engine.begin() as conn:
+            rows = (await conn.execute(window)).all()
+            if not rows:
+                break
+            first, after = int(rows[0][0]), int(rows[-1][0])
+            in_window = [table.c.id >= first, table.c.id <= after, old]
+            if dry_run:
+                found = await conn.execute(
+                    select(func.count()).select_from(table).where(*in_window)
+                )
+                removed += int(found.scalar_one())
+            else:
+                removed += int((await conn.execute(delete(table).where(*in_window))).rowcount)
+        if all(row[1] >= cutoff for row in rows):
+            break
+    return removed
 
 
 class SqlFragmentBuffer:

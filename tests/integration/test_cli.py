@@ -26,7 +26,7 @@ from gateway.domain import Channel, ComplaintDraft, RawInbound
 from gateway.errors import ParseError
 from gateway.intake import Parser
 from gateway.settings import Settings, load_settings
-from gateway.storage.schema import outbox
+from gateway.storage.schema import outbox, sms_replies
 from tests.conftest import TEST_KEYS
 from tests.support import delete_topology, drain
 
@@ -229,6 +229,37 @@ def test_outbox_prune_dry_run_counts_then_prunes(
     assert asyncio.run(left()) == 4
 
 
+def test_sms_prune_counts_then_deletes_old_replies(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in TEST_KEYS.items():
+        monkeypatch.setenv(f"LAPOR_SECURITY__{key.upper()}", value)
+    assert main(["migrate"]) == 0
+    old = datetime.now(UTC) - timedelta(days=100)
+
+    async def seed() -> None:
+        gw = bootstrap.build(load_settings())
+        try:
+            async with gw.engine.begin() as conn:
+                await conn.execute(sms_replies.insert(), [
+                    {"raw_inbound_id": str(uuid.uuid4()), "bridge": "kannel", "recipient": "x",
+                     "kind": "receipt", "body": "b", "status": status, "created_at": old,
+                     "next_attempt_at": old}
+                    for status in ("sent", "failed", "pending")
+                ])
+        finally:
+            await gw.close()
+
+    asyncio.run(seed())
+    capsys.readouterr()
+    assert main(["sms", "prune", "--dry-run"]) == 0
+    assert "would delete 2 replies and 0 joined parts" in capsys.readouterr().out
+    assert main(["sms", "prune"]) == 0
+    assert "deleted 2 replies" in capsys.readouterr().out
+    assert main(["sms", "prune"]) == 0
+    assert "deleted 0 replies" in capsys.readouterr().out
+
+
 def test_keys_reseal_after_a_rotation_then_nothing_left(
     env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -398,6 +429,7 @@ _READERS = [
     ["dedup", "show", "G69P5CAWW"],
     ["staff", "list"],
     ["staff", "create", "--username", "ani", "--role", "supervisor"],
+    ["sms", "prune", "--dry-run"],
 ]
 
 

@@ -141,3 +141,57 @@ async def test_a_reply_another_replica_wrote_first_is_answered_with_that_replica
     finally:
         await engine.dispose()
         await their_engine.dispose()
+
+
+async def test_old_replies_and_joined_fragments_are_pruned_nothing_pending_or_open(
+    settings: Settings,
+) -> None:
+    # Nothing else deleted them: both tables grew with every SMS for ever.
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import func, insert, update
+
+    from gateway.sms_store import prune
+    from gateway.storage.schema import sms_fragments
+
+    engine = create_engine(settings.database)
+    outbox = SqlReplyOutbox(engine, KEYS, flood_max_replies=0, flood_window=3600)
+    now = datetime.now(UTC)
+    old, recent = now - timedelta(days=91), now - timedelta(days=89)
+    try:
+        ids = [(await outbox.enqueue(_reply(n))).reply_id for n in range(5)]
+        ages = [  # (status, created_at): the old ones no longer pending go
+            ("sent", old), ("failed", old), ("pending", old), ("sent", recent), ("suppressed", old),
+        ]
+        async with engine.begin() as conn:
+            for reply_id, (status, at) in zip(ids, ages, strict=True):
+                await conn.execute(
+                    update(sms_replies).where(sms_replies.c.id == reply_id)
+                    .values(status=status, created_at=at)
+                )
+            for n, (created, closed) in enumerate([
+                (now - timedelta(days=9), now - timedelta(days=8)),  # joined 8 days ago: goes
+                (now - timedelta(days=9), None),  # still open (the timeout closes it): stays
+                (now - timedelta(days=3), now - timedelta(days=3)),  # joined 3 days ago: stays
+            ]):
+                await conn.execute(insert(sms_fragments).values(
+                    raw_inbound_id=str(uuid.uuid4()), bridge="kannel", group_key=f"g{n}",
+                    reference=n, total=2, sequence=1, text="x", meta={}, sealed=False,
+                    received_at=created, created_at=created, closed_at=closed,
+                ))
+        keep = (90 * 86400.0, 7 * 86400.0)
+        assert await prune(engine, *keep, now, dry_run=True, batch=2) == (3, 1)
+        assert await prune(engine, *keep, now, batch=2) == (3, 1)
+        assert await prune(engine, *keep, now, batch=2) == (0, 0)
+        async with engine.connect() as conn:
+            left = {
+                (r.status, r.created_at == recent)
+                for r in await conn.execute(select(sms_replies.c.status, sms_replies.c.created_at))
+            }
+            fragments = (
+                await conn.execute(select(func.count()).select_from(sms_fragments))
+            ).scalar_one()
+        assert left == {("pending", False), ("sent", True)} and fragments == 2
+        assert await prune(engine, 0, 0, now + timedelta(days=999)) == (0, 0)  # 0 keeps
+    finally:
+        await engine.dispose()
