@@ -209,6 +209,7 @@ def build_app(gateway: Gateway) -> web.Application:
                 limiter,
                 Limit(letter.login_address_failures, letter.login_address_window),
                 client,
+                Limit(letter.login_address_forms, letter.login_address_window),
             ),
         )
         gateway.background.append(reader.stop)  # before the OCR workers and the pool close

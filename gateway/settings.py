@@ -259,6 +259,8 @@ class LetterSettings(_Section):
     # address's further attempts until the window ends (0 turns it off).
     login_address_failures: int = Field(20, ge=0)
     login_address_window: float = Field(900.0, gt=0)
+    # New login forms (each stores a pre-login session) per address in that window (0: off).
+    login_address_forms: int = Field(100, ge=0)
     min_password_length: int = Field(10, ge=8, le=128)
     # Public address of the gateway's citizen pages, for the receipt's QR code (/cek?id=...).
     public_base_url: str = "http://127.0.0.1:8080"

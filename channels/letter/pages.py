@@ -171,6 +171,10 @@ T: Mapping[str, tuple[str, str]] = {
     "not_found": ("Tidak ditemukan.", "Not found."),
     "expired": ("Formulir kedaluwarsa atau tidak sah. Silakan ulangi.",
                 "The form expired or is not valid. Please try again."),
+    "forms_busy": (
+        "Terlalu banyak permintaan halaman masuk dari alamat ini. Coba lagi dalam {m} menit.",
+        "Too many login pages asked for from this address. Try again in {m} minutes.",
+    ),
     "address_locked": (
         "Terlalu banyak percobaan masuk yang gagal dari alamat ini. Coba lagi dalam {m} menit.",
         "Too many failed logins from this address. Try again in {m} minutes.",

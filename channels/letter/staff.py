@@ -16,7 +16,10 @@ Login attempts are limited twice: per account (a lockout, :mod:`channels.letter.
 per client address (:class:`AddressThrottle`): failed logins from one address, whatever
 accounts they tried, are counted in the gateway's shared rate-limit table; once an address has
 ``letter.login_address_failures`` of them in its window, its further attempts are answered 429
-with ``Retry-After`` without any password being checked. Only failures count, so the clerks of
+with ``Retry-After`` without any password being checked. A new login form stores a
+pre-login session: ``letter.login_address_forms`` of them per address in that window, then 429
+too, with nothing stored (a client asking for the form again and again without its cookie filled
+the table). Only failures count, so the clerks of
 an office behind one address never lock it out by logging in. Attempts sent in parallel are
 checked before any of them is counted, so a burst can pass the limit by its own size; the
 per-account count, atomic, still bounds what each account sees.
@@ -125,15 +128,23 @@ async def read_form(
         raise BadForm() from None
 
 
+NO_LIMIT = Limit(0, 1.0)
+
+
 class AddressThrottle:
-    """Failed logins per client address (see the module's docstring)."""
+    """Failed logins, and new login forms, per client address (see the module's docstring)."""
 
     def __init__(
-        self, limiter: RateLimiter, limit: Limit, client: Callable[[web.Request], str]
+        self,
+        limiter: RateLimiter,
+        limit: Limit,
+        client: Callable[[web.Request], str],
+        forms: Limit = NO_LIMIT,
     ) -> None:
         self._limiter = limiter
         self._limit = limit
         self._client = client
+        self._forms = forms
 
     def _bucket(self, request: web.Request) -> str:
         return f"staff-login:{self._client(request)}"
@@ -145,6 +156,12 @@ class AddressThrottle:
     async def failed(self, request: web.Request) -> None:
         """Count one failed login of this address."""
         await self._limiter.hit([(self._bucket(request), self._limit)])
+
+    async def new_form(self, request: web.Request) -> Decision:
+        """Count one new login form (a pre-login session stored) for this address."""
+        return await self._limiter.hit(
+            [(f"staff-login-form:{self._client(request)}", self._forms)]
+        )
 
 
 class StaffGate:
@@ -304,6 +321,15 @@ class StaffGate:
         pre = None if fresh else await self.store.session(request.cookies.get(LOGIN_COOKIE))
         token = None
         if pre is None or pre.staff is not None:
+            if self._throttle is not None:
+                decision = await self._throttle.new_form(request)
+                if not decision.allowed:  # no row stored for a flood of forms
+                    log.warning("staff login form refused: too many from this address")
+                    minutes = max(1, math.ceil(decision.retry_after / 60))
+                    ctx = Context(lang, None, "", request.path)
+                    resp = self.refuse(ctx, 429, t("forms_busy", lang, m=minutes))
+                    resp.headers["Retry-After"] = str(decision.retry_after)
+                    return resp
             token, pre = await self.store.new_session(None)
         ctx = Context(lang, None, pre.csrf_token, request.path)
         target = nxt if nxt is not None else request.query.get("next", "")

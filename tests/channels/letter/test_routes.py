@@ -26,7 +26,7 @@ from channels.letter.ocr import count_pages
 from channels.letter.staff import HEADERS
 from gateway import bootstrap, tracking
 from gateway.settings import Settings
-from gateway.storage.schema import letter_drafts
+from gateway.storage.schema import letter_drafts, staff_sessions
 from tests.channels.letter import damaged
 from tests.channels.letter.conftest import PASSWORD, add_staff, csrf_token, login
 from tests.channels.letter.letterset import LetterSample, generate
@@ -254,6 +254,40 @@ async def test_failed_logins_from_one_address_stop_that_address_not_the_office(
         assert all(a.locked_until is None for a in accounts.values())
         assert accounts["ani"].failed_logins == 1  # the refused attempt reached no account
         assert (await attempt("citra", PASSWORD, office)).status == 303
+    finally:
+        await gateway.close()
+
+
+async def test_login_forms_asked_for_again_and_again_stop_being_stored(
+    letter_settings: Settings, aiohttp_client: Client
+) -> None:
+    # Each form given without a valid pre-login cookie stores a session for an hour: a client
+    # asking without its cookie filled the table at its own rate.
+    settings = with_section(
+        with_section(letter_settings, "letter", login_address_forms=3),
+        "web", csrf_key=SecretStr("k"),
+    )
+    gateway = bootstrap.build(settings)
+    try:
+        client = await aiohttp_client(bootstrap.build_app(gateway))
+
+        async def sessions() -> int:
+            async with gateway.engine.connect() as conn:
+                return int((await conn.execute(
+                    select(func.count()).select_from(staff_sessions)
+                )).scalar_one())
+
+        for _ in range(3):
+            client.session.cookie_jar.clear()
+            assert (await client.get("/staff/login")).status == 200
+        for _ in range(3):  # a browser keeping its cookie reuses its session: not counted
+            assert (await client.get("/staff/login")).status == 200
+        assert await sessions() == 3
+        client.session.cookie_jar.clear()
+        refused = await client.get("/staff/login")
+        assert refused.status == 429 and 0 < int(refused.headers["Retry-After"]) <= 900
+        assert "Terlalu banyak permintaan halaman masuk" in await refused.text()
+        assert await sessions() == 3  # nothing stored for it
     finally:
         await gateway.close()
 
