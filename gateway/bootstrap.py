@@ -164,9 +164,8 @@ def build_app(gateway: Gateway) -> web.Application:
     )
     # One rate limiter for the web channel and the staff logins, its rows kept for the longest
     # of their windows.
-    letter_on = gateway.ocr is not None
     keep = web_channel.rate_limit_keep(gateway.settings.web)
-    if letter_on:
+    if gateway.ocr is not None:  # the staff pages: their logins count in it too
         keep = max(keep, gateway.settings.letter.login_address_window)
     limiter = web_channel.setup(
         app,

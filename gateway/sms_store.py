@@ -43,6 +43,7 @@ from gateway import sealing
 from gateway.crypto import Keys
 from gateway.grouping import GroupCommit
 from gateway.intake import Clock, utcnow
+from gateway.outbox import prune_cutoff
 from gateway.storage.schema import UTCDateTime, sms_fragments, sms_replies
 
 # The halves of a split surrogate pair, per part in its meta (the rest of the meta is the set's).
@@ -425,8 +426,8 @@ async def prune(
     order, ``batch`` rows per short transaction, until a window holds only rows made after the
     cutoff (ids follow insertion); ``stop`` ends it between two batches."""
     replies = fragments = 0
-    if keep_replies > 0:
-        cutoff = now - timedelta(seconds=keep_replies)
+    cutoff = prune_cutoff(keep_replies, now)
+    if cutoff is not None:
         replies = await _prune_walk(
             engine, sms_replies, sms_replies.c.created_at, cutoff,
             and_(
@@ -435,8 +436,8 @@ async def prune(
             ),
             dry_run, batch, stop,
         )
-    if keep_fragments > 0:
-        cutoff = now - timedelta(seconds=keep_fragments)
+    cutoff = prune_cutoff(keep_fragments, now)
+    if cutoff is not None:
         fragments = await _prune_walk(
             engine, sms_fragments, sms_fragments.c.created_at, cutoff,
             and_(sms_fragments.c.closed_at.is_not(None), sms_fragments.c.closed_at < cutoff),

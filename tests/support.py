@@ -10,6 +10,7 @@ import json
 import os
 import socket
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
@@ -292,3 +293,16 @@ async def opened_events(engine: AsyncEngine, keys: Keys) -> list[str]:
             )
         )
     return [sealing.open_event(keys, r.message_id, r.body, r.sealed) for r in rows]
+
+
+def kannel_mo(text: str, sender: str = "+6281234500001") -> dict[str, str]:
+    """An MO as Kannel smsbox's get-url sends it (the SMS channel's README), with a new id."""
+    return {
+        "p": sender,
+        "P": "1708",
+        "b": text,
+        "c": "0",
+        "C": "utf-8",
+        "I": f"mo-{uuid.uuid4().hex[:12]}",
+        "i": "telkomsel",
+    }

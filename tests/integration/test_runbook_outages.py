@@ -23,7 +23,7 @@ from gateway import bootstrap
 from gateway.settings import Settings
 from gateway.storage import migrate
 from gateway.storage.database import create_engine
-from tests.support import TcpProxy, pg_admin, wait_until, with_section
+from tests.support import TcpProxy, kannel_mo, pg_admin, wait_until, with_section
 
 pytestmark = pytest.mark.integration
 
@@ -38,18 +38,6 @@ def complaint(n: int) -> dict[str, Any]:
         "reporter": {"name": "Siti"},
     }
 
-
-def kannel_mo(text: str) -> dict[str, str]:
-    """An MO as Kannel smsbox's get-url sends it (the channel's README)."""
-    return {
-        "p": "+6281234500001",
-        "P": "1708",
-        "b": text,
-        "c": "0",
-        "C": "utf-8",
-        "I": f"mo-{uuid.uuid4().hex[:12]}",
-        "i": "telkomsel",
-    }
 
 
 async def scrape(client: TestClient[Any, Any]) -> dict[tuple[str, frozenset[Any]], float]:

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from gateway import bootstrap, cli
 from gateway.settings import Settings
 from gateway.storage.schema import sms_replies
-from tests.support import FixedClock, free_port, serving_app, with_section
+from tests.support import FixedClock, free_port, kannel_mo, serving_app, with_section
 
 pytestmark = pytest.mark.integration
 
@@ -54,17 +54,6 @@ class Sendsms:
 def sendsms() -> Sendsms:
     return Sendsms()
 
-
-def kannel_mo(text: str) -> dict[str, str]:
-    return {
-        "p": "+6281234500002",
-        "P": "1708",
-        "b": text,
-        "c": "0",
-        "C": "utf-8",
-        "I": f"mo-{uuid.uuid4().hex[:12]}",
-        "i": "telkomsel",
-    }
 
 
 def with_sendsms(settings: Settings, sendsms: Sendsms, **sms: Any) -> Settings:
