@@ -133,10 +133,33 @@ class TextFormatter(logging.Formatter):
         return mask_text(line)
 
 
+# Library lines our own code reports better, by (logger, message format): the level they are
+# written at instead. aiormq logs every refused connection at ERROR, the relay's retries too,
+# while the relay's own warning ("outbox relay failed, retrying in …s", reason
+# broker-unreachable) already names the error and the back-off; a night of broker outage would
+# otherwise page whoever watches ERROR lines once per retry.
+_DEMOTED = {
+    ("aiormq.connection", "error when creating transport: %r"): logging.DEBUG,
+}
+
+
+class LibraryNoise(logging.Filter):
+    """Writes the lines of :data:`_DEMOTED` at their lower level, and only when the root
+    logger's level lets that level through."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        level = _DEMOTED.get((record.name, record.msg))
+        if level is None or record.levelno <= level:
+            return True
+        record.levelno, record.levelname = level, logging.getLevelName(level)
+        return logging.getLogger().isEnabledFor(level)
+
+
 def configure(level: str = "INFO", fmt: str = "json") -> None:
     """Send every log line to stderr through the masking formatter."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(LibraryNoise())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

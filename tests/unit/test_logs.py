@@ -171,3 +171,37 @@ def test_a_gammu_file_names_date_is_kept_and_its_sender_masked() -> None:
         assert shown in mask_text(name), mask_text(name)
     # Only a file name's head: the same digits inside a word are masked as before.
     assert "135929" not in mask_text("XIN20261204_135929_00_x")
+
+
+@pytest.fixture
+def root_logging():
+    """Whatever a test's configure() sets up, put back afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:], root.level = handlers, level
+
+
+@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
+async def test_a_refused_broker_connection_is_not_an_error_line(
+    level: str, capsys: pytest.CaptureFixture[str], root_logging: None
+) -> None:
+    # aiormq logs every refused connection at ERROR; the relay's own warning reports it with its
+    # back-off, so the library's line is written at DEBUG, and only when DEBUG is on.
+    import aio_pika
+
+    from gateway.logs import configure
+    from tests.support import free_port
+
+    configure(level, "json")
+    with pytest.raises(OSError):
+        await aio_pika.connect(f"amqp://guest:guest@127.0.0.1:{free_port()}/", timeout=5)
+    logging.getLogger("aiormq.connection").error("Unexpected frame %r", "x")
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    transport = [e for e in lines if e["message"].startswith("error when creating transport")]
+    if level == "INFO":
+        assert transport == []
+    else:
+        assert [e["level"] for e in transport] == ["DEBUG"]
+    # Other library errors keep their level.
+    assert [e["level"] for e in lines if e["message"].startswith("Unexpected frame")] == ["ERROR"]
