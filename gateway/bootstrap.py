@@ -33,6 +33,7 @@ from gateway.outbox import OutboxRelay, prune_every
 from gateway.ratelimit import Limit, RateLimiter
 from gateway.settings import Settings
 from gateway.sms_store import SqlFragmentBuffer, SqlReplyOutbox
+from gateway.status_feed import StatusConsumer
 from gateway.storage import migrate
 from gateway.storage.database import create_engine
 
@@ -57,6 +58,8 @@ class Gateway:
     # The letter channel's OCR worker processes (they start with the first page read).
     ocr: OcrPool | None = None
     letter_metrics: letter_channel.LetterMetrics | None = None
+    # The routing core's status changes, consumed by every replica (status_feed.enabled).
+    status_feed: StatusConsumer | None = None
     # What each application of build_app runs with the engine besides its requests (the rate
     # limiter's writes after an answer, the letter readers): settled before the pool closes.
     background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -141,9 +144,14 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
     letter = settings.letter
     ocr = OcrPool(letter.ocr_workers, letter.ocr_language) if letter.enabled else None
     letter_metrics = letter_channel.LetterMetrics(metrics.registry) if letter.enabled else None
+    status_feed = (
+        StatusConsumer(engine, settings.broker, settings.status_feed, metrics, clock)
+        if settings.status_feed.enabled
+        else None
+    )
     return Gateway(
         settings, engine, files, metrics, intake, parsers, relay, clock, keys, sms, ocr,
-        letter_metrics=letter_metrics,
+        letter_metrics=letter_metrics, status_feed=status_feed,
     )
 
 
@@ -343,7 +351,8 @@ async def _prune_sms(gateway: Gateway, stop: asyncio.Event) -> None:
 
 
 async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    """Run the HTTP server and the outbox relay until SIGINT/SIGTERM or ``stop``."""
+    """Run the HTTP server, the outbox relay and the status feed until SIGINT/SIGTERM or
+    ``stop``."""
     gateway = build(settings)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -369,6 +378,11 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         relay_task = (
             asyncio.create_task(gateway.relay.run(stop), name="outbox-relay")
             if gateway.relay
+            else None
+        )
+        status_task = (
+            asyncio.create_task(gateway.status_feed.run(stop), name="status-feed")
+            if gateway.status_feed
             else None
         )
         # Replies to SMS senders (and fragment sets that waited too long).
@@ -436,7 +450,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await gc_task
         # A prune stops between two batches.
-        for task in (relay_task, sms_task, prune_task, sms_prune_task):
+        for task in (relay_task, status_task, sms_task, prune_task, sms_prune_task):
             if task is not None:
                 await task
         await runner.cleanup()

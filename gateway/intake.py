@@ -140,6 +140,10 @@ class TrackingStatus:
     status: str
     received_at: datetime
     kind: str | None
+    # When the routing core last changed the status (None: as received), and the agency
+    # handling it, when the routing core or the citizen named one (gateway.status_feed).
+    updated_at: datetime | None = None
+    agency: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +191,22 @@ def _settle(p: _Pending, receipt: Receipt | None = None, exc: BaseException | No
 # Errors that mean "the database did not take it": the sender must retry.
 _UNAVAILABLE = (SQLAlchemyError, OSError, TimeoutError, ConnectionError)
 _WRITE_ATTEMPTS = 5
+
+
+# What a status query shows of a complaint.
+_SHOWN = (
+    complaints.c.status,
+    complaints.c.kind,
+    complaints.c.status_changed_at,
+    complaints.c.agency,
+)
+
+
+def _tracking_status(tid: str, row: Any, received_at: datetime) -> TrackingStatus:
+    # No complaint (a quarantined message): received, waiting for an operator.
+    return TrackingStatus(
+        tid, row.status or "received", received_at, row.kind, row.status_changed_at, row.agency
+    )
 
 
 class IntakeService:
@@ -745,16 +765,16 @@ class IntakeService:
         async with self._engine.connect() as conn:
             row = (
                 await conn.execute(
-                    select(complaints.c.status, complaints.c.received_at, complaints.c.kind).where(
+                    select(*_SHOWN, complaints.c.received_at).where(
                         complaints.c.tracking_id == tid
                     )
                 )
             ).first()
             if row is not None:
-                return TrackingStatus(tid, row.status, row.received_at, row.kind)
+                return _tracking_status(tid, row, row.received_at)
             raw = (
                 await conn.execute(
-                    select(raw_inbound.c.received_at, complaints.c.status, complaints.c.kind)
+                    select(raw_inbound.c.received_at, *_SHOWN)
                     .select_from(
                         raw_inbound.outerjoin(
                             complaints, complaints.c.id == raw_inbound.c.complaint_id
@@ -768,7 +788,7 @@ class IntakeService:
             return None
         # A quarantined message: received, waiting for an operator; once replayed into an
         # earlier complaint (a duplicate), that complaint's status under the ID the sender holds.
-        return TrackingStatus(tid, raw.status or "received", raw.received_at, raw.kind)
+        return _tracking_status(tid, raw, raw.received_at)
 
     async def dedup_history(self, tracking_id: str) -> list[dict[str, Any]]:
         """Every dedup decision that created or joined the complaint with this tracking ID."""

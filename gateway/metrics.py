@@ -116,3 +116,16 @@ class Metrics:
         self.gc_freed = Counter(
             "lapor_files_gc_freed_bytes", "Bytes the garbage collection freed.", registry=r
         )
+        self.status_changes = Counter(
+            "lapor_status_changes",
+            "Status messages from the routing core, by outcome: applied, stale (older than the"
+            " complaint's status; kept, not shown), duplicate (a redelivery), refused (invalid or"
+            " of an unknown complaint: dead-lettered).",
+            ["outcome"],
+            registry=r,
+        )
+        self.status_feed_connected = Gauge(
+            "lapor_status_feed_connected",
+            "1 while this process consumes the routing core's status queue.",
+            registry=r,
+        )

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.storage.schema import complaints, raw_inbound
 
 # Complaint statuses after which a request counts as closed (Open311 "closed").
-CLOSED_STATUSES = ("closed", "selesai", "archived", "rejected")
+CLOSED_STATUSES = ("closed", "selesai", "resolved", "archived", "rejected")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +49,7 @@ def _select() -> Select[Any]:
         complaints.c.status,
         complaints.c.received_at,
         complaints.c.created_at,
+        complaints.c.status_changed_at,
         complaints.c.title,
         complaints.c.confidential,
         complaints.c.location,
@@ -63,7 +64,7 @@ def _public(row: Any) -> PublicRequest:
         kind=row.kind,
         status=row.status,
         received_at=row.received_at,
-        updated_at=row.created_at,
+        updated_at=row.status_changed_at or row.created_at,
         title=None if row.confidential else row.title,
         address=None if row.confidential else location.get("text"),
         # A confidential complaint's place is as telling as its address: neither is shown.

@@ -139,6 +139,17 @@ class OutboxSettings(_Section):
     prune_interval: float = Field(86400.0, ge=0)
 
 
+class StatusFeedSettings(_Section):
+    enabled: bool = True
+    exchange: str = Field("lapor.status", min_length=1)
+    queue: str = Field("lapor.gateway.status", min_length=1)
+    dead_letter_exchange: str = Field("lapor.status.dlx", min_length=1)
+    dead_letter_queue: str = Field("lapor.gateway.status.dead", min_length=1)
+    prefetch: int = Field(50, ge=1, le=10000)
+    backoff_initial: float = Field(0.5, gt=0)
+    backoff_max: float = Field(30.0, gt=0)
+
+
 class SecuritySettings(_Section):
     # Both keys: 32 random bytes, base64 (``python -c "import os,base64;
     # print(base64.b64encode(os.urandom(32)).decode())"``). Secrets: environment only.
@@ -280,6 +291,7 @@ class Settings(_Section):
     storage: StorageSettings = StorageSettings()
     broker: BrokerSettings = BrokerSettings()
     outbox: OutboxSettings = OutboxSettings()
+    status_feed: StatusFeedSettings = StatusFeedSettings()
     security: SecuritySettings = SecuritySettings()
     dedup: DedupSettings = DedupSettings()
     logging: LoggingSettings = LoggingSettings()

@@ -15,7 +15,7 @@ from gateway.bootstrap import loop_factory
 from gateway.settings import Settings, load_settings
 from gateway.storage import migrate
 from gateway.storage.database import create_engine
-from tests.support import delete_topology, pg_admin
+from tests.support import delete_topology, pg_admin, status_names
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "gateway.toml"
 TEST_KEYS = {
@@ -31,6 +31,7 @@ TABLES = (
     "identities",
     "persons",
     "quarantine",
+    "complaint_status_events",
     "outbox_set_aside",
     "outbox",
     "complaints",
@@ -95,6 +96,7 @@ async def settings(
         "storage": {"file_store": str(tmp_path / "files"), "inline_body_limit": 1024},
         "broker": dict(broker_names),
         "outbox": {"poll_interval": 0.05, "backoff_initial": 0.1, "backoff_max": 0.5},
+        "status_feed": {**status_names(broker_names), "backoff_initial": 0.1, "backoff_max": 0.5},
         "security": TEST_KEYS,
     }
     s = load_settings(CONFIG, environ={}, overrides=overrides)
@@ -106,6 +108,7 @@ async def settings(
     await engine.dispose()
     yield s
     await delete_topology(broker_names)
+    await delete_topology(status_names(broker_names))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

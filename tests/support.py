@@ -157,10 +157,13 @@ def validate_event(body: dict[str, Any]) -> None:
     VALIDATOR.validate(body)
 
 
-async def drain(queue_name: str, expected: int, timeout: float = 15.0) -> list[aio_pika.abc.AbstractIncomingMessage]:
+async def drain(
+    queue_name: str, expected: int, timeout: float = 15.0, *, complaint_events: bool = True
+) -> list[aio_pika.abc.AbstractIncomingMessage]:
     """Read ``expected`` messages from a queue (then make sure no extra one follows).
 
-    Every body read is validated against the contract's JSON Schema.
+    Every body read is validated against the contract's JSON Schema of complaint events,
+    unless ``complaint_events`` is false (another queue's messages).
     """
     connection = await aio_pika.connect(AMQP_URL)
     messages: list[aio_pika.abc.AbstractIncomingMessage] = []
@@ -180,9 +183,20 @@ async def drain(queue_name: str, expected: int, timeout: float = 15.0) -> list[a
             messages.append(extra)
     finally:
         await connection.close()
-    for msg in messages:
+    for msg in messages if complaint_events else ():
         validate_event(json.loads(msg.body))
     return messages
+
+
+def status_names(broker_names: dict[str, str]) -> dict[str, str]:
+    """The status feed's exchange and queues beside a test's own broker names."""
+    tag = broker_names["exchange"].removesuffix(".lapor.intake")
+    return {
+        "exchange": f"{tag}.lapor.status",
+        "queue": f"{tag}.gateway.status",
+        "dead_letter_exchange": f"{tag}.status.dlx",
+        "dead_letter_queue": f"{tag}.gateway.status.dead",
+    }
 
 
 async def delete_topology(names: dict[str, str]) -> None:

@@ -238,6 +238,16 @@ def document() -> dict[str, Any]:
             "status": {"type": "string"},
             "received_at": {"type": "string", "format": "date-time"},
             "kind": {"type": ["string", "null"]},
+            "updated_at": {
+                "type": ["string", "null"],
+                "format": "date-time",
+                "description": "When the routing core last changed the status; null while it is"
+                " as received.",
+            },
+            "agency": {
+                "type": ["string", "null"],
+                "description": "The agency handling the complaint, when one is named.",
+            },
         },
     }
     problem = {

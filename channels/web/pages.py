@@ -85,7 +85,8 @@ T: Mapping[str, tuple[str, str]] = {
     "status": ("Status", "Status"),
     "received_at": ("Diterima", "Received"),
     "kind": ("Klasifikasi", "Classification"),
-    "st_received": ("Diterima, menunggu verifikasi", "Received, waiting for verification"),
+    "updated_at": ("Diperbarui", "Updated"),
+    "agency": ("Instansi", "Agency"),
     "new_report": ("Buat laporan baru", "Make another report"),
     "check_link": ("Cek status laporan", "Check a report's status"),
     "switch": ("English", "Bahasa Indonesia"),
@@ -341,6 +342,29 @@ def receipt_page(lang: Lang, tracking_display: str) -> str:
     return page(t("receipt_title", lang), body, lang, "/" if lang == "en" else "/?lang=en")
 
 
+# The routing core's statuses (contract/complaint-status.v1.schema.json) as the status page
+# says them; another word is shown as it came.
+STATUS_LABELS: dict[str, tuple[str, str]] = {
+    "received": ("Diterima, menunggu verifikasi", "Received, waiting for verification"),
+    "verified": ("Terverifikasi", "Verified"),
+    "forwarded": ("Diteruskan ke instansi", "Forwarded to the agency"),
+    "in_progress": ("Sedang ditindaklanjuti", "Being followed up"),
+    "resolved": ("Selesai", "Resolved"),
+    "selesai": ("Selesai", "Resolved"),
+    "closed": ("Ditutup", "Closed"),
+    "archived": ("Diarsipkan", "Archived"),
+    "rejected": ("Ditolak", "Rejected"),
+}
+
+
+def status_label(status: str, lang: Lang) -> str:
+    """A status as the status page shows it."""
+    label = STATUS_LABELS.get(status)
+    if label is None:
+        return status
+    return label[0] if lang == "id" else label[1]
+
+
 def check_page(
     lang: Lang,
     typed: str = "",
@@ -359,7 +383,12 @@ def check_page(
             f'<dl id="result"><dt>{t("check_label", lang)}</dt><dd>{escape(result["id"])}</dd>'
             f'<dt>{t("status", lang)}</dt><dd id="status">{escape(result["status"])}</dd>'
             f'<dt>{t("received_at", lang)}</dt><dd>{escape(result["received_at"])}</dd>'
-            f'<dt>{t("kind", lang)}</dt><dd>{escape(result["kind"])}</dd></dl>'
+            + "".join(
+                f'<dt>{t(key, lang)}</dt><dd id="{key}">{escape(result[key])}</dd>'
+                for key in ("updated_at", "agency")
+                if key in result
+            )
+            + f'<dt>{t("kind", lang)}</dt><dd>{escape(result["kind"])}</dd></dl>'
         )
     lang_field = '<input type="hidden" name="lang" value="en">' if lang == "en" else ""
     body = (

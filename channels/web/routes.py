@@ -460,14 +460,17 @@ class WebChannel:
         if found is None:
             html = pages.check_page(lang, typed, not_found=True)
             return web.Response(text=html, content_type="text/html", status=404)
-        status = pages.t("st_received", lang) if found.status == "received" else found.status
         kind = pages.t(pages.KIND_LABEL.get(found.kind or "", "pengaduan"), lang)
         result = {
             "id": tracking.display(found.tracking_id),
-            "status": status,
+            "status": pages.status_label(found.status, lang),
             "received_at": found.received_at.astimezone(WIB).strftime("%d-%m-%Y %H:%M WIB"),
             "kind": kind if found.kind else "-",
         }
+        if found.updated_at is not None:
+            result["updated_at"] = found.updated_at.astimezone(WIB).strftime("%d-%m-%Y %H:%M WIB")
+        if found.agency:
+            result["agency"] = found.agency
         return web.Response(text=pages.check_page(lang, typed, result), content_type="text/html")
 
     # ---- the JSON API ---------------------------------------------------------------------
@@ -491,6 +494,8 @@ class WebChannel:
                 "status": found.status,
                 "received_at": rfc3339(found.received_at),
                 "kind": found.kind,
+                "updated_at": rfc3339(found.updated_at) if found.updated_at else None,
+                "agency": found.agency,
             }
         )
 

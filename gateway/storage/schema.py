@@ -128,6 +128,9 @@ complaints = Table(
     Column("person_id", String(36), nullable=True),
     Column("sender_hash", String(64), nullable=True),
     Column("match_tokens", Text, nullable=False, server_default=text("''")),
+    # Migration 0011: when the routing core last changed ``status`` (its ``changed_at``); NULL
+    # while the complaint is as the gateway received it. Set by gateway.status_feed.
+    Column("status_changed_at", UTCDateTime(), nullable=True),
     # Migration 0006: body, match_tokens and a confidential complaint's title sealed under the
     # data key (gateway.sealing).
     Column("sealed", Boolean, nullable=False, server_default=false()),
@@ -190,6 +193,24 @@ outbox_set_aside = Table(
     Column("queued_at", UTCDateTime(), nullable=True),
     Column("set_aside_at", UTCDateTime(), nullable=False),
     Column("reason", Text, nullable=True),
+)
+
+# Migration 0011: every status change the routing core sent (gateway.status_feed), applied or
+# not: ``message_id`` is its AMQP message_id (a redelivery finds it and changes nothing);
+# ``applied`` is false for one older than the complaint's current status (several consumers
+# take messages in no set order; the newest ``changed_at`` wins).
+complaint_status_events = Table(
+    "complaint_status_events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("message_id", String(80), nullable=False, unique=True),
+    Column("complaint_id", String(36), nullable=False),
+    Column("status", String(24), nullable=False),
+    Column("agency", String(255), nullable=True),
+    Column("changed_at", UTCDateTime(), nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False),
+    Column("applied", Boolean, nullable=False),
+    Index("ix_complaint_status_events_complaint_id", "complaint_id", "changed_at"),
 )
 
 quarantine = Table(

@@ -111,7 +111,7 @@ async def test_0010_creates_outbox_set_aside_and_downgrades_only_when_it_is_empt
     try:
         await migrate.upgrade(engine, "0009")
         assert "outbox_set_aside" not in await tables()
-        await migrate.upgrade(engine)
+        await migrate.upgrade(engine, "0010")
         assert await migrate.current_revision(engine) == "0010"
         now = datetime.now(UTC)
         async with engine.begin() as conn:

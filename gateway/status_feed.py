@@ -1,0 +1,344 @@
+"""Status changes from the routing core: consumed from RabbitMQ, kept, shown to the citizen.
+
+The routing core publishes one message per status change on the exchange ``lapor.status``
+(``contract/complaint-status.v1.schema.json``, ``contract/asyncapi.yaml``). Every replica consumes
+the same quorum queue. Each message is applied in one transaction:
+
+- its AMQP ``message_id`` goes into ``complaint_status_events`` (unique): a redelivery finds it
+  and changes nothing (outcome ``duplicate``);
+- the complaint's ``status``, ``status_changed_at`` and (when given) ``agency`` change only when
+  its ``changed_at`` is later than the one shown: consumers take messages in no set order, and
+  the newest change wins (an older one is kept, ``applied`` false: outcome ``stale``);
+- a body that is not a valid status change, or one naming a complaint this database does not
+  hold (or with another tracking ID), is rejected without requeueing: the broker dead-letters it
+  to ``status_feed.dead_letter_queue``. Kept, never dropped.
+
+The message is acknowledged after the commit. When the database fails, the consumer stops
+taking messages (the unacknowledged ones go back to the queue as the connection closes, not
+rejected, so no delivery limit counts them), backs off and checks the database before it
+consumes again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import re
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, ExchangeType
+from sqlalchemy import insert, or_, select, text, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway import periodic
+from gateway.intake import Clock, utcnow
+from gateway.metrics import Metrics
+from gateway.settings import BrokerSettings, StatusFeedSettings
+from gateway.storage.schema import complaint_status_events, complaints
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = "1.0"
+ROUTING_KEY_PATTERN = "status.#"
+FIELDS = frozenset(
+    {"schema_version", "complaint_id", "tracking_id", "status", "changed_at", "agency"}
+)
+REQUIRED = FIELDS - {"agency"}
+MAX_MESSAGE_ID = 80  # complaint_status_events.message_id
+MAX_AGENCY = 255
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_TRACKING = re.compile(r"^[2-9ABCDEFGHJKMNPQRSTVWXYZ]{9}$")
+_STATUS = re.compile(r"^[a-z][a-z_]{1,23}$")
+_RFC3339 = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$"
+)
+_UNAVAILABLE = (SQLAlchemyError, OSError, TimeoutError, ConnectionError)
+
+
+class Refused(ValueError):
+    """Not a status change this gateway can apply: dead-lettered, with this reason logged."""
+
+
+class Outcome(StrEnum):
+    APPLIED = "applied"
+    STALE = "stale"
+    DUPLICATE = "duplicate"
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """One status message, checked."""
+
+    key: str  # the AMQP message_id (or a hash of the body when the publisher set none)
+    complaint_id: str
+    tracking_id: str
+    status: str
+    changed_at: datetime
+    agency: str | None
+
+
+def parse(body: bytes, message_id: str | None) -> StatusChange:
+    """The status change a message carries (pure). Raises :class:`Refused` naming what is wrong,
+    for exactly the bodies the schema refuses (tests/unit/test_status_feed.py checks both)."""
+    try:
+        data: Any = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise Refused(f"body is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise Refused("body is not a JSON object")
+    if unknown := sorted(set(data) - FIELDS):
+        raise Refused(f"unknown fields: {', '.join(unknown)[:200]}")
+    if missing := sorted(REQUIRED - set(data)):
+        raise Refused(f"missing fields: {', '.join(missing)}")
+    if data["schema_version"] != SCHEMA_VERSION:
+        raise Refused(f"schema_version is not {SCHEMA_VERSION}")
+    complaint_id, tracking_id, status = data["complaint_id"], data["tracking_id"], data["status"]
+    if not (isinstance(complaint_id, str) and _UUID.match(complaint_id)):
+        raise Refused("complaint_id is not a UUID")
+    if not (isinstance(tracking_id, str) and _TRACKING.match(tracking_id)):
+        raise Refused("tracking_id is not a tracking ID")
+    if not (isinstance(status, str) and _STATUS.match(status)):
+        raise Refused("status is not a word of a-z and _, 2-24 characters")
+    agency = data.get("agency")
+    if agency is not None and not (isinstance(agency, str) and len(agency) <= MAX_AGENCY):
+        raise Refused(f"agency is not text of at most {MAX_AGENCY} characters")
+    return StatusChange(
+        key=_key(body, message_id),
+        complaint_id=complaint_id.lower(),
+        tracking_id=tracking_id,
+        status=status,
+        changed_at=_instant(data["changed_at"]),
+        agency=agency or None,
+    )
+
+
+def _instant(value: Any) -> datetime:
+    if not (isinstance(value, str) and _RFC3339.match(value)):
+        raise Refused("changed_at is not an RFC 3339 time with its offset")
+    try:
+        return datetime.fromisoformat(value).astimezone(UTC)
+    except ValueError as exc:
+        raise Refused("changed_at is not an RFC 3339 time with its offset") from exc
+
+
+def _key(body: bytes, message_id: str | None) -> str:
+    if message_id and len(message_id) <= MAX_MESSAGE_ID:
+        return message_id
+    # No id (the contract asks for one), or one too long to keep: the same bytes are the same
+    # message.
+    source = message_id.encode() if message_id else body
+    return "sha256:" + hashlib.sha256(source).hexdigest()
+
+
+async def apply(engine: AsyncEngine, change: StatusChange, now: datetime) -> Outcome:
+    """Keep the change and, when it is the newest, show it: one transaction."""
+    try:
+        async with engine.begin() as conn:
+            found = (
+                await conn.execute(
+                    select(complaints.c.tracking_id).where(complaints.c.id == change.complaint_id)
+                )
+            ).first()
+            if found is None:
+                raise Refused("no complaint with this complaint_id")
+            if found.tracking_id != change.tracking_id:
+                raise Refused("tracking_id is not the complaint's")
+            shown = {"status": change.status, "status_changed_at": change.changed_at}
+            if change.agency is not None:
+                shown["agency"] = change.agency
+            # The condition is evaluated on the row as committed (PostgreSQL re-reads it after
+            # waiting for a concurrent update's lock): of two changes at once, the newer wins.
+            newest = await conn.execute(
+                update(complaints)
+                .where(
+                    complaints.c.id == change.complaint_id,
+                    or_(
+                        complaints.c.status_changed_at.is_(None),
+                        complaints.c.status_changed_at < change.changed_at,
+                    ),
+                )
+                .values(**shown)
+            )
+            applied = newest.rowcount == 1
+            await conn.execute(
+                insert(complaint_status_events).values(
+                    message_id=change.key,
+                    complaint_id=change.complaint_id,
+                    status=change.status,
+                    agency=change.agency,
+                    changed_at=change.changed_at,
+                    received_at=now,
+                    applied=applied,
+                )
+            )
+    except IntegrityError:
+        return Outcome.DUPLICATE  # seen before: the transaction, update included, rolled back
+    return Outcome.APPLIED if applied else Outcome.STALE
+
+
+async def declare_topology(channel: AbstractChannel, settings: StatusFeedSettings) -> AbstractQueue:
+    """The routing core's status exchange, the gateway's queue on it and its dead letters."""
+    exchange = await channel.declare_exchange(settings.exchange, ExchangeType.TOPIC, durable=True)
+    dlx = await channel.declare_exchange(
+        settings.dead_letter_exchange, ExchangeType.FANOUT, durable=True
+    )
+    dead = await channel.declare_queue(
+        settings.dead_letter_queue, durable=True, arguments={"x-queue-type": "quorum"}
+    )
+    await dead.bind(dlx)
+    queue = await channel.declare_queue(
+        settings.queue,
+        durable=True,
+        arguments={
+            "x-queue-type": "quorum",
+            "x-dead-letter-exchange": settings.dead_letter_exchange,
+        },
+    )
+    await queue.bind(exchange, routing_key=ROUTING_KEY_PATTERN)
+    return queue
+
+
+class _Failure(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+class StatusConsumer:
+    """Consumes the status queue until stopped, reconnecting with back-off."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        broker: BrokerSettings,
+        settings: StatusFeedSettings,
+        metrics: Metrics,
+        clock: Clock = utcnow,
+    ) -> None:
+        self._engine = engine
+        self._broker = broker
+        self._settings = settings
+        self._metrics = metrics
+        self._clock = clock
+        self.name = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        self.consuming = False
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set, backing off while the broker or database fails."""
+        delay = self._settings.backoff_initial
+        while not stop.is_set():
+            try:
+                await self._consume(stop)
+                delay = self._settings.backoff_initial
+            except _Failure as exc:
+                log.warning(
+                    "status feed failed, retrying in %.1fs",
+                    delay,
+                    extra={"reason": exc.reason, "error": str(exc)[:300], "consumer": self.name},
+                )
+                await periodic.stopped(stop, delay)
+                delay = min(delay * 2, self._settings.backoff_max)
+
+    async def _consume(self, stop: asyncio.Event) -> None:
+        try:  # no message is taken while the database cannot keep it
+            async with self._engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except _UNAVAILABLE as exc:
+            raise _Failure("database", f"{type(exc).__name__}: {exc}") from exc
+        try:
+            connection = await aio_pika.connect(
+                self._broker.effective_url(),
+                timeout=self._broker.connect_timeout,
+                client_properties={"connection_name": f"lapor-gateway status {self.name}"},
+            )
+        except Exception as exc:
+            raise _Failure("broker-unreachable", f"{type(exc).__name__}: {exc}") from exc
+        ended = asyncio.Event()
+        failures: list[_Failure] = []
+
+        def lost(*_: Any) -> None:
+            ended.set()
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            try:
+                await self.handle(message)
+            except _Failure as exc:
+                failures.append(exc)
+                ended.set()  # the connection closes: this and the unacknowledged go back
+            except Exception as exc:
+                # Not foreseen (a bug, a library's surprise): not acknowledged, so not lost.
+                log.exception("status feed: unexpected error", extra={"consumer": self.name})
+                failures.append(_Failure("internal", type(exc).__name__))
+                ended.set()
+
+        try:
+            connection.close_callbacks.add(lost)
+            channel = await connection.channel()
+            channel.close_callbacks.add(lost)
+            await channel.set_qos(prefetch_count=self._settings.prefetch)
+            queue = await declare_topology(channel, self._settings)
+            await queue.consume(on_message)
+            self.consuming = True
+            self._metrics.status_feed_connected.set(1)
+            log.info("status feed consuming", extra={"queue": queue.name, "consumer": self.name})
+            stopping = asyncio.create_task(stop.wait())
+            ending = asyncio.create_task(ended.wait())
+            try:
+                await asyncio.wait((stopping, ending), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopping.cancel()
+                ending.cancel()
+        except _Failure:
+            raise
+        except Exception as exc:
+            raise _Failure("broker", f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            self.consuming = False
+            self._metrics.status_feed_connected.set(0)
+            if not connection.is_closed:
+                try:
+                    await asyncio.wait_for(connection.close(), timeout=5)
+                except Exception:  # already broken; nothing more to release
+                    log.debug("closing the status feed's connection failed", exc_info=True)
+        if failures:
+            raise failures[0]
+        if not stop.is_set():
+            raise _Failure("broker", "the broker closed the connection")
+
+    async def handle(self, message: AbstractIncomingMessage) -> str:
+        """Apply one message and settle it with the broker; the outcome, or ``refused``."""
+        try:
+            change = parse(message.body, message.message_id)
+            outcome = str(await apply(self._engine, change, self._clock()))
+        except Refused as exc:
+            log.warning(
+                "status message refused: %s",
+                exc,
+                extra={"message_id": message.message_id, "routing_key": message.routing_key},
+            )
+            await message.reject(requeue=False)
+            self._metrics.status_changes.labels("refused").inc()
+            return "refused"
+        except _UNAVAILABLE as exc:
+            raise _Failure("database", f"{type(exc).__name__}: {exc}") from exc
+        await message.ack()
+        self._metrics.status_changes.labels(outcome).inc()
+        log.info(
+            "status change %s",
+            outcome,
+            extra={
+                "message_id": change.key,
+                "tracking_id": change.tracking_id,
+                "status": change.status,
+            },
+        )
+        return outcome

@@ -1,0 +1,268 @@
+"""The routing core's status changes, through the real RabbitMQ into both databases, and back out
+to whoever holds the tracking ID (the API, /cek, Open311)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlalchemy import select
+
+from gateway import bootstrap
+from gateway.settings import Settings
+from gateway.storage import migrate
+from gateway.storage.database import create_engine
+from gateway.storage.schema import complaint_status_events, complaints
+from tests.support import AMQP_URL, TcpProxy, drain, pg_admin, wait_until, with_section
+
+pytestmark = pytest.mark.integration
+
+Client = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+@dataclass
+class Feed:
+    gateway: bootstrap.Gateway
+    client: TestClient[Any, Any]
+    settings: Settings
+
+    async def complaint(self, n: int) -> tuple[str, str]:
+        """A complaint through the JSON API: (complaint id, tracking ID)."""
+        resp = await self.client.post(
+            "/api/v1/complaints",
+            json={
+                "title": f"Lampu jalan mati {n}",
+                "body": f"Lampu jalan di gang {n} Jalan Kenanga mati sejak {n + 1} minggu.",
+                "reporter": {"name": "Siti", "nik": "3201014101900001"},
+            },
+        )
+        assert resp.status == 202, await resp.text()
+        tid = (await resp.json())["tracking_id"]
+        async with self.gateway.engine.connect() as conn:
+            cid = (
+                await conn.execute(select(complaints.c.id).where(complaints.c.tracking_id == tid))
+            ).scalar_one()
+        return cid, tid
+
+    async def applied(self) -> list[Any]:
+        async with self.gateway.engine.connect() as conn:
+            return list(
+                await conn.execute(
+                    select(complaint_status_events).order_by(complaint_status_events.c.id)
+                )
+            )
+
+    def count(self, outcome: str) -> float:
+        value = self.gateway.metrics.status_changes.labels(outcome)._value.get()
+        return float(value)
+
+
+def status(cid: str, tid: str, word: str, at: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "schema_version": "1.0",
+        "complaint_id": cid,
+        "tracking_id": tid,
+        "status": word,
+        "changed_at": at,
+        **extra,
+    }
+
+
+async def publish(
+    settings: Settings, body: dict[str, Any] | bytes, message_id: str | None = None
+) -> None:
+    """What the routing core does: a persistent message on lapor.status, with confirms."""
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    word = body["status"] if isinstance(body, dict) else "unknown"
+    connection = await aio_pika.connect(AMQP_URL)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.get_exchange(settings.status_feed.exchange)
+        await exchange.publish(
+            aio_pika.Message(
+                raw,
+                content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                message_id=message_id,
+            ),
+            routing_key=f"status.{word}",
+            mandatory=True,
+        )
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+async def feed(settings: Settings, aiohttp_client: Client) -> AsyncIterator[Feed]:
+    gateway = bootstrap.build(settings)
+    assert gateway.status_feed is not None
+    client = await aiohttp_client(bootstrap.build_app(gateway))
+    stop = asyncio.Event()
+    task = asyncio.create_task(gateway.status_feed.run(stop))
+    try:
+        await wait_until(lambda: gateway.status_feed and gateway.status_feed.consuming, "consuming")
+        yield Feed(gateway, client, settings)
+    finally:
+        stop.set()
+        await task
+        await gateway.close()
+
+
+async def test_a_status_change_is_shown_by_the_api_the_status_page_and_open311(feed: Feed) -> None:
+    cid, tid = await feed.complaint(1)
+    resp = await feed.client.get(f"/api/v1/complaints/{tid}")
+    before = await resp.json()
+    assert (before["status"], before["updated_at"], before["agency"]) == ("received", None, None)
+
+    agency = "Dinas Perhubungan Kabupaten Cirebon"
+    await publish(
+        feed.settings,
+        status(cid, tid, "forwarded", "2026-12-05T09:30:00+07:00", agency=agency),
+        str(uuid.uuid4()),
+    )
+    await wait_until(lambda: feed.count("applied") == 1, "the change applied")
+
+    after = await (await feed.client.get(f"/api/v1/complaints/{tid}")).json()
+    assert after["status"] == "forwarded"
+    assert after["updated_at"] == "2026-12-05T02:30:00.000Z"
+    assert after["agency"] == agency
+    assert after["received_at"] == before["received_at"]
+
+    page = await (await feed.client.get("/cek", params={"id": tid})).text()
+    assert "Diteruskan ke instansi" in page
+    assert "05-12-2026 09:30 WIB" in page and agency in page
+    english = await (await feed.client.get("/cek", params={"id": tid, "lang": "en"})).text()
+    assert "Forwarded to the agency" in english
+
+    [one] = await (await feed.client.get(f"/open311/v2/requests/{tid}.json")).json()
+    assert (one["status"], one["status_notes"]) == ("open", "forwarded")
+    assert one["agency_responsible"] == agency
+    assert one["updated_datetime"].startswith("2026-12-05T") and one["updated_datetime"] != (
+        one["requested_datetime"]
+    )
+
+    await publish(feed.settings, status(cid, tid, "resolved", "2026-12-06T10:00:00Z"), "m-2")
+    await wait_until(lambda: feed.count("applied") == 2, "the second change applied")
+    [closed] = await (await feed.client.get(f"/open311/v2/requests/{tid}.json")).json()
+    # Resolved is closed for Open311; no agency in the message leaves the one shown.
+    assert (closed["status"], closed["agency_responsible"]) == ("closed", agency)
+
+
+async def test_a_redelivery_changes_nothing_and_the_newest_change_wins(feed: Feed) -> None:
+    cid, tid = await feed.complaint(2)
+    newer = status(cid, tid, "in_progress", "2026-12-07T08:00:00Z")
+    older = status(cid, tid, "verified", "2026-12-06T08:00:00Z")
+    await publish(feed.settings, newer, "m-newer")
+    await wait_until(lambda: feed.count("applied") == 1, "the newer change applied")
+    await publish(feed.settings, newer, "m-newer")  # the routing core published it again
+    await publish(feed.settings, older, "m-older")  # arrived late
+    await publish(feed.settings, older, "m-older")
+    await wait_until(
+        lambda: (feed.count("duplicate"), feed.count("stale")) == (2, 1), "every one settled"
+    )
+    shown = await (await feed.client.get(f"/api/v1/complaints/{tid}")).json()
+    assert (shown["status"], shown["updated_at"]) == ("in_progress", "2026-12-07T08:00:00.000Z")
+    kept = [(r.message_id, r.status, r.applied) for r in await feed.applied()]
+    assert kept == [("m-newer", "in_progress", True), ("m-older", "verified", False)]
+
+
+async def test_what_cannot_be_applied_is_dead_lettered_not_dropped(feed: Feed) -> None:
+    cid, tid = await feed.complaint(3)
+    await publish(feed.settings, b"not json", "m-bad")
+    await publish(feed.settings, status(str(uuid.uuid4()), tid, "verified", "2026-12-05T01:00:00Z"))
+    await publish(feed.settings, status(cid, "K7QM4XRT9", "verified", "2026-12-05T01:00:00Z"))
+    dead = await drain(feed.settings.status_feed.dead_letter_queue, 3, complaint_events=False)
+    assert "m-bad" in [m.message_id for m in dead]
+    assert all(m.headers.get("x-death") for m in dead)
+    assert feed.count("refused") == 3 and await feed.applied() == []
+    # The complaint is as it was, and the feed goes on with the next message.
+    await publish(feed.settings, status(cid, tid, "verified", "2026-12-05T01:00:00Z"), "m-ok")
+    await wait_until(lambda: feed.count("applied") == 1, "the valid change applied")
+
+
+async def test_the_feed_comes_back_after_a_broker_outage(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    proxy = TcpProxy(5672)
+    await proxy.start()
+    s = with_section(settings, "broker", url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/")
+    gateway = bootstrap.build(s)
+    consumer = gateway.status_feed
+    assert consumer is not None
+    client = await aiohttp_client(bootstrap.build_app(gateway))
+    feed = Feed(gateway, client, s)
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+        await wait_until(lambda: consumer.consuming, "consuming")
+        cid, tid = await feed.complaint(4)
+        await proxy.cut()
+        await wait_until(lambda: not consumer.consuming, "the consumer notices the cut")
+        # Published while the gateway cannot reach the broker: it waits on the queue.
+        await publish(s, status(cid, tid, "verified", "2026-12-05T01:00:00Z"), "m-during")
+        await proxy.start()
+        await wait_until(lambda: feed.count("applied") == 1, "applied after the outage")
+        assert gateway.metrics.status_feed_connected._value.get() == 1
+    finally:
+        stop.set()
+        await task
+        await proxy.cut()
+        await gateway.close()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_change_that_cannot_be_committed_waits_on_the_queue(
+    settings: Settings, aiohttp_client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A scratch database of its own: ALTER DATABASE must not touch the one other tests share.
+    name = f"lapor_status_{uuid.uuid4().hex[:10]}"
+    await pg_admin(f'CREATE DATABASE "{name}"')
+    s = with_section(settings, "database", url=f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}")
+    engine = create_engine(s.database)
+    await migrate.upgrade(engine)
+    await engine.dispose()
+    gateway = bootstrap.build(s)
+    consumer = gateway.status_feed
+    assert consumer is not None
+    client = await aiohttp_client(bootstrap.build_app(gateway))
+    feed = Feed(gateway, client, s)
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+        await wait_until(lambda: consumer.consuming, "consuming")
+        cid, tid = await feed.complaint(5)
+        await pg_admin(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+        await gateway.engine.dispose()
+        caplog.set_level(logging.WARNING)
+        await publish(s, status(cid, tid, "verified", "2026-12-05T01:00:00Z"), "m-1")
+
+        def failed() -> list[str]:
+            return [
+                str(getattr(r, "error", ""))
+                for r in caplog.records
+                if r.getMessage().startswith("status feed failed")
+            ]
+
+        await wait_until(lambda: failed(), "the feed logs the failure")
+        assert "read-only transaction" in failed()[-1]
+        assert feed.count("applied") == 0
+
+        await pg_admin(f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
+        await gateway.engine.dispose()
+        await wait_until(lambda: feed.count("applied") == 1, "applied once the database is back")
+        shown = await (await client.get(f"/api/v1/complaints/{tid}")).json()
+        assert shown["status"] == "verified"
+        assert [r.message_id for r in await feed.applied()] == ["m-1"]
+    finally:
+        stop.set()
+        await task
+        await gateway.close()
+        await pg_admin(f'DROP DATABASE "{name}" WITH (FORCE)')
