@@ -144,8 +144,23 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
     letter = settings.letter
     ocr = OcrPool(letter.ocr_workers, letter.ocr_language) if letter.enabled else None
     letter_metrics = letter_channel.LetterMetrics(metrics.registry) if letter.enabled else None
+    # A status change is told by SMS to whoever got the complaint's receipt by SMS, when the
+    # channel has a durable outbox and a sender.
+    push = (
+        sms_store.StatusPush(sms_config.short_code, sms.sender.wake)
+        if sms.outbox is not None and sms.sender is not None
+        else None
+    )
     status_feed = (
-        StatusConsumer(engine, settings.broker, settings.status_feed, metrics, clock)
+        StatusConsumer(
+            engine,
+            settings.broker,
+            settings.status_feed,
+            metrics,
+            clock,
+            notify=push,
+            notified=push.wake if push else None,
+        )
         if settings.status_feed.enabled
         else None
     )

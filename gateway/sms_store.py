@@ -19,7 +19,8 @@ Tables of migration 0004 (``gateway/storage/schema.py``):
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,6 +30,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from channels.sms import replies
 from channels.sms.message import FINAL_STATES, Bridge, DeliveryReport, SmsMessage
 from channels.sms.ports import (
     ClaimedReply,
@@ -44,6 +46,7 @@ from gateway.crypto import Keys
 from gateway.grouping import GroupCommit
 from gateway.intake import Clock, utcnow
 from gateway.outbox import prune_cutoff
+from gateway.status_feed import StatusChange
 from gateway.storage.schema import UTCDateTime, sms_fragments, sms_replies
 
 # The halves of a split surrogate pair, per part in its meta (the rest of the meta is the set's).
@@ -606,3 +609,67 @@ class SqlFragmentBuffer:
                 )
                 .values(closed_at=self._clock(), joined_raw_inbound_id=joined_raw_inbound_id)
             )
+
+
+# Status changes told by SMS (gateway.status_feed): the row's key in sms_replies.raw_inbound_id
+# is derived from the status message and the recipient, so one change is queued once per number.
+STATUS_CHANGE_KIND = "status-change"
+_STATUS_PUSH = uuid.UUID("6f1d7c1e-3b1a-5c55-9a63-4c4150f0a0b1")
+
+
+class StatusPush:
+    """When the routing core changes a complaint's status, an SMS to every number that got the
+    complaint's receipt by SMS (an SMS complaint, a duplicate of it by SMS, a letter whose
+    receipt went by SMS), through the bridge and link that receipt went: run inside the status
+    change's transaction (``gateway.status_feed.apply``'s ``notify``), so it is queued exactly
+    when the change is kept. Receipts answered in the HTTP body, suppressed or failed are not
+    followed (no sender could reach that number then). ``received`` is not told."""
+
+    def __init__(self, short_code: str, wake: Callable[[], None] | None = None) -> None:
+        self._short_code = short_code
+        self.wake = wake
+
+    async def __call__(self, conn: AsyncConnection, change: StatusChange, now: datetime) -> int:
+        if change.status == "received":
+            return 0
+        receipts = await conn.execute(
+            select(
+                sms_replies.c.sender_hash,
+                sms_replies.c.recipient,
+                sms_replies.c.bridge,
+                sms_replies.c.service_number,
+                sms_replies.c.smsc,
+            )
+            .where(
+                sms_replies.c.tracking_id == change.tracking_id,
+                sms_replies.c.kind == "receipt",
+                sms_replies.c.status.in_((ReplyStatus.PENDING.value, ReplyStatus.SENT.value)),
+            )
+            .order_by(sms_replies.c.id)
+        )
+        body = replies.status_changed(
+            change.tracking_id, change.status, change.changed_at, self._short_code
+        )
+        rows: dict[str, dict[str, Any]] = {}
+        for r in receipts:
+            who = r.sender_hash or r.recipient
+            if who in rows:
+                continue  # one SMS per number, however many receipts it got
+            rows[who] = {
+                "raw_inbound_id": str(uuid.uuid5(_STATUS_PUSH, f"{change.key}\n{who}")),
+                "bridge": r.bridge,
+                "recipient": r.recipient,  # as stored: encrypted under the data key
+                "sender_hash": r.sender_hash,
+                "service_number": r.service_number,
+                "smsc": r.smsc,
+                "tracking_id": change.tracking_id,
+                "kind": STATUS_CHANGE_KIND,
+                "body": body,
+                "status": ReplyStatus.PENDING.value,
+                "created_at": now,
+                "next_attempt_at": now,
+            }
+        if rows:
+            await conn.execute(sms_replies.insert(), list(rows.values()))
+        return len(rows)
+

@@ -9,6 +9,8 @@ the same quorum queue. Each message is applied in one transaction:
 - the complaint's ``status``, ``status_changed_at`` and (when given) ``agency`` change only when
   its ``changed_at`` is later than the one shown: consumers take messages in no set order, and
   the newest change wins (an older one is kept, ``applied`` false: outcome ``stale``);
+- when it is shown, ``notify`` runs in the same transaction (the SMS channel queues a message to
+  the numbers that got the complaint's receipt by SMS: ``gateway.sms_store.StatusPush``);
 - a body that is not a valid status change, or one naming a complaint this database does not
   hold (or with another tracking ID), is rejected without requeueing: the broker dead-letters it
   to ``status_feed.dead_letter_queue``. Kept, never dropped.
@@ -28,6 +30,7 @@ import logging
 import re
 import socket
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -37,7 +40,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, ExchangeType
 from sqlalchemy import insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway import periodic
 from gateway.intake import Clock, utcnow
@@ -139,8 +142,17 @@ def _key(body: bytes, message_id: str | None) -> str:
     return "sha256:" + hashlib.sha256(source).hexdigest()
 
 
-async def apply(engine: AsyncEngine, change: StatusChange, now: datetime) -> Outcome:
-    """Keep the change and, when it is the newest, show it: one transaction."""
+# Run inside the transaction of a change that is shown: what else the change causes (the SMS
+# channel queues a message to the citizen); returns how many replies it queued.
+Notify = Callable[[AsyncConnection, StatusChange, datetime], Awaitable[int]]
+
+
+async def apply(
+    engine: AsyncEngine, change: StatusChange, now: datetime, notify: Notify | None = None
+) -> tuple[Outcome, int]:
+    """Keep the change and, when it is the newest, show it and run ``notify``: one transaction.
+    The outcome, and what ``notify`` queued."""
+    told = 0
     try:
         async with engine.begin() as conn:
             found = (
@@ -169,6 +181,8 @@ async def apply(engine: AsyncEngine, change: StatusChange, now: datetime) -> Out
                 .values(**shown)
             )
             applied = newest.rowcount == 1
+            if applied and notify is not None:
+                told = await notify(conn, change, now)
             await conn.execute(
                 insert(complaint_status_events).values(
                     message_id=change.key,
@@ -181,8 +195,9 @@ async def apply(engine: AsyncEngine, change: StatusChange, now: datetime) -> Out
                 )
             )
     except IntegrityError:
-        return Outcome.DUPLICATE  # seen before: the transaction, update included, rolled back
-    return Outcome.APPLIED if applied else Outcome.STALE
+        # Seen before: the transaction, update and notification included, rolled back.
+        return Outcome.DUPLICATE, 0
+    return (Outcome.APPLIED if applied else Outcome.STALE), told
 
 
 async def declare_topology(channel: AbstractChannel, settings: StatusFeedSettings) -> AbstractQueue:
@@ -223,7 +238,11 @@ class StatusConsumer:
         settings: StatusFeedSettings,
         metrics: Metrics,
         clock: Clock = utcnow,
+        notify: Notify | None = None,
+        notified: Callable[[], None] | None = None,
     ) -> None:
+        self._notify = notify
+        self._notified = notified  # after a commit that queued replies (wakes their sender)
         self._engine = engine
         self._broker = broker
         self._settings = settings
@@ -318,7 +337,7 @@ class StatusConsumer:
         """Apply one message and settle it with the broker; the outcome, or ``refused``."""
         try:
             change = parse(message.body, message.message_id)
-            outcome = str(await apply(self._engine, change, self._clock()))
+            outcome, told = await apply(self._engine, change, self._clock(), self._notify)
         except Refused as exc:
             log.warning(
                 "status message refused: %s",
@@ -331,6 +350,8 @@ class StatusConsumer:
         except _UNAVAILABLE as exc:
             raise _Failure("database", f"{type(exc).__name__}: {exc}") from exc
         await message.ack()
+        if told and self._notified is not None:
+            self._notified()
         self._metrics.status_changes.labels(outcome).inc()
         log.info(
             "status change %s",
@@ -339,6 +360,7 @@ class StatusConsumer:
                 "message_id": change.key,
                 "tracking_id": change.tracking_id,
                 "status": change.status,
+                "replies": told,
             },
         )
-        return outcome
+        return str(outcome)

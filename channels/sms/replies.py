@@ -102,6 +102,17 @@ def status_found(tracking_id: str, status: str, received_at: datetime) -> str:
     )
 
 
+def status_changed(tracking_id: str, status: str, changed_at: datetime, short_code: str) -> str:
+    """Sent unasked when the routing core changes the status of a complaint whose receipt went
+    by SMS: the new status and the day it changed (WIB), nothing else."""
+    name = STATUS_NAMES.get(status) or _gsm_word(status)
+    day = changed_at.astimezone(WIB) if changed_at.tzinfo else changed_at
+    return (
+        f"LAPOR! Laporan {tracking.display(tracking_id)} kini berstatus {name} "
+        f"({day:%d-%m-%Y}). Cek: kirim CEK {tracking_id} ke {_code(short_code)}."
+    )
+
+
 def status_unknown(short_code: str) -> str:
     """The typed tracking ID is not valid or not known."""
     return (

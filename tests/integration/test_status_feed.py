@@ -13,6 +13,7 @@ from typing import Any
 
 import aio_pika
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
@@ -20,8 +21,18 @@ from gateway import bootstrap
 from gateway.settings import Settings
 from gateway.storage import migrate
 from gateway.storage.database import create_engine
-from gateway.storage.schema import complaint_status_events, complaints
-from tests.support import AMQP_URL, TcpProxy, drain, pg_admin, wait_until, with_section
+from gateway.storage.schema import complaint_status_events, complaints, sms_replies
+from tests.support import (
+    AMQP_URL,
+    TcpProxy,
+    drain,
+    free_port,
+    kannel_mo,
+    pg_admin,
+    serving_app,
+    wait_until,
+    with_section,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -266,3 +277,75 @@ async def test_a_change_that_cannot_be_committed_waits_on_the_queue(
         await task
         await gateway.close()
         await pg_admin(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+async def test_a_citizen_who_texted_is_told_each_change_by_sms(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    sent: list[tuple[str, str]] = []
+
+    async def sendsms(request: web.Request) -> web.Response:  # smsbox's sendsms
+        sent.append((request.query["to"], request.query["text"]))
+        return web.Response(status=202, text="0: Accepted for delivery")
+
+    app = web.Application()
+    app.router.add_get("/cgi-bin/sendsms", sendsms)
+    port = free_port()
+    s = with_section(
+        settings, "sms", kannel_sendsms_url=f"http://127.0.0.1:{port}/cgi-bin/sendsms"
+    )
+    gateway = bootstrap.build(s)
+    assert gateway.status_feed is not None and gateway.sms and gateway.sms.sender
+    client = await aiohttp_client(bootstrap.build_app(gateway))
+    feed = Feed(gateway, client, s)
+    stop = asyncio.Event()
+    async with serving_app(app, port):
+        tasks = [
+            asyncio.create_task(gateway.status_feed.run(stop)),
+            asyncio.create_task(gateway.sms.sender.run(stop)),
+        ]
+        try:
+            phone = "+6281234500077"
+            resp = await client.get(
+                "/sms/kannel", params=kannel_mo("Jembatan Cikapundung retak parah", phone)
+            )
+            assert resp.status == 200
+            await wait_until(lambda: len(sent) == 1, "the receipt sent")
+            async with gateway.engine.connect() as conn:
+                cid, tid = (
+                    await conn.execute(select(complaints.c.id, complaints.c.tracking_id))
+                ).one()
+            web_cid, web_tid = await feed.complaint(6)  # its receipt went in the HTTP answer
+
+            await publish(s, status(cid, tid, "received", "2026-12-05T01:00:00Z"), "m-0")
+            await publish(s, status(cid, tid, "forwarded", "2026-12-05T02:00:00Z"), "m-1")
+            await publish(s, status(cid, tid, "forwarded", "2026-12-05T02:00:00Z"), "m-1")
+            await publish(s, status(cid, tid, "verified", "2026-12-05T01:30:00Z"), "m-late")
+            await publish(s, status(web_cid, web_tid, "verified", "2026-12-05T01:30:00Z"), "m-w")
+            await wait_until(
+                lambda: sum(feed.count(o) for o in ("applied", "duplicate", "stale")) == 5,
+                "every change settled",
+            )
+            await wait_until(lambda: len(sent) == 2, "the change told")
+            await asyncio.sleep(0.5)  # and nothing more: received, the copy, the late one
+            shown = f"{tid[:4]}-{tid[4:]}"
+            assert sent[1] == (
+                phone,
+                f"LAPOR! Laporan {shown} kini berstatus DITERUSKAN (05-12-2026). "
+                f"Cek: kirim CEK {tid} ke 1708.",
+            )
+            assert len(sent) == 2 and sent[0][0] == phone
+            async with gateway.engine.connect() as conn:  # the web complaint's: none to tell
+                pushed = (
+                    await conn.execute(
+                        select(sms_replies.c.tracking_id, sms_replies.c.status).where(
+                            sms_replies.c.kind == "status-change"
+                        )
+                    )
+                ).all()
+            assert [tuple(r) for r in pushed] == [(tid, "sent")]
+        finally:
+            stop.set()
+            for task in tasks:
+                await task
+            await gateway.close()

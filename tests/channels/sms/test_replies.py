@@ -30,6 +30,9 @@ ALL = [
     replies.status_found(TID, "verified", datetime(9998, 12, 31, 23, 59, tzinfo=UTC)),
     *(replies.status_found(TID, s, WHEN) for s in queries.CLOSED_STATUSES),
     replies.accepted(TID, LONGEST_CODE + "€ñ{}" * 10),  # a bad short code is cleaned and cut
+    *(replies.status_changed(TID, s, WHEN, LONGEST_CODE) for s in replies.STATUS_NAMES),
+    replies.status_changed(TID, "some_future_status_with_a_long_name", WHEN, LONGEST_CODE),
+    replies.status_changed(TID, "verified", datetime(9998, 12, 31, 23, 59, tzinfo=UTC), "1708"),
 ]
 
 
@@ -55,6 +58,14 @@ def test_status_reply_has_no_content_only_status_and_date() -> None:
     text = replies.status_found(TID, "in_progress", WHEN)
     # 23:59 UTC on 31 December is already 1 January in WIB.
     assert text == f"LAPOR! Laporan {TID[:4]}-{TID[4:]} (diterima 01-01-2027): status DIPROSES."
+
+
+def test_a_status_change_says_the_new_status_and_its_day_in_indonesia() -> None:
+    text = replies.status_changed("K7QM4XRT9", "forwarded", WHEN, "1708")
+    assert text == (
+        "LAPOR! Laporan K7QM-4XRT9 kini berstatus DITERUSKAN (01-01-2027). "
+        "Cek: kirim CEK K7QM4XRT9 ke 1708."
+    )
 
 
 def test_extension_characters_are_not_basic() -> None:
