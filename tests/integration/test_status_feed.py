@@ -45,14 +45,15 @@ class Feed:
     client: TestClient[Any, Any]
     settings: Settings
 
-    async def complaint(self, n: int) -> tuple[str, str]:
+    async def complaint(self, n: int, nik: bool = True) -> tuple[str, str]:
         """A complaint through the JSON API: (complaint id, tracking ID)."""
+        reporter = {"name": "Siti", "nik": "3201014101900001"} if nik else {"name": f"Warga {n}"}
         resp = await self.client.post(
             "/api/v1/complaints",
             json={
                 "title": f"Lampu jalan mati {n}",
                 "body": f"Lampu jalan di gang {n} Jalan Kenanga mati sejak {n + 1} minggu.",
-                "reporter": {"name": "Siti", "nik": "3201014101900001"},
+                "reporter": reporter,
             },
         )
         assert resp.status == 202, await resp.text()
@@ -349,3 +350,41 @@ async def test_a_citizen_who_texted_is_told_each_change_by_sms(
             for task in tasks:
                 await task
             await gateway.close()
+
+
+async def test_a_burst_of_changes_is_applied_without_a_failure(
+    feed: Feed, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 500 changes of 20 complaints at once, taken 50 at a time (status_feed.prefetch): the
+    # concurrent transactions on one complaint neither fail nor let an older change win.
+    caplog.set_level(logging.WARNING)
+    made = [await feed.complaint(100 + i, nik=False) for i in range(20)]
+    connection = await aio_pika.connect(AMQP_URL)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.get_exchange(feed.settings.status_feed.exchange)
+        await asyncio.gather(
+            *(
+                exchange.publish(
+                    aio_pika.Message(
+                        json.dumps(
+                            status(cid, tid, "step_" + chr(97 + m), f"2026-12-05T01:{m:02d}:00Z")
+                        ).encode(),
+                        message_id=f"b-{n}-{m}",
+                    ),
+                    routing_key="status.step_" + chr(97 + m),
+                )
+                for n, (cid, tid) in enumerate(made)
+                for m in range(25)
+            )
+        )
+    finally:
+        await connection.close()
+    await wait_until(
+        lambda: sum(feed.count(o) for o in ("applied", "stale")) == 500, "all 500 settled", 60
+    )
+    assert not [r.getMessage() for r in caplog.records if r.name == "gateway.status_feed"]
+    for _, tid in made:  # the newest of each, whatever order they were applied in
+        shown = await (await feed.client.get(f"/api/v1/complaints/{tid}")).json()
+        assert (shown["status"], shown["updated_at"]) == ("step_y", "2026-12-05T01:24:00.000Z")
+    assert len(await feed.applied()) == 500
