@@ -1,7 +1,8 @@
 """``lapor-gateway``: run, migrate and operate the gateway.
 
 Subcommands: ``serve``, ``relay``, ``migrate``, ``check-config``, ``quarantine list|show|replay``,
-``outbox status|republish|prune|unopenable|set-aside|restore``, ``dedup show``, ``keys reseal``,
+``outbox status|republish|prune|unopenable|set-aside|restore``, ``dedup show``, ``status show``,
+``keys reseal``,
 ``files gc``, ``staff create|list``. Every subcommand reads the same settings
 (``config/gateway.toml`` and ``LAPOR_...`` variables). Exit status: 0 done, 1 operational
 failure, 2 invalid settings/usage.
@@ -28,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from channels.letter.auth import InvalidAccount, StaffStore
 from channels.sms.message import Bridge
-from gateway import bootstrap, filegc, logs
+from gateway import bootstrap, filegc, logs, status_feed, tracking
 from gateway.crypto import check_keys, load_keys
 from gateway.domain import Channel
 from gateway.errors import ConfigError, QuarantineNotFound
@@ -76,6 +77,12 @@ def _parser() -> argparse.ArgumentParser:
     dsub = d.add_subparsers(dest="action", required=True)
     ds = dsub.add_parser("show", help="every message linked to a tracking ID, with tier and score")
     ds.add_argument("tracking_id")
+    st = sub.add_parser("status", help="status changes the routing core sent")
+    stsub = st.add_subparsers(dest="action", required=True)
+    sts = stsub.add_parser(
+        "show", help="a complaint's status and every change received for it, oldest first"
+    )
+    sts.add_argument("tracking_id")
     o = sub.add_parser("outbox", help="events waiting for publication")
     osub = o.add_subparsers(dest="action", required=True)
     osub.add_parser("status", help="pending events, oldest age, per channel")
@@ -212,6 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "quarantine": _quarantine,
         "outbox": _outbox,
         "dedup": _dedup,
+        "status": _status,
         "staff": _staff,
         "keys": _keys,
         "files": _files,
@@ -450,6 +458,34 @@ async def _dedup(settings: Settings, args: argparse.Namespace) -> int:
             f"{row['received_at']:%Y-%m-%d %H:%M}  {row['channel']:<8} {row['tier']:<8} "
             f"via={row['identity_kind'] or '-':<9} {score:<12} candidates={row['candidates']}  "
             f"raw={row['raw_inbound_id']}"
+        )
+    return 0
+
+
+async def _status(settings: Settings, args: argparse.Namespace) -> int:
+    gateway = bootstrap.build(settings)
+    try:
+        await bootstrap.check_migrated(gateway)
+        found = await gateway.intake.status(args.tracking_id)
+        changes = (
+            await status_feed.history(gateway.engine, found.tracking_id) if found else []
+        )
+    finally:
+        await gateway.close()
+    if found is None:
+        print(f"no complaint with tracking ID {args.tracking_id}", file=sys.stderr)
+        return 1
+    updated = f"{found.updated_at:%Y-%m-%d %H:%M}" if found.updated_at else "-"
+    print(
+        f"{tracking.display(found.tracking_id)}  status={found.status}  "
+        f"received={found.received_at:%Y-%m-%d %H:%M}  updated={updated}  "
+        f"agency={found.agency or '-'}  (UTC)"
+    )
+    for c in changes:
+        print(
+            f"{c.changed_at:%Y-%m-%d %H:%M}  {c.status:<16} "
+            f"{'shown' if c.applied else 'older ':<6} agency={c.agency or '-'}  "
+            f"received={c.received_at:%Y-%m-%d %H:%M:%S}  message_id={c.message_id}"
         )
     return 0
 

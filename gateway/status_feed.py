@@ -200,6 +200,20 @@ async def apply(
     return (Outcome.APPLIED if applied else Outcome.STALE), told
 
 
+async def history(engine: AsyncEngine, tracking_id: str) -> list[Any]:
+    """Every change received for the complaint with this (normalised) tracking ID, oldest
+    ``changed_at`` first: what ``lapor-gateway status show`` prints."""
+    async with engine.connect() as conn:
+        return list(
+            await conn.execute(
+                select(complaint_status_events)
+                .join(complaints, complaints.c.id == complaint_status_events.c.complaint_id)
+                .where(complaints.c.tracking_id == tracking_id)
+                .order_by(complaint_status_events.c.changed_at, complaint_status_events.c.id)
+            )
+        )
+
+
 async def declare_topology(channel: AbstractChannel, settings: StatusFeedSettings) -> AbstractQueue:
     """The routing core's status exchange, the gateway's queue on it and its dead letters."""
     exchange = await channel.declare_exchange(settings.exchange, ExchangeType.TOPIC, durable=True)

@@ -19,14 +19,14 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, func, select
 
-from gateway import bootstrap
+from gateway import bootstrap, status_feed
 from gateway.cli import main
 from gateway.crypto import fingerprint
 from gateway.domain import Channel, ComplaintDraft, RawInbound
 from gateway.errors import ParseError
 from gateway.intake import Parser
 from gateway.settings import Settings, load_settings
-from gateway.storage.schema import outbox, sms_replies
+from gateway.storage.schema import complaints, outbox, sms_replies
 from tests.conftest import TEST_KEYS
 from tests.support import delete_topology, drain
 
@@ -118,6 +118,46 @@ def test_quarantine_list_show_replay_and_outbox_status(
     assert main(["dedup", "show", tracking_id.lower()]) == 0
     assert "web      new" in capsys.readouterr().out
     assert main(["dedup", "show", "ABCDEFGH2"]) == 1
+
+
+def test_status_show_prints_the_status_and_every_change(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["migrate"]) == 0
+
+    async def run() -> str:
+        gw = bootstrap.build(load_settings())
+        try:
+            raw = RawInbound(Channel.WEB, b'{"body": "Lampu mati"}', datetime.now(UTC), "cli-st")
+            receipt = await gw.intake.accept(raw, gw.parsers.get("web.json"))
+            tid = receipt.tracking_id
+            assert tid is not None
+            async with gw.engine.connect() as conn:
+                cid = (
+                    await conn.execute(select(complaints.c.id).where(complaints.c.tracking_id == tid))
+                ).scalar_one()
+            for key, word, at, agency in [
+                ("m-2", "forwarded", "2026-12-05T03:00:00Z", "Dinas PU"),
+                ("m-1", "verified", "2026-12-05T02:00:00Z", None),  # arrived after: older
+            ]:
+                body = {"schema_version": "1.0", "complaint_id": cid, "tracking_id": tid,
+                        "status": word, "changed_at": at, "agency": agency}
+                change = status_feed.parse(json.dumps(body).encode(), key)
+                await status_feed.apply(gw.engine, change, datetime.now(UTC))
+            return tid
+        finally:
+            await gw.close()
+
+    tid = asyncio.run(run())
+    capsys.readouterr()
+    assert main(["status", "show", tid.lower()]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"{tid[:4]}-{tid[4:]}  status=forwarded")
+    assert "updated=2026-12-05 03:00" in lines[0] and "agency=Dinas PU" in lines[0]
+    assert lines[1].startswith("2026-12-05 02:00  verified") and "older" in lines[1]
+    assert lines[2].startswith("2026-12-05 03:00  forwarded") and "shown" in lines[2]
+    assert "message_id=m-2" in lines[2] and len(lines) == 3
+    assert main(["status", "show", "ABCDEFGH2"]) == 1
 
 
 @pytest.fixture
@@ -427,6 +467,7 @@ _READERS = [
     ["outbox", "status"],
     ["outbox", "republish", "--since", "2026-12-01T08:00+07:00", "--dry-run"],
     ["dedup", "show", "G69P5CAWW"],
+    ["status", "show", "G69P5CAWW"],
     ["staff", "list"],
     ["staff", "create", "--username", "ani", "--role", "supervisor"],
     ["sms", "prune", "--dry-run"],
