@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -365,6 +366,29 @@ async def _prune_sms(gateway: Gateway, stop: asyncio.Event) -> None:
     )
 
 
+def open_doors(settings: Settings) -> list[str]:
+    """What anyone who reaches the server could do for want of a secret, when it listens
+    beyond this machine: logged as warnings when ``serve`` starts."""
+    try:
+        local = ipaddress.ip_address(settings.http.host).is_loopback
+    except ValueError:
+        local = settings.http.host == "localhost"
+    if local:
+        return []
+    doors = []
+    if settings.sms.kannel_token is None:
+        doors.append(
+            "sms.kannel_token is not set (LAPOR_SMS__KANNEL_TOKEN): anyone who reaches"
+            " /sms/kannel can file SMS complaints in any number's name"
+        )
+    if settings.http.metrics_token is None:
+        doors.append(
+            "http.metrics_token is not set (LAPOR_HTTP__METRICS_TOKEN): /metrics is open to"
+            " anyone who reaches it (block it at the proxy)"
+        )
+    return doors
+
+
 async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Run the HTTP server, the outbox relay and the status feed until SIGINT/SIGTERM or
     ``stop``."""
@@ -382,6 +406,8 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
             runner, settings.http.host, settings.http.port, backlog=2048, reuse_address=True
         )
         await site.start()
+        for door in open_doors(settings):
+            log.warning(door, extra={"host": settings.http.host})
         log.info(
             "listening",
             extra={

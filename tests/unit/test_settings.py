@@ -150,3 +150,21 @@ async def test_the_tests_run_on_the_production_event_loop() -> None:
 
     # tests/conftest.py: what the suite proves, it proves on the loop the gateway runs on.
     assert type(asyncio.get_running_loop()).__module__.split(".")[0] == "uvloop"
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost"])
+def test_a_server_on_this_machine_only_warns_of_nothing(host: str) -> None:
+    from gateway.bootstrap import open_doors
+
+    assert open_doors(Settings.model_validate({"http": {"host": host}})) == []
+
+
+def test_a_server_reachable_from_elsewhere_without_its_secrets_says_so() -> None:
+    from gateway.bootstrap import open_doors
+
+    doors = open_doors(Settings.model_validate({"http": {"host": "0.0.0.0"}}))
+    assert [d.split(" ", 1)[0] for d in doors] == ["sms.kannel_token", "http.metrics_token"]
+    closed = Settings.model_validate(
+        {"http": {"host": "0.0.0.0", "metrics_token": "m" * 32}, "sms": {"kannel_token": "k" * 32}}
+    )
+    assert open_doors(closed) == []
