@@ -50,6 +50,7 @@ from aio_pika.abc import (
     AbstractChannel,
     AbstractConnection,
     AbstractExchange,
+    AbstractQueue,
     DeliveryMode,
     ExchangeType,
 )
@@ -172,23 +173,40 @@ async def declare_topology(channel: AbstractChannel, settings: BrokerSettings) -
         settings.exchange, ExchangeType.TOPIC, durable=True
     )
     if settings.declare_queue:
-        dlx = await channel.declare_exchange(
-            settings.dead_letter_exchange, ExchangeType.FANOUT, durable=True
-        )
-        dead = await channel.declare_queue(
-            settings.dead_letter_queue, durable=True, arguments={"x-queue-type": "quorum"}
-        )
-        await dead.bind(dlx)
-        queue = await channel.declare_queue(
+        await declare_quorum_queue(
+            channel,
+            exchange,
+            contract.ROUTING_KEY_PATTERN,
             settings.queue,
-            durable=True,
-            arguments={
-                "x-queue-type": "quorum",
-                "x-dead-letter-exchange": settings.dead_letter_exchange,
-            },
+            settings.dead_letter_exchange,
+            settings.dead_letter_queue,
         )
-        await queue.bind(exchange, routing_key=contract.ROUTING_KEY_PATTERN)
     return exchange
+
+
+async def declare_quorum_queue(
+    channel: AbstractChannel,
+    exchange: AbstractExchange,
+    routing_key: str,
+    queue: str,
+    dead_letter_exchange: str,
+    dead_letter_queue: str,
+) -> AbstractQueue:
+    """A durable quorum queue bound to ``exchange`` with ``routing_key``, dead-lettering to the
+    fanout exchange ``dead_letter_exchange`` and its quorum queue ``dead_letter_queue``: exactly
+    the arguments contract/asyncapi.yaml gives (a queue declared with others is refused)."""
+    dlx = await channel.declare_exchange(dead_letter_exchange, ExchangeType.FANOUT, durable=True)
+    dead = await channel.declare_queue(
+        dead_letter_queue, durable=True, arguments={"x-queue-type": "quorum"}
+    )
+    await dead.bind(dlx)
+    declared = await channel.declare_queue(
+        queue,
+        durable=True,
+        arguments={"x-queue-type": "quorum", "x-dead-letter-exchange": dead_letter_exchange},
+    )
+    await declared.bind(exchange, routing_key=routing_key)
+    return declared
 
 
 class OutboxRelay:

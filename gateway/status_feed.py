@@ -45,6 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from gateway import periodic
 from gateway.intake import Clock, utcnow
 from gateway.metrics import Metrics
+from gateway.outbox import declare_quorum_queue
 from gateway.settings import BrokerSettings, StatusFeedSettings
 from gateway.storage.schema import complaint_status_events, complaints
 
@@ -217,23 +218,14 @@ async def history(engine: AsyncEngine, tracking_id: str) -> list[Any]:
 async def declare_topology(channel: AbstractChannel, settings: StatusFeedSettings) -> AbstractQueue:
     """The routing core's status exchange, the gateway's queue on it and its dead letters."""
     exchange = await channel.declare_exchange(settings.exchange, ExchangeType.TOPIC, durable=True)
-    dlx = await channel.declare_exchange(
-        settings.dead_letter_exchange, ExchangeType.FANOUT, durable=True
-    )
-    dead = await channel.declare_queue(
-        settings.dead_letter_queue, durable=True, arguments={"x-queue-type": "quorum"}
-    )
-    await dead.bind(dlx)
-    queue = await channel.declare_queue(
+    return await declare_quorum_queue(
+        channel,
+        exchange,
+        ROUTING_KEY_PATTERN,
         settings.queue,
-        durable=True,
-        arguments={
-            "x-queue-type": "quorum",
-            "x-dead-letter-exchange": settings.dead_letter_exchange,
-        },
+        settings.dead_letter_exchange,
+        settings.dead_letter_queue,
     )
-    await queue.bind(exchange, routing_key=ROUTING_KEY_PATTERN)
-    return queue
 
 
 class _Failure(Exception):

@@ -4,6 +4,7 @@ to whoever holds the tracking ID (the API, /cek, Open311)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import uuid
@@ -112,20 +113,34 @@ async def publish(
         await connection.close()
 
 
-@pytest.fixture
-async def feed(settings: Settings, aiohttp_client: Client) -> AsyncIterator[Feed]:
+@contextlib.asynccontextmanager
+async def running(
+    settings: Settings, aiohttp_client: Client, sms_sender: bool = False
+) -> AsyncIterator[Feed]:
+    """A gateway's HTTP app with its status feed consuming (and its SMS reply sender)."""
     gateway = bootstrap.build(settings)
-    assert gateway.status_feed is not None
+    consumer = gateway.status_feed
+    assert consumer is not None
     client = await aiohttp_client(bootstrap.build_app(gateway))
     stop = asyncio.Event()
-    task = asyncio.create_task(gateway.status_feed.run(stop))
+    tasks = [asyncio.create_task(consumer.run(stop))]
+    if sms_sender:
+        assert gateway.sms is not None and gateway.sms.sender is not None
+        tasks.append(asyncio.create_task(gateway.sms.sender.run(stop)))
     try:
-        await wait_until(lambda: gateway.status_feed and gateway.status_feed.consuming, "consuming")
+        await wait_until(lambda: consumer.consuming, "consuming")
         yield Feed(gateway, client, settings)
     finally:
         stop.set()
-        await task
+        for task in tasks:
+            await task
         await gateway.close()
+
+
+@pytest.fixture
+async def feed(settings: Settings, aiohttp_client: Client) -> AsyncIterator[Feed]:
+    async with running(settings, aiohttp_client) as started:
+        yield started
 
 
 async def test_a_status_change_is_shown_by_the_api_the_status_page_and_open311(feed: Feed) -> None:
@@ -206,28 +221,20 @@ async def test_the_feed_comes_back_after_a_broker_outage(
     proxy = TcpProxy(5672)
     await proxy.start()
     s = with_section(settings, "broker", url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/")
-    gateway = bootstrap.build(s)
-    consumer = gateway.status_feed
-    assert consumer is not None
-    client = await aiohttp_client(bootstrap.build_app(gateway))
-    feed = Feed(gateway, client, s)
-    stop = asyncio.Event()
-    task = asyncio.create_task(consumer.run(stop))
     try:
-        await wait_until(lambda: consumer.consuming, "consuming")
-        cid, tid = await feed.complaint(4)
-        await proxy.cut()
-        await wait_until(lambda: not consumer.consuming, "the consumer notices the cut")
-        # Published while the gateway cannot reach the broker: it waits on the queue.
-        await publish(s, status(cid, tid, "verified", "2026-12-05T01:00:00Z"), "m-during")
-        await proxy.start()
-        await wait_until(lambda: feed.count("applied") == 1, "applied after the outage")
-        assert gateway.metrics.status_feed_connected._value.get() == 1
+        async with running(s, aiohttp_client) as feed:
+            consumer = feed.gateway.status_feed
+            assert consumer is not None
+            cid, tid = await feed.complaint(4)
+            await proxy.cut()
+            await wait_until(lambda: not consumer.consuming, "the consumer notices the cut")
+            # Published while the gateway cannot reach the broker: it waits on the queue.
+            await publish(s, status(cid, tid, "verified", "2026-12-05T01:00:00Z"), "m-during")
+            await proxy.start()
+            await wait_until(lambda: feed.count("applied") == 1, "applied after the outage")
+            assert feed.gateway.metrics.status_feed_connected._value.get() == 1
     finally:
-        stop.set()
-        await task
         await proxy.cut()
-        await gateway.close()
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
@@ -237,46 +244,37 @@ async def test_a_change_that_cannot_be_committed_waits_on_the_queue(
     # A scratch database of its own: ALTER DATABASE must not touch the one other tests share.
     name = f"lapor_status_{uuid.uuid4().hex[:10]}"
     await pg_admin(f'CREATE DATABASE "{name}"')
-    s = with_section(settings, "database", url=f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}")
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    s = with_section(settings, "database", url=url)
     engine = create_engine(s.database)
     await migrate.upgrade(engine)
     await engine.dispose()
-    gateway = bootstrap.build(s)
-    consumer = gateway.status_feed
-    assert consumer is not None
-    client = await aiohttp_client(bootstrap.build_app(gateway))
-    feed = Feed(gateway, client, s)
-    stop = asyncio.Event()
-    task = asyncio.create_task(consumer.run(stop))
+
+    def failed() -> list[str]:
+        return [
+            str(getattr(r, "error", ""))
+            for r in caplog.records
+            if r.getMessage().startswith("status feed failed")
+        ]
+
     try:
-        await wait_until(lambda: consumer.consuming, "consuming")
-        cid, tid = await feed.complaint(5)
-        await pg_admin(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
-        await gateway.engine.dispose()
-        caplog.set_level(logging.WARNING)
-        await publish(s, status(cid, tid, "verified", "2026-12-05T01:00:00Z"), "m-1")
+        async with running(s, aiohttp_client) as feed:
+            cid, tid = await feed.complaint(5)
+            await pg_admin(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+            await feed.gateway.engine.dispose()
+            caplog.set_level(logging.WARNING)
+            await publish(s, status(cid, tid, "verified", "2026-12-05T01:00:00Z"), "m-1")
+            await wait_until(lambda: failed(), "the feed logs the failure")
+            assert "read-only transaction" in failed()[-1]
+            assert feed.count("applied") == 0
 
-        def failed() -> list[str]:
-            return [
-                str(getattr(r, "error", ""))
-                for r in caplog.records
-                if r.getMessage().startswith("status feed failed")
-            ]
-
-        await wait_until(lambda: failed(), "the feed logs the failure")
-        assert "read-only transaction" in failed()[-1]
-        assert feed.count("applied") == 0
-
-        await pg_admin(f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
-        await gateway.engine.dispose()
-        await wait_until(lambda: feed.count("applied") == 1, "applied once the database is back")
-        shown = await (await client.get(f"/api/v1/complaints/{tid}")).json()
-        assert shown["status"] == "verified"
-        assert [r.message_id for r in await feed.applied()] == ["m-1"]
+            await pg_admin(f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
+            await feed.gateway.engine.dispose()
+            await wait_until(lambda: feed.count("applied") == 1, "applied once it is back")
+            shown = await (await feed.client.get(f"/api/v1/complaints/{tid}")).json()
+            assert shown["status"] == "verified"
+            assert [r.message_id for r in await feed.applied()] == ["m-1"]
     finally:
-        stop.set()
-        await task
-        await gateway.close()
         await pg_admin(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
@@ -295,61 +293,44 @@ async def test_a_citizen_who_texted_is_told_each_change_by_sms(
     s = with_section(
         settings, "sms", kannel_sendsms_url=f"http://127.0.0.1:{port}/cgi-bin/sendsms"
     )
-    gateway = bootstrap.build(s)
-    assert gateway.status_feed is not None and gateway.sms and gateway.sms.sender
-    client = await aiohttp_client(bootstrap.build_app(gateway))
-    feed = Feed(gateway, client, s)
-    stop = asyncio.Event()
-    async with serving_app(app, port):
-        tasks = [
-            asyncio.create_task(gateway.status_feed.run(stop)),
-            asyncio.create_task(gateway.sms.sender.run(stop)),
-        ]
-        try:
-            phone = "+6281234500077"
-            resp = await client.get(
-                "/sms/kannel", params=kannel_mo("Jembatan Cikapundung retak parah", phone)
-            )
-            assert resp.status == 200
-            await wait_until(lambda: len(sent) == 1, "the receipt sent")
-            async with gateway.engine.connect() as conn:
-                cid, tid = (
-                    await conn.execute(select(complaints.c.id, complaints.c.tracking_id))
-                ).one()
-            web_cid, web_tid = await feed.complaint(6)  # its receipt went in the HTTP answer
+    async with serving_app(app, port), running(s, aiohttp_client, sms_sender=True) as feed:
+        phone = "+6281234500077"
+        resp = await feed.client.get(
+            "/sms/kannel", params=kannel_mo("Jembatan Cikapundung retak parah", phone)
+        )
+        assert resp.status == 200
+        await wait_until(lambda: len(sent) == 1, "the receipt sent")
+        async with feed.gateway.engine.connect() as conn:
+            cid, tid = (await conn.execute(select(complaints.c.id, complaints.c.tracking_id))).one()
+        web_cid, web_tid = await feed.complaint(6)  # its receipt went in the HTTP answer
 
-            await publish(s, status(cid, tid, "received", "2026-12-05T01:00:00Z"), "m-0")
-            await publish(s, status(cid, tid, "forwarded", "2026-12-05T02:00:00Z"), "m-1")
-            await publish(s, status(cid, tid, "forwarded", "2026-12-05T02:00:00Z"), "m-1")
-            await publish(s, status(cid, tid, "verified", "2026-12-05T01:30:00Z"), "m-late")
-            await publish(s, status(web_cid, web_tid, "verified", "2026-12-05T01:30:00Z"), "m-w")
-            await wait_until(
-                lambda: sum(feed.count(o) for o in ("applied", "duplicate", "stale")) == 5,
-                "every change settled",
-            )
-            await wait_until(lambda: len(sent) == 2, "the change told")
-            await asyncio.sleep(0.5)  # and nothing more: received, the copy, the late one
-            shown = f"{tid[:4]}-{tid[4:]}"
-            assert sent[1] == (
-                phone,
-                f"LAPOR! Laporan {shown} kini berstatus DITERUSKAN (05-12-2026). "
-                f"Cek: kirim CEK {tid} ke 1708.",
-            )
-            assert len(sent) == 2 and sent[0][0] == phone
-            async with gateway.engine.connect() as conn:  # the web complaint's: none to tell
-                pushed = (
-                    await conn.execute(
-                        select(sms_replies.c.tracking_id, sms_replies.c.status).where(
-                            sms_replies.c.kind == "status-change"
-                        )
+        await publish(s, status(cid, tid, "received", "2026-12-05T01:00:00Z"), "m-0")
+        await publish(s, status(cid, tid, "forwarded", "2026-12-05T02:00:00Z"), "m-1")
+        await publish(s, status(cid, tid, "forwarded", "2026-12-05T02:00:00Z"), "m-1")
+        await publish(s, status(cid, tid, "verified", "2026-12-05T01:30:00Z"), "m-late")
+        await publish(s, status(web_cid, web_tid, "verified", "2026-12-05T01:30:00Z"), "m-w")
+        await wait_until(
+            lambda: sum(feed.count(o) for o in ("applied", "duplicate", "stale")) == 5,
+            "every change settled",
+        )
+        await wait_until(lambda: len(sent) == 2, "the change told")
+        await asyncio.sleep(0.5)  # and nothing more: received, the copy, the late one
+        shown = f"{tid[:4]}-{tid[4:]}"
+        assert sent[1] == (
+            phone,
+            f"LAPOR! Laporan {shown} kini berstatus DITERUSKAN (05-12-2026). "
+            f"Cek: kirim CEK {tid} ke 1708.",
+        )
+        assert len(sent) == 2 and sent[0][0] == phone
+        async with feed.gateway.engine.connect() as conn:  # the web complaint's: none to tell
+            pushed = (
+                await conn.execute(
+                    select(sms_replies.c.tracking_id, sms_replies.c.status).where(
+                        sms_replies.c.kind == "status-change"
                     )
-                ).all()
-            assert [tuple(r) for r in pushed] == [(tid, "sent")]
-        finally:
-            stop.set()
-            for task in tasks:
-                await task
-            await gateway.close()
+                )
+            ).all()
+        assert [tuple(r) for r in pushed] == [(tid, "sent")]
 
 
 async def test_a_burst_of_changes_is_applied_without_a_failure(
