@@ -29,6 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway import sealing
 from gateway.crypto import Keys
 from gateway.settings import Settings
+from gateway.storage import migrate
+from gateway.storage.database import create_engine
 from gateway.storage.schema import complaints, outbox, raw_inbound
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -257,6 +259,24 @@ class TcpProxy:
 
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
         self._writers -= {writer, up_writer}
+
+
+@contextlib.asynccontextmanager
+async def scratch_postgres(settings: Settings, prefix: str) -> AsyncIterator[tuple[Settings, str]]:
+    """``settings`` on a migrated PostgreSQL database of the test's own, and its name, dropped
+    at the end: for a test that changes the database itself (ALTER DATABASE must not touch the
+    one other tests share)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    await pg_admin(f'CREATE DATABASE "{name}"')
+    try:
+        url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+        scratch = with_section(settings, "database", url=url)
+        engine = create_engine(scratch.database)
+        await migrate.upgrade(engine)
+        await engine.dispose()
+        yield scratch, name
+    finally:
+        await pg_admin(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 async def pg_admin(sql: str) -> None:

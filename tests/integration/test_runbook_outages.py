@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -21,9 +20,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway import bootstrap
 from gateway.settings import Settings
-from gateway.storage import migrate
-from gateway.storage.database import create_engine
-from tests.support import TcpProxy, kannel_mo, pg_admin, wait_until, with_section
+from tests.support import (
+    TcpProxy,
+    kannel_mo,
+    pg_admin,
+    scratch_postgres,
+    wait_until,
+    with_section,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -204,14 +208,13 @@ async def test_a_database_outage_is_not_reported_as_a_broker_outage(
 async def test_a_read_only_database_refuses_every_commit_while_readyz_says_ready(
     settings: Settings, aiohttp_client: Client, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # A scratch database of its own: ALTER DATABASE must not touch the one other tests share.
-    name = f"lapor_runbook_{uuid.uuid4().hex[:10]}"
-    await pg_admin(f'CREATE DATABASE "{name}"')
-    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    s = with_section(settings, "database", url=url)
-    engine = create_engine(s.database)
-    await migrate.upgrade(engine)
-    await engine.dispose()
+    async with scratch_postgres(settings, "lapor_runbook") as (s, name):
+        await read_only_database(s, name, aiohttp_client, caplog)
+
+
+async def read_only_database(
+    s: Settings, name: str, aiohttp_client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
     gateway = bootstrap.build(s)
     assert gateway.relay is not None
     stop = asyncio.Event()
@@ -258,4 +261,3 @@ async def test_a_read_only_database_refuses_every_commit_while_readyz_says_ready
         if relay_task is not None:
             await relay_task
         await gateway.close()
-        await pg_admin(f'DROP DATABASE "{name}" WITH (FORCE)')

@@ -20,8 +20,6 @@ from sqlalchemy import select
 
 from gateway import bootstrap
 from gateway.settings import Settings
-from gateway.storage import migrate
-from gateway.storage.database import create_engine
 from gateway.storage.schema import complaint_status_events, complaints, sms_replies
 from tests.support import (
     AMQP_URL,
@@ -30,6 +28,7 @@ from tests.support import (
     free_port,
     kannel_mo,
     pg_admin,
+    scratch_postgres,
     serving_app,
     wait_until,
     with_section,
@@ -241,15 +240,6 @@ async def test_the_feed_comes_back_after_a_broker_outage(
 async def test_a_change_that_cannot_be_committed_waits_on_the_queue(
     settings: Settings, aiohttp_client: Client, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # A scratch database of its own: ALTER DATABASE must not touch the one other tests share.
-    name = f"lapor_status_{uuid.uuid4().hex[:10]}"
-    await pg_admin(f'CREATE DATABASE "{name}"')
-    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    s = with_section(settings, "database", url=url)
-    engine = create_engine(s.database)
-    await migrate.upgrade(engine)
-    await engine.dispose()
-
     def failed() -> list[str]:
         return [
             str(getattr(r, "error", ""))
@@ -257,25 +247,23 @@ async def test_a_change_that_cannot_be_committed_waits_on_the_queue(
             if r.getMessage().startswith("status feed failed")
         ]
 
-    try:
-        async with running(s, aiohttp_client) as feed:
-            cid, tid = await feed.complaint(5)
-            await pg_admin(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
-            await feed.gateway.engine.dispose()
-            caplog.set_level(logging.WARNING)
-            await publish(s, status(cid, tid, "verified", "2026-12-05T01:00:00Z"), "m-1")
-            await wait_until(lambda: failed(), "the feed logs the failure")
-            assert "read-only transaction" in failed()[-1]
-            assert feed.count("applied") == 0
+    scratch = scratch_postgres(settings, "lapor_status")
+    async with scratch as (s, name), running(s, aiohttp_client) as feed:
+        cid, tid = await feed.complaint(5)
+        await pg_admin(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+        await feed.gateway.engine.dispose()
+        caplog.set_level(logging.WARNING)
+        await publish(s, status(cid, tid, "verified", "2026-12-05T01:00:00Z"), "m-1")
+        await wait_until(lambda: failed(), "the feed logs the failure")
+        assert "read-only transaction" in failed()[-1]
+        assert feed.count("applied") == 0
 
-            await pg_admin(f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
-            await feed.gateway.engine.dispose()
-            await wait_until(lambda: feed.count("applied") == 1, "applied once it is back")
-            shown = await (await feed.client.get(f"/api/v1/complaints/{tid}")).json()
-            assert shown["status"] == "verified"
-            assert [r.message_id for r in await feed.applied()] == ["m-1"]
-    finally:
-        await pg_admin(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await pg_admin(f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
+        await feed.gateway.engine.dispose()
+        await wait_until(lambda: feed.count("applied") == 1, "applied once it is back")
+        shown = await (await feed.client.get(f"/api/v1/complaints/{tid}")).json()
+        assert shown["status"] == "verified"
+        assert [r.message_id for r in await feed.applied()] == ["m-1"]
 
 
 async def test_a_citizen_who_texted_is_told_each_change_by_sms(
