@@ -124,6 +124,11 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.status_feed_enabled = Gauge(
+            "lapor_status_feed_enabled",
+            "1 when this process runs the status feed (status_feed.enabled).",
+            registry=r,
+        )
         self.status_feed_connected = Gauge(
             "lapor_status_feed_connected",
             "1 while this process consumes the routing core's status queue.",

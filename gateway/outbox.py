@@ -191,20 +191,25 @@ async def declare_quorum_queue(
     queue: str,
     dead_letter_exchange: str,
     dead_letter_queue: str,
+    at_least_once: bool = False,
 ) -> AbstractQueue:
     """A durable quorum queue bound to ``exchange`` with ``routing_key``, dead-lettering to the
     fanout exchange ``dead_letter_exchange`` and its quorum queue ``dead_letter_queue``: exactly
-    the arguments contract/asyncapi.yaml gives (a queue declared with others is refused)."""
+    the arguments contract/asyncapi.yaml gives (a queue declared with others is refused).
+    ``at_least_once``: dead-lettering waits for the dead-letter queue's confirm (RabbitMQ's
+    default for quorum queues is at most once: a message lost if that queue cannot take it)."""
     dlx = await channel.declare_exchange(dead_letter_exchange, ExchangeType.FANOUT, durable=True)
     dead = await channel.declare_queue(
         dead_letter_queue, durable=True, arguments={"x-queue-type": "quorum"}
     )
     await dead.bind(dlx)
-    declared = await channel.declare_queue(
-        queue,
-        durable=True,
-        arguments={"x-queue-type": "quorum", "x-dead-letter-exchange": dead_letter_exchange},
-    )
+    arguments: dict[str, Any] = {
+        "x-queue-type": "quorum",
+        "x-dead-letter-exchange": dead_letter_exchange,
+    }
+    if at_least_once:  # needs reject-publish overflow
+        arguments |= {"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
+    declared = await channel.declare_queue(queue, durable=True, arguments=arguments)
     await declared.bind(exchange, routing_key=routing_key)
     return declared
 

@@ -145,7 +145,7 @@ class StatusFeedSettings(_Section):
     queue: str = Field("lapor.gateway.status", min_length=1)
     dead_letter_exchange: str = Field("lapor.status.dlx", min_length=1)
     dead_letter_queue: str = Field("lapor.gateway.status.dead", min_length=1)
-    prefetch: int = Field(50, ge=1, le=10000)
+    prefetch: int = Field(10, ge=1, le=10000)
     backoff_initial: float = Field(0.5, gt=0)
     backoff_max: float = Field(30.0, gt=0)
 

@@ -623,7 +623,9 @@ class StatusPush:
     receipt went by SMS), through the bridge and link that receipt went: run inside the status
     change's transaction (``gateway.status_feed.apply``'s ``notify``), so it is queued exactly
     when the change is kept. Receipts answered in the HTTP body, suppressed or failed are not
-    followed (no sender could reach that number then). ``received`` is not told."""
+    followed (no sender could reach that number then). ``received`` is not told. A complaint
+    whose last SMS to the citizen (receipt or status message) was deleted after
+    ``sms.keep_replies`` is no longer told."""
 
     def __init__(self, short_code: str, wake: Callable[[], None] | None = None) -> None:
         self._short_code = short_code
@@ -642,7 +644,9 @@ class StatusPush:
             )
             .where(
                 sms_replies.c.tracking_id == change.tracking_id,
-                sms_replies.c.kind == "receipt",
+                # Receipts, and the status messages sent since: those outlive a receipt deleted
+                # after sms.keep_replies.
+                sms_replies.c.kind.in_(("receipt", STATUS_CHANGE_KIND)),
                 sms_replies.c.status.in_((ReplyStatus.PENDING.value, ReplyStatus.SENT.value)),
             )
             .order_by(sms_replies.c.id)

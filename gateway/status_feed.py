@@ -66,6 +66,17 @@ _RFC3339 = re.compile(
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$"
 )
 _UNAVAILABLE = (SQLAlchemyError, OSError, TimeoutError, ConnectionError)
+# A message that fails this many times in a row on something unforeseen (not the database's
+# state, not its content as checked) is dead-lettered, so that it cannot stop the feed for ever.
+POISON_ATTEMPTS = 5
+
+
+def _refused_values(exc: BaseException) -> bool:
+    """The database refused the message's values, not its own state (SQLSTATE class 22, data
+    exception, on PostgreSQL): retrying cannot help. A read-only database, a lost connection or
+    a lock timeout are its state: the message waits."""
+    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return isinstance(code, str) and code.startswith("22")
 
 
 class Refused(ValueError):
@@ -106,31 +117,39 @@ def parse(body: bytes, message_id: str | None) -> StatusChange:
     if data["schema_version"] != SCHEMA_VERSION:
         raise Refused(f"schema_version is not {SCHEMA_VERSION}")
     complaint_id, tracking_id, status = data["complaint_id"], data["tracking_id"], data["status"]
-    if not (isinstance(complaint_id, str) and _UUID.match(complaint_id)):
+    if not (isinstance(complaint_id, str) and _UUID.fullmatch(complaint_id)):
         raise Refused("complaint_id is not a UUID")
-    if not (isinstance(tracking_id, str) and _TRACKING.match(tracking_id)):
+    if not (isinstance(tracking_id, str) and _TRACKING.fullmatch(tracking_id)):
         raise Refused("tracking_id is not a tracking ID")
-    if not (isinstance(status, str) and _STATUS.match(status)):
+    if not (isinstance(status, str) and _STATUS.fullmatch(status)):
         raise Refused("status is not a word of a-z and _, 2-24 characters")
     agency = data.get("agency")
-    if agency is not None and not (isinstance(agency, str) and len(agency) <= MAX_AGENCY):
-        raise Refused(f"agency is not text of at most {MAX_AGENCY} characters")
+    if agency is not None and not (
+        isinstance(agency, str) and 0 < len(agency) <= MAX_AGENCY and _storable(agency)
+    ):
+        raise Refused(f"agency is not text of 1 to {MAX_AGENCY} characters")
     return StatusChange(
         key=_key(body, message_id),
         complaint_id=complaint_id.lower(),
         tracking_id=tracking_id,
         status=status,
         changed_at=_instant(data["changed_at"]),
-        agency=agency or None,
+        agency=agency,
     )
 
 
+def _storable(text: str) -> bool:
+    # No NUL (PostgreSQL's text refuses it) and no lone surrogate (not UTF-8): a value the
+    # database would refuse must be refused here, or the message would come back for ever.
+    return "\x00" not in text and not any("\ud800" <= c <= "\udfff" for c in text)
+
+
 def _instant(value: Any) -> datetime:
-    if not (isinstance(value, str) and _RFC3339.match(value)):
+    if not (isinstance(value, str) and _RFC3339.fullmatch(value)):
         raise Refused("changed_at is not an RFC 3339 time with its offset")
     try:
         return datetime.fromisoformat(value).astimezone(UTC)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:  # 0001-01-01T00:30+01:00 has no UTC time
         raise Refused("changed_at is not an RFC 3339 time with its offset") from exc
 
 
@@ -182,6 +201,23 @@ async def apply(
                 .values(**shown)
             )
             applied = newest.rowcount == 1
+            if not applied and change.agency is not None:
+                # Older than the status shown, but naming the agency, after newer changes that
+                # named none: the agency was assigned then and still is.
+                named_later = (
+                    select(complaint_status_events.c.id)
+                    .where(
+                        complaint_status_events.c.complaint_id == change.complaint_id,
+                        complaint_status_events.c.agency.is_not(None),
+                        complaint_status_events.c.changed_at > change.changed_at,
+                    )
+                    .exists()
+                )
+                await conn.execute(
+                    update(complaints)
+                    .where(complaints.c.id == change.complaint_id, ~named_later)
+                    .values(agency=change.agency)
+                )
             if applied and notify is not None:
                 told = await notify(conn, change, now)
             await conn.execute(
@@ -225,6 +261,7 @@ async def declare_topology(channel: AbstractChannel, settings: StatusFeedSetting
         settings.queue,
         settings.dead_letter_exchange,
         settings.dead_letter_queue,
+        at_least_once=True,
     )
 
 
@@ -256,6 +293,8 @@ class StatusConsumer:
         self._clock = clock
         self.name = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         self.consuming = False
+        self._attempts: dict[str, int] = {}  # failures of unforeseen kinds, per message
+        metrics.status_feed_enabled.set(1)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, backing off while the broker or database fails."""
@@ -293,16 +332,18 @@ class StatusConsumer:
         def lost(*_: Any) -> None:
             ended.set()
 
+        def cancelled(*_: Any) -> None:
+            failures.append(_Failure("broker", "the broker cancelled the consumer (queue gone?)"))
+            ended.set()
+
         async def on_message(message: AbstractIncomingMessage) -> None:
             try:
                 await self.handle(message)
             except _Failure as exc:
                 failures.append(exc)
                 ended.set()  # the connection closes: this and the unacknowledged go back
-            except Exception as exc:
-                # Not foreseen (a bug, a library's surprise): not acknowledged, so not lost.
-                log.exception("status feed: unexpected error", extra={"consumer": self.name})
-                failures.append(_Failure("internal", type(exc).__name__))
+            except Exception as exc:  # settling it with the broker failed: the connection
+                failures.append(_Failure("broker", f"{type(exc).__name__}: {exc}"))
                 ended.set()
 
         try:
@@ -311,6 +352,10 @@ class StatusConsumer:
             channel.close_callbacks.add(lost)
             await channel.set_qos(prefetch_count=self._settings.prefetch)
             queue = await declare_topology(channel, self._settings)
+            # A plain channel does not notice the broker cancelling its consumer (the queue
+            # deleted, a node lost): reconnect as after a lost connection.
+            underlay = await channel.get_underlay_channel()
+            underlay.on_consumer_cancel_callbacks.add(cancelled)
             await queue.consume(on_message)
             self.consuming = True
             self._metrics.status_feed_connected.set(1)
@@ -324,6 +369,12 @@ class StatusConsumer:
                 ending.cancel()
         except _Failure:
             raise
+        except aio_pika.exceptions.ChannelPreconditionFailed as exc:
+            raise _Failure(
+                "topology-mismatch",
+                f"{exc}; the queue exists with other arguments than contract/asyncapi.yaml"
+                " gives: delete it (it is the gateway's) or change status_feed.queue",
+            ) from exc
         except Exception as exc:
             raise _Failure("broker", f"{type(exc).__name__}: {exc}") from exc
         finally:
@@ -341,20 +392,33 @@ class StatusConsumer:
 
     async def handle(self, message: AbstractIncomingMessage) -> str:
         """Apply one message and settle it with the broker; the outcome, or ``refused``."""
+        key = _key(message.body, message.message_id)
         try:
             change = parse(message.body, message.message_id)
             outcome, told = await apply(self._engine, change, self._clock(), self._notify)
         except Refused as exc:
-            log.warning(
-                "status message refused: %s",
-                exc,
-                extra={"message_id": message.message_id, "routing_key": message.routing_key},
-            )
-            await message.reject(requeue=False)
-            self._metrics.status_changes.labels("refused").inc()
-            return "refused"
+            return await self._refuse(message, str(exc))
         except _UNAVAILABLE as exc:
+            if _refused_values(exc):
+                return await self._refuse(message, f"the database refused its values: {exc}")
             raise _Failure("database", f"{type(exc).__name__}: {exc}") from exc
+        except Exception as exc:
+            # Not foreseen (a bug, a library's surprise): not acknowledged, so not lost, and
+            # tried again after the back-off; a message that keeps failing is set aside.
+            if len(self._attempts) > 1000:
+                self._attempts.clear()
+            attempts = self._attempts[key] = self._attempts.get(key, 0) + 1
+            log.exception(
+                "status feed: unexpected error",
+                extra={"consumer": self.name, "message_id": key, "attempts": attempts},
+            )
+            if attempts >= POISON_ATTEMPTS:
+                del self._attempts[key]
+                return await self._refuse(
+                    message, f"failed {attempts} times: {type(exc).__name__}: {exc}"
+                )
+            raise _Failure("internal", type(exc).__name__) from exc
+        self._attempts.pop(key, None)
         await message.ack()
         if told and self._notified is not None:
             self._notified()
@@ -370,3 +434,13 @@ class StatusConsumer:
             },
         )
         return str(outcome)
+
+    async def _refuse(self, message: AbstractIncomingMessage, reason: str) -> str:
+        log.warning(
+            "status message refused: %s",
+            reason[:500],
+            extra={"message_id": message.message_id, "routing_key": message.routing_key},
+        )
+        await message.reject(requeue=False)  # dead-lettered: kept for an operator
+        self._metrics.status_changes.labels("refused").inc()
+        return "refused"

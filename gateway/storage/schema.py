@@ -350,6 +350,8 @@ sms_replies = Table(
     ),
     Index("ix_sms_replies_sender_hash_created_at", "sender_hash", "created_at"),
     Index("ix_sms_replies_provider_ref", "provider_ref"),
+    # Migration 0011: a complaint's receipts, for telling the numbers a status change.
+    Index("ix_sms_replies_tracking_id_kind", "tracking_id", "kind"),
 )
 
 # Parts of a concatenated SMS that reached us on their own (Kannel gave up reassembling, or a

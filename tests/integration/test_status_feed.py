@@ -16,10 +16,12 @@ import aio_pika
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 
-from gateway import bootstrap
+from gateway import bootstrap, status_feed
 from gateway.settings import Settings
+from gateway.storage.database import create_engine
 from gateway.storage.schema import complaint_status_events, complaints, sms_replies
 from tests.support import (
     AMQP_URL,
@@ -357,3 +359,102 @@ async def test_a_burst_of_changes_is_applied_without_a_failure(
         shown = await (await feed.client.get(f"/api/v1/complaints/{tid}")).json()
         assert (shown["status"], shown["updated_at"]) == ("step_y", "2026-12-05T01:24:00.000Z")
     assert len(await feed.applied()) == 500
+
+
+async def test_the_agency_named_by_a_change_that_came_late_is_shown(feed: Feed) -> None:
+    cid, tid = await feed.complaint(7)
+    # Assigned to an agency at 01:00, in progress at 02:00 (no agency named): the 02:00 message
+    # arrives first.
+    await publish(feed.settings, status(cid, tid, "in_progress", "2026-12-05T02:00:00Z"), "a-2")
+    await wait_until(lambda: feed.count("applied") == 1, "the newer change applied")
+    late = status(cid, tid, "forwarded", "2026-12-05T01:00:00Z", agency="Dinas PU")
+    await publish(feed.settings, late, "a-1")
+    await wait_until(lambda: feed.count("stale") == 1, "the older change kept")
+    shown = await (await feed.client.get(f"/api/v1/complaints/{tid}")).json()
+    assert (shown["status"], shown["agency"]) == ("in_progress", "Dinas PU")
+    # Reassigned at 03:00; a copy of an assignment older than that changes nothing.
+    moved = status(cid, tid, "forwarded", "2026-12-05T03:00:00Z", agency="Dinas Perhubungan")
+    await publish(feed.settings, moved, "a-3")
+    older = status(cid, tid, "forwarded", "2026-12-05T00:30:00Z", agency="Kecamatan")
+    await publish(feed.settings, older, "a-0")
+    await wait_until(lambda: feed.count("stale") == 2, "the oldest change kept")
+    shown = await (await feed.client.get(f"/api/v1/complaints/{tid}")).json()
+    assert (shown["status"], shown["agency"]) == ("forwarded", "Dinas Perhubungan")
+
+
+async def test_the_feed_comes_back_when_its_queue_is_deleted(feed: Feed) -> None:
+    # What an operator does to change the queue's arguments: the broker cancels the consumer,
+    # which must take that as a lost connection, not go on believing it consumes.
+    consumer = feed.gateway.status_feed
+    assert consumer is not None
+    cid, tid = await feed.complaint(8)
+    connection = await aio_pika.connect(AMQP_URL)
+    try:
+        channel = await connection.channel()
+        await channel.queue_delete(feed.settings.status_feed.queue)
+    finally:
+        await connection.close()
+    await wait_until(lambda: not consumer.consuming, "the cancel noticed")
+    await wait_until(lambda: consumer.consuming, "consuming again (the queue declared anew)")
+    await publish(feed.settings, status(cid, tid, "verified", "2026-12-05T01:00:00Z"), "q-1")
+    await wait_until(lambda: feed.count("applied") == 1, "applied on the new queue")
+
+
+async def test_a_message_that_keeps_failing_is_set_aside_and_the_feed_goes_on(
+    settings: Settings, aiohttp_client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Something unforeseen fails on one message every time (here: what the change causes).
+    gateway = bootstrap.build(settings)
+    poisoned: set[str] = set()
+
+    async def notify(conn: Any, change: status_feed.StatusChange, now: Any) -> int:
+        if change.tracking_id in poisoned:
+            raise RuntimeError("a bug")
+        return 0
+
+    consumer = status_feed.StatusConsumer(
+        gateway.engine, settings.broker, settings.status_feed, gateway.metrics, notify=notify
+    )
+    gateway.status_feed = consumer
+    client = await aiohttp_client(bootstrap.build_app(gateway))
+    feed = Feed(gateway, client, settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+        await wait_until(lambda: consumer.consuming, "consuming")
+        bad, good = await feed.complaint(9), await feed.complaint(10, nik=False)
+        poisoned.add(bad[1])
+        await publish(settings, status(*bad, "verified", "2026-12-05T01:00:00Z"), "p-bad")
+        await publish(settings, status(*good, "verified", "2026-12-05T01:00:00Z"), "p-good")
+        await wait_until(lambda: feed.count("refused") == 1, "the failing one set aside", 30)
+        await wait_until(lambda: feed.count("applied") == 1, "the next one applied")
+        dead = await drain(settings.status_feed.dead_letter_queue, 1, complaint_events=False)
+        assert [m.message_id for m in dead] == ["p-bad"]
+        errors = [r for r in caplog.records if r.getMessage() == "status feed: unexpected error"]
+        assert len(errors) == status_feed.POISON_ATTEMPTS
+    finally:
+        stop.set()
+        await task
+        await gateway.close()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_values_the_database_refuses_are_told_from_its_state(settings: Settings) -> None:
+    # SQLSTATE class 22 (a data exception): the message's fault, set aside at once. A read-only
+    # database (25006): its state, the message waits.
+    async with scratch_postgres(settings, "lapor_sqlstate") as (s, name):
+        engine = create_engine(s.database)
+        try:
+            with pytest.raises(DBAPIError) as data:
+                async with engine.connect() as conn:
+                    await conn.execute(text("SELECT CAST('x' AS integer)"))
+            assert status_feed._refused_values(data.value)
+            await pg_admin(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+            await engine.dispose()
+            with pytest.raises(DBAPIError) as state:
+                async with engine.begin() as conn:
+                    await conn.execute(text("CREATE TABLE t (x int)"))
+            assert "read-only" in str(state.value)
+            assert not status_feed._refused_values(state.value)
+        finally:
+            await engine.dispose()

@@ -66,6 +66,8 @@ INVALID = [
     {**GOOD, "changed_at": 1733380200},
     {**GOOD, "agency": "x" * 256},
     {**GOOD, "agency": 5},
+    {**GOOD, "agency": ""},
+    {**GOOD, "agency": "Dinas\u0000PU"},  # PostgreSQL's text cannot hold a NUL
 ]
 
 
@@ -90,6 +92,30 @@ def test_an_invalid_body_is_refused_by_both(body: dict[str, Any]) -> None:
 def test_what_is_not_a_json_object_is_refused(raw: bytes) -> None:
     with pytest.raises(Refused, match="JSON"):
         parse(raw, "m-1")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # The spec's regexes (ECMA 262) end at $; Python's jsonschema searches with re, whose $
+        # also matches before a final newline: the parser holds to the spec.
+        {**GOOD, "status": "resolved\n"},
+        {**GOOD, "status": "a" * 24 + "\n"},  # 25 characters: longer than the column
+        {**GOOD, "tracking_id": "K7QM4XRT9\n"},
+        {**GOOD, "changed_at": "2026-12-05T02:30:00Z\n"},
+        # Valid text for the pattern, but no UTC time exists for them.
+        {**GOOD, "changed_at": "0001-01-01T00:30:00+01:00"},
+        {**GOOD, "changed_at": "9999-12-31T23:30:00-01:00"},
+        {**GOOD, "changed_at": "2026-02-30T00:00:00Z"},
+        {**GOOD, "agency": "Dinas \ud800 PU"},  # a lone surrogate is not UTF-8
+    ],
+    ids=range(8),
+)
+def test_what_no_database_could_keep_is_refused(body: dict[str, Any]) -> None:
+    # Refused here, so dead-lettered: were it passed on, the database would refuse it on every
+    # delivery and the feed would stop behind it.
+    with pytest.raises(Refused):
+        parse(json.dumps(body).encode(), "m-1")
 
 
 def test_the_change_is_read_in_utc() -> None:
@@ -130,6 +156,8 @@ def test_asyncapi_names_what_the_consumer_declares() -> None:
         status_feed.ROUTING_KEY_PATTERN,
         defaults.dead_letter_exchange,
         defaults.dead_letter_queue,
+        "x-dead-letter-strategy: at-least-once",
+        "x-overflow: reject-publish",
     ):
         assert name in queue["description"]
     operation = ASYNCAPI["operations"]["receiveComplaintStatus"]

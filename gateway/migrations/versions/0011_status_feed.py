@@ -5,7 +5,9 @@ Before, nothing changed a complaint's ``status`` after intake: ``/cek``, the API
 SMS ``CEK`` said "received" for ever. gateway.status_feed now consumes the routing core's status
 messages, keeps each one here (its AMQP message_id unique, so a redelivery changes nothing) and
 sets the complaint's status and ``status_changed_at`` when it is the newest. A nullable column
-and a new table on both databases; existing complaints keep their status, changed at NULL.
+and a new table on both databases; existing complaints keep their status, changed at NULL. An
+index on ``sms_replies (tracking_id, kind)``: the status change's SMS finds the complaint's
+receipts without reading the table.
 
 Revision ID: 0011
 Revises: 0010
@@ -48,9 +50,12 @@ def upgrade() -> None:
         "complaint_status_events",
         ["complaint_id", "changed_at"],
     )
+    # The receipts of a complaint, read in the status change's transaction to tell the numbers.
+    op.create_index("ix_sms_replies_tracking_id_kind", "sms_replies", ["tracking_id", "kind"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_sms_replies_tracking_id_kind", "sms_replies")
     op.drop_index("ix_complaint_status_events_complaint_id", "complaint_status_events")
     op.drop_table("complaint_status_events")
     with op.batch_alter_table("complaints") as batch:
