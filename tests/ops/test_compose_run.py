@@ -38,7 +38,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.ops.compose_support import CONFIG, GATEWAYS, container_env, service
-from tests.support import delete_topology, drain, free_port, pg_admin, png
+from tests.support import delete_topology, drain, free_port, pg_admin, png, status_names
 from tests.unit.test_compose import exec_form, the
 
 pytestmark = pytest.mark.integration
@@ -90,6 +90,9 @@ class Stack:
             env["LAPOR_BROKER__PASSWORD"] = "guest"
             for key, value in self.names.items():
                 env[f"LAPOR_BROKER__{key.upper()}"] = value
+            # The status feed's queues of this test too, not the machine's defaults.
+            for key, value in status_names(self.names).items():
+                env[f"LAPOR_STATUS_FEED__{key.upper()}"] = value
         if name in self.ports:
             env["LAPOR_HTTP__PORT"] = str(self.ports[name])
         return env
@@ -161,6 +164,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
         yield Stack(tmp_path, database, names)
     finally:
         await delete_topology(names)
+        await delete_topology(status_names(names))
         await pg_admin(f'DROP DATABASE "{database}" WITH (FORCE)')
 
 
