@@ -458,3 +458,12 @@ async def test_values_the_database_refuses_are_told_from_its_state(settings: Set
             assert not status_feed._refused_values(state.value)
         finally:
             await engine.dispose()
+
+
+async def test_a_gateway_with_the_feed_turned_off_consumes_nothing(settings: Settings) -> None:
+    gateway = bootstrap.build(with_section(settings, "status_feed", enabled=False))
+    try:
+        assert gateway.status_feed is None
+        assert gateway.metrics.status_feed_enabled._value.get() == 0  # LaporStatusFeedDown quiet
+    finally:
+        await gateway.close()
