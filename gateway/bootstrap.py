@@ -147,11 +147,8 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
     letter_metrics = letter_channel.LetterMetrics(metrics.registry) if letter.enabled else None
     # A status change is told by SMS to whoever got the complaint's receipt by SMS, when the
     # channel has a durable outbox and a sender.
-    push = (
-        sms_store.StatusPush(sms_config.short_code, sms.sender.wake)
-        if sms.outbox is not None and sms.sender is not None
-        else None
-    )
+    sender = sms.sender if sms.outbox is not None else None
+    push = sms_store.StatusPush(sms_config.short_code) if sender is not None else None
     status_feed = (
         StatusConsumer(
             engine,
@@ -160,7 +157,7 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
             metrics,
             clock,
             notify=push,
-            notified=push.wake if push else None,
+            notified=sender.wake if sender is not None else None,
         )
         if settings.status_feed.enabled
         else None
@@ -209,8 +206,7 @@ def build_app(gateway: Gateway) -> web.Application:
         trusted = tuple(gateway.settings.web.trusted_proxies)
 
         def client(request: web.Request) -> str:  # as the web form's rate limit finds it
-            forwarded = request.headers.getall("X-Forwarded-For", [])
-            return web_channel.client_address(request.remote, forwarded, trusted)
+            return web_channel.request_client(request, trusted)
 
         reader = letter_channel.setup(
             app,

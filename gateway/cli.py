@@ -2,10 +2,9 @@
 
 Subcommands: ``serve``, ``relay``, ``migrate``, ``check-config``, ``quarantine list|show|replay``,
 ``outbox status|republish|prune|unopenable|set-aside|restore``, ``dedup show``, ``status show``,
-``keys reseal``,
-``files gc``, ``staff create|list``. Every subcommand reads the same settings
-(``config/gateway.toml`` and ``LAPOR_...`` variables). Exit status: 0 done, 1 operational
-failure, 2 invalid settings/usage.
+``keys reseal``, ``files gc``, ``sms requeue|prune``, ``staff create|list``. Every subcommand
+reads the same settings (``config/gateway.toml`` and ``LAPOR_...`` variables). Exit status: 0
+done, 1 operational failure, 2 invalid settings/usage.
 """
 
 from __future__ import annotations
@@ -484,7 +483,7 @@ async def _status(settings: Settings, args: argparse.Namespace) -> int:
     for c in changes:
         print(
             f"{c.changed_at:%Y-%m-%d %H:%M}  {c.status:<16} "
-            f"{'shown' if c.applied else 'older ':<6} agency={c.agency or '-'}  "
+            f"{'shown' if c.applied else 'older':<6} agency={c.agency or '-'}  "
             f"received={c.received_at:%Y-%m-%d %H:%M:%S}  message_id={c.message_id}"
         )
     return 0

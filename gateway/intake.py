@@ -189,7 +189,8 @@ def _settle(p: _Pending, receipt: Receipt | None = None, exc: BaseException | No
 
 
 # Errors that mean "the database did not take it": the sender must retry.
-_UNAVAILABLE = (SQLAlchemyError, OSError, TimeoutError, ConnectionError)
+# The database cannot answer or commit: the caller's retry signal, never a parse failure.
+DB_UNAVAILABLE = (SQLAlchemyError, OSError, TimeoutError, ConnectionError)
 _WRITE_ATTEMPTS = 5
 
 
@@ -302,7 +303,7 @@ class IntakeService:
             if len(self._writers) < self._max_writers:
                 self._writers.add(asyncio.create_task(self._drain(), name="intake-writer"))
             receipt = await pending.future
-        except (*_UNAVAILABLE, IntakeUnavailable) as exc:
+        except (*DB_UNAVAILABLE, IntakeUnavailable) as exc:
             self._metrics.unavailable.labels(raw.channel.value).inc()
             log.warning(
                 "intake could not commit: %s",
@@ -396,7 +397,7 @@ class IntakeService:
             for p in batch:
                 await self._flush_one(p)
             return
-        except _UNAVAILABLE as exc:
+        except DB_UNAVAILABLE as exc:
             for p in batch:
                 _settle(p, exc=exc)
             return
@@ -445,7 +446,7 @@ class IntakeService:
                 self._done([p], [written], events)
                 return
             _settle(p, exc=IntakeUnavailable("the message could not be written after retries"))
-        except _UNAVAILABLE as exc:
+        except DB_UNAVAILABLE as exc:
             _settle(p, exc=exc)
 
     def _done(
@@ -758,7 +759,7 @@ class IntakeService:
             return None
         try:
             return await self._status(tid)
-        except _UNAVAILABLE as exc:
+        except DB_UNAVAILABLE as exc:
             raise IntakeUnavailable(str(exc)) from exc
 
     async def _status(self, tid: str) -> TrackingStatus | None:

@@ -107,6 +107,18 @@ class _Waiting:
     future: asyncio.Future[Decision] = field(repr=False)
 
 
+def _window_start(epoch: float, limit: Limit) -> int:
+    """The start of the window of ``limit`` that ``epoch`` falls in (seconds)."""
+    return int(math.floor(epoch / limit.window) * limit.window)
+
+
+def _refused(key: str, hits: int, limit: Limit, start: int, epoch: float) -> Decision:
+    """The refusal of a request over ``limit`` in the window starting at ``start``: retry when
+    that window ends, naming the bucket's kind (what precedes the last ``:``)."""
+    retry = max(1, math.ceil(start + limit.window - epoch))
+    return Decision(False, hits, limit.requests, retry, key.rsplit(":", 1)[0])
+
+
 class RateLimiter:
     """Counts hits per bucket in ``web_rate_limits``; rows idle longer than ``keep`` are pruned."""
 
@@ -149,7 +161,7 @@ class RateLimiter:
             return ALLOWED
         key = key[:MAX_BUCKET]
         epoch = self._clock().timestamp()
-        start = int(math.floor(epoch / limit.window) * limit.window)
+        start = _window_start(epoch, limit)
         query = select(web_rate_limits.c.hits).where(
             web_rate_limits.c.bucket == key, web_rate_limits.c.window_start == start
         )
@@ -160,8 +172,7 @@ class RateLimiter:
             raise IntakeUnavailable(str(exc)) from exc
         if hits < limit.requests:
             return Decision(True, hits, limit.requests)
-        retry = max(1, math.ceil(start + limit.window - epoch))
-        return Decision(False, hits, limit.requests, retry, key.rsplit(":", 1)[0])
+        return _refused(key, hits, limit, start, epoch)
 
     async def idle(self) -> None:
         """Wait until nothing is being counted or pruned (tests; shutting down)."""
@@ -193,10 +204,7 @@ class RateLimiter:
         for waiting in group:
             for key, limit in waiting.buckets.items():
                 limits.setdefault(key, limit)
-        starts = {
-            key: int(math.floor(epoch / limit.window) * limit.window)
-            for key, limit in limits.items()
-        }
+        starts = {key: _window_start(epoch, limit) for key, limit in limits.items()}
         adds = Counter(key for waiting in group for key in waiting.buckets)
         keys = sorted(limits)  # one lock order for every statement (no deadlock)
         postgres = self._engine.dialect.name == "postgresql"
@@ -224,9 +232,9 @@ class RateLimiter:
                 hits = seen[key]
                 if hits <= limit.requests:
                     continue
-                retry = max(1, math.ceil(starts[key] + limit.window - epoch))
-                if worst.allowed or retry > worst.retry_after:
-                    worst = Decision(False, hits, limit.requests, retry, key.rsplit(":", 1)[0])
+                refused = _refused(key, hits, limit, starts[key], epoch)
+                if worst.allowed or refused.retry_after > worst.retry_after:
+                    worst = refused
             decisions.append(worst)
         return decisions
 

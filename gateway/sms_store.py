@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -627,9 +627,8 @@ class StatusPush:
     whose last SMS to the citizen (receipt or status message) was deleted after
     ``sms.keep_replies`` is no longer told."""
 
-    def __init__(self, short_code: str, wake: Callable[[], None] | None = None) -> None:
+    def __init__(self, short_code: str) -> None:
         self._short_code = short_code
-        self.wake = wake
 
     async def __call__(self, conn: AsyncConnection, change: StatusChange, now: datetime) -> int:
         if change.status == "received":

@@ -39,11 +39,11 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, ExchangeType
 from sqlalchemy import insert, or_, select, text, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway import periodic
-from gateway.intake import Clock, utcnow
+from gateway import periodic, tracking
+from gateway.intake import DB_UNAVAILABLE, Clock, utcnow
 from gateway.metrics import Metrics
 from gateway.outbox import declare_quorum_queue
 from gateway.settings import BrokerSettings, StatusFeedSettings
@@ -60,12 +60,11 @@ REQUIRED = FIELDS - {"agency"}
 MAX_MESSAGE_ID = 80  # complaint_status_events.message_id
 MAX_AGENCY = 255
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_TRACKING = re.compile(r"^[2-9ABCDEFGHJKMNPQRSTVWXYZ]{9}$")
+_TRACKING = re.compile(f"[{tracking.ALPHABET}]{{{tracking.LENGTH}}}")
 _STATUS = re.compile(r"^[a-z][a-z_]{1,23}$")
 _RFC3339 = re.compile(
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$"
 )
-_UNAVAILABLE = (SQLAlchemyError, OSError, TimeoutError, ConnectionError)
 # A message that fails this many times in a row on something unforeseen (not the database's
 # state, not its content as checked) is dead-lettered, so that it cannot stop the feed for ever.
 POISON_ATTEMPTS = 5
@@ -316,7 +315,7 @@ class StatusConsumer:
         try:  # no message is taken while the database cannot keep it
             async with self._engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
-        except _UNAVAILABLE as exc:
+        except DB_UNAVAILABLE as exc:
             raise _Failure("database", f"{type(exc).__name__}: {exc}") from exc
         try:
             connection = await aio_pika.connect(
@@ -367,8 +366,6 @@ class StatusConsumer:
             finally:
                 stopping.cancel()
                 ending.cancel()
-        except _Failure:
-            raise
         except aio_pika.exceptions.ChannelPreconditionFailed as exc:
             raise _Failure(
                 "topology-mismatch",
@@ -392,13 +389,12 @@ class StatusConsumer:
 
     async def handle(self, message: AbstractIncomingMessage) -> str:
         """Apply one message and settle it with the broker; the outcome, or ``refused``."""
-        key = _key(message.body, message.message_id)
         try:
             change = parse(message.body, message.message_id)
             outcome, told = await apply(self._engine, change, self._clock(), self._notify)
         except Refused as exc:
             return await self._refuse(message, str(exc))
-        except _UNAVAILABLE as exc:
+        except DB_UNAVAILABLE as exc:
             if _refused_values(exc):
                 return await self._refuse(message, f"the database refused its values: {exc}")
             raise _Failure("database", f"{type(exc).__name__}: {exc}") from exc
@@ -407,6 +403,7 @@ class StatusConsumer:
             # tried again after the back-off; a message that keeps failing is set aside.
             if len(self._attempts) > 1000:
                 self._attempts.clear()
+            key = _key(message.body, message.message_id)
             attempts = self._attempts[key] = self._attempts.get(key, 0) + 1
             log.exception(
                 "status feed: unexpected error",
@@ -418,7 +415,7 @@ class StatusConsumer:
                     message, f"failed {attempts} times: {type(exc).__name__}: {exc}"
                 )
             raise _Failure("internal", type(exc).__name__) from exc
-        self._attempts.pop(key, None)
+        self._attempts.pop(change.key, None)
         await message.ack()
         if told and self._notified is not None:
             self._notified()

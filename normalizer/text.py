@@ -84,8 +84,9 @@ import hashlib
 import itertools
 import re
 import unicodedata
-from collections.abc import Iterable
-from functools import cache, lru_cache
+from collections.abc import Callable, Iterable
+from functools import cache, lru_cache, wraps
+from typing import Concatenate, ParamSpec, TypeVar
 
 from normalizer._resources import read_data_text
 
@@ -256,14 +257,28 @@ def _suffix(word: str, flags: set[str]) -> str | None:
 # words, not bytes, and a message of long made-up "words" would otherwise fill them with
 # megabytes that stay for the life of the process.
 MAX_CACHED_WORD = 48
+_R = TypeVar("_R")
+_P = ParamSpec("_P")
 
 
+def _cached_when_short(
+    func: Callable[Concatenate[str, _P], _R],
+) -> Callable[Concatenate[str, _P], _R]:
+    """``func`` of a word, remembered (lru_cache) for words of at most MAX_CACHED_WORD."""
+    cached = lru_cache(maxsize=65536)(func)
+
+    @wraps(func)
+    def call(word: str, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        if len(word) <= MAX_CACHED_WORD:
+            return cached(word, *args, **kwargs)  # type: ignore[arg-type]
+        return func(word, *args, **kwargs)
+
+    return call
+
+
+@_cached_when_short
 def _stem(word: str) -> str:
     """Tala stem of a lower-case word; other tokens (digits, short words) are returned as is."""
-    return _stem_cached(word) if len(word) <= MAX_CACHED_WORD else _stem_word(word)
-
-
-def _stem_word(word: str) -> str:
     if not word.isascii() or not word.isalpha():
         return word
     # Steps 1 and 2: inflectional particle, then possessive pronoun.
@@ -295,9 +310,6 @@ def _stem_word(word: str) -> str:
         if suffixless:
             word = suffixless
     return word
-
-
-_stem_cached = lru_cache(maxsize=65536)(_stem_word)
 
 
 # ---------------------------------------------------------------------- normalise
@@ -361,14 +373,9 @@ def _deelongate(word: str, with_slang: bool) -> str:
     return "".join(ch * (1 if n >= 3 else n) for ch, n in runs)
 
 
+@_cached_when_short
 def _normalize_token(token: str, expand_slang: bool) -> tuple[str, ...]:
-    """Standard words for one lower-case alphanumeric token (cached unless it is long)."""
-    if len(token) <= MAX_CACHED_WORD:
-        return _normalize_token_cached(token, expand_slang)
-    return _normalize_word(token, expand_slang)
-
-
-def _normalize_word(token: str, expand_slang: bool) -> tuple[str, ...]:
+    """Standard words for one lower-case alphanumeric token."""
     supplement = _supplement()
     if expand_slang:
         if token in supplement:
@@ -395,9 +402,6 @@ def _normalize_word(token: str, expand_slang: bool) -> tuple[str, ...]:
         if shorter != token:
             return _normalize_token(shorter, expand_slang)
     return (token,)
-
-
-_normalize_token_cached = lru_cache(maxsize=65536)(_normalize_word)
 
 
 def _tokens(text: str, *, expand_slang: bool, remove_stopwords: bool, stem: bool) -> list[str]:

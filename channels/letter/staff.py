@@ -41,7 +41,6 @@ from urllib.parse import quote
 
 from aiohttp import web
 from multidict import MultiDictProxy
-from sqlalchemy.exc import SQLAlchemyError
 
 from channels.letter import pages
 from channels.letter.auth import (
@@ -53,7 +52,7 @@ from channels.letter.auth import (
 )
 from channels.letter.pages import PREFIX, Context, Lang, t
 from gateway.errors import IntakeUnavailable
-from gateway.intake import Clock, utcnow
+from gateway.intake import DB_UNAVAILABLE, Clock, utcnow
 from gateway.ratelimit import Decision, Limit, RateLimiter
 from gateway.settings import LetterSettings
 
@@ -74,7 +73,7 @@ HEADERS: Mapping[str, str] = {
     ),
 }
 # Database trouble: the page answers 503 and nothing is half done.
-UNAVAILABLE = (SQLAlchemyError, OSError, TimeoutError, ConnectionError, IntakeUnavailable)
+UNAVAILABLE = (*DB_UNAVAILABLE, IntakeUnavailable)
 
 
 def page_lang(request: web.Request) -> Lang:
@@ -129,6 +128,11 @@ async def read_form(
 
 
 NO_LIMIT = Limit(0, 1.0)
+
+
+def _minutes(decision: Decision) -> int:
+    """A refusal's ``Retry-After`` in whole minutes, as the pages say it."""
+    return max(1, math.ceil(decision.retry_after / 60))
 
 
 class AddressThrottle:
@@ -325,9 +329,8 @@ class StaffGate:
                 decision = await self._throttle.new_form(request)
                 if not decision.allowed:  # no row stored for a flood of forms
                     log.warning("staff login form refused: too many from this address")
-                    minutes = max(1, math.ceil(decision.retry_after / 60))
                     ctx = Context(lang, None, "", request.path)
-                    resp = self.refuse(ctx, 429, t("forms_busy", lang, m=minutes))
+                    resp = self.refuse(ctx, 429, t("forms_busy", lang, m=_minutes(decision)))
                     resp.headers["Retry-After"] = str(decision.retry_after)
                     return resp
             token, pre = await self.store.new_session(None)
@@ -382,7 +385,7 @@ class StaffGate:
                 log.warning("staff login refused: too many failed logins from this address")
                 resp = await self._login_response(
                     request, lang, 429, username,
-                    t("address_locked", lang, m=max(1, math.ceil(decision.retry_after / 60))),
+                    t("address_locked", lang, m=_minutes(decision)),
                     nxt, fresh=True,
                 )
                 resp.headers["Retry-After"] = str(decision.retry_after)

@@ -15,7 +15,7 @@ import secrets
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from channels.web.abuse import Guard, client_address
+from channels.web.abuse import Guard, request_client
 from channels.web.form import parse_form
 from channels.web.open311 import Open311, parse_open311
 from channels.web.parse import parse_json_complaint
@@ -34,7 +34,7 @@ OPEN311_PARSER = Parser("web.open311", parse_open311)
 PARSERS = (JSON_PARSER, FORM_PARSER, OPEN311_PARSER)
 
 __all__ = [
-    "FORM_PARSER", "JSON_PARSER", "OPEN311_PARSER", "PARSERS", "client_address",
+    "FORM_PARSER", "JSON_PARSER", "OPEN311_PARSER", "PARSERS", "request_client",
     "rate_limit_keep", "setup",
 ]
 

@@ -75,6 +75,15 @@ def client_address(
     return str(current)
 
 
+def request_client(request: web.Request, trusted: tuple[Network, ...]) -> str:
+    """:func:`client_address` of ``request``, worked out once per request."""
+    found = request.get(CLIENT)
+    if found is None:
+        forwarded = request.headers.getall("X-Forwarded-For", [])
+        found = request[CLIENT] = client_address(request.remote, forwarded, trusted)
+    return found
+
+
 class Guard:
     """The web channel's limits: per client address and per identity."""
 
@@ -89,13 +98,7 @@ class Guard:
 
     def client(self, request: web.Request) -> str:
         """The client's address (see the module's docstring), worked out once per request."""
-        found = request.get(CLIENT)
-        if found is None:
-            found = client_address(
-                request.remote, request.headers.getall("X-Forwarded-For", []), self._trusted
-            )
-            request[CLIENT] = found
-        return found
+        return request_client(request, self._trusted)
 
     def origin(self, request: web.Request) -> str:
         """``scheme://host`` the client used: a trusted proxy's X-Forwarded-Proto/-Host count."""
