@@ -68,6 +68,8 @@ _RFC3339 = re.compile(
 # A message that fails this many times in a row on something unforeseen (not the database's
 # state, not its content as checked) is dead-lettered, so that it cannot stop the feed for ever.
 POISON_ATTEMPTS = 5
+# Seconds a lost or closing connection waits for the messages in hand to be settled.
+SETTLE_TIMEOUT = 10.0
 
 
 def _refused_values(exc: BaseException) -> bool:
@@ -335,7 +337,7 @@ class StatusConsumer:
             failures.append(_Failure("broker", "the broker cancelled the consumer (queue gone?)"))
             ended.set()
 
-        async def on_message(message: AbstractIncomingMessage) -> None:
+        async def settle(message: AbstractIncomingMessage) -> None:
             try:
                 await self.handle(message)
             except _Failure as exc:
@@ -344,6 +346,18 @@ class StatusConsumer:
             except Exception as exc:  # settling it with the broker failed: the connection
                 failures.append(_Failure("broker", f"{type(exc).__name__}: {exc}"))
                 ended.set()
+
+        # The channel cancels its callbacks when it closes. A message's transaction must not be
+        # cut there: a connection cancelled on its way back to the pool is lost to it, and a
+        # few lost ones starve the pool every part of the gateway shares. So each message is
+        # handled in a task of its own, which the connection waits for before it closes.
+        inflight: set[asyncio.Task[None]] = set()
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            task = asyncio.create_task(settle(message))
+            inflight.add(task)
+            task.add_done_callback(inflight.discard)
+            await asyncio.shield(task)
 
         try:
             connection.close_callbacks.add(lost)
@@ -377,6 +391,8 @@ class StatusConsumer:
         finally:
             self.consuming = False
             self._metrics.status_feed_connected.set(0)
+            if inflight:  # their acks still reach the broker if the connection is open
+                await asyncio.wait(set(inflight), timeout=SETTLE_TIMEOUT)
             if not connection.is_closed:
                 try:
                     await asyncio.wait_for(connection.close(), timeout=5)
@@ -416,10 +432,12 @@ class StatusConsumer:
                 )
             raise _Failure("internal", type(exc).__name__) from exc
         self._attempts.pop(change.key, None)
-        await message.ack()
+        # Counted as committed: an acknowledgement lost with the connection brings the message
+        # back, counted then as a duplicate, but the change was applied here.
+        self._metrics.status_changes.labels(outcome).inc()
         if told and self._notified is not None:
             self._notified()
-        self._metrics.status_changes.labels(outcome).inc()
+        await message.ack()
         log.info(
             "status change %s",
             outcome,
