@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import Table, func, select, update
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway import contract, sealing, tracking
@@ -324,7 +324,8 @@ class IntakeService:
                 },
             )
         else:
-            self._count(raw.channel, receipt, outcome)
+            # The outcome as written: a draft the database refused was quarantined instead.
+            self._count(raw.channel, receipt, pending.outcome)
         return receipt, pending.follow_result
 
     async def idle(self) -> None:
@@ -397,6 +398,11 @@ class IntakeService:
             for p in batch:
                 await self._flush_one(p)
             return
+        except StatementError:
+            # Not from the database (a DBAPIError is caught above): a value refused while the
+            # statement was built (a column type's check, e.g. a naive time). One message's
+            # fault, not the database being away: _drain writes the batch one by one.
+            raise
         except DB_UNAVAILABLE as exc:
             for p in batch:
                 _settle(p, exc=exc)
@@ -572,6 +578,22 @@ class IntakeService:
             redelivered=True,
             raw_sha256=row.sha256,
         )
+
+    async def transport_meta(self, raw_id: str) -> dict[str, Any]:
+        """The transport metadata raw inbound ``raw_id`` was stored with (an Idempotency-Key's
+        first request: its attachments); :class:`IntakeUnavailable` when it cannot be read."""
+        try:
+            async with self._engine.connect() as conn:
+                row = (
+                    await conn.execute(
+                        select(raw_inbound.c.transport_meta, raw_inbound.c.sealed).where(
+                            raw_inbound.c.id == raw_id
+                        )
+                    )
+                ).one()
+        except DB_UNAVAILABLE as exc:
+            raise IntakeUnavailable(str(exc)) from exc
+        return sealing.raw_meta(self._keys, raw_id, row.transport_meta, row.sealed)
 
     def _count(
         self, channel: Channel, receipt: Receipt, outcome: ParseOutcome | _Quarantine
@@ -1086,11 +1108,19 @@ class _Placer:
             "match_tokens": work.sealed_tokens,
         }
         if person_id is not None:
-            # Newest first, like the candidates read from the table.
+            # Newest first, like the candidates read from the table; with its privacy, so a
+            # later message of the same batch joining it never lifts what it asked for.
+            privacy = complaint.draft.privacy
             self._candidates.setdefault(person_id, []).insert(
                 0,
                 Candidate(
-                    complaint.id, complaint.tracking_id, tokens, who.sender_hash, raw.received_at
+                    complaint.id,
+                    complaint.tracking_id,
+                    tokens,
+                    who.sender_hash,
+                    raw.received_at,
+                    anonymous=privacy.anonymous,
+                    confidential=privacy.confidential,
                 ),
             )
         receipt = Receipt(

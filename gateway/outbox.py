@@ -246,11 +246,18 @@ class OutboxRelay:
         self._handed: deque[tuple[OutboxRow, datetime]] = deque()
         self._caught_up = False
         self._last_claim = 0.0
+        # This process committed event rows without a lease (see wake): claim before publishing
+        # anything handed over after them.
+        self._unclaimed = False
 
     def lease(self) -> tuple[str, datetime] | None:
         """(owner, expiry) for event rows about to be committed in this process, when this
         relay will take them from :meth:`hand_over`; None while it claims from the table."""
         if not self._caught_up or not self.connected:
+            return None
+        if self._settings.claim_timeout <= _LEASE_MARGIN:
+            # A lease that would end before a publication could be confirmed: publish_batch
+            # drops such rows from its hands, and they would wait in the table until it ended.
             return None
         if len(self._handed) >= _HANDED_BATCHES * self._settings.batch_size:
             # Publishing lags behind the intake: the rows wait in the table (claimed by whoever
@@ -279,7 +286,13 @@ class OutboxRelay:
         self._wakeup.set()
 
     def wake(self) -> None:
-        """Look at the outbox now (called after an intake commit in the same process)."""
+        """Look at the outbox now (called after an intake commit in the same process).
+
+        The intake calls it for event rows it committed without a lease (:meth:`lease` said
+        None: the relay was catching up, or had enough in hand): they wait in the table, so the
+        next batch claims from it, and rows handed over after them go out after them.
+        """
+        self._unclaimed = True
         self._wakeup.set()
 
     @property
@@ -368,11 +381,16 @@ class OutboxRelay:
         # replays, rows released by a relay), and those go first.
         rows: list[OutboxRow] = []
         due = time.monotonic() - self._last_claim >= self._settings.poll_interval
-        if due or not self._caught_up:
+        if due or self._unclaimed or not self._caught_up:
+            self._unclaimed = False
             self._last_claim = time.monotonic()
             rows, claimed = await self._claim()
             # Counted as claimed, rows given back as unopenable too: a full claim means more wait.
             self._caught_up = claimed < self._settings.batch_size
+        if self._unclaimed:
+            # Committed here without a lease while the claim ran, perhaps after its snapshot:
+            # the rows handed over since wait for the next claim, so as not to overtake them.
+            return await self._publish(exchange, rows)
         # A row whose lease ends before its publication could be confirmed may be claimed by
         # another relay meanwhile: it is left to the table (where this relay claims it too),
         # never published from here as well.
@@ -381,6 +399,11 @@ class OutboxRelay:
             self._handed.popleft()
         room = min(self._settings.batch_size - len(rows), len(self._handed))
         rows.extend(self._handed.popleft()[0] for _ in range(room))
+        return await self._publish(exchange, rows)
+
+    async def _publish(self, exchange: AbstractExchange, rows: list[OutboxRow]) -> int:
+        """Publish ``rows`` (claimed, then handed over), confirm them together and mark them;
+        return how many were confirmed."""
         if not rows:
             return 0
         confirmed: list[OutboxRow] = []

@@ -114,9 +114,17 @@ def _window_start(epoch: float, limit: Limit) -> int:
 
 def _refused(key: str, hits: int, limit: Limit, start: int, epoch: float) -> Decision:
     """The refusal of a request over ``limit`` in the window starting at ``start``: retry when
-    that window ends, naming the bucket's kind (what precedes the last ``:``)."""
+    that window ends, naming the bucket's kind (:func:`bucket_kind`)."""
     retry = max(1, math.ceil(start + limit.window - epoch))
-    return Decision(False, hits, limit.requests, retry, key.rsplit(":", 1)[0])
+    return Decision(False, hits, limit.requests, retry, bucket_kind(key))
+
+
+def bucket_kind(key: str) -> str:
+    """What a bucket counts, without its value: ``id:phone`` of ``id:phone:<hash>``, ``ip`` of
+    ``ip:2001:db8::7`` (an IPv6 address has colons of its own: cutting at the last one would
+    log most of the address)."""
+    head, _, rest = key.partition(":")
+    return f"{head}:{rest.partition(':')[0]}" if head == "id" else head
 
 
 class RateLimiter:

@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import os
+import random
 import socket
 import time
 import uuid
@@ -134,11 +135,38 @@ def with_section(settings: Settings, section: str, **values: Any) -> Settings:
     return settings.model_copy(update={section: changed})
 
 
+def _ephemeral_low() -> int:
+    """The first port of the kernel's range for outgoing connections (Linux: 32768)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_PORTS_HANDED: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port nobody listens on right now, on every address, below the range the kernel
+    gives outgoing connections: a port of that range (what binding to port 0 returns) could be
+    taken by any connection to PostgreSQL or RabbitMQ between this check and the server's own
+    bind (seen: a compose replica's "address already in use"). Never the same port twice in
+    one test run."""
+    high = _ephemeral_low()
+    low = max(1024, high - 12000)
+    pick = random.SystemRandom()
+    for _ in range(500):
+        port = pick.randrange(low, high)
+        if port in _PORTS_HANDED:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+        _PORTS_HANDED.add(port)
+        return port
+    raise RuntimeError(f"no free TCP port in {low}-{high - 1}")
 
 
 @contextlib.asynccontextmanager

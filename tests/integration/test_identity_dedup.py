@@ -408,3 +408,24 @@ async def test_a_duplicate_never_lifts_the_privacy_of_the_complaint_it_joins(
     assert privacy[("duplicate", first.tracking_id)] == {"anonymous": True, "confidential": True}
     assert privacy[("created", other.tracking_id)] == {"anonymous": False, "confidential": False}
     assert privacy[("duplicate", other.tracking_id)] == {"anonymous": True, "confidential": False}
+
+
+async def test_a_duplicate_in_the_same_group_commit_keeps_the_privacy_of_the_first(
+    gw: bootstrap.Gateway,
+) -> None:
+    # Both arrive together, so they are written in one group commit: the second is decided
+    # against the first as the batch placed it, not as read from the table, and must still
+    # carry the first's anonymity and confidentiality.
+    first, later = await asyncio.gather(
+        gw.intake.accept(
+            msg(Channel.WEB, body=ROAD, nik=NIK_A, phone="0812-3456-7890", anonymous=True,
+                confidential=True),
+            PARSER,
+        ),
+        gw.intake.accept(msg(Channel.SMS, 1, body=ROAD_SMS, phone="+6281234567890"), PARSER),
+    )
+    assert later.status is ReceiptStatus.DUPLICATE and later.duplicate_of == first.tracking_id
+    events = [json.loads(e) for e in await opened_events(gw.engine, gw.keys)]
+    privacy = {(e["event"], e["tracking_id"]): e["privacy"] for e in events}
+    assert privacy[("created", first.tracking_id)] == {"anonymous": True, "confidential": True}
+    assert privacy[("duplicate", first.tracking_id)] == {"anonymous": True, "confidential": True}

@@ -632,3 +632,86 @@ async def test_a_follow_up_that_fails_to_make_its_item_does_not_hold_up_the_comm
     )
     assert receipt.status is ReceiptStatus.ACCEPTED and result is None
     assert await gw.intake.count_complaints() == 1
+
+
+async def test_a_value_refused_before_it_reaches_the_database_fails_only_its_own_message(
+    gw: bootstrap.Gateway,
+) -> None:
+    # A channel's bug: a naive receive time, refused by the column type while the statement is
+    # built (SQLAlchemy's StatementError, not the database being away). The message of the
+    # same group commit beside it must still be committed and answered.
+    naive = replace(raw("!rusak", "naive-1"), received_at=datetime.now(UTC).replace(tzinfo=None))
+    bad, good = await asyncio.gather(
+        gw.intake.accept(naive, PARSER),
+        gw.intake.accept(raw("Jembatan ambruk", "beside-1"), PARSER),
+        return_exceptions=True,
+    )
+    assert isinstance(bad, IntakeUnavailable)
+    assert isinstance(good, Receipt) and good.status is ReceiptStatus.ACCEPTED
+    assert await gw.intake.count_complaints() == 1
+
+
+async def test_a_commit_of_this_process_left_to_the_table_goes_out_before_later_handoffs(
+    settings: Settings,
+) -> None:
+    # The relay is caught up, but one commit was written without a lease (its writer asked
+    # while the relay was not yet caught up, or the relay had enough in hand): that row waits
+    # in the table. A later commit handed over in memory must not overtake it, and the wake-up
+    # of the first commit must have the relay look at the table, not wait for the next poll.
+    gateway = bootstrap.build(with_section(settings, "outbox", poll_interval=30.0))
+    relay = gateway.relay
+    assert relay is not None
+    try:
+        assert await relay.publish_batch() == 0  # connected and caught up: it takes handoffs
+        lease = relay.lease
+        relay.lease = lambda: None  # type: ignore[method-assign]
+        await gateway.intake.accept(raw("pertama, lewat tabel", "t-1"), PARSER)
+        relay.lease = lease  # type: ignore[method-assign]
+        await gateway.intake.accept(raw("kedua, diserahkan", "t-2"), PARSER)
+        assert await _publish_all(relay) == 2
+        await relay._close()
+        messages = await drain(settings.broker.queue, expected=2, timeout=3)
+        assert [json.loads(m.body)["body"] for m in messages] == [
+            "pertama, lewat tabel",
+            "kedua, diserahkan",
+        ]
+    finally:
+        await gateway.close()
+
+
+async def test_a_claim_timeout_shorter_than_a_publication_hands_nothing_over(
+    settings: Settings,
+) -> None:
+    # A lease too short to outlast a publication's confirm timeout: a row handed over with it
+    # would be dropped from memory at once and wait in the table until its lease ended. The
+    # intake writes it unleased instead, and it goes out at once.
+    gateway = bootstrap.build(
+        with_section(settings, "outbox", poll_interval=30.0, claim_timeout=20.0)
+    )
+    relay = gateway.relay
+    assert relay is not None
+    try:
+        assert await relay.publish_batch() == 0  # connected and caught up
+        await gateway.intake.accept(raw("sewa singkat", "short-1"), PARSER)
+        assert await _publish_all(relay) == 1
+        await relay._close()
+        [msg] = await drain(settings.broker.queue, expected=1, timeout=3)
+        assert json.loads(msg.body)["body"] == "sewa singkat"
+    finally:
+        await gateway.close()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite has no lengths
+async def test_a_complaint_the_database_refuses_is_counted_as_quarantined(
+    gw: bootstrap.Gateway,
+) -> None:
+    # Kept in quarantine (stage "store"): counted there, where LaporQuarantineRising looks,
+    # not as an accepted complaint.
+    refused = Parser("test.long", lambda r: ComplaintDraft(body="isi", agency="x" * 300))
+    accepted = gw.metrics.accepted.labels("sms")
+    quarantined = gw.metrics.quarantined.labels("sms")
+    before = (accepted._value.get(), quarantined._value.get())
+    receipt = await gw.intake.accept(raw("isi", "long-1"), refused)
+    assert receipt.status is ReceiptStatus.QUARANTINED
+    after = (accepted._value.get(), quarantined._value.get())
+    assert (after[0] - before[0], after[1] - before[1]) == (0, 1)

@@ -83,6 +83,12 @@ async def test_all_buckets_of_a_request_count_in_one_go_and_the_longest_wait_win
     assert not second.allowed and second.refused_by == "id:email"
     assert second.retry_after == 3600 - 15 and second.limit == 1
     assert await rows(engine) == {"ip:a": 1, "id:phone:h1": 1, "id:email:h2": 2, "ip:b": 1}
+    # An IPv6 address is no kind: its groups were logged as one ("ip:2001:db8:").
+    v6 = Limit(1, 60)
+    assert (await limiter.hit([("ip:2001:db8::7", v6)])).allowed
+    assert (await limiter.hit([("ip:2001:db8::7", v6)])).refused_by == "ip"
+    assert (await limiter.hit([("staff-login:2001:db8::7", v6)])).allowed
+    assert (await limiter.hit([("staff-login:2001:db8::7", v6)])).refused_by == "staff-login"
     # A limit of 0 is off: nothing is counted, nothing written.
     assert (await limiter.hit([("ip:c", Limit(0, 60))])).allowed
     assert "ip:c" not in await rows(engine)
