@@ -182,6 +182,18 @@ def header_text(request: web.Request, name: str, default: str = "") -> str:
     return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
+def is_utf8_text(*texts: str) -> bool:
+    """True when every one of ``texts`` can be encoded as UTF-8: a body decoded in a charset
+    its client named can hold lone surrogates (Python's UTF-7 decodes "+2AA-" to U+D800), which
+    no page, hash, database nor event can take."""
+    try:
+        for text in texts:
+            text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def add_core_routes(app: web.Application, deps: HealthDeps) -> None:
     """Mount /healthz, /readyz, /metrics and /files on ``app``; count its answers; give every
     answer the :data:`SECURITY_HEADERS`."""

@@ -52,6 +52,7 @@ from channels.letter.auth import (
 )
 from channels.letter.pages import PREFIX, Context, Lang, t
 from gateway.errors import IntakeUnavailable
+from gateway.http import is_utf8_text
 from gateway.intake import DB_UNAVAILABLE, Clock, utcnow
 from gateway.ratelimit import Decision, Limit, RateLimiter
 from gateway.settings import LetterSettings
@@ -122,9 +123,14 @@ async def read_form(
     """The posted form; :class:`BadForm` when its body cannot be read: bytes that are not in its
     charset, a charset Python does not know, a broken multipart body."""
     try:
-        return await request.post()
+        form = await request.post()
     except (ValueError, LookupError):  # UnicodeDecodeError is a ValueError
         raise BadForm() from None
+    # A charset the client names (UTF-7) can decode to lone surrogates: no page nor password
+    # hash can take them.
+    if not is_utf8_text(*(k + v for k, v in form.items() if isinstance(v, str))):
+        raise BadForm()
+    return form
 
 
 NO_LIMIT = Limit(0, 1.0)

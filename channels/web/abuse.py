@@ -45,9 +45,13 @@ def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     elif text.count(":") == 1:  # "203.0.113.7:51234"
         text = text.split(":", 1)[0]
     try:
-        return ipaddress.ip_address(text)
+        addr = ipaddress.ip_address(text)
     except ValueError:
         return None
+    # A dual-stack listener ("::") sees an IPv4 peer as "::ffff:a.b.c.d": the same address,
+    # which an IPv4 network in trusted_proxies must match and which must count as one bucket.
+    mapped = addr.ipv4_mapped if isinstance(addr, ipaddress.IPv6Address) else None
+    return mapped or addr
 
 
 def client_address(

@@ -338,11 +338,19 @@ def _w3c(moment: datetime) -> str:
 
 
 def _parse_time(text: str) -> datetime | None:
+    """``text`` as a UTC date-time, or None when it is no W3C date-time with a zone, or one
+    whose UTC form lies outside years 1..9999 (``0001-01-01T00:00:00+14:00``): the database
+    could not be asked about it (that was answered 503, as if it were down)."""
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return value if value.tzinfo is not None else None
+    if value.tzinfo is None:
+        return None
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        return None
 
 
 JURISDICTION = ("jurisdiction_id tidak dikenal", "jurisdiction_id not found")
@@ -551,7 +559,10 @@ class Open311:
         if "end_date" in q and (end := _parse_time(q["end_date"])) is None:
             return errors(400, (f"end_date {w3c[0]}", f"end_date {w3c[1]}"), fmt, lang)
         if start is None and not ids:
-            start = (end or self._clock()) - timedelta(days=self._settings.open311_default_days)
+            try:
+                start = (end or self._clock()) - timedelta(days=self._settings.open311_default_days)
+            except OverflowError:  # an end_date within the window of year 1: from the start
+                start = None
         try:
             found = await queries.list_public_requests(
                 self._engine,

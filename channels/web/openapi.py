@@ -369,8 +369,9 @@ def document() -> dict[str, Any]:
                         {
                             "name": "Idempotency-Key", "in": "header", "required": False,
                             "schema": {"type": "string", "minLength": 1, "maxLength": 200},
-                            "description": "The same key with the same body returns the first "
-                            "receipt; with a different body, 422.",
+                            "description": "The same key with the same body (and the same "
+                            "attachments) returns the first receipt; with a different body or "
+                            "other attachments, 422.",
                         },
                         accept_lang,
                     ],

@@ -27,6 +27,7 @@ from gateway.domain import (
     Reporter,
 )
 from gateway.errors import ParseError
+from gateway.http import is_utf8_text
 from normalizer import InvalidNik, normalize_email, normalize_phone, parse_nik
 
 MAX_TITLE = 300
@@ -183,6 +184,10 @@ def _text(
         return None
     if not isinstance(value, str):
         raise ParseError(f"{name} harus teks / {name} must be a string")
+    if not is_utf8_text(value):
+        # A lone surrogate ("\ud800") is valid JSON but no Unicode text: it could be neither
+        # sealed nor published, and the client would get a 202 for a complaint quarantined.
+        raise ParseError(f"{name} bukan teks Unicode yang sah / {name} is not valid Unicode text")
     value = value.strip()
     if required and not value:
         raise ParseError(f"{name} wajib diisi / {name} is required")

@@ -48,7 +48,7 @@ from gateway.contract import rfc3339
 from gateway.domain import Channel, ComplaintDraft, RawInbound, Receipt
 from gateway.errors import IntakeUnavailable, ParseError
 from gateway.filestore import FileStore
-from gateway.http import header_text
+from gateway.http import header_text, is_utf8_text
 from gateway.intake import Clock, IntakeService, Parser, utcnow
 from gateway.ratelimit import Decision
 from gateway.settings import WebSettings
@@ -429,7 +429,10 @@ class WebChannel:
                 posted = await request.post()  # no files: bounded by client_max_size
             except (ValueError, LookupError):  # not UTF-8, or an unknown charset
                 raise UploadRejected("", BAD_FORM) from None
-            return Upload(fields=[(k, v) for k, v in posted.items() if isinstance(v, str)])
+            fields = [(k, v) for k, v in posted.items() if isinstance(v, str)]
+            if not is_utf8_text(*(k + v for k, v in fields)):  # a charset like UTF-7's
+                raise UploadRejected("", BAD_FORM)
+            return Upload(fields=fields)
         return None
 
     async def _held_files(
@@ -505,7 +508,7 @@ class WebChannel:
         key = request.headers.get("Idempotency-Key")
         # Text of 1-200 characters; bytes that are not UTF-8 (lone surrogates here) cannot be
         # stored as the provider id, and replacing them would make two keys one.
-        if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY and _utf8(key)):
+        if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY and is_utf8_text(key)):
             return problem(400, ("Idempotency-Key 1-200 karakter UTF-8.", "Idempotency-Key: 1-200 "
                                  "UTF-8 characters."), lang)
         if request.content_type not in ("application/json", "multipart/form-data"):
@@ -579,7 +582,11 @@ class WebChannel:
             receipt = await self._intake.accept(raw, self._json_parser, outcome)
         except IntakeUnavailable:
             return _unavailable(lang)
-        if receipt.redelivered and not _same_body(receipt, raw):
+        try:
+            same = not receipt.redelivered or await self._same_request(receipt, raw)
+        except IntakeUnavailable:
+            return _unavailable(lang)
+        if not same:
             return problem(
                 422,
                 ("Idempotency-Key ini sudah dipakai untuk isi laporan yang berbeda.",
@@ -594,6 +601,14 @@ class WebChannel:
             },
             status=202,
         )
+
+    async def _same_request(self, receipt: Receipt, raw: RawInbound) -> bool:
+        """Whether ``raw`` repeats the request its Idempotency-Key first came with: the same
+        JSON and the same files (a multipart retry's attachments are part of the request)."""
+        if not _same_body(receipt, raw):
+            return False
+        first = await self._intake.transport_meta(receipt.raw_id)
+        return first.get(ATTACHMENT_REFS) == raw.metadata.get(ATTACHMENT_REFS)
 
 
 async def _multipart(request: web.Request) -> MultipartReader:
@@ -616,15 +631,6 @@ def _too_many(decision: Decision, lang: Lang) -> web.Response:
     resp = problem(429, detail, lang)
     resp.headers["Retry-After"] = str(wait)
     return resp
-
-
-def _utf8(text: str) -> bool:
-    """True when ``text`` came from UTF-8 bytes (aiohttp decodes headers with surrogateescape)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _same_body(receipt: Receipt, raw: RawInbound) -> bool:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 CHUNK = 64 * 1024
 EXIF_WINDOW = 128 * 1024
 _MAX_FILENAME = 255
+_SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 class UploadRejected(Exception):
@@ -157,13 +159,13 @@ async def _read(reader: MultipartReader, files: FileStore, limits: _Limits) -> U
     while (part := await reader.next()) is not None:
         if not isinstance(part, BodyPartReader):
             raise UploadRejected("", ("Multipart bersarang tidak didukung.", "Nested multipart."))
-        name = part.name or ""
+        name = _text(part.name or "")
         if part.filename is not None and name in limits.file_fields:
             head = await part.read_chunk(CHUNK)
             if not head and not part.filename:
                 continue  # a file input left empty: browsers send a part with no name and no body
             if not limits.store_files:
-                upload.unread.append((part.filename or name)[-_MAX_FILENAME:])
+                upload.unread.append(_text(part.filename or name)[-_MAX_FILENAME:])
                 discarded += len(head)
                 too_big = UploadRejected(name, UNREAD_TOO_BIG, 413)
                 discarded += await _discard(part, limits.discard_limit - discarded, too_big)
@@ -213,12 +215,22 @@ async def _read(reader: MultipartReader, files: FileStore, limits: _Limits) -> U
             discarded += await _discard(part, limits.discard_limit - discarded, too_long)
             continue
         try:
-            upload.fields.append((name, value.decode(part.get_charset("utf-8"))))
-        except (UnicodeDecodeError, LookupError):
+            text = value.decode(part.get_charset("utf-8"))
+            # A charset like UTF-7 decodes to lone surrogates, which UTF-8 cannot take.
+            text.encode("utf-8")
+            upload.fields.append((name, text))
+        except (UnicodeError, LookupError):
             raise UploadRejected(
                 name, (f"Isian {name} bukan teks UTF-8.", f"Field {name} is not UTF-8 text.")
             ) from None
     return upload
+
+
+def _text(header_value: str) -> str:
+    """A part's name or file name as text UTF-8 can take: RFC 2231's ``filename*=utf-7''...``
+    decodes to lone surrogates, which no page nor stored reference could hold (U+FFFD
+    instead; a file name is only a label)."""
+    return _SURROGATES.sub("\ufffd", header_value)
 
 
 async def _discard(part: BodyPartReader, budget: int, reason: UploadRejected) -> int:
@@ -234,7 +246,7 @@ async def _discard(part: BodyPartReader, budget: int, reason: UploadRejected) ->
 async def _store_file(
     part: BodyPartReader, head: bytes, files: FileStore, name: str, max_size: int
 ) -> tuple[Attachment, tuple[float, float] | None]:
-    filename = (part.filename or "")[-_MAX_FILENAME:] or None
+    filename = _text(part.filename or "")[-_MAX_FILENAME:] or None
     label = filename or name
     while len(head) < SNIFF_BYTES and (chunk := await part.read_chunk(CHUNK)):
         head += chunk

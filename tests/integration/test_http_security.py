@@ -214,6 +214,75 @@ async def test_header_bytes_that_are_not_utf8_are_no_server_error(
     assert server_errors(metrics) == []
 
 
+def _part(name: str, charset: str, value: bytes) -> bytes:
+    return (
+        f'--x\r\nContent-Disposition: form-data; name="{name}"\r\n'
+        f"Content-Type: text/plain; charset={charset}\r\n\r\n".encode()
+        + value + b"\r\n--x--\r\n"
+    )
+
+
+UTF7 = "application/x-www-form-urlencoded; charset=utf-7"
+MULTIPART = "multipart/form-data; boundary=x"
+# A body in a charset the client names, which Python decodes to a lone surrogate: UTF-7's
+# "+2AA-" is U+D800 alone. Such text can be neither shown (the form echoes what was typed)
+# nor hashed nor stored as UTF-8, so it is a body that cannot be read: 400, like one whose
+# bytes are not in its charset.
+SURROGATE_BODIES = [
+    ("form", "/", UTF7, b"csrf=x&judul=%2B2AA-"),
+    ("form-switch", "/?ganti_bahasa=1", UTF7, b"csrf=x&judul=%2B2AA-"),
+    ("form-multipart", "/", MULTIPART, _part("judul", "utf-7", b"+2AA-")),
+    ("form-switch-multipart", "/?ganti_bahasa=1", MULTIPART, _part("judul", "utf-7", b"+2AA-")),
+    ("api-multipart", "/api/v1/complaints", MULTIPART, _part("complaint", "utf-7",
+                                                               b'{"body": "Jalan rusak +2AA-"}')),
+    ("staff-login", "/staff/login", UTF7, b"csrf=x&username=ani&password=%2B2AA-"),
+    ("staff-login-multipart", "/staff/login", MULTIPART, _part("password", "utf-7", b"+2AA-")),
+]
+
+
+@pytest.mark.parametrize(
+    ("what", "path", "content_type", "body"), SURROGATE_BODIES,
+    ids=[b[0] for b in SURROGATE_BODIES],
+)
+async def test_a_body_whose_charset_decodes_to_a_lone_surrogate_is_a_bad_request(
+    client: TestClient[Any, Any], what: str, path: str, content_type: str, body: bytes
+) -> None:
+    resp = await client.post(path, data=body, headers={"Content-Type": content_type})
+    assert resp.status == 400, (what, resp.status)
+    metrics = await (await client.get("/metrics")).text()
+    assert server_errors(metrics) == []
+
+
+async def test_a_part_or_file_name_that_decodes_to_a_lone_surrogate_is_no_server_error(
+    client: TestClient[Any, Any],
+) -> None:
+    # RFC 2231 lets the client name the charset of a part's name and file name: UTF-7's
+    # "+2AA-" decodes to U+D800 alone. A file name is only a label: it is kept with U+FFFD.
+    def file_part(name: str) -> bytes:
+        return (
+            f"--x\r\nContent-Disposition: form-data; name=\"{name}\"; "
+            "filename*=utf-7''%2B2AA-.png\r\nContent-Type: image/png\r\n\r\n"
+        ).encode() + png() + b"\r\n"
+
+    complaint = (
+        b'--x\r\nContent-Disposition: form-data; name="complaint"\r\n'
+        b"Content-Type: application/json\r\n\r\n" + API + b"\r\n"
+    )
+    multipart = {"Content-Type": MULTIPART}
+    api = await client.post(
+        "/api/v1/complaints", data=complaint + file_part("attachments") + b"--x--\r\n",
+        headers=multipart,
+    )
+    assert api.status == 202 and (await api.json())["status"] == "accepted"
+    form = file_part("lampiran") + b"--x--\r\n"
+    named = b"--x\r\nContent-Disposition: form-data; name*=utf-7''%2B2AA-\r\n\r\nx\r\n--x--\r\n"
+    for path, body in (("/", form), ("/?ganti_bahasa=1", form), ("/", named)):
+        resp = await client.post(path, data=body, headers=multipart)
+        assert resp.status == 403, (path, resp.status)  # no CSRF cookie: the form again
+    metrics = await (await client.get("/metrics")).text()
+    assert server_errors(metrics) == []
+
+
 async def test_form_cookie_is_secure_when_the_citizen_came_over_https(
     settings: Settings, aiohttp_client: Client
 ) -> None:

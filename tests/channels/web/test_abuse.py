@@ -32,6 +32,15 @@ def test_only_the_right_most_untrusted_hop_counts() -> None:
     assert client_address("2001:db8::5", ["203.0.113.9:51234"], PROXIES) == "203.0.113.9"
 
 
+def test_an_ipv4_address_mapped_into_ipv6_is_the_ipv4_address() -> None:
+    # Listening on "::" (dual stack), a proxy that connects over IPv4 is the peer
+    # "::ffff:10.0.0.8": still the trusted 10.0.0.8, or every citizen behind it would share one
+    # bucket, the proxy's. And one client is one bucket whichever way it is written.
+    assert client_address("::ffff:10.0.0.8", ["198.51.100.1"], PROXIES) == "198.51.100.1"
+    assert client_address("::ffff:203.0.113.7", [], PROXIES) == "203.0.113.7"
+    assert client_address("10.0.0.8", ["::ffff:198.51.100.1"], PROXIES) == "198.51.100.1"
+
+
 def test_identity_buckets_are_keyed_hashes_of_normalised_identities() -> None:
     keys = Keys(os.urandom(32), os.urandom(32))
     guard = Guard(RateLimiter.__new__(RateLimiter), WebSettings(), keys)

@@ -348,6 +348,23 @@ async def test_optional_arguments_sent_empty_or_repeated(
         assert status == 200 and [r["service_request_id"] for r in listed] == [rid], params
 
 
+async def test_dates_at_the_edge_of_the_calendar_are_a_400_not_a_server_error(
+    gw: bootstrap.Gateway, aiohttp_client: Client
+) -> None:
+    client = await aiohttp_client(bootstrap.build_app(gw))
+    # Valid W3C date-times whose UTC form (or the default window before them) falls outside
+    # what a date-time can hold: the client's mistake, answered 400, never 500 nor 503.
+    for name in ("start_date", "end_date"):
+        for moment in ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00+14:00",
+                       "9999-12-31T23:59:59-14:00"):
+            data, _, status = await both(client, "requests", params={name: moment})
+            if status == 200:
+                assert data == [], (name, moment)
+            else:
+                assert status == 400 and data[0]["code"] == 400, (name, moment, data)
+                assert name in data[0]["description"]
+
+
 async def test_service_request_id_overrides_all_other_arguments(
     gw: bootstrap.Gateway, aiohttp_client: Client
 ) -> None:

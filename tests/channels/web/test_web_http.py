@@ -223,6 +223,45 @@ async def test_api_idempotency_key_with_another_body_is_422(
     assert await gw.intake.count_complaints() == 1
 
 
+async def test_api_idempotency_key_with_other_attachments_is_422(
+    gw: bootstrap.Gateway, aiohttp_client: Client
+) -> None:
+    # The JSON part alone was compared: a retry with other files got the first receipt and its
+    # files were dropped without a word.
+    client = await aiohttp_client(bootstrap.build_app(gw))
+    complaint = json.dumps({"body": "Lampu jalan mati di Jalan Merdeka"})
+
+    def request(*documents: bytes) -> FormData:
+        fd = FormData()
+        fd.add_field("complaint", complaint, content_type="application/json")
+        for n, document in enumerate(documents):
+            fd.add_field("attachments", document, filename=f"surat{n}.pdf")
+        return fd
+
+    one, two = pdf("Satu"), pdf("Dua")  # made once: a PDF's bytes change with its time
+    key = {"Idempotency-Key": "files-1"}
+    first = await client.post("/api/v1/complaints", data=request(one), headers=key)
+    again = await client.post("/api/v1/complaints", data=request(one), headers=key)
+    assert first.status == again.status == 202, await first.text()
+    assert (await first.json())["tracking_id"] == (await again.json())["tracking_id"]
+    answers = [
+        await client.post("/api/v1/complaints", data=request(two), headers=key),
+        await client.post("/api/v1/complaints", data=request(), headers=key),
+        await client.post("/api/v1/complaints", data=request(one, two), headers=key),
+        await client.post("/api/v1/complaints", data=complaint, headers={
+            **key, "Content-Type": "application/json"}),
+    ]
+    assert [a.status for a in answers] == [422] * 4
+    assert all(["berbeda" in (await a.json())["detail"] for a in answers])
+    # And the other way: a key first used without files.
+    key = {"Idempotency-Key": "files-2"}
+    plain = await client.post("/api/v1/complaints", data=complaint, headers={
+        **key, "Content-Type": "application/json"})
+    with_file = await client.post("/api/v1/complaints", data=request(one), headers=key)
+    assert (plain.status, with_file.status) == (202, 422)
+    assert await gw.intake.count_complaints() == 2
+
+
 async def test_api_problems_in_indonesian_or_english(
     gw: bootstrap.Gateway, aiohttp_client: Client
 ) -> None:
@@ -791,6 +830,27 @@ async def test_json_the_decoder_cannot_take_is_a_bad_request(
     fd.add_field("attachments", png("x"), filename="x.png", content_type="image/png")
     multipart = await client.post("/api/v1/complaints", data=fd)
     assert multipart.status == 400 and "JSON tidak valid" in (await multipart.json())["detail"]
+    assert await gw.intake.count_complaints() == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [('{"body": "Jalan rusak \\ud800 parah"}', "body"),
+     ('{"body": "Jalan rusak parah", "title": "\\udfff"}', "title"),
+     ('{"body": "Jalan rusak parah", "reporter": {"name": "Siti \\ud83d"}}', "reporter.name")],
+    ids=["body", "title", "reporter-name"],
+)
+async def test_json_text_with_a_lone_surrogate_is_a_bad_request_naming_its_field(
+    gw: bootstrap.Gateway, aiohttp_client: Client, body: str, field: str
+) -> None:
+    # "\ud800" is valid JSON but no Unicode text: it can be neither sealed nor published, so
+    # the client is told at once (400) instead of getting a 202 for a complaint quarantined.
+    client = await aiohttp_client(bootstrap.build_app(gw))
+    as_json = {"Content-Type": "application/json"}
+    resp = await client.post("/api/v1/complaints", data=body.encode(), headers=as_json)
+    problem = await resp.json()
+    assert resp.status == 400 and resp.content_type == "application/problem+json", problem
+    assert problem["detail"].startswith(field)
     assert await gw.intake.count_complaints() == 0
 
 
