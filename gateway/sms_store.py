@@ -19,13 +19,14 @@ Tables of migration 0004 (``gateway/storage/schema.py``):
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, exists, func, not_, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -46,8 +47,9 @@ from gateway.crypto import Keys
 from gateway.grouping import GroupCommit
 from gateway.intake import Clock, utcnow
 from gateway.outbox import prune_cutoff
+from gateway.queries import CLOSED_STATUSES
 from gateway.status_feed import StatusChange
-from gateway.storage.schema import UTCDateTime, sms_fragments, sms_replies
+from gateway.storage.schema import UTCDateTime, complaints, sms_fragments, sms_replies
 
 # The halves of a split surrogate pair, per part in its meta (the rest of the meta is the set's).
 _HALVES = ("high_surrogate", "low_surrogate")
@@ -411,6 +413,12 @@ async def requeue_failed(
         return int(done.rowcount)
 
 
+# Status changes told by SMS (gateway.status_feed): the row's key in sms_replies.raw_inbound_id
+# is derived from the status message and the recipient, so one change is queued once per number.
+STATUS_CHANGE_KIND = "status-change"
+# The replies whose numbers are told of the complaint's status changes (see StatusPush).
+FOLLOWED_KINDS = ("receipt", STATUS_CHANGE_KIND)
+
 PRUNE_BATCH = 1000
 
 
@@ -424,18 +432,29 @@ async def prune(
     stop: asyncio.Event | None = None,
 ) -> tuple[int, int]:
     """Delete the replies queued more than ``keep_replies`` seconds before ``now`` that are no
-    longer pending, and the fragments joined more than ``keep_fragments`` seconds before it
-    (0: keep); how many of each (``dry_run``: counted, not deleted). Each table is walked in id
+    longer pending (but the receipts and status messages of complaints still open), and the
+    fragments joined more than ``keep_fragments`` seconds before it (0: keep); how many of each
+    (``dry_run``: counted, not deleted). Each table is walked in id
     order, ``batch`` rows per short transaction, until a window holds only rows made after the
     cutoff (ids follow insertion); ``stop`` ends it between two batches."""
     replies = fragments = 0
     cutoff = prune_cutoff(keep_replies, now)
     if cutoff is not None:
+        # A receipt or status message of a complaint still open is how StatusPush finds the
+        # number to tell of its next change (and by which bridge): kept until it is closed.
+        still_followed = and_(
+            sms_replies.c.kind.in_(FOLLOWED_KINDS),
+            exists().where(
+                complaints.c.tracking_id == sms_replies.c.tracking_id,
+                complaints.c.status.not_in(CLOSED_STATUSES),
+            ),
+        )
         replies = await _prune_walk(
             engine, sms_replies, sms_replies.c.created_at, cutoff,
             and_(
                 sms_replies.c.status != ReplyStatus.PENDING.value,
                 sms_replies.c.created_at < cutoff,
+                not_(still_followed),
             ),
             dry_run, batch, stop,
         )
@@ -532,6 +551,14 @@ class SqlFragmentBuffer:
         }
         insert = (pg_insert if self._postgres else sqlite_insert)(sms_fragments)
         async with self._engine.begin() as conn:
+            if self._postgres:
+                # Parts of one message arrive at once (Jasmin throws 16-bit-reference parts on
+                # parallel connections): under READ COMMITTED each hold would miss the other's
+                # uncommitted part and neither would find the set complete, leaving it to the
+                # fragment timeout. One hold per set at a time, until its commit. (SQLite
+                # writes one transaction at a time already.)
+                lock = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+                await conn.execute(select(func.pg_advisory_xact_lock(lock)))
             await conn.execute(
                 insert.values(**row).on_conflict_do_nothing(index_elements=["raw_inbound_id"])
             )
@@ -576,8 +603,10 @@ class SqlFragmentBuffer:
             )
         return sets
 
-    async def expired(self, older_than: datetime) -> list[FragmentSet]:
-        """Open sets whose first part was stored before ``older_than``."""
+    async def expired(self, older_than: datetime, limit: int) -> list[FragmentSet]:
+        """At most ``limit`` open sets whose first part was stored before ``older_than``,
+        oldest first."""
+        first = func.min(sms_fragments.c.created_at, type_=UTCDateTime())
         async with self._engine.connect() as conn:
             keys = (
                 (
@@ -585,9 +614,9 @@ class SqlFragmentBuffer:
                         select(sms_fragments.c.group_key)
                         .where(sms_fragments.c.closed_at.is_(None))
                         .group_by(sms_fragments.c.group_key)
-                        .having(
-                            func.min(sms_fragments.c.created_at, type_=UTCDateTime()) < older_than
-                        )
+                        .having(first < older_than)
+                        .order_by(first, sms_fragments.c.group_key)
+                        .limit(limit)
                     )
                 )
                 .scalars()
@@ -611,9 +640,6 @@ class SqlFragmentBuffer:
             )
 
 
-# Status changes told by SMS (gateway.status_feed): the row's key in sms_replies.raw_inbound_id
-# is derived from the status message and the recipient, so one change is queued once per number.
-STATUS_CHANGE_KIND = "status-change"
 _STATUS_PUSH = uuid.UUID("6f1d7c1e-3b1a-5c55-9a63-4c4150f0a0b1")
 
 
@@ -623,9 +649,8 @@ class StatusPush:
     receipt went by SMS), through the bridge and link that receipt went: run inside the status
     change's transaction (``gateway.status_feed.apply``'s ``notify``), so it is queued exactly
     when the change is kept. Receipts answered in the HTTP body, suppressed or failed are not
-    followed (no sender could reach that number then). ``received`` is not told. A complaint
-    whose last SMS to the citizen (receipt or status message) was deleted after
-    ``sms.keep_replies`` is no longer told."""
+    followed (no sender could reach that number then). ``received`` is not told. Those rows
+    outlive ``sms.keep_replies`` while their complaint is open (:func:`prune`)."""
 
     def __init__(self, short_code: str) -> None:
         self._short_code = short_code
@@ -643,9 +668,9 @@ class StatusPush:
             )
             .where(
                 sms_replies.c.tracking_id == change.tracking_id,
-                # Receipts, and the status messages sent since: those outlive a receipt deleted
-                # after sms.keep_replies.
-                sms_replies.c.kind.in_(("receipt", STATUS_CHANGE_KIND)),
+                # Receipts, and the status messages sent since (a closed complaint's receipt may
+                # be gone when the routing core opens it again).
+                sms_replies.c.kind.in_(FOLLOWED_KINDS),
                 sms_replies.c.status.in_((ReplyStatus.PENDING.value, ReplyStatus.SENT.value)),
             )
             .order_by(sms_replies.c.id)

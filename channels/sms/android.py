@@ -44,7 +44,9 @@ REPORTS = {
 }
 KNOWN_UNUSED = frozenset({"system:ping", "mms:received", "sms:data-received"})
 # The id the gateway gives each reply it sends through the app (see senders.AndroidSender).
-_REPLY_ID = re.compile(r"^lapor-(\d+)$")
+# ASCII digits within a BIGINT: ``\d`` takes every script's digits, which int() reads, and a
+# longer number no row has (the database refuses it: a 503, and the app retries 14 times).
+_REPLY_ID = re.compile(r"^lapor-([0-9]{1,18})$")
 
 
 def reply_message_id(reply_id: int) -> str:
@@ -85,6 +87,14 @@ def decode_event(body: bytes) -> Event:
         doc = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ParseError(f"bukan JSON / not JSON: {exc}", stage="decode") from None
+    try:
+        # JSON's "\uXXXX" escapes can write half a surrogate pair ("\ud83d", half an emoji),
+        # which no text UTF-8 holds: the message could be neither normalised nor stored as text.
+        json.dumps(doc, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ParseError(
+            "teks berisi surrogate tunggal / text holds a lone surrogate", stage="decode"
+        ) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("event"), str):
         raise ParseError("webhook tanpa event / no event", stage="decode")
     name: str = doc["event"]

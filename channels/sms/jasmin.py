@@ -34,6 +34,7 @@ from typing import Literal
 
 from channels.sms import gsm
 from channels.sms.kannel import (
+    drop_terminator,
     edge_halves,
     eight_bit,
     parse_concatenation,
@@ -156,6 +157,7 @@ def decode_octets(
         if isinstance(exc, ParseError):
             raise
         raise ParseError(f"isi tidak sah untuk coding {coding}: {exc}", stage="decode") from None
+    text = drop_terminator(text)  # GSM septets never hold a NUL (0x00 is "@")
     refuse_binary(text)
     return text
 

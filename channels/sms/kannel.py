@@ -9,11 +9,13 @@ Decoding follows what Kannel 1.4.5 does (measured, see the channel README):
   bytes (double spaces, CR/LF, ``%&"+`` intact);
 * the payload's text comes from the charset ``%C`` (``UTF-8``, ``UTF-16BE``, ``8-BIT``) and,
   when it is missing, from the coding ``%c``: 0 (7-bit; smsbox converted it to UTF-8) -> UTF-8,
-  2 (UCS-2) -> UTF-16BE, 1 (8-bit data) -> see below;
+  2 (UCS-2) -> UTF-16BE, 1 (8-bit data) -> see below. ``UCS-2`` (a name Python does not know)
+  and ``UTF-16`` without a BOM are read big-endian, as SMS and RFC 2781 have them;
 * 8-bit data (coding 1, charset ``8-BIT``) has no charset of its own. It is decoded as UTF-8
   when the bytes are valid UTF-8 (phones and apps that send "8-bit text" send UTF-8 or ASCII,
   and fakesmsc's ``data`` messages land here), otherwise as ISO-8859-1, which maps each byte to
-  one code point and never fails. A payload with control characters other than TAB/CR/LF is
+  one code point and never fails. NULs ending the text are dropped (some SMSCs end
+  ``short_message`` like a C string). A payload with control characters other than TAB/CR/LF is
   binary (OTA settings, ringtones, WAP push), not a complaint: :class:`ParseError`
   (quarantined, the raw bytes are kept);
 * a non-empty UDH ``%u`` with a concatenation element (IEI ``00``, 8-bit reference, or ``08``,
@@ -57,6 +59,8 @@ _IEI_CONCAT_16 = 0x08
 _ALLOWED_CONTROLS = {"\t", "\r", "\n"}
 _HIGH_SURROGATES = range(0xD800, 0xDC00)
 _LOW_SURROGATES = range(0xDC00, 0xE000)
+_UCS2_NAMES = frozenset({"UCS-2", "UCS2", "UCS-2BE", "UCS2BE", "ISO-10646-UCS-2", "CSUNICODE"})
+_UTF16_BOMS = (codecs.BOM_UTF16_BE, codecs.BOM_UTF16_LE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,16 +176,29 @@ def decode_payload(payload: bytes, coding: int | None, charset: str, errors: str
     if not name:
         name = "UTF-16BE" if coding == CODING_UCS2 else "UTF-8"
     try:
-        codec = codecs.lookup(name).name
+        codec = _codec(name, payload)
     except LookupError:
         raise ParseError(f"charset {charset!r} tidak dikenal / unknown", stage="decode") from None
     try:
-        text = payload.decode(codec, errors)
+        text = drop_terminator(payload.decode(codec, errors))
     except UnicodeDecodeError as exc:
         reason = f"isi bukan {name} yang sah / invalid {name}: {exc}"
         raise ParseError(reason, stage="decode") from None
     refuse_binary(text)
     return text
+
+
+def _codec(name: str, payload: bytes) -> str:
+    """Python's codec for the charset ``name`` (upper case) of ``payload``.
+
+    Python knows no ``UCS-2``: SMS UCS-2 is big-endian (3GPP TS 23.038). Its ``utf-16`` reads
+    text without a BOM in the machine's byte order, where RFC 2781 (4.3) says big-endian.
+    """
+    if name in _UCS2_NAMES:
+        return "utf-16-be"
+    if name in {"UTF-16", "UTF16"} and payload[:2] not in _UTF16_BOMS:
+        return "utf-16-be"
+    return codecs.lookup(name).name
 
 
 def decode_part(
@@ -207,8 +224,16 @@ def eight_bit(payload: bytes) -> str:
         text = payload.decode("utf-8")
     except UnicodeDecodeError:
         text = payload.decode("iso-8859-1")
+    text = drop_terminator(text)
     refuse_binary(text)
     return text
+
+
+def drop_terminator(text: str) -> str:
+    """``text`` without the NULs that end it. SMPP 3.4 defines ``short_message`` as octets, not
+    a C string, yet some SMSCs end it with a NUL all the same: that is no content, and would
+    otherwise make a citizen's text "binary". A NUL inside the text still does."""
+    return text.rstrip("\x00")
 
 
 def refuse_binary(text: str) -> None:

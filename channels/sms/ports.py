@@ -150,8 +150,9 @@ class FragmentBuffer(Protocol):
     ) -> FragmentSet | None:
         """Keep one fragment; the whole set when this part completes it, else None."""
 
-    async def expired(self, older_than: datetime) -> list[FragmentSet]:
-        """Open sets whose first part arrived before ``older_than``."""
+    async def expired(self, older_than: datetime, limit: int) -> list[FragmentSet]:
+        """At most ``limit`` open sets whose first part arrived before ``older_than``, oldest
+        first."""
 
     async def close(self, fragments: FragmentSet, joined_raw_inbound_id: str) -> None:
         """Mark the set's parts as joined into ``joined_raw_inbound_id``."""

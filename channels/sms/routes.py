@@ -111,12 +111,15 @@ class SmsRoutes:
 
     async def kannel(self, request: web.Request) -> web.Response:
         """One MO from smsbox."""
-        query = _raw_query(request)
-        if request.method == "POST" and request.can_read_body:
-            body = await request.read()  # a post-url form: the token may be inside
+        query, token = _pop_token(_raw_query(request))
+        # Only a form body replaces the URL's query. Kannel's post-url expands the escapes in
+        # the URL, as get-url does, and POSTs the SMS text itself as the body (text/plain or
+        # application/octet-stream: smsbox.c, TRANSTYPE_POST_URL), which is no query string.
+        if request.method == "POST" and request.content_type == FORM and request.can_read_body:
+            body = await request.read()  # the token may be inside, else the URL's counts
             if body:
-                query = body
-        query, token = _pop_token(query)
+                query, body_token = _pop_token(body)
+                token = body_token if body_token is not None else token
         if not self._kannel_authorized(request, token):
             self._ignored(Bridge.KANNEL, "unauthorized")
             return text_reply("forbidden", status=403)

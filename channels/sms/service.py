@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
 
 Reading = grammar.Interpretation | ParseError
 _STORE_ERRORS = (SQLAlchemyError, OSError, TimeoutError, ConnectionError)
+# Timed-out sets of parts read and joined at a time by :meth:`SmsService.sweep`.
+SWEEP_BATCH = 100
 
 
 def parsers(settings: SmsSettings) -> tuple[Parser, ...]:
@@ -216,10 +218,16 @@ class SmsService:
         if self._buffer is None:
             return 0
         cutoff = self._clock() - timedelta(seconds=self.settings.fragment_timeout)
-        expired = await self._buffer.expired(cutoff)
-        for held in expired:
-            await self.join(held, inline=False)
-        return len(expired)
+        joined = 0
+        while True:
+            # A batch at a time: after a flood of parts with random references (each its own
+            # set, never completed) the sets would otherwise all be read into memory at once.
+            expired = await self._buffer.expired(cutoff, SWEEP_BATCH)
+            for held in expired:
+                await self.join(held, inline=False)
+            joined += len(expired)
+            if len(expired) < SWEEP_BATCH:
+                return joined
 
     async def _status(self, reading: Reading) -> TrackingStatus | None:
         """For ``CEK <id>``: the complaint's status, read before the MO's own intake."""

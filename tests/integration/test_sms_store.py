@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from typing import Any
 
@@ -193,5 +194,63 @@ async def test_old_replies_and_joined_fragments_are_pruned_nothing_pending_or_op
             ).scalar_one()
         assert left == {("pending", False), ("sent", True)} and fragments == 2
         assert await prune(engine, 0, 0, now + timedelta(days=999)) == (0, 0)  # 0 keeps
+    finally:
+        await engine.dispose()
+
+
+async def test_two_parts_held_at_the_same_instant_complete_their_set(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Jasmin throws the parts of a long MO (16-bit reference) one by one, on parallel
+    # connections. Each hold inserted its part and read the set in its own transaction: under
+    # READ COMMITTED neither saw the other's uncommitted part, neither found the set complete,
+    # and the message waited for the fragment timeout (30 min) with its receipt.
+    from datetime import UTC, datetime
+
+    from channels.sms.message import Fragment, SmsMessage
+    from gateway.sms_store import SqlFragmentBuffer
+
+    engine = create_engine(settings.database)
+    buffer = SqlFragmentBuffer(engine, KEYS)
+    read_sets = SqlFragmentBuffer._open_sets
+
+    arrived: list[int] = []
+    both = asyncio.Event()
+
+    async def slow_read(self: SqlFragmentBuffer, conn: Any, where: Any) -> Any:
+        # Each hold reads its set once the other has inserted its part too (or after 1 s,
+        # when the other is kept waiting until this one commits).
+        arrived.append(1)
+        if len(arrived) == 2:
+            both.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(both.wait(), 1.0)
+        return await read_sets(self, conn, where)
+
+    monkeypatch.setattr(SqlFragmentBuffer, "_open_sets", slow_read)
+
+    def part(sequence: int) -> SmsMessage:
+        return SmsMessage(
+            bridge=Bridge.JASMIN,
+            sender="+6281200000001",
+            receiver="1708",
+            text=f"bagian {sequence} ",
+            message_id=f"part-{sequence}",
+            fragment=Fragment(reference=0x1234, total=2, sequence=sequence),
+        )
+
+    now = datetime.now(UTC)
+    try:
+        found = await asyncio.gather(
+            *(
+                buffer.hold(str(uuid.uuid4()), part(n), "+6281200000001", now)
+                for n in (1, 2)
+            ),
+            return_exceptions=True,
+        )
+        assert not any(isinstance(f, BaseException) for f in found), found
+        complete = [f for f in found if f is not None]
+        assert complete, "neither hold saw the set complete"
+        assert {p.sequence for p in complete[0].parts} == {1, 2}  # type: ignore[union-attr]
     finally:
         await engine.dispose()

@@ -323,6 +323,73 @@ async def test_a_citizen_who_texted_is_told_each_change_by_sms(
         assert [tuple(r) for r in pushed] == [(tid, "sent")]
 
 
+async def test_a_complaint_open_longer_than_the_replies_are_kept_is_still_told(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    # sms.keep_replies (90 days) deleted the receipt by which StatusPush finds the number: a
+    # complaint still open after that was told of no change by SMS any more.
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import func, update
+
+    from gateway.sms_store import prune
+
+    sent: list[tuple[str, str]] = []
+
+    async def sendsms(request: web.Request) -> web.Response:
+        sent.append((request.query["to"], request.query["text"]))
+        return web.Response(status=202, text="0: Accepted for delivery")
+
+    app = web.Application()
+    app.router.add_get("/cgi-bin/sendsms", sendsms)
+    port = free_port()
+    s = with_section(
+        settings, "sms", kannel_sendsms_url=f"http://127.0.0.1:{port}/cgi-bin/sendsms"
+    )
+    async with serving_app(app, port), running(s, aiohttp_client, sms_sender=True) as feed:
+        engine = feed.gateway.engine
+        texted: list[tuple[str, str, str]] = []  # (phone, complaint id, tracking ID)
+        for phone, words in (
+            ("+6281234500078", "Lampu jalan di Jalan Dago mati semua sejak minggu lalu"),
+            ("+6281234500079", "Saluran air di Pasar Baru tersumbat sampah plastik"),
+        ):
+            resp = await feed.client.get("/sms/kannel", params=kannel_mo(words, phone))
+            assert resp.status == 200
+            await wait_until(lambda n=len(texted): len(sent) == n + 1, "the receipt sent")
+            known = [t for _, _, t in texted]
+            async with engine.connect() as conn:
+                cid, tid = (
+                    await conn.execute(
+                        select(complaints.c.id, complaints.c.tracking_id).where(
+                            complaints.c.tracking_id.not_in(known)
+                        )
+                    )
+                ).one()
+            texted.append((phone, cid, tid))
+        (open_phone, open_cid, open_tid), (_, closed_cid, closed_tid) = texted
+        await publish(s, status(closed_cid, closed_tid, "closed", "2026-12-05T02:00:00Z"), "c-1")
+        await wait_until(lambda: len(sent) == 3, "the closing told")
+
+        async with engine.begin() as conn:  # 91 days later
+            await conn.execute(
+                update(sms_replies).values(created_at=datetime.now(UTC) - timedelta(days=91))
+            )
+        assert await prune(engine, 90 * 86400.0, 0, datetime.now(UTC)) == (2, 0)
+        async with engine.connect() as conn:
+            left = (
+                await conn.execute(
+                    select(sms_replies.c.tracking_id, func.count()).group_by(
+                        sms_replies.c.tracking_id
+                    )
+                )
+            ).all()
+        assert [tuple(r) for r in left] == [(open_tid, 1)]  # the closed one's receipt went
+
+        await publish(s, status(open_cid, open_tid, "forwarded", "2026-12-05T03:00:00Z"), "o-1")
+        await wait_until(lambda: len(sent) == 4, "the change told after the prune")
+        assert sent[3][0] == open_phone and "DITERUSKAN" in sent[3][1]
+
+
 async def test_a_burst_of_changes_is_applied_without_a_failure(
     feed: Feed, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -320,6 +320,16 @@ async def test_android_signature_headers_that_are_not_ascii_are_refused_not_a_50
     assert (await post(client, req, **fresh))[0] == 200  # the app's own headers still pass
 
 
+async def test_android_report_on_an_id_past_bigint_is_unmatched_not_a_503(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway
+) -> None:
+    body = json.dumps(
+        {"event": "sms:failed", "id": "e-big", "payload": {"messageId": "lapor-" + "9" * 25}}
+    ).encode()
+    req = Request("POST", "/sms/android", {"Content-Type": "application/json"}, body)
+    assert await post(client, req, **resigned(req)) == (200, "ok")
+
+
 async def test_android_reports_and_unused_events(
     client: TestClient[Any, Any], gw: bootstrap.Gateway
 ) -> None:

@@ -126,6 +126,21 @@ def test_jasmin_coding0_as_latin1_and_other_codings() -> None:
         jasmin.decode_octets(b"\x00\x01\x02", 4)  # binary octet data
 
 
+@pytest.mark.parametrize(
+    ("octets", "coding"),
+    [
+        (b"Jalan rusak\x00", 1),
+        ("Jalan rusak".encode("latin-1") + b"\x00", 3),
+        ("Jalan rusak".encode("utf-16-be") + b"\x00\x00", 8),
+        (b"Jalan rusak\x00", 4),
+    ],
+)
+def test_jasmin_trailing_nul_terminator_is_dropped_not_binary(octets: bytes, coding: int) -> None:
+    # Some SMSCs end short_message with a C string's NUL; in GSM 03.38 0x00 is "@", kept.
+    assert jasmin.decode_octets(octets, coding) == "Jalan rusak"
+    assert jasmin.decode_octets(b"Jalan rusak\x00", 0) == "Jalan rusak@"
+
+
 def test_jasmin_content_is_used_when_binary_is_absent() -> None:
     mo = jasmin.decode_request(b"id=x1&from=62812&to=1708&content=Jalan+rusak&coding=0")
     assert mo.message.text == "Jalan rusak"
@@ -207,6 +222,30 @@ def test_android_reports_name_our_reply() -> None:
     failed = android.decode_event(load("android/sms_failed__reply").body).report
     assert failed is not None and failed.state is DeliveryState.UNDELIVERED
     assert failed.detail == "sms:failed: RESULT_ERROR_GENERIC_FAILURE"
+
+
+@pytest.mark.parametrize("message_id", ["lapor-" + "9" * 25, "lapor-\u0661\u0662"])
+def test_android_report_on_an_id_that_is_not_ours_names_no_reply(message_id: str) -> None:
+    # Not a reply id of ours (past BIGINT: the database refused it, a 503 the app retried; or
+    # digits of another script, which int() reads: reply 12). Matched by reference: unmatched.
+    body = json.dumps(
+        {"event": "sms:failed", "id": "e1", "payload": {"messageId": message_id}}
+    ).encode()
+    report = android.decode_event(body).report
+    assert report is not None and report.reply_id is None and report.provider_ref == message_id
+
+
+def test_android_message_with_half_an_emoji_is_a_decode_error() -> None:
+    # JSON's "\ud83d" is a lone surrogate: no text UTF-8 can hold. It went on to the normaliser,
+    # which crashed on it (quarantined as "normalize-crash", an ERROR with a traceback).
+    mo = load("android/sms_received__docs_example").body
+    doc = json.loads(mo)
+    doc["payload"]["message"] = "Jalan rusak \ud83d"
+    with pytest.raises(ParseError) as refused:
+        android.decode_event(json.dumps(doc).encode())
+    assert refused.value.stage == "decode" and "surrogate" in refused.value.reason
+    with pytest.raises(ParseError):
+        decode(Bridge.ANDROID, json.dumps(doc).encode(), SETTINGS)
 
 
 def test_android_ping_is_known_but_unused_and_garbage_is_refused() -> None:

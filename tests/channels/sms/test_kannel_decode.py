@@ -75,6 +75,20 @@ def test_coding_alone_chooses_the_charset() -> None:
     assert decode_request(b"p=1&b=caf%C3%A9&c=0").text == "café"
 
 
+@pytest.mark.parametrize("charset", ["UCS-2", "UCS2", "ucs-2be", "ISO-10646-UCS-2", "UTF-16"])
+def test_ucs2_charset_names_and_bomless_utf16_are_big_endian(charset: str) -> None:
+    # SMS UCS-2 is big-endian (3GPP TS 23.038); UTF-16 without a BOM is too (RFC 2781 4.3),
+    # where Python's "utf-16" would read it in the machine's order: "Jalan" as "䨀愀氀愀渀".
+    body = "".join(f"%{b:02X}" for b in "Jalan rusak".encode("utf-16-be")).encode()
+    query = b"p=1&b=" + body + b"&c=2&C=" + charset.encode()
+    assert decode_request(query).text == "Jalan rusak"
+
+
+def test_utf16_with_a_bom_follows_the_bom() -> None:
+    body = "".join(f"%{b:02X}" for b in "Jalan rusak".encode("utf-16-le")).encode()
+    assert decode_request(b"p=1&b=%FF%FE" + body + b"&c=2&C=UTF-16").text == "Jalan rusak"
+
+
 def test_8bit_that_is_not_utf8_is_read_as_latin1() -> None:
     assert decode_request(b"p=1&b=caf%E9&c=1&C=8-BIT").text == "café"
 
@@ -83,6 +97,24 @@ def test_binary_8bit_payload_is_refused() -> None:
     with pytest.raises(ParseError) as err:
         decode_request(b"p=1&b=%00%01%02%03&c=1&C=8-BIT")
     assert err.value.stage == "decode"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        b"p=1&b=jalan+rusak%00&c=0&C=UTF-8",
+        b"p=1&b=jalan+rusak%00%00&c=1&C=8-BIT",
+        b"p=1&b=%00j%00a%00l%00a%00n%00+%00r%00u%00s%00a%00k%00%00&c=2&C=UTF-16BE",
+    ],
+)
+def test_trailing_nul_terminator_is_dropped_not_binary(query: bytes) -> None:
+    # Some SMSCs send short_message as a C string: its terminating NUL is no content.
+    assert decode_request(query).text == "jalan rusak"
+
+
+def test_nul_inside_the_text_is_still_binary() -> None:
+    with pytest.raises(ParseError):
+        decode_request(b"p=1&b=jalan%00rusak&c=1&C=8-BIT")
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ import base64
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,19 @@ from sqlalchemy import select
 
 from channels import sms as sms_channel
 from channels.sms import replies
+from channels.sms.ports import FragmentSet
 from channels.sms.settings import SmsSettings
 from gateway import bootstrap, tracking
 from gateway.settings import Settings
 from gateway.storage.schema import quarantine, sms_replies
-from tests.support import free_port, opened_complaints, opened_events, opened_raw, with_section
+from tests.support import (
+    free_port,
+    kannel_mo,
+    opened_complaints,
+    opened_events,
+    opened_raw,
+    with_section,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -109,6 +118,37 @@ async def test_post_form_body_is_accepted_too(
     assert await gw.intake.count_complaints() == 1
 
 
+async def test_post_url_request_is_read_from_its_url_not_its_text_body(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway
+) -> None:
+    # Kannel's post-url (smsbox.c, TRANSTYPE_POST_URL) expands the escapes in the URL, as
+    # get-url does, and POSTs the SMS text itself as a text/plain body: not a form.
+    resp = await client.post(
+        f"/sms/kannel?{query('Sampah menumpuk di pasar', 'post-url-1')}",
+        data=b"Sampah menumpuk di pasar",
+        headers={"Content-Type": 'text/plain; charset="UTF-8"'},
+    )
+    assert resp.status == 200 and "No. lacak" in await resp.text()
+    (row,) = await opened_complaints(gw.engine, gw.keys)
+    assert row.body == "Sampah menumpuk di pasar"
+
+
+async def test_post_form_with_the_token_in_the_url_is_authorized(
+    gw: bootstrap.Gateway, aiohttp_client: Client
+) -> None:
+    app = web.Application()
+    sms_channel.setup(app, gw.intake, SmsSettings(kannel_token="s3cret"))
+    client = await aiohttp_client(app)
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    q = query("Sampah menumpuk", "post-tok-1")
+    refused = await client.post("/sms/kannel?token=wrong", data=q, headers=form)
+    assert refused.status == 403
+    resp = await client.post("/sms/kannel?token=s3cret", data=q, headers=form)
+    assert resp.status == 200 and "No. lacak" in await resp.text()
+    (raw,) = await opened_raw(gw.engine, gw.keys)
+    assert raw["body"] == q.encode()
+
+
 async def test_status_query_help_and_unknown_id(client: TestClient[Any, Any]) -> None:
     reply = await (await client.get(f"/sms/kannel?{query('Jalan rusak', 'c-1')}")).text()
     tid = tracking_of(reply)
@@ -178,6 +218,42 @@ async def test_parts_splitting_an_emoji_become_one_complaint(
         assert (await conn.execute(select(quarantine))).all() == []
     joined = [r for r in await opened_raw(gw.engine, gw.keys) if r["parser"] == "sms.joined"]
     assert json.loads(joined[0]["body"].decode("utf-8"))["missing"] == []
+
+
+async def test_timed_out_sets_are_swept_a_batch_at_a_time(
+    settings: Settings, aiohttp_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A flood of parts with random references (each a set that never completes) was read into
+    # memory whole by one sweep.
+    from channels.sms import service as sms_service
+
+    monkeypatch.setattr(sms_service, "SWEEP_BATCH", 2)
+    gateway = bootstrap.build(with_section(settings, "sms", fragment_timeout=0.01))
+    try:
+        assert gateway.sms is not None and gateway.sms.service._buffer is not None
+        buffer = gateway.sms.service._buffer
+        asked: list[int] = []
+        read = buffer.expired
+
+        async def expired(older_than: datetime, limit: int) -> list[FragmentSet]:
+            sets = await read(older_than, limit)
+            asked.append(len(sets))
+            return sets
+
+        monkeypatch.setattr(buffer, "expired", expired)
+        client = await aiohttp_client(bootstrap.build_app(gateway))
+        for n in range(5):
+            mo = kannel_mo(f"Bagian pertama laporan nomor {n}", f"+62812345001{n:02d}")
+            mo["u"] = f"050003{0x40 + n:02X}0201"  # part 1 of 2, its own reference
+            resp = await client.get("/sms/kannel", params=mo)
+            assert resp.status == 200 and await resp.text() == ""
+        await asyncio.sleep(0.05)
+        assert await gateway.sms.service.sweep() == 5
+        assert asked == [2, 2, 1]
+        assert len(await opened_complaints(gateway.engine, gateway.keys)) == 5
+        assert await gateway.sms.service.sweep() == 0
+    finally:
+        await gateway.close()
 
 
 async def test_part_whose_sibling_never_comes_keeps_its_text_with_fffd(
