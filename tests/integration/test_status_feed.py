@@ -138,6 +138,28 @@ async def running(
         await gateway.close()
 
 
+@contextlib.asynccontextmanager
+async def texting(
+    settings: Settings, aiohttp_client: Client
+) -> AsyncIterator[tuple[Feed, list[tuple[str, str]]]]:
+    """:func:`running` with its SMS reply sender, whose replies go to a fake smsbox
+    ``sendsms`` that records each as (to, text)."""
+    sent: list[tuple[str, str]] = []
+
+    async def sendsms(request: web.Request) -> web.Response:
+        sent.append((request.query["to"], request.query["text"]))
+        return web.Response(status=202, text="0: Accepted for delivery")
+
+    app = web.Application()
+    app.router.add_get("/cgi-bin/sendsms", sendsms)
+    port = free_port()
+    s = with_section(
+        settings, "sms", kannel_sendsms_url=f"http://127.0.0.1:{port}/cgi-bin/sendsms"
+    )
+    async with serving_app(app, port), running(s, aiohttp_client, sms_sender=True) as feed:
+        yield feed, sent
+
+
 @pytest.fixture
 async def feed(settings: Settings, aiohttp_client: Client) -> AsyncIterator[Feed]:
     async with running(settings, aiohttp_client) as started:
@@ -271,19 +293,8 @@ async def test_a_change_that_cannot_be_committed_waits_on_the_queue(
 async def test_a_citizen_who_texted_is_told_each_change_by_sms(
     settings: Settings, aiohttp_client: Client
 ) -> None:
-    sent: list[tuple[str, str]] = []
-
-    async def sendsms(request: web.Request) -> web.Response:  # smsbox's sendsms
-        sent.append((request.query["to"], request.query["text"]))
-        return web.Response(status=202, text="0: Accepted for delivery")
-
-    app = web.Application()
-    app.router.add_get("/cgi-bin/sendsms", sendsms)
-    port = free_port()
-    s = with_section(
-        settings, "sms", kannel_sendsms_url=f"http://127.0.0.1:{port}/cgi-bin/sendsms"
-    )
-    async with serving_app(app, port), running(s, aiohttp_client, sms_sender=True) as feed:
+    async with texting(settings, aiohttp_client) as (feed, sent):
+        s = feed.settings
         phone = "+6281234500077"
         resp = await feed.client.get(
             "/sms/kannel", params=kannel_mo("Jembatan Cikapundung retak parah", phone)
@@ -334,19 +345,8 @@ async def test_a_complaint_open_longer_than_the_replies_are_kept_is_still_told(
 
     from gateway.sms_store import prune
 
-    sent: list[tuple[str, str]] = []
-
-    async def sendsms(request: web.Request) -> web.Response:
-        sent.append((request.query["to"], request.query["text"]))
-        return web.Response(status=202, text="0: Accepted for delivery")
-
-    app = web.Application()
-    app.router.add_get("/cgi-bin/sendsms", sendsms)
-    port = free_port()
-    s = with_section(
-        settings, "sms", kannel_sendsms_url=f"http://127.0.0.1:{port}/cgi-bin/sendsms"
-    )
-    async with serving_app(app, port), running(s, aiohttp_client, sms_sender=True) as feed:
+    async with texting(settings, aiohttp_client) as (feed, sent):
+        s = feed.settings
         engine = feed.gateway.engine
         texted: list[tuple[str, str, str]] = []  # (phone, complaint id, tracking ID)
         for phone, words in (
