@@ -385,6 +385,10 @@ def open_doors(settings: Settings) -> list[str]:
     return doors
 
 
+# Seconds `serve` waits at shutdown for HTTP requests still running.
+SHUTDOWN_GRACE = 10.0
+
+
 async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Run the HTTP server, the outbox relay and the status feed until SIGINT/SIGTERM or
     ``stop``."""
@@ -395,7 +399,12 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         await check_migrated(gateway)
-        runner = web.AppRunner(build_app(gateway), access_log=None)
+        # Requests still running at shutdown get SHUTDOWN_GRACE (aiohttp's default is 60 s),
+        # so the whole stop fits in docker-compose's stop_grace_period (30 s) and the database
+        # is closed by us, not by a SIGKILL. A request cut there was never answered "received".
+        runner = web.AppRunner(
+            build_app(gateway), access_log=None, shutdown_timeout=SHUTDOWN_GRACE
+        )
         await runner.setup()
         # A deep accept backlog: SMS gateways open hundreds of parallel connections at once.
         site = web.TCPSite(

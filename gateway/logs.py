@@ -29,14 +29,21 @@ _NIK = re.compile(
 # separators allowed; URL-encoded too, as a bridge's request or a form body is stored ("+" as
 # %2B, a space as "+": "hubungi+0812…"), and after an underscore (a Gammu inbox file is named
 # after its sender: IN20261204_135929_00_+6281234567890_00.txt); never after a letter or digit.
+# A non-breaking space (a copy from a web page or a word processor) separates like a space, and
+# a dash may have a space either side (0812 - 3456 - 7890), as normalizer.find_phones reads it.
+# Never the fraction of a second of a time (08:58:49.096123+00:00, in a datetime field).
+_PSEP = r"(?:[ \u00a0]?-[ \u00a0]?|[ \u00a0\-.+])?"
 _PHONE = re.compile(
-    r"(?<![^\W_])(\(?(?:\+|%2[Bb])62\)?(?:[ \-.+]?\(0\))?|0062|62|0)[ \-.+]?(\(?\d{2,4}\)?)"
-    r"(?:[ \-.+]?\d){5,10}(?![\d])"
+    rf"(?<![^\W_])(?<!:\d\d[.,])(\(?(?:\+|%2[Bb])62\)?(?:{_PSEP}\(0\))?|0062|62|0){_PSEP}"
+    rf"(\(?\d{{2,4}}\)?)(?:{_PSEP}\d){{5,10}}(?![\d])"
 )
 # A mobile number written without its 0 or 62 (812 3456 7890): 8, an operator digit, then 7-10
 # digits; spaces or dashes only (850.000.000 is an amount), never inside a word, an id or a
 # decimal, nor after a "+" that is not a URL-encoded space after a word (+81 is Japan's code).
-_MOBILE = re.compile(r"(?<![\w*.\-])(?<![^\w]\+)(?<!^\+)()8[1-35-9]\d(?:[ \-]?\d){6,9}(?![\d*])")
+_MOBILE = re.compile(
+    r"(?<![\w*.\-])(?<![^\w]\+)(?<!^\+)()8[1-35-9]\d(?:(?:[ \u00a0]?-[ \u00a0]?|[ \u00a0])?\d){6,9}"
+    r"(?![\d*])"
+)
 
 # What a number is written with: after one of these, a format mark is inside the number.
 _IN_NUMBER = frozenset("0123456789 .-_/()+\u00a0")

@@ -81,7 +81,7 @@ class DatabaseSettings(_Section):
     def _known_driver(cls, value: str) -> str:
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
-        return value
+        return _parsable(value)
 
     def effective_url(self) -> str:
         """The URL with the password from the environment put in."""
@@ -116,7 +116,7 @@ class BrokerSettings(_Section):
     def _amqp(cls, value: str) -> str:
         if not value.startswith(("amqp://", "amqps://")):
             raise ValueError("must start with amqp:// or amqps://")
-        return value
+        return _parsable(value)
 
     def effective_url(self) -> str:
         """The URL with the password from the environment put in."""
@@ -311,6 +311,16 @@ class Settings(_Section):
         for section in ("database", "broker"):
             data[section]["url"] = _mask_url_password(data[section]["url"])
         return data
+
+
+def _parsable(url: str) -> str:
+    """``url`` when its host and port can be read: else every command would fall over with a
+    traceback when it connects (``db:54x2``). The message never repeats the URL (a password)."""
+    try:
+        urlsplit(url).port  # noqa: B018 - raises for a port that is not a number in range
+    except ValueError as exc:
+        raise ValueError(f"not a valid URL ({exc})") from None
+    return url
 
 
 def _with_password(url: str, password: SecretStr | None) -> str:

@@ -108,6 +108,33 @@ def test_numbers_in_a_url_encoded_body_are_masked(stored: str, hidden: str) -> N
     assert hidden not in masked and "*" in masked, masked
 
 
+@pytest.mark.parametrize(
+    "written",
+    [
+        # Non-breaking spaces a copy from a word processor or a web page leaves between the
+        # groups: the NIK mask reads them as spaces, the phone masks must too.
+        "0812\u00a03456\u00a07890",
+        "+62\u00a0812\u00a03456\u00a07890",
+        "812\u00a03456\u00a07890",
+        # Dashes with a space either side, as the NIK mask reads them (normalizer.find_phones
+        # reads this as a phone number).
+        "0812 - 3456 - 7890",
+        "+62 812 - 3456 - 7890",
+        "812 - 3456 - 7890",
+    ],
+)
+def test_phones_with_non_breaking_spaces_or_spaced_dashes_are_masked(written: str) -> None:
+    masked = mask_text(f"hubungi {written} ya")
+    assert "3456" not in masked and "*" in masked, masked
+
+
+def test_the_fraction_of_a_second_of_a_time_is_no_phone_number() -> None:
+    # A datetime field written by the JSON formatter ("…49.096123+00:00") came out as
+    # "…49.096**3+00:00": read as 0 96 123 +0 0. A number after a time is still masked.
+    line = "received_at 2026-12-05 08:58:49.096123+00:00, jam 10:30, 081234567890"
+    assert mask_text(line) == "received_at 2026-12-05 08:58:49.096123+00:00, jam 10:30, 081******890"
+
+
 def test_invisible_marks_outside_numbers_are_kept() -> None:
     # An emoji sequence's zero-width joiner is not a number's.
     text = "keluarga \U0001f468\u200d\U0001f469\u200d\U0001f467 di rumah"

@@ -40,6 +40,24 @@ def test_invalid_value_names_the_key() -> None:
         load_settings(CONFIG, environ={"LAPOR_HTTP__EVENT_LOOP": "trio"})
 
 
+@pytest.mark.parametrize(
+    ("name", "url"),
+    [
+        ("LAPOR_DATABASE__URL", "postgresql+asyncpg://lapor@db:54x2/lapor"),
+        ("LAPOR_DATABASE__URL", "postgresql+asyncpg://lapor@db:99999/lapor"),
+        ("LAPOR_DATABASE__URL", "postgresql+asyncpg://lapor@[::1/lapor"),
+        ("LAPOR_BROKER__URL", "amqp://guest@rabbit:56x2/"),
+        ("LAPOR_BROKER__URL", "amqp://guest@[::1/"),
+    ],
+)
+def test_a_url_that_cannot_be_parsed_names_the_key(name: str, url: str) -> None:
+    # Refused at start, naming the key: accepted, every command later fell over with a
+    # traceback ("Port could not be cast to integer value") when it built the connection.
+    key = name[len("LAPOR_") :].lower().replace("__", ".")
+    with pytest.raises(ConfigError, match=rf"{key}: .*not a valid URL"):
+        load_settings(CONFIG, environ={name: url})
+
+
 def test_the_event_loop_is_uvloop_unless_asyncio_is_asked_for() -> None:
     import asyncio
 
