@@ -143,7 +143,8 @@ def _parser() -> argparse.ArgumentParser:
     rq.add_argument("--dry-run", action="store_true", help="change nothing, count them")
     sp = smsub.add_parser(
         "prune",
-        help="delete replies older than sms.keep_replies that are no longer pending, and parts"
+        help="delete replies older than sms.keep_replies that are no longer pending (but the"
+        " receipts and status messages of complaints still open), and parts"
         " of long messages joined more than sms.keep_fragments ago (serve does it every"
         " outbox.prune_interval)",
     )
