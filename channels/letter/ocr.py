@@ -209,7 +209,7 @@ def check_document(fh: BinaryIO, content_type: str | None = None) -> int:
     fh.seek(0)
     if kind == "pdf":
         try:
-            return pdf.open_pages(fh)
+            return pdf.open_pages(fh, MAX_PAGES)
         except pdf.UnreadablePdf as exc:
             raise LetterFormatError(str(exc)) from exc
     with warnings.catch_warnings():
@@ -225,10 +225,19 @@ def check_document(fh: BinaryIO, content_type: str | None = None) -> int:
 
 
 def _tiff_frames(img: Image.Image, size: int) -> int:
-    """The frames of a TIFF of ``size`` bytes, each with its strips or tiles inside the file."""
-    frames = int(getattr(img, "n_frames", 1))
-    for index in range(frames):
-        img.seek(index)
+    """The frames of a TIFF of ``size`` bytes, each with its strips or tiles inside the file.
+
+    Frames are visited one by one up to the page limit, never counted first: ``n_frames``
+    walks every frame, and a TIFF of tiny frames holds a few hundred thousand in 25 MB."""
+    frames = 0
+    while True:
+        try:
+            img.seek(frames)
+        except EOFError:
+            return frames
+        index, frames = frames, frames + 1
+        if frames > MAX_PAGES:
+            raise LetterFormatError(f"the document has more than {MAX_PAGES} pages: split it")
         if img.width * img.height > MAX_PIXELS:
             raise LetterFormatError(
                 f"page {index + 1} of the TIFF is {img.width}x{img.height} pixels, more than a "
@@ -243,7 +252,6 @@ def _tiff_frames(img: Image.Image, size: int) -> int:
             raise LetterFormatError(f"page {index + 1} of the TIFF has no picture data")
         if any(o + c > size for o, c in zip(offsets, counts, strict=True)):
             raise LetterFormatError(f"page {index + 1} of the TIFF is cut short")
-    return frames
 
 
 def _ints(value: object) -> tuple[int, ...]:

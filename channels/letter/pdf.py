@@ -75,14 +75,17 @@ def page_count(data: bytes) -> int:
             pdf.close()
 
 
-def open_pages(source: BinaryIO) -> int:
+def open_pages(source: BinaryIO, max_pages: int | None = None) -> int:
     """Number of pages, each page loaded (its dictionary and content parsed, nothing rendered):
     a page PDFium cannot load is found now rather than when the letter is read. ``source`` is
-    a seekable file, read in place (PDFium asks for the ranges it needs), never whole."""
+    a seekable file, read in place (PDFium asks for the ranges it needs), never whole. More
+    than ``max_pages`` is refused before any page is loaded (under the lock every PDF shares)."""
     with _PDFIUM:
         pdf = _open(source)
         try:
             count = len(pdf)
+            if max_pages is not None and count > max_pages:
+                raise UnreadablePdf(f"the document has {count} pages, more than {max_pages}")
             for index in range(count):
                 try:
                     page = pdf[index]

@@ -14,11 +14,13 @@ import shutil
 from collections.abc import Iterator
 from functools import cache
 
+import pypdfium2 as pdfium
 import pytest
 from PIL import Image
 
 from channels.letter.extract import extract_fields
 from channels.letter.ocr import (
+    MAX_PAGES,
     LetterFormatError,
     OcrPool,
     OcrUnavailable,
@@ -199,6 +201,24 @@ def test_decompression_bomb_is_refused() -> None:
         count_pages(out.getvalue())
     with pytest.raises(LetterFormatError, match="20000x20000|too large"):
         check_document(io.BytesIO(out.getvalue()))
+
+
+def test_checking_a_document_refuses_too_many_pages_before_opening_them() -> None:
+    # A TIFF or PDF of thousands of tiny pages (a few bytes each) cost seconds of CPU in the
+    # web process per 20000 pages at the upload's check, and was accepted only to be refused
+    # by the reader: the check stops at the page limit.
+    frames = [Image.new("1", (8, 8)) for _ in range(MAX_PAGES + 1)]
+    out = io.BytesIO()
+    frames[0].save(out, "TIFF", save_all=True, append_images=frames[1:])
+    with pytest.raises(LetterFormatError, match=f"more than {MAX_PAGES}"):
+        check_document(io.BytesIO(out.getvalue()), "image/tiff")
+    doc = pdfium.PdfDocument.new()
+    for _ in range(MAX_PAGES + 1):
+        doc.new_page(200, 200)
+    out = io.BytesIO()
+    doc.save(out)
+    with pytest.raises(LetterFormatError, match=f"more than {MAX_PAGES}"):
+        check_document(io.BytesIO(out.getvalue()), "application/pdf")
 
 
 @needs_tesseract
