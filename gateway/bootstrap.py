@@ -64,6 +64,8 @@ class Gateway:
     # What each application of build_app runs with the engine besides its requests (the rate
     # limiter's writes after an answer, the letter readers): settled before the pool closes.
     background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Set by serve when it begins to stop (SIGTERM): /readyz then answers 503 "stopping".
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def close(self) -> None:
         """Settle the applications' background work and the group commits (intake, SMS replies),
@@ -181,6 +183,7 @@ def build_app(gateway: Gateway) -> web.Application:
             relay=gateway.relay,
             clock=gateway.clock,
             keys=gateway.keys,
+            stopping=gateway.stopping,
         ),
     )
     # One rate limiter for the web channel and the staff logins, its rows kept for the longest
@@ -317,6 +320,7 @@ async def run_relay(settings: Settings, stop: asyncio.Event | None = None) -> No
                 relay=relay,
                 clock=gateway.clock,
                 keys=gateway.keys,
+                stopping=stop,
             ),
         )
         runner = web.AppRunner(app, access_log=None)
@@ -487,6 +491,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
             else None
         )
         await stop.wait()
+        gateway.stopping.set()
         log.info("stopping")
         if gc_task is not None:
             # A collection in progress is not waited for (it may take minutes on a big store):

@@ -82,6 +82,9 @@ class HealthDeps:
     relay: OutboxRelay | None
     clock: Clock
     keys: Keys
+    # Set when the process begins to stop: /readyz answers 503 at once, so a load balancer
+    # sends nothing more while the HTTP server finishes what it has.
+    stopping: asyncio.Event | None = None
 
 
 DEPS = web.AppKey("health_deps", HealthDeps)
@@ -259,6 +262,8 @@ async def healthz(_request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     """Each dependency by name; 503 when this replica should not take traffic."""
     deps = request.app[DEPS]
+    if deps.stopping is not None and deps.stopping.is_set():
+        return web.json_response({"status": "stopping", "checks": {}}, status=503)
     checks: dict[str, dict[str, Any]] = {}
     ready = True
     try:

@@ -95,6 +95,21 @@ async def test_metrics_behind_a_token_when_one_is_set(
         await gateway.close()
 
 
+async def test_readyz_says_stopping_once_the_process_stops(
+    gw: bootstrap.Gateway, aiohttp_client: Client
+) -> None:
+    # It answered 200 while serve stopped its tasks and let requests finish: a load balancer
+    # went on sending new ones to a replica about to go.
+    client = await aiohttp_client(bootstrap.build_app(gw))
+    assert gw.relay is not None
+    await gw.relay.publish_batch()  # connected: ready
+    assert (await client.get("/readyz")).status == 200
+    gw.stopping.set()
+    resp = await client.get("/readyz")
+    assert resp.status == 503 and (await resp.json())["status"] == "stopping"
+    assert (await client.get("/healthz")).status == 200  # alive all the same
+
+
 async def test_readyz_and_metrics_read_only_the_pending_rows(
     gw: bootstrap.Gateway, aiohttp_client: Client
 ) -> None:
