@@ -32,7 +32,8 @@ _NIK = re.compile(
 # A non-breaking space (a copy from a web page or a word processor) separates like a space, and
 # a dash may have a space either side (0812 - 3456 - 7890), as normalizer.find_phones reads it.
 # Never the fraction of a second of a time (08:58:49.096123+00:00, in a datetime field).
-_PSEP = r"(?:[ \u00a0]?-[ \u00a0]?|[ \u00a0\-.+])?"
+_DASH = r"[ \u00a0]?-[ \u00a0]?"
+_PSEP = rf"(?:{_DASH}|[ \u00a0\-.+])?"
 _PHONE = re.compile(
     rf"(?<![^\W_])(?<!:\d\d[.,])(\(?(?:\+|%2[Bb])62\)?(?:{_PSEP}\(0\))?|0062|62|0){_PSEP}"
     rf"(\(?\d{{2,4}}\)?)(?:{_PSEP}\d){{5,10}}(?![\d])"
@@ -41,7 +42,7 @@ _PHONE = re.compile(
 # digits; spaces or dashes only (850.000.000 is an amount), never inside a word, an id or a
 # decimal, nor after a "+" that is not a URL-encoded space after a word (+81 is Japan's code).
 _MOBILE = re.compile(
-    r"(?<![\w*.\-])(?<![^\w]\+)(?<!^\+)()8[1-35-9]\d(?:(?:[ \u00a0]?-[ \u00a0]?|[ \u00a0])?\d){6,9}"
+    rf"(?<![\w*.\-])(?<![^\w]\+)(?<!^\+)()8[1-35-9]\d(?:(?:{_DASH}|[ \u00a0])?\d){{6,9}}"
     r"(?![\d*])"
 )
 

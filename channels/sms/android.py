@@ -88,8 +88,8 @@ def decode_event(body: bytes) -> Event:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ParseError(f"bukan JSON / not JSON: {exc}", stage="decode") from None
     try:
-        # JSON's "\uXXXX" escapes can write half a surrogate pair ("\ud83d", half an emoji),
-        # which no text UTF-8 holds: the message could be neither normalised nor stored as text.
+        # A JSON escape can write half a surrogate pair ("\ud83d", half an emoji), which no
+        # UTF-8 text holds: the message could be neither normalised nor stored as text.
         json.dumps(doc, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
         raise ParseError(

@@ -36,6 +36,7 @@ from channels.web.exif import SNIFF_BYTES, jpeg_gps, sniff
 from gateway import media
 from gateway.domain import Attachment
 from gateway.filestore import FileStore, FileTooLarge
+from gateway.http import is_utf8_text
 
 log = logging.getLogger(__name__)
 
@@ -216,13 +217,14 @@ async def _read(reader: MultipartReader, files: FileStore, limits: _Limits) -> U
             continue
         try:
             text = value.decode(part.get_charset("utf-8"))
-            # A charset like UTF-7 decodes to lone surrogates, which UTF-8 cannot take.
-            text.encode("utf-8")
-            upload.fields.append((name, text))
-        except (UnicodeError, LookupError):
+        except (UnicodeDecodeError, LookupError):
+            text = None
+        # A charset like UTF-7 decodes to lone surrogates, which UTF-8 cannot take.
+        if text is None or not is_utf8_text(text):
             raise UploadRejected(
                 name, (f"Isian {name} bukan teks UTF-8.", f"Field {name} is not UTF-8 text.")
-            ) from None
+            )
+        upload.fields.append((name, text))
     return upload
 
 
