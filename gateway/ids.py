@@ -11,27 +11,33 @@ rows and events carry anyway. Tracking IDs stay wholly random (:mod:`gateway.tra
 per call; the intake needs four or five identifiers and a tracking ID per complaint. Here the
 same source (:func:`os.urandom`) is read for many at a time, and each takes its bytes from that
 buffer once and only once, so they stay as unpredictable as ``uuid4``'s. A forked child drops
-the buffer it inherited.
+the buffer it inherited. A lock keeps that promise when threads draw at once (files are sealed in
+worker threads, their AES-GCM nonces taken from here): CPython's global lock happens to make the
+draw atomic today, but nothing in the language promises it, and a nonce handed out twice would
+break the cipher.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 
 _CHUNK = 16 * 256
 _buffer = b""
 _offset = 0
+_lock = threading.Lock()
 
 
 def random_bytes(size: int) -> bytes:
     """``size`` fresh bytes of the system's CSPRNG (at most 256), never handed out before."""
     global _buffer, _offset
-    if _offset + size > len(_buffer):
-        _buffer, _offset = os.urandom(_CHUNK), 0
-    raw = _buffer[_offset : _offset + size]
-    _offset += size
+    with _lock:
+        if _offset + size > len(_buffer):
+            _buffer, _offset = os.urandom(_CHUNK), 0
+        raw = _buffer[_offset : _offset + size]
+        _offset += size
     return raw
 
 
@@ -45,8 +51,8 @@ def new_id() -> str:
 
 def _forget() -> None:
     # A forked child must never hand out the identifiers its parent still holds.
-    global _buffer, _offset
-    _buffer, _offset = b"", 0
+    global _buffer, _offset, _lock
+    _buffer, _offset, _lock = b"", 0, threading.Lock()  # the parent's lock may have been held
 
 
 os.register_at_fork(after_in_child=_forget)

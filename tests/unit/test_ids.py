@@ -1,4 +1,6 @@
 import os
+import sys
+import threading
 import time
 import uuid
 
@@ -46,3 +48,30 @@ def test_random_bytes_are_never_handed_out_twice() -> None:
     # 12 random bytes or more repeat with negligible probability unless a buffer is reused.
     long_chunks = [chunk for chunk in drawn if len(chunk) >= 12]
     assert len(set(long_chunks)) == len(long_chunks)
+
+
+def test_threads_drawing_at_once_never_share_bytes() -> None:
+    # Files are sealed in worker threads (AES-GCM nonces from this buffer) while the event loop
+    # draws ids and tracking IDs: a nonce handed out twice would break the cipher. Switching
+    # threads as often as the interpreter allows opens any window between reading the offset and
+    # moving it (CPython 3.11 switches only at calls and loops, so the lock matters where that
+    # differs: a free-threaded build, or a call added inside the draw).
+    draws: list[list[bytes]] = [[] for _ in range(4)]
+
+    def draw(out: list[bytes]) -> None:
+        for _ in range(20_000):
+            out.append(ids.random_bytes(12))
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=draw, args=(out,)) for out in draws]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    every = [chunk for out in draws for chunk in out]
+    assert len(every) == 80_000
+    assert len(set(every)) == len(every)
