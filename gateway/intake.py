@@ -20,6 +20,7 @@ together or not at all.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 from collections import deque
@@ -347,20 +348,21 @@ class IntakeService:
             while self._pending:
                 count = min(len(self._pending), self._max_batch)
                 batch = [self._pending.popleft() for _ in range(count)]
+                # The batch is written by a task of its own that a cancellation of this writer
+                # does not reach: cut short, a transaction whose COMMIT the database may
+                # already have carried out would be answered "retry", and a sender without a
+                # transport id of its own would send the complaint a second time. (A sender
+                # going away cancels only its own wait; close() waits for the writers.)
+                writing = asyncio.create_task(self._write_batch(batch), name="intake-commit")
                 try:
-                    try:
-                        await self._flush(batch)
-                    except Exception as exc:
-                        # Not the database being away (that is settled in _flush): a fault of
-                        # one message's data or of the code. Each goes on its own, so one
-                        # message cannot fail the others, and the writer carries on.
-                        log.exception(
-                            "intake batch failed unexpectedly; writing it one by one",
-                            extra={"error": type(exc).__name__},
-                        )
-                        for p in batch:
-                            await self._flush_alone(p)
+                    await asyncio.shield(writing)
                 except BaseException:  # cancelled: never leave a sender waiting forever
+                    # The batch in hand ends as it would have, and its senders hear what was
+                    # really committed (it settles them itself); the messages still queued
+                    # were never written: they are told to retry.
+                    while not writing.done():
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await asyncio.wait({writing})
                     last = self._writers <= {asyncio.current_task()}
                     # The queue too when no other writer is left to drain it.
                     for p in [*batch, *(self._pending if last else ())]:
@@ -374,6 +376,26 @@ class IntakeService:
             task = asyncio.current_task()
             if task is not None:
                 self._writers.discard(task)
+
+    async def _write_batch(self, batch: list[_Pending]) -> None:
+        """Write ``batch`` and settle each of its senders, whatever happens."""
+        try:
+            try:
+                await self._flush(batch)
+            except Exception as exc:
+                # Not the database being away (that is settled in _flush): a fault of one
+                # message's data or of the code. Each goes on its own, so one message cannot
+                # fail the others, and the writer carries on.
+                log.exception(
+                    "intake batch failed unexpectedly; writing it one by one",
+                    extra={"error": type(exc).__name__},
+                )
+                for p in batch:
+                    await self._flush_alone(p)
+        except BaseException:  # cancelled itself (the event loop closing): answer everyone
+            for p in batch:
+                _settle(p, exc=IntakeUnavailable("intake writer stopped"))
+            raise
 
     async def _flush(self, batch: list[_Pending]) -> None:
         try:
@@ -448,6 +470,22 @@ class IntakeService:
                     # in case the conflict was a tracking ID another complaint took.
                     if isinstance(p.outcome, ComplaintDraft):
                         p.work = _Work.of(p.raw, p.outcome, p.raw_id, p.provider_id, self._keys)
+                    continue
+                except StatementError as exc:
+                    # Not from the database (a DBAPIError is caught above): a value refused
+                    # while the statement was built, by a column type (SQLite's Date given a
+                    # time, a naive time). As for a value the database refuses: the complaint
+                    # is kept in quarantine, not answered "retry" for ever. When the message's
+                    # own raw row is refused (a channel's bug in its transport facts), nothing
+                    # can keep it: the sender is answered "retry".
+                    if isinstance(p.outcome, _Quarantine):
+                        raise
+                    log.warning(
+                        "a message refused before it reached the database is quarantined",
+                        extra={"error": type(exc.orig).__name__},
+                    )
+                    p.outcome = _Quarantine("store", _refusal(exc))
+                    p.work = None
                     continue
                 self._done([p], [written], events)
                 return
@@ -544,8 +582,9 @@ class IntakeService:
                     "raw_inbound_id": raw_id,
                     "channel": raw.channel.value,
                     "stage": outcome.stage,
-                    # In the clear for the operator: NIK and phone numbers masked, as in logs.
-                    "reason": mask_text(outcome.reason),
+                    # In the clear for the operator: NIK and phone numbers masked, as in logs;
+                    # the sender's text it may quote kept storable (see _storable).
+                    "reason": _storable(mask_text(outcome.reason)),
                     "created_at": now,
                 },
             )
@@ -739,7 +778,9 @@ class IntakeService:
                     base.values(
                         replay_count=quarantine.c.replay_count + 1,
                         last_replay_at=now,
-                        last_replay_error=mask_text(f"{outcome.stage}: {outcome.reason}"),
+                        last_replay_error=_storable(
+                            mask_text(f"{outcome.stage}: {outcome.reason}")
+                        ),
                     )
                 )
                 if done.rowcount == 0:
@@ -1229,21 +1270,49 @@ PROVIDER_ID_MAX = 255
 
 def stored_provider_id(raw: RawInbound) -> str:
     """The redelivery key stored for ``raw``: the transport's id, or one derived from the content
-    when it has none. An id longer than the column (a bridge's list of ids, a hostile client)
-    is stored as its SHA-256: still the same key for the same id, and never refused."""
+    when it has none. An id longer than the column (a bridge's list of ids, a hostile client),
+    or one no database can store (a NUL character, PostgreSQL's text refuses; a lone surrogate,
+    which is no UTF-8 at all), is stored as its SHA-256: still the same key for the same id, and
+    never refused, so the message is not answered "retry" for ever."""
     given = raw.provider_message_id
     if not given:
         return f"sha256:{raw.sha256}"
-    if len(given) > PROVIDER_ID_MAX:
+    if len(given) > PROVIDER_ID_MAX or not _storable_text(given):
         return "id-sha256:" + hashlib.sha256(given.encode("utf-8", "surrogatepass")).hexdigest()
     return given
 
 
-def _refusal(exc: DBAPIError) -> str:
-    """A quarantine reason for a value the database refused: its error code and first line."""
-    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-    first_line = str(exc.orig).splitlines()[0][:200] if str(exc.orig) else ""
-    return f"the database refused a value ({code or type(exc.orig).__name__}): {first_line}"
+def _storable(text: str) -> str:
+    """``text`` as both databases store it: a NUL character (PostgreSQL's text refuses it) and a
+    lone surrogate (no UTF-8 at all) written as their escapes. A parser's reason may quote the
+    sender's text (an SMS cut inside an emoji): refused, the message would be answered "retry"
+    at every delivery instead of being quarantined."""
+    if _storable_text(text):
+        return text
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _storable_text(text: str) -> bool:
+    """Whether both databases store ``text`` as it is: UTF-8 without a NUL character."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
+
+
+def _refusal(exc: StatementError) -> str:
+    """A quarantine reason for a value the database refused: its error code and first line
+    (for a value refused before it was sent, the error's class)."""
+    orig = exc.orig
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    first_line = str(orig).splitlines()[0][:200] if str(orig) else ""
+    if not isinstance(exc, DBAPIError):
+        what = type(orig).__name__
+        return f"a value refused before it reached the database ({what}): {first_line}"
+    return f"the database refused a value ({code or type(orig).__name__}): {first_line}"
 
 
 def _refused_value(exc: DBAPIError) -> bool:

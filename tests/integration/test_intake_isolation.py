@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from typing import Any
 
 import pytest
 
 from gateway import bootstrap
 from gateway.domain import Channel, ComplaintDraft, RawInbound, ReceiptStatus
-from gateway.errors import IntakeUnavailable
-from gateway.intake import FollowUp, Parser
+from gateway.errors import IntakeUnavailable, ParseError
+from gateway.intake import FollowUp, Parser, ParserRegistry
 from gateway.settings import Settings
 from tests.support import opened_raw
 
@@ -71,6 +71,28 @@ async def test_a_transport_id_longer_than_its_column_is_kept_as_its_hash(
         await gateway.close()
 
 
+@pytest.mark.parametrize("given", ["kannel\x00-7", "android-\ud83d-7"])
+async def test_a_transport_id_no_database_can_store_is_kept_as_its_hash(
+    settings: Settings, given: str
+) -> None:
+    # A bridge's id with a NUL character (PostgreSQL's text refuses it) or a lone surrogate
+    # (no UTF-8 at all; refused by both): stored as it was, the message would be answered
+    # "retry" at every delivery, for ever. Its hash is the same key for every redelivery.
+    gateway = bootstrap.build(settings)
+    try:
+        raw = RawInbound(Channel.SMS, b"laporan", datetime.now(UTC), given)
+        parser = parser_with_agency(None)
+        first = await gateway.intake.accept(raw, parser)
+        again = await gateway.intake.accept(raw, parser)  # the bridge posts it again
+        assert first.status is ReceiptStatus.ACCEPTED and again.redelivered
+        assert (again.tracking_id, again.raw_id) == (first.tracking_id, first.raw_id)
+        [stored] = await opened_raw(gateway.engine, gateway.keys)
+        expected = hashlib.sha256(given.encode("utf-8", "surrogatepass")).hexdigest()
+        assert stored["provider_message_id"] == f"id-sha256:{expected}"
+    finally:
+        await gateway.close()
+
+
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 async def test_a_character_postgresql_cannot_store_quarantines_the_message(
     settings: Settings,
@@ -83,6 +105,61 @@ async def test_a_character_postgresql_cannot_store_quarantines_the_message(
         assert receipt.status is ReceiptStatus.QUARANTINED and receipt.tracking_id
         [stored] = await opened_raw(gateway.engine, gateway.keys)
         assert stored["body"] == raw.body  # the message as received, for a replay after a fix
+    finally:
+        await gateway.close()
+
+
+async def test_a_value_refused_before_the_database_quarantines_the_message(
+    settings: Settings,
+) -> None:
+    # A parser's bug: a time of day where the date of the events goes. SQLite's Date type
+    # refuses it while the statement is built (no SQL sent), asyncpg before sending it: on
+    # neither database can this complaint ever be stored, so answering "retry" would have the
+    # channel's bridge redeliver it for ever. It is kept in quarantine (stage "store"), and
+    # the message sent beside it in the same group commit is accepted.
+    gateway = bootstrap.build(settings)
+    try:
+        draft = ComplaintDraft(body="isi", occurred_on=time(10))  # type: ignore[arg-type]
+        wrong = Parser("test.occurred", lambda r: draft)
+        first = RawInbound(Channel.WEB, b"laporan", datetime.now(UTC), "refused-1")
+        beside = RawInbound(Channel.WEB, b"laporan lain", datetime.now(UTC), "beside-1")
+        receipt, other = await asyncio.gather(
+            gateway.intake.accept(first, wrong),
+            gateway.intake.accept(beside, parser_with_agency(None)),
+        )
+        assert receipt.status is ReceiptStatus.QUARANTINED and receipt.tracking_id
+        assert other.status is ReceiptStatus.ACCEPTED
+        [entry] = await gateway.intake.list_quarantine()
+        assert entry["stage"] == "store"
+        again = await gateway.intake.accept(first, wrong)  # the bridge posts it again
+        assert again.redelivered and again.tracking_id == receipt.tracking_id
+        assert await gateway.intake.count_complaints() == 1
+    finally:
+        await gateway.close()
+
+
+@pytest.mark.parametrize("quoted", ["kata\x00kunci", "emoji terpotong \ud83d"])
+async def test_a_parse_failure_quoting_what_no_database_stores_is_quarantined(
+    settings: Settings, quoted: str
+) -> None:
+    # A parser's reason quotes the sender's text: a NUL character (PostgreSQL refuses it) or
+    # the half of an emoji an SMS was cut inside (a lone surrogate, refused by both). The
+    # quarantine row must still be written, or the message is answered "retry" for ever.
+    gateway = bootstrap.build(settings)
+    try:
+
+        def parse(_raw: RawInbound) -> ComplaintDraft:
+            raise ParseError(f"kata kunci tidak dikenal: {quoted}", stage="grammar")
+
+        raw = RawInbound(Channel.SMS, b"laporan", datetime.now(UTC), "quoted-1")
+        receipt = await gateway.intake.accept(raw, Parser("test.quoting", parse))
+        assert receipt.status is ReceiptStatus.QUARANTINED and receipt.tracking_id
+        [entry] = await gateway.intake.list_quarantine()
+        assert entry["stage"] == "grammar" and "kata kunci tidak dikenal" in entry["reason"]
+        # A replay that fails the same way records its reason too.
+        again = await gateway.intake.replay(entry["id"], ParserRegistry([Parser("test.quoting",
+                                                                                 parse)]))
+        assert again.status is ReceiptStatus.QUARANTINED
     finally:
         await gateway.close()
 

@@ -425,6 +425,34 @@ async def test_a_commit_whose_sender_went_away_still_ends_before_close(
     assert stored == ["gone-1"]  # committed: a retry by the sender gets the first receipt
 
 
+async def test_a_writer_cancelled_during_its_commit_answers_what_was_committed(
+    gw: bootstrap.Gateway,
+) -> None:
+    # Something (a shutdown) cancels the group-commit writer while the COMMIT of its batch is
+    # on its way to the database. The database commits it; the sender must get its receipt,
+    # not the retry error: a sender without a transport id would then send it a second time.
+    cancelled: list[asyncio.Task[Any]] = []
+
+    def cancel_the_writer(_conn: object) -> None:
+        writers = [t for t in asyncio.all_tasks() if t.get_name() == "intake-writer"]
+        if not cancelled and writers:
+            cancelled.extend(writers)
+            writers[0].cancel()
+
+    event.listen(gw.engine.sync_engine, "commit", cancel_the_writer)
+    try:
+        receipt = await gw.intake.accept(raw("dibatalkan saat commit", "cut-1"), PARSER)
+    finally:
+        event.remove(gw.engine.sync_engine, "commit", cancel_the_writer)
+    assert receipt.status is ReceiptStatus.ACCEPTED
+    await gw.intake.idle()
+    assert cancelled and cancelled[0].cancelled()  # the writer did stop, as it was told
+    assert await gw.intake.count_complaints() == 1
+    # Later messages find a writer again.
+    later = await gw.intake.accept(raw("sesudahnya", "cut-2"), PARSER)
+    assert later.status is ReceiptStatus.ACCEPTED
+
+
 async def test_replay_without_the_parser_stays_quarantined(gw: bootstrap.Gateway) -> None:
     await gw.intake.accept(raw("!x", "q-3"), PARSER)
     [entry] = await gw.intake.list_quarantine()
