@@ -150,6 +150,7 @@ def load_keys(settings: Settings) -> Keys:
         if name not in values:  # the embedded SQLite default
             path = settings.security.generated_keys_dir / f"{name}.b64"
             values[name] = _generated(path, name)
+    _apart(values, previous)
     return Keys(values["identity_key"], values["data_key"], previous)
 
 
@@ -185,7 +186,19 @@ def _configured_keys(settings: Settings) -> tuple[dict[str, bytes], tuple[bytes,
         _decode(f"previous_data_keys[{i}]", key.get_secret_value())
         for i, key in enumerate(sec.previous_data_keys)
     )
+    _apart(values, previous)
     return values, previous
+
+
+def _apart(values: dict[str, bytes], previous: tuple[bytes, ...]) -> None:
+    """Refuse an identity key that is also a data key (current or previous): one secret would
+    be the HMAC key of the lookup hashes and the AES key of the values, two uses that must not
+    share a key, and the identity key cannot be rotated away afterwards."""
+    identity = values.get("identity_key")
+    if identity is not None and identity in (values.get("data_key"), *previous):
+        raise ConfigError(
+            "security.identity_key: the same key as a data key; each must be its own random key"
+        )
 
 
 def _generated(path: Path, name: str) -> bytes:

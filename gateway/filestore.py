@@ -308,7 +308,10 @@ def _collect(path: Path, cutoff: float, dry_run: bool) -> int | None:
     # Moved aside first, atomically: a put that refreshed the file before the move is seen in
     # the mtime read after it (the file goes back), and a put after it finds no file and writes
     # a new one. A crash in between leaves a temporary with the old mtime, removed next time.
-    aside = path.with_name(f"{_TEMP_PREFIX}collected-{path.name}")
+    # The aside's name is this collection's own: two collectors (replicas) at once must never
+    # share one, or one would delete what the other moved aside, a file stored again meanwhile
+    # included.
+    aside = path.with_name(f"{_TEMP_PREFIX}collected-{os.urandom(6).hex()}-{path.name}")
     try:
         os.replace(path, aside)
     except FileNotFoundError:

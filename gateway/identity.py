@@ -84,7 +84,7 @@ def identities_of(channel: Channel, draft: ComplaintDraft, keys: Keys) -> list[I
     for kind, value in rep.handles.items():
         norm: str | None
         if kind == "twitter":
-            norm = normalize_twitter_user_id(value) or normalize_twitter_handle(value)
+            norm = normalize_twitter_user_id(value) or _twitter_username(value)
         elif kind == "telegram":
             norm = normalize_telegram_user_id(value) or normalize_telegram_username(value)
         else:
@@ -97,6 +97,14 @@ def identities_of(channel: Channel, draft: ComplaintDraft, keys: Keys) -> list[I
             seen.add((kind, found_value))
             out.append(Identity(kind, found_value, keys.lookup_hash(kind, found_value)))
     return out
+
+
+def _twitter_username(value: str) -> str | None:
+    """A Twitter/X username as an identity value. A username may be all digits ("@12345"),
+    and so is a numeric user id ("12345", another account): such a username keeps its "@", so
+    that the two never become one identity (and their persons one person)."""
+    name = normalize_twitter_handle(value)
+    return f"@{name}" if name is not None and name.isdigit() else name
 
 
 def sender_of(channel: Channel, ids: list[Identity]) -> Identity | None:

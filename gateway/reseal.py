@@ -52,11 +52,15 @@ class Report:
 
     resealed: dict[str, int] = field(default_factory=dict)
     seen: dict[str, int] = field(default_factory=dict)
+    # Rows that needed sealing again but changed between the read and the write (the write is
+    # refused, a concurrent change wins): left for the next run, under the previous key still.
+    left: dict[str, int] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
-        """Everything sealed again in this run."""
-        return sum(self.resealed.values())
+        """Everything sealed again in this run, and what it left for the next: 0 only when
+        nothing is left under a previous key (the sign that the previous keys can go)."""
+        return sum(self.resealed.values()) + sum(self.left.values())
 
 
 def _text(keys: Keys, token: str, context: str) -> str | None:
@@ -231,7 +235,7 @@ async def reseal(engine: AsyncEngine, keys: Keys, files: FileStore, batch: int =
     for table, columns, guard, resealer in _TABLES:
         (key,) = table.primary_key.columns  # ``id``, but ``message_id`` for outbox_set_aside
         last: Any = None
-        resealed = seen = 0
+        resealed = seen = left = 0
         while True:
             query = select(key, *(table.c[c] for c in columns)).order_by(key).limit(batch)
             if last is not None:
@@ -247,13 +251,20 @@ async def reseal(engine: AsyncEngine, keys: Keys, files: FileStore, batch: int =
                         stmt = stmt.where(table.c[guard] == getattr(r, guard))
                     result = await conn.execute(stmt.values(**changes))
                     resealed += result.rowcount
+                    left += 1 - result.rowcount
             if not rows:
                 break
             seen += len(rows)
             last = getattr(rows[-1], key.name)
         report.resealed[table.name] = resealed
         report.seen[table.name] = seen
-        log.info("resealed %d of %d rows", resealed, seen, extra={"table": table.name})
+        report.left[table.name] = left
+        log.info(
+            "resealed %d of %d rows",
+            resealed,
+            seen,
+            extra={"table": table.name, "left_for_next_run": left},
+        )
     resealed_files, seen_files = await files.reseal()
     report.resealed["files"] = resealed_files
     report.seen["files"] = seen_files
@@ -262,4 +273,6 @@ async def reseal(engine: AsyncEngine, keys: Keys, files: FileStore, batch: int =
 
 def dumps(report: Report) -> str:
     """The report as the CLI prints it."""
-    return json.dumps({"resealed": report.resealed, "seen": report.seen}, indent=2)
+    return json.dumps(
+        {"resealed": report.resealed, "seen": report.seen, "left": report.left}, indent=2
+    )

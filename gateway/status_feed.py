@@ -8,7 +8,8 @@ the same quorum queue. Each message is applied in one transaction:
   and changes nothing (outcome ``duplicate``);
 - the complaint's ``status``, ``status_changed_at`` and (when given) ``agency`` change only when
   its ``changed_at`` is later than the one shown: consumers take messages in no set order, and
-  the newest change wins (an older one is kept, ``applied`` false: outcome ``stale``);
+  the newest change wins (an older one is kept, ``applied`` false: outcome ``stale``); the
+  complaint's row is locked first, so changes to one complaint on several replicas take turns;
 - when it is shown, ``notify`` runs in the same transaction (the SMS channel queues a message to
   the numbers that got the complaint's receipt by SMS: ``gateway.sms_store.StatusPush``);
 - a body that is not a valid status change, or one naming a complaint this database does not
@@ -107,7 +108,9 @@ def parse(body: bytes, message_id: str | None) -> StatusChange:
     for exactly the bodies the schema refuses (tests/unit/test_status_feed.py checks both)."""
     try:
         data: Any = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
+    # RecursionError: nested deeper than the parser goes ("[[[[..."): no status change, and not
+    # a bug to retry either.
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise Refused(f"body is not JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise Refused("body is not a JSON object")
@@ -176,9 +179,16 @@ async def apply(
     told = 0
     try:
         async with engine.begin() as conn:
+            # The complaint's row is locked first (FOR UPDATE on PostgreSQL; SQLite has one
+            # writer), so every statement below sees the changes committed before this one,
+            # their events included: the agency's condition reads the events, and without the
+            # lock it would be read from before a concurrent newer change committed, and an
+            # older agency would be written over the newer one.
             found = (
                 await conn.execute(
-                    select(complaints.c.tracking_id).where(complaints.c.id == change.complaint_id)
+                    select(complaints.c.tracking_id)
+                    .where(complaints.c.id == change.complaint_id)
+                    .with_for_update()
                 )
             ).first()
             if found is None:
@@ -188,8 +198,8 @@ async def apply(
             shown = {"status": change.status, "status_changed_at": change.changed_at}
             if change.agency is not None:
                 shown["agency"] = change.agency
-            # The condition is evaluated on the row as committed (PostgreSQL re-reads it after
-            # waiting for a concurrent update's lock): of two changes at once, the newer wins.
+            # The row is locked: the condition is evaluated on it as committed, so of two
+            # changes at once, the newer wins.
             newest = await conn.execute(
                 update(complaints)
                 .where(

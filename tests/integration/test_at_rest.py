@@ -9,6 +9,7 @@ import base64
 import io
 import json
 import os
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,19 +24,24 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from gateway import bootstrap, sealing
+from gateway import reseal as reseal_module
 from gateway.crypto import Keys
 from gateway.filestore import FileStore
 from gateway.outbox import outbox_status
 from gateway.reseal import reseal
 from gateway.settings import Settings
+from gateway.storage.database import create_engine
 from gateway.storage.schema import (
     identities,
+    letter_drafts,
     metadata,
     outbox,
     raw_inbound,
     sms_fragments,
     sms_replies,
+    staff_accounts,
 )
+from tests.channels.letter.conftest import empty_letter_tables
 from tests.support import drain, opened_complaints, opened_events, opened_raw, with_section
 
 pytestmark = pytest.mark.integration
@@ -414,5 +420,93 @@ async def test_reseal_moves_everything_to_the_current_key_and_seals_old_clear_ro
         for path in gw.files.root.rglob("*"):
             if path.is_file():
                 assert await gw.files.read(path.name)
+    finally:
+        await gw.close()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_row_changed_while_it_is_resealed_is_not_reported_done(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The only value left under the old key is a letter draft, and a clerk saves it between
+    # the run's read and its write: the run's write is refused (the row changed), and the
+    # draft's scans, pages and fields are still under the old key. The run must not report 0,
+    # the sign that the old key can go.
+    await empty_letter_tables(settings)
+    old_key = fresh_key()
+    old = keyed(settings, old_key)
+    draft_id, now = "d-1", datetime.now(UTC)
+
+    def column(keys: Keys, name: str, value: Any) -> Any:
+        return sealing.draft_column(keys, draft_id, name, value)
+
+    async with old.engine.begin() as conn:
+        await conn.execute(
+            staff_accounts.insert().values(
+                id="s-1", username="siti", role="clerk", password_hash="x", created_at=now
+            )
+        )
+        await conn.execute(
+            letter_drafts.insert().values(
+                id=draft_id, batch_id="b-1", status="ready", created_by="s-1", created_at=now,
+                updated_at=now, files=column(old.keys, "files", [{"name": f"KTP {NIK}.pdf"}]),
+                pages=column(old.keys, "pages", []), fields=column(old.keys, "fields", {}),
+            )
+        )
+    await old.close()
+    new_key = fresh_key()
+    rotated = keyed(settings, new_key, old_key)
+
+    def clerk_saves() -> None:  # another replica, on the new key, while the run holds the row
+        async def save() -> None:
+            engine = create_engine(settings.database)
+            try:
+                async with engine.begin() as conn:
+                    await conn.execute(
+                        letter_drafts.update()
+                        .where(letter_drafts.c.id == draft_id)
+                        .values(
+                            reviewed=column(rotated.keys, "reviewed", {"nama": NAME}),
+                            updated_at=now + timedelta(seconds=1),
+                        )
+                    )
+            finally:
+                await engine.dispose()
+
+        thread = threading.Thread(target=asyncio.run, args=(save(),))
+        thread.start()
+        thread.join()
+
+    def racing(table: Any, resealer: Any) -> Any:
+        if table is not letter_drafts:
+            return resealer
+
+        def during(keys: Keys, r: Any) -> Any:
+            changes = resealer(keys, r)
+            clerk_saves()
+            return changes
+
+        return during
+
+    monkeypatch.setattr(
+        reseal_module,
+        "_TABLES",
+        tuple((t, c, g, racing(t, f)) for t, c, g, f in reseal_module._TABLES),
+    )
+    try:
+        first = await reseal(rotated.engine, rotated.keys, rotated.files)
+        assert first.total > 0, first
+        monkeypatch.undo()
+        second = await reseal(rotated.engine, rotated.keys, rotated.files)
+        assert second.resealed["letter_drafts"] == 1
+        assert (await reseal(rotated.engine, rotated.keys, rotated.files)).total == 0
+    finally:
+        await rotated.close()
+    gw = keyed(settings, new_key)  # the old key gone: the draft still opens whole
+    try:
+        async with gw.engine.connect() as conn:
+            row = (await conn.execute(select(letter_drafts))).one()
+        for name in ("files", "pages", "fields", "reviewed"):
+            sealing.open_draft_column(gw.keys, draft_id, name, getattr(row, name))
     finally:
         await gw.close()

@@ -534,3 +534,56 @@ async def test_a_gateway_with_the_feed_turned_off_consumes_nothing(settings: Set
         assert gateway.metrics.status_feed_enabled._value.get() == 0  # LaporStatusFeedDown quiet
     finally:
         await gateway.close()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_an_older_agency_does_not_win_a_race_with_a_newer_one(feed: Feed) -> None:
+    # Two changes older than the status shown, both naming an agency, applied at once on two
+    # replicas: the newer one's agency must stay. The newer one is played by hand, held at the
+    # point where it has set its agency and kept its event but not committed yet.
+    cid, tid = await feed.complaint(9)
+    engine = feed.gateway.engine
+
+    def change(key: str, word: str, at: str, agency: str | None = None) -> status_feed.StatusChange:
+        extra = {} if agency is None else {"agency": agency}
+        body = json.dumps(status(cid, tid, word, at, **extra)).encode()
+        return status_feed.parse(body, key)
+
+    shown = change("r-3", "in_progress", "2026-12-05T03:00:00Z")
+    assert (await status_feed.apply(engine, shown, shown.changed_at))[0] == "applied"
+    newer = change("r-2", "forwarded", "2026-12-05T02:00:00Z", "Dinas PU")
+    older = change("r-1", "forwarded", "2026-12-05T01:00:00Z", "Kecamatan")
+    async with engine.connect() as other:
+        await other.begin()
+        await other.execute(
+            complaints.update().where(complaints.c.id == cid).values(agency=newer.agency)
+        )
+        await other.execute(
+            complaint_status_events.insert().values(
+                message_id=newer.key,
+                complaint_id=cid,
+                status=newer.status,
+                agency=newer.agency,
+                changed_at=newer.changed_at,
+                received_at=newer.changed_at,
+                applied=False,
+            )
+        )
+        racing = asyncio.create_task(status_feed.apply(engine, older, older.changed_at))
+
+        async def waiting() -> bool:
+            async with engine.connect() as conn:
+                n = await conn.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity"
+                        " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                    )
+                )
+            return bool(n) or racing.done()
+
+        await wait_until(waiting, "the older change waits for the newer one's lock")
+        await other.commit()
+    assert (await racing)[0] == "stale"
+    async with engine.connect() as conn:
+        agency = await conn.scalar(select(complaints.c.agency).where(complaints.c.id == cid))
+    assert agency == "Dinas PU"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from cryptography.exceptions import InvalidTag
 
-from gateway.crypto import Keys, load_keys
+from gateway.crypto import Keys, check_keys, load_keys
 from gateway.errors import ConfigError
 from gateway.filestore import FileStore
 from gateway.settings import Settings, load_settings
@@ -62,6 +62,22 @@ def test_previous_keys_come_from_the_environment_and_are_masked() -> None:
     bad = load_settings(CONFIG, environ={**env, "LAPOR_SECURITY__PREVIOUS_DATA_KEYS": '["c2hvcnQ="]'})
     with pytest.raises(ConfigError, match=r"security\.previous_data_keys\[0\]"):
         load_keys(bad)
+
+
+@pytest.mark.parametrize("previous", [False, True])
+def test_an_identity_key_that_is_also_a_data_key_is_refused(previous: bool) -> None:
+    # One secret as both the HMAC key of the lookup hashes and the AES-GCM key of the values.
+    same = base64.b64encode(IDENTITY).decode()
+    env = {
+        "LAPOR_SECURITY__IDENTITY_KEY": same,
+        "LAPOR_SECURITY__DATA_KEY": base64.b64encode(NEW).decode() if previous else same,
+        "LAPOR_SECURITY__PREVIOUS_DATA_KEYS": f'["{same}"]' if previous else "[]",
+    }
+    settings = load_settings(CONFIG, environ=env)
+    with pytest.raises(ConfigError, match=r"security\.identity_key: the same key as a data key"):
+        load_keys(settings)
+    with pytest.raises(ConfigError, match=r"security\.identity_key"):
+        check_keys(settings)
 
 
 def _embedded(keys_dir: Path) -> Settings:

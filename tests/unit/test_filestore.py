@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway import filestore
 from gateway.crypto import Keys
 from gateway.filestore import MAGIC, CorruptFile, FileStore, FileTooLarge
 
@@ -185,6 +186,46 @@ async def test_collect_spares_a_file_stored_again_after_the_listing(tmp_path: Pa
     assert not files.path(gone).exists() and await files.collect(files.path(gone), cutoff) == 0
     # Nothing is left aside.
     assert sorted(p.name for p in files.root.rglob("*") if p.is_file()) == [kept]
+
+
+def test_two_collectors_at_once_never_delete_a_file_stored_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two replicas collect the same old file while a request stores its bytes again. Collector
+    # A moved the old file aside and found it old; before A deletes its aside, the request
+    # writes the file anew (it found no file to touch) and collector B moves that new file
+    # aside. Had both asides the same name, A would delete the new file and B find nothing to
+    # put back: gone, while the request's row refers to it.
+    files = store(tmp_path)
+    digest = hashlib.sha256(SECRET).hexdigest()
+    files._write(digest, files._sealed(SECRET))
+    age(files.path(digest), 7200)
+    cutoff = time.time() - 3600
+    real_unlink, real_stat = Path.unlink, Path.stat
+    held: list[Path] = []  # A's aside, its deletion held until B has moved its file aside
+
+    def unlink(self: Path, missing_ok: bool = False) -> None:
+        if "collected" in self.name and not held:
+            held.append(self)
+            files._write(digest, files._sealed(SECRET))  # the request stores it again
+            assert filestore._collect(files.path(digest), cutoff, False) is None  # B keeps it
+            return
+        real_unlink(self, missing_ok=missing_ok)
+
+    def stat(self: Path, *, follow_symlinks: bool = True) -> os.stat_result:
+        if "collected" in self.name and held and held[0].name != "done":
+            # B's check of its aside: A deletes its own aside now, between B's move and check.
+            real_unlink(held.pop())
+            held.append(Path("done"))
+        return real_stat(self, follow_symlinks=follow_symlinks)
+
+    monkeypatch.setattr(Path, "unlink", unlink)
+    monkeypatch.setattr(Path, "stat", stat)
+    assert filestore._collect(files.path(digest), cutoff, False) == len(MAGIC) + 16 + len(SECRET)
+    monkeypatch.undo()
+    assert files.path(digest).read_bytes()  # still there, the new copy
+    assert files._read(digest) == SECRET
+    assert [p.name for p in files.root.rglob("*") if p.is_file()] == [digest]
 
 
 async def test_a_stream_is_all_on_disk_when_it_is_synced(

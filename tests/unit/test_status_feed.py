@@ -94,6 +94,15 @@ def test_what_is_not_a_json_object_is_refused(raw: bytes) -> None:
         parse(raw, "m-1")
 
 
+@pytest.mark.parametrize("raw", [b"[" * 100_000, b'{"agency": ' * 100_000])
+def test_a_body_nested_past_the_parser_is_refused_at_once(raw: bytes) -> None:
+    # A RecursionError is not a refusal: the consumer would take the message for a bug, drop
+    # its connection and back off up to POISON_ATTEMPTS times (on every replica) before
+    # setting it aside, holding up every status change behind it.
+    with pytest.raises(Refused, match="JSON"):
+        parse(raw, "m-1")
+
+
 @pytest.mark.parametrize(
     "body",
     [
