@@ -1,8 +1,9 @@
 """Structured logging with personal data masked in every line.
 
 Whatever a log call passes (message, arguments, ``extra`` fields, exception text), the formatter
-masks NIKs (16 digits, also written in groups) and Indonesian phone numbers before the line is
-written. Masking happens in the formatter, the last step, so no handler can see the raw values.
+masks NIKs (16 digits, also written in groups or one by one), Indonesian phone numbers and
+e-mail addresses before the line is written. Masking happens in the formatter, the last step,
+so no handler can see the raw values.
 """
 
 from __future__ import annotations
@@ -21,10 +22,17 @@ from typing import Any
 # province, regency, district, birth day and birth date (digits 2, 4, 6, 8, 12) and digit 14.
 # A "+" is a space too: a form body is stored URL-encoded (quarantine show prints it).
 _SEP = r"(?:[ \u00a0+]?[.\-_/][ \u00a0+]?|[ \u00a0+]{1,2})?"
+# Or the 16 digits in any other groups of one to six (3 2 0 1 0 1 4 1 …, 320 101 410 190 0001,
+# 3.2.0.1…), as normalizer.find_niks reads them: at least three groups, one separator throughout
+# and the shape of a NIK (no leading 0, a birth day and month), checked in _mask_nik, so that
+# two dates or addresses side by side (05.12.2024 06.12.2024) are left alone.
+_LSEP = _SEP[:-1]  # the same separators, one of them required
 _NIK = re.compile(
-    rf"(?<!\d)(\d{{2}}){_SEP}(\d{{2}}){_SEP}(\d{{2}}){_SEP}\d{{2}}{_SEP}\d{{4}}{_SEP}\d{{2}}{_SEP}"
+    rf"(?=\d)(?<!\d)(?:(\d{{2}}){_SEP}(\d{{2}}){_SEP}(\d{{2}}){_SEP}\d{{2}}{_SEP}\d{{4}}{_SEP}\d{{2}}{_SEP}"
     rf"(\d{{2}})(?!\d)"
+    rf"|(?<!\d[ \u00a0+.\-_/])\d{{1,6}}(?:{_LSEP}\d{{1,6}}){{2,15}}(?!\d|{_LSEP}\d))"
 )
+_NOT_DIGITS = re.compile(r"\D+")
 # Indonesian phone numbers: +62 / (+62) / +62 (0) / 62 / 0062 / 0 followed by 8-13 digits,
 # separators allowed; URL-encoded too, as a bridge's request or a form body is stored ("+" as
 # %2B, a space as "+": "hubungi+0812…"), and after an underscore (a Gammu inbox file is named
@@ -32,18 +40,36 @@ _NIK = re.compile(
 # A non-breaking space (a copy from a web page or a word processor) separates like a space, and
 # a dash may have a space either side (0812 - 3456 - 7890), as normalizer.find_phones reads it.
 # Never the fraction of a second of a time (08:58:49.096123+00:00, in a datetime field).
+# Digits may also be written one by one (0 8 1 2 …, 0.8.1.2…, + 6 2 8 1 2 …) or, a mobile number
+# (8, an operator digit), in groups of any size (08 12 34 56 78 90): normalizer.find_phones reads
+# them. A decimal number is not a phone number, nor its fraction (took 0.0123456 s, 62.1234567),
+# nor an address's part after a dot (10.0.100.200 10.0.0.1): a bare 0 or 62 after a digit and a
+# dot starts no number.
 _DASH = r"[ \u00a0]?-[ \u00a0]?"
-_PSEP = rf"(?:{_DASH}|[ \u00a0\-.+])?"
+_PSEP = rf"(?:{_DASH}|[ \u00a0]{{1,2}}|[\-.+])?"
+_ONE = rf"(?:{_DASH}|[ \u00a0]{{1,2}}|[.+])"
+_MSEP = rf"(?:{_DASH}|[ \u00a0])?"
 _PHONE = re.compile(
-    rf"(?<![^\W_])(?<!:\d\d[.,])(\(?(?:\+|%2[Bb])62\)?(?:{_PSEP}\(0\))?|0062|62|0){_PSEP}"
-    rf"(\(?\d{{2,4}}\)?)(?:{_PSEP}\d){{5,10}}(?![\d])"
+    rf"(?=[(+%06])(?<![^\W_])(?<!:\d\d[.,])(\(?(?:\+|%2[Bb])62\)?(?:{_PSEP}\(0\))?"
+    rf"|(?<!\d\.)(?!\d+\.\d+(?!\d|{_PSEP[:-1]}\d))(?:0062|62|0))"
+    rf"(?:{_PSEP}\(?\d{{2,4}}\)?(?:{_PSEP}\d){{5,10}}"
+    rf"|(?:{_ONE}\d){{9,13}}(?!{_ONE}\d)"
+    rf"|{_MSEP}8{_MSEP}[1-35-9](?:{_MSEP}\d){{7,10}})(?!\d)"
 )
 # A mobile number written without its 0 or 62 (812 3456 7890): 8, an operator digit, then 7-10
 # digits; spaces or dashes only (850.000.000 is an amount), never inside a word, an id or a
 # decimal, nor after a "+" that is not a URL-encoded space after a word (+81 is Japan's code).
+# Or one digit at a time, spaces between them (8 1 2 3 4 5 6 7 8 9 0), never inside a longer
+# row of such digits.
 _MOBILE = re.compile(
-    rf"(?<![\w*.\-])(?<![^\w]\+)(?<!^\+)()8[1-35-9]\d(?:(?:{_DASH}|[ \u00a0])?\d){{6,9}}"
-    r"(?![\d*])"
+    rf"(?=8)(?<![\w*.\-])(?<![^\w]\+)(?<!^\+)()8(?:[1-35-9]\d(?:{_MSEP}\d){{6,9}}"
+    r"|(?<!\d[ \u00a0]8)[ \u00a0][1-35-9](?:[ \u00a0]\d){8,10}(?![ \u00a0]\d))(?![\d*])"
+)
+# An e-mail address (also URL-encoded, "%40", as a form body is stored): its first character and
+# its domain are kept. Never a user in a URL (amqp://guest@host), nor a host without a domain.
+_EMAIL = re.compile(
+    r"(?<![\w.+%/-])(\w)[\w.+%-]*(@|%40)"
+    r"([A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})(?![\w-])"
 )
 
 # What a number is written with: after one of these, a format mark is inside the number.
@@ -63,8 +89,8 @@ _KEEP = re.compile(
 
 
 def mask_text(text: str) -> str:
-    """``text`` with every NIK and phone number masked; ids (UUIDs, Gammu file names' dates)
-    left as written."""
+    """``text`` with every NIK, phone number and e-mail address masked; ids (UUIDs, Gammu file
+    names' dates) left as written."""
     # Cheap tests first: every line is masked, and nearly every one says "INFO".
     if ("-" in text or "IN2" in text) and _KEEP.search(text):
         pieces = _KEEP.split(text)  # text, id, text, id, ..., text
@@ -74,9 +100,12 @@ def mask_text(text: str) -> str:
 
 def _mask(text: str) -> str:
     text = _ascii_digits(text)
-    text = _NIK.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(3)}********{m.group(4)}", text)
+    text = _NIK.sub(_mask_nik, text)
     text = _PHONE.sub(_mask_phone, text)
-    return _MOBILE.sub(_mask_phone, text)
+    text = _MOBILE.sub(_mask_phone, text)
+    if "@" in text or "%40" in text:
+        text = _EMAIL.sub(r"\1***\2\3", text)
+    return text
 
 
 def _ascii_digits(text: str) -> str:
@@ -94,6 +123,27 @@ def _ascii_digits(text: str) -> str:
             continue  # after a digit or a separator: inside a number
         out.append(c)
     return "".join(out)
+
+
+def _mask_nik(match: re.Match[str]) -> str:
+    if match.group(1) is not None:
+        return f"{match.group(1)}{match.group(2)}{match.group(3)}********{match.group(4)}"
+    # Any other grouping: a NIK only when it has its 16 digits, one separator throughout and the
+    # shape of one (province 11-99, birth day 1-31 or 41-71 for a woman, month 1-12).
+    raw = match.group(0)
+    digits = raw.replace(" ", "").replace("\u00a0", "").replace("+", "")
+    separators = set(_NOT_DIGITS.findall(digits))
+    digits = _NOT_DIGITS.sub("", digits)
+    day, month = int(digits[6:8] or 0), int(digits[8:10] or 0)
+    if (
+        len(digits) != 16
+        or len(separators) > 1
+        or digits[0] == "0"
+        or not (1 <= day <= 31 or 41 <= day <= 71)
+        or not 1 <= month <= 12
+    ):
+        return raw
+    return f"{digits[:6]}********{digits[14:]}"
 
 
 def _mask_phone(match: re.Match[str]) -> str:

@@ -18,11 +18,12 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from types import UnionType
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     IPvAnyNetwork,
@@ -56,11 +57,40 @@ SECRET_KEYS = {
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No "inf" or "nan" (TOML floats, or the strings in the environment): a timeout that never
+    # ends, a back-off that sleeps for ever; refused at start, naming the key.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def _not_empty(value: Any) -> Any:
+    """An empty (or blank) path or host is refused: ``Path("")`` is the working directory, an
+    empty host every interface, neither what a blank ``LAPOR_...=`` in a compose file meant."""
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+# A directory setting: never empty.
+_Dir = Annotated[Path, BeforeValidator(_not_empty)]
+
+
+def _public_url(value: str | None) -> str | None:
+    """A public address of the gateway (``https://lapor.example.go.id``), without its final "/".
+
+    A user or password is refused: check-config prints it, and it goes out to citizens (a
+    receipt's QR code) and partners (Open311 discovery)."""
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    bad = parts.scheme not in ("http", "https") or not parts.netloc or parts.query
+    if bad or "@" in parts.netloc:
+        raise ValueError("must be an http:// or https:// URL without a query or a password")
+    return value.rstrip("/")
 
 
 class HttpSettings(_Section):
-    host: str = "127.0.0.1"
+    # Never empty: asyncio listens on every interface for "" (write 0.0.0.0 or :: for that).
+    host: Annotated[str, BeforeValidator(_not_empty)] = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     client_max_size: int = Field(10 * 1024 * 1024, gt=0)
     # The event loop every command runs on: uvloop (libuv), or Python's own asyncio loop.
@@ -94,7 +124,7 @@ class DatabaseSettings(_Section):
 
 
 class StorageSettings(_Section):
-    file_store: Path = Path("var/files")
+    file_store: _Dir = Path("var/files")
     inline_body_limit: int = Field(64 * 1024, ge=0)
     fetch_token: SecretStr | None = None
     gc_interval: float = Field(86400.0, ge=0)
@@ -158,7 +188,7 @@ class SecuritySettings(_Section):
     # Data keys replaced by ``data_key``, still opened (never used to seal): a JSON list.
     previous_data_keys: list[SecretStr] = []
     # Where the embedded default keeps generated keys when none are set (SQLite only).
-    generated_keys_dir: Path = Path("var/secrets")
+    generated_keys_dir: _Dir = Path("var/secrets")
 
 
 class DedupSettings(_Section):
@@ -194,6 +224,13 @@ class WebSettings(_Section):
     rate_limit_identity_window: float = Field(3600.0, gt=0)
     # Reverse proxies (addresses or networks) whose X-Forwarded-For names the client.
     trusted_proxies: tuple[IPvAnyNetwork, ...] = ()
+    # Public address of the gateway that Open311 discovery names; empty: the request's own.
+    public_base_url: str | None = None
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        return _public_url(value or None)
 
 
 class SmsSettingsSection(_Section):
@@ -278,11 +315,8 @@ class LetterSettings(_Section):
 
     @field_validator("public_base_url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
-            raise ValueError("must be an http:// or https:// URL without a query")
-        return value.rstrip("/")
+    def _http_url(cls, value: str | None) -> str | None:
+        return _public_url(value)
 
 
 class Settings(_Section):
@@ -383,6 +417,10 @@ def _structured(section: Any, key: str) -> bool:
 
 
 def _check_file_has_no_secrets(data: Mapping[str, Any], path: Path) -> None:
+    for name, value in data.items():
+        if name in Settings.model_fields and not isinstance(value, dict):
+            # "database = ..." above the tables instead of "[database]".
+            raise ConfigError(f"{name}: must be a table ([{name}]) in {path}")
     for section, key in SECRET_KEYS:
         if key in data.get(section, {}):
             env = f"{ENV_PREFIX}{section.upper()}__{key.upper()}"
@@ -409,6 +447,8 @@ def load_settings(
                 data = tomllib.load(fh)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: {exc}") from None
+        except OSError as exc:  # a directory, or not readable by this user
+            raise ConfigError(f"LAPOR_CONFIG: {path} cannot be read ({exc.strerror})") from None
         _check_file_has_no_secrets(data, path)
     elif "LAPOR_CONFIG" in environ:
         raise ConfigError(f"LAPOR_CONFIG: {path} does not exist")

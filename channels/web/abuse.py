@@ -79,6 +79,17 @@ def client_address(
     return str(current)
 
 
+def _local_address(request: web.Request) -> str:
+    """``host:port`` of the socket the request came in on (IPv6 in brackets)."""
+    transport = request.transport
+    sock = transport.get_extra_info("sockname") if transport is not None else None
+    if not isinstance(sock, tuple) or len(sock) < 2:
+        return "localhost"  # a Unix socket: no address to name
+    addr = _address(str(sock[0]))
+    host = f"[{addr}]" if isinstance(addr, ipaddress.IPv6Address) else str(addr or sock[0])
+    return f"{host}:{sock[1]}"
+
+
 def request_client(request: web.Request, trusted: tuple[Network, ...]) -> str:
     """:func:`client_address` of ``request``, worked out once per request."""
     found = request.get(CLIENT)
@@ -105,8 +116,16 @@ class Guard:
         return request_client(request, self._trusted)
 
     def origin(self, request: web.Request) -> str:
-        """``scheme://host`` the client used: a trusted proxy's X-Forwarded-Proto/-Host count."""
+        """``scheme://host`` the client used: a trusted proxy's X-Forwarded-Proto/-Host count.
+
+        A Host header that is not a host name or address with an optional port (a path, a
+        query, markup, nothing) is never repeated: the address the request came in on is named
+        instead. A well-formed Host is still the client's word; an answer that names the
+        gateway to others (Open311 discovery) uses the configured public address when it has
+        one."""
         scheme, host = request.scheme, request.host
+        if not _HOST.fullmatch(host):
+            host = _local_address(request)
         peer = _address(request.remote or "")
         if peer is not None and any(peer in net for net in self._trusted):
             proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
@@ -136,6 +155,23 @@ class Guard:
             for kind, value in found
             if value
         ]
+
+    def idempotency_scope(
+        self, request: web.Request, nik: str | None, phone: str | None, email: str | None
+    ) -> str:
+        """Whose an ``Idempotency-Key`` is: the reporter's identity (NIK, phone, e-mail, as
+        the parser canonicalised them), or the client's address when the request names none.
+
+        The API has no accounts, so two applications may well pick the same key (a counter,
+        ``"1"``): global, the second one's citizen was refused (422) or got the first one's
+        receipt. The identity is what stays the same when a citizen's phone retries from
+        another network; an anonymous request has only its address. A keyed hash in a domain of
+        its own (32 hex digits): the stored provider id holds no identity or address in clear.
+        """
+        given = [f"{kind}={value}" for kind, value in
+                 (("nik", nik), ("phone", phone), ("email", email)) if value]
+        basis = ";".join(given) if given else f"ip={self.client(request)}"
+        return self._keys.lookup_hash("idempotency", basis)[:32]
 
     async def check(self, buckets: Iterable[Bucket]) -> Decision:
         """Count this request in ``buckets`` (one statement); raises IntakeUnavailable (logged:

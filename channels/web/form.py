@@ -180,6 +180,14 @@ def validate(fields: Mapping[str, str], today: date) -> tuple[FormData | None, d
             "Isi nomor HP atau e-mail agar kami dapat mengabarkan tindak lanjut.",
             "Give a phone number or an e-mail address so that we can tell you what happens.",
         )
+    for name in FIELDS:
+        if "\x00" in fields.get(name, ""):
+            # "%00" decodes to U+0000, which PostgreSQL's text columns cannot hold: the
+            # complaint would be received and quarantined instead of filed.
+            errors[name] = (
+                "Teks berisi karakter yang tidak sah (NUL).",
+                "The text holds a character that is not allowed (NUL).",
+            )
     if errors or title is None or body is None or kind is None:
         return None, errors
     return (

@@ -212,6 +212,10 @@ def parse_open311(raw: RawInbound) -> ComplaintDraft:
         raise ParseError(f"parameter rusak / malformed parameters: {exc}", "decode") from None
     params: dict[str, str] = {}
     for key, value in pairs:
+        if "\x00" in value and (key in _KNOWN or _ATTRIBUTE.fullmatch(key)):
+            # "%00" decodes to U+0000, which PostgreSQL's text columns cannot hold: the request
+            # was answered 200 while it went to quarantine, never filed.
+            raise ParseError(f"{key} berisi karakter NUL / {key} contains a NUL character")
         if key in _KNOWN:
             params.setdefault(key, value)
     code = params.get("service_code", "")
@@ -407,7 +411,10 @@ class Open311:
             "endpoints": [
                 {
                     "specification": SPECIFICATION,
-                    "url": self._guard.origin(request) + PREFIX,
+                    # Partners are sent to this address: the operator's word, when given,
+                    # never the Host a client wrote (which it is only without one).
+                    "url": (self._settings.public_base_url or self._guard.origin(request))
+                    + PREFIX,
                     "changeset": CHANGESET,
                     "type": "production",
                     "formats": ["text/xml", "application/json"],

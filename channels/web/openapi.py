@@ -127,6 +127,9 @@ def _open311_paths(jurisdiction: dict[str, Any]) -> dict[str, Any]:
         err = O311_ERROR[fmt]
         paths[f"/open311/v2/discovery.{fmt}"] = {"get": {
             "summary": f"Service Discovery ({fmt})",
+            "description": "The endpoint's url is the gateway's configured public address; "
+            "without one, the request's Host when it is a well-formed host[:port], else the "
+            "address the request came in on.",
             "responses": {"200": _o311_ok(fmt, schema + "Discovery")},
         }}
         paths[f"/open311/v2/services.{fmt}"] = {"get": {
@@ -371,7 +374,11 @@ def document() -> dict[str, Any]:
                             "schema": {"type": "string", "minLength": 1, "maxLength": 200},
                             "description": "The same key with the same body (and the same "
                             "attachments) returns the first receipt; with a different body or "
-                            "other attachments, 422.",
+                            "other attachments, 422. A key is the caller's, not global: it is "
+                            "scoped by the reporter's identity in the body (NIK, phone, e-mail, "
+                            "canonical), or by the client's address when the body names none, "
+                            "so two applications that pick the same key never meet; an "
+                            "anonymous retry from another address files a new complaint.",
                         },
                         accept_lang,
                     ],

@@ -188,6 +188,10 @@ def _text(
         # A lone surrogate ("\ud800") is valid JSON but no Unicode text: it could be neither
         # sealed nor published, and the client would get a 202 for a complaint quarantined.
         raise ParseError(f"{name} bukan teks Unicode yang sah / {name} is not valid Unicode text")
+    if "\x00" in value:
+        # "\u0000" is valid JSON, but PostgreSQL's text columns cannot hold it: the title or
+        # the agency was answered 202 while the message went to quarantine, never filed.
+        raise ParseError(f"{name} berisi karakter NUL / {name} contains a NUL character")
     value = value.strip()
     if required and not value:
         raise ParseError(f"{name} wajib diisi / {name} is required")

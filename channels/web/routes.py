@@ -2,7 +2,9 @@
 
 - ``GET /`` and ``POST /``: the citizen form (HTML, works without JavaScript) and its receipt;
   ``POST /?ganti_bahasa=1`` is the form's language switch: the form again in the other
-  language with what was typed, nothing stored, not counted against the rate limits.
+  language with what was typed, nothing stored, not counted against the rate limits. A post
+  without the form's cookie is answered the same way (403, the form expired): it cannot pass
+  the CSRF check, so it is not counted either.
 - ``GET /cek``: the status check page (status and dates only).
 - ``POST /api/v1/complaints`` (JSON, or multipart with attachments), ``GET
   /api/v1/complaints/{tracking_id}``, ``GET /api/v1/openapi.json``.
@@ -23,6 +25,7 @@ import logging
 import secrets
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import MultipartReader, web
@@ -45,7 +48,7 @@ from channels.web.parse import ATTACHMENT_REFS, english
 from channels.web.uploads import FieldTooLong, Upload, UploadRejected, read_multipart
 from gateway import tracking
 from gateway.contract import rfc3339
-from gateway.domain import Channel, ComplaintDraft, RawInbound, Receipt
+from gateway.domain import Channel, ComplaintDraft, RawInbound, Receipt, Reporter
 from gateway.errors import IntakeUnavailable, ParseError
 from gateway.filestore import FileStore
 from gateway.http import header_text, is_utf8_text
@@ -249,7 +252,12 @@ class WebChannel:
 
     async def submit_form(self, request: web.Request) -> web.Response:
         """Store the attachments, validate, hand to intake, show the receipt."""
-        if pages.SWITCH in request.query:
+        if pages.SWITCH in request.query or not csrf.client_id(request.cookies.get(csrf.COOKIE)):
+            # A post without the form's cookie can never pass its CSRF check: the post another
+            # site makes a visitor's browser send comes without it (SameSite=Lax). Refused before
+            # it is counted, or any page could use up the limit of everyone sharing the
+            # visitor's address (a school, an operator's NAT); read like a language switch:
+            # nothing stored, the form back (403, "expired") with what was typed.
             return await self._switch_language(request)
         lang = page_lang(request)
         try:
@@ -376,7 +384,8 @@ class WebChannel:
         refused post are already stored and stay ticked. The CSRF token is checked as for a
         submission: the form comes back with a fresh one either way, with the "expired" message
         when it was not valid, so that another site cannot show a citizen a form it filled in
-        without the citizen being told.
+        without the citizen being told. A submission without the form's cookie comes here too:
+        its token cannot be valid, so it gets that answer, uncounted, in the page's language.
         """
         try:
             upload = await self._read_form(request, store_files=False) or Upload()
@@ -555,7 +564,7 @@ class WebChannel:
             channel=Channel.WEB,
             body=body,
             received_at=self._clock(),
-            provider_message_id=f"idem:{key}" if key else f"uuid:{uuid.uuid4()}",
+            provider_message_id=f"uuid:{uuid.uuid4()}",
             content_type="application/json",
             metadata=self._metadata(request, **extra),
         )
@@ -567,9 +576,12 @@ class WebChannel:
         except ParseError as exc:
             refusal = problem(400, exc.reason if lang == "id" else english(exc.reason), lang)
         else:
-            if isinstance(outcome, ComplaintDraft):
-                rep = outcome.reporter
-                buckets = address + self._guard.identity_buckets(rep.nik, rep.phone, rep.email)
+            rep = outcome.reporter if isinstance(outcome, ComplaintDraft) else Reporter()
+            buckets = address + self._guard.identity_buckets(rep.nik, rep.phone, rep.email)
+            if key:
+                # The key is the caller's, not everyone's: scoped by who reports (or from where).
+                scope = self._guard.idempotency_scope(request, rep.nik, rep.phone, rep.email)
+                raw = replace(raw, provider_message_id=f"idem:{scope}:{key}")
         try:
             decision = await self._limited(buckets)  # address and identities: one statement
         except IntakeUnavailable:

@@ -186,3 +186,89 @@ def test_a_server_reachable_from_elsewhere_without_its_secrets_says_so() -> None
         {"http": {"host": "0.0.0.0", "metrics_token": "m" * 32}, "sms": {"kannel_token": "k" * 32}}
     )
     assert open_doors(closed) == []
+
+
+FLOAT_KEYS = [
+    (section, key)
+    for section, model in Settings.model_fields.items()
+    for key, field in model.annotation.model_fields.items()  # type: ignore[union-attr]
+    if field.annotation is float
+]
+
+
+def test_every_float_setting_is_checked_for_infinity() -> None:
+    # The timeouts, intervals and windows below are all floats; none may be left out.
+    assert ("database", "connect_timeout") in FLOAT_KEYS and len(FLOAT_KEYS) > 30
+
+
+@pytest.mark.parametrize(("section", "key"), FLOAT_KEYS)
+@pytest.mark.parametrize("raw", ["inf", "nan", "-inf", "Infinity"])
+def test_an_infinite_or_nan_time_from_the_environment_names_the_key(
+    section: str, key: str, raw: str
+) -> None:
+    # "inf" was accepted: a connect timeout that never ends, a prune that never comes, a
+    # back-off that sleeps for ever; "nan" was refused as "greater than 0", or taken.
+    with pytest.raises(ConfigError, match=rf"{section}\.{key}: .*finite number"):
+        load_settings(CONFIG, environ={f"LAPOR_{section.upper()}__{key.upper()}": raw})
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-inf"])
+def test_an_infinite_or_nan_time_in_the_file_names_the_key(tmp_path: Path, value: str) -> None:
+    f = tmp_path / "g.toml"
+    f.write_text(f"[database]\nconnect_timeout = {value}\n[outbox]\nkeep_published = {value}\n")
+    with pytest.raises(ConfigError) as exc:
+        load_settings(f, environ={})
+    assert "database.connect_timeout: Input should be a finite number" in str(exc.value)
+    assert "outbox.keep_published: Input should be a finite number" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["LAPOR_STORAGE__FILE_STORE", "LAPOR_SECURITY__GENERATED_KEYS_DIR", "LAPOR_HTTP__HOST"],
+)
+@pytest.mark.parametrize("raw", ["", "  "])
+def test_an_empty_path_or_host_names_the_key(name: str, raw: str) -> None:
+    # An empty file_store was read as "." (attachments written into the working directory), an
+    # empty generated_keys_dir the same, and an empty http.host listens on every interface.
+    key = name[len("LAPOR_") :].lower().replace("__", ".")
+    with pytest.raises(ConfigError, match=rf"{key}: .*must not be empty"):
+        load_settings(CONFIG, environ={name: raw})
+
+
+def test_an_empty_path_in_the_file_names_the_key(tmp_path: Path) -> None:
+    f = tmp_path / "g.toml"
+    f.write_text('[storage]\nfile_store = ""\n')
+    with pytest.raises(ConfigError, match=r"storage\.file_store: .*must not be empty"):
+        load_settings(f, environ={})
+
+
+def test_a_section_that_is_not_a_table_names_the_key(tmp_path: Path) -> None:
+    # "database = ..." at the top of the file instead of "[database]": an AttributeError
+    # traceback, not a message naming the key.
+    f = tmp_path / "g.toml"
+    f.write_text('database = "postgresql+asyncpg://lapor@db/lapor"\n')
+    with pytest.raises(ConfigError, match=r"database: "):
+        load_settings(f, environ={})
+
+
+@pytest.mark.parametrize("section", ["letter", "web"])
+def test_a_password_in_the_public_base_url_is_refused(section: str) -> None:
+    # It was accepted, printed by check-config and put into every receipt's QR code (letter)
+    # or sent to every Open311 partner (web).
+    env = {f"LAPOR_{section.upper()}__PUBLIC_BASE_URL": "https://admin:s3cret@lapor.example.go.id"}
+    with pytest.raises(ConfigError, match=rf"{section}\.public_base_url: ") as exc:
+        load_settings(CONFIG, environ=env)
+    assert "s3cret" not in str(exc.value)
+
+
+def test_the_web_public_base_url_is_optional_and_kept_without_its_final_slash() -> None:
+    assert load_settings(CONFIG, environ={}).web.public_base_url is None
+    env = {"LAPOR_WEB__PUBLIC_BASE_URL": "https://lapor.example.go.id/"}
+    assert load_settings(CONFIG, environ=env).web.public_base_url == "https://lapor.example.go.id"
+
+
+def test_a_config_file_that_cannot_be_read_names_it(tmp_path: Path) -> None:
+    # LAPOR_CONFIG naming a directory (a volume mounted in the wrong place): IsADirectoryError
+    # with a traceback, not a message naming the setting.
+    with pytest.raises(ConfigError, match=r"LAPOR_CONFIG: .* cannot be read"):
+        load_settings(environ={"LAPOR_CONFIG": str(tmp_path)})
