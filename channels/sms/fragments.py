@@ -26,6 +26,10 @@ from gateway.errors import ParseError
 
 CONTENT_TYPE = "application/vnd.lapor.sms-joined+json"
 GAP = "[...]"
+# The longest title a complaint takes (the JSON API's limit). A UDH may announce up to 255
+# parts (3GPP TS 23.040 9.2.3.24.1), and one SMS claiming that many is enough to make a list
+# of the missing ones four times as long.
+TITLE_MAX = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,11 +62,16 @@ class Joined:
         return "".join(pieces).strip()
 
     def title(self) -> str | None:
-        """None when complete; else which parts are missing (Indonesian)."""
-        if not self.missing:
+        """None when complete; else which parts are missing, in Indonesian, within
+        :data:`TITLE_MAX` (``bagian 2 dan 3``, ``bagian 2 sampai 255``; the count when the
+        list would not fit)."""
+        missing = self.missing
+        if not missing:
             return None
-        gaps = ", ".join(str(n) for n in self.missing)
-        return f"SMS tidak lengkap: bagian {gaps} dari {self.total} tidak diterima"
+        title = f"SMS tidak lengkap: bagian {_listed(missing)} dari {self.total} tidak diterima"
+        if len(title) <= TITLE_MAX:
+            return title
+        return f"SMS tidak lengkap: {len(missing)} dari {self.total} bagian tidak diterima"
 
     def provider_id(self) -> str:
         """Redelivery key of the joined message: the same parts always give the same id."""
@@ -85,6 +94,25 @@ class Joined:
             "missing": self.missing,
         }
         return json.dumps(doc, ensure_ascii=False, sort_keys=True).encode("utf-8")
+
+
+def _listed(numbers: list[int]) -> str:
+    """Ascending part numbers as Indonesian reads a list: ``2``, ``2 dan 3``, ``2, 3, dan 5``,
+    a run of three or more as ``5 sampai 7`` (the comma before ``dan`` as PUEBI writes it)."""
+    items: list[str] = []
+    start = 0
+    while start < len(numbers):
+        end = start
+        while end + 1 < len(numbers) and numbers[end + 1] == numbers[end] + 1:
+            end += 1
+        if end - start >= 2:
+            items.append(f"{numbers[start]} sampai {numbers[end]}")
+        else:
+            items.extend(str(n) for n in numbers[start : end + 1])
+        start = end + 1
+    if len(items) <= 2:
+        return " dan ".join(items)
+    return ", ".join(items[:-1]) + ", dan " + items[-1]
 
 
 def join(fragments: FragmentSet) -> Joined:

@@ -5,25 +5,36 @@ Jasmin's ``deliverSmHttpThrower`` calls an HTTP client connector's ``baseurl`` o
 GET query, per the connector's ``method``):
 
 ``id`` (Jasmin's UUID for the MO: our redelivery key), ``from``, ``to``, ``origin-connector``
-(the SMPP connector it came from), ``priority``, ``coding`` (the SMPP ``data_coding`` value),
-``validity``, ``content`` (the ``short_message`` OCTETS, URL-encoded, not decoded by Jasmin) and
-``binary`` (the same octets as hex). Jasmin joins the parts of a long MO that carry an 8-bit
-reference itself before the call; a part with a 16-bit reference (IEI ``08``) is thrown on its
-own with its UDH at the head of the octets, and nothing else says so (the ``esm_class`` is not
-passed on). Octets that begin with a well-formed UDH holding a concatenation element are read
-as such a part: a :class:`~channels.sms.message.Fragment` that the channel holds until its set
-is whole. No text a person writes starts that way: a header must hold a concatenation
-element with a total of at least 2 and parse exactly to its length (in GSM 03.38 the usual
-8-bit one reads ``é@¥``, the 16-bit one ``ùòè``; other elements may come before them).
+(the SMPP connector it came from), ``priority``, ``coding`` (the SMPP ``data_coding``: see
+:func:`read_coding`), ``validity``, ``content`` (the ``short_message`` OCTETS, URL-encoded, not
+decoded by Jasmin) and ``binary`` (the same octets as hex). Jasmin joins the parts of a long MO
+that carry an 8-bit reference itself before the call; a part with a 16-bit reference (IEI
+``08``) is thrown on its own with its UDH at the head of the octets, and nothing else says so
+(the ``esm_class`` is not passed on). Octets that begin with a well-formed UDH holding a
+concatenation element are read as such a part: a :class:`~channels.sms.message.Fragment` that
+the channel holds until its set is whole. No text a person writes starts that way: a header must
+hold a concatenation element with a total of at least 2 and parse exactly to its length (in GSM
+03.38 the usual 8-bit one reads ``é@¥``, the 16-bit one ``ùòè``; other elements may come before
+them).
 
 Only a ``200`` whose body is exactly ``ACK/Jasmin`` acknowledges; anything else makes Jasmin
 send the same message (same ``id``) again after ``deliversm-thrower.retry_delay`` (30 s), up to
 ``max_retries`` (3) times; a ``404`` is never retried.
 
-Text from the octets, by ``coding`` (SMPP 3.4 section 5.2.19): 0 the SMSC default alphabet,
-read as GSM 03.38 unpacked septets (or ISO-8859-1 when the operator's SMSC sends Latin-1:
-``sms.jasmin_coding0``), 1 IA5/ASCII, 3 ISO-8859-1, 8 UCS-2 (UTF-16BE, surrogate pairs
-accepted), 2 and 4 octet data (UTF-8 when valid, else ISO-8859-1). Other codings: quarantined.
+Text from the octets, by ``coding`` (the ``data_coding`` as a decimal number). SMPP 3.4
+section 5.2.19 defines 0x00-0x0F: 0 the SMSC default alphabet, read as GSM 03.38 unpacked
+septets (or ISO-8859-1 when the operator's SMSC sends Latin-1: ``sms.jasmin_coding0``), 1
+IA5/ASCII, 3 ISO-8859-1, 8 UCS-2 (UTF-16BE, surrogate pairs accepted), 2 and 4 octet data
+(UTF-8 when valid, else ISO-8859-1). Above 0x0F the SMSC hands on the air interface's data
+coding scheme (3GPP TS 23.038 section 4; SMPP 3.4 refers to it for the 0xC_-0xF_ groups), and
+a flash SMS (message class 0) keeps it: 0x10 or 0xF0 for GSM 7-bit, 0x18 for UCS-2. The
+alphabet it names is read as above (GSM 7-bit like coding 0, ``sms.jasmin_coding0`` included,
+as Kannel applies its ``alt-charset`` to every 7-bit DCS; 8-bit data like coding 4; UCS-2 like
+coding 8): the general data coding group 00xx and the automatic deletion group 01xx (bits 3..2:
+GSM 7-bit, 8-bit, UCS-2), the message waiting groups 1100 and 1101 (GSM 7-bit) and 1110
+(UCS-2), and the data coding/message class group 1111 (bit 2: GSM 7-bit or 8-bit). Compressed
+text (bit 5 of 00xx/01xx, TS 23.042), reserved alphabets and groups, and the other SMPP
+alphabets (JIS, Cyrillic, Hebrew, Kanji, KS C 5601): quarantined.
 """
 
 from __future__ import annotations
@@ -60,6 +71,19 @@ _DLR_STATES = {
     "ESME_ROK": DeliveryState.ACCEPTED,
 }
 _UDH_MIN = 5  # the shortest UDH holding a concatenation element: 00 03 ref total seq
+
+Alphabet = Literal["gsm", "ascii", "latin1", "octets", "ucs2"]
+# SMPP 3.4 section 5.2.19, data_coding 0x00-0x0F: the ones read here.
+_SMPP_ALPHABETS: dict[int, Alphabet] = {
+    0x00: "gsm",  # SMSC default alphabet (or Latin-1: sms.jasmin_coding0)
+    0x01: "ascii",  # IA5 (CCITT T.50) / ASCII
+    0x02: "octets",  # octet unspecified (8-bit binary)
+    0x03: "latin1",  # ISO-8859-1
+    0x04: "octets",  # octet unspecified (8-bit binary)
+    0x08: "ucs2",  # UCS-2 (ISO/IEC 10646)
+}
+# TS 23.038 section 4, bits 3..2 of the general data coding group: 11 is reserved.
+_GENERAL_ALPHABETS: tuple[Alphabet, ...] = ("gsm", "octets", "ucs2")
 _SEND_OK = re.compile(r'^Success "(?P<id>[^"]+)"')
 
 
@@ -79,10 +103,7 @@ def decode_request(body: bytes, coding0: Coding0 = "gsm") -> JasminMO:
     sender = _ascii(values, "from")
     if not sender:
         raise ParseError("pengirim (from) kosong / sender missing", stage="decode")
-    coding_text = _ascii(values, "coding") or "0"
-    if not coding_text.isdigit():
-        raise ParseError(f"coding {coding_text!r} tidak dikenal / unknown", stage="decode")
-    coding = int(coding_text)
+    coding = read_coding(values.get("coding", b""))
     fragment, octets = leading_udh(_octets(values))
     if fragment is None:
         text = decode_octets(octets, coding, coding0)
@@ -104,6 +125,25 @@ def decode_request(body: bytes, coding0: Coding0 = "gsm") -> JasminMO:
         priority=_ascii(values, "priority") or None,
         validity=_ascii(values, "validity") or None,
     )
+
+
+def read_coding(value: bytes) -> int:
+    """The ``data_coding`` in a ``coding`` field (0 when there is none).
+
+    Jasmin's docs show a number (``8``), and so did its thrower until jookies/jasmin#607; since
+    then it writes ``DataCodingEncoder().encode(data_coding)``, the octet itself, URL-encoded
+    (``%00``, ``%08``, ``%F0``). Both are read: ASCII digits as the number, one other octet as
+    itself (``0x30``-``0x39``, compressed text no handset sends, would read as digits).
+    """
+    digits = value.strip()
+    if digits.isdigit():
+        return int(digits)
+    if len(value) == 1:
+        return value[0]
+    if not value:
+        return 0
+    shown = value.decode("latin-1")
+    raise ParseError(f"coding {shown!r} tidak dikenal / unknown", stage="decode")
 
 
 def _octets(values: dict[str, bytes]) -> bytes:
@@ -135,27 +175,50 @@ def leading_udh(octets: bytes) -> tuple[Fragment | None, bytes]:
     return found, octets[length + 1 :]
 
 
+def alphabet(coding: int) -> Alphabet:
+    """The alphabet SMPP ``data_coding`` ``coding`` names (see the module docstring);
+    :class:`ParseError` for one not read here."""
+    if coding in _SMPP_ALPHABETS:
+        return _SMPP_ALPHABETS[coding]
+    group = coding & 0xF0
+    if 0x10 <= coding <= 0x7F:
+        # 00xx general data coding, 01xx marked for automatic deletion: the same bits 5..0.
+        if coding & 0x20:
+            raise ParseError(
+                f"coding {coding}: teks terkompresi (TS 23.042) tidak didukung / "
+                "compressed text unsupported",
+                stage="decode",
+            )
+        index = (coding >> 2) & 0x03
+        if index < len(_GENERAL_ALPHABETS):
+            return _GENERAL_ALPHABETS[index]
+    elif group in (0xC0, 0xD0):  # message waiting indication: discard / store, GSM 7-bit
+        return "gsm"
+    elif group == 0xE0:  # message waiting indication: store, UCS-2
+        return "ucs2"
+    elif group == 0xF0:  # data coding/message class: bit 2 the alphabet, bit 3 reserved
+        return "octets" if coding & 0x04 else "gsm"
+    raise ParseError(f"coding {coding} tidak didukung / unsupported", stage="decode")
+
+
 def decode_octets(
     octets: bytes, coding: int, coding0: Coding0 = "gsm", utf16_errors: str = "strict"
 ) -> str:
     """The text of ``octets`` in SMPP ``data_coding`` ``coding`` (see the module docstring);
     ``utf16_errors`` as for :meth:`bytes.decode`, for UCS-2."""
+    name = alphabet(coding)
+    if name == "octets":
+        return eight_bit(octets)
     try:
-        if coding == 0:
+        if name == "gsm":
             text = gsm.decode_unpacked(octets) if coding0 == "gsm" else octets.decode("latin-1")
-        elif coding == 1:
+        elif name == "ascii":
             text = octets.decode("ascii")
-        elif coding == 3:
+        elif name == "latin1":
             text = octets.decode("latin-1")
-        elif coding == 8:
-            text = octets.decode("utf-16-be", utf16_errors)
-        elif coding in (2, 4):
-            return eight_bit(octets)
         else:
-            raise ParseError(f"coding {coding} tidak didukung / unsupported", stage="decode")
+            text = octets.decode("utf-16-be", utf16_errors)
     except (UnicodeDecodeError, ValueError) as exc:
-        if isinstance(exc, ParseError):
-            raise
         raise ParseError(f"isi tidak sah untuk coding {coding}: {exc}", stage="decode") from None
     text = drop_terminator(text)  # GSM septets never hold a NUL (0x00 is "@")
     refuse_binary(text)

@@ -180,7 +180,7 @@ class SmsRoutes:
             return text_reply(jasmin.ACK)  # acknowledged: Jasmin would resend it forever
         # Our id in the dlr-url (replies sent since it was added): it finds the reply even
         # when the report overtakes the storing of Jasmin's message id.
-        reply = _reply_id(_param(_raw_query(request), "reply"))
+        reply = _reply_id(_param(_jasmin_query(request), "reply"))
         if reply is not None:
             report = dataclasses.replace(report, reply_id=reply)
         if not await self._record(Bridge.JASMIN, report):
@@ -192,7 +192,7 @@ class SmsRoutes:
         if expected is None:
             self._unconfigured(Bridge.JASMIN, "LAPOR_SMS__JASMIN_TOKEN")
             return False
-        token = _param(_raw_query(request), "token")
+        token = _param(_jasmin_query(request), "token")
         offered = token.encode() if token is not None else _basic_password(request)
         if not _matches(offered, expected):
             self._ignored(Bridge.JASMIN, "unauthorized")
@@ -338,13 +338,25 @@ def _raw_query(request: web.Request) -> bytes:
     return request.raw_path.partition("?")[2].encode("utf-8", "surrogateescape")
 
 
+def _jasmin_query(request: web.Request) -> bytes:
+    """The query of a Jasmin request. A GET connector appends ``?`` and its fields to the
+    connector's baseurl as it is (``jasmin/routing/throwers.py``: ``baseurl += '?%s' %
+    encodedArgs``), so a baseurl that has a query of its own (``?token=...``) gives
+    ``token=...?id=...``. Jasmin's fields are URL-encoded (``?`` is ``%3F``): a raw ``?`` is
+    that separator, and the last one is read as ``&``."""
+    query = _raw_query(request)
+    head, separator, fields = query.rpartition(b"?")
+    return head + b"&" + fields if separator else query
+
+
 async def _form(request: web.Request) -> bytes:
-    """The form as received: the POST body, or the query string of a GET (token removed)."""
+    """Jasmin's form as received: the POST body, or the query string of a GET (token
+    removed)."""
     if request.method == "POST" and request.can_read_body:
         body = await request.read()
         if body:
             return body
-    return _pop_token(_raw_query(request))[0]
+    return _pop_token(_jasmin_query(request))[0]
 
 
 def _raw(form: bytes, meta: dict[str, str], message_id: str | None) -> RawInbound:

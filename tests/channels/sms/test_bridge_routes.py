@@ -97,6 +97,67 @@ async def test_jasmin_mo_is_acknowledged_after_commit_and_its_reply_queued(
     )
 
 
+async def test_jasmin_flash_sms_becomes_a_complaint_not_a_quarantined_message(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway
+) -> None:
+    # Class 0 ("flash") MOs keep their data_coding 0x10 / 0x18 / 0xF0 (TS 23.038 section 4).
+    for name in ("jasmin/mo__flash_gsm", "jasmin/mo__flash_ucs2", "jasmin/mo__class0_f0"):
+        assert await post(client, load(name)) == (200, "ACK/Jasmin")
+    assert {r["status"] for r in await opened_raw(gw.engine, gw.keys)} == {"accepted"}
+    complaints = await opened_complaints(gw.engine, gw.keys)
+    assert [c.body for c in complaints] == [
+        "Banjir @ Jl. Sudirman 5, air setinggi lutut sejak subuh",
+        "Pohon tumbang 😡 menutup jalan di depan SDN 3",
+        "Lampu lalu lintas mati di simpang Pasar Baru, rawan tabrakan",
+    ]
+    replies = await rows(gw, sms_replies)
+    assert [r.kind for r in replies] == ["receipt"] * 3
+
+
+@pytest.mark.parametrize(
+    ("fixture", "decimal", "octet"),
+    [
+        ("jasmin/mo__gsm_text", b"coding=0", b"coding=%00"),
+        ("jasmin/mo__ucs2_emoji", b"coding=8", b"coding=%08"),
+        ("jasmin/mo__flash_gsm", b"coding=16", b"coding=%10"),
+        ("jasmin/mo__class0_f0", b"coding=240", b"coding=%F0"),
+    ],
+)
+async def test_jasmin_coding_as_the_raw_data_coding_octet_is_read(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway, fixture: str, decimal: bytes, octet: bytes
+) -> None:
+    # Since jookies/jasmin#607 the thrower writes coding with DataCodingEncoder().encode(): the
+    # data_coding octet itself, URL-encoded ("%00", "%F0"), not the number its docs show.
+    req = load(fixture)
+    assert req.body.endswith(decimal)
+    body = req.body[: -len(decimal)] + octet
+    sent = Request(req.method, req.target, req.headers | {"Content-Length": str(len(body))}, body)
+    assert await post(client, sent) == (200, "ACK/Jasmin")
+    (raw,) = await opened_raw(gw.engine, gw.keys)
+    assert raw["status"] == "accepted" and raw["body"] == body
+    assert len(await opened_complaints(gw.engine, gw.keys)) == 1
+
+
+async def test_jasmin_get_connector_with_the_token_in_its_url_is_accepted(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway
+) -> None:
+    # A GET connector appends "?" and its fields to the baseurl as it is
+    # (jasmin/routing/throwers.py: baseurl += '?%s' % encodedArgs), so the token the README
+    # puts in that URL arrives as "token=JASMIN-TOKEN?id=...": it was refused (401), and Jasmin
+    # dropped the MO after its retries.
+    form = load("jasmin/mo__gsm_text").body.decode("ascii")
+    resp = await client.get(f"/sms/jasmin?token={JASMIN_TOKEN}?{form}")
+    assert (resp.status, await resp.text()) == (200, "ACK/Jasmin")
+    (complaint,) = await opened_complaints(gw.engine, gw.keys)
+    assert complaint.body == "Lampu jalan mati @ Jl. Merdeka 10, sudah 3 hari"
+    (raw,) = await opened_raw(gw.engine, gw.keys)
+    assert raw["body"].startswith(b"id=4a2b6f0e-") and JASMIN_TOKEN.encode() not in raw["body"]
+    assert raw["provider_message_id"] == "4a2b6f0e-3c1d-4e5f-8a9b-0c1d2e3f4a5b"
+    # A wrong token is still refused.
+    resp = await client.get(f"/sms/jasmin?token=wrong?{form}")
+    assert resp.status == 401
+
+
 async def test_jasmin_parts_with_a_16_bit_reference_are_held_and_joined(
     client: TestClient[Any, Any], gw: bootstrap.Gateway
 ) -> None:

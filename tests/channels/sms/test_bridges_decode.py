@@ -13,6 +13,7 @@ from channels.sms.message import Bridge, DeliveryState, Fragment, SmsMessage
 from channels.sms.parse import PARSER_NAMES, decode, interpret, interpret_joined
 from channels.sms.ports import FragmentSet, HeldPart
 from channels.sms.settings import SmsSettings
+from channels.web.parse import MAX_TITLE
 from gateway.domain import Channel, ComplaintDraft, NotAComplaint, RawInbound
 from gateway.errors import ParseError
 from tests.channels.sms.http_fixtures import ANDROID_KEY, load
@@ -106,6 +107,94 @@ def test_jasmin_text_that_only_looks_like_a_header_stays_text() -> None:
     ):
         message = jasmin.decode_request(jasmin_part(octets, 0, "x")).message
         assert message.fragment is None and message.text == text
+
+
+@pytest.mark.parametrize(
+    ("fixture", "coding", "text"),
+    [
+        ("jasmin/mo__flash_gsm", 0x10, "Banjir @ Jl. Sudirman 5, air setinggi lutut sejak subuh"),
+        ("jasmin/mo__flash_ucs2", 0x18, "Pohon tumbang 😡 menutup jalan di depan SDN 3"),
+        (
+            "jasmin/mo__class0_f0",
+            0xF0,
+            "Lampu lalu lintas mati di simpang Pasar Baru, rawan tabrakan",
+        ),
+    ],
+)
+def test_jasmin_flash_sms_is_read_in_the_alphabet_its_data_coding_names(
+    fixture: str, coding: int, text: str
+) -> None:
+    # A flash SMS (message class 0) keeps the air interface's DCS in data_coding: 0x10 / 0x18
+    # (general data coding group), 0xF0 (data coding/message class group), TS 23.038 section 4.
+    mo = jasmin.decode_request(load(fixture).body)
+    assert mo.coding == coding and mo.message.text == text
+    assert isinstance(interpret(mo.message, SETTINGS).outcome, ComplaintDraft)
+
+
+@pytest.mark.parametrize(
+    ("coding", "octets", "text"),
+    [
+        # general data coding group, bits 3..2 the alphabet, bits 1..0 the class (bit 4 set)
+        (0x10, b"Jalan \x00 rusak", "Jalan @ rusak"),
+        (0x11, b"Jalan \x00 rusak", "Jalan @ rusak"),
+        (0x13, b"Jalan \x1b\x65 rusak", "Jalan € rusak"),
+        (0x14, "Jalan rusak 👍".encode(), "Jalan rusak 👍"),
+        (0x15, b"Jalan rusak", "Jalan rusak"),
+        (0x18, "Jalan rusak 😡".encode("utf-16-be"), "Jalan rusak 😡"),
+        (0x1A, "Jalan rusak".encode("utf-16-be"), "Jalan rusak"),
+        # message marked for automatic deletion: bits 5..0 as in the general group
+        (0x40, b"Jalan \x00 rusak", "Jalan @ rusak"),
+        (0x58, "Jalan rusak".encode("utf-16-be"), "Jalan rusak"),
+        # data coding/message class group: bit 2 the alphabet, bits 1..0 the class
+        *((c, b"Jalan \x00 rusak", "Jalan @ rusak") for c in range(0xF0, 0xF4)),
+        *((c, b"Jalan rusak", "Jalan rusak") for c in range(0xF4, 0xF8)),
+        # message waiting indication groups: GSM 7-bit (discard, store), UCS-2 (store)
+        (0xC0, b"Jalan \x00 rusak", "Jalan @ rusak"),
+        (0xD8, b"Jalan \x00 rusak", "Jalan @ rusak"),
+        (0xE8, "Jalan rusak".encode("utf-16-be"), "Jalan rusak"),
+    ],
+)
+def test_jasmin_data_coding_groups_of_ts_23_038(coding: int, octets: bytes, text: str) -> None:
+    assert jasmin.decode_octets(octets, coding) == text
+
+
+@pytest.mark.parametrize(
+    ("coding", "reason"),
+    [
+        (0x30, "compressed"),  # bit 5: compressed (TS 23.042), not read here
+        (0x1C, "coding 28"),  # general group, reserved alphabet
+        (0x80, "coding 128"),  # reserved coding group
+        (0x05, "coding 5"),  # SMPP JIS: an alphabet no Indonesian phone sends
+    ],
+)
+def test_jasmin_codings_that_cannot_be_read_are_quarantined(coding: int, reason: str) -> None:
+    with pytest.raises(ParseError, match=reason):
+        jasmin.decode_octets(b"Jalan rusak", coding)
+
+
+def test_jasmin_coding_field_as_a_number_or_as_the_octet() -> None:
+    assert [jasmin.read_coding(v) for v in (b"", b"0", b" 8 ", b"240")] == [0, 0, 8, 240]
+    assert [jasmin.read_coding(v) for v in (b"\x00", b"\x08", b"\x10", b"\xf0")] == [
+        0,
+        8,
+        0x10,
+        0xF0,
+    ]
+    with pytest.raises(ParseError, match="coding"):
+        jasmin.read_coding(b"UCS2")
+
+
+def test_jasmin_flash_part_with_a_16_bit_reference_is_a_fragment() -> None:
+    head = b"\x06\x08\x04\x12\x35\x02\x01"
+    mo = jasmin.decode_request(jasmin_part(head + "Pohon 😡".encode("utf-16-be"), 0x18, "f1"))
+    assert mo.message.fragment == Fragment(0x1235, 2, 1) and mo.message.text == "Pohon 😡"
+
+
+def test_jasmin_gsm_flash_follows_the_coding0_setting_like_coding_0() -> None:
+    # An SMSC that writes the GSM 7-bit alphabet as ISO-8859-1 does so for every DCS whose
+    # alphabet it is, as Kannel's alt-charset does (gw/smsc/smsc_smpp.c, dcs_to_fields).
+    assert jasmin.decode_octets("café @".encode("latin-1"), 0xF0, "latin1") == "café @"
+    assert jasmin.decode_octets("café @".encode("latin-1"), 0x10, "latin1") == "café @"
 
 
 def test_jasmin_status_query_is_not_a_complaint() -> None:
@@ -394,7 +483,31 @@ def test_a_long_message_of_which_one_word_arrived_is_still_filed() -> None:
     raw = RawInbound(Channel.SMS, joined.body(), T0, joined.provider_id(), fragments.CONTENT_TYPE)
     draft = interpret_joined(raw, SETTINGS).outcome
     assert isinstance(draft, ComplaintDraft) and draft.body == "[...] tolong."
-    assert draft.title == "SMS tidak lengkap: bagian 1, 2 dari 3 tidak diterima"
+    assert draft.title == "SMS tidak lengkap: bagian 1 dan 2 dari 3 tidak diterima"
+
+
+@pytest.mark.parametrize(
+    ("arrived", "total", "title"),
+    [
+        ([1, 3], 3, "SMS tidak lengkap: bagian 2 dari 3 tidak diterima"),
+        ([2], 3, "SMS tidak lengkap: bagian 1 dan 3 dari 3 tidak diterima"),
+        ([1], 4, "SMS tidak lengkap: bagian 2 sampai 4 dari 4 tidak diterima"),
+        ([1, 4], 7, "SMS tidak lengkap: bagian 2, 3, dan 5 sampai 7 dari 7 tidak diterima"),
+        ([1], 255, "SMS tidak lengkap: bagian 2 sampai 255 dari 255 tidak diterima"),
+        # every other part of 255 missing: the list would not fit, the count does
+        (list(range(1, 256, 2)), 255, "SMS tidak lengkap: 127 dari 255 bagian tidak diterima"),
+    ],
+)
+def test_an_incomplete_title_reads_as_indonesian_and_fits_the_title_limit(
+    arrived: list[int], total: int, title: str
+) -> None:
+    # A UDH allows 255 parts (TS 23.040 9.2.3.24.1), and a part claiming so is one SMS away:
+    # "bagian 2, 3, 4, ..., 255" made a title of 1 300 characters, past the 300 of a title.
+    joined = fragments.join(_set([(n, "Jalan rusak ") for n in arrived], total=total))
+    raw = RawInbound(Channel.SMS, joined.body(), T0, joined.provider_id(), fragments.CONTENT_TYPE)
+    draft = interpret_joined(raw, SETTINGS).outcome
+    assert isinstance(draft, ComplaintDraft) and draft.title == title
+    assert len(title) <= MAX_TITLE
 
 
 def test_a_fragment_is_only_a_fragment() -> None:
