@@ -39,6 +39,12 @@ from gateway.intake import Clock, utcnow
 from gateway.storage.schema import letter_drafts, staff_accounts
 
 MAX_ATTEMPTS = 3  # a letter whose reading crashed the reader this often is marked failed
+# A confirmation holds the letter (``claimed_by`` = ``confirm:<username>``, unused once a letter
+# is ready) from its save until the intake port has committed it, so that no other save lands
+# in between and is then overwritten unawares by the values sent. A confirming process that
+# died leaves the hold to run out after this long.
+CONFIRM_HOLD = timedelta(seconds=120)
+_HOLD_PREFIX = "confirm:"
 # The namespace of the batch ids derived from an upload's key (create_batch).
 _UPLOAD_KEYS = uuid.UUID("6c9f3e1a-52b4-4d0e-9a7f-1c2b3d4e5f60")
 
@@ -137,6 +143,12 @@ class Draft:
     acks: tuple[str, ...] = ()
     attempts: int = 0
     updated_by_name: str | None = None  # who last saved the values (or read it again)
+    held_by: str | None = None  # who is confirming it right now (the username), if anyone
+    held_until: datetime | None = None
+
+    def held(self, now: datetime) -> bool:
+        """Whether a confirmation holds the letter at ``now`` (no save may land)."""
+        return self.held_by is not None and self.held_until is not None and self.held_until > now
 
     @property
     def label(self) -> str:
@@ -154,6 +166,12 @@ def _draft(row: Row[Any], keys: Keys) -> Draft:
     pages = sealing.open_draft_column(keys, row.id, "pages", row.pages)
     fields = sealing.open_draft_column(keys, row.id, "fields", row.fields) or {}
     reviewed = sealing.open_draft_column(keys, row.id, "reviewed", row.reviewed)
+    claimed = row.claimed_by or ""
+    held_by = (
+        claimed.removeprefix(_HOLD_PREFIX)
+        if row.status == DraftStatus.READY.value and claimed.startswith(_HOLD_PREFIX)
+        else None
+    )
     return Draft(
         id=row.id,
         batch_id=row.batch_id,
@@ -177,6 +195,8 @@ def _draft(row: Row[Any], keys: Keys) -> Draft:
         acks=tuple(row.acks or ()),
         attempts=row.attempts,
         updated_by_name=row.editor,
+        held_by=held_by,
+        held_until=row.claim_expires if held_by is not None else None,
     )
 
 
@@ -449,25 +469,47 @@ class DraftStore:
         staff_id: str,
         values: Mapping[str, str],
         over: datetime | None = None,
+        hold: str | None = None,
     ) -> bool:
-        """Keep the clerk's values (only while the letter is ready, not after confirmation);
-        with ``over`` (the ``updated_at`` of the draft as read), only when nobody has changed
-        the row since. False when nothing was written."""
+        """Keep the clerk's values (only while the letter is ready, not after confirmation,
+        and not while a confirmation holds it); with ``over`` (the ``updated_at`` of the draft
+        as read), only when nobody has changed the row since. With ``hold`` (the confirming
+        clerk's username) the save also holds the letter for :data:`CONFIRM_HOLD`, until
+        :meth:`confirmed` or :meth:`release`. False when nothing was written."""
+        now = self._clock()
         query = update(letter_drafts).where(
             letter_drafts.c.id == draft_id,
             letter_drafts.c.status == DraftStatus.READY.value,
+            or_(letter_drafts.c.claim_expires.is_(None), letter_drafts.c.claim_expires < now),
         )
         if over is not None:
             query = query.where(letter_drafts.c.updated_at == over)
+        held: dict[str, Any] = {}
+        if hold is not None:
+            held = {"claimed_by": f"{_HOLD_PREFIX}{hold}"[:64], "claim_expires": now + CONFIRM_HOLD}
         async with self._engine.begin() as conn:
             result = await conn.execute(
                 query.values(
                     reviewed=self._sealed(draft_id, "reviewed", dict(values)),
                     updated_by=staff_id,
-                    updated_at=self._clock(),
+                    updated_at=now,
+                    **held,
                 )
             )
         return bool(result.rowcount)
+
+    async def release(self, draft_id: str, hold: str) -> None:
+        """End the hold of a confirmation that did not go through (the intake was away)."""
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(letter_drafts)
+                .where(
+                    letter_drafts.c.id == draft_id,
+                    letter_drafts.c.status == DraftStatus.READY.value,
+                    letter_drafts.c.claimed_by == f"{_HOLD_PREFIX}{hold}"[:64],
+                )
+                .values(claimed_by=None, claim_expires=None)
+            )
 
     async def confirmed(
         self,
@@ -499,6 +541,8 @@ class DraftStore:
                     tracking_id=tracking_id,
                     receipt_status=receipt_status,
                     acks=list(acks),
+                    claimed_by=None,
+                    claim_expires=None,
                     updated_by=staff_id,
                     updated_at=now,
                 )

@@ -57,6 +57,7 @@ __all__ = [
     "OcrPool",
     "OcrUnavailable",
     "PageResult",
+    "TooManyPages",
     "check_document",
     "count_pages",
     "sniff",
@@ -107,6 +108,11 @@ _OTHER: tuple[tuple[bytes, str], ...] = (
 
 class LetterFormatError(Exception):
     """The upload is not a document this channel reads; the message says why (answer 4xx)."""
+
+
+class TooManyPages(LetterFormatError):
+    """More pages than one document may have (:data:`MAX_PAGES`): the file is not damaged, it
+    is to be split."""
 
 
 class OcrError(Exception):
@@ -210,6 +216,8 @@ def check_document(fh: BinaryIO, content_type: str | None = None) -> int:
     if kind == "pdf":
         try:
             return pdf.open_pages(fh, MAX_PAGES)
+        except pdf.TooManyPdfPages as exc:
+            raise TooManyPages(str(exc)) from exc
         except pdf.UnreadablePdf as exc:
             raise LetterFormatError(str(exc)) from exc
     with warnings.catch_warnings():
@@ -237,7 +245,7 @@ def _tiff_frames(img: Image.Image, size: int) -> int:
             return frames
         index, frames = frames, frames + 1
         if frames > MAX_PAGES:
-            raise LetterFormatError(f"the document has more than {MAX_PAGES} pages: split it")
+            raise TooManyPages(f"the document has more than {MAX_PAGES} pages: split it")
         if img.width * img.height > MAX_PIXELS:
             raise LetterFormatError(
                 f"page {index + 1} of the TIFF is {img.width}x{img.height} pixels, more than a "
@@ -489,7 +497,7 @@ class OcrPool:
         if total < 1:
             raise LetterFormatError("the document has no pages")
         if total > self.max_pages:
-            raise LetterFormatError(
+            raise TooManyPages(
                 f"the document has {total} pages, more than {self.max_pages}: split it"
             )
         futures = [

@@ -123,6 +123,14 @@ T: Mapping[str, tuple[str, str]] = {
         "saved. The fields below hold what you typed; the saved value is shown under each "
         "field that differs. Check them, then press Save draft or Confirm again.",
     ),
+    "confirming": (
+        "Surat ini sedang dikonfirmasi oleh {u}, jadi isian Anda belum disimpan. Isian di bawah "
+        "adalah ketikan Anda; isian yang sedang dikirim ditulis di bawah kolomnya. Muat ulang "
+        "halaman sebentar lagi untuk melihat tanda terimanya.",
+        "{u} is confirming this letter right now, so your values were not saved. The fields "
+        "below hold what you typed; the values being sent are shown under each field that "
+        "differs. Reload the page in a moment to see its receipt.",
+    ),
     "theirs": ("Tersimpan oleh petugas lain: {v}", "Saved by the other clerk: {v}"),
     "empty": ("(kosong)", "(empty)"),
     "ticked": ("dicentang", "ticked"),

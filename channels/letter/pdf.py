@@ -46,6 +46,10 @@ class UnreadablePdf(ValueError):
     """The data is not a PDF PDFium can open (damaged, encrypted, not a PDF)."""
 
 
+class TooManyPdfPages(UnreadablePdf):
+    """A PDF with more pages than a letter may have (not damaged: to be split)."""
+
+
 @dataclass(frozen=True, slots=True)
 class PdfPage:
     """One page: its text layer (None for a scan) and its picture."""
@@ -85,7 +89,7 @@ def open_pages(source: BinaryIO, max_pages: int | None = None) -> int:
         try:
             count = len(pdf)
             if max_pages is not None and count > max_pages:
-                raise UnreadablePdf(f"the document has {count} pages, more than {max_pages}")
+                raise TooManyPdfPages(f"the document has {count} pages, more than {max_pages}")
             for index in range(count):
                 try:
                     page = pdf[index]

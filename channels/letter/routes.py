@@ -23,7 +23,9 @@ version of the values it was drawn from (``based_on``). A save or confirmation o
 someone else saved meanwhile is not written: the page comes back (409) with what this clerk
 typed, the other values beside the fields that differ. A confirmation of a letter confirmed
 meanwhile with other values sends nothing and says so above the receipt, which shows what was
-sent.
+sent. A valid confirmation holds the letter from its save until the intake has committed it
+(:meth:`DraftStore.save` with ``hold``): a save landing in between would be overwritten by the
+values sent, so it is refused (409) instead.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ from channels.letter.parse import (
     validate,
 )
 from channels.letter.receipt import ReceiptData, receipt_page
-from channels.letter.staff import HEADERS, StaffGate, read_form
+from channels.letter.staff import HEADERS, UNAVAILABLE, StaffGate, read_form
 from channels.letter.upload import DamagedScan, UploadRejected, check_scan, read_upload
 from gateway.domain import Channel, RawInbound, ReceiptStatus
 from gateway.errors import IntakeUnavailable
@@ -100,6 +102,12 @@ def _upload_key(
         return None
     shapes = ";".join(",".join(scan.sha256 for scan in letter) for letter in letters)
     return hashlib.sha256(f"{form}|{staff_id}|{shapes}".encode()).hexdigest()
+
+
+def _index(text: str) -> int | None:
+    """A page or file number from the path; None when it cannot be one (thousands of digits
+    are more than ``int()`` converts: that would be a 500)."""
+    return int(text) if len(text) <= 6 else None
 
 
 def nik_region(text: str, lang: pages.Lang, today: date | None = None) -> str | None:
@@ -375,17 +383,23 @@ class LetterDesk:
             ctx, draft, values, low, region, errors, alert, saved, version, theirs
         )
 
-    def _conflict(self, ctx: Context, draft: Draft, values: Mapping[str, str]) -> web.Response:
-        """Someone saved other values after this clerk's form was drawn: nothing is written;
-        the clerk's values come back with the saved ones beside the fields that differ, and the
-        form now builds on what was saved (sent again, it is meant)."""
+    def _conflict(
+        self, ctx: Context, draft: Draft, values: Mapping[str, str], confirming: bool = False
+    ) -> web.Response:
+        """Someone saved other values after this clerk's form was drawn (or, ``confirming``,
+        is confirming the letter right now): nothing is written; the clerk's values come back
+        with the saved ones beside the fields that differ, and the form now builds on what was
+        saved (sent again, it is meant)."""
         theirs = {
             name: draft.values.get(name, "")
             for name in FIELDS
             if draft.values.get(name, "") != values.get(name, "")
         }
-        who = draft.updated_by_name or draft.created_by_name
-        alert = t("conflict", ctx.lang, u=who, t=when(draft.updated_at))
+        if confirming:
+            alert = t("confirming", ctx.lang, u=draft.held_by or "")
+        else:
+            who = draft.updated_by_name or draft.created_by_name
+            alert = t("conflict", ctx.lang, u=who, t=when(draft.updated_at))
         html = self._review_html(ctx, draft, values, alert=alert, theirs=theirs)
         return self._gate.html(ctx, html, 409)
 
@@ -417,6 +431,14 @@ class LetterDesk:
         # The version of the values the form was drawn from (absent: a form of an older page,
         # or a client of its own: its values are saved over whatever is there).
         based_on = str(form.get(pages.BASED_ON, "")) or None
+        confirm = form.get("action") == "confirm"
+        letter, errors = (
+            validate(values, draft.created_at.date()) if confirm else (None, {})
+        )
+        # A valid confirmation holds the letter from its save until the intake has committed
+        # it: a save by someone else in between would be overwritten by the values sent.
+        hold = ctx.staff.username if letter is not None else None
+        mine = False  # whether this request holds the letter
         for _ in range(3):  # a save that lost a race reads the draft again
             if draft.status is DraftStatus.CONFIRMED:
                 # A second confirmation (a double click, another tab) gets the same receipt;
@@ -425,13 +447,20 @@ class LetterDesk:
                 return self._gate.redirect(receipt_url if same else f"{receipt_url}?not_sent=1")
             if draft.status is not DraftStatus.READY:
                 return self._gate.redirect(f"{PREFIX}/letters/{draft.id}")
+            if draft.held(self._clock()):
+                if hold is not None and dict(draft.values) == values:
+                    break  # the same values being confirmed (a double click): the same receipt
+                return self._conflict(ctx, draft, values, confirming=True)
             if (
                 based_on is not None
                 and based_on != values_version(draft.values)
                 and dict(draft.values) != values
             ):
                 return self._conflict(ctx, draft, values)
-            if await self._drafts.save(draft.id, ctx.staff.id, values, over=draft.updated_at):
+            if await self._drafts.save(
+                draft.id, ctx.staff.id, values, over=draft.updated_at, hold=hold
+            ):
+                mine = hold is not None
                 break
             again = await self._drafts.get(draft.id)
             if again is None:
@@ -439,9 +468,8 @@ class LetterDesk:
             draft = again
         else:
             return self._conflict(ctx, draft, values)
-        if form.get("action") != "confirm":
+        if not confirm:
             return self._gate.redirect(f"{PREFIX}/letters/{draft.id}?saved=1")
-        letter, errors = validate(values, draft.created_at.date())
         if letter is None:
             html = self._review_html(ctx, draft, values, errors, based_on=values)
             return self._gate.html(ctx, html, 422)
@@ -449,6 +477,13 @@ class LetterDesk:
         try:
             receipt = await self._intake.accept(raw, self._parser)
         except IntakeUnavailable:
+            # Nothing committed: others may save again. (On any other failure the hold stays
+            # until it runs out: the same values confirmed again get the same receipt.)
+            if mine:
+                try:
+                    await self._drafts.release(draft.id, ctx.staff.username)
+                except UNAVAILABLE:  # the database is away too: the hold runs out by itself
+                    pass
             html = self._review_html(
                 ctx, draft, values, alert=t("unavailable", ctx.lang), based_on=values
             )
@@ -521,7 +556,7 @@ class LetterDesk:
         if draft is None:
             assert refusal is not None
             return refusal
-        number = int(request.match_info["n"])
+        number = _index(request.match_info["n"])
         found = next((p for p in draft.pages if p.number == number), None)
         if found is None:
             return self._gate.refuse(ctx, 404, t("not_found", ctx.lang))
@@ -534,8 +569,8 @@ class LetterDesk:
         if draft is None:
             assert refusal is not None
             return refusal
-        index = int(request.match_info["i"])
-        if index >= len(draft.files):
+        index = _index(request.match_info["i"])
+        if index is None or index >= len(draft.files):
             return self._gate.refuse(ctx, 404, t("not_found", ctx.lang))
         scan = draft.files[index]
         ext = {"application/pdf": "pdf", "image/jpeg": "jpg", "image/png": "png"}

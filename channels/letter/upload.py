@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from aiohttp import BodyPartReader, MultipartReader
 from aiohttp.http_exceptions import HttpProcessingError
 
-from channels.letter.ocr import LetterFormatError, check_document
+from channels.letter.ocr import MAX_PAGES, LetterFormatError, TooManyPages, check_document
 from channels.letter.parse import Scan
 from gateway import media
 from gateway.filestore import FileStore, FileTooLarge
@@ -111,6 +111,17 @@ def check_scan(files: FileStore, scan: Scan) -> None:
     with files.opened(scan.sha256) as fh:
         try:
             check_document(fh, scan.media_type)
+        except TooManyPages as exc:
+            raise DamagedScan(
+                (
+                    f"Berkas {label} memuat lebih dari {MAX_PAGES} halaman. Pisahkan menjadi "
+                    f"beberapa berkas, masing-masing paling banyak {MAX_PAGES} halaman, lalu "
+                    "unggah lagi.",
+                    f"The file {label} has more than {MAX_PAGES} pages. Split it into files of "
+                    f"at most {MAX_PAGES} pages each, then upload them again.",
+                ),
+                str(exc),
+            ) from None
         except LetterFormatError as exc:
             raise DamagedScan(
                 (

@@ -995,3 +995,124 @@ async def test_a_file_store_that_cannot_write_is_a_503_to_upload_again(
     html = await resp.text()
     assert resp.status == 503 and "Coba unggah lagi" in html  # not a 500: the clerk retries
     assert await draft_count(gw) == 0
+
+
+async def test_a_save_while_the_letter_is_being_confirmed_is_not_lost_unawares(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway, staff: StaffStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # budi confirms; while the intake port commits (a slow database, RabbitMQ away), ani opens
+    # the letter (drawn from budi's values, saved by his confirmation) and saves a correction.
+    # The letter goes out with budi's values: ani must not be told hers were saved.
+    budi_token = await login(client, "budi")
+    review = await ready_letter(client, budi_token)
+    form = based_on(await (await client.get(review)).text())
+    entered, release = asyncio.Event(), asyncio.Event()
+    accept = gw.intake.accept
+
+    async def slow_accept(*args: Any, **kwargs: Any) -> Any:
+        entered.set()
+        await release.wait()
+        return await accept(*args, **kwargs)
+
+    monkeypatch.setattr(gw.intake, "accept", slow_accept)
+    async with await aiohttp_client_like(client) as ani:
+        ani_token = await login(ani, "ani")
+        confirming = asyncio.ensure_future(client.post(
+            review, data={**VALID, "csrf": budi_token, "based_on": form,
+                          "subject": "Versi budi", "action": "confirm"},
+            allow_redirects=False))
+        await asyncio.wait_for(entered.wait(), 30)
+        ani_form = based_on(await (await ani.get(review)).text())
+        saved = await ani.post(review, data={**VALID, "csrf": ani_token, "based_on": ani_form,
+                                             "subject": "Versi ani", "action": "save"},
+                               allow_redirects=False)
+        release.set()
+        sent = await confirming
+        assert sent.status == 303 and sent.headers["Location"] == f"{review}/receipt"
+        html = await saved.text()
+        # Not "saved": refused with what she typed still on her page.
+        assert saved.status == 409, (saved.status, saved.headers.get("Location"))
+        assert 'value="Versi ani"' in html and "sedang dikonfirmasi oleh budi" in html
+    receipt = await (await client.get(f"{review}/receipt")).text()
+    assert "<dd>Versi budi</dd>" in receipt
+    assert await gw.intake.count_complaints() == 1
+
+
+async def test_a_page_or_file_number_of_thousands_of_digits_is_not_found(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway, staff: StaffStore
+) -> None:
+    # int() refuses more than 4300 digits: that was a 500 (a ValueError in the handler).
+    token = await login(client, "budi")
+    review = await ready_letter(client, token)
+    for what in ("pages", "files"):
+        resp = await client.get(f"{review}/{what}/{'9' * 5000}")
+        assert resp.status == 404 and resp.headers["Cache-Control"] == "no-store"
+    assert (await client.get(f"{review}/pages/1")).status == 200
+
+
+async def test_a_confirmation_the_intake_could_not_take_holds_the_letter_no_longer(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway, staff: StaffStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from gateway.errors import IntakeUnavailable
+
+    budi_token = await login(client, "budi")
+    review = await ready_letter(client, budi_token)
+    form = based_on(await (await client.get(review)).text())
+
+    async def away(*_args: Any, **_kwargs: Any) -> Any:
+        raise IntakeUnavailable("database away")
+
+    monkeypatch.setattr(gw.intake, "accept", away)
+    busy = await client.post(review, data={**VALID, "csrf": budi_token, "based_on": form,
+                                           "subject": "Versi budi", "action": "confirm"},
+                             allow_redirects=False)
+    assert busy.status == 503
+    monkeypatch.undo()
+    async with await aiohttp_client_like(client) as ani:
+        ani_token = await login(ani, "ani")
+        ani_form = based_on(await (await ani.get(review)).text())
+        saved = await ani.post(review, data={**VALID, "csrf": ani_token, "based_on": ani_form,
+                                             "subject": "Versi ani", "action": "save"},
+                               allow_redirects=False)
+        assert saved.status == 303 and saved.headers["Location"].endswith("?saved=1")
+
+
+def blank_pdf(pages: int) -> bytes:
+    """A PDF of ``pages`` empty A4 pages (each its own object)."""
+    objs = [b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [%s] /Count %d >>"
+            % (b" ".join(b"%d 0 R" % (3 + i) for i in range(pages)), pages)]
+    objs += [b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>"] * pages
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n")
+    offsets = []
+    for number, obj in enumerate(objs, 1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n%s\nendobj\n" % (number, obj))
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1))
+    out.write(b"".join(b"%010d 00000 n \n" % o for o in offsets))
+    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n"
+              % (len(objs) + 1, xref))
+    return out.getvalue()
+
+
+async def test_a_scan_of_too_many_pages_is_told_to_be_split_not_called_damaged(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway, staff: StaffStore
+) -> None:
+    # A bundle of 101 pages is not damaged: the clerk is told, in the page's language only,
+    # to split it (it was "rusak atau tidak dapat dibaca (the document has ... split it)").
+    token = await login(client, "budi")
+    data = blank_pdf(101)
+    assert count_pages(data) == 101
+    refused = await client.post("/staff/letters", data=upload_form(token, [("tebal.pdf", data)]))
+    html = await refused.text()
+    assert refused.status == 422
+    assert "Berkas tebal.pdf memuat lebih dari 100 halaman. Pisahkan" in html
+    assert "rusak" not in html and "split" not in html
+    en = await client.post("/staff/letters?lang=en",
+                           data=upload_form(token, [("tebal.pdf", data)]))
+    assert en.status == 422 and "The file tebal.pdf has more than 100 pages. Split" in await en.text()
+    assert await draft_count(gw) == 0
