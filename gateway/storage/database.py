@@ -1,7 +1,10 @@
 """The database engine: SQLite (embedded default) or PostgreSQL, both through SQLAlchemy async.
 
-SQLite notes: WAL journal so readers never block the writer; ``synchronous=NORMAL`` (durable
-across a process crash; WAL mode's documented trade-off on power loss); one pooled connection per
+SQLite notes: WAL journal so readers never block the writer; ``synchronous=FULL``, so a commit
+is on disk before a sender is told "received" (with NORMAL, WAL mode's default trade-off, a
+commit survives a crash of the process but "might roll back following a power loss or system
+crash", https://www.sqlite.org/pragma.html#pragma_synchronous: a citizen could hold a tracking ID
+the gateway no longer knows; the group commit pays one fsync per batch); one pooled connection per
 process and ``BEGIN IMMEDIATE`` so a transaction takes the write lock up front instead of failing
 with SQLITE_BUSY when it upgrades (https://www.sqlite.org/lang_transaction.html); a busy timeout
 for other processes (the CLI) holding the lock.
@@ -54,7 +57,7 @@ def _sqlite_engine(database: str, settings: DatabaseSettings) -> AsyncEngine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
         cursor.close()
