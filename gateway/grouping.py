@@ -11,6 +11,7 @@ The intake port has its own, richer version of the same idea (:mod:`gateway.inta
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
@@ -22,6 +23,12 @@ R = TypeVar("R")
 
 # Writes a batch in the given transaction; returns one result per item, in order.
 BatchWriter = Callable[[AsyncConnection, list[T]], Awaitable[list[R]]]
+
+
+class GroupCommitStopped(ConnectionError):
+    """The writer was stopped (cancelled) before this item was written: nothing of it was
+    committed, and the caller should retry. A ``ConnectionError``, so callers that map a
+    database they cannot reach to "try again" treat it the same way."""
 
 
 class GroupCommit(Generic[T, R]):
@@ -55,16 +62,38 @@ class GroupCommit(Generic[T, R]):
         while self._pending:
             count = min(len(self._pending), self._max_batch)
             batch = [self._pending.popleft() for _ in range(count)]
+            # The batch is written by a task of its own that a cancellation of this writer does
+            # not reach: cut short, a transaction whose COMMIT the database may already have
+            # carried out would be reported to its callers as cancelled (as in gateway.intake).
+            writing = asyncio.create_task(self._write_batch(batch), name=f"{self._name}-commit")
             try:
-                async with self._engine.begin() as conn:
-                    results = await self._write(conn, [item for item, _ in batch])
-            except BaseException as exc:
-                for _, future in batch:
+                await asyncio.shield(writing)
+            except BaseException:  # cancelled: never leave a caller waiting
+                # The batch in hand ends as it would have and settles its callers with the
+                # true outcome; the items still queued were never written: they are told so
+                # at once instead of waiting for the next call to start a writer.
+                while not writing.done():
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.wait({writing})
+                stopped = GroupCommitStopped(f"{self._name} stopped")
+                for _, future in [*batch, *self._pending]:
                     if not future.done():
-                        future.set_exception(exc)
-                if not isinstance(exc, Exception):
-                    raise
-                continue
-            for (_, future), result in zip(batch, results, strict=True):
-                if not future.done():  # the caller went away (its request was cancelled)
-                    future.set_result(result)
+                        future.set_exception(stopped)
+                self._pending.clear()
+                raise
+
+    async def _write_batch(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+        """Write ``batch`` in one transaction and settle each of its callers, whatever happens."""
+        try:
+            async with self._engine.begin() as conn:
+                results = await self._write(conn, [item for item, _ in batch])
+        except BaseException as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():  # the caller went away (its request was cancelled)
+                future.set_result(result)

@@ -30,6 +30,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from channels.sms.kannel import sms_text
 from channels.sms.message import Bridge, DeliveryReport, DeliveryState, SmsMessage
 from gateway.errors import ParseError
 
@@ -116,6 +117,7 @@ def _received(payload: dict[str, Any], event_id: str | None) -> SmsMessage:
     text = payload.get("message")
     if not isinstance(text, str):
         raise ParseError("isi (message) bukan teks / message missing", stage="decode")
+    text = sms_text(text)
     sim = payload.get("simNumber")
     return SmsMessage(
         bridge=Bridge.ANDROID,

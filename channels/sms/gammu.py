@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from channels.sms.kannel import split_query
+from channels.sms.kannel import sms_text, split_query
 from channels.sms.message import Bridge, SmsMessage
 from gateway.errors import ParseError
 
@@ -58,6 +58,7 @@ def decode_request(body: bytes) -> SmsMessage:
         text = _message_text(values)
     except UnicodeDecodeError:
         raise ParseError("isi bukan UTF-8 / text not UTF-8", stage="decode") from None
+    text = sms_text(text)
     return SmsMessage(
         bridge=Bridge.GAMMU,
         sender=sender,

@@ -45,11 +45,10 @@ from typing import Literal
 
 from channels.sms import gsm
 from channels.sms.kannel import (
-    drop_terminator,
     edge_halves,
     eight_bit,
     parse_concatenation,
-    refuse_binary,
+    sms_text,
     split_query,
 )
 from channels.sms.message import Bridge, DeliveryReport, DeliveryState, Fragment, SmsMessage
@@ -220,9 +219,7 @@ def decode_octets(
             text = octets.decode("utf-16-be", utf16_errors)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ParseError(f"isi tidak sah untuk coding {coding}: {exc}", stage="decode") from None
-    text = drop_terminator(text)  # GSM septets never hold a NUL (0x00 is "@")
-    refuse_binary(text)
-    return text
+    return sms_text(text)  # GSM septets never hold a NUL (0x00 is "@")
 
 
 def decode_dlr(body: bytes) -> DeliveryReport:

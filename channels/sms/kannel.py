@@ -180,12 +180,11 @@ def decode_payload(payload: bytes, coding: int | None, charset: str, errors: str
     except LookupError:
         raise ParseError(f"charset {charset!r} tidak dikenal / unknown", stage="decode") from None
     try:
-        text = drop_terminator(payload.decode(codec, errors))
+        text = payload.decode(codec, errors)
     except UnicodeDecodeError as exc:
         reason = f"isi bukan {name} yang sah / invalid {name}: {exc}"
         raise ParseError(reason, stage="decode") from None
-    refuse_binary(text)
-    return text
+    return sms_text(text)
 
 
 def _codec(name: str, payload: bytes) -> str:
@@ -224,6 +223,15 @@ def eight_bit(payload: bytes) -> str:
         text = payload.decode("utf-8")
     except UnicodeDecodeError:
         text = payload.decode("iso-8859-1")
+    return sms_text(text)
+
+
+def sms_text(text: str) -> str:
+    """A decoded SMS text as every bridge files it: the NULs that end it dropped
+    (:func:`drop_terminator`), and :class:`ParseError` when it holds other control characters
+    (:func:`refuse_binary`: binary, quarantined). Kannel, Jasmin, the Android app, SMSSync and
+    Gammu all pass their text through here, so the same text is treated the same way
+    whichever bridge it came through."""
     text = drop_terminator(text)
     refuse_binary(text)
     return text

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from channels.sms.kannel import split_query
+from channels.sms.kannel import sms_text, split_query
 from channels.sms.message import Bridge, SmsMessage
 from gateway.errors import ParseError
 
@@ -47,6 +47,7 @@ def decode_request(body: bytes) -> SmsMessage:
         text = values.get("message", b"").decode("utf-8")
     except UnicodeDecodeError:
         raise ParseError("isi bukan UTF-8 / message not UTF-8", stage="decode") from None
+    text = sms_text(text)
     return SmsMessage(
         bridge=Bridge.SMSSYNC,
         sender=sender,

@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote_from_bytes
 
 import pytest
 
@@ -514,3 +517,75 @@ def test_a_fragment_is_only_a_fragment() -> None:
     message = SmsMessage(Bridge.KANNEL, "+62812", "1708", "Jalan", "id", Fragment(1, 3, 1))
     assert interpret(message, SETTINGS).outcome == NotAComplaint("fragment")
     assert set(PARSER_NAMES) == set(Bridge)
+
+
+# ---- Control characters: the same text, the same treatment on every bridge -------------------
+
+
+def _with_field(body: bytes, name: str, value: bytes) -> bytes:
+    """``body`` (a form) with the field ``name`` set to ``value`` (percent-encoded)."""
+    prefix = name.encode() + b"="
+    fields = [
+        prefix + quote_from_bytes(value, safe="").encode() if f.startswith(prefix) else f
+        for f in body.split(b"&")
+    ]
+    assert fields != body.split(b"&"), name
+    return b"&".join(fields)
+
+
+def _kannel(text: str) -> bytes:
+    body = (Path(__file__).parent / "fixtures/kannel/mo__ucs2_emoji.txt").read_bytes().strip()
+    return _with_field(body, "b", text.encode("utf-8"))
+
+
+def _jasmin(text: str) -> bytes:
+    octets = text.encode("utf-16-be")
+    body = _with_field(load("jasmin/mo__ucs2_emoji").body, "content", octets)
+    return _with_field(body, "binary", octets.hex().encode())
+
+
+def _android(text: str) -> bytes:
+    doc = json.loads(load("android/sms_received__docs_example").body)
+    doc["payload"]["message"] = text
+    return json.dumps(doc).encode()
+
+
+def _smssync(text: str) -> bytes:
+    body, _ = smssync.pop_secret(load("smssync/mo__rahasia").body)
+    return _with_field(body, "message", text.encode("utf-8"))
+
+
+def _gammu(text: str) -> bytes:
+    return _with_field(load("gammu/mo__gsm_text").body, "SMS_1_TEXT", text.encode("utf-8"))
+
+
+BRIDGE_BODIES = [
+    (Bridge.KANNEL, _kannel),
+    (Bridge.JASMIN, _jasmin),
+    (Bridge.ANDROID, _android),
+    (Bridge.SMSSYNC, _smssync),
+    (Bridge.GAMMU, _gammu),
+]
+
+
+@pytest.mark.parametrize(("bridge", "body_of"), BRIDGE_BODIES, ids=lambda v: getattr(v, "value", ""))
+@pytest.mark.parametrize(
+    "text", ["Jalan\x00rusak", "Jalan rusak\x07", "\x1b[31mJalan rusak", "Jalan rusak\x85"]
+)
+def test_control_characters_are_binary_on_every_bridge(
+    bridge: Bridge, body_of: Any, text: str
+) -> None:
+    # A NUL inside the text, BEL, ESC, a C1 control: binary (quarantined), never a complaint
+    # body, whichever bridge carried it (SMSSync, Gammu and the app once passed them through).
+    with pytest.raises(ParseError) as refused:
+        decode(bridge, body_of(text), SETTINGS)
+    assert refused.value.stage == "decode" and "binary" in refused.value.reason
+
+
+@pytest.mark.parametrize(("bridge", "body_of"), BRIDGE_BODIES, ids=lambda v: getattr(v, "value", ""))
+def test_text_ending_in_nul_and_tab_cr_lf_are_the_same_text_on_every_bridge(
+    bridge: Bridge, body_of: Any
+) -> None:
+    assert decode(bridge, body_of("Jalan rusak\x00"), SETTINGS).text == "Jalan rusak"
+    text = "Jalan\trusak\r\ndi RT 05 😡"
+    assert decode(bridge, body_of(text), SETTINGS).text == text
