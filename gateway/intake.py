@@ -398,38 +398,85 @@ class IntakeService:
             raise
 
     async def _flush(self, batch: list[_Pending]) -> None:
+        committing = False  # every statement ran: what fails now is the COMMIT (or after it)
         try:
             async with self._engine.begin() as conn:
                 written, events = await self._write(conn, batch)
-        except DBAPIError as exc:
-            refused = _refused_value(exc)
-            if not refused and not _worth_retrying(exc):
-                for p in batch:
-                    _settle(p, exc=exc)
-                return
-            if refused:
-                log.error(
-                    "a message the database refuses; writing the batch one by one",
-                    extra={"error": type(exc.orig).__name__},
-                )
-            # A value the database refuses (too long for its column, out of range) is one
-            # message's: the others must not share its fate. A redelivery (possibly racing on
-            # another replica), an identity created meanwhile by another transaction, a taken
-            # tracking ID or a deadlock between person locks: the same. Each message goes in a
-            # transaction of its own.
-            for p in batch:
-                await self._flush_one(p)
-            return
-        except StatementError:
-            # Not from the database (a DBAPIError is caught above): a value refused while the
-            # statement was built (a column type's check, e.g. a naive time). One message's
-            # fault, not the database being away: _drain writes the batch one by one.
-            raise
+                committing = True
         except DB_UNAVAILABLE as exc:
+            if committing:
+                await self._after_failed_commit(batch, written, events, exc)
+                return
+            await self._flush_failed(batch, exc)
+            return
+        self._done(batch, written, events)
+
+    async def _after_failed_commit(
+        self,
+        batch: list[_Pending],
+        written: list[_Written],
+        events: list[dict[str, Any]],
+        exc: BaseException,
+    ) -> None:
+        """Answer a batch whose COMMIT raised: a connection lost or a timeout while it ran
+        leaves it unknown whether the database carried it out. Answered "retry" when it had, a
+        sender without a transport id of its own (a JSON API call without Idempotency-Key)
+        would file the complaint a second time. So the batch's raw rows are looked for on a
+        fresh connection: found, the transaction committed (all of it: found one, found all)
+        and its senders get their receipts; not found, nothing was stored, as before. Only
+        on this failure path: a commit that succeeds costs no extra query."""
+        ids = [p.raw_id for p in batch]
+        try:
+            async with self._engine.connect() as conn:
+                query = select(raw_inbound.c.id).where(raw_inbound.c.id.in_(ids))
+                found = set((await conn.execute(query)).scalars())
+        except DB_UNAVAILABLE:  # still away: nothing can be told, the senders retry
+            found = set()
+        if not found:
+            await self._flush_failed(batch, exc)
+            return
+        log.warning(
+            "intake COMMIT raised but was carried out: senders answered with their receipts",
+            extra={"error": type(exc).__name__, "messages": len(batch)},
+        )
+        if len(found) < len(ids):  # never expected of one transaction: answer what is known
+            log.error("a COMMIT stored part of its batch", extra={"messages": len(batch)})
+            for p, w in zip(batch, written, strict=True):
+                if p.raw_id in found:
+                    _settle(p, w.receipt)
+                else:
+                    _settle(p, exc=exc)
+            return
+        self._done(batch, written, events)
+
+    async def _flush_failed(self, batch: list[_Pending], exc: BaseException) -> None:
+        """Answer a batch whose transaction did not commit (``exc``), or write it again."""
+        if isinstance(exc, StatementError) and not isinstance(exc, DBAPIError):
+            # Not from the database: a value refused while the statement was built (a column
+            # type's check, e.g. a naive time). One message's fault, not the database being
+            # away: _write_batch writes the batch one by one.
+            raise exc
+        if not isinstance(exc, DBAPIError):  # the database is away: the senders retry
             for p in batch:
                 _settle(p, exc=exc)
             return
-        self._done(batch, written, events)
+        refused = _refused_value(exc)
+        if not refused and not _worth_retrying(exc):
+            for p in batch:
+                _settle(p, exc=exc)
+            return
+        if refused:
+            log.error(
+                "a message the database refuses; writing the batch one by one",
+                extra={"error": type(exc.orig).__name__},
+            )
+        # A value the database refuses (too long for its column, out of range) is one
+        # message's: the others must not share its fate. A redelivery (possibly racing on
+        # another replica), an identity created meanwhile by another transaction, a taken
+        # tracking ID or a deadlock between person locks: the same. Each message goes in a
+        # transaction of its own.
+        for p in batch:
+            await self._flush_one(p)
 
     async def _flush_alone(self, p: _Pending) -> None:
         """:meth:`_flush_one`, and whatever it raises is this message's answer alone."""
@@ -633,6 +680,27 @@ class IntakeService:
         except DB_UNAVAILABLE as exc:
             raise IntakeUnavailable(str(exc)) from exc
         return sealing.raw_meta(self._keys, raw_id, row.transport_meta, row.sealed)
+
+    async def raw_body(self, raw_id: str) -> bytes:
+        """The body raw inbound ``raw_id`` was stored with, opened (inline or from the file
+        store): what a channel sent when another of its requests committed first (the letter
+        desk records the values actually sent); :class:`IntakeUnavailable` when it cannot be
+        read."""
+        try:
+            async with self._engine.connect() as conn:
+                row = (
+                    await conn.execute(
+                        select(
+                            raw_inbound.c.body, raw_inbound.c.sha256, raw_inbound.c.sealed
+                        ).where(raw_inbound.c.id == raw_id)
+                    )
+                ).one()
+            body = sealing.raw_body(self._keys, raw_id, row.body, row.sealed)
+            if body is None:  # over the inline limit: the file store holds it
+                body = await self._files.read(row.sha256)
+        except DB_UNAVAILABLE as exc:
+            raise IntakeUnavailable(str(exc)) from exc
+        return body
 
     def _count(
         self, channel: Channel, receipt: Receipt, outcome: ParseOutcome | _Quarantine

@@ -511,6 +511,15 @@ class DraftStore:
                 .values(claimed_by=None, claim_expires=None)
             )
 
+    async def staff_id(self, username: str) -> str | None:
+        """The id of the account ``username`` (who confirmed a letter, read from what was
+        sent), None when there is none."""
+        async with self._engine.connect() as conn:
+            found = await conn.execute(
+                select(staff_accounts.c.id).where(staff_accounts.c.username == username)
+            )
+            return found.scalar_one_or_none()
+
     async def confirmed(
         self,
         draft_id: str,

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date
@@ -58,7 +59,7 @@ from channels.letter.parse import (
 from channels.letter.receipt import ReceiptData, receipt_page
 from channels.letter.staff import HEADERS, UNAVAILABLE, StaffGate, read_form
 from channels.letter.upload import DamagedScan, UploadRejected, check_scan, read_upload
-from gateway.domain import Channel, RawInbound, ReceiptStatus
+from gateway.domain import Channel, RawInbound, Receipt, ReceiptStatus
 from gateway.errors import IntakeUnavailable
 from gateway.filestore import FileStore
 from gateway.http import send_stored
@@ -497,6 +498,10 @@ class LetterDesk:
                 "letter confirmed already by another request: these values were not sent",
                 extra={"staff": ctx.staff.username, "draft": draft.id},
             )
+            try:
+                await self._confirmed_by_earlier(draft.id, receipt.raw_id, receipt)
+            except UNAVAILABLE:  # the database is away: the next confirmation tries again
+                log.warning("letter confirmation not recorded", extra={"draft": draft.id})
             return self._gate.redirect(f"{receipt_url}?not_sent=1")
         acks = await self._acknowledge(receipt.raw_id, receipt.tracking_id, letter)
         await self._drafts.confirmed(
@@ -508,6 +513,29 @@ class LetterDesk:
                    "tracking_id": receipt.tracking_id, "status": receipt.status.value},
         )
         return self._gate.redirect(receipt_url)
+
+    async def _confirmed_by_earlier(self, draft_id: str, raw_id: str, receipt: Receipt) -> None:
+        """Record the confirmation that was committed first, when its request could not (it
+        failed or crashed between the intake's commit and :meth:`DraftStore.confirmed`):
+        without it the letter would stay unconfirmed for good and no receipt be printed.
+        The values recorded are the ones that were sent, read back from the raw message."""
+        again = await self._drafts.get(draft_id)
+        if again is None or again.status is DraftStatus.CONFIRMED:
+            return  # the usual case: the first request recorded it itself
+        assert receipt.tracking_id is not None
+        document = json.loads(await self._intake.raw_body(raw_id))
+        sent = clean_values(document["values"])
+        by = str(document.get("entered_by", ""))
+        staff_id = await self._drafts.staff_id(by) if by else None
+        if staff_id is None:  # no such account (never expected): the draft's uploader
+            staff_id = again.created_by
+        await self._drafts.confirmed(
+            draft_id, staff_id, receipt.tracking_id, receipt.status.value, (), sent
+        )
+        log.warning(
+            "letter confirmation recorded from the message committed first",
+            extra={"draft": draft_id, "tracking_id": receipt.tracking_id, "confirmed_by": by},
+        )
 
     async def _acknowledge(
         self, raw_id: str, tracking_id: str, letter: ReviewedLetter

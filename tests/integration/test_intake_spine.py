@@ -481,6 +481,10 @@ async def test_large_body_goes_to_the_file_store(gw: bootstrap.Gateway) -> None:
     on_disk = gw.files.path(row.sha256).read_bytes()  # sealed: not the message itself
     assert on_disk.startswith(MAGIC) and b"Laporan panjang" not in on_disk
     assert receipt.status is ReceiptStatus.ACCEPTED
+    # A channel reads back what it sent, opened, from the file store or inline alike.
+    assert await gw.intake.raw_body(receipt.raw_id) == big.encode()
+    small = await gw.intake.accept(raw("Lampu jalan mati", "small-1"), PARSER)
+    assert await gw.intake.raw_body(small.raw_id) == b"Lampu jalan mati"
 
 
 async def test_expired_claim_is_published_again_with_the_same_message_id(
@@ -743,3 +747,63 @@ async def test_a_complaint_the_database_refuses_is_counted_as_quarantined(
     assert receipt.status is ReceiptStatus.QUARANTINED
     after = (accepted._value.get(), quarantined._value.get())
     assert (after[0] - before[0], after[1] - before[1]) == (0, 1)
+
+
+def _commit_then_fail(
+    gw: bootstrap.Gateway, monkeypatch: pytest.MonkeyPatch, error: str, committed: bool
+) -> list[bool]:
+    """Make the next COMMIT fail as a lost connection or a timeout does: after the database
+    carried it out (``committed``), or without it (rolled back). The list fills when it did."""
+    dialect = gw.engine.sync_engine.dialect
+    real = dialect.do_commit
+    fired: list[bool] = []
+
+    def do_commit(dbapi_connection: Any) -> None:
+        if fired:
+            real(dbapi_connection)
+            return
+        fired.append(True)
+        if committed:
+            real(dbapi_connection)
+        else:
+            dialect.do_rollback(dbapi_connection)
+        if error == "lost":  # the driver's own error, wrapped by SQLAlchemy as a DBAPIError
+            raise dialect.loaded_dbapi.OperationalError("connection lost during COMMIT")
+        raise TimeoutError("timed out waiting for COMMIT")
+
+    monkeypatch.setattr(dialect, "do_commit", do_commit)
+    return fired
+
+
+@pytest.mark.parametrize("error", ["lost", "timeout"])
+async def test_a_commit_that_failed_after_it_was_carried_out_answers_its_receipt(
+    gw: bootstrap.Gateway, monkeypatch: pytest.MonkeyPatch, error: str
+) -> None:
+    # A JSON API call without Idempotency-Key has a random provider id: answered "retry" for a
+    # complaint that was committed, the client would file it a second time.
+    fired = _commit_then_fail(gw, monkeypatch, error, committed=True)
+    receipts = await asyncio.gather(
+        gw.intake.accept(raw("Lampu jalan mati"), PARSER),
+        gw.intake.accept(raw("Sampah menumpuk"), PARSER),
+    )
+    assert fired
+    async with gw.engine.connect() as conn:
+        stored = {
+            r.id: r.tracking_id for r in await conn.execute(select(raw_inbound))
+        }
+        assert (await conn.execute(select(func.count()).select_from(outbox))).scalar() == 2
+    assert {r.raw_id: r.tracking_id for r in receipts} == stored
+    assert all(r.status is ReceiptStatus.ACCEPTED and not r.redelivered for r in receipts)
+    assert gw.metrics.unavailable.labels("sms")._value.get() == 0
+
+
+@pytest.mark.parametrize("error", ["lost", "timeout"])
+async def test_a_commit_that_failed_before_it_was_carried_out_is_still_retry(
+    gw: bootstrap.Gateway, monkeypatch: pytest.MonkeyPatch, error: str
+) -> None:
+    fired = _commit_then_fail(gw, monkeypatch, error, committed=False)
+    with pytest.raises(IntakeUnavailable):
+        await gw.intake.accept(raw("Lampu jalan mati", "lost-1"), PARSER)
+    assert fired and await gw.intake.count_complaints() == 0
+    again = await gw.intake.accept(raw("Lampu jalan mati", "lost-1"), PARSER)
+    assert again.status is ReceiptStatus.ACCEPTED and not again.redelivered

@@ -1116,3 +1116,53 @@ async def test_a_scan_of_too_many_pages_is_told_to_be_split_not_called_damaged(
                            data=upload_form(token, [("tebal.pdf", data)]))
     assert en.status == 422 and "The file tebal.pdf has more than 100 pages. Split" in await en.text()
     assert await draft_count(gw) == 0
+
+
+async def test_a_confirmation_committed_but_not_recorded_is_recorded_by_the_next_one(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway, staff: StaffStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # budi's confirmation is committed by the intake, then recording it on the draft fails (the
+    # database went away, the process died): the letter stays ready, with no tracking ID.
+    budi_token = await login(client, "budi")
+    review = await ready_letter(client, budi_token)
+    draft_id = review.rsplit("/", 1)[1]
+    form = based_on(await (await client.get(review)).text())
+    real = DraftStore.confirmed
+    failures: list[tuple[Any, ...]] = []
+
+    async def fails_once(self: DraftStore, *args: Any, **kwargs: Any) -> None:
+        if not failures:
+            failures.append(args)
+            raise OSError("database away after the intake's commit")
+        await real(self, *args, **kwargs)
+
+    monkeypatch.setattr(DraftStore, "confirmed", fails_once)
+    lost = await client.post(review, data={**VALID, "csrf": budi_token, "based_on": form,
+                                           "subject": "Versi budi", "action": "confirm"},
+                             allow_redirects=False)
+    assert lost.status == 503 and failures  # the gate answers a database error so
+    assert await gw.intake.count_complaints() == 1
+    drafts = DraftStore(gw.engine, gw.keys)
+    assert (await drafts.get(draft_id)).tracking_id is None  # type: ignore[union-attr]
+    async with gw.engine.begin() as conn:  # budi's hold runs out
+        await conn.execute(letter_drafts.update().where(letter_drafts.c.id == draft_id)
+                           .values(claim_expires=letter_drafts.c.created_at))
+
+    # ani confirms other values: they are not sent, and the letter is recorded as confirmed by
+    # budi with what budi sent, so its receipt can be printed.
+    async with await aiohttp_client_like(client) as ani:
+        ani_token = await login(ani, "ani")
+        ani_form = based_on(await (await ani.get(review)).text())
+        late = await ani.post(review, data={**VALID, "csrf": ani_token, "based_on": ani_form,
+                                            "subject": "Versi ani", "action": "confirm"},
+                              allow_redirects=False)
+        assert late.status == 303 and late.headers["Location"] == f"{review}/receipt?not_sent=1"
+        told = await ani.get(late.headers["Location"], allow_redirects=False)
+        html = await told.text()
+        assert told.status == 200 and TID.search(html)
+        assert "sudah dikonfirmasi oleh budi" in html and "Versi budi" in html
+    draft = await drafts.get(draft_id)
+    assert draft is not None and draft.tracking_id is not None
+    assert draft.values["subject"] == "Versi budi" and draft.confirmed_by_name == "budi"
+    assert await gw.intake.count_complaints() == 1
