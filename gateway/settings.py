@@ -30,6 +30,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from gateway.errors import ConfigError
@@ -333,6 +334,20 @@ class Settings(_Section):
     sms: SmsSettingsSection = SmsSettingsSection()
     letter: LetterSettings = LetterSettings()
 
+    @model_validator(mode="after")
+    def _grace_covers_kept_forms(self) -> Settings:
+        # A refused form keeps its attachments for the citizen's next try, for as long as its
+        # CSRF token lives: a shorter grace lets the file gc delete them before that try (and
+        # the form then claims files that are gone). ``files gc --grace-hours`` only warns.
+        if self.storage.gc_grace < self.web.csrf_max_age:
+            raise ValueError(
+                f"storage.gc_grace ({self.storage.gc_grace:g} s) is shorter than"
+                f" web.csrf_max_age ({self.web.csrf_max_age:g} s): the file gc could delete the"
+                " attachments a refused form keeps before the citizen sends it again;"
+                " raise storage.gc_grace or lower web.csrf_max_age"
+            )
+        return self
+
     def masked(self) -> dict[str, Any]:
         """The effective settings as plain data with every secret masked."""
         data: dict[str, Any] = self.model_dump(mode="json")
@@ -345,6 +360,16 @@ class Settings(_Section):
         for section in ("database", "broker"):
             data[section]["url"] = _mask_url_password(data[section]["url"])
         return data
+
+
+def _problem(err: Any) -> str:
+    """One validation error as ``section.key: message``; a check across sections (no location)
+    names its keys in its own message."""
+    where = ".".join(str(p) for p in err["loc"])
+    msg = str(err["msg"])
+    if not where:
+        return msg.removeprefix("Value error, ")
+    return f"{where}: {msg}"
 
 
 def _parsable(url: str) -> str:
@@ -460,7 +485,5 @@ def load_settings(
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(_problem(err) for err in exc.errors())
         raise ConfigError(f"invalid settings: {problems}") from None

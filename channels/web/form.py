@@ -120,6 +120,10 @@ def validate(fields: Mapping[str, str], today: date) -> tuple[FormData | None, d
     (:func:`channels.dates.latest_today`): the date it happened may not be after it.
     """
     errors: dict[str, Message] = {}
+    # A line break pasted from an office program may come as a vertical tab or a form feed
+    # (PowerPoint's and Word's manual breaks): a line break to the citizen, never an error
+    # naming a character they cannot see.
+    fields = {k: v.translate(_PASTED_BREAKS) for k, v in fields.items()}
     for name, limit in LIMITS.items():
         # A line break counts once, as the browser's maxlength counts it (see channels.fields).
         if len(fields.get(name, "").replace("\r\n", "\n")) > limit:
@@ -188,6 +192,11 @@ def validate(fields: Mapping[str, str], today: date) -> tuple[FormData | None, d
                 "Teks berisi karakter yang tidak sah (NUL).",
                 "The text holds a character that is not allowed (NUL).",
             )
+        elif control := control_character(fields.get(name, "")):
+            errors[name] = (
+                f"Teks berisi karakter kontrol yang tidak sah ({control}).",
+                f"The text holds a control character that is not allowed ({control}).",
+            )
     if errors or title is None or body is None or kind is None:
         return None, errors
     return (
@@ -207,6 +216,20 @@ def validate(fields: Mapping[str, str], today: date) -> tuple[FormData | None, d
         ),
         errors,
     )
+
+
+# C0 control characters but tab, line feed and carriage return: no text a citizen means to
+# send holds them, and ESC (U+001B) and the like reach the staff's terminals and exports as they
+# are. Refused naming the field, as NUL is, never silently removed from a complaint's text.
+_CONTROL = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f]")
+_PASTED_BREAKS = str.maketrans({"\x0b": "\n", "\x0c": "\n"})
+
+
+def control_character(text: str) -> str | None:
+    """The first C0 control character of ``text`` other than NUL, tab, LF and CR, as
+    ``U+001B``; None when it has none."""
+    found = _CONTROL.search(text)
+    return f"U+{ord(found.group()):04X}" if found else None
 
 
 def attachment_fields(attachment: Attachment) -> dict[str, Any]:
@@ -263,8 +286,19 @@ def parse_form(raw: RawInbound) -> ComplaintDraft:
     """Turn a stored form submission into a complaint draft, or raise :class:`ParseError`."""
     try:
         pairs = parse_qsl(raw.body.decode("ascii"), keep_blank_values=True, strict_parsing=True)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ParseError(f"isian formulir rusak / malformed form body: {exc}", "decode") from None
+    except UnicodeDecodeError as exc:  # never Python's English in a reason
+        at = exc.start + 1
+        raise ParseError(
+            f"isian formulir rusak: byte ke-{at} bukan ASCII"
+            f" / malformed form body: byte {at} is not ASCII",
+            "decode",
+        ) from None
+    except ValueError:
+        raise ParseError(
+            "isian formulir rusak: pasangan nama=nilai tidak sah"
+            " / malformed form body: a name=value pair is not valid",
+            "decode",
+        ) from None
     data, errors = validate(first_values(pairs), latest_today(raw.received_at))
     if data is None:
         reasons = "; ".join(f"{name}: {msg[0]} / {name}: {msg[1]}" for name, msg in errors.items())

@@ -47,6 +47,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from channels.dates import latest_today
 from channels.web.abuse import Guard
+from channels.web.form import control_character
 from channels.web.parse import english
 from gateway import queries, tracking
 from gateway.domain import (
@@ -208,14 +209,26 @@ def parse_open311(raw: RawInbound) -> ComplaintDraft:
     """Turn a stored GeoReport v2 POST body into a complaint draft, or raise ParseError."""
     try:
         pairs = parse_qsl(raw.body.decode("utf-8"), keep_blank_values=True)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ParseError(f"parameter rusak / malformed parameters: {exc}", "decode") from None
+    except UnicodeDecodeError as exc:  # never Python's English in a reason
+        at = exc.start + 1
+        raise ParseError(
+            f"parameter rusak: byte ke-{at} bukan UTF-8"
+            f" / malformed parameters: byte {at} is not UTF-8",
+            "decode",
+        ) from None
+    except ValueError:
+        raise ParseError("parameter rusak / malformed parameters", "decode") from None
     params: dict[str, str] = {}
     for key, value in pairs:
         if "\x00" in value and (key in _KNOWN or _ATTRIBUTE.fullmatch(key)):
             # "%00" decodes to U+0000, which PostgreSQL's text columns cannot hold: the request
             # was answered 200 while it went to quarantine, never filed.
             raise ParseError(f"{key} berisi karakter NUL / {key} contains a NUL character")
+        if (key in _KNOWN or _ATTRIBUTE.fullmatch(key)) and (control := control_character(value)):
+            raise ParseError(
+                f"{key} berisi karakter kontrol {control} / {key} contains a control character"
+                f" {control}"
+            )
         if key in _KNOWN:
             params.setdefault(key, value)
     code = params.get("service_code", "")
@@ -651,8 +664,9 @@ async def spec_errors(
             raise
         fmt: Format = "json" if request.path.endswith(".json") else "xml"
         status = 404 if exc.status == 404 else 400
-        return errors(status, _HTTP_ERRORS.get(exc.status, (exc.reason, exc.reason)), fmt,
-                      _lang(request))
+        # aiohttp's reason phrase is English: the Indonesian answer says it in its own words.
+        other = (f"Permintaan tidak dapat diproses (HTTP {exc.status}).", exc.reason)
+        return errors(status, _HTTP_ERRORS.get(exc.status, other), fmt, _lang(request))
 
 
 def _unavailable(fmt: Format, lang: Lang) -> web.Response:

@@ -378,7 +378,9 @@ def document() -> dict[str, Any]:
                             "scoped by the reporter's identity in the body (NIK, phone, e-mail, "
                             "canonical), or by the client's address when the body names none, "
                             "so two applications that pick the same key never meet; an "
-                            "anonymous retry from another address files a new complaint.",
+                            "anonymous retry from another address files a new complaint. "
+                            "A UTF-8 byte order mark before the JSON (allowed, and skipped) "
+                            "does not make it another body.",
                         },
                         accept_lang,
                     ],

@@ -16,7 +16,7 @@ from datetime import date
 from typing import Any
 
 from channels.dates import latest_today
-from channels.web.form import attachment_of
+from channels.web.form import attachment_of, control_character
 from gateway.domain import (
     Attachment,
     ComplaintDraft,
@@ -114,14 +114,23 @@ def _reporter(rep: dict[str, Any], today: date) -> Reporter:
 def _loads(body: bytes) -> Any:
     """The JSON value of ``body``; :class:`ParseError` for anything the decoder cannot take.
 
-    Besides malformed JSON (and bytes that are not UTF-8) that is JSON nested deeper than the
-    decoder's recursion allows, and an integer longer than Python converts (4300 digits): a
-    client's mistake like any other, never the server's.
+    A UTF-8 byte order mark in front is skipped (RFC 8259 section 8.1: some Windows clients
+    send one). Besides malformed JSON (and bytes that are not UTF-8) that is JSON nested deeper
+    than the decoder's recursion allows, and an integer longer than Python converts (4300
+    digits): a client's mistake like any other, never the server's. The reasons are the
+    gateway's own words in both languages, never Python's English; positions are numbers.
     """
+    skipped = len(BOM) if body.startswith(BOM) else 0
     try:
-        return json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ParseError(f"JSON tidak valid / invalid JSON: {exc}", stage="decode") from None
+        return json.loads(body[skipped:].decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        at = skipped + exc.start + 1
+        raise ParseError(
+            f"JSON tidak valid: byte ke-{at} bukan UTF-8 / invalid JSON: byte {at} is not UTF-8",
+            stage="decode",
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise ParseError(json_error(exc), stage="decode") from None
     except RecursionError:
         raise ParseError(
             "JSON tidak valid: terlalu dalam bersarang / invalid JSON: nested too deeply",
@@ -132,6 +141,43 @@ def _loads(body: bytes) -> Any:
             "JSON tidak valid: angka terlalu panjang / invalid JSON: a number is too long",
             stage="decode",
         ) from None
+
+
+BOM = b"\xef\xbb\xbf"
+# The json module's messages (CPython 3.11 to 3.13), by how they start, in the gateway's words.
+_JSON_ERRORS: tuple[tuple[str, str, str], ...] = (
+    ("Expecting value", "nilai JSON diharapkan", "a JSON value was expected"),
+    (
+        "Expecting property name",
+        "nama kolom dalam tanda kutip ganda diharapkan",
+        "a property name in double quotes was expected",
+    ),
+    ("Expecting ':'", "tanda ':' diharapkan", "':' was expected"),
+    ("Expecting ','", "tanda ',' diharapkan", "',' was expected"),
+    ("Unterminated string", "teks tidak ditutup tanda kutip", "unterminated string"),
+    (
+        "Invalid control character",
+        "karakter kontrol di dalam teks",
+        "control character in a string",
+    ),
+    ("Invalid \\uXXXX", "escape \\u tidak sah", "invalid \\u escape"),
+    ("Invalid \\escape", "escape '\\' tidak sah", "invalid '\\' escape"),
+    ("Extra data", "ada data setelah nilai JSON", "extra data after the JSON value"),
+    ("Unexpected UTF-8 BOM", "BOM UTF-8 berlebih", "one UTF-8 BOM too many"),
+    ("Illegal trailing comma", "koma berlebih sebelum penutup", "trailing comma before the end"),
+)
+
+
+def json_error(exc: json.JSONDecodeError) -> str:
+    """The "Indonesian / English" reason of a JSON syntax error, with its line and column."""
+    words = next(
+        ((id_, en) for start, id_, en in _JSON_ERRORS if exc.msg.startswith(start)),
+        ("sintaks salah", "syntax error"),
+    )
+    return (
+        f"JSON tidak valid: {words[0]} (baris {exc.lineno}, kolom {exc.colno})"
+        f" / invalid JSON: {words[1]} (line {exc.lineno}, column {exc.colno})"
+    )
 
 
 def _attachments(raw: RawInbound) -> tuple[Attachment, ...]:
@@ -192,6 +238,11 @@ def _text(
         # "\u0000" is valid JSON, but PostgreSQL's text columns cannot hold it: the title or
         # the agency was answered 202 while the message went to quarantine, never filed.
         raise ParseError(f"{name} berisi karakter NUL / {name} contains a NUL character")
+    if control := control_character(value):
+        raise ParseError(
+            f"{name} berisi karakter kontrol {control} / {name} contains a control character"
+            f" {control}"
+        )
     value = value.strip()
     if required and not value:
         raise ParseError(f"{name} wajib diisi / {name} is required")

@@ -44,7 +44,7 @@ from channels.web.form import (
 from channels.web.form import validate as validate_form
 from channels.web.openapi import document as openapi_document
 from channels.web.pages import Lang
-from channels.web.parse import ATTACHMENT_REFS, english
+from channels.web.parse import ATTACHMENT_REFS, BOM, english
 from channels.web.uploads import FieldTooLong, Upload, UploadRejected, read_multipart
 from gateway import tracking
 from gateway.contract import rfc3339
@@ -646,9 +646,16 @@ def _too_many(decision: Decision, lang: Lang) -> web.Response:
 
 
 def _same_body(receipt: Receipt, raw: RawInbound) -> bool:
+    """Whether ``raw``'s body is the first one's. A UTF-8 byte order mark in front is no part
+    of the JSON (the parser skips it): the same JSON with or without one is the same body. The
+    raw message keeps the bytes as received, so both spellings are compared with its hash."""
     if receipt.raw_sha256 is None:
         return True
-    return secrets.compare_digest(receipt.raw_sha256, hashlib.sha256(raw.body).hexdigest())
+    bare = raw.body.removeprefix(BOM)
+    return any(
+        secrets.compare_digest(receipt.raw_sha256, hashlib.sha256(body).hexdigest())
+        for body in (bare, BOM + bare)
+    )
 
 
 def _unavailable(lang: Lang) -> web.Response:

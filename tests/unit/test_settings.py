@@ -272,3 +272,17 @@ def test_a_config_file_that_cannot_be_read_names_it(tmp_path: Path) -> None:
     # with a traceback, not a message naming the setting.
     with pytest.raises(ConfigError, match=r"LAPOR_CONFIG: .* cannot be read"):
         load_settings(environ={"LAPOR_CONFIG": str(tmp_path)})
+
+
+def test_a_gc_grace_shorter_than_the_csrf_max_age_is_refused_at_start() -> None:
+    # A refused form keeps its attachments while its token lives (web.csrf_max_age): a shorter
+    # grace would let the file gc delete them before the citizen sends the form again.
+    with pytest.raises(ConfigError, match=r"storage\.gc_grace .*web\.csrf_max_age") as info:
+        load_settings(CONFIG, environ={"LAPOR_STORAGE__GC_GRACE": "3600"})
+    assert ": :" not in str(info.value) and "Value error" not in str(info.value)
+    with pytest.raises(ConfigError, match=r"storage\.gc_grace .*web\.csrf_max_age"):
+        load_settings(CONFIG, environ={"LAPOR_WEB__CSRF_MAX_AGE": "90000"})
+    s = load_settings(
+        CONFIG, environ={"LAPOR_STORAGE__GC_GRACE": "3600", "LAPOR_WEB__CSRF_MAX_AGE": "3600"}
+    )
+    assert s.storage.gc_grace == s.web.csrf_max_age == 3600

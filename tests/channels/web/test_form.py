@@ -262,3 +262,20 @@ def test_files_chosen_before_a_switch_are_named_to_be_chosen_again() -> None:
     assert "Pilih lagi sebelum mengirim laporan." in both
     many = form_page("id", "token", reattach=[f"{i}.jpg" for i in range(12)])
     assert "8.jpg, 9.jpg (+2). Pilih lagi" in many and "10.jpg" not in many
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [(b"judul=caf\xe9", ("byte ke-10 bukan ASCII", "byte 10 is not ASCII")),
+     (b"judul", ("pasangan nama=nilai", "name=value pair"))],
+)
+def test_a_broken_stored_submission_is_refused_in_the_gateways_words(
+    body: bytes, words: tuple[str, str]
+) -> None:
+    # The reason carried Python's English ("'ascii' codec can't decode byte 0xe9 ...", "bad
+    # query field: 'judul'") into the Indonesian half too.
+    with pytest.raises(ParseError) as info:
+        parse_form(raw(body))
+    indonesian, english = info.value.reason.split(" / ", 1)
+    assert words[0] in indonesian and words[1] in english, info.value.reason
+    assert not re.search(r"codec|can't|bad query", info.value.reason)

@@ -536,3 +536,40 @@ async def test_a_media_url_that_is_no_web_address_is_not_passed_on(
     assert resp.status == 200, await resp.text()
     (event,) = [json.loads(e) for e in await opened_events(gw.engine, gw.keys)]
     assert "media_url" not in event["source"]
+
+
+def test_a_stored_request_that_is_not_utf8_is_refused_in_the_gateways_words() -> None:
+    # The reason carried Python's "'utf-8' codec can't decode byte 0xe9 in position 12" into
+    # the Indonesian half too.
+    from channels.web.open311 import parse_open311
+    from gateway.domain import Channel, RawInbound
+    from gateway.errors import ParseError
+
+    raw = RawInbound(
+        Channel.WEB, b"description=caf\xe9", datetime(2026, 11, 23, tzinfo=UTC), "o311:1",
+        "application/x-www-form-urlencoded",
+    )
+    with pytest.raises(ParseError) as info:
+        parse_open311(raw)
+    indonesian, english = info.value.reason.split(" / ", 1)
+    assert "byte ke-16 bukan UTF-8" in indonesian and "byte 16 is not UTF-8" in english
+    assert "codec" not in info.value.reason
+
+
+async def test_an_error_aiohttp_raises_is_described_in_indonesian_too() -> None:
+    # Any status but 404, 405 and 413 was described by aiohttp's English reason phrase, in the
+    # Indonesian answer too.
+    from aiohttp import web
+    from aiohttp.test_utils import make_mocked_request
+
+    from channels.web.open311 import spec_errors
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPLengthRequired()
+
+    for headers, expected in (({}, "Permintaan tidak dapat diproses (HTTP 411)."),
+                              ({"Accept-Language": "en"}, "Length Required")):
+        request = make_mocked_request("POST", f"{V2}/requests.json", headers=headers)
+        answer = await spec_errors(request, handler)
+        assert isinstance(answer, web.Response) and answer.status == 400 and answer.text
+        assert json.loads(answer.text) == [{"code": 400, "description": expected}]

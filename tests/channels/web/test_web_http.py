@@ -1276,3 +1276,81 @@ async def test_the_date_input_stops_at_today_in_indonesia_and_the_server_agrees(
         assert date_max(await (await client.get("/?lang=en")).text()) == "2026-12-05"
     finally:
         await gateway.close()
+
+
+# ---- a UTF-8 byte order mark, and the parser's own wording -----------------------------------
+
+BOM = b"\xef\xbb\xbf"
+
+
+async def test_api_accepts_a_json_body_behind_a_utf8_bom_and_counts_it_the_same_request(
+    gw: bootstrap.Gateway, aiohttp_client: Client
+) -> None:
+    # Some Windows clients put EF BB BF before the JSON; RFC 8259 section 8.1 lets a parser
+    # ignore it. It was answered 400 "invalid JSON". The BOM is no part of the content: the same
+    # JSON with or without it is the same request for its Idempotency-Key.
+    client = await aiohttp_client(bootstrap.build_app(gw))
+    plain = json.dumps({"body": "Lampu jalan mati di Jalan Merdeka"}).encode()
+    json_type = {"Content-Type": "application/json"}
+    first = await client.post(
+        "/api/v1/complaints", data=BOM + plain, headers={**json_type, "Idempotency-Key": "bom-1"}
+    )
+    assert first.status == 202, await first.text()
+    again = await client.post(
+        "/api/v1/complaints", data=plain, headers={**json_type, "Idempotency-Key": "bom-1"}
+    )
+    assert again.status == 202, await again.text()
+    assert (await again.json())["tracking_id"] == (await first.json())["tracking_id"]
+    key = {**json_type, "Idempotency-Key": "bom-2"}
+    without = await client.post("/api/v1/complaints", data=plain, headers=key)
+    with_bom = await client.post("/api/v1/complaints", data=BOM + plain, headers=key)
+    assert (without.status, with_bom.status) == (202, 202), await with_bom.text()
+    assert (await with_bom.json())["tracking_id"] == (await without.json())["tracking_id"]
+    other = await client.post("/api/v1/complaints", data=BOM + b'{"body": "Lain"}', headers=key)
+    assert other.status == 422  # another body all the same
+    fd = FormData()  # the multipart API's JSON part
+    fd.add_field("complaint", "\ufeff" + json.dumps({"body": "Jalan rusak"}),  # EF BB BF
+                 content_type="application/json")
+    fd.add_field("attachments", pdf("Surat"), filename="surat.pdf", content_type="application/pdf")
+    part = await client.post("/api/v1/complaints", data=fd)
+    assert part.status == 202, await part.text()
+    assert await gw.intake.count_complaints() == 3
+
+
+@pytest.mark.parametrize(
+    ("body", "id_words", "en_words"),
+    [
+        (b'{"body": }', "nilai", "value"),
+        (b"{'body': 'x'}", "nama kolom", "property name"),
+        (b'{"body" "x"}', "':'", "':'"),
+        (b'{"body": "x" "title": "y"}', "','", "','"),
+        (b'{"body": "x', "tidak ditutup", "unterminated string"),
+        (b'{"body": "a\\qb"}', "escape", "escape"),
+        (b'{"body": "x"} {}', "setelah", "after"),
+        (b'{"body": "a\x01b"}', "karakter kontrol", "control character"),
+        (b'{"body": "caf\xe9"}', "bukan UTF-8", "not UTF-8"),
+        (BOM + b'{"body": "caf\xe9"}', "bukan UTF-8", "not UTF-8"),
+    ],
+)
+async def test_api_json_errors_speak_the_clients_language_not_pythons(
+    gw: bootstrap.Gateway, aiohttp_client: Client, body: bytes, id_words: str, en_words: str
+) -> None:
+    # The Indonesian detail carried Python's English ("Expecting value: line 1 column 10 (char
+    # 9)", "'utf-8' codec can't decode byte 0xe9 in position ..."): now each half is in its own
+    # language, the position given as numbers.
+    client = await aiohttp_client(bootstrap.build_app(gw))
+    json_type = {"Content-Type": "application/json"}
+    id_ = await client.post("/api/v1/complaints", data=body, headers=json_type)
+    en = await client.post(
+        "/api/v1/complaints", data=body, headers={**json_type, "Accept-Language": "en"}
+    )
+    assert id_.status == en.status == 400
+    id_detail, en_detail = (await id_.json())["detail"], (await en.json())["detail"]
+    indonesian, english = id_detail.split(" / ", 1)
+    assert english == en_detail
+    python = re.compile(r"Expecting|codec|can't decode|\(char \d+\)|Extra data|Unterminated|Invalid")
+    assert not python.search(id_detail) and not python.search(en_detail), id_detail
+    assert indonesian.startswith("JSON tidak valid") and id_words in indonesian, id_detail
+    assert en_detail.startswith("invalid JSON") and en_words in en_detail, en_detail
+    assert re.search(r"\d", indonesian) and re.search(r"\d", en_detail)  # where it went wrong
+    assert not re.search(r"\b(the|is|at|line|column)\b", indonesian), indonesian

@@ -14,7 +14,7 @@ from gateway import bootstrap
 from gateway.settings import Settings
 from tests.channels.web.conftest import NIK, OPEN311_KEY, csrf_token, web_settings
 from tests.channels.web.test_web_http import FORM, TID, form_data
-from tests.support import phone_photo
+from tests.support import opened_complaints, phone_photo
 
 pytestmark = pytest.mark.integration
 
@@ -169,3 +169,71 @@ async def test_a_nul_character_is_refused_naming_its_field_never_taken_and_quara
     assert await gw.intake.count_complaints() == 0
     async with gw.engine.connect() as conn:
         assert (await conn.exec_driver_sql("SELECT count(*) FROM raw_inbound")).scalar() == 0
+
+
+@pytest.mark.parametrize("control", ["\x01", "\x1b", "\x0b", "\x1f"])
+async def test_a_c0_control_character_is_refused_naming_its_field(
+    gw: bootstrap.Gateway, aiohttp_client: Client, control: str
+) -> None:
+    # "\u001b" (ESC) and the other C0 controls were accepted and stored as they were, to reach
+    # the staff's terminals and exports: refused like NUL, naming the field and the character.
+    # Tab, line feed and carriage return are text.
+    client = await aiohttp_client(bootstrap.build_app(gw))
+    en = {"Accept-Language": "en"}
+    point = f"U+{ord(control):04X}"
+    for body, field in (
+        ({"body": f"Jalan{control} rusak"}, "body"),
+        ({"body": "Jalan rusak", "title": f"Jalan{control}"}, "title"),
+        ({"body": "Jalan rusak", "reporter": {"name": f"Siti{control}"}}, "reporter.name"),
+        ({"body": "Jalan rusak", "location": {"text": f"Pasar{control}"}}, "location.text"),
+    ):
+        resp = await client.post(API, json=body, headers=en)
+        problem = await resp.json()
+        assert resp.status == 400, (field, problem)
+        assert problem["detail"] == f"{field} contains a control character {point}", problem
+        indonesian = (await (await client.post(API, json=body)).json())["detail"]
+        assert indonesian.startswith(f"{field} berisi karakter kontrol {point} / "), indonesian
+    for extra, field in (
+        ({"attribute[judul]": f"Jalan{control}"}, "attribute[judul]"),
+        ({"description": f"Jalan{control} rusak"}, "description"),
+        ({"first_name": f"Siti{control}"}, "first_name"),
+    ):
+        params = {"api_key": OPEN311_KEY, "service_code": "pengaduan", "lat": "-6.7",
+                  "long": "108.5", "description": "Jalan rusak", **extra}
+        resp = await client.post("/open311/v2/requests.json", data=params, headers=en)
+        [error] = await resp.json()
+        assert resp.status == 400 and error["description"].startswith(field), (field, error)
+        assert point in error["description"], error
+    token = csrf_token(await (await client.get("/")).text())
+    resp = await client.post("/", data=form_data(token, {**FORM, "isi": f"Jalan{control} rusak"}))
+    html = await resp.text()
+    if control == "\x0b":  # a line break pasted from an office program: see the test below
+        assert resp.status == 200 and TID.search(html), html
+        assert await gw.intake.count_complaints() == 1
+        return
+    assert resp.status == 422 and 'id="isi-err"' in html and point in html
+    assert await gw.intake.count_complaints() == 0
+    async with gw.engine.connect() as conn:
+        assert (await conn.exec_driver_sql("SELECT count(*) FROM raw_inbound")).scalar() == 0
+
+
+async def test_tab_newline_and_carriage_return_stay_text(
+    gw: bootstrap.Gateway, aiohttp_client: Client
+) -> None:
+    client = await aiohttp_client(bootstrap.build_app(gw))
+    resp = await client.post(API, json={"body": "Jalan\trusak\r\nsejak\nSenin"})
+    assert resp.status == 202, await resp.text()
+
+
+async def test_a_line_break_pasted_as_a_vertical_tab_is_a_line_break_in_the_form(
+    gw: bootstrap.Gateway, aiohttp_client: Client
+) -> None:
+    # PowerPoint's and Word's manual line breaks reach the clipboard as U+000B or U+000C: a
+    # citizen pasting a prepared text would be told of a character they cannot see.
+    client = await aiohttp_client(bootstrap.build_app(gw))
+    token = csrf_token(await (await client.get("/")).text())
+    text = "Jalan rusak di depan pasar\x0bsejak hari Senin\x0cmohon segera diperbaiki"
+    resp = await client.post("/", data=form_data(token, {**FORM, "isi": text}))
+    assert resp.status == 200 and TID.search(await resp.text())
+    [complaint] = await opened_complaints(gw.engine, gw.keys)
+    assert complaint.body == "Jalan rusak di depan pasar\nsejak hari Senin\nmohon segera diperbaiki"
