@@ -17,7 +17,10 @@ hand leaves them to another relay once the lease runs out. On any failure the re
 what it holds and goes back to claiming from the table, oldest first.
 
 While the broker is unreachable the rows simply wait: intake keeps committing, the relay retries
-with exponential back-off, and ``/readyz`` and the metrics show the lag.
+with exponential back-off, and ``/readyz`` and the metrics show the lag. Rows the broker refuses
+(returned for want of a queue bound to their key, or nacked) while it confirms the others of the
+batch are the broker's answer about those rows, not a sign it is away: they rest a few seconds,
+pending, and the relay goes on at full speed, so that one row cannot throttle the whole outbox.
 
 Published rows are kept ``outbox.keep_published`` seconds, for :func:`republish`, then deleted
 (:func:`prune_published`, run by ``serve`` every ``outbox.prune_interval``).
@@ -413,19 +416,30 @@ class OutboxRelay:
         results = await asyncio.gather(
             *(self._publish_one(exchange, row) for row in rows), return_exceptions=True
         )
+        refused: list[tuple[OutboxRow, _RelayFailure]] = []
         for row, result in zip(rows, results, strict=True):
-            if isinstance(result, BaseException):
-                failure = failure or _classify(result)
-                failed.append(row)
-            else:
+            if not isinstance(result, BaseException):
                 confirmed.append(row)
-        if failure is not None:
+                continue
+            why = _classify(result)
+            failure = failure or why
+            if why.reason in _REFUSED:
+                refused.append((row, why))
+            else:
+                failed.append(row)
+        # The broker refused some rows (returned: no queue bound to their key; or nacked) and
+        # confirmed the others: the channel is fine and those rows are the broker's answer about
+        # them, not a sign it is away. They rest (see _finish) and the relay goes on at full
+        # speed, without a back-off nor a new connection, so that one row the broker keeps
+        # refusing cannot throttle the whole outbox to one batch per back-off.
+        refused_only = bool(confirmed) and not failed
+        if failure is not None and not refused_only:
             # Back to the table, oldest first: what is in hand is released with the failures.
             self._caught_up = False
             failed.extend(row for row, _ in self._handed)
             self._handed.clear()
         try:
-            await self._finish(confirmed, failed, failure)
+            await self._finish(confirmed, failed, failure, refused)
         except _RelayFailure:
             if failure is not None:  # the broker failed too: a new connection next time
                 self.last_error = str(failure)
@@ -444,6 +458,16 @@ class OutboxRelay:
                 (now - started).total_seconds(),
                 extra={"relay": self.name},
             )
+        if failure is not None and refused_only:
+            for reason, count in Counter(why.reason for _, why in refused).items():
+                self._metrics.relay_errors.labels(reason).inc(count)
+            log.warning(
+                "outbox rows refused by the broker rest %.1fs; the others went out",
+                min(_REFUSED_REST, self._settings.backoff_max),
+                extra={"reason": failure.reason, "error": str(failure)[:300], "relay": self.name,
+                       "rows": len(refused)},
+            )
+            return len(confirmed)
         if failure is not None:
             raise failure
         return len(confirmed)
@@ -529,13 +553,23 @@ class OutboxRelay:
             .order_by(given_back, outbox.c.id)
             .limit(self._settings.batch_size)
         )
+        chosen: Any = candidates.scalar_subquery()
         if self._postgres:
-            candidates = candidates.with_for_update(skip_locked=True)
+            # A MATERIALIZED CTE runs the locking subquery once. As a plain ``IN (subquery)``
+            # PostgreSQL may plan a nested-loop semi join that runs it again for every outer
+            # row (it does on a small table), each run locking the next rows: one claim then
+            # took the whole outbox instead of ``batch_size`` rows.
+            picked = (
+                candidates.with_for_update(skip_locked=True)
+                .cte("candidates")
+                .prefix_with("MATERIALIZED")
+            )
+            chosen = select(picked.c.id).scalar_subquery()
         # ``free`` is repeated outside the subquery: PostgreSQL re-checks it on the latest row
         # version if another relay claimed the row meanwhile.
         claim = (
             update(outbox)
-            .where(outbox.c.id.in_(candidates.scalar_subquery()), free)
+            .where(outbox.c.id.in_(chosen), free)
             .values(
                 claimed_by=self.name,
                 claim_expires=now + timedelta(seconds=self._settings.claim_timeout),
@@ -592,6 +626,7 @@ class OutboxRelay:
         confirmed: Sequence[OutboxRow],
         failed: Sequence[OutboxRow],
         failure: _RelayFailure | None,
+        refused: Sequence[tuple[OutboxRow, _RelayFailure]] = (),
     ) -> None:
         now = self._clock()
         mine = outbox.c.claimed_by == self.name
@@ -617,6 +652,19 @@ class OutboxRelay:
                         .values(claimed_by=None, claim_expires=rest if unopenable else None,
                                 last_error=f"{failure.reason}: {failure}"[:1000]
                                 if failure else None)
+                    )
+                # Never longer than the relay's own back-off would have made them wait.
+                refused_rest = min(_REFUSED_REST, self._settings.backoff_max)
+                for why, rows in _by_reason(refused).items():
+                    # Rows the broker itself refused (returned or nacked) rest too, so that one
+                    # it keeps refusing neither heads every batch nor holds the others up (see
+                    # _publish); each keeps its own reason.
+                    await conn.execute(
+                        update(outbox)
+                        .where(outbox.c.message_id.in_([r.message_id for r in rows]), mine)
+                        .values(claimed_by=None,
+                                claim_expires=now + timedelta(seconds=refused_rest),
+                                last_error=f"{why.reason}: {why}"[:1000])
                     )
         except (SQLAlchemyError, OSError, TimeoutError) as exc:
             # The broker has the confirmed messages; the lease will expire and they will be
@@ -1121,7 +1169,22 @@ _HANDED_BATCHES = 4
 _PUBLISH_TIMEOUT = 30.0
 # Seconds a row a relay could not open waits before it is claimed again.
 _UNOPENABLE_REST = 5.0
+# Seconds a row the broker refused (returned for want of a queue bound to its key, or nacked)
+# waits before a relay tries it again; the rows behind it go out meanwhile.
+_REFUSED_REST = 5.0
+_REFUSED = ("unroutable", "nack")
 _LEASE_MARGIN = _PUBLISH_TIMEOUT + 5.0
+
+
+def _by_reason(
+    refused: Sequence[tuple[OutboxRow, _RelayFailure]],
+) -> dict[_RelayFailure, list[OutboxRow]]:
+    """The refused rows under the first failure of each reason."""
+    first: dict[str, _RelayFailure] = {}
+    grouped: dict[_RelayFailure, list[OutboxRow]] = {}
+    for row, why in refused:
+        grouped.setdefault(first.setdefault(why.reason, why), []).append(row)
+    return grouped
 
 
 class _RelayFailure(Exception):

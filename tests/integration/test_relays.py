@@ -295,12 +295,12 @@ async def test_rows_a_relay_could_not_open_are_claimed_after_the_others(
         await gateway.close()
 
 
-async def test_a_returned_row_is_retried_after_the_backoff_and_the_rest_go_out(
+async def test_a_returned_row_is_retried_after_its_rest_and_the_rest_go_out(
     settings: Settings,
 ) -> None:
     # One row of a batch the broker returns (mandatory, no queue bound to its key): it is not
-    # skipped. It goes back to the table, first in line, and the relay tries it again after its
-    # backoff until it is routed; the other rows of the batch, confirmed, are not published
+    # skipped. It goes back to the table, resting min(5 s, backoff_max), and the relay tries it
+    # again then until it is routed; the other rows of the batch, confirmed, are not published
     # again. Order between events is not kept then, as contract/asyncapi.yaml says: the
     # routing core orders by `received_at` where it matters.
     gateway = bootstrap.build(settings)
@@ -353,4 +353,73 @@ async def test_a_returned_row_is_retried_after_the_backoff_and_the_rest_go_out(
         stop.set()
         if task is not None:
             await task
+        await gateway.close()
+
+
+async def test_one_refused_row_does_not_throttle_the_rows_behind_it(settings: Settings) -> None:
+    # The oldest row is returned by the broker (no queue bound to its key) at every try; many
+    # rows committed after it must still flow at full speed, not one batch per back-off.
+    small = settings.outbox.model_copy(
+        update={"batch_size": 5, "backoff_initial": 0.5, "backoff_max": 30.0}
+    )
+    gateway = bootstrap.build(settings)
+    relay = OutboxRelay(gateway.engine, settings.broker, small, gateway.metrics, gateway.keys,
+                        name="relay-refused")
+    stop = asyncio.Event()
+    task: asyncio.Task[None] | None = None
+    good = 40
+    try:
+        for i in range(good + 1):
+            raw = RawInbound(Channel.WEB, f"laporan {i}".encode(), datetime.now(UTC), f"rf-{i}")
+            await gateway.intake.accept(raw, PARSER)
+        async with gateway.engine.begin() as conn:
+            refused = (
+                await conn.execute(select(outbox.c.message_id).order_by(outbox.c.id).limit(1))
+            ).scalar_one()
+            await conn.execute(
+                update(outbox)
+                .where(outbox.c.message_id == refused)
+                .values(routing_key="lapor.nowhere")
+            )
+        errors = gateway.metrics.relay_errors.labels("unroutable")
+        started = asyncio.get_running_loop().time()
+        task = asyncio.create_task(relay.run(stop))
+        # The relay declares the queue before its first batch (which meets the refused row).
+        await wait_until(lambda: errors._value.get() >= 1, "the relay tried the refused row")
+        messages = await drain(settings.broker.queue, expected=good, timeout=20)
+        took = asyncio.get_running_loop().time() - started
+        assert len(messages) == good and refused not in {m.message_id for m in messages}
+        # Before the fix: 4 good rows per batch, then 0.5 + 1 + 2 + 4 + 8 + 16 + 30 s of back-off.
+        assert took < 5, f"{good} rows behind one refused row took {took:.1f}s"
+        async with gateway.engine.connect() as conn:
+            waiting = (
+                await conn.execute(select(outbox).where(outbox.c.message_id == refused))
+            ).one()
+        assert waiting.published_at is None  # kept, never dropped
+        assert waiting.last_error.startswith("unroutable")
+        # The broker only refused that row: the relay kept its channel and did not back off.
+        assert relay.connected and relay.last_error is None
+    finally:
+        stop.set()
+        if task is not None:
+            await task
+        await gateway.close()
+
+
+async def test_a_claim_takes_at_most_batch_size_rows(settings: Settings) -> None:
+    # On a small PostgreSQL table the planner ran the locking subquery of the claim again for
+    # every row (a nested-loop semi join): one claim took the whole outbox.
+    gateway = bootstrap.build(settings)
+    small = settings.outbox.model_copy(update={"batch_size": 5})
+    relay = OutboxRelay(gateway.engine, settings.broker, small, gateway.metrics, gateway.keys,
+                        name="relay-small")
+    try:
+        for i in range(12):
+            raw = RawInbound(Channel.WEB, f"laporan {i}".encode(), datetime.now(UTC), f"cb-{i}")
+            await gateway.intake.accept(raw, PARSER)
+        assert [await relay.publish_batch() for _ in range(4)] == [5, 5, 2, 0]
+        messages = await drain(settings.broker.queue, expected=12)
+        assert [json.loads(m.body)["body"] for m in messages] == [f"laporan {i}" for i in range(12)]
+    finally:
+        await relay.close()
         await gateway.close()
