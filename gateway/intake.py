@@ -204,10 +204,10 @@ _SHOWN = (
 )
 
 
-def _tracking_status(tid: str, row: Any, received_at: datetime) -> TrackingStatus:
+def _tracking_status(tid: str, row: Any) -> TrackingStatus:
     # No complaint (a quarantined message): received, waiting for an operator.
     return TrackingStatus(
-        tid, row.status or "received", received_at, row.kind, row.status_changed_at, row.agency
+        tid, row.status or "received", row.received_at, row.kind, row.status_changed_at, row.agency
     )
 
 
@@ -668,17 +668,7 @@ class IntakeService:
     async def transport_meta(self, raw_id: str) -> dict[str, Any]:
         """The transport metadata raw inbound ``raw_id`` was stored with (an Idempotency-Key's
         first request: its attachments); :class:`IntakeUnavailable` when it cannot be read."""
-        try:
-            async with self._engine.connect() as conn:
-                row = (
-                    await conn.execute(
-                        select(raw_inbound.c.transport_meta, raw_inbound.c.sealed).where(
-                            raw_inbound.c.id == raw_id
-                        )
-                    )
-                ).one()
-        except DB_UNAVAILABLE as exc:
-            raise IntakeUnavailable(str(exc)) from exc
+        row = await self._raw_row(raw_id, raw_inbound.c.transport_meta)
         return sealing.raw_meta(self._keys, raw_id, row.transport_meta, row.sealed)
 
     async def raw_body(self, raw_id: str) -> bytes:
@@ -686,21 +676,24 @@ class IntakeService:
         store): what a channel sent when another of its requests committed first (the letter
         desk records the values actually sent); :class:`IntakeUnavailable` when it cannot be
         read."""
+        row = await self._raw_row(raw_id, raw_inbound.c.body, raw_inbound.c.sha256)
+        body = sealing.raw_body(self._keys, raw_id, row.body, row.sealed)
+        if body is None:  # over the inline limit: the file store holds it
+            try:
+                body = await self._files.read(row.sha256)
+            except OSError as exc:
+                raise IntakeUnavailable(str(exc)) from exc
+        return body
+
+    async def _raw_row(self, raw_id: str, *columns: Any) -> Any:
+        """``columns`` and ``sealed`` of raw inbound ``raw_id``; :class:`IntakeUnavailable` when
+        the database cannot answer."""
         try:
             async with self._engine.connect() as conn:
-                row = (
-                    await conn.execute(
-                        select(
-                            raw_inbound.c.body, raw_inbound.c.sha256, raw_inbound.c.sealed
-                        ).where(raw_inbound.c.id == raw_id)
-                    )
-                ).one()
-            body = sealing.raw_body(self._keys, raw_id, row.body, row.sealed)
-            if body is None:  # over the inline limit: the file store holds it
-                body = await self._files.read(row.sha256)
+                query = select(*columns, raw_inbound.c.sealed).where(raw_inbound.c.id == raw_id)
+                return (await conn.execute(query)).one()
         except DB_UNAVAILABLE as exc:
             raise IntakeUnavailable(str(exc)) from exc
-        return body
 
     def _count(
         self, channel: Channel, receipt: Receipt, outcome: ParseOutcome | _Quarantine
@@ -903,7 +896,7 @@ class IntakeService:
                 )
             ).first()
             if row is not None:
-                return _tracking_status(tid, row, row.received_at)
+                return _tracking_status(tid, row)
             raw = (
                 await conn.execute(
                     select(raw_inbound.c.received_at, *_SHOWN)
@@ -920,7 +913,7 @@ class IntakeService:
             return None
         # A quarantined message: received, waiting for an operator; once replayed into an
         # earlier complaint (a duplicate), that complaint's status under the ID the sender holds.
-        return _tracking_status(tid, raw, raw.received_at)
+        return _tracking_status(tid, raw)
 
     async def dedup_history(self, tracking_id: str) -> list[dict[str, Any]]:
         """Every dedup decision that created or joined the complaint with this tracking ID."""
@@ -1345,7 +1338,7 @@ def stored_provider_id(raw: RawInbound) -> str:
     given = raw.provider_message_id
     if not given:
         return f"sha256:{raw.sha256}"
-    if len(given) > PROVIDER_ID_MAX or not _storable_text(given):
+    if len(given) > PROVIDER_ID_MAX or not storable_text(given):
         return "id-sha256:" + hashlib.sha256(given.encode("utf-8", "surrogatepass")).hexdigest()
     return given
 
@@ -1355,13 +1348,15 @@ def _storable(text: str) -> str:
     lone surrogate (no UTF-8 at all) written as their escapes. A parser's reason may quote the
     sender's text (an SMS cut inside an emoji): refused, the message would be answered "retry"
     at every delivery instead of being quarantined."""
-    if _storable_text(text):
+    if storable_text(text):
         return text
     return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def _storable_text(text: str) -> bool:
-    """Whether both databases store ``text`` as it is: UTF-8 without a NUL character."""
+def storable_text(text: str) -> bool:
+    """Whether both databases store ``text`` as it is: UTF-8 without a NUL character (a value
+    that is not must be refused or escaped before it is written, or the message comes back for
+    ever)."""
     if "\x00" in text:
         return False
     try:

@@ -299,6 +299,12 @@ class OutboxRelay:
         self._wakeup.set()
 
     @property
+    def _refused_rest(self) -> float:
+        """Seconds a row the broker refused rests: never longer than the relay's own back-off
+        would have made it wait."""
+        return min(_REFUSED_REST, self._settings.backoff_max)
+
+    @property
     def connected(self) -> bool:
         """True while the relay holds an open channel to the broker."""
         return (
@@ -463,7 +469,7 @@ class OutboxRelay:
                 self._metrics.relay_errors.labels(reason).inc(count)
             log.warning(
                 "outbox rows refused by the broker rest %.1fs; the others went out",
-                min(_REFUSED_REST, self._settings.backoff_max),
+                self._refused_rest,
                 extra={"reason": failure.reason, "error": str(failure)[:300], "relay": self.name,
                        "rows": len(refused)},
             )
@@ -653,8 +659,6 @@ class OutboxRelay:
                                 last_error=f"{failure.reason}: {failure}"[:1000]
                                 if failure else None)
                     )
-                # Never longer than the relay's own back-off would have made them wait.
-                refused_rest = min(_REFUSED_REST, self._settings.backoff_max)
                 for why, rows in _by_reason(refused).items():
                     # Rows the broker itself refused (returned or nacked) rest too, so that one
                     # it keeps refusing neither heads every batch nor holds the others up (see
@@ -663,7 +667,7 @@ class OutboxRelay:
                         update(outbox)
                         .where(outbox.c.message_id.in_([r.message_id for r in rows]), mine)
                         .values(claimed_by=None,
-                                claim_expires=now + timedelta(seconds=refused_rest),
+                                claim_expires=now + timedelta(seconds=self._refused_rest),
                                 last_error=f"{why.reason}: {why}"[:1000])
                     )
         except (SQLAlchemyError, OSError, TimeoutError) as exc:

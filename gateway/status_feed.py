@@ -44,7 +44,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway import periodic, tracking
-from gateway.intake import DB_UNAVAILABLE, Clock, utcnow
+from gateway.intake import DB_UNAVAILABLE, Clock, storable_text, utcnow
 from gateway.metrics import Metrics
 from gateway.outbox import declare_quorum_queue
 from gateway.settings import BrokerSettings, StatusFeedSettings
@@ -129,7 +129,7 @@ def parse(body: bytes, message_id: str | None) -> StatusChange:
         raise Refused("status is not a word of a-z and _, 2-24 characters")
     agency = data.get("agency")
     if agency is not None and not (
-        isinstance(agency, str) and 0 < len(agency) <= MAX_AGENCY and _storable(agency)
+        isinstance(agency, str) and 0 < len(agency) <= MAX_AGENCY and storable_text(agency)
     ):
         raise Refused(f"agency is not text of 1 to {MAX_AGENCY} characters")
     return StatusChange(
@@ -140,12 +140,6 @@ def parse(body: bytes, message_id: str | None) -> StatusChange:
         changed_at=_instant(data["changed_at"]),
         agency=agency,
     )
-
-
-def _storable(text: str) -> bool:
-    # No NUL (PostgreSQL's text refuses it) and no lone surrogate (not UTF-8): a value the
-    # database would refuse must be refused here, or the message would come back for ever.
-    return "\x00" not in text and not any("\ud800" <= c <= "\udfff" for c in text)
 
 
 def _instant(value: Any) -> datetime:

@@ -235,6 +235,13 @@ def encode_review(
     return json.dumps(document, ensure_ascii=False, sort_keys=True).encode("utf-8")
 
 
+def decode_review(body: bytes) -> tuple[str, dict[str, str]]:
+    """Who confirmed a letter and the values sent: the two of :func:`encode_review`'s fields
+    the desk reads back (a confirmation committed but not recorded on its draft)."""
+    document = json.loads(body.decode("utf-8"))
+    return str(document.get("entered_by", "")), clean_values(document["values"])
+
+
 def source_metadata(letter: ReviewedLetter) -> dict[str, str]:
     """What the letter says that the contract has no field for (goes into ``source``)."""
     extra = {

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date
@@ -52,6 +51,7 @@ from channels.letter.parse import (
     ReviewedLetter,
     Scan,
     clean_values,
+    decode_review,
     encode_review,
     source_metadata,
     validate,
@@ -523,9 +523,7 @@ class LetterDesk:
         if again is None or again.status is DraftStatus.CONFIRMED:
             return  # the usual case: the first request recorded it itself
         assert receipt.tracking_id is not None
-        document = json.loads(await self._intake.raw_body(raw_id))
-        sent = clean_values(document["values"])
-        by = str(document.get("entered_by", ""))
+        by, sent = decode_review(await self._intake.raw_body(raw_id))
         staff_id = await self._drafts.staff_id(by) if by else None
         if staff_id is None:  # no such account (never expected): the draft's uploader
             staff_id = again.created_by

@@ -232,6 +232,21 @@ def control_character(text: str) -> str | None:
     return f"U+{ord(found.group()):04X}" if found else None
 
 
+def refused_character(name: str, text: str) -> str | None:
+    """Why field ``name`` of the API or Open311 is refused for a character in ``text`` ("NUL"
+    or :func:`control_character`), Indonesian / English; None when it holds none. NUL
+    ("\u0000", "%00") is valid JSON and form encoding, but PostgreSQL's text columns cannot
+    hold it: the request was answered 2xx while the message went to quarantine, never filed."""
+    if "\x00" in text:
+        return f"{name} berisi karakter NUL / {name} contains a NUL character"
+    if control := control_character(text):
+        return (
+            f"{name} berisi karakter kontrol {control} / {name} contains a control character"
+            f" {control}"
+        )
+    return None
+
+
 def attachment_fields(attachment: Attachment) -> dict[str, Any]:
     """The fields of a reference to a stored file (what :func:`attachment_ref` writes)."""
     return {

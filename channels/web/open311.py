@@ -47,7 +47,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from channels.dates import latest_today
 from channels.web.abuse import Guard
-from channels.web.form import control_character
+from channels.web.form import refused_character
 from channels.web.parse import english
 from gateway import queries, tracking
 from gateway.domain import (
@@ -220,15 +220,9 @@ def parse_open311(raw: RawInbound) -> ComplaintDraft:
         raise ParseError("parameter rusak / malformed parameters", "decode") from None
     params: dict[str, str] = {}
     for key, value in pairs:
-        if "\x00" in value and (key in _KNOWN or _ATTRIBUTE.fullmatch(key)):
-            # "%00" decodes to U+0000, which PostgreSQL's text columns cannot hold: the request
-            # was answered 200 while it went to quarantine, never filed.
-            raise ParseError(f"{key} berisi karakter NUL / {key} contains a NUL character")
-        if (key in _KNOWN or _ATTRIBUTE.fullmatch(key)) and (control := control_character(value)):
-            raise ParseError(
-                f"{key} berisi karakter kontrol {control} / {key} contains a control character"
-                f" {control}"
-            )
+        read = key in _KNOWN or _ATTRIBUTE.fullmatch(key)
+        if read and (refusal := refused_character(key, value)):
+            raise ParseError(refusal)
         if key in _KNOWN:
             params.setdefault(key, value)
     code = params.get("service_code", "")

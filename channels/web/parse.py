@@ -16,7 +16,7 @@ from datetime import date
 from typing import Any
 
 from channels.dates import latest_today
-from channels.web.form import attachment_of, control_character
+from channels.web.form import attachment_of, refused_character
 from gateway.domain import (
     Attachment,
     ComplaintDraft,
@@ -234,15 +234,8 @@ def _text(
         # A lone surrogate ("\ud800") is valid JSON but no Unicode text: it could be neither
         # sealed nor published, and the client would get a 202 for a complaint quarantined.
         raise ParseError(f"{name} bukan teks Unicode yang sah / {name} is not valid Unicode text")
-    if "\x00" in value:
-        # "\u0000" is valid JSON, but PostgreSQL's text columns cannot hold it: the title or
-        # the agency was answered 202 while the message went to quarantine, never filed.
-        raise ParseError(f"{name} berisi karakter NUL / {name} contains a NUL character")
-    if control := control_character(value):
-        raise ParseError(
-            f"{name} berisi karakter kontrol {control} / {name} contains a control character"
-            f" {control}"
-        )
+    if refusal := refused_character(name, value):
+        raise ParseError(refusal)
     value = value.strip()
     if required and not value:
         raise ParseError(f"{name} wajib diisi / {name} is required")
