@@ -130,9 +130,12 @@ async def wait_until(check: Callable[[], Any], what: str, timeout: float = 10.0)
 
 
 def with_section(settings: Settings, section: str, **values: Any) -> Settings:
-    """``settings`` with ``values`` changed in one section (``"database"``, ``"web"``...)."""
-    changed = getattr(settings, section).model_copy(update=values)
-    return settings.model_copy(update={section: changed})
+    """``settings`` with ``values`` changed in one section (``"database"``, ``"web"``...),
+    validated as the settings file would be: a value the gateway refuses at start fails here
+    too, instead of a test running on settings no operator could write."""
+    current = getattr(settings, section)
+    changed = type(current).model_validate({**dict(current), **values})
+    return type(settings).model_validate({**dict(settings), section: changed})
 
 
 def _ephemeral_low() -> int:

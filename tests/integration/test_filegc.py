@@ -262,8 +262,13 @@ async def wait_until(check: Callable[[], bool], timeout: float = 20.0) -> None:
 
 async def test_serve_collects_on_its_own_and_counts_what_it_freed(settings: Settings) -> None:
     # The interval is short here; the first run comes at a random moment within one interval.
+    # A grace no shorter than how long a refused form keeps its attachments (the gateway
+    # refuses the settings otherwise).
     served = with_section(
-        with_section(settings, "storage", gc_interval=0.2, gc_grace=3600.0),
+        with_section(
+            with_section(settings, "web", csrf_max_age=3600.0),
+            "storage", gc_interval=0.2, gc_grace=3600.0,
+        ),
         "http", host="127.0.0.1", port=free_port(),
     )
     files = FileStore(served.storage.file_store, load_keys(served))
@@ -315,6 +320,9 @@ async def test_a_failed_run_is_counted_and_the_next_one_still_comes(
         failed = gateway.metrics.gc_runs.labels("failed")
         await wait_until(lambda: failed._value.get() >= 2)
         assert gateway.metrics.gc_runs.labels("ok")._value.get() == 0
+        # Failed for want of the references: the old file was not taken for an orphan.
+        assert gateway.files.path(old).exists()
+        assert gateway.metrics.gc_deleted._value.get() == 0
     finally:
         stop.set()
         await task

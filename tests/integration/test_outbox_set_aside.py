@@ -174,8 +174,9 @@ async def test_the_listing_reads_pending_rows_in_bounded_batches(settings: Setti
         flagged = await accept(gw, "lampu mati", "bb-7")
         # Given back by the other replica's relay (whose key does not open it).
         assert other.relay is not None
-        with pytest.raises(Exception, match="do not open"):
+        with pytest.raises(outbox_module._RelayFailure, match="do not open") as given_back:
             await other.relay.publish_batch()
+        assert given_back.value.reason == outbox_module.UNOPENABLE
         await other.relay.close()
         event.listen(gw.engine.sync_engine, "before_cursor_execute",
                      lambda _c, _cur, sql, *_a: statements.append(sql))

@@ -158,6 +158,9 @@ async def test_a_handed_row_whose_lease_ran_out_is_published_once(settings: Sett
         assert relay.lease() is not None
         raw = RawInbound(Channel.WEB, b"laporan", clock(), "lease-1")
         await gateway.intake.accept(raw, PARSER)  # handed to the relay, leased to it
+        async with gateway.engine.connect() as conn:
+            (claimed_by,) = (await conn.execute(select(outbox.c.claimed_by))).scalars().all()
+        assert claimed_by == relay.name and len(relay._handed) == 1  # both: in hand and leased
         # The relay does not get to it before the lease ends (a slow broker, a busy core): the
         # row is claimable by any relay now, this one included, and must go out once only.
         clock.now += timedelta(seconds=settings.outbox.claim_timeout + 1)

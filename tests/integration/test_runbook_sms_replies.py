@@ -104,14 +104,18 @@ async def test_a_reply_is_tried_while_the_bridge_is_down_and_sent_when_it_is_bac
     assert row.status == "pending" and row.kind == "receipt" and row.tracking_id
 
     queued = clock.now
+    waits: list[float] = []  # from each try to the next one the row is given
     while clock.now < queued + timedelta(hours=2):  # sendsms refuses every connection
         assert await sender.send_batch() == 0
         (row,) = await replies(gateway)
         assert row.status == "pending" and "Cannot connect" in row.last_error
+        waits.append((row.next_attempt_at - clock.now).total_seconds())
         clock.now = max(clock.now, row.next_attempt_at)
     # The back-off doubles from 2 s up to 300 s: a try every 5 minutes after the first ones.
-    assert row.next_attempt_at - clock.now <= timedelta(seconds=300)
-    assert count(gateway, "failed") == 0 and count(gateway, "retry") == row.attempts
+    doubling = [2.0 * 2**n for n in range(8)]  # 2 s ... 256 s
+    assert waits[: len(doubling)] == doubling, waits
+    assert waits[len(doubling) :] and set(waits[len(doubling) :]) == {300.0}, waits
+    assert count(gateway, "failed") == 0 and count(gateway, "retry") == row.attempts == len(waits)
 
     async with serving_app(sendsms.app(), sendsms.port):
         clock.now = row.next_attempt_at

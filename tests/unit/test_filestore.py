@@ -80,10 +80,13 @@ async def test_opened_reads_any_range_without_reading_the_file_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, iv: bytes | None
 ) -> None:
     files = store(tmp_path)
+    data = os.urandom(200_003) + SECRET  # drawn first: the patch below is os.urandom itself
     if iv is not None:
         monkeypatch.setattr("gateway.filestore.os.urandom", lambda n: iv[:n])
-    data = os.urandom(200_003) + SECRET
     sha = await files.put_bytes(data)
+    assert len(data) == 200_003 + len(SECRET)
+    if iv is not None:  # sealed under that IV: the counter wraps to 0 at the third block
+        assert files.path(sha).read_bytes()[len(MAGIC) : len(MAGIC) + 16] == iv
     with files.opened(sha) as fh:
         for start, length in [(0, 1), (5, 30), (15, 2), (16, 16), (99_999, 70_000), (200_000, 99)]:
             fh.seek(start)

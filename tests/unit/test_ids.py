@@ -35,7 +35,9 @@ def test_a_forked_child_draws_other_ids_than_its_parent() -> None:
     os.close(write)
     child = os.read(read, 100).decode()
     os.close(read)
-    os.waitpid(pid, 0)
+    _, status = os.waitpid(pid, 0)
+    # A child that failed before writing reports "", which differs from any id too.
+    assert os.waitstatus_to_exitcode(status) == 0 and uuid.UUID(child).version == 7, child
     assert child != ids.new_id()
 
 

@@ -178,6 +178,11 @@ def test_every_part_of_a_log_line_is_masked(formatter: logging.Formatter) -> Non
     for secret in ("81234567890", "3201014101900001", "0141 0190", "1234567"):
         assert secret not in out
     assert "intake from" in out
+    # Each part is in the line, masked, not left out: the message's arguments, the extra
+    # fields (the NIK in both) and the exception's text.
+    assert "intake from +6281******890 nik=320101********01" in out
+    assert "081******890" in out and "ValueError: NIK 320101********01 rejected" in out
+    assert out.count("320101********01") == 4
 
 
 def test_json_lines_are_json_with_fields() -> None:
@@ -315,6 +320,7 @@ def test_an_e_mail_address_in_an_exception_is_masked(formatter: logging.Formatte
     for secret in ("budi.santoso", "santoso+lapor", "siti_aminah", "a@b.id"):
         assert secret not in out, out
     assert "@mail.example.co.id" in out and "@gmail.com" in out
+    assert "@b.id" in out  # the extra field is written, masked, not left out
 
 
 @pytest.mark.parametrize(

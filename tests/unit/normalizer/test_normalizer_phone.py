@@ -138,7 +138,9 @@ def test_mask_of_normalized_number_roundtrip() -> None:
     assert mask_phone(e164).startswith("+62812") and mask_phone(e164).endswith("890")
 
 
-def test_plain_digits_shortcut_agrees_with_the_general_path() -> None:
+def test_plain_digits_shortcut_agrees_with_the_general_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # normalize_phone answers "+62...", "62..." and "0..." written as bare digits without
     # libphonenumber's parse; every such string, valid or not, must get the general path's answer.
     from hypothesis import given
@@ -157,6 +159,14 @@ def test_plain_digits_shortcut_agrees_with_the_general_path() -> None:
         assert normalize_phone.__wrapped__(text) == _normalize(text, "ID", strict=False), text
 
     agree()
-    # And the shortcut is taken for real: a valid mobile and a valid Jakarta landline.
+    # And the shortcut is taken for real (the agreement above holds as well when it never is):
+    # a valid mobile and a valid Jakarta landline are answered without the general path.
+    import normalizer.phone
+
+    def general_path(text: str, default_region: str, *, strict: bool) -> str | None:
+        raise AssertionError(f"{text!r} took the general path")
+
+    monkeypatch.setattr(normalizer.phone, "_normalize", general_path)
     assert normalize_phone.__wrapped__("081234567890") == "+6281234567890"
+    assert normalize_phone.__wrapped__("6281234567890") == "+6281234567890"
     assert normalize_phone.__wrapped__("+62215551234") == "+62215551234"
