@@ -26,7 +26,7 @@ from gateway.domain import (
 )
 from gateway.errors import IntakeUnavailable, ParseError, QuarantineNotFound
 from gateway.filestore import MAGIC
-from gateway.intake import FollowUp, Parser, ParserRegistry
+from gateway.intake import FollowUp, Parser, ParserRegistry, transaction_committed
 from gateway.outbox import OutboxRelay, outbox_status
 from gateway.settings import Settings
 from gateway.storage.schema import complaints, outbox, quarantine, raw_inbound
@@ -807,3 +807,43 @@ async def test_a_commit_that_failed_before_it_was_carried_out_is_still_retry(
     assert fired and await gw.intake.count_complaints() == 0
     again = await gw.intake.accept(raw("Lampu jalan mati", "lost-1"), PARSER)
     assert again.status is ReceiptStatus.ACCEPTED and not again.redelivered
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("outcome", ["commit", "rollback"])
+async def test_the_outcome_of_a_transaction_still_in_progress_is_waited_for(
+    gw: bootstrap.Gateway, database_url: str, outcome: str
+) -> None:
+    # A backend goes on with a COMMIT its client gave up on: asked too early, its rows would
+    # not be visible yet and the senders would be told "retry" for a stored complaint. The
+    # server's answer is waited for while the transaction is in progress (here one held open
+    # on a connection of its own, then ended).
+    conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        tx = conn.transaction()
+        await tx.start()
+        xid = int(await conn.fetchval("SELECT pg_current_xact_id()::text"))
+        asking = asyncio.create_task(transaction_committed(gw.engine, xid, wait=10.0))
+        await asyncio.sleep(0.3)
+        assert not asking.done()  # still in progress: still asking
+        await (tx.commit() if outcome == "commit" else tx.rollback())
+        assert await asyncio.wait_for(asking, 5.0) is (outcome == "commit")
+        # Ended long ago, the answer comes at once.
+        assert await transaction_committed(gw.engine, xid, wait=0.0) is (outcome == "commit")
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_transaction_in_progress_past_the_wait_is_not_counted_committed(
+    gw: bootstrap.Gateway, database_url: str
+) -> None:
+    conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        async with conn.transaction():
+            xid = int(await conn.fetchval("SELECT pg_current_xact_id()::text"))
+            started = asyncio.get_running_loop().time()
+            assert await transaction_committed(gw.engine, xid, wait=0.3) is False
+            assert asyncio.get_running_loop().time() - started >= 0.25
+    finally:
+        await conn.close()
