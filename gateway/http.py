@@ -49,7 +49,7 @@ import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -183,6 +183,32 @@ def header_text(request: web.Request, name: str, default: str = "") -> str:
     were not UTF-8 are replaced by U+FFFD."""
     value = request.headers.get(name, default)
     return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def answer_language(request: web.Request) -> Literal["id", "en"]:
+    """The language of an answer to a client of the API or Open311, by its ``Accept-Language``
+    (RFC 9110 section 12.5.4): English when it weighs English above Indonesian (``fr,
+    en;q=0.9`` too: a client that reads no Indonesian), Indonesian otherwise, also when the
+    header is absent, says ``*`` or cannot be read. A weight of 0 refuses the language."""
+    best: tuple[float, Literal["id", "en"]] = (0.0, "id")
+    for item in header_text(request, "Accept-Language").split(","):
+        tag, *params = (p.strip() for p in item.split(";"))
+        primary = tag.lower().split("-")[0]
+        if primary not in ("id", "en"):
+            continue
+        weight = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0  # unreadable: not taken
+        if not 0.0 < weight <= 1.0:
+            continue
+        if weight > best[0]:
+            best = (weight, "en" if primary == "en" else "id")
+    return best[1]
 
 
 def is_utf8_text(*texts: str) -> bool:

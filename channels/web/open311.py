@@ -49,6 +49,7 @@ from channels.dates import latest_today
 from channels.web.abuse import Guard
 from channels.web.form import refused_character
 from channels.web.parse import english
+from channels.web.uploads import BAD_BODY
 from gateway import queries, tracking
 from gateway.domain import (
     Channel,
@@ -60,6 +61,7 @@ from gateway.domain import (
     Reporter,
 )
 from gateway.errors import IntakeUnavailable, ParseError
+from gateway.http import answer_language
 from gateway.intake import Clock, IntakeService, Parser, utcnow
 from gateway.ratelimit import Decision
 from gateway.settings import WebSettings
@@ -329,8 +331,7 @@ def render(fmt: Format, root: str, data: Any, status: int = 200) -> web.Response
 
 
 def _lang(request: web.Request) -> Lang:
-    first = request.headers.get("Accept-Language", "").split(",")[0].strip().lower()
-    return "en" if first.startswith("en") else "id"
+    return answer_language(request)
 
 
 def errors(
@@ -348,10 +349,18 @@ def _w3c(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# A positive zone offset whose "+" reached the query unencoded, read as a space:
+# "2026-11-01T08:00:00 07:00" is what "start_date=2026-11-01T08:00:00+07:00" becomes.
+_SPACED_OFFSET = re.compile(r"(T\d\d:\d\d(?::\d\d(?:\.\d+)?)?) (\d\d(?::?\d\d)?)$")
+
+
 def _parse_time(text: str) -> datetime | None:
     """``text`` as a UTC date-time, or None when it is no W3C date-time with a zone, or one
     whose UTC form lies outside years 1..9999 (``0001-01-01T00:00:00+14:00``): the database
-    could not be asked about it (that was answered 503, as if it were down)."""
+    could not be asked about it (that was answered 503, as if it were down). A "+" of the
+    offset sent unencoded (a space by then) is taken as the "+" it was: WIB, WITA and WIT are
+    all east of UTC."""
+    text = _SPACED_OFFSET.sub(r"\1+\2", text.strip())
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
@@ -365,6 +374,7 @@ def _parse_time(text: str) -> datetime | None:
 
 
 JURISDICTION = ("jurisdiction_id tidak dikenal", "jurisdiction_id not found")
+RAW_ID_LENGTH = 36  # raw_inbound.id, a UUID: what a token is
 _DB_ERRORS = (SQLAlchemyError, OSError, TimeoutError)
 Handler = Callable[[web.Request, Format], Awaitable[web.Response]]
 
@@ -598,7 +608,13 @@ class Open311:
             return errors(404, JURISDICTION, fmt, lang)
         token = request.match_info["token"]
         try:
-            tid = await queries.tracking_id_of_raw(self._engine, Channel.WEB.value, token[:36])
+            # A stored message's id is 36 characters: a longer token is none of ours (cut to
+            # 36, it resolved and was echoed back whole).
+            tid = (
+                await queries.tracking_id_of_raw(self._engine, Channel.WEB.value, token)
+                if len(token) <= RAW_ID_LENGTH
+                else None
+            )
         except _DB_ERRORS:
             return _unavailable(fmt, lang)
         if tid is None:
@@ -648,19 +664,30 @@ async def spec_errors(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     """What aiohttp answers by itself under ``PREFIX`` (no such resource, a method the resource
-    does not take, a body over ``http.client_max_size``) as the spec's error list: 404 for what
-    does not exist, 400 for the rest, in the format the path names (else XML, the required one).
+    does not take, a body over ``http.client_max_size``, a body that cannot be read) as the
+    spec's error list: 404 for what does not exist, 400 for the rest, in the format the path
+    names (else XML, the required one); what a handler did not expect, 500 in that list too.
     """
+    if not request.path.startswith(PREFIX + "/"):
+        return await handler(request)
+    fmt: Format = "json" if request.path.endswith(".json") else "xml"
     try:
         return await handler(request)
     except web.HTTPException as exc:
-        if exc.status < 400 or not request.path.startswith(PREFIX + "/"):
+        if exc.status < 400:
             raise
-        fmt: Format = "json" if request.path.endswith(".json") else "xml"
         status = 404 if exc.status == 404 else 400
         # aiohttp's reason phrase is English: the Indonesian answer says it in its own words.
         other = (f"Permintaan tidak dapat diproses (HTTP {exc.status}).", exc.reason)
         return errors(status, _HTTP_ERRORS.get(exc.status, other), fmt, _lang(request))
+    except web.RequestPayloadError:  # a Content-Encoding that does not decode...
+        return errors(400, BAD_BODY, fmt, _lang(request))
+    except (ConnectionError, TimeoutError):
+        raise  # the client went away (nobody to answer), or aiohttp's 504
+    except Exception:
+        log.exception("open311: unexpected error answering %s %s", request.method, request.path)
+        return errors(500, ("Terjadi galat di server. Coba lagi nanti.",
+                            "The server failed. Try again later."), fmt, _lang(request))
 
 
 def _unavailable(fmt: Format, lang: Lang) -> web.Response:

@@ -17,11 +17,26 @@ from typing import Any
 TARGET = Path(__file__).resolve().parent / "openapi.json"
 
 PROBLEM = {"$ref": "#/components/responses/Problem"}
+# 429 and 503: the same, with the seconds to wait in Retry-After.
+PROBLEM_RETRY = {"$ref": "#/components/responses/ProblemRetry"}
 O311_ERROR = {
     "json": {"$ref": "#/components/responses/Open311Error"},
     "xml": {"$ref": "#/components/responses/Open311ErrorXml"},
 }
+O311_RETRY = {
+    "json": {"$ref": "#/components/responses/Open311ErrorRetry"},
+    "xml": {"$ref": "#/components/responses/Open311ErrorXmlRetry"},
+}
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before sending the request again.",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 0},
+    }
+}
 HTML = {"description": "HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}
+HTML_RETRY = {"description": "HTML page; send again after Retry-After seconds",
+              "headers": RETRY_AFTER, "content": HTML["content"]}
 
 
 def _o311_ok(fmt: str, ref: str, status: str = "OK") -> dict[str, Any]:
@@ -125,6 +140,7 @@ def _open311_paths(jurisdiction: dict[str, Any]) -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for fmt in ("json", "xml"):
         err = O311_ERROR[fmt]
+        retry = O311_RETRY[fmt]
         paths[f"/open311/v2/discovery.{fmt}"] = {"get": {
             "summary": f"Service Discovery ({fmt})",
             "description": "The endpoint's url is the gateway's configured public address; "
@@ -155,7 +171,7 @@ def _open311_paths(jurisdiction: dict[str, Any]) -> dict[str, Any]:
                     ),
                 ],
                 "responses": {"200": _o311_ok(fmt, schema + "ServiceRequests"),
-                              "400": err, "404": err, "503": err},
+                              "400": err, "404": err, "503": retry},
             },
             "post": {
                 "summary": f"Create a GeoReport v2 service request ({fmt})",
@@ -165,7 +181,7 @@ def _open311_paths(jurisdiction: dict[str, Any]) -> dict[str, Any]:
                 },
                 "responses": {
                     "200": _o311_ok(fmt, schema + "Created"),
-                    "400": err, "403": err, "404": err, "429": err, "503": err,
+                    "400": err, "403": err, "404": err, "429": retry, "503": retry,
                 },
             },
         }
@@ -173,12 +189,12 @@ def _open311_paths(jurisdiction: dict[str, Any]) -> dict[str, Any]:
             "summary": f"One GeoReport v2 service request ({fmt})",
             "parameters": [path_param("service_request_id"), jurisdiction],
             "responses": {"200": _o311_ok(fmt, schema + "ServiceRequests"),
-                          "404": err, "503": err},
+                          "404": err, "503": retry},
         }}
         paths[f"/open311/v2/tokens/{{token}}.{fmt}"] = {"get": {
             "summary": f"The service request id of a token ({fmt})",
             "parameters": [path_param("token"), jurisdiction],
-            "responses": {"200": _o311_ok(fmt, schema + "Tokens"), "404": err, "503": err},
+            "responses": {"200": _o311_ok(fmt, schema + "Tokens"), "404": err, "503": retry},
         }}
     return paths
 
@@ -259,8 +275,12 @@ def document() -> dict[str, Any]:
         "properties": {
             "type": {"type": "string"},
             "title": {"type": "string"},
-            "status": {"type": "integer"},
+            "status": {"type": "integer", "description": "The HTTP status of the answer."},
             "detail": {"type": "string"},
+            "field": {
+                "type": "string",
+                "description": "The multipart part or file at fault, when it is one.",
+            },
         },
     }
     service = {
@@ -332,7 +352,13 @@ def document() -> dict[str, Any]:
             "description": (
                 "The citizen form, the status page, the JSON complaint API and Open311 GeoReport "
                 "v2 of the LAPOR! intake gateway. Errors of /api/v1 are RFC 9457 problem "
-                "documents (Indonesian; English with Accept-Language: en)."
+                "documents (Indonesian; English with Accept-Language: en), also what the "
+                "server answers by itself there: 404 for a path that does not exist, 405 (with "
+                "Allow) for a method a resource does not take, 413 for a body over the size "
+                "limit, 400 for a body that cannot be read. Errors of /open311/v2 are the "
+                "GeoReport v2 error list in the format the path's extension names (XML "
+                "without one): 404 for what does not exist, 400 for any other refusal, "
+                "403 for a missing or wrong api_key. 429 and 503 carry Retry-After."
             ),
         },
         "paths": {
@@ -350,7 +376,7 @@ def document() -> dict[str, Any]:
                     },
                     "responses": {
                         "200": HTML, "400": HTML, "403": HTML, "413": HTML, "415": HTML,
-                        "422": HTML, "429": HTML, "503": HTML,
+                        "422": HTML, "429": HTML_RETRY, "503": HTML_RETRY,
                     },
                 },
             },
@@ -362,7 +388,7 @@ def document() -> dict[str, Any]:
                         {"name": "id", "in": "query", "required": False,
                          "schema": {"type": "string"}},
                     ],
-                    "responses": {"200": HTML, "404": HTML, "503": HTML},
+                    "responses": {"200": HTML, "404": HTML, "503": HTML_RETRY},
                 }
             },
             "/api/v1/complaints": {
@@ -413,7 +439,7 @@ def document() -> dict[str, Any]:
                                 "schema": {"$ref": "#/components/schemas/Receipt"}}},
                         },
                         "400": PROBLEM, "413": PROBLEM, "415": PROBLEM, "422": PROBLEM,
-                        "429": PROBLEM, "503": PROBLEM,
+                        "429": PROBLEM_RETRY, "503": PROBLEM_RETRY,
                     },
                 }
             },
@@ -431,7 +457,7 @@ def document() -> dict[str, Any]:
                             "content": {"application/json": {
                                 "schema": {"$ref": "#/components/schemas/Status"}}},
                         },
-                        "404": PROBLEM, "503": PROBLEM,
+                        "404": PROBLEM, "503": PROBLEM_RETRY,
                     },
                 }
             },
@@ -460,6 +486,24 @@ def document() -> dict[str, Any]:
                     "description": "RFC 9457 problem",
                     "content": {"application/problem+json": {
                         "schema": {"$ref": "#/components/schemas/Problem"}}},
+                },
+                "ProblemRetry": {
+                    "description": "RFC 9457 problem; send again after Retry-After seconds",
+                    "headers": RETRY_AFTER,
+                    "content": {"application/problem+json": {
+                        "schema": {"$ref": "#/components/schemas/Problem"}}},
+                },
+                "Open311ErrorRetry": {
+                    "description": "GeoReport v2 errors; send again after Retry-After seconds",
+                    "headers": RETRY_AFTER,
+                    "content": {"application/json": {"schema": {
+                        "$ref": "#/components/schemas/Open311Errors"}}},
+                },
+                "Open311ErrorXmlRetry": {
+                    "description": "GeoReport v2 errors (XML); send again after Retry-After "
+                    "seconds",
+                    "headers": RETRY_AFTER,
+                    "content": {"text/xml": {"schema": {"type": "string"}}},
                 },
                 "Open311Error": {
                     "description": "GeoReport v2 errors",

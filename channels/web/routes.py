@@ -10,7 +10,9 @@
   /api/v1/complaints/{tracking_id}``, ``GET /api/v1/openapi.json``.
 
 Errors of the API are RFC 9457 problem documents, Indonesian by default and English when the
-client asks with ``Accept-Language: en``. Every submission (form, API) is counted against the
+client weighs English above Indonesian in ``Accept-Language``; so is what aiohttp answers by
+itself under ``/api/v1`` (:func:`api_errors`: 404, 405 with ``Allow``, 413, an unreadable body,
+a failure of our own). Every submission (form, API) is counted against the
 per-address and per-identity rate limits (:mod:`channels.web.abuse`): a JSON body is parsed first
 and both are counted in one statement; a multipart body (files) is read only after its client's
 address passed, and its identities are counted once it is validated. The intake port is called
@@ -22,9 +24,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import secrets
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -45,13 +48,19 @@ from channels.web.form import validate as validate_form
 from channels.web.openapi import document as openapi_document
 from channels.web.pages import Lang
 from channels.web.parse import ATTACHMENT_REFS, BOM, english
-from channels.web.uploads import FieldTooLong, Upload, UploadRejected, read_multipart
+from channels.web.uploads import (
+    BAD_BODY,
+    FieldTooLong,
+    Upload,
+    UploadRejected,
+    read_multipart,
+)
 from gateway import tracking
 from gateway.contract import rfc3339
 from gateway.domain import Channel, ComplaintDraft, RawInbound, Receipt, Reporter
 from gateway.errors import IntakeUnavailable, ParseError
 from gateway.filestore import FileStore
-from gateway.http import header_text, is_utf8_text
+from gateway.http import answer_language, header_text, is_utf8_text
 from gateway.intake import Clock, IntakeService, Parser, utcnow
 from gateway.ratelimit import Decision
 from gateway.settings import WebSettings
@@ -60,16 +69,20 @@ log = logging.getLogger(__name__)
 
 PROBLEM = "application/problem+json"
 MAX_IDEMPOTENCY_KEY = 200
+# Seconds a client is asked to wait after a 503 (the database or the file store away).
+RETRY_SECONDS = "5"
 API_PREFIX = "/api/v1"
 
 # Problem titles by status (RFC 9110 reason phrases), Indonesian and English.
 TITLES: Mapping[int, tuple[str, str]] = {
     400: ("Permintaan tidak valid", "Bad Request"),
     404: ("Tidak ditemukan", "Not Found"),
+    405: ("Metode tidak diizinkan", "Method Not Allowed"),
     413: ("Kiriman terlalu besar", "Content Too Large"),
     415: ("Jenis konten tidak didukung", "Unsupported Media Type"),
     422: ("Tidak dapat diproses", "Unprocessable Content"),
     429: ("Terlalu banyak permintaan", "Too Many Requests"),
+    500: ("Galat server", "Internal Server Error"),
     503: ("Layanan tidak tersedia", "Service Unavailable"),
 }
 UNAVAILABLE = ("Coba lagi sebentar lagi / try again later.", "Try again later.")
@@ -79,15 +92,18 @@ BAD_BOUNDARY = (
     "Malformed multipart body: the boundary is missing or longer than 70 characters.",
 )
 BAD_FORM = ("Isian formulir rusak.", "Malformed form body.")
+FORM_TOO_BIG = (
+    "Isian formulir terlalu besar untuk diterima; persingkat teksnya, lalu kirim lagi.",
+    "The form is too large to be accepted; shorten the text and send it again.",
+)
 # Bytes of refused attachments the form reads into the void so that the browser, which sends the
 # whole body before it looks at the answer, gets to show the form again with the typed values.
 MIN_DISCARD = 64 * 1024 * 1024
 
 
 def api_lang(request: web.Request) -> Lang:
-    """English when the client's first language is English (RFC 9110 section 12.5.4)."""
-    first = request.headers.get("Accept-Language", "").split(",")[0].strip().lower()
-    return "en" if first.startswith("en") else "id"
+    """English when the client weighs English above Indonesian (RFC 9110 section 12.5.4)."""
+    return answer_language(request)
 
 
 def page_lang(request: web.Request) -> Lang:
@@ -146,6 +162,7 @@ class WebChannel:
         app.router.add_post(f"{API_PREFIX}/complaints", self.create)
         app.router.add_get(f"{API_PREFIX}/complaints/{{tracking_id}}", self.status)
         app.router.add_get(f"{API_PREFIX}/openapi.json", self.openapi)
+        app.middlewares.append(api_errors)
 
     # ---- shared ---------------------------------------------------------------------------
 
@@ -219,6 +236,8 @@ class WebChannel:
         )
         resp = web.Response(text=html, content_type="text/html", status=status)
         resp.headers["Cache-Control"] = "no-store"
+        if status == 503:  # the database or the file store is away for a moment
+            resp.headers["Retry-After"] = RETRY_SECONDS
         if fresh:
             # Secure when the citizen came over HTTPS, also through the TLS-terminating proxy
             # (a trusted proxy's X-Forwarded-Proto): the gateway itself is reached over HTTP.
@@ -347,11 +366,9 @@ class WebChannel:
         try:
             receipt = await self._intake.accept(raw, self._form_parser)
         except IntakeUnavailable:
-            resp = self._form_response(
+            return self._form_response(
                 request, values, alert=pages.t("unavailable", lang), status=503, files=files
             )
-            resp.headers["Retry-After"] = "5"
-            return resp
         assert receipt.tracking_id is not None
         html = pages.receipt_page(lang, tracking.display(receipt.tracking_id))
         return web.Response(
@@ -438,6 +455,10 @@ class WebChannel:
                 posted = await request.post()  # no files: bounded by client_max_size
             except (ValueError, LookupError):  # not UTF-8, or an unknown charset
                 raise UploadRejected("", BAD_FORM) from None
+            except web.RequestPayloadError:  # a Content-Encoding that does not decode...
+                raise UploadRejected("", BAD_BODY) from None
+            except web.HTTPRequestEntityTooLarge:  # over http.client_max_size
+                raise UploadRejected("", FORM_TOO_BIG, 413) from None
             fields = [(k, v) for k, v in posted.items() if isinstance(v, str)]
             if not is_utf8_text(*(k + v for k, v in fields)):  # a charset like UTF-7's
                 raise UploadRejected("", BAD_FORM)
@@ -468,7 +489,10 @@ class WebChannel:
             found = await self._intake.status(typed)
         except IntakeUnavailable:
             html = pages.check_page(lang, typed, alert=pages.t("unavailable", lang))
-            return web.Response(text=html, content_type="text/html", status=503)
+            return web.Response(
+                text=html, content_type="text/html", status=503,
+                headers={"Retry-After": RETRY_SECONDS},
+            )
         if found is None:
             html = pages.check_page(lang, typed, not_found=True)
             return web.Response(text=html, content_type="text/html", status=404)
@@ -497,7 +521,7 @@ class WebChannel:
         try:
             found = await self._intake.status(request.match_info["tracking_id"])
         except IntakeUnavailable:
-            return problem(503, UNAVAILABLE, lang)
+            return _unavailable(lang)
         if found is None:
             return problem(404, NOT_FOUND, lang)
         return web.json_response(
@@ -544,7 +568,7 @@ class WebChannel:
                 named = {"field": exc.field_name} if exc.field_name else {}  # none: the body
                 refused = problem(exc.status, exc.message, lang, **named)
                 if exc.status == 503:  # the file store's trouble: send again later
-                    refused.headers["Retry-After"] = "5"
+                    refused.headers["Retry-After"] = RETRY_SECONDS
                 return refused
             parts = [v for k, v in upload.fields if k == "complaint"]
             if len(parts) != 1:
@@ -559,7 +583,10 @@ class WebChannel:
             if refs:
                 extra[ATTACHMENT_REFS] = json.dumps(refs, separators=(",", ":"))
         else:
-            body = await request.read()  # bounded by http.client_max_size
+            try:
+                body = await request.read()  # bounded by http.client_max_size
+            except web.RequestPayloadError:  # a Content-Encoding that does not decode...
+                return problem(400, BAD_BODY, lang)
         raw = RawInbound(
             channel=Channel.WEB,
             body=body,
@@ -631,6 +658,68 @@ async def _multipart(request: web.Request) -> MultipartReader:
         raise UploadRejected("", BAD_BOUNDARY) from None
 
 
+# What aiohttp answers by itself under the API, as (Indonesian, English); ``{...}`` filled in.
+_HTTP_ERRORS = {
+    404: ("Tidak ada sumber API di alamat ini.", "There is no API resource at this address."),
+    405: (
+        "Metode {method} tidak dapat dipakai di sini; yang dapat: {allow}.",
+        "The method {method} is not allowed here; allowed: {allow}.",
+    ),
+    413: (
+        "Isi permintaan lebih besar dari batas ({limit} bita).",
+        "The request body is larger than the limit ({limit} bytes).",
+    ),
+}
+_SERVER_ERROR = (
+    "Terjadi galat di server. Coba lagi nanti.",
+    "The server failed. Try again later.",
+)
+
+
+def _is_api(path: str) -> bool:
+    return path == API_PREFIX or path.startswith(API_PREFIX + "/")
+
+
+@web.middleware
+async def api_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """What aiohttp answers by itself under ``/api/v1`` (no such resource, a method the resource
+    does not take with its ``Allow``, a body over ``http.client_max_size``, a body that cannot
+    be read) and what a handler did not expect, as problem documents with the same status, in
+    the client's language, like every other answer of the API."""
+    if not _is_api(request.path):
+        return await handler(request)
+    lang = api_lang(request)
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        ident, eng = _HTTP_ERRORS.get(
+            exc.status,
+            (f"Permintaan tidak dapat diproses (HTTP {exc.status}).", exc.reason),
+        )
+        values = {
+            "method": request.method,
+            "allow": exc.headers.get("Allow", "").replace(",", ", ") or "-",
+            # aiohttp names the limit in its own text only ("Maximum request body size N").
+            "limit": next(iter(re.findall(r"\d+", exc.text or "")), "?"),
+        }
+        answer = problem(exc.status, (ident.format(**values), eng.format(**values)), lang)
+        for name in ("Allow", "Retry-After"):
+            if name in exc.headers:
+                answer.headers[name] = exc.headers[name]
+        return answer
+    except web.RequestPayloadError:
+        return problem(400, BAD_BODY, lang)
+    except (ConnectionError, TimeoutError):
+        raise  # the client went away (nobody to answer), or aiohttp's 504
+    except Exception:
+        log.exception("api: unexpected error answering %s %s", request.method, request.path)
+        return problem(500, _SERVER_ERROR, lang)
+
+
 def _too_many(decision: Decision, lang: Lang) -> web.Response:
     wait = decision.retry_after
     if decision.refused_by.startswith("id"):
@@ -660,5 +749,5 @@ def _same_body(receipt: Receipt, raw: RawInbound) -> bool:
 
 def _unavailable(lang: Lang) -> web.Response:
     resp = problem(503, UNAVAILABLE, lang)
-    resp.headers["Retry-After"] = "5"
+    resp.headers["Retry-After"] = RETRY_SECONDS
     return resp

@@ -29,7 +29,7 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from aiohttp import BodyPartReader, MultipartReader
+from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from channels.web.exif import SNIFF_BYTES, jpeg_gps, sniff
@@ -103,6 +103,12 @@ class Upload:
     unread: list[str] = field(default_factory=list)
 
 
+# A body aiohttp could not read: a Content-Encoding that does not decode, a broken chunked
+# transfer coding.
+BAD_BODY = (
+    "Isi permintaan tidak dapat dibaca (Content-Encoding atau Transfer-Encoding rusak).",
+    "The request body cannot be read (broken Content-Encoding or Transfer-Encoding).",
+)
 # A body whose files are only named, not stored, carried more than is worth reading.
 UNREAD_TOO_BIG = (
     "Lampiran yang dipilih terlalu besar untuk dibaca saat mengganti bahasa.",
@@ -141,6 +147,8 @@ async def read_multipart(
         raise UploadRejected(
             "", ("Format multipart rusak.", f"Malformed multipart body: {type(exc).__name__}.")
         ) from None
+    except web.RequestPayloadError:
+        raise UploadRejected("", BAD_BODY) from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +16,7 @@ from aiohttp.test_utils import TestClient, make_mocked_request
 from pydantic import SecretStr
 from sqlalchemy import event, insert
 
-from gateway import bootstrap
+from gateway import bootstrap, tracking
 from gateway.http import count_responses
 from gateway.settings import Settings
 from gateway.storage.schema import web_rate_limits
@@ -152,6 +153,21 @@ async def test_readyz_names_the_database_when_it_is_down(
         resp = await client.post("/api/v1/complaints", json=COMPLAINT)
         assert resp.status == 503 and resp.headers["Retry-After"]
         assert resp.content_type == "application/problem+json"
+        # reading too: the status route's 503 said nothing of when to try again
+        tid = tracking.new_tracking_id()  # well-formed: looked up, not refused at sight
+        resp = await client.get(f"/api/v1/complaints/{tid}")
+        assert resp.status == 503 and resp.headers.get("Retry-After") == "5"
+        assert (await resp.json(content_type=None))["status"] == 503
+        resp = await client.get(f"/open311/v2/requests/{tid}.json")
+        assert resp.status == 503 and resp.headers.get("Retry-After") == "5"
+        # the pages too: the status page, and the form refused before it is counted
+        resp = await client.get(f"/cek?id={tid}")
+        assert resp.status == 503 and resp.headers.get("Retry-After") == "5"
+        html = await (await client.get("/")).text()
+        token = re.search(r'name="csrf" value="([^"]+)"', html)
+        assert token is not None
+        resp = await client.post("/", data={"csrf": token.group(1), "isi": "Jalan rusak"})
+        assert resp.status == 503 and resp.headers.get("Retry-After") == "5"
     finally:
         await gateway.close()
 

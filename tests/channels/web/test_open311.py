@@ -185,6 +185,10 @@ async def test_the_specs_example_request_then_every_way_to_follow_it(
     assert [c.tag for c in root[0]] == ["service_request_id", "token"]
     _, root, status = await both(client, "tokens/nope")
     assert status == 404 and root.find("error/code").text == "404"  # type: ignore[union-attr]
+    # Only the token given: one with anything after it was cut to its first 36 characters and
+    # resolved, echoed back as if it were a token of ours.
+    _, root, status = await both(client, f"tokens/{token}0")
+    assert status == 404 and root.find("error/code").text == "404"  # type: ignore[union-attr]
 
     listed, _, _ = await both(client, "requests")
     assert [r["service_request_id"] for r in listed] == [rid]
@@ -573,3 +577,78 @@ async def test_an_error_aiohttp_raises_is_described_in_indonesian_too() -> None:
         answer = await spec_errors(request, handler)
         assert isinstance(answer, web.Response) and answer.status == 400 and answer.text
         assert json.loads(answer.text) == [{"code": 400, "description": expected}]
+
+
+async def test_a_body_that_cannot_be_decoded_is_the_specs_400_not_a_server_error(
+    gw: bootstrap.Gateway, aiohttp_client: Client
+) -> None:
+    # "Content-Encoding: gzip" over a body that is not gzip: the route's read raised aiohttp's
+    # RequestPayloadError, answered "500 Internal Server Error" in text/plain.
+    client = await aiohttp_client(bootstrap.build_app(gw))
+    headers = {**FORM, "Content-Encoding": "gzip", "Connection": "close"}
+    resp = await client.post(f"{V2}/requests.json", data=EXAMPLE_BODY, headers=headers)
+    assert resp.status == 400 and resp.content_type == "application/json"
+    [error] = await resp.json()
+    assert error["code"] == 400 and "Content-Encoding" in error["description"]
+    resp = await client.post(
+        f"{V2}/requests.xml", data=EXAMPLE_BODY, headers={**headers, "Accept-Language": "en"}
+    )
+    root = ET.fromstring(await resp.text())
+    assert resp.status == 400 and resp.content_type == "text/xml"
+    assert root.tag == "errors" and [c.tag for c in root[0]] == ["code", "description"]
+    assert root[0][0].text == "400" and "cannot be read" in (root[0][1].text or "")
+    assert await gw.intake.count_complaints() == 0
+
+
+async def test_an_unexpected_failure_is_answered_in_the_specs_error_format() -> None:
+    # A handler's bug was aiohttp's "500 Internal Server Error" in text/plain: an Open311 client
+    # reads errors as the spec's list, in the format it asked for.
+    from aiohttp import web
+    from aiohttp.test_utils import make_mocked_request
+
+    from channels.web.open311 import spec_errors
+
+    async def broken(request: web.Request) -> web.StreamResponse:
+        raise RuntimeError("bug")
+
+    request = make_mocked_request("GET", f"{V2}/requests.xml", headers={"Accept-Language": "en"})
+    answer = await spec_errors(request, broken)
+    assert isinstance(answer, web.Response) and answer.status == 500 and answer.text
+    root = ET.fromstring(answer.text)
+    assert root.tag == "errors" and root[0][0].text == "500"
+    assert "server failed" in (root[0][1].text or "")
+    request = make_mocked_request("GET", f"{V2}/requests.json")
+    answer = await spec_errors(request, broken)
+    assert isinstance(answer, web.Response) and answer.text
+    assert answer.status == 500 and json.loads(answer.text)[0]["code"] == 500
+    with pytest.raises(RuntimeError):  # outside the endpoint aiohttp answers as before
+        await spec_errors(make_mocked_request("GET", "/cek"), broken)
+
+
+async def test_a_zone_offset_whose_plus_was_not_encoded_is_still_read(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    # "start_date=2026-12-05T09:00:00+07:00" typed into a query unencoded reaches the server as
+    # "...09:00:00 07:00" (a "+" in a query is a space): it was refused with 400, although
+    # every Indonesian zone (WIB +07, WITA +08, WIT +09) is written with a "+".
+    clock = FixedClock(datetime(2026, 12, 5, 2, 30, tzinfo=UTC))  # 09:30 WIB
+    gateway = bootstrap.build(web_settings(settings), clock=clock)
+    try:
+        client = await aiohttp_client(bootstrap.build_app(gateway))
+        filed = await client.post(f"{V2}/requests.json", data=EXAMPLE_BODY, headers=FORM)
+        assert filed.status == 200, await filed.text()
+        [created] = await filed.json()
+        for start, found in (("09:00:00+07:00", 1), ("10:00:00+07:00", 0),
+                             ("09:00+0700", 1), ("10:00+08", 1)):
+            resp = await client.get(f"{V2}/requests.json?start_date=2026-12-05T{start}")
+            answer = await resp.json()
+            assert resp.status == 200, (start, answer)
+            assert [r["service_request_id"] for r in answer] == (
+                [created["service_request_id"]] * found
+            ), start
+        resp = await client.get(f"{V2}/requests.json?end_date=2026-12-05T09:00:00+07:00")
+        assert resp.status == 200 and await resp.json() == []
+        resp = await client.get(f"{V2}/requests.json?start_date=2026-12-05 09:00:00 07:00")
+        assert resp.status == 400  # no "T": not a W3C date-time, with or without the "+"
+    finally:
+        await gateway.close()

@@ -125,3 +125,48 @@ def test_schemathesis_finds_no_server_error_and_answers_as_documented(served: st
         check()
         ran += 1
     assert ran == sum(len(ops) for ops in document()["paths"].values())
+
+
+def _resolved(doc: dict[str, object], response: dict[str, object]) -> dict[str, object]:
+    ref = response.get("$ref")
+    if not isinstance(ref, str):
+        return response
+    node: object = doc
+    for key in ref.removeprefix("#/").split("/"):
+        assert isinstance(node, dict)
+        node = node[key]
+    assert isinstance(node, dict)
+    return node
+
+
+def test_every_error_answer_is_documented_in_its_format_and_says_when_to_retry() -> None:
+    # The 429 and 503 answers carry Retry-After, which the document did not name: a client
+    # generated from it could not know to read it. Every error of /api/v1 is a problem
+    # document, every error of /open311/v2 the spec's error list in the path's format.
+    doc = document()
+    seen = 0
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            for status, response in op["responses"].items():
+                if int(status) < 400:
+                    continue
+                answer = _resolved(doc, response)
+                content = answer["content"]
+                assert isinstance(content, dict)
+                where = (method, path, status)
+                if path.startswith("/api/"):
+                    assert list(content) == ["application/problem+json"], where
+                elif path.startswith("/open311/"):
+                    fmt = "application/json" if path.endswith(".json") else "text/xml"
+                    assert list(content) == [fmt], where
+                    if fmt == "application/json":
+                        schema = content[fmt]["schema"]
+                        assert schema == {"$ref": "#/components/schemas/Open311Errors"}, where
+                if status in ("429", "503"):
+                    headers = answer.get("headers")
+                    assert isinstance(headers, dict) and "Retry-After" in headers, where
+                    seen += 1
+    assert seen >= 10  # the API's and Open311's 429 and 503 answers
+    problem = doc["components"]["schemas"]["Problem"]
+    assert {"type", "title", "status", "detail"} <= set(problem["required"])
+    assert "field" in problem["properties"]  # named on a refused part or file

@@ -60,7 +60,7 @@ async def test_the_form_answers_503_and_keeps_what_was_typed(
     fd.add_field("lampiran", png("jalan"), filename="jalan.png", content_type="image/png")
     resp = await client.post("/", data=fd)
     html = await resp.text()
-    assert resp.status == 503
+    assert resp.status == 503 and resp.headers.get("Retry-After") == "5"  # as the API's
     assert 'id="lampiran-err"' in html and "Coba kirim lagi" in html
     assert 'value="Jalan berlubang"' in html and "Jalan Siliwangi rusak" in html
     assert await gw.intake.count_complaints() == 0

@@ -1354,3 +1354,171 @@ async def test_api_json_errors_speak_the_clients_language_not_pythons(
     assert en_detail.startswith("invalid JSON") and en_words in en_detail, en_detail
     assert re.search(r"\d", indonesian) and re.search(r"\d", en_detail)  # where it went wrong
     assert not re.search(r"\b(the|is|at|line|column)\b", indonesian), indonesian
+
+
+# ---- what aiohttp answers by itself ---------------------------------------------------------
+
+NOT_GZIP = {"Content-Encoding": "gzip", "Connection": "close"}  # a body that does not decode
+
+
+async def test_what_the_server_answers_by_itself_under_the_api_is_a_problem_document(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    # No such resource, a method the resource does not take, a body over http.client_max_size:
+    # aiohttp answered these in text/plain ("405: Method Not Allowed"), in English, which no
+    # client of the API reads as a problem document.
+    gateway = bootstrap.build(with_section(web_settings(settings), "http", client_max_size=4096))
+    try:
+        client = await aiohttp_client(bootstrap.build_app(gateway))
+        json_type = {"Content-Type": "application/json"}
+        big = json.dumps({"body": "a" * 5000}).encode()
+        cases: list[tuple[str, str, dict[str, str], bytes | None, int, str | None]] = [
+            ("GET", "/api/v1/tidak-ada", {}, None, 404, None),
+            ("GET", "/api/v1", {}, None, 404, None),
+            ("GET", "/api/v1/complaints/ABCDEFGH2/notes", {}, None, 404, None),
+            ("GET", "/api/v1/complaints", {}, None, 405, "POST"),
+            ("PUT", "/api/v1/complaints", json_type, b"{}", 405, "POST"),
+            ("DELETE", "/api/v1/complaints/ABCDEFGH2", {}, None, 405, "GET,HEAD"),
+            ("POST", "/api/v1/openapi.json", json_type, b"{}", 405, "GET,HEAD"),
+            ("POST", "/api/v1/complaints", json_type, big, 413, None),
+        ]
+        for method, path, headers, body, status, allow in cases:
+            for lang, title in (("id", TITLE_ID[status]), ("en", TITLE_EN[status])):
+                resp = await client.request(
+                    method, path, data=body, headers={**headers, "Accept-Language": lang}
+                )
+                problem = await resp.json(content_type=None)
+                where = (method, path, lang, problem)
+                assert resp.status == status, where
+                assert resp.content_type == "application/problem+json", where
+                assert resp.headers["Content-Language"] == lang, where
+                assert problem["status"] == status and problem["title"] == title, where
+                assert problem["type"] == "about:blank" and problem["detail"], where
+                assert resp.headers.get("Allow") == allow, where
+                if lang == "en":
+                    assert not INDONESIAN.search(problem["detail"]), where
+                elif allow:
+                    assert f"Metode {method} tidak dapat dipakai" in problem["detail"], where
+        over = await client.post("/api/v1/complaints", data=big, headers=json_type)
+        assert "4096" in (await over.json())["detail"]  # the limit a client has to keep to
+        assert await gateway.intake.count_complaints() == 0
+        outside = await client.get("/tidak-ada")  # only the API answers with problems
+        assert outside.status == 404 and outside.content_type != "application/problem+json"
+    finally:
+        await gateway.close()
+
+
+TITLE_ID = {404: "Tidak ditemukan", 405: "Metode tidak diizinkan",
+            413: "Kiriman terlalu besar", 400: "Permintaan tidak valid"}
+TITLE_EN = {404: "Not Found", 405: "Method Not Allowed", 413: "Content Too Large",
+            400: "Bad Request"}
+
+
+async def test_a_body_that_cannot_be_decoded_is_a_bad_request_not_a_server_error(
+    gw: bootstrap.Gateway, aiohttp_client: Client
+) -> None:
+    # "Content-Encoding: gzip" over a body that is not gzip: reading it raised aiohttp's
+    # RequestPayloadError, which no route caught, and the answer was "500 Internal Server
+    # Error" (the API's JSON and multipart, Open311, the form).
+    client = await aiohttp_client(bootstrap.build_app(gw))
+    for content_type, body in (
+        ("application/json", json.dumps({"body": "Jalan rusak"}).encode()),
+        ("multipart/form-data; boundary=xx", b"--xx\r\n"),
+    ):
+        for lang in ("id", "en"):
+            resp = await client.post(
+                "/api/v1/complaints", data=body,
+                headers={**NOT_GZIP, "Content-Type": content_type, "Accept-Language": lang},
+            )
+            problem = await resp.json(content_type=None)
+            assert resp.status == 400 and resp.content_type == "application/problem+json"
+            assert problem["status"] == 400 and "Content-Encoding" in problem["detail"]
+            assert ("tidak dapat dibaca" in problem["detail"]) == (lang == "id"), problem
+    token = csrf_token(await (await client.get("/")).text())
+    for content_type, body in (
+        ("application/x-www-form-urlencoded", f"csrf={token}&isi=Jalan+rusak".encode()),
+        ("multipart/form-data; boundary=xx", b"--xx\r\n"),
+    ):
+        form = await client.post(
+            "/", data=body, headers={**NOT_GZIP, "Content-Type": content_type}
+        )
+        html = await form.text()
+        assert form.status == 400 and form.content_type == "text/html", html[:200]
+        assert 'role="alert">Isi permintaan tidak dapat dibaca' in html and csrf_token(html)
+    assert await gw.intake.count_complaints() == 0
+
+
+async def test_an_unexpected_failure_of_the_api_is_a_problem_document() -> None:
+    # A handler's bug was aiohttp's "500 Internal Server Error" in text/plain.
+    from aiohttp import web
+    from aiohttp.test_utils import make_mocked_request
+
+    from channels.web.routes import api_errors
+
+    async def broken(request: web.Request) -> web.StreamResponse:
+        raise RuntimeError("bug")
+
+    for lang, title in (("id", "Galat server"), ("en", "Internal Server Error")):
+        request = make_mocked_request(
+            "GET", "/api/v1/complaints/ABCDEFGH2", headers={"Accept-Language": lang}
+        )
+        answer = await api_errors(request, broken)
+        assert isinstance(answer, web.Response) and answer.text
+        assert answer.status == 500 and answer.content_type == "application/problem+json"
+        problem = json.loads(answer.text)
+        assert problem["status"] == 500 and problem["title"] == title and problem["detail"]
+    with pytest.raises(RuntimeError):  # outside the API aiohttp answers as before
+        await api_errors(make_mocked_request("GET", "/cek"), broken)
+
+
+@pytest.mark.parametrize(
+    ("accept_language", "expected"),
+    [
+        ("", "id"),
+        ("en", "en"),
+        ("en-GB,en;q=0.8", "en"),
+        ("id-ID,id;q=0.9,en-US;q=0.8,en;q=0.7", "id"),
+        # Only the first tag was looked at: a client that reads French, then English, got
+        # Indonesian; one that refuses English (q=0) or weighs it below Indonesian got English.
+        ("fr-FR, en;q=0.9", "en"),
+        ("en;q=0", "id"),
+        ("en;q=0.5, id", "id"),
+        ("id;q=0.5, en", "en"),
+        ("*", "id"),
+        ("en;q=abc, id;q=0.1", "id"),  # an unreadable weight: not taken
+        ("EN-us", "en"),
+        ("id, en", "id"),  # equal weights: the first
+    ],
+)
+def test_the_answers_language_follows_the_clients_weights(
+    accept_language: str, expected: str
+) -> None:
+    from aiohttp.test_utils import make_mocked_request
+
+    from channels.web.open311 import _lang as open311_lang
+    from channels.web.routes import api_lang
+
+    request = make_mocked_request("GET", "/", headers={"Accept-Language": accept_language})
+    assert http.answer_language(request) == expected
+    assert api_lang(request) == open311_lang(request) == expected
+
+
+async def test_a_form_over_the_servers_size_limit_is_the_form_again_not_plain_text(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    # A urlencoded form body over http.client_max_size was aiohttp's text/plain "Maximum
+    # request body size 4096 exceeded.", in English, with no way back to the form.
+    gateway = bootstrap.build(with_section(web_settings(settings), "http", client_max_size=4096))
+    try:
+        client = await aiohttp_client(bootstrap.build_app(gateway))
+        token = csrf_token(await (await client.get("/")).text())
+        body = {**FORM, "csrf": token, "isi": "x" * 5000}
+        for path, words in (("/", "Isian formulir terlalu besar"),
+                            ("/?lang=en", "The form is too large")):
+            resp = await client.post(path, data=body, headers={"Connection": "close"})
+            html = await resp.text()
+            assert resp.status == 413 and resp.content_type == "text/html", html[:200]
+            assert f'role="alert">{words}' in html and csrf_token(html)
+        assert await gateway.intake.count_complaints() == 0
+    finally:
+        await gateway.close()
