@@ -18,7 +18,7 @@ from typing import Literal
 from urllib.parse import urlencode
 
 from channels.fields import Message
-from channels.web.form import LIMITS
+from channels.web.form import LIMITS, MIN_BODY
 from channels.web.kept import FIELD as KEPT_FIELD
 
 Lang = Literal["id", "en"]
@@ -40,28 +40,49 @@ T: Mapping[str, tuple[str, str]] = {
         "Please report only what is true. False reports and hoaxes may be punished under "
         "Indonesian law (the ITE Law). Reports that cannot be verified are archived.",
     ),
-    "judul": ("Judul laporan", "Title"),
-    "isi": ("Isi laporan", "What happened"),
+    "judul": ("Judul laporan (wajib)", "Title (required)"),
+    "isi": (f"Isi laporan (wajib, paling sedikit {MIN_BODY} karakter)",
+            f"What happened (required, at least {MIN_BODY} characters)"),
     "klasifikasi": ("Klasifikasi", "Classification"),
     "pengaduan": ("Pengaduan", "Complaint"),
     "aspirasi": ("Aspirasi", "Aspiration"),
     "permintaan-informasi": ("Permintaan informasi", "Request for information"),
-    "tanggal": ("Tanggal kejadian", "Date it happened"),
-    "lokasi": ("Lokasi kejadian", "Where it happened"),
+    "tanggal": ("Tanggal kejadian (tidak wajib)", "Date it happened (optional)"),
+    "lokasi": ("Lokasi kejadian (tidak wajib)", "Where it happened (optional)"),
     "instansi": ("Instansi tujuan (tidak wajib)", "Agency concerned (optional)"),
-    "lampiran": ("Lampiran (foto JPEG/PNG atau PDF, boleh lebih dari satu)",
-                 "Attachments (JPEG/PNG photos or PDF, several allowed)"),
+    "lampiran": ("Lampiran (tidak wajib): foto JPEG/PNG atau PDF, boleh lebih dari satu",
+                 "Attachments (optional): JPEG/PNG photos or PDF, several allowed"),
+    "lampiran_limits": ("paling banyak {n} berkas, masing-masing paling besar {size}",
+                        "at most {n} files of at most {size} each"),
     "identity": ("Identitas pelapor", "About you"),
-    "nama": ("Nama lengkap", "Full name"),
+    "nama": ("Nama lengkap (wajib, kecuali Anda memilih Anonim)",
+             "Full name (required, unless you choose Anonymous)"),
     "nik": ("NIK (16 angka, tidak wajib)", "NIK, national ID number (16 digits, optional)"),
+    "kontak": ("Isi nomor HP atau e-mail (paling sedikit salah satu) agar kami dapat "
+               "mengabarkan tindak lanjut laporan Anda.",
+               "Give a mobile number or an e-mail address (at least one) so that we can tell "
+               "you what happens to your report."),
     "hp": ("Nomor HP", "Mobile number"),
     "email": ("E-mail", "E-mail"),
-    "anonim": ("Anonim: nama saya tidak ditampilkan kepada instansi",
-               "Anonymous: the agency does not see my name"),
+    "anonim": ("Anonim: identitas saya tidak ditampilkan kepada instansi",
+               "Anonymous: the agency does not see who I am"),
+    "anonim_note": ("Nama, NIK, nomor HP dan e-mail Anda tidak diperlihatkan kepada instansi; "
+                    "admin LAPOR! tetap dapat menghubungi Anda. Jika dicentang, nama boleh "
+                    "dikosongkan.",
+                    "Your name, NIK, phone number and e-mail are not shown to the agency; LAPOR! "
+                    "administrators can still contact you. When ticked, you may leave your name "
+                    "empty."),
     "rahasia": ("Rahasia: isi laporan tidak dipublikasikan",
                 "Confidential: the report is never published"),
+    "rahasia_note": ("Isi laporan Anda tidak ditampilkan kepada umum. Instansi yang "
+                     "menanganinya tetap dapat membacanya.",
+                     "Your report is not shown to the public. The agency handling it can still "
+                     "read it."),
     "submit": ("Kirim laporan", "Send report"),
-    "errors": ("Periksa kembali isian yang ditandai.", "Please check the marked fields."),
+    "not_sent": ("Laporan belum terkirim", "Report not sent"),
+    # The date as a browser without a date picker (Opera Mini) lets it be typed: day first.
+    "date_format": ("HH/BB/TTTT", "DD/MM/YYYY"),
+    "errors": ("Periksa kembali isian yang ditandai:", "Please check the marked fields:"),
     "receipt_title": ("Laporan Anda telah diterima", "Your report has been received"),
     "your_id": ("Nomor pelacakan Anda", "Your tracking ID"),
     "keep_id": ("Simpan nomor ini untuk memantau laporan Anda.",
@@ -120,22 +141,31 @@ KIND_LABEL = {"pengaduan": "pengaduan", "aspirasi": "aspirasi", "informasi": "pe
 CSS = """
 *{box-sizing:border-box}body{margin:0;font:16px/1.5 system-ui,sans-serif;color:#1a1a1a;
 background:#f4f5f7;overflow-wrap:break-word}header{background:#b71c1c;color:#fff;
-padding:.75rem 1rem;display:flex;
+padding:.25rem 1rem;display:flex;
 justify-content:space-between;align-items:center}header a{color:#fff}main{max-width:40rem;
 margin:0 auto;padding:1rem}h1{font-size:1.35rem}label{display:block;font-weight:600;
 margin:.9rem 0 .25rem}input[type=text],input[type=email],input[type=tel],input[type=date],
-select,textarea{width:100%;padding:.6rem;font-size:1rem;border:1px solid #888;border-radius:4px}
-textarea{min-height:8rem}.check label{display:inline;font-weight:400}.check{margin:.6rem 0}
+select,textarea{width:100%;min-height:2.75rem;padding:.6rem;font-size:1rem;border:1px solid #888;
+border-radius:4px}textarea{min-height:8rem}
+header a,.nav a{display:inline-block;min-height:2.75rem;padding:.6rem 0}
+.alert li a{display:block;min-height:2.75rem;padding:.6rem 0}
+input[type=file]{width:100%;min-height:2.75rem;font-size:1rem}
+input[type=file]::file-selector-button{min-height:2.75rem;padding:0 .8rem;font-size:1rem}
+.check{display:flex;align-items:flex-start;gap:.6rem;margin:.3rem 0}
+.check input{flex:none;width:1.5rem;height:1.5rem;margin:.6rem 0}.check label{flex:1;
+min-width:0;font-weight:400;margin:0;padding:.6rem 0;min-height:2.75rem}
+.check+.note{margin:0 0 .6rem 2.1rem}#kontak-note{margin-top:1rem}
 .err{color:#b00020;font-size:.9rem;margin:.2rem 0}.invalid{border-color:#b00020!important}
 .hoax{background:#fff4e5;border-left:4px solid #e65100;padding:.6rem .8rem}
 .alert{background:#fdecea;border-left:4px solid #b00020;padding:.6rem .8rem}
+.alert p{margin:0}.alert ul{margin:.2rem 0 0;padding-left:1.2rem}
 button{margin-top:1.2rem;width:100%;padding:.8rem;font-size:1.1rem;background:#b71c1c;
 color:#fff;border:0;border-radius:4px}button.lang{margin-top:.75rem;font-size:1rem;
 background:#fff;color:#b71c1c;border:2px solid #b71c1c}.sms{white-space:nowrap}
 .hint{background:#fff4e5;border-left:4px solid #e65100;padding:.4rem .6rem;font-size:.9rem}
 .tid{font:700 2.4rem/1.2 ui-monospace,monospace;
 letter-spacing:.08em;background:#fff;border:2px dashed #b71c1c;padding:1rem;text-align:center;
-white-space:nowrap}
+white-space:nowrap;-webkit-user-select:all;user-select:all}
 fieldset{border:1px solid #ccc;border-radius:4px;margin-top:1rem;min-width:0}.note{font-size:.9rem;
 color:#444;margin:.2rem 0}dl{background:#fff;
 padding:1rem}dt{font-weight:600}
@@ -184,19 +214,23 @@ def page(title: str, body: str, lang: Lang, switch_to: str | None) -> str:
     )
 
 
-def _invalid(name: str, err: Message | None) -> str:
-    """A wrong field's marks: red, invalid, and its message (``{name}-err``) read with it."""
-    return f' class="invalid" aria-invalid="true" aria-describedby="{name}-err"' if err else ""
+def _invalid(name: str, err: Message | None, notes: Sequence[str] = ()) -> str:
+    """A wrong field's marks: red, invalid, and its message (``{name}-err``) read with it, then
+    the ``notes`` (ids of texts that explain the field) that are read with it always."""
+    described = " ".join([f"{name}-err"] * bool(err) + list(notes))
+    return (' class="invalid" aria-invalid="true"' if err else "") + (
+        f' aria-describedby="{described}"' if described else ""
+    )
 
 
 def _input(
     name: str, kind: str, lang: Lang, values: Mapping[str, str],
-    errors: Mapping[str, Message], extra: str = "",
+    errors: Mapping[str, Message], extra: str = "", notes: Sequence[str] = (),
 ) -> str:
     err = errors.get(name)
     if name in LIMITS:  # the browser stops at the length the form's validation allows
         extra = f' maxlength="{LIMITS[name]}"{extra}'
-    marks = _invalid(name, err)
+    marks = _invalid(name, err, notes)
     field = (
         f'<textarea id="{name}" name="{name}"{marks}{extra}>'
         f"{escape(values.get(name, ''))}</textarea>"
@@ -218,6 +252,8 @@ def form_page(
     *,
     today: date | None = None,
     reattach: Sequence[str] = (),
+    max_files: int | None = None,
+    max_file_size: int | None = None,
 ) -> str:
     """The citizen form, with the typed values and a message next to each wrong field.
 
@@ -225,6 +261,8 @@ def form_page(
     checkboxes, so that they are sent again without being uploaded again. ``today`` is the
     latest date the date it happened may be (the date input's ``max``); ``reattach`` names the
     files chosen before a language switch, which were not taken and must be chosen again.
+    ``max_files`` and ``max_file_size`` (bytes), when given, are told by the attachment field,
+    so that nobody sends a photo over a slow connection only to have it refused.
     """
     values = values or {}
     errors = errors or {}
@@ -243,12 +281,7 @@ def form_page(
             f'<p class="note hint" id="lampiran-note">'
             f'{escape(t("switch_files", lang, names=names))}</p>'
         )
-    described = " ".join(
-        i for i, shown in (("lampiran-err", l_err), ("lampiran-note", l_note)) if shown
-    )
-    l_marks = (' class="invalid" aria-invalid="true"' if l_err else "") + (
-        f' aria-describedby="{described}"' if described else ""
-    )
+    l_marks = _invalid("lampiran", l_err, ["lampiran-note"] if l_note else [])
     other = _other(lang)
     switch = (
         f'<button type="submit" id="{SWITCH_ID}" class="lang" name="{SWITCH}" value="{other}" '
@@ -257,17 +290,17 @@ def form_page(
     )
 
     def box(name: str) -> str:
+        # What the choice means, in plain words, under the box and read with it.
         checked = " checked" if values.get(name) else ""
         return (
-            f'<div class="check"><input type="checkbox" id="{name}" name="{name}" value="1"'
-            f'{checked}> <label for="{name}">{t(name, lang)}</label></div>'
+            f'<div class="check"><input type="checkbox" aria-describedby="{name}-note" '
+            f'id="{name}" name="{name}" value="1"{checked}> '
+            f'<label for="{name}">{t(name, lang)}</label></div>'
+            f'<p class="note" id="{name}-note">{t(f"{name}_note", lang)}</p>'
         )
 
-    top = ""
-    if alert:
-        top = f'<p class="alert" role="alert">{escape(alert)}</p>'
-    elif errors:
-        top = f'<p class="alert" role="alert">{t("errors", lang)}</p>'
+    top = f'<p class="alert" role="alert">{escape(alert)}</p>' if alert else ""
+    top += _summary(errors, lang, role="" if alert else ' role="alert"')
     body = (
         f'<h1>{t("form_title", lang)}</h1><p class="hoax" role="note">{t("hoax", lang)}</p>{top}'
         f'<form method="post" action="/{_q(lang)}" enctype="multipart/form-data" novalidate>'
@@ -279,11 +312,12 @@ def form_page(
         f"{options}</select>"
         + (f'<p class="err" id="klasifikasi-err">{escape(msg(k_err, lang))}</p>' if k_err else "")
         + _input("tanggal", "date", lang, values, errors,
-                 f' max="{today.isoformat()}"' if today else "")
+                 (f' max="{today.isoformat()}"' if today else "")
+                 + f' placeholder="{t("date_format", lang)}"')
         + _input("lokasi", "text", lang, values, errors)
         + _input("instansi", "text", lang, values, errors)
         + _kept(kept, lang)
-        + f'<label for="lampiran">{t("lampiran", lang)}</label>'
+        + f'<label for="lampiran">{_attachment_label(lang, max_files, max_file_size)}</label>'
         '<input type="file" id="lampiran" name="lampiran" multiple '
         f'accept="image/jpeg,image/png,application/pdf"{l_marks}>'
         + (f'<p class="err" id="lampiran-err">{escape(msg(l_err, lang))}</p>' if l_err else "")
@@ -291,14 +325,72 @@ def form_page(
         + f'<fieldset><legend>{t("identity", lang)}</legend>'
         + _input("nama", "text", lang, values, errors, ' autocomplete="name"')
         + _input("nik", "text", lang, values, errors, ' inputmode="numeric"')
-        + _input("hp", "tel", lang, values, errors, ' autocomplete="tel"')
-        + _input("email", "email", lang, values, errors, ' autocomplete="email"')
+        # One of the two is required: said before them, and read with each.
+        + f'<p class="note" id="kontak-note">{t("kontak", lang)}</p>'
+        + _input("hp", "tel", lang, values, errors, ' autocomplete="tel"', ["kontak-note"])
+        + _input("email", "email", lang, values, errors, ' autocomplete="email"',
+                 ["kontak-note"])
         + box("anonim")
         + box("rahasia")
         + f'</fieldset><button type="submit">{t("submit", lang)}</button>{switch}</form>'
-        f'<p><a href="/cek{_q(lang)}">{t("check_link", lang)}</a></p>'
+        f'<p class="nav"><a href="/cek{_q(lang)}">{t("check_link", lang)}</a></p>'
     )
-    return page(t("site", lang), body, lang, None)
+    # The page's title is the first thing a screen reader says of it: a form sent back says it
+    # was not sent before anything else.
+    title = f'{t("not_sent", lang)} — {t("site", lang)}' if alert or errors else t("site", lang)
+    return page(title, body, lang, None)
+
+
+# The fields in the order the form shows them, with the name the error summary gives each.
+SUMMARY_NAMES: Mapping[str, tuple[str, str]] = {
+    "judul": ("Judul laporan", "Title"),
+    "isi": ("Isi laporan", "What happened"),
+    "klasifikasi": ("Klasifikasi", "Classification"),
+    "tanggal": ("Tanggal kejadian", "Date it happened"),
+    "lokasi": ("Lokasi kejadian", "Where it happened"),
+    "instansi": ("Instansi tujuan", "Agency concerned"),
+    "lampiran": ("Lampiran", "Attachments"),
+    "nama": ("Nama lengkap", "Full name"),
+    "nik": ("NIK", "NIK"),
+    "hp": ("Nomor HP", "Mobile number"),
+    "email": ("E-mail", "E-mail"),
+}
+
+
+def _summary(errors: Mapping[str, Message], lang: Lang, role: str) -> str:
+    """The list of what is wrong, on top of the form: each message a link to its field, so a
+    citizen at the top of a long page (or a screen reader) finds every one of them."""
+    if not errors:
+        return ""
+    order = [n for n in SUMMARY_NAMES if n in errors]
+    order += [n for n in errors if n not in SUMMARY_NAMES]
+    items = "".join(
+        f'<li><a href="#{escape(name)}">'
+        f"{escape(msg(SUMMARY_NAMES.get(name, (name, name)), lang))}: "
+        f"{escape(msg(errors[name], lang))}</a></li>"
+        for name in order
+    )
+    return (
+        f'<div class="alert" id="error-summary"{role}><p>{t("errors", lang)}</p>'
+        f"<ul>{items}</ul></div>"
+    )
+
+
+def _attachment_label(lang: Lang, max_files: int | None, max_file_size: int | None) -> str:
+    """The attachment field's label, with the limits when they are known."""
+    label = t("lampiran", lang)
+    if max_files is None or max_file_size is None:
+        return label
+    size = size_text(max_file_size, lang)
+    return f'{label}; {t("lampiran_limits", lang, n=max_files, size=size)}'
+
+
+def size_text(size: int, lang: Lang) -> str:
+    """``5 MB``, ``1,5 MB`` (Indonesian decimal comma) or ``48 KB``."""
+    if size < 1_048_576:
+        return f"{max(1, size // 1024)} KB"
+    number = f"{size / 1_048_576:.1f}".removesuffix(".0")
+    return f'{number.replace(".", ",") if lang == "id" else number} MB'
 
 
 def _switch_action(target: Lang) -> str:
@@ -335,11 +427,19 @@ def receipt_page(lang: Lang, tracking_display: str) -> str:
         f'<p>{t("keep_id", lang)}</p><h2>{t("next", lang)}</h2><ol>'
         f'<li>{t("next_verify", lang)}</li>'
         f"<li>{_follow(lang, tracking_display)}</li></ol>"
-        f'<p><a href="/cek{_q(lang) or "?"}{"&" if lang == "en" else ""}id='
-        f'{escape(tracking_display)}">{t("check_link", lang)}</a> · '
-        f'<a href="/{_q(lang)}">{t("new_report", lang)}</a></p>'
+        f'<p class="nav"><a href="{escape(_check_url(lang, tracking_display))}">'
+        f'{t("check_link", lang)}</a> · <a href="/{_q(lang)}">{t("new_report", lang)}</a></p>'
     )
-    return page(t("receipt_title", lang), body, lang, "/" if lang == "en" else "/?lang=en")
+    # The receipt is the answer to a post and cannot be fetched again: the other language is
+    # the status page of the same report, which shows its tracking ID (the empty form would
+    # take it off the screen).
+    return page(t("receipt_title", lang), body, lang, _check_url(_other(lang), tracking_display))
+
+
+def _check_url(lang: Lang, tracking_display: str) -> str:
+    """The status page of one report, in ``lang``."""
+    query = {"lang": "en", "id": tracking_display} if lang == "en" else {"id": tracking_display}
+    return f"/cek?{urlencode(query)}"
 
 
 # The routing core's statuses (contract/complaint-status.v1.schema.json) as the status page
@@ -391,13 +491,17 @@ def check_page(
             + f'<dt>{t("kind", lang)}</dt><dd>{escape(result["kind"])}</dd></dl>'
         )
     lang_field = '<input type="hidden" name="lang" value="en">' if lang == "en" else ""
+    # An ID not found is the field's error: marked on it and read with it.
+    marks = ""
+    if not_found and not alert:
+        marks = ' class="invalid" aria-invalid="true" aria-describedby="not-found"'
     body = (
         f'<h1>{t("check_title", lang)}</h1><form method="get" action="/cek">{lang_field}'
         f'<label for="id">{t("check_label", lang)}</label>'
         f'<input type="text" id="id" name="id" value="{escape(typed)}" '
-        'autocapitalize="characters" placeholder="K7QM-4XRT9">'
+        f'autocapitalize="characters" placeholder="K7QM-4XRT9"{marks}>'
         f'<button type="submit">{t("check_button", lang)}</button></form>{out}'
-        f'<p><a href="/{_q(lang)}">{t("new_report", lang)}</a></p>'
+        f'<p class="nav"><a href="/{_q(lang)}">{t("new_report", lang)}</a></p>'
     )
     # The other language keeps the ID typed (a link cannot carry what the form holds).
     switch_to = "/cek" if lang == "en" else "/cek?lang=en"

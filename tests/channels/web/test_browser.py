@@ -3,7 +3,8 @@
 The gateway runs with aiohttp's AppRunner on a free port; the browser fills the form with a
 photo, submits, reads the tracking ID on the receipt, looks it up on /cek, and the test reads the
 complaint from RabbitMQ. A citizen halfway through the form switches it to English and keeps
-what was typed. With ``SCREENSHOTS=1`` it writes the screenshots
+what was typed. On phones 320 and 360 px wide every page fits the screen, every control is big
+enough to tap and no text is too small. With ``SCREENSHOTS=1`` it writes the screenshots
 ``docs/web-form.png``, ``docs/web-receipt.png`` and ``docs/web-form-kept.png`` (an error, the
 photo kept) (a normal run leaves the committed ones alone).
 """
@@ -134,14 +135,15 @@ async def test_invalid_nik_is_explained_and_the_typed_text_kept(
     assert await gateway.intake.count_complaints() == 0
 
 
+@pytest.mark.parametrize("address", ["/", "/?lang=en"])
 async def test_a_photo_too_big_is_refused_and_the_typed_text_kept(
-    settings: Settings, page: object, tmp_path: Path
+    settings: Settings, page: object, tmp_path: Path, address: str
 ) -> None:
     p = page
     photo = tmp_path / "besar.jpg"
     photo.write_bytes(make_exif_jpeg(-6.7612, 108.4801, b"\x00" * 200_000))
     async with running(web_settings(settings, max_attachment_size=50_000)) as (base, gateway):
-        await p.goto(base + "/")  # type: ignore[attr-defined]
+        await p.goto(base + address)  # type: ignore[attr-defined]
         await fill(p, NIK, photo)
         await p.fill("#email", "siti@contoh.id")  # type: ignore[attr-defined]
         await p.check("#rahasia")  # type: ignore[attr-defined]
@@ -153,6 +155,11 @@ async def test_a_photo_too_big_is_refused_and_the_typed_text_kept(
                              ("#isi", "Jalan Siliwangi depan pasar berlubang besar.")):
             assert await p.input_value(field) == typed  # type: ignore[attr-defined]
         assert await p.is_checked("#rahasia")  # type: ignore[attr-defined]
+        # In the language it was filled in, the summary on top leading to the attachment.
+        lang = "en" if "lang=en" in address else "id"
+        assert await p.get_attribute("html", "lang") == lang  # type: ignore[attr-defined]
+        summary = await p.inner_text("#error-summary a[href='#lampiran']")  # type: ignore[attr-defined]
+        assert summary.startswith("Attachments: " if lang == "en" else "Lampiran: ")
         assert await gateway.intake.count_complaints() == 0
 
 
@@ -272,3 +279,91 @@ async def test_switching_the_form_to_english_keeps_what_was_typed(
     assert "Your report has been received" in await p.inner_text("main")  # type: ignore[attr-defined]
     assert tracking.normalize((await p.inner_text("#tracking-id")).strip())  # type: ignore[attr-defined]
     assert await gateway.intake.count_complaints() == 1
+
+
+# What a thumb and a tired eye need, on the page shown: the page no wider than the screen; every
+# control at least 44 px high (a checkbox at least 24 px, its label, which ticks it too, 44 px);
+# every field with a label; no text smaller than 14 px. What falls short, and the page's width.
+PHONE_FIT = """(() => {
+  const width = document.documentElement.clientWidth, short = [];
+  for (const e of document.querySelectorAll(
+      'a[href], button, input:not([type=hidden]), select, textarea')) {
+    const r = e.getBoundingClientRect(), name = e.id || e.textContent.trim();
+    if (r.right > width + 0.5) short.push('wider: ' + name);
+    if (e.labels && e.tagName !== 'BUTTON' && e.labels.length === 0) short.push('no label: ' + name);
+    if (e.type === 'checkbox') {
+      const label = document.querySelector('label[for="' + e.id + '"]').getBoundingClientRect();
+      if (r.width < 24 || r.height < 24 || label.height < 44) short.push('checkbox: ' + name);
+    } else if (r.height < 44 || r.width < 44) {
+      short.push('small: ' + name + ' ' + Math.round(r.width) + 'x' + Math.round(r.height));
+    }
+  }
+  for (const e of document.querySelectorAll('body *')) {
+    const text = [...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+    if (text && parseFloat(getComputedStyle(e).fontSize) < 14) short.push('tiny: ' + e.tagName);
+  }
+  return [short, document.documentElement.scrollWidth, width];
+})()"""
+
+
+async def fits_the_phone(p: Any) -> None:
+    short, scrolled, width = await p.evaluate(PHONE_FIT)
+    assert short == [] and scrolled == width, (short, scrolled, width)
+
+
+@pytest.fixture(params=[(320, 568), (360, 640)], ids=["320x568", "360x640"])
+async def phone(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[object]:
+    width, height = request.param
+    async with browser_page(tmp_path / "phone", width, height) as found:
+        yield found
+
+
+async def test_on_a_small_phone_every_page_fits_and_every_control_is_big_enough_to_tap(
+    served: tuple[str, bootstrap.Gateway], phone: object, tmp_path: Path
+) -> None:
+    base, _ = served
+    p: Any = phone
+    photo = tmp_path / "IMG_20261117_083015123_HDR_PORTRAIT_jalan_siliwangi.jpg"  # a phone's name
+    photo.write_bytes(street_photo(tmp_path).read_bytes())
+    await p.goto(base + "/")
+    await fits_the_phone(p)
+    # The hoax warning is read before anything is typed: whole on the first screen.
+    hoax = await p.evaluate("document.querySelector('.hoax').getBoundingClientRect().bottom")
+    assert hoax <= p.viewport_size["height"]
+    await fill(p, "3209014101900000", photo)
+    await p.fill("#isi", "pendek")
+    await p.click("button[type=submit]")
+    # Sent back: the summary on top names each wrong field and leads to it.
+    summary = p.locator("#error-summary a")
+    assert await summary.count() == 2
+    assert await summary.nth(0).get_attribute("href") == "#isi"
+    assert await summary.nth(1).get_attribute("href") == "#nik"
+    await fits_the_phone(p)
+    await summary.nth(1).click()
+    assert await p.evaluate("document.activeElement.id") == "nik"
+    await p.fill("#nik", NIK)
+    await p.fill("#isi", "Jalan Siliwangi depan pasar berlubang besar.")
+    await p.click("button[type=submit]")
+    shown = (await p.inner_text("#tracking-id")).strip()
+    await fits_the_phone(p)
+    lines, inside = await p.evaluate(  # the ID on one line, within its box
+        "(() => { const e = document.querySelector('#tracking-id'), r = document.createRange(),"
+        " s = getComputedStyle(e); r.selectNodeContents(e); return [r.getClientRects().length,"
+        " r.getBoundingClientRect().width <= e.clientWidth - parseFloat(s.paddingLeft)"
+        " - parseFloat(s.paddingRight)]; })()"
+    )
+    assert lines == 1 and inside
+    # A long press (a double click here) selects the whole ID to copy, not the half before or
+    # after its dash.
+    await p.dblclick("#tracking-id")
+    assert await p.evaluate("getSelection().toString()") == shown
+    # The receipt in English is the report's status in English: its ID still on the screen.
+    await p.click("header a")
+    await p.wait_for_selector("html[lang=en]")
+    assert await p.input_value("#id") == shown
+    assert "waiting for verification" in await p.inner_text("#status")
+    await fits_the_phone(p)
+    await p.fill("#id", "AAAA-BBBBB")
+    await p.click("button[type=submit]")
+    assert await p.get_attribute("#id", "aria-describedby") == "not-found"
+    await fits_the_phone(p)

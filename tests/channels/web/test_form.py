@@ -5,15 +5,23 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Literal
 
 import pytest
 
 from channels import dates
 from channels.web.csrf import CsrfSigner
 from channels.web.exif import jpeg_gps, make_exif_jpeg, sniff
-from channels.web.form import LIMITS, encode_submission, first_values, parse_form, validate
+from channels.web.form import (
+    LIMITS,
+    MIN_BODY,
+    encode_submission,
+    first_values,
+    parse_form,
+    validate,
+)
 from channels.web.kept import KeptFile, KeptFiles
-from channels.web.pages import check_page, form_page
+from channels.web.pages import check_page, form_page, receipt_page, size_text
 from gateway.domain import Attachment, Channel, Kind, RawInbound
 from gateway.errors import ParseError
 
@@ -279,3 +287,146 @@ def test_a_broken_stored_submission_is_refused_in_the_gateways_words(
     indonesian, english = info.value.reason.split(" / ", 1)
     assert words[0] in indonesian and words[1] in english, info.value.reason
     assert not re.search(r"codec|can't|bad query", info.value.reason)
+
+
+def test_the_error_summary_leads_to_each_wrong_field_in_the_forms_order() -> None:
+    errors = {"nik": ("NIK harus 16 angka.", "16 digits."), "judul": ("Judul wajib.", "Needed."),
+              "lampiran": ("Berkas <x>.gif ditolak.", "File <x>.gif refused.")}
+    html = form_page("id", "token", {}, errors)
+    summary = re.search(r'<div class="alert" id="error-summary" role="alert">(.*?)</div>', html)
+    assert summary, "a summary on top, read out when the page opens"
+    assert html.index('id="error-summary"') < html.index("<form")
+    links = re.findall(r'<li><a href="#([a-z]+)">([^<]*)</a></li>', summary.group(1))
+    assert links == [("judul", "Judul laporan: Judul wajib."),
+                     ("lampiran", "Lampiran: Berkas &lt;x&gt;.gif ditolak."),
+                     ("nik", "NIK: NIK harus 16 angka.")]
+    for name, _ in links:  # each link leads to a field of the form
+        assert re.search(rf'<(?:input|select|textarea)[^>]* id="{name}"', html), name
+    en = form_page("en", "token", {}, errors)
+    assert '<a href="#nik">NIK: 16 digits.</a>' in en and "Please check the marked fields" in en
+    # A message on top of its own (the form expired) keeps the summary, and one alert only.
+    expired = form_page("id", "token", {}, errors, alert="Formulir kedaluwarsa.")
+    assert expired.count('role="alert"') == 1 and 'id="error-summary"' in expired
+    assert 'id="error-summary"' not in form_page("id", "token", {"judul": "x"})
+
+
+def _label(html: str, name: str) -> str:
+    found = re.search(rf'<label for="{name}">([^<]+)</label>', html)
+    assert found, name
+    return found.group(1)
+
+
+@pytest.mark.parametrize(("lang", "required", "optional"),
+                         [("id", "(wajib", "tidak wajib"), ("en", "(required", "optional")])
+def test_every_field_says_whether_it_must_be_filled_as_the_validation_has_it(
+    lang: Literal["id", "en"], required: str, optional: str
+) -> None:
+    html = form_page(lang, "token")
+    optional_fields = ("tanggal", "lokasi", "instansi", "lampiran", "nik")
+    for name in ("judul", "isi", "nama"):
+        assert required in _label(html, name), name
+    for name in optional_fields:
+        assert optional in _label(html, name) and required not in _label(html, name), name
+    # What the labels say is what validation does: the optional ones may all be left empty...
+    filled = {k: v for k, v in first_values(FIELDS).items() if k not in optional_fields}
+    assert validate({**filled, "email": ""}, WHEN.date())[0] is not None
+    # ... the required ones may not (the name unless Anonymous is ticked), and the text of the
+    # report is as long as its label says.
+    least = re.search(r"(\d+)", _label(html, "isi"))
+    assert least and int(least.group(1)) == MIN_BODY
+    assert "isi" in validate({**filled, "isi": "x" * (MIN_BODY - 1)}, WHEN.date())[1]
+    assert validate({**filled, "isi": "x" * MIN_BODY}, WHEN.date())[0] is not None
+    for name in ("judul", "isi", "nama"):
+        assert name in validate({**filled, "anonim": "", name: ""}, WHEN.date())[1], name
+    # One of phone and e-mail: said before them and read with each.
+    note = re.search(r'<p class="note" id="kontak-note">([^<]+)</p>', html)
+    assert note and ("salah satu" in note.group(1) or "at least one" in note.group(1))
+    for name in ("hp", "email"):
+        tag = re.search(rf'<input [^>]*id="{name}"[^>]*>', html)
+        assert tag and 'aria-describedby="kontak-note"' in tag.group(0), name
+    assert "hp" in validate({**filled, "hp": "", "email": ""}, WHEN.date())[1]
+    # An error on one of them is read first, then the note.
+    wrong = form_page(lang, "token", errors={"hp": ("salah", "wrong")})
+    tag = re.search(r'<input [^>]*id="hp"[^>]*>', wrong)
+    assert tag and 'aria-describedby="hp-err kontak-note"' in tag.group(0)
+
+
+def test_the_privacy_choices_are_explained_in_plain_words_read_with_their_box() -> None:
+    for lang, agency in (("id", "instansi"), ("en", "agency")):
+        html = form_page(lang, "token", {"rahasia": "1"})  # type: ignore[arg-type]
+        for name in ("anonim", "rahasia"):
+            box = re.search(rf'<input type="checkbox" [^>]*id="{name}"[^>]*>', html)
+            assert box and f'aria-describedby="{name}-note"' in box.group(0), name
+            note = re.search(rf'<p class="note" id="{name}-note">([^<]+)</p>', html)
+            # Who does not see what: the agency still handles the report either way.
+            assert note and agency in note.group(1).lower(), (lang, name)
+        assert 'id="rahasia" name="rahasia" value="1" checked>' in html
+
+
+def test_the_receipts_other_language_shows_the_same_report_not_an_empty_form() -> None:
+    # The header's "English" led to the empty form: the tracking ID left the screen.
+    html = receipt_page("id", "K7QM-4XRT9")
+    assert '<a href="/cek?lang=en&amp;id=K7QM-4XRT9" hreflang="en" lang="en">English</a>' in html
+    en = receipt_page("en", "K7QM-4XRT9")
+    assert '<a href="/cek?id=K7QM-4XRT9" hreflang="id" lang="id">Bahasa Indonesia</a>' in en
+    assert '<a href="/cek?lang=en&amp;id=K7QM-4XRT9">Check a report' in en
+    assert '<a href="/cek?id=K7QM-4XRT9">Cek status laporan</a>' in html
+
+
+def test_a_tracking_id_not_found_is_marked_on_its_field() -> None:
+    html = check_page("id", "K7QM-4XRT8", not_found=True)
+    tag = re.search(r'<input type="text" id="id"[^>]*>', html)
+    assert tag and 'aria-invalid="true"' in tag.group(0)
+    assert 'aria-describedby="not-found"' in tag.group(0) and 'id="not-found"' in html
+    busy = check_page("id", "K7QM-4XRT8", alert="Layanan sedang sibuk.")
+    tag = re.search(r'<input type="text" id="id"[^>]*>', busy)
+    assert tag and "aria-invalid" not in tag.group(0)  # the service's fault, not the ID's
+
+
+def test_a_form_sent_back_says_in_its_title_that_the_report_was_not_sent() -> None:
+    # The title is what a screen reader says first of a new page; it was the same as the
+    # empty form's, so a refused post sounded like a fresh form.
+    def title(html: str) -> str:
+        found = re.search(r"<title>([^<]+)</title>", html)
+        assert found
+        return found.group(1)
+
+    assert title(form_page("id", "token")) == "LAPOR! — Layanan Aspirasi dan Pengaduan Online Rakyat"
+    wrong = form_page("id", "token", errors={"nik": ("salah", "wrong")})
+    assert title(wrong).startswith("Laporan belum terkirim — LAPOR!")
+    busy = form_page("en", "token", alert="The service is busy.")
+    assert title(busy).startswith("Report not sent — LAPOR!")
+
+
+def test_the_date_input_shows_the_format_to_type_where_there_is_no_date_picker() -> None:
+    # Opera Mini and old Android browsers show a text box: the placeholder tells the format
+    # the form takes (day first), the one its error message names.
+    for lang, shown in (("id", "HH/BB/TTTT"), ("en", "DD/MM/YYYY")):
+        tag = re.search(r'<input type="date"[^>]*>', form_page(lang, "token"))  # type: ignore[arg-type]
+        assert tag and f'placeholder="{shown}"' in tag.group(0)
+        _, errors = validate({**first_values(FIELDS), "tanggal": "kemarin"}, WHEN.date())
+        assert shown in errors["tanggal"][0 if lang == "id" else 1]
+        data, _ = validate({**first_values(FIELDS), "tanggal": "20/11/2026"}, WHEN.date())
+        assert data is not None and data.occurred_on == date(2026, 11, 20)
+
+
+def test_the_attachment_field_tells_the_limits_before_anything_is_sent() -> None:
+    # Over a slow connection a photo too big was refused only after all of it was sent.
+    html = form_page("id", "token", max_files=5, max_file_size=5 * 1_048_576)
+    assert "paling banyak 5 berkas, masing-masing paling besar 5 MB</label>" in html
+    en = form_page("en", "token", max_files=3, max_file_size=1_572_864)
+    assert "at most 3 files of at most 1.5 MB each</label>" in en
+    assert "paling besar" not in form_page("id", "token")  # unknown limits are not invented
+    assert size_text(1_572_864, "id") == "1,5 MB" and size_text(50_000, "en") == "48 KB"
+
+
+def test_the_pages_are_light_and_need_nothing_else_to_load() -> None:
+    # A slow connection: each page is its HTML with a small stylesheet inside; no script, image,
+    # font or stylesheet to fetch, nothing inlined as data.
+    errors = {name: ("Isian ini salah.", "This is wrong.") for name in ("judul", "isi", "nik")}
+    result = {"id": "K7QM-4XRT9", "status": "Diterima", "received_at": "05-12-2026 10:00 WIB",
+              "kind": "Pengaduan"}
+    for html in (form_page("id", "token"), form_page("en", "t", {"judul": "x"}, errors),
+                 receipt_page("id", "K7QM-4XRT9"), check_page("en", "K7QM-4XRT9", result)):
+        assert len(html.encode()) < 12_000
+        assert not re.search(r"<script|<img|<link|<iframe|src=|url\(|@import|data:", html)
