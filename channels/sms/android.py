@@ -38,6 +38,7 @@ SIGNATURE_HEADER = "X-Signature"
 TIMESTAMP_HEADER = "X-Timestamp"
 MAX_SKEW_SECONDS = 300
 RECEIVED = "sms:received"
+_SIM = re.compile(r"sim([1-9][0-9]?)")  # as the MO's smsc: sim1, sim2 ...
 REPORTS = {
     "sms:sent": DeliveryState.ACCEPTED,
     "sms:delivered": DeliveryState.DELIVERED,
@@ -53,6 +54,13 @@ _REPLY_ID = re.compile(r"^lapor-([0-9]{1,18})$")
 def reply_message_id(reply_id: int) -> str:
     """The app's message id for our reply ``reply_id`` (the app deduplicates on it)."""
     return f"lapor-{reply_id}"
+
+
+def sim_number(smsc: str | None) -> int | None:
+    """The SIM (1-based ``simNumber``) a reply leaves through: the one the MO came in on, as
+    its webhook named it (kept as the message's smsc, ``sim2``); None when not known."""
+    match = _SIM.fullmatch(smsc or "")
+    return int(match.group(1)) if match else None
 
 
 def signature_valid(key: bytes, body: bytes, timestamp: str, signature: str, now: float) -> bool:

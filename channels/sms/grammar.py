@@ -119,6 +119,7 @@ class Interpretation:
     intent: Intent
     draft: ComplaintDraft | None = None
     tracking_id: str | None = None  # STATUS: the canonical ID, None when it is not valid
+    typed: str = ""  # STATUS: the ID as typed, without spaces and dashes ('' when none was)
     nik_rejected: bool = False  # COMPLAINT: a labelled NIK was not valid and was not stored
     english: bool = False  # HELP: asked in English
 
@@ -152,10 +153,13 @@ def interpret(
         words = _WORD.findall(after)
         found = _tracking_id(words)
         if found is not None:
-            return Interpretation(Intent.STATUS, tracking_id=found)
+            return Interpretation(Intent.STATUS, tracking_id=found, typed=found)
         typed = _query_rest(words)
         if typed is not None:  # a query; its ID may stand after more words than the window
-            return Interpretation(Intent.STATUS, tracking_id=tracking.normalize("".join(typed)))
+            symbols = "".join(typed)
+            return Interpretation(
+                Intent.STATUS, tracking_id=tracking.normalize(symbols), typed=symbols
+            )
     return _complaint(rest, sender, region_code, default_region, min_words)
 
 

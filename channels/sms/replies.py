@@ -5,10 +5,19 @@ Every reply fits ONE SMS: at most 160 characters of the GSM 7-bit default alphab
 table (3GPP TS 23.038), no extension characters (``€[]{}~^|\\`` count double) and nothing that
 would force UCS-2 (70 characters a segment). The tests build every template with its longest
 inputs and check this.
+
+More than that, every character is one of :data:`PORTABLE`: those whose GSM 03.38 code is
+their ASCII code (letters, digits, space, ``!"#%&'()*+,-./:;<=>?``). A reply goes out as the
+SMSC's "default alphabet" (Kannel ``coding=0``, Jasmin ``coding=0``), which is GSM 03.38 on most
+links and Latin-1 or ASCII on some; Jasmin converts ``content`` to GSM 03.38 septets, a hop
+that does not convert passes the ASCII bytes on. Either way a portable character arrives
+as itself, where ``_`` (GSM 0x11, ASCII 0x5F: GSM's ``§``), ``@`` (GSM 0x00: a NUL on a Latin-1
+link), ``$`` and the extension table would not.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from channels.dates import WIB
@@ -21,11 +30,16 @@ GSM7_BASIC = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
+# Characters with the same code in the GSM 03.38 basic table and in ASCII / Latin-1: a reply of
+# these reads the same whichever of them the SMSC takes "default alphabet" to be.
+PORTABLE = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 !\"#%&'()*+,-./:;<=>?"
+)
 MAX_SHORT_CODE = 12
 
 # Complaint statuses of the routing core, as a citizen reads them (every one the gateway knows
 # of, gateway.queries.CLOSED_STATUSES included). One it does not know is shown as it is, upper
-# case, cut to MAX_STATUS characters.
+# case, its underscores as spaces, cut to MAX_STATUS characters.
 STATUS_NAMES = {
     "received": "DITERIMA",
     "verified": "DIVERIFIKASI",
@@ -113,14 +127,40 @@ def status_changed(tracking_id: str, status: str, changed_at: datetime, short_co
     )
 
 
-def status_unknown(short_code: str) -> str:
-    """The typed tracking ID is not valid or not known."""
+def status_unknown(short_code: str, typed: str = "") -> str:
+    """The typed tracking ID is not valid or not known: the reply shows the ID as it was read,
+    so that the citizen sees the typo. Without any ID typed (``CEK``, ``Cek status laporan
+    saya``) nothing was looked for: how to ask, with an example."""
+    code = _code(short_code)
+    shown = _typed_id(typed)
+    if not shown:
+        return (
+            f"LAPOR! Untuk cek status, kirim CEK<spasi>no.lacak ke {code}, contoh: "
+            "CEK K7QM4XRT9. No. lacak ada di tanda terima laporan Anda."
+        )
     return (
-        "LAPOR! No. lacak tidak ditemukan. Periksa lagi nomornya, lalu kirim "
-        f"CEK no.lacak ke {_code(short_code)}."
+        f"LAPOR! No. lacak {shown} tidak ditemukan. Periksa lagi nomornya, lalu kirim "
+        f"CEK no.lacak ke {code}."
     )
 
 
+def _typed_id(typed: str) -> str:
+    """A typed ID to show: its letters and digits (ASCII), upper case, at most one symbol more
+    than an ID; in its two printed groups when it is a valid one."""
+    symbols = "".join(c for c in typed.upper() if c.isascii() and c.isalnum())
+    valid = tracking.normalize(symbols)
+    return tracking.display(valid) if valid else symbols[: tracking.LENGTH + 1]
+
+
+def is_portable(text: str) -> bool:
+    """True when every character is in :data:`PORTABLE` (it arrives as itself whether the SMSC's
+    default alphabet is GSM 03.38, ASCII or Latin-1)."""
+    return all(c in PORTABLE for c in text)
+
+
 def _gsm_word(status: str) -> str:
-    word = "".join(c for c in status.upper() if c.isascii() and (c.isalnum() or c in "_-"))
-    return word[:MAX_STATUS] or "DIPROSES"
+    """A status the gateway has no name for, as the routing core wrote it (``[a-z_]``), upper
+    case; ``_`` reads as a space (``waiting_for_info``: ``WAITING FOR INFO``): it is not
+    portable, and GSM 03.38 shows ASCII's ``_`` as ``§``."""
+    words = re.findall(r"[A-Z0-9]+", status.upper())
+    return " ".join(words)[:MAX_STATUS].rstrip() or "DIPROSES"

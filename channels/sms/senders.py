@@ -18,12 +18,14 @@ Bridge clients (each answers the bridge's message id, raises :class:`SendFailed`
 
 - Kannel smsbox ``sendsms``: ``GET <kannel_sendsms_url>?username&password&from&to&text&charset=
   UTF-8&coding=0&smsc=<MO's smsc-id>&dlr-mask=31&dlr-url=<callback>/sms/kannel/dlr?reply=<id>&
-  type=%d``; ``202 0: Accepted for delivery`` (or ``3: Queued for later delivery``).
+  type=%d&smsc_reply=%A``; ``202 0: Accepted for delivery`` (or ``3: Queued for later
+  delivery``).
 - Jasmin ``/send``: ``POST username&password&to&from&content&coding=0&dlr=yes&dlr-url=
   <callback>/sms/jasmin/dlr?reply=<id>&dlr-level=3&dlr-method=POST``;
   ``200 Success "<message id>"``.
 - SMS Gateway for Android: ``POST <android_send_url>`` (basic auth) JSON ``{"id": "lapor-<id>",
-  "textMessage": {"text": ...}, "phoneNumbers": [...], "withDeliveryReport": true}``; ``2xx``.
+  "textMessage": {"text": ...}, "phoneNumbers": [...], "withDeliveryReport": true,
+  "simNumber": <the MO's SIM>}``; ``2xx``.
 """
 
 from __future__ import annotations
@@ -99,7 +101,12 @@ class KannelSendsms:
         if reply.smsc:
             params["smsc"] = reply.smsc  # answer through the link the MO came in on
         if s.callback_url and s.kannel_dlr_mask:
-            dlr = f"{s.callback_url.rstrip('/')}{KANNEL_DLR_PATH}?reply={reply.id}&type=%d"
+            # %A: the SMSC's own words (its DLR text, or the NACK and its error code), kept
+            # as the report's detail: why a reply was not delivered.
+            dlr = (
+                f"{s.callback_url.rstrip('/')}{KANNEL_DLR_PATH}"
+                f"?reply={reply.id}&type=%d&smsc_reply=%A"
+            )
             if s.kannel_token:
                 dlr += f"&token={quote(s.kannel_token, safe='')}"
             params["dlr-mask"] = str(s.kannel_dlr_mask)
@@ -171,13 +178,20 @@ class AndroidSend:
 
     @staticmethod
     def document(reply: ClaimedReply) -> dict[str, object]:
-        """The JSON posted for ``reply``; the id makes a repeated post harmless."""
-        return {
+        """The JSON posted for ``reply``; the id makes a repeated post harmless. The reply
+        leaves through the SIM the MO came in on (``simNumber``, 1-based, as in the MO's
+        webhook): on a dual-SIM phone the app's own choice (its default SIM, round robin)
+        would answer from another number, often another operator's."""
+        doc: dict[str, object] = {
             "id": android.reply_message_id(reply.id),
             "textMessage": {"text": reply.body},
             "phoneNumbers": [reply.recipient],
             "withDeliveryReport": True,
         }
+        sim = android.sim_number(reply.smsc)
+        if sim is not None:
+            doc["simNumber"] = sim
+        return doc
 
     async def send(self, session: aiohttp.ClientSession, reply: ClaimedReply) -> str | None:
         """POST the message; any 2xx is taken (409: the app already has this id)."""

@@ -261,7 +261,7 @@ class SmsService:
         if reading.intent is grammar.Intent.STATUS:
             found = reply.status
             if found is None:
-                return replies.status_unknown(code), "status-unknown"
+                return replies.status_unknown(code, reading.typed), "status-unknown"
             text = replies.status_found(found.tracking_id, found.status, found.received_at)
             return text, "status"
         return "", "none"  # a fragment: stored, nothing to say until the message is whole

@@ -326,6 +326,41 @@ async def test_kannel_report_lands_on_its_reply_and_a_malformed_one_is_a_400(
     assert reply.dlr_status == "delivered" and reply.dlr_detail == "type=1 ok"
 
 
+async def test_kannel_report_keeps_why_the_smsc_refused_a_reply(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway
+) -> None:
+    # The dlr-url the sender gives smsbox, filled in as smsbox does (%d the type, %A the SMSC's
+    # answer, URL-encoded): a reply the SMSC refused is recorded with the SMSC's reason, not as
+    # a bare "type=16" (the sender asked for %d only).
+    from urllib.parse import parse_qs, quote, urlsplit
+
+    from channels.sms.message import Bridge
+    from channels.sms.ports import ClaimedReply
+    from channels.sms.senders import KannelSendsms
+    from channels.sms.settings import SmsSettings
+
+    await post(client, load("jasmin/mo__gsm_text"))  # a reply row to report on
+    (row,) = await rows(gw, sms_replies)
+    sendsms = KannelSendsms(
+        SmsSettings(
+            kannel_sendsms_url="http://kannel:13013/cgi-bin/sendsms",
+            callback_url="http://gateway.internal:8080",
+        )
+    )
+    claimed = ClaimedReply(
+        row.id, Bridge.KANNEL, "+6281200000001", row.body, 1, "1708", "smpp", row.created_at
+    )
+    (dlr_url,) = parse_qs(sendsms.query(claimed))["dlr-url"]
+    target = urlsplit(dlr_url)
+    answer = quote("NACK/0x0000000b/Invalid Destination Address", safe="")
+    filled = target.query.replace("%d", "16").replace("%A", answer)
+    resp = await client.get(f"{target.path}?{filled}")
+    assert (resp.status, await resp.text()) == (200, "OK")
+    (row,) = await rows(gw, sms_replies)
+    assert row.dlr_status == "rejected"
+    assert row.dlr_detail == "type=16 NACK/0x0000000b/Invalid Destination Address"
+
+
 # ---- SMS Gateway for Android ------------------------------------------------------------------
 
 

@@ -49,7 +49,7 @@ def raw(name: str) -> RawInbound:
 )
 def test_status_query(text: str) -> None:
     result = read(text)
-    assert result.intent is Intent.STATUS and result.tracking_id == TID
+    assert result.intent is Intent.STATUS and result.tracking_id == TID == result.typed
     assert result.outcome == NotAComplaint("status-query")
 
 
@@ -367,6 +367,7 @@ def test_cek_or_status_with_no_id_at_all_is_a_query_not_a_complaint(text: str) -
     # Filing "CEK" as a complaint gives the citizen a new tracking ID instead of an answer.
     result = read(text)
     assert result.intent is Intent.STATUS and result.tracking_id is None
+    assert result.typed == ""  # the reply says how to ask, not "not found"
 
 
 @pytest.mark.parametrize(
@@ -396,6 +397,8 @@ def test_a_mistyped_id_in_any_query_form_is_still_a_query(template: str) -> None
     )
     result = read(text)
     assert result.intent is Intent.STATUS and result.tracking_id is None, text
+    # What the reply shows as read: the ID's symbols as typed, the two groups joined.
+    assert result.typed.upper() == text.split()[-1].replace("-", "").split(":")[-1], text
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from channels.sms import replies
+from channels.sms import gsm, replies
 from gateway import queries, tracking
 
 LONGEST_CODE = "9" * replies.MAX_SHORT_CODE
@@ -24,6 +24,8 @@ ALL = [
     replies.help_text(LONGEST_CODE),
     replies.help_text(LONGEST_CODE, english=True),
     replies.status_unknown(LONGEST_CODE),
+    replies.status_unknown(LONGEST_CODE, TID),
+    replies.status_unknown(LONGEST_CODE, "z" * 40 + "€ñ{}_@$"),  # cut to 10, cleaned
     *(replies.status_found(TID, s, WHEN) for s in replies.STATUS_NAMES),
     replies.status_found(TID, "some_future_status_with_a_long_name", WHEN),
     # The longest date: every date is dd-mm-yyyy; the year's last day in UTC is WIB's next year.
@@ -40,6 +42,33 @@ ALL = [
 def test_every_reply_fits_one_gsm7_segment(text: str) -> None:
     assert len(text) <= replies.SEGMENT, (len(text), text)
     assert replies.is_gsm7_basic(text), [c for c in text if c not in replies.GSM7_BASIC]
+
+
+@pytest.mark.parametrize("text", ALL)
+def test_every_reply_reads_the_same_whatever_the_smscs_default_alphabet(text: str) -> None:
+    # Kannel and Jasmin send replies with coding=0, the SMSC's default alphabet: GSM 03.38 on
+    # most links, ASCII or Latin-1 on some, and Jasmin converts the content to GSM septets
+    # where another hop passes the ASCII bytes on. A status the routing core names
+    # "waiting_for_info" was sent as "WAITING_FOR_INFO": ASCII's "_" (0x5F) is GSM's "§", and
+    # GSM's "_" (0x11) is a control character in Latin-1.
+    assert replies.is_portable(text), [c for c in text if c not in replies.PORTABLE]
+    septets = bytes(gsm.BASIC.index(c) for c in text)
+    assert gsm.decode_unpacked(septets) == text
+    assert septets.decode("latin-1") == text  # the same octets read as ASCII / Latin-1
+
+
+def test_the_portable_characters_have_one_code_in_gsm_and_ascii() -> None:
+    assert replies.PORTABLE == {
+        c for c in map(chr, range(0x20, 0x7F)) if gsm.BASIC[ord(c)] == c
+    }
+
+
+def test_an_unknown_status_reads_in_words_without_underscores() -> None:
+    assert replies.status_found(TID, "waiting_for_info", WHEN).endswith(
+        "status WAITING FOR INFO."
+    )
+    changed = replies.status_changed("K7QM4XRT9", "on__hold_", WHEN, "1708")
+    assert "kini berstatus ON HOLD (01-01-2027)." in changed
 
 
 def test_the_date_in_a_status_reply_is_the_date_in_indonesia() -> None:
@@ -82,7 +111,7 @@ def test_the_texts_smsbox_itself_sends_fit_one_gsm7_segment_in_indonesian() -> N
     assert len(texts) == 2
     for text in texts:
         assert text.startswith("LAPOR! Maaf,") and len(text) <= replies.SEGMENT
-        assert replies.is_gsm7_basic(text)
+        assert replies.is_gsm7_basic(text) and replies.is_portable(text)
 
 
 @pytest.mark.parametrize("status", ["received", *queries.CLOSED_STATUSES])
@@ -140,5 +169,27 @@ async def test_the_letter_acknowledgement_is_the_receipt_in_one_segment() -> Non
     assert await ack.acknowledge("raw-2", TID, "+62224231234") is None  # a landline: no SMS
     (reply,) = queued
     assert reply.body == replies.accepted(TID, LONGEST_CODE) and reply.kind == "receipt"
-    assert len(reply.body) <= replies.SEGMENT and replies.is_gsm7_basic(reply.body)
+    assert len(reply.body) <= replies.SEGMENT and replies.is_portable(reply.body)
     assert "6281234567890" not in reply.body
+
+
+def test_a_status_query_without_an_id_is_told_how_to_ask() -> None:
+    # "CEK" alone, "Cek status laporan saya": nothing was looked for, so "not found, check the
+    # number again" told the citizen about a number they never sent.
+    text = replies.status_unknown("1708", "")
+    assert text == (
+        "LAPOR! Untuk cek status, kirim CEK<spasi>no.lacak ke 1708, contoh: CEK K7QM4XRT9. "
+        "No. lacak ada di tanda terima laporan Anda."
+    )
+    assert not tracking.is_valid("K7QM4XRT9")  # the example is nobody's tracking ID
+
+
+def test_an_id_not_found_is_shown_as_it_was_read() -> None:
+    # The citizen sees the typo (a 0 for a Q, a symbol left out) beside the SMS that has the ID.
+    assert replies.status_unknown("1708", "k70m4xrt9") == (
+        "LAPOR! No. lacak K70M4XRT9 tidak ditemukan. Periksa lagi nomornya, "
+        "lalu kirim CEK no.lacak ke 1708."
+    )
+    assert replies.status_unknown("1708", TID).startswith(
+        f"LAPOR! No. lacak {tracking.display(TID)} tidak ditemukan."
+    )

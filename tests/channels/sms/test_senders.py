@@ -158,6 +158,25 @@ async def test_android_json_with_our_id_and_basic_auth(
     await gw.sms.sender.close()
 
 
+async def test_android_reply_leaves_through_the_sim_the_message_came_in_on(
+    gw: bootstrap.Gateway, endpoint: tuple[Endpoint, int]
+) -> None:
+    # The MO's webhook said simNumber 2 (kept as smsc "sim2"): without simNumber the app
+    # answers from its default SIM, or round robin, another number on a dual-SIM phone.
+    ep, _ = endpoint
+    assert gw.sms is not None and gw.sms.outbox is not None and gw.sms.sender is not None
+    await gw.sms.outbox.enqueue(replace(reply(Bridge.ANDROID, 1), smsc="sim2"))
+    await gw.sms.outbox.enqueue(replace(reply(Bridge.ANDROID, 2), smsc="sim0"))
+    await gw.sms.outbox.enqueue(replace(reply(Bridge.ANDROID, 3), smsc=None))
+    assert await gw.sms.sender.send_batch() == 3
+    sims = sorted(
+        ((doc["textMessage"]["text"][-2], doc.get("simNumber")) for _, doc in ep.requests),
+        key=str,
+    )
+    assert sims == [("1", 2), ("2", None), ("3", None)]
+    await gw.sms.sender.close()
+
+
 async def test_retry_with_backoff_then_give_up_or_refuse_for_good(
     gw: bootstrap.Gateway, endpoint: tuple[Endpoint, int], clock: FixedClock
 ) -> None:
