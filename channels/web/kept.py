@@ -22,6 +22,7 @@ import binascii
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from channels.web.csrf import BoundTokens, b64, unb64
 from channels.web.form import attachment_fields, attachment_of
@@ -38,12 +39,18 @@ class KeptFile:
     attachment: Attachment
     gps: tuple[float, float] | None = None
 
-    def label(self) -> str:
-        """``jalan.jpg (195 KB)``: what the checkbox says."""
+    def label(self, lang: Literal["id", "en"]) -> str:
+        """``jalan.jpg (195 KB)``, ``foto.jpg (3,1 MB)``: what the checkbox says."""
         name = self.attachment.filename or self.attachment.media_type
-        size = self.attachment.size
-        shown = f"{size / 1_048_576:.1f} MB" if size >= 1_048_576 else f"{max(1, size // 1024)} KB"
-        return f"{name} ({shown})"
+        return f"{name} ({size_text(self.attachment.size, lang)})"
+
+
+def size_text(size: int, lang: Literal["id", "en"]) -> str:
+    """``5 MB``, ``1,5 MB`` (Indonesian decimal comma) or ``48 KB``."""
+    if size < 1_048_576:
+        return f"{max(1, size // 1024)} KB"
+    number = f"{size / 1_048_576:.1f}".removesuffix(".0")
+    return f'{number.replace(".", ",") if lang == "id" else number} MB'
 
 
 class KeptFiles:

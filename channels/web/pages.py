@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 from channels.fields import Message
 from channels.web.form import LIMITS, MIN_BODY
 from channels.web.kept import FIELD as KEPT_FIELD
+from channels.web.kept import size_text
 
 Lang = Literal["id", "en"]
 # The form's language switch: the name of its button, and the query parameter of the address it
@@ -383,14 +384,6 @@ def _attachment_label(lang: Lang, max_files: int | None, max_file_size: int | No
         return label
     size = size_text(max_file_size, lang)
     return f'{label}; {t("lampiran_limits", lang, n=max_files, size=size)}'
-
-
-def size_text(size: int, lang: Lang) -> str:
-    """``5 MB``, ``1,5 MB`` (Indonesian decimal comma) or ``48 KB``."""
-    if size < 1_048_576:
-        return f"{max(1, size // 1024)} KB"
-    number = f"{size / 1_048_576:.1f}".removesuffix(".0")
-    return f'{number.replace(".", ",") if lang == "id" else number} MB'
 
 
 def _switch_action(target: Lang) -> str:

@@ -229,10 +229,14 @@ class WebChannel:
         when = self._clock()
         now = when.timestamp()
         token = self._signer.issue(client_id, now)
-        carried = [(self._kept.token(client_id, f, now), f.label()) for f in files]
+        lang = lang or page_lang(request)
+        carried = [(self._kept.token(client_id, f, now), f.label(lang)) for f in files]
+        limits = self._settings.max_attachments
         html = pages.form_page(
-            lang or page_lang(request), token, values, errors, alert, carried,
+            lang, token, values, errors, alert, carried,
             today=latest_today(when), reattach=reattach,
+            # Told before a photo is sent over a slow connection only to be refused.
+            max_files=limits or None, max_file_size=self._settings.max_attachment_size,
         )
         resp = web.Response(text=html, content_type="text/html", status=status)
         resp.headers["Cache-Control"] = "no-store"

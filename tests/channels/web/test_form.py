@@ -148,8 +148,10 @@ def test_a_kept_attachment_token_opens_only_in_its_browser_and_only_while_fresh(
     assert kept.open("garbage", "client-a", 1010) is None
     no_gps = kept.token("client-a", KeptFile(photo), now=1000)
     assert kept.open(no_gps, "client-a", 1010) == KeptFile(photo, None)
-    assert KeptFile(photo).label() == "x.jpg (195 KB)"
-    assert KeptFile(replace(photo, size=3_200_000, filename=None)).label() == "image/jpeg (3.1 MB)"
+    assert KeptFile(photo).label("id") == "x.jpg (195 KB)"
+    big = KeptFile(replace(photo, size=3_200_000, filename=None))
+    assert big.label("en") == "image/jpeg (3.1 MB)"
+    assert big.label("id") == "image/jpeg (3,1 MB)"  # the Indonesian decimal comma
 
 
 @pytest.mark.parametrize(

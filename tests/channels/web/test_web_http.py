@@ -678,6 +678,25 @@ async def test_a_refused_form_keeps_its_photo_so_the_citizen_does_not_upload_it_
     assert await gw.files.read(sha) == photo
 
 
+async def test_the_form_tells_the_attachment_limits_in_its_own_language(
+    gw: bootstrap.Gateway, aiohttp_client: Client, settings: Settings
+) -> None:
+    # Told before a photo goes over a slow connection only to be refused.
+    client = await aiohttp_client(bootstrap.build_app(gw))
+    html = await (await client.get("/")).text()
+    n, size = settings.web.max_attachments, settings.web.max_attachment_size // 1_048_576
+    assert f"paling banyak {n} berkas, masing-masing paling besar {size} MB" in html
+    english = await (await client.get("/?lang=en")).text()
+    assert f"at most {n} files of at most {size} MB each" in english
+    # A form sent back says it too, and names a kept photo's size as the page writes it.
+    bad = {**FORM, "nik": "3209014101900000"}
+    sent = await client.post("/", data=form_data(csrf_token(html), bad, [("a.png", png("a"))]))
+    again = await sent.text()
+    assert f"paling banyak {n} berkas" in again
+    [(_, label)] = kept_files(again)
+    assert label == "a.png (1 KB)"
+
+
 async def test_an_unticked_kept_photo_is_left_out(
     gw: bootstrap.Gateway, aiohttp_client: Client, settings: Settings
 ) -> None:
