@@ -21,6 +21,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import secrets
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -39,10 +40,13 @@ from gateway.intake import Clock, utcnow
 from gateway.storage.schema import letter_drafts, staff_accounts
 
 MAX_ATTEMPTS = 3  # a letter whose reading crashed the reader this often is marked failed
-# A confirmation holds the letter (``claimed_by`` = ``confirm:<username>``, unused once a letter
-# is ready) from its save until the intake port has committed it, so that no other save lands
-# in between and is then overwritten unawares by the values sent. A confirming process that
-# died leaves the hold to run out after this long.
+# A confirmation holds the letter (``claimed_by`` = ``confirm:<id>:<username>``, unused once a
+# letter is ready; the id is this one confirmation's, see new_hold) from its save until the
+# intake port has committed it, so that no other save lands in between and is then overwritten
+# unawares by the values sent. A confirming process that died leaves the hold to run out after
+# this long; one that was told the intake could not take the letter releases it, and when the
+# database is away for that too, its answer names the hold as failed (DraftStore.save's
+# ``failed``), so the clerk's next Save or Confirm need not wait for it to run out.
 CONFIRM_HOLD = timedelta(seconds=120)
 _HOLD_PREFIX = "confirm:"
 # The namespace of the batch ids derived from an upload's key (create_batch).
@@ -145,10 +149,17 @@ class Draft:
     updated_by_name: str | None = None  # who last saved the values (or read it again)
     held_by: str | None = None  # who is confirming it right now (the username), if anyone
     held_until: datetime | None = None
+    hold: str | None = None  # that confirmation's hold (new_hold), if any
 
-    def held(self, now: datetime) -> bool:
-        """Whether a confirmation holds the letter at ``now`` (no save may land)."""
-        return self.held_by is not None and self.held_until is not None and self.held_until > now
+    def held(self, now: datetime, failed: str | None = None) -> bool:
+        """Whether a confirmation holds the letter at ``now`` (no save may land); a hold named
+        ``failed`` (by the answer of a confirmation the intake could not take) does not."""
+        return (
+            self.held_by is not None
+            and self.held_until is not None
+            and self.held_until > now
+            and not (failed is not None and failed == self.hold)
+        )
 
     @property
     def label(self) -> str:
@@ -167,8 +178,8 @@ def _draft(row: Row[Any], keys: Keys) -> Draft:
     fields = sealing.open_draft_column(keys, row.id, "fields", row.fields) or {}
     reviewed = sealing.open_draft_column(keys, row.id, "reviewed", row.reviewed)
     claimed = row.claimed_by or ""
-    held_by = (
-        claimed.removeprefix(_HOLD_PREFIX)
+    hold = (
+        claimed
         if row.status == DraftStatus.READY.value and claimed.startswith(_HOLD_PREFIX)
         else None
     )
@@ -195,9 +206,23 @@ def _draft(row: Row[Any], keys: Keys) -> Draft:
         acks=tuple(row.acks or ()),
         attempts=row.attempts,
         updated_by_name=row.editor,
-        held_by=held_by,
-        held_until=row.claim_expires if held_by is not None else None,
+        held_by=None if hold is None else _holder(hold),
+        held_until=row.claim_expires if hold is not None else None,
+        hold=hold,
     )
+
+
+def new_hold(username: str) -> str:
+    """The hold of one confirmation by ``username`` (``claimed_by``): who confirms, and a
+    random id of this confirmation, so that its own answer, and only it, can name it failed."""
+    return f"{_HOLD_PREFIX}{secrets.token_hex(4)}:{username}"[:64]
+
+
+def _holder(hold: str) -> str:
+    """The username of a hold (a hold of an earlier release is ``confirm:<username>``; a
+    username has no colon)."""
+    rest = hold.removeprefix(_HOLD_PREFIX)
+    return rest.split(":", 1)[1] if ":" in rest else rest
 
 
 def values_version(values: Mapping[str, str]) -> str:
@@ -470,23 +495,31 @@ class DraftStore:
         values: Mapping[str, str],
         over: datetime | None = None,
         hold: str | None = None,
+        failed: str | None = None,
     ) -> bool:
         """Keep the clerk's values (only while the letter is ready, not after confirmation,
         and not while a confirmation holds it); with ``over`` (the ``updated_at`` of the draft
-        as read), only when nobody has changed the row since. With ``hold`` (the confirming
-        clerk's username) the save also holds the letter for :data:`CONFIRM_HOLD`, until
-        :meth:`confirmed` or :meth:`release`. False when nothing was written."""
+        as read), only when nobody has changed the row since. With ``hold`` (:func:`new_hold`)
+        the save also holds the letter for :data:`CONFIRM_HOLD`, until :meth:`confirmed` or
+        :meth:`release`. ``failed`` is the hold of a confirmation whose answer said the intake
+        could not take it (nothing was committed, and it sends nothing more): the save may
+        land over that hold, and ends it. False when nothing was written."""
         now = self._clock()
+        free = [letter_drafts.c.claim_expires.is_(None), letter_drafts.c.claim_expires < now]
+        if failed is not None and failed.startswith(_HOLD_PREFIX):
+            free.append(letter_drafts.c.claimed_by == failed)
         query = update(letter_drafts).where(
             letter_drafts.c.id == draft_id,
             letter_drafts.c.status == DraftStatus.READY.value,
-            or_(letter_drafts.c.claim_expires.is_(None), letter_drafts.c.claim_expires < now),
+            or_(*free),
         )
         if over is not None:
             query = query.where(letter_drafts.c.updated_at == over)
-        held: dict[str, Any] = {}
+        # A ready letter's claim is only ever a confirmation's hold: this one's, or none (one
+        # that ran out, or the failed one, is ended).
+        held: dict[str, Any] = {"claimed_by": None, "claim_expires": None}
         if hold is not None:
-            held = {"claimed_by": f"{_HOLD_PREFIX}{hold}"[:64], "claim_expires": now + CONFIRM_HOLD}
+            held = {"claimed_by": hold[:64], "claim_expires": now + CONFIRM_HOLD}
         async with self._engine.begin() as conn:
             result = await conn.execute(
                 query.values(
@@ -506,7 +539,7 @@ class DraftStore:
                 .where(
                     letter_drafts.c.id == draft_id,
                     letter_drafts.c.status == DraftStatus.READY.value,
-                    letter_drafts.c.claimed_by == f"{_HOLD_PREFIX}{hold}"[:64],
+                    letter_drafts.c.claimed_by == hold[:64],
                 )
                 .values(claimed_by=None, claim_expires=None)
             )

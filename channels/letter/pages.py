@@ -29,6 +29,9 @@ PREFIX = "/staff"
 UPLOAD_ID = "upload_id"
 # The review form's version of the values it was drawn from (drafts.values_version).
 BASED_ON = "based_on"
+# After a confirmation the intake could not take: its hold (drafts.new_hold), which the form's
+# next Save or Confirm may land over (DraftStore.save's ``failed``).
+FAILED_HOLD = "failed_hold"
 # Beside a field whose saved value another clerk changed: at most this much of that value.
 THEIRS_SHOWN = 200
 
@@ -545,12 +548,15 @@ def review_page(
     saved: bool = False,
     version: str = "",
     theirs: Mapping[str, str] | None = None,
+    failed_hold: str | None = None,
 ) -> str:
     """The scans beside the extracted fields, every field editable.
 
     ``version`` is the version of the saved values the form builds on (sent back as
     ``based_on``); ``theirs`` the values another clerk saved meanwhile, shown under the fields
-    that differ. With ``errors`` the first field in error has the focus.
+    that differ; ``failed_hold`` the hold of this clerk's confirmation that the intake could
+    not take (sent back as ``failed_hold``). With ``errors`` the first field in error has the
+    focus.
     """
     lang = ctx.lang
     errors = errors or {}
@@ -623,7 +629,13 @@ def review_page(
         f'data-draft="{draft.id}" data-user="{escape(ctx.staff.username if ctx.staff else "")}" '
         f'data-restored="{escape(t("restored", lang))}">'
         f"{csrf_input(ctx)}"
-        f'<input type="hidden" name="{BASED_ON}" value="{escape(version)}">{inputs}'
+        f'<input type="hidden" name="{BASED_ON}" value="{escape(version)}">'
+        + (
+            f'<input type="hidden" name="{FAILED_HOLD}" value="{escape(failed_hold)}">'
+            if failed_hold
+            else ""
+        )
+        + f"{inputs}"
         f'<label for="kind">{t("kind", lang)}</label><select id="kind" name="kind"'
         f'{" autofocus" if first_error == "kind" else ""}>{options}'
         f"</select>{kind_error}{_theirs(ctx, 'kind', theirs)}{boxes}"

@@ -42,7 +42,7 @@ from aiohttp import web
 from channels.fields import Message
 from channels.letter import pages, static
 from channels.letter.ack import SmsAck
-from channels.letter.drafts import Draft, DraftStatus, DraftStore, values_version
+from channels.letter.drafts import Draft, DraftStatus, DraftStore, new_hold, values_version
 from channels.letter.extract import LOW_CONFIDENCE
 from channels.letter.pages import PREFIX, Context, Lang, t, when
 from channels.letter.parse import (
@@ -372,16 +372,18 @@ class LetterDesk:
         saved: bool = False,
         based_on: Mapping[str, str] | None = None,
         theirs: Mapping[str, str] | None = None,
+        failed_hold: str | None = None,
     ) -> str:
         """The review page showing ``values``; the form says it was drawn from ``based_on``
-        (the values as saved, by default the draft's)."""
+        (the values as saved, by default the draft's) and, after a confirmation the intake
+        could not take, names its hold (``failed_hold``: sent again, it need not wait)."""
         low = frozenset(
             name for name, info in draft.fields.items() if info.confidence < LOW_CONFIDENCE
         )
         region = nik_region(values.get("nik", ""), ctx.lang, self._clock().date())
         version = values_version(draft.values if based_on is None else based_on)
         return pages.review_page(
-            ctx, draft, values, low, region, errors, alert, saved, version, theirs
+            ctx, draft, values, low, region, errors, alert, saved, version, theirs, failed_hold
         )
 
     def _conflict(
@@ -432,13 +434,16 @@ class LetterDesk:
         # The version of the values the form was drawn from (absent: a form of an older page,
         # or a client of its own: its values are saved over whatever is there).
         based_on = str(form.get(pages.BASED_ON, "")) or None
+        # The hold of this clerk's confirmation that the intake could not take (its answer's
+        # form names it): nothing of it was committed, so it holds the letter no longer.
+        failed = str(form.get(pages.FAILED_HOLD, "")) or None
         confirm = form.get("action") == "confirm"
         letter, errors = (
             validate(values, draft.created_at.date()) if confirm else (None, {})
         )
         # A valid confirmation holds the letter from its save until the intake has committed
         # it: a save by someone else in between would be overwritten by the values sent.
-        hold = ctx.staff.username if letter is not None else None
+        hold = new_hold(ctx.staff.username) if letter is not None else None
         mine = False  # whether this request holds the letter
         for _ in range(3):  # a save that lost a race reads the draft again
             if draft.status is DraftStatus.CONFIRMED:
@@ -448,7 +453,7 @@ class LetterDesk:
                 return self._gate.redirect(receipt_url if same else f"{receipt_url}?not_sent=1")
             if draft.status is not DraftStatus.READY:
                 return self._gate.redirect(f"{PREFIX}/letters/{draft.id}")
-            if draft.held(self._clock()):
+            if draft.held(self._clock(), failed):
                 if hold is not None and dict(draft.values) == values:
                     break  # the same values being confirmed (a double click): the same receipt
                 return self._conflict(ctx, draft, values, confirming=True)
@@ -459,7 +464,7 @@ class LetterDesk:
             ):
                 return self._conflict(ctx, draft, values)
             if await self._drafts.save(
-                draft.id, ctx.staff.id, values, over=draft.updated_at, hold=hold
+                draft.id, ctx.staff.id, values, over=draft.updated_at, hold=hold, failed=failed
             ):
                 mine = hold is not None
                 break
@@ -481,29 +486,36 @@ class LetterDesk:
             # Nothing committed: others may save again. (On any other failure the hold stays
             # until it runs out: the same values confirmed again get the same receipt.)
             if mine:
+                assert hold is not None
                 try:
-                    await self._drafts.release(draft.id, ctx.staff.username)
-                except UNAVAILABLE:  # the database is away too: the hold runs out by itself
-                    pass
+                    await self._drafts.release(draft.id, hold)
+                except UNAVAILABLE:  # the database is away too: the form names the hold
+                    pass  # failed, so this clerk's next Save or Confirm need not wait for it
             html = self._review_html(
-                ctx, draft, values, alert=t("unavailable", ctx.lang), based_on=values
+                ctx, draft, values, alert=t("unavailable", ctx.lang), based_on=values,
+                failed_hold=hold if mine else None,
             )
             resp = self._gate.html(ctx, html, 503)
             resp.headers["Retry-After"] = "5"
             return resp
         assert receipt.tracking_id is not None
         if receipt.raw_sha256 is not None and receipt.raw_sha256 != raw.sha256:
-            # Another confirmation of this letter, with other values, was committed first.
+            # Another confirmation of this letter was committed first: another clerk's, or
+            # with other values.
             log.info(
                 "letter confirmed already by another request: these values were not sent",
                 extra={"staff": ctx.staff.username, "draft": draft.id},
             )
             try:
-                await self._confirmed_by_earlier(draft.id, receipt.raw_id, receipt)
+                sent = await self._confirmed_by_earlier(draft.id, receipt.raw_id, receipt)
             except UNAVAILABLE:  # the database is away: the next confirmation tries again
                 log.warning("letter confirmation not recorded", extra={"draft": draft.id})
-            return self._gate.redirect(f"{receipt_url}?not_sent=1")
-        acks = await self._acknowledge(receipt.raw_id, receipt.tracking_id, letter)
+                sent = None
+            # The very same values (another clerk confirming them at the same moment) are what
+            # was registered: the same receipt, as for a confirmation arriving after it.
+            same = sent is not None and dict(sent) == values
+            return self._gate.redirect(receipt_url if same else f"{receipt_url}?not_sent=1")
+        acks = await self._acknowledge(receipt.raw_id, receipt.tracking_id, letter.phone)
         await self._drafts.confirmed(
             draft.id, ctx.staff.id, receipt.tracking_id, receipt.status.value, acks, values
         )
@@ -514,36 +526,47 @@ class LetterDesk:
         )
         return self._gate.redirect(receipt_url)
 
-    async def _confirmed_by_earlier(self, draft_id: str, raw_id: str, receipt: Receipt) -> None:
+    async def _confirmed_by_earlier(
+        self, draft_id: str, raw_id: str, receipt: Receipt
+    ) -> Mapping[str, str] | None:
         """Record the confirmation that was committed first, when its request could not (it
         failed or crashed between the intake's commit and :meth:`DraftStore.confirmed`):
         without it the letter would stay unconfirmed for good and no receipt be printed.
-        The values recorded are the ones that were sent, read back from the raw message."""
+        The values recorded are the ones that were sent, read back from the raw message, and
+        the acknowledgement by SMS is asked for as that request did (one per message: queued
+        already, it is not queued again), so the receipt says what a normal one says.
+        Returns the values the draft records as sent (None when the draft is gone)."""
         again = await self._drafts.get(draft_id)
         if again is None or again.status is DraftStatus.CONFIRMED:
-            return  # the usual case: the first request recorded it itself
+            # The usual case: the first request recorded it itself.
+            return None if again is None else dict(again.values)
         assert receipt.tracking_id is not None
         by, sent = decode_review(await self._intake.raw_body(raw_id))
         staff_id = await self._drafts.staff_id(by) if by else None
         if staff_id is None:  # no such account (never expected): the draft's uploader
             staff_id = again.created_by
+        letter, _ = validate(sent, again.created_at.date())  # as when it was sent
+        acks = await self._acknowledge(
+            raw_id, receipt.tracking_id, None if letter is None else letter.phone
+        )
         await self._drafts.confirmed(
-            draft_id, staff_id, receipt.tracking_id, receipt.status.value, (), sent
+            draft_id, staff_id, receipt.tracking_id, receipt.status.value, acks, sent
         )
         log.warning(
             "letter confirmation recorded from the message committed first",
             extra={"draft": draft_id, "tracking_id": receipt.tracking_id, "confirmed_by": by},
         )
+        return sent
 
     async def _acknowledge(
-        self, raw_id: str, tracking_id: str, letter: ReviewedLetter
+        self, raw_id: str, tracking_id: str, phone: str | None
     ) -> list[str]:
-        """Send the tracking ID to the letter's phone as well, when SMS can send (best effort:
-        the printed receipt is the answer; a failure here is logged, not shown)."""
+        """Send the tracking ID to the letter's phone (E.164) as well, when SMS can send (best
+        effort: the printed receipt is the answer; a failure here is logged, not shown)."""
         if self._sms_ack is None:
             return []
         try:
-            masked = await self._sms_ack.acknowledge(raw_id, tracking_id, letter.phone)
+            masked = await self._sms_ack.acknowledge(raw_id, tracking_id, phone)
         except Exception as exc:  # the SMS outbox is away: the letter itself is committed
             log.warning(
                 "letter acknowledgement by SMS not queued: %s", type(exc).__name__,

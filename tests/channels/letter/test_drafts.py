@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from channels.letter.auth import Role, Staff, StaffStore
-from channels.letter.drafts import MAX_ATTEMPTS, Draft, DraftStatus, DraftStore
+from channels.letter.drafts import MAX_ATTEMPTS, Draft, DraftStatus, DraftStore, new_hold
 from channels.letter.metrics import LetterMetrics
 from channels.letter.parse import Scan
 from channels.letter.reading import LetterReader
@@ -524,3 +524,34 @@ async def test_a_save_over_a_changed_draft_writes_nothing_and_confirmed_keeps_wh
     await drafts.confirmed(read.id, staff.id, "G69P5CAWW", "accepted", values={"subject": "A"})
     done = await drafts.get(read.id)
     assert done is not None and done.values == {"subject": "A"}
+
+
+async def test_a_hold_named_failed_lets_a_save_land_and_no_other_hold_does(
+    parts: tuple[AsyncEngine, DraftStore, FileStore, Staff], letter_settings: Settings
+) -> None:
+    _engine, drafts, _files, staff = parts
+    draft = await read_letter(parts, letter_settings)
+    now = datetime.now(UTC)
+    # budi's confirmation holds the letter; the intake could not take it and the database was
+    # away for its release: the hold is still there.
+    failed = new_hold("budi")
+    assert await drafts.save(draft.id, staff.id, {"subject": "A"}, hold=failed)
+    held = await drafts.get(draft.id)
+    assert held is not None and held.held(now) and held.held_by == "budi"
+    assert held.hold == failed and not held.held(now, failed)
+    # A save that does not name it, or names another hold, waits for it as before.
+    assert not await drafts.save(draft.id, staff.id, {"subject": "B"})
+    assert not await drafts.save(draft.id, staff.id, {"subject": "B"}, failed=new_hold("budi"))
+    # The one that names it lands, holding the letter for its own confirmation ...
+    again = new_hold("budi")
+    assert await drafts.save(draft.id, staff.id, {"subject": "B"}, hold=again, failed=failed)
+    retry = await drafts.get(draft.id)
+    assert retry is not None and retry.hold == again and retry.held(now, failed)
+    # ... which the failed one's name does not end.
+    assert not await drafts.save(draft.id, staff.id, {"subject": "C"}, failed=failed)
+    # A plain save over a failed hold ends it: nobody else waits for it to run out.
+    assert await drafts.save(draft.id, staff.id, {"subject": "C"}, failed=again)
+    free = await drafts.get(draft.id)
+    assert free is not None and free.hold is None and not free.held(now)
+    assert free.values == {"subject": "C"}
+    assert await drafts.save(draft.id, staff.id, {"subject": "D"}, over=free.updated_at)

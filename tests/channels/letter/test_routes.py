@@ -768,6 +768,73 @@ async def test_receipt_also_goes_by_sms_when_the_letter_gives_a_mobile_number(
         await gateway.close()
 
 
+async def test_a_confirmation_recorded_by_the_next_one_says_the_sms_was_sent_too(
+    letter_settings: Settings, aiohttp_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two letters with a mobile number, each committed by the intake and not recorded on its
+    # draft: the first request failed recording it (the SMS was queued), the second crashed
+    # before even queueing the SMS. Another clerk's confirmation records each: its receipt
+    # names the SMS like any other, and each citizen gets one SMS.
+    from channels.letter.routes import LetterDesk
+
+    sms = letter_settings.sms.model_copy(
+        update={"kannel_sendsms_url": "http://127.0.0.1:9/cgi-bin/sendsms"}  # never reached here
+    )
+    web_section = letter_settings.web.model_copy(update={"csrf_key": SecretStr("k")})
+    gateway = bootstrap.build(letter_settings.model_copy(update={"sms": sms, "web": web_section}))
+    try:
+        client = await aiohttp_client(bootstrap.build_app(gateway))
+        store = StaffStore(gateway.engine, gateway.settings.letter)
+        await add_staff(store, "budi")
+        await add_staff(store, "ani", Role.SUPERVISOR)
+        token = await login(client, "budi")
+        batch = await upload(client, token, [("a.png", small_scan()), ("b.png", small_scan())])
+        letters = (await wait_until_read(client, batch))["letters"]
+        real_confirmed, real_ack = DraftStore.confirmed, LetterDesk._acknowledge
+
+        async def not_recorded(*_args: Any, **_kwargs: Any) -> None:
+            raise OSError("database away after the intake's commit")
+
+        async def crashed(*_args: Any, **_kwargs: Any) -> list[str]:
+            raise OSError("the process died after the intake's commit")
+
+        cases = (("confirmed", "0812-3456-7890", "Jalan di depan pasar berlubang besar."),
+                 ("ack", "0813-2222-4444", "Lampu jalan di gang mati sejak sebulan."))
+        for letter, (broken, phone, body) in zip(letters, cases, strict=True):
+            if broken == "confirmed":
+                monkeypatch.setattr(DraftStore, "confirmed", not_recorded)
+            else:
+                monkeypatch.setattr(LetterDesk, "_acknowledge", crashed)
+            lost = await client.post(letter["review_url"], data={
+                **VALID, "csrf": token, "phone": phone, "body": body, "action": "confirm"})
+            assert lost.status == 503
+            monkeypatch.setattr(DraftStore, "confirmed", real_confirmed)
+            monkeypatch.setattr(LetterDesk, "_acknowledge", real_ack)
+        assert await gateway.intake.count_complaints() == 2
+        async with gateway.engine.begin() as conn:  # budi's holds run out
+            await conn.execute(letter_drafts.update().values(
+                claim_expires=letter_drafts.c.created_at))
+
+        async with await aiohttp_client_like(client) as ani:
+            ani_token = await login(ani, "ani")
+            for letter in letters:
+                late = await ani.post(letter["review_url"], data={
+                    **VALID, "csrf": ani_token, "subject": "Versi ani", "action": "confirm"},
+                    allow_redirects=False)
+                assert late.headers["Location"].endswith("/receipt?not_sent=1")
+        tids = []
+        for letter in letters:
+            receipt = await (await client.get(letter["review_url"] + "/receipt")).text()
+            assert "Pemberitahuan juga dikirim ke: SMS +6281" in receipt, receipt
+            tids.append(tracking.normalize(TID.search(receipt).group(1)))  # type: ignore[union-attr]
+        async with gateway.engine.connect() as conn:
+            rows = (await conn.exec_driver_sql(
+                "SELECT tracking_id FROM sms_replies WHERE kind = 'receipt'")).scalars().all()
+        assert sorted(rows) == sorted(tids)  # one SMS each
+    finally:
+        await gateway.close()
+
+
 # ---- the front desk at a busy counter ---------------------------------------------------------
 
 BASED_ON = re.compile(r'name="based_on" value="([^"]*)"')
@@ -1077,6 +1144,158 @@ async def test_a_confirmation_the_intake_could_not_take_holds_the_letter_no_long
                                              "subject": "Versi ani", "action": "save"},
                                allow_redirects=False)
         assert saved.status == 303 and saved.headers["Location"].endswith("?saved=1")
+
+
+FAILED_HOLD = re.compile(r'name="failed_hold" value="([^"]*)"')
+
+
+async def failed_with_the_database_away(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway, token: str, review: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> str:
+    """budi confirms; the intake cannot take it, and the database is away for the hold's
+    release too: the hold stays in the database. The 503 page, with his values."""
+    from gateway.errors import IntakeUnavailable
+
+    form = based_on(await (await client.get(review)).text())
+
+    async def away(*_args: Any, **_kwargs: Any) -> Any:
+        raise IntakeUnavailable("database away")
+
+    async def release_away(*_args: Any, **_kwargs: Any) -> None:
+        raise OSError("database away")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(gw.intake, "accept", away)
+        patched.setattr(DraftStore, "release", release_away)
+        busy = await client.post(review, data={**VALID, "csrf": token, "based_on": form,
+                                               "subject": "Versi budi", "action": "confirm"},
+                                 allow_redirects=False)
+    html = await busy.text()
+    assert busy.status == 503 and 'value="Versi budi"' in html
+    draft = await DraftStore(gw.engine, gw.keys).get(review.rsplit("/", 1)[1])
+    assert draft is not None and draft.held_by == "budi" and draft.hold is not None
+    return html
+
+
+def retry_form(html: str, token: str, **values: str) -> dict[str, str]:
+    """The form of a 503 page sent again: its hidden fields, ``values`` typed over."""
+    failed = FAILED_HOLD.search(html)
+    assert failed, "the page names the confirmation that failed"
+    return {**VALID, "csrf": token, "based_on": based_on(html), "failed_hold": failed.group(1),
+            **values}
+
+
+async def test_a_letter_the_intake_could_not_take_is_corrected_and_saved_at_once(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway, staff: StaffStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    budi_token = await login(client, "budi")
+    review = await ready_letter(client, budi_token)
+    html = await failed_with_the_database_away(client, gw, budi_token, review, monkeypatch)
+    async with await aiohttp_client_like(client) as ani:
+        ani_token = await login(ani, "ani")
+        ani_form = based_on(await (await ani.get(review)).text())
+        # ani never saw budi's answer: for her the letter is still held by his confirmation.
+        held = await ani.post(review, data={**VALID, "csrf": ani_token, "based_on": ani_form,
+                                            "subject": "Versi ani", "action": "save"},
+                              allow_redirects=False)
+        assert held.status == 409 and "sedang dikonfirmasi oleh budi" in await held.text()
+        # budi, on the page that told him, corrects a field and saves: saved at once, not
+        # refused for two minutes as "being confirmed by budi".
+        saved = await client.post(
+            review, data=retry_form(html, budi_token, subject="Versi budi 2", action="save"),
+            allow_redirects=False,
+        )
+        assert saved.status == 303, await saved.text()
+        assert saved.headers["Location"].endswith("?saved=1")
+        # That save ended the hold: ani, drawing her page again, saves too.
+        ani_form = based_on(await (await ani.get(review)).text())
+        theirs = await ani.post(review, data={**VALID, "csrf": ani_token, "based_on": ani_form,
+                                              "subject": "Versi ani", "action": "save"},
+                                allow_redirects=False)
+        assert theirs.status == 303
+    draft = await DraftStore(gw.engine, gw.keys).get(review.rsplit("/", 1)[1])
+    assert draft is not None and draft.values["subject"] == "Versi ani" and draft.hold is None
+    assert await gw.intake.count_complaints() == 0
+
+
+async def test_a_letter_the_intake_could_not_take_is_confirmed_again_at_once_and_once(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway, staff: StaffStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    budi_token = await login(client, "budi")
+    review = await ready_letter(client, budi_token)
+    html = await failed_with_the_database_away(client, gw, budi_token, review, monkeypatch)
+    # The database is back: budi corrects the subject and confirms again from that page. While
+    # the intake commits it, the same page sent once more (a second click, another value
+    # typed) does not get past the new confirmation's hold by naming the failed one.
+    entered, release = asyncio.Event(), asyncio.Event()
+    accept = gw.intake.accept
+
+    async def slow_accept(*args: Any, **kwargs: Any) -> Any:
+        entered.set()
+        await release.wait()
+        return await accept(*args, **kwargs)
+
+    monkeypatch.setattr(gw.intake, "accept", slow_accept)
+    confirming = asyncio.ensure_future(client.post(
+        review, data=retry_form(html, budi_token, subject="Versi budi 2", action="confirm"),
+        allow_redirects=False,
+    ))
+    waiting = asyncio.ensure_future(entered.wait())
+    await asyncio.wait({confirming, waiting}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+    waiting.cancel()
+    if confirming.done():  # refused without reaching the intake
+        answer = confirming.result()
+        pytest.fail(f"the confirmation was answered {answer.status}: {await answer.text()}")
+    late = await client.post(
+        review, data=retry_form(html, budi_token, subject="Versi budi 3", action="save"),
+        allow_redirects=False,
+    )
+    assert late.status == 409 and "sedang dikonfirmasi oleh budi" in await late.text()
+    release.set()
+    sent = await confirming
+    assert sent.status == 303 and sent.headers["Location"] == f"{review}/receipt"
+    receipt = await (await client.get(f"{review}/receipt")).text()
+    assert "<dd>Versi budi 2</dd>" in receipt
+    assert await gw.intake.count_complaints() == 1
+
+
+async def test_the_same_values_confirmed_by_two_clerks_at_once_are_not_called_unused(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway, staff: StaffStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # budi confirms; while his request waits for the intake, ani confirms the very same values
+    # and hers is committed first. budi's values are the ones registered (they are the same):
+    # he is not told above the receipt that they were NOT used.
+    budi_token = await login(client, "budi")
+    review = await ready_letter(client, budi_token)
+    form = based_on(await (await client.get(review)).text())
+    entered, release = asyncio.Event(), asyncio.Event()
+    accept = gw.intake.accept
+
+    async def first_waits(*args: Any, **kwargs: Any) -> Any:
+        if not entered.is_set():
+            entered.set()
+            await release.wait()
+        return await accept(*args, **kwargs)
+
+    monkeypatch.setattr(gw.intake, "accept", first_waits)
+    same = {**VALID, "based_on": form, "subject": "Versi yang sama", "action": "confirm"}
+    async with await aiohttp_client_like(client) as ani:
+        ani_token = await login(ani, "ani")
+        confirming = asyncio.ensure_future(
+            client.post(review, data={**same, "csrf": budi_token}, allow_redirects=False))
+        await asyncio.wait_for(entered.wait(), 30)
+        hers = await ani.post(review, data={**same, "csrf": ani_token}, allow_redirects=False)
+        assert hers.status == 303 and hers.headers["Location"] == f"{review}/receipt"
+        release.set()
+        his = await confirming
+    assert his.status == 303 and his.headers["Location"] == f"{review}/receipt"
+    receipt = await (await client.get(his.headers["Location"])).text()
+    assert "<dd>Versi yang sama</dd>" in receipt and 'id="notice"' not in receipt
+    assert await gw.intake.count_complaints() == 1
 
 
 def blank_pdf(pages: int) -> bytes:
