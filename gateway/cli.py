@@ -4,7 +4,8 @@ Subcommands: ``serve``, ``relay``, ``migrate``, ``check-config``, ``quarantine l
 ``outbox status|republish|prune|unopenable|set-aside|restore``, ``dedup show``, ``status show``,
 ``keys reseal``, ``files gc``, ``sms requeue|prune``, ``staff create|list``. Every subcommand
 reads the same settings (``config/gateway.toml`` and ``LAPOR_...`` variables). Exit status: 0
-done, 1 operational failure, 2 invalid settings/usage.
+done, 1 operational failure, 2 invalid settings/usage, 130 interrupted; an error is one line on
+stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import asyncio
 import getpass
 import json
 import logging
+import os
 import re
+import socket
 import sys
 import traceback
 from collections.abc import Callable, Coroutine, Sequence
@@ -23,8 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from channels.letter.auth import InvalidAccount, StaffStore
 from channels.sms.message import Bridge
@@ -47,11 +52,12 @@ from gateway.outbox import (
     stuck_events,
 )
 from gateway.reseal import dumps, reseal
-from gateway.settings import Settings, load_settings
+from gateway.settings import ENV_PREFIX, Settings, config_path, load_settings
 from gateway.sms_store import prune as prune_sms
 from gateway.sms_store import requeue_failed
 from gateway.storage import migrate as migrations
 from gateway.storage.database import create_engine
+from gateway.storage.schema import quarantine
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +74,12 @@ def _parser() -> argparse.ArgumentParser:
     ql = qsub.add_parser("list", help="open entries, oldest first")
     ql.add_argument("--all", action="store_true", help="include resolved entries")
     qs = qsub.add_parser("show", help="one entry with its raw message")
-    qs.add_argument("id", type=int)
+    qs.add_argument("id", type=_entry_id)
     qs.add_argument("--reveal", action="store_true", help="do not mask NIK and phone numbers")
     qr = qsub.add_parser("replay", help="parse entries again (after a parser fix)")
-    qr.add_argument("ids", type=int, nargs="*", help="entries to replay (default: every open one)")
+    qr.add_argument("ids", type=_entry_id, nargs="*",
+                    help="entries to replay (default: every open one); one already resolved is"
+                    " said so and left as it is")
     d = sub.add_parser("dedup", help="why messages were linked to a complaint")
     dsub = d.add_subparsers(dest="action", required=True)
     ds = dsub.add_parser("show", help="every message linked to a tracking ID, with tier and score")
@@ -202,12 +210,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The keys stay masked; their fingerprints tell whether two replicas hold the same.
         shown["security"]["key_fingerprints"] = fingerprints
         print(json.dumps(shown, indent=2, ensure_ascii=False))
+        print(f"lapor-gateway: {_settings_source()}", file=sys.stderr)
         return 0
     missing = _missing_sqlite_file(settings)
     if missing is not None and args.command != "migrate":
-        # Not made here: a mistyped path would become a new, empty database.
+        # Not made here: a mistyped path would become a new, empty database. A relative path
+        # (the default, var/lapor.db) is named in full: run from another directory, the
+        # command looks for the database (and config/gateway.toml) there.
+        where = str(missing)
+        if not missing.is_absolute():
+            where = f"{missing.absolute()} ({missing} in the working directory)"
         print(
-            f"lapor-gateway: no database at {missing}: check LAPOR_DATABASE__URL, or run"
+            f"lapor-gateway: no database at {where}: check LAPOR_DATABASE__URL, or run"
             " `lapor-gateway migrate` to create it there",
             file=sys.stderr,
         )
@@ -241,10 +255,27 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     except OSError as exc:  # a connection refused or timed out, a port in use, a file
-        print(f"lapor-gateway: {_whose(settings, exc)}{_one_line(exc)}", file=sys.stderr)
+        whose = _whose(settings, exc)
+        if not whose and args.command in ("serve", "relay") and isinstance(exc, socket.gaierror):
+            # The address to listen on (the broker and the bridges are retried, never fatal).
+            whose = f"http.host {settings.http.host}: "
+        print(f"lapor-gateway: {whose}{_one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _settings_source() -> str:
+    """Where the effective settings come from: run from another directory, the command reads
+    no file and shows the defaults; the names (never the values) of the variables set."""
+    path = config_path(os.environ)
+    source = (
+        f"settings from {path.absolute()}"
+        if path.is_file()
+        else f"no {path} in {Path.cwd()}: the documented defaults"
+    )
+    names = sorted(n for n in os.environ if n.startswith(ENV_PREFIX) and n != "LAPOR_CONFIG")
+    return f"{source}, overridden by {', '.join(names)}" if names else source
 
 
 def _missing_sqlite_file(settings: Settings) -> Path | None:
@@ -423,9 +454,14 @@ async def _quarantine(settings: Settings, args: argparse.Namespace) -> int:
         for entry_id in ids:
             try:
                 receipt = await gateway.intake.replay(entry_id, gateway.parsers)
-            except QuarantineNotFound as exc:
-                print(f"{entry_id}: not found or already resolved ({exc})")
-                failed += 1
+            except QuarantineNotFound:
+                # Run twice (a dropped terminal, a retried cron job), a replay finds the entry
+                # it resolved: said, nothing done, not a failure. Only an id with no entry is.
+                if await _quarantine_resolved(gateway.engine, entry_id):
+                    print(f"{entry_id}: already resolved, nothing done")
+                else:
+                    print(f"{entry_id}: no quarantine entry {entry_id}")
+                    failed += 1
                 continue
             except SQLAlchemyError as exc:  # this entry only: the others are still replayed
                 print(f"{entry_id}: not replayed, the database refused it ({type(exc).__name__})")
@@ -443,6 +479,24 @@ async def _quarantine(settings: Settings, args: argparse.Namespace) -> int:
         await gateway.close()
 
 
+async def _quarantine_resolved(engine: AsyncEngine, entry_id: int) -> bool:
+    """Whether quarantine entry ``entry_id`` exists and is resolved."""
+    async with engine.connect() as conn:
+        resolved = (
+            await conn.execute(
+                select(quarantine.c.resolved_at).where(quarantine.c.id == entry_id)
+            )
+        ).first()
+    return resolved is not None and resolved.resolved_at is not None
+
+
+def _no_complaint(tracking_id: str) -> int:
+    """Say that no complaint has ``tracking_id``: masked, an operator may have pasted a NIK or
+    a phone number where the tracking ID goes."""
+    print(f"no complaint with tracking ID {logs.mask_text(tracking_id)}", file=sys.stderr)
+    return 1
+
+
 async def _dedup(settings: Settings, args: argparse.Namespace) -> int:
     gateway = bootstrap.build(settings)
     try:
@@ -451,8 +505,7 @@ async def _dedup(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         await gateway.close()
     if not rows:
-        print(f"no complaint with tracking ID {args.tracking_id}", file=sys.stderr)
-        return 1
+        return _no_complaint(args.tracking_id)
     for row in rows:
         score = "" if row["score"] is None else f"score={row['score']:.3f}"
         print(
@@ -474,8 +527,7 @@ async def _status(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         await gateway.close()
     if found is None:
-        print(f"no complaint with tracking ID {args.tracking_id}", file=sys.stderr)
-        return 1
+        return _no_complaint(args.tracking_id)
     updated = f"{found.updated_at:%Y-%m-%d %H:%M}" if found.updated_at else "-"
     print(
         f"{tracking.display(found.tracking_id)}  status={found.status}  "
@@ -489,6 +541,24 @@ async def _status(settings: Settings, args: argparse.Namespace) -> int:
             f"received={c.received_at:%Y-%m-%d %H:%M:%S}  message_id={c.message_id}"
         )
     return 0
+
+
+def _entry_id(text: str) -> int:
+    """A quarantine entry id: a whole number the database can hold (a larger one was an
+    OverflowError traceback on SQLite, a "database refused it" on PostgreSQL)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a quarantine entry id: {text!r}") from None
+    if not 1 <= value <= _MAX_ID:
+        raise argparse.ArgumentTypeError(
+            f"not a quarantine entry id: {text!r} (ids run from 1, see `quarantine list`)"
+        )
+    return value
+
+
+# The largest id a BIGINT (PostgreSQL) or INTEGER (SQLite) column holds.
+_MAX_ID = 2**63 - 1
 
 
 def _moment(text: str) -> datetime:

@@ -6,12 +6,16 @@ read is ``LAPOR_CONFIG`` (default: ``./config/gateway.toml`` in the working dire
 it the documented defaults apply). Lists and tables are given as JSON
 (``LAPOR_WEB__TRUSTED_PROXIES='["10.0.0.0/8"]'``); every other value is taken as it is. Secrets
 (passwords, keys) are read only from the environment: a secret key found in the file, or a
-password inside a URL in the file, fails at start; a secret set to the empty string counts as
-unset. Invalid settings raise :class:`~gateway.errors.ConfigError` naming the key.
+password or token inside a URL in the file (its user info, or a query parameter such as
+``password=`` or ``token=``), fails at start; a secret set to the empty string counts as unset.
+Invalid settings raise :class:`~gateway.errors.ConfigError` naming the key; ``check-config``
+prints :meth:`Settings.masked`, where those secrets, and the ones in a URL from the environment,
+are masked.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import tomllib
@@ -19,9 +23,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -55,6 +60,14 @@ SECRET_KEYS = {
     ("web", "csrf_key"),
     ("web", "open311_api_key"),
 }
+# Query parameters of a URL that carry a secret (a Kannel or Jasmin ``sendsms`` URL written with
+# ``password=``, asyncpg's ``?password=``, a ``token=``): refused in the file, masked when shown.
+# Compared lower-case without "-" and "_"; a name ending in password, token or secret counts
+# too (a path such as PostgreSQL's sslkey= does not).
+_SECRET_PARAMS = ("password", "passwd", "pass", "pwd", "pw", "token", "secret", "key", "apikey",
+                  "accesskey", "secretkey", "authkey", "auth", "signature", "sig", "credential",
+                  "credentials")
+MASK = "********"
 
 
 class _Section(BaseModel):
@@ -86,13 +99,31 @@ def _public_url(value: str | None) -> str | None:
     bad = parts.scheme not in ("http", "https") or not parts.netloc or parts.query
     if bad or "@" in parts.netloc:
         raise ValueError("must be an http:// or https:// URL without a query or a password")
-    return value.rstrip("/")
+    return _parsable(value).rstrip("/")
+
+
+def _listen_host(value: str) -> str:
+    """An address to listen on: a host name or an IP address, nothing around it. "0.0.0.0:8080"
+    or "http://0.0.0.0" were taken and ``serve`` then stopped on "Name or service not known",
+    naming no setting."""
+    if ":" in value:
+        try:
+            ipaddress.IPv6Address(value)
+        except ValueError:
+            raise ValueError(
+                "must be a host name or an IP address, without a scheme, brackets or a port"
+                " (the port is http.port)"
+            ) from None
+    elif any(c.isspace() or c in "/@[]" for c in value):
+        raise ValueError("must be a host name or an IP address, without a scheme or a path")
+    return value
 
 
 class HttpSettings(_Section):
     # Never empty: asyncio listens on every interface for "" (write 0.0.0.0 or :: for that).
-    host: Annotated[str, BeforeValidator(_not_empty)] = "127.0.0.1"
-    port: int = Field(8080, ge=0, le=65535)
+    host: Annotated[str, BeforeValidator(_not_empty), AfterValidator(_listen_host)] = "127.0.0.1"
+    # 0 is refused: the system would pick a free port that no load balancer or probe knows.
+    port: int = Field(8080, ge=1, le=65535)
     client_max_size: int = Field(10 * 1024 * 1024, gt=0)
     # The event loop every command runs on: uvloop (libuv), or Python's own asyncio loop.
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
@@ -281,7 +312,8 @@ class SmsSettingsSection(_Section):
         assert value is not None
         if not value.startswith(("http://", "https://")) or urlsplit(value).password:
             raise ValueError("must be an http(s):// URL without a password")
-        return value
+        # A port that is not a number would fail every reply at send time, not here.
+        return _parsable(value)
 
 
 class LetterSettings(_Section):
@@ -354,31 +386,42 @@ class Settings(_Section):
         for section, key in SECRET_KEYS:
             value = data[section].get(key)
             if isinstance(value, list):
-                data[section][key] = ["********"] * len(value)
+                data[section][key] = [MASK] * len(value)
             elif value is not None:
-                data[section][key] = "********"
-        for section in ("database", "broker"):
-            data[section]["url"] = _mask_url_password(data[section]["url"])
+                data[section][key] = MASK
+        # Every URL (database, broker, the SMS bridges' send and callback URLs): the password of
+        # its user info and its secret query parameters (``sendsms?...&password=...``).
+        for values in data.values():
+            for key, value in values.items():
+                if isinstance(value, str) and "://" in value:
+                    values[key] = mask_url(value)
         return data
 
 
-def _problem(err: Any) -> str:
-    """One validation error as ``section.key: message``; a check across sections (no location)
-    names its keys in its own message."""
+def _problem(err: Any, set_by: Mapping[tuple[str, str], str]) -> str:
+    """One validation error as ``section.key: message``, with the variable that set the value
+    when one did (the file shows another); a check across sections (no location) names its keys
+    in its own message."""
     where = ".".join(str(p) for p in err["loc"])
     msg = str(err["msg"])
+    if err["type"] == "extra_forbidden":  # pydantic's "Extra inputs are not permitted"
+        msg = "unknown setting (a typo? every key is in config/gateway.toml)"
     if not where:
         return msg.removeprefix("Value error, ")
-    return f"{where}: {msg}"
+    loc = err["loc"]
+    variable = set_by.get((str(loc[0]), str(loc[1]))) if len(loc) > 1 else None
+    return f"{where}: {msg}" + (f" (set by {variable})" if variable else "")
 
 
 def _parsable(url: str) -> str:
     """``url`` when its host and port can be read: else every command would fall over with a
     traceback when it connects (``db:54x2``). The message never repeats the URL (a password)."""
     try:
-        urlsplit(url).port  # noqa: B018 - raises for a port that is not a number in range
+        port = urlsplit(url).port  # raises for a port that is not a number in range
     except ValueError as exc:
         raise ValueError(f"not a valid URL ({exc})") from None
+    if port == 0:  # nothing is ever reached on port 0: a typo
+        raise ValueError("not a valid URL (port 0)")
     return url
 
 
@@ -386,19 +429,48 @@ def _with_password(url: str, password: SecretStr | None) -> str:
     if password is None:
         return url
     parts = urlsplit(url)
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    netloc = f"{quote(user, safe='')}:{quote(password.get_secret_value(), safe='')}@{host}"
+    # The user as written (already URL-encoded), the host and port as written: an IPv6 address
+    # keeps its brackets ("[::1]:5432"), which ``hostname`` drops.
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    netloc = f"{user}:{quote(password.get_secret_value(), safe='')}@{host}"
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def _mask_url_password(url: str) -> str:
+def _secret_param(name: str) -> bool:
+    """Whether a URL query parameter named ``name`` carries a secret."""
+    plain = unquote_plus(name).lower().replace("-", "").replace("_", "")
+    return plain in _SECRET_PARAMS or plain.endswith(("password", "token", "secret"))
+
+
+def _url_secrets(url: str) -> list[str]:
+    """The secrets ``url`` holds: "a password" (in its user info), its secret query parameters."""
     parts = urlsplit(url)
-    if parts.password is None:
+    found = ["a password"] if parts.password is not None else []
+    for piece in parts.query.split("&"):
+        name = piece.partition("=")[0]
+        if name and _secret_param(name):
+            found.append(f"{unquote_plus(name)}=")
+    return found
+
+
+def mask_url(url: str) -> str:
+    """``url`` with the password of its user info and its secret query parameters masked."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # not a URL at all: shown as written
         return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
+    netloc = parts.netloc
+    if parts.password is not None:
+        userinfo, _, host = netloc.rpartition("@")
+        netloc = f"{userinfo.partition(':')[0]}:{MASK}@{host}"
+    query = "&".join(
+        f"{piece.partition('=')[0]}={MASK}" if _secret_param(piece.partition("=")[0]) else piece
+        for piece in parts.query.split("&")
+    )
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url  # nothing secret: exactly as written
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
@@ -410,6 +482,12 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
         section, sep, key = name[len(ENV_PREFIX) :].lower().partition("__")
         if not sep or section not in sections:
             raise ConfigError(f"{name}: unknown setting (expected LAPOR_<SECTION>__<KEY>)")
+        if key not in getattr(sections[section].annotation, "model_fields", {}):
+            # Named by the variable: the key is in no file for the operator to find.
+            raise ConfigError(
+                f"{name}: unknown setting {section}.{key} (every key of [{section}] is in"
+                " config/gateway.toml)"
+            )
         if raw == "" and (section, key) in SECRET_KEYS:
             # An empty secret is an unset one (``LAPOR_WEB__CSRF_KEY=`` left blank in a
             # compose file): what the gateway does without it applies, never an empty key.
@@ -455,6 +533,27 @@ def _check_file_has_no_secrets(data: Mapping[str, Any], path: Path) -> None:
         if isinstance(url, str) and urlsplit(url).password:
             env = f"{ENV_PREFIX}{section.upper()}__PASSWORD"
             raise ConfigError(f"{section}.url in {path}: remove the password; set {env} instead")
+    for section, values in data.items():
+        for key, value in values.items() if isinstance(values, dict) else ():
+            if not isinstance(value, str) or "://" not in value:
+                continue
+            try:
+                found = _url_secrets(value)
+            except ValueError:  # not a URL after all: validation names the key if it must
+                continue
+            if found:
+                # Never the URL itself in the message: it holds the secret.
+                raise ConfigError(
+                    f"{section}.{key} in {path}: remove {', '.join(found)} from the URL; secrets"
+                    " come only from the environment (the LAPOR_... variables config/gateway.toml"
+                    " lists)"
+                )
+
+
+def config_path(environ: Mapping[str, str]) -> Path:
+    """The settings file to read: ``LAPOR_CONFIG``, else ``config/gateway.toml`` in the working
+    directory (when that does not exist, the documented defaults apply)."""
+    return Path(environ.get("LAPOR_CONFIG", "config/gateway.toml"))
 
 
 def load_settings(
@@ -464,7 +563,7 @@ def load_settings(
 ) -> Settings:
     """Read the file, apply the environment and ``overrides``, validate; errors name the key."""
     environ = os.environ if environ is None else environ
-    path = path or Path(environ.get("LAPOR_CONFIG", "config/gateway.toml"))
+    path = path or config_path(environ)
     data: dict[str, dict[str, Any]] = {}
     if path.exists():
         try:
@@ -477,7 +576,15 @@ def load_settings(
         _check_file_has_no_secrets(data, path)
     elif "LAPOR_CONFIG" in environ:
         raise ConfigError(f"LAPOR_CONFIG: {path} does not exist")
-    for layer in (_env_overrides(environ), overrides or {}):
+    from_env = _env_overrides(environ)
+    overrides = overrides or {}
+    set_by = {
+        (section, key): f"{ENV_PREFIX}{section.upper()}__{key.upper()}"
+        for section, values in from_env.items()
+        for key in values
+        if key not in overrides.get(section, {})
+    }
+    for layer in (from_env, overrides):
         for section, values in layer.items():
             if not isinstance(data.setdefault(section, {}), dict):
                 raise ConfigError(f"{section}: must be a table")
@@ -485,5 +592,5 @@ def load_settings(
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(_problem(err) for err in exc.errors())
+        problems = "; ".join(_problem(err, set_by) for err in exc.errors())
         raise ConfigError(f"invalid settings: {problems}") from None

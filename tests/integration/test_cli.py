@@ -701,3 +701,150 @@ def test_check_config_and_metrics_tell_the_data_key_by_its_fingerprint(
         assert sample == 1
     finally:
         asyncio.run(gateway.close())
+
+
+def test_check_config_masks_a_password_or_token_in_a_url_query(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A Kannel sendsms URL written with its password, a Jasmin URL with a token: check-config
+    # printed both in clear (only the database and broker URLs' user info was masked).
+    monkeypatch.setenv(
+        "LAPOR_SMS__KANNEL_SENDSMS_URL",
+        "http://kannel:13013/cgi-bin/sendsms?username=lapor&password=kannel-s3cret",
+    )
+    monkeypatch.setenv("LAPOR_SMS__JASMIN_SEND_URL", "http://jasmin:1401/send?token=jasmin-s3cret")
+    monkeypatch.setenv("LAPOR_SMS__CALLBACK_URL", "http://lapor:s3cret-callback@gw:8080")
+    assert main(["check-config"]) == 2  # a password in the user info: refused, not printed
+    assert "s3cret-callback" not in capsys.readouterr().err
+    monkeypatch.delenv("LAPOR_SMS__CALLBACK_URL")
+    assert main(["check-config"]) == 0
+    out = capsys.readouterr().out
+    assert "kannel-s3cret" not in out and "jasmin-s3cret" not in out
+    sms = json.loads(out)["sms"]
+    assert sms["kannel_sendsms_url"].endswith("?username=lapor&password=********")
+    assert sms["jasmin_send_url"] == "http://jasmin:1401/send?token=********"
+    # Written in the file, it is a secret in the file: refused at start, without repeating it.
+    conf = env / "gateway.toml"
+    conf.write_text('[sms]\njasmin_send_url = "http://jasmin:1401/send?token=jasmin-s3cret"\n')
+    monkeypatch.delenv("LAPOR_SMS__JASMIN_SEND_URL")
+    monkeypatch.setenv("LAPOR_CONFIG", str(conf))
+    assert main(["check-config"]) == 2
+    error = _one_line_error(capsys)
+    assert "sms.jasmin_send_url" in error and "jasmin-s3cret" not in error
+
+
+def test_http_port_zero_fails_at_start_naming_the_key(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Taken, serve listened on a port the system chose, that nothing in front of it knew.
+    monkeypatch.setenv("LAPOR_HTTP__PORT", "0")
+    assert main(["serve"]) == 2
+    assert "http.port" in _one_line_error(capsys)
+
+
+def test_quarantine_replay_run_twice_does_nothing_the_second_time(
+    env: Path, settings: Settings, database_url: str, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The second run of the same replay (a dropped terminal, a retried cron job) said "not
+    # found or already resolved" and failed with 1, as for an id that never existed.
+    monkeypatch.setenv("LAPOR_DATABASE__URL", database_url)
+    _keys_in_env(monkeypatch)
+    tracking_id = _quarantine_one()
+    entry = _quarantined_id(capsys)
+    assert main(["quarantine", "replay", entry]) == 0
+    assert f"{entry}: accepted {tracking_id}" in capsys.readouterr().out
+
+    async def counts() -> tuple[int, int]:
+        gw = bootstrap.build(load_settings())
+        try:
+            async with gw.engine.connect() as conn:
+                made = (await conn.execute(select(func.count()).select_from(complaints))).scalar()
+                events = (await conn.execute(select(func.count()).select_from(outbox))).scalar()
+            return int(made or 0), int(events or 0)
+        finally:
+            await gw.close()
+
+    before = asyncio.run(counts())
+    assert main(["quarantine", "replay", entry]) == 0
+    assert capsys.readouterr().out.strip() == f"{entry}: already resolved, nothing done"
+    assert asyncio.run(counts()) == before == (1, 1)
+    missing = str(int(entry) + 1000)
+    assert main(["quarantine", "replay", entry, missing]) == 1  # one id that has no entry
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        f"{entry}: already resolved, nothing done",
+        f"{missing}: no quarantine entry {missing}",
+    ]
+
+
+@pytest.mark.parametrize("bad", ["99999999999999999999", "9223372036854775808", "0", "-5", "x1"])
+@pytest.mark.parametrize("action", ["show", "replay"])
+def test_a_quarantine_id_no_entry_can_have_is_a_usage_error(
+    env: Path, capsys: pytest.CaptureFixture[str], action: str, bad: str
+) -> None:
+    # An id beyond a 64-bit integer ended in an OverflowError traceback (SQLite).
+    assert main(["migrate"]) == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        main(["quarantine", action, bad])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "not a quarantine entry id" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["status", "dedup"])
+@pytest.mark.parametrize("typed", ["3201014101900001", "081234567890"])
+def test_a_nik_or_phone_typed_as_a_tracking_id_is_masked_in_the_answer(
+    env: Path, capsys: pytest.CaptureFixture[str], command: str, typed: str
+) -> None:
+    assert main(["migrate"]) == 0
+    capsys.readouterr()
+    assert main([command, "show", typed]) == 1
+    err = capsys.readouterr().err
+    assert "no complaint with tracking ID" in err and typed not in err
+    assert typed[:3] in err  # masked, not dropped: the operator still sees what was typed
+
+
+def test_serve_on_a_host_name_that_does_not_resolve_names_http_host(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "lapor-gateway: [Errno -2] Name or service not known": which name, of which setting?
+    assert main(["migrate"]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("LAPOR_HTTP__HOST", "lapor-gateway-nowhere.invalid")
+    monkeypatch.setenv("LAPOR_LETTER__ENABLED", "false")
+    assert main(["serve"]) == 1
+    assert "http.host lapor-gateway-nowhere.invalid: " in _one_line_error(capsys)
+
+
+def test_a_relative_sqlite_path_is_named_in_full_when_there_is_no_database(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The default is relative (var/lapor.db): run from another directory, the command said
+    # "no database at var/lapor.db", which is there, just not where it looked.
+    _keys_in_env(monkeypatch)
+    monkeypatch.setenv("LAPOR_DATABASE__URL", "sqlite+aiosqlite:///var/lapor.db")
+    assert main(["quarantine", "list"]) == 1
+    error = _one_line_error(capsys)
+    assert f"no database at {env / 'var' / 'lapor.db'} (var/lapor.db in the working" in error
+
+
+def test_check_config_says_which_file_and_variables_it_read(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Run from another directory, check-config read no file and printed the defaults as "the
+    # effective settings", saying nothing of it.
+    monkeypatch.setenv("LAPOR_BROKER__PASSWORD", "rahasia-sekali")
+    assert main(["check-config"]) == 0
+    err = capsys.readouterr().err
+    assert f"no config/gateway.toml in {env}: the documented defaults" in err
+    assert "LAPOR_BROKER__PASSWORD" in err and "LAPOR_DATABASE__URL" in err
+    assert "rahasia-sekali" not in err  # names, never values
+    conf = env / "lapor.toml"
+    conf.write_text("[http]\nport = 9090\n")
+    monkeypatch.setenv("LAPOR_CONFIG", str(conf))
+    assert main(["check-config"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["http"]["port"] == 9090
+    assert f"settings from {conf}, overridden by " in out.err

@@ -48,6 +48,11 @@ def test_invalid_value_names_the_key() -> None:
         ("LAPOR_DATABASE__URL", "postgresql+asyncpg://lapor@[::1/lapor"),
         ("LAPOR_BROKER__URL", "amqp://guest@rabbit:56x2/"),
         ("LAPOR_BROKER__URL", "amqp://guest@[::1/"),
+        # Port 0: with a password set it was dropped (connecting to 5432 instead), without one
+        # every connection failed later, naming no setting.
+        ("LAPOR_DATABASE__URL", "postgresql+asyncpg://lapor@db:0/lapor"),
+        ("LAPOR_BROKER__URL", "amqp://guest@rabbit:0/"),
+        ("LAPOR_SMS__JASMIN_SEND_URL", "http://jasmin:0/send"),
     ],
 )
 def test_a_url_that_cannot_be_parsed_names_the_key(name: str, url: str) -> None:
@@ -286,3 +291,164 @@ def test_a_gc_grace_shorter_than_the_csrf_max_age_is_refused_at_start() -> None:
         CONFIG, environ={"LAPOR_STORAGE__GC_GRACE": "3600", "LAPOR_WEB__CSRF_MAX_AGE": "3600"}
     )
     assert s.storage.gc_grace == s.web.csrf_max_age == 3600
+
+
+@pytest.mark.parametrize(
+    ("name", "url", "secret"),
+    [
+        (
+            "LAPOR_SMS__KANNEL_SENDSMS_URL",
+            "http://kannel:13013/cgi-bin/sendsms?username=lapor&password=hunter2",
+            "hunter2",
+        ),
+        ("LAPOR_SMS__JASMIN_SEND_URL", "http://jasmin:1401/send?token=t0k3n-j", "t0k3n-j"),
+        ("LAPOR_SMS__CALLBACK_URL", "http://gw:8080?api_key=k3y-callback", "k3y-callback"),
+        ("LAPOR_SMS__ANDROID_SEND_URL", "https://sms-gate.example/v1/messages?Pass=abc9", "abc9"),
+        (
+            "LAPOR_DATABASE__URL",
+            "postgresql+asyncpg://lapor@db:5432/lapor?password=pg-s3cret&ssl=require",
+            "pg-s3cret",
+        ),
+        ("LAPOR_DATABASE__URL", "postgresql+asyncpg://lapor:pg-s3cret@db:5432/lapor", "pg-s3cret"),
+        ("LAPOR_BROKER__URL", "amqp://lapor:mq-s3cret@[::1]:5672/vh", "mq-s3cret"),
+    ],
+)
+def test_a_secret_inside_a_url_from_the_environment_is_masked(
+    name: str, url: str, secret: str
+) -> None:
+    # check-config printed a password or token in a URL's query string (a Kannel sendsms URL
+    # written with password=, asyncpg's ?password=) in clear: only the user info of the
+    # database and broker URLs was masked, and the SMS bridges' URLs not at all.
+    masked = load_settings(CONFIG, environ={name: url}).masked()
+    assert secret not in repr(masked)
+    section, key = name[len("LAPOR_") :].lower().split("__")
+    # Only the secret is masked; the rest is shown as written.
+    assert masked[section][key] == url.replace(secret, "********")
+
+
+def test_a_url_without_secrets_is_shown_as_written() -> None:
+    env = {
+        "LAPOR_SMS__KANNEL_SENDSMS_URL": "http://kannel:13013/cgi-bin/sendsms?smsc=tsel&x=1",
+        "LAPOR_DATABASE__URL": "postgresql+asyncpg://lapor@db:5432/lapor?sslkey=/etc/c.key",
+    }
+    masked = load_settings(CONFIG, environ=env).masked()
+    assert masked["sms"]["kannel_sendsms_url"] == env["LAPOR_SMS__KANNEL_SENDSMS_URL"]
+    assert masked["database"]["url"] == env["LAPOR_DATABASE__URL"]
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "url"),
+    [
+        ("sms", "kannel_sendsms_url", "http://kannel:13013/cgi-bin/sendsms?password=hunter2"),
+        ("sms", "jasmin_send_url", "http://jasmin:1401/send?username=lapor&token=hunter2"),
+        ("database", "url", "postgresql+asyncpg://lapor@db/lapor?password=hunter2"),
+    ],
+)
+def test_a_secret_in_a_url_query_in_the_file_is_refused(
+    tmp_path: Path, section: str, key: str, url: str
+) -> None:
+    # "A secret or a password inside a URL in this file stops the gateway at start": a
+    # password in the query string was taken, and printed by check-config.
+    f = tmp_path / "g.toml"
+    f.write_text(f'[{section}]\n{key} = "{url}"\n')
+    with pytest.raises(ConfigError, match=rf"{section}\.{key} in .*: remove .*from the URL") as exc:
+        load_settings(f, environ={})
+    assert "hunter2" not in str(exc.value)
+
+
+@pytest.mark.parametrize("name", ["LAPOR_HTTP__PORT", "LAPOR_OUTBOX__RELAY_PORT"])
+def test_port_zero_is_refused_naming_the_key(name: str, tmp_path: Path) -> None:
+    # http.port = 0 was accepted: the server listened on a port the system picked, one no load
+    # balancer, probe or Prometheus job knows, and said nothing.
+    key = name[len("LAPOR_") :].lower().replace("__", ".")
+    with pytest.raises(ConfigError, match=rf"{key}: .*greater than or equal to 1"):
+        load_settings(CONFIG, environ={name: "0"})
+    f = tmp_path / "g.toml"
+    section, field = key.split(".")
+    f.write_text(f"[{section}]\n{field} = 0\n")
+    with pytest.raises(ConfigError, match=rf"{key}: "):
+        load_settings(f, environ={})
+
+
+def test_a_password_with_an_ipv6_database_or_broker_host_keeps_the_brackets() -> None:
+    # The host was rebuilt from ``hostname`` (no brackets): "lapor:pw@::1:5432" could not be
+    # parsed, and every command ended in a ValueError traceback.
+    from sqlalchemy.engine import make_url
+
+    s = load_settings(
+        CONFIG,
+        environ={
+            "LAPOR_DATABASE__URL": "postgresql+asyncpg://lapor@[::1]:5433/lapor",
+            "LAPOR_DATABASE__PASSWORD": "p@ss:w/d",
+            "LAPOR_BROKER__URL": "amqp://lapor@[fd00::2]/vh",
+            "LAPOR_BROKER__PASSWORD": "pw",
+        },
+    )
+    url = make_url(s.database.effective_url())
+    assert (url.host, url.port, url.username, url.password) == ("::1", 5433, "lapor", "p@ss:w/d")
+    assert s.broker.effective_url() == "amqp://lapor:pw@[fd00::2]/vh"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "LAPOR_SMS__KANNEL_SENDSMS_URL",
+        "LAPOR_SMS__JASMIN_SEND_URL",
+        "LAPOR_SMS__ANDROID_SEND_URL",
+        "LAPOR_SMS__CALLBACK_URL",
+        "LAPOR_LETTER__PUBLIC_BASE_URL",
+        "LAPOR_WEB__PUBLIC_BASE_URL",
+    ],
+)
+def test_an_http_url_whose_port_is_not_a_number_names_the_key(name: str) -> None:
+    # Accepted, then every reply failed at send time ("port can't be converted to integer").
+    key = name[len("LAPOR_") :].lower().replace("__", ".")
+    with pytest.raises(ConfigError, match=rf"{key}: .*not a valid URL"):
+        load_settings(CONFIG, environ={name: "http://kannel:13x13/cgi-bin/sendsms"})
+
+
+def test_an_environment_variable_with_a_typo_is_named_as_written() -> None:
+    # The message named "http.prot" only, a key the operator looks for in the file in vain:
+    # it names the variable now, so the typo is found where it was made.
+    with pytest.raises(ConfigError, match=r"^LAPOR_HTTP__PROT: unknown setting http\.prot"):
+        load_settings(CONFIG, environ={"LAPOR_HTTP__PROT": "9000"})
+    with pytest.raises(ConfigError, match=r"^LAPOR_SMS__JASMIN_TOKN: unknown setting"):
+        load_settings(CONFIG, environ={"LAPOR_SMS__JASMIN_TOKN": "x"})
+
+
+def test_an_unknown_key_in_the_file_says_unknown_setting(tmp_path: Path) -> None:
+    f = tmp_path / "g.toml"
+    f.write_text("[outbox]\nbatch_sise = 100\n[htttp]\nport = 1\n")
+    with pytest.raises(ConfigError) as exc:
+        load_settings(f, environ={})
+    assert "outbox.batch_sise: unknown setting" in str(exc.value)
+    assert "htttp: unknown setting" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    "host", ["0.0.0.0:8080", "http://0.0.0.0", "[::1]", "lapor.example.go.id/", "10.0.0.1 "]
+)
+def test_an_http_host_with_a_port_or_a_scheme_names_the_key(host: str) -> None:
+    # Taken, serve stopped on "[Errno -2] Name or service not known", naming no setting.
+    with pytest.raises(ConfigError, match=r"http\.host: .*host name or an IP address"):
+        load_settings(CONFIG, environ={"LAPOR_HTTP__HOST": host})
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "::1", "fd00::1", "localhost", "gateway-1"])
+def test_an_http_host_that_is_an_address_or_a_name_is_taken(host: str) -> None:
+    assert load_settings(CONFIG, environ={"LAPOR_HTTP__HOST": host}).http.host == host
+
+
+def test_an_invalid_value_from_the_environment_names_its_variable(tmp_path: Path) -> None:
+    # "http.port: Input should be a valid integer" sent the operator to the file, where
+    # port = 8080 is right: the value came from a variable, which the message now names.
+    with pytest.raises(ConfigError) as exc:
+        load_settings(CONFIG, environ={"LAPOR_HTTP__PORT": "80a"})
+    assert str(exc.value).startswith("invalid settings: http.port: Input should be")
+    assert str(exc.value).endswith(" (set by LAPOR_HTTP__PORT)")
+    # From the file: no variable named.
+    f = tmp_path / "g.toml"
+    f.write_text('[http]\nport = "80a"\n')
+    with pytest.raises(ConfigError) as exc:
+        load_settings(f, environ={})
+    assert "http.port: Input should be" in str(exc.value) and "set by" not in str(exc.value)
