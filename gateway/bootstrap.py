@@ -346,11 +346,21 @@ async def check_migrated(gateway: Gateway) -> None:
 async def check_engine_migrated(engine: AsyncEngine) -> None:
     """Raise :class:`NotMigrated` unless the database is at the code's newest migration."""
     current, head = await migrate.current_revision(engine), migrate.head_revision()
-    if current != head:
+    if current == head:
+        return
+    if current is None:
+        raise NotMigrated("the database has no tables yet: run `lapor-gateway migrate`")
+    if not migrate.known_revision(current):
+        # Migrated by a newer release (a rollback of the code, not of the database):
+        # `migrate` cannot help, it does not know that revision either.
         raise NotMigrated(
-            f"database is at migration {current}, the code needs {head}: "
-            "run `lapor-gateway migrate`"
+            f"database is at migration {current}, which this release does not know (a newer"
+            f" release migrated it; this one needs {head}): run the newer release, or restore"
+            " the database from before that migration"
         )
+    raise NotMigrated(
+        f"database is at migration {current}, the code needs {head}: run `lapor-gateway migrate`"
+    )
 
 
 async def _prune_sms(gateway: Gateway, stop: asyncio.Event) -> None:

@@ -136,3 +136,40 @@ async def test_0010_creates_outbox_set_aside_and_downgrades_only_when_it_is_empt
         assert "outbox_set_aside" in await tables()
     finally:
         await engine.dispose()
+
+
+async def test_the_migration_check_says_what_the_operator_can_do(
+    settings: Settings, empty_url: str
+) -> None:
+    # An empty database: nothing to name but the command that fills it.
+    empty = create_engine(DatabaseSettings(url=empty_url))
+    try:
+        with pytest.raises(bootstrap.NotMigrated) as told:
+            await bootstrap.check_engine_migrated(empty)
+        assert str(told.value) == "the database has no tables yet: run `lapor-gateway migrate`"
+    finally:
+        await empty.dispose()
+    engine = create_engine(settings.database)
+    try:
+        await bootstrap.check_engine_migrated(engine)  # at the code's head: nothing said
+        # One migration behind: migrate brings it up.
+        await migrate.downgrade(engine, "-1")
+        with pytest.raises(bootstrap.NotMigrated) as told:
+            await bootstrap.check_engine_migrated(engine)
+        assert "the code needs" in str(told.value) and "run `lapor-gateway migrate`" in str(
+            told.value
+        )
+        await migrate.upgrade(engine)
+        # Migrated by a newer release: migrate knows that revision no more than the check does.
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999_newer'")
+        with pytest.raises(bootstrap.NotMigrated) as told:
+            await bootstrap.check_engine_migrated(engine)
+        assert "9999_newer, which this release does not know" in str(told.value)
+        assert "run `lapor-gateway migrate`" not in str(told.value)
+    finally:
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql(
+                f"UPDATE alembic_version SET version_num = '{migrate.head_revision()}'"
+            )
+        await engine.dispose()
