@@ -38,7 +38,17 @@ async def test_a_refused_value_fails_its_own_message_only(settings: Settings) ->
                 return exc
 
         # Sent together, they share one group commit; the fourth is the one the database refuses.
+        batches: list[list[str]] = []
+        write = gateway.intake._write
+
+        async def recording(conn: Any, batch: list[Any]) -> Any:
+            batches.append([p.provider_id for p in batch])
+            return await write(conn, batch)
+
+        gateway.intake._write = recording  # type: ignore[method-assign]
         outcomes = await asyncio.gather(*(send(i) for i in range(8)))
+        # The refused one was written with others first (else "its own only" proves nothing).
+        assert any("iso-3" in b and len(b) > 1 for b in batches), batches
         assert [o for i, o in enumerate(outcomes) if i != 3] == [ReceiptStatus.ACCEPTED] * 7
         # It can never be stored as a complaint: it is kept, acknowledged, in quarantine, not
         # answered "retry" for ever.
