@@ -27,7 +27,8 @@ from channels.letter.ocr import OcrPool
 from gateway import filegc, periodic, sms_store
 from gateway.crypto import Keys, fingerprint, load_keys
 from gateway.filestore import FileStore
-from gateway.http import HealthDeps, add_core_routes
+from gateway.http import HealthDeps, Runner, add_core_routes
+from gateway.http import application as http_app
 from gateway.intake import Clock, IntakeService, ParserRegistry, utcnow
 from gateway.metrics import Metrics
 from gateway.outbox import OutboxRelay, prune_every
@@ -172,7 +173,7 @@ def build(settings: Settings, clock: Clock = utcnow) -> Gateway:
 
 def build_app(gateway: Gateway) -> web.Application:
     """The HTTP application: core routes and every channel's routes."""
-    app = web.Application(client_max_size=gateway.settings.http.client_max_size)
+    app = http_app(client_max_size=gateway.settings.http.client_max_size)
     add_core_routes(
         app,
         HealthDeps(
@@ -309,7 +310,7 @@ async def run_relay(settings: Settings, stop: asyncio.Event | None = None) -> No
         loop.add_signal_handler(sig, stop.set)
     try:
         await check_migrated(gateway)
-        app = web.Application()
+        app = http_app()
         add_core_routes(
             app,
             HealthDeps(
@@ -323,7 +324,7 @@ async def run_relay(settings: Settings, stop: asyncio.Event | None = None) -> No
                 stopping=stop,
             ),
         )
-        runner = web.AppRunner(app, access_log=None)
+        runner = Runner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, settings.http.host, settings.outbox.relay_port)
         await site.start()
@@ -416,9 +417,8 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         # Requests still running at shutdown get SHUTDOWN_GRACE (aiohttp's default is 60 s),
         # so the whole stop fits in docker-compose's stop_grace_period (30 s) and the database
         # is closed by us, not by a SIGKILL. A request cut there was never answered "received".
-        runner = web.AppRunner(
-            build_app(gateway), access_log=None, shutdown_timeout=SHUTDOWN_GRACE
-        )
+        # Runner: aiohttp's AppRunner whose HTTP parser's own 400s carry the hardening headers.
+        runner = Runner(build_app(gateway), access_log=None, shutdown_timeout=SHUTDOWN_GRACE)
         await runner.setup()
         # A deep accept backlog: SMS gateways open hundreds of parallel connections at once.
         site = web.TCPSite(

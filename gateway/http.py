@@ -24,14 +24,27 @@ dictionary: see :mod:`gateway.media`); the stored file keeps them as evidence. A
 data must not stay in a shared cache.
 
 Every answer of the application, whatever route or error made it (aiohttp's own 404 and 500
-too, and streamed files), gets the browser-hardening headers of :data:`SECURITY_HEADERS` unless
-its route set its own (the staff pages set stricter ones): no MIME sniffing, no referrer (a
-tracking ID in ``/cek?id=`` never leaves in a Referer), no framing (``X-Frame-Options`` and the
-policy's ``frame-ancestors``: the citizen form cannot be clickjacked), and a
-Content-Security-Policy: for HTML :data:`HTML_POLICY` (the pages' own inline style, images and
-forms of this site, no script at all), for anything else :data:`OTHER_POLICY` (nothing). An HTML
-page is also ``Cache-Control: no-store`` unless its route said otherwise: what a citizen typed
-or looked up stays out of shared caches and the back-button cache of a shared computer.
+too, and streamed files; on a server built with :class:`Runner`, as the gateway's is, also the
+400 aiohttp's HTTP parser answers before any route is found: :func:`harden_parser_errors`),
+gets the browser-hardening headers of :data:`SECURITY_HEADERS` unless its route set its own
+(the staff pages set stricter ones): no MIME sniffing, no referrer (a tracking ID in
+``/cek?id=`` never leaves in a Referer), no framing (``X-Frame-Options`` and the policy's
+``frame-ancestors``: the citizen form cannot be clickjacked), and a Content-Security-Policy:
+for HTML :data:`HTML_POLICY` (the pages' own inline style, images and forms of this site, no
+script at all), for anything else :data:`OTHER_POLICY` (nothing). An HTML page is also
+``Cache-Control: no-store`` unless its route said otherwise: what a citizen typed or looked up
+stays out of shared caches and the back-button cache of a shared computer.
+
+A request body that cannot be decoded (``Content-Encoding: gzip`` over bytes that are not gzip)
+is the client's fault, answered 400 by the route that read it: :func:`unreadable_body` then
+closes the connection after the answer (aiohttp's parser cannot go on after such a body, so the
+answer says ``Connection: close``) and marks the body ended, so that aiohttp does not read it
+again once the answer is sent (its "lingering close", which re-raised the decoding error and
+logged it as "Unhandled exception" at ERROR). When the bad bytes come only after the answer (a
+route that answered without reading, a slow upload), that read still fails: the server's
+logger (:func:`application`, :class:`ServerLog`) logs exactly that failure, a
+``RequestPayloadError`` found by the lingering read, at INFO; everything else aiohttp logs keeps
+its level.
 
 Request headers are text decoded by aiohttp with ``surrogateescape``: bytes that are not UTF-8
 become lone surrogates that cannot be encoded again. :func:`header_text` gives such a header
@@ -52,7 +65,12 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, Literal
 
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.http_parser import RawRequestMessage
+from aiohttp.streams import StreamReader
 from aiohttp.typedefs import Middleware
+from aiohttp.web_protocol import ERROR as PARSER_ERROR
+from aiohttp.web_protocol import RequestHandler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
@@ -166,9 +184,60 @@ def count_responses(metrics: Metrics) -> Middleware:
     return middleware
 
 
+@web.middleware
+async def unreadable_body(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A body aiohttp could not decode: the answer closes the connection and the body counts as
+    read (see the module's docstring), whatever route answered and however."""
+    answer: web.StreamResponse | None = None
+    try:
+        answer = await handler(request)
+        return answer
+    except web.HTTPException as exc:
+        answer = exc
+        raise
+    finally:
+        if isinstance(request.content.exception(), web.RequestPayloadError):
+            if answer is not None:
+                answer.force_close()  # aiohttp's parser cannot read a next request after it
+            request.content.feed_eof()  # nothing left for aiohttp to read after the answer
+
+
+class ServerLog(logging.LoggerAdapter[logging.Logger]):
+    """aiohttp's server logger (``aiohttp.server``) as the gateway's HTTP server uses it: a body
+    that cannot be decoded, found by aiohttp's read after the answer, is logged at INFO, not as
+    an "Unhandled exception" at ERROR (the client's bad request, already answered or cut off).
+    Anything else keeps its level."""
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+        # Only what the read after the answer raises (aiohttp's web_protocol, "Unhandled
+        # exception"): a route that let the same error escape answered 500, a real error
+        # logged as such ("Error handling request").
+        if msg == "Unhandled exception" and isinstance(exc_info, web.RequestPayloadError):
+            self.logger.info(
+                "request body that cannot be read, connection closed: %s",
+                " ".join(str(exc_info).split()),
+            )
+            return
+        super().exception(msg, *args, exc_info=exc_info, **kwargs)
+
+
+SERVER_LOG = ServerLog(logging.getLogger("aiohttp.server"))
+
+
+def application(**kwargs: Any) -> web.Application:
+    """A ``web.Application`` (``kwargs`` as aiohttp takes them) whose server logs with
+    :data:`SERVER_LOG`."""
+    return web.Application(handler_args={"logger": SERVER_LOG}, **kwargs)
+
+
 async def security_headers(_request: web.Request, response: web.StreamResponse) -> None:
     """``on_response_prepare``: the hardening headers of every answer, just before they are
     sent (so also on streamed answers and aiohttp's own error pages); a route's own win."""
+    harden(response)
+
+
+def harden(response: web.StreamResponse) -> None:
+    """Give ``response`` the hardening headers it does not set itself."""
     headers = response.headers
     for name, value in SECURITY_HEADERS.items():
         headers.setdefault(name, value)
@@ -176,6 +245,47 @@ async def security_headers(_request: web.Request, response: web.StreamResponse) 
     headers.setdefault("Content-Security-Policy", HTML_POLICY if html else OTHER_POLICY)
     if html:
         headers.setdefault("Cache-Control", "no-store")
+
+
+class _Refused(web.BaseRequest):
+    """The request aiohttp makes up for what its HTTP parser refused (a ``Content-Length`` that
+    is no number, a chunk size that is not hex...), answered by aiohttp's own 400 before any
+    route, middleware or ``on_response_prepare`` of the application runs. aiohttp calls this
+    hook of the request just before the answer's headers are sent: it hardens that answer too
+    (aiohttp offers no public hook there: aio-libs/aiohttp#6463)."""
+
+    async def _prepare_hook(self, response: web.StreamResponse) -> None:
+        harden(response)
+
+
+def harden_parser_errors(server: web.Server) -> None:
+    """Make the answers aiohttp gives to what its HTTP parser refuses carry the hardening
+    headers, by the request factory of ``server`` (before it serves any connection)."""
+    make = server.request_factory
+
+    def request_factory(
+        message: RawRequestMessage,
+        payload: StreamReader,
+        protocol: RequestHandler,
+        writer: AbstractStreamWriter,
+        task: asyncio.Task[None],
+    ) -> web.BaseRequest:
+        if message is PARSER_ERROR:
+            loop = asyncio.get_running_loop()
+            return _Refused(message, payload, protocol, writer, task, loop)
+        return make(message, payload, protocol, writer, task)
+
+    server.request_factory = request_factory
+
+
+class Runner(web.AppRunner):
+    """aiohttp's ``AppRunner`` whose server hardens also the answers of its HTTP parser
+    (:func:`harden_parser_errors`): the gateway's server is built with it."""
+
+    async def setup(self) -> None:
+        await super().setup()
+        assert self.server is not None
+        harden_parser_errors(self.server)
 
 
 def header_text(request: web.Request, name: str, default: str = "") -> str:
@@ -228,6 +338,7 @@ def add_core_routes(app: web.Application, deps: HealthDeps) -> None:
     answer the :data:`SECURITY_HEADERS`."""
     app[DEPS] = deps
     app[SCRAPE_HOOKS] = []
+    app.middlewares.append(unreadable_body)
     app.middlewares.append(count_responses(deps.metrics))
     app.on_response_prepare.append(security_headers)
     app.router.add_get("/healthz", healthz)

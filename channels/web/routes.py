@@ -14,8 +14,9 @@ client weighs English above Indonesian in ``Accept-Language``; so is what aiohtt
 itself under ``/api/v1`` (:func:`api_errors`: 404, 405 with ``Allow``, 413, an unreadable body,
 a failure of our own). Every submission (form, API) is counted against the
 per-address and per-identity rate limits (:mod:`channels.web.abuse`): a JSON body is parsed first
-and both are counted in one statement; a multipart body (files) is read only after its client's
-address passed, and its identities are counted once it is validated. The intake port is called
+and both are counted in one statement; a multipart body's files are stored only after its
+client's address passed (a form refused there is read without storing any, to give back what was
+typed), and its identities are counted once it is validated. The intake port is called
 only for a message that passed validation, and the 2xx answer comes only after its commit.
 """
 
@@ -284,12 +285,12 @@ class WebChannel:
             return await self._switch_language(request)
         lang = page_lang(request)
         try:
-            # The address first: an over-limit client's files are not even read.
+            # The address first: an over-limit client's files are never stored.
             decision = await self._limited([self._guard.address_bucket(request)])
         except IntakeUnavailable:
-            return self._form_response(request, alert=pages.t("unavailable", lang), status=503)
+            return await self._turned_away(request, None)
         if not decision.allowed:
-            return self._too_many(request, decision)
+            return await self._turned_away(request, decision)
         try:
             upload = await self._read_form(request)
         except UploadRejected as exc:
@@ -378,6 +379,49 @@ class WebChannel:
         return web.Response(
             text=html, content_type="text/html", headers={"Cache-Control": "no-store"}
         )
+
+    async def _turned_away(
+        self, request: web.Request, decision: Decision | None
+    ) -> web.Response:
+        """The form refused before its body was read: over its address's limit (``decision``,
+        429 with its ``Retry-After``) or the database away at that check (None, 503). Many
+        citizens share one address (a mobile operator's NAT, a school), so one may meet
+        someone else's limit: the body is read like a language switch's, no file stored (an
+        over-limit client must not fill the file store), and the form comes back with what
+        was typed, the files chosen named to be chosen again, those kept from an earlier post
+        still ticked. A body that cannot be read, or carries more than the limits allow to be
+        read, gets the same answer without the values."""
+        lang = page_lang(request)
+        if decision is None:
+            alert, status = pages.t("unavailable", lang), 503
+        else:
+            alert, status = pages.t("too_many", lang, n=decision.retry_after), 429
+        values: dict[str, str] = {}
+        errors: dict[str, tuple[str, str]] = {}
+        held: list[kept.KeptFile] = []
+        unread: list[str] = []
+        try:
+            upload = await self._read_form(request, store_files=False)
+        except UploadRejected:
+            upload = None
+        if upload is not None:
+            client_id = csrf.client_id(request.cookies.get(csrf.COOKIE))
+            token = next((v for k, v in upload.fields if k == csrf.FIELD), "")
+            if self._signer.check(token, client_id, self._clock().timestamp()) is None:
+                alert += " " + pages.t("expired", lang)
+            values = first_values(upload.fields)
+            held, lost = await self._held_files(upload, client_id)
+            unread = upload.unread
+            errors = {r.field_name: pages.both("too_long") for r in upload.too_long
+                      if r.field_name in FIELDS}
+            if lost:
+                errors[ATTACHMENT_FIELD] = pages.both("kept_lost", n=lost)
+        resp = self._form_response(
+            request, values, errors, alert=alert, status=status, files=held, reattach=unread
+        )
+        if decision is not None:
+            resp.headers["Retry-After"] = str(decision.retry_after)
+        return resp
 
     def _unreadable(self, request: web.Request, exc: UploadRejected) -> web.Response:
         """The form after a body that could not be read through (malformed, or more refused

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -16,7 +17,7 @@ from aiohttp.test_utils import TestClient, make_mocked_request
 from pydantic import SecretStr
 from sqlalchemy import event, insert
 
-from gateway import bootstrap, tracking
+from gateway import bootstrap, http, tracking
 from gateway.http import count_responses
 from gateway.settings import Settings
 from gateway.storage.schema import web_rate_limits
@@ -400,3 +401,105 @@ async def test_a_request_cut_off_is_counted_apart_from_server_errors(
     counted = gw.metrics.http_responses
     assert counted.labels("api", "POST", "499")._value.get() == 1
     assert counted.labels("api", "POST", "500")._value.get() == 0
+
+
+# ---- a body aiohttp cannot decode: the client's fault, never an ERROR -----------------------
+
+NOT_GZIP = {"Content-Encoding": "gzip"}  # over a body that is not gzip
+
+
+def server_errors(records: list[Any]) -> list[str]:
+    """What aiohttp logged at ERROR or above: what pages the operator on call."""
+    return [
+        f"{r.name}: {r.getMessage()}" for r in records
+        if r.name.startswith("aiohttp") and r.levelno >= logging.ERROR
+    ]
+
+
+async def test_a_body_that_cannot_be_decoded_is_answered_without_an_error_in_the_log(
+    gw: bootstrap.Gateway, aiohttp_client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Answered 400 by the route, then aiohttp read the rest of the body after the answer, met
+    # the decoding error again and logged "Unhandled exception" at ERROR, and closed the
+    # connection the answer had said would stay open (the client's next request on it failed).
+    caplog.set_level(logging.INFO, logger="aiohttp")
+    client = await aiohttp_client(bootstrap.build_app(gw))
+    json_type = {"Content-Type": "application/json"}
+    form_type = {"Content-Type": "application/x-www-form-urlencoded"}
+    cases = [
+        ("/api/v1/complaints", json_type, b'{"body": "Jalan rusak"}', 400),
+        ("/api/v1/complaints", {"Content-Type": "multipart/form-data; boundary=xx"}, b"--xx\r\n",
+         400),
+        ("/open311/v2/requests.json", form_type, b"description=Jalan+rusak", 400),
+        ("/", form_type, b"csrf=x&isi=Jalan+rusak", 400),
+        ("/tidak-ada", json_type, b"{}", 404),  # no route read it
+    ]
+    for path, headers, body, status in cases:
+        caplog.clear()
+        resp = await client.post(path, data=body, headers={**NOT_GZIP, **headers})
+        await resp.read()
+        assert resp.status == status, path
+        # aiohttp's parser cannot read a next request after such a body: the answer says so.
+        assert resp.headers.get("Connection") == "close", path
+        assert not server_errors(caplog.records), (path, server_errors(caplog.records))
+        # The same client's next request gets its answer (a new connection).
+        assert (await client.get("/healthz")).status == 200, path
+
+
+async def test_a_body_found_undecodable_only_after_the_answer_is_logged_at_info(
+    gw: bootstrap.Gateway, aiohttp_client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The route answered before the body came (here: no such route); aiohttp reads the rest
+    # after the answer, and that read is where the body turns out not to decode.
+    caplog.set_level(logging.INFO, logger="aiohttp")
+    client = await aiohttp_client(bootstrap.build_app(gw))
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    try:
+        writer.write(
+            b"POST /tidak-ada HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+            b"Content-Encoding: gzip\r\nContent-Length: 64\r\n\r\n"
+        )
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert head.startswith(b"HTTP/1.1 404 ")
+        writer.write(b"not gzip " * 7 + b"!")
+        await writer.drain()
+        await asyncio.wait_for(reader.read(), 10)  # the server closes the connection
+    finally:
+        writer.close()
+    await wait_until(
+        lambda: any("cannot be read" in r.getMessage() for r in caplog.records),
+        "the unreadable body logged",
+    )
+    assert not server_errors(caplog.records), server_errors(caplog.records)
+    [logged] = [r for r in caplog.records if "cannot be read" in r.getMessage()]
+    assert logged.name == "aiohttp.server" and logged.levelno == logging.INFO
+    assert "content-encoding" in logged.getMessage() and logged.exc_info is None
+
+
+async def test_real_errors_of_the_server_are_still_logged_at_error(
+    aiohttp_client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Neither the middleware nor the server's logger hides a route's own failure: a bug, or a
+    # route that lets the decoding error escape (answered 500 by aiohttp: not the client's 400).
+    caplog.set_level(logging.INFO, logger="aiohttp")
+    app = http.application()
+    app.middlewares.append(http.unreadable_body)
+
+    async def bug(_request: web.Request) -> web.Response:
+        raise RuntimeError("a bug")
+
+    async def careless(request: web.Request) -> web.Response:
+        await request.read()  # RequestPayloadError, not caught
+        return web.Response(text="never")
+
+    app.router.add_get("/bug", bug)
+    app.router.add_post("/careless", careless)
+    client = await aiohttp_client(app)
+    assert (await client.get("/bug")).status == 500
+    assert any("Error handling request" in e for e in server_errors(caplog.records))
+    caplog.clear()
+    resp = await client.post("/careless", data=b"{}", headers=NOT_GZIP)
+    assert resp.status == 500 and resp.headers.get("Connection") == "close"
+    [error] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert error.exc_info and isinstance(error.exc_info[1], web.RequestPayloadError)

@@ -27,7 +27,7 @@ from pydantic import SecretStr
 from gateway import bootstrap
 from gateway.http import HTML_POLICY, OTHER_POLICY
 from gateway.settings import Settings
-from tests.support import with_section
+from tests.support import free_port, with_section
 
 pytestmark = pytest.mark.integration
 
@@ -302,3 +302,64 @@ async def test_form_cookie_is_secure_when_the_citizen_came_over_https(
         assert "Secure" not in plain.headers["Set-Cookie"]
     finally:
         await gateway.close()
+
+
+# What aiohttp's HTTP parser refuses before any route (a request line and headers as sent).
+PARSER_REFUSES = {
+    "content-length-not-a-number": (
+        b"POST /api/v1/complaints HTTP/1.1\r\nHost: test\r\nContent-Length: abc\r\n\r\n{}"
+    ),
+    "chunk-size-not-hex": (
+        b"POST / HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n"
+    ),
+    "header-without-colon": b"GET /cek HTTP/1.1\r\nHost: test\r\nNo colon here\r\n\r\n",
+}
+
+
+async def test_what_the_http_parser_refuses_carries_the_hardening_headers_too(
+    settings: Settings,
+) -> None:
+    # aiohttp answers these itself, before any route, middleware or on_response_prepare runs:
+    # its text/plain 400 came without the headers every answer of the gateway carries. Served
+    # by `serve` itself: what matters is how the gateway builds its server.
+    port = free_port()
+    stop = asyncio.Event()
+    served = asyncio.create_task(
+        bootstrap.serve(with_section(configure(settings), "http", port=port), stop)
+    )
+
+    async def ask(request: bytes) -> bytes:
+        for _ in range(200):  # until serve listens
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                break
+            except OSError:
+                assert not served.done(), served
+                await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("serve did not listen")
+        try:
+            writer.write(request)
+            await writer.drain()
+            return await asyncio.wait_for(reader.read(), 10)  # aiohttp closes after it
+        finally:
+            writer.close()
+
+    try:
+        for what, request in PARSER_REFUSES.items():
+            head, _, _ = (await ask(request)).partition(b"\r\n\r\n")
+            status, *lines = head.decode("latin-1").split("\r\n")
+            headers = {k.lower(): v.strip() for k, _, v in (h.partition(":") for h in lines)}
+            assert status.split()[1] == "400", (what, status)
+            assert headers["content-type"].startswith("text/plain"), what  # still aiohttp's own
+            for name, value in HARDENING.items():
+                assert headers.get(name.lower()) == value, (what, name)
+            assert headers.get("content-security-policy") == OTHER_POLICY, what
+        # A request the parser takes is answered as before (by the routes, the same headers).
+        page = await ask(b"GET /cek HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        assert page.startswith(b"HTTP/1.1 200 ") and b"text/html" in page
+        assert f"Content-Security-Policy: {HTML_POLICY}".encode() in page
+    finally:
+        stop.set()
+        await asyncio.wait_for(served, 30)
+

@@ -22,8 +22,10 @@ from aiohttp.test_utils import TestClient
 from PIL import Image
 from pydantic import SecretStr
 
+from channels.web.abuse import Guard
 from channels.web.exif import jpeg_gps, make_exif_jpeg
 from gateway import bootstrap, http, media, tracking
+from gateway.errors import IntakeUnavailable
 from gateway.settings import Settings
 from tests.channels.web.conftest import NIK, csrf_token, web_settings
 from tests.support import FixedClock, drain, pdf, phone_photo, png, wait_until, with_section
@@ -1176,6 +1178,76 @@ async def test_a_language_switch_does_not_count_against_the_rate_limit(
         assert await gateway.intake.count_complaints() == 1
     finally:
         await gateway.close()
+
+
+async def test_a_form_over_its_address_limit_comes_back_with_everything_typed(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    # Citizens behind one mobile operator's NAT share an address: one meets another's limit.
+    gateway = bootstrap.build(web_settings(settings, rate_limit_requests=1, rate_limit_window=3600))
+    try:
+        client = await aiohttp_client(bootstrap.build_app(gateway))
+        html = await (await client.get("/")).text()
+        refused = await client.post(
+            "/", data=form_data(csrf_token(html), {**FORM, "hp": "12"}, [("a.png", png("kept"))])
+        )
+        first = await refused.text()
+        assert refused.status == 422  # counted: the address's one request of the hour
+        [(kept, _)] = kept_files(first)
+        before = stored_files(gateway)
+        long_text = "Jalan Siliwangi depan pasar berlubang besar.\r\n" * 60
+        typed = {**FORM, "isi": long_text, "rahasia": "1", "lampiran_tersimpan": kept}
+        photos = [("jalan.jpg", phone_photo(padding=50_000)), ("got.png", png("new"))]
+        resp = await client.post("/", data=form_data(csrf_token(first), typed, photos))
+        html = await resp.text()
+        assert resp.status == 429, html[:300]
+        assert 0 < int(resp.headers["Retry-After"]) <= 3600
+        assert f"Coba lagi dalam {resp.headers['Retry-After']} detik" in html
+        for name in ("judul", "tanggal", "lokasi", "nama", "nik", "hp", "email"):
+            assert f'id="{name}" name="{name}" value="{typed[name]}"' in html, name
+        assert f">{long_text}</textarea>" in html
+        assert 'id="rahasia" name="rahasia" value="1" checked' in html
+        # The files chosen were not stored: named, to be chosen again; the kept one stays ticked.
+        note = re.search(r'<p class="note hint" id="lampiran-note">([^<]+)</p>', html)
+        assert note and "jalan.jpg" in note.group(1) and "got.png" in note.group(1)
+        [(_, label)] = kept_files(html)
+        assert label == "a.png (1 KB)"
+        assert stored_files(gateway) == before
+        assert "expired" not in html and "kedaluwarsa" not in html  # the token was good
+        # In English too, and a form urlencoded (no file input used) keeps its text the same way.
+        en = await client.post("/?lang=en", data=form_data(csrf_token(html), FORM))
+        en_html = await en.text()
+        assert en.status == 429 and "Try again in" in en_html and "Retry-After" in en.headers
+        assert 'value="Siti Aminah"' in en_html and 'id="lampiran-note"' not in en_html
+        assert await gateway.intake.count_complaints() == 0 and await raw_messages(gateway) == 0
+    finally:
+        await gateway.close()
+
+
+async def test_a_form_refused_by_the_database_at_its_address_check_keeps_what_was_typed(
+    gw: bootstrap.Gateway, aiohttp_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = await aiohttp_client(bootstrap.build_app(gw))
+    token = csrf_token(await (await client.get("/")).text())
+
+    async def database_away(*_args: Any) -> Any:
+        raise IntakeUnavailable("database away")
+
+    monkeypatch.setattr(Guard, "check", database_away)
+    resp = await client.post("/", data=form_data(token, FORM, [("jalan.jpg", phone_photo())]))
+    html = await resp.text()
+    assert resp.status == 503 and resp.headers["Retry-After"] == "5"
+    assert "Layanan sedang sibuk" in html
+    assert 'value="Jalan berlubang"' in html and FORM["isi"] in html and f'value="{NIK}"' in html
+    note = re.search(r'<p class="note hint" id="lampiran-note">([^<]+)</p>', html)
+    assert note and "jalan.jpg" in note.group(1)
+    assert not stored_files(gw) and not kept_files(html)
+    # A form that expired meanwhile still comes back, and says so.
+    forged = token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")
+    stale = await client.post("/", data=form_data(forged, FORM))
+    stale_html = await stale.text()
+    assert stale.status == 503 and "Formulir kedaluwarsa" in stale_html
+    assert 'value="Siti Aminah"' in stale_html
 
 
 async def test_a_language_switch_checks_the_csrf_token(
