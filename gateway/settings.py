@@ -265,11 +265,51 @@ class WebSettings(_Section):
         return _public_url(value or None)
 
 
+# The SMS short code: quoted in every reply ("kirim CEK ... ke 1708") and sent as the replies'
+# sender number, so only what reads the same on every link (channels/sms/replies.py).
+MAX_SHORT_CODE = 12
+
+
+def _short_code(value: str) -> str:
+    """The number citizens text: 1 to 12 ASCII letters or digits. "17 08" was taken and the
+    replies quietly said 1708; a non-ASCII one (a full-width "１７０８") became the default."""
+    if not (1 <= len(value) <= MAX_SHORT_CODE and value.isascii() and value.isalnum()):
+        raise ValueError(
+            f"must be 1 to {MAX_SHORT_CODE} ASCII letters or digits, nothing else (no space or"
+            " sign): the number citizens text, quoted in every reply"
+        )
+    return value
+
+
+def _region_keywords(value: dict[str, str]) -> dict[str, str]:
+    """Region keywords the SMS grammar can read before a message, none of them a command: the
+    region keyword is read first, so a keyword "INFO" or "CEK" would hide that command."""
+    if not value:
+        return value  # the channel's built-in table
+    # Imported here: the SMS channel's package imports modules that import this one.
+    from channels.sms.grammar import COMMAND_WORDS, keyword_words
+
+    for keyword in value:
+        words = keyword_words(keyword)
+        if not words:
+            raise ValueError(f"region keyword {keyword!r} has no letter or digit: it never matches")
+        commands = [w for w in words if w in COMMAND_WORDS]
+        if commands:
+            raise ValueError(
+                f"region keyword {keyword!r} holds the SMS command {commands[0]}, which it would"
+                f" hide (a region keyword is read first); the commands are"
+                f" {', '.join(sorted(COMMAND_WORDS))}"
+            )
+    return value
+
+
 class SmsSettingsSection(_Section):
     kannel_token: SecretStr | None = None
-    short_code: str = Field("1708", min_length=1, max_length=12)
+    short_code: Annotated[str, AfterValidator(_short_code)] = "1708"
     # Leading region keyword -> region code; empty = the channel's built-in province table.
-    regions: dict[str, str] = Field(default_factory=dict)
+    regions: Annotated[dict[str, str], AfterValidator(_region_keywords)] = Field(
+        default_factory=dict
+    )
     default_region: str = Field("ID", min_length=2, max_length=2)
     # Replies and the bridges (channels/sms/README.md; every key in config/gateway.toml).
     reply_mode: Literal["auto", "outbox", "body"] = "auto"
@@ -365,6 +405,30 @@ class Settings(_Section):
     web: WebSettings = WebSettings()
     sms: SmsSettingsSection = SmsSettingsSection()
     letter: LetterSettings = LetterSettings()
+
+    @model_validator(mode="after")
+    def _backoff_starts_below_its_ceiling(self) -> Settings:
+        # Every back-off doubles from ``*backoff_initial`` up to ``*backoff_max`` (the outbox
+        # relay, the status feed, the SMS reply sender, any pair added later): a start above
+        # the ceiling was taken, and the first pause was longer than the longest one.
+        problems = []
+        for section in type(self).model_fields:
+            values = getattr(self, section)
+            fields = type(values).model_fields
+            for key in fields:
+                ceiling = key.removesuffix("initial") + "max"
+                if not key.endswith("backoff_initial") or ceiling not in fields:
+                    continue
+                start, top = getattr(values, key), getattr(values, ceiling)
+                if start > top:
+                    problems.append(
+                        f"{section}.{key} ({start:g} s) is greater than {section}.{ceiling}"
+                        f" ({top:g} s): the back-off would start above its ceiling; lower"
+                        f" {section}.{key} or raise {section}.{ceiling}"
+                    )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @model_validator(mode="after")
     def _grace_covers_kept_forms(self) -> Settings:

@@ -7,9 +7,12 @@ Tables of migration 0004 (``gateway/storage/schema.py``):
   (same raw inbound id in its receipt) finds the row and queues nothing, so a reply is queued once
   even across restarts and replicas. Flood control counts one sender's replies (by keyed hash of the
   number) inside ``flood_window``; past ``flood_max_replies`` the row is written ``suppressed`` with
-  the reason. Senders lease pending rows like the event relay does (``claimed_by`` /
-  ``claim_expires``, ``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so replicas never send one reply at
-  the same time. The recipient number is stored AES-GCM encrypted under the data key.
+  the reason, unless it is a receipt naming a tracking ID that number was never told (at most
+  :data:`NEW_ID_FACTOR` times ``flood_max_replies`` of those in the window). Status changes the
+  gateway texts on its own (:class:`StatusPush`) neither count nor are suppressed. Senders lease
+  pending rows like the event relay does (``claimed_by`` / ``claim_expires``, ``FOR UPDATE SKIP
+  LOCKED`` on PostgreSQL), so replicas never send one reply at the same time. The recipient number
+  is stored AES-GCM encrypted under the data key.
 - ``sms_fragments``: parts of long messages held until their set is complete or too old. Each
   row's sealed ``meta`` holds the sender, receiver and SMSC link, and, only when the part has
   one, the half of a surrogate pair split with its neighbour (``high_surrogate`` /
@@ -51,10 +54,30 @@ from gateway.queries import CLOSED_STATUSES
 from gateway.status_feed import StatusChange
 from gateway.storage.schema import UTCDateTime, complaints, sms_fragments, sms_replies
 
+# Status changes told by SMS (gateway.status_feed): the row's key in sms_replies.raw_inbound_id
+# is derived from the status message and the recipient, so one change is queued once per number.
+STATUS_CHANGE_KIND = "status-change"
+# The replies whose numbers are told of the complaint's status changes (see StatusPush).
+FOLLOWED_KINDS = ("receipt", STATUS_CHANGE_KIND)
+
 # The halves of a split surrogate pair, per part in its meta (the rest of the meta is the set's).
 _HALVES = ("high_surrogate", "low_surrogate")
-# Rows that count against a sender's flood allowance: replies that went or will go out.
+# Rows that count against a sender's flood allowance: replies that went or will go out (but
+# not the status changes the gateway texts on its own: see _recent_counts).
 _COUNTED = (ReplyStatus.PENDING, ReplyStatus.SENT, ReplyStatus.INLINE, ReplyStatus.FAILED)
+# Rows that told their number the tracking ID they name, once they went or will go out (failed:
+# given up, the number never got it).
+_TOLD = (ReplyStatus.PENDING, ReplyStatus.SENT, ReplyStatus.INLINE)
+# Replies whose text names their row's tracking ID to the sender: a complaint's receipt, a
+# quarantined message's "we will look at it, No. lacak ..." (an empty message's row keeps the ID
+# of its quarantine entry, but its text does not name it).
+RECEIPT_KINDS = ("receipt", "quarantined")
+# Flood control (README, "Flood control"): past ``flood_max_replies`` replies in the window, a
+# receipt naming a tracking ID its number has not been told yet still goes out, as long as that
+# number was told fewer than NEW_ID_FACTOR x flood_max_replies tracking IDs in the window. A
+# second complaint's ID is never hidden by the replies before it; a sender filing complaints by
+# the dozen is still bounded.
+NEW_ID_FACTOR = 4
 
 
 class SqlReplyOutbox:
@@ -105,24 +128,34 @@ class SqlReplyOutbox:
         hashes = [self._keys.lookup_hash("phone", r.sender_key) for r in batch]
         known = await self._known(conn, [r.raw_inbound_id for r in batch])
         counts = await self._recent_counts(conn, set(hashes), now)
+        told, new_ids = await self._told(conn, batch, hashes, counts, now)
         decided: dict[str, ReplyDecision] = {}
         rows: list[dict[str, Any]] = []
         for reply, sender_hash in zip(batch, hashes, strict=True):
             if reply.raw_inbound_id in known or reply.raw_inbound_id in decided:
                 continue
             status, reason = ReplyStatus.PENDING, None
+            tid = reply.tracking_id if reply.kind in RECEIPT_KINDS else None
+            new_id = tid is not None and (sender_hash, tid) not in told
             if reply.unsendable is not None:
                 status, reason = ReplyStatus.SUPPRESSED, reply.unsendable
-            elif 0 < self._flood_max <= counts.get(sender_hash, 0):
+            elif 0 < self._flood_max <= counts.get(sender_hash, 0) and not (
+                new_id and new_ids.get(sender_hash, 0) < self._flood_max * NEW_ID_FACTOR
+            ):
                 status = ReplyStatus.SUPPRESSED
                 reason = (
                     f"flood: {self._flood_max} replies to this sender within "
                     f"{self._flood_window.total_seconds():.0f} s"
                 )
+                if new_id:
+                    reason += f" and {self._flood_max * NEW_ID_FACTOR} tracking IDs told to it"
             elif not reply.deliver:
                 status = ReplyStatus.INLINE
             if status is not ReplyStatus.SUPPRESSED:
                 counts[sender_hash] = counts.get(sender_hash, 0) + 1
+                if new_id and tid is not None:
+                    told.add((sender_hash, tid))
+                    new_ids[sender_hash] = new_ids.get(sender_hash, 0) + 1
             rows.append(
                 {
                     "raw_inbound_id": reply.raw_inbound_id,
@@ -187,6 +220,7 @@ class SqlReplyOutbox:
     async def _recent_counts(
         self, conn: AsyncConnection, hashes: set[str], now: datetime
     ) -> dict[str, int]:
+        """Each sender's replies in the window that count against its allowance."""
         if self._flood_max <= 0 or not hashes:
             return {}
         rows = (
@@ -196,11 +230,64 @@ class SqlReplyOutbox:
                     sms_replies.c.sender_hash.in_(hashes),
                     sms_replies.c.created_at >= now - self._flood_window,
                     sms_replies.c.status.in_([s.value for s in _COUNTED]),
+                    # Texted unasked (the routing core changed a complaint's status): not an
+                    # answer to anything the sender sent, so not a reply of its allowance.
+                    sms_replies.c.kind != STATUS_CHANGE_KIND,
                 )
                 .group_by(sms_replies.c.sender_hash)
             )
         ).all()
         return {r[0]: int(r[1]) for r in rows}
+
+    async def _told(
+        self,
+        conn: AsyncConnection,
+        batch: list[NewReply],
+        hashes: list[str],
+        counts: dict[str, int],
+        now: datetime,
+    ) -> tuple[set[tuple[str, str]], dict[str, int]]:
+        """For the senders this batch may take past their allowance: which of the tracking IDs
+        their receipts name each was told already (any time: a receipt, a status change), and
+        how many tracking IDs each was told by receipt in the window. Nothing is read for
+        the others (a sender's first messages): they stay within the allowance anyway."""
+        if self._flood_max <= 0:
+            return set(), {}
+        in_batch: dict[str, int] = {}
+        for sender_hash in hashes:
+            in_batch[sender_hash] = in_batch.get(sender_hash, 0) + 1
+        at_risk = {h for h, n in in_batch.items() if counts.get(h, 0) + n > self._flood_max}
+        named = {
+            (h, r.tracking_id)
+            for r, h in zip(batch, hashes, strict=True)
+            if h in at_risk and r.kind in RECEIPT_KINDS and r.tracking_id is not None
+        }
+        if not named:
+            return set(), {}
+        senders = sorted({h for h, _ in named})
+        found = await conn.execute(
+            select(sms_replies.c.sender_hash, sms_replies.c.tracking_id)
+            .where(
+                sms_replies.c.tracking_id.in_(sorted({t for _, t in named})),
+                sms_replies.c.kind.in_((*RECEIPT_KINDS, STATUS_CHANGE_KIND)),
+                sms_replies.c.sender_hash.in_(senders),
+                sms_replies.c.status.in_([s.value for s in _TOLD]),
+            )
+            .distinct()
+        )
+        told = {(r.sender_hash, r.tracking_id) for r in found}
+        recent = await conn.execute(
+            select(sms_replies.c.sender_hash, func.count(sms_replies.c.tracking_id.distinct()))
+            .where(
+                sms_replies.c.sender_hash.in_(senders),
+                sms_replies.c.created_at >= now - self._flood_window,
+                sms_replies.c.kind.in_(RECEIPT_KINDS),
+                sms_replies.c.tracking_id.is_not(None),
+                sms_replies.c.status.in_([s.value for s in _COUNTED]),
+            )
+            .group_by(sms_replies.c.sender_hash)
+        )
+        return told, {r[0]: int(r[1]) for r in recent}
 
     async def claim(
         self, bridges: Iterable[Bridge], limit: int, lease_seconds: float, owner: str
@@ -412,12 +499,6 @@ async def requeue_failed(
         )
         return int(done.rowcount)
 
-
-# Status changes told by SMS (gateway.status_feed): the row's key in sms_replies.raw_inbound_id
-# is derived from the status message and the recipient, so one change is queued once per number.
-STATUS_CHANGE_KIND = "status-change"
-# The replies whose numbers are told of the complaint's status changes (see StatusPush).
-FOLLOWED_KINDS = ("receipt", STATUS_CHANGE_KIND)
 
 PRUNE_BATCH = 1000
 

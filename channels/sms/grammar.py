@@ -67,6 +67,12 @@ HELP_WORDS = frozenset({"INFO", "BANTUAN", "HELP"})
 ENGLISH_HELP_WORDS = frozenset({"HELP"})  # the English option: how to report, in English
 CONFIDENTIAL_WORD = "RAHASIA"
 ANONYMOUS_WORD = "ANONIM"
+NIK_LABELS = frozenset({"NIK", "KTP"})  # the words a NIK is read after (see _NIK)
+# Every word the grammar reads as a command. A region keyword is read first, so a region
+# keyword holding one of them would hide that command: gateway.settings refuses such a table.
+COMMAND_WORDS = (
+    STATUS_WORDS | HELP_WORDS | NIK_LABELS | frozenset({CONFIDENTIAL_WORD, ANONYMOUS_WORD})
+)
 # Fewer words than this in a complaint's body without a region keyword are no report ("p",
 # "tes", "halo", "Banjir", an unknown command such as "REG"): recorded, answered with how to
 # report, not filed. With a region it is ("JABAR banjir": what, and where).
@@ -91,7 +97,8 @@ _TRAILING = re.compile(r"(?:^|[\W_]+?)([^\W_]+)[\W_]*$")
 # "NIK" or "KTP" as a word (or glued to the digits: "NIK3201..."), an optional separator, then
 # digit groups joined by one space, dot or dash. "Nikah", "KTPnya" are not labels.
 _NIK = re.compile(
-    r"(?<![^\W_])(?:NIK|KTP)(?![^\W\d_])[\s:.=#-]*(\d+(?:[ .\-]\d+)*)", re.IGNORECASE
+    rf"(?<![^\W_])(?:{'|'.join(sorted(NIK_LABELS))})(?![^\W\d_])[\s:.=#-]*(\d+(?:[ .\-]\d+)*)",
+    re.IGNORECASE,
 )
 _GROUP = re.compile(r"\d+")
 _NIK_LENGTH = 16
@@ -144,7 +151,7 @@ def interpret(
     from its parts is one whatever arrived of it: 1)."""
     if not text.strip():
         raise ParseError("SMS kosong / empty SMS", stage="empty")
-    table = {" ".join(_WORD.findall(k.upper())): v for k, v in regions.items()}
+    table = {" ".join(keyword_words(k)): v for k, v in regions.items()}
     region_code, rest = _region(text, table)
     word, after = _leading(rest)
     if word is not None and word.upper() in HELP_WORDS and not _WORD.search(after):
@@ -161,6 +168,12 @@ def interpret(
                 Intent.STATUS, tracking_id=tracking.normalize(symbols), typed=symbols
             )
     return _complaint(rest, sender, region_code, default_region, min_words)
+
+
+def keyword_words(keyword: str) -> list[str]:
+    """The words of a region keyword as the grammar matches them (upper case, punctuation
+    dropped: ``"Papua-Barat"`` is ``["PAPUA", "BARAT"]``); none: it never matches."""
+    return _WORD.findall(keyword.upper())
 
 
 def _region(text: str, table: Mapping[str, str]) -> tuple[str | None, str]:

@@ -13,7 +13,8 @@ from typing import Literal
 
 # Leading region keywords a citizen may type before the message ("JABAR jalan rusak ...") and
 # the province code (Kemendagri, the NIK's first two digits) each stands for. Operators replace
-# the table with their own keywords; matching ignores case.
+# the table with their own keywords (``sms.regions``; none may hold a command word of the
+# grammar, ``grammar.COMMAND_WORDS``: refused at start); matching ignores case.
 DEFAULT_REGIONS: Mapping[str, str] = MappingProxyType(
     {
         "ACEH": "11",

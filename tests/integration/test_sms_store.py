@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -252,5 +253,154 @@ async def test_two_parts_held_at_the_same_instant_complete_their_set(
         complete = [f for f in found if f is not None]
         assert complete, "neither hold saw the set complete"
         assert {p.sequence for p in complete[0].parts} == {1, 2}  # type: ignore[union-attr]
+    finally:
+        await engine.dispose()
+
+
+# ---- flood control: what counts, what may be suppressed ---------------------------------------
+
+CITIZEN = "+6281299990001"
+
+
+def _to_citizen(kind: str, tracking_id: str | None = None) -> NewReply:
+    return NewReply(
+        raw_inbound_id=str(uuid.uuid4()),
+        bridge=Bridge.KANNEL,
+        recipient=CITIZEN,
+        sender_key=CITIZEN,
+        kind=kind,
+        body=f"LAPOR! {kind} {tracking_id or ''}",
+        deliver=True,
+        tracking_id=tracking_id,
+    )
+
+
+async def _status_changes(engine: Any, tracking_id: str, n: int) -> None:
+    """``n`` status changes of one complaint, texted by the gateway as the status feed does."""
+    from datetime import UTC, datetime, timedelta
+
+    from gateway.sms_store import StatusPush
+    from gateway.status_feed import StatusChange
+
+    push = StatusPush("1708")
+    now = datetime.now(UTC)
+    for i, status in enumerate(["verified", "forwarded", "in_progress", "resolved", "closed"][:n]):
+        change = StatusChange(
+            key=f"status-{tracking_id}-{i}",
+            complaint_id=str(uuid.uuid4()),
+            tracking_id=tracking_id,
+            status=status,
+            changed_at=now + timedelta(minutes=i),
+            agency=None,
+        )
+        async with engine.begin() as conn:
+            assert await push(conn, change, now) == 1
+
+
+async def test_status_changes_texted_unasked_do_not_use_up_the_citizen_s_replies(
+    settings: Settings,
+) -> None:
+    # A receipt, five quick status changes of that complaint, then the citizen's second
+    # complaint: the status changes used up the allowance (5 an hour) and the second receipt
+    # was suppressed, so the citizen never learnt that tracking ID. Asking for help was refused
+    # the same way, although the citizen had been answered once.
+    from gateway import tracking
+
+    engine = create_engine(settings.database)
+    outbox = SqlReplyOutbox(engine, KEYS, flood_max_replies=5, flood_window=3600)
+    first, second = tracking.new_tracking_id(), tracking.new_tracking_id()
+    try:
+        assert (await outbox.enqueue(_to_citizen("receipt", first))).status is ReplyStatus.PENDING
+        await _status_changes(engine, first, 5)
+        help_reply = await outbox.enqueue(_to_citizen("help"))
+        receipt = await outbox.enqueue(_to_citizen("receipt", second))
+        assert (help_reply.status, receipt.status) == (ReplyStatus.PENDING, ReplyStatus.PENDING)
+        # Three more answers fill the allowance (receipt, help, second receipt, and these):
+        # the status changes counted for nothing, and still the allowance holds.
+        more = [await outbox.enqueue(_to_citizen("status")) for _ in range(3)]
+        assert [d.status for d in more] == [ReplyStatus.PENDING] * 2 + [ReplyStatus.SUPPRESSED]
+        # The status changes themselves are never suppressed: the next one is texted too.
+        async with engine.connect() as conn:
+            kinds = [
+                r.kind
+                for r in await conn.execute(
+                    select(sms_replies.c.kind).where(sms_replies.c.status == "pending")
+                )
+            ]
+        assert kinds.count("status-change") == 5
+    finally:
+        await engine.dispose()
+
+
+async def test_a_receipt_naming_a_new_tracking_id_goes_past_the_allowance_within_a_bound(
+    settings: Settings,
+) -> None:
+    # Flood control hid a new tracking ID: past the allowance every reply was suppressed, a
+    # second complaint's receipt included. Now a receipt naming an ID the number was never told
+    # goes out; the same ID again, CEK and INFO answers are still suppressed, and a sender
+    # filing complaints by the dozen gets at most NEW_ID_FACTOR x the allowance of IDs.
+    from gateway import tracking
+    from gateway.sms_store import NEW_ID_FACTOR
+
+    engine = create_engine(settings.database)
+    outbox = SqlReplyOutbox(engine, KEYS, flood_max_replies=2, flood_window=3600)
+    ids = [tracking.new_tracking_id() for _ in range(2 * NEW_ID_FACTOR + 2)]
+    try:
+        first = ids[0]
+        assert (await outbox.enqueue(_to_citizen("receipt", first))).status is ReplyStatus.PENDING
+        assert (await outbox.enqueue(_to_citizen("help"))).status is ReplyStatus.PENDING
+        # The allowance (2) is used: answers that tell nothing new are suppressed.
+        for kind, tid in [("status", None), ("help", None), ("receipt", first)]:
+            decision = await outbox.enqueue(_to_citizen(kind, tid))
+            assert decision.status is ReplyStatus.SUPPRESSED, kind
+            assert decision.reason == "flood: 2 replies to this sender within 3600 s"
+        # A new complaint's receipt, and a quarantined message's (its ID is new too), go out.
+        second = await outbox.enqueue(_to_citizen("receipt", ids[1]))
+        quarantined = await outbox.enqueue(_to_citizen("quarantined", ids[2]))
+        assert second.status is quarantined.status is ReplyStatus.PENDING
+        # Told once, the same ID is not told again past the allowance (a duplicate complaint).
+        again = await outbox.enqueue(_to_citizen("receipt", ids[1]))
+        assert again.status is ReplyStatus.SUPPRESSED
+        # Up to 2 x NEW_ID_FACTOR IDs in the window, in one batch as well as one by one.
+        async with engine.begin() as conn:
+            batch = [_to_citizen("receipt", t) for t in ids[3:]]
+            decisions = await outbox.write_batch(conn, batch)
+        allowed = 2 * NEW_ID_FACTOR - 3
+        assert [d.status for d in decisions] == (
+            [ReplyStatus.PENDING] * allowed
+            + [ReplyStatus.SUPPRESSED] * (len(batch) - allowed)
+        )
+        assert decisions[-1].reason == (
+            f"flood: 2 replies to this sender within 3600 s and {2 * NEW_ID_FACTOR}"
+            " tracking IDs told to it"
+        )
+        # Another number is not affected by any of it.
+        other = replace(_to_citizen("help"), sender_key="+6281299990002")
+        assert (await outbox.enqueue(other)).status is ReplyStatus.PENDING
+    finally:
+        await engine.dispose()
+
+
+async def test_a_tracking_id_whose_receipt_failed_was_never_told(settings: Settings) -> None:
+    # A receipt given up (the bridge never took it) told the citizen nothing: the same ID in a
+    # later receipt (a duplicate complaint) goes past the allowance.
+    from sqlalchemy import update
+
+    from gateway import tracking
+
+    engine = create_engine(settings.database)
+    outbox = SqlReplyOutbox(engine, KEYS, flood_max_replies=1, flood_window=3600)
+    lost = tracking.new_tracking_id()
+    try:
+        failed = await outbox.enqueue(_to_citizen("receipt", lost))
+        async with engine.begin() as conn:
+            await conn.execute(
+                update(sms_replies)
+                .where(sms_replies.c.id == failed.reply_id)
+                .values(status=ReplyStatus.FAILED.value)
+            )
+        assert (await outbox.enqueue(_to_citizen("help"))).status is ReplyStatus.SUPPRESSED
+        again = await outbox.enqueue(_to_citizen("receipt", lost))
+        assert again.status is ReplyStatus.PENDING
     finally:
         await engine.dispose()

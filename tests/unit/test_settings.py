@@ -452,3 +452,129 @@ def test_an_invalid_value_from_the_environment_names_its_variable(tmp_path: Path
     with pytest.raises(ConfigError) as exc:
         load_settings(f, environ={})
     assert "http.port: Input should be" in str(exc.value) and "set by" not in str(exc.value)
+
+
+@pytest.mark.parametrize("code", ["17 08", " 1708", "1708\n", "１７０８", "1708-1", "+1708", "", "1234567890123"])
+def test_an_sms_short_code_that_is_not_ascii_letters_or_digits_names_the_key(
+    code: str, tmp_path: Path
+) -> None:
+    # Taken as it was: the replies quietly cleaned it ("17 08" told citizens to text 1708, a
+    # full-width "１７０８" became the default 1708), and the sender number kept it as written.
+    with pytest.raises(ConfigError, match=r"sms\.short_code: .*ASCII letters or digits") as exc:
+        load_settings(CONFIG, environ={"LAPOR_SMS__SHORT_CODE": code})
+    assert str(exc.value).endswith("(set by LAPOR_SMS__SHORT_CODE)")
+    f = tmp_path / "g.toml"
+    f.write_text(f"[sms]\nshort_code = {code!r}\n".replace("'", '"'))
+    with pytest.raises(ConfigError, match=r"sms\.short_code: "):
+        load_settings(f, environ={})
+
+
+@pytest.mark.parametrize("code", ["1708", "9", "LAPOR", "lapor1708", "123456789012"])
+def test_an_sms_short_code_of_letters_and_digits_is_taken(code: str) -> None:
+    assert load_settings(CONFIG, environ={"LAPOR_SMS__SHORT_CODE": code}).sms.short_code == code
+
+
+@pytest.mark.parametrize(
+    ("regions", "command"),
+    [
+        ({"INFO": "32"}, "INFO"),
+        ({"JABAR": "32", "cek": "33"}, "CEK"),
+        ({"Status": "31"}, "STATUS"),
+        ({"BANTUAN": "31"}, "BANTUAN"),
+        ({"help": "31"}, "HELP"),
+        ({"NIK": "32"}, "NIK"),
+        ({"ktp": "32"}, "KTP"),
+        ({"RAHASIA": "32"}, "RAHASIA"),
+        ({"Anonim": "32"}, "ANONIM"),
+        ({"JABAR INFO": "32"}, "INFO"),  # a word of a keyword of several
+        ({"cek-status": "32"}, "CEK"),  # read as the grammar reads it: CEK STATUS
+    ],
+)
+def test_a_region_keyword_that_is_an_sms_command_names_the_key(
+    regions: dict[str, str], command: str, tmp_path: Path
+) -> None:
+    # A region keyword is read before the commands: "INFO" as a region made every INFO a
+    # complaint from that region, "RAHASIA" dropped the confidential flag, "NIK" the NIK.
+    import json
+
+    with pytest.raises(ConfigError, match=rf"sms\.regions: .*the SMS command {command}\b"):
+        load_settings(CONFIG, environ={"LAPOR_SMS__REGIONS": json.dumps(regions)})
+    f = tmp_path / "g.toml"
+    table = ", ".join(f'"{k}" = "{v}"' for k, v in regions.items())
+    f.write_text(f"[sms]\nregions = {{ {table} }}\n")
+    with pytest.raises(ConfigError, match=rf"sms\.regions: .*{command}"):
+        load_settings(f, environ={})
+
+
+def test_a_region_keyword_without_a_word_names_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"sms\.regions: .*'--' has no letter or digit"):
+        load_settings(CONFIG, environ={"LAPOR_SMS__REGIONS": '{"JABAR": "32", "--": "33"}'})
+
+
+def test_the_region_keywords_refused_are_exactly_the_grammar_s_commands() -> None:
+    # Every command the grammar reads is refused as a region keyword, and the grammar does read
+    # each of them as a command (a new command word cannot be left out of the check).
+    import json
+
+    from channels.sms import grammar
+    from channels.sms.settings import DEFAULT_REGIONS
+
+    for word in grammar.COMMAND_WORDS:
+        with pytest.raises(ConfigError, match=r"sms\.regions: "):
+            load_settings(CONFIG, environ={"LAPOR_SMS__REGIONS": json.dumps({word: "32"})})
+    nik = "3201015505900003"  # a valid NIK (region 32.01, 15-05-1990, a woman)
+    for label in grammar.NIK_LABELS:
+        found = grammar.interpret(f"{label} {nik} jalan rusak parah", "+6281200000001", {})
+        assert found.draft is not None and found.draft.reporter.nik == nik, label
+    assert grammar.interpret("INFO", "x", {}).intent is grammar.Intent.HELP
+    # The shipped table holds no command, and a table of real keywords is taken.
+    assert not any(
+        set(grammar.keyword_words(k)) & grammar.COMMAND_WORDS for k in DEFAULT_REGIONS
+    )
+    s = load_settings(CONFIG, environ={"LAPOR_SMS__REGIONS": '{"TANGKAB": "36.03", "Papua Barat": "92"}'})
+    assert s.sms.regions == {"TANGKAB": "36.03", "Papua Barat": "92"}
+
+
+BACKOFF_PAIRS = [
+    (section, key, key.removesuffix("initial") + "max")
+    for section, model in Settings.model_fields.items()
+    for key in model.annotation.model_fields  # type: ignore[union-attr]
+    if key.endswith("backoff_initial")
+]
+
+
+def test_every_backoff_pair_is_checked() -> None:
+    assert [(s, k) for s, k, _ in BACKOFF_PAIRS] == [
+        ("outbox", "backoff_initial"),
+        ("status_feed", "backoff_initial"),
+        ("sms", "sender_backoff_initial"),
+    ]
+
+
+@pytest.mark.parametrize(("section", "start", "ceiling"), BACKOFF_PAIRS)
+def test_a_backoff_that_starts_above_its_ceiling_names_both_keys(
+    section: str, start: str, ceiling: str
+) -> None:
+    # Taken: the first pause after a failure was longer than the longest one the operator set.
+    env = {
+        f"LAPOR_{section.upper()}__{start.upper()}": "60",
+        f"LAPOR_{section.upper()}__{ceiling.upper()}": "30",
+    }
+    with pytest.raises(ConfigError) as exc:
+        load_settings(CONFIG, environ=env)
+    assert str(exc.value) == (
+        f"invalid settings: {section}.{start} (60 s) is greater than {section}.{ceiling}"
+        f" (30 s): the back-off would start above its ceiling; lower {section}.{start} or"
+        f" raise {section}.{ceiling}"
+    )
+    equal = {**env, f"LAPOR_{section.upper()}__{ceiling.upper()}": "60"}
+    s = load_settings(CONFIG, environ=equal)
+    assert getattr(getattr(s, section), start) == getattr(getattr(s, section), ceiling) == 60
+
+
+def test_every_backoff_above_its_ceiling_is_named_at_once() -> None:
+    env = {"LAPOR_OUTBOX__BACKOFF_INITIAL": "31", "LAPOR_SMS__SENDER_BACKOFF_INITIAL": "301"}
+    with pytest.raises(ConfigError) as exc:
+        load_settings(CONFIG, environ=env)
+    assert "outbox.backoff_initial (31 s)" in str(exc.value)
+    assert "sms.sender_backoff_initial (301 s)" in str(exc.value)

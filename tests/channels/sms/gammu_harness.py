@@ -91,8 +91,8 @@ hangupcalls = 0
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "LANG": "C.UTF-8",
-            "LAPOR_GAMMU_URL": self.url,
-            "LAPOR_GAMMU_TOKEN": self.token,
+            "GAMMU_LAPOR_URL": self.url,
+            "GAMMU_LAPOR_TOKEN": self.token,
             "GAMMU_SMSDRC": str(self.smsdrc),
         }
         with open(self.workdir / "smsd.out", "wb") as out:

@@ -635,3 +635,32 @@ async def test_flood_control_records_everything_and_answers_at_most_n(
         assert "No. lacak" in await (await client.get(f"/sms/kannel?{q}")).text()
     finally:
         await gateway.close()
+
+
+async def test_flood_control_never_hides_a_new_complaint_s_tracking_id(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    # Past the allowance every reply was suppressed, the receipt of a second, different
+    # complaint too: it was filed, and the citizen never learnt its tracking ID.
+    gateway = bootstrap.build(configure(settings, flood_max_replies=2, flood_window=600))
+    try:
+        client = await aiohttp_client(bootstrap.build_app(gateway))
+
+        async def text(body: str, mo_id: str) -> str:
+            q = f"p=%2B6281200000011&P=1708&b={body}&c=0&C=UTF-8&I={mo_id}"
+            return await (await client.get(f"/sms/kannel?{q}")).text()
+
+        first = await text("Jalan+berlubang+besar+depan+pasar+Cibubur", "new-id-1")
+        assert "No. lacak" in first
+        assert (await text("INFO", "new-id-2")).startswith("LAPOR! Kirim isi laporan")
+        assert await text("INFO", "new-id-3") == ""  # the allowance (2) is used
+        second = await text("Lampu+penerangan+mati+sejak+seminggu+di+gang+Melati", "new-id-4")
+        assert "No. lacak" in second and second != first
+        assert await text("BANTUAN", "new-id-5") == ""  # still past the allowance
+        complaints_filed = await opened_complaints(gateway.engine, gateway.keys)
+        assert len(complaints_filed) == 2
+        assert {c.tracking_id for c in complaints_filed} == {
+            r.tracking_id for r in await rows(gateway, sms_replies) if r.kind == "receipt"
+        }
+    finally:
+        await gateway.close()
