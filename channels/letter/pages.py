@@ -126,15 +126,55 @@ T: Mapping[str, tuple[str, str]] = {
         "saved. The fields below hold what you typed; the saved value is shown under each "
         "field that differs. Check them, then press Save draft or Confirm again.",
     ),
+    "conflict_own": (
+        "Anda sendiri mengubah surat ini di halaman lain ({t}) setelah halaman ini dibuka, jadi "
+        "isian ini belum disimpan. Isian di bawah adalah ketikan Anda di halaman ini; isian "
+        "tersimpan yang berbeda ditulis di bawah kolomnya. Periksa, lalu tekan Simpan draf atau "
+        "Konfirmasi lagi.",
+        "You changed this letter yourself on another page ({t}) after this page was opened, so "
+        "these values were not saved. The fields below hold what you typed on this page; the "
+        "saved value is shown under each field that differs. Check them, then press Save draft "
+        "or Confirm again.",
+    ),
     "confirming": (
-        "Surat ini sedang dikonfirmasi oleh {u}, jadi isian Anda belum disimpan. Isian di bawah "
-        "adalah ketikan Anda; isian yang sedang dikirim ditulis di bawah kolomnya. Muat ulang "
-        "halaman sebentar lagi untuk melihat tanda terimanya.",
-        "{u} is confirming this letter right now, so your values were not saved. The fields "
-        "below hold what you typed; the values being sent are shown under each field that "
-        "differs. Reload the page in a moment to see its receipt.",
+        "Surat ini sedang dikonfirmasi oleh {u} (paling lama sampai pukul {t}), jadi isian Anda "
+        "belum disimpan. Isian di bawah adalah ketikan Anda; isian yang sedang dikirim ditulis "
+        "di bawah kolomnya. Buka lagi surat ini sebentar lagi untuk melihat tanda terimanya.",
+        "{u} is confirming this letter right now (until {t} at the latest), so your values were "
+        "not saved. The fields below hold what you typed; the values being sent are shown under "
+        "each field that differs. Open the letter again in a moment to see its receipt.",
+    ),
+    "confirming_own": (
+        "Konfirmasi Anda sebelumnya (klik sebelumnya atau halaman lain) masih menahan surat ini, "
+        "paling lama sampai pukul {t}, jadi isian ini belum disimpan. Isian di bawah adalah "
+        "ketikan Anda; isian yang dikirim dengan konfirmasi itu ditulis di bawah kolomnya. Buka "
+        "lagi surat ini sebentar lagi: bila sudah terkirim, tanda terimanya yang tampil; bila "
+        "belum, kirim lagi isian Anda setelah pukul {t}.",
+        "Your earlier confirmation (an earlier click, or another page) still holds this letter, "
+        "until {t} at the latest, so these values were not saved. The fields below hold what "
+        "you typed; the values sent with that confirmation are shown under each field that "
+        "differs. Open the letter again in a moment: once it is sent, its receipt is shown; if "
+        "not, send your values again after {t}.",
+    ),
+    "held": (
+        "Surat ini sedang dikonfirmasi oleh {u}, paling lama sampai pukul {t}. Sampai saat itu "
+        "perubahan tidak dapat disimpan. Muat ulang halaman ini sebentar lagi: bila sudah "
+        "terkirim, tanda terimanya yang tampil.",
+        "{u} is confirming this letter right now, until {t} at the latest. Until then changes "
+        "cannot be saved. Reload this page in a moment: once it is sent, its receipt is shown.",
+    ),
+    "held_own": (
+        "Konfirmasi Anda sebelumnya (klik sebelumnya atau halaman lain) masih menahan surat ini, "
+        "paling lama sampai pukul {t}. Sampai saat itu perubahan tidak dapat disimpan. Muat "
+        "ulang halaman ini sebentar lagi: bila sudah terkirim, tanda terimanya yang tampil.",
+        "Your earlier confirmation (an earlier click, or another page) still holds this letter, "
+        "until {t} at the latest. Until then changes cannot be saved. Reload this page in a "
+        "moment: once it is sent, its receipt is shown.",
     ),
     "theirs": ("Tersimpan oleh petugas lain: {v}", "Saved by the other clerk: {v}"),
+    "theirs_own": ("Tersimpan dari halaman Anda yang lain: {v}",
+                   "Saved from your other page: {v}"),
+    "theirs_confirming": ("Isian yang sedang dikonfirmasi: {v}", "Being confirmed: {v}"),
     "empty": ("(kosong)", "(empty)"),
     "ticked": ("dicentang", "ticked"),
     "not_ticked": ("tidak dicentang", "not ticked"),
@@ -192,6 +232,36 @@ T: Mapping[str, tuple[str, str]] = {
     ),
     "unavailable": ("Layanan sedang sibuk. Coba lagi beberapa saat lagi.",
                     "The service is busy. Please try again in a moment."),
+    "unsaved": (
+        "Layanan sedang sibuk, jadi isian Anda belum disimpan dan surat ini belum dikirim. Isian "
+        "di bawah adalah ketikan Anda: tekan Simpan draf atau Konfirmasi lagi sebentar lagi.",
+        "The service is busy, so your values were not saved and the letter was not sent. The "
+        "fields below hold what you typed: press Save draft or Confirm again in a moment.",
+    ),
+    "unsaved_pages": (
+        "Gambar halaman surat tampil lagi setelah isian tersimpan.",
+        "The page images come back once the values are saved.",
+    ),
+    "sent_busy": (
+        "Surat ini sudah terkirim dengan isian di bawah, tetapi layanan sedang sibuk sehingga "
+        "tanda terimanya belum tercatat. Sebentar lagi tekan Konfirmasi dan kirim sekali lagi "
+        "tanpa mengubah isian: surat tidak terkirim dua kali, dan tanda terimanya tampil.",
+        "This letter was sent with the values below, but the service is busy, so its receipt "
+        "is not recorded yet. In a moment press Confirm and send once more without changing "
+        "anything: the letter is not sent twice, and its receipt is shown.",
+    ),
+    "recorded_busy": (
+        "Surat ini sudah terkirim lewat konfirmasi lain (klik sebelumnya atau petugas lain), "
+        "tetapi layanan sedang sibuk sehingga tanda terimanya belum dapat ditampilkan. Isian di "
+        "bawah adalah ketikan Anda, belum tentu yang terkirim. Sebentar lagi tekan Konfirmasi "
+        "dan kirim sekali lagi: surat tidak terkirim dua kali, dan tanda terima dengan isian "
+        "yang tercatat tampil.",
+        "This letter was already sent by another confirmation (an earlier click, or another "
+        "clerk), but the service is busy, so its receipt cannot be shown yet. The fields below "
+        "hold what you typed, not necessarily what was sent. In a moment press Confirm and send "
+        "once more: the letter is not sent twice, and the receipt with the values registered "
+        "is shown.",
+    ),
     "bad_form": ("Isian formulir rusak dan tidak dapat dibaca.",
                  "The form's data is malformed and cannot be read."),
     "back": ("Kembali ke daftar surat", "Back to the letters"),
@@ -255,6 +325,12 @@ def msg(message: Message, lang: Lang) -> str:
 def when(moment: datetime | None) -> str:
     """A timestamp as staff read it: WIB, the national service's time, to the minute."""
     return "-" if moment is None else moment.astimezone(WIB).strftime("%Y-%m-%d %H:%M WIB")
+
+
+def until(moment: datetime | None) -> str:
+    """The end of a confirmation's hold (at most minutes away): the time of day in WIB, to
+    the second."""
+    return "-" if moment is None else moment.astimezone(WIB).strftime("%H:%M:%S WIB")
 
 
 def csrf_input(ctx: Context) -> str:
@@ -467,8 +543,11 @@ def _confidence(info: FieldInfo | None) -> int | None:
     return None if info is None else round(info.confidence * 100)
 
 
-def _theirs(ctx: Context, name: str, theirs: Mapping[str, str] | None) -> str:
-    """Under a field: the value another clerk saved meanwhile, when it differs."""
+def _theirs(
+    ctx: Context, name: str, theirs: Mapping[str, str] | None, label: str = "theirs"
+) -> str:
+    """Under a field: the value saved meanwhile (``label`` says by whom, or that it is being
+    confirmed), when it differs."""
     if theirs is None or name not in theirs:
         return ""
     value, lang = theirs[name], ctx.lang
@@ -480,7 +559,7 @@ def _theirs(ctx: Context, name: str, theirs: Mapping[str, str] | None) -> str:
         shown = t("empty", lang)
     else:
         shown = value if len(value) <= THEIRS_SHOWN else value[:THEIRS_SHOWN] + "…"
-    return f'<p class="note theirs" id="{name}-theirs">{t("theirs", lang, v=escape(shown))}</p>'
+    return f'<p class="note theirs" id="{name}-theirs">{t(label, lang, v=escape(shown))}</p>'
 
 
 def _field(
@@ -549,18 +628,21 @@ def review_page(
     version: str = "",
     theirs: Mapping[str, str] | None = None,
     failed_hold: str | None = None,
+    *,
+    theirs_label: str = "theirs",
+    held: str | None = None,
 ) -> str:
     """The scans beside the extracted fields, every field editable.
 
     ``version`` is the version of the saved values the form builds on (sent back as
-    ``based_on``); ``theirs`` the values another clerk saved meanwhile, shown under the fields
-    that differ; ``failed_hold`` the hold of this clerk's confirmation that the intake could
-    not take (sent back as ``failed_hold``). With ``errors`` the first field in error has the
-    focus.
+    ``based_on``); ``theirs`` the values saved meanwhile, shown under the fields that differ
+    (``theirs_label``: the text that says whose they are); ``failed_hold`` the hold of this
+    clerk's confirmation that the intake could not take (sent back as ``failed_hold``);
+    ``held`` says that a confirmation holds the letter right now (who, until when). With
+    ``errors`` the first field in error has the focus.
     """
     lang = ctx.lang
     errors = errors or {}
-    first_error = next((n for n in (*TEXT_FIELDS, *CHOICE_FIELDS) if n in errors), None)
     figures = "".join(
         f'<figure><img src="{PREFIX}/letters/{draft.id}/pages/{p.number}" '
         f'alt="{escape(t("page", lang, n=p.number))}" loading="lazy">'
@@ -577,6 +659,68 @@ def review_page(
         f'<a href="{PREFIX}/letters/{draft.id}/files/{i}">{escape(f.filename or str(i + 1))}</a>'
         for i, f in enumerate(draft.files)
     )
+    uploaded = t("uploaded_by", lang, u=draft.created_by_name, t=when(draft.created_at))
+    top = alert_box(alert) or (alert_box(t("errors", lang)) if errors else "")
+    if saved and not top:
+        top = alert_box(t("saved", lang), ok=True)
+    if held:
+        top += f'<p class="alert" role="status" id="held">{escape(held)}</p>'
+    form = _review_form(
+        ctx, draft.id, values, draft.fields, low, nik_region, errors, version, theirs,
+        failed_hold, theirs_label,
+    )
+    body = (
+        f'<h1>{t("review_title", lang)}: {escape(draft.label)}</h1>'
+        f'<p class="note">{escape(uploaded)} · {t("original", lang)}: {originals}</p>'
+        f'<p class="note">{t("review_help", lang)}</p>{top}'
+        f'<div class="review"><section class="scans" aria-label="scan">{figures}</section>'
+        f"<section>{form}</section></div>"
+    )
+    return page(ctx, t("review_title", lang), body)
+
+
+def unsaved_page(
+    ctx: Context,
+    draft_id: str,
+    values: Mapping[str, str],
+    nik_region: str | None,
+    version: str,
+    failed_hold: str | None,
+) -> str:
+    """The review form given back with what was typed when the letter could not even be read
+    from the database (the session or the draft): no scans, the fields as typed, and the form's
+    ``based_on`` and ``failed_hold`` as they were sent, so sending it again is the same Save or
+    Confirm."""
+    lang = ctx.lang
+    form = _review_form(
+        ctx, draft_id, values, {}, frozenset(), nik_region, {}, version, None, failed_hold,
+        keep=False,
+    )
+    body = (
+        f'<h1>{t("review_title", lang)}</h1>{alert_box(t("unsaved", lang))}'
+        f'<p class="note">{t("unsaved_pages", lang)}</p><section>{form}</section>'
+    )
+    return page(ctx, t("review_title", lang), body)
+
+
+def _review_form(
+    ctx: Context,
+    draft_id: str,
+    values: Mapping[str, str],
+    fields: Mapping[str, FieldInfo],
+    low: frozenset[str],
+    nik_region: str | None,
+    errors: Mapping[str, Message],
+    version: str,
+    theirs: Mapping[str, str] | None,
+    failed_hold: str | None,
+    theirs_label: str = "theirs",
+    *,
+    keep: bool = True,
+) -> str:
+    """The review form: every field with ``values``; ``keep``: staff.js keeps what is typed."""
+    lang = ctx.lang
+    first_error = next((n for n in (*TEXT_FIELDS, *CHOICE_FIELDS) if n in errors), None)
     region = (
         f'<p class="note" id="nik-region"><strong>{t("nik_region", lang)}:</strong> '
         f"{escape(nik_region)}</p>"
@@ -588,12 +732,12 @@ def review_page(
             ctx,
             name,
             values.get(name, ""),
-            draft.fields.get(name),
+            fields.get(name),
             name in low,
             errors.get(name),
             region if name == "nik" else "",
             focus=name == first_error,
-            theirs=_theirs(ctx, name, theirs),
+            theirs=_theirs(ctx, name, theirs, theirs_label),
         )
         for name in TEXT_FIELDS
     )
@@ -610,25 +754,21 @@ def review_page(
     boxes = "".join(
         f'<div class="check"><input type="checkbox" id="{n}" name="{n}" value="1"'
         f'{" checked" if values.get(n) else ""}> <label for="{n}">{t(n, lang)}</label>'
-        f"{_theirs(ctx, n, theirs)}</div>"
+        f"{_theirs(ctx, n, theirs, theirs_label)}</div>"
         for n in CHOICE_FIELDS
         if n != "kind"
     )
-    uploaded = t("uploaded_by", lang, u=draft.created_by_name, t=when(draft.created_at))
-    top = alert_box(alert) or (alert_box(t("errors", lang)) if errors else "")
-    if saved and not top:
-        top = alert_box(t("saved", lang), ok=True)
-    body = (
-        f'<h1>{t("review_title", lang)}: {escape(draft.label)}</h1>'
-        f'<p class="note">{escape(uploaded)} · {t("original", lang)}: {originals}</p>'
-        f'<p class="note">{t("review_help", lang)}</p>{top}'
-        f'<div class="review"><section class="scans" aria-label="scan">{figures}</section>'
-        f'<section><form method="post" action="{PREFIX}/letters/{draft.id}" id="review-form" '
-        # staff.js keeps what is typed in this tab until it is saved (a reload, a session that
-        # ran out): per account and letter, dropped once the values it built on are saved over.
-        f'data-draft="{draft.id}" data-user="{escape(ctx.staff.username if ctx.staff else "")}" '
-        f'data-restored="{escape(t("restored", lang))}">'
-        f"{csrf_input(ctx)}"
+    # staff.js keeps what is typed in this tab until it is saved (a reload, a session that ran
+    # out): per account and letter, dropped once the values it built on are saved over.
+    kept = (
+        f' data-draft="{draft_id}" data-user="{escape(ctx.staff.username if ctx.staff else "")}" '
+        f'data-restored="{escape(t("restored", lang))}"'
+        if keep
+        else ""
+    )
+    return (
+        f'<form method="post" action="{PREFIX}/letters/{escape(draft_id)}" id="review-form"'
+        f"{kept}>{csrf_input(ctx)}"
         f'<input type="hidden" name="{BASED_ON}" value="{escape(version)}">'
         + (
             f'<input type="hidden" name="{FAILED_HOLD}" value="{escape(failed_hold)}">'
@@ -638,13 +778,12 @@ def review_page(
         + f"{inputs}"
         f'<label for="kind">{t("kind", lang)}</label><select id="kind" name="kind"'
         f'{" autofocus" if first_error == "kind" else ""}>{options}'
-        f"</select>{kind_error}{_theirs(ctx, 'kind', theirs)}{boxes}"
+        f"</select>{kind_error}{_theirs(ctx, 'kind', theirs, theirs_label)}{boxes}"
         f'<div class="actions"><button type="submit" name="action" value="save" '
         f'class="secondary" id="save">{t("save", lang)}</button>'
         f'<button type="submit" name="action" value="confirm" id="confirm">'
-        f'{t("confirm", lang)}</button></div></form></section></div>'
+        f'{t("confirm", lang)}</button></div></form>'
     )
-    return page(ctx, t("review_title", lang), body)
 
 
 def waiting_page(ctx: Context, draft: Draft) -> str:

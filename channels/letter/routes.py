@@ -25,7 +25,9 @@ typed, the other values beside the fields that differ. A confirmation of a lette
 meanwhile with other values sends nothing and says so above the receipt, which shows what was
 sent. A valid confirmation holds the letter from its save until the intake has committed it
 (:meth:`DraftStore.save` with ``hold``): a save landing in between would be overwritten by the
-values sent, so it is refused (409) instead.
+values sent, so it is refused (409) instead, and the review page says who holds the letter
+and until when. When the database is away, a save or confirmation is answered (503) with the
+form holding what was typed and what to do, never a bare page that loses it.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -57,7 +60,7 @@ from channels.letter.parse import (
     validate,
 )
 from channels.letter.receipt import ReceiptData, receipt_page
-from channels.letter.staff import HEADERS, UNAVAILABLE, StaffGate, read_form
+from channels.letter.staff import COOKIE, HEADERS, UNAVAILABLE, BadForm, StaffGate, read_form
 from channels.letter.upload import DamagedScan, UploadRejected, check_scan, read_upload
 from gateway.domain import Channel, RawInbound, Receipt, ReceiptStatus
 from gateway.errors import IntakeUnavailable
@@ -171,7 +174,9 @@ class LetterDesk:
         app.router.add_get(f"{PREFIX}/uploads/{{batch}}", page(self.batch))
         app.router.add_get(f"{PREFIX}/uploads/{{batch}}/progress.json", page(self.progress))
         app.router.add_get(f"{PREFIX}/letters/{{id}}", page(self.review))
-        app.router.add_post(f"{PREFIX}/letters/{{id}}", page(self.submit))
+        app.router.add_post(
+            f"{PREFIX}/letters/{{id}}", page(self.submit, unavailable=self.submit_unavailable)
+        )
         app.router.add_post(f"{PREFIX}/letters/{{id}}/read-again", page(self.read_again))
         app.router.add_get(f"{PREFIX}/letters/{{id}}/pages/{{n:\\d+}}", page(self.page_image))
         app.router.add_get(f"{PREFIX}/letters/{{id}}/files/{{i:\\d+}}", page(self.original))
@@ -373,18 +378,40 @@ class LetterDesk:
         based_on: Mapping[str, str] | None = None,
         theirs: Mapping[str, str] | None = None,
         failed_hold: str | None = None,
+        *,
+        version: str | None = None,
+        theirs_label: str = "theirs",
+        held: bool = False,
     ) -> str:
         """The review page showing ``values``; the form says it was drawn from ``based_on``
-        (the values as saved, by default the draft's) and, after a confirmation the intake
-        could not take, names its hold (``failed_hold``: sent again, it need not wait)."""
+        (the values as saved, by default the draft's; or ``version``, as the form sent it) and,
+        after a confirmation the intake could not take, names its hold (``failed_hold``: sent
+        again, it need not wait). ``held``: say that a confirmation holds the letter right now,
+        when one does (who, until when)."""
         low = frozenset(
             name for name, info in draft.fields.items() if info.confidence < LOW_CONFIDENCE
         )
         region = nik_region(values.get("nik", ""), ctx.lang, self._clock().date())
-        version = values_version(draft.values if based_on is None else based_on)
+        if version is None:
+            version = values_version(draft.values if based_on is None else based_on)
+        notice = None
+        if held and draft.held(self._clock(), failed_hold):
+            if self._own_hold(ctx, draft):
+                notice = t("held_own", ctx.lang, t=pages.until(draft.held_until))
+            else:
+                notice = t(
+                    "held", ctx.lang, u=draft.held_by or "", t=pages.until(draft.held_until)
+                )
         return pages.review_page(
-            ctx, draft, values, low, region, errors, alert, saved, version, theirs, failed_hold
+            ctx, draft, values, low, region, errors, alert, saved, version, theirs, failed_hold,
+            theirs_label=theirs_label, held=notice,
         )
+
+    @staticmethod
+    def _own_hold(ctx: Context, draft: Draft) -> bool:
+        """Whether the confirmation holding ``draft`` is this staff member's own (an earlier
+        click, another tab): the pages then speak to them, not of them."""
+        return ctx.staff is not None and draft.held_by == ctx.staff.username
 
     def _conflict(
         self, ctx: Context, draft: Draft, values: Mapping[str, str], confirming: bool = False
@@ -398,12 +425,21 @@ class LetterDesk:
             for name in FIELDS
             if draft.values.get(name, "") != values.get(name, "")
         }
-        if confirming:
-            alert = t("confirming", ctx.lang, u=draft.held_by or "")
+        end = pages.until(draft.held_until)
+        if confirming and self._own_hold(ctx, draft):
+            alert, label = t("confirming_own", ctx.lang, t=end), "theirs_confirming"
+        elif confirming:
+            alert = t("confirming", ctx.lang, u=draft.held_by or "", t=end)
+            label = "theirs_confirming"
         else:
             who = draft.updated_by_name or draft.created_by_name
-            alert = t("conflict", ctx.lang, u=who, t=when(draft.updated_at))
-        html = self._review_html(ctx, draft, values, alert=alert, theirs=theirs)
+            if ctx.staff is not None and who == ctx.staff.username:  # their own other tab
+                alert, label = t("conflict_own", ctx.lang, t=when(draft.updated_at)), "theirs_own"
+            else:
+                alert, label = t("conflict", ctx.lang, u=who, t=when(draft.updated_at)), "theirs"
+        html = self._review_html(
+            ctx, draft, values, alert=alert, theirs=theirs, theirs_label=label
+        )
         return self._gate.html(ctx, html, 409)
 
     async def review(self, request: web.Request, ctx: Context, _s: Any) -> web.StreamResponse:
@@ -417,7 +453,8 @@ class LetterDesk:
         if draft.status is not DraftStatus.READY:
             return self._gate.html(ctx, pages.waiting_page(ctx, draft))
         saved = request.query.get("saved") == "1"
-        return self._gate.html(ctx, self._review_html(ctx, draft, draft.values, saved=saved))
+        html = self._review_html(ctx, draft, draft.values, saved=saved, held=True)
+        return self._gate.html(ctx, html)
 
     async def submit(self, request: web.Request, ctx: Context, session: Any) -> web.StreamResponse:
         """Save the clerk's values; on confirm, hand the letter to the intake port."""
@@ -445,35 +482,52 @@ class LetterDesk:
         # it: a save by someone else in between would be overwritten by the values sent.
         hold = new_hold(ctx.staff.username) if letter is not None else None
         mine = False  # whether this request holds the letter
-        for _ in range(3):  # a save that lost a race reads the draft again
-            if draft.status is DraftStatus.CONFIRMED:
-                # A second confirmation (a double click, another tab) gets the same receipt;
-                # one with other values is told that they were not sent.
-                same = dict(draft.values) == values
-                return self._gate.redirect(receipt_url if same else f"{receipt_url}?not_sent=1")
-            if draft.status is not DraftStatus.READY:
-                return self._gate.redirect(f"{PREFIX}/letters/{draft.id}")
-            if draft.held(self._clock(), failed):
-                if hold is not None and dict(draft.values) == values:
-                    break  # the same values being confirmed (a double click): the same receipt
-                return self._conflict(ctx, draft, values, confirming=True)
-            if (
-                based_on is not None
-                and based_on != values_version(draft.values)
-                and dict(draft.values) != values
-            ):
+        try:
+            for _ in range(3):  # a save that lost a race reads the draft again
+                if draft.status is DraftStatus.CONFIRMED:
+                    # A second confirmation (a double click, another tab) gets the same
+                    # receipt; one with other values is told that they were not sent.
+                    same = dict(draft.values) == values
+                    return self._gate.redirect(
+                        receipt_url if same else f"{receipt_url}?not_sent=1"
+                    )
+                if draft.status is not DraftStatus.READY:
+                    return self._gate.redirect(f"{PREFIX}/letters/{draft.id}")
+                if draft.held(self._clock(), failed):
+                    if hold is not None and dict(draft.values) == values:
+                        break  # the same values being confirmed (a double click): same receipt
+                    return self._conflict(ctx, draft, values, confirming=True)
+                if (
+                    based_on is not None
+                    and based_on != values_version(draft.values)
+                    and dict(draft.values) != values
+                ):
+                    return self._conflict(ctx, draft, values)
+                if await self._drafts.save(
+                    draft.id, ctx.staff.id, values, over=draft.updated_at, hold=hold,
+                    failed=failed,
+                ):
+                    mine = hold is not None
+                    break
+                again = await self._drafts.get(draft.id)
+                if again is None:
+                    return self._gate.refuse(ctx, 404, t("not_found", ctx.lang))
+                draft = again
+            else:
                 return self._conflict(ctx, draft, values)
-            if await self._drafts.save(
-                draft.id, ctx.staff.id, values, over=draft.updated_at, hold=hold, failed=failed
-            ):
-                mine = hold is not None
-                break
-            again = await self._drafts.get(draft.id)
-            if again is None:
-                return self._gate.refuse(ctx, 404, t("not_found", ctx.lang))
-            draft = again
-        else:
-            return self._conflict(ctx, draft, values)
+        except UNAVAILABLE as exc:
+            # The database went away while saving: nothing was sent. The form comes back with
+            # what was typed, built on what it was built on, so sent again it is the same Save
+            # or Confirm. (This request's own hold, if its save did land, is not named failed:
+            # a double click's other request may be confirming under it.)
+            log.warning(
+                "letter not saved: %s", type(exc).__name__,
+                extra={"staff": ctx.staff.username, "draft": draft.id},
+            )
+            return self._unavailable(
+                ctx, draft, values, t("unsaved", ctx.lang), version=based_on or "",
+                failed_hold=failed,
+            )
         if not confirm:
             return self._gate.redirect(f"{PREFIX}/letters/{draft.id}?saved=1")
         if letter is None:
@@ -491,13 +545,10 @@ class LetterDesk:
                     await self._drafts.release(draft.id, hold)
                 except UNAVAILABLE:  # the database is away too: the form names the hold
                     pass  # failed, so this clerk's next Save or Confirm need not wait for it
-            html = self._review_html(
-                ctx, draft, values, alert=t("unavailable", ctx.lang), based_on=values,
+            return self._unavailable(
+                ctx, draft, values, t("unavailable", ctx.lang),
                 failed_hold=hold if mine else None,
             )
-            resp = self._gate.html(ctx, html, 503)
-            resp.headers["Retry-After"] = "5"
-            return resp
         assert receipt.tracking_id is not None
         if receipt.raw_sha256 is not None and receipt.raw_sha256 != raw.sha256:
             # Another confirmation of this letter was committed first: another clerk's, or
@@ -510,21 +561,85 @@ class LetterDesk:
                 sent = await self._confirmed_by_earlier(draft.id, receipt.raw_id, receipt)
             except UNAVAILABLE:  # the database is away: the next confirmation tries again
                 log.warning("letter confirmation not recorded", extra={"draft": draft.id})
-                sent = None
+                # Not the receipt (it is not recorded: it would lead back to this letter
+                # with nothing said): the form, saying the letter went and what to do. The
+                # hold is not named failed: the letter is sent, nothing may be saved over it.
+                return self._unavailable(ctx, draft, values, t("recorded_busy", ctx.lang))
             # The very same values (another clerk confirming them at the same moment) are what
             # was registered: the same receipt, as for a confirmation arriving after it.
             same = sent is not None and dict(sent) == values
             return self._gate.redirect(receipt_url if same else f"{receipt_url}?not_sent=1")
-        acks = await self._acknowledge(receipt.raw_id, receipt.tracking_id, letter.phone)
-        await self._drafts.confirmed(
-            draft.id, ctx.staff.id, receipt.tracking_id, receipt.status.value, acks, values
-        )
+        try:
+            acks = await self._acknowledge(receipt.raw_id, receipt.tracking_id, letter.phone)
+            await self._drafts.confirmed(
+                draft.id, ctx.staff.id, receipt.tracking_id, receipt.status.value, acks, values
+            )
+        except UNAVAILABLE as exc:
+            # Committed, not recorded on the draft: this clerk's next confirmation (the same
+            # values, let through by this request's hold) gets the same receipt and records it.
+            log.warning(
+                "letter confirmed, not recorded: %s", type(exc).__name__,
+                extra={"staff": ctx.staff.username, "draft": draft.id,
+                       "tracking_id": receipt.tracking_id},
+            )
+            return self._unavailable(ctx, draft, values, t("sent_busy", ctx.lang))
         log.info(
             "letter confirmed",
             extra={"staff": ctx.staff.username, "draft": draft.id,
                    "tracking_id": receipt.tracking_id, "status": receipt.status.value},
         )
         return self._gate.redirect(receipt_url)
+
+    def _unavailable(
+        self,
+        ctx: Context,
+        draft: Draft,
+        values: Mapping[str, str],
+        alert: str,
+        *,
+        version: str | None = None,
+        failed_hold: str | None = None,
+    ) -> web.Response:
+        """503 with the review form holding what was typed (``alert`` says what happened and
+        what to do), drawn from the typed values, or from ``version`` when given."""
+        html = self._review_html(
+            ctx, draft, values, alert=alert, based_on=values, failed_hold=failed_hold,
+            version=version,
+        )
+        resp = self._gate.html(ctx, html, 503)
+        resp.headers["Retry-After"] = "5"
+        return resp
+
+    async def submit_unavailable(
+        self, request: web.Request, ctx: Context
+    ) -> web.Response | None:
+        """The review form sent while the database is away before the letter could be read
+        (the session, the draft): the form back with what was typed and its hidden fields as
+        sent, rather than a bare 503 that loses it (without JavaScript nothing else keeps it).
+        None (the bare 503) when there is no form to give back."""
+        draft_id = request.match_info["id"]
+        if len(draft_id) > 36 or (ctx.staff is None and COOKIE not in request.cookies):
+            return None  # no letter's address, or not a logged-in browser's form
+        try:
+            form = await read_form(request)
+        except BadForm:
+            return None
+        values = clean_values({name: str(form.get(name, "")) for name in FIELDS})
+        if ctx.staff is None:
+            # The session could not be read: its token cannot be checked now, the form's is
+            # given back as sent (it is checked when the form comes back).
+            sent = str(form.get("csrf", ""))
+            ctx = replace(ctx, csrf=sent if sent.isascii() and len(sent) <= 128 else "")
+        region = nik_region(values.get("nik", ""), ctx.lang, self._clock().date())
+        html = pages.unsaved_page(
+            ctx,
+            draft_id,
+            values,
+            region,
+            str(form.get(pages.BASED_ON, ""))[:64],
+            str(form.get(pages.FAILED_HOLD, ""))[:64] or None,
+        )
+        return self._gate.html(ctx, html, 503)
 
     async def _confirmed_by_earlier(
         self, draft_id: str, raw_id: str, receipt: Receipt

@@ -245,8 +245,14 @@ class StaffGate:
         handler: Callable[[web.Request, Context, Session], Awaitable[web.StreamResponse]],
         *,
         supervisor: bool = False,
+        unavailable: Callable[[web.Request, Context], Awaitable[web.Response | None]]
+        | None = None,
     ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-        """A logged-in page: login redirect, role check, CSRF on POST, headers, 503."""
+        """A logged-in page: login redirect, role check, CSRF on POST, headers, 503.
+
+        ``unavailable`` answers the 503 of a form (the database away, also for the session):
+        the form back with what was typed; None from it, or none given, is the bare 503 page.
+        """
 
         async def wrapped(request: web.Request) -> web.StreamResponse:
             lang = page_lang(request)
@@ -285,7 +291,10 @@ class StaffGate:
                     "staff page unavailable: %s", type(exc).__name__,
                     extra={"path": request.path, "error": str(exc)[:300]},
                 )
-                resp = self.refuse(ctx, 503, t("unavailable", lang))
+                given = None if unavailable is None else await unavailable(request, ctx)
+                resp = given if given is not None else self.refuse(
+                    ctx, 503, t("unavailable", lang)
+                )
                 resp.headers["Retry-After"] = "5"
             return self.finish(request, resp)
 

@@ -149,3 +149,23 @@ def test_why_a_letter_could_not_be_read_is_said_in_the_pages_language() -> None:
     assert "This letter&#x27;s file" not in indonesian and " / " not in indonesian
     english = batch_page(ctx("en"), [failed])
     assert "This letter&#x27;s file cannot be read" in english and "Berkas surat" not in english
+
+
+def test_the_form_given_back_without_its_letter_escapes_what_was_sent() -> None:
+    # The database away before the letter could be read: what the browser sent comes back in
+    # the form (hostile or not), never as markup.
+    from channels.letter.pages import unsaved_page, until
+
+    context = Context("id", None, '"><script>x</script>', "/staff/letters/d-1")
+    html = unsaved_page(
+        context, 'd"1', {"subject": '"><b>x</b>', "body": "</textarea><i>y</i>"}, None,
+        'v"1', 'confirm:ab"cd:budi',
+    )
+    assert "<script>" not in html and "<b>x" not in html and "<i>y" not in html
+    assert 'value="&quot;&gt;&lt;b&gt;x&lt;/b&gt;"' in html
+    assert "&lt;/textarea&gt;&lt;i&gt;y&lt;/i&gt;</textarea>" in html
+    assert 'action="/staff/letters/d&quot;1"' in html and 'name="based_on" value="v&quot;1"' in html
+    assert 'name="failed_hold" value="confirm:ab&quot;cd:budi"' in html
+    assert "data-draft" not in html  # staff.js keeps typed values only on the letter's own page
+    assert "Layanan sedang sibuk, jadi isian Anda belum disimpan" in html
+    assert until(WHEN) == "10:04:00 WIB" and until(None) == "-"

@@ -1253,7 +1253,10 @@ async def test_a_letter_the_intake_could_not_take_is_confirmed_again_at_once_and
         review, data=retry_form(html, budi_token, subject="Versi budi 3", action="save"),
         allow_redirects=False,
     )
-    assert late.status == 409 and "sedang dikonfirmasi oleh budi" in await late.text()
+    told = await late.text()
+    # Addressed to budi, whose own confirmation it is, not "being confirmed by budi".
+    assert late.status == 409 and "Konfirmasi Anda sebelumnya" in told
+    assert "dikonfirmasi oleh budi" not in told and "petugas lain" not in told
     release.set()
     sent = await confirming
     assert sent.status == 303 and sent.headers["Location"] == f"{review}/receipt"
@@ -1384,4 +1387,259 @@ async def test_a_confirmation_committed_but_not_recorded_is_recorded_by_the_next
     draft = await drafts.get(draft_id)
     assert draft is not None and draft.tracking_id is not None
     assert draft.values["subject"] == "Versi budi" and draft.confirmed_by_name == "budi"
+    assert await gw.intake.count_complaints() == 1
+
+
+# ---- what the desk says while a letter is held, and when the database is away ----------------
+
+HELD = re.compile(r'<p class="alert" role="status" id="held">([^<]*)</p>')
+
+
+async def test_the_review_page_says_who_is_confirming_the_letter_and_until_when(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway, staff: StaffStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from channels.dates import WIB
+
+    # budi confirms; while the intake commits, ani opens the letter. Her page says so before
+    # she types anything (before, she learned it only from a 409 after saving), and budi's
+    # other tab speaks to budi himself.
+    budi_token = await login(client, "budi")
+    review = await ready_letter(client, budi_token)
+    opened = await (await client.get(review)).text()
+    assert not HELD.search(opened)  # nobody is confirming it yet
+    entered, release = asyncio.Event(), asyncio.Event()
+    accept = gw.intake.accept
+
+    async def slow_accept(*args: Any, **kwargs: Any) -> Any:
+        entered.set()
+        await release.wait()
+        return await accept(*args, **kwargs)
+
+    monkeypatch.setattr(gw.intake, "accept", slow_accept)
+    async with await aiohttp_client_like(client) as ani:
+        ani_token = await login(ani, "ani")
+        confirming = asyncio.ensure_future(client.post(
+            review, data={**VALID, "csrf": budi_token, "based_on": based_on(opened),
+                          "subject": "Versi budi", "action": "confirm"},
+            allow_redirects=False))
+        await asyncio.wait_for(entered.wait(), 30)
+        draft = await DraftStore(gw.engine, gw.keys).get(review.rsplit("/", 1)[1])
+        assert draft is not None and draft.held_until is not None
+        end = f"{draft.held_until.astimezone(WIB):%H:%M:%S} WIB"
+        page = await ani.get(review)
+        held = HELD.search(await page.text())
+        assert page.status == 200 and held, "ani's page says the letter is being confirmed"
+        assert f"sedang dikonfirmasi oleh budi, paling lama sampai pukul {end}" in held.group(1)
+        mine = HELD.search(await (await client.get(review)).text())  # budi's other tab
+        assert mine and "Konfirmasi Anda sebelumnya" in mine.group(1) and end in mine.group(1)
+        assert "dikonfirmasi oleh budi" not in mine.group(1)
+        # ani saves anyway: refused, the value under the subject is what is being sent, not
+        # something "saved by another clerk".
+        refused = await ani.post(review, data={**VALID, "csrf": ani_token,
+                                               "based_on": based_on(opened),
+                                               "subject": "Versi ani", "action": "save"},
+                                 allow_redirects=False)
+        html = await refused.text()
+        assert refused.status == 409 and f"paling lama sampai pukul {end}" in html
+        assert "Isian yang sedang dikonfirmasi: Versi budi" in html
+        assert "Tersimpan oleh petugas lain" not in html
+        # Not "reload": reloading the answer to a form sends the form again.
+        assert "Buka lagi surat ini sebentar lagi" in html and "Muat ulang" not in html
+        english = HELD.search(await (await ani.get(f"{review}?lang=en")).text())
+        assert english and f"budi is confirming this letter right now, until {end}" in (
+            english.group(1))
+        # budi's double click with another value: told it is his own confirmation.
+        again = await client.post(review, data={**VALID, "csrf": budi_token,
+                                                "based_on": based_on(opened),
+                                                "subject": "Versi budi 2", "action": "save"},
+                                  allow_redirects=False)
+        html = await again.text()
+        assert again.status == 409 and "Konfirmasi Anda sebelumnya" in html
+        assert "dikonfirmasi oleh budi" not in html and "Tersimpan oleh petugas lain" not in html
+        release.set()
+        sent = await confirming
+        assert sent.headers["Location"] == f"{review}/receipt"
+    done = await client.get(review, allow_redirects=False)
+    assert done.status == 303 and done.headers["Location"] == f"{review}/receipt"
+
+
+async def test_a_clerks_own_other_tab_is_not_called_another_clerk(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway, staff: StaffStore
+) -> None:
+    # budi has the letter open in two tabs; he saves in one, then in the other.
+    token = await login(client, "budi")
+    review = await ready_letter(client, token)
+    form = based_on(await (await client.get(review)).text())
+    first = await client.post(review, data={**VALID, "csrf": token, "based_on": form,
+                                            "subject": "Tab satu", "action": "save"},
+                              allow_redirects=False)
+    assert first.status == 303
+    second = await client.post(review, data={**VALID, "csrf": token, "based_on": form,
+                                             "subject": "Tab dua", "action": "save"})
+    html = await second.text()
+    assert second.status == 409 and "Anda sendiri mengubah surat ini di halaman lain" in html
+    assert "Tersimpan dari halaman Anda yang lain: Tab satu" in html
+    assert "diubah oleh budi" not in html and "petugas lain" not in html
+    assert 'value="Tab dua"' in html
+
+
+async def test_a_save_while_the_database_is_away_gives_the_form_back_with_what_was_typed(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway, staff: StaffStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Without JavaScript, a bare "busy" page loses every correction typed: the form comes
+    # back with them, as it does after a refused or conflicting save.
+    token = await login(client, "budi")
+    review = await ready_letter(client, token)
+    draft_id = review.rsplit("/", 1)[1]
+    form = based_on(await (await client.get(review)).text())
+    typed = {**VALID, "csrf": token, "based_on": form, "subject": "Ketikan budi",
+             "address": "Jl. Merdeka No. 5"}
+
+    async def away(*_args: Any, **_kwargs: Any) -> Any:
+        raise OSError("database away")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(DraftStore, "save", away)
+        for action in ("save", "confirm"):
+            busy = await client.post(review, data={**typed, "action": action})
+            html = await busy.text()
+            assert busy.status == 503 and busy.headers["Retry-After"] == "5"
+            assert "isian Anda belum disimpan dan surat ini belum dikirim" in html
+            assert 'id="review-form"' in html and 'value="Ketikan budi"' in html
+            assert "Jl. Merdeka No. 5</textarea>" in html
+            assert based_on(html) == form  # built on what it was built on
+            assert f"/staff/letters/{draft_id}/pages/1" in html and "failed_hold" not in html
+    assert await gw.intake.count_complaints() == 0
+    # Sent again from that page once the database is back: saved.
+    page = await (await client.post(review, data={**typed, "action": "save"})).text()
+    assert "Draf disimpan." in page
+    draft = await DraftStore(gw.engine, gw.keys).get(draft_id)
+    assert draft is not None and draft.values["subject"] == "Ketikan budi"
+
+
+async def test_a_form_sent_while_the_database_is_away_for_the_session_comes_back_too(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway, staff: StaffStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The database away from the start (the session cannot even be read, so neither can the
+    # letter): the form back with what was typed, its hidden fields as sent; sent again once
+    # the database is back, it saves.
+    token = await login(client, "budi")
+    review = await ready_letter(client, token)
+    draft_id = review.rsplit("/", 1)[1]
+    form = based_on(await (await client.get(review)).text())
+    typed = {**VALID, "csrf": token, "based_on": form, "address": "Jl. Merdeka No. 5"}
+
+    async def away(*_args: Any, **_kwargs: Any) -> Any:
+        raise OSError("database away")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(StaffStore, "session", away)
+        busy = await client.post(review, data={
+            **typed, "subject": "Ketikan kedua", "failed_hold": "confirm:0a1b2c3d:budi",
+            "action": "save"})
+        html = await busy.text()
+        assert busy.status == 503 and busy.headers["Retry-After"] == "5"
+        assert busy.headers["Cache-Control"] == "no-store"
+        assert 'id="review-form"' in html and 'value="Ketikan kedua"' in html
+        assert "isian Anda belum disimpan" in html and csrf_token(html) == token
+        assert based_on(html) == form and "Jl. Merdeka No. 5</textarea>" in html
+        assert 'name="failed_hold" value="confirm:0a1b2c3d:budi"' in html
+        assert f'action="/staff/letters/{draft_id}"' in html
+        # Not a logged-in browser's form: the bare page, nothing echoed.
+        async with await aiohttp_client_like(client) as stranger:
+            bare = await stranger.post(review, data={**typed, "subject": "Orang lain"})
+            text = await bare.text()
+            assert bare.status == 503 and "Orang lain" not in text and "review-form" not in text
+    again = await client.post(review, data={
+        **typed, "csrf": csrf_token(html), "based_on": based_on(html), "subject": "Ketikan kedua",
+        "action": "save"}, allow_redirects=False)
+    assert again.status == 303 and again.headers["Location"].endswith("?saved=1")
+    draft = await DraftStore(gw.engine, gw.keys).get(draft_id)
+    assert draft is not None and draft.values["subject"] == "Ketikan kedua"
+
+
+async def test_a_letter_sent_but_not_recorded_while_the_database_is_away_says_what_to_do(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway, staff: StaffStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    budi_token = await login(client, "budi")
+    review = await ready_letter(client, budi_token)
+    real = DraftStore.confirmed
+
+    async def not_recorded(*_args: Any, **_kwargs: Any) -> None:
+        raise OSError("database away after the intake's commit")
+
+    # budi's own confirmation is committed and cannot be recorded on the draft: he is told the
+    # letter went with these values and to confirm once more for the receipt.
+    monkeypatch.setattr(DraftStore, "confirmed", not_recorded)
+    lost = await client.post(review, data={**VALID, "csrf": budi_token,
+                                           "subject": "Versi budi", "action": "confirm"})
+    html = await lost.text()
+    assert lost.status == 503 and "Surat ini sudah terkirim dengan isian di bawah" in html
+    assert 'value="Versi budi"' in html and "failed_hold" not in html
+    monkeypatch.setattr(DraftStore, "confirmed", real)
+    again = await client.post(review, data={**VALID, "csrf": budi_token,
+                                            "based_on": based_on(html),
+                                            "subject": "Versi budi", "action": "confirm"},
+                              allow_redirects=False)
+    assert again.status == 303 and again.headers["Location"] == f"{review}/receipt"
+    draft = await DraftStore(gw.engine, gw.keys).get(review.rsplit("/", 1)[1])
+    assert draft is not None and draft.tracking_id is not None
+    assert draft.values["subject"] == "Versi budi"
+    assert await gw.intake.count_complaints() == 1
+
+
+async def test_a_letter_found_sent_by_another_confirmation_while_the_database_is_away_says_so(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway, staff: StaffStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from gateway.errors import IntakeUnavailable
+
+    # budi's confirmation committed, not recorded on the draft; his hold runs out. ani
+    # confirms other values, and the database is away again when her request goes to record
+    # budi's: she is not sent to a receipt that sends her back to the letter with nothing
+    # said, but told the letter went and what to do.
+    budi_token = await login(client, "budi")
+    second = await ready_letter(client, budi_token)
+    real = DraftStore.confirmed
+
+    async def not_recorded(*_args: Any, **_kwargs: Any) -> None:
+        raise OSError("database away after the intake's commit")
+
+    monkeypatch.setattr(DraftStore, "confirmed", not_recorded)
+    lost = await client.post(second, data={**VALID, "csrf": budi_token,
+                                           "subject": "Versi budi", "action": "confirm"})
+    assert lost.status == 503
+    monkeypatch.setattr(DraftStore, "confirmed", real)
+    async with gw.engine.begin() as conn:
+        await conn.execute(letter_drafts.update().values(claim_expires=letter_drafts.c.created_at))
+
+    async def raw_away(*_args: Any, **_kwargs: Any) -> Any:
+        raise IntakeUnavailable("database away")
+
+    async with await aiohttp_client_like(client) as ani:
+        ani_token = await login(ani, "ani")
+        ani_form = based_on(await (await ani.get(second)).text())
+        with monkeypatch.context() as patched:
+            patched.setattr(gw.intake, "raw_body", raw_away)
+            late = await ani.post(second, data={**VALID, "csrf": ani_token, "based_on": ani_form,
+                                                "subject": "Versi ani", "action": "confirm"},
+                                  allow_redirects=False)
+        html = await late.text()
+        assert late.status == 503, late.headers.get("Location")
+        assert "Surat ini sudah terkirim lewat konfirmasi lain" in html
+        assert "tekan Konfirmasi dan kirim sekali lagi" in html
+        assert 'value="Versi ani"' in html and "failed_hold" not in html
+        # Done as told, once the database is back: the receipt, saying her values were not
+        # the ones sent.
+        told = await ani.post(second, data={**VALID, "csrf": ani_token,
+                                             "based_on": based_on(html),
+                                             "subject": "Versi ani", "action": "confirm"},
+                              allow_redirects=False)
+        assert told.headers["Location"] == f"{second}/receipt?not_sent=1"
+        receipt = await (await ani.get(told.headers["Location"])).text()
+        assert "sudah dikonfirmasi oleh budi" in receipt and "<dd>Versi budi</dd>" in receipt
     assert await gw.intake.count_complaints() == 1
