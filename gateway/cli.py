@@ -5,7 +5,7 @@ Subcommands: ``serve``, ``relay``, ``migrate``, ``check-config``, ``quarantine l
 ``keys reseal``, ``files gc``, ``sms requeue|prune``, ``staff create|list``. Every subcommand
 reads the same settings (``config/gateway.toml`` and ``LAPOR_...`` variables). Exit status: 0
 done, 1 operational failure, 2 invalid settings/usage, 130 interrupted; an error is one line on
-stderr, never a traceback.
+stderr (a usage error: argparse's usage line, then the error), never a traceback.
 """
 
 from __future__ import annotations

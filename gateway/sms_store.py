@@ -283,7 +283,8 @@ class SqlReplyOutbox:
                 sms_replies.c.created_at >= now - self._flood_window,
                 sms_replies.c.kind.in_(RECEIPT_KINDS),
                 sms_replies.c.tracking_id.is_not(None),
-                sms_replies.c.status.in_([s.value for s in _COUNTED]),
+                # Told: a receipt given up (failed) told the number nothing.
+                sms_replies.c.status.in_([s.value for s in _TOLD]),
             )
             .group_by(sms_replies.c.sender_hash)
         )

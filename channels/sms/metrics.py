@@ -36,7 +36,7 @@ class SmsMetrics:
         )
         self.fragments = Counter(
             "lapor_sms_fragments",
-            "Fragments held and sets joined (joined, joined_incomplete).",
+            "Fragments held and sets joined (held, joined, joined_incomplete).",
             ["outcome"],
             registry=r,
         )

@@ -122,6 +122,15 @@ def test_letter_receipts_point_citizens_at_the_public_address(name: str) -> None
     assert url.scheme == "https"
 
 
+@pytest.mark.parametrize("name", GATEWAYS)
+def test_open311_discovery_names_the_public_address(name: str) -> None:
+    """Without ``web.public_base_url``, discovery names the address the client asked with (its
+    ``Host`` header behind the proxy): the same public address as the receipts, set once."""
+    settings = settings_of(name)
+    assert settings.web.public_base_url == settings.letter.public_base_url
+    assert urlsplit(settings.web.public_base_url or "").scheme == "https"
+
+
 # --- the containers ------------------------------------------------------------------------------
 
 
