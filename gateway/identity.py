@@ -32,6 +32,7 @@ from gateway.domain import Channel, ComplaintDraft
 from gateway.ids import new_id
 from gateway.storage.schema import complaints, identities, identity_conflicts, persons
 from normalizer import (
+    email_mailbox,
     normalize_email,
     normalize_phone,
     normalize_telegram_user_id,
@@ -80,7 +81,14 @@ def identities_of(channel: Channel, draft: ComplaintDraft, keys: Keys) -> list[I
     if rep.phone:
         found.append(("phone", normalize_phone(rep.phone)))
     if rep.email:
-        found.append(("email", normalize_email(rep.email)))
+        email = normalize_email(rep.email)
+        found.append(("email", email))
+        if email is not None:
+            # Gmail's mailbox too ("budisantoso@gmail.com" for "budi.santoso+lapor@gmail.com"):
+            # the citizen who types the address without its dots on the form is the one whose
+            # e-mail arrives with them. After the address as given, which stays the sender (dedup
+            # tier 2) and is how identities stored before this key were looked up.
+            found.append(("email", email_mailbox(email)))
     for kind, value in rep.handles.items():
         norm: str | None
         if kind == "twitter":

@@ -18,6 +18,7 @@ All functions are pure: they read nothing but the data files shipped in
 """
 
 from normalizer.identity import (
+    email_mailbox,
     normalize_email,
     normalize_telegram_user_id,
     normalize_telegram_username,
@@ -56,6 +57,7 @@ __all__ = [
     "ValidNik",
     "char_shingles",
     "comparison_tokens",
+    "email_mailbox",
     "find_niks",
     "find_phones",
     "mask_phone",

@@ -17,7 +17,15 @@ E-mail
     ignoring them is a Gmail rule, not an Internet one (other providers,
     including Indonesian ones, deliver ``a.b@`` and ``ab@`` to different
     people); a ``+tag`` may be how the citizen files our replies; and the
-    address we answer must be the one the citizen gave us.  Shape checks are
+    address we answer must be the one the citizen gave us.  Recognising the
+    citizen is another matter: ``email_mailbox`` gives the key of the mailbox
+    an address delivers to, where Gmail's rule is applied to Gmail's own
+    domains only (Google ignores dots in the local part and delivers
+    ``name+tag@`` to ``name@``, and ``googlemail.com`` is ``gmail.com``; it
+    lets no one register an address that differs from another only in dots),
+    so ``budisantoso@gmail.com`` typed on the web form and
+    ``budi.santoso@gmail.com`` in an e-mail's From are one reporter, and never
+    two people's.  Shape checks are
     the RFC 5321 section 4.5.3.1 limits (local part <= 64, address <= 254
     octets) and a dot-atom local part (RFC 5322 section 3.4.1) without quoted
     strings, which no real reporter uses.
@@ -44,6 +52,7 @@ import re
 import unicodedata
 
 __all__ = [
+    "email_mailbox",
     "normalize_email",
     "normalize_telegram_user_id",
     "normalize_telegram_username",
@@ -96,6 +105,25 @@ def normalize_email(text: str) -> str | None:
         return None
     address = f"{local}@{ascii_domain}"
     return address if len(address) <= 254 else None
+
+
+# Google's own domains, where dots in the local part and a "+tag" do not change the mailbox
+# (Gmail Help: "Dots don't matter in Gmail addresses"; "+" aliases deliver to the same inbox).
+_GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
+
+
+def email_mailbox(address: str) -> str:
+    """The mailbox a canonical address (:func:`normalize_email`) delivers to, as a lookup key.
+
+    The same address for every domain but Gmail's, whose dots and ``+tag`` are dropped
+    (``Budi.Santoso+lapor@googlemail.com`` -> ``budisantoso@gmail.com``). Not for replies:
+    those go to the address as the citizen gave it.
+    """
+    local, _, domain = address.rpartition("@")
+    if domain not in _GMAIL_DOMAINS or not local:
+        return address
+    local = local.split("+", 1)[0].replace(".", "")
+    return f"{local}@gmail.com" if local else address
 
 
 _TWITTER_URL = re.compile(

@@ -70,12 +70,28 @@ def normalize_phone(text: str, default_region: str = "ID") -> str | None:
     return _normalize(text, default_region, strict=False)
 
 
+# A letter among the digits ("0812 34S6 7890", "08123456789O", "0812-3456-78l0": an S for a 5,
+# an O for a 0, an l for a 1) is a mistyped digit, not a separator: libphonenumber drops it and
+# answers a number one digit shorter, another subscriber's, whose person the identity graph would
+# then link to this citizen. Such a number is refused (the web form asks for it again; a letter's
+# reader corrects the look-alike digits itself), and so is one letter standing after it
+# ("0812 3456 789 O"). Letters before the first digit lose none ("nohp0812...", "O812...": the
+# digits after them are the number as written), nor do words after the number ("(WA)",
+# "7890WA") or an extension at its end ("ext. 12", "x12").
+_EXTENSION = re.compile(r"\s*(?:ext\.?|extn\.?|x)\s*\d{1,7}\s*$", re.I)
+_LETTER_IN_NUMBER = re.compile(
+    r"\d[^\W\d_](?![^\W\d_])|\d\W*[^\W\d_]\D*\d|\d\W*\b[^\W\d_]\b\W*$"
+)
+
+
 def _normalize(text: str, default_region: str, *, strict: bool) -> str | None:
     """normalize_phone; ``strict`` refuses a leading 62 read as a national number (free text)."""
     # NFKC folds full-width digits and plus signs typed on some phone keyboards.
     raw = unicodedata.normalize("NFKC", text).strip()
     raw = re.sub(r"^(?:tel|telp|hp|wa|sms)\s*[:.]?\s*", "", raw, flags=re.I)
     if not raw or len(raw) > 40:
+        return None
+    if _LETTER_IN_NUMBER.search(_EXTENSION.sub("", raw)):
         return None
     digits = re.sub(r"\D", "", raw)
     if not 5 <= len(digits) <= 17:

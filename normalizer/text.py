@@ -37,7 +37,10 @@ Normalisation (``normalize_text``), step by step:
    packaged in ``indoNLP``, plus the project's own list of complaint
    boilerplate: greetings, "mohon", "terima kasih", "melaporkan") and words
    are stemmed with Tala's rule-based stemmer (implemented below; no
-   dictionary, no dependency).
+   dictionary, no dependency).  The stop words that name a place ("depan",
+   "belakang", "atas", "bawah", "dalam", "luar", "lama", "baru": "pasar lama"
+   and "pasar baru" are two markets) are kept, and number words become digits
+   ("RT tiga" and "RT 3" compare equal, "RT tiga" and "RT lima" do not).
 
 Similarity (``similarity``): both texts are reduced to comparison tokens
 (normalised, stop words removed, stemmed).  Two feature sets are compared:
@@ -404,6 +407,26 @@ def _normalize_token(token: str, expand_slang: bool) -> tuple[str, ...]:
     return (token,)
 
 
+# Words of Tala's stop-word list that tell one place or one count from another: "pasar lama" and
+# "pasar baru", "depan" and "belakang" the school, "RT tiga" and "RT lima" are two places, not one
+# written twice. Without them two such messages of one sender had the same comparison tokens
+# (dedup tier 2 took the second for a retry of the first and dropped it). Number words become
+# digits, as "RT 3" and "3 bln" already are.
+_PLACE_WORDS = frozenset({"depan", "belakang", "atas", "bawah", "dalam", "luar", "lama", "baru"})
+_NUMBER_WORDS = {
+    "satu": "1",
+    "dua": "2",
+    "tiga": "3",
+    "empat": "4",
+    "lima": "5",
+    "enam": "6",
+    "tujuh": "7",
+    "delapan": "8",
+    "sembilan": "9",
+    "sepuluh": "10",
+}
+
+
 def _tokens(text: str, *, expand_slang: bool, remove_stopwords: bool, stem: bool) -> list[str]:
     words = [
         word
@@ -412,7 +435,8 @@ def _tokens(text: str, *, expand_slang: bool, remove_stopwords: bool, stem: bool
     ]
     if remove_stopwords:
         stop = _stopwords()
-        words = [w for w in words if w not in stop]
+        words = [_NUMBER_WORDS.get(w, w) for w in words]
+        words = [w for w in words if w not in stop or w in _PLACE_WORDS]
     if stem:
         words = [_stem(w) for w in words]
         if remove_stopwords:

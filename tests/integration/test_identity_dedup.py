@@ -125,6 +125,24 @@ async def test_retry_with_a_new_id_gets_the_first_receipt_and_no_event(gw: boots
     assert await _count(gw, outbox) == 2
 
 
+async def test_the_same_short_text_about_another_place_is_not_taken_for_a_retry(
+    gw: bootstrap.Gateway,
+) -> None:
+    # Tier 2 drops a message whose comparison tokens equal those of the sender's message of a
+    # few minutes before: "pasar lama" and "pasar baru" lost their place words as stop words,
+    # so the second market's report never reached the routing core.
+    phone = "+6281299990003"
+    first = await gw.intake.accept(
+        msg(Channel.SMS, 0, body="sampah blm diangkut seminggu di pasar lama", phone=phone), PARSER
+    )
+    other = await gw.intake.accept(
+        msg(Channel.SMS, 3, body="sampah blm diangkut seminggu di pasar baru", phone=phone), PARSER
+    )
+    assert first.status is ReceiptStatus.ACCEPTED
+    assert not other.redelivered
+    assert await _count(gw, outbox) == 2  # its own event: the second market is not lost
+
+
 async def test_different_matters_and_different_people_stay_separate(gw: bootstrap.Gateway) -> None:
     a1 = await gw.intake.accept(msg(Channel.WEB, 0, body=ROAD, nik=NIK_A), PARSER)
     a2 = await gw.intake.accept(msg(Channel.WEB, 5, body=WATER, nik=NIK_A), PARSER)
@@ -172,6 +190,29 @@ async def test_people_without_nik_merge_when_seen_together(gw: bootstrap.Gateway
         owners = set((await conn.execute(select(identities.c.person_id))).scalars())
         person_ids = set((await conn.execute(select(complaints.c.person_id))).scalars())
     assert len(owners) == 1 and person_ids == owners
+
+
+async def test_a_gmail_address_typed_without_its_dots_is_the_same_reporter(
+    gw: bootstrap.Gateway,
+) -> None:
+    # The web form's address as the citizen typed it; his mail program sends from the account's
+    # own spelling. Gmail delivers both to one mailbox: one person, one complaint.
+    web = await gw.intake.accept(
+        msg(Channel.WEB, 0, body=ROAD, nik=NIK_A, email="sitirahayu90@gmail.com"), PARSER
+    )
+    mail = await gw.intake.accept(
+        msg(Channel.EMAIL, 60, body=ROAD, email="Siti.Rahayu90@gmail.com"), PARSER
+    )
+    assert mail.status is ReceiptStatus.DUPLICATE and mail.duplicate_of == web.tracking_id
+    # Elsewhere the dots are another address, possibly another person's: not linked.
+    other = await gw.intake.accept(
+        msg(Channel.EMAIL, 61, body=ROAD, email="siti.rahayu90@yahoo.co.id"), PARSER
+    )
+    yahoo = await gw.intake.accept(
+        msg(Channel.EMAIL, 62, body=WATER, email="sitirahayu90@yahoo.co.id"), PARSER
+    )
+    assert other.status is yahoo.status is ReceiptStatus.ACCEPTED
+    assert await _count(gw, persons) == 3
 
 
 async def test_nik_and_contacts_are_stored_encrypted_and_looked_up_by_keyed_hash(

@@ -1,6 +1,7 @@
 import pytest
 
 from normalizer.identity import (
+    email_mailbox,
     normalize_email,
     normalize_telegram_user_id,
     normalize_telegram_username,
@@ -40,9 +41,28 @@ def test_email_canonical_form(text: str, expected: str) -> None:
     ],
 )
 def test_gmail_dots_and_plus_tags_are_kept(a: str, b: str) -> None:
-    # Provider-specific aliasing is not applied: these stay different addresses.
+    # Provider-specific aliasing is not applied: these stay different addresses (replies go to
+    # the one the citizen gave)...
     assert normalize_email(a) == a
     assert normalize_email(a) != normalize_email(b)
+    # ...but they are one Gmail mailbox, and so one reporter.
+    assert email_mailbox(a) == email_mailbox(b)
+
+
+@pytest.mark.parametrize(
+    ("address", "mailbox"),
+    [
+        ("budi.santoso85+lapor@gmail.com", "budisantoso85@gmail.com"),
+        ("budi.santoso85@googlemail.com", "budisantoso85@gmail.com"),
+        ("budisantoso85@gmail.com", "budisantoso85@gmail.com"),
+        # Everywhere else dots and "+" may be other people's addresses: left as they are.
+        ("budi.santoso@yahoo.co.id", "budi.santoso@yahoo.co.id"),
+        ("budi+rt05@warnet-jaya.id", "budi+rt05@warnet-jaya.id"),
+        ("budi.santoso@gmail.co.id", "budi.santoso@gmail.co.id"),
+    ],
+)
+def test_email_mailbox(address: str, mailbox: str) -> None:
+    assert email_mailbox(address) == mailbox
 
 
 @pytest.mark.parametrize(

@@ -72,6 +72,38 @@ def test_not_a_valid_number(text: str) -> None:
     assert normalize_phone(text) is None
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "0812 34S6 7890",  # S for 5
+        "08123456789O",  # O for 0 at the end
+        "0812-3456-78l0",  # l for 1
+        "0812 3456 789 O",
+        "+62 812 3456 789O",
+    ],
+)
+def test_a_letter_typed_among_the_digits_is_refused_not_dropped(text: str) -> None:
+    # libphonenumber drops the letter and the rest is a valid number one digit shorter: another
+    # subscriber, whose person the identity graph would link to this citizen.
+    assert normalize_phone(text) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("0812 3456 7890 (WA)", MOBILE),
+        ("0812 3456 7890WA", MOBILE),
+        ("HP/WA 0812-3456-7890", MOBILE),
+        ("No. HP 0812 3456 7890", MOBILE),
+        ("nohp08123456789", "+628123456789"),  # a label glued in front loses no digit
+        ("+62 21 5551234 ext. 12", "+62215551234"),
+        ("021 5551234 x12", "+62215551234"),
+    ],
+)
+def test_words_around_a_number_and_its_extension_are_not_typos(text: str, expected: str) -> None:
+    assert normalize_phone(text) == expected
+
+
 def test_other_default_region() -> None:
     assert normalize_phone("020 7946 0018", default_region="GB") == "+442079460018"
     assert normalize_phone("0812 3456 7890", default_region="GB") is None
