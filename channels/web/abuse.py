@@ -28,7 +28,7 @@ from gateway.crypto import Keys
 from gateway.errors import IntakeUnavailable
 from gateway.ratelimit import Decision, Limit, RateLimiter
 from gateway.settings import WebSettings
-from normalizer import normalize_email, normalize_phone, parse_nik
+from normalizer import email_mailbox, normalize_email, normalize_phone, parse_nik
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,9 @@ class Guard:
         if phone:
             found.append(("phone", normalize_phone(phone)))
         if email:
-            found.append(("email", normalize_email(email)))
+            # By the mailbox: a Gmail address written with dots or a +tag is one sender.
+            address = normalize_email(email)
+            found.append(("email", email_mailbox(address) if address else None))
         return [
             (f"id:{kind}:{self._keys.lookup_hash('ratelimit-' + kind, value)}", self.per_identity)
             for kind, value in found

@@ -54,5 +54,10 @@ def test_identity_buckets_are_keyed_hashes_of_normalised_identities() -> None:
     # Not the identity table's hash: a rate-limit row cannot be joined to a person.
     assert keys.lookup_hash("nik", NIK) not in one[0][0]
     assert guard.identity_buckets("3209014101900000", "12", "siti@") == []  # invalid: none
+    # One Gmail mailbox however it is written (dots, +tag): one bucket, not one per spelling.
+    gmail = {b for spelling in ("budisantoso@gmail.com", "Budi.Santoso+1@gmail.com",
+                                "b.u.d.i.santoso+lapor@googlemail.com")
+             for b, _ in guard.identity_buckets(None, None, spelling)}
+    assert len(gmail) == 1
     other = Guard(RateLimiter.__new__(RateLimiter), WebSettings(), Keys(os.urandom(32), b"x"))
     assert other.identity_buckets(NIK, None, None) != guard.identity_buckets(NIK, None, None)
