@@ -130,8 +130,16 @@ def decide(
     sender_hash: str | None,
     tokens: str,
     received_at: datetime,
+    *,
+    anonymous: bool = False,
+    confidential: bool = False,
 ) -> Decision:
     """Compare a message with its person's recent complaints (newest first); pure.
+
+    ``anonymous`` and ``confidential`` are what the message asks: one that asks more than the
+    complaint it repeats (the same text sent again with RAHASIA) is no provider's retry but the
+    citizen's new word, so it is a ``similar`` message (an event that carries the flags), never
+    a retry that would drop them.
 
     The caller holds the person's row lock while it reads the candidates and writes the result.
     """
@@ -146,6 +154,8 @@ def decide(
             and row.sender_hash == sender_hash
             and row.match_tokens == tokens
             and row.received_at >= retry_since
+            and (row.anonymous or not anonymous)
+            and (row.confidential or not confidential)
         ):
             return Decision(Tier.RETRY, row.id, row.tracking_id, 1.0, len(rows))
     if not rows:

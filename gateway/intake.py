@@ -1161,6 +1161,17 @@ class _Placer:
         )
         self._candidates = await load_candidates(self._conn, self._dedup, known, since, self._keys)
 
+    def _raise_privacy(self, person_id: str, complaint_id: str, privacy: Privacy) -> None:
+        """Queue ``privacy`` for the complaint's row, and give it to the complaint as a later
+        message of this batch compares it."""
+        self.rows.raise_privacy(complaint_id, privacy)
+        self._candidates[person_id] = [
+            replace(c, anonymous=privacy.anonymous, confidential=privacy.confidential)
+            if c.id == complaint_id
+            else c
+            for c in self._candidates_of(person_id)
+        ]
+
     def _candidates_of(self, person_id: str) -> list[Candidate]:
         # Keys are surviving persons: every merge of the batch happened in prepare(), before
         # the candidates were read and before any complaint of the batch was placed.
@@ -1178,6 +1189,8 @@ class _Placer:
                 who.sender_hash,
                 tokens,
                 raw.received_at,
+                anonymous=work.complaint.draft.privacy.anonymous,
+                confidential=work.complaint.draft.privacy.confidential,
             )
             if person_id is not None
             else Decision(Tier.NEW)
@@ -1217,6 +1230,14 @@ class _Placer:
                 anonymous=draft.privacy.anonymous or decision.first_anonymous,
                 confidential=draft.privacy.confidential or decision.first_confidential,
             )
+            if (privacy.anonymous, privacy.confidential) != (
+                decision.first_anonymous,
+                decision.first_confidential,
+            ):
+                # It asks more than the complaint did: the complaint's row, which the public
+                # pages and Open311 read and later messages inherit from, asks it from now on.
+                assert person_id is not None
+                self._raise_privacy(person_id, decision.complaint_id, privacy)
             first = replace(
                 work.complaint,
                 id=decision.complaint_id,
@@ -1322,6 +1343,12 @@ class _RowBuffer:
         self._rows: dict[str, list[dict[str, Any]]] = {t.name: [] for t in self.ORDER}
         # The event JSON of each queued outbox row, by message id (the rows hold it sealed).
         self.event_bodies: dict[str, str] = {}
+        # Complaints a later message asked more privacy for: their flags, set after the inserts.
+        self._privacy: dict[str, Privacy] = {}
+
+    def raise_privacy(self, complaint_id: str, privacy: Privacy) -> None:
+        """Set the complaint's privacy flags to ``privacy`` (which holds what it had)."""
+        self._privacy[complaint_id] = privacy
 
     def add(self, table: Table, row: dict[str, Any]) -> None:
         """Queue ``row`` for ``table``."""
@@ -1338,6 +1365,13 @@ class _RowBuffer:
             if pending:
                 await conn.execute(self.INSERTS[table.name], pending)
                 pending.clear()
+        for complaint_id, privacy in self._privacy.items():  # rare: one statement each
+            await conn.execute(
+                update(complaints)
+                .where(complaints.c.id == complaint_id)
+                .values(anonymous=privacy.anonymous, confidential=privacy.confidential)
+            )
+        self._privacy.clear()
 
 
 async def _follow_ups(

@@ -47,6 +47,7 @@ def _parse(raw: RawInbound) -> ComplaintDraft:
     phone, email = data.get("phone"), data.get("email")
     return ComplaintDraft(
         body=data["body"],
+        title=data.get("title"),
         reporter=Reporter(
             nik=data.get("nik"),
             phone=normalize_phone(phone) if phone else None,
@@ -470,3 +471,65 @@ async def test_a_duplicate_in_the_same_group_commit_keeps_the_privacy_of_the_fir
     privacy = {(e["event"], e["tracking_id"]): e["privacy"] for e in events}
     assert privacy[("created", first.tracking_id)] == {"anonymous": True, "confidential": True}
     assert privacy[("duplicate", first.tracking_id)] == {"anonymous": True, "confidential": True}
+
+
+async def test_a_later_message_asking_for_more_privacy_is_kept_by_the_complaint(
+    gw: bootstrap.Gateway,
+) -> None:
+    # Filed openly, then the citizen asks that it be confidential: the public pages (Open311)
+    # stop showing its title and place, and a third message inherits what the second asked,
+    # in a later group commit (from the table) as in the same one (from the batch).
+    from gateway import queries
+
+    first = await gw.intake.accept(msg(Channel.WEB, body=ROAD, nik=NIK_A, title="Jalan"), PARSER)
+    assert first.tracking_id is not None
+    shown = await queries.public_request(gw.engine, first.tracking_id)
+    assert shown is not None and shown.title == "Jalan"
+    asked = await gw.intake.accept(
+        msg(Channel.SMS, 60, body=ROAD_SMS, nik=NIK_A, confidential=True), PARSER
+    )
+    assert asked.duplicate_of == first.tracking_id
+    async with gw.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(complaints.c.anonymous, complaints.c.confidential).where(
+                    complaints.c.id == first.complaint_id
+                )
+            )
+        ).one()
+    assert (row.anonymous, row.confidential) == (False, True)
+    hidden = await queries.public_request(gw.engine, first.tracking_id)
+    assert hidden is not None and hidden.title is None
+    third = await gw.intake.accept(msg(Channel.EMAIL, 90, body=ROAD, nik=NIK_A), PARSER)
+    # In one group commit: an anonymous ask, then a message that asks nothing.
+    fourth, fifth = await asyncio.gather(
+        gw.intake.accept(msg(Channel.WEB, 100, body=ROAD, nik=NIK_A, anonymous=True), PARSER),
+        gw.intake.accept(msg(Channel.WEB, 101, body=ROAD_SMS, nik=NIK_A), PARSER),
+    )
+    assert {third.duplicate_of, fourth.duplicate_of, fifth.duplicate_of} == {first.tracking_id}
+    events = [json.loads(e) for e in await opened_events(gw.engine, gw.keys)]
+    flags = [
+        (e["received_at"], e["privacy"]["anonymous"], e["privacy"]["confidential"])
+        for e in events
+    ]
+    assert [f[1:] for f in sorted(flags)] == [
+        (False, False), (False, True), (False, True), (True, True), (True, True)
+    ]
+
+
+async def test_the_same_text_sent_again_with_rahasia_is_not_a_retry(gw: bootstrap.Gateway) -> None:
+    # A provider's retry repeats the message as it was; the same text again from the citizen,
+    # now asking for confidentiality, is the citizen's word: an event carries it.
+    first = await gw.intake.accept(msg(Channel.SMS, 0, body=WATER, phone="+6281299990001"), PARSER)
+    again = await gw.intake.accept(
+        msg(Channel.SMS, 2, body=WATER, phone="081299990001", confidential=True), PARSER
+    )
+    assert not again.redelivered and again.status is ReceiptStatus.DUPLICATE
+    assert again.duplicate_of == first.tracking_id
+    events = [json.loads(e) for e in await opened_events(gw.engine, gw.keys)]
+    assert sorted(e["privacy"]["confidential"] for e in events) == [False, True]
+    # Sent a third time as the second was (a provider's retry): the second's receipt, no event.
+    third = await gw.intake.accept(
+        msg(Channel.SMS, 3, body=WATER, phone="081299990001", confidential=True), PARSER
+    )
+    assert third.redelivered and await _count(gw, outbox) == 2
