@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway import bootstrap
 from gateway.metrics import Metrics
-from gateway.outbox import prune_every, prune_published
+from gateway.outbox import prune_every, prune_published, republish
 from gateway.settings import DatabaseSettings, Settings
 from gateway.storage import migrate
 from gateway.storage.database import create_engine
@@ -118,6 +118,37 @@ async def test_old_published_events_go_pending_and_requeued_ones_stay(
     # Whatever their age, pending rows stay: a year on, only the published ones have gone.
     assert await prune_published(engine, KEEP, NOW + 365 * DAY) == 3
     assert await left(engine) == {ids["pending old"], ids["requeued old"], ids["pending new"]}
+
+
+async def test_republish_reaches_what_was_last_published_within_keep_published(
+    engine: AsyncEngine,
+) -> None:
+    # What contract/asyncapi.yaml tells the routing core to remember a message_id for: at
+    # least keep_published after it last received the event, plus the prune interval. Counted
+    # from the commit it would not be enough: a republished event counts from its new
+    # publication, and one published longer ago than keep_published stays until a prune runs.
+    rows = {
+        "republished 80 days ago": event_row(NOW - 160 * DAY, NOW - 80 * DAY, NOW - 80 * DAY),
+        "published 91 days ago, not pruned yet": event_row(NOW - 91 * DAY, NOW - 91 * DAY),
+    }
+    await insert(engine, list(rows.values()))
+    since = NOW - 200 * DAY
+
+    async def reached(now: datetime) -> int:
+        return (await republish(engine, since, None, None, now, dry_run=True)).count
+
+    assert await reached(NOW) == 2  # 160 and 91 days after their commit
+    assert (await republish(engine, since, None, None, NOW)).count == 2
+    async with engine.begin() as conn:  # a relay publishes them again
+        await conn.execute(outbox.update().values(published_at=NOW + timedelta(seconds=1)))
+    # Published again: reachable keep_published after that, whatever their commit.
+    almost = NOW + timedelta(seconds=KEEP)
+    assert await prune_published(engine, KEEP, almost) == 0
+    assert await reached(almost) == 2
+    # Then pruned, and nothing is left to send again.
+    after = almost + timedelta(seconds=2)
+    assert await prune_published(engine, KEEP, after) == 2
+    assert await reached(after) == 0
 
 
 async def test_zero_keeps_every_published_event(engine: AsyncEngine) -> None:

@@ -1,27 +1,33 @@
-"""Several relays on one PostgreSQL share the outbox without publishing a row twice."""
+"""Several relays on one PostgreSQL share the outbox without publishing a row twice; and what
+the routing core receives from them, read off the wire and held to contract/asyncapi.yaml."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import aio_pika
+import aiormq
 import pytest
+import yaml
 from sqlalchemy import func, select, update
 
-from gateway import bootstrap
-from gateway.domain import Channel, ComplaintDraft, RawInbound
+from gateway import bootstrap, contract
+from gateway.domain import Attachment, Channel, ComplaintDraft, Privacy, RawInbound, Reporter
 from gateway.intake import Parser
 from gateway.outbox import OutboxRelay, Requeued, outbox_status, republish
 from gateway.settings import Settings
 from gateway.storage.schema import outbox
-from tests.support import FixedClock, drain, wait_until
+from tests.support import FixedClock, drain, validate_event, wait_until
 
 pytestmark = pytest.mark.integration
 
 PARSER = Parser("test.plain", lambda r: ComplaintDraft(body=r.body.decode()))
 N = 600
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
@@ -424,5 +430,205 @@ async def test_a_claim_takes_at_most_batch_size_rows(settings: Settings) -> None
         messages = await drain(settings.broker.queue, expected=12)
         assert [json.loads(m.body)["body"] for m in messages] == [f"laporan {i}" for i in range(12)]
     finally:
+        await relay.close()
+        await gateway.close()
+
+
+# ---- What the routing core receives: every AMQP property, the body of a complaint and of its
+# duplicate, the dead-letter queue, a republished copy. Read on the wire (aiormq, under
+# aio-pika: aio-pika's own incoming message fills a property that did not travel with its
+# default), and held to what contract/asyncapi.yaml declares.
+
+ASYNCAPI = yaml.safe_load((ROOT / "contract" / "asyncapi.yaml").read_text())
+NIK = "3209014101900001"
+
+
+def _wire_parse(raw: RawInbound) -> ComplaintDraft:
+    data = json.loads(raw.body)
+    return ComplaintDraft(
+        body=data["body"],
+        title=data.get("title"),
+        reporter=Reporter(
+            nik=data.get("nik"),
+            name=data.get("name"),
+            phone=data.get("phone"),
+            email=data.get("email"),
+        ),
+        privacy=Privacy(**data.get("privacy", {})),
+        attachments=tuple(Attachment(**a) for a in data.get("attachments", [])),
+    )
+
+
+WIRE_PARSER = Parser("test.wire", _wire_parse)
+
+
+async def _take(channel: aiormq.abc.AbstractChannel, queue: str, expected: int
+                ) -> list[aiormq.abc.DeliveredMessage]:
+    """``expected`` messages of ``queue``, unacknowledged, as they came over the wire."""
+    taken: list[aiormq.abc.DeliveredMessage] = []
+    deadline = asyncio.get_running_loop().time() + 15
+    while len(taken) < expected and asyncio.get_running_loop().time() < deadline:
+        message = await channel.basic_get(queue)
+        if isinstance(message.delivery, aiormq.spec.Basic.GetEmpty):
+            await asyncio.sleep(0.05)
+        else:
+            taken.append(message)
+    assert len(taken) == expected, f"{len(taken)} of {expected} messages in {queue}"
+    for message in taken:
+        validate_event(json.loads(message.body))
+    return taken
+
+
+def _tag(message: aiormq.abc.DeliveredMessage) -> int:
+    assert message.delivery_tag is not None
+    return message.delivery_tag
+
+
+def _declared(message_id: str, event: str, created_at: datetime) -> dict[str, Any]:
+    """Every AMQP property of an event as contract/asyncapi.yaml declares it."""
+    operation = ASYNCAPI["operations"]["publishComplaintEvent"]["bindings"]["amqp"]
+    message = ASYNCAPI["components"]["messages"]["complaintEvent"]
+    return {
+        "content_type": message["contentType"],
+        "content_encoding": message["bindings"]["amqp"]["contentEncoding"],
+        "delivery_mode": operation["deliveryMode"],
+        "priority": operation["priority"],
+        "correlation_id": None,
+        "reply_to": None,
+        "expiration": None,
+        "message_id": message_id,
+        "timestamp": created_at.replace(microsecond=0),
+        "message_type": f"complaint.{event}",
+        "user_id": None,
+        "app_id": "lapor-gateway",
+        "cluster_id": "",
+    }
+
+
+def _properties(message: aiormq.abc.DeliveredMessage) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The properties of ``message`` but its headers, and the headers the gateway set (those
+    starting with ``x-`` are the broker's: a quorum queue's x-delivery-count, x-death...)."""
+    props = message.header.properties
+    found = {name: getattr(props, name) for name in props.__slots__ if name != "headers"}
+    headers = {k: v for k, v in (props.headers or {}).items() if not k.startswith("x-")}
+    return found, headers
+
+
+async def test_the_routing_core_gets_a_complaint_and_its_duplicate_as_the_contract_says(
+    settings: Settings,
+) -> None:
+    gateway = bootstrap.build(settings)
+    relay = gateway.relay
+    assert relay is not None
+    start = datetime.now(UTC).replace(microsecond=0)
+    sms = RawInbound(
+        Channel.SMS,
+        json.dumps({
+            "body": "jalan siliwangi depan pasar sumber berlubang besar motor sering jatuh",
+            "phone": "+6281234567890",
+            "privacy": {"anonymous": True, "confidential": True},
+        }).encode(),
+        start,
+        "kannel-w1",
+        metadata={"sender": "081234567890", "smsc": "tsel", "receiver": "1708"},
+    )
+    photo = {"sha256": "c" * 64, "media_type": "image/jpeg", "size": 2048,
+             "filename": f"KTP {NIK}.jpg"}
+    web = RawInbound(
+        Channel.WEB,
+        json.dumps({
+            "body": "jalan siliwangi depan pasar sumber berlubang makin besar, ini fotonya",
+            "title": "Jalan Siliwangi berlubang",
+            "nik": NIK,
+            "name": "Siti Aminah",
+            "phone": "+6281234567890",
+            "email": "siti@example.id",
+            "attachments": [photo],
+        }).encode(),
+        start + timedelta(minutes=30, milliseconds=250),
+        "form:w2",
+        metadata={"remote": "203.0.113.9", "user_agent": "UA/1.0"},
+    )
+    connection = await aio_pika.connect(settings.broker.effective_url())
+    try:
+        assert await relay.publish_batch() == 0  # connected and caught up: rows handed over
+        first = await gateway.intake.accept(sms, WIRE_PARSER)
+        joined = await gateway.intake.accept(web, WIRE_PARSER)
+        assert joined.duplicate_of == first.tracking_id
+        assert len(relay._handed) == 2  # published from memory, republished from the table
+        while await relay.publish_batch():
+            pass
+        async with gateway.engine.connect() as conn:
+            rows = {r.event: r for r in await conn.execute(select(outbox))}
+        channel = await (await connection.channel()).get_underlay_channel()
+        created, duplicate = await _take(channel, settings.broker.queue, 2)
+
+        for message, event, key in [(created, "created", "complaint.created.sms"),
+                                    (duplicate, "duplicate", "complaint.duplicate.web")]:
+            row = rows[event]
+            properties, headers = _properties(message)
+            assert properties == _declared(row.message_id, event, row.created_at)
+            assert headers == {"schema_version": "1.0"}
+            assert (message.exchange, message.routing_key) == (settings.broker.exchange, key)
+
+        body = json.loads(created.body)
+        assert (body["event"], body["channel"], body["tracking_id"]) == (
+            "created", "sms", first.tracking_id)
+        assert body["privacy"] == {"anonymous": True, "confidential": True}
+        # The transport facts, never the number as the bridge wrote it.
+        assert body["source"] == {"provider_message_id": "kannel-w1", "smsc": "tsel",
+                                  "receiver": "1708",
+                                  "raw_inbound_id": body["source"]["raw_inbound_id"]}
+
+        # The duplicate carries the new evidence: the new message's words, files, channel,
+        # identities and time; the earlier complaint's ids; the privacy the first message asked
+        # for, which the second did not lift; nothing of the web client.
+        dup = json.loads(duplicate.body)
+        assert (dup["event"], dup["channel"]) == ("duplicate", "web")
+        assert (dup["complaint_id"], dup["tracking_id"], dup["duplicate_of"]) == (
+            first.complaint_id, first.tracking_id, first.tracking_id)
+        assert (dup["title"], dup["body"]) == (
+            "Jalan Siliwangi berlubang",
+            "jalan siliwangi depan pasar sumber berlubang makin besar, ini fotonya")
+        assert dup["attachments"] == [photo | {"href": f"/files/{'c' * 64}"}]
+        assert dup["reporter"] == {"nik": NIK, "name": "Siti Aminah", "phone": "+6281234567890",
+                                   "email": "siti@example.id", "handles": {}}
+        assert dup["received_at"] == contract.rfc3339(web.received_at)
+        assert dup["received_at"].endswith(".250Z")
+        assert dup["privacy"] == {"anonymous": True, "confidential": True}
+        assert set(dup["source"]) == {"provider_message_id", "raw_inbound_id"}
+        assert dup["source"]["provider_message_id"] == "form:w2"
+        assert dup["source"]["raw_inbound_id"] == joined.raw_id
+
+        # The routing core refuses the duplicate (rejected, not requeued): it dead-letters,
+        # whole, to the dead-letter queue, with the broker's x-death saying why and whence.
+        await channel.basic_ack(_tag(created))
+        await channel.basic_reject(_tag(duplicate), requeue=False)
+        [dead] = await _take(channel, settings.broker.dead_letter_queue, 1)
+        await channel.basic_ack(_tag(dead))
+        properties, headers = _properties(dead)
+        assert properties == _declared(rows["duplicate"].message_id, "duplicate",
+                                       rows["duplicate"].created_at)
+        assert headers == {"schema_version": "1.0"} and dead.body == duplicate.body
+        [death] = dead.header.properties.headers["x-death"]
+        assert (death["queue"], death["reason"]) == (settings.broker.queue, "rejected")
+        assert dead.routing_key == "complaint.duplicate.web"
+
+        # Published again (`outbox republish`), read from the table and opened this time: the
+        # same message, property for property and byte for byte, timestamp included, so a
+        # consumer drops the copy it already has.
+        later = datetime.now(UTC) + timedelta(hours=1)
+        assert (await republish(gateway.engine, start - timedelta(seconds=1), None, None,
+                                later)).count == 2
+        relay.wake()  # as the relays' next look at the table
+        while await relay.publish_batch():
+            pass
+        again = await _take(channel, settings.broker.queue, 2)
+        for message in again:
+            await channel.basic_ack(_tag(message))
+        assert [(_properties(m), m.body, m.routing_key) for m in again] == [
+            (_properties(m), m.body, m.routing_key) for m in (created, duplicate)]
+    finally:
+        await connection.close()
         await relay.close()
         await gateway.close()

@@ -169,3 +169,71 @@ def test_asyncapi_matches_code_and_settings() -> None:
         ROOT / "contract" / ref
     ).resolve() == ROOT / "contract" / "complaint-event.v1.schema.json"
     assert "draft-07" in message["payload"]["schemaFormat"] and "draft-07" in SCHEMA["$schema"]
+
+
+EXAMPLE_PHOTO = "d52b26674ffc2b4481adc1b68ec3d3a6d14c495f1a906d5aef9259725bd9fa6a"
+EXAMPLE_CREATED = Complaint(
+    id="01a24618-7711-74d4-b3e6-ed9f78c5b324",
+    tracking_id="VRV584M6F",
+    channel=Channel.SMS,
+    received_at=datetime(2026, 11, 23, 3, 4, 5, 120000, tzinfo=UTC),
+    draft=ComplaintDraft(
+        body="jln siliwangi dpn pasar sumber berlubang bsr, motor srg jatuh",
+        reporter=Reporter(nik="3209014101900001", phone="+6281234567890"),
+        privacy=Privacy(anonymous=True),
+        location=Location(region_code="32"),
+    ),
+    source={
+        "provider_message_id": "kannel-8841",
+        "raw_inbound_id": "01a24618-7711-71c9-9649-4f65d0c8b61f",
+        "receiver": "1708",
+        "smsc": "tsel",
+        "sender": "081234567890",  # stays in the gateway
+    },
+)
+# The same citizen on the web form two days later: the new message, under the first
+# complaint's ids, with the first message's privacy added (as the intake builds it).
+EXAMPLE_DUPLICATE = Complaint(
+    id=EXAMPLE_CREATED.id,
+    tracking_id=EXAMPLE_CREATED.tracking_id,
+    channel=Channel.WEB,
+    received_at=datetime(2026, 11, 25, 9, 30, 0, 450000, tzinfo=UTC),
+    draft=ComplaintDraft(
+        body="Lubang di Jalan Siliwangi depan Pasar Sumber makin besar, foto terlampir.",
+        title="Jalan Siliwangi berlubang",
+        reporter=Reporter(
+            nik="3209014101900001",
+            name="Siti Aminah",
+            phone="+6281234567890",
+            email="siti@example.id",
+        ),
+        privacy=Privacy(anonymous=True),
+        location=Location(text="Depan Pasar Sumber, Kab. Cirebon"),
+        attachments=(Attachment(EXAMPLE_PHOTO, "image/jpeg", 184233, "IMG_20261125_0921.jpg"),),
+        occurred_on=date(2026, 11, 20),
+    ),
+    source={
+        "provider_message_id": "form:01a2461b-04c2-7f30-8d0e-5b7a9c6e2f11",
+        "raw_inbound_id": "01a2461b-04c2-7a55-b1f4-2e8d6c0a9b37",
+        "exif_gps": f"{EXAMPLE_PHOTO}=-6.7612,108.4801",
+        "remote": "203.0.113.9",  # stays in the gateway
+    },
+)
+
+
+def test_the_asyncapi_examples_are_what_the_code_sends() -> None:
+    message = ASYNCAPI["components"]["messages"]["complaintEvent"]
+    examples = {example["name"]: example for example in message["examples"]}
+    sent = {
+        "created": contract.event_body(EXAMPLE_CREATED),
+        "duplicate": contract.event_body(
+            EXAMPLE_DUPLICATE, Event.DUPLICATE, EXAMPLE_CREATED.tracking_id
+        ),
+    }
+    assert set(examples) == set(sent)
+    for name, example in examples.items():
+        assert example["headers"] == {"schema_version": contract.SCHEMA_VERSION}
+        jsonschema.validate(example["headers"], message["headers"])
+        assert example["payload"] == json.loads(contract.encode(sent[name])), name
+        VALIDATOR.validate(example["payload"])
+        assert tracking.is_valid(example["payload"]["tracking_id"])
