@@ -5,21 +5,26 @@ The routing core publishes one message per status change on the exchange ``lapor
 the same quorum queue. Each message is applied in one transaction:
 
 - its AMQP ``message_id`` goes into ``complaint_status_events`` (unique): a redelivery finds it
-  and changes nothing (outcome ``duplicate``);
+  and changes nothing (outcome ``duplicate``); a message under a kept id that says something
+  else (another status, time, agency or complaint) is refused, not taken for a copy;
 - the complaint's ``status``, ``status_changed_at`` and (when given) ``agency`` change only when
   its ``changed_at`` is later than the one shown: consumers take messages in no set order, and
   the newest change wins (an older one is kept, ``applied`` false: outcome ``stale``); the
   complaint's row is locked first, so changes to one complaint on several replicas take turns;
-- when it is shown, ``notify`` runs in the same transaction (the SMS channel queues a message to
-  the numbers that got the complaint's receipt by SMS: ``gateway.sms_store.StatusPush``);
-- a body that is not a valid status change, or one naming a complaint this database does not
-  hold (or with another tracking ID), is rejected without requeueing: the broker dead-letters it
-  to ``status_feed.dead_letter_queue``. Kept, never dropped.
+- when it is shown and changes the status word, ``notify`` runs in the same transaction (the
+  SMS channel queues a message to the numbers that got the complaint's receipt by SMS:
+  ``gateway.sms_store.StatusPush``);
+- a body that is not a valid status change, one naming a complaint this database does not
+  hold (or with another tracking ID), or one whose ``changed_at`` is more than
+  :data:`MAX_AHEAD` ahead of the gateway's clock (shown, it would hide every real change until
+  then), is rejected without requeueing: the broker dead-letters it to
+  ``status_feed.dead_letter_queue``. Kept, never dropped.
 
 The message is acknowledged after the commit. When the database fails, the consumer stops
 taking messages (the unacknowledged ones go back to the queue as the connection closes, not
-rejected, so no delivery limit counts them), backs off and checks the database before it
-consumes again.
+rejected), backs off and checks that the database can write (reachable, and on PostgreSQL not
+read-only) before it consumes again: RabbitMQ before 4.3 counts every return towards a quorum
+queue's delivery limit.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -63,9 +68,17 @@ MAX_AGENCY = 255
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _TRACKING = re.compile(f"[{tracking.ALPHABET}]{{{tracking.LENGTH}}}")
 _STATUS = re.compile(r"^[a-z][a-z_]{1,23}$")
+# A refused status named in the log: one word of letters, never digits (a NIK, a phone number)
+# nor a name of several words.
+_WORD = re.compile(r"[A-Za-z][A-Za-z_]{0,39}")
+# RFC 3339's offset is hours 00-23 and minutes 00-59: Python reads "+07:99" as 8:39 ahead.
 _RFC3339 = re.compile(
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$"
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+    r"(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
 )
+# How far a changed_at may be ahead of the gateway's clock (the two clocks' drift). One further
+# ahead is refused: shown, it would hide every real change until that time came.
+MAX_AHEAD = timedelta(minutes=5)
 # A message that fails this many times in a row on something unforeseen (not the database's
 # state, not its content as checked) is dead-lettered, so that it cannot stop the feed for ever.
 POISON_ATTEMPTS = 5
@@ -103,15 +116,25 @@ class StatusChange:
     agency: str | None
 
 
-def parse(body: bytes, message_id: str | None) -> StatusChange:
+def parse(body: bytes, message_id: str | None, content_encoding: str | None = None) -> StatusChange:
     """The status change a message carries (pure). Raises :class:`Refused` naming what is wrong,
-    for exactly the bodies the schema refuses (tests/unit/test_status_feed.py checks both)."""
+    for exactly the bodies the schema refuses (tests/unit/test_status_feed.py checks both).
+
+    The body is JSON text in UTF-8 (a byte order mark, UTF-16 or UTF-32 are read too, as JSON
+    allows); ``content_encoding``, the AMQP property, is only named when such a body cannot be
+    read: a compressed one (``gzip``) is refused as it is, not taken apart."""
     try:
         data: Any = json.loads(body)
     # RecursionError: nested deeper than the parser goes ("[[[[..."): no status change, and not
     # a bug to retry either.
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise Refused(f"body is not JSON: {exc}") from exc
+        encoding = (content_encoding or "").strip()
+        named = (
+            ""
+            if encoding.lower().replace("-", "").replace("_", "") in ("", "utf8")
+            else f" (content_encoding {encoding[:40]!r}: bodies are JSON text in UTF-8)"
+        )
+        raise Refused(f"body is not JSON{named}: {exc}") from exc
     if not isinstance(data, dict):
         raise Refused("body is not a JSON object")
     if unknown := sorted(set(data) - FIELDS):
@@ -126,7 +149,10 @@ def parse(body: bytes, message_id: str | None) -> StatusChange:
     if not (isinstance(tracking_id, str) and _TRACKING.fullmatch(tracking_id)):
         raise Refused("tracking_id is not a tracking ID")
     if not (isinstance(status, str) and _STATUS.fullmatch(status)):
-        raise Refused("status is not a word of a-z and _, 2-24 characters")
+        # Named when it is a plain word ("IN_PROGRESS", "Selesai"): what the routing core sends
+        # instead, for the operator to tell them.
+        shown = f" {status!r}" if isinstance(status, str) and _WORD.fullmatch(status) else ""
+        raise Refused(f"status{shown} is not a word of a-z and _, 2-24 characters")
     agency = data.get("agency")
     if agency is not None and not (
         isinstance(agency, str) and 0 < len(agency) <= MAX_AGENCY and storable_text(agency)
@@ -168,8 +194,13 @@ Notify = Callable[[AsyncConnection, StatusChange, datetime], Awaitable[int]]
 async def apply(
     engine: AsyncEngine, change: StatusChange, now: datetime, notify: Notify | None = None
 ) -> tuple[Outcome, int]:
-    """Keep the change and, when it is the newest, show it and run ``notify``: one transaction.
-    The outcome, and what ``notify`` queued."""
+    """Keep the change and, when it is the newest, show it and run ``notify`` (when it changes
+    the status word): one transaction. The outcome, and what ``notify`` queued. Raises
+    :class:`Refused` for a change that must not be applied."""
+    if change.changed_at > now + MAX_AHEAD:
+        raise Refused(
+            f"changed_at is {_ahead(change.changed_at - now)} ahead of the gateway's clock"
+        )
     told = 0
     try:
         async with engine.begin() as conn:
@@ -180,7 +211,7 @@ async def apply(
             # older agency would be written over the newer one.
             found = (
                 await conn.execute(
-                    select(complaints.c.tracking_id)
+                    select(complaints.c.tracking_id, complaints.c.status)
                     .where(complaints.c.id == change.complaint_id)
                     .with_for_update()
                 )
@@ -189,6 +220,11 @@ async def apply(
                 raise Refused("no complaint with this complaint_id")
             if found.tracking_id != change.tracking_id:
                 raise Refused("tracking_id is not the complaint's")
+            # Seen before: nothing changes (kept by another consumer meanwhile, the unique
+            # message_id refuses the insert below, and it is read the same way).
+            seen = await _seen(conn, change.key)
+            if seen is not None:
+                return _redelivered(seen, change), 0
             shown = {"status": change.status, "status_changed_at": change.changed_at}
             if change.agency is not None:
                 shown["agency"] = change.agency
@@ -223,7 +259,9 @@ async def apply(
                     .where(complaints.c.id == change.complaint_id, ~named_later)
                     .values(agency=change.agency)
                 )
-            if applied and notify is not None:
+            # Told when the status word changes: a newer change that repeats it (a new date, a
+            # new agency) would tell the citizen "now X" again.
+            if applied and notify is not None and change.status != found.status:
                 told = await notify(conn, change, now)
             await conn.execute(
                 insert(complaint_status_events).values(
@@ -237,9 +275,51 @@ async def apply(
                 )
             )
     except IntegrityError:
-        # Seen before: the transaction, update and notification included, rolled back.
-        return Outcome.DUPLICATE, 0
+        # The transaction, update and notification included, rolled back. Kept meanwhile by
+        # another consumer (a redelivery racing its first delivery), or under the id of a
+        # change of another complaint; anything else was not foreseen.
+        async with engine.connect() as conn:
+            seen = await _seen(conn, change.key)
+        if seen is None:
+            raise
+        return _redelivered(seen, change), 0
     return (Outcome.APPLIED if applied else Outcome.STALE), told
+
+
+def _ahead(delta: timedelta) -> str:
+    minutes = round(delta.total_seconds() / 60)
+    return f"{round(minutes / 1440)} days" if minutes >= 2880 else f"{minutes} minutes"
+
+
+async def _seen(conn: AsyncConnection, key: str) -> Any:
+    """The change kept under this message_id, if any."""
+    return (
+        await conn.execute(
+            select(
+                complaint_status_events.c.complaint_id,
+                complaint_status_events.c.status,
+                complaint_status_events.c.agency,
+                complaint_status_events.c.changed_at,
+            ).where(complaint_status_events.c.message_id == key)
+        )
+    ).first()
+
+
+def _redelivered(seen: Any, change: StatusChange) -> Outcome:
+    """A message whose id was kept before: a duplicate when it says the same, else refused (a
+    message_id names one change; taking the second for a copy would drop it unseen)."""
+    if (seen.complaint_id, seen.status, seen.agency, seen.changed_at) == (
+        change.complaint_id,
+        change.status,
+        change.agency,
+        change.changed_at,
+    ):
+        return Outcome.DUPLICATE
+    other = "another complaint" if seen.complaint_id != change.complaint_id else "this complaint"
+    raise Refused(
+        f"message_id already kept with another change ({other}: status {seen.status},"
+        f" changed_at {seen.changed_at:%Y-%m-%dT%H:%M:%S}Z): each change needs its own"
+    )
 
 
 async def history(engine: AsyncEngine, tracking_id: str) -> list[Any]:
@@ -299,16 +379,24 @@ class StatusConsumer:
         self.name = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         self.consuming = False
         self._attempts: dict[str, int] = {}  # failures of unforeseen kinds, per message
+        self._consuming_since: float | None = None  # loop time the current session began
         metrics.status_feed_enabled.set(1)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, backing off while the broker or database fails."""
         delay = self._settings.backoff_initial
+        loop = asyncio.get_running_loop()
         while not stop.is_set():
+            self._consuming_since = None
             try:
                 await self._consume(stop)
                 delay = self._settings.backoff_initial
             except _Failure as exc:
+                since = self._consuming_since
+                if since is not None and loop.time() - since >= self._settings.backoff_max:
+                    # It had been consuming a while: a new outage starts its back-off afresh,
+                    # not where the last one (hours ago) left it.
+                    delay = self._settings.backoff_initial
                 log.warning(
                     "status feed failed, retrying in %.1fs",
                     delay,
@@ -318,11 +406,21 @@ class StatusConsumer:
                 delay = min(delay * 2, self._settings.backoff_max)
 
     async def _consume(self, stop: asyncio.Event) -> None:
-        try:  # no message is taken while the database cannot keep it
+        # No message is taken while the database cannot keep it. A read-only PostgreSQL (a
+        # standby after a failover, default_transaction_read_only) answers SELECT 1: each
+        # message taken would fail and go back, and every return is a delivery to a quorum
+        # queue's delivery limit (RabbitMQ 4 before 4.3), past which it is dead-lettered.
+        try:
             async with self._engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
+                read_only = (
+                    conn.dialect.name == "postgresql"
+                    and (await conn.scalar(text("SHOW transaction_read_only"))) == "on"
+                )
         except DB_UNAVAILABLE as exc:
             raise _Failure("database", f"{type(exc).__name__}: {exc}") from exc
+        if read_only:
+            raise _Failure("database", "the database is read-only (transaction_read_only is on)")
         try:
             connection = await aio_pika.connect(
                 self._broker.effective_url(),
@@ -375,6 +473,7 @@ class StatusConsumer:
             underlay.on_consumer_cancel_callbacks.add(cancelled)
             await queue.consume(on_message)
             self.consuming = True
+            self._consuming_since = asyncio.get_running_loop().time()
             self._metrics.status_feed_connected.set(1)
             log.info("status feed consuming", extra={"queue": queue.name, "consumer": self.name})
             stopping = asyncio.create_task(stop.wait())
@@ -409,32 +508,23 @@ class StatusConsumer:
 
     async def handle(self, message: AbstractIncomingMessage) -> str:
         """Apply one message and settle it with the broker; the outcome, or ``refused``."""
+        change: StatusChange | None = None
         try:
-            change = parse(message.body, message.message_id)
+            change = parse(message.body, message.message_id, message.content_encoding)
             outcome, told = await apply(self._engine, change, self._clock(), self._notify)
         except Refused as exc:
-            return await self._refuse(message, str(exc))
+            return await self._refuse(message, str(exc), change)
         except DB_UNAVAILABLE as exc:
             if _refused_values(exc):
-                return await self._refuse(message, f"the database refused its values: {exc}")
-            raise _Failure("database", f"{type(exc).__name__}: {exc}") from exc
-        except Exception as exc:
-            # Not foreseen (a bug, a library's surprise): not acknowledged, so not lost, and
-            # tried again after the back-off; a message that keeps failing is set aside.
-            if len(self._attempts) > 1000:
-                self._attempts.clear()
-            key = _key(message.body, message.message_id)
-            attempts = self._attempts[key] = self._attempts.get(key, 0) + 1
-            log.exception(
-                "status feed: unexpected error",
-                extra={"consumer": self.name, "message_id": key, "attempts": attempts},
-            )
-            if attempts >= POISON_ATTEMPTS:
-                del self._attempts[key]
                 return await self._refuse(
-                    message, f"failed {attempts} times: {type(exc).__name__}: {exc}"
+                    message, f"the database refused its values: {exc}", change
                 )
-            raise _Failure("internal", type(exc).__name__) from exc
+            if not isinstance(exc, IntegrityError):
+                raise _Failure("database", f"{type(exc).__name__}: {exc}") from exc
+            # A constraint no state of the database lifts: not foreseen.
+            return await self._unforeseen(message, exc, change)
+        except Exception as exc:
+            return await self._unforeseen(message, exc, change)
         self._attempts.pop(change.key, None)
         # Counted as committed: an acknowledgement lost with the connection brings the message
         # back, counted then as a duplicate, but the change was applied here.
@@ -454,11 +544,51 @@ class StatusConsumer:
         )
         return str(outcome)
 
-    async def _refuse(self, message: AbstractIncomingMessage, reason: str) -> str:
+    async def _unforeseen(
+        self, message: AbstractIncomingMessage, exc: Exception, change: StatusChange | None
+    ) -> str:
+        """Not foreseen (a bug, a library's surprise): not acknowledged, so not lost, and tried
+        again after the back-off; a message that keeps failing is set aside."""
+        if len(self._attempts) > 1000:
+            self._attempts.clear()
+        key = _key(message.body, message.message_id)
+        attempts = self._attempts[key] = self._attempts.get(key, 0) + 1
+        log.error(
+            "status feed: unexpected error",
+            exc_info=exc,
+            extra={"consumer": self.name, "message_id": key, "attempts": attempts},
+        )
+        if attempts >= POISON_ATTEMPTS:
+            del self._attempts[key]
+            return await self._refuse(
+                message, f"failed {attempts} times: {type(exc).__name__}: {exc}", change
+            )
+        raise _Failure("internal", type(exc).__name__) from exc
+
+    async def _refuse(
+        self, message: AbstractIncomingMessage, reason: str, change: StatusChange | None = None
+    ) -> str:
+        # The message_id the operator finds in the dead-letter queue (or, without one, the key
+        # the gateway gave its body), and, once read, the complaint it names: what an operator
+        # asked about one complaint's status searches for.
+        about = (
+            {}
+            if change is None
+            else {
+                "complaint_id": change.complaint_id,
+                "tracking_id": change.tracking_id,
+                "status": change.status,
+            }
+        )
         log.warning(
             "status message refused: %s",
             reason[:500],
-            extra={"message_id": message.message_id, "routing_key": message.routing_key},
+            extra={
+                "message_id": _key(message.body, message.message_id),
+                "routing_key": message.routing_key,
+                "consumer": self.name,
+                **about,
+            },
         )
         await message.reject(requeue=False)  # dead-lettered: kept for an operator
         self._metrics.status_changes.labels("refused").inc()

@@ -10,6 +10,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aio_pika
@@ -199,7 +200,7 @@ async def test_a_status_change_is_shown_by_the_api_the_status_page_and_open311(f
         one["requested_datetime"]
     )
 
-    await publish(feed.settings, status(cid, tid, "resolved", "2026-12-06T10:00:00Z"), "m-2")
+    await publish(feed.settings, status(cid, tid, "resolved", "2026-12-05T10:00:00Z"), "m-2")
     await wait_until(lambda: feed.count("applied") == 2, "the second change applied")
     [closed] = await (await feed.client.get(f"/open311/v2/requests/{tid}.json")).json()
     # Resolved is closed for Open311; no agency in the message leaves the one shown.
@@ -208,8 +209,8 @@ async def test_a_status_change_is_shown_by_the_api_the_status_page_and_open311(f
 
 async def test_a_redelivery_changes_nothing_and_the_newest_change_wins(feed: Feed) -> None:
     cid, tid = await feed.complaint(2)
-    newer = status(cid, tid, "in_progress", "2026-12-07T08:00:00Z")
-    older = status(cid, tid, "verified", "2026-12-06T08:00:00Z")
+    newer = status(cid, tid, "in_progress", "2026-12-04T08:00:00Z")
+    older = status(cid, tid, "verified", "2026-12-03T08:00:00Z")
     await publish(feed.settings, newer, "m-newer")
     await wait_until(lambda: feed.count("applied") == 1, "the newer change applied")
     await publish(feed.settings, newer, "m-newer")  # the routing core published it again
@@ -219,7 +220,7 @@ async def test_a_redelivery_changes_nothing_and_the_newest_change_wins(feed: Fee
         lambda: (feed.count("duplicate"), feed.count("stale")) == (2, 1), "every one settled"
     )
     shown = await (await feed.client.get(f"/api/v1/complaints/{tid}")).json()
-    assert (shown["status"], shown["updated_at"]) == ("in_progress", "2026-12-07T08:00:00.000Z")
+    assert (shown["status"], shown["updated_at"]) == ("in_progress", "2026-12-04T08:00:00.000Z")
     kept = [(r.message_id, r.status, r.applied) for r in await feed.applied()]
     assert kept == [("m-newer", "in_progress", True), ("m-older", "verified", False)]
 
@@ -279,7 +280,13 @@ async def test_a_change_that_cannot_be_committed_waits_on_the_queue(
         caplog.set_level(logging.WARNING)
         await publish(s, status(cid, tid, "verified", "2026-12-05T01:00:00Z"), "m-1")
         await wait_until(lambda: failed(), "the feed logs the failure")
-        assert "read-only transaction" in failed()[-1]
+        assert "read-only transaction" in failed()[0]
+        # Then it takes no message while the database is read-only (it answers SELECT 1): each
+        # one taken went back with the connection, and RabbitMQ 4 (before 4.3) counts every
+        # return towards the quorum queue's delivery limit, past which it dead-letters.
+        await wait_until(lambda: len(failed()) >= 5, "the feed keeps trying")
+        assert sum("read-only transaction" in error for error in failed()) == 1
+        assert "the database is read-only" in failed()[-1]
         assert feed.count("applied") == 0
 
         await pg_admin(f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
@@ -587,3 +594,149 @@ async def test_an_older_agency_does_not_win_a_race_with_a_newer_one(feed: Feed) 
     async with engine.connect() as conn:
         agency = await conn.scalar(select(complaints.c.agency).where(complaints.c.id == cid))
     assert agency == "Dinas PU"
+
+
+def _refusals(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.getMessage().startswith("status message refused")]
+
+
+async def test_a_message_id_kept_with_another_change_is_refused_not_dropped(
+    feed: Feed, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A routing core that reuses ids (one per complaint, or a counter restarted): the second
+    # change was taken for a copy of the first, acknowledged and dropped, unseen.
+    caplog.set_level(logging.INFO)
+    cid, tid = await feed.complaint(11)
+    other_cid, other_tid = await feed.complaint(12, nik=False)
+    await publish(feed.settings, status(cid, tid, "forwarded", "2026-12-05T02:00:00Z"), "r-1")
+    await wait_until(lambda: feed.count("applied") == 1, "the first change applied")
+    # The same change written otherwise (its time at its offset, the fields in another order)
+    # is a copy.
+    copy = dict(reversed(status(cid, tid, "forwarded", "2026-12-05T09:00:00+07:00").items()))
+    await publish(feed.settings, copy, "r-1")
+    await wait_until(lambda: feed.count("duplicate") == 1, "the copy settled")
+    await publish(feed.settings, status(cid, tid, "resolved", "2026-12-05T03:00:00Z"), "r-1")
+    await publish(
+        feed.settings, status(other_cid, other_tid, "verified", "2026-12-05T03:00:00Z"), "r-1"
+    )
+    dead = await drain(feed.settings.status_feed.dead_letter_queue, 2, complaint_events=False)
+    assert [m.message_id for m in dead] == ["r-1", "r-1"]
+    assert {json.loads(m.body)["status"] for m in dead} == {"resolved", "verified"}
+    assert (feed.count("refused"), feed.count("duplicate")) == (2, 1)
+    for t, word in ((tid, "forwarded"), (other_tid, "received")):
+        shown = await (await feed.client.get(f"/api/v1/complaints/{t}")).json()
+        assert shown["status"] == word
+    # What the operator asked about one complaint finds in the log: the reason and the ids.
+    refused = {getattr(r, "tracking_id", None): r for r in _refusals(caplog)}
+    assert set(refused) == {tid, other_tid}
+    assert "message_id already kept with another change" in refused[tid].getMessage()
+    assert "status forwarded, changed_at 2026-12-05T02:00:00Z" in refused[tid].getMessage()
+    assert "another complaint" in refused[other_tid].getMessage()
+    assert getattr(refused[tid], "message_id", None) == "r-1"
+    assert [r.message_id for r in await feed.applied()] == ["r-1"]
+
+
+async def test_a_change_dated_ahead_of_the_clock_is_refused(
+    feed: Feed, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A routing core whose clock (or time zone) is wrong: shown, a change dated next year hid
+    # every real change until then, and told the citizen by SMS the date it never happened.
+    caplog.set_level(logging.WARNING)
+    cid, tid = await feed.complaint(13)
+    now = datetime.now(UTC)
+    ahead = (now + timedelta(days=400)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    await publish(feed.settings, status(cid, tid, "closed", ahead), "t-ahead")
+    dead = await drain(feed.settings.status_feed.dead_letter_queue, 1, complaint_events=False)
+    assert [m.message_id for m in dead] == ["t-ahead"]
+    [refused] = _refusals(caplog)
+    assert "changed_at is 400 days ahead of the gateway's clock" in refused.getMessage()
+    # Within the clocks' drift it is applied, and so are the real changes after it.
+    drift = (now + timedelta(minutes=1)).isoformat()
+    await publish(feed.settings, status(cid, tid, "verified", drift), "t-drift")
+    await wait_until(lambda: feed.count("applied") == 1, "the change within the drift applied")
+    later = (now + timedelta(minutes=2)).isoformat()
+    await publish(feed.settings, status(cid, tid, "forwarded", later), "t-later")
+    await wait_until(lambda: feed.count("applied") == 2, "the real change applied")
+    shown = await (await feed.client.get(f"/api/v1/complaints/{tid}")).json()
+    assert shown["status"] == "forwarded" and feed.count("refused") == 1
+
+
+async def test_a_change_that_repeats_the_status_is_not_texted_again(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    # An agency's second reply, a reassignment: a newer change with the same status word. The
+    # citizen was texted "kini berstatus DIPROSES" once more each time.
+    async with texting(settings, aiohttp_client) as (feed, sent):
+        s = feed.settings
+        phone = "+6281234500081"
+        resp = await feed.client.get(
+            "/sms/kannel", params=kannel_mo("Sampah menumpuk di Jalan Braga dua minggu", phone)
+        )
+        assert resp.status == 200
+        await wait_until(lambda: len(sent) == 1, "the receipt sent")
+        async with feed.gateway.engine.connect() as conn:
+            cid, tid = (await conn.execute(select(complaints.c.id, complaints.c.tracking_id))).one()
+        changes = [
+            ("s-1", "in_progress", "2026-12-05T02:00:00Z", None),
+            ("s-2", "in_progress", "2026-12-05T03:00:00Z", "Dinas Lingkungan Hidup"),
+            ("s-3", "in_progress", "2026-12-05T04:00:00Z", None),
+            ("s-4", "resolved", "2026-12-05T05:00:00Z", None),
+        ]
+        for n, (key, word, at, agency) in enumerate(changes, 1):
+            extra = {} if agency is None else {"agency": agency}
+            await publish(s, status(cid, tid, word, at, **extra), key)
+
+            def applied(n: int = n) -> bool:
+                return feed.count("applied") == n
+
+            await wait_until(applied, f"change {key} applied")
+        await wait_until(lambda: len(sent) == 3, "the two new statuses told")
+        await asyncio.sleep(0.5)  # and nothing more
+        told = sorted(body.split(" kini berstatus ")[1].split(" (")[0] for _, body in sent[1:])
+        assert told == ["DIPROSES", "SELESAI"]
+        assert len(sent) == 3 and {to for to, _ in sent} == {phone}
+        shown = await (await feed.client.get(f"/api/v1/complaints/{tid}")).json()
+        assert (shown["status"], shown["agency"]) == ("resolved", "Dinas Lingkungan Hidup")
+
+
+async def test_a_constraint_the_change_breaks_is_not_taken_for_a_redelivery(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    # Any IntegrityError counted as "duplicate": a change that broke another constraint (here,
+    # in what it causes) was acknowledged and lost, never applied, nothing logged.
+    gateway = bootstrap.build(settings)
+
+    async def notify(conn: Any, change: status_feed.StatusChange, now: Any) -> int:
+        for _ in range(2):
+            await conn.execute(
+                complaint_status_events.insert().values(
+                    message_id="taken",
+                    complaint_id=change.complaint_id,
+                    status=change.status,
+                    changed_at=change.changed_at,
+                    received_at=now,
+                    applied=False,
+                )
+            )
+        return 0
+
+    consumer = status_feed.StatusConsumer(
+        gateway.engine, settings.broker, settings.status_feed, gateway.metrics, notify=notify
+    )
+    gateway.status_feed = consumer
+    client = await aiohttp_client(bootstrap.build_app(gateway))
+    feed = Feed(gateway, client, settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+        await wait_until(lambda: consumer.consuming, "consuming")
+        cid, tid = await feed.complaint(14)
+        await publish(settings, status(cid, tid, "verified", "2026-12-05T01:00:00Z"), "c-1")
+        await wait_until(lambda: feed.count("refused") == 1, "set aside after its attempts", 30)
+        dead = await drain(settings.status_feed.dead_letter_queue, 1, complaint_events=False)
+        assert [m.message_id for m in dead] == ["c-1"]
+        assert feed.count("duplicate") == 0 and await feed.applied() == []
+    finally:
+        stop.set()
+        await task
+        await gateway.close()

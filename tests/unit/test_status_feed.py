@@ -3,6 +3,8 @@ and the AsyncAPI document says what the code declares."""
 
 from __future__ import annotations
 
+import asyncio
+import gzip
 import hashlib
 import json
 from datetime import UTC, datetime
@@ -13,8 +15,11 @@ import jsonschema
 import pytest
 import yaml
 
-from gateway import status_feed
-from gateway.settings import Settings
+from channels.sms.replies import STATUS_NAMES
+from gateway import periodic, status_feed
+from gateway.metrics import Metrics
+from gateway.queries import CLOSED_STATUSES
+from gateway.settings import Settings, StatusFeedSettings
 from gateway.status_feed import Refused, parse
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +47,8 @@ VALID = [
     {**GOOD, "agency": None},
     {**GOOD, "status": "in_progress", "changed_at": "2026-12-05T02:30:00Z"},
     {**GOOD, "changed_at": "2026-12-05T02:30:00.123456-05:00"},
+    {**GOOD, "changed_at": "2026-12-05T15:15:00+12:45"},  # Chatham Islands
+    {**GOOD, "changed_at": "2026-12-05T02:30:00-00:00"},
     {**GOOD, "status": "ditindaklanjuti"},  # a word the gateway does not know: shown as it is
 ]
 INVALID = [
@@ -64,6 +71,10 @@ INVALID = [
     {**GOOD, "changed_at": "2026-12-05 09:30:00Z"},
     {**GOOD, "changed_at": "2026-12-05"},
     {**GOOD, "changed_at": 1733380200},
+    # RFC 3339 offsets are hours 00-23 and minutes 00-59; Python reads "+07:99" as +08:39.
+    {**GOOD, "changed_at": "2026-12-05T09:30:00+07:60"},
+    {**GOOD, "changed_at": "2026-12-05T09:30:00+07:99"},
+    {**GOOD, "changed_at": "2026-12-05T09:30:00+24:00"},
     {**GOOD, "agency": "x" * 256},
     {**GOOD, "agency": 5},
     {**GOOD, "agency": ""},
@@ -175,4 +186,137 @@ def test_asyncapi_names_what_the_consumer_declares() -> None:
     payload = ASYNCAPI["components"]["messages"]["complaintStatus"]["payload"]
     assert (ROOT / "contract" / payload["schema"]["$ref"]).resolve() == (
         ROOT / "contract" / "complaint-status.v1.schema.json"
+    )
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\xef\xbb\xbf" + json.dumps(GOOD).encode(),  # a UTF-8 byte order mark
+        json.dumps(GOOD).encode("utf-16"),  # JSON may be UTF-16 or UTF-32, with its mark
+        json.dumps(GOOD, ensure_ascii=False, indent=2).encode(),
+    ],
+    ids=["bom", "utf-16", "indented"],
+)
+def test_json_text_in_any_of_its_encodings_is_read(raw: bytes) -> None:
+    assert parse(raw, "m-1").changed_at == datetime(2026, 12, 5, 2, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "ISO-8859-1"])
+def test_a_body_that_cannot_be_read_names_its_content_encoding(encoding: str) -> None:
+    # What the operator reads in the log beside the dead-lettered message: "body is not JSON:
+    # 'utf-8' codec can't decode byte 0x8b" alone does not say the routing core compressed it.
+    body = json.dumps({**GOOD, "agency": "Dinas Pekerjaan Umum Kab. Bone – Bidang Jalan"})
+    raw = gzip.compress(body.encode()) if encoding != "ISO-8859-1" else b"\xe9" + body.encode()
+    with pytest.raises(Refused, match=f"content_encoding '{encoding}'"):
+        parse(raw, "m-1", encoding)
+    with pytest.raises(Refused) as plain:
+        parse(raw, "m-1", "UTF-8")
+    assert "content_encoding" not in str(plain.value)
+
+
+def test_the_schema_names_every_status_the_gateway_knows() -> None:
+    # A routing core reading the schema learns which words the citizen sees named, and which
+    # ones close an Open311 request: selesai is both.
+    description = SCHEMA["properties"]["status"]["description"]
+    known, closed = description.split("Known to the gateway")[1].split(";")[:2]
+    for word in STATUS_NAMES:
+        assert f" {word}," in known or f" {word};" in known + ";", word
+    assert set(closed.split(" are closed")[0].replace(" and ", ", ").strip().split(", ")) == set(
+        CLOSED_STATUSES
+    )
+
+
+def test_a_new_outage_backs_off_afresh_after_a_while_consuming(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The delay doubled across outages for the life of the process: after a few of them, a
+    # database restarted for a second kept the feed away for backoff_max.
+    settings = StatusFeedSettings(backoff_initial=1.0, backoff_max=8.0)
+    consumer = status_feed.StatusConsumer(
+        None,  # type: ignore[arg-type]  # never reached: _consume is played below
+        Settings().broker,
+        settings,
+        Metrics(),
+    )
+    sessions = iter([0.0, 0.0, 0.0, 100.0, 0.0, 0.0])  # seconds each one consumed
+    waits: list[float] = []
+    stop = asyncio.Event()
+
+    async def consume(_: asyncio.Event) -> None:
+        lasted = next(sessions)
+        if lasted:
+            consumer._consuming_since = asyncio.get_running_loop().time() - lasted
+        raise status_feed._Failure("broker", "the broker closed the connection")
+
+    async def stopped(_: asyncio.Event, seconds: float) -> bool:
+        waits.append(seconds)
+        if len(waits) == 6:
+            stop.set()
+        return stop.is_set()
+
+    monkeypatch.setattr(consumer, "_consume", consume)
+    monkeypatch.setattr(periodic, "stopped", stopped)
+    asyncio.run(consumer.run(stop))
+    assert waits == [1.0, 2.0, 4.0, 1.0, 2.0, 4.0]
+
+
+class _Message:
+    """What the consumer reads of an AMQP delivery, and how it settles it."""
+
+    def __init__(self, body: bytes, message_id: str | None) -> None:
+        self.body, self.message_id = body, message_id
+        self.routing_key, self.content_encoding = "status.forwarded", None
+        self.settled: list[str] = []
+
+    async def reject(self, requeue: bool = False) -> None:
+        self.settled.append(f"reject requeue={requeue}")
+
+
+def test_a_refusal_is_logged_with_what_finds_the_message(caplog: pytest.LogCaptureFixture) -> None:
+    # A message without message_id was logged as "message_id: None": nothing to find it by in
+    # the dead-letter queue, nor in the log once the operator had found it there.
+    consumer = status_feed.StatusConsumer(
+        None,  # type: ignore[arg-type]  # a body refused as read never reaches the database
+        Settings().broker,
+        StatusFeedSettings(),
+        Metrics(),
+    )
+    body = json.dumps({**GOOD, "status": "Forwarded"}).encode()
+    message = _Message(body, None)
+    assert asyncio.run(consumer.handle(message)) == "refused"  # type: ignore[arg-type]
+    assert message.settled == ["reject requeue=False"]
+    [record] = [r for r in caplog.records if r.getMessage().startswith("status message refused")]
+    assert getattr(record, "message_id", None) == "sha256:" + hashlib.sha256(body).hexdigest()
+    assert getattr(record, "routing_key", None) == "status.forwarded"
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        ("IN_PROGRESS", "status 'IN_PROGRESS' is not"),  # an enum's name, as a Java core sends it
+        ("Selesai", "status 'Selesai' is not"),
+        ("a" * 25, "status 'aaaa"),
+        ("x" * 41, "status is not"),  # too long to be a word: not repeated
+        ("3201014101900001", "status is not"),  # personal data is not repeated in the log
+        ("+6281234567890", "status is not"),
+        ("Siti Aminah", "status is not"),
+        ("dinas\npu", "status is not"),
+        (7, "status is not"),
+    ],
+)
+def test_a_status_refused_is_named_when_it_is_a_word(status: Any, reason: str) -> None:
+    # The operator sends the routing core the reason: "status is not a word of a-z" alone left
+    # them to open the dead-letter queue to see which word it was.
+    with pytest.raises(Refused, match=reason):
+        parse(json.dumps({**GOOD, "status": status}).encode(), "m-1")
+
+
+def test_the_contract_gives_the_clock_drift_the_code_allows() -> None:
+    minutes = int(status_feed.MAX_AHEAD.total_seconds() // 60)
+    assert f"Not more than {minutes} minutes ahead" in SCHEMA["properties"]["changed_at"][
+        "description"
+    ]
+    assert f"more than {minutes} minutes ahead" in " ".join(
+        ASYNCAPI["info"]["description"].split()
     )
