@@ -645,15 +645,16 @@ async def _republish(settings: Settings, args: argparse.Namespace) -> int:
         await bootstrap.check_migrated(gateway)
         now = gateway.clock()
         found = await republish(
-            gateway.engine, args.since, args.until, args.channel, now, args.dry_run
+            gateway.engine, args.since, args.until, args.channel, now, args.dry_run,
+            keep=settings.outbox.keep_published,
         )
     finally:
         await gateway.close()
     cutoff = prune_cutoff(settings.outbox.keep_published, now)
     if cutoff is not None and args.since < cutoff:
         print(
-            f"events published before {cutoff.isoformat()} are deleted (outbox.keep_published)"
-            " and cannot be sent again",
+            f"events last published before {cutoff.isoformat()} are not sent again"
+            " (outbox.keep_published: the routing core may have forgotten their ids)",
             file=sys.stderr,
         )
     span = (

@@ -692,14 +692,21 @@ async def republish(
     channel: str | None,
     now: datetime,
     dry_run: bool = False,
+    keep: float = 0,
 ) -> Requeued:
     """Put the published events committed in ``[since, until)`` (of one channel, or all) back in
     the outbox, for when the routing core lost them. The relays publish them again at their next
     look at the table, oldest first and before newer pending rows, each with its own
     ``message_id`` and body, so a consumer that did get one the first time drops the copy. Their
-    lag counts from ``now``. ``dry_run`` changes nothing and tells what would go. Events
-    published longer ago than ``outbox.keep_published`` are gone (:func:`prune_published`)."""
+    lag counts from ``now``. ``dry_run`` changes nothing and tells what would go. Only events
+    last published within ``keep`` seconds (``outbox.keep_published``; 0: any) go: the routing
+    core is told to remember a ``message_id`` that long after it last received it, and one
+    published longer ago, still waiting for the next prune (:func:`prune_published`), would
+    come to a consumer that may have forgotten it."""
     chosen = [outbox.c.published_at.is_not(None), outbox.c.created_at >= since]
+    cutoff = prune_cutoff(keep, now)
+    if cutoff is not None:
+        chosen.append(outbox.c.published_at >= cutoff)
     if until is not None:
         chosen.append(outbox.c.created_at < until)
     if channel is not None:
