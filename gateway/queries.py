@@ -1,7 +1,7 @@
 """Read-only queries behind the public pages: status checks and the Open311 request listing.
 
 What a stranger holding a tracking ID, or an Open311 client, may see: kind, status, dates,
-the place and the agency, and the title unless the complaint is confidential. Never the reporter,
+and the title, place and agency unless the complaint is confidential. Never the reporter,
 never the complaint's text. Nothing here writes.
 """
 
@@ -70,7 +70,8 @@ def _public(row: Any) -> PublicRequest:
         # A confidential complaint's place is as telling as its address: neither is shown.
         latitude=None if row.confidential else location.get("latitude"),
         longitude=None if row.confidential else location.get("longitude"),
-        agency=row.agency,
+        # And whom it concerns: the agency a confidential complaint names tells its matter.
+        agency=None if row.confidential else row.agency,
     )
 
 

@@ -234,7 +234,7 @@ async def test_lapor_attributes_carry_title_date_agency_nik_and_privacy(
     [one] = await (await client.get(f"{V2}/requests/{created['service_request_id']}.json")).json()
     assert one["description"] is None and one["address"] is None  # confidential: not shown
     assert one.get("lat") is None and one.get("long") is None  # nor where it is
-    assert one["agency_responsible"] == "Dinas PUPR"
+    assert one["agency_responsible"] is None  # nor whom it concerns
 
     assert gw.relay is not None
     await gw.relay.publish_batch()
@@ -414,8 +414,9 @@ async def test_no_get_ever_shows_the_reporter_nor_a_confidential_complaint(
 ) -> None:
     client = await aiohttp_client(bootstrap.build_app(gw))
     who = {"attribute[nik]": NIK, "attribute[anonim]": "ya"}
-    secret = {"attribute[judul]": "Pungli di kantor camat", "attribute[rahasia]": "ya"}
-    public = {"attribute[judul]": "Jalan berlubang"}
+    secret = {"attribute[judul]": "Pungli di kantor camat", "attribute[rahasia]": "ya",
+              "attribute[instansi]": "Polres Cirebon"}  # whom it is about: content too
+    public = {"attribute[judul]": "Jalan berlubang", "attribute[instansi]": "Dinas PUPR"}
     hidden = (EXAMPLE_BODY.replace("1234+5th+street", "Jl.+Melati+7")
               .replace("lat=37.76524078", "lat=-6.2088").replace("long=-122.4212043", "long=106.8456"))
     text = "A+large+sinkhole+is+destroying+the+street"
@@ -434,7 +435,7 @@ async def test_no_get_ever_shows_the_reporter_nor_a_confidential_complaint(
     # complaint's text, and the title and place of the confidential one.
     never = [NIK, "john", "smith", "smit333", "sfgov", "081234567890", "6281234567890",
              "sinkhole", "Lampu", "Sampah", "tt222111", "123456", "flickr", "Pungli", "camat", "Melati", "-6.2088",
-             "106.8456"]
+             "106.8456", "Polres"]
     for path in paths:
         for fmt in ("json", "xml"):
             resp = await client.get(f"{V2}/{path}.{fmt}")
@@ -444,6 +445,7 @@ async def test_no_get_ever_shows_the_reporter_nor_a_confidential_complaint(
     [listed] = [r for r in (await both(client, "requests"))[0]
                 if r["service_request_id"] == tokens[2]["service_request_id"]]
     assert listed["description"] == "Jalan berlubang"  # what is public still is
+    assert listed["agency_responsible"] == "Dinas PUPR"
 
 
 async def test_post_is_rate_limited_with_retry_after(
