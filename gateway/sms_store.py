@@ -57,8 +57,9 @@ from gateway.storage.schema import UTCDateTime, complaints, sms_fragments, sms_r
 # Status changes told by SMS (gateway.status_feed): the row's key in sms_replies.raw_inbound_id
 # is derived from the status message and the recipient, so one change is queued once per number.
 STATUS_CHANGE_KIND = "status-change"
-# The replies whose numbers are told of the complaint's status changes (see StatusPush).
-FOLLOWED_KINDS = ("receipt", STATUS_CHANGE_KIND)
+# The replies whose numbers are told of the complaint's status changes (see StatusPush): its
+# receipt, the "quarantined" answer that gave the number the ID a replay keeps, the changes since.
+FOLLOWED_KINDS = ("receipt", "quarantined", STATUS_CHANGE_KIND)
 
 # The halves of a split surrogate pair, per part in its meta (the rest of the meta is the set's).
 _HALVES = ("high_surrogate", "low_surrogate")
@@ -728,7 +729,9 @@ _STATUS_PUSH = uuid.UUID("6f1d7c1e-3b1a-5c55-9a63-4c4150f0a0b1")
 class StatusPush:
     """When the routing core changes a complaint's status, an SMS to every number that got the
     complaint's receipt by SMS (an SMS complaint, a duplicate of it by SMS, a letter whose
-    receipt went by SMS), through the bridge and link that receipt went: run inside the status
+    receipt went by SMS, a message quarantined and then replayed into a complaint of its own,
+    which keeps the ID its "quarantined" answer gave), through the bridge and link that
+    receipt went: run inside the status
     change's transaction (``gateway.status_feed.apply``'s ``notify``), so it is queued exactly
     when the change is kept. Receipts answered in the HTTP body, suppressed or failed are not
     followed (no sender could reach that number then). ``received`` is not told. Those rows

@@ -419,3 +419,21 @@ async def test_a_tracking_id_whose_receipt_failed_was_never_told(settings: Setti
         assert fresh.status is ReplyStatus.PENDING, fresh.reason
     finally:
         await engine.dispose()
+
+
+async def test_a_number_told_its_id_in_a_quarantined_answer_is_told_the_status_too(
+    settings: Settings,
+) -> None:
+    # The message was quarantined (answered "we will look at it, No. lacak Q"), then replayed
+    # into a complaint of its own, which keeps Q: its status changes reach that number too.
+    from gateway import tracking
+
+    engine = create_engine(settings.database)
+    outbox = SqlReplyOutbox(engine, KEYS, flood_max_replies=5, flood_window=3600)
+    held = tracking.new_tracking_id()
+    try:
+        told = await outbox.enqueue(_to_citizen("quarantined", held))
+        assert told.status is ReplyStatus.PENDING
+        await _status_changes(engine, held, 2)  # each asserts one SMS queued
+    finally:
+        await engine.dispose()
