@@ -783,6 +783,27 @@ class StatusPush:
                 "next_attempt_at": now,
             }
         if rows:
+            # An older change still waiting for a sender (a backlog applied in order after an
+            # outage) no longer holds: the newest goes alone, not one SMS per status at once.
+            # One a sender holds right now (its lease running) is left to it.
+            await conn.execute(
+                update(sms_replies)
+                .where(
+                    sms_replies.c.tracking_id == change.tracking_id,
+                    sms_replies.c.kind == STATUS_CHANGE_KIND,
+                    sms_replies.c.status == ReplyStatus.PENDING.value,
+                    or_(
+                        sms_replies.c.claim_expires.is_(None),
+                        sms_replies.c.claim_expires < now,
+                    ),
+                )
+                .values(
+                    status=ReplyStatus.SUPPRESSED.value,
+                    reason="superseded: a newer status change is texted instead",
+                    claimed_by=None,
+                    claim_expires=None,
+                )
+            )
             await conn.execute(sms_replies.insert(), list(rows.values()))
         return len(rows)
 

@@ -319,15 +319,18 @@ async def test_status_changes_texted_unasked_do_not_use_up_the_citizen_s_replies
         # the status changes counted for nothing, and still the allowance holds.
         more = [await outbox.enqueue(_to_citizen("status")) for _ in range(3)]
         assert [d.status for d in more] == [ReplyStatus.PENDING] * 2 + [ReplyStatus.SUPPRESSED]
-        # The status changes themselves are never suppressed: the next one is texted too.
+        # The status changes themselves are never suppressed by flood control (a backlog's
+        # older ones give way to the newest: only one of the five still waits).
         async with engine.connect() as conn:
-            kinds = [
-                r.kind
-                for r in await conn.execute(
-                    select(sms_replies.c.kind).where(sms_replies.c.status == "pending")
+            changes = (
+                await conn.execute(
+                    select(sms_replies.c.status, sms_replies.c.reason)
+                    .where(sms_replies.c.kind == "status-change")
+                    .order_by(sms_replies.c.id)
                 )
-            ]
-        assert kinds.count("status-change") == 5
+            ).all()
+        assert [c.status for c in changes] == ["suppressed"] * 4 + ["pending"]
+        assert not [c for c in changes if c.reason and c.reason.startswith("flood")]
     finally:
         await engine.dispose()
 
@@ -435,5 +438,64 @@ async def test_a_number_told_its_id_in_a_quarantined_answer_is_told_the_status_t
         told = await outbox.enqueue(_to_citizen("quarantined", held))
         assert told.status is ReplyStatus.PENDING
         await _status_changes(engine, held, 2)  # each asserts one SMS queued
+    finally:
+        await engine.dispose()
+
+
+async def test_a_backlog_of_status_changes_texts_only_the_newest(settings: Settings) -> None:
+    # After a feed outage the changes are applied in order within seconds: one SMS per status,
+    # all at once, where only the last still holds. The older ones still waiting give way; one
+    # already sent, or held by a sender right now, is left as it is.
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import func, update
+
+    from gateway import tracking
+    from gateway.sms_store import StatusPush
+    from gateway.status_feed import StatusChange
+
+    engine = create_engine(settings.database)
+    outbox = SqlReplyOutbox(engine, KEYS, flood_max_replies=5, flood_window=3600)
+    tid = tracking.new_tracking_id()
+    push = StatusPush("1708")
+    now = datetime.now(UTC)
+
+    async def change(i: int, status: str) -> None:
+        async with engine.begin() as conn:
+            assert await push(conn, StatusChange(
+                key=f"backlog-{tid}-{i}", complaint_id=str(uuid.uuid4()), tracking_id=tid,
+                status=status, changed_at=now + timedelta(minutes=i), agency=None,
+            ), now) == 1
+
+    async def kept() -> list[Any]:
+        async with engine.connect() as conn:
+            return list((
+                await conn.execute(
+                    select(sms_replies.c.id, sms_replies.c.status, sms_replies.c.claimed_by)
+                    .where(sms_replies.c.kind == "status-change")
+                    .order_by(sms_replies.c.id)
+                )
+            ).all())
+
+    try:
+        await outbox.enqueue(_to_citizen("receipt", tid))
+        await change(0, "verified")
+        async with engine.begin() as conn:  # that SMS went out
+            await conn.execute(
+                update(sms_replies).where(sms_replies.c.kind == "status-change")
+                .values(status="sent")
+            )
+        for i, status in enumerate(["forwarded", "in_progress", "resolved"], start=1):
+            await change(i, status)
+        async with engine.begin() as conn:  # a sender holds the newest right now
+            newest = (await conn.execute(select(func.max(sms_replies.c.id)))).scalar_one()
+            await conn.execute(
+                update(sms_replies).where(sms_replies.c.id == newest)
+                .values(claimed_by="sender-1", claim_expires=now + timedelta(minutes=1))
+            )
+        await change(4, "closed")  # one more arrives meanwhile
+        rows = await kept()
+        assert [r.status for r in rows] == ["sent", "suppressed", "suppressed", "pending", "pending"]
+        assert rows[3].claimed_by == "sender-1"  # left to the sender holding it
     finally:
         await engine.dispose()
