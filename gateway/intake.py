@@ -1135,7 +1135,7 @@ class _Placer:
         self._dedup = dedup
         self._now = now
         self.graph = IdentityGraph(keys, lock)
-        self.rows = _RowBuffer()
+        self.rows = _RowBuffer(keys)
         self._who: dict[str, Resolution] = {}
         # Earlier complaints by person, newest first: read from the table for the persons the
         # batch meets, then extended with the batch's own complaints as they are placed.
@@ -1339,7 +1339,8 @@ class _RowBuffer:
     # Statements are immutable: built once, not for every table of every batch.
     INSERTS = {t.name: t.insert() for t in ORDER}
 
-    def __init__(self) -> None:
+    def __init__(self, keys: Keys) -> None:
+        self._keys = keys
         self._rows: dict[str, list[dict[str, Any]]] = {t.name: [] for t in self.ORDER}
         # The event JSON of each queued outbox row, by message id (the rows hold it sealed).
         self.event_bodies: dict[str, str] = {}
@@ -1365,13 +1366,36 @@ class _RowBuffer:
             if pending:
                 await conn.execute(self.INSERTS[table.name], pending)
                 pending.clear()
-        for complaint_id, privacy in self._privacy.items():  # rare: one statement each
-            await conn.execute(
-                update(complaints)
-                .where(complaints.c.id == complaint_id)
-                .values(anonymous=privacy.anonymous, confidential=privacy.confidential)
-            )
+        for complaint_id, privacy in self._privacy.items():  # rare: two statements each
+            await _raise_privacy(conn, self._keys, complaint_id, privacy)
         self._privacy.clear()
+
+
+async def _raise_privacy(
+    conn: AsyncConnection, keys: Keys, complaint_id: str, privacy: Privacy
+) -> None:
+    """Give the complaint's row the flags ``privacy`` adds. Made confidential, its title and
+    place are sealed now, as a complaint confidential from the start has them (the public pages
+    and ``keys reseal`` read them so); a row from before sealing stays as it is, for
+    ``keys reseal`` to seal whole. Under the person's lock: nobody else writes the row."""
+    row = (
+        await conn.execute(
+            select(
+                complaints.c.title,
+                complaints.c.location,
+                complaints.c.sealed,
+                complaints.c.anonymous,
+                complaints.c.confidential,
+            ).where(complaints.c.id == complaint_id)
+        )
+    ).one()
+    values: dict[str, Any] = {
+        "anonymous": bool(row.anonymous) or privacy.anonymous,
+        "confidential": bool(row.confidential) or privacy.confidential,
+    }
+    if values["confidential"] and not row.confidential and row.sealed:
+        values |= sealing.confidential_columns(keys, complaint_id, row.title, row.location)
+    await conn.execute(update(complaints).where(complaints.c.id == complaint_id).values(**values))
 
 
 async def _follow_ups(

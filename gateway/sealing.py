@@ -77,14 +77,24 @@ def complaint_columns(
     The title and the location stay in the clear unless the complaint is confidential: they are
     what the public status pages show of a complaint that is not.
     """
+    shown = (
+        confidential_columns(keys, complaint_id, title, location)
+        if confidential
+        else {"title": title, "location": location}
+    )
+    body_sealed = keys.seal_text(body, f"complaints:{complaint_id}:body")
+    return {**shown, "body": body_sealed, "sealed": True}
+
+
+def confidential_columns(
+    keys: Keys, complaint_id: str, title: str | None, location: dict[str, Any] | None
+) -> dict[str, Any]:
+    """``title`` and ``location`` of a (sealed) complaint row that is confidential: sealed, like
+    its body. Also for a complaint a later message made confidential."""
     context = f"complaints:{complaint_id}"
     return {
-        "title": keys.seal_text(title, f"{context}:title") if title and confidential else title,
-        "body": keys.seal_text(body, f"{context}:body"),
-        "location": _seal_json(keys, location, f"{context}:location")
-        if location and confidential
-        else location,
-        "sealed": True,
+        "title": keys.seal_text(title, f"{context}:title") if title else title,
+        "location": _seal_json(keys, location, f"{context}:location") if location else location,
     }
 
 

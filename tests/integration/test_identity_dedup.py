@@ -533,3 +533,46 @@ async def test_the_same_text_sent_again_with_rahasia_is_not_a_retry(gw: bootstra
         msg(Channel.SMS, 3, body=WATER, phone="081299990001", confidential=True), PARSER
     )
     assert third.redelivered and await _count(gw, outbox) == 2
+
+
+async def test_a_complaint_made_confidential_later_has_its_title_and_place_sealed(
+    gw: bootstrap.Gateway,
+) -> None:
+    # Title and place stay in the clear only while a complaint is not confidential (the public
+    # pages show them). Made confidential by a later message, in a later group commit or in the
+    # same one, they are sealed as a complaint confidential from the start has them, and
+    # `keys reseal` still reads every row.
+    from gateway import sealing
+    from gateway.reseal import reseal
+
+    place = {"text": "Jl. Siliwangi", "latitude": -6.7, "longitude": 108.5}
+
+    def draft(raw: RawInbound) -> ComplaintDraft:
+        from dataclasses import replace
+
+        from gateway.domain import Location
+
+        return replace(_parse(raw), location=Location(**place))
+
+    located = Parser("test.located", draft)
+    first = await gw.intake.accept(
+        msg(Channel.WEB, body=ROAD, nik=NIK_A, title="Jalan Siliwangi rusak"), located
+    )
+    await gw.intake.accept(msg(Channel.SMS, 60, body=ROAD_SMS, nik=NIK_A, confidential=True),
+                           PARSER)
+    together, _ = await asyncio.gather(
+        gw.intake.accept(msg(Channel.WEB, 100, body=WATER, nik=NIK_B, title="Air mati"), located),
+        gw.intake.accept(msg(Channel.SMS, 101, body=WATER, nik=NIK_B, confidential=True), PARSER),
+    )
+    for receipt, title in ((first, "Jalan Siliwangi rusak"), (together, "Air mati")):
+        async with gw.engine.connect() as conn:
+            row = (
+                await conn.execute(select(complaints).where(complaints.c.id == receipt.complaint_id))
+            ).one()
+        assert row.confidential and row.sealed
+        assert row.title != title and "Siliwangi" not in json.dumps(row.location)
+        opened = sealing.open_complaint(gw.keys, row.id, "title", row.title, True, True)
+        assert opened == title
+        where = sealing.open_complaint(gw.keys, row.id, "location", row.location, True, True)
+        assert {k: where[k] for k in place} == place
+    await reseal(gw.engine, gw.keys, gw.files)  # reads every row: nothing left in the clear
