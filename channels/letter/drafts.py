@@ -218,6 +218,26 @@ def new_hold(username: str) -> str:
     return f"{_HOLD_PREFIX}{secrets.token_hex(4)}:{username}"[:64]
 
 
+def held_by_own(hold: str | None, username: str) -> bool:
+    """Whether ``hold`` is one :func:`new_hold` made for ``username`` (compared as stored, cut to
+    64 characters like the hold itself, so a long username is still its own)."""
+    if not hold or not hold.startswith(_HOLD_PREFIX):
+        return False
+    token, sep, _ = hold.removeprefix(_HOLD_PREFIX).partition(":")
+    return bool(sep) and hold == f"{_HOLD_PREFIX}{token}:{username}"[:64]
+
+
+def failed_hold_of(sent: str | None, username: str) -> str | None:
+    """The failed hold a clerk's form names (``failed_hold``), when it is one of this clerk's
+    own confirmations (:func:`new_hold`, with its random id); None otherwise. A form is the
+    client's to write: naming another clerk's hold, or an earlier release's guessable
+    ``confirm:<username>``, must not end it."""
+    if sent is None or not held_by_own(sent, username):
+        return None
+    token = sent.removeprefix(_HOLD_PREFIX).partition(":")[0]
+    return sent if len(token) == 8 and all(c in "0123456789abcdef" for c in token) else None
+
+
 def _holder(hold: str) -> str:
     """The username of a hold (a hold of an earlier release is ``confirm:<username>``; a
     username has no colon)."""

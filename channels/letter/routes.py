@@ -45,7 +45,15 @@ from aiohttp import web
 from channels.fields import Message
 from channels.letter import pages, static
 from channels.letter.ack import SmsAck
-from channels.letter.drafts import Draft, DraftStatus, DraftStore, new_hold, values_version
+from channels.letter.drafts import (
+    Draft,
+    DraftStatus,
+    DraftStore,
+    failed_hold_of,
+    held_by_own,
+    new_hold,
+    values_version,
+)
 from channels.letter.extract import LOW_CONFIDENCE
 from channels.letter.pages import PREFIX, Context, Lang, t, when
 from channels.letter.parse import (
@@ -411,7 +419,11 @@ class LetterDesk:
     def _own_hold(ctx: Context, draft: Draft) -> bool:
         """Whether the confirmation holding ``draft`` is this staff member's own (an earlier
         click, another tab): the pages then speak to them, not of them."""
-        return ctx.staff is not None and draft.held_by == ctx.staff.username
+        if ctx.staff is None:
+            return False
+        name = ctx.staff.username
+        # An earlier release's hold is "confirm:<username>".
+        return held_by_own(draft.hold, name) or draft.hold == f"confirm:{name}"[:64]
 
     def _conflict(
         self, ctx: Context, draft: Draft, values: Mapping[str, str], confirming: bool = False
@@ -473,7 +485,9 @@ class LetterDesk:
         based_on = str(form.get(pages.BASED_ON, "")) or None
         # The hold of this clerk's confirmation that the intake could not take (its answer's
         # form names it): nothing of it was committed, so it holds the letter no longer.
-        failed = str(form.get(pages.FAILED_HOLD, "")) or None
+        # Only a hold of this clerk's own (a form is the client's to write).
+        assert ctx.staff is not None
+        failed = failed_hold_of(str(form.get(pages.FAILED_HOLD, "")) or None, ctx.staff.username)
         confirm = form.get("action") == "confirm"
         letter, errors = (
             validate(values, draft.created_at.date()) if confirm else (None, {})

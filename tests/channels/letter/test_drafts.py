@@ -555,3 +555,13 @@ async def test_a_hold_named_failed_lets_a_save_land_and_no_other_hold_does(
     assert free is not None and free.hold is None and not free.held(now)
     assert free.values == {"subject": "C"}
     assert await drafts.save(draft.id, staff.id, {"subject": "D"}, over=free.updated_at)
+
+
+def test_a_long_username_still_owns_its_hold() -> None:
+    from channels.letter.drafts import failed_hold_of, held_by_own, new_hold
+
+    name = "petugas-" + "a" * 56  # 64 characters: the hold is cut to 64
+    hold = new_hold(name)
+    assert len(hold) == 64 and held_by_own(hold, name) and failed_hold_of(hold, name) == hold
+    assert not held_by_own(hold, "ani") and failed_hold_of(hold, "ani") is None
+    assert failed_hold_of("confirm:" + name, name) is None  # an earlier release's: guessable

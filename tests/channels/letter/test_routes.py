@@ -1220,6 +1220,31 @@ async def test_a_letter_the_intake_could_not_take_is_corrected_and_saved_at_once
     assert await gw.intake.count_complaints() == 0
 
 
+async def test_a_clerk_cannot_end_another_clerks_hold_by_naming_it(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway, staff: StaffStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # failed_hold is a form field, the client's to write: ani naming budi's failed hold (seen,
+    # say, over his shoulder), or an earlier release's guessable "confirm:budi", must not let
+    # her save land under his hold.
+    budi_token = await login(client, "budi")
+    review = await ready_letter(client, budi_token)
+    html = await failed_with_the_database_away(client, gw, budi_token, review, monkeypatch)
+    budis = retry_form(html, budi_token)["failed_hold"]
+    async with await aiohttp_client_like(client) as ani:
+        ani_token = await login(ani, "ani")
+        for named in (budis, "confirm:budi"):
+            form = based_on(await (await ani.get(review)).text())
+            tried = await ani.post(review, data={**VALID, "csrf": ani_token, "based_on": form,
+                                                 "subject": "Versi ani", "action": "save",
+                                                 "failed_hold": named},
+                                   allow_redirects=False)
+            assert tried.status == 409, named
+    draft = await DraftStore(gw.engine, gw.keys).get(review.rsplit("/", 1)[1])
+    assert draft is not None and draft.values["subject"] != "Versi ani"
+    assert draft.hold == budis  # still budi's
+
+
 async def test_a_letter_the_intake_could_not_take_is_confirmed_again_at_once_and_once(
     client: TestClient[Any, Any], gw: bootstrap.Gateway, staff: StaffStore,
     monkeypatch: pytest.MonkeyPatch,
