@@ -457,7 +457,14 @@ async def _quarantine(settings: Settings, args: argparse.Namespace) -> int:
             except QuarantineNotFound:
                 # Run twice (a dropped terminal, a retried cron job), a replay finds the entry
                 # it resolved: said, nothing done, not a failure. Only an id with no entry is.
-                if await _quarantine_resolved(gateway.engine, entry_id):
+                try:
+                    resolved = await _quarantine_resolved(gateway.engine, entry_id)
+                except SQLAlchemyError as exc:  # this entry only, as below
+                    print(f"{entry_id}: not replayed, the database refused it"
+                          f" ({type(exc).__name__})")
+                    failed += 1
+                    continue
+                if resolved:
                     print(f"{entry_id}: already resolved, nothing done")
                 else:
                     print(f"{entry_id}: no quarantine entry {entry_id}")

@@ -9,7 +9,8 @@ Tables of migration 0004 (``gateway/storage/schema.py``):
   number) inside ``flood_window``; past ``flood_max_replies`` the row is written ``suppressed`` with
   the reason, unless it is a receipt naming a tracking ID that number was never told (at most
   :data:`NEW_ID_FACTOR` times ``flood_max_replies`` of those in the window). Status changes the
-  gateway texts on its own (:class:`StatusPush`) neither count nor are suppressed. Senders lease
+  gateway texts on its own (:class:`StatusPush`) neither count nor are suppressed by flood
+  control (an older one still waiting gives way to a newer change of its complaint). Senders lease
   pending rows like the event relay does (``claimed_by`` / ``claim_expires``, ``FOR UPDATE SKIP
   LOCKED`` on PostgreSQL), so replicas never send one reply at the same time. The recipient number
   is stored AES-GCM encrypted under the data key.

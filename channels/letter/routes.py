@@ -636,8 +636,8 @@ class LetterDesk:
             return None  # no letter's address, or not a logged-in browser's form
         try:
             form = await read_form(request)
-        except BadForm:
-            return None
+        except (BadForm, web.HTTPException, web.RequestPayloadError):
+            return None  # over client_max_size, or a body that cannot be read: the bare 503
         values = clean_values({name: str(form.get(name, "")) for name in FIELDS})
         if ctx.staff is None:
             # The session could not be read: its token cannot be checked now, the form's is

@@ -432,8 +432,13 @@ def _smssync_json(text: str, status: int = 200) -> web.Response:
     return web.Response(text=text, status=status, content_type="application/json", charset="utf-8")
 
 
+# Control characters (a NUL PostgreSQL's text refuses: an SMSC's answer may carry GSM "@" as
+# %00) become spaces in what a bridge's report says.
+_CONTROLS = {c: " " for c in range(32)} | {127: " "}
+
+
 def _text(value: bytes) -> str:
-    return value.decode("utf-8", "replace").strip()[:200]
+    return value.decode("utf-8", "replace").translate(_CONTROLS).strip()[:200]
 
 
 __all__ = ["SmsRoutes", "text_reply"]
