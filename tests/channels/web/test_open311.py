@@ -451,7 +451,9 @@ async def test_no_get_ever_shows_the_reporter_nor_a_confidential_complaint(
 async def test_post_is_rate_limited_with_retry_after(
     settings: Settings, aiohttp_client: Client
 ) -> None:
-    gateway = bootstrap.build(web_settings(settings, rate_limit_requests=1))
+    # A fixed clock: the limit's windows start on the minute (a real one could cross one).
+    clock = FixedClock(datetime(2026, 11, 23, 8, 0, 15, tzinfo=UTC))
+    gateway = bootstrap.build(web_settings(settings, rate_limit_requests=1), clock=clock)
     try:
         client = await aiohttp_client(bootstrap.build_app(gateway))
         first = await client.post(f"{V2}/requests.xml", data=EXAMPLE_BODY, headers=FORM)
