@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -23,6 +23,21 @@ R = TypeVar("R")
 
 # Writes a batch in the given transaction; returns one result per item, in order.
 BatchWriter = Callable[[AsyncConnection, list[T]], Awaitable[list[R]]]
+
+
+async def to_the_end(work: Coroutine[Any, Any, None], name: str) -> None:
+    """Run ``work`` (a batch's transaction) in a task of its own that a cancellation of the
+    caller does not reach: cut short, a transaction whose COMMIT the database may already have
+    carried out would be reported as not done. The caller, cancelled, still waits for it to end
+    (``work`` settles its own senders with the true outcome), then is cancelled."""
+    task = asyncio.create_task(work, name=name)
+    try:
+        await asyncio.shield(task)
+    except BaseException:
+        while not task.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait({task})
+        raise
 
 
 class GroupCommitStopped(ConnectionError):
@@ -62,19 +77,12 @@ class GroupCommit(Generic[T, R]):
         while self._pending:
             count = min(len(self._pending), self._max_batch)
             batch = [self._pending.popleft() for _ in range(count)]
-            # The batch is written by a task of its own that a cancellation of this writer does
-            # not reach: cut short, a transaction whose COMMIT the database may already have
-            # carried out would be reported to its callers as cancelled (as in gateway.intake).
-            writing = asyncio.create_task(self._write_batch(batch), name=f"{self._name}-commit")
             try:
-                await asyncio.shield(writing)
+                await to_the_end(self._write_batch(batch), f"{self._name}-commit")
             except BaseException:  # cancelled: never leave a caller waiting
-                # The batch in hand ends as it would have and settles its callers with the
-                # true outcome; the items still queued were never written: they are told so
-                # at once instead of waiting for the next call to start a writer.
-                while not writing.done():
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await asyncio.wait({writing})
+                # The batch in hand ended as it would have and settled its callers; the items
+                # still queued were never written: they are told so at once instead of waiting
+                # for the next call to start a writer.
                 stopped = GroupCommitStopped(f"{self._name} stopped")
                 for _, future in [*batch, *self._pending]:
                     if not future.done():

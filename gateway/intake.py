@@ -20,7 +20,6 @@ together or not at all.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 from collections import deque
@@ -49,6 +48,7 @@ from gateway.domain import (
 )
 from gateway.errors import IntakeUnavailable, ParseError, QuarantineNotFound
 from gateway.filestore import FileStore
+from gateway.grouping import to_the_end
 from gateway.identity import Identity, IdentityGraph, Resolution, identities_of
 from gateway.ids import new_id
 from gateway.logs import mask_text
@@ -189,7 +189,14 @@ def _settle(p: _Pending, receipt: Receipt | None = None, exc: BaseException | No
         p.future.set_result(receipt)
 
 
-# Errors that mean "the database did not take it": the sender must retry.
+# The database cannot answer or commit: the caller's retry signal, never a parse failure.
+DB_UNAVAILABLE = (SQLAlchemyError, OSError, TimeoutError, ConnectionError)
+_WRITE_ATTEMPTS = 5
+# How long the outcome of a PostgreSQL transaction whose COMMIT raised is waited for while the
+# server still has it in progress (its backend finishing the COMMIT the client gave up on).
+COMMIT_OUTCOME_WAIT = 10.0
+
+
 async def transaction_committed(engine: AsyncEngine, xid: int, wait: float) -> bool:
     """Whether PostgreSQL transaction ``xid`` (``pg_current_xact_id()``) committed, asked on a
     fresh connection, as the server documents for a client cut off during its COMMIT. While
@@ -212,14 +219,6 @@ async def transaction_committed(engine: AsyncEngine, xid: int, wait: float) -> b
             return bool(status == "committed")
         await asyncio.sleep(min(delay, deadline - now))
         delay = min(delay * 2, 0.5)
-
-
-# The database cannot answer or commit: the caller's retry signal, never a parse failure.
-DB_UNAVAILABLE = (SQLAlchemyError, OSError, TimeoutError, ConnectionError)
-_WRITE_ATTEMPTS = 5
-# How long the outcome of a PostgreSQL transaction whose COMMIT raised is waited for while the
-# server still has it in progress (its backend finishing the COMMIT the client gave up on).
-COMMIT_OUTCOME_WAIT = 10.0
 
 
 # What a status query shows of a complaint.
@@ -375,21 +374,15 @@ class IntakeService:
             while self._pending:
                 count = min(len(self._pending), self._max_batch)
                 batch = [self._pending.popleft() for _ in range(count)]
-                # The batch is written by a task of its own that a cancellation of this writer
-                # does not reach: cut short, a transaction whose COMMIT the database may
-                # already have carried out would be answered "retry", and a sender without a
-                # transport id of its own would send the complaint a second time. (A sender
-                # going away cancels only its own wait; close() waits for the writers.)
-                writing = asyncio.create_task(self._write_batch(batch), name="intake-commit")
+                # Written to the end even when this writer is cancelled: a transaction whose
+                # COMMIT the database may already have carried out, answered "retry", would make
+                # a sender without a transport id of its own send the complaint a second time.
+                # (A sender going away cancels only its own wait; close() waits for the writers.)
                 try:
-                    await asyncio.shield(writing)
+                    await to_the_end(self._write_batch(batch), "intake-commit")
                 except BaseException:  # cancelled: never leave a sender waiting forever
-                    # The batch in hand ends as it would have, and its senders hear what was
-                    # really committed (it settles them itself); the messages still queued
-                    # were never written: they are told to retry.
-                    while not writing.done():
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await asyncio.wait({writing})
+                    # The batch in hand ended as it would have, its senders told what was really
+                    # committed; the messages still queued were never written: they retry.
                     last = self._writers <= {asyncio.current_task()}
                     # The queue too when no other writer is left to drain it.
                     for p in [*batch, *(self._pending if last else ())]:

@@ -160,7 +160,7 @@ _JSON_ERRORS: tuple[tuple[str, str, str], ...] = (
         "karakter kontrol di dalam teks",
         "control character in a string",
     ),
-    ("Invalid \\uXXXX", "escape \\u tidak sah", "invalid \\u escape"),
+    ("Invalid \\u", "escape \\u tidak sah", "invalid \\u escape"),
     ("Invalid \\escape", "escape '\\' tidak sah", "invalid '\\' escape"),
     ("Extra data", "ada data setelah nilai JSON", "extra data after the JSON value"),
     ("Unexpected UTF-8 BOM", "BOM UTF-8 berlebih", "one UTF-8 BOM too many"),
