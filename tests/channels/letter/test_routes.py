@@ -9,7 +9,7 @@ import io
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from functools import cache
 from ipaddress import ip_network
 from typing import Any
@@ -30,7 +30,7 @@ from gateway.storage.schema import letter_drafts, staff_sessions
 from tests.channels.letter import damaged
 from tests.channels.letter.conftest import PASSWORD, add_staff, csrf_token, login
 from tests.channels.letter.letterset import LetterSample, generate
-from tests.support import drain, opened_raw, with_section
+from tests.support import FixedClock, drain, opened_raw, with_section
 
 pytestmark = pytest.mark.integration
 
@@ -226,7 +226,10 @@ async def test_failed_logins_from_one_address_stop_that_address_not_the_office(
         with_section(letter_settings, "letter", login_address_failures=4),
         "web", csrf_key=SecretStr("k"), trusted_proxies=(ip_network("127.0.0.1/32"),),
     )
-    gateway = bootstrap.build(settings)
+    # A fixed clock: the address's windows (900 s) start on the quarter hour, and a real clock
+    # could cross one between the failures (the refused attempt then counted in a fresh one).
+    clock = FixedClock(datetime(2026, 11, 23, 8, 0, 15, tzinfo=UTC))
+    gateway = bootstrap.build(settings, clock=clock)
     try:
         client = await aiohttp_client(bootstrap.build_app(gateway))
         guesser = {"X-Forwarded-For": "203.0.113.9"}
@@ -267,7 +270,10 @@ async def test_login_forms_asked_for_again_and_again_stop_being_stored(
         with_section(letter_settings, "letter", login_address_forms=3),
         "web", csrf_key=SecretStr("k"),
     )
-    gateway = bootstrap.build(settings)
+    # A fixed clock: the address's windows (900 s) start on the quarter hour, and a real clock
+    # could cross one between the forms (the fourth then counted in a fresh one).
+    clock = FixedClock(datetime(2026, 11, 23, 8, 0, 15, tzinfo=UTC))
+    gateway = bootstrap.build(settings, clock=clock)
     try:
         client = await aiohttp_client(bootstrap.build_app(gateway))
 

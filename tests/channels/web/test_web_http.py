@@ -324,8 +324,12 @@ async def test_api_multipart_with_attachments(
 async def test_rate_limit_per_ip_is_shared_through_the_database(
     settings: Settings, aiohttp_client: Client
 ) -> None:
+    # A fixed clock: the limit's windows start on the hour, and a real clock could cross one
+    # between two requests (the later ones then counted in a fresh window).
+    clock = FixedClock(datetime(2026, 11, 23, 8, 0, 15, tzinfo=UTC))
     limited = web_settings(settings, rate_limit_requests=2, rate_limit_window=3600)
-    one, two = bootstrap.build(limited), bootstrap.build(limited)  # two replicas
+    one = bootstrap.build(limited, clock=clock)  # two replicas
+    two = bootstrap.build(limited, clock=clock)
     try:
         a = await aiohttp_client(bootstrap.build_app(one))
         b = await aiohttp_client(bootstrap.build_app(two))
@@ -561,7 +565,10 @@ async def test_rate_limit_per_identity_across_addresses_behind_a_trusted_proxy(
         settings, rate_limit_requests=100, rate_limit_identity_requests=2,
         trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),),
     )
-    gateway = bootstrap.build(limited)
+    # A fixed clock: the identity's windows (an hour) start on the hour, and a real clock could
+    # cross one between the requests (the third then counted in a fresh window).
+    clock = FixedClock(datetime(2026, 11, 23, 8, 0, 15, tzinfo=UTC))
+    gateway = bootstrap.build(limited, clock=clock)
     try:
         client = await aiohttp_client(bootstrap.build_app(gateway))
 
@@ -1158,7 +1165,12 @@ async def test_the_language_switch_keeps_everything_typed_and_stores_nothing(
 async def test_a_language_switch_does_not_count_against_the_rate_limit(
     settings: Settings, aiohttp_client: Client
 ) -> None:
-    gateway = bootstrap.build(web_settings(settings, rate_limit_requests=1, rate_limit_window=3600))
+    # A fixed clock: the limit's windows start on the hour, and a real clock could cross one
+    # between the sent form and the refused one.
+    clock = FixedClock(datetime(2026, 11, 23, 8, 0, 15, tzinfo=UTC))
+    gateway = bootstrap.build(
+        web_settings(settings, rate_limit_requests=1, rate_limit_window=3600), clock=clock
+    )
     try:
         client = await aiohttp_client(bootstrap.build_app(gateway))
         token = csrf_token(await (await client.get("/")).text())
@@ -1187,7 +1199,12 @@ async def test_a_form_over_its_address_limit_comes_back_with_everything_typed(
     settings: Settings, aiohttp_client: Client
 ) -> None:
     # Citizens behind one mobile operator's NAT share an address: one meets another's limit.
-    gateway = bootstrap.build(web_settings(settings, rate_limit_requests=1, rate_limit_window=3600))
+    # A fixed clock: the limit's windows start on the hour, and a real clock could cross one
+    # between the two posts.
+    clock = FixedClock(datetime(2026, 11, 23, 8, 0, 15, tzinfo=UTC))
+    gateway = bootstrap.build(
+        web_settings(settings, rate_limit_requests=1, rate_limit_window=3600), clock=clock
+    )
     try:
         client = await aiohttp_client(bootstrap.build_app(gateway))
         html = await (await client.get("/")).text()
