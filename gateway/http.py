@@ -35,6 +35,15 @@ script at all), for anything else :data:`OTHER_POLICY` (nothing). An HTML page i
 ``Cache-Control: no-store`` unless its route said otherwise: what a citizen typed or looked up
 stays out of shared caches and the back-button cache of a shared computer.
 
+What aiohttp's HTTP parser refuses (a bad request line, a header with a control character, a
+chunk size that is not hex, headers over the size limit, bytes that are not HTTP at all) is
+answered 400 by aiohttp before any route or middleware runs. On a server built with
+:class:`Runner` that answer is counted in ``lapor_http_responses_total`` with surface and method
+"other" (neither was read), and logged as one INFO line naming the peer and the parser's
+reason, without a traceback (:class:`ServerLog`): aiohttp logs it at ERROR, and the operator on
+call, whom ERROR lines page, must not be paged by random bytes from the internet. An exception in
+a handler, logged by aiohttp in the same words, stays an ERROR with its traceback.
+
 A request body that cannot be decoded (``Content-Encoding: gzip`` over bytes that are not gzip)
 is the client's fault, answered 400 by the route that read it: :func:`unreadable_body` then
 closes the connection after the answer (aiohttp's parser cannot go on after such a body, so the
@@ -54,6 +63,7 @@ with them replaced, so that no value a client chose can turn into an HTTP 500 fu
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hmac
 import logging
 import struct
@@ -79,6 +89,7 @@ from gateway.crypto import Keys
 from gateway.domain import Channel
 from gateway.filestore import CorruptFile, FileStore
 from gateway.intake import Clock
+from gateway.logs import mask_text
 from gateway.metrics import Metrics
 from gateway.outbox import OutboxRelay, outbox_status
 from gateway.settings import Settings
@@ -202,11 +213,42 @@ async def unreadable_body(request: web.Request, handler: Handler) -> web.StreamR
             request.content.feed_eof()  # nothing left for aiohttp to read after the answer
 
 
+# True in the task answering a request aiohttp's HTTP parser refused (:func:`harden_parser_errors`
+# sets it as the request is made; the task answering it runs in a copy of that context).
+_REFUSED: contextvars.ContextVar[bool] = contextvars.ContextVar("parser_refused", default=False)
+# The most of a parser's reason a log line quotes (aiohttp quotes up to a line of what was sent).
+REASON_LIMIT = 300
+
+
 class ServerLog(logging.LoggerAdapter[logging.Logger]):
-    """aiohttp's server logger (``aiohttp.server``) as the gateway's HTTP server uses it: a body
-    that cannot be decoded, found by aiohttp's read after the answer, is logged at INFO, not as
-    an "Unhandled exception" at ERROR (the client's bad request, already answered or cut off).
+    """aiohttp's server logger (``aiohttp.server``) as the gateway's HTTP server uses it:
+
+    - what its HTTP parser refused (a bad request line, a header with a control character, a
+      chunk size that is not hex, headers over the size limit; answered 400 before any route),
+      which aiohttp logs as "Error handling request" with a traceback, at ERROR (DEBUG for bytes
+      that are not HTTP at all), is one INFO line naming the peer and the parser's reason: the
+      client's fault, and random bytes from the internet must not page anyone. Only on a server
+      built with :class:`Runner`, which marks those requests; an exception in a handler, logged
+      with the same words, stays an ERROR with its traceback;
+    - a body that cannot be decoded, found by aiohttp's read after the answer, is logged at INFO,
+      not as an "Unhandled exception" at ERROR (the client's bad request, already answered or
+      cut off).
+
     Anything else keeps its level."""
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if msg == "Error handling request from %s" and _REFUSED.get():
+            exc = kwargs.get("exc_info")
+            reason = getattr(exc, "message", None) or str(exc)
+            # Masked before it is cut, so that no cut leaves part of a number in the clear.
+            reason = mask_text(" ".join(str(reason).split()))[:REASON_LIMIT]
+            peer = args[0] if args else None
+            name = type(exc).__name__ if isinstance(exc, BaseException) else "refused"
+            self.logger.info(
+                "request refused by the HTTP parser from %s: %s: %s", peer, name, reason
+            )
+            return
+        super().log(level, msg, *args, **kwargs)
 
     def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
         # Only what the read after the answer raises (aiohttp's web_protocol, "Unhandled
@@ -252,15 +294,22 @@ class _Refused(web.BaseRequest):
     is no number, a chunk size that is not hex...), answered by aiohttp's own 400 before any
     route, middleware or ``on_response_prepare`` of the application runs. aiohttp calls this
     hook of the request just before the answer's headers are sent: it hardens that answer too
-    (aiohttp offers no public hook there: aio-libs/aiohttp#6463)."""
+    (aiohttp offers no public hook there: aio-libs/aiohttp#6463), and counts it in
+    ``lapor_http_responses_total`` with surface and method "other" (neither was read)."""
+
+    ATTRS = web.BaseRequest.ATTRS | frozenset(["_metrics"])
+    _metrics: Metrics | None = None
 
     async def _prepare_hook(self, response: web.StreamResponse) -> None:
         harden(response)
+        if self._metrics is not None:
+            self._metrics.http_responses.labels("other", "other", str(response.status)).inc()
 
 
-def harden_parser_errors(server: web.Server) -> None:
+def harden_parser_errors(server: web.Server, metrics: Metrics | None = None) -> None:
     """Make the answers aiohttp gives to what its HTTP parser refuses carry the hardening
-    headers, by the request factory of ``server`` (before it serves any connection)."""
+    headers, count them in ``metrics`` and log them as :class:`ServerLog` says (one INFO line),
+    by the request factory of ``server`` (before it serves any connection)."""
     make = server.request_factory
 
     def request_factory(
@@ -270,22 +319,29 @@ def harden_parser_errors(server: web.Server) -> None:
         writer: AbstractStreamWriter,
         task: asyncio.Task[None],
     ) -> web.BaseRequest:
-        if message is PARSER_ERROR:
+        refused = message is PARSER_ERROR
+        # Read by ServerLog in the task aiohttp starts next to answer this request.
+        _REFUSED.set(refused)
+        if refused:
             loop = asyncio.get_running_loop()
-            return _Refused(message, payload, protocol, writer, task, loop)
+            request = _Refused(message, payload, protocol, writer, task, loop)
+            request._metrics = metrics
+            return request
         return make(message, payload, protocol, writer, task)
 
     server.request_factory = request_factory
 
 
 class Runner(web.AppRunner):
-    """aiohttp's ``AppRunner`` whose server hardens also the answers of its HTTP parser
+    """aiohttp's ``AppRunner`` whose server hardens, counts (in the metrics of the application's
+    :data:`DEPS`, when it has them) and logs at INFO also the answers of its HTTP parser
     (:func:`harden_parser_errors`): the gateway's server is built with it."""
 
     async def setup(self) -> None:
         await super().setup()
         assert self.server is not None
-        harden_parser_errors(self.server)
+        deps = self.app.get(DEPS)
+        harden_parser_errors(self.server, deps.metrics if deps is not None else None)
 
 
 def header_text(request: web.Request, name: str, default: str = "") -> str:

@@ -35,6 +35,8 @@ RETRY_AFTER = {
     }
 }
 HTML = {"description": "HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}
+# What the pages answer for a failure nobody expected: aiohttp's own 500 page.
+HTML_SERVER_ERROR = {"$ref": "#/components/responses/ServerErrorPage"}
 HTML_RETRY = {"description": "HTML page; send again after Retry-After seconds",
               "headers": RETRY_AFTER, "content": HTML["content"]}
 
@@ -196,6 +198,11 @@ def _open311_paths(jurisdiction: dict[str, Any]) -> dict[str, Any]:
             "parameters": [path_param("token"), jurisdiction],
             "responses": {"200": _o311_ok(fmt, schema + "Tokens"), "404": err, "503": retry},
         }}
+        # A failure nobody expected: the error list too, 500 (spec_errors).
+        for path, ops in paths.items():
+            if path.endswith(f".{fmt}"):
+                for op in ops.values():
+                    op["responses"] = dict(sorted({**op["responses"], "500": err}.items()))
     return paths
 
 
@@ -355,10 +362,12 @@ def document() -> dict[str, Any]:
                 "documents (Indonesian; English with Accept-Language: en), also what the "
                 "server answers by itself there: 404 for a path that does not exist, 405 (with "
                 "Allow) for a method a resource does not take, 413 for a body over the size "
-                "limit, 400 for a body that cannot be read. Errors of /open311/v2 are the "
-                "GeoReport v2 error list in the format the path's extension names (XML "
-                "without one): 404 for what does not exist, 400 for any other refusal, "
-                "403 for a missing or wrong api_key. 429 and 503 carry Retry-After."
+                "limit, 400 for a body that cannot be read, 500 for a failure of the server. "
+                "Errors of /open311/v2 are the GeoReport v2 error list in the format the "
+                "path's extension names (XML without one): 404 for what does not exist, 400 "
+                "for any other refusal, 403 for a missing or wrong api_key, 500 for a failure "
+                "of the server. The pages' 500 is the server's own page. 429 and 503 carry "
+                "Retry-After."
             ),
         },
         "paths": {
@@ -366,7 +375,7 @@ def document() -> dict[str, Any]:
                 "get": {
                     "summary": "The citizen form",
                     "parameters": [lang_q],
-                    "responses": {"200": HTML},
+                    "responses": {"200": HTML, "500": HTML_SERVER_ERROR},
                 },
                 "post": {
                     "summary": "Submit the citizen form (needs the CSRF token and cookie)",
@@ -376,7 +385,8 @@ def document() -> dict[str, Any]:
                     },
                     "responses": {
                         "200": HTML, "400": HTML, "403": HTML, "413": HTML, "415": HTML,
-                        "422": HTML, "429": HTML_RETRY, "503": HTML_RETRY,
+                        "422": HTML, "429": HTML_RETRY, "500": HTML_SERVER_ERROR,
+                        "503": HTML_RETRY,
                     },
                 },
             },
@@ -388,7 +398,8 @@ def document() -> dict[str, Any]:
                         {"name": "id", "in": "query", "required": False,
                          "schema": {"type": "string"}},
                     ],
-                    "responses": {"200": HTML, "404": HTML, "503": HTML_RETRY},
+                    "responses": {"200": HTML, "404": HTML, "500": HTML_SERVER_ERROR,
+                                  "503": HTML_RETRY},
                 }
             },
             "/api/v1/complaints": {
@@ -439,7 +450,7 @@ def document() -> dict[str, Any]:
                                 "schema": {"$ref": "#/components/schemas/Receipt"}}},
                         },
                         "400": PROBLEM, "413": PROBLEM, "415": PROBLEM, "422": PROBLEM,
-                        "429": PROBLEM_RETRY, "503": PROBLEM_RETRY,
+                        "429": PROBLEM_RETRY, "500": PROBLEM, "503": PROBLEM_RETRY,
                     },
                 }
             },
@@ -457,7 +468,7 @@ def document() -> dict[str, Any]:
                             "content": {"application/json": {
                                 "schema": {"$ref": "#/components/schemas/Status"}}},
                         },
-                        "404": PROBLEM, "503": PROBLEM_RETRY,
+                        "404": PROBLEM, "500": PROBLEM, "503": PROBLEM_RETRY,
                     },
                 }
             },
@@ -465,7 +476,8 @@ def document() -> dict[str, Any]:
                 "get": {
                     "summary": "This document",
                     "responses": {"200": {"description": "OpenAPI 3.1",
-                                          "content": {"application/json": {}}}},
+                                          "content": {"application/json": {}}},
+                                  "500": PROBLEM},
                 }
             },
             **_open311_paths(jurisdiction),
@@ -509,6 +521,12 @@ def document() -> dict[str, Any]:
                     "description": "GeoReport v2 errors",
                     "content": {"application/json": {"schema": {
                         "$ref": "#/components/schemas/Open311Errors"}}},
+                },
+                "ServerErrorPage": {
+                    "description": "The server failed: its own page, HTML when the client "
+                    "accepts it, else plain text",
+                    "content": {"text/html": {"schema": {"type": "string"}},
+                                "text/plain": {"schema": {"type": "string"}}},
                 },
                 "Open311ErrorXml": {
                     "description": "GeoReport v2 errors: <errors><error><code/><description/>",

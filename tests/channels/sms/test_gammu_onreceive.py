@@ -1,19 +1,31 @@
 """``config/gammu/lapor-onreceive`` run by ``sh`` with stand-ins for ``curl`` and
 ``gammu-smsd-inject`` that write down how they were called: the variables it reads, and that
-SMSD and the gateway can share one environment. (``test_gammu_live.py`` runs it under a real
-Gammu SMSD.)"""
+SMSD and the gateway can share one environment. Then with the real curl against the gateway,
+every program it starts writing down its arguments: the token is on no command line (where
+every local user reads it with ps), and the gateway still takes the request.
+(``test_gammu_live.py`` runs it under a real Gammu SMSD.)"""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import shlex
+import shutil
 import subprocess
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
+from sqlalchemy import select
 
+from gateway import bootstrap
 from gateway.errors import ConfigError
 from gateway.settings import load_settings
+from gateway.storage import migrate
+from gateway.storage.schema import raw_inbound
+from tests.support import serving_app
 
 ROOT = Path(__file__).resolve().parents[3]
 ONRECEIVE = ROOT / "config" / "gammu" / "lapor-onreceive"
@@ -24,14 +36,17 @@ REPLY = "LAPOR! Laporan diterima. No. lacak: K7QM-4XRT9."
 
 def _stand_ins(tmp_path: Path) -> Path:
     """A folder with ``curl`` (answers REPLY) and ``gammu-smsd-inject``, each writing its
-    arguments, one a line, to ``<name>.args``."""
+    arguments, one a line, to ``<name>.args`` and what it read on its standard input to
+    ``<name>.stdin``."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for name, answer in (("curl", REPLY), ("gammu-smsd-inject", "")):
         script = bin_dir / name
         record = shlex.quote(str(tmp_path / f"{name}.args"))
+        stdin = shlex.quote(str(tmp_path / f"{name}.stdin"))
         script.write_text(
             f'#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a"; done > {record}\n'
+            f"cat > {stdin}\n"
             f"printf %s {shlex.quote(answer)}\n"
         )
         script.chmod(0o755)
@@ -49,6 +64,7 @@ def _run(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str
     return subprocess.run(
         ["sh", str(ONRECEIVE), "IN20261205_101500_00_+6281200000001_00.txt"],
         env=sms | env,
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=30,
@@ -57,6 +73,20 @@ def _run(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str
 
 def _args(tmp_path: Path, name: str) -> list[str]:
     return (tmp_path / f"{name}.args").read_text().splitlines()
+
+
+def _curl_user(tmp_path: Path) -> str:
+    """The ``user`` curl was given: on its standard input (``--config -``), never in its
+    arguments, where every local user could read it (ps, /proc/<pid>/cmdline)."""
+    args = _args(tmp_path, "curl")
+    assert "--user" not in args and "-u" not in args
+    assert args[args.index("--config") + 1] == "-"
+    config = (tmp_path / "curl.stdin").read_text()
+    (line,) = [line for line in config.splitlines() if line.startswith("user = ")]
+    value = line.removeprefix("user = ")
+    assert value.startswith('"') and value.endswith('"'), value
+    # curl's escapes inside quotes: \\ and \" (the program writes no others).
+    return re.sub(r"\\(.)", r"\1", value[1:-1])
 
 
 def test_the_program_and_the_gateway_share_one_environment(tmp_path: Path) -> None:
@@ -73,10 +103,11 @@ def test_the_program_and_the_gateway_share_one_environment(tmp_path: Path) -> No
     assert done.stderr == ""
     curl = _args(tmp_path, "curl")
     assert curl[-1] == URL
-    assert curl[curl.index("--user") + 1] == "lapor:s3cret-gammu"
+    assert _curl_user(tmp_path) == "lapor:s3cret-gammu"
     assert "SMS_1_TEXT=Jalan rusak" in curl
-    # The token goes only as the password, never among the fields the gateway stores.
-    assert [a for a in curl if "s3cret" in a] == ["lapor:s3cret-gammu"]
+    # The token goes only as the password, never among the fields the gateway stores, nor
+    # anywhere on the command line.
+    assert [a for a in curl if "s3cret" in a] == []
     inject = _args(tmp_path, "gammu-smsd-inject")
     assert inject == ["-c", str(tmp_path / "smsdrc"), "TEXT", "+6281200000001", "-text", REPLY]
     # The very same environment starts the gateway.
@@ -93,7 +124,7 @@ def test_the_old_names_are_still_read_with_a_warning(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "LAPOR_GAMMU_URL and LAPOR_GAMMU_TOKEN are old names" in done.stderr
     curl = _args(tmp_path, "curl")
-    assert curl[-1] == URL and curl[curl.index("--user") + 1] == "lapor:old-token"
+    assert curl[-1] == URL and _curl_user(tmp_path) == "lapor:old-token"
     with pytest.raises(ConfigError, match="LAPOR_GAMMU_URL: unknown setting"):
         load_settings(CONFIG, environ=old)
 
@@ -108,7 +139,7 @@ def test_the_new_names_win_over_the_old_ones(tmp_path: Path) -> None:
     done = _run(tmp_path, env)
     assert done.returncode == 0, done.stderr
     curl = _args(tmp_path, "curl")
-    assert curl[-1] == URL and curl[curl.index("--user") + 1] == "lapor:new-token"
+    assert curl[-1] == URL and _curl_user(tmp_path) == "lapor:new-token"
 
 
 @pytest.mark.parametrize("missing", ["GAMMU_LAPOR_URL", "GAMMU_LAPOR_TOKEN"])
@@ -131,3 +162,126 @@ def test_no_variable_the_program_documents_is_in_the_gateway_s_namespace() -> No
     assert header == ["GAMMU_LAPOR_URL", "GAMMU_LAPOR_TOKEN", "GAMMU_SMSDRC"]
     readme = (ROOT / "channels" / "sms" / "README.md").read_text()
     assert "`GAMMU_LAPOR_URL=https://" in readme and "`GAMMU_LAPOR_TOKEN` (=" in readme
+
+
+# A token with what curl's configuration syntax would read otherwise: quotes, backslashes, a
+# "#", spaces; and "$", which a shell would expand.
+HARD_TOKEN = 'gammu "t\\ok\\"en $HOME #1  x'
+# Every program the script runs (printf is the shell's own): each one's arguments are written
+# down, as ps shows them to every local user.
+RUN_BY_THE_SCRIPT = ("curl", "env", "grep", "tr", "sort", "sed")
+
+
+def _recording_path(tmp_path: Path) -> Path:
+    """A folder in front of PATH whose programs write their arguments (one a line, after the
+    program's name) to ``argv.log`` and run the real one; ``curl`` also writes what it reads on
+    its standard input to ``curl.stdin`` and hands it on; ``gammu-smsd-inject`` (no SMSD here)
+    writes its arguments to ``gammu-smsd-inject.args`` only."""
+    bin_dir = tmp_path / "recording"
+    bin_dir.mkdir()
+    log = shlex.quote(str(tmp_path / "argv.log"))
+    for name in RUN_BY_THE_SCRIPT:
+        real = shutil.which(name)
+        assert real is not None, name
+        stdin = ""
+        if name == "curl":
+            saved = shlex.quote(str(tmp_path / "curl.stdin"))
+            stdin = f"cat > {saved}\nexec < {saved}\n"
+        (bin_dir / name).write_text(
+            f'#!/bin/sh\n{{ printf "%s\\n" {name}; for a in "$@"; do printf "%s\\n" "$a"; done; }}'
+            f" >> {log}\n{stdin}exec {shlex.quote(real)} \"$@\"\n"
+        )
+        (bin_dir / name).chmod(0o755)
+    record = shlex.quote(str(tmp_path / "gammu-smsd-inject.args"))
+    (bin_dir / "gammu-smsd-inject").write_text(
+        f'#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a"; done > {record}\n'
+    )
+    (bin_dir / "gammu-smsd-inject").chmod(0o755)
+    return bin_dir
+
+
+@pytest.fixture
+async def gateway_url(tmp_path: Path) -> AsyncIterator[tuple[str, bootstrap.Gateway]]:
+    """The gateway (SQLite), with HARD_TOKEN as its Gammu token, served on a free port."""
+    settings = load_settings(
+        CONFIG, environ={},
+        overrides={"database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'lapor.db'}"},
+                   "storage": {"file_store": str(tmp_path / "files")},
+                   "outbox": {"enabled": False}},
+    )
+    sms = settings.sms.model_copy(update={"gammu_token": SecretStr(HARD_TOKEN)})
+    gateway = bootstrap.build(settings.model_copy(update={"sms": sms}))
+    await migrate.upgrade(gateway.engine)
+    try:
+        async with serving_app(bootstrap.build_app(gateway)) as port:
+            yield f"http://127.0.0.1:{port}/sms/gammu", gateway
+    finally:
+        await gateway.close()
+
+
+async def _run_for_real(tmp_path: Path, url: str, token: str) -> tuple[int, str]:
+    env = {
+        "PATH": f"{_recording_path(tmp_path)}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "LANG": "C.UTF-8",
+        "GAMMU_LAPOR_URL": url,
+        "GAMMU_LAPOR_TOKEN": token,
+        "GAMMU_SMSDRC": str(tmp_path / "smsdrc"),
+        "SMS_MESSAGES": "1",
+        "SMS_1_NUMBER": "+6281200000001",
+        "SMS_1_TEXT": "Jalan Siliwangi rusak parah di depan pasar",
+        "DECODED_PARTS": "0",
+    }
+    process = await asyncio.create_subprocess_exec(
+        "sh", str(ONRECEIVE), "IN20261205_101500_00_+6281200000001_00.txt",
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, stderr.decode()
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+async def test_the_token_is_on_no_command_line_and_the_real_request_authenticates(
+    tmp_path: Path, gateway_url: tuple[str, bootstrap.Gateway]
+) -> None:
+    # curl's --user put the token in its arguments, which every local user reads with ps.
+    url, gateway = gateway_url
+    code, stderr = await _run_for_real(tmp_path, url, HARD_TOKEN)
+    assert code == 0, stderr
+    argv = (tmp_path / "argv.log").read_text()
+    assert "curl\n" in argv and "sed\n" in argv  # the recording saw the programs run
+    for piece in ("gammu ", "ok\\", "$HOME #1"):
+        assert piece not in argv, piece
+    # On curl's standard input instead, as a line of its configuration.
+    assert (tmp_path / "curl.stdin").read_text().startswith('user = "lapor:gammu \\"t')
+    # The gateway took the password (a wrong one is answered 401, and nothing is stored) and
+    # answered the reply, which the program queued on the modem.
+    async with gateway.engine.connect() as conn:
+        (row,) = (await conn.execute(select(raw_inbound))).all()
+    assert row.channel == "sms"
+    inject = _args(tmp_path, "gammu-smsd-inject")
+    assert inject[:4] == ["-c", str(tmp_path / "smsdrc"), "TEXT", "+6281200000001"]
+    assert inject[5].startswith("LAPOR! ")
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+async def test_a_wrong_token_is_refused_by_the_gateway(
+    tmp_path: Path, gateway_url: tuple[str, bootstrap.Gateway]
+) -> None:
+    url, gateway = gateway_url
+    code, stderr = await _run_for_real(tmp_path, url, HARD_TOKEN + "x")
+    assert code != 0
+    assert "the gateway did not take" in stderr and "401" in stderr
+    async with gateway.engine.connect() as conn:
+        assert (await conn.execute(select(raw_inbound))).all() == []
+    assert not (tmp_path / "gammu-smsd-inject.args").exists()
+
+
+def test_a_token_with_a_line_break_is_refused_before_anything_is_posted(
+    tmp_path: Path,
+) -> None:
+    # It could not be written as a line of curl's configuration.
+    done = _run(tmp_path, {"GAMMU_LAPOR_URL": URL, "GAMMU_LAPOR_TOKEN": "t\nuser = x:y"})
+    assert done.returncode != 0
+    assert "GAMMU_LAPOR_TOKEN holds a line break" in done.stderr
+    assert not (tmp_path / "curl.args").exists()

@@ -9,6 +9,7 @@ import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -170,3 +171,123 @@ def test_every_error_answer_is_documented_in_its_format_and_says_when_to_retry()
     problem = doc["components"]["schemas"]["Problem"]
     assert {"type", "title", "status", "detail"} <= set(problem["required"])
     assert "field" in problem["properties"]  # named on a refused part or file
+
+
+def _operations(doc: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            yield method, path, op
+
+
+def test_every_operation_documents_the_500_of_a_failure_nobody_expected() -> None:
+    # api_errors answers what a handler did not expect as a problem document, spec_errors as
+    # the GeoReport v2 error list, and aiohttp its own page for the citizen pages: the document
+    # named none of them, so a client generated from it could not read the answer.
+    doc = document()
+    for method, path, op in _operations(doc):
+        where = (method, path)
+        assert "500" in op["responses"], where
+        answer = _resolved(doc, op["responses"]["500"])
+        content = answer["content"]
+        assert isinstance(content, dict)
+        if path.startswith("/api/"):
+            assert op["responses"]["500"] == {"$ref": "#/components/responses/Problem"}, where
+        elif path.startswith("/open311/"):
+            fmt = "json" if path.endswith(".json") else "xml"
+            ref = {"json": "Open311Error", "xml": "Open311ErrorXml"}[fmt]
+            assert op["responses"]["500"] == {"$ref": f"#/components/responses/{ref}"}, where
+        else:
+            assert set(content) == {"text/html", "text/plain"}, where
+
+
+# One request per documented operation, which reaches the database where the route reads it.
+def _requests() -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
+    o311 = {"api_key": "o311", "service_code": "pengaduan", "description": "Jalan rusak parah",
+            "lat": "-6.9", "long": "107.6"}
+    out: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
+        ("get", "/"): ("/", {}),
+        ("post", "/"): ("/", {"data": {"judul": "Jalan rusak", "isi": "Jalan rusak parah"}}),
+        ("get", "/cek"): ("/cek?id=G69P-5CAWW", {}),
+        ("post", "/api/v1/complaints"): ("/api/v1/complaints", {"json": {"body": "Jalan rusak"}}),
+        ("get", "/api/v1/complaints/{tracking_id}"): ("/api/v1/complaints/G69P5CAWW", {}),
+        ("get", "/api/v1/openapi.json"): ("/api/v1/openapi.json", {}),
+    }
+    for fmt in ("json", "xml"):
+        base = "/open311/v2"
+        out |= {
+            ("get", f"{base}/discovery.{fmt}"): (f"{base}/discovery.{fmt}", {}),
+            ("get", f"{base}/services.{fmt}"): (f"{base}/services.{fmt}", {}),
+            ("get", f"{base}/services/{{service_code}}.{fmt}"):
+                (f"{base}/services/pengaduan.{fmt}", {}),
+            ("get", f"{base}/requests.{fmt}"): (f"{base}/requests.{fmt}", {}),
+            ("post", f"{base}/requests.{fmt}"): (f"{base}/requests.{fmt}", {"data": o311}),
+            ("get", f"{base}/requests/{{service_request_id}}.{fmt}"):
+                (f"{base}/requests/G69P5CAWW.{fmt}", {}),
+            ("get", f"{base}/tokens/{{token}}.{fmt}"): (f"{base}/tokens/abc.{fmt}", {}),
+        }
+    return out
+
+
+def _app(tmp_path: Path, database: Path) -> tuple[bootstrap.Gateway, web.Application]:
+    settings = load_settings(
+        CONFIG, environ={},
+        overrides={"database": {"url": f"sqlite+aiosqlite:///{database}"},
+                   "storage": {"file_store": str(tmp_path / "files")},
+                   "outbox": {"enabled": False}},
+    )
+    settings = settings.model_copy(update={"web": settings.web.model_copy(update={
+        "csrf_key": SecretStr("k"), "open311_api_key": SecretStr("o311")})})
+    gateway = bootstrap.build(settings)
+    return gateway, bootstrap.build_app(gateway)
+
+
+async def test_an_unexpected_failure_is_answered_as_documented(
+    tmp_path: Path, aiohttp_client: Any
+) -> None:
+    # Every handler fails (a middleware nearest to it raises): each operation's answer is the
+    # 500 its document describes, in its format.
+    gateway, app = _app(tmp_path, tmp_path / "lapor.db")
+    await migrate.upgrade(gateway.engine)
+
+    @web.middleware
+    async def failing(request: web.Request, handler: Any) -> web.StreamResponse:
+        raise RuntimeError("a failure nobody expected")
+
+    app.middlewares.append(failing)
+    client = await aiohttp_client(app)
+    doc = document()
+    requests = _requests()
+    assert set(requests) == {(m, p) for m, p, _ in _operations(doc)}
+    try:
+        for (method, path), (url, kwargs) in requests.items():
+            resp = await client.request(method.upper(), url, **kwargs)
+            assert resp.status == 500, (method, path, resp.status)
+            documented = _resolved(doc, doc["paths"][path][method]["responses"]["500"])
+            assert resp.content_type in documented["content"], (method, path)
+            if resp.content_type == "application/problem+json":
+                assert (await resp.json())["status"] == 500
+    finally:
+        await gateway.close()
+
+
+async def test_with_the_database_away_each_operation_answers_as_documented(
+    tmp_path: Path, aiohttp_client: Any
+) -> None:
+    # Every operation that reads or writes the database answers 503 with Retry-After when it
+    # cannot, and documents it; the others answer as without the outage.
+    gateway, app = _app(tmp_path, tmp_path / "never-migrated.db")
+    client = await aiohttp_client(app)
+    doc = document()
+    try:
+        await client.get("/")  # the form's cookie, so that the form post reaches its check
+        for (method, path), (url, kwargs) in _requests().items():
+            resp = await client.request(method.upper(), url, **kwargs)
+            responses = doc["paths"][path][method]["responses"]
+            assert str(resp.status) in responses, (method, path, resp.status)
+            if "503" in responses:
+                assert resp.status == 503, (method, path, resp.status)
+                assert int(resp.headers["Retry-After"]) > 0, (method, path)
+            else:
+                assert resp.status < 500, (method, path, resp.status)
+    finally:
+        await gateway.close()
