@@ -188,6 +188,7 @@ def _draft(keys: Keys, r: Row[Any]) -> dict[str, Any] | None:
         pages=column("pages"),
         fields=column("fields"),
         reviewed=column("reviewed"),
+        unsent=column("unsent"),
     )
 
 
@@ -220,7 +221,7 @@ _TABLES: tuple[tuple[Table, tuple[str, ...], str | None, Resealer], ...] = (
     (sms_fragments, ("raw_inbound_id", "text", "meta", "sealed"), None, _fragment),
     (
         letter_drafts,
-        ("files", "pages", "fields", "reviewed", "updated_at"),
+        ("files", "pages", "fields", "reviewed", "unsent", "updated_at"),
         "updated_at",
         _draft,
     ),

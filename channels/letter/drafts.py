@@ -12,8 +12,13 @@ of every upload before the next letter of any, so a letter a citizen is waiting 
 counter does not wait behind a whole complaint box uploaded a minute earlier.
 
 The clerk's values carry a version (:func:`values_version`): the review form sends the version
-it was drawn from, so a save that would overwrite what another clerk saved meanwhile is noticed
-(:meth:`DraftStore.save` only writes over the row it read).
+it was drawn from, so a save that would overwrite what another clerk saved meanwhile is noticed.
+The row has a version of its own too (``version``, raised by every write of the status or the
+values): :meth:`DraftStore.save` writes only over the version it read, and so does
+:meth:`DraftStore.confirmed`, which records the values that were sent and, when a save landed
+after the confirmation began (its hold ran out, or was named failed, while the intake port
+still committed it), keeps that save's values beside them as ``unsent`` (who, when), never
+writing over them unawares.
 """
 
 from __future__ import annotations
@@ -150,6 +155,12 @@ class Draft:
     held_by: str | None = None  # who is confirming it right now (the username), if anyone
     held_until: datetime | None = None
     hold: str | None = None  # that confirmation's hold (new_hold), if any
+    version: int = 0  # the row's version: raised by every write of the status or the values
+    # Values saved after the confirmation began and not sent with it (confirmed letters only),
+    # who saved them and when.
+    unsent: Mapping[str, str] | None = None
+    unsent_by_name: str | None = None
+    unsent_at: datetime | None = None
 
     def held(self, now: datetime, failed: str | None = None) -> bool:
         """Whether a confirmation holds the letter at ``now`` (no save may land); a hold named
@@ -177,6 +188,7 @@ def _draft(row: Row[Any], keys: Keys) -> Draft:
     pages = sealing.open_draft_column(keys, row.id, "pages", row.pages)
     fields = sealing.open_draft_column(keys, row.id, "fields", row.fields) or {}
     reviewed = sealing.open_draft_column(keys, row.id, "reviewed", row.reviewed)
+    unsent = sealing.open_draft_column(keys, row.id, "unsent", row.unsent)
     claimed = row.claimed_by or ""
     hold = (
         claimed
@@ -209,6 +221,10 @@ def _draft(row: Row[Any], keys: Keys) -> Draft:
         held_by=None if hold is None else _holder(hold),
         held_until=row.claim_expires if hold is not None else None,
         hold=hold,
+        version=row.version,
+        unsent=None if unsent is None else dict(unsent),
+        unsent_by_name=row.late_editor,
+        unsent_at=row.unsent_at,
     )
 
 
@@ -254,6 +270,7 @@ def values_version(values: Mapping[str, str]) -> str:
 
 _confirmer = staff_accounts.alias("confirmer")
 _editor = staff_accounts.alias("editor")
+_late_editor = staff_accounts.alias("late_editor")
 
 
 def _select() -> Select[Any]:
@@ -263,10 +280,12 @@ def _select() -> Select[Any]:
             staff_accounts.c.username,
             _confirmer.c.username.label("confirmer"),
             _editor.c.username.label("editor"),
+            _late_editor.c.username.label("late_editor"),
         )
         .join(staff_accounts, staff_accounts.c.id == letter_drafts.c.created_by)
         .outerjoin(_confirmer, _confirmer.c.id == letter_drafts.c.confirmed_by)
         .outerjoin(_editor, _editor.c.id == letter_drafts.c.updated_by)
+        .outerjoin(_late_editor, _late_editor.c.id == letter_drafts.c.unsent_by)
     )
 
 
@@ -315,6 +334,7 @@ class DraftStore:
                 "created_at": now + timedelta(microseconds=i),
                 "updated_at": now,
                 "attempts": 0,
+                "version": 0,
             }
             for i, (draft_id, scans) in enumerate(zip(ids, letters, strict=True))
         ]
@@ -459,6 +479,7 @@ class DraftStore:
             claimed_by=None,
             claim_expires=None,
             updated_at=self._clock(),
+            version=letter_drafts.c.version + 1,
         )
 
     async def fail(self, draft_id: str, reader: str | None, error: str) -> bool:
@@ -471,6 +492,7 @@ class DraftStore:
             claimed_by=None,
             claim_expires=None,
             updated_at=self._clock(),
+            version=letter_drafts.c.version + 1,
         )
 
     async def _reader_update(self, draft_id: str, reader: str | None, **values: Any) -> bool:
@@ -504,6 +526,7 @@ class DraftStore:
                     claim_expires=None,
                     updated_by=staff_id,
                     updated_at=self._clock(),
+                    version=letter_drafts.c.version + 1,
                 )
             )
         return bool(result.rowcount)
@@ -513,12 +536,12 @@ class DraftStore:
         draft_id: str,
         staff_id: str,
         values: Mapping[str, str],
-        over: datetime | None = None,
+        over: int | None = None,
         hold: str | None = None,
         failed: str | None = None,
     ) -> bool:
         """Keep the clerk's values (only while the letter is ready, not after confirmation,
-        and not while a confirmation holds it); with ``over`` (the ``updated_at`` of the draft
+        and not while a confirmation holds it); with ``over`` (the ``version`` of the draft
         as read), only when nobody has changed the row since. With ``hold`` (:func:`new_hold`)
         the save also holds the letter for :data:`CONFIRM_HOLD`, until :meth:`confirmed` or
         :meth:`release`. ``failed`` is the hold of a confirmation whose answer said the intake
@@ -534,7 +557,7 @@ class DraftStore:
             or_(*free),
         )
         if over is not None:
-            query = query.where(letter_drafts.c.updated_at == over)
+            query = query.where(letter_drafts.c.version == over)
         # A ready letter's claim is only ever a confirmation's hold: this one's, or none (one
         # that ran out, or the failed one, is ended).
         held: dict[str, Any] = {"claimed_by": None, "claim_expires": None}
@@ -546,6 +569,7 @@ class DraftStore:
                     reviewed=self._sealed(draft_id, "reviewed", dict(values)),
                     updated_by=staff_id,
                     updated_at=now,
+                    version=letter_drafts.c.version + 1,
                     **held,
                 )
             )
@@ -581,31 +605,67 @@ class DraftStore:
         receipt_status: str,
         acks: Sequence[str] = (),
         values: Mapping[str, str] | None = None,
-    ) -> None:
+    ) -> Mapping[str, str] | None:
         """Record the confirmation (after the intake port committed the complaint), with the
-        ``values`` that were sent: the receipt shows them, whatever was saved meanwhile."""
-        now = self._clock()
-        sent: dict[str, Any] = {}
-        if values is not None:
-            sent["reviewed"] = self._sealed(draft_id, "reviewed", dict(values))
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                update(letter_drafts)
-                .where(
-                    letter_drafts.c.id == draft_id,
-                    letter_drafts.c.status != DraftStatus.CONFIRMED.value,
+        ``values`` that were sent: the receipt shows them.
+
+        Values saved after the confirmation began (its hold ran out while the intake was slow,
+        or a save ended a hold named failed whose confirmation went through after all) were not
+        sent: they are not written over unawares but kept as ``unsent``, with who saved them
+        and when, and returned (None when the values as saved are the ones sent, or the letter
+        was recorded confirmed already). The row is written only over the version read, so a
+        save landing between this read and write is kept too."""
+        while True:
+            row = await self._confirm_read(draft_id)
+            if row is None or row.status == DraftStatus.CONFIRMED.value:
+                return None
+            now = self._clock()
+            sent: dict[str, Any] = {}
+            late: dict[str, str] | None = None
+            if values is not None:
+                sent["reviewed"] = self._sealed(draft_id, "reviewed", dict(values))
+                saved = sealing.open_draft_column(self._keys, draft_id, "reviewed", row.reviewed)
+                if saved is not None and dict(saved) != dict(values):
+                    late = {str(k): str(v) for k, v in dict(saved).items()}
+                    sent["unsent"] = self._sealed(draft_id, "unsent", late)
+                    sent["unsent_by"] = row.updated_by
+                    sent["unsent_at"] = row.updated_at
+            async with self._engine.begin() as conn:
+                result = await conn.execute(
+                    update(letter_drafts)
+                    .where(
+                        letter_drafts.c.id == draft_id,
+                        letter_drafts.c.status != DraftStatus.CONFIRMED.value,
+                        letter_drafts.c.version == row.version,
+                    )
+                    .values(
+                        **sent,
+                        status=DraftStatus.CONFIRMED.value,
+                        confirmed_by=staff_id,
+                        confirmed_at=now,
+                        tracking_id=tracking_id,
+                        receipt_status=receipt_status,
+                        acks=list(acks),
+                        claimed_by=None,
+                        claim_expires=None,
+                        updated_by=staff_id,
+                        updated_at=now,
+                        version=letter_drafts.c.version + 1,
+                    )
                 )
-                .values(
-                    **sent,
-                    status=DraftStatus.CONFIRMED.value,
-                    confirmed_by=staff_id,
-                    confirmed_at=now,
-                    tracking_id=tracking_id,
-                    receipt_status=receipt_status,
-                    acks=list(acks),
-                    claimed_by=None,
-                    claim_expires=None,
-                    updated_by=staff_id,
-                    updated_at=now,
-                )
-            )
+            if result.rowcount:
+                return late
+            # Changed since it was read (a save landed, or another request recorded it): again.
+
+    async def _confirm_read(self, draft_id: str) -> Any:
+        """What :meth:`confirmed` reads of the draft before writing over that version (its
+        status, version, reviewed values, who saved them and when), or None."""
+        query = select(
+            letter_drafts.c.status,
+            letter_drafts.c.version,
+            letter_drafts.c.reviewed,
+            letter_drafts.c.updated_by,
+            letter_drafts.c.updated_at,
+        ).where(letter_drafts.c.id == draft_id)
+        async with self._engine.connect() as conn:
+            return (await conn.execute(query)).first()

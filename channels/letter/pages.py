@@ -190,6 +190,29 @@ T: Mapping[str, tuple[str, str]] = {
         "This letter was confirmed already by {u} ({t}); the values you just sent were NOT "
         "used. The receipt below shows the report as registered.",
     ),
+    "unsent": (
+        "Isian di bawah disimpan oleh {u} ({t}) setelah konfirmasi surat ini dimulai, dan TIDAK "
+        "ikut terkirim: laporan tercatat dengan isian yang dikonfirmasi, seperti pada tanda "
+        "terima. Bila isian yang tidak terkirim itu yang benar, laporan yang tercatat perlu "
+        "dikoreksi; isian itu tetap tersimpan di sini.",
+        "The values below were saved by {u} ({t}) after this letter's confirmation began, and "
+        "were NOT sent: the report is registered with the values confirmed, as on the receipt. "
+        "If the values not sent are the right ones, the registered report needs correcting; "
+        "they stay recorded here.",
+    ),
+    "unsent_own": (
+        "Isian di bawah Anda simpan ({t}) setelah konfirmasi surat ini dimulai, dan TIDAK ikut "
+        "terkirim: laporan tercatat dengan isian yang dikonfirmasi, seperti pada tanda terima. "
+        "Bila isian yang tidak terkirim itu yang benar, laporan yang tercatat perlu dikoreksi; "
+        "isian itu tetap tersimpan di sini.",
+        "You saved the values below ({t}) after this letter's confirmation began, and they were "
+        "NOT sent: the report is registered with the values confirmed, as on the receipt. If "
+        "the values not sent are the right ones, the registered report needs correcting; they "
+        "stay recorded here.",
+    ),
+    "col_field": ("Isian", "Field"),
+    "col_unsent": ("Tersimpan, tidak terkirim", "Saved, not sent"),
+    "col_sent": ("Terkirim", "Sent"),
     "session_ended": (
         "Sesi Anda sudah berakhir (terlalu lama tidak aktif, atau sudah keluar), jadi yang "
         "baru Anda kirim belum disimpan. Masuk lagi untuk melanjutkan.",
@@ -551,15 +574,53 @@ def _theirs(
     if theirs is None or name not in theirs:
         return ""
     value, lang = theirs[name], ctx.lang
-    if name in CHOICE_FIELDS and name != "kind":
-        shown = t("ticked" if value else "not_ticked", lang)
-    elif name == "kind" and value in T:
-        shown = t(value, lang)
-    elif not value:
-        shown = t("empty", lang)
-    else:
-        shown = value if len(value) <= THEIRS_SHOWN else value[:THEIRS_SHOWN] + "…"
+    shown = _shown(name, value, lang)
     return f'<p class="note theirs" id="{name}-theirs">{t(label, lang, v=escape(shown))}</p>'
+
+
+def _shown(name: str, value: str, lang: Lang, limit: int | None = THEIRS_SHOWN) -> str:
+    """A field's value in a sentence or a table (not escaped): a choice in words, nothing as
+    "(empty)", a long text cut to ``limit`` characters."""
+    if name in CHOICE_FIELDS and name != "kind":
+        return t("ticked" if value else "not_ticked", lang)
+    if name == "kind" and value in T:
+        return t(value, lang)
+    if not value:
+        return t("empty", lang)
+    return value if limit is None or len(value) <= limit else value[:limit] + "…"
+
+
+def unsent_box(ctx: Context, draft: Draft) -> str:
+    """On a confirmed letter's receipt page, for the staff only (never printed): the values
+    saved after its confirmation began that were not sent, beside the ones sent, or nothing."""
+    if draft.unsent is None:
+        return ""
+    lang = ctx.lang
+    differ = [
+        n for n in (*TEXT_FIELDS, *CHOICE_FIELDS)
+        if draft.unsent.get(n, "") != draft.values.get(n, "")
+    ]
+    if not differ:
+        return ""
+    who = draft.unsent_by_name or "-"
+    own = ctx.staff is not None and ctx.staff.username == who
+    alert = (
+        t("unsent_own", lang, t=when(draft.unsent_at))
+        if own
+        else t("unsent", lang, u=who, t=when(draft.unsent_at))
+    )
+    rows = "".join(
+        f'<tr id="{n}-unsent"><th scope="row">{escape(t(n, lang))}</th>'
+        f"<td>{escape(_shown(n, draft.unsent.get(n, ''), lang, None))}</td>"
+        f"<td>{escape(_shown(n, draft.values.get(n, ''), lang, None))}</td></tr>"
+        for n in differ
+    )
+    return (
+        f'<div class="noprint" id="unsent">{alert_box(alert)}<table><thead><tr>'
+        f'<th scope="col">{t("col_field", lang)}</th><th scope="col">{t("col_unsent", lang)}</th>'
+        f'<th scope="col">{t("col_sent", lang)}</th></tr></thead><tbody>{rows}</tbody></table>'
+        "</div>"
+    )
 
 
 def _field(

@@ -140,9 +140,12 @@ def receipt_page(
     short_code: str,
     notice: str | None = None,
     receipt_lang: Lang = "id",
+    unsent: str = "",
 ) -> str:
     """The printable receipt, in ``receipt_lang`` (the citizen's); ``notice`` is for the clerk,
-    above it, never printed, and the controls below it are in the clerk's language."""
+    above it, never printed, and the controls below it are in the clerk's language; so is
+    ``unsent`` (:func:`channels.letter.pages.unsent_box`: values saved after the confirmation
+    began and not sent)."""
     lang, ui = receipt_lang, ctx.lang
     other = "en" if lang == "id" else "id"
     shown = tracking.display(data.tracking_id)
@@ -156,7 +159,7 @@ def receipt_page(
     )
     notice_box = f'<div class="noprint" id="notice">{alert_box(notice)}</div>' if notice else ""
     body = (
-        f'{notice_box}<article class="receipt" id="receipt" lang="{lang}" '
+        f'{notice_box}{unsent}<article class="receipt" id="receipt" lang="{lang}" '
         f'data-draft="{escape(data.draft_id)}">'
         f'<h1>{_t("title", lang)}</h1>'
         f'<p>{_t("intro", lang)}</p><p>{_t("your_id", lang)}:</p>'

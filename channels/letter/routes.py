@@ -26,7 +26,10 @@ meanwhile with other values sends nothing and says so above the receipt, which s
 sent. A valid confirmation holds the letter from its save until the intake has committed it
 (:meth:`DraftStore.save` with ``hold``): a save landing in between would be overwritten by the
 values sent, so it is refused (409) instead, and the review page says who holds the letter
-and until when. When the database is away, a save or confirmation is answered (503) with the
+and until when. A save that lands all the same (the hold ran out while the intake was slow, or
+was named failed while its confirmation went through after all) is not written over unawares:
+:meth:`DraftStore.confirmed` keeps it beside the values sent, and the receipt page shows both
+to the staff. When the database is away, a save or confirmation is answered (503) with the
 form holding what was typed and what to do, never a bare page that loses it.
 """
 
@@ -518,7 +521,7 @@ class LetterDesk:
                 ):
                     return self._conflict(ctx, draft, values)
                 if await self._drafts.save(
-                    draft.id, ctx.staff.id, values, over=draft.updated_at, hold=hold,
+                    draft.id, ctx.staff.id, values, over=draft.version, hold=hold,
                     failed=failed,
                 ):
                     mine = hold is not None
@@ -585,7 +588,7 @@ class LetterDesk:
             return self._gate.redirect(receipt_url if same else f"{receipt_url}?not_sent=1")
         try:
             acks = await self._acknowledge(receipt.raw_id, receipt.tracking_id, letter.phone)
-            await self._drafts.confirmed(
+            late = await self._drafts.confirmed(
                 draft.id, ctx.staff.id, receipt.tracking_id, receipt.status.value, acks, values
             )
         except UNAVAILABLE as exc:
@@ -602,6 +605,14 @@ class LetterDesk:
             extra={"staff": ctx.staff.username, "draft": draft.id,
                    "tracking_id": receipt.tracking_id, "status": receipt.status.value},
         )
+        if late is not None:
+            # Its hold ran out (or was named failed) while the intake committed it, and a save
+            # landed meanwhile: kept beside the values sent; the receipt page shows both.
+            log.warning(
+                "letter confirmed: values saved after the confirmation began were not sent",
+                extra={"staff": ctx.staff.username, "draft": draft.id,
+                       "tracking_id": receipt.tracking_id},
+            )
         return self._gate.redirect(receipt_url)
 
     def _unavailable(
@@ -789,6 +800,7 @@ class LetterDesk:
         # The citizen's language, not the clerk's: Indonesian unless English is asked for.
         receipt_lang: Lang = "en" if request.query.get("receipt_lang") == "en" else "id"
         html = receipt_page(
-            ctx, data, self._settings.public_base_url, self._short_code, notice, receipt_lang
+            ctx, data, self._settings.public_base_url, self._short_code, notice, receipt_lang,
+            pages.unsent_box(ctx, draft),
         )
         return self._gate.html(ctx, html)

@@ -449,6 +449,12 @@ letter_drafts = Table(
     Column("tracking_id", String(12), nullable=True),
     Column("receipt_status", String(16), nullable=True),  # accepted | duplicate | quarantined
     Column("acks", JSON, nullable=True),  # where else the receipt went (masked), e.g. SMS
+    # Raised by every write of the status or the values: a save writes only over the row it read.
+    Column("version", Integer, nullable=False, server_default=text("0")),
+    # Values saved after a confirmation began and not sent with it (sealed), by whom and when.
+    Column("unsent", JSON, nullable=True),
+    Column("unsent_by", String(36), nullable=True),
+    Column("unsent_at", UTCDateTime(), nullable=True),
     Index("ix_letter_drafts_status_created_at", "status", "created_at"),
     Index("ix_letter_drafts_created_by_created_at", "created_by", "created_at"),
 )

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -17,7 +18,14 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from channels.letter.auth import Role, Staff, StaffStore
-from channels.letter.drafts import MAX_ATTEMPTS, Draft, DraftStatus, DraftStore, new_hold
+from channels.letter.drafts import (
+    CONFIRM_HOLD,
+    MAX_ATTEMPTS,
+    Draft,
+    DraftStatus,
+    DraftStore,
+    new_hold,
+)
 from channels.letter.metrics import LetterMetrics
 from channels.letter.parse import Scan
 from channels.letter.reading import LetterReader
@@ -514,16 +522,21 @@ async def test_a_save_over_a_changed_draft_writes_nothing_and_confirmed_keeps_wh
     ocr.release.release()
     await LetterReader(drafts, files, ocr, letter_settings.letter, fake_extract).run_once()
     [read] = await drafts.batch(batch)
-    assert await drafts.save(read.id, staff.id, {"subject": "A"}, over=read.updated_at)
+    assert await drafts.save(read.id, staff.id, {"subject": "A"}, over=read.version)
     # A second save made from the same (now stale) reading of the row is not written.
-    assert not await drafts.save(read.id, staff.id, {"subject": "B"}, over=read.updated_at)
+    assert not await drafts.save(read.id, staff.id, {"subject": "B"}, over=read.version)
     now = await drafts.get(read.id)
     assert now is not None and now.values == {"subject": "A"} and now.updated_by_name == "budi"
-    assert await drafts.save(read.id, staff.id, {"subject": "C"}, over=now.updated_at)
-    # The confirmation records the values that were sent, whatever was saved meanwhile.
-    await drafts.confirmed(read.id, staff.id, "G69P5CAWW", "accepted", values={"subject": "A"})
+    assert now.version == read.version + 1
+    assert await drafts.save(read.id, staff.id, {"subject": "C"}, over=now.version)
+    # The confirmation records the values that were sent; what was saved meanwhile is kept
+    # beside them, not written over.
+    late = await drafts.confirmed(
+        read.id, staff.id, "G69P5CAWW", "accepted", values={"subject": "A"}
+    )
     done = await drafts.get(read.id)
     assert done is not None and done.values == {"subject": "A"}
+    assert late == done.unsent == {"subject": "C"} and done.unsent_by_name == "budi"
 
 
 async def test_a_hold_named_failed_lets_a_save_land_and_no_other_hold_does(
@@ -554,7 +567,7 @@ async def test_a_hold_named_failed_lets_a_save_land_and_no_other_hold_does(
     free = await drafts.get(draft.id)
     assert free is not None and free.hold is None and not free.held(now)
     assert free.values == {"subject": "C"}
-    assert await drafts.save(draft.id, staff.id, {"subject": "D"}, over=free.updated_at)
+    assert await drafts.save(draft.id, staff.id, {"subject": "D"}, over=free.version)
 
 
 def test_a_long_username_still_owns_its_hold() -> None:
@@ -565,3 +578,102 @@ def test_a_long_username_still_owns_its_hold() -> None:
     assert len(hold) == 64 and held_by_own(hold, name) and failed_hold_of(hold, name) == hold
     assert not held_by_own(hold, "ani") and failed_hold_of(hold, "ani") is None
     assert failed_hold_of("confirm:" + name, name) is None  # an earlier release's: guessable
+
+
+async def test_a_save_after_the_hold_ran_out_is_kept_beside_what_the_confirmation_sent(
+    parts: tuple[AsyncEngine, DraftStore, FileStore, Staff], letter_settings: Settings
+) -> None:
+    # budi's confirmation saves his values under its hold, then waits for the intake port
+    # longer than the hold lasts (a slow database). citra, drawing the letter after the hold ran
+    # out, saves a correction: it lands. Then the intake commits budi's values and the
+    # confirmation is recorded. Before, that record wrote budi's values over citra's and kept
+    # nothing of hers, though her save had been answered "saved".
+    engine, _drafts, _files, budi = parts
+    draft = await read_letter(parts, letter_settings)
+    clock = FixedClock(datetime.now(UTC))
+    drafts = DraftStore(engine, load_keys(letter_settings), clock)
+    citra = await add_staff(StaffStore(engine, letter_settings.letter), "citra", Role.CLERK)
+    hold = new_hold("budi")
+    assert await drafts.save(draft.id, budi.id, {"subject": "A"}, hold=hold)
+    clock.now += CONFIRM_HOLD + timedelta(seconds=1)
+    seen = await drafts.get(draft.id)
+    assert seen is not None and not seen.held(clock.now)
+    assert await drafts.save(draft.id, citra.id, {"subject": "B"}, over=seen.version)
+    late = await drafts.confirmed(
+        draft.id, budi.id, "G69P5CAWW", "accepted", values={"subject": "A"}
+    )
+    done = await drafts.get(draft.id)
+    assert done is not None and done.status is DraftStatus.CONFIRMED
+    assert done.values == {"subject": "A"}  # what was sent, as the receipt must say
+    # citra's save is not lost unawares: kept, with who saved it and when.
+    assert late == {"subject": "B"}
+    assert getattr(done, "unsent", None) == {"subject": "B"}
+    assert getattr(done, "unsent_by_name", None) == "citra"
+    assert getattr(done, "unsent_at", None) == clock.now
+    assert not await drafts.save(draft.id, citra.id, {"subject": "C"})  # confirmed: no more
+
+
+async def test_a_save_over_a_failed_hold_is_kept_when_that_confirmation_went_through_after_all(
+    parts: tuple[AsyncEngine, DraftStore, FileStore, Staff], letter_settings: Settings
+) -> None:
+    # A double click: the first request's answer named its hold failed (the intake was away),
+    # budi corrected the subject from that page and saved over it, while the second request,
+    # confirming the same first values under that hold, got them committed.
+    _engine, drafts, _files, budi = parts
+    draft = await read_letter(parts, letter_settings)
+    hold = new_hold("budi")
+    assert await drafts.save(draft.id, budi.id, {"subject": "A"}, hold=hold)
+    assert await drafts.save(draft.id, budi.id, {"subject": "A2"}, failed=hold)
+    await drafts.confirmed(draft.id, budi.id, "G69P5CAWW", "accepted", values={"subject": "A"})
+    done = await drafts.get(draft.id)
+    assert done is not None and done.values == {"subject": "A"}
+    assert getattr(done, "unsent", None) == {"subject": "A2"}
+    assert getattr(done, "unsent_by_name", None) == "budi"
+
+
+async def test_a_save_between_the_confirmations_read_and_write_is_kept_too(
+    parts: tuple[AsyncEngine, DraftStore, FileStore, Staff], letter_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The record of the confirmation reads the draft, then writes over the version it read: a
+    # save landing in between (driven here right after that read) is not written over.
+    engine, _drafts, _files, budi = parts
+    draft = await read_letter(parts, letter_settings)
+    clock = FixedClock(datetime.now(UTC))  # every write in the same clock tick
+    drafts = DraftStore(engine, load_keys(letter_settings), clock)
+    citra = await add_staff(StaffStore(engine, letter_settings.letter), "citra", Role.CLERK)
+    assert await drafts.save(draft.id, budi.id, {"subject": "A"}, hold=new_hold("budi"))
+    clock.now += CONFIRM_HOLD + timedelta(seconds=1)
+    read = DraftStore._confirm_read
+    reads = 0
+
+    async def save_after_the_read(self: DraftStore, draft_id: str) -> Any:
+        nonlocal reads
+        row = await read(self, draft_id)
+        reads += 1
+        if reads == 1:
+            assert await drafts.save(draft_id, citra.id, {"subject": "B"})
+        return row
+
+    monkeypatch.setattr(DraftStore, "_confirm_read", save_after_the_read)
+    late = await drafts.confirmed(
+        draft.id, budi.id, "G69P5CAWW", "accepted", values={"subject": "A"}
+    )
+    assert reads == 2  # the write over the first reading changed nothing: read again
+    done = await drafts.get(draft.id)
+    assert done is not None and done.values == {"subject": "A"}
+    assert late == done.unsent == {"subject": "B"} and done.unsent_by_name == "citra"
+
+
+async def test_two_saves_in_the_same_clock_tick_are_still_told_apart(
+    parts: tuple[AsyncEngine, DraftStore, FileStore, Staff], letter_settings: Settings
+) -> None:
+    # The compare-and-set is on the row's version, not on updated_at (two replicas' clocks, or
+    # two saves within one tick, can give the same time).
+    engine, _drafts, _files, budi = parts
+    draft = await read_letter(parts, letter_settings)
+    drafts = DraftStore(engine, load_keys(letter_settings), FixedClock(datetime.now(UTC)))
+    assert await drafts.save(draft.id, budi.id, {"subject": "A"}, over=draft.version)
+    assert not await drafts.save(draft.id, budi.id, {"subject": "B"}, over=draft.version)
+    now = await drafts.get(draft.id)
+    assert now is not None and now.values == {"subject": "A"}

@@ -1674,3 +1674,70 @@ async def test_a_letter_found_sent_by_another_confirmation_while_the_database_is
         receipt = await (await ani.get(told.headers["Location"])).text()
         assert "sudah dikonfirmasi oleh budi" in receipt and "<dd>Versi budi</dd>" in receipt
     assert await gw.intake.count_complaints() == 1
+
+
+async def test_a_save_after_the_confirmations_hold_ran_out_is_shown_beside_what_was_sent(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway, staff: StaffStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # budi confirms; the intake port takes longer than the hold lasts (a slow database), so
+    # ani, opening the letter then, finds it free and saves a correction: it lands. Then budi's
+    # values are committed. Before, recording the confirmation wrote budi's values over ani's
+    # and kept nothing of them, though she had been told "saved". Now the letter still goes out
+    # with what budi confirmed (the receipt shows it), and ani's values are kept beside it, on
+    # the receipt page, for both of them.
+    budi_token = await login(client, "budi")
+    review = await ready_letter(client, budi_token)
+    draft_id = review.rsplit("/", 1)[1]
+    form = based_on(await (await client.get(review)).text())
+    entered, release = asyncio.Event(), asyncio.Event()
+    accept = gw.intake.accept
+
+    async def slow_accept(*args: Any, **kwargs: Any) -> Any:
+        entered.set()
+        await release.wait()
+        return await accept(*args, **kwargs)
+
+    monkeypatch.setattr(gw.intake, "accept", slow_accept)
+    async with await aiohttp_client_like(client) as ani:
+        ani_token = await login(ani, "ani")
+        confirming = asyncio.ensure_future(client.post(
+            review, data={**VALID, "csrf": budi_token, "based_on": form,
+                          "subject": "Versi budi", "action": "confirm"},
+            allow_redirects=False))
+        await asyncio.wait_for(entered.wait(), 30)
+        async with gw.engine.begin() as conn:  # the hold runs out while the intake is slow
+            await conn.execute(
+                letter_drafts.update()
+                .where(letter_drafts.c.id == draft_id)
+                .values(claim_expires=datetime.now(UTC) - timedelta(seconds=1))
+            )
+        ani_form = based_on(await (await ani.get(review)).text())
+        saved = await ani.post(review, data={**VALID, "csrf": ani_token, "based_on": ani_form,
+                                             "subject": "Versi ani", "action": "save"},
+                               allow_redirects=False)
+        assert saved.status == 303 and saved.headers["Location"].endswith("?saved=1")
+        release.set()
+        sent = await confirming
+        assert sent.status == 303 and sent.headers["Location"] == f"{review}/receipt"
+        # ani, opening the letter again, is led to the receipt, which says her values were
+        # not sent and shows them.
+        hers = await ani.get(review)
+        html = await hers.text()
+        assert str(hers.url).endswith(f"{review}/receipt")
+        assert 'id="unsent"' in html and "Anda simpan" in html and "TIDAK ikut terkirim" in html
+        assert '<tr id="subject-unsent">' in html
+        assert "<td>Versi ani</td><td>Versi budi</td>" in html
+        assert 'id="notice"' not in html
+    receipt = await (await client.get(f"{review}/receipt")).text()
+    assert "<dd>Versi budi</dd>" in receipt  # on the printed receipt: what was sent
+    assert "disimpan oleh ani" in receipt and "<td>Versi ani</td>" in receipt
+    english = await (await client.get(f"{review}/receipt?lang=en")).text()
+    assert "were NOT sent" in english and "saved by ani" in english
+    draft = await DraftStore(gw.engine, gw.keys).get(draft_id)
+    assert draft is not None and draft.values["subject"] == "Versi budi"
+    assert draft.unsent is not None and draft.unsent["subject"] == "Versi ani"
+    [raw] = await opened_raw(gw.engine, gw.keys)
+    body = json.loads(raw["body"] or await gw.files.read(raw["sha256"]))
+    assert body["values"]["subject"] == "Versi budi"
+    assert await gw.intake.count_complaints() == 1
