@@ -28,9 +28,14 @@ SOURCE_KEYS: dict[str, str] = {
     "%I, Jasmin id...), idem:<Idempotency-Key> or uuid:... from the API, open311:..., form:... "
     "from the web form, letter-draft:... from the front desk, joined:... for a joined SMS.",
     "raw_inbound_id": "The gateway's id of the message as it was received (stored unchanged).",
-    GIVEN_TRACKING_ID: "On a duplicate event for a message that was quarantined, then replayed "
-    "by an operator: the tracking ID the citizen was given when it arrived. Their status "
-    "queries with it answer the status of tracking_id.",
+    GIVEN_TRACKING_ID: "On a duplicate event whose sender was told another ID than tracking_id: "
+    "a message quarantined, then replayed by an operator (the ID given when it arrived), or one "
+    "the identity graph joined to the complaint through what anyone may type (a NIK, a phone "
+    "number or an address on a form, in a text or a letter) rather than through the phone "
+    "number, address or account that sent or was given in the complaint: told an ID of its own, "
+    "so that an answer never tells a stranger who typed someone's NIK that this person "
+    "complained. Status queries with it answer the status of tracking_id as changed since the "
+    "message arrived.",
     "api": "open311 when the complaint came through the Open311 GeoReport v2 API.",
     "media_url": "Open311: the address of a photo the client stored elsewhere (media_url, "
     "http or https), as given. The gateway does not fetch it: evidence outside its store.",

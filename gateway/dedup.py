@@ -55,6 +55,10 @@ class Decision:
     # SIMILAR: the privacy the first complaint was sent with (a duplicate never lifts it).
     first_anonymous: bool = False
     first_confidential: bool = False
+    # RETRY, SIMILAR: an identity this message's transport vouches for (the phone number an SMS
+    # came from, an e-mail's address, an account) sent the first complaint or was given in it:
+    # the receipt may name that complaint (see gateway.intake).
+    same_sender: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,8 @@ class Candidate:
     received_at: datetime
     anonymous: bool = False
     confidential: bool = False
+    # The lookup hashes of the identities its message carried (empty: stored before they were).
+    identity_hashes: frozenset[str] = frozenset()
 
 
 async def load_candidates(
@@ -95,6 +101,7 @@ async def load_candidates(
             complaints.c.received_at,
             complaints.c.anonymous,
             complaints.c.confidential,
+            complaints.c.identity_hashes,
             func.row_number()
             .over(partition_by=complaints.c.person_id, order_by=complaints.c.received_at.desc())
             .label("rank"),
@@ -119,6 +126,7 @@ async def load_candidates(
                 r.received_at,
                 bool(r.anonymous),
                 bool(r.confidential),
+                frozenset((r.identity_hashes or "").split()),
             )
         )
     return found
@@ -133,6 +141,7 @@ def decide(
     *,
     anonymous: bool = False,
     confidential: bool = False,
+    vouched: Collection[str] = (),
 ) -> Decision:
     """Compare a message with its person's recent complaints (newest first); pure.
 
@@ -140,6 +149,9 @@ def decide(
     complaint it repeats (the same text sent again with RAHASIA) is no provider's retry but the
     citizen's new word, so it is a ``similar`` message (an event that carries the flags), never
     a retry that would drop them.
+
+    ``vouched``: the lookup hashes of the identities the message's transport vouches for
+    (:func:`gateway.identity.vouched_by`), for :attr:`Decision.same_sender`.
 
     The caller holds the person's row lock while it reads the candidates and writes the result.
     """
@@ -157,7 +169,8 @@ def decide(
             and (row.anonymous or not anonymous)
             and (row.confidential or not confidential)
         ):
-            return Decision(Tier.RETRY, row.id, row.tracking_id, 1.0, len(rows))
+            own = sender_hash in vouched
+            return Decision(Tier.RETRY, row.id, row.tracking_id, 1.0, len(rows), same_sender=own)
     if not rows:
         return Decision(Tier.NEW)
     words = tokens.split()
@@ -173,5 +186,8 @@ def decide(
             len(rows),
             first_anonymous=best.anonymous,
             first_confidential=best.confidential,
+            same_sender=any(
+                h == best.sender_hash or h in best.identity_hashes for h in vouched
+            ),
         )
     return Decision(Tier.NEW, score=score, candidates=len(rows))

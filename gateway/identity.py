@@ -115,6 +115,14 @@ def _twitter_username(value: str) -> str | None:
     return f"@{name}" if name is not None and name.isdigit() else name
 
 
+def vouched_by(channel: Channel, ids: list[Identity]) -> frozenset[str]:
+    """The lookup hashes of the identities the channel's transport vouches for: the phone number
+    an SMS came from, an e-mail's address (with its Gmail mailbox), an account. None for a web
+    form or a letter, where every identity is typed."""
+    kind = SENDER_KIND.get(channel)
+    return frozenset(i.value_hash for i in ids if i.kind == kind) if kind else frozenset()
+
+
 def sender_of(channel: Channel, ids: list[Identity]) -> Identity | None:
     """The identity the transport vouches for, else the strongest one given (NIK first)."""
     kind = SENDER_KIND.get(channel)

@@ -49,10 +49,11 @@ from gateway.domain import (
 from gateway.errors import IntakeUnavailable, ParseError, QuarantineNotFound
 from gateway.filestore import FileStore
 from gateway.grouping import to_the_end
-from gateway.identity import Identity, IdentityGraph, Resolution, identities_of
+from gateway.identity import Identity, IdentityGraph, Resolution, identities_of, vouched_by
 from gateway.ids import new_id
 from gateway.logs import mask_text
 from gateway.metrics import Metrics
+from gateway.queries import changed_since
 from gateway.settings import DedupSettings
 from gateway.storage.schema import (
     complaints,
@@ -231,10 +232,22 @@ _SHOWN = (
 
 
 def _tracking_status(tid: str, row: Any) -> TrackingStatus:
-    # No complaint (a quarantined message): received, waiting for an operator.
     return TrackingStatus(
-        tid, row.status or "received", row.received_at, row.kind, row.status_changed_at, row.agency
+        tid, row.status, row.received_at, row.kind, row.status_changed_at, row.agency
     )
+
+
+def _message_status(tid: str, row: Any) -> TrackingStatus:
+    """The status under a message's own ID (``raw_inbound.tracking_id``): a message quarantined
+    (no complaint: received, waiting for an operator), or one that joined an earlier complaint
+    (a duplicate told an ID of its own, or replayed from quarantine). Of that complaint only
+    what changed since the message arrived: the status, agency and date it had before are the
+    earlier complaint's, and would tell whoever holds this ID that there was one."""
+    if row.status is None or not changed_since(row.status_changed_at, row.received_at):
+        return TrackingStatus(tid, "received", row.received_at, row.kind)
+    # Nor whom a confidential complaint concerns (as Open311 shows it to anyone).
+    agency = None if row.confidential else row.agency
+    return TrackingStatus(tid, row.status, row.received_at, row.kind, row.status_changed_at, agency)
 
 
 class IntakeService:
@@ -635,9 +648,9 @@ class IntakeService:
                 raw_inbound,
                 {
                     **row,
-                    "status": placed.receipt.status.value
-                    if not placed.receipt.redelivered
-                    else ReceiptStatus.DUPLICATE.value,
+                    "status": ReceiptStatus.DUPLICATE.value
+                    if placed.tier in (Tier.RETRY, Tier.SIMILAR)
+                    else placed.receipt.status.value,
                     "tracking_id": placed.receipt.tracking_id,
                     "complaint_id": placed.receipt.complaint_id,
                 },
@@ -931,7 +944,7 @@ class IntakeService:
                 return _tracking_status(tid, row)
             raw = (
                 await conn.execute(
-                    select(raw_inbound.c.received_at, *_SHOWN)
+                    select(raw_inbound.c.received_at, *_SHOWN, complaints.c.confidential)
                     .select_from(
                         raw_inbound.outerjoin(
                             complaints, complaints.c.id == raw_inbound.c.complaint_id
@@ -941,17 +954,19 @@ class IntakeService:
                     .limit(1)
                 )
             ).first()
-        if raw is None:
-            return None
-        # A quarantined message: received, waiting for an operator; once replayed into an
-        # earlier complaint (a duplicate), that complaint's status under the ID the sender holds.
-        return _tracking_status(tid, raw)
+        return None if raw is None else _message_status(tid, raw)
 
     async def dedup_history(self, tracking_id: str) -> list[dict[str, Any]]:
-        """Every dedup decision that created or joined the complaint with this tracking ID."""
+        """Every dedup decision that created or joined the complaint with this tracking ID, or
+        the complaint joined by the message told this ID (its own: see :class:`_Placer`)."""
         tid = tracking.normalize(tracking_id)
         if tid is None:
             return []
+        complaint = select(complaints.c.id).where(complaints.c.tracking_id == tid).union(
+            select(raw_inbound.c.complaint_id).where(
+                raw_inbound.c.tracking_id == tid, raw_inbound.c.complaint_id.is_not(None)
+            )
+        )
         query = (
             select(
                 dedup_decisions.c.created_at,
@@ -964,8 +979,7 @@ class IntakeService:
                 raw_inbound.c.received_at,
             )
             .join(raw_inbound, raw_inbound.c.id == dedup_decisions.c.raw_inbound_id)
-            .join(complaints, complaints.c.id == dedup_decisions.c.complaint_id)
-            .where(complaints.c.tracking_id == tid)
+            .where(dedup_decisions.c.complaint_id.in_(complaint))
             .order_by(dedup_decisions.c.id)
         )
         async with self._engine.connect() as conn:
@@ -1184,6 +1198,7 @@ class _Placer:
                 raw.received_at,
                 anonymous=work.complaint.draft.privacy.anonymous,
                 confidential=work.complaint.draft.privacy.confidential,
+                vouched=vouched_by(raw.channel, work.identities),
             )
             if person_id is not None
             else Decision(Tier.NEW)
@@ -1200,22 +1215,35 @@ class _Placer:
             "candidates": decision.candidates,
             "created_at": now,
         }
+        # The receipt names the earlier complaint only to the sender it came from: the same
+        # phone number, address or account, which the channel's transport vouches for. Anyone
+        # else the identity graph takes for that person (through a NIK, a phone number or an
+        # address typed on a form, in a text or a letter, which a stranger may know) is told an
+        # ID of its own, as for a new complaint: the answer must not tell them that the person
+        # whose NIK they typed complained of the same matter, nor that complaint's ID. Their
+        # message still joins it for the routing core; their ID follows it from now on.
+        own = decision.same_sender
         if decision.tier is Tier.RETRY:
             assert decision.tracking_id is not None
-            receipt = Receipt(
-                ReceiptStatus.ACCEPTED,
-                decision.tracking_id,
-                raw_id,
-                complaint_id=decision.complaint_id,
-                redelivered=True,
+            receipt = (
+                Receipt(
+                    ReceiptStatus.ACCEPTED,
+                    decision.tracking_id,
+                    raw_id,
+                    complaint_id=decision.complaint_id,
+                    redelivered=True,
+                )
+                if own
+                else _own_id(work, decision, raw_id)
             )
             return _Placement(receipt, decision.tier, decision_row)
         if decision.tier is Tier.SIMILAR:
             assert decision.tracking_id is not None and decision.complaint_id is not None
             source = work.complaint.source
-            if work.given_tracking_id is not None:
-                # A replayed message joins an earlier complaint: the sender holds another ID.
-                source = {**source, contract.GIVEN_TRACKING_ID: work.given_tracking_id}
+            if work.given_tracking_id is not None or not own:
+                # The sender holds another ID than the complaint's: a replayed message's,
+                # given when it arrived, or one of its own (above).
+                source = {**source, contract.GIVEN_TRACKING_ID: work.complaint.tracking_id}
             # The privacy the first complaint asked for holds for its new evidence too: an
             # identity hidden, or content kept unpublished, is not lifted by a later message.
             draft = work.complaint.draft
@@ -1238,12 +1266,16 @@ class _Placer:
                 source=source,
                 draft=replace(draft, privacy=privacy),
             )
-            receipt = Receipt(
-                ReceiptStatus.DUPLICATE,
-                decision.tracking_id,
-                raw_id,
-                complaint_id=decision.complaint_id,
-                duplicate_of=decision.tracking_id,
+            receipt = (
+                Receipt(
+                    ReceiptStatus.DUPLICATE,
+                    decision.tracking_id,
+                    raw_id,
+                    complaint_id=decision.complaint_id,
+                    duplicate_of=decision.tracking_id,
+                )
+                if own
+                else _own_id(work, decision, raw_id)
             )
             return _Placement(
                 receipt,
@@ -1261,6 +1293,7 @@ class _Placer:
             "person_id": person_id,
             "sender_hash": who.sender_hash,
             "match_tokens": work.sealed_tokens,
+            "identity_hashes": " ".join(i.value_hash for i in work.identities) or None,
         }
         if person_id is not None:
             # Newest first, like the candidates read from the table; with its privacy, so a
@@ -1276,6 +1309,7 @@ class _Placer:
                     raw.received_at,
                     anonymous=privacy.anonymous,
                     confidential=privacy.confidential,
+                    identity_hashes=frozenset(i.value_hash for i in work.identities),
                 ),
             )
         receipt = Receipt(
@@ -1289,6 +1323,18 @@ class _Placer:
             outbox=work.created_outbox,
             now=now,
         )
+
+
+def _own_id(work: _Work, decision: Decision, raw_id: str) -> Receipt:
+    """The receipt of a message joining an earlier complaint that its sender is not known to
+    have sent: the ID drawn for the message (for a replay, the one given when it arrived),
+    answered as a new complaint's."""
+    return Receipt(
+        ReceiptStatus.ACCEPTED,
+        work.complaint.tracking_id,
+        raw_id,
+        complaint_id=decision.complaint_id,
+    )
 
 
 @dataclass(slots=True)

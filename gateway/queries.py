@@ -75,13 +75,59 @@ def _public(row: Any) -> PublicRequest:
     )
 
 
+def changed_since(status_changed_at: datetime | None, received_at: datetime) -> bool:
+    """Whether a complaint's status changed after a message that joined it arrived: what the
+    message's own ID shows of the complaint (see :func:`_joined`)."""
+    return status_changed_at is not None and status_changed_at >= received_at
+
+
+def _select_joined() -> Select[Any]:
+    return select(
+        raw_inbound.c.tracking_id,
+        raw_inbound.c.received_at,
+        complaints.c.kind,
+        complaints.c.status,
+        complaints.c.status_changed_at,
+        complaints.c.confidential,
+        complaints.c.agency,
+    ).join(complaints, complaints.c.id == raw_inbound.c.complaint_id)
+
+
+def _joined(row: Any) -> PublicRequest:
+    """A complaint under the ID of a message that joined it and whose sender was told an ID of
+    its own (see gateway.intake): that message's dates, and of the complaint only a status
+    changed since; never its title, place, or an agency named before. Whoever holds the ID
+    may have typed someone else's NIK."""
+    shown = changed_since(row.status_changed_at, row.received_at)
+    return PublicRequest(
+        tracking_id=row.tracking_id,
+        kind=row.kind,
+        status=row.status if shown else "received",
+        received_at=row.received_at,
+        updated_at=row.status_changed_at if shown else row.received_at,
+        title=None,
+        address=None,
+        latitude=None,
+        longitude=None,
+        agency=row.agency if shown and not row.confidential else None,
+    )
+
+
 async def public_request(engine: AsyncEngine, tracking_id: str) -> PublicRequest | None:
-    """One complaint by its (normalised) tracking ID."""
+    """One complaint by its (normalised) tracking ID, or by the ID of a message that joined
+    it."""
     async with engine.connect() as conn:
         row = (
             await conn.execute(_select().where(complaints.c.tracking_id == tracking_id))
         ).first()
-    return None if row is None else _public(row)
+        if row is not None:
+            return _public(row)
+        joined = (
+            await conn.execute(
+                _select_joined().where(raw_inbound.c.tracking_id == tracking_id).limit(1)
+            )
+        ).first()
+    return None if joined is None else _joined(joined)
 
 
 async def list_public_requests(
@@ -109,7 +155,27 @@ async def list_public_requests(
     elif set(statuses) == {"closed"}:
         query = query.where(complaints.c.status.in_(CLOSED_STATUSES))
     async with engine.connect() as conn:
-        return [_public(row) for row in await conn.execute(query)]
+        found = [_public(row) for row in await conn.execute(query)]
+        missing = set(tracking_ids) - {r.tracking_id for r in found}
+        if not missing:
+            return found
+        # IDs of messages that joined a complaint, under the same filters.
+        joined = [
+            r
+            for r in map(
+                _joined,
+                await conn.execute(
+                    _select_joined().where(raw_inbound.c.tracking_id.in_(sorted(missing)))
+                ),
+            )
+            if (not kinds or r.kind in kinds)
+            and (start is None or r.received_at >= start)
+            and (end is None or r.received_at <= end)
+            and (set(statuses) != {"open"} or r.open)
+            and (set(statuses) != {"closed"} or not r.open)
+        ]
+    merged = sorted(found + joined, key=lambda r: r.received_at, reverse=True)
+    return merged[:limit]
 
 
 async def tracking_id_of_raw(engine: AsyncEngine, channel: str, raw_id: str) -> str | None:

@@ -51,9 +51,15 @@ from gateway.crypto import Keys
 from gateway.grouping import GroupCommit
 from gateway.intake import Clock, utcnow
 from gateway.outbox import prune_cutoff
-from gateway.queries import CLOSED_STATUSES
+from gateway.queries import CLOSED_STATUSES, changed_since
 from gateway.status_feed import StatusChange
-from gateway.storage.schema import UTCDateTime, complaints, sms_fragments, sms_replies
+from gateway.storage.schema import (
+    UTCDateTime,
+    complaints,
+    raw_inbound,
+    sms_fragments,
+    sms_replies,
+)
 
 # Status changes told by SMS (gateway.status_feed): the row's key in sms_replies.raw_inbound_id
 # is derived from the status message and the recipient, so one change is queued once per number.
@@ -526,11 +532,19 @@ async def prune(
     if cutoff is not None:
         # A receipt or status message of a complaint still open is how StatusPush finds the
         # number to tell of its next change (and by which bridge): kept until it is closed.
+        # Under the complaint's ID, or a message's that joined it with an ID of its own.
+        open_complaint = complaints.c.status.not_in(CLOSED_STATUSES)
         still_followed = and_(
             sms_replies.c.kind.in_(FOLLOWED_KINDS),
-            exists().where(
-                complaints.c.tracking_id == sms_replies.c.tracking_id,
-                complaints.c.status.not_in(CLOSED_STATUSES),
+            or_(
+                exists().where(
+                    complaints.c.tracking_id == sms_replies.c.tracking_id, open_complaint
+                ),
+                exists().where(
+                    raw_inbound.c.tracking_id == sms_replies.c.tracking_id,
+                    complaints.c.id == raw_inbound.c.complaint_id,
+                    open_complaint,
+                ),
             ),
         )
         replies = await _prune_walk(
@@ -730,9 +744,10 @@ _STATUS_PUSH = uuid.UUID("6f1d7c1e-3b1a-5c55-9a63-4c4150f0a0b1")
 class StatusPush:
     """When the routing core changes a complaint's status, an SMS to every number that got the
     complaint's receipt by SMS (an SMS complaint, a duplicate of it by SMS, a letter whose
-    receipt went by SMS, a message quarantined and then replayed into a complaint of its own,
-    which keeps the ID its "quarantined" answer gave), through the bridge and link that
-    receipt went: run inside the status
+    receipt went by SMS, a message quarantined and then replayed, which keeps the ID its
+    "quarantined" answer gave), under the ID that number was told (a message that joined the
+    complaint with an ID of its own: see gateway.intake; told only of changes since it
+    arrived), through the bridge and link that receipt went: run inside the status
     change's transaction (``gateway.status_feed.apply``'s ``notify``), so it is queued exactly
     when the change is kept. Receipts answered in the HTTP body, suppressed or failed are not
     followed (no sender could reach that number then). ``received`` is not told. Those rows
@@ -744,8 +759,22 @@ class StatusPush:
     async def __call__(self, conn: AsyncConnection, change: StatusChange, now: datetime) -> int:
         if change.status == "received":
             return 0
+        # The IDs the complaint is known by: its own, and those of the messages that joined it
+        # with an ID of their own (a sender the transport does not show to be the first one's,
+        # a message replayed from quarantine), told of what changes after they arrived.
+        held = await conn.execute(
+            select(raw_inbound.c.tracking_id, raw_inbound.c.received_at).where(
+                raw_inbound.c.complaint_id == change.complaint_id,
+                raw_inbound.c.tracking_id.is_not(None),
+                raw_inbound.c.tracking_id != change.tracking_id,
+            )
+        )
+        ids = [change.tracking_id] + sorted(
+            {t for t, at in held if changed_since(change.changed_at, at)}
+        )
         receipts = await conn.execute(
             select(
+                sms_replies.c.tracking_id,
                 sms_replies.c.sender_hash,
                 sms_replies.c.recipient,
                 sms_replies.c.bridge,
@@ -753,16 +782,13 @@ class StatusPush:
                 sms_replies.c.smsc,
             )
             .where(
-                sms_replies.c.tracking_id == change.tracking_id,
+                sms_replies.c.tracking_id.in_(ids),
                 # Receipts, and the status messages sent since (a closed complaint's receipt may
                 # be gone when the routing core opens it again).
                 sms_replies.c.kind.in_(FOLLOWED_KINDS),
                 sms_replies.c.status.in_((ReplyStatus.PENDING.value, ReplyStatus.SENT.value)),
             )
             .order_by(sms_replies.c.id)
-        )
-        body = replies.status_changed(
-            change.tracking_id, change.status, change.changed_at, self._short_code
         )
         rows: dict[str, dict[str, Any]] = {}
         for r in receipts:
@@ -776,9 +802,11 @@ class StatusPush:
                 "sender_hash": r.sender_hash,
                 "service_number": r.service_number,
                 "smsc": r.smsc,
-                "tracking_id": change.tracking_id,
+                "tracking_id": r.tracking_id,  # the ID this number holds
                 "kind": STATUS_CHANGE_KIND,
-                "body": body,
+                "body": replies.status_changed(
+                    r.tracking_id, change.status, change.changed_at, self._short_code
+                ),
                 "status": ReplyStatus.PENDING.value,
                 "created_at": now,
                 "next_attempt_at": now,
@@ -790,7 +818,7 @@ class StatusPush:
             await conn.execute(
                 update(sms_replies)
                 .where(
-                    sms_replies.c.tracking_id == change.tracking_id,
+                    sms_replies.c.tracking_id.in_(ids),
                     sms_replies.c.kind == STATUS_CHANGE_KIND,
                     sms_replies.c.status == ReplyStatus.PENDING.value,
                     or_(

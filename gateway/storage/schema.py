@@ -101,6 +101,8 @@ raw_inbound = Table(
     Column("tracking_id", String(12), nullable=True, index=True),
     Column("complaint_id", String(36), nullable=True),
     UniqueConstraint("channel", "provider_message_id"),
+    # Migration 0013: the messages that joined a complaint (their IDs, for status SMS).
+    Index("ix_raw_inbound_complaint_id", "complaint_id"),
 )
 
 complaints = Table(
@@ -128,6 +130,10 @@ complaints = Table(
     Column("person_id", String(36), nullable=True),
     Column("sender_hash", String(64), nullable=True),
     Column("match_tokens", Text, nullable=False, server_default=text("''")),
+    # Migration 0013: the lookup hashes of every identity the complaint's message carried,
+    # space-separated: a later message from one of them is told this complaint's ID
+    # (gateway.intake); NULL for complaints stored before.
+    Column("identity_hashes", Text, nullable=True),
     # Migration 0011: when the routing core last changed ``status`` (its ``changed_at``); NULL
     # while the complaint is as the gateway received it. Set by gateway.status_feed.
     Column("status_changed_at", UTCDateTime(), nullable=True),

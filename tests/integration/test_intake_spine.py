@@ -292,15 +292,24 @@ async def test_a_replay_joining_an_earlier_complaint_keeps_the_senders_tracking_
     fixed = Parser("t.nik", lambda r: with_nik(replace(r, body=r.body.lstrip(b"!"))))
     replayed = await gw.intake.replay(entry["id"], ParserRegistry([fixed]))
     assert replayed.status is ReceiptStatus.DUPLICATE
-    assert replayed.tracking_id == first.tracking_id != held.tracking_id
-    # The sender's ID (told on arrival, by SMS or on the receipt page) follows that complaint.
-    async with gw.engine.begin() as conn:
-        await conn.execute(update(complaints).values(status="in_progress"))
-    status = await gw.intake.status(held.tracking_id)
-    assert status is not None and (status.tracking_id, status.status) == (
-        held.tracking_id,
-        "in_progress",
-    )
+    assert replayed.complaint_id == first.complaint_id
+    assert replayed.tracking_id == held.tracking_id != first.tracking_id
+    # The sender's ID (told on arrival, by SMS or on the receipt page) follows that complaint
+    # from the message's arrival: not a change from before it, which tells of the first.
+    arrived = (await gw.intake.status(held.tracking_id)).received_at  # type: ignore[union-attr]
+    for changed_at, shown in (
+        (arrived - timedelta(minutes=1), "received"),
+        (arrived + timedelta(minutes=1), "in_progress"),
+    ):
+        async with gw.engine.begin() as conn:
+            await conn.execute(
+                update(complaints).values(status="in_progress", status_changed_at=changed_at)
+            )
+        status = await gw.intake.status(held.tracking_id)
+        assert status is not None and (status.tracking_id, status.status) == (
+            held.tracking_id,
+            shown,
+        )
     # The routing core learns it too.
     *_, duplicate = [json.loads(e) for e in await opened_events(gw.engine, gw.keys)]
     validate_event(duplicate)

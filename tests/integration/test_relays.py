@@ -554,7 +554,9 @@ async def test_the_routing_core_gets_a_complaint_and_its_duplicate_as_the_contra
         assert await relay.publish_batch() == 0  # connected and caught up: rows handed over
         first = await gateway.intake.accept(sms, WIRE_PARSER)
         joined = await gateway.intake.accept(web, WIRE_PARSER)
-        assert joined.duplicate_of == first.tracking_id
+        # The same phone, but typed on a form: told an ID of its own, joined all the same.
+        assert first.complaint_id is not None and joined.complaint_id == first.complaint_id
+        assert joined.tracking_id != first.tracking_id
         assert len(relay._handed) == 2  # published from memory, republished from the table
         while await relay.publish_batch():
             pass
@@ -596,8 +598,9 @@ async def test_the_routing_core_gets_a_complaint_and_its_duplicate_as_the_contra
         assert dup["received_at"] == contract.rfc3339(web.received_at)
         assert dup["received_at"].endswith(".250Z")
         assert dup["privacy"] == {"anonymous": True, "confidential": True}
-        assert set(dup["source"]) == {"provider_message_id", "raw_inbound_id"}
+        assert set(dup["source"]) == {"provider_message_id", "raw_inbound_id", "given_tracking_id"}
         assert dup["source"]["provider_message_id"] == "form:w2"
+        assert dup["source"]["given_tracking_id"] == joined.tracking_id
         assert dup["source"]["raw_inbound_id"] == joined.raw_id
 
         # The routing core refuses the duplicate (rejected, not requeued): it dead-letters,

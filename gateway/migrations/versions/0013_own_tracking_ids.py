@@ -1,0 +1,39 @@
+"""A duplicate's receipt names the earlier complaint only to its own sender:
+``complaints.identity_hashes`` and an index on ``raw_inbound (complaint_id)``.
+
+A message the identity graph takes for an earlier complainant's only through what anyone may
+type (a NIK, a phone number or an address on a form, in a text or a letter) is told an ID of its
+own instead of the earlier complaint's (gateway.intake). The earlier complaint's own identities
+say whom its ID may be told: an SMS from the phone number a web form gave, an e-mail from its
+address. Their lookup hashes (the same HMACs ``identities.value_hash`` holds) are kept on the
+complaint. Complaints stored before have NULL: only their transport's sender is compared.
+
+The index: the SMS telling a status change finds the IDs of the messages that joined the
+complaint (``raw_inbound.tracking_id`` of its rows) without reading the table.
+
+Revision ID: 0013
+Revises: 0012
+Create Date: 2026-12-05
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0013"
+down_revision = "0012"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("complaints") as batch:
+        batch.add_column(sa.Column("identity_hashes", sa.Text(), nullable=True))
+    op.create_index("ix_raw_inbound_complaint_id", "raw_inbound", ["complaint_id"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_raw_inbound_complaint_id", "raw_inbound")
+    with op.batch_alter_table("complaints") as batch:
+        batch.drop_column("identity_hashes")

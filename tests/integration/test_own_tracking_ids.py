@@ -1,0 +1,193 @@
+"""A duplicate's receipt names the earlier complaint only to the sender it came from.
+
+Anyone who types a citizen's NIK (or phone number, or address) with a similar text is taken
+for that citizen by the identity graph, and their message joins that citizen's complaint. The
+answer must not tell them so: it gives them an ID of their own, which shows only what happens
+to the complaint from then on. Through the real intake port, on both databases, and the status
+SMS through the real RabbitMQ.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, update
+
+from gateway import bootstrap, queries
+from gateway.domain import Channel, Receipt, ReceiptStatus
+from gateway.settings import Settings
+from gateway.sms_store import prune
+from gateway.storage.schema import complaints, outbox, sms_replies
+from tests.integration.test_identity_dedup import NIK_A, PARSER, ROAD, ROAD_SMS, msg
+from tests.integration.test_status_feed import Client, publish, status, texting
+from tests.support import kannel_mo, opened_events, validate_event, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def gw(settings: Settings) -> AsyncIterator[bootstrap.Gateway]:
+    gateway = bootstrap.build(settings)
+    yield gateway
+    await gateway.close()
+
+
+async def _change(gw: bootstrap.Gateway, cid: str | None, word: str, at: datetime) -> None:
+    """What the status feed sets when the routing core changes the complaint."""
+    async with gw.engine.begin() as conn:
+        await conn.execute(
+            update(complaints)
+            .where(complaints.c.id == cid)
+            .values(status=word, status_changed_at=at, agency="Dinas PUPR Kab. Cirebon")
+        )
+
+
+def _told_own_id(receipt: Receipt, first: Receipt) -> None:
+    assert receipt.status is ReceiptStatus.ACCEPTED and receipt.duplicate_of is None
+    assert receipt.tracking_id not in (None, first.tracking_id)
+    assert receipt.complaint_id == first.complaint_id  # joined, for the routing core
+
+
+async def test_someone_typing_a_citizens_nik_learns_nothing_of_the_complaint(
+    gw: bootstrap.Gateway,
+) -> None:
+    # Siti texts her complaint with her NIK, confidentially; the routing core forwards it.
+    first = await gw.intake.accept(
+        msg(Channel.SMS, 0, body=ROAD, nik=NIK_A, phone="+6281234567890", confidential=True),
+        PARSER,
+    )
+    assert first.status is ReceiptStatus.ACCEPTED and first.tracking_id
+    forwarded_at = datetime(2026, 11, 2, 8, 30, tzinfo=UTC)
+    await _change(gw, first.complaint_id, "forwarded", forwarded_at)
+
+    # Someone who knows her NIK sends the same matter on the web form, and by SMS from their own
+    # phone: each is answered as a new complaint would be.
+    by_form = await gw.intake.accept(msg(Channel.WEB, 60, body=ROAD_SMS, nik=NIK_A), PARSER)
+    by_sms = await gw.intake.accept(
+        msg(Channel.SMS, 61, body=ROAD_SMS, nik=NIK_A, phone="+6285700001111"), PARSER
+    )
+    _told_own_id(by_form, first)
+    _told_own_id(by_sms, first)
+    assert by_form.tracking_id != by_sms.tracking_id
+    assert await gw.intake.count_complaints() == 1
+
+    # Their ID shows nothing from before they sent it: not "forwarded", not the agency, not
+    # its date; the public request shows no title (as for every ID that joined a complaint).
+    assert by_form.tracking_id is not None and by_sms.tracking_id is not None
+    seen = await gw.intake.status(by_form.tracking_id)
+    assert seen is not None
+    assert (seen.status, seen.updated_at, seen.agency) == ("received", None, None)
+    assert seen.received_at == datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+    public = await queries.public_request(gw.engine, by_form.tracking_id)
+    assert public is not None and public.tracking_id == by_form.tracking_id
+    assert (public.status, public.title, public.address, public.agency) == (
+        "received", None, None, None
+    )
+    listed = await queries.list_public_requests(
+        gw.engine, tracking_ids=[by_form.tracking_id, by_sms.tracking_id, first.tracking_id]
+    )
+    assert {r.tracking_id for r in listed} == {
+        by_form.tracking_id, by_sms.tracking_id, first.tracking_id
+    }
+    assert [r.status for r in listed if r.tracking_id == first.tracking_id] == ["forwarded"]
+
+    # What changes after they sent it, they see, as the holder of a new complaint would; the
+    # agency of a confidential complaint stays hidden.
+    later = datetime(2026, 11, 2, 11, 0, tzinfo=UTC)
+    await _change(gw, first.complaint_id, "in_progress", later)
+    seen = await gw.intake.status(by_sms.tracking_id)
+    assert seen is not None and (seen.status, seen.updated_at, seen.agency) == (
+        "in_progress", later, None
+    )
+    own = await gw.intake.status(first.tracking_id)
+    assert own is not None and own.agency == "Dinas PUPR Kab. Cirebon"
+
+    # The routing core gets both as duplicates of Siti's complaint, with the ID each was told.
+    events = [json.loads(e) for e in await opened_events(gw.engine, gw.keys)]
+    for event in events:
+        validate_event(event)
+    told = {
+        e["source"]["given_tracking_id"]: (e["tracking_id"], e["duplicate_of"])
+        for e in events
+        if e["event"] == "duplicate"
+    }
+    assert told == {
+        by_form.tracking_id: (first.tracking_id, first.tracking_id),
+        by_sms.tracking_id: (first.tracking_id, first.tracking_id),
+    }
+
+    # The operator's `dedup show` finds the complaint by either ID.
+    history = await gw.intake.dedup_history(by_sms.tracking_id)
+    assert [h["tier"] for h in history] == ["new", "similar", "similar"]
+    assert history == await gw.intake.dedup_history(first.tracking_id)
+
+    # Siti herself, texting again from her phone, is told her complaint's ID.
+    again = await gw.intake.accept(
+        msg(Channel.SMS, 120, body=ROAD_SMS, phone="+6281234567890"), PARSER
+    )
+    assert again.status is ReceiptStatus.DUPLICATE
+    assert again.tracking_id == again.duplicate_of == first.tracking_id
+
+
+async def test_a_web_form_sent_again_is_told_an_id_of_its_own_and_makes_no_event(
+    gw: bootstrap.Gateway,
+) -> None:
+    # The same form sent twice (a new page, so a new message) within the retry window: a web
+    # form's NIK is typed, so the second is not told the first's ID; like any retry, it sends
+    # the routing core nothing new.
+    first = await gw.intake.accept(msg(Channel.WEB, 0, body=ROAD, nik=NIK_A), PARSER)
+    second = await gw.intake.accept(msg(Channel.WEB, 2, body=ROAD, nik=NIK_A), PARSER)
+    _told_own_id(second, first)
+    async with gw.engine.connect() as conn:
+        events = (await conn.execute(select(func.count()).select_from(outbox))).scalar_one()
+    assert events == 1
+    assert second.tracking_id is not None
+    seen = await gw.intake.status(second.tracking_id)
+    assert seen is not None and seen.status == "received"
+
+
+async def test_a_status_sms_names_the_id_the_number_was_told(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    async with texting(settings, aiohttp_client) as (feed, sent):
+        cid, tid = await feed.complaint(1)  # on the web, with a NIK
+        # From a phone the web form did not give, the same matter with the same NIK.
+        phone = "+6281234500088"
+        text = "NIK 3201014101900001 lampu jalan di gang 1 jalan kenanga mati sejak 2 minggu"
+        resp = await feed.client.get("/sms/kannel", params=kannel_mo(text, phone))
+        assert resp.status == 200
+        await wait_until(lambda: len(sent) == 1, "the receipt sent")
+        async with feed.gateway.engine.connect() as conn:
+            assert (await conn.execute(select(func.count()).select_from(complaints))).scalar() == 1
+        found = re.search(r"Laporan diterima\. No\. lacak: (\w{4})-(\w{5})\.", sent[0][1])
+        assert found is not None, sent[0][1]
+        own = found[1] + found[2]
+        assert own != tid and tid not in sent[0][1]
+
+        s = feed.settings
+        now = datetime.now(UTC)
+        # A change the routing core made before the SMS came is not told to it...
+        before = (now - timedelta(minutes=10)).isoformat()
+        await publish(s, status(cid, tid, "verified", before), "own-1")
+        await wait_until(lambda: feed.count("applied") == 1, "the first change applied")
+        # ...one made after it is, under the ID that number holds.
+        await publish(s, status(cid, tid, "forwarded", now.isoformat()), "own-2")
+        await wait_until(lambda: len(sent) == 2, "the change told")
+        shown = f"{own[:4]}-{own[4:]}"
+        assert sent[1][0] == phone
+        assert f"Laporan {shown} kini berstatus DITERUSKAN" in sent[1][1]
+        assert f"CEK {own} " in sent[1][1] and tid not in sent[1][1]
+        seen: Any = await feed.gateway.intake.status(own)
+        assert (seen.tracking_id, seen.status) == (own, "forwarded")
+        # Kept past sms.keep_replies while the complaint is open: how the number is found.
+        engine = feed.gateway.engine
+        async with engine.begin() as conn:
+            await conn.execute(update(sms_replies).values(created_at=now - timedelta(days=91)))
+        assert await prune(engine, 90 * 86400.0, 0, datetime.now(UTC)) == (0, 0)
+        await _change(feed.gateway, cid, "closed", datetime.now(UTC))
+        assert await prune(engine, 90 * 86400.0, 0, datetime.now(UTC)) == (2, 0)
