@@ -173,3 +173,69 @@ async def test_the_migration_check_says_what_the_operator_can_do(
                 f"UPDATE alembic_version SET version_num = '{migrate.head_revision()}'"
             )
         await engine.dispose()
+
+
+@pytest.mark.parametrize("empty_url", ["postgresql"], indirect=True)
+async def test_0013_builds_its_index_while_messages_keep_arriving(empty_url: str) -> None:
+    # On PostgreSQL the index on raw_inbound is built CONCURRENTLY: a replica still running
+    # keeps storing messages meanwhile. A plain CREATE INDEX would wait for the writer's open
+    # transaction and hold every later insert behind it. A run cut short after the build (the
+    # index there, 0012 recorded) is run again.
+    import asyncio
+
+    import asyncpg
+
+    engine = create_engine(DatabaseSettings(url=empty_url))
+    dsn = empty_url.replace("postgresql+asyncpg", "postgresql")
+    try:
+        await migrate.upgrade(engine, "0012")
+        writer, other = await asyncpg.connect(dsn), await asyncpg.connect(dsn)
+        try:
+
+            async def insert(conn: asyncpg.Connection, n: int) -> None:
+                await conn.execute(
+                    "INSERT INTO raw_inbound (id, channel, provider_message_id, parser,"
+                    " received_at, stored_at, content_type, sha256, size, transport_meta,"
+                    " sealed, status) VALUES ($1, 'sms', $1, 'p', now(), now(), 'text/plain',"
+                    " $2, 1, '{}', true, 'accepted')",
+                    f"m-{n}", "0" * 64,
+                )
+
+            # A replica's group commit, open while the migration starts.
+            open_commit = writer.transaction()
+            await open_commit.start()
+            await insert(writer, 0)
+            upgrading = asyncio.create_task(migrate.upgrade(engine, "0013"))
+            await asyncio.sleep(0.5)
+            assert not upgrading.done()  # the build waits for the commit open before it...
+            await asyncio.wait_for(insert(other, 1), 5)  # ...but holds no other insert
+            await open_commit.commit()
+        finally:
+            await writer.close()
+            await other.close()
+        await asyncio.wait_for(upgrading, 30)
+        assert await migrate.current_revision(engine) == "0013"
+
+        async def index_valid() -> list[bool]:
+            conn = await asyncpg.connect(dsn)
+            try:
+                rows = await conn.fetch(
+                    "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+                    " WHERE c.relname = 'ix_raw_inbound_complaint_id'"
+                )
+                return [r["indisvalid"] for r in rows]
+            finally:
+                await conn.close()
+
+        assert await index_valid() == [True]
+        # Cut short after the build: the index is there, the version still 0012.
+        await migrate.downgrade(engine, "0012")
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute("CREATE INDEX ix_raw_inbound_complaint_id ON raw_inbound (complaint_id)")
+        finally:
+            await conn.close()
+        await migrate.upgrade(engine)
+        assert await index_valid() == [True]
+    finally:
+        await engine.dispose()

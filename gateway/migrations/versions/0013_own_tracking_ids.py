@@ -28,9 +28,25 @@ depends_on = None
 
 
 def upgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        # Built without locking out writes: raw_inbound takes every message, and a plain CREATE
+        # INDEX on a table of millions of rows would hold the intake of every replica still
+        # running (503s) until it is done. CONCURRENTLY cannot run inside a transaction: what
+        # the run did before is committed first (the earlier migrations, recorded). First, so
+        # that a run cut short leaves nothing else half done; a build cut short leaves an
+        # INVALID index, dropped here by the next run.
+        with op.get_context().autocommit_block():
+            op.execute("DROP INDEX CONCURRENTLY IF EXISTS ix_raw_inbound_complaint_id")
+            op.create_index(
+                "ix_raw_inbound_complaint_id",
+                "raw_inbound",
+                ["complaint_id"],
+                postgresql_concurrently=True,
+            )
+    else:
+        op.create_index("ix_raw_inbound_complaint_id", "raw_inbound", ["complaint_id"])
     with op.batch_alter_table("complaints") as batch:
         batch.add_column(sa.Column("identity_hashes", sa.Text(), nullable=True))
-    op.create_index("ix_raw_inbound_complaint_id", "raw_inbound", ["complaint_id"])
 
 
 def downgrade() -> None:
