@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from channels.letter.auth import InvalidAccount, StaffStore
 from channels.sms.message import Bridge
-from gateway import bootstrap, filegc, logs, status_feed, tracking
+from gateway import bootstrap, filegc, logs, queries, status_feed, tracking
 from gateway.crypto import check_keys, load_keys
 from gateway.domain import Channel
 from gateway.errors import ConfigError, QuarantineNotFound
@@ -528,9 +528,14 @@ async def _status(settings: Settings, args: argparse.Namespace) -> int:
     try:
         await bootstrap.check_migrated(gateway)
         found = await gateway.intake.status(args.tracking_id)
-        changes = (
-            await status_feed.history(gateway.engine, found.tracking_id) if found else []
+        # The ID of a message that joined a complaint (quarantined then replayed, or told an ID
+        # of its own): the complaint's changes, all of them, for the operator.
+        joined = (
+            await queries.complaint_tracking_id(gateway.engine, found.tracking_id)
+            if found
+            else None
         )
+        changes = await status_feed.history(gateway.engine, joined) if joined else []
     finally:
         await gateway.close()
     if found is None:
@@ -541,6 +546,11 @@ async def _status(settings: Settings, args: argparse.Namespace) -> int:
         f"received={found.received_at:%Y-%m-%d %H:%M}  updated={updated}  "
         f"agency={found.agency or '-'}  (UTC)"
     )
+    if joined is not None and joined != found.tracking_id:
+        print(
+            f"  a message that joined {tracking.display(joined)}: its sender holds this ID, which "
+            "shows what changed since it arrived; the complaint's changes:"
+        )
     for c in changes:
         print(
             f"{c.changed_at:%Y-%m-%d %H:%M}  {c.status:<16} "

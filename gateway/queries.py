@@ -113,6 +113,28 @@ def _joined(row: Any) -> PublicRequest:
     )
 
 
+async def complaint_tracking_id(engine: AsyncEngine, tracking_id: str) -> str | None:
+    """The tracking ID of the complaint a (normalised) tracking ID stands for: its own, or that
+    of the complaint the message told it joined (for operators: never shown to citizens)."""
+    async with engine.connect() as conn:
+        own = (
+            await conn.execute(
+                select(complaints.c.tracking_id).where(complaints.c.tracking_id == tracking_id)
+            )
+        ).scalar_one_or_none()
+        if own is not None:
+            return str(own)
+        joined = (
+            await conn.execute(
+                select(complaints.c.tracking_id)
+                .join(raw_inbound, raw_inbound.c.complaint_id == complaints.c.id)
+                .where(raw_inbound.c.tracking_id == tracking_id)
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+    return None if joined is None else str(joined)
+
+
 async def public_request(engine: AsyncEngine, tracking_id: str) -> PublicRequest | None:
     """One complaint by its (normalised) tracking ID, or by the ID of a message that joined
     it."""

@@ -9,6 +9,7 @@ SMS through the real RabbitMQ.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -18,11 +19,13 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, update
 
-from gateway import bootstrap, queries
+from gateway import bootstrap, queries, status_feed
+from gateway.cli import main
 from gateway.domain import Channel, Receipt, ReceiptStatus
-from gateway.settings import Settings
+from gateway.settings import Settings, load_settings
 from gateway.sms_store import prune
 from gateway.storage.schema import complaints, outbox, sms_replies
+from tests.integration.test_cli import env  # noqa: F401 (the CLI's environment)
 from tests.integration.test_identity_dedup import NIK_A, PARSER, ROAD, ROAD_SMS, msg
 from tests.integration.test_status_feed import Client, publish, status, texting
 from tests.support import kannel_mo, opened_events, validate_event, wait_until
@@ -191,3 +194,35 @@ async def test_a_status_sms_names_the_id_the_number_was_told(
         assert await prune(engine, 90 * 86400.0, 0, datetime.now(UTC)) == (0, 0)
         await _change(feed.gateway, cid, "closed", datetime.now(UTC))
         assert await prune(engine, 90 * 86400.0, 0, datetime.now(UTC)) == (2, 0)
+
+
+@pytest.mark.usefixtures("env")
+def test_status_show_gives_the_operator_the_complaint_behind_an_own_id(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["migrate"]) == 0
+
+    async def run() -> tuple[Receipt, Receipt]:
+        gw = bootstrap.build(load_settings())
+        try:
+            first = await gw.intake.accept(msg(Channel.SMS, 0, body=ROAD, nik=NIK_A), PARSER)
+            joined = await gw.intake.accept(msg(Channel.WEB, 60, body=ROAD_SMS, nik=NIK_A), PARSER)
+            change = status_feed.parse(
+                json.dumps(status(first.complaint_id, first.tracking_id, "forwarded",
+                                  "2026-11-02T08:30:00Z")).encode(),
+                "st-1",
+            )
+            await status_feed.apply(gw.engine, change, datetime(2026, 11, 2, 8, 31, tzinfo=UTC))
+            return first, joined
+        finally:
+            await gw.close()
+
+    first, joined = asyncio.run(run())
+    assert first.tracking_id and joined.tracking_id
+    capsys.readouterr()
+    assert main(["status", "show", joined.tracking_id]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    shown = f"{first.tracking_id[:4]}-{first.tracking_id[4:]}"
+    assert lines[0].startswith(f"{joined.tracking_id[:4]}-{joined.tracking_id[4:]}  status=received")
+    assert f"a message that joined {shown}" in lines[1]
+    assert lines[2].startswith("2026-11-02 08:30  forwarded") and len(lines) == 3
