@@ -243,11 +243,13 @@ def _message_status(tid: str, row: Any) -> TrackingStatus:
     (a duplicate told an ID of its own, or replayed from quarantine). Of that complaint only
     what changed since the message arrived: the status, agency and date it had before are the
     earlier complaint's, and would tell whoever holds this ID that there was one."""
+    own = row.shown or {}  # a message told an ID of its own: its kind, the agency it asked
+    kind = own.get("kind", row.kind)
     if row.status is None or not changed_since(row.status_changed_at, row.received_at):
-        return TrackingStatus(tid, "received", row.received_at, row.kind)
+        return TrackingStatus(tid, "received", row.received_at, kind, None, own.get("agency"))
     # Nor whom a confidential complaint concerns (as Open311 shows it to anyone).
     agency = None if row.confidential else row.agency
-    return TrackingStatus(tid, row.status, row.received_at, row.kind, row.status_changed_at, agency)
+    return TrackingStatus(tid, row.status, row.received_at, kind, row.status_changed_at, agency)
 
 
 class IntakeService:
@@ -653,6 +655,7 @@ class IntakeService:
                     else placed.receipt.status.value,
                     "tracking_id": placed.receipt.tracking_id,
                     "complaint_id": placed.receipt.complaint_id,
+                    "shown": _shown(placed, p.work.complaint.draft),
                 },
             )
             placed.add_to(rows)
@@ -903,6 +906,7 @@ class IntakeService:
             if done.rowcount == 0:
                 raise QuarantineNotFound(f"{entry_id} is already resolved")
             receipt = Receipt(_status_of(outcome), None, raw_id)
+            shown = None
             if isinstance(outcome, ComplaintDraft):
                 # The sender already holds this tracking ID: the complaint keeps it.
                 work = _Work.of(raw, outcome, raw_id, provider_id, self._keys, entry["tracking_id"])
@@ -911,13 +915,14 @@ class IntakeService:
                 placed = placer.place(raw, raw_id, work)
                 placed.add_to(placer.rows)
                 await placer.rows.flush(conn)
+                shown = _shown(placed, outcome)
                 receipt = placed.receipt
                 if placed.tier in (Tier.RETRY, Tier.SIMILAR):
                     receipt = replace(receipt, status=ReceiptStatus.DUPLICATE, redelivered=False)
             await conn.execute(
                 update(raw_inbound)
                 .where(raw_inbound.c.id == raw_id)
-                .values(status=receipt.status.value, complaint_id=receipt.complaint_id)
+                .values(status=receipt.status.value, complaint_id=receipt.complaint_id, shown=shown)
             )
         return receipt
 
@@ -944,13 +949,20 @@ class IntakeService:
                 return _tracking_status(tid, row)
             raw = (
                 await conn.execute(
-                    select(raw_inbound.c.received_at, *_SHOWN, complaints.c.confidential)
+                    select(
+                        raw_inbound.c.received_at,
+                        raw_inbound.c.shown,
+                        *_SHOWN,
+                        complaints.c.confidential,
+                    )
                     .select_from(
                         raw_inbound.outerjoin(
                             complaints, complaints.c.id == raw_inbound.c.complaint_id
                         )
                     )
                     .where(raw_inbound.c.tracking_id == tid)
+                    # The first message told this ID (a retry of it, told it again, came later).
+                    .order_by(raw_inbound.c.received_at, raw_inbound.c.id)
                     .limit(1)
                 )
             ).first()
@@ -1323,6 +1335,22 @@ class _Placer:
             outbox=work.created_outbox,
             now=now,
         )
+
+
+def _shown(placed: _Placement, draft: ComplaintDraft) -> dict[str, Any] | None:
+    """What the ID of a message told an ID of its own shows of it (``raw_inbound.shown``), as a
+    new complaint's would: its kind, the agency it asked for, and its title and place unless it
+    asked for confidentiality. None for every other message."""
+    receipt = placed.receipt
+    if placed.tier is Tier.NEW or receipt.duplicate_of is not None or receipt.redelivered:
+        return None
+    secret = draft.privacy.confidential
+    return {
+        "kind": draft.kind.value,
+        "agency": draft.agency,
+        "title": None if secret else draft.title,
+        "location": None if secret or draft.location is None else _flat(draft.location),
+    }
 
 
 def _own_id(work: _Work, decision: Decision, raw_id: str) -> Receipt:

@@ -85,6 +85,7 @@ def _select_joined() -> Select[Any]:
     return select(
         raw_inbound.c.tracking_id,
         raw_inbound.c.received_at,
+        raw_inbound.c.shown,
         complaints.c.kind,
         complaints.c.status,
         complaints.c.status_changed_at,
@@ -94,22 +95,26 @@ def _select_joined() -> Select[Any]:
 
 
 def _joined(row: Any) -> PublicRequest:
-    """A complaint under the ID of a message that joined it and whose sender was told an ID of
-    its own (see gateway.intake): that message's dates, and of the complaint only a status
-    changed since; never its title, place, or an agency named before. Whoever holds the ID
-    may have typed someone else's NIK."""
-    shown = changed_since(row.status_changed_at, row.received_at)
+    """A complaint under the ID of a message that joined it (replayed from quarantine, or whose
+    sender was told an ID of its own: see gateway.intake): that message as a new complaint
+    would show it (its dates, kind, title, place and the agency it asked, from
+    ``raw_inbound.shown``), and of the complaint only a status changed since, never its title,
+    place, or an agency named before. Whoever holds the ID may have typed someone else's
+    NIK."""
+    changed = changed_since(row.status_changed_at, row.received_at)
+    own = row.shown or {}
+    place = own.get("location") or {}
     return PublicRequest(
         tracking_id=row.tracking_id,
-        kind=row.kind,
-        status=row.status if shown else "received",
+        kind=own.get("kind", row.kind),
+        status=row.status if changed else "received",
         received_at=row.received_at,
-        updated_at=row.status_changed_at if shown else row.received_at,
-        title=None,
-        address=None,
-        latitude=None,
-        longitude=None,
-        agency=row.agency if shown and not row.confidential else None,
+        updated_at=row.status_changed_at if changed else row.received_at,
+        title=own.get("title"),
+        address=place.get("text"),
+        latitude=place.get("latitude"),
+        longitude=place.get("longitude"),
+        agency=(None if row.confidential else row.agency) if changed else own.get("agency"),
     )
 
 
@@ -146,7 +151,11 @@ async def public_request(engine: AsyncEngine, tracking_id: str) -> PublicRequest
             return _public(row)
         joined = (
             await conn.execute(
-                _select_joined().where(raw_inbound.c.tracking_id == tracking_id).limit(1)
+                _select_joined()
+                .where(raw_inbound.c.tracking_id == tracking_id)
+                # The first message told this ID (a retry of it, told it again, came later).
+                .order_by(raw_inbound.c.received_at, raw_inbound.c.id)
+                .limit(1)
             )
         ).first()
     return None if joined is None else _joined(joined)
@@ -181,15 +190,18 @@ async def list_public_requests(
         missing = set(tracking_ids) - {r.tracking_id for r in found}
         if not missing:
             return found
-        # IDs of messages that joined a complaint, under the same filters.
+        # IDs of messages that joined a complaint, under the same filters: each as its first
+        # message shows it (a retry told the same ID came later).
+        first: dict[str, PublicRequest] = {}
+        for row in await conn.execute(
+            _select_joined()
+            .where(raw_inbound.c.tracking_id.in_(sorted(missing)))
+            .order_by(raw_inbound.c.received_at, raw_inbound.c.id)
+        ):
+            first.setdefault(row.tracking_id, _joined(row))
         joined = [
             r
-            for r in map(
-                _joined,
-                await conn.execute(
-                    _select_joined().where(raw_inbound.c.tracking_id.in_(sorted(missing)))
-                ),
-            )
+            for r in first.values()
             if (not kinds or r.kind in kinds)
             and (start is None or r.received_at >= start)
             and (end is None or r.received_at <= end)

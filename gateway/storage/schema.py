@@ -101,6 +101,10 @@ raw_inbound = Table(
     Column("tracking_id", String(12), nullable=True, index=True),
     Column("complaint_id", String(36), nullable=True),
     UniqueConstraint("channel", "provider_message_id"),
+    # Migration 0013: what a message told an ID of its own (gateway.intake) shows under it, as a
+    # new complaint would: its kind, agency, and title and place unless it asked for
+    # confidentiality (they are in the clear, as a complaint's that is not); NULL for others.
+    Column("shown", JSON, nullable=True),
     # Migration 0013: the messages that joined a complaint (their IDs, for status SMS).
     Index("ix_raw_inbound_complaint_id", "complaint_id"),
 )

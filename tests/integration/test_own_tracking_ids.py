@@ -21,7 +21,7 @@ from sqlalchemy import func, select, update
 
 from gateway import bootstrap, queries, status_feed
 from gateway.cli import main
-from gateway.domain import Channel, Receipt, ReceiptStatus
+from gateway.domain import Channel, RawInbound, Receipt, ReceiptStatus
 from gateway.settings import Settings, load_settings
 from gateway.sms_store import prune
 from gateway.storage.schema import complaints, outbox, sms_replies
@@ -61,7 +61,8 @@ async def test_someone_typing_a_citizens_nik_learns_nothing_of_the_complaint(
 ) -> None:
     # Siti texts her complaint with her NIK, confidentially; the routing core forwards it.
     first = await gw.intake.accept(
-        msg(Channel.SMS, 0, body=ROAD, nik=NIK_A, phone="+6281234567890", confidential=True),
+        msg(Channel.SMS, 0, body=ROAD, title="Siliwangi", nik=NIK_A, phone="+6281234567890",
+            confidential=True),
         PARSER,
     )
     assert first.status is ReceiptStatus.ACCEPTED and first.tracking_id
@@ -70,7 +71,9 @@ async def test_someone_typing_a_citizens_nik_learns_nothing_of_the_complaint(
 
     # Someone who knows her NIK sends the same matter on the web form, and by SMS from their own
     # phone: each is answered as a new complaint would be.
-    by_form = await gw.intake.accept(msg(Channel.WEB, 60, body=ROAD_SMS, nik=NIK_A), PARSER)
+    by_form = await gw.intake.accept(
+        msg(Channel.WEB, 60, body=ROAD_SMS, title="Jalan berlubang", nik=NIK_A), PARSER
+    )
     by_sms = await gw.intake.accept(
         msg(Channel.SMS, 61, body=ROAD_SMS, nik=NIK_A, phone="+6285700001111"), PARSER
     )
@@ -80,7 +83,7 @@ async def test_someone_typing_a_citizens_nik_learns_nothing_of_the_complaint(
     assert await gw.intake.count_complaints() == 1
 
     # Their ID shows nothing from before they sent it: not "forwarded", not the agency, not
-    # its date; the public request shows no title (as for every ID that joined a complaint).
+    # its date, not its title; the public request shows their own title, as for a new one.
     assert by_form.tracking_id is not None and by_sms.tracking_id is not None
     seen = await gw.intake.status(by_form.tracking_id)
     assert seen is not None
@@ -88,8 +91,8 @@ async def test_someone_typing_a_citizens_nik_learns_nothing_of_the_complaint(
     assert seen.received_at == datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
     public = await queries.public_request(gw.engine, by_form.tracking_id)
     assert public is not None and public.tracking_id == by_form.tracking_id
-    assert (public.status, public.title, public.address, public.agency) == (
-        "received", None, None, None
+    assert (public.status, public.title, public.address, public.agency, public.kind) == (
+        "received", "Jalan berlubang", None, None, "pengaduan"
     )
     listed = await queries.list_public_requests(
         gw.engine, tracking_ids=[by_form.tracking_id, by_sms.tracking_id, first.tracking_id]
@@ -226,3 +229,49 @@ def test_status_show_gives_the_operator_the_complaint_behind_an_own_id(
     assert lines[0].startswith(f"{joined.tracking_id[:4]}-{joined.tracking_id[4:]}  status=received")
     assert f"a message that joined {shown}" in lines[1]
     assert lines[2].startswith("2026-11-02 08:30  forwarded") and len(lines) == 3
+
+
+async def test_an_own_id_shows_the_message_as_it_asked_not_the_complaint(
+    gw: bootstrap.Gateway,
+) -> None:
+    # Through the JSON API's parser: the kind, agency and place the message asked for are what
+    # its own ID shows, as for a new complaint; a message asking confidentiality shows no
+    # title or place of its own either.
+    api = gw.parsers.get("web.json")
+    assert api is not None
+
+    def sent(minutes: int, **fields: Any) -> RawInbound:
+        body = {"body": ROAD, "reporter": {"nik": NIK_A}, **fields}
+        at = datetime(2026, 11, 2, 8, tzinfo=UTC) + timedelta(minutes=minutes)
+        return RawInbound(Channel.WEB, json.dumps(body).encode(), at, f"own-{minutes}")
+
+    first = await gw.intake.accept(
+        sent(0, title="Jalan Siliwangi", kind="pengaduan", agency="Dinas PUPR",
+             location={"text": "Jl. Siliwangi", "latitude": -6.7, "longitude": 108.5}),
+        api,
+    )
+    asked = await gw.intake.accept(
+        sent(5, title="Aspirasi jalan", kind="aspirasi", agency="Bupati Cirebon",
+             location={"text": "Pasar Sumber"}),
+        api,
+    )
+    hidden = await gw.intake.accept(
+        sent(6, title="Rahasia", location={"text": "Rumah"}, privacy={"confidential": True}),
+        api,
+    )
+    for receipt in (asked, hidden):
+        _told_own_id(receipt, first)
+    assert asked.tracking_id and hidden.tracking_id
+    seen = await gw.intake.status(asked.tracking_id)
+    assert seen is not None and (seen.kind, seen.agency) == ("aspirasi", "Bupati Cirebon")
+    public = await queries.public_request(gw.engine, asked.tracking_id)
+    assert public is not None
+    assert (public.kind, public.title, public.address, public.agency) == (
+        "aspirasi", "Aspirasi jalan", "Pasar Sumber", "Bupati Cirebon"
+    )
+    secret = await queries.public_request(gw.engine, hidden.tracking_id)
+    assert secret is not None and (secret.title, secret.address) == (None, None)
+    listed = await queries.list_public_requests(
+        gw.engine, tracking_ids=[asked.tracking_id], kinds=["aspirasi"]
+    )
+    assert [r.tracking_id for r in listed] == [asked.tracking_id]
