@@ -696,7 +696,14 @@ class IntakeService:
                         raw_inbound.c.tracking_id,
                         raw_inbound.c.complaint_id,
                         raw_inbound.c.sha256,
-                    ).where(
+                        complaints.c.tracking_id.label("complaint_tracking_id"),
+                    )
+                    .select_from(
+                        raw_inbound.outerjoin(
+                            complaints, complaints.c.id == raw_inbound.c.complaint_id
+                        )
+                    )
+                    .where(
                         raw_inbound.c.channel == channel.value,
                         raw_inbound.c.provider_message_id == provider_id,
                     )
@@ -704,8 +711,13 @@ class IntakeService:
             ).first()
         if row is None:
             return None
+        status = ReceiptStatus(row.status)
+        if status is ReceiptStatus.DUPLICATE and row.tracking_id != row.complaint_tracking_id:
+            # It joined a complaint under an ID of its own, answered as a new complaint's: so
+            # again (a "duplicate" now would tell what the first answer did not).
+            status = ReceiptStatus.ACCEPTED
         return Receipt(
-            status=ReceiptStatus(row.status),
+            status=status,
             tracking_id=row.tracking_id,
             raw_id=row.id,
             complaint_id=row.complaint_id,

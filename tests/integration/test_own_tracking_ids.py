@@ -71,15 +71,18 @@ async def test_someone_typing_a_citizens_nik_learns_nothing_of_the_complaint(
 
     # Someone who knows her NIK sends the same matter on the web form, and by SMS from their own
     # phone: each is answered as a new complaint would be.
-    by_form = await gw.intake.accept(
-        msg(Channel.WEB, 60, body=ROAD_SMS, title="Jalan berlubang", nik=NIK_A), PARSER
-    )
+    form = msg(Channel.WEB, 60, body=ROAD_SMS, title="Jalan berlubang", nik=NIK_A)
+    by_form = await gw.intake.accept(form, PARSER)
     by_sms = await gw.intake.accept(
         msg(Channel.SMS, 61, body=ROAD_SMS, nik=NIK_A, phone="+6285700001111"), PARSER
     )
     _told_own_id(by_form, first)
     _told_own_id(by_sms, first)
     assert by_form.tracking_id != by_sms.tracking_id
+    # The same message again (an Idempotency-Key's retry): the same answer, not "duplicate".
+    retried = await gw.intake.accept(form, PARSER)
+    assert retried.redelivered
+    assert (retried.status, retried.tracking_id) == (ReceiptStatus.ACCEPTED, by_form.tracking_id)
     assert await gw.intake.count_complaints() == 1
 
     # Their ID shows nothing from before they sent it: not "forwarded", not the agency, not
