@@ -53,7 +53,7 @@ from gateway.identity import Identity, IdentityGraph, Resolution, identities_of,
 from gateway.ids import new_id
 from gateway.logs import mask_text
 from gateway.metrics import Metrics
-from gateway.queries import changed_since
+from gateway.queries import agencies_since, changed_since
 from gateway.settings import DedupSettings
 from gateway.storage.schema import (
     complaints,
@@ -169,6 +169,7 @@ class _Pending:
     follow_up: FollowUp | None
     future: asyncio.Future[Receipt]
     follow_result: Any = None  # what the follow-up's writer returned, once committed
+    joined: bool = False  # it joined an earlier complaint (dedup tier 2 or 3), once committed
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,7 +238,7 @@ def _tracking_status(tid: str, row: Any) -> TrackingStatus:
     )
 
 
-def _message_status(tid: str, row: Any) -> TrackingStatus:
+def _message_status(tid: str, row: Any, agency_since: str | None) -> TrackingStatus:
     """The status under a message's own ID (``raw_inbound.tracking_id``): a message quarantined
     (no complaint: received, waiting for an operator), or one that joined an earlier complaint
     (a duplicate told an ID of its own, or replayed from quarantine). Of that complaint only
@@ -247,8 +248,9 @@ def _message_status(tid: str, row: Any) -> TrackingStatus:
     kind = own.get("kind", row.kind)
     if row.status is None or not changed_since(row.status_changed_at, row.received_at):
         return TrackingStatus(tid, "received", row.received_at, kind, None, own.get("agency"))
-    # Nor whom a confidential complaint concerns (as Open311 shows it to anyone).
-    agency = None if row.confidential else row.agency
+    # The agency a change since it arrived named (``agency_since``: one named before is the
+    # earlier complaint's); nor whom a confidential complaint concerns (as Open311 shows it).
+    agency = None if row.confidential else agency_since
     return TrackingStatus(tid, row.status, row.received_at, kind, row.status_changed_at, agency)
 
 
@@ -355,7 +357,18 @@ class IntakeService:
             if isinstance(exc, IntakeUnavailable):
                 raise
             raise IntakeUnavailable(str(exc)) from exc
-        if receipt.redelivered or receipt.status is ReceiptStatus.DUPLICATE:
+        if pending.joined and not receipt.redelivered and receipt.duplicate_of is None:
+            # Told an ID of its own, as for a new complaint; counted as a duplicate (above),
+            # not as a complaint accepted.
+            log.info(
+                "joined an earlier complaint under an ID of its own",
+                extra={
+                    "channel": raw.channel.value,
+                    "raw_id": receipt.raw_id,
+                    "tracking_id": receipt.tracking_id,
+                },
+            )
+        elif receipt.redelivered or receipt.status is ReceiptStatus.DUPLICATE:
             log.info(
                 "already known: answered with the first tracking ID",
                 extra={
@@ -597,6 +610,7 @@ class IntakeService:
         for p, w in zip(batch, written, strict=True):
             if w.tier in (Tier.RETRY, Tier.SIMILAR):
                 self._metrics.duplicates.labels(p.raw.channel.value, w.tier.value).inc()
+                p.joined = True
             p.follow_result = w.follow_result
             _settle(p, w.receipt)
 
@@ -668,7 +682,13 @@ class IntakeService:
         status = _status_of(outcome)
         rows.add(
             raw_inbound,
-            {**row, "status": status.value, "tracking_id": tracking_id, "complaint_id": None},
+            {
+                **row,
+                "status": status.value,
+                "tracking_id": tracking_id,
+                "complaint_id": None,
+                "shown": None,  # every row of one insert names the same columns
+            },
         )
         if isinstance(outcome, _Quarantine):
             rows.add(
@@ -964,6 +984,7 @@ class IntakeService:
                     select(
                         raw_inbound.c.received_at,
                         raw_inbound.c.shown,
+                        raw_inbound.c.complaint_id,
                         *_SHOWN,
                         complaints.c.confidential,
                     )
@@ -978,11 +999,24 @@ class IntakeService:
                     .limit(1)
                 )
             ).first()
-        return None if raw is None else _message_status(tid, raw)
+            if raw is None:
+                return None
+            agencies = (
+                await agencies_since(conn, [(raw.complaint_id, raw.received_at)])
+                if raw.status is not None
+                else {}
+            )
+        return _message_status(tid, raw, agencies.get((raw.complaint_id, raw.received_at)))
 
     async def dedup_history(self, tracking_id: str) -> list[dict[str, Any]]:
         """Every dedup decision that created or joined the complaint with this tracking ID, or
-        the complaint joined by the message told this ID (its own: see :class:`_Placer`)."""
+        the complaint joined by the message told this ID (its own: see :class:`_Placer`).
+
+        Each with ``conflicts``: what its message's identities clashed with (an identity
+        already linked to another NIK's person, left there), as ``kind``, ``person_id`` (the
+        person it stays with) and ``claimed_by_person_id`` (the message's person); never the
+        identity's value. ``score`` of a ``new`` decision is the best similarity to the
+        person's earlier complaints (None without candidates)."""
         tid = tracking.normalize(tracking_id)
         if tid is None:
             return []

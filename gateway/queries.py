@@ -13,9 +13,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.storage.schema import complaints, raw_inbound
+from gateway.storage.schema import complaint_status_events, complaints, raw_inbound
 
 # Complaint statuses after which a request counts as closed (Open311 "closed").
 CLOSED_STATUSES = ("closed", "selesai", "resolved", "archived", "rejected")
@@ -81,26 +81,62 @@ def changed_since(status_changed_at: datetime | None, received_at: datetime) -> 
     return status_changed_at is not None and status_changed_at >= received_at
 
 
+async def agencies_since(
+    conn: AsyncConnection, joined: Sequence[tuple[str, datetime]]
+) -> dict[tuple[str, datetime], str]:
+    """For messages that joined a complaint, as (complaint id, arrival): the agency the newest
+    status change since that arrival named, if one did. What such a message's own ID shows of
+    the complaint's agency (one named before it arrived, or the one the first message asked
+    for, is the earlier complaint's, not shown)."""
+    if not joined:
+        return {}
+    rows = await conn.execute(
+        select(
+            complaint_status_events.c.complaint_id,
+            complaint_status_events.c.changed_at,
+            complaint_status_events.c.agency,
+        )
+        .where(
+            complaint_status_events.c.complaint_id.in_(sorted({c for c, _ in joined})),
+            complaint_status_events.c.agency.is_not(None),
+            complaint_status_events.c.changed_at >= min(at for _, at in joined),
+        )
+        .order_by(complaint_status_events.c.changed_at.desc(), complaint_status_events.c.id.desc())
+    )
+    named = [tuple(r) for r in rows]
+    found: dict[tuple[str, datetime], str] = {}
+    for cid, at in joined:
+        agency = next((a for c, changed, a in named if c == cid and changed >= at), None)
+        if agency is not None:
+            found[(cid, at)] = agency
+    return found
+
+
 def _select_joined() -> Select[Any]:
-    return select(
-        raw_inbound.c.tracking_id,
-        raw_inbound.c.received_at,
-        raw_inbound.c.shown,
-        complaints.c.kind,
-        complaints.c.status,
-        complaints.c.status_changed_at,
-        complaints.c.confidential,
-        complaints.c.agency,
-    ).join(complaints, complaints.c.id == raw_inbound.c.complaint_id)
+    return (
+        select(
+            raw_inbound.c.tracking_id,
+            raw_inbound.c.received_at,
+            raw_inbound.c.shown,
+            raw_inbound.c.complaint_id,
+            complaints.c.kind,
+            complaints.c.status,
+            complaints.c.status_changed_at,
+            complaints.c.confidential,
+        )
+        .join(complaints, complaints.c.id == raw_inbound.c.complaint_id)
+        # Not the complaint's own ID (its first message's, or a duplicate told it).
+        .where(raw_inbound.c.tracking_id != complaints.c.tracking_id)
+    )
 
 
-def _joined(row: Any) -> PublicRequest:
+def _joined(row: Any, agencies: dict[tuple[str, datetime], str]) -> PublicRequest:
     """A complaint under the ID of a message that joined it (replayed from quarantine, or whose
     sender was told an ID of its own: see gateway.intake): that message as a new complaint
     would show it (its dates, kind, title, place and the agency it asked, from
     ``raw_inbound.shown``), and of the complaint only a status changed since, never its title,
-    place, or an agency named before. Whoever holds the ID may have typed someone else's
-    NIK."""
+    place, or an agency named before (``agencies``: :func:`agencies_since`). Whoever holds
+    the ID may have typed someone else's NIK."""
     changed = changed_since(row.status_changed_at, row.received_at)
     own = row.shown or {}
     place = own.get("location") or {}
@@ -114,7 +150,11 @@ def _joined(row: Any) -> PublicRequest:
         address=place.get("text"),
         latitude=place.get("latitude"),
         longitude=place.get("longitude"),
-        agency=(None if row.confidential else row.agency) if changed else own.get("agency"),
+        agency=(
+            (None if row.confidential else agencies.get((row.complaint_id, row.received_at)))
+            if changed
+            else own.get("agency")
+        ),
     )
 
 
@@ -158,7 +198,10 @@ async def public_request(engine: AsyncEngine, tracking_id: str) -> PublicRequest
                 .limit(1)
             )
         ).first()
-    return None if joined is None else _joined(joined)
+        if joined is None:
+            return None
+        agencies = await agencies_since(conn, [(joined.complaint_id, joined.received_at)])
+    return _joined(joined, agencies)
 
 
 async def list_public_requests(
@@ -185,20 +228,39 @@ async def list_public_requests(
         query = query.where(complaints.c.status.not_in(CLOSED_STATUSES))
     elif set(statuses) == {"closed"}:
         query = query.where(complaints.c.status.in_(CLOSED_STATUSES))
+    # And the IDs of messages that joined a complaint, under the same filters, each as its
+    # first message shows it (a retry told the same ID came later): those named; in a listing
+    # by date, those told an ID of their own, listed as a new complaint would be.
+    joined_query = _select_joined()
+    if tracking_ids:
+        named = True
+        joined_query = joined_query.where(raw_inbound.c.tracking_id.in_(sorted(tracking_ids)))
+    else:
+        named = False
+        joined_query = joined_query.where(raw_inbound.c.shown.is_not(None))
+        if start is not None:
+            joined_query = joined_query.where(raw_inbound.c.received_at >= start)
+        if end is not None:
+            joined_query = joined_query.where(raw_inbound.c.received_at <= end)
+        # Kind and status are read from ``shown`` and the complaint's change: filtered below,
+        # from the newest on (more than ``limit`` are read when a filter leaves some out).
+        joined_query = joined_query.limit(limit * (2 if kinds or statuses else 1))
     async with engine.connect() as conn:
         found = [_public(row) for row in await conn.execute(query)]
-        missing = set(tracking_ids) - {r.tracking_id for r in found}
-        if not missing:
+        if named and not set(tracking_ids) - {r.tracking_id for r in found}:
             return found
-        # IDs of messages that joined a complaint, under the same filters: each as its first
-        # message shows it (a retry told the same ID came later).
-        first: dict[str, PublicRequest] = {}
+        rows: dict[str, Any] = {}
         for row in await conn.execute(
-            _select_joined()
-            .where(raw_inbound.c.tracking_id.in_(sorted(missing)))
-            .order_by(raw_inbound.c.received_at, raw_inbound.c.id)
+            joined_query.order_by(
+                raw_inbound.c.received_at.asc() if named else raw_inbound.c.received_at.desc(),
+                raw_inbound.c.id,
+            )
         ):
-            first.setdefault(row.tracking_id, _joined(row))
+            rows.setdefault(row.tracking_id, row)
+        agencies = await agencies_since(
+            conn, [(r.complaint_id, r.received_at) for r in rows.values()]
+        )
+        first = {tid: _joined(r, agencies) for tid, r in rows.items()}
         joined = [
             r
             for r in first.values()

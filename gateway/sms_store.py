@@ -52,7 +52,7 @@ from gateway.grouping import GroupCommit
 from gateway.intake import Clock, utcnow
 from gateway.outbox import prune_cutoff
 from gateway.queries import CLOSED_STATUSES, changed_since
-from gateway.status_feed import StatusChange
+from gateway.status_feed import Shown, StatusChange
 from gateway.storage.schema import (
     UTCDateTime,
     complaints,
@@ -756,12 +756,18 @@ class StatusPush:
     def __init__(self, short_code: str) -> None:
         self._short_code = short_code
 
-    async def __call__(self, conn: AsyncConnection, change: StatusChange, now: datetime) -> int:
+    async def __call__(
+        self, conn: AsyncConnection, change: StatusChange, now: datetime, before: Shown
+    ) -> int:
         if change.status == "received":
             return 0
-        # The IDs the complaint is known by: its own, and those of the messages that joined it
-        # with an ID of their own (a sender the transport does not show to be the first one's,
-        # a message replayed from quarantine), told of what changes after they arrived.
+        # The IDs the complaint is known by, each told when the status word it shows changes:
+        # its own (a newer change repeating the word, a new date or agency, would tell the
+        # citizen "now X" again); and those of the messages that joined it with an ID of their
+        # own (a sender the transport does not show to be the first one's, a message replayed
+        # from quarantine), which show only what changed after they arrived ("received" until
+        # then: gateway.intake).
+        ids = [change.tracking_id] if change.status != before.status else []
         held = await conn.execute(
             select(raw_inbound.c.tracking_id, raw_inbound.c.received_at).where(
                 raw_inbound.c.complaint_id == change.complaint_id,
@@ -769,9 +775,17 @@ class StatusPush:
                 raw_inbound.c.tracking_id != change.tracking_id,
             )
         )
-        ids = [change.tracking_id] + sorted(
-            {t for t, at in held if changed_since(change.changed_at, at)}
-        )
+        first: dict[str, datetime] = {}
+        for tid, arrived in held:  # an ID told again (a retry) counts from its first message
+            first[tid] = min(arrived, first.get(tid, arrived))
+        for tid, arrived in sorted(first.items()):
+            if not changed_since(change.changed_at, arrived):
+                continue
+            showed = before.status if changed_since(before.changed_at, arrived) else "received"
+            if change.status != showed:
+                ids.append(tid)
+        if not ids:
+            return 0
         receipts = await conn.execute(
             select(
                 sms_replies.c.tracking_id,

@@ -188,15 +188,28 @@ def _key(body: bytes, message_id: str | None) -> str:
 
 # Run inside the transaction of a change that is shown: what else the change causes (the SMS
 # channel queues a message to the citizen); returns how many replies it queued.
-Notify = Callable[[AsyncConnection, StatusChange, datetime], Awaitable[int]]
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """What a complaint showed before a change: its status word and when it was set (None: as
+    received)."""
+
+    status: str
+    changed_at: datetime | None
+
+
+# Run in the change's transaction when the change is shown (see :func:`apply`), with what the
+# complaint showed before it; what it queued.
+Notify = Callable[[AsyncConnection, StatusChange, datetime, Shown], Awaitable[int]]
 
 
 async def apply(
     engine: AsyncEngine, change: StatusChange, now: datetime, notify: Notify | None = None
 ) -> tuple[Outcome, int]:
-    """Keep the change and, when it is the newest, show it and run ``notify`` (when it changes
-    the status word): one transaction. The outcome, and what ``notify`` queued. Raises
-    :class:`Refused` for a change that must not be applied."""
+    """Keep the change and, when it is the newest, show it and run ``notify`` with what the
+    complaint showed before (``notify`` decides whom a change tells: the status word may be the
+    same for the complaint, and new under the ID of a message that joined it since): one
+    transaction. The outcome, and what ``notify`` queued. Raises :class:`Refused` for a change
+    that must not be applied."""
     if change.changed_at > now + MAX_AHEAD:
         raise Refused(
             f"changed_at is {_ahead(change.changed_at - now)} ahead of the gateway's clock"
@@ -211,7 +224,11 @@ async def apply(
             # older agency would be written over the newer one.
             found = (
                 await conn.execute(
-                    select(complaints.c.tracking_id, complaints.c.status)
+                    select(
+                        complaints.c.tracking_id,
+                        complaints.c.status,
+                        complaints.c.status_changed_at,
+                    )
                     .where(complaints.c.id == change.complaint_id)
                     .with_for_update()
                 )
@@ -259,10 +276,8 @@ async def apply(
                     .where(complaints.c.id == change.complaint_id, ~named_later)
                     .values(agency=change.agency)
                 )
-            # Told when the status word changes: a newer change that repeats it (a new date, a
-            # new agency) would tell the citizen "now X" again.
-            if applied and notify is not None and change.status != found.status:
-                told = await notify(conn, change, now)
+            if applied and notify is not None:
+                told = await notify(conn, change, now, Shown(found.status, found.status_changed_at))
             await conn.execute(
                 insert(complaint_status_events).values(
                     message_id=change.key,

@@ -104,9 +104,16 @@ raw_inbound = Table(
     # Migration 0013: what a message told an ID of its own (gateway.intake) shows under it, as a
     # new complaint would: its kind, agency, and title and place unless it asked for
     # confidentiality (they are in the clear, as a complaint's that is not); NULL for others.
-    Column("shown", JSON, nullable=True),
+    Column("shown", JSON(none_as_null=True), nullable=True),
     # Migration 0013: the messages that joined a complaint (their IDs, for status SMS).
     Index("ix_raw_inbound_complaint_id", "complaint_id"),
+    # Migration 0013: the messages told an ID of their own, by arrival (Open311's listing).
+    Index(
+        "ix_raw_inbound_own_ids",
+        "received_at",
+        postgresql_where=text("shown IS NOT NULL"),
+        sqlite_where=text("shown IS NOT NULL"),
+    ),
 )
 
 complaints = Table(

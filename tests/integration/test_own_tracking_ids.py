@@ -22,6 +22,8 @@ from sqlalchemy import func, select, update
 from gateway import bootstrap, queries, status_feed
 from gateway.cli import main
 from gateway.domain import Channel, RawInbound, Receipt, ReceiptStatus
+from gateway.errors import ParseError
+from gateway.intake import Parser
 from gateway.settings import Settings, load_settings
 from gateway.sms_store import prune
 from gateway.storage.schema import complaints, outbox, sms_replies
@@ -278,3 +280,26 @@ async def test_an_own_id_shows_the_message_as_it_asked_not_the_complaint(
         gw.engine, tracking_ids=[asked.tracking_id], kinds=["aspirasi"]
     )
     assert [r.tracking_id for r in listed] == [asked.tracking_id]
+
+
+async def test_an_own_id_in_a_group_commit_with_a_quarantined_message_keeps_what_it_shows(
+    gw: bootstrap.Gateway,
+) -> None:
+    # One multi-row insert takes every message of a group commit: a quarantined one (first)
+    # and one told an ID of its own must both be stored whole.
+    first = await gw.intake.accept(msg(Channel.SMS, 0, body=ROAD, nik=NIK_A), PARSER)
+
+    def broken(_raw: RawInbound) -> Any:
+        raise ParseError("unreadable", stage="decode")
+
+    held, own = await asyncio.gather(
+        gw.intake.accept(msg(Channel.WEB, 59, body="?"), Parser("t.broken", broken)),
+        gw.intake.accept(
+            msg(Channel.WEB, 60, body=ROAD_SMS, title="Jalan berlubang", nik=NIK_A), PARSER
+        ),
+    )
+    assert held.status is ReceiptStatus.QUARANTINED
+    _told_own_id(own, first)
+    assert own.tracking_id is not None
+    public = await queries.public_request(gw.engine, own.tracking_id)
+    assert public is not None and public.title == "Jalan berlubang"

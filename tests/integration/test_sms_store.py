@@ -280,7 +280,7 @@ async def _status_changes(engine: Any, tracking_id: str, n: int) -> None:
     from datetime import UTC, datetime, timedelta
 
     from gateway.sms_store import StatusPush
-    from gateway.status_feed import StatusChange
+    from gateway.status_feed import Shown, StatusChange
 
     push = StatusPush("1708")
     now = datetime.now(UTC)
@@ -294,7 +294,7 @@ async def _status_changes(engine: Any, tracking_id: str, n: int) -> None:
             agency=None,
         )
         async with engine.begin() as conn:
-            assert await push(conn, change, now) == 1
+            assert await push(conn, change, now, Shown("received", None)) == 1
 
 
 async def test_status_changes_texted_unasked_do_not_use_up_the_citizen_s_replies(
@@ -452,7 +452,7 @@ async def test_a_backlog_of_status_changes_texts_only_the_newest(settings: Setti
 
     from gateway import tracking
     from gateway.sms_store import StatusPush
-    from gateway.status_feed import StatusChange
+    from gateway.status_feed import Shown, StatusChange
 
     engine = create_engine(settings.database)
     outbox = SqlReplyOutbox(engine, KEYS, flood_max_replies=5, flood_window=3600)
@@ -465,7 +465,7 @@ async def test_a_backlog_of_status_changes_texts_only_the_newest(settings: Setti
             assert await push(conn, StatusChange(
                 key=f"backlog-{tid}-{i}", complaint_id=str(uuid.uuid4()), tracking_id=tid,
                 status=status, changed_at=now + timedelta(minutes=i), agency=None,
-            ), now) == 1
+            ), now, Shown("received", None)) == 1
 
     async def kept() -> list[Any]:
         async with engine.connect() as conn:

@@ -481,7 +481,7 @@ async def test_a_message_that_keeps_failing_is_set_aside_and_the_feed_goes_on(
     gateway = bootstrap.build(settings)
     poisoned: set[str] = set()
 
-    async def notify(conn: Any, change: status_feed.StatusChange, now: Any) -> int:
+    async def notify(conn: Any, change: status_feed.StatusChange, now: Any, _: Any) -> int:
         if change.tracking_id in poisoned:
             raise RuntimeError("a bug")
         return 0
@@ -706,7 +706,7 @@ async def test_a_constraint_the_change_breaks_is_not_taken_for_a_redelivery(
     # in what it causes) was acknowledged and lost, never applied, nothing logged.
     gateway = bootstrap.build(settings)
 
-    async def notify(conn: Any, change: status_feed.StatusChange, now: Any) -> int:
+    async def notify(conn: Any, change: status_feed.StatusChange, now: Any, _: Any) -> int:
         for _ in range(2):
             await conn.execute(
                 complaint_status_events.insert().values(

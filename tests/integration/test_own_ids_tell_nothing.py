@@ -1,0 +1,260 @@
+"""What the ID of a message that joined someone's complaint under an ID of its own tells its
+holder: nothing a new complaint's ID would not. Answers to a retry, the metrics, the agency,
+Open311's listing by date and the status SMS, through the real intake port on both databases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from gateway import bootstrap, queries, status_feed
+from gateway.domain import Channel, ReceiptStatus
+from gateway.settings import Settings
+from gateway.sms_store import StatusPush
+from gateway.status_feed import StatusChange
+from gateway.storage.schema import complaints, sms_replies
+from tests.integration.test_identity_dedup import NIK_A, PARSER, ROAD, ROAD_SMS, T0, WATER, msg
+from tests.integration.test_status_feed import Client
+
+pytestmark = pytest.mark.integration
+
+SITI = "+6281234567890"
+STRANGER = "+6285700001111"
+
+
+@pytest.fixture
+async def gw(settings: Settings) -> AsyncIterator[bootstrap.Gateway]:
+    gateway = bootstrap.build(settings)
+    yield gateway
+    await gateway.close()
+
+
+async def _change(gw: bootstrap.Gateway, cid: str | None, word: str, at: datetime) -> None:
+    async with gw.engine.begin() as conn:
+        await conn.execute(
+            update(complaints)
+            .where(complaints.c.id == cid)
+            .values(status=word, status_changed_at=at, agency="Dinas PUPR Kab. Cirebon")
+        )
+
+
+async def test_a_redelivered_own_id_message_is_answered_as_first_not_duplicate(
+    gw: bootstrap.Gateway,
+) -> None:
+    """Tier 1 (the API's Idempotency-Key replay, a letter confirmed again, a bridge's
+    redelivery) answers as the first time: 'accepted', though the message is stored as a
+    duplicate; 'duplicate' would tell the stranger that the NIK's holder complained."""
+    first = await gw.intake.accept(
+        msg(Channel.SMS, 0, body=ROAD, nik=NIK_A, phone=SITI, confidential=True), PARSER
+    )
+    stranger = msg(Channel.WEB, 60, body=ROAD_SMS, nik=NIK_A)
+    told = await gw.intake.accept(stranger, PARSER)
+    assert told.status is ReceiptStatus.ACCEPTED and told.tracking_id != first.tracking_id
+    again = await gw.intake.accept(stranger, PARSER)  # the same provider message id
+    assert again.tracking_id == told.tracking_id
+    assert again.status is told.status, again
+
+
+async def test_open311_list_filters_do_not_bring_back_a_complaint_under_its_own_id(
+    gw: bootstrap.Gateway,
+) -> None:
+    """Named IDs the complaint query did not return are looked up among the messages that
+    joined a complaint, which also hold the complaint's own ID (its first message, its sender's
+    duplicates): a complaint the filters left out must not come back that way."""
+    first = await gw.intake.accept(msg(Channel.SMS, 0, body=ROAD, nik=NIK_A, phone=SITI), PARSER)
+    assert first.tracking_id is not None
+    await _change(gw, first.complaint_id, "closed", datetime(2026, 11, 2, 8, 30, tzinfo=UTC))
+    # Siti texts again from her phone after it was closed: told her complaint's ID.
+    again = await gw.intake.accept(msg(Channel.SMS, 60, body=ROAD_SMS, phone=SITI), PARSER)
+    assert again.tracking_id == first.tracking_id
+    closed = await queries.list_public_requests(gw.engine, tracking_ids=[first.tracking_id])
+    assert [(r.status, r.open) for r in closed] == [("closed", False)]
+    open_ = await queries.list_public_requests(
+        gw.engine, tracking_ids=[first.tracking_id], statuses=["open"]
+    )
+    assert open_ == [], open_
+
+
+async def test_open311_list_start_date_filter_holds_for_the_complaints_own_id(
+    gw: bootstrap.Gateway,
+) -> None:
+    first = await gw.intake.accept(msg(Channel.SMS, 0, body=ROAD, nik=NIK_A, phone=SITI), PARSER)
+    assert first.tracking_id is not None
+    await gw.intake.accept(msg(Channel.SMS, 60, body=ROAD_SMS, phone=SITI), PARSER)
+    await gw.intake.accept(msg(Channel.SMS, 61, body=ROAD_SMS + " tolong", phone=SITI), PARSER)
+    start = datetime(2026, 11, 2, 8, 30, tzinfo=UTC)  # after the complaint was received
+    listed = await queries.list_public_requests(
+        gw.engine, tracking_ids=[first.tracking_id], start=start
+    )
+    assert listed == [], listed
+
+
+async def test_own_id_counts_no_accepted_complaint(gw: bootstrap.Gateway) -> None:
+    """A message that joined a complaint under an ID of its own is counted as a duplicate,
+    not also as a complaint accepted."""
+    await gw.intake.accept(msg(Channel.SMS, 0, body=ROAD, nik=NIK_A, phone=SITI), PARSER)
+    accepted = gw.metrics.registry.get_sample_value(
+        "lapor_intake_accepted_total", {"channel": "web"}
+    ) or 0.0
+    await gw.intake.accept(msg(Channel.WEB, 60, body=ROAD_SMS, nik=NIK_A), PARSER)
+    after = gw.metrics.registry.get_sample_value(
+        "lapor_intake_accepted_total", {"channel": "web"}
+    ) or 0.0
+    assert after == accepted
+
+
+def _now_minutes() -> float:
+    """msg()'s offset for the current time (the API stamps its own clock)."""
+    return (datetime.now(UTC) - T0).total_seconds() / 60
+
+
+async def test_the_api_idempotency_replay_says_duplicate_to_an_own_id_holder(
+    gw: bootstrap.Gateway, aiohttp_client: Client
+) -> None:
+    """The same, through POST /api/v1/complaints with an Idempotency-Key: the first answer is
+    'accepted' with an ID of its own, and so is the client's retry of that very request
+    ('duplicate' would say 'someone with this NIK complained of this')."""
+    first = await gw.intake.accept(
+        msg(Channel.SMS, _now_minutes() - 5, body=ROAD, nik=NIK_A, phone=SITI), PARSER
+    )
+    assert first.status is ReceiptStatus.ACCEPTED
+    client = await aiohttp_client(bootstrap.build_app(gw))
+    complaint = {
+        "title": "Jalan berlubang",
+        "body": ROAD,
+        "kind": "pengaduan",
+        "reporter": {"name": "Budi", "nik": NIK_A},
+    }
+    headers = {"Idempotency-Key": "review-k1"}
+    resp = await client.post("/api/v1/complaints", json=complaint, headers=headers)
+    told = await resp.json()
+    assert resp.status == 202 and told["status"] == "accepted", told
+    assert told["tracking_id"] != first.tracking_id
+    resp = await client.post("/api/v1/complaints", json=complaint, headers=headers)
+    again = await resp.json()
+    assert again["tracking_id"] == told["tracking_id"]
+    assert again == told, again
+
+
+async def test_an_own_id_shows_no_agency_named_before_its_message_arrived(
+    gw: bootstrap.Gateway,
+) -> None:
+    """The agency named when the complaint was forwarded (before the stranger's message) does
+    not show under the stranger's ID, even once a later change (naming no agency) is shown."""
+    first = await gw.intake.accept(msg(Channel.SMS, 0, body=ROAD, nik=NIK_A, phone=SITI), PARSER)
+    await _change(gw, first.complaint_id, "forwarded", datetime(2026, 11, 2, 8, 30, tzinfo=UTC))
+    own = await gw.intake.accept(msg(Channel.WEB, 60, body=ROAD_SMS, nik=NIK_A), PARSER)
+    assert own.tracking_id is not None and own.tracking_id != first.tracking_id
+    # The routing core's next change names no agency: the column keeps the earlier one.
+    async with gw.engine.begin() as conn:
+        await conn.execute(
+            update(complaints)
+            .where(complaints.c.id == first.complaint_id)
+            .values(status="in_progress", status_changed_at=datetime(2026, 11, 2, 10, tzinfo=UTC))
+        )
+    public = await queries.public_request(gw.engine, own.tracking_id)
+    seen = await gw.intake.status(own.tracking_id)
+    assert public is not None and seen is not None
+    assert (public.agency, seen.agency) == (None, None), (public, seen)
+
+
+async def test_an_own_id_shows_on_open311_as_a_new_complaint_would(
+    gw: bootstrap.Gateway,
+) -> None:
+    """A new (not confidential) complaint shows its title on Open311 to whoever holds its ID;
+    so does a message told an ID of its own (none would tell the holder it joined someone's
+    complaint)."""
+    nik_b = "3209010101900002"
+    new = await gw.intake.accept(
+        msg(Channel.WEB, 0, body=WATER, title="Air PDAM mati", nik=nik_b), PARSER
+    )
+    assert new.tracking_id is not None
+    shown_new = await queries.public_request(gw.engine, new.tracking_id)
+    assert shown_new is not None and shown_new.title == "Air PDAM mati"
+    first = await gw.intake.accept(
+        msg(Channel.SMS, 0, body=ROAD, nik=NIK_A, phone=SITI), PARSER
+    )
+    own = await gw.intake.accept(
+        msg(Channel.WEB, 60, body=ROAD, title="Jalan berlubang", nik=NIK_A), PARSER
+    )
+    assert own.status is ReceiptStatus.ACCEPTED and own.tracking_id is not None
+    assert own.complaint_id == first.complaint_id  # joined
+    shown_own = await queries.public_request(gw.engine, own.tracking_id)
+    assert shown_own is not None
+    assert shown_own.title == "Jalan berlubang", shown_own
+
+
+async def test_an_own_id_is_listed_by_date_as_a_new_complaint_would_be(
+    gw: bootstrap.Gateway,
+) -> None:
+    """Open311 requests.json?start_date=&end_date= (no service_request_id) lists every
+    complaint received in the window, a confidential one too (without title): a new
+    complaint's holder finds their ID there, and so does an own ID's (missing, it would tell
+    its holder the message joined someone's complaint)."""
+    new = await gw.intake.accept(
+        msg(Channel.WEB, 0, body=WATER, nik="3209010101900002", confidential=True), PARSER
+    )
+    await gw.intake.accept(msg(Channel.SMS, 0, body=ROAD, nik=NIK_A, phone=SITI), PARSER)
+    own = await gw.intake.accept(msg(Channel.WEB, 60, body=ROAD_SMS, nik=NIK_A), PARSER)
+    assert own.status is ReceiptStatus.ACCEPTED and own.complaint_id is not None
+    around_new = await queries.list_public_requests(
+        gw.engine, start=T0 - timedelta(minutes=1), end=T0 + timedelta(minutes=1)
+    )
+    assert new.tracking_id in {r.tracking_id for r in around_new}
+    around_own = await queries.list_public_requests(
+        gw.engine, start=T0 + timedelta(minutes=59), end=T0 + timedelta(minutes=61)
+    )
+    assert own.tracking_id in {r.tracking_id for r in around_own}, around_own
+
+
+async def test_an_own_id_is_texted_when_its_shown_status_changes(gw: bootstrap.Gateway) -> None:
+    """The complaint was forwarded before the stranger's SMS came: their ID shows 'received'.
+    The routing core's next change repeats 'forwarded' (a new agency): their ID now shows
+    'forwarded' (/cek, SMS CEK), so their number is texted of it, as a new complaint's holder
+    is texted 'kini berstatus DITERUSKAN'."""
+    first = await gw.intake.accept(msg(Channel.SMS, 0, body=ROAD, nik=NIK_A, phone=SITI), PARSER)
+    assert first.complaint_id is not None and first.tracking_id is not None
+    push = StatusPush("1708")
+    now = T0 + timedelta(hours=3)
+
+    def change(key: str, minutes: int, agency: str) -> StatusChange:
+        return StatusChange(
+            key, first.complaint_id, first.tracking_id, "forwarded",  # type: ignore[arg-type]
+            T0 + timedelta(minutes=minutes), agency,
+        )
+
+    await status_feed.apply(gw.engine, change("c-1", 30, "Dinas PUPR Kab. Cirebon"), now, push)
+    own = await gw.intake.accept(
+        msg(Channel.SMS, 60, body=ROAD_SMS, nik=NIK_A, phone=STRANGER), PARSER
+    )
+    assert own.status is ReceiptStatus.ACCEPTED and own.tracking_id is not None
+    # The receipt the stranger's number got (as the SMS channel writes it).
+    async with gw.engine.begin() as conn:
+        await conn.execute(
+            sms_replies.insert().values(
+                raw_inbound_id=own.raw_id, bridge="kannel", recipient=gw.keys.encrypt(STRANGER),
+                sender_hash="stranger", tracking_id=own.tracking_id, kind="receipt",
+                body="receipt", status="sent", created_at=now, next_attempt_at=now,
+            )
+        )
+    before = await gw.intake.status(own.tracking_id)
+    assert before is not None and before.status == "received"
+    _, told = await status_feed.apply(
+        gw.engine, change("c-2", 90, "Dinas Perhubungan Kab. Cirebon"), now, push
+    )
+    after = await gw.intake.status(own.tracking_id)
+    assert after is not None and after.status == "forwarded"  # shown to the stranger now
+    async with gw.engine.connect() as conn:
+        texted = (
+            await conn.execute(
+                select(sms_replies.c.body).where(
+                    sms_replies.c.kind == "status-change",
+                    sms_replies.c.tracking_id == own.tracking_id,
+                )
+            )
+        ).scalars().all()
+    assert told == 1 and len(texted) == 1, (told, texted)
