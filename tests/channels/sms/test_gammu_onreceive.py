@@ -1,8 +1,9 @@
 """``config/gammu/lapor-onreceive`` run by ``sh`` with stand-ins for ``curl`` and
 ``gammu-smsd-inject`` that write down how they were called: the variables it reads, and that
 SMSD and the gateway can share one environment. Then with the real curl against the gateway,
-every program it starts writing down its arguments: the token is on no command line (where
-every local user reads it with ps), and the gateway still takes the request.
+every program it starts writing down its arguments: neither the token nor the sender's number
+or text is on any command line (where every local user reads them with ps), and the gateway
+takes the request and stores the text exactly.
 (``test_gammu_live.py`` runs it under a real Gammu SMSD.)"""
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
+from channels.sms.kannel import split_query
 from gateway import bootstrap
 from gateway.errors import ConfigError
 from gateway.settings import load_settings
 from gateway.storage import migrate
 from gateway.storage.schema import raw_inbound
-from tests.support import serving_app
+from tests.support import opened_complaints, opened_raw, serving_app
 
 ROOT = Path(__file__).resolve().parents[3]
 ONRECEIVE = ROOT / "config" / "gammu" / "lapor-onreceive"
@@ -75,6 +77,11 @@ def _args(tmp_path: Path, name: str) -> list[str]:
     return (tmp_path / f"{name}.args").read_text().splitlines()
 
 
+def _curl_config(tmp_path: Path) -> list[str]:
+    """The lines of configuration curl read on its standard input."""
+    return (tmp_path / "curl.stdin").read_text().splitlines()
+
+
 def _curl_user(tmp_path: Path) -> str:
     """The ``user`` curl was given: on its standard input (``--config -``), never in its
     arguments, where every local user could read it (ps, /proc/<pid>/cmdline)."""
@@ -104,10 +111,15 @@ def test_the_program_and_the_gateway_share_one_environment(tmp_path: Path) -> No
     curl = _args(tmp_path, "curl")
     assert curl[-1] == URL
     assert _curl_user(tmp_path) == "lapor:s3cret-gammu"
-    assert "SMS_1_TEXT=Jalan rusak" in curl
+    # The message too is on curl's standard input, not among its arguments.
+    assert 'data-urlencode = "SMS_1_TEXT=Jalan rusak"' in _curl_config(tmp_path)
+    assert [a for a in curl if "Jalan" in a or "6281200000001" in a] == []
     # The token goes only as the password, never among the fields the gateway stores, nor
     # anywhere on the command line.
     assert [a for a in curl if "s3cret" in a] == []
+    assert [line for line in _curl_config(tmp_path) if "s3cret" in line] == [
+        'user = "lapor:s3cret-gammu"'
+    ]
     inject = _args(tmp_path, "gammu-smsd-inject")
     assert inject == ["-c", str(tmp_path / "smsdrc"), "TEXT", "+6281200000001", "-text", REPLY]
     # The very same environment starts the gateway.
@@ -219,20 +231,29 @@ async def gateway_url(tmp_path: Path) -> AsyncIterator[tuple[str, bootstrap.Gate
         await gateway.close()
 
 
-async def _run_for_real(tmp_path: Path, url: str, token: str) -> tuple[int, str]:
+SENDER = "+6281200000001"
+INBOX_ID = f"IN20261205_101500_00_{SENDER}_00.txt"
+TEXT = "Jalan Siliwangi rusak parah di depan pasar"
+
+
+async def _run_for_real(
+    tmp_path: Path, url: str, token: str, sms: dict[str, str] | None = None
+) -> tuple[int, str]:
     env = {
         "PATH": f"{_recording_path(tmp_path)}:{os.environ.get('PATH', '/usr/bin:/bin')}",
         "LANG": "C.UTF-8",
         "GAMMU_LAPOR_URL": url,
         "GAMMU_LAPOR_TOKEN": token,
         "GAMMU_SMSDRC": str(tmp_path / "smsdrc"),
+    }
+    env |= sms or {
         "SMS_MESSAGES": "1",
-        "SMS_1_NUMBER": "+6281200000001",
-        "SMS_1_TEXT": "Jalan Siliwangi rusak parah di depan pasar",
+        "SMS_1_NUMBER": SENDER,
+        "SMS_1_TEXT": TEXT,
         "DECODED_PARTS": "0",
     }
     process = await asyncio.create_subprocess_exec(
-        "sh", str(ONRECEIVE), "IN20261205_101500_00_+6281200000001_00.txt",
+        "sh", str(ONRECEIVE), INBOX_ID,
         env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     _, stderr = await asyncio.wait_for(process.communicate(), 60)
@@ -262,6 +283,55 @@ async def test_the_token_is_on_no_command_line_and_the_real_request_authenticate
     inject = _args(tmp_path, "gammu-smsd-inject")
     assert inject[:4] == ["-c", str(tmp_path / "smsdrc"), "TEXT", "+6281200000001"]
     assert inject[5].startswith("LAPOR! ")
+
+
+# A long message in two parts, as SMSD passes it, with what curl's configuration syntax would
+# read otherwise (quotes, backslashes, the last character one of them, "#", line breaks, a tab),
+# what a form would (& = % +), what a shell would expand, and text beyond ASCII.
+HARD_TEXT = (
+    'Lapor: "jalan" rusak\n\tdi Jl. Merdeka #5 \\ C:\\new \\" 😡🚧\r\n'
+    "biaya 100% & a=b+c %41 `$HOME` 'ok' \\"
+)
+HARD_SMS = {
+    "SMS_MESSAGES": "2",
+    "SMS_1_NUMBER": SENDER,
+    "SMS_1_TEXT": HARD_TEXT[:40],
+    "SMS_2_NUMBER": SENDER,
+    "SMS_2_TEXT": HARD_TEXT[40:],
+    "DECODED_PARTS": "1",
+    "DECODED_1_TEXT": HARD_TEXT,
+    "PHONE_ID": 'modem "1"',
+}
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+async def test_the_message_is_on_no_command_line_and_arrives_exactly(
+    tmp_path: Path, gateway_url: tuple[str, bootstrap.Gateway]
+) -> None:
+    # As curl arguments (--data-urlencode name=value) the sender's number and the text were in
+    # every local user's reach (ps, /proc/<pid>/cmdline), like the token before them.
+    url, gateway = gateway_url
+    code, stderr = await _run_for_real(tmp_path, url, HARD_TOKEN, HARD_SMS)
+    assert code == 0, stderr
+    argv = (tmp_path / "argv.log").read_text()
+    # The recording saw the programs run (sed and tr escape the text, reading it from a pipe).
+    assert all(f"{name}\n" in argv for name in ("curl", "env", "sed", "tr"))
+    for piece in (SENDER.removeprefix("+"), "Lapor", "rusak", "Merdeka", "😡", "biaya", "modem"):
+        assert piece not in argv, piece
+    # The gateway stored the form with every field exactly as SMSD set it, in the order the
+    # program sends them (ids, then the variables by name), and nothing else.
+    (raw,) = await opened_raw(gateway.engine, gateway.keys)
+    body = raw["body"]
+    assert [pair.partition(b"=")[0] for pair in body.split(b"&")] == [
+        b"ids", *(name.encode() for name in sorted(HARD_SMS))
+    ]
+    assert split_query(body) == {"ids": INBOX_ID.encode()} | {
+        name: value.encode() for name, value in HARD_SMS.items()
+    }
+    (complaint,) = await opened_complaints(gateway.engine, gateway.keys)
+    assert complaint.body == HARD_TEXT
+    # The reply goes back to the sender: gammu-smsd-inject takes the number only as an argument.
+    assert _args(tmp_path, "gammu-smsd-inject")[3] == SENDER
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
