@@ -82,7 +82,18 @@ def _parser() -> argparse.ArgumentParser:
                     " said so and left as it is")
     d = sub.add_parser("dedup", help="why messages were linked to a complaint")
     dsub = d.add_subparsers(dest="action", required=True)
-    ds = dsub.add_parser("show", help="every message linked to a tracking ID, with tier and score")
+    ds = dsub.add_parser(
+        "show",
+        help="every message linked to a tracking ID, with tier and score",
+        description="Every dedup decision of the complaint with this tracking ID (the"
+        " complaint's own or one a message that joined it was told): when the message arrived,"
+        " its channel, the tier (new, retry, similar), the identity kind that recognised its"
+        " sender, the similarity score (for a new complaint: the best score against the"
+        " person's earlier complaints, with how far below dedup.similarity_threshold it"
+        " stayed), the number of candidates and the raw inbound id. Under a decision, each"
+        " identity of its message that was already linked to another NIK's person (left"
+        " there: identity_conflicts), by kind and persons, never its value.",
+    )
     ds.add_argument("tracking_id")
     st = sub.add_parser("status", help="status changes the routing core sent")
     stsub = st.add_subparsers(dest="action", required=True)
@@ -513,13 +524,30 @@ async def _dedup(settings: Settings, args: argparse.Namespace) -> int:
         await gateway.close()
     if not rows:
         return _no_complaint(args.tracking_id)
+    threshold = settings.dedup.similarity_threshold
     for row in rows:
-        score = "" if row["score"] is None else f"score={row['score']:.3f}"
+        score, below = "", ""
+        if row["score"] is not None and row["tier"] == "new":
+            # How close the message came to joining an earlier complaint of the person.
+            score = f"best={row['score']:.3f}"
+            gap = threshold - row["score"]
+            below = (
+                f"  below threshold {threshold:.3f} by {gap:.3f}"
+                if gap > 0
+                else f"  (threshold now {threshold:.3f}: decided under a higher one)"
+            )
+        elif row["score"] is not None:
+            score = f"score={row['score']:.3f}"
         print(
             f"{row['received_at']:%Y-%m-%d %H:%M}  {row['channel']:<8} {row['tier']:<8} "
             f"via={row['identity_kind'] or '-':<9} {score:<12} candidates={row['candidates']}  "
-            f"raw={row['raw_inbound_id']}"
+            f"raw={row['raw_inbound_id']}{below}"
         )
+        for c in row["conflicts"]:
+            print(
+                f"    conflict: its {c['kind']} was already linked to another NIK's person"
+                f" ({c['person_id']}), left there; the message went to {c['claimed_by_person_id']}"
+            )
     return 0
 
 

@@ -12,10 +12,17 @@ locked so that concurrent messages take turns:
 
 Candidates come from the index ``(person_id, received_at)``: at most ``dedup.max_candidates`` of
 that person's newest complaints, read for a whole group commit in one statement
-(:func:`load_candidates`), so a decision costs the same with ten thousand or a million
+(:func:`load_earlier`), so a decision costs the same with ten thousand or a million
 complaints stored; the decision itself (:func:`decide`) is pure. Every decision is written to
 ``dedup_decisions`` with its tier, the identity kind that recognised the person, the score and
 the number of candidates.
+
+A message that joined a complaint (tier 3) has no complaint row of its own, so a provider's
+retry of it would be compared with the complaint's words, not its own, and be tier 3 again (a
+second ``duplicate`` event, a second reply). Its decision row keeps its sender's lookup hash
+and a keyed hash of its comparison tokens (migration 0014); :func:`load_earlier` reads those of
+the batch's senders within the retry window in the same statement as the candidates, over the
+partial index ``(sender_hash, created_at)``, and tier 2 compares them as it compares complaints.
 """
 
 from __future__ import annotations
@@ -24,14 +31,15 @@ import enum
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import CompoundSelect, Select, false, func, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.crypto import Keys
 from gateway.sealing import open_complaint
 from gateway.settings import DedupSettings
-from gateway.storage.schema import complaints
+from gateway.storage.schema import complaints, dedup_decisions, raw_inbound
 from normalizer import token_similarity
 
 
@@ -59,6 +67,9 @@ class Decision:
     # came from, an e-mail's address, an account) sent the first complaint or was given in it:
     # the receipt may name that complaint (see gateway.intake).
     same_sender: bool = False
+    # RETRY of a message that joined the complaint (not of the complaint itself): the ID that
+    # message was told, the complaint's or one of its own (see gateway.intake).
+    told_tracking_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,20 +87,63 @@ class Candidate:
     identity_hashes: frozenset[str] = frozenset()
 
 
-async def load_candidates(
+@dataclass(frozen=True, slots=True)
+class EarlierDuplicate:
+    """A recent message of a person that joined a complaint (tier 3), as tier 2 compares it."""
+
+    complaint_id: str
+    tracking_id: str  # the complaint's
+    told_tracking_id: str  # the ID its sender was told: the complaint's, or one of its own
+    sender_hash: str
+    tokens_hash: str  # :func:`tokens_hash` of its comparison tokens
+    received_at: datetime
+    # The complaint's privacy as it stands (a retry asking more is the citizen's new word).
+    anonymous: bool = False
+    confidential: bool = False
+
+
+# The lookup-hash kind of a message's comparison tokens (dedup_decisions.tokens_hash).
+TOKENS_KIND = "match_tokens"
+
+
+def tokens_hash(keys: Keys, tokens: str) -> str:
+    """A keyed hash of comparison tokens: tier 2 needs only their equality, so a duplicate's
+    decision row keeps this (HMAC under the identity key, like ``identities.value_hash``)
+    rather than its words; it needs no resealing when the data key rotates."""
+    return keys.lookup_hash(TOKENS_KIND, tokens)
+
+
+@dataclass(frozen=True, slots=True)
+class Earlier:
+    """What a group commit compares its messages with, by (surviving) person."""
+
+    complaints: dict[str, list[Candidate]]
+    duplicates: dict[str, list[EarlierDuplicate]]
+
+
+async def load_earlier(
     conn: AsyncConnection,
     settings: DedupSettings,
     person_ids: Collection[str],
     since: datetime,
     keys: Keys,
-) -> dict[str, list[Candidate]]:
-    """The newest ``max_candidates`` complaints since ``since`` of each person, newest first.
+    sender_hashes: Collection[str] = (),
+    retry_since: datetime | None = None,
+) -> Earlier:
+    """The newest ``max_candidates`` complaints since ``since`` of each person, newest first;
+    and the messages sent by ``sender_hashes`` that joined a complaint, decided since
+    ``retry_since``, by the complaint's person, newest first.
 
-    One statement for a whole batch: ``row_number()`` per person over the index
+    One statement for a whole batch. The complaints: ``row_number()`` per person over the index
     ``(person_id, received_at)``, so the cost follows the number of persons, not the table.
+    The duplicates, with ``UNION ALL`` (only when the batch has senders seen before): over the
+    partial index ``dedup_decisions (sender_hash, created_at)``, with the raw inbound row (when
+    it arrived, the ID its sender was told) and the complaint (its person, tracking ID and
+    privacy) by primary key. ``created_at`` (the commit) is never before the message's
+    ``received_at``, so that range holds every message received since ``retry_since``.
     """
     if not settings.enabled or not person_ids:
-        return {}
+        return Earlier({}, {})
     ranked = (
         select(
             complaints.c.person_id,
@@ -109,27 +163,86 @@ async def load_candidates(
         .where(complaints.c.person_id.in_(sorted(person_ids)), complaints.c.received_at >= since)
         .subquery()
     )
-    rows = await conn.execute(
-        select(ranked)
-        .where(ranked.c.rank <= settings.max_candidates)
-        .order_by(ranked.c.person_id, ranked.c.rank)
-    )
-    found: dict[str, list[Candidate]] = {}
-    for r in rows:
-        tokens = open_complaint(keys, r.id, "match_tokens", r.match_tokens, r.sealed, False)
-        found.setdefault(r.person_id, []).append(
-            Candidate(
-                r.id,
-                r.tracking_id,
-                str(tokens or ""),
-                r.sender_hash,
-                r.received_at,
-                bool(r.anonymous),
-                bool(r.confidential),
-                frozenset((r.identity_hashes or "").split()),
+    query: Select[Any] | CompoundSelect[Any] = select(
+        ranked, null().label("told"), null().label("tokens_hash")
+    ).where(ranked.c.rank <= settings.max_candidates)
+    if sender_hashes and retry_since is not None:
+        d, r, c = dedup_decisions, raw_inbound, complaints
+        joined = (
+            select(
+                c.c.person_id,
+                d.c.complaint_id,
+                c.c.tracking_id,
+                null(),  # match_tokens
+                false(),  # sealed
+                d.c.sender_hash,
+                r.c.received_at,
+                c.c.anonymous,
+                c.c.confidential,
+                null(),  # identity_hashes
+                null(),  # rank: none, a duplicate
+                r.c.tracking_id,
+                d.c.tokens_hash,
+            )
+            .select_from(
+                d.join(r, r.c.id == d.c.raw_inbound_id).join(c, c.c.id == d.c.complaint_id)
+            )
+            .where(
+                d.c.sender_hash.is_not(None),
+                d.c.sender_hash.in_(sorted(sender_hashes)),
+                d.c.created_at >= retry_since,
             )
         )
+        query = union_all(query, joined)
+    found = Earlier({}, {})
+    for row in await conn.execute(query):
+        if row.rank is not None:
+            tokens = open_complaint(
+                keys, row.id, "match_tokens", row.match_tokens, row.sealed, False
+            )
+            found.complaints.setdefault(row.person_id, []).append(
+                Candidate(
+                    row.id,
+                    row.tracking_id,
+                    str(tokens or ""),
+                    row.sender_hash,
+                    row.received_at,
+                    bool(row.anonymous),
+                    bool(row.confidential),
+                    frozenset((row.identity_hashes or "").split()),
+                )
+            )
+        elif row.person_id is not None and row.told is not None:
+            found.duplicates.setdefault(row.person_id, []).append(
+                EarlierDuplicate(
+                    row.id,
+                    row.tracking_id,
+                    row.told,
+                    row.sender_hash,
+                    row.tokens_hash,
+                    row.received_at,
+                    bool(row.anonymous),
+                    bool(row.confidential),
+                )
+            )
+    # Newest first (ordered here: the rows are few, the statement sorts nothing).
+    for rows in found.complaints.values():
+        rows.sort(key=lambda x: x.received_at, reverse=True)
+    for dups in found.duplicates.values():
+        dups.sort(key=lambda x: x.received_at, reverse=True)
     return found
+
+
+async def load_candidates(
+    conn: AsyncConnection,
+    settings: DedupSettings,
+    person_ids: Collection[str],
+    since: datetime,
+    keys: Keys,
+) -> dict[str, list[Candidate]]:
+    """The newest ``max_candidates`` complaints since ``since`` of each person, newest first
+    (:func:`load_earlier` without the duplicates)."""
+    return (await load_earlier(conn, settings, person_ids, since, keys)).complaints
 
 
 def decide(
@@ -142,6 +255,8 @@ def decide(
     anonymous: bool = False,
     confidential: bool = False,
     vouched: Collection[str] = (),
+    duplicates: Sequence[EarlierDuplicate] = (),
+    tokens_key: str | None = None,
 ) -> Decision:
     """Compare a message with its person's recent complaints (newest first); pure.
 
@@ -153,6 +268,11 @@ def decide(
     ``vouched``: the lookup hashes of the identities the message's transport vouches for
     (:func:`gateway.identity.vouched_by`), for :attr:`Decision.same_sender`.
 
+    ``duplicates``: the person's recent messages that joined a complaint (newest first), and
+    ``tokens_key`` the :func:`tokens_hash` of ``tokens`` to compare with theirs: the same
+    sender and words within the retry window is a retry of that message (its receipt again),
+    the newest of it and a matching complaint winning.
+
     The caller holds the person's row lock while it reads the candidates and writes the result.
     """
     if not settings.enabled or not tokens:
@@ -160,17 +280,50 @@ def decide(
     since = received_at - timedelta(days=settings.window_days)
     rows = [c for c in candidates if c.received_at >= since][: settings.max_candidates]
     retry_since = received_at - timedelta(seconds=settings.retry_window_seconds)
-    for row in rows:
-        if (
-            sender_hash is not None
-            and row.sender_hash == sender_hash
-            and row.match_tokens == tokens
-            and row.received_at >= retry_since
-            and (row.anonymous or not anonymous)
-            and (row.confidential or not confidential)
-        ):
-            own = sender_hash in vouched
-            return Decision(Tier.RETRY, row.id, row.tracking_id, 1.0, len(rows), same_sender=own)
+    if sender_hash is not None:
+        own = sender_hash in vouched
+        again = next(
+            (
+                row
+                for row in rows
+                if row.sender_hash == sender_hash
+                and row.match_tokens == tokens
+                and row.received_at >= retry_since
+                and (row.anonymous or not anonymous)
+                and (row.confidential or not confidential)
+            ),
+            None,
+        )
+        joined = (
+            next(
+                (
+                    d
+                    for d in duplicates
+                    if d.sender_hash == sender_hash
+                    and d.tokens_hash == tokens_key
+                    and d.received_at >= retry_since
+                    and (d.anonymous or not anonymous)
+                    and (d.confidential or not confidential)
+                ),
+                None,
+            )
+            if tokens_key is not None
+            else None
+        )
+        if joined is not None and (again is None or joined.received_at >= again.received_at):
+            return Decision(
+                Tier.RETRY,
+                joined.complaint_id,
+                joined.tracking_id,
+                1.0,
+                len(rows),
+                same_sender=own,
+                told_tracking_id=joined.told_tracking_id,
+            )
+        if again is not None:
+            return Decision(
+                Tier.RETRY, again.id, again.tracking_id, 1.0, len(rows), same_sender=own
+            )
     if not rows:
         return Decision(Tier.NEW)
     words = tokens.split()
@@ -186,8 +339,6 @@ def decide(
             len(rows),
             first_anonymous=best.anonymous,
             first_confidential=best.confidential,
-            same_sender=any(
-                h == best.sender_hash or h in best.identity_hashes for h in vouched
-            ),
+            same_sender=any(h == best.sender_hash or h in best.identity_hashes for h in vouched),
         )
     return Decision(Tier.NEW, score=score, candidates=len(rows))

@@ -34,7 +34,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway import contract, sealing, tracking
 from gateway.crypto import Keys
-from gateway.dedup import Candidate, Decision, Tier, decide, load_candidates
+from gateway.dedup import (
+    Candidate,
+    Decision,
+    EarlierDuplicate,
+    Tier,
+    decide,
+    load_earlier,
+    tokens_hash,
+)
 from gateway.domain import (
     Channel,
     Complaint,
@@ -1041,7 +1049,28 @@ class IntakeService:
             .order_by(dedup_decisions.c.id)
         )
         async with self._engine.connect() as conn:
-            return [dict(r._mapping) for r in await conn.execute(query)]
+            found = [dict(r._mapping) | {"conflicts": []} for r in await conn.execute(query)]
+            by_raw = {row["raw_inbound_id"]: row for row in found}
+            if by_raw:
+                clashes = await conn.execute(
+                    select(
+                        identity_conflicts.c.raw_inbound_id,
+                        identity_conflicts.c.kind,
+                        identity_conflicts.c.person_id,
+                        identity_conflicts.c.claimed_by_person_id,
+                    )
+                    .where(identity_conflicts.c.raw_inbound_id.in_(sorted(by_raw)))
+                    .order_by(identity_conflicts.c.id)
+                )
+                for c in clashes:
+                    by_raw[c.raw_inbound_id]["conflicts"].append(
+                        {
+                            "kind": c.kind,
+                            "person_id": c.person_id,
+                            "claimed_by_person_id": c.claimed_by_person_id,
+                        }
+                    )
+            return found
 
     async def count_complaints(self) -> int:
         """How many complaints are stored (for status output and tests)."""
@@ -1205,6 +1234,9 @@ class _Placer:
         # Earlier complaints by person, newest first: read from the table for the persons the
         # batch meets, then extended with the batch's own complaints as they are placed.
         self._candidates: dict[str, list[Candidate]] = {}
+        # Likewise the messages that joined a complaint within the retry window, by person
+        # (read for the batch's senders): a provider's retry of one is tier 2.
+        self._duplicates: dict[str, list[EarlierDuplicate]] = {}
 
     async def prepare(self, drafts: list[tuple[str, RawInbound, _Work]]) -> None:
         """Resolve every sender of the batch and read the dedup candidates they need."""
@@ -1224,7 +1256,23 @@ class _Placer:
         since = min(raw.received_at for _, raw, _ in drafts) - timedelta(
             days=self._dedup.window_days
         )
-        self._candidates = await load_candidates(self._conn, self._dedup, known, since, self._keys)
+        # Only a sender seen before can have sent a message that joined a complaint.
+        senders = {
+            w.sender_hash
+            for w in self._who.values()
+            if w.sender_hash is not None and w.person_id is not None and not w.created
+        }
+        retry_since = min(raw.received_at for _, raw, _ in drafts) - timedelta(
+            seconds=self._dedup.retry_window_seconds
+        )
+        earlier = await load_earlier(
+            self._conn, self._dedup, known, since, self._keys, senders, retry_since
+        )
+        self._candidates = earlier.complaints
+        for person_id, found in earlier.duplicates.items():
+            # By the surviving person, as the candidates (a merge of this batch moved the
+            # complaints, whose person the rows carry, before they were read).
+            self._duplicates.setdefault(self.graph.current(person_id), []).extend(found)
 
     def _raise_privacy(self, person_id: str, complaint_id: str, privacy: Privacy) -> None:
         """Queue ``privacy`` for the complaint's row, and give it to the complaint as a later
@@ -1235,6 +1283,12 @@ class _Placer:
             if c.id == complaint_id
             else c
             for c in self._candidates_of(person_id)
+        ]
+        self._duplicates[person_id] = [
+            replace(d, anonymous=privacy.anonymous, confidential=privacy.confidential)
+            if d.complaint_id == complaint_id
+            else d
+            for d in self._duplicates.get(person_id, [])
         ]
 
     def _candidates_of(self, person_id: str) -> list[Candidate]:
@@ -1247,6 +1301,9 @@ class _Placer:
         who = self._who[raw_id]
         person_id = self.graph.current(who.person_id) if who.person_id is not None else None
         tokens = work.tokens
+        duplicates = self._duplicates.get(person_id, []) if person_id is not None else []
+        # Hashed only when compared or kept: most messages need neither.
+        tokens_key = tokens_hash(self._keys, tokens) if duplicates else None
         decision = (
             decide(
                 self._dedup,
@@ -1257,6 +1314,8 @@ class _Placer:
                 anonymous=work.complaint.draft.privacy.anonymous,
                 confidential=work.complaint.draft.privacy.confidential,
                 vouched=vouched_by(raw.channel, work.identities),
+                duplicates=duplicates,
+                tokens_key=tokens_key,
             )
             if person_id is not None
             else Decision(Tier.NEW)
@@ -1272,6 +1331,8 @@ class _Placer:
             "score": decision.score,
             "candidates": decision.candidates,
             "created_at": now,
+            "sender_hash": None,  # set for a message that joins a complaint (below)
+            "tokens_hash": None,
         }
         # The receipt names the earlier complaint only to the sender it came from: the same
         # phone number, address or account, which the channel's transport vouches for. Anyone
@@ -1283,17 +1344,38 @@ class _Placer:
         own = decision.same_sender
         if decision.tier is Tier.RETRY:
             assert decision.tracking_id is not None
-            receipt = (
-                Receipt(
+            told = decision.told_tracking_id
+            if told is not None and told != decision.tracking_id:
+                # A retry of a message that joined the complaint and was told an ID of its
+                # own: that ID again (it shows nothing of the complaint from before it).
+                receipt = Receipt(
+                    ReceiptStatus.ACCEPTED,
+                    told,
+                    raw_id,
+                    complaint_id=decision.complaint_id,
+                    redelivered=True,
+                )
+            elif not own:
+                receipt = _own_id(work, decision, raw_id)
+            elif told is not None:
+                # ...that was told the complaint's ID, from a sender the transport vouches for
+                # (as for the complaint's own retry): its receipt again.
+                receipt = Receipt(
+                    ReceiptStatus.DUPLICATE,
+                    told,
+                    raw_id,
+                    complaint_id=decision.complaint_id,
+                    duplicate_of=told,
+                    redelivered=True,
+                )
+            else:
+                receipt = Receipt(
                     ReceiptStatus.ACCEPTED,
                     decision.tracking_id,
                     raw_id,
                     complaint_id=decision.complaint_id,
                     redelivered=True,
                 )
-                if own
-                else _own_id(work, decision, raw_id)
-            )
             return _Placement(receipt, decision.tier, decision_row)
         if decision.tier is Tier.SIMILAR:
             assert decision.tracking_id is not None and decision.complaint_id is not None
@@ -1335,6 +1417,26 @@ class _Placer:
                 if own
                 else _own_id(work, decision, raw_id)
             )
+            if who.sender_hash is not None and person_id is not None:
+                # Its own words, for tier 2: a provider's retry of it is this message again,
+                # in a later group commit (the decision row) or in this one.
+                key = tokens_key or tokens_hash(self._keys, tokens)
+                decision_row["sender_hash"] = who.sender_hash
+                decision_row["tokens_hash"] = key
+                assert receipt.tracking_id is not None
+                self._duplicates.setdefault(person_id, []).insert(
+                    0,
+                    EarlierDuplicate(
+                        decision.complaint_id,
+                        decision.tracking_id,
+                        receipt.tracking_id,
+                        who.sender_hash,
+                        key,
+                        raw.received_at,
+                        privacy.anonymous,
+                        privacy.confidential,
+                    ),
+                )
             return _Placement(
                 receipt,
                 decision.tier,

@@ -310,6 +310,19 @@ dedup_decisions = Table(
     Column("score", Float, nullable=True),
     Column("candidates", Integer, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
+    # Migration 0014, for a message that joined a complaint (tier ``similar``): its sender's
+    # lookup hash and a keyed hash of its comparison tokens (gateway.dedup.tokens_hash), so that
+    # a provider's retry of it is recognised (tier 2); NULL on every other row. The partial
+    # index finds a batch's senders' recent ones.
+    Column("sender_hash", String(64), nullable=True),
+    Column("tokens_hash", String(64), nullable=True),
+    Index(
+        "ix_dedup_decisions_sender_hash",
+        "sender_hash",
+        "created_at",
+        postgresql_where=text("sender_hash IS NOT NULL"),
+        sqlite_where=text("sender_hash IS NOT NULL"),
+    ),
 )
 
 # ---- web channel: per-IP rate limits (migration 0003) ---------------------------------------

@@ -120,6 +120,48 @@ def test_quarantine_list_show_replay_and_outbox_status(
     assert main(["dedup", "show", "ABCDEFGH2"]) == 1
 
 
+def test_dedup_show_prints_conflicts_and_how_close_a_new_complaint_came(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.integration.test_identity_dedup import NIK_A, NIK_B, PARSER, ROAD, ROAD_SMS, msg
+
+    assert main(["migrate"]) == 0
+    email = "warga.cirebon@contoh.id"
+
+    async def run() -> tuple[str, str, str]:
+        gw = bootstrap.build(load_settings())
+        try:
+            await gw.intake.accept(msg(Channel.WEB, 0, body="Lampu mati", nik=NIK_B, email=email),
+                                   PARSER)
+            await gw.intake.accept(msg(Channel.WEB, 1, body=ROAD, nik=NIK_A), PARSER)
+            # NIK A's person again, with an address NIK B gave: a clash, left with B; the
+            # words are near the road complaint, not near enough.
+            near = "Parkir liar di depan Pasar Sumber bikin macet tiap pagi."
+            new = await gw.intake.accept(msg(Channel.WEB, 30, body=near, nik=NIK_A, email=email),
+                                         PARSER)
+            joined = await gw.intake.accept(msg(Channel.WEB, 60, body=ROAD_SMS, nik=NIK_A),
+                                            PARSER)
+            assert new.tracking_id is not None and joined.tracking_id is not None
+            assert new.complaint_id != joined.complaint_id
+            return new.tracking_id, joined.tracking_id, NIK_B
+        finally:
+            await gw.close()
+
+    near_id, joined_id, nik_b = asyncio.run(run())
+    capsys.readouterr()
+    assert main(["dedup", "show", near_id]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2, lines
+    assert " web      new      via=nik       best=0.395 " in lines[0]
+    assert "candidates=1" in lines[0] and lines[0].endswith("below threshold 0.450 by 0.055")
+    assert lines[1].startswith("    conflict: its email was already linked to another NIK's")
+    assert email not in lines[1] and nik_b not in lines[1]
+    assert main(["dedup", "show", joined_id]) == 0  # the road complaint, by the ID a join got
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[3] for line in lines] == ["new", "similar"]
+    assert "best=" not in lines[0] and "score=" in lines[1] and "conflict" not in "".join(lines)
+
+
 def test_status_show_prints_the_status_and_every_change(
     env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -574,3 +574,110 @@ async def test_a_complaint_made_confidential_later_has_its_title_and_place_seale
         where = sealing.open_complaint(gw.keys, row.id, "location", row.location, True, True)
         assert {k: where[k] for k in place} == place
     await reseal(gw.engine, gw.keys, gw.files)  # reads every row: nothing left in the clear
+
+
+async def _events(gw: bootstrap.Gateway) -> list[str]:
+    return sorted(json.loads(e)["event"] for e in await opened_events(gw.engine, gw.keys))
+
+
+async def test_a_providers_retry_of_a_duplicate_gets_its_receipt_and_no_event(
+    gw: bootstrap.Gateway,
+) -> None:
+    # Siti's second SMS about the road joins her first complaint (tier 3). Kannel sends it again
+    # under a new message id: it is that SMS again, not new evidence, whatever the first
+    # complaint's words were. The same receipt, no second `duplicate` event.
+    phone = "+6281234567890"
+    first = await gw.intake.accept(msg(Channel.SMS, 0, body=ROAD, phone=phone), PARSER)
+    dup = await gw.intake.accept(msg(Channel.SMS, 60, body=ROAD_SMS, phone=phone), PARSER)
+    assert dup.status is ReceiptStatus.DUPLICATE and dup.duplicate_of == first.tracking_id
+    again = await gw.intake.accept(msg(Channel.SMS, 62, body=ROAD_SMS, phone="081234567890"), PARSER)
+    assert again.redelivered and again.status is ReceiptStatus.DUPLICATE
+    assert again.tracking_id == again.duplicate_of == first.tracking_id
+    assert again.complaint_id == first.complaint_id
+    assert await _events(gw) == ["created", "duplicate"]
+    # Past the retry window the same words are the citizen's again: new evidence.
+    later = await gw.intake.accept(msg(Channel.SMS, 75, body=ROAD_SMS, phone=phone), PARSER)
+    assert later.status is ReceiptStatus.DUPLICATE and not later.redelivered
+    assert await _events(gw) == ["created", "duplicate", "duplicate"]
+    async with gw.engine.connect() as conn:
+        tiers = (
+            await conn.execute(select(dedup_decisions.c.tier).order_by(dedup_decisions.c.id))
+        ).scalars().all()
+    assert tiers == ["new", "similar", "retry", "similar"]
+
+
+async def test_a_retry_of_a_duplicate_told_its_own_id_is_told_that_id_again(
+    gw: bootstrap.Gateway,
+) -> None:
+    # An SMS from a number Siti's web form did not give, with her NIK, joins her complaint and is
+    # told an ID of its own; the provider's retry of it is told that ID, not a third one and
+    # never the complaint's, and makes no event. So is a web form sent twice.
+    first = await gw.intake.accept(msg(Channel.WEB, 0, body=ROAD, nik=NIK_A), PARSER)
+    by_sms = await gw.intake.accept(
+        msg(Channel.SMS, 60, body=ROAD_SMS, nik=NIK_A, phone="+6285700001111"), PARSER
+    )
+    assert by_sms.status is ReceiptStatus.ACCEPTED and by_sms.complaint_id == first.complaint_id
+    assert by_sms.tracking_id not in (None, first.tracking_id)
+    again = await gw.intake.accept(
+        msg(Channel.SMS, 61, body=ROAD_SMS, nik=NIK_A, phone="+6285700001111"), PARSER
+    )
+    assert (again.status, again.tracking_id, again.complaint_id, again.duplicate_of) == (
+        ReceiptStatus.ACCEPTED, by_sms.tracking_id, first.complaint_id, None
+    )
+    by_form = await gw.intake.accept(msg(Channel.WEB, 70, body=ROAD_SMS + " Tolong.", nik=NIK_A), PARSER)
+    form_again = await gw.intake.accept(
+        msg(Channel.WEB, 72, body=ROAD_SMS + " Tolong.", nik=NIK_A), PARSER
+    )
+    assert by_form.tracking_id not in (None, first.tracking_id, by_sms.tracking_id)
+    assert form_again.tracking_id == by_form.tracking_id
+    assert form_again.status is ReceiptStatus.ACCEPTED and form_again.duplicate_of is None
+    assert await _events(gw) == ["created", "duplicate", "duplicate"]
+    # Someone typing the number of an SMS that was told the complaint's ID, with its words, on
+    # the web form: not that number's transport, so not told the complaint's ID.
+    phone = "+6281299990007"
+    mine = await gw.intake.accept(msg(Channel.WEB, 100, body=WATER, phone=phone), PARSER)
+    texted = await gw.intake.accept(msg(Channel.SMS, 160, body=WATER + " Tolong", phone=phone), PARSER)
+    assert texted.status is ReceiptStatus.DUPLICATE and texted.duplicate_of == mine.tracking_id
+    typed = await gw.intake.accept(
+        msg(Channel.WEB, 161, body=WATER + " Tolong", phone=phone), PARSER
+    )
+    assert typed.tracking_id not in (None, mine.tracking_id) and typed.duplicate_of is None
+    assert typed.complaint_id == mine.complaint_id
+
+
+async def test_a_retry_of_a_duplicate_in_the_same_group_commit_makes_no_event(
+    gw: bootstrap.Gateway,
+) -> None:
+    # The duplicate and the provider's retry of it arrive together: one group commit decides the
+    # second against the first as the batch placed it.
+    phone = "+6281234567890"
+    first = await gw.intake.accept(msg(Channel.WEB, 0, body=ROAD, nik=NIK_A, phone=phone), PARSER)
+    dup, again = await asyncio.gather(
+        gw.intake.accept(msg(Channel.SMS, 60, body=ROAD_SMS, phone=phone), PARSER),
+        gw.intake.accept(msg(Channel.SMS, 60.5, body=ROAD_SMS, phone=phone), PARSER),
+    )
+    assert dup.status is ReceiptStatus.DUPLICATE and dup.duplicate_of == first.tracking_id
+    assert again.redelivered and again.tracking_id == first.tracking_id
+    # The same with a duplicate told an ID of its own (a number the complaint did not come from).
+    other = "+6285700001111"
+    own, own_again = await asyncio.gather(
+        gw.intake.accept(msg(Channel.SMS, 90, body=ROAD_SMS + " lagi", nik=NIK_A, phone=other),
+                         PARSER),
+        gw.intake.accept(msg(Channel.SMS, 90.5, body=ROAD_SMS + " lagi", nik=NIK_A, phone=other),
+                         PARSER),
+    )
+    assert own.tracking_id not in (None, first.tracking_id) and own.duplicate_of is None
+    assert own_again.tracking_id == own.tracking_id and own_again.duplicate_of is None
+    assert own.complaint_id == own_again.complaint_id == first.complaint_id
+    assert await _events(gw) == ["created", "duplicate", "duplicate"]
+    async with gw.engine.connect() as conn:
+        decided = (
+            await conn.execute(
+                select(dedup_decisions.c.tier, dedup_decisions.c.created_at)
+                .where(dedup_decisions.c.tier != "new")
+                .order_by(dedup_decisions.c.id)
+            )
+        ).all()
+    assert [d.tier for d in decided] == ["similar", "retry", "similar", "retry"]
+    assert decided[0].created_at == decided[1].created_at  # one group commit indeed
+    assert decided[2].created_at == decided[3].created_at

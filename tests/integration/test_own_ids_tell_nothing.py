@@ -59,6 +59,34 @@ async def test_a_redelivered_own_id_message_is_answered_as_first_not_duplicate(
     assert again.status is told.status, again
 
 
+async def test_a_strangers_sms_sent_twice_gets_one_id_as_for_a_new_complaint(
+    gw: bootstrap.Gateway,
+) -> None:
+    """A bridge resending an SMS with a new id (tier 2): a new complaint's sender is told the
+    same ID again, and so is a stranger whose message joined someone's complaint (two IDs
+    would tell them someone with this NIK complained of it, and give a citizen two IDs for one
+    message)."""
+    # Control: nobody complained before; the stranger's two sends get one ID.
+    nik_b = "3209010101900002"
+    a = await gw.intake.accept(
+        msg(Channel.SMS, 0, body=ROAD, nik=nik_b, phone="+6285700002222"), PARSER
+    )
+    b = await gw.intake.accept(
+        msg(Channel.SMS, 2, body=ROAD, nik=nik_b, phone="+6285700002222"), PARSER
+    )
+    assert a.tracking_id == b.tracking_id
+    # Siti complained; the stranger sends the same SMS twice within the retry window.
+    await gw.intake.accept(msg(Channel.SMS, 0, body=ROAD, nik=NIK_A, phone=SITI), PARSER)
+    one = await gw.intake.accept(
+        msg(Channel.SMS, 60, body=ROAD_SMS, nik=NIK_A, phone=STRANGER), PARSER
+    )
+    two = await gw.intake.accept(
+        msg(Channel.SMS, 62, body=ROAD_SMS, nik=NIK_A, phone=STRANGER), PARSER
+    )
+    assert one.status is two.status is ReceiptStatus.ACCEPTED
+    assert two.tracking_id == one.tracking_id, (one, two)
+
+
 async def test_open311_list_filters_do_not_bring_back_a_complaint_under_its_own_id(
     gw: bootstrap.Gateway,
 ) -> None:
