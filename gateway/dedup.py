@@ -37,6 +37,7 @@ from sqlalchemy import CompoundSelect, Select, false, func, null, select, union_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.crypto import Keys
+from gateway.queries import CLOSED_STATUSES
 from gateway.sealing import open_complaint
 from gateway.settings import DedupSettings
 from gateway.storage.schema import complaints, dedup_decisions, raw_inbound
@@ -85,6 +86,9 @@ class Candidate:
     confidential: bool = False
     # The lookup hashes of the identities its message carried (empty: stored before they were).
     identity_hashes: frozenset[str] = frozenset()
+    # The routing core closed it (resolved, rejected...): a later message of the same matter is
+    # a new complaint (the matter is back), not evidence for one nobody handles any more.
+    closed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +160,7 @@ async def load_earlier(
             complaints.c.anonymous,
             complaints.c.confidential,
             complaints.c.identity_hashes,
+            complaints.c.status,
             func.row_number()
             .over(partition_by=complaints.c.person_id, order_by=complaints.c.received_at.desc())
             .label("rank"),
@@ -180,6 +185,7 @@ async def load_earlier(
                 c.c.anonymous,
                 c.c.confidential,
                 null(),  # identity_hashes
+                c.c.status,
                 null(),  # rank: none, a duplicate
                 r.c.tracking_id,
                 d.c.tokens_hash,
@@ -210,6 +216,7 @@ async def load_earlier(
                     bool(row.anonymous),
                     bool(row.confidential),
                     frozenset((row.identity_hashes or "").split()),
+                    row.status in CLOSED_STATUSES,
                 )
             )
         elif row.person_id is not None and row.told is not None:
@@ -324,6 +331,9 @@ def decide(
             return Decision(
                 Tier.RETRY, again.id, again.tracking_id, 1.0, len(rows), same_sender=own
             )
+    # Tier 3 only joins complaints still open; a retry (above) is the same message whatever
+    # became of its complaint.
+    rows = [r for r in rows if not r.closed]
     if not rows:
         return Decision(Tier.NEW)
     words = tokens.split()

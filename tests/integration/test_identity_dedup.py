@@ -681,3 +681,41 @@ async def test_a_retry_of_a_duplicate_in_the_same_group_commit_makes_no_event(
     assert [d.tier for d in decided] == ["similar", "retry", "similar", "retry"]
     assert decided[0].created_at == decided[1].created_at  # one group commit indeed
     assert decided[2].created_at == decided[3].created_at
+
+
+async def test_the_same_matter_after_its_complaint_was_closed_is_a_new_complaint(
+    gw: bootstrap.Gateway,
+) -> None:
+    # The routing core resolved the complaint; the citizen texts the same matter again a day
+    # later: the road is broken again. That is a new complaint for someone to handle, not
+    # evidence for one closed (which showed "selesai" to its ID, or "received" for ever to an
+    # own ID). A provider's retry of the first message is still that message.
+    first = await gw.intake.accept(
+        msg(Channel.SMS, 0, body=ROAD, nik=NIK_A, phone="+6281234567890"), PARSER
+    )
+    retried_raw = msg(Channel.SMS, 5, body=ROAD, nik=NIK_A, phone="+6281234567890")
+    async with gw.engine.begin() as conn:
+        await conn.execute(
+            complaints.update()
+            .where(complaints.c.id == first.complaint_id)
+            .values(status="resolved", status_changed_at=T0 + timedelta(minutes=1))
+        )
+    retried = await gw.intake.accept(retried_raw, PARSER)
+    assert retried.redelivered and retried.tracking_id == first.tracking_id
+    again = await gw.intake.accept(
+        msg(Channel.SMS, 24 * 60, body=ROAD_SMS, phone="+6281234567890"), PARSER
+    )
+    assert again.status is ReceiptStatus.ACCEPTED and again.complaint_id != first.complaint_id
+    assert again.duplicate_of is None and await _count(gw, complaints) == 2
+    # Open again (the routing core reopened it): joined as before.
+    async with gw.engine.begin() as conn:
+        await conn.execute(
+            complaints.update()
+            .where(complaints.c.id == first.complaint_id)
+            .values(status="in_progress", status_changed_at=T0 + timedelta(hours=30))
+        )
+    later = await gw.intake.accept(
+        msg(Channel.SMS, 31 * 60, body=ROAD_SMS + " tolong", phone="+6281234567890"), PARSER
+    )
+    assert later.status is ReceiptStatus.DUPLICATE
+    assert later.duplicate_of in (first.tracking_id, again.tracking_id)
