@@ -257,8 +257,9 @@ def _message_status(tid: str, row: Any, agency_since: str | None) -> TrackingSta
     if row.status is None or not changed_since(row.status_changed_at, row.received_at):
         return TrackingStatus(tid, "received", row.received_at, kind, None, own.get("agency"))
     # The agency a change since it arrived named (``agency_since``: one named before is the
-    # earlier complaint's); nor whom a confidential complaint concerns (as Open311 shows it).
-    agency = None if row.confidential else agency_since
+    # earlier complaint's), else the one it asked for, as a new complaint keeps it; never whom
+    # a confidential complaint concerns (as Open311 shows it).
+    agency = (None if row.confidential else agency_since) or own.get("agency")
     return TrackingStatus(tid, row.status, row.received_at, kind, row.status_changed_at, agency)
 
 
@@ -1345,9 +1346,12 @@ class _Placer:
         if decision.tier is Tier.RETRY:
             assert decision.tracking_id is not None
             told = decision.told_tracking_id
-            if told is not None and told != decision.tracking_id:
+            if told is not None and told != decision.tracking_id and own:
                 # A retry of a message that joined the complaint and was told an ID of its
-                # own: that ID again (it shows nothing of the complaint from before it).
+                # own, from the same phone, address or account: that ID again (it shows
+                # nothing of the complaint from before it). From a typed identity, another
+                # sender's ID (and the place their message showed) is no more told than the
+                # complaint's: an ID of its own (below).
                 receipt = Receipt(
                     ReceiptStatus.ACCEPTED,
                     told,
@@ -1495,7 +1499,8 @@ def _shown(placed: _Placement, draft: ComplaintDraft) -> dict[str, Any] | None:
     secret = draft.privacy.confidential
     return {
         "kind": draft.kind.value,
-        "agency": draft.agency,
+        "agency": draft.agency,  # its holder sees it; the public not, when it is confidential
+        "confidential": secret,
         "title": None if secret else draft.title,
         "location": None if secret or draft.location is None else _flat(draft.location),
     }

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, case, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.storage.schema import complaint_status_events, complaints, raw_inbound
@@ -150,11 +150,14 @@ def _joined(row: Any, agencies: dict[tuple[str, datetime], str]) -> PublicReques
         address=place.get("text"),
         latitude=place.get("latitude"),
         longitude=place.get("longitude"),
+        # Named by a change since it arrived, else the one it asked for (as a new complaint
+        # keeps it), unless that message or the complaint is confidential.
         agency=(
             (None if row.confidential else agencies.get((row.complaint_id, row.received_at)))
             if changed
-            else own.get("agency")
-        ),
+            else None
+        )
+        or (None if own.get("confidential") else own.get("agency")),
     )
 
 
@@ -237,14 +240,25 @@ async def list_public_requests(
         joined_query = joined_query.where(raw_inbound.c.tracking_id.in_(sorted(tracking_ids)))
     else:
         named = False
+        # One row per ID here (its first message's: a retry's has no ``shown``), so every
+        # filter is applied before the limit, on what the ID shows (see :func:`_joined`).
         joined_query = joined_query.where(raw_inbound.c.shown.is_not(None))
         if start is not None:
             joined_query = joined_query.where(raw_inbound.c.received_at >= start)
         if end is not None:
             joined_query = joined_query.where(raw_inbound.c.received_at <= end)
-        # Kind and status are read from ``shown`` and the complaint's change: filtered below,
-        # from the newest on (more than ``limit`` are read when a filter leaves some out).
-        joined_query = joined_query.limit(limit * (2 if kinds or statuses else 1))
+        if kinds:
+            kind = func.coalesce(raw_inbound.c.shown["kind"].as_string(), complaints.c.kind)
+            joined_query = joined_query.where(kind.in_(list(kinds)))
+        status = case(
+            (complaints.c.status_changed_at >= raw_inbound.c.received_at, complaints.c.status),
+            else_=literal("received"),
+        )
+        if set(statuses) == {"open"}:
+            joined_query = joined_query.where(status.not_in(CLOSED_STATUSES))
+        elif set(statuses) == {"closed"}:
+            joined_query = joined_query.where(status.in_(CLOSED_STATUSES))
+        joined_query = joined_query.limit(limit)
     async with engine.connect() as conn:
         found = [_public(row) for row in await conn.execute(query)]
         if named and not set(tracking_ids) - {r.tracking_id for r in found}:
@@ -261,6 +275,7 @@ async def list_public_requests(
             conn, [(r.complaint_id, r.received_at) for r in rows.values()]
         )
         first = {tid: _joined(r, agencies) for tid, r in rows.items()}
+        # The IDs named: each as its first message shows it, then filtered.
         joined = [
             r
             for r in first.values()

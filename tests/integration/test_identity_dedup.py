@@ -611,7 +611,9 @@ async def test_a_retry_of_a_duplicate_told_its_own_id_is_told_that_id_again(
 ) -> None:
     # An SMS from a number Siti's web form did not give, with her NIK, joins her complaint and is
     # told an ID of its own; the provider's retry of it is told that ID, not a third one and
-    # never the complaint's, and makes no event. So is a web form sent twice.
+    # never the complaint's, and makes no event. A web form sent twice makes no event either,
+    # but its NIK is typed: the second is not told the first's ID (which shows what the first
+    # wrote), any more than a complaint's.
     first = await gw.intake.accept(msg(Channel.WEB, 0, body=ROAD, nik=NIK_A), PARSER)
     by_sms = await gw.intake.accept(
         msg(Channel.SMS, 60, body=ROAD_SMS, nik=NIK_A, phone="+6285700001111"), PARSER
@@ -629,7 +631,8 @@ async def test_a_retry_of_a_duplicate_told_its_own_id_is_told_that_id_again(
         msg(Channel.WEB, 72, body=ROAD_SMS + " Tolong.", nik=NIK_A), PARSER
     )
     assert by_form.tracking_id not in (None, first.tracking_id, by_sms.tracking_id)
-    assert form_again.tracking_id == by_form.tracking_id
+    assert form_again.tracking_id not in (None, first.tracking_id, by_form.tracking_id)
+    assert form_again.complaint_id == first.complaint_id
     assert form_again.status is ReceiptStatus.ACCEPTED and form_again.duplicate_of is None
     assert await _events(gw) == ["created", "duplicate", "duplicate"]
     # Someone typing the number of an SMS that was told the complaint's ID, with its words, on

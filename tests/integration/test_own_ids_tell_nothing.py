@@ -5,14 +5,18 @@ Open311's listing by date and the status SMS, through the real intake port on bo
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select, update
 
 from gateway import bootstrap, queries, status_feed
-from gateway.domain import Channel, ReceiptStatus
+from gateway.domain import Channel, Kind, Location, RawInbound, ReceiptStatus
+from gateway.intake import Parser
 from gateway.settings import Settings
 from gateway.sms_store import StatusPush
 from gateway.status_feed import StatusChange
@@ -95,10 +99,10 @@ async def test_open311_list_filters_do_not_bring_back_a_complaint_under_its_own_
     duplicates): a complaint the filters left out must not come back that way."""
     first = await gw.intake.accept(msg(Channel.SMS, 0, body=ROAD, nik=NIK_A, phone=SITI), PARSER)
     assert first.tracking_id is not None
-    await _change(gw, first.complaint_id, "closed", datetime(2026, 11, 2, 8, 30, tzinfo=UTC))
-    # Siti texts again from her phone after it was closed: told her complaint's ID.
+    # Siti texts again from her phone: told her complaint's ID. Then it is closed.
     again = await gw.intake.accept(msg(Channel.SMS, 60, body=ROAD_SMS, phone=SITI), PARSER)
     assert again.tracking_id == first.tracking_id
+    await _change(gw, first.complaint_id, "closed", datetime(2026, 11, 2, 9, 30, tzinfo=UTC))
     closed = await queries.list_public_requests(gw.engine, tracking_ids=[first.tracking_id])
     assert [(r.status, r.open) for r in closed] == [("closed", False)]
     open_ = await queries.list_public_requests(
@@ -286,3 +290,167 @@ async def test_an_own_id_is_texted_when_its_shown_status_changes(gw: bootstrap.G
             )
         ).scalars().all()
     assert told == 1 and len(texted) == 1, (told, texted)
+
+
+def _parse_kind(raw: RawInbound) -> Any:
+    draft = PARSER.parse(raw)
+    return replace(draft, kind=Kind(json.loads(raw.body).get("kind", "pengaduan")))
+
+
+async def test_open311_list_by_kind_finds_an_own_id_behind_newer_own_ids_of_another_kind(
+    gw: bootstrap.Gateway,
+) -> None:
+    # Open311 requests.json?service_code=aspirasi lists the newest aspirations. An own ID of
+    # that kind is one, as a new complaint of that kind would be, however many newer own IDs
+    # of another kind there are (the filter comes before the limit).
+    parser = Parser("test.json", _parse_kind)
+    first = await gw.intake.accept(msg(Channel.SMS, 0, body=ROAD, nik=NIK_A, phone=SITI), parser)
+    assert first.status is ReceiptStatus.ACCEPTED
+    wanted = await gw.intake.accept(
+        msg(Channel.WEB, 60, body=ROAD, nik=NIK_A, kind="aspirasi"), parser
+    )
+    assert wanted.status is ReceiptStatus.ACCEPTED and wanted.complaint_id == first.complaint_id
+    for minutes, tail in ((180, " tolong"), (300, " segera")):
+        other = await gw.intake.accept(
+            msg(Channel.WEB, minutes, body=ROAD + tail, nik=NIK_A), parser
+        )
+        assert other.complaint_id == first.complaint_id
+        assert other.tracking_id not in (wanted.tracking_id, first.tracking_id)
+    all_aspirations = await queries.list_public_requests(gw.engine, kinds=["aspirasi"])
+    assert [r.tracking_id for r in all_aspirations] == [wanted.tracking_id]
+    newest = await queries.list_public_requests(gw.engine, kinds=["aspirasi"], limit=1)
+    assert [r.tracking_id for r in newest] == [wanted.tracking_id]
+
+
+
+
+
+def _parse_place(raw: RawInbound) -> Any:
+    place = json.loads(raw.body).get("place")
+    return replace(PARSER.parse(raw), location=None if place is None else Location(text=place))
+
+
+async def test_a_second_web_form_with_a_typed_nik_is_not_told_the_first_forms_own_id(
+    gw: bootstrap.Gateway,
+) -> None:
+    # A web form's NIK is typed: the same form sent twice is not told the first's ID (see
+    # test_a_web_form_sent_again_is_told_an_id_of_its_own_and_makes_no_event). Nor when the
+    # first form joined Siti's complaint under an ID of its own and a second form with the same
+    # NIK, title and words (not place: tier 2 compares title and body) comes within the retry
+    # window: told that ID, whoever typed the NIK second would learn that someone sent these
+    # words with this NIK minutes before, and through the ID the place the first form gave
+    # (its sender's address, perhaps).
+    parser = Parser("test.json", _parse_place)
+    await gw.intake.accept(msg(Channel.SMS, 0, body=ROAD, nik=NIK_A, phone=SITI), parser)
+    one = await gw.intake.accept(
+        msg(Channel.WEB, 60, body=ROAD_SMS, nik=NIK_A, title="Jalan rusak",
+            place="Jl. Melati No. 17, RT 03/RW 05, Sumber"),
+        parser,
+    )
+    assert one.status is ReceiptStatus.ACCEPTED and one.tracking_id is not None
+    two = await gw.intake.accept(
+        msg(Channel.WEB, 62, body=ROAD_SMS, nik=NIK_A, title="Jalan rusak"), parser
+    )
+    assert two.status is ReceiptStatus.ACCEPTED and two.tracking_id is not None
+    shown = await queries.public_request(gw.engine, two.tracking_id)
+    assert shown is not None
+    assert shown.address is None, f"the second sender sees the first form's place: {shown}"
+    assert two.tracking_id != one.tracking_id, "a typed NIK was told another sender's ID"
+
+
+
+
+
+
+def _parse_agency(raw: RawInbound) -> Any:
+    return replace(PARSER.parse(raw), agency=json.loads(raw.body).get("agency"))
+
+
+async def test_an_own_id_keeps_the_agency_it_asked_for_as_a_new_complaint_does(
+    gw: bootstrap.Gateway,
+) -> None:
+    # A new complaint that asked for an agency shows it until a change names another; a change
+    # naming none (most status changes) leaves it. So does an own ID: its holder must not see
+    # the agency vanish where a new complaint's would not.
+    parser = Parser("test.json", _parse_agency)
+    asked = "Dinas PUPR Kab. Cirebon"
+    new = await gw.intake.accept(
+        msg(Channel.WEB, 0, body=WATER, nik="3209010101900002", agency=asked), parser
+    )
+    first = await gw.intake.accept(msg(Channel.SMS, 0, body=ROAD, nik=NIK_A, phone=SITI), parser)
+    own = await gw.intake.accept(
+        msg(Channel.WEB, 60, body=ROAD_SMS, nik=NIK_A, agency=asked), parser
+    )
+    assert own.status is ReceiptStatus.ACCEPTED and own.complaint_id == first.complaint_id
+    assert new.tracking_id is not None and own.tracking_id is not None
+    for tid in (new.tracking_id, own.tracking_id):
+        seen = await gw.intake.status(tid)
+        assert seen is not None and (seen.status, seen.agency) == ("received", asked), seen
+    later = T0 + timedelta(hours=3)
+    for receipt in (new, first):  # the routing core's change, naming no agency
+        assert receipt.complaint_id is not None and receipt.tracking_id is not None
+        change = StatusChange(
+            f"change-{receipt.complaint_id}", receipt.complaint_id, receipt.tracking_id,
+            "in_progress", later, None,
+        )
+        await status_feed.apply(gw.engine, change, later + timedelta(minutes=1))
+    seen_new = await gw.intake.status(new.tracking_id)
+    assert seen_new is not None and (seen_new.status, seen_new.agency) == ("in_progress", asked)
+    seen_own = await gw.intake.status(own.tracking_id)
+    assert seen_own is not None and (seen_own.status, seen_own.agency) == (
+        "in_progress", asked
+    ), seen_own
+    public = await queries.public_request(gw.engine, own.tracking_id)
+    assert public is not None and public.agency == asked, public
+
+
+async def test_a_confidential_own_id_does_not_show_its_agency_on_open311(
+    gw: bootstrap.Gateway,
+) -> None:
+    # Open311 (public: anyone may list by date) never shows a confidential complaint's agency:
+    # "whom it concerns ... tells its matter" (queries._public). Nor a confidential message's
+    # told an ID of its own, in the listing by date or by its ID.
+    parser = Parser("test.json", _parse_agency)
+    asked = "Inspektorat Kab. Cirebon"
+    new = await gw.intake.accept(
+        msg(Channel.WEB, 0, body=WATER, nik="3209010101900002", agency=asked, confidential=True),
+        parser,
+    )
+    assert new.tracking_id is not None
+    control = await queries.public_request(gw.engine, new.tracking_id)
+    assert control is not None and control.agency is None  # a new confidential complaint
+    first = await gw.intake.accept(msg(Channel.SMS, 0, body=ROAD, nik=NIK_A, phone=SITI), parser)
+    own = await gw.intake.accept(
+        msg(Channel.WEB, 60, body=ROAD_SMS, nik=NIK_A, agency=asked, confidential=True), parser
+    )
+    assert own.status is ReceiptStatus.ACCEPTED and own.complaint_id == first.complaint_id
+    assert own.tracking_id is not None
+    listed = await queries.list_public_requests(
+        gw.engine, start=T0 + timedelta(minutes=59), end=T0 + timedelta(minutes=61)
+    )
+    assert [(r.tracking_id, r.title, r.agency) for r in listed] == [
+        (own.tracking_id, None, None)
+    ], listed
+    one = await queries.public_request(gw.engine, own.tracking_id)
+    assert one is not None and one.agency is None, one
+
+
+async def test_open311_lists_an_own_id_open_or_closed_by_what_it_shows(
+    gw: bootstrap.Gateway,
+) -> None:
+    # Listed by date with status=open/closed, an own ID counts as what it shows: "received"
+    # (open) while the complaint's status was set before it arrived, then the status changed
+    # since.
+    first = await gw.intake.accept(msg(Channel.SMS, 0, body=ROAD, nik=NIK_A, phone=SITI), PARSER)
+    await _change(gw, first.complaint_id, "forwarded", T0 + timedelta(minutes=30))
+    own = await gw.intake.accept(msg(Channel.WEB, 60, body=ROAD_SMS, nik=NIK_A), PARSER)
+    assert own.tracking_id is not None and own.complaint_id == first.complaint_id
+    window = {"start": T0 + timedelta(minutes=59), "end": T0 + timedelta(minutes=61)}
+
+    async def listed(status: str) -> list[str]:
+        found = await queries.list_public_requests(gw.engine, statuses=[status], **window)
+        return [r.tracking_id for r in found]
+
+    assert (await listed("open"), await listed("closed")) == ([own.tracking_id], [])
+    await _change(gw, first.complaint_id, "selesai", T0 + timedelta(hours=3))
+    assert (await listed("open"), await listed("closed")) == ([], [own.tracking_id])

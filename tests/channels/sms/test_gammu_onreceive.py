@@ -355,3 +355,19 @@ def test_a_token_with_a_line_break_is_refused_before_anything_is_posted(
     assert done.returncode != 0
     assert "GAMMU_LAPOR_TOKEN holds a line break" in done.stderr
     assert not (tmp_path / "curl.args").exists()
+
+
+def test_gammu_a_text_with_a_line_naming_an_unset_sms_variable_is_still_posted(
+    tmp_path: Path,
+) -> None:
+    # env prints a multi-line text's later lines as if they were variables: a line of the
+    # citizen's text that looks like "DECODED_7_TEXT=..." names a variable that is not set.
+    # Under `set -u` reading it stopped the program; nothing was posted, and running it again
+    # failed the same way: the SMS never arrived.
+    text = "Jalan rusak\nDECODED_7_TEXT=ini bukan variabel"
+    done = _run(
+        tmp_path,
+        {"GAMMU_LAPOR_URL": URL, "GAMMU_LAPOR_TOKEN": "s3cret", "SMS_1_TEXT": text},
+    )
+    assert done.returncode == 0, done.stderr
+    assert any(line.startswith('data-urlencode = "SMS_1_TEXT=') for line in _curl_config(tmp_path))
