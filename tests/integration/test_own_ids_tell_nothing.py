@@ -22,6 +22,7 @@ from gateway.sms_store import StatusPush
 from gateway.status_feed import StatusChange
 from gateway.storage.schema import complaints, sms_replies
 from tests.integration.test_identity_dedup import NIK_A, PARSER, ROAD, ROAD_SMS, T0, WATER, msg
+from tests.integration.test_own_tracking_ids import _change
 from tests.integration.test_status_feed import Client
 
 pytestmark = pytest.mark.integration
@@ -37,13 +38,6 @@ async def gw(settings: Settings) -> AsyncIterator[bootstrap.Gateway]:
     await gateway.close()
 
 
-async def _change(gw: bootstrap.Gateway, cid: str | None, word: str, at: datetime) -> None:
-    async with gw.engine.begin() as conn:
-        await conn.execute(
-            update(complaints)
-            .where(complaints.c.id == cid)
-            .values(status=word, status_changed_at=at, agency="Dinas PUPR Kab. Cirebon")
-        )
 
 
 async def test_a_redelivered_own_id_message_is_answered_as_first_not_duplicate(
