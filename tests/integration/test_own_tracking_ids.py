@@ -303,3 +303,47 @@ async def test_an_own_id_in_a_group_commit_with_a_quarantined_message_keeps_what
     assert own.tracking_id is not None
     public = await queries.public_request(gw.engine, own.tracking_id)
     assert public is not None and public.title == "Jalan berlubang"
+
+
+async def test_a_number_whose_message_was_replayed_into_a_complaint_is_told_its_changes(
+    settings: Settings, aiohttp_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An SMS that could not be read is answered "quarantined" with an ID; the operator replays
+    # it after a fix, and it joins an earlier complaint (the same NIK). That number holds the
+    # quarantine's ID: the complaint's later changes are texted to it under that ID.
+    from channels.sms import service
+
+    async with texting(settings, aiohttp_client) as (feed, sent):
+        gw = feed.gateway
+        nik = "3201014101900001"
+        text = f"NIK {nik} jembatan cikapundung retak parah di dekat pasar, mohon diperbaiki"
+        resp = await feed.client.get("/sms/kannel", params=kannel_mo(text, "+6281234500091"))
+        assert resp.status == 200
+        await wait_until(lambda: len(sent) == 1, "the receipt sent")
+        async with gw.engine.connect() as conn:
+            cid, tid = (await conn.execute(select(complaints.c.id, complaints.c.tracking_id))).one()
+
+        read = service.interpret
+
+        def unreadable(*args: Any, **kwargs: Any) -> Any:
+            raise ParseError("a reader bug", stage="grammar")
+
+        monkeypatch.setattr(service, "interpret", unreadable)
+        phone = "+6281234500092"
+        resp = await feed.client.get("/sms/kannel", params=kannel_mo(text + " sekali", phone))
+        assert resp.status == 200
+        monkeypatch.setattr(service, "interpret", read)
+        await wait_until(lambda: len(sent) == 2, "the quarantined answer sent")
+        assert sent[1][0] == phone and "diperiksa petugas" in sent[1][1]
+        [entry] = await gw.intake.list_quarantine()
+        held = (await gw.intake.show_quarantine(entry["id"]))["tracking_id"]
+        replayed = await gw.intake.replay(entry["id"], gw.parsers)
+        assert replayed.complaint_id == cid and replayed.tracking_id == held != tid
+
+        await publish(
+            feed.settings, status(cid, tid, "forwarded", datetime.now(UTC).isoformat()), "rp-1"
+        )
+        await wait_until(lambda: len(sent) == 4, "the change told to both numbers")
+        told = {to: body for to, body in sent[2:]}
+        assert f"Laporan {held[:4]}-{held[4:]} kini berstatus DITERUSKAN" in told[phone]
+        assert tid not in told[phone] and held not in told["+6281234500091"]
