@@ -577,7 +577,7 @@ async def _status(settings: Settings, args: argparse.Namespace) -> int:
     if joined is not None and joined != found.tracking_id:
         print(
             f"  a message that joined {tracking.display(joined)}: its sender holds this ID, which "
-            "shows what changed since it arrived; the complaint's changes:"
+            "shows what changed since it joined; the complaint's changes:"
         )
     for c in changes:
         print(

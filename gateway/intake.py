@@ -254,12 +254,15 @@ def _message_status(tid: str, row: Any, agency_since: str | None) -> TrackingSta
     earlier complaint's, and would tell whoever holds this ID that there was one."""
     own = row.shown or {}  # a message told an ID of its own: its kind, the agency it asked
     kind = own.get("kind", row.kind)
-    if row.status is None or not changed_since(row.status_changed_at, row.received_at):
+    # Since it joined (``stored_at``), not since the transport received it (a letter read
+    # before the clerk confirmed it, a long SMS's first part): a change between the two is
+    # the earlier complaint's.
+    if row.status is None or not changed_since(row.status_changed_at, row.stored_at):
         return TrackingStatus(tid, "received", row.received_at, kind, None, own.get("agency"))
-    # The agency a change since it arrived named (``agency_since``: one named before is the
-    # earlier complaint's), else the one it asked for, as a new complaint keeps it; never whom
-    # a confidential complaint concerns (as Open311 shows it).
-    agency = (None if row.confidential else agency_since) or own.get("agency")
+    # The agency a change since it joined named (``agency_since``: one named before is the
+    # earlier complaint's), else the one it asked for, as a new complaint keeps it; shown to
+    # whoever holds the ID, as a new complaint's is, confidential or not.
+    agency = agency_since or own.get("agency")
     return TrackingStatus(tid, row.status, row.received_at, kind, row.status_changed_at, agency)
 
 
@@ -956,7 +959,9 @@ class IntakeService:
                 placed = placer.place(raw, raw_id, work)
                 placed.add_to(placer.rows)
                 await placer.rows.flush(conn)
-                shown = _shown(placed, outcome)
+                # Joined a complaint: the ID it keeps (the quarantine's) is its own, whoever
+                # its sender, and shows the message as a new complaint would.
+                shown = _as_new(outcome) if placed.tier in (Tier.RETRY, Tier.SIMILAR) else None
                 receipt = placed.receipt
                 if placed.tier in (Tier.RETRY, Tier.SIMILAR):
                     receipt = replace(receipt, status=ReceiptStatus.DUPLICATE, redelivered=False)
@@ -992,10 +997,10 @@ class IntakeService:
                 await conn.execute(
                     select(
                         raw_inbound.c.received_at,
+                        raw_inbound.c.stored_at,
                         raw_inbound.c.shown,
                         raw_inbound.c.complaint_id,
                         *_SHOWN,
-                        complaints.c.confidential,
                     )
                     .select_from(
                         raw_inbound.outerjoin(
@@ -1011,11 +1016,11 @@ class IntakeService:
             if raw is None:
                 return None
             agencies = (
-                await agencies_since(conn, [(raw.complaint_id, raw.received_at)])
+                await agencies_since(conn, [(raw.complaint_id, raw.stored_at)])
                 if raw.status is not None
                 else {}
             )
-        return _message_status(tid, raw, agencies.get((raw.complaint_id, raw.received_at)))
+        return _message_status(tid, raw, agencies.get((raw.complaint_id, raw.stored_at)))
 
     async def dedup_history(self, tracking_id: str) -> list[dict[str, Any]]:
         """Every dedup decision that created or joined the complaint with this tracking ID, or
@@ -1496,6 +1501,11 @@ def _shown(placed: _Placement, draft: ComplaintDraft) -> dict[str, Any] | None:
     receipt = placed.receipt
     if placed.tier is Tier.NEW or receipt.duplicate_of is not None or receipt.redelivered:
         return None
+    return _as_new(draft)
+
+
+def _as_new(draft: ComplaintDraft) -> dict[str, Any]:
+    """What a message shows under an ID of its own, as a new complaint would (see _shown)."""
     secret = draft.privacy.confidential
     return {
         "kind": draft.kind.value,

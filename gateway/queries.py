@@ -75,19 +75,21 @@ def _public(row: Any) -> PublicRequest:
     )
 
 
-def changed_since(status_changed_at: datetime | None, received_at: datetime) -> bool:
-    """Whether a complaint's status changed after a message that joined it arrived: what the
-    message's own ID shows of the complaint (see :func:`_joined`)."""
-    return status_changed_at is not None and status_changed_at >= received_at
+def changed_since(status_changed_at: datetime | None, stored_at: datetime) -> bool:
+    """Whether a complaint's status changed after a message joined it (``stored_at``: its
+    commit, not when the transport received it, which may be long before: a letter read
+    before the clerk confirms it, the first part of a long SMS): what the message's own ID
+    shows of the complaint (see :func:`_joined`)."""
+    return status_changed_at is not None and status_changed_at >= stored_at
 
 
 async def agencies_since(
     conn: AsyncConnection, joined: Sequence[tuple[str, datetime]]
 ) -> dict[tuple[str, datetime], str]:
-    """For messages that joined a complaint, as (complaint id, arrival): the agency the newest
-    status change since that arrival named, if one did. What such a message's own ID shows of
-    the complaint's agency (one named before it arrived, or the one the first message asked
-    for, is the earlier complaint's, not shown)."""
+    """For messages that joined a complaint, as (complaint id, when it joined: its
+    ``stored_at``): the agency the newest status change since named, if one did. What such a
+    message's own ID shows of the complaint's agency (one named before it joined, or the one
+    the first message asked for, is the earlier complaint's, not shown)."""
     if not joined:
         return {}
     rows = await conn.execute(
@@ -117,12 +119,12 @@ def _select_joined() -> Select[Any]:
         select(
             raw_inbound.c.tracking_id,
             raw_inbound.c.received_at,
+            raw_inbound.c.stored_at,
             raw_inbound.c.shown,
             raw_inbound.c.complaint_id,
             complaints.c.kind,
             complaints.c.status,
             complaints.c.status_changed_at,
-            complaints.c.confidential,
         )
         .join(complaints, complaints.c.id == raw_inbound.c.complaint_id)
         # Not the complaint's own ID (its first message's, or a duplicate told it).
@@ -135,9 +137,9 @@ def _joined(row: Any, agencies: dict[tuple[str, datetime], str]) -> PublicReques
     sender was told an ID of its own: see gateway.intake): that message as a new complaint
     would show it (its dates, kind, title, place and the agency it asked, from
     ``raw_inbound.shown``), and of the complaint only a status changed since, never its title,
-    place, or an agency named before (``agencies``: :func:`agencies_since`). Whoever holds
+    place, or an agency named before it joined (``agencies``: :func:`agencies_since`). Whoever holds
     the ID may have typed someone else's NIK."""
-    changed = changed_since(row.status_changed_at, row.received_at)
+    changed = changed_since(row.status_changed_at, row.stored_at)
     own = row.shown or {}
     place = own.get("location") or {}
     return PublicRequest(
@@ -145,19 +147,20 @@ def _joined(row: Any, agencies: dict[tuple[str, datetime], str]) -> PublicReques
         kind=own.get("kind", row.kind),
         status=row.status if changed else "received",
         received_at=row.received_at,
-        updated_at=row.status_changed_at if changed else row.received_at,
+        # As a new complaint's: its commit until the status changes.
+        updated_at=row.status_changed_at if changed else row.stored_at,
         title=own.get("title"),
         address=place.get("text"),
         latitude=place.get("latitude"),
         longitude=place.get("longitude"),
-        # Named by a change since it arrived, else the one it asked for (as a new complaint
-        # keeps it), unless that message or the complaint is confidential.
-        agency=(
-            (None if row.confidential else agencies.get((row.complaint_id, row.received_at)))
-            if changed
-            else None
-        )
-        or (None if own.get("confidential") else own.get("agency")),
+        # Named by a change since it joined, else the one it asked for (as a new complaint
+        # keeps it); none when the message asked for confidentiality (as a new confidential
+        # complaint shows none here). The complaint's own flag does not decide: hiding it
+        # would tell the holder they joined a confidential complaint.
+        agency=None
+        if own.get("confidential")
+        else (agencies.get((row.complaint_id, row.stored_at)) if changed else None)
+        or own.get("agency"),
     )
 
 
@@ -203,7 +206,7 @@ async def public_request(engine: AsyncEngine, tracking_id: str) -> PublicRequest
         ).first()
         if joined is None:
             return None
-        agencies = await agencies_since(conn, [(joined.complaint_id, joined.received_at)])
+        agencies = await agencies_since(conn, [(joined.complaint_id, joined.stored_at)])
     return _joined(joined, agencies)
 
 
@@ -251,7 +254,7 @@ async def list_public_requests(
             kind = func.coalesce(raw_inbound.c.shown["kind"].as_string(), complaints.c.kind)
             joined_query = joined_query.where(kind.in_(list(kinds)))
         status = case(
-            (complaints.c.status_changed_at >= raw_inbound.c.received_at, complaints.c.status),
+            (complaints.c.status_changed_at >= raw_inbound.c.stored_at, complaints.c.status),
             else_=literal("received"),
         )
         if set(statuses) == {"open"}:
@@ -272,7 +275,7 @@ async def list_public_requests(
         ):
             rows.setdefault(row.tracking_id, row)
         agencies = await agencies_since(
-            conn, [(r.complaint_id, r.received_at) for r in rows.values()]
+            conn, [(r.complaint_id, r.stored_at) for r in rows.values()]
         )
         first = {tid: _joined(r, agencies) for tid, r in rows.items()}
         # The IDs named: each as its first message shows it, then filtered.

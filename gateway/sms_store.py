@@ -769,14 +769,15 @@ class StatusPush:
         # then: gateway.intake).
         ids = [change.tracking_id] if change.status != before.status else []
         held = await conn.execute(
-            select(raw_inbound.c.tracking_id, raw_inbound.c.received_at).where(
+            select(raw_inbound.c.tracking_id, raw_inbound.c.stored_at).where(
                 raw_inbound.c.complaint_id == change.complaint_id,
                 raw_inbound.c.tracking_id.is_not(None),
                 raw_inbound.c.tracking_id != change.tracking_id,
             )
         )
         first: dict[str, datetime] = {}
-        for tid, arrived in held:  # an ID told again (a retry) counts from its first message
+        # Since each joined (stored): an ID told again (a retry) counts from its first message.
+        for tid, arrived in held:
             first[tid] = min(arrived, first.get(tid, arrived))
         for tid, arrived in sorted(first.items()):
             if not changed_since(change.changed_at, arrived):

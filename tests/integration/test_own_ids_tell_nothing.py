@@ -15,14 +15,24 @@ import pytest
 from sqlalchemy import select, update
 
 from gateway import bootstrap, queries, status_feed
-from gateway.domain import Channel, Kind, Location, RawInbound, ReceiptStatus
-from gateway.intake import Parser
+from gateway.domain import Channel, Kind, Location, RawInbound, Receipt, ReceiptStatus
+from gateway.errors import ParseError
+from gateway.intake import Parser, ParserRegistry
 from gateway.settings import Settings
 from gateway.sms_store import StatusPush
 from gateway.status_feed import StatusChange
 from gateway.storage.schema import complaints, sms_replies
-from tests.integration.test_identity_dedup import NIK_A, PARSER, ROAD, ROAD_SMS, T0, WATER, msg
-from tests.integration.test_own_tracking_ids import _change
+from tests.integration.test_identity_dedup import (
+    NIK_A,
+    NIK_B,
+    PARSER,
+    ROAD,
+    ROAD_SMS,
+    T0,
+    WATER,
+    _parse,
+)
+from tests.integration.test_own_tracking_ids import CLOCK, _change, msg
 from tests.integration.test_status_feed import Client
 
 pytestmark = pytest.mark.integration
@@ -33,7 +43,8 @@ STRANGER = "+6285700001111"
 
 @pytest.fixture
 async def gw(settings: Settings) -> AsyncIterator[bootstrap.Gateway]:
-    gateway = bootstrap.build(settings)
+    CLOCK.now = T0  # follows the messages sent (see test_own_tracking_ids)
+    gateway = bootstrap.build(settings, clock=CLOCK)
     yield gateway
     await gateway.close()
 
@@ -448,3 +459,159 @@ async def test_open311_lists_an_own_id_open_or_closed_by_what_it_shows(
     assert (await listed("open"), await listed("closed")) == ([own.tracking_id], [])
     await _change(gw, first.complaint_id, "selesai", T0 + timedelta(hours=3))
     assert (await listed("open"), await listed("closed")) == ([], [own.tracking_id])
+
+
+PUPR = "Dinas PUPR Kab. Cirebon"
+
+
+async def test_a_message_that_joins_after_a_change_dated_after_its_arrival_shows_received(
+    gw: bootstrap.Gateway,
+) -> None:
+    # A letter's received_at is when its draft was made (channels/letter/routes.py:
+    # received_at=draft.created_at); the clerk confirms it later. A long SMS is received when
+    # its first part came. A new complaint received at 09:00 and stored at 09:40 shows
+    # 'received'; so does an own ID with the same dates, though the complaint was forwarded at
+    # 09:30: that was before the message joined.
+    first = await gw.intake.accept(msg(Channel.SMS, 0, body=ROAD, nik=NIK_A, phone=SITI), PARSER)
+    assert first.complaint_id is not None and first.tracking_id is not None
+    received = msg(Channel.WEB, 60, body=WATER, nik=NIK_B)
+    CLOCK.now = T0 + timedelta(minutes=100)
+    new = await gw.intake.accept(received, PARSER)
+    assert new.tracking_id is not None
+    forwarded = StatusChange(
+        "fwd-before-join", first.complaint_id, first.tracking_id, "forwarded",
+        T0 + timedelta(minutes=90), PUPR,
+    )
+    await status_feed.apply(gw.engine, forwarded, T0 + timedelta(minutes=95))
+    # Confirmed at the desk (or its last SMS part came) after that change: it joins now.
+    late = msg(Channel.WEB, 60, body=ROAD_SMS, nik=NIK_A)
+    CLOCK.now = T0 + timedelta(minutes=100)
+    own = await gw.intake.accept(late, PARSER)
+    assert own.status is ReceiptStatus.ACCEPTED and own.complaint_id == first.complaint_id
+    assert own.tracking_id not in (None, first.tracking_id)
+    seen_new = await gw.intake.status(new.tracking_id)
+    assert seen_new is not None and (seen_new.status, seen_new.agency) == ("received", None)
+    seen_own = await gw.intake.status(own.tracking_id)
+    assert seen_own is not None
+    assert (seen_own.status, seen_own.agency) == ("received", None), seen_own
+    public = await queries.public_request(gw.engine, own.tracking_id)
+    assert public is not None and (public.status, public.agency) == ("received", None), public
+
+
+async def test_a_confidential_own_id_shows_on_cek_the_agency_a_later_change_named(
+    gw: bootstrap.Gateway,
+) -> None:
+    # /cek and the API show a new confidential complaint's holder the agency a change named
+    # (only Open311, public, hides it). So for a confidential message told an ID of its own,
+    # though it makes the complaint confidential too (it asks more privacy).
+    new = await gw.intake.accept(
+        msg(Channel.WEB, 0, body=WATER, nik=NIK_B, confidential=True), PARSER
+    )
+    first = await gw.intake.accept(msg(Channel.SMS, 0, body=ROAD, nik=NIK_A, phone=SITI), PARSER)
+    own = await gw.intake.accept(
+        msg(Channel.WEB, 60, body=ROAD_SMS, nik=NIK_A, confidential=True), PARSER
+    )
+    assert own.status is ReceiptStatus.ACCEPTED and own.complaint_id == first.complaint_id
+    later = T0 + timedelta(hours=3)
+    for receipt in (new, first):
+        assert receipt.complaint_id is not None and receipt.tracking_id is not None
+        change = StatusChange(
+            f"fwd-{receipt.complaint_id}", receipt.complaint_id, receipt.tracking_id,
+            "forwarded", later, PUPR,
+        )
+        await status_feed.apply(gw.engine, change, later + timedelta(minutes=1))
+    assert new.tracking_id is not None and own.tracking_id is not None
+    seen_new = await gw.intake.status(new.tracking_id)
+    assert seen_new is not None and (seen_new.status, seen_new.agency) == ("forwarded", PUPR)
+    seen_own = await gw.intake.status(own.tracking_id)
+    assert seen_own is not None
+    assert (seen_own.status, seen_own.agency) == ("forwarded", PUPR), seen_own
+
+
+async def test_an_own_id_joined_to_a_confidential_complaint_shows_the_agency_named_since(
+    gw: bootstrap.Gateway,
+) -> None:
+    # The other way round: the stranger's message is not confidential, Siti's complaint is. A
+    # new (not confidential) complaint's holder sees on /cek and Open311 the agency a change
+    # named, and so does the own ID's: hiding it by the complaint's flag would tell them they
+    # joined a confidential complaint.
+    new = await gw.intake.accept(msg(Channel.WEB, 0, body=WATER, nik=NIK_B), PARSER)
+    first = await gw.intake.accept(
+        msg(Channel.SMS, 0, body=ROAD, nik=NIK_A, phone=SITI, confidential=True), PARSER
+    )
+    own = await gw.intake.accept(msg(Channel.WEB, 60, body=ROAD_SMS, nik=NIK_A), PARSER)
+    assert own.status is ReceiptStatus.ACCEPTED and own.complaint_id == first.complaint_id
+    later = T0 + timedelta(hours=3)
+    for receipt in (new, first):
+        assert receipt.complaint_id is not None and receipt.tracking_id is not None
+        change = StatusChange(
+            f"fwd-{receipt.complaint_id}", receipt.complaint_id, receipt.tracking_id,
+            "forwarded", later, PUPR,
+        )
+        await status_feed.apply(gw.engine, change, later + timedelta(minutes=1))
+    assert new.tracking_id is not None and own.tracking_id is not None
+    for tid in (new.tracking_id, own.tracking_id):
+        seen = await gw.intake.status(tid)
+        public = await queries.public_request(gw.engine, tid)
+        assert seen is not None and public is not None
+        assert (seen.agency, public.agency) == (PUPR, PUPR), (tid == own.tracking_id, seen, public)
+
+
+async def test_open311_updated_datetime_of_an_own_id_is_as_a_new_complaints(
+    gw: bootstrap.Gateway,
+) -> None:
+    # Open311 updated_datetime of a new complaint whose status has not changed is when it was
+    # stored (created_at: for a letter, when the clerk confirmed it), not when it was
+    # received; so is an own ID's.
+    await gw.intake.accept(msg(Channel.SMS, 0, body=ROAD, nik=NIK_A, phone=SITI), PARSER)
+    new_raw, own_raw = (
+        msg(Channel.WEB, 60, body=WATER, nik=NIK_B),
+        msg(Channel.WEB, 60, body=ROAD_SMS, nik=NIK_A),
+    )
+    CLOCK.now = T0 + timedelta(minutes=100)  # both stored (a letter confirmed) 40 minutes on
+    new = await gw.intake.accept(new_raw, PARSER)
+    own = await gw.intake.accept(own_raw, PARSER)
+    assert new.tracking_id is not None and own.tracking_id is not None
+    shown_new = await queries.public_request(gw.engine, new.tracking_id)
+    shown_own = await queries.public_request(gw.engine, own.tracking_id)
+    assert shown_new is not None and shown_own is not None
+    assert shown_new.received_at == shown_own.received_at
+    assert shown_own.updated_at == shown_new.updated_at == T0 + timedelta(minutes=100)
+
+
+def _broken(_raw: RawInbound) -> Any:
+    raise ParseError("a reader bug", stage="grammar")
+
+
+async def _replayed(gw: bootstrap.Gateway, raw: RawInbound) -> tuple[str, Receipt]:
+    held = await gw.intake.accept(raw, Parser("t.review", _broken))
+    assert held.status is ReceiptStatus.QUARANTINED and held.tracking_id is not None
+    [entry] = await gw.intake.list_quarantine()
+    fixed = ParserRegistry([Parser("t.review", _parse)])
+    return held.tracking_id, await gw.intake.replay(entry["id"], fixed)
+
+
+async def test_a_replayed_sms_from_the_complaints_own_number_is_listed_by_its_id(
+    gw: bootstrap.Gateway,
+) -> None:
+    # An SMS quarantined is answered with an ID; replayed, it keeps that ID (its number is
+    # texted under it). Replayed into a new complaint, the ID is listed by date on Open311; so
+    # it is when replayed into the complaint the same number sent before.
+    nik_b_phone = "+6285700002222"
+    held_b, new = await _replayed(
+        gw, msg(Channel.SMS, 0, body=WATER, nik=NIK_B, phone=nik_b_phone)
+    )
+    assert new.tracking_id == held_b and new.status is ReceiptStatus.ACCEPTED
+    listed = await queries.list_public_requests(
+        gw.engine, start=T0 - timedelta(minutes=1), end=T0 + timedelta(minutes=1)
+    )
+    assert held_b in {r.tracking_id for r in listed}
+    first = await gw.intake.accept(msg(Channel.SMS, 30, body=ROAD, nik=NIK_A, phone=SITI), PARSER)
+    held, joined = await _replayed(gw, msg(Channel.SMS, 60, body=ROAD_SMS, phone=SITI))
+    assert joined.complaint_id == first.complaint_id
+    assert await gw.intake.status(held) is not None
+    assert await queries.public_request(gw.engine, held) is not None
+    around = await queries.list_public_requests(
+        gw.engine, start=T0 + timedelta(minutes=59), end=T0 + timedelta(minutes=61)
+    )
+    assert held in {r.tracking_id for r in around}, (held, joined, around)

@@ -28,16 +28,30 @@ from gateway.settings import Settings, load_settings
 from gateway.sms_store import prune
 from gateway.storage.schema import complaints, outbox, sms_replies
 from tests.integration.test_cli import env  # noqa: F401 (the CLI's environment)
-from tests.integration.test_identity_dedup import NIK_A, PARSER, ROAD, ROAD_SMS, msg
+from tests.integration.test_identity_dedup import NIK_A, PARSER, ROAD, ROAD_SMS, T0
+from tests.integration.test_identity_dedup import msg as message
 from tests.integration.test_status_feed import Client, publish, status, texting
-from tests.support import kannel_mo, opened_events, validate_event, wait_until
+from tests.support import FixedClock, kannel_mo, opened_events, validate_event, wait_until
 
 pytestmark = pytest.mark.integration
 
 
+# The gateway's clock follows the messages the tests send: each is stored (joins) a second
+# after its transport received it, as in a gateway taking it as it comes. An own ID shows what
+# changed after its message was stored.
+CLOCK = FixedClock(T0)
+
+
+def msg(channel: Channel, minutes: float = 0, **fields: object) -> RawInbound:
+    raw = message(channel, minutes, **fields)
+    CLOCK.now = raw.received_at + timedelta(seconds=1)
+    return raw
+
+
 @pytest.fixture
 async def gw(settings: Settings) -> AsyncIterator[bootstrap.Gateway]:
-    gateway = bootstrap.build(settings)
+    CLOCK.now = T0
+    gateway = bootstrap.build(settings, clock=CLOCK)
     yield gateway
     await gateway.close()
 
