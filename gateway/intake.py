@@ -728,14 +728,8 @@ class IntakeService:
                         raw_inbound.c.tracking_id,
                         raw_inbound.c.complaint_id,
                         raw_inbound.c.sha256,
-                        complaints.c.tracking_id.label("complaint_tracking_id"),
-                    )
-                    .select_from(
-                        raw_inbound.outerjoin(
-                            complaints, complaints.c.id == raw_inbound.c.complaint_id
-                        )
-                    )
-                    .where(
+                        raw_inbound.c.shown,
+                    ).where(
                         raw_inbound.c.channel == channel.value,
                         raw_inbound.c.provider_message_id == provider_id,
                     )
@@ -744,7 +738,7 @@ class IntakeService:
         if row is None:
             return None
         status = ReceiptStatus(row.status)
-        if status is ReceiptStatus.DUPLICATE and row.tracking_id != row.complaint_tracking_id:
+        if status is ReceiptStatus.DUPLICATE and row.shown is not None:
             # It joined a complaint under an ID of its own, answered as a new complaint's: so
             # again (a "duplicate" now would tell what the first answer did not).
             status = ReceiptStatus.ACCEPTED
@@ -1268,11 +1262,10 @@ class _Placer:
             for w in self._who.values()
             if w.sender_hash is not None and w.person_id is not None and not w.created
         }
-        retry_since = min(raw.received_at for _, raw, _ in drafts) - timedelta(
-            seconds=self._dedup.retry_window_seconds
-        )
+        # Their messages that joined a complaint: within the retry window, for tier 2; within
+        # the dedup window, for the ID a sender was told when it joined one (see place()).
         earlier = await load_earlier(
-            self._conn, self._dedup, known, since, self._keys, senders, retry_since
+            self._conn, self._dedup, known, since, self._keys, senders, since
         )
         self._candidates = earlier.complaints
         for person_id, found in earlier.duplicates.items():
@@ -1310,6 +1303,7 @@ class _Placer:
         duplicates = self._duplicates.get(person_id, []) if person_id is not None else []
         # Hashed only when compared or kept: most messages need neither.
         tokens_key = tokens_hash(self._keys, tokens) if duplicates else None
+        vouched = vouched_by(raw.channel, work.identities)
         decision = (
             decide(
                 self._dedup,
@@ -1319,7 +1313,7 @@ class _Placer:
                 raw.received_at,
                 anonymous=work.complaint.draft.privacy.anonymous,
                 confidential=work.complaint.draft.privacy.confidential,
-                vouched=vouched_by(raw.channel, work.identities),
+                vouched=vouched,
                 duplicates=duplicates,
                 tokens_key=tokens_key,
             )
@@ -1388,11 +1382,29 @@ class _Placer:
             return _Placement(receipt, decision.tier, decision_row)
         if decision.tier is Tier.SIMILAR:
             assert decision.tracking_id is not None and decision.complaint_id is not None
+            # This phone, address or account joined this complaint before under an ID of its
+            # own: it is told that ID again, as the complaint's sender is told the complaint's
+            # (a new ID each time would tell it that it joined someone's complaint).
+            told_before = (
+                next(
+                    (
+                        d.told_tracking_id
+                        for d in duplicates
+                        if d.sender_hash == who.sender_hash
+                        and d.complaint_id == decision.complaint_id
+                        and d.told_tracking_id != decision.tracking_id
+                    ),
+                    None,
+                )
+                if not own and work.given_tracking_id is None and who.sender_hash in vouched
+                else None
+            )
             source = work.complaint.source
             if work.given_tracking_id is not None or not own:
                 # The sender holds another ID than the complaint's: a replayed message's,
-                # given when it arrived, or one of its own (above).
-                source = {**source, contract.GIVEN_TRACKING_ID: work.complaint.tracking_id}
+                # given when it arrived, or one of its own (above), told now or before.
+                given = told_before or work.complaint.tracking_id
+                source = {**source, contract.GIVEN_TRACKING_ID: given}
             # The privacy the first complaint asked for holds for its new evidence too: an
             # identity hidden, or content kept unpublished, is not lifted by a later message.
             draft = work.complaint.draft
@@ -1424,6 +1436,14 @@ class _Placer:
                     duplicate_of=decision.tracking_id,
                 )
                 if own
+                else Receipt(
+                    ReceiptStatus.DUPLICATE,
+                    told_before,
+                    raw_id,
+                    complaint_id=decision.complaint_id,
+                    duplicate_of=told_before,
+                )
+                if told_before is not None
                 else _own_id(work, decision, raw_id)
             )
             if who.sender_hash is not None and person_id is not None:
