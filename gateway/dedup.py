@@ -132,11 +132,11 @@ async def load_earlier(
     since: datetime,
     keys: Keys,
     sender_hashes: Collection[str] = (),
-    retry_since: datetime | None = None,
+    joined_since: datetime | None = None,
 ) -> Earlier:
     """The newest ``max_candidates`` complaints since ``since`` of each person, newest first;
     and the messages sent by ``sender_hashes`` that joined a complaint, decided since
-    ``retry_since``, by the complaint's person, newest first.
+    ``joined_since``, by the complaint's person, newest first.
 
     One statement for a whole batch. The complaints: ``row_number()`` per person over the index
     ``(person_id, received_at)``, so the cost follows the number of persons, not the table.
@@ -144,7 +144,9 @@ async def load_earlier(
     partial index ``dedup_decisions (sender_hash, created_at)``, with the raw inbound row (when
     it arrived, the ID its sender was told) and the complaint (its person, tracking ID and
     privacy) by primary key. ``created_at`` (the commit) is never before the message's
-    ``received_at``, so that range holds every message received since ``retry_since``.
+    ``received_at``, so that range holds every message received since ``joined_since``. The
+    caller reads them over the dedup window: tier 2 compares those within the retry window;
+    a sender told an ID of its own when it joined a complaint is told it again (gateway.intake).
     """
     if not settings.enabled or not person_ids:
         return Earlier({}, {})
@@ -171,7 +173,7 @@ async def load_earlier(
     query: Select[Any] | CompoundSelect[Any] = select(
         ranked, null().label("told"), null().label("tokens_hash")
     ).where(ranked.c.rank <= settings.max_candidates)
-    if sender_hashes and retry_since is not None:
+    if sender_hashes and joined_since is not None:
         d, r, c = dedup_decisions, raw_inbound, complaints
         joined = (
             select(
@@ -196,7 +198,7 @@ async def load_earlier(
             .where(
                 d.c.sender_hash.is_not(None),
                 d.c.sender_hash.in_(sorted(sender_hashes)),
-                d.c.created_at >= retry_since,
+                d.c.created_at >= joined_since,
             )
         )
         query = union_all(query, joined)
