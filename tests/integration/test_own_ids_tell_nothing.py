@@ -464,6 +464,18 @@ async def test_open311_lists_an_own_id_open_or_closed_by_what_it_shows(
 PUPR = "Dinas PUPR Kab. Cirebon"
 
 
+async def _forward(gw: bootstrap.Gateway, *receipts: Receipt) -> None:
+    """The routing core forwards each complaint to PUPR, three hours on."""
+    later = T0 + timedelta(hours=3)
+    for receipt in receipts:
+        assert receipt.complaint_id is not None and receipt.tracking_id is not None
+        change = StatusChange(
+            f"fwd-{receipt.complaint_id}", receipt.complaint_id, receipt.tracking_id,
+            "forwarded", later, PUPR,
+        )
+        await status_feed.apply(gw.engine, change, later + timedelta(minutes=1))
+
+
 async def test_a_message_that_joins_after_a_change_dated_after_its_arrival_shows_received(
     gw: bootstrap.Gateway,
 ) -> None:
@@ -512,14 +524,7 @@ async def test_a_confidential_own_id_shows_on_cek_the_agency_a_later_change_name
         msg(Channel.WEB, 60, body=ROAD_SMS, nik=NIK_A, confidential=True), PARSER
     )
     assert own.status is ReceiptStatus.ACCEPTED and own.complaint_id == first.complaint_id
-    later = T0 + timedelta(hours=3)
-    for receipt in (new, first):
-        assert receipt.complaint_id is not None and receipt.tracking_id is not None
-        change = StatusChange(
-            f"fwd-{receipt.complaint_id}", receipt.complaint_id, receipt.tracking_id,
-            "forwarded", later, PUPR,
-        )
-        await status_feed.apply(gw.engine, change, later + timedelta(minutes=1))
+    await _forward(gw, new, first)
     assert new.tracking_id is not None and own.tracking_id is not None
     seen_new = await gw.intake.status(new.tracking_id)
     assert seen_new is not None and (seen_new.status, seen_new.agency) == ("forwarded", PUPR)
@@ -541,14 +546,7 @@ async def test_an_own_id_joined_to_a_confidential_complaint_shows_the_agency_nam
     )
     own = await gw.intake.accept(msg(Channel.WEB, 60, body=ROAD_SMS, nik=NIK_A), PARSER)
     assert own.status is ReceiptStatus.ACCEPTED and own.complaint_id == first.complaint_id
-    later = T0 + timedelta(hours=3)
-    for receipt in (new, first):
-        assert receipt.complaint_id is not None and receipt.tracking_id is not None
-        change = StatusChange(
-            f"fwd-{receipt.complaint_id}", receipt.complaint_id, receipt.tracking_id,
-            "forwarded", later, PUPR,
-        )
-        await status_feed.apply(gw.engine, change, later + timedelta(minutes=1))
+    await _forward(gw, new, first)
     assert new.tracking_id is not None and own.tracking_id is not None
     for tid in (new.tracking_id, own.tracking_id):
         seen = await gw.intake.status(tid)
