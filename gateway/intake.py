@@ -61,7 +61,7 @@ from gateway.identity import Identity, IdentityGraph, Resolution, identities_of,
 from gateway.ids import new_id
 from gateway.logs import mask_text
 from gateway.metrics import Metrics
-from gateway.queries import agencies_since, changed_since
+from gateway.queries import agencies_since, changed_since, complaint_ids_of
 from gateway.settings import DedupSettings
 from gateway.storage.schema import (
     complaints,
@@ -250,7 +250,7 @@ def _message_status(tid: str, row: Any, agency_since: str | None) -> TrackingSta
     """The status under a message's own ID (``raw_inbound.tracking_id``): a message quarantined
     (no complaint: received, waiting for an operator), or one that joined an earlier complaint
     (a duplicate told an ID of its own, or replayed from quarantine). Of that complaint only
-    what changed since the message arrived: the status, agency and date it had before are the
+    what changed since the message joined it: the status, agency and date it had before are the
     earlier complaint's, and would tell whoever holds this ID that there was one."""
     own = row.shown or {}  # a message told an ID of its own: its kind, the agency it asked
     kind = own.get("kind", row.kind)
@@ -953,11 +953,11 @@ class IntakeService:
                 placed = placer.place(raw, raw_id, work)
                 placed.add_to(placer.rows)
                 await placer.rows.flush(conn)
-                # Joined a complaint: the ID it keeps (the quarantine's) is its own, whoever
-                # its sender, and shows the message as a new complaint would.
-                shown = _as_new(outcome) if placed.tier in (Tier.RETRY, Tier.SIMILAR) else None
                 receipt = placed.receipt
                 if placed.tier in (Tier.RETRY, Tier.SIMILAR):
+                    # Joined a complaint: the ID it keeps (the quarantine's) is its own, whoever
+                    # its sender, and shows the message as a new complaint would.
+                    shown = _as_new(outcome)
                     receipt = replace(receipt, status=ReceiptStatus.DUPLICATE, redelivered=False)
             await conn.execute(
                 update(raw_inbound)
@@ -1028,11 +1028,7 @@ class IntakeService:
         tid = tracking.normalize(tracking_id)
         if tid is None:
             return []
-        complaint = select(complaints.c.id).where(complaints.c.tracking_id == tid).union(
-            select(raw_inbound.c.complaint_id).where(
-                raw_inbound.c.tracking_id == tid, raw_inbound.c.complaint_id.is_not(None)
-            )
-        )
+        complaint = complaint_ids_of(tid)
         query = (
             select(
                 dedup_decisions.c.created_at,
@@ -1234,8 +1230,9 @@ class _Placer:
         # Earlier complaints by person, newest first: read from the table for the persons the
         # batch meets, then extended with the batch's own complaints as they are placed.
         self._candidates: dict[str, list[Candidate]] = {}
-        # Likewise the messages that joined a complaint within the retry window, by person
-        # (read for the batch's senders): a provider's retry of one is tier 2.
+        # Likewise the messages that joined a complaint within the dedup window, by person
+        # (read for the batch's senders): a provider's retry of one is tier 2, and the ID its
+        # sender was told is told again (see place()).
         self._duplicates: dict[str, list[EarlierDuplicate]] = {}
 
     async def prepare(self, drafts: list[tuple[str, RawInbound, _Work]]) -> None:
@@ -1427,23 +1424,18 @@ class _Placer:
                 source=source,
                 draft=replace(draft, privacy=privacy),
             )
+            # The ID its sender holds for this complaint: the complaint's, or its own told
+            # before; else it is told one of its own now.
+            held = decision.tracking_id if own else told_before
             receipt = (
                 Receipt(
                     ReceiptStatus.DUPLICATE,
-                    decision.tracking_id,
+                    held,
                     raw_id,
                     complaint_id=decision.complaint_id,
-                    duplicate_of=decision.tracking_id,
+                    duplicate_of=held,
                 )
-                if own
-                else Receipt(
-                    ReceiptStatus.DUPLICATE,
-                    told_before,
-                    raw_id,
-                    complaint_id=decision.complaint_id,
-                    duplicate_of=told_before,
-                )
-                if told_before is not None
+                if held is not None
                 else _own_id(work, decision, raw_id)
             )
             if who.sender_hash is not None and person_id is not None:

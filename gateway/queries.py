@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, case, func, literal, select
+from sqlalchemy import CompoundSelect, Select, case, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.storage.schema import complaint_status_events, complaints, raw_inbound
@@ -164,26 +164,32 @@ def _joined(row: Any, agencies: dict[tuple[str, datetime], str]) -> PublicReques
     )
 
 
-async def complaint_tracking_id(engine: AsyncEngine, tracking_id: str) -> str | None:
-    """The tracking ID of the complaint a (normalised) tracking ID stands for: its own, or that
-    of the complaint the message told it joined (for operators: never shown to citizens)."""
-    async with engine.connect() as conn:
-        own = (
-            await conn.execute(
-                select(complaints.c.tracking_id).where(complaints.c.tracking_id == tracking_id)
+def complaint_ids_of(tracking_id: str) -> CompoundSelect[Any]:
+    """The id of the complaint a (normalised) tracking ID stands for: its own, or that of the
+    complaint the message told it joined (for operators: never shown to citizens)."""
+    return (
+        select(complaints.c.id)
+        .where(complaints.c.tracking_id == tracking_id)
+        .union(
+            select(raw_inbound.c.complaint_id).where(
+                raw_inbound.c.tracking_id == tracking_id, raw_inbound.c.complaint_id.is_not(None)
             )
-        ).scalar_one_or_none()
-        if own is not None:
-            return str(own)
-        joined = (
+        )
+    )
+
+
+async def complaint_tracking_id(engine: AsyncEngine, tracking_id: str) -> str | None:
+    """The tracking ID of the complaint a (normalised) tracking ID stands for
+    (:func:`complaint_ids_of`)."""
+    async with engine.connect() as conn:
+        found = (
             await conn.execute(
                 select(complaints.c.tracking_id)
-                .join(raw_inbound, raw_inbound.c.complaint_id == complaints.c.id)
-                .where(raw_inbound.c.tracking_id == tracking_id)
+                .where(complaints.c.id.in_(complaint_ids_of(tracking_id)))
                 .limit(1)
             )
         ).scalar_one_or_none()
-    return None if joined is None else str(joined)
+    return None if found is None else str(found)
 
 
 async def public_request(engine: AsyncEngine, tracking_id: str) -> PublicRequest | None:

@@ -747,7 +747,7 @@ class StatusPush:
     receipt went by SMS, a message quarantined and then replayed, which keeps the ID its
     "quarantined" answer gave), under the ID that number was told (a message that joined the
     complaint with an ID of its own: see gateway.intake; told only of changes since it
-    arrived), through the bridge and link that receipt went: run inside the status
+    joined), through the bridge and link that receipt went: run inside the status
     change's transaction (``gateway.status_feed.apply``'s ``notify``), so it is queued exactly
     when the change is kept. Receipts answered in the HTTP body, suppressed or failed are not
     followed (no sender could reach that number then). ``received`` is not told. Those rows
@@ -765,7 +765,7 @@ class StatusPush:
         # its own (a newer change repeating the word, a new date or agency, would tell the
         # citizen "now X" again); and those of the messages that joined it with an ID of their
         # own (a sender the transport does not show to be the first one's, a message replayed
-        # from quarantine), which show only what changed after they arrived ("received" until
+        # from quarantine), which show only what changed after they joined ("received" until
         # then: gateway.intake).
         ids = [change.tracking_id] if change.status != before.status else []
         held = await conn.execute(
