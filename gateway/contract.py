@@ -23,6 +23,7 @@ ROUTING_KEY_PATTERN = "complaint.#"
 # agent, an SMS sender's number as the bridge wrote it, internal file references) stays in the
 # gateway's raw inbound store and never reaches the routing core.
 GIVEN_TRACKING_ID = "given_tracking_id"
+REPEATS_TRACKING_ID = "repeats_tracking_id"
 SOURCE_KEYS: dict[str, str] = {
     "provider_message_id": "The channel's own id of the message: the SMS gateway's (Kannel "
     "%I, Jasmin id...), idem:<Idempotency-Key> or uuid:... from the API, open311:..., form:... "
@@ -36,6 +37,11 @@ SOURCE_KEYS: dict[str, str] = {
     "so that an answer never tells a stranger who typed someone's NIK that this person "
     "complained. Status queries with it answer the status of tracking_id as changed since the "
     "message arrived.",
+    REPEATS_TRACKING_ID: "On a created event: the tracking ID of a complaint the routing core "
+    "has closed that the same person (as the identity graph knows them) sent of the same matter "
+    "within the dedup window: the matter is back. The gateway does not join a closed complaint; "
+    "this one stands on its own with its own status, and whether to open the earlier one again "
+    "is the routing core's decision. Its sender was told only this complaint's ID.",
     "api": "open311 when the complaint came through the Open311 GeoReport v2 API.",
     "media_url": "Open311: the address of a photo the client stored elsewhere (media_url, "
     "http or https), as given. The gateway does not fetch it: evidence outside its store.",

@@ -71,6 +71,9 @@ class Decision:
     # RETRY of a message that joined the complaint (not of the complaint itself): the ID that
     # message was told, the complaint's or one of its own (see gateway.intake).
     told_tracking_id: str | None = None
+    # NEW: the newest closed complaint of the person as similar as tier 3 asks (the matter is
+    # back after the routing core closed it): named in the new complaint's event, not joined.
+    repeats_tracking_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,23 +337,31 @@ def decide(
                 Tier.RETRY, again.id, again.tracking_id, 1.0, len(rows), same_sender=own
             )
     # Tier 3 only joins complaints still open; a retry (above) is the same message whatever
-    # became of its complaint.
-    rows = [r for r in rows if not r.closed]
+    # became of its complaint. A closed one of the same matter is named in the new complaint's
+    # event instead (the newest of the most similar).
     if not rows:
         return Decision(Tier.NEW)
     words = tokens.split()
-    score, best = max(
-        ((token_similarity(words, r.match_tokens.split()), r) for r in rows), key=lambda x: x[0]
+    scored = [(token_similarity(words, r.match_tokens.split()), r) for r in rows]
+    back = max(
+        ((s, r) for s, r in scored if r.closed and s >= settings.similarity_threshold),
+        key=lambda x: x[0],
+        default=None,
     )
+    repeats = back[1].tracking_id if back is not None else None
+    opened = [(s, r) for s, r in scored if not r.closed]
+    if not opened:
+        return Decision(Tier.NEW, repeats_tracking_id=repeats)
+    score, best = max(opened, key=lambda x: x[0])
     if score >= settings.similarity_threshold:
         return Decision(
             Tier.SIMILAR,
             best.id,
             best.tracking_id,
             score,
-            len(rows),
+            len(opened),
             first_anonymous=best.anonymous,
             first_confidential=best.confidential,
             same_sender=any(h == best.sender_hash or h in best.identity_hashes for h in vouched),
         )
-    return Decision(Tier.NEW, score=score, candidates=len(rows))
+    return Decision(Tier.NEW, score=score, candidates=len(opened), repeats_tracking_id=repeats)

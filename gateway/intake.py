@@ -1496,12 +1496,19 @@ class _Placer:
         receipt = Receipt(
             ReceiptStatus.ACCEPTED, complaint.tracking_id, raw_id, complaint_id=complaint.id
         )
+        created = work.created_outbox
+        if decision.repeats_tracking_id is not None:
+            # The same matter as a complaint the routing core closed: a new complaint, whose
+            # event names that one (rare: built again here, with the key added).
+            repeats = {contract.REPEATS_TRACKING_ID: decision.repeats_tracking_id}
+            source = {**complaint.source, **repeats}
+            created = _outbox_row(replace(complaint, source=source), Event.CREATED, self._keys)
         return _Placement(
             receipt,
             decision.tier,
             decision_row,
             complaint=complaint_row,
-            outbox=work.created_outbox,
+            outbox=created,
             now=now,
         )
 

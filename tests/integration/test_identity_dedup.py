@@ -30,7 +30,7 @@ from gateway.storage.schema import (
     persons,
 )
 from normalizer import normalize_email, normalize_phone
-from tests.support import drain, opened_events
+from tests.support import drain, opened_events, validate_event
 
 pytestmark = pytest.mark.integration
 
@@ -710,6 +710,17 @@ async def test_the_same_matter_after_its_complaint_was_closed_is_a_new_complaint
     )
     assert again.status is ReceiptStatus.ACCEPTED and again.complaint_id != first.complaint_id
     assert again.duplicate_of is None and await _count(gw, complaints) == 2
+    # Its event names the closed one for the routing core, which decides whether to open it
+    # again; the citizen was told the new ID only.
+    created = {
+        body["tracking_id"]: body
+        for body in map(json.loads, await opened_events(gw.engine, gw.keys))
+        if body["event"] == "created"
+    }
+    assert created[again.tracking_id]["source"]["repeats_tracking_id"] == first.tracking_id
+    assert "repeats_tracking_id" not in created[first.tracking_id]["source"]
+    for body in created.values():
+        validate_event(body)
     # Open again (the routing core reopened it): joined as before.
     async with gw.engine.begin() as conn:
         await conn.execute(
