@@ -23,6 +23,8 @@ second ``duplicate`` event, a second reply). Its decision row keeps its sender's
 and a keyed hash of its comparison tokens (migration 0014); :func:`load_earlier` reads those of
 the batch's senders within the retry window in the same statement as the candidates, over the
 partial index ``(sender_hash, created_at)``, and tier 2 compares them as it compares complaints.
+It also keeps the lookup hashes of the identities the message carried (migration 0015), for
+the ID a later message of a phone or address it gave is told.
 """
 
 from __future__ import annotations
@@ -107,6 +109,9 @@ class EarlierDuplicate:
     # The complaint's privacy as it stands (a retry asking more is the citizen's new word).
     anonymous: bool = False
     confidential: bool = False
+    # The lookup hashes of the identities it carried (empty: stored before they were kept): a
+    # phone or address it gave, writing later, is told the ID it was told (gateway.intake).
+    identity_hashes: frozenset[str] = frozenset()
 
 
 # The lookup-hash kind of a message's comparison tokens (dedup_decisions.tokens_hash).
@@ -138,8 +143,9 @@ async def load_earlier(
     joined_since: datetime | None = None,
 ) -> Earlier:
     """The newest ``max_candidates`` complaints since ``since`` of each person, newest first;
-    and the messages sent by ``sender_hashes`` that joined a complaint, decided since
-    ``joined_since``, by the complaint's person, newest first.
+    and the messages that joined a complaint, decided since ``joined_since``, by the complaint's
+    person, newest first: those sent by ``sender_hashes``, and those of the persons' complaints
+    since ``since`` that were told an ID of their own.
 
     One statement for a whole batch. The complaints: ``row_number()`` per person over the index
     ``(person_id, received_at)``, so the cost follows the number of persons, not the table.
@@ -150,6 +156,9 @@ async def load_earlier(
     ``received_at``, so that range holds every message received since ``joined_since``. The
     caller reads them over the dedup window: tier 2 compares those within the retry window;
     a sender told an ID of its own when it joined a complaint is told it again (gateway.intake).
+    Those told an ID of their own come over the indexes ``complaints (person_id, received_at)``
+    and ``raw_inbound (complaint_id)``: a phone or address one of them gave is told that ID
+    (its sender, the strongest identity typed, may be another).
     """
     if not settings.enabled or not person_ids:
         return Earlier({}, {})
@@ -176,35 +185,43 @@ async def load_earlier(
     query: Select[Any] | CompoundSelect[Any] = select(
         ranked, null().label("told"), null().label("tokens_hash")
     ).where(ranked.c.rank <= settings.max_candidates)
-    if sender_hashes and joined_since is not None:
+    if joined_since is not None:
         d, r, c = dedup_decisions, raw_inbound, complaints
-        joined = (
-            select(
-                c.c.person_id,
-                d.c.complaint_id,
-                c.c.tracking_id,
-                null(),  # match_tokens
-                false(),  # sealed
-                d.c.sender_hash,
-                r.c.received_at,
-                c.c.anonymous,
-                c.c.confidential,
-                null(),  # identity_hashes
-                c.c.status,
-                null(),  # rank: none, a duplicate
-                r.c.tracking_id,
-                d.c.tokens_hash,
-            )
-            .select_from(
-                d.join(r, r.c.id == d.c.raw_inbound_id).join(c, c.c.id == d.c.complaint_id)
-            )
-            .where(
-                d.c.sender_hash.is_not(None),
-                d.c.sender_hash.in_(sorted(sender_hashes)),
-                d.c.created_at >= joined_since,
-            )
+        joined = select(
+            c.c.person_id,
+            d.c.complaint_id,
+            c.c.tracking_id,
+            null(),  # match_tokens
+            false(),  # sealed
+            d.c.sender_hash,
+            r.c.received_at,
+            c.c.anonymous,
+            c.c.confidential,
+            d.c.identity_hashes,
+            c.c.status,
+            null(),  # rank: none, a duplicate
+            r.c.tracking_id,
+            d.c.tokens_hash,
         )
-        query = union_all(query, joined)
+        recent = (d.c.sender_hash.is_not(None), d.c.created_at >= joined_since)
+        parts = [
+            query,
+            joined.select_from(
+                c.join(r, r.c.complaint_id == c.c.id).join(d, d.c.raw_inbound_id == r.c.id)
+            ).where(
+                *recent,
+                c.c.person_id.in_(sorted(person_ids)),
+                c.c.received_at >= since,
+                r.c.tracking_id != c.c.tracking_id,
+            ),
+        ]
+        if sender_hashes:
+            parts.append(
+                joined.select_from(
+                    d.join(r, r.c.id == d.c.raw_inbound_id).join(c, c.c.id == d.c.complaint_id)
+                ).where(*recent, d.c.sender_hash.in_(sorted(sender_hashes)))
+            )
+        query = union_all(*parts)
     found = Earlier({}, {})
     for row in await conn.execute(query):
         if row.rank is not None:
@@ -235,6 +252,7 @@ async def load_earlier(
                     row.received_at,
                     bool(row.anonymous),
                     bool(row.confidential),
+                    frozenset((row.identity_hashes or "").split()),
                 )
             )
     # Newest first (ordered here: the rows are few, the statement sorts nothing).

@@ -1330,6 +1330,7 @@ class _Placer:
             "created_at": now,
             "sender_hash": None,  # set for a message that joins a complaint (below)
             "tokens_hash": None,
+            "identity_hashes": None,
         }
         # The receipt names the earlier complaint only to the sender it came from: the same
         # phone number, address or account, which the channel's transport vouches for. Anyone
@@ -1380,14 +1381,15 @@ class _Placer:
         if decision.tier is Tier.SIMILAR:
             assert decision.tracking_id is not None and decision.complaint_id is not None
             # This phone, address or account joined this complaint before under an ID of its
-            # own: it is told that ID again, as the complaint's sender is told the complaint's
-            # (a new ID each time would tell it that it joined someone's complaint).
+            # own, or was given in a message told one: it is told that ID again, as the
+            # complaint's sender is told the complaint's (a new ID each time would tell it that
+            # it joined someone's complaint).
             told_before = (
                 next(
                     (
                         d.told_tracking_id
                         for d in duplicates
-                        if d.sender_hash == who.sender_hash
+                        if who.sender_hash in (d.sender_hash, *d.identity_hashes)
                         and d.complaint_id == decision.complaint_id
                         and d.told_tracking_id != decision.tracking_id
                     ),
@@ -1442,8 +1444,10 @@ class _Placer:
                 # Its own words, for tier 2: a provider's retry of it is this message again,
                 # in a later group commit (the decision row) or in this one.
                 key = tokens_key or tokens_hash(self._keys, tokens)
+                carried = frozenset(i.value_hash for i in work.identities)
                 decision_row["sender_hash"] = who.sender_hash
                 decision_row["tokens_hash"] = key
+                decision_row["identity_hashes"] = " ".join(sorted(carried)) or None
                 assert receipt.tracking_id is not None
                 self._duplicates.setdefault(person_id, []).insert(
                     0,
@@ -1456,6 +1460,7 @@ class _Placer:
                         raw.received_at,
                         privacy.anonymous,
                         privacy.confidential,
+                        carried,
                     ),
                 )
             return _Placement(

@@ -316,6 +316,9 @@ dedup_decisions = Table(
     # index finds a batch's senders' recent ones.
     Column("sender_hash", String(64), nullable=True),
     Column("tokens_hash", String(64), nullable=True),
+    # Migration 0015, on the same rows: the lookup hashes of the identities the message carried
+    # (space-separated), so that a phone or address it gave is told the ID it was told.
+    Column("identity_hashes", Text, nullable=True),
     Index(
         "ix_dedup_decisions_sender_hash",
         "sender_hash",

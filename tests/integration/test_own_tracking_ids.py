@@ -176,6 +176,40 @@ async def test_a_web_form_sent_again_is_told_an_id_of_its_own_and_makes_no_event
     assert seen is not None and seen.status == "received"
 
 
+async def test_a_phone_given_in_a_form_told_its_own_id_is_told_that_id_when_it_texts(
+    gw: bootstrap.Gateway,
+) -> None:
+    # Siti's first form gave her NIK only; her second, of the same matter, also her phone, and
+    # was told an ID of its own (a form's identities are typed). Texting from that phone later
+    # (the operator vouches for the number) she is told that ID again, as an SMS from a number
+    # the first form gave would be told the complaint's; another number is told one of its own.
+    first = await gw.intake.accept(msg(Channel.WEB, 0, body=ROAD, nik=NIK_A), PARSER)
+    second = await gw.intake.accept(
+        msg(Channel.WEB, 60, body=ROAD_SMS, nik=NIK_A, phone="0812-3456-7890"), PARSER
+    )
+    _told_own_id(second, first)
+    texted = await gw.intake.accept(
+        msg(Channel.SMS, 180, body=ROAD_SMS + " mohon segera", nik=NIK_A, phone="+6281234567890"),
+        PARSER,
+    )
+    assert texted.complaint_id == first.complaint_id
+    assert (texted.status, texted.tracking_id) == (ReceiptStatus.DUPLICATE, second.tracking_id)
+    other = await gw.intake.accept(
+        msg(Channel.SMS, 200, body=ROAD_SMS + " cepat", nik=NIK_A, phone="+6285700001111"),
+        PARSER,
+    )
+    _told_own_id(other, first)
+    assert other.tracking_id not in (second.tracking_id, texted.tracking_id)
+    duplicates = [
+        body
+        for body in map(json.loads, await opened_events(gw.engine, gw.keys))
+        if body["event"] == "duplicate"
+    ]
+    assert sorted(b["source"]["given_tracking_id"] for b in duplicates) == sorted(
+        [second.tracking_id, second.tracking_id, other.tracking_id]
+    )
+
+
 async def test_a_status_sms_names_the_id_the_number_was_told(
     settings: Settings, aiohttp_client: Client
 ) -> None:
