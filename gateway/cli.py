@@ -90,7 +90,8 @@ def _parser() -> argparse.ArgumentParser:
         " its channel, the tier (new, retry, similar), the identity kind that recognised its"
         " sender, the similarity score (for a new complaint: the best score against the"
         " person's earlier complaints, with how far below dedup.similarity_threshold it"
-        " stayed), the number of candidates and the raw inbound id. Under a decision, each"
+        " stayed), the number of candidates and the raw inbound id; under a new complaint of"
+        " the same matter as a closed one, that one's tracking ID. Under a decision, each"
         " identity of its message that was already linked to another NIK's person (left"
         " there: identity_conflicts), by kind and persons, never its value.",
     )
@@ -543,6 +544,9 @@ async def _dedup(settings: Settings, args: argparse.Namespace) -> int:
             f"via={row['identity_kind'] or '-':<9} {score:<12} candidates={row['candidates']}  "
             f"raw={row['raw_inbound_id']}{below}"
         )
+        if row["tier"] == "new" and row["matched_tracking_id"]:
+            repeated = tracking.display(row["matched_tracking_id"])
+            print(f"    repeats {repeated}, closed: the same matter reported again")
         for c in row["conflicts"]:
             print(
                 f"    conflict: its {c['kind']} was already linked to another NIK's person"

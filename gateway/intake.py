@@ -1024,7 +1024,8 @@ class IntakeService:
         already linked to another NIK's person, left there), as ``kind``, ``person_id`` (the
         person it stays with) and ``claimed_by_person_id`` (the message's person); never the
         identity's value. ``score`` of a ``new`` decision is the best similarity to the
-        person's earlier complaints (None without candidates)."""
+        person's earlier open complaints (None without candidates); its
+        ``matched_tracking_id``, a closed complaint of the same matter it repeats."""
         tid = tracking.normalize(tracking_id)
         if tid is None:
             return []
@@ -1036,6 +1037,7 @@ class IntakeService:
                 dedup_decisions.c.identity_kind,
                 dedup_decisions.c.score,
                 dedup_decisions.c.candidates,
+                dedup_decisions.c.matched_tracking_id,
                 raw_inbound.c.channel,
                 raw_inbound.c.id.label("raw_inbound_id"),
                 raw_inbound.c.received_at,
@@ -1322,7 +1324,8 @@ class _Placer:
             "raw_inbound_id": raw_id,
             "tier": decision.tier.value,
             "complaint_id": decision.complaint_id,
-            "matched_tracking_id": decision.tracking_id,
+            # A new complaint's: the closed one it repeats, if any (the event names it too).
+            "matched_tracking_id": decision.tracking_id or decision.repeats_tracking_id,
             "person_id": person_id,
             "identity_kind": who.matched_kind,
             "score": decision.score,

@@ -304,6 +304,7 @@ dedup_decisions = Table(
     # new | retry (tier 2) | similar (tier 3)
     Column("tier", String(16), nullable=False),
     Column("complaint_id", String(36), nullable=True),
+    # The complaint joined or retried; for ``new``, a closed one of the same matter it repeats.
     Column("matched_tracking_id", String(12), nullable=True),
     Column("person_id", String(36), nullable=True),
     Column("identity_kind", String(16), nullable=True),

@@ -162,6 +162,40 @@ def test_dedup_show_prints_conflicts_and_how_close_a_new_complaint_came(
     assert "best=" not in lines[0] and "score=" in lines[1] and "conflict" not in "".join(lines)
 
 
+def test_dedup_show_names_the_closed_complaint_a_new_one_repeats(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.integration.test_identity_dedup import NIK_A, PARSER, ROAD, ROAD_SMS, msg
+
+    assert main(["migrate"]) == 0
+
+    async def run() -> tuple[str, str]:
+        gw = bootstrap.build(load_settings())
+        try:
+            first = await gw.intake.accept(msg(Channel.WEB, 0, body=ROAD, nik=NIK_A), PARSER)
+            async with gw.engine.begin() as conn:
+                await conn.execute(
+                    complaints.update()
+                    .where(complaints.c.id == first.complaint_id)
+                    .values(status="resolved")
+                )
+            again = await gw.intake.accept(msg(Channel.WEB, 90, body=ROAD_SMS, nik=NIK_A), PARSER)
+            assert again.complaint_id != first.complaint_id
+            assert first.tracking_id is not None and again.tracking_id is not None
+            return first.tracking_id, again.tracking_id
+        finally:
+            await gw.close()
+
+    closed_id, again_id = asyncio.run(run())
+    capsys.readouterr()
+    assert main(["dedup", "show", again_id]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and " new " in lines[0], lines
+    assert lines[1] == f"    repeats {closed_id[:4]}-{closed_id[4:]}, closed: the same matter reported again"
+    assert main(["dedup", "show", closed_id]) == 0
+    assert "repeats" not in capsys.readouterr().out
+
+
 def test_status_show_prints_the_status_and_every_change(
     env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
