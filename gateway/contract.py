@@ -64,6 +64,10 @@ SOURCE_KEYS: dict[str, str] = {
     "letter_place": "Letter: the place written on the letter.",
     "sender_address": "Letter: the sender's address as written. Personal data: hidden from "
     "agencies like reporter when privacy.anonymous is true.",
+    "nik_checked": "Letter: ktp when the clerk checked reporter.nik against the sender's KTP "
+    "(the card shown at the desk, or the copy sent with the letter); absent when not checked. "
+    "The gateway does not take a checked NIK as the sender's proof of identity: a KTP copy can "
+    "be anyone's.",
 }
 
 

@@ -115,6 +115,8 @@ T: Mapping[str, tuple[str, str]] = {
                   "Anonymous: the agency does not see the sender's name"),
     "confidential": ("Rahasia: isi laporan tidak dipublikasikan",
                      "Confidential: the report is never published"),
+    "nik_checked": ("NIK sesuai KTP: sudah saya cocokkan dengan KTP (asli atau fotokopi)",
+                    "NIK matches the KTP: I checked it against the KTP (the card or a copy)"),
     "save": ("Simpan draf", "Save draft"),
     "confirm": ("Konfirmasi dan kirim", "Confirm and send"),
     "saved": ("Draf disimpan.", "Draft saved."),
@@ -764,6 +766,22 @@ def unsaved_page(
     return page(ctx, t("review_title", lang), body)
 
 
+def _box(
+    ctx: Context,
+    name: str,
+    values: Mapping[str, str],
+    theirs: Mapping[str, str] | None,
+    theirs_label: str,
+) -> str:
+    """A tick box of the review form, with the value saved meanwhile when it differs."""
+    checked = " checked" if values.get(name) else ""
+    return (
+        f'<div class="check"><input type="checkbox" id="{name}" name="{name}" value="1"'
+        f'{checked}> <label for="{name}">{t(name, ctx.lang)}</label>'
+        f"{_theirs(ctx, name, theirs, theirs_label)}</div>"
+    )
+
+
 def _review_form(
     ctx: Context,
     draft_id: str,
@@ -800,6 +818,8 @@ def _review_form(
             focus=name == first_error,
             theirs=_theirs(ctx, name, theirs, theirs_label),
         )
+        # Whether the NIK was checked against the KTP, right under it.
+        + (_box(ctx, "nik_checked", values, theirs, theirs_label) if name == "nik" else "")
         for name in TEXT_FIELDS
     )
     chosen = values.get("kind") or "pengaduan"
@@ -813,11 +833,9 @@ def _review_form(
         else ""
     )
     boxes = "".join(
-        f'<div class="check"><input type="checkbox" id="{n}" name="{n}" value="1"'
-        f'{" checked" if values.get(n) else ""}> <label for="{n}">{t(n, lang)}</label>'
-        f"{_theirs(ctx, n, theirs, theirs_label)}</div>"
+        _box(ctx, n, values, theirs, theirs_label)
         for n in CHOICE_FIELDS
-        if n != "kind"
+        if n not in ("kind", "nik_checked")  # under the NIK, above
     )
     # staff.js keeps what is typed in this tab until it is saved (a reload, a session that ran
     # out): per account and letter, dropped once the values it built on are saved over.

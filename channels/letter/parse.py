@@ -54,7 +54,9 @@ EXTRACTED = (
     "body",
 )
 TEXT_FIELDS = (*EXTRACTED[:4], "email", *EXTRACTED[4:])
-CHOICE_FIELDS = ("kind", "anonymous", "confidential")
+# nik_checked: the clerk checked the NIK against the sender's KTP (the card at the desk, or the
+# copy sent with the letter, as the SOP's paper form asks).
+CHOICE_FIELDS = ("kind", "anonymous", "confidential", "nik_checked")
 FIELDS = (*TEXT_FIELDS, *CHOICE_FIELDS)
 LIMITS: Mapping[str, int] = {
     "sender_name": 200,
@@ -129,6 +131,7 @@ class ReviewedLetter:
     addressee: str | None
     anonymous: bool
     confidential: bool
+    nik_checked: bool = False
 
 
 def validate(
@@ -175,6 +178,12 @@ def validate(
         phone_label="Nomor telepon",
     )
     nik, phone, email = who.nik, who.phone, who.email
+    nik_checked = values.get("nik_checked", "").lower() in _CHECKED
+    if nik_checked and nik is None and "nik" not in errors:
+        errors["nik"] = (
+            "Isi NIK yang dicocokkan dengan KTP, atau hapus centang NIK sesuai KTP.",
+            "Fill in the NIK checked against the KTP, or untick NIK matches the KTP.",
+        )
     letter_date: date | None = None
     if (when := _text(values, "letter_date")) and "letter_date" not in errors:
         try:
@@ -207,6 +216,7 @@ def validate(
             addressee=_text(values, "addressee"),
             anonymous=anonymous,
             confidential=confidential,
+            nik_checked=nik_checked,
         ),
         errors,
     )
@@ -248,6 +258,7 @@ def source_metadata(letter: ReviewedLetter) -> dict[str, str]:
         "letter_date": letter.letter_date.isoformat() if letter.letter_date else None,
         "letter_place": letter.letter_place,
         "sender_address": letter.address,
+        "nik_checked": "ktp" if letter.nik_checked else None,
     }
     return {k: v for k, v in extra.items() if v}
 

@@ -83,6 +83,19 @@ def test_unsigned_letter_may_be_anonymous() -> None:
     assert letter is not None and letter.anonymous and letter.sender_name is None
 
 
+def test_a_nik_checked_against_the_ktp_is_said_in_the_source() -> None:
+    letter, errors = validate({**VALUES, "nik_checked": "1"}, TODAY)
+    assert errors == {} and letter is not None and letter.nik_checked
+    assert source_metadata(letter)["nik_checked"] == "ktp"
+    unchecked, _ = validate(VALUES, TODAY)
+    assert unchecked is not None and "nik_checked" not in source_metadata(unchecked)
+    # Ticked with no NIK typed: the NIK field says what to do, in both languages.
+    letter, errors = validate({**VALUES, "nik": "", "nik_checked": "1"}, TODAY)
+    assert letter is None and set(errors) == {"nik"}
+    indonesian, english = errors["nik"]
+    assert "KTP" in indonesian and "KTP" in english and indonesian != english
+
+
 def test_parser_builds_the_canonical_complaint() -> None:
     draft = parse_review(raw_of(VALUES))
     assert draft.title == "Jalan rusak di depan pasar"

@@ -669,6 +669,7 @@ async def test_upload_read_review_correct_confirm_publish_once(
         "subject": corrected,
         "body": truth.body,
         "kind": "pengaduan",
+        "nik_checked": "1",  # the KTP copy stapled on
     }
     saved = await client.post(f'/staff/letters/{state["id"]}', data={**values, "action": "save"},
                               allow_redirects=False)
@@ -680,6 +681,11 @@ async def test_upload_read_review_correct_confirm_publish_once(
     bad = await client.post(f'/staff/letters/{state["id"]}',
                             data={**values, "nik": "3209014101900000", "action": "confirm"})
     assert bad.status == 422 and 'id="nik-err"' in await bad.text()
+    unchecked = await client.post(f'/staff/letters/{state["id"]}',
+                                  data={**values, "nik": "", "action": "confirm"})
+    page = await unchecked.text()
+    assert unchecked.status == 422 and "hapus centang NIK sesuai KTP" in page
+    assert 'id="nik_checked" name="nik_checked" value="1" checked' in page  # as ticked
     assert await gw.intake.count_complaints() == 0
 
     confirm = await client.post(f'/staff/letters/{state["id"]}',
@@ -720,6 +726,7 @@ async def test_upload_read_review_correct_confirm_publish_once(
     assert source["entered_by"] == "budi" and source["letter_draft_id"] == state["id"]
     assert source["provider_message_id"] == f'letter-draft:{state["id"]}'
     assert source["letter_date"] == truth.letter_date and source["pages"] == "2"
+    assert source["nik_checked"] == "ktp"
     # The reviewed letter is stored as the raw message, parsed by the registered parser.
     assert gw.parsers.get("letter.review") is not None
     [raw] = await opened_raw(gw.engine, gw.keys)
