@@ -201,6 +201,7 @@ def build_app(gateway: Gateway) -> web.Application:
         gateway.keys,  # the per-identity rate limit hashes with the identity key
         gateway.clock,
         RateLimiter(gateway.engine, keep, gateway.clock),
+        gateway.settings.sms.short_code,
     )
     gateway.background.append(limiter.idle)  # a prune runs after the answer it follows
     sms_channel.setup(app, gateway.intake, sms_settings(gateway.settings), gateway.sms)

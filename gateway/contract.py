@@ -45,7 +45,7 @@ SOURCE_KEYS: dict[str, str] = {
     "api": "open311 when the complaint came through the Open311 GeoReport v2 API.",
     "media_url": "Open311: the address of a photo the client stored elsewhere (media_url, "
     "http or https), as given. The gateway does not fetch it: evidence outside its store.",
-    "exif_gps": "Web form: where photos were taken, from their EXIF, as "
+    "exif_gps": "Web form and JSON API (multipart): where photos were taken, from their EXIF, as "
     "<sha256>=<lat>,<long> separated by ';' (evidence of the matter).",
     "receiver": "SMS: the number the citizen wrote to (the short code).",
     "smsc": "SMS: the operator link, Jasmin connector or SIM that received it.",

@@ -751,6 +751,16 @@ class IntakeService:
             raw_sha256=row.sha256,
         )
 
+    async def earlier_receipt(self, channel: Channel, provider_message_id: str) -> Receipt | None:
+        """The receipt a message of ``channel`` with this provider id was given, when one is
+        stored (what :meth:`accept` answers its retry), else None: a channel's rate limit lets
+        a retry through, since it adds nothing. :class:`IntakeUnavailable` when the database
+        cannot say."""
+        try:
+            return await self._receipt_for(channel, _provider_key(provider_message_id))
+        except DB_UNAVAILABLE as exc:
+            raise IntakeUnavailable(str(exc)) from exc
+
     async def transport_meta(self, raw_id: str) -> dict[str, Any]:
         """The transport metadata raw inbound ``raw_id`` was stored with (an Idempotency-Key's
         first request: its attachments); :class:`IntakeUnavailable` when it cannot be read."""
@@ -1690,8 +1700,10 @@ def stored_provider_id(raw: RawInbound) -> str:
     which is no UTF-8 at all), is stored as its SHA-256: still the same key for the same id, and
     never refused, so the message is not answered "retry" for ever."""
     given = raw.provider_message_id
-    if not given:
-        return f"sha256:{raw.sha256}"
+    return _provider_key(given) if given else f"sha256:{raw.sha256}"
+
+
+def _provider_key(given: str) -> str:
     if len(given) > PROVIDER_ID_MAX or not storable_text(given):
         return "id-sha256:" + hashlib.sha256(given.encode("utf-8", "surrogatepass")).hexdigest()
     return given

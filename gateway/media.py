@@ -31,8 +31,11 @@ where it ends.
   Creator, Producer, dates), every XMP metadata stream (the document's and any page's or
   image's: creator tools, a phone scanner's GPS) and PieceInfo (application private data) are
   removed, and the file is written anew with qpdf (through pikepdf), which also drops earlier
-  revisions kept by incremental updates. Pages, content streams and images are carried over as
-  they are, not re-rendered.
+  revisions kept by incremental updates. An image whose /Filter is exactly /DCTDecode holds a
+  JPEG file (a photo-to-PDF app embeds the camera's, EXIF and GPS included): it is written back
+  as the JPEG plan above serves it, same filter, the same scan bytes. Images encoded otherwise
+  (JPXDecode, a chain such as [/FlateDecode /DCTDecode], inline images) are not looked into.
+  Otherwise pages, content streams and images are carried over as they are, not re-rendered.
 - Anything else is served as stored: WebP is not accepted as an attachment, and a letter
   scan in TIFF is served as the scanner wrote it.
 
@@ -218,7 +221,8 @@ _PDF_METADATA = ("/Metadata", "/PieceInfo")
 
 
 def _strip_pdf(pdf: pikepdf.Pdf) -> None:
-    """Remove the information dictionary and every metadata stream and PieceInfo."""
+    """Remove the information dictionary and every metadata stream and PieceInfo, and the
+    metadata of every JPEG image embedded as it is (:func:`_strip_pdf_jpeg`)."""
     if "/Info" in pdf.trailer:
         del pdf.trailer["/Info"]
     for obj in pdf.objects:
@@ -226,6 +230,52 @@ def _strip_pdf(pdf: pikepdf.Pdf) -> None:
             for key in _PDF_METADATA:
                 if key in obj:
                     del obj[key]
+        if isinstance(obj, pikepdf.Stream) and _is_dct_only(obj.get("/Filter")):
+            _strip_pdf_jpeg(obj)
+
+
+def _is_dct_only(filters: pikepdf.Object | None) -> bool:
+    """Whether a stream's /Filter is exactly /DCTDecode: alone, or the one entry of an array.
+    Its raw bytes are then a JPEG file, which a photo-to-PDF app embeds as the camera wrote it,
+    EXIF (maker, model, GPS) included. Other filters are left as they are: JPXDecode (JPEG
+    2000), and chains such as [/FlateDecode /DCTDecode], whose JPEG could only be reached by
+    decoding and encoding the outer layers again; so are inline images (BI ... EI) inside
+    content streams."""
+    if isinstance(filters, pikepdf.Array) and len(filters) == 1:
+        filters = filters[0]
+    return isinstance(filters, pikepdf.Name) and filters == pikepdf.Name.DCTDecode
+
+
+def _strip_pdf_jpeg(stream: pikepdf.Stream) -> None:
+    """Serve the JPEG held by a /DCTDecode stream by the same plan as a JPEG file
+    (:func:`_jpeg_parts`): the segments a decoder needs, bit for bit, the rest dropped (EXIF
+    becomes a bare orientation tag when the photo was taken sideways, as in a JPEG file; a PDF
+    viewer ignores it, the picture's placement on the page says how it shows). Written back
+    raw, its /Filter and /DecodeParms as they were; only when something was dropped, so a
+    scanner's plain JPEG stays in the file and is read again only when the PDF is written.
+    One image is read at a time; a stripped one is held in memory until the PDF is written.
+    Like a JPEG file: one whose segments cannot be followed raises :class:`Unclean` (the PDF
+    is not served), one cut short is kept as far as it goes, and what follows its EOI goes."""
+    raw = stream.read_raw_bytes()
+    if not raw:
+        return  # nothing in it, nothing to leak
+    if not raw.startswith(b"\xff\xd8"):
+        # A JPEG file's first bytes; a stream that says it is one and is not cannot be followed.
+        raise Unclean("application/pdf: a /DCTDecode image that does not start as a JPEG")
+    src = _Source(io.BytesIO(raw))
+    try:
+        parts, _ = _jpeg_parts(src)
+    except (Unclean, struct.error, IndexError) as exc:
+        raise Unclean(f"application/pdf: a JPEG image: {exc}") from None
+    data = b"".join(p if isinstance(p, bytes) else raw[p[0] : p[0] + p[1]] for p in parts)
+    if data == raw:
+        return
+    stream.write(
+        data,
+        filter=cast("pikepdf.Name | pikepdf.Array", stream.get("/Filter")),
+        decode_parms=cast("pikepdf.Dictionary | pikepdf.Array | None", stream.get("/DecodeParms")),
+        type_check=False,  # written back exactly as they were, [/DCTDecode] not made /DCTDecode
+    )
 
 
 def _save_pdf(pdf: pikepdf.Pdf, out: BinaryIO) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CompoundSelect, Select, case, func, literal, select
+from sqlalchemy import CompoundSelect, Select, case, false, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.storage.schema import complaint_status_events, complaints, raw_inbound
@@ -226,10 +226,17 @@ async def list_public_requests(
     statuses: Sequence[str] = (),
     limit: int = 1000,
 ) -> list[PublicRequest]:
-    """Complaints matching every given filter, newest first; ``statuses``: open / closed."""
+    """Complaints matching every given filter, newest first; ``statuses``: open / closed.
+
+    A listing without ``tracking_ids`` leaves out what asked for confidentiality (a complaint,
+    or a message under an ID of its own): its ID would let anyone look up its status and the
+    agency it concerns, which only the citizen holding the ID is to see. Named by its ID, it
+    is listed (without its title and place)."""
     query = _select().order_by(complaints.c.received_at.desc()).limit(limit)
     if tracking_ids:
         query = query.where(complaints.c.tracking_id.in_(list(tracking_ids)))
+    else:
+        query = query.where(complaints.c.confidential.is_(false()))
     if kinds:
         query = query.where(complaints.c.kind.in_(list(kinds)))
     if start is not None:
@@ -251,7 +258,10 @@ async def list_public_requests(
         named = False
         # One row per ID here (its first message's: a retry's has no ``shown``), so every
         # filter is applied before the limit, on what the ID shows (see :func:`_joined`).
-        joined_query = joined_query.where(raw_inbound.c.shown.is_not(None))
+        joined_query = joined_query.where(
+            raw_inbound.c.shown.is_not(None),
+            func.coalesce(raw_inbound.c.shown["confidential"].as_boolean(), false()).is_(false()),
+        )
         if start is not None:
             joined_query = joined_query.where(raw_inbound.c.received_at >= start)
         if end is not None:

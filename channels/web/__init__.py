@@ -64,8 +64,10 @@ def setup(
     keys: Keys,
     clock: Clock = utcnow,
     limiter: RateLimiter | None = None,
+    short_code: str = "1708",
 ) -> RateLimiter:
-    """Mount the web channel's routes on ``app``; ``keys`` hash the identities it rate-limits.
+    """Mount the web channel's routes on ``app``; ``keys`` hash the identities it rate-limits;
+    ``short_code`` is the number citizens text (the receipt says to send ``CEK`` there).
 
     ``limiter`` is the gateway's rate limiter when other parts count in it too (its rows must
     then be kept for the longest of everyone's windows); without one, the channel makes its own.
@@ -82,7 +84,15 @@ def setup(
 
     app.on_cleanup.append(settle)
     WebChannel(
-        intake, files, settings, guard, JSON_PARSER, FORM_PARSER, csrf_key(settings), clock
+        intake,
+        files,
+        settings,
+        guard,
+        JSON_PARSER,
+        FORM_PARSER,
+        csrf_key(settings),
+        clock,
+        short_code,
     ).register(app)
-    Open311(intake, engine, settings, guard, OPEN311_PARSER, clock).register(app)
+    Open311(intake, engine, settings, guard, OPEN311_PARSER, clock, short_code).register(app)
     return limiter

@@ -150,6 +150,8 @@ _KNOWN = {
 }
 _ATTRIBUTE = re.compile(r"attribute\[([A-Za-z0-9_.-]+)\](\[\])?")
 MAX_DESCRIPTION = 20_000
+MAX_ADDRESS = 500  # as the form's lokasi and the API's location.text
+MAX_NAME = 200  # as the form's nama and the API's reporter.name
 _LIMITS = {"judul": 300, "instansi": 255, "nik": 32}
 
 
@@ -242,7 +244,12 @@ def parse_open311(raw: RawInbound) -> ComplaintDraft:
     lon = _float(params, "long", -180, 180)
     if (lat is None) != (lon is None):
         raise ParseError("lat dan long harus dikirim bersama / lat and long must be sent together")
-    address = params.get("address_string", "").strip()[:500] or None
+    address = params.get("address_string", "").strip() or None
+    if address is not None and len(address) > MAX_ADDRESS:
+        raise ParseError(
+            f"address_string lebih dari {MAX_ADDRESS} karakter / "
+            f"address_string is longer than {MAX_ADDRESS} characters"
+        )
     if (lat is None or lon is None) and address is None:
         raise ParseError(
             "lat dan long, atau address_string, wajib diisi / "
@@ -277,11 +284,16 @@ def parse_open311(raw: RawInbound) -> ComplaintDraft:
     name = " ".join(
         p for p in (params.get("first_name", "").strip(), params.get("last_name", "").strip()) if p
     )
+    if len(name) > MAX_NAME:
+        raise ParseError(
+            f"first_name dan last_name bersama lebih dari {MAX_NAME} karakter / "
+            f"first_name and last_name together are longer than {MAX_NAME} characters"
+        )
     return ComplaintDraft(
         body=description,
         kind=Kind(code),
         title=attrs.get("judul") or None,
-        reporter=Reporter(nik=nik, name=name[:200] or None, phone=phone, email=email),
+        reporter=Reporter(nik=nik, name=name or None, phone=phone, email=email),
         privacy=Privacy(anonymous=_yes(attrs, "anonim"), confidential=_yes(attrs, "rahasia")),
         location=Location(text=address, latitude=lat, longitude=lon),
         occurred_on=_occurred_on(attrs.get("tanggal", ""), today),
@@ -340,7 +352,10 @@ def errors(
     """A GeoReport v2 error list; ``description`` may be (Indonesian, English)."""
     if isinstance(description, tuple):
         description = description[0] if lang == "id" else description[1]
-    return render(fmt, "errors", [{"code": status, "description": description}], status)
+    answer = render(fmt, "errors", [{"code": status, "description": description}], status)
+    # Chosen by Accept-Language: a cache in between must not give one client another's.
+    answer.headers["Vary"] = "Accept-Language"
+    return answer
 
 
 def _w3c(moment: datetime) -> str:
@@ -374,7 +389,8 @@ def _parse_time(text: str) -> datetime | None:
 
 
 JURISDICTION = ("jurisdiction_id tidak dikenal", "jurisdiction_id not found")
-RAW_ID_LENGTH = 36  # raw_inbound.id, a UUID: what a token is
+# raw_inbound.id, a UUID in its text form: what a token is.
+RAW_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _DB_ERRORS = (SQLAlchemyError, OSError, TimeoutError)
 Handler = Callable[[web.Request, Format], Awaitable[web.Response]]
 
@@ -390,9 +406,11 @@ class Open311:
         guard: Guard,
         parser: Parser,
         clock: Clock = utcnow,
+        short_code: str = "1708",
     ) -> None:
         self._intake = intake
         self._engine = engine
+        self._short_code = short_code
         self._settings = settings
         self._guard = guard
         self._parser = parser
@@ -422,7 +440,7 @@ class Open311:
         """The Service Discovery document."""
         doc = {
             "changeset": CHANGESET,
-            "contact": "LAPOR! (SP4N-LAPOR!): SMS 1708, https://www.lapor.go.id",
+            "contact": f"LAPOR! (SP4N-LAPOR!): SMS {self._short_code}, https://www.lapor.go.id",
             "key_service": "api_key diberikan oleh pengelola LAPOR! "
             "(ask the LAPOR! administrators for an api_key).",
             "endpoints": [
@@ -608,11 +626,12 @@ class Open311:
             return errors(404, JURISDICTION, fmt, lang)
         token = request.match_info["token"]
         try:
-            # A stored message's id is 36 characters: a longer token is none of ours (cut to
-            # 36, it resolved and was echoed back whole).
+            # A stored message's id is a UUID: anything else is none of ours, answered without
+            # asking the database (cut to 36, a longer one resolved and was echoed back whole;
+            # a NUL character, which PostgreSQL refuses, was answered "try again").
             tid = (
                 await queries.tracking_id_of_raw(self._engine, Channel.WEB.value, token)
-                if len(token) <= RAW_ID_LENGTH
+                if RAW_ID.fullmatch(token)
                 else None
             )
         except _DB_ERRORS:

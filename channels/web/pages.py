@@ -96,8 +96,8 @@ T: Mapping[str, tuple[str, str]] = {
         "agency in charge.",
     ),
     "next_follow": (
-        "Pantau status laporan di halaman Cek Status atau kirim SMS CEK {id} ke 1708.",
-        "Follow its status on the Check Status page or by sending the SMS CEK {id} to 1708.",
+        "Pantau status laporan di halaman Cek Status atau kirim SMS CEK {id} ke {code}.",
+        "Follow its status on the Check Status page or by sending the SMS CEK {id} to {code}.",
     ),
     "check_title": ("Cek Status Laporan", "Check a report's status"),
     "check_label": ("Nomor pelacakan", "Tracking ID"),
@@ -405,21 +405,22 @@ def _kept(kept: Sequence[tuple[str, str]], lang: Lang) -> str:
     )
 
 
-def _follow(lang: Lang, tracking_display: str) -> str:
+def _follow(lang: Lang, tracking_display: str, short_code: str) -> str:
     """How to follow the report, the SMS to send kept on one line (a phone breaks the ID)."""
     command = escape(f"CEK {tracking_display}")
-    text = escape(t("next_follow", lang, id=tracking_display))
+    text = escape(t("next_follow", lang, id=tracking_display, code=short_code))
     return text.replace(command, f'<strong class="sms">{command}</strong>', 1)
 
 
-def receipt_page(lang: Lang, tracking_display: str) -> str:
-    """The receipt: the tracking ID, large, and what happens next."""
+def receipt_page(lang: Lang, tracking_display: str, short_code: str) -> str:
+    """The receipt: the tracking ID, large, and what happens next (the SMS ``CEK`` to send to
+    ``short_code``, the number citizens text)."""
     body = (
         f'<h1>{t("receipt_title", lang)}</h1><p>{t("your_id", lang)}:</p>'
         f'<p class="tid" id="tracking-id">{escape(tracking_display)}</p>'
         f'<p>{t("keep_id", lang)}</p><h2>{t("next", lang)}</h2><ol>'
         f'<li>{t("next_verify", lang)}</li>'
-        f"<li>{_follow(lang, tracking_display)}</li></ol>"
+        f"<li>{_follow(lang, tracking_display, short_code)}</li></ol>"
         f'<p class="nav"><a href="{escape(_check_url(lang, tracking_display))}">'
         f'{t("check_link", lang)}</a> · <a href="/{_q(lang)}">{t("new_report", lang)}</a></p>'
     )

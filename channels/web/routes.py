@@ -126,7 +126,8 @@ def problem(
         "detail": detail,
         **extra,
     }
-    headers = {"Content-Language": lang}
+    # Chosen by Accept-Language: a cache in between must not give one client another's.
+    headers = {"Content-Language": lang, "Vary": "Accept-Language"}
     return web.json_response(body, status=status, content_type=PROBLEM, headers=headers)
 
 
@@ -143,9 +144,11 @@ class WebChannel:
         form_parser: Parser,
         csrf_key: bytes,
         clock: Clock = utcnow,
+        short_code: str = "1708",
     ) -> None:
         self._intake = intake
         self._files = files
+        self._short_code = short_code
         self._settings = settings
         self._guard = guard
         self._json_parser = json_parser
@@ -188,6 +191,7 @@ class WebChannel:
         file_fields: frozenset[str],
         keep_going: bool = False,
         store_files: bool = True,
+        nameless_files: bool = False,
     ) -> Upload:
         cfg = self._settings
         return await read_multipart(
@@ -200,6 +204,7 @@ class WebChannel:
             keep_going=keep_going,
             discard_limit=self._discard_limit(),
             store_files=store_files,
+            nameless_files=nameless_files,
         )
 
     def _discard_limit(self) -> int:
@@ -353,11 +358,16 @@ class WebChannel:
             decision = await self._limited(
                 self._guard.identity_buckets(data.nik, data.phone, data.email)
             )
+            # The same form sent again (a double tap, the receipt reloaded) is answered its
+            # receipt whatever the limit says: refused, the citizen never sees the tracking ID.
+            retry = not decision.allowed and await self._intake.earlier_receipt(
+                Channel.WEB, f"form:{nonce}"
+            ) is not None
         except IntakeUnavailable:
             return self._form_response(
                 request, values, alert=pages.t("unavailable", lang), status=503, files=files
             )
-        if not decision.allowed:
+        if not decision.allowed and not retry:
             return self._too_many(request, decision, values, files)
         gps = ";".join(f"{f.attachment.sha256}={f.gps[0]},{f.gps[1]}" for f in files if f.gps)
         raw = RawInbound(
@@ -375,7 +385,11 @@ class WebChannel:
                 request, values, alert=pages.t("unavailable", lang), status=503, files=files
             )
         assert receipt.tracking_id is not None
-        html = pages.receipt_page(lang, tracking.display(receipt.tracking_id))
+        return self._receipt(lang, receipt.tracking_id)
+
+    def _receipt(self, lang: Lang, tracking_id: str) -> web.Response:
+        """The receipt page: the tracking ID to copy, what happens next."""
+        html = pages.receipt_page(lang, tracking.display(tracking_id), self._short_code)
         return web.Response(
             text=html, content_type="text/html", headers={"Cache-Control": "no-store"}
         )
@@ -407,8 +421,18 @@ class WebChannel:
         if upload is not None:
             client_id = csrf.client_id(request.cookies.get(csrf.COOKIE))
             token = next((v for k, v in upload.fields if k == csrf.FIELD), "")
-            if self._signer.check(token, client_id, self._clock().timestamp()) is None:
+            nonce = self._signer.check(token, client_id, self._clock().timestamp())
+            if nonce is None:
                 alert += " " + pages.t("expired", lang)
+            elif decision is not None:
+                # The same form sent again (a double tap, the receipt reloaded): its receipt,
+                # whatever the limit says (the database answering, as it just did).
+                try:
+                    first = await self._intake.earlier_receipt(Channel.WEB, f"form:{nonce}")
+                except IntakeUnavailable:
+                    first = None
+                if first is not None and first.tracking_id is not None:
+                    return self._receipt(lang, first.tracking_id)
             values = first_values(upload.fields)
             held, lost = await self._held_files(upload, client_id)
             unread = upload.unread
@@ -611,7 +635,9 @@ class WebChannel:
                 return _too_many(decision, lang)
             address = []  # counted
             try:
-                upload = await self._read_upload(request, frozenset({"attachments"}))
+                upload = await self._read_upload(
+                    request, frozenset({"attachments"}), nameless_files=True
+                )
             except UploadRejected as exc:
                 named = {"field": exc.field_name} if exc.field_name else {}  # none: the body
                 refused = problem(exc.status, exc.message, lang, **named)
@@ -630,6 +656,10 @@ class WebChannel:
             refs = [attachment_fields(a) for a in upload.attachments]
             if refs:
                 extra[ATTACHMENT_REFS] = json.dumps(refs, separators=(",", ":"))
+            # Where photos were taken, as for the form: the evidence /files/ strips when serving.
+            gps = ";".join(f"{sha}={lat},{lon}" for sha, (lat, lon) in upload.gps.items())
+            if gps:
+                extra["exif_gps"] = gps
         else:
             try:
                 body = await request.read()  # bounded by http.client_max_size
@@ -659,9 +689,19 @@ class WebChannel:
                 raw = replace(raw, provider_message_id=f"idem:{scope}:{key}")
         try:
             decision = await self._limited(buckets)  # address and identities: one statement
+            # A retry of a request that went through (its Idempotency-Key seen) is answered its
+            # receipt whatever the limits say: it adds nothing, and refused, the caller would
+            # never learn the tracking ID of the complaint it filed.
+            retry = (
+                not decision.allowed
+                and refusal is None
+                and key is not None
+                and await self._intake.earlier_receipt(Channel.WEB, str(raw.provider_message_id))
+                is not None
+            )
         except IntakeUnavailable:
             return _unavailable(lang)
-        if not decision.allowed:
+        if not decision.allowed and not retry:
             return _too_many(decision, lang)
         if refusal is not None:
             return refusal

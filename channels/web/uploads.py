@@ -128,8 +128,14 @@ async def read_multipart(
     keep_going: bool = False,
     discard_limit: int = 0,
     store_files: bool = True,
+    nameless_files: bool = False,
 ) -> Upload:
     """Read every part; raise :class:`UploadRejected` naming the field or file at fault.
+
+    ``nameless_files``: a part of ``file_fields`` without a ``filename`` is a file too (RFC 7578
+    makes the parameter optional; ``curl -F 'attachments=<photo.jpg'`` and many libraries send
+    none); else it is skipped, as text posing as a file reference (the form, whose browsers
+    always name a file).
 
     With ``keep_going`` a refused file is recorded in :attr:`Upload.rejected` instead, a text
     field too long in :attr:`Upload.too_long`, and the reading goes on (see the module's
@@ -138,7 +144,7 @@ async def read_multipart(
     """
     limits = _Limits(
         file_fields, max_files, max_file_size, max_field_size, max_fields,
-        discard_limit if keep_going else -1, store_files,
+        discard_limit if keep_going else -1, store_files, nameless_files,
     )
     try:
         return await _read(reader, files, limits)
@@ -160,6 +166,7 @@ class _Limits:
     max_fields: int
     discard_limit: int  # -1: refuse at the first bad file
     store_files: bool
+    nameless_files: bool
 
 
 async def _read(reader: MultipartReader, files: FileStore, limits: _Limits) -> Upload:
@@ -169,7 +176,7 @@ async def _read(reader: MultipartReader, files: FileStore, limits: _Limits) -> U
         if not isinstance(part, BodyPartReader):
             raise UploadRejected("", ("Multipart bersarang tidak didukung.", "Nested multipart."))
         name = _text(part.name or "")
-        if part.filename is not None and name in limits.file_fields:
+        if name in limits.file_fields and (part.filename is not None or limits.nameless_files):
             head = await part.read_chunk(CHUNK)
             if not head and not part.filename:
                 continue  # a file input left empty: browsers send a part with no name and no body

@@ -229,9 +229,10 @@ async def test_an_own_id_is_listed_by_date_as_a_new_complaint_would_be(
     gw: bootstrap.Gateway,
 ) -> None:
     """Open311 requests.json?start_date=&end_date= (no service_request_id) lists every
-    complaint received in the window, a confidential one too (without title): a new
-    complaint's holder finds their ID there, and so does an own ID's (missing, it would tell
-    its holder the message joined someone's complaint)."""
+    complaint received in the window but the confidential ones (whose listed ID would show
+    anyone their status and agency): a new complaint's holder finds their ID there, and so
+    does an own ID's (missing, it would tell its holder the message joined someone's
+    complaint); a confidential one is missing either way."""
     new = await gw.intake.accept(
         msg(Channel.WEB, 0, body=WATER, nik="3209010101900002", confidential=True), PARSER
     )
@@ -241,7 +242,12 @@ async def test_an_own_id_is_listed_by_date_as_a_new_complaint_would_be(
     around_new = await queries.list_public_requests(
         gw.engine, start=T0 - timedelta(minutes=1), end=T0 + timedelta(minutes=1)
     )
-    assert new.tracking_id in {r.tracking_id for r in around_new}
+    assert new.tracking_id not in {r.tracking_id for r in around_new}
+    plain = await gw.intake.accept(msg(Channel.WEB, 0, body=WATER, nik="3209010101900003"), PARSER)
+    around_new = await queries.list_public_requests(
+        gw.engine, start=T0 - timedelta(minutes=1), end=T0 + timedelta(minutes=1)
+    )
+    assert plain.tracking_id in {r.tracking_id for r in around_new}
     around_own = await queries.list_public_requests(
         gw.engine, start=T0 + timedelta(minutes=59), end=T0 + timedelta(minutes=61)
     )
@@ -413,8 +419,8 @@ async def test_a_confidential_own_id_does_not_show_its_agency_on_open311(
     gw: bootstrap.Gateway,
 ) -> None:
     # Open311 (public: anyone may list by date) never shows a confidential complaint's agency:
-    # "whom it concerns ... tells its matter" (queries._public). Nor a confidential message's
-    # told an ID of its own, in the listing by date or by its ID.
+    # "whom it concerns ... tells its matter" (queries._public), and lists it by date not at
+    # all. Nor a confidential message's told an ID of its own, as for a new one.
     parser = Parser("test.json", _parse_agency)
     asked = "Inspektorat Kab. Cirebon"
     new = await gw.intake.accept(
@@ -430,12 +436,13 @@ async def test_a_confidential_own_id_does_not_show_its_agency_on_open311(
     )
     assert own.status is ReceiptStatus.ACCEPTED and own.complaint_id == first.complaint_id
     assert own.tracking_id is not None
-    listed = await queries.list_public_requests(
-        gw.engine, start=T0 + timedelta(minutes=59), end=T0 + timedelta(minutes=61)
-    )
-    assert [(r.tracking_id, r.title, r.agency) for r in listed] == [
-        (own.tracking_id, None, None)
-    ], listed
+    for start in (T0 - timedelta(minutes=1), T0 + timedelta(minutes=59)):
+        listed = await queries.list_public_requests(
+            gw.engine, start=start, end=start + timedelta(minutes=2)
+        )
+        assert {r.tracking_id for r in listed} & {own.tracking_id, new.tracking_id} == set()
+    [named] = await queries.list_public_requests(gw.engine, tracking_ids=[own.tracking_id])
+    assert (named.tracking_id, named.title, named.agency) == (own.tracking_id, None, None)
     one = await queries.public_request(gw.engine, own.tracking_id)
     assert one is not None and one.agency is None, one
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import struct
+import zlib
 
 import pikepdf
 import pytest
@@ -324,3 +325,98 @@ def test_a_png_whose_chunk_fails_its_crc_is_not_whole() -> None:
     assert media.check(io.BytesIO(bytes(png))) == "image/png"
     with pytest.raises(media.Unclean, match="CRC"):
         media.check(io.BytesIO(bytes(png)), whole=True)
+
+
+def pdf_with_images(*images: tuple[bytes, pikepdf.Object, pikepdf.Object | None]) -> bytes:
+    """A one-page PDF showing each (raw stream bytes, /Filter, /DecodeParms) as an image
+    XObject, its bytes put in the file as they are (as a photo-to-PDF app embeds a JPEG)."""
+    pdf = pikepdf.new()
+    pdf.add_blank_page(page_size=(200, 300))
+    xobjects = pikepdf.Dictionary()
+    for i, (raw, filters, parms) in enumerate(images):
+        image = pikepdf.Stream(pdf, raw)
+        image.Type, image.Subtype = pikepdf.Name.XObject, pikepdf.Name.Image
+        image.Width, image.Height, image.BitsPerComponent = 48, 32, 8
+        image.ColorSpace, image.Filter = pikepdf.Name.DeviceRGB, filters
+        if parms is not None:
+            image.DecodeParms = parms
+        xobjects[f"/Im{i}"] = image
+    pdf.pages[0].Resources = pikepdf.Dictionary(XObject=xobjects)
+    pdf.pages[0].Contents = pdf.make_stream(b"q 48 0 0 32 50 100 cm /Im0 Do Q")
+    out = io.BytesIO()
+    pdf.save(out)
+    return out.getvalue()
+
+
+def served_images(pdf_bytes: bytes) -> list[tuple[bytes, pikepdf.Object, pikepdf.Object | None]]:
+    """The (raw bytes, /Filter, /DecodeParms) of each image of the served PDF, by name."""
+    media_type, clean = media.served(pdf_bytes)
+    assert media_type == "application/pdf"
+    with pikepdf.open(io.BytesIO(clean)) as pdf:
+        xobjects = pdf.pages[0].Resources.XObject
+        return [
+            (xobjects[k].read_raw_bytes(), xobjects[k].Filter, xobjects[k].get("/DecodeParms"))
+            for k in sorted(xobjects.keys())
+        ]
+
+
+def scan_of(jpeg: bytes) -> bytes:
+    """A JPEG's pixel data: its first SOS segment through its EOI (every scan, and the tables
+    of a progressive JPEG's later scans, in between)."""
+    pos = 2
+    while jpeg[pos + 1] != 0xDA:
+        pos += 2 + struct.unpack(">H", jpeg[pos + 2 : pos + 4])[0]
+    return jpeg[pos : jpeg.index(b"\xff\xd9", pos) + 2]
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+@pytest.mark.parametrize("as_array", [False, True])
+def test_a_photo_embedded_in_a_pdf_is_served_without_its_exif(
+    progressive: bool, as_array: bool
+) -> None:
+    photo = camera_jpeg(orientation=6, progressive=progressive)
+    dct = pikepdf.Name.DCTDecode
+    filters: pikepdf.Object = pikepdf.Array([dct]) if as_array else dct
+    parms = pikepdf.Dictionary(ColorTransform=1)
+    original = pdf_with_images((photo, filters, parms))
+    _, clean = media.served(original)
+    [(jpeg, got_filters, got_parms)] = served_images(original)
+    for secret in (b"Samsung", b"R58W90XYZ", b"GPSLatitude", b"Siti", b"8BIM", b"MotionPhoto"):
+        assert secret in original and secret not in clean + jpeg, secret
+    assert got_filters == filters and got_parms == parms, "the filter is written back unchanged"
+    assert jpeg_gps(photo) is not None and jpeg_gps(jpeg) is None
+    # The same plan as a JPEG file: the very bytes /files/ serves for the photo itself.
+    assert jpeg == served(photo)
+    assert scan_of(jpeg) == scan_of(photo), "the pixel data is byte for byte the camera's"
+    with Image.open(io.BytesIO(jpeg)) as after, Image.open(io.BytesIO(photo)) as before:
+        assert dict(after.getexif()) == {0x0112: 6}, "only the orientation is left"
+        assert "xmp" not in after.info and "comment" not in after.info
+        assert after.tobytes() == before.tobytes()
+
+
+def test_images_not_encoded_as_a_bare_jpeg_in_a_pdf_are_carried_over_as_they_are() -> None:
+    pixels = picture().tobytes()
+    flate = zlib.compress(pixels)
+    chain = zlib.compress(camera_jpeg())  # [/FlateDecode /DCTDecode]: not looked into
+    plain = io.BytesIO()
+    picture().save(plain, "JPEG", quality=90)  # a scanner's JPEG: nothing to drop
+    images = [
+        (flate, pikepdf.Name.FlateDecode, None),
+        (chain, pikepdf.Array([pikepdf.Name.FlateDecode, pikepdf.Name.DCTDecode]), None),
+        (plain.getvalue(), pikepdf.Name.DCTDecode, None),
+    ]
+    assert served_images(pdf_with_images(*images)) == images
+
+
+def test_a_jpeg_in_a_pdf_is_handled_as_a_jpeg_file_is() -> None:
+    # Cut short: served as far as it goes (its EXIF gone), as a JPEG file is.
+    photo = noisy_jpeg(200)
+    cut = photo[: len(photo) // 2]
+    [(jpeg, _, _)] = served_images(pdf_with_images((cut, pikepdf.Name.DCTDecode, None)))
+    assert b"Samsung" in cut and b"Samsung" not in jpeg
+    assert jpeg == served(cut) and not media.plan(io.BytesIO(cut)).whole
+    # Segments that cannot be followed, or no JPEG at all: not served, rather than with its EXIF.
+    broken = make_exif_jpeg(-6.7612, 108.4801, b"\x00" * 100)
+    for bad in (broken, b"Exif\x00\x00" + broken):
+        with pytest.raises(media.Unclean):
+            media.served(pdf_with_images((bad, pikepdf.Name.DCTDecode, None)))

@@ -367,12 +367,19 @@ def test_the_privacy_choices_are_explained_in_plain_words_read_with_their_box() 
 
 def test_the_receipts_other_language_shows_the_same_report_not_an_empty_form() -> None:
     # The header's "English" led to the empty form: the tracking ID left the screen.
-    html = receipt_page("id", "K7QM-4XRT9")
+    html = receipt_page("id", "K7QM-4XRT9", "1708")
     assert '<a href="/cek?lang=en&amp;id=K7QM-4XRT9" hreflang="en" lang="en">English</a>' in html
-    en = receipt_page("en", "K7QM-4XRT9")
+    en = receipt_page("en", "K7QM-4XRT9", "1708")
     assert '<a href="/cek?id=K7QM-4XRT9" hreflang="id" lang="id">Bahasa Indonesia</a>' in en
     assert '<a href="/cek?lang=en&amp;id=K7QM-4XRT9">Check a report' in en
     assert '<a href="/cek?id=K7QM-4XRT9">Cek status laporan</a>' in html
+
+
+def test_the_receipt_says_to_text_the_configured_short_code() -> None:
+    html = receipt_page("id", "K7QM-4XRT9", "17081")
+    en = receipt_page("en", "K7QM-4XRT9", "17081")
+    assert '<strong class="sms">CEK K7QM-4XRT9</strong> ke 17081.' in html
+    assert '<strong class="sms">CEK K7QM-4XRT9</strong> to 17081.' in en
 
 
 def test_a_tracking_id_not_found_is_marked_on_its_field() -> None:
@@ -429,6 +436,6 @@ def test_the_pages_are_light_and_need_nothing_else_to_load() -> None:
     result = {"id": "K7QM-4XRT9", "status": "Diterima", "received_at": "05-12-2026 10:00 WIB",
               "kind": "Pengaduan"}
     for html in (form_page("id", "token"), form_page("en", "t", {"judul": "x"}, errors),
-                 receipt_page("id", "K7QM-4XRT9"), check_page("en", "K7QM-4XRT9", result)):
+                 receipt_page("id", "K7QM-4XRT9", "1708"), check_page("en", "K7QM-4XRT9", result)):
         assert len(html.encode()) < 12_000
         assert not re.search(r"<script|<img|<link|<iframe|src=|url\(|@import|data:", html)

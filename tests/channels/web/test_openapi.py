@@ -223,7 +223,7 @@ def _requests() -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
             ("post", f"{base}/requests.{fmt}"): (f"{base}/requests.{fmt}", {"data": o311}),
             ("get", f"{base}/requests/{{service_request_id}}.{fmt}"):
                 (f"{base}/requests/G69P5CAWW.{fmt}", {}),
-            ("get", f"{base}/tokens/{{token}}.{fmt}"): (f"{base}/tokens/abc.{fmt}", {}),
+            ("get", f"{base}/tokens/{{token}}.{fmt}"): (f"{base}/tokens/01a24705-b241-7a08-b6f0-ff33ca61d0c4.{fmt}", {}),
         }
     return out
 

@@ -607,6 +607,58 @@ async def test_rate_limit_per_identity_across_addresses_behind_a_trusted_proxy(
         await gateway.close()
 
 
+async def test_a_retry_of_what_went_through_gets_its_receipt_whatever_the_limits_say(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    # A partner's POST that timed out, sent again with its Idempotency-Key; a citizen's double
+    # tap on "Kirim laporan" or the receipt reloaded: the first receipt, not a 429 (which would
+    # leave them without the tracking ID of the complaint they filed). A retry adds nothing.
+    for hour, (address_limit, identity_limit) in ((8, (100, 1)), (10, (1, 100))):
+        # Each round in windows of its own (the counts are the database's, kept between them).
+        clock = FixedClock(datetime(2026, 11, 23, hour, 0, 15, tzinfo=UTC))
+        gateway = bootstrap.build(
+            web_settings(
+                settings,
+                rate_limit_requests=address_limit,
+                rate_limit_identity_requests=identity_limit,
+            ),
+            clock=clock,
+        )
+        try:
+            client = await aiohttp_client(bootstrap.build_app(gateway))
+            token = csrf_token(await (await client.get("/")).text())
+            first = await client.post("/", data=form_data(token, FORM))
+            again = await client.post("/", data=form_data(token, FORM))
+            tid = TID.search(await first.text())
+            assert first.status == 200 and tid, await first.text()
+            assert again.status == 200 and tid.group(1) in await again.text()
+            # Another form over the limit is still refused.
+            other = csrf_token(await (await client.get("/")).text())
+            refused = await client.post("/", data=form_data(other, FORM))
+            assert refused.status == 429 and "Retry-After" in refused.headers
+
+            body = {"body": "Lampu jalan mati di Jalan Merdeka", "reporter": {"phone": "081299990000"}}
+            key = {"Idempotency-Key": f"partner-{address_limit}"}
+            if address_limit > 1:  # the API's own first request, within the address's limit
+                await gateway.close()
+                gateway = bootstrap.build(
+                    web_settings(settings, rate_limit_identity_requests=1), clock=clock
+                )
+                client = await aiohttp_client(bootstrap.build_app(gateway))
+                filed = await client.post("/api/v1/complaints", json=body, headers=key)
+                replay = await client.post("/api/v1/complaints", json=body, headers=key)
+                assert filed.status == replay.status == 202, await replay.text()
+                assert await replay.json() == await filed.json()
+                fresh = await client.post("/api/v1/complaints", json=body)
+                assert fresh.status == 429  # without the key: a new request, refused
+                other_body = await client.post(
+                    "/api/v1/complaints", json={**body, "body": "Lain"}, headers=key
+                )
+                assert other_body.status in (400, 422)  # the key with another body: refused
+        finally:
+            await gateway.close()
+
+
 async def test_forwarded_for_counts_only_from_a_trusted_proxy(
     settings: Settings, aiohttp_client: Client
 ) -> None:
@@ -1183,7 +1235,9 @@ async def test_a_language_switch_does_not_count_against_the_rate_limit(
         assert counted == 0
         sent = await client.post("/?lang=en", data=form_data(token, FORM))
         assert sent.status == 200 and TID.search(await sent.text())  # the one allowed
-        refused = await client.post("/", data=form_data(token, {**FORM, "judul": "Lagi"}))
+        # Another form (the same one sent again is answered its receipt, whatever the limit).
+        other = csrf_token(await (await client.get("/")).text())
+        refused = await client.post("/", data=form_data(other, {**FORM, "judul": "Lagi"}))
         assert refused.status == 429
         # Over the limit, switching still works and keeps the text.
         switched = await client.post(
