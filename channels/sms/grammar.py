@@ -2,45 +2,67 @@
 
 What a citizen may type to 1708, case and punctuation tolerant::
 
-    [REGION] CEK|STATUS ... <no. lacak> ...   status of a complaint -> NotAComplaint("status-query")
-    [REGION] INFO | BANTUAN | HELP    how to use the service    -> NotAComplaint("help")
+    [REGION] ... CEK|STATUS ... <no. lacak> ...  its status     -> NotAComplaint("status-query")
+    [REGION] INFO | BANTUAN | HELP [LAPOR|SMS]   how to use it  -> NotAComplaint("help")
                                       (HELP, the English word, answered in English)
     [REGION] [RAHASIA] [ANONIM] [NIK|KTP <16 digit>] <isi laporan>  -> ComplaintDraft
+    Terima kasih | ok makasih min | siap pak      not answered  -> NotAComplaint("thanks")
 
 * ``REGION`` is an optional leading keyword from a configurable table (``JABAR`` -> ``32``),
   kept as the complaint's ``location.region_code`` and removed from the body. Keywords may be
-  several words (``Papua Barat``); the longest one in the table wins. A keyword followed by a
-  word that continues a place name (:data:`PLACE_WORDS`: ``Papua Barat``, ``Jakarta Utara``,
-  ``Aceh Besar``) is not taken at all unless the longer name is itself in the table: the
-  region would be the wrong one, and the body would start with a stray ``Barat``.
-* ``NIK 3201...`` or ``KTP 3201...`` (also glued, ``NIK3201...``) may appear anywhere: the
-  labelled number is validated with :func:`normalizer.parse_nik`; a valid NIK becomes
-  ``reporter.nik`` and is removed from the body (it is personal data and the body may be
-  published); an invalid one is left in the text, not stored as a NIK, and the reply says so.
+  several words (``Papua Barat``, ``Papua Barat Daya``); the longest one in the table wins. A
+  keyword followed by a word that continues a place name (:data:`PLACE_WORDS`: ``Papua
+  Barat``, ``Papua Pegunungan``, ``Jakarta Utara``, ``Aceh Besar``) is not taken at all unless
+  the longer name is itself in the table: the region would be the wrong one, and the body
+  would start with a stray ``Barat``.
+* ``NIK 3201...`` or ``KTP 3201...`` (also glued, ``NIK3201...``, after ``no``/``nomor``, and
+  with up to two :data:`NIK_FILLERS` between label and digits: ``NIK saya 3201...``, ``no KTP
+  saya: 3201...``, ``NIK saya adalah 3201...``) may appear anywhere: the labelled number is
+  validated with :func:`normalizer.parse_nik`; a valid NIK becomes ``reporter.nik`` and is
+  removed from the body with its label (it is personal data and the body may be published); an
+  invalid one is left in the text, not stored as a NIK, and the reply says so when it had at
+  least 10 digits (``KTP 3 bulan belum jadi`` is about an ID card, not a NIK mistyped).
   An unlabelled 16-digit number is left alone, valid or not: a family card (KK) number has the
   same structure, and linking it as the reporter's NIK would be wrong.
 * ``RAHASIA`` (confidential: never published) and ``ANONIM`` (identity hidden from the agency)
   set the privacy flags wherever they stand as words; as leading or trailing keywords they are
   removed from the body, inside a sentence they are left as written.
-* ``CEK`` / ``STATUS`` is a status query when one of the next :data:`STATUS_WINDOW` words
-  is a valid tracking ID (check symbol included), alone or as the two printed groups
-  (``K7QM 4XRT9``, ``K7QM-4XRT9``): ``Cek status K7QM4XRT9``, ``cek no.lacak K7QM-4XRT9``,
-  ``CEK K7QM4XRT9 terima kasih``. It is a query too when after the keyword there is nothing
-  but the words of a query (:data:`QUERY_WORDS`: ``CEK``, ``Cek status laporan saya no
-  lacak K7QM4XRT9``) and at most one ID-shaped word: 8 to 10 letters and digits with at least
-  one digit, alone or as a group of 4 and the rest (the rest with a digit or without a vowel:
-  ``Cek RT05 banjir`` is an address and a word). A valid ID there is found; anything else
-  (no ID at all, ``CEK K7QM4XRT8``, ``Cek status K7QM-4XRT``, ``cek K70M4XRT9``: a wrong check
-  symbol, a symbol left out or added, a 0 for a Q) is answered "not found": a citizen asking
-  for a status never gets a new tracking ID for a "complaint" reading ``CEK``. Anything else
-  (``Cek jalan rusak``, ``Status tanah saya``, ``Cek RT05 jalan rusak``, ``Cek RT05 banjir``)
-  is a complaint, ``CEK`` included in its body.
+* ``CEK`` / ``STATUS`` may start a status query; in a short message (at most
+  :data:`SHORT_QUERY` words besides courtesies) it may stand anywhere (``Tolong cek
+  K7QM4XRT9``). A valid tracking ID (check symbol included), alone or as the two printed
+  groups (``K7QM 4XRT9``, ``K7QM-4XRT9``), anywhere in a short message or among the
+  :data:`STATUS_WINDOW` words after a leading ``CEK`` in a long one, makes it a query when the
+  other words are all :data:`QUERY_WORDS` (query words and courtesies: ``Cek status laporan
+  saya no lacak K7QM4XRT9 terima kasih``, ``Tolong cek K7QM-4XRT9 ya kak``), or when ``CEK``
+  leads and the ID is one word with a digit among the next words (``CEK K7QM4XRT9 kok lama``).
+  Otherwise the ID may be ordinary words (``Cek PDAM Taman Sari, air mati ...``: ``PDAM`` +
+  ``TAMAN`` passes the check symbol, as 1 word pair in 30 does, and so do words such as
+  ``KEJAKSAAN``): the message is a complaint carrying the ID in
+  :attr:`Interpretation.maybe_status`, and the service files it unless that ID exists, in which
+  case it answers the status. Without a valid ID the message is a query when it has nothing
+  but query words and courtesies and at most one ID-shaped word: 8 to 10 letters and digits
+  with at least one digit, alone or as a group of 4 and the rest (the rest with a digit or
+  without a vowel: ``Cek RT05 banjir`` is an address and a word). Anything such (no ID at all,
+  ``Cek status laporan saya dong``, ``CEK K7QM4XRT8 terima kasih``, ``cek K70M4XRT9``: a wrong
+  check symbol, a symbol left out or added, a 0 for a Q) is answered "not found", or how to
+  ask when no ID was typed: a citizen asking for a status never gets a new tracking ID for a
+  "complaint" reading ``CEK``. Anything else (``Cek jalan rusak``, ``Status tanah saya``,
+  ``Cek RT05 jalan rusak``, ``Mohon cek jalan rusak``) is a complaint, ``CEK`` included in
+  its body.
 * An empty message, or one with nothing but keywords, is a :class:`ParseError` (quarantined);
   so is a body without a single letter (a lone NIK, a bare number): there is nothing to report.
 * A body of one word without a region keyword (``p``, ``tes``, ``halo``, ``Banjir``, an
-  unknown command such as ``REG`` or ``STOP``) is no report either:
+  unknown command such as ``REG`` or ``STOP``), of nothing but greetings and courtesies
+  (``Halo min``, ``Selamat pagi pak``), or a service command with the service's name (``REG
+  LAPOR``, ``UNREG LAPOR``, ``STOP SMS``; ``INFO LAPOR`` is help) is no report either:
   ``NotAComplaint("too-short")``, recorded and answered with how to report, not filed for an
-  agency. ``JABAR banjir`` says what and where: a complaint.
+  agency. ``JABAR banjir`` says what and where: a complaint; ``Stop pungli`` too.
+* A body of nothing but thanks, acknowledgements and courtesies, at least one of them thanks
+  or an acknowledgement (:data:`THANKS_WORDS`: ``Terima kasih``, ``Ok makasih min``, ``siap
+  pak``, ``OK``), answers a reply: ``NotAComplaint("thanks")``, recorded and not answered (an
+  answer would be thanked for again).
+* A long message joined from its parts (``min_words`` 1) is filed whatever of it arrived: one
+  word, a lone ``Terima kasih.`` part, a command word.
 """
 
 from __future__ import annotations
@@ -48,7 +70,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gateway import tracking
 from gateway.domain import (
@@ -68,40 +90,94 @@ ENGLISH_HELP_WORDS = frozenset({"HELP"})  # the English option: how to report, i
 CONFIDENTIAL_WORD = "RAHASIA"
 ANONYMOUS_WORD = "ANONIM"
 NIK_LABELS = frozenset({"NIK", "KTP"})  # the words a NIK is read after (see _NIK)
+# The commands of Indonesian SMS services ("REG <name>", "UNREG <name>", "STOP"): alone or
+# with the name of the service (:data:`SERVICE_NAMES`) no report, answered with how to report.
+SERVICE_COMMANDS = frozenset({"REG", "UNREG", "STOP", "UNSUB", "BERHENTI", "START"})
+SERVICE_NAMES = frozenset({"LAPOR", "SMS", "ALL", "SEMUA"})
 # Every word the grammar reads as a command. A region keyword is read first, so a region
 # keyword holding one of them would hide that command: gateway.settings refuses such a table.
 COMMAND_WORDS = (
-    STATUS_WORDS | HELP_WORDS | NIK_LABELS | frozenset({CONFIDENTIAL_WORD, ANONYMOUS_WORD})
+    STATUS_WORDS
+    | HELP_WORDS
+    | NIK_LABELS
+    | SERVICE_COMMANDS
+    | frozenset({CONFIDENTIAL_WORD, ANONYMOUS_WORD})
 )
 # Fewer words than this in a complaint's body without a region keyword are no report ("p",
 # "tes", "halo", "Banjir", an unknown command such as "REG"): recorded, answered with how to
 # report, not filed. With a region it is ("JABAR banjir": what, and where).
 MIN_WORDS = 2
-# Words after CEK/STATUS searched for a tracking ID ("cek no. lacak K7QM-4XRT9": the third).
+# Words after a leading CEK/STATUS searched for a tracking ID in a long message ("cek no.
+# lacak K7QM-4XRT9 ...": the third); in a short one (SHORT_QUERY) the ID may stand anywhere.
 STATUS_WINDOW = 4
-# Words of a status query around the ID ("Cek status laporan saya no. lacak ..."): with nothing
-# else but an ID-shaped word after CEK/STATUS, the message asks for a status.
-QUERY_WORDS = STATUS_WORDS | {"NO", "NOMOR", "NOMER", "LACAK", "NOLACAK", "LAPORAN", "SAYA"}
-# Words that continue a place name after a region keyword (Papua Barat, Jakarta Utara, Aceh
-# Besar, Maluku Barat Daya, Sulawesi Tenggara, Jakarta Raya). KOTA and KABUPATEN are not here:
-# they come before a name ("JABAR Kota Bogor ..."), not after it.
-PLACE_WORDS = frozenset(
-    {"UTARA", "SELATAN", "BARAT", "TIMUR", "TENGAH", "TENGGARA", "BESAR", "DAYA", "LAUT", "RAYA"}
+# A message with CEK/STATUS and at most this many words besides courtesies is short: its
+# CEK/STATUS need not lead ("Tolong cek K7QM4XRT9") and its ID may stand anywhere.
+SHORT_QUERY = 10
+# Thanks and acknowledgements: a message of nothing but these and POLITE_WORDS ("Terima kasih",
+# "Ok makasih min", "siap pak") answers a reply; it is recorded and not answered.
+THANKS_WORDS = frozenset(
+    {
+        "TERIMA", "TRIMA", "KASIH", "KASI", "TERIMAKASIH", "TRIMAKASIH", "MAKASIH", "MAKASI",
+        "MKSH", "MKS", "TKS", "THX", "THANKS", "THANK", "TQ", "TRIMS", "OK", "OKE",
+        "OKAY", "OKEY", "OCE", "SIP", "SIAP", "BAIK", "BAIKLAH", "NOTED", "IYA", "YA", "YAA",
+        "SAMA", "NUWUN", "SUWUN", "MATUR", "HATUR", "NUHUN",
+    }
+)  # fmt: skip
+# Courtesies around a request: forms of address, greetings, "please". Among the words of a
+# status query they change nothing ("Tolong cek K7QM4XRT9 ya kak"); alone ("Halo min",
+# "Selamat pagi pak") they are no report, answered with how to report.
+POLITE_WORDS = frozenset(
+    {
+        "DONG", "YA", "YAH", "KAK", "KA", "MIN", "ADMIN", "PAK", "BU", "BAPAK", "IBU", "MAS",
+        "MBAK", "BANG", "TOLONG", "MOHON", "PLEASE", "PLS", "HALO", "HALLO", "HAI", "HI",
+        "SELAMAT", "PAGI", "SIANG", "SORE", "MALAM", "SALAM", "ASSALAMUALAIKUM", "YOU", "BANYAK",
+    }
+)  # fmt: skip
+COURTESY_WORDS = THANKS_WORDS | POLITE_WORDS
+# Words of a status query around the ID ("Cek status laporan saya no. lacak ... sudah sampai
+# mana ya, terima kasih"): with nothing else but an ID-shaped word after CEK/STATUS, the
+# message asks for a status.
+QUERY_WORDS = (
+    STATUS_WORDS
+    | COURTESY_WORDS
+    | {"NO", "NOMOR", "NOMER", "LACAK", "NOLACAK", "LAPORAN", "SAYA", "INFO", "SUDAH", "SDH"}
+    | {"SAMPAI", "MANA", "BAGAIMANA", "GIMANA"}
 )
+# Words that continue a place name after a region keyword (Papua Barat, Jakarta Utara, Aceh
+# Besar, Maluku Barat Daya, Sulawesi Tenggara, Jakarta Raya, Papua Pegunungan). KOTA and
+# KABUPATEN are not here: they come before a name ("JABAR Kota Bogor ..."), not after it.
+PLACE_WORDS = frozenset(
+    {
+        "UTARA", "SELATAN", "BARAT", "TIMUR", "TENGAH", "TENGGARA", "BESAR", "DAYA", "LAUT",
+        "RAYA", "PEGUNUNGAN",
+    }
+)  # fmt: skip
 
 _WORD = re.compile(r"[^\W_]+")
 _LETTER = re.compile(r"[^\W\d_]")
 # A leading keyword: optional punctuation, the word, then punctuation/space up to the next word.
 _LEADING = re.compile(r"^[\W_]*?([^\W_]+)(?:[\W_]+|$)")
 _TRAILING = re.compile(r"(?:^|[\W_]+?)([^\W_]+)[\W_]*$")
-# "NIK" or "KTP" as a word (or glued to the digits: "NIK3201..."), an optional separator, then
-# digit groups joined by one space, dot or dash. "Nikah", "KTPnya" are not labels.
+# Short words people write between a NIK's label and its digits ("NIK saya 3201...", "no KTP
+# saya: 3201...", "NIK saya adalah 3201..."): at most two of them.
+NIK_FILLERS = frozenset({"SAYA", "SY", "AKU", "KU", "NO", "NOMOR", "NOMER", "NMR", "ADALAH"})
+_NIK_NUMBER = ("NO", "NOMOR", "NOMER", "NMR")  # may stand before the label: "no KTP 3201..."
+_NOT_GLUED = r"(?![^\W\d_])"  # the word ends here: "Nikah", "KTPnya", "sayang" are not words
+# "NIK" or "KTP" as a word (or glued to the digits: "NIK3201..."), maybe after "no"/"nomor",
+# up to two filler words, an optional separator, then digit groups joined by one space, dot or
+# dash. The number stands inside the match so the whole "no KTP saya 3201..." is cut out.
 _NIK = re.compile(
-    rf"(?<![^\W_])(?:{'|'.join(sorted(NIK_LABELS))})(?![^\W\d_])[\s:.=#-]*(\d+(?:[ .\-]\d+)*)",
+    rf"(?<![^\W_])(?:(?:{'|'.join(_NIK_NUMBER)}){_NOT_GLUED}[\s:.#-]*)?"
+    rf"(?:{'|'.join(sorted(NIK_LABELS))}){_NOT_GLUED}"
+    rf"(?:[\s:.=#-]+(?:{'|'.join(sorted(NIK_FILLERS))}){_NOT_GLUED}){{0,2}}"
+    rf"[\s:.=#-]*(\d+(?:[ .\-]\d+)*)",
     re.IGNORECASE,
 )
 _GROUP = re.compile(r"\d+")
 _NIK_LENGTH = 16
+# A labelled number this short is no NIK mistyped but something else ("KTP 3 bulan belum jadi",
+# "NIK saya 2x ditolak"): the reply does not call it an invalid NIK.
+_NIK_ATTEMPT = 10
 # A tracking ID typed in the two groups it is printed in (tracking.display: 4 + 5 symbols).
 _ID_FIRST_GROUP = 4
 # Vowels: every Indonesian word has one; a group of an ID without a digit rarely does.
@@ -116,6 +192,7 @@ class Intent(enum.StrEnum):
     HELP = "help"
     FRAGMENT = "fragment"
     TOO_SHORT = "too-short"  # one word ("p", "tes", "halo", "REG"): no report to file
+    THANKS = "thanks"  # only thanks and courtesies ("Terima kasih", "ok makasih min")
     NOT_SUBSCRIBER = "not-a-subscriber"  # an operator's or a bank's message to a modem's SIM
 
 
@@ -129,6 +206,10 @@ class Interpretation:
     typed: str = ""  # STATUS: the ID as typed, without spaces and dashes ('' when none was)
     nik_rejected: bool = False  # COMPLAINT: a labelled NIK was not valid and was not stored
     english: bool = False  # HELP: asked in English
+    # COMPLAINT: a valid tracking ID the message may be asking about ("Cek PDAM Taman Sari, air
+    # mati": PDAM+TAMAN passes the check symbol). When that ID exists the message is a status
+    # query (:meth:`as_status_query`; the service looks it up), otherwise this complaint.
+    maybe_status: str | None = None
 
     @property
     def outcome(self) -> ParseOutcome:
@@ -137,6 +218,26 @@ class Interpretation:
             assert self.draft is not None
             return self.draft
         return NotAComplaint(self.intent.value)
+
+    def as_status_query(self) -> Interpretation:
+        """This message read as the status query of :attr:`maybe_status` (that ID exists)."""
+        assert self.maybe_status is not None
+        return Interpretation(
+            Intent.STATUS, tracking_id=self.maybe_status, typed=self.maybe_status
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Query:
+    """A status query found in a message: the ID (None when none is valid), as typed, and
+    whether the message is surely a query (else it is one only if the ID exists)."""
+
+    tracking_id: str | None
+    typed: str
+    certain: bool
+
+    def interpretation(self) -> Interpretation:
+        return Interpretation(Intent.STATUS, tracking_id=self.tracking_id, typed=self.typed)
 
 
 def interpret(
@@ -153,21 +254,25 @@ def interpret(
         raise ParseError("SMS kosong / empty SMS", stage="empty")
     table = {" ".join(keyword_words(k)): v for k, v in regions.items()}
     region_code, rest = _region(text, table)
-    word, after = _leading(rest)
-    if word is not None and word.upper() in HELP_WORDS and not _WORD.search(after):
-        return Interpretation(Intent.HELP, english=word.upper() in ENGLISH_HELP_WORDS)
-    if word is not None and word.upper() in STATUS_WORDS:
-        words = _WORD.findall(after)
-        found = _tracking_id(words)
-        if found is not None:
-            return Interpretation(Intent.STATUS, tracking_id=found, typed=found)
-        typed = _query_rest(words)
-        if typed is not None:  # a query; its ID may stand after more words than the window
-            symbols = "".join(typed)
-            return Interpretation(
-                Intent.STATUS, tracking_id=tracking.normalize(symbols), typed=symbols
-            )
-    return _complaint(rest, sender, region_code, default_region, min_words)
+    words = [w.upper() for w in _WORD.findall(rest)]
+    if words and words[0] in HELP_WORDS and (len(words) == 1 or _service_command(words)):
+        return Interpretation(Intent.HELP, english=words[0] in ENGLISH_HELP_WORDS)
+    query = _status_query(words)
+    if query is not None and query.certain:
+        return query.interpretation()
+    try:
+        complaint = _complaint(rest, sender, region_code, default_region, min_words)
+    except ParseError:
+        if query is None:
+            raise
+        return query.interpretation()
+    if query is None:
+        return complaint
+    if complaint.intent is not Intent.COMPLAINT:
+        return query.interpretation()
+    # Ordinary words may pass for an ID ("Cek PDAM Taman Sari, ..."): a complaint, unless the
+    # service finds that ID (then the message asks for its status).
+    return replace(complaint, maybe_status=query.tracking_id)
 
 
 def keyword_words(keyword: str) -> list[str]:
@@ -198,23 +303,73 @@ def _region(text: str, table: Mapping[str, str]) -> tuple[str | None, str]:
     return None, text
 
 
-def _tracking_id(words: list[str]) -> str | None:
-    """The first valid tracking ID among the first words, alone or as its two printed groups."""
-    for i, word in enumerate(words[:STATUS_WINDOW]):
-        found = tracking.normalize(word)
-        if found is None and len(word) == _ID_FIRST_GROUP and i + 1 < len(words):
-            if len(words[i + 1]) == tracking.LENGTH - _ID_FIRST_GROUP:
-                found = tracking.normalize(word + words[i + 1])
-        if found is not None:
-            return found
-    return None
+def _status_query(words: list[str]) -> _Query | None:
+    """The status query in a message's words (upper case, region keyword taken out), or None.
+
+    There is one when CEK/STATUS leads, or stands anywhere in a short message (SHORT_QUERY).
+    A valid ID found makes it certain when every other word is a query word or a courtesy, or
+    when it leads, and the ID (one word, with a digit, as IDs nearly always have) stands among
+    the next STATUS_WINDOW words; otherwise the message is a complaint unless the ID exists
+    ("Cek PDAM Taman Sari, air mati": PDAM+TAMAN passes the check symbol). Without a valid ID
+    it is a query only when nothing but query words and one ID-shaped word are there."""
+    if not any(w in STATUS_WORDS for w in words):
+        return None
+    leading = words[0] in STATUS_WORDS
+    short = sum(w not in COURTESY_WORDS for w in words) <= SHORT_QUERY
+    if not (leading or short):
+        return None
+    found = _find_id(words, len(words) if short else 1 + STATUS_WINDOW)
+    if found is not None:
+        start, size, tid = found
+        others = [
+            w for j, w in enumerate(words) if not start <= j < start + size and w not in QUERY_WORDS
+        ]
+        strong = size == 1 and any(c.isdigit() for c in tid)
+        certain = not others or (leading and strong and start <= STATUS_WINDOW)
+        return _Query(tid, tid, certain)
+    typed = _query_rest(words)
+    if typed is None:
+        return None
+    symbols = "".join(typed)
+    return _Query(tracking.normalize(symbols), symbols, certain=True)
+
+
+def _find_id(words: list[str], end: int) -> tuple[int, int, str] | None:
+    """The valid tracking ID among ``words[:end]``, alone or as its two printed groups: where
+    it starts, in how many words, and the ID. One word with a digit is taken first."""
+    found: list[tuple[int, int, str]] = []
+    for i, word in enumerate(words[:end]):
+        if word in QUERY_WORDS:
+            continue
+        tid = tracking.normalize(word)
+        if tid is not None:
+            if any(c.isdigit() for c in tid):
+                return i, 1, tid
+            found.append((i, 1, tid))
+        elif len(word) == _ID_FIRST_GROUP and i + 1 < len(words):
+            second = words[i + 1]
+            if len(second) == tracking.LENGTH - _ID_FIRST_GROUP and second not in QUERY_WORDS:
+                tid = tracking.normalize(word + second)
+                if tid is not None:
+                    found.append((i, 2, tid))
+    return found[0] if found else None
+
+
+def _service_command(words: list[str]) -> bool:
+    """Whether ``words`` are a service command and the name of the service ("REG LAPOR",
+    "UNREG LAPOR", "STOP SMS", "INFO LAPOR")."""
+    return (
+        len(words) == 2
+        and (words[0] in SERVICE_COMMANDS or words[0] in HELP_WORDS)
+        and words[1] in SERVICE_NAMES
+    )
 
 
 def _query_rest(words: list[str]) -> list[str] | None:
     """The words after CEK/STATUS that are not query words, when they are at most one
     ID-shaped word (an ID maybe mistyped: wrong check symbol, a symbol left out or added, a 0
     for a Q, the group split); None when the message is not a query."""
-    rest = [w for w in words if w.upper() not in QUERY_WORDS]
+    rest = [w for w in words if w not in QUERY_WORDS]
     if not rest:
         return rest
     if len(rest) > 2 or (len(rest) == 2 and len(rest[0]) != _ID_FIRST_GROUP):
@@ -274,7 +429,16 @@ def _complaint(
     body = body.strip()
     if not _LETTER.search(body):
         raise ParseError("isi laporan kosong / no complaint text", stage="empty")
-    if region_code is None and len(_WORD.findall(body)) < min_words:
+    said = [w.upper() for w in _WORD.findall(body)]
+    if min_words > 1:  # a whole message (a long one joined from its parts is filed)
+        if all(w in COURTESY_WORDS for w in said):
+            # "Terima kasih", "Ok makasih min": nothing to answer; "Halo min": how to report.
+            if any(w in THANKS_WORDS for w in said):
+                return Interpretation(Intent.THANKS)
+            return Interpretation(Intent.TOO_SHORT)
+        if _service_command(said):
+            return Interpretation(Intent.TOO_SHORT)
+    if region_code is None and len(said) < min_words:
         return Interpretation(Intent.TOO_SHORT)
     return Interpretation(
         Intent.COMPLAINT,
@@ -302,7 +466,7 @@ def _take_nik(text: str) -> tuple[str, str | None, bool]:
         result = parse_nik(digits) if len(digits) == _NIK_LENGTH else None
         if isinstance(result, ValidNik):
             return _cut(text, match.start(), end), result.nik, False
-        rejected = True
+        rejected = rejected or len(digits) >= _NIK_ATTEMPT
     return text, None, rejected
 
 

@@ -4,7 +4,8 @@
    and, in the same transaction, the reply: chosen from the receipt (receipt with the tracking
    ID, status, help, "empty", "checked by an officer") and written to the reply outbox keyed on
    the MO's raw inbound id. The MO and its reply commit together or not at all. Flood control
-   may suppress the reply. A ``CEK`` status is read just before.
+   may suppress the reply. A ``CEK`` status is read just before, and so is whether the ID a
+   complaint may be asking about exists (``Cek PDAM Taman Sari ...``: a query only if it does).
 2. A fragment (a part Kannel could not reassemble) is held, without a reply; when its set is
    complete, or when ``fragment_timeout`` has passed (:meth:`SmsService.sweep`), the parts are
    joined into one message that goes through the intake port as ``sms.joined``, with its reply.
@@ -145,11 +146,11 @@ class SmsService:
             return interpret(message, self.settings)
 
         # The bridge's parser is exactly decode + interpret: its outcome is handed over.
-        reading, parsed = _read_once(read)
+        reading, parsed, status = await self._decide(*_read_once(read))
         sms: SmsMessage | None = message
         part = sms is not None and sms.fragment is not None and self._buffer is not None
         sender = sms.sender if sms is not None else raw.metadata.get("sender", "")
-        reply = _Reply(bridge, sender, raw.metadata, sms, reading, await self._status(reading))
+        reply = _Reply(bridge, sender, raw.metadata, sms, reading, status)
         # The reply is written in the intake's transaction: the MO and its reply commit together.
         # A part of a long message has nothing to say until the message is whole.
         receipt, decision = await self.intake.accept_with(
@@ -193,10 +194,10 @@ class SmsService:
             }
             | ({"smsc": joined.smsc} if joined.smsc else {}),
         )
-        reading, parsed = _read_once(lambda: interpret_joined(raw, self.settings))
-        reply = _Reply(
-            joined.bridge, joined.sender, raw.metadata, None, reading, await self._status(reading)
+        reading, parsed, status = await self._decide(
+            *_read_once(lambda: interpret_joined(raw, self.settings))
         )
+        reply = _Reply(joined.bridge, joined.sender, raw.metadata, None, reading, status)
         receipt, decision = await self.intake.accept_with(
             raw, self._joined, parsed, self._follow_up(reply, inline)
         )
@@ -229,13 +230,27 @@ class SmsService:
             if len(expired) < SWEEP_BATCH:
                 return joined
 
-    async def _status(self, reading: Reading) -> TrackingStatus | None:
-        """For ``CEK <id>``: the complaint's status, read before the MO's own intake."""
-        if isinstance(reading, ParseError) or reading.intent is not grammar.Intent.STATUS:
-            return None
-        if reading.tracking_id is None:
-            return None
-        return await self.intake.status(reading.tracking_id)
+    async def _decide(
+        self, reading: Reading, parsed: ParseOutcome | ParseError | None
+    ) -> tuple[Reading, ParseOutcome | ParseError | None, TrackingStatus | None]:
+        """The reading, the outcome for the intake port and, for ``CEK <id>``, the complaint's
+        status, read before the MO's own intake.
+
+        A complaint that may be a status query (``Cek PDAM Taman Sari, ...``: two ordinary
+        words passing for an ID, see ``grammar.Interpretation.maybe_status``) is one only when
+        that ID exists: one look-up decides, and an unknown ID files the complaint.
+        """
+        if isinstance(reading, ParseError):
+            return reading, parsed, None
+        if reading.intent is grammar.Intent.COMPLAINT and reading.maybe_status is not None:
+            found = await self.intake.status(reading.maybe_status)
+            if found is None:
+                return reading, parsed, None
+            query = reading.as_status_query()
+            return query, query.outcome, found
+        if reading.intent is not grammar.Intent.STATUS or reading.tracking_id is None:
+            return reading, parsed, None
+        return reading, parsed, await self.intake.status(reading.tracking_id)
 
     def _text_for(self, receipt: Receipt, reply: _Reply) -> tuple[str, str]:
         """The reply's text and kind for ``receipt`` ('' when there is nothing to say)."""
@@ -258,6 +273,9 @@ class SmsService:
             return replies.help_text(code, english=reading.english), "help"
         if reading.intent is grammar.Intent.TOO_SHORT:
             return replies.empty(code), "too-short"
+        if reading.intent is grammar.Intent.THANKS:
+            # "Terima kasih" after a receipt: an answer would only be thanked for again.
+            return "", "none"
         if reading.intent is grammar.Intent.STATUS:
             found = reply.status
             if found is None:

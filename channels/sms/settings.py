@@ -54,6 +54,12 @@ DEFAULT_REGIONS: Mapping[str, str] = MappingProxyType(
         "PAPUA": "91",
         "PAPBAR": "92",
         "PAPUA BARAT": "92",
+        # The provinces of 2022 (UU 14, 15, 16 and 29 Tahun 2022; normalizer/data/regions.csv).
+        # The longest keyword is matched first: "Papua Barat Daya" is not "Papua Barat".
+        "PAPUA SELATAN": "93",
+        "PAPUA TENGAH": "94",
+        "PAPUA PEGUNUNGAN": "95",
+        "PAPUA BARAT DAYA": "96",
     }
 )
 

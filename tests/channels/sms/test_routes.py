@@ -434,6 +434,15 @@ RECEIPT = "LAPOR! Laporan diterima. No. lacak: "
         (f"banjir NIK {VALID_NIK}", "too-short", EMPTY),
         ("Banjir lagi", "receipt", RECEIPT),
         ("JABAR banjir", "receipt", RECEIPT),  # what, and where
+        # Courtesies around a query, greetings alone, service commands: no report filed.
+        ("Cek status laporan saya dong", "status-unknown", HOW_TO_ASK),
+        (f"Tolong cek {MISTYPED_TID} ya", "status-unknown", unknown(MISTYPED_TID)),
+        ("Halo min", "too-short", EMPTY),
+        ("REG LAPOR", "too-short", EMPTY),
+        ("STOP SMS", "too-short", EMPTY),
+        ("INFO LAPOR", "help", HELP),
+        ("Cek jalan rusak di depan pasar Sumber sudah 2 bulan", "receipt", RECEIPT),
+        (f"Jalan rusak, no KTP saya {VALID_NIK}", "receipt", RECEIPT),
     ],
 )
 async def test_every_kind_of_message_is_answered_in_one_gsm7_segment(
@@ -474,3 +483,64 @@ async def test_cek_of_someone_elses_id_shows_status_and_date_only(
         match = STATUS_REPLY.fullmatch(reply)
         assert match is not None and match.group(1) == tracking.display(tid), reply
     assert await gw.intake.count_complaints() == 1
+
+
+# ---- review of the grammar: a query only the database can tell from a complaint --------------
+
+
+async def test_a_split_id_before_a_sentence_is_a_query_only_when_it_exists(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway
+) -> None:
+    filed = await (await client.get(f"/sms/kannel?{query('Jalan rusak parah', 'm-1')}")).text()
+    tid = tracking_of(filed)
+    # The printed groups then a sentence: the ID exists, so the citizen asks for its status.
+    asked = query(f"CEK {tracking.display(tid)} kok belum diproses", "m-2")
+    status = await (await client.get(f"/sms/kannel?{asked}")).text()
+    assert STATUS_REPLY.fullmatch(status) and tracking.display(tid) in status, status
+    assert await gw.intake.count_complaints() == 1
+    # Ordinary words passing for an ID (PDAM+TAMAN), and a valid ID nobody was given: filed.
+    for n, text in enumerate(
+        (
+            "Cek PDAM Taman Sari, air mati sudah 3 hari tidak ada kabar",
+            f"CEK {UNKNOWN_SHOWN} kok belum diproses",
+        )
+    ):
+        reply = await (await client.get(f"/sms/kannel?{query(text, f'm-{n + 3}')}")).text()
+        assert reply.startswith(RECEIPT) and tracking_of(reply) != tid, reply
+    bodies = {c.body for c in await opened_complaints(gw.engine, gw.keys)}
+    assert "Cek PDAM Taman Sari, air mati sudah 3 hari tidak ada kabar" in bodies
+    assert len(bodies) == 3
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "Tolong cek {tid}",
+        "Cek status laporan saya no lacak {dashed} terima kasih",
+        "Laporan {tid} belum ditanggapi, tolong cek",
+    ],
+)
+async def test_a_polite_status_query_gets_the_status_and_files_nothing(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway, template: str
+) -> None:
+    tid = tracking_of(await (await client.get(f"/sms/kannel?{query('Lampu mati', 'p-1')}")).text())
+    text = template.format(tid=tid, dashed=tracking.display(tid))
+    status = await (await client.get(f"/sms/kannel?{query(text, 'p-2')}")).text()
+    assert STATUS_REPLY.fullmatch(status) and tracking.display(tid) in status, status
+    assert await gw.intake.count_complaints() == 1
+
+
+@pytest.mark.parametrize("thanks", ["Terima kasih", "ok makasih min", "Siap pak"])
+async def test_thanks_after_a_receipt_is_recorded_and_not_answered(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway, thanks: str
+) -> None:
+    first = await (await client.get(f"/sms/kannel?{query('Lampu mati', 't-1')}")).text()
+    assert first.startswith(RECEIPT)
+    resp = await client.get(f"/sms/kannel?{query(thanks, 't-2')}")
+    assert resp.status == 200 and await resp.text() == ""
+    assert await gw.intake.count_complaints() == 1
+    raws = await opened_raw(gw.engine, gw.keys)
+    assert [r["status"] for r in raws] == ["accepted", "recorded"]
+    async with gw.engine.connect() as conn:
+        rows = (await conn.execute(select(sms_replies))).all()
+    assert [r.kind for r in rows] == ["receipt"]  # no reply row for the thanks
