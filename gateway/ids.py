@@ -20,6 +20,7 @@ break the cipher.
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 import uuid
@@ -47,6 +48,18 @@ def new_id() -> str:
     tail[0] = 0x70 | (tail[0] & 0x0F)  # version 7
     tail[2] = 0x80 | (tail[2] & 0x3F)  # the RFC 9562 variant
     return str(uuid.UUID(bytes=(time.time_ns() // 1_000_000).to_bytes(6, "big") + bytes(tail)))
+
+
+# The claim columns (``claimed_by``) hold 64 characters.
+WORKER_NAME_MAX = 64
+
+
+def worker_name(*parts: str) -> str:
+    """A name for one worker of this process (a relay, a sender, a reader): the host name, then
+    ``parts`` and 8 random hex digits, joined by ``-``; the host name cut so that the whole fits
+    a claim column (a Kubernetes pod's name runs to 63 characters)."""
+    tail = "-".join((*parts, uuid.uuid4().hex[:8]))
+    return f"{socket.gethostname()[: WORKER_NAME_MAX - len(tail) - 1]}-{tail}"
 
 
 def _forget() -> None:

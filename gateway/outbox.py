@@ -39,9 +39,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import time
-import uuid
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
@@ -66,6 +64,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from gateway import contract, periodic, sealing
 from gateway.crypto import Keys
 from gateway.domain import Event
+from gateway.ids import worker_name
 from gateway.intake import Clock, utcnow
 from gateway.metrics import Metrics
 from gateway.settings import BrokerSettings, OutboxSettings
@@ -236,7 +235,7 @@ class OutboxRelay:
         self._settings = settings
         self._metrics = metrics
         self._clock = clock
-        self.name = name or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        self.name = name or worker_name()
         self._connection: AbstractConnection | None = None
         self._channel: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None

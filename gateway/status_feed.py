@@ -34,8 +34,6 @@ import hashlib
 import json
 import logging
 import re
-import socket
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -43,12 +41,14 @@ from enum import StrEnum
 from typing import Any
 
 import aio_pika
+import pamqp.decode
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, ExchangeType
 from sqlalchemy import insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway import periodic, tracking
+from gateway.ids import worker_name
 from gateway.intake import DB_UNAVAILABLE, Clock, storable_text, utcnow
 from gateway.metrics import Metrics
 from gateway.outbox import declare_quorum_queue
@@ -178,12 +178,41 @@ def _instant(value: Any) -> datetime:
 
 
 def _key(body: bytes, message_id: str | None) -> str:
-    if message_id and len(message_id) <= MAX_MESSAGE_ID:
+    if message_id and len(message_id) <= MAX_MESSAGE_ID and _utf8(message_id):
         return message_id
-    # No id (the contract asks for one), or one too long to keep: the same bytes are the same
-    # message.
-    source = message_id.encode() if message_id else body
+    # No id (the contract asks for one), one too long to keep, or octets that are no UTF-8
+    # (see :func:`tolerate_raw_short_strings`): the same bytes are the same message.
+    source = message_id.encode("utf-8", "surrogateescape") if message_id else body
     return "sha256:" + hashlib.sha256(source).hexdigest()
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _short_str(value: bytes) -> tuple[int, str]:
+    """pamqp's short string decoder, but octets that are no UTF-8 are kept (as surrogates, the
+    way ``surrogateescape`` reads them) instead of failing the whole frame."""
+    try:
+        length = value[0]
+        return length + 1, value[1 : length + 1].decode("utf-8", "surrogateescape")
+    except (IndexError, TypeError) as err:
+        raise ValueError("Could not unpack short string value") from err
+
+
+def tolerate_raw_short_strings() -> None:
+    """Have the AMQP client read a property that is no UTF-8 (a message id, a content type:
+    AMQP short strings are octets, RabbitMQ passes them on unchecked, and another client can
+    send them) instead of failing to decode the delivery. pamqp raises there, which takes the
+    whole connection down before the message reaches the gateway; the broker delivers it
+    again, for ever, and no status change behind it is ever applied. Read, such a message is
+    refused (its body, or its id kept under the hash of its octets) like any other. Replaces
+    one entry of pamqp's decoder table, for the process: valid UTF-8 reads as before."""
+    pamqp.decode.METHODS["shortstr"] = _short_str
 
 
 # Run inside the transaction of a change that is shown: what else the change causes (the SMS
@@ -391,14 +420,17 @@ class StatusConsumer:
         self._settings = settings
         self._metrics = metrics
         self._clock = clock
-        self.name = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        self.name = worker_name()
         self.consuming = False
         self._attempts: dict[str, int] = {}  # failures of unforeseen kinds, per message
         self._consuming_since: float | None = None  # loop time the current session began
-        metrics.status_feed_enabled.set(1)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, backing off while the broker or database fails."""
+        # Set here, not when built: a process that builds the consumer and never runs it (the
+        # relay's) does not run the status feed.
+        self._metrics.status_feed_enabled.set(1)
+        tolerate_raw_short_strings()
         delay = self._settings.backoff_initial
         loop = asyncio.get_running_loop()
         while not stop.is_set():

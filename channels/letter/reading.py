@@ -20,9 +20,7 @@ import asyncio
 import contextlib
 import logging
 import os
-import socket
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Protocol
@@ -36,6 +34,7 @@ from channels.letter.metrics import LetterMetrics
 from channels.letter.ocr import LetterFormatError, OcrError, PageResult, count_pages
 from channels.letter.parse import EXTRACTED, Scan
 from gateway.filestore import FileStore
+from gateway.ids import worker_name
 from gateway.settings import LetterSettings
 
 log = logging.getLogger(__name__)
@@ -104,7 +103,7 @@ class LetterReader:
         self._ocr = ocr
         self._settings = settings
         self._extract = extract
-        self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.name = worker_name(str(os.getpid()))
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []

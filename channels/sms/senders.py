@@ -33,8 +33,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import socket
-import uuid
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Protocol
@@ -48,6 +46,7 @@ from channels.sms.metrics import SmsMetrics
 from channels.sms.ports import ClaimedReply, ReplyOutbox
 from channels.sms.service import SmsService
 from channels.sms.settings import SmsSettings
+from gateway.ids import worker_name
 from gateway.intake import Clock, utcnow
 
 log = logging.getLogger(__name__)
@@ -235,7 +234,7 @@ class ReplySender:
         self._settings = settings
         self._metrics = metrics
         self._clock = clock
-        self.name = name or f"{socket.gethostname()}-sms-{uuid.uuid4().hex[:8]}"
+        self.name = name or worker_name("sms")
         self._wakeup = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
         self.last_error: str | None = None

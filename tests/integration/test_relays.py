@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -634,4 +635,37 @@ async def test_the_routing_core_gets_a_complaint_and_its_duplicate_as_the_contra
     finally:
         await connection.close()
         await relay.close()
+        await gateway.close()
+
+
+# A Kubernetes pod's host name: the Deployment's name, the ReplicaSet's hash and 5 symbols (up
+# to 63 characters). The relay's name adds "-" and 8 hex digits; claimed_by holds 64.
+POD_HOSTNAME = "lapor-intake-gateway-production-jakarta-7c9f8d6b5d-x2x7k"
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_relay_on_a_host_with_a_long_name_publishes(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its name went whole into outbox.claimed_by: PostgreSQL refused every claim ("value too
+    # long"), counted as a database error, and nothing was ever published.
+    monkeypatch.setattr(socket, "gethostname", lambda: POD_HOSTNAME)
+    gateway = bootstrap.build(settings)
+    relay = gateway.relay
+    assert relay is not None and relay.name.startswith("lapor-intake-gateway-production")
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        raw = RawInbound(Channel.WEB, b"lampu jalan mati", datetime.now(UTC), "pod-1")
+        await gateway.intake.accept(raw, PARSER)
+
+        async def published() -> bool:
+            return (await outbox_status(gateway.engine)).pending == 0
+
+        await wait_until(published, "the relay published the event", timeout=10)
+        assert len(await drain(settings.broker.queue, expected=1)) == 1
+        assert gateway.metrics.relay_errors.labels("database")._value.get() == 0
+    finally:
+        stop.set()
+        await task
         await gateway.close()

@@ -1,8 +1,11 @@
 import os
+import socket
 import sys
 import threading
 import time
 import uuid
+
+import pytest
 
 from gateway import ids
 
@@ -77,3 +80,15 @@ def test_threads_drawing_at_once_never_share_bytes() -> None:
     every = [chunk for out in draws for chunk in out]
     assert len(every) == 80_000
     assert len(set(every)) == len(every)
+
+
+def test_a_worker_name_fits_a_claim_column_whatever_the_host_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for host in ("gw-1", "x" * 63, "lapor-intake-gateway-production-jakarta-7c9f8d6b5d-x2x7k"):
+        monkeypatch.setattr(socket, "gethostname", lambda host=host: host)
+        for parts in ((), ("sms",), ("123456",)):
+            name = ids.worker_name(*parts)
+            assert len(name) <= ids.WORKER_NAME_MAX and name.startswith(host[:20])
+            assert name[: -9].endswith("-".join(parts)) and len(name.rsplit("-", 1)[1]) == 8
+            assert ids.worker_name(*parts) != name  # each worker its own
