@@ -355,11 +355,7 @@ async def check_engine_migrated(engine: AsyncEngine) -> None:
     if not migrate.known_revision(current):
         # Migrated by a newer release (a rollback of the code, not of the database):
         # `migrate` cannot help, it does not know that revision either.
-        raise NotMigrated(
-            f"database is at migration {current}, which this release does not know (a newer"
-            f" release migrated it; this one needs {head}): run the newer release, or restore"
-            " the database from before that migration"
-        )
+        raise NotMigrated(str(migrate.UnknownRevision(current)))
     raise NotMigrated(
         f"database is at migration {current}, the code needs {head}: run `lapor-gateway migrate`"
     )

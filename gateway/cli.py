@@ -34,9 +34,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from channels.letter.auth import InvalidAccount, StaffStore
 from channels.sms.message import Bridge
 from gateway import bootstrap, filegc, logs, queries, status_feed, tracking
-from gateway.crypto import check_keys, load_keys
+from gateway.crypto import check_keys, load_keys, missing_key_files
 from gateway.domain import Channel
-from gateway.errors import ConfigError, QuarantineNotFound
+from gateway.errors import ConfigError, IntakeUnavailable, QuarantineNotFound
 from gateway.filestore import CorruptFile
 from gateway.intake import utcnow
 from gateway.outbox import (
@@ -238,6 +238,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    keys_missing = missing_key_files(settings)
+    if keys_missing and args.command != "migrate":
+        # Not made here either: run from another directory (var/secrets is relative, like the
+        # default database), a command would seal and hash under a second pair of keys beside
+        # a database whose rows the first pair sealed. Only `migrate` of a new database makes them.
+        print(f"lapor-gateway: {_no_key_files(keys_missing)}; `lapor-gateway migrate` makes them"
+              " only with a new database", file=sys.stderr)
+        return 1
     commands: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]] = {
         "serve": _serve,
         "relay": _relay,
@@ -258,12 +266,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:  # the keys, read as the command starts
         print(f"lapor-gateway: {exc}", file=sys.stderr)
         return 2
-    except bootstrap.NotMigrated as exc:
+    except (bootstrap.NotMigrated, migrations.UnknownRevision) as exc:
         print(f"lapor-gateway: {exc}", file=sys.stderr)
         return 1
     except SQLAlchemyError as exc:  # the database refused or could not be reached
         url = settings.masked()["database"]["url"]
-        print(f"lapor-gateway: database {url}: {_one_line(getattr(exc, 'orig', None) or exc)}",
+        print(f"lapor-gateway: database {url}: {_database_error(exc)}", file=sys.stderr)
+        return 1
+    except IntakeUnavailable as exc:  # the intake's retry signal: its database failed
+        url = settings.masked()["database"]["url"]
+        print(f"lapor-gateway: database {url}: {_database_error(exc.__cause__ or exc)}",
               file=sys.stderr)
         return 1
     except OSError as exc:  # a connection refused or timed out, a port in use, a file
@@ -316,6 +328,30 @@ def _whose(settings: Settings, exc: OSError) -> str:
     if not (by_address or by_driver):
         return ""
     return f"database {settings.masked()['database']['url']}: "
+
+
+def _database_error(exc: BaseException) -> str:
+    """What the database (or the driver) said, in one line: the driver's own error under
+    SQLAlchemy's; a timeout, which says nothing (``str(TimeoutError())`` is empty), named."""
+    exc = getattr(exc, "orig", None) or exc
+    if isinstance(exc, TimeoutError) and not str(exc).strip():
+        return "no answer in time (TimeoutError)"
+    return _one_line(exc)
+
+
+def _no_key_files(missing: list[Path]) -> str:
+    """The key files of the embedded SQLite default that are not there, the folder named in
+    full as the database's path is (``var/secrets`` is relative to the working directory)."""
+    folder = missing[0].parent
+    where = str(folder)
+    if not folder.is_absolute():
+        where = f"{folder.absolute()} ({folder} in the working directory)"
+    names = ", ".join(p.name for p in missing)
+    env = " and ".join(f"LAPOR_SECURITY__{p.stem.upper()}" for p in missing)
+    return (
+        f"no key file {names} in {where}: set {env}, or run from the directory that holds the"
+        " database's keys (security.generated_keys_dir)"
+    )
 
 
 def _one_line(exc: BaseException) -> str:
@@ -396,11 +432,21 @@ async def _files(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
     # No migration reads a key, and the job that runs it (docker-compose.yml's `migrate`) is given
-    # the database settings only; the embedded SQLite default's keys are made here, as before.
-    if settings.database.is_sqlite:
-        load_keys(settings)
+    # the database settings only; the embedded SQLite default's keys are made here, with a new
+    # database only: beside one that has tables (run from another directory), new keys would
+    # open none of its rows, and every later command would use them.
+    missing = missing_key_files(settings)
+    if settings.database.is_sqlite and not missing:
+        load_keys(settings)  # checked: a key that is not one fails here, naming it
     engine = create_engine(settings.database)
     try:
+        if missing:
+            if await migrations.current_revision(engine) is None:
+                load_keys(settings)
+            else:
+                print(f"lapor-gateway: {_no_key_files(missing)}; not made for a database that"
+                      " already has tables (its rows were sealed under other keys)",
+                      file=sys.stderr)
         await migrations.upgrade(engine)
         print(f"database at migration {await migrations.current_revision(engine)}")
     finally:
@@ -448,7 +494,8 @@ async def _quarantine(settings: Settings, args: argparse.Namespace) -> int:
             try:
                 entry = await gateway.intake.show_quarantine(args.id)
             except QuarantineNotFound:
-                print(f"no quarantine entry {args.id}", file=sys.stderr)
+                # Masked: an operator may have pasted a NIK where the entry id goes.
+                print(f"no quarantine entry {_entry_shown(args.id)}", file=sys.stderr)
                 return 1
             except (InvalidTag, CorruptFile):
                 print(_UNOPENED, file=sys.stderr)
@@ -464,6 +511,7 @@ async def _quarantine(settings: Settings, args: argparse.Namespace) -> int:
             return 0
         failed = 0
         for entry_id in ids:
+            shown = _entry_shown(entry_id)
             try:
                 receipt = await gateway.intake.replay(entry_id, gateway.parsers)
             except QuarantineNotFound:
@@ -472,30 +520,36 @@ async def _quarantine(settings: Settings, args: argparse.Namespace) -> int:
                 try:
                     resolved = await _quarantine_resolved(gateway.engine, entry_id)
                 except SQLAlchemyError as exc:  # this entry only, as below
-                    print(f"{entry_id}: not replayed, the database refused it"
+                    print(f"{shown}: not replayed, the database refused it"
                           f" ({type(exc).__name__})")
                     failed += 1
                     continue
                 if resolved:
-                    print(f"{entry_id}: already resolved, nothing done")
+                    print(f"{shown}: already resolved, nothing done")
                 else:
-                    print(f"{entry_id}: no quarantine entry {entry_id}")
+                    print(f"{shown}: no quarantine entry {shown}")
                     failed += 1
                 continue
             except SQLAlchemyError as exc:  # this entry only: the others are still replayed
-                print(f"{entry_id}: not replayed, the database refused it ({type(exc).__name__})")
+                print(f"{shown}: not replayed, the database refused it ({type(exc).__name__})")
                 failed += 1
                 continue
             except (InvalidTag, CorruptFile):
-                print(f"{entry_id}: not replayed, its message opens with neither"
+                print(f"{shown}: not replayed, its message opens with neither"
                       " LAPOR_SECURITY__DATA_KEY nor any of LAPOR_SECURITY__PREVIOUS_DATA_KEYS")
                 failed += 1
                 continue
-            print(f"{entry_id}: {receipt.status.value} {receipt.tracking_id or ''}")
+            print(f"{shown}: {receipt.status.value} {receipt.tracking_id or ''}")
             failed += receipt.status.value == "quarantined"
         return 1 if failed else 0
     finally:
         await gateway.close()
+
+
+def _entry_shown(entry_id: int) -> str:
+    """A quarantine entry id as typed, masked like a tracking ID (:func:`_no_complaint`): a NIK
+    pasted where the id goes is a whole number in range, which argparse takes."""
+    return logs.mask_text(str(entry_id))
 
 
 async def _quarantine_resolved(engine: AsyncEngine, entry_id: int) -> bool:

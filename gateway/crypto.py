@@ -10,7 +10,8 @@ sealed whole under the same key, bound to the row they belong to (:meth:`Keys.se
 Both keys come from the environment (``LAPOR_SECURITY__IDENTITY_KEY``,
 ``LAPOR_SECURITY__DATA_KEY``, 32 bytes in base64). Only the embedded SQLite default, meant for one
 machine and for trying the gateway out, creates them once in ``security.generated_keys_dir``
-(mode 0600) when they are not set.
+(mode 0600) when they are not set: ``lapor-gateway migrate`` does, with a new database; any other
+command stops when they are not there (:func:`missing_key_files`).
 """
 
 from __future__ import annotations
@@ -144,14 +145,35 @@ def _decode(name: str, text: str) -> bytes:
 
 
 def load_keys(settings: Settings) -> Keys:
-    """The keys from the settings, or generated ones for the embedded SQLite default."""
+    """The keys from the settings, or generated ones for the embedded SQLite default (a key
+    file missing is made: the CLI lets only ``migrate`` of a new database get that far, see
+    :func:`missing_key_files`)."""
     values, previous = _configured_keys(settings)
     for name in ("identity_key", "data_key"):
         if name not in values:  # the embedded SQLite default
-            path = settings.security.generated_keys_dir / f"{name}.b64"
-            values[name] = _generated(path, name)
+            values[name] = _generated(_key_file(settings, name), name)
     _apart(values, previous)
     return Keys(values["identity_key"], values["data_key"], previous)
+
+
+def missing_key_files(settings: Settings) -> list[Path]:
+    """The key files of the embedded SQLite default that :func:`load_keys` would have to make:
+    for each key not set in the environment, its file under ``security.generated_keys_dir``
+    when there is none. A command run from another directory (the folder is relative, like the
+    default database's path) would otherwise make a second pair of keys beside a database
+    whose rows were sealed under the first."""
+    if not settings.database.is_sqlite:
+        return []
+    return [
+        path
+        for name in ("identity_key", "data_key")
+        if getattr(settings.security, name) is None
+        and not (path := _key_file(settings, name)).exists()
+    ]
+
+
+def _key_file(settings: Settings, name: str) -> Path:
+    return settings.security.generated_keys_dir / f"{name}.b64"
 
 
 def check_keys(settings: Settings) -> dict[str, Any]:

@@ -161,8 +161,30 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS}
 
 
+def _masked_value(value: Any) -> Any:
+    """``value`` with every text in it masked, before it is encoded: in the JSON text a line
+    break or a tab is ``\\n`` or ``\\t``, and a number right after one would follow a letter
+    there, where the masks take it for the middle of a word. A number whose digits are masked
+    (an extra field holding a phone number as an int) becomes the masked text; any other
+    object, its ``str()``, masked."""
+    if isinstance(value, str):
+        return mask_text(value)
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        shown = mask_text(str(value))
+        return value if shown == str(value) else shown
+    if isinstance(value, dict):
+        return {mask_text(str(k)): _masked_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_masked_value(v) for v in value]
+    return mask_text(str(value))
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message and the record's extra fields."""
+    """One JSON object per line: time, level, logger, message, the record's extra fields, and
+    the exception and stack when there are. Each value is masked before the line is encoded
+    (:func:`_masked_value`)."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -174,7 +196,12 @@ class JsonFormatter(logging.Formatter):
         entry.update(_fields(record))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return mask_text(json.dumps(entry, ensure_ascii=False, default=str))
+        elif record.exc_text:
+            entry["exception"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        shown = {mask_text(k): v if k == "time" else _masked_value(v) for k, v in entry.items()}
+        return json.dumps(shown, ensure_ascii=False)
 
 
 class TextFormatter(logging.Formatter):

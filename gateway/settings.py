@@ -303,6 +303,21 @@ def _region_keywords(value: dict[str, str]) -> dict[str, str]:
     return value
 
 
+def _region_code(value: str) -> str:
+    """A region libphonenumber knows (``ID``, upper case taken too): any other two characters
+    were taken, and every sender number written without "+" (0812..., as many SMSCs write it)
+    was then filed with no phone number."""
+    import phonenumbers  # the normalizer's library; here only for its list of regions
+
+    code = value.strip().upper()
+    if code not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(
+            f"{value!r} is not a region of libphonenumber's numbering plans: an ISO 3166 code"
+            " such as ID"
+        )
+    return code
+
+
 class SmsSettingsSection(_Section):
     kannel_token: SecretStr | None = None
     short_code: Annotated[str, AfterValidator(_short_code)] = "1708"
@@ -310,7 +325,7 @@ class SmsSettingsSection(_Section):
     regions: Annotated[dict[str, str], AfterValidator(_region_keywords)] = Field(
         default_factory=dict
     )
-    default_region: str = Field("ID", min_length=2, max_length=2)
+    default_region: Annotated[str, AfterValidator(_region_code)] = "ID"
     # Replies and the bridges (channels/sms/README.md; every key in config/gateway.toml).
     reply_mode: Literal["auto", "outbox", "body"] = "auto"
     callback_url: str | None = None
@@ -330,7 +345,7 @@ class SmsSettingsSection(_Section):
     modem_password: SecretStr | None = None
     flood_max_replies: int = Field(5, ge=0)
     flood_window: float = Field(3600.0, gt=0)
-    fragment_timeout: float = Field(1800.0, gt=0)
+    fragment_timeout: float = Field(3600.0, gt=0)
     sender_batch_size: int = Field(50, ge=1, le=1000)
     sender_poll_interval: float = Field(1.0, gt=0)
     sender_claim_timeout: float = Field(60.0, gt=0)

@@ -17,6 +17,7 @@ The answer is the reply text (``text/plain``, empty for none); the program hands
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 
 from channels.sms.kannel import sms_text, split_query
@@ -25,17 +26,23 @@ from gateway.errors import ParseError
 
 IDS_FIELD = "ids"
 _PART = re.compile(r"SMS_(\d+)_TEXT")
+_PART_FIELD = re.compile(r"SMS_([0-9]{1,9})_(?:NUMBER|TEXT)")  # SMSD numbers parts from 1
 
 
 def provider_id(body: bytes) -> str | None:
-    """The redelivery key of a posted message: the SHA-256 of its inbox ids, qualified by
-    ``PHONE_ID``.
+    """The redelivery key of a posted message: ``gammu:`` and the SHA-256 of ``PHONE_ID``, the
+    inbox ids, and each part's sender number and text (``SMS_<n>_NUMBER``, ``SMS_<n>_TEXT``).
 
-    Inbox ids are unique within one SMSD (file names or row ids); two modems posting to one
-    gateway are told apart by their ``PhoneID``. They are not stored as they are: the files
-    backend names each part after the sender (``IN20261204_135929_00_+6281234567890_00.txt``),
-    and the key sits in the clear in its column, while the number is personal data; and a
-    long message's list of ids outgrows the column.
+    The ids alone do not name a message for ever: an SQL backend's are row ids, and an SMSD
+    database created anew (the modem box reinstalled, the inbox table truncated) starts again
+    at 1, so a new SMS would be taken for a redelivery of an old one (nothing filed, and the new
+    sender told a stranger's tracking ID). Running the program again for the same message posts
+    the same ids, numbers and texts, so a redelivery still has the same key. A form without any
+    number or text keys as migration 0009 wrote the keys of before (PHONE_ID and ids only).
+
+    Nothing goes into the key in the clear: the files backend names each part after the sender
+    (``IN20261204_135929_00_+6281234567890_00.txt``), the number and the text are personal
+    data, and a long message's ids and texts outgrow the column.
     """
     try:
         values = split_query(body)
@@ -45,7 +52,22 @@ def provider_id(body: bytes) -> str | None:
     if not ids:
         return None
     phone = _text(values.get("PHONE_ID", b""))
-    return "gammu:" + hashlib.sha256(f"{phone}\n{ids}".encode()).hexdigest()
+    key = f"{phone}\n{ids}".encode()
+    parts = sorted(
+        {int(m.group(1)) for name in values if (m := _PART_FIELD.fullmatch(name)) is not None}
+    )
+    if parts:
+        message = [
+            [n, _exact(values.get(f"SMS_{n}_NUMBER")), _exact(values.get(f"SMS_{n}_TEXT"))]
+            for n in parts
+        ]
+        key += b"\n" + json.dumps(message).encode("ascii")
+    return "gammu:" + hashlib.sha256(key).hexdigest()
+
+
+def _exact(value: bytes | None) -> str | None:
+    """A field's bytes as JSON can hold them exactly (bytes that are no UTF-8 included)."""
+    return None if value is None else value.decode("utf-8", "surrogateescape")
 
 
 def decode_request(body: bytes) -> SmsMessage:

@@ -1,7 +1,9 @@
 """Decoding of a Kannel 1.4.5 smsbox ``get-url`` request (pure, no IO).
 
 The request is the query string of the ``sms-service`` group's ``get-url`` (see this package's
-README for the exact group): ``p=%p&P=%P&b=%b&c=%c&C=%C&I=%I&t=%t&u=%u&i=%i``.
+README for the exact group): ``p=%p&P=%P&b=%b&c=%c&C=%C&I=%I&t=%t&u=%u&i=%i``. A ``post-url``
+request (the text in the body, the rest in ``X-Kannel-*`` headers) is first turned into the
+same query (:func:`post_url_query`).
 
 Decoding follows what Kannel 1.4.5 does (measured, see the channel README):
 
@@ -31,8 +33,9 @@ Decoding follows what Kannel 1.4.5 does (measured, see the channel README):
 from __future__ import annotations
 
 import codecs
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from urllib.parse import unquote_to_bytes
+from urllib.parse import quote, unquote_to_bytes
 
 from channels.sms.message import Bridge, Fragment, SmsMessage
 from gateway.errors import ParseError
@@ -48,6 +51,19 @@ FIELDS = {
     "t": "time",
     "u": "udh",
     "i": "smsc_id",
+}
+
+# Kannel's post-url (smsbox.c ``obey_request``, TRANSTYPE_POST_URL; measured on 1.4.5): the
+# payload is the body, the rest comes in headers, each the get-url escape named here. The URL's
+# escapes are expanded as for get-url; no header carries the message id (%I: in the URL only),
+# and X-Kannel-From only with ``send-sender = true`` in the sms-service.
+POST_URL_HEADERS = {
+    "p": "X-Kannel-From",
+    "P": "X-Kannel-To",
+    "c": "X-Kannel-Coding",
+    "u": "X-Kannel-UDH",
+    "i": "X-Kannel-SMSC",
+    "t": "X-Kannel-Time",
 }
 
 CODING_7BIT = 0
@@ -108,6 +124,46 @@ def split_query(query: bytes) -> dict[str, bytes]:
             raise ParseError(f"parameter {name!r} diulang / repeated", stage="decode")
         values[name] = _unquote(raw_value)
     return values
+
+
+def post_url_query(query: bytes, headers: Mapping[str, str], body: bytes) -> bytes:
+    """A post-url request as the get-url query it stands for: ``query`` (the URL's, escapes
+    expanded by smsbox) with each field it lacks taken from the request: ``b`` the body (the
+    payload's exact bytes), ``p``, ``P``, ``c``, ``u``, ``i``, ``t`` from their ``X-Kannel-*``
+    header (:data:`POST_URL_HEADERS`; ``X-Kannel-UDH`` is URL-encoded binary, as ``%u``), ``C``
+    the charset of a ``text/plain`` body (smsbox sends 8-bit data as
+    ``application/octet-stream``, with ``X-Kannel-Coding: 1`` and no charset). A field the URL
+    has is kept as it is. The result is what :func:`decode_request` reads, and what is stored."""
+    present = {_unquote(pair.partition(b"=")[0]) for pair in query.split(b"&") if pair}
+    fields: list[bytes] = []
+
+    def add(name: str, value: bytes) -> None:
+        if name.encode() not in present:
+            fields.append(name.encode() + b"=" + quote(value, safe="").encode("ascii"))
+
+    for name, header in POST_URL_HEADERS.items():
+        text = headers.get(header)
+        if text is None:
+            continue
+        value = text.encode("utf-8", "surrogateescape").strip()
+        add(name, _unquote(value) if name == "u" else value)
+    charset = _content_charset(headers.get("Content-Type", ""))
+    if charset:
+        add("C", charset.encode("utf-8", "surrogateescape"))
+    add("b", body)
+    return b"&".join(part for part in (query, *fields) if part)
+
+
+def _content_charset(content_type: str) -> str:
+    """The ``charset`` parameter of a ``text/*`` Content-Type (smsbox quotes it), else ``""``."""
+    media, _, params = content_type.partition(";")
+    if not media.strip().lower().startswith("text/"):
+        return ""
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"').strip()
+    return ""
 
 
 def _unquote(value: bytes) -> bytes:

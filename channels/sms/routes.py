@@ -7,7 +7,7 @@ in the way its bridge understands:
 
 | bridge | route | stored / acknowledged | retry signal |
 |---|---|---|---|
-| Kannel smsbox | ``GET/POST /sms/kannel`` | ``200 text/plain``: the reply SMS, or empty | ``503`` |
+| Kannel smsbox (get/post-url) | ``GET/POST /sms/kannel`` | ``200 text/plain``: reply | ``503`` |
 | Kannel DLR | ``GET /sms/kannel/dlr?reply=..&type=%d`` | ``200 OK`` | ``503`` |
 | Jasmin | ``POST/GET /sms/jasmin`` | ``200 ACK/Jasmin`` | ``503`` |
 | Jasmin DLR | ``POST/GET /sms/jasmin/dlr?reply=..`` | ``200 ACK/Jasmin`` | ``503`` |
@@ -30,7 +30,7 @@ import time
 
 from aiohttp import web
 
-from channels.sms import android, gammu, jasmin, smssync
+from channels.sms import android, gammu, jasmin, kannel, smssync
 from channels.sms.kannel import split_query
 from channels.sms.message import Bridge, DeliveryReport, DeliveryState
 from channels.sms.metrics import SmsMetrics
@@ -112,17 +112,29 @@ class SmsRoutes:
     async def kannel(self, request: web.Request) -> web.Response:
         """One MO from smsbox."""
         query, token = _pop_token(_raw_query(request))
-        # Only a form body replaces the URL's query. Kannel's post-url expands the escapes in
-        # the URL, as get-url does, and POSTs the SMS text itself as the body (text/plain or
-        # application/octet-stream: smsbox.c, TRANSTYPE_POST_URL), which is no query string.
-        if request.method == "POST" and request.content_type == FORM and request.can_read_body:
-            body = await request.read()  # the token may be inside, else the URL's counts
+        post_url = request.method == "POST" and request.content_type != FORM
+        # A form body replaces the URL's query; the token may be inside, else the URL's counts.
+        if request.method == "POST" and not post_url and request.can_read_body:
+            body = await request.read()
             if body:
                 query, body_token = _pop_token(body)
                 token = body_token if body_token is not None else token
         if not self._kannel_authorized(request, token):
             self._ignored(Bridge.KANNEL, "unauthorized")
             return text_reply("forbidden", status=403)
+        if post_url:
+            # Kannel's post-url: the escapes in the URL are expanded as for get-url, the text
+            # is the body (text/plain or application/octet-stream) and the rest comes in
+            # X-Kannel-* headers (smsbox.c, TRANSTYPE_POST_URL). Read as the get-url query it
+            # stands for, so that every MO is stored with its own text and sender, and keyed
+            # by them when the URL has no %I.
+            query = kannel.post_url_query(query, request.headers, await request.read())
+            if _param(query, "p") is None:
+                log.warning(
+                    "Kannel post-url request without the sender (stored, quarantined): add"
+                    " send-sender = true to the sms-service group, or better use the get-url"
+                    " of channels/sms/README.md"
+                )
         raw = _raw(query, _form_meta(query, _KANNEL_META), _param(query, "I"))
         try:
             answer = await self._service.receive(

@@ -109,7 +109,7 @@ class SmsSettings:
     modem_password: str | None = None
     flood_max_replies: int = 5
     flood_window: float = 3600.0
-    fragment_timeout: float = 1800.0
+    fragment_timeout: float = 3600.0  # 2 x Kannel's combine timeout: README, "Kannel"
     sender_batch_size: int = 50
     sender_poll_interval: float = 1.0
     sender_claim_timeout: float = 60.0

@@ -12,6 +12,7 @@ for other processes (the CLI) holding the lock.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +24,20 @@ from gateway.settings import DatabaseSettings
 
 
 def create_engine(settings: DatabaseSettings) -> AsyncEngine:
-    """Build the engine for ``settings`` (connects lazily, on first use)."""
+    """Build the engine for ``settings`` (connects lazily, on first use).
+
+    ``echo`` is never given to SQLAlchemy: it would add a handler of its own writing every
+    statement and its parameters to stdout, unmasked, in the middle of a command's output.
+    The ``sqlalchemy.engine`` logger is set to INFO instead (before the engine is made, which
+    reads it), so the statements go through the gateway's masking handler on stderr.
+    """
+    if settings.echo:
+        logging.getLogger("sqlalchemy.engine").setLevel(logging.INFO)
     url = make_url(settings.effective_url())
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url.database or ":memory:", settings)
     return create_async_engine(
         url,
-        echo=settings.echo,
         pool_size=settings.pool_size,
         max_overflow=settings.pool_size,
         pool_timeout=settings.connect_timeout,
@@ -43,7 +51,6 @@ def _sqlite_engine(database: str, settings: DatabaseSettings) -> AsyncEngine:
     busy_ms = int(settings.connect_timeout * 1000)
     engine = create_async_engine(
         f"sqlite+aiosqlite:///{database}",
-        echo=settings.echo,
         pool_size=1,
         max_overflow=0,
         pool_timeout=settings.connect_timeout,

@@ -24,8 +24,23 @@ def alembic_config() -> Config:
     return cfg
 
 
+class UnknownRevision(RuntimeError):
+    """The database is at a migration this release does not know (a newer release made it):
+    Alembic cannot go up or down from there."""
+
+    def __init__(self, current: str) -> None:
+        # The words `serve` says for the same database (bootstrap.check_engine_migrated).
+        super().__init__(
+            f"database is at migration {current}, which this release does not know (a newer"
+            f" release migrated it; this one needs {head_revision()}): run the newer release, or"
+            " restore the database from before that migration"
+        )
+        self.current = current
+
+
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Bring the database to ``revision`` (default: the newest)."""
+    """Bring the database to ``revision`` (default: the newest); :class:`UnknownRevision`
+    when a newer release migrated it."""
     await _run(engine, command.upgrade, revision)
 
 
@@ -35,6 +50,12 @@ async def downgrade(engine: AsyncEngine, revision: str) -> None:
 
 
 async def _run(engine: AsyncEngine, step: Callable[[Config, str], None], revision: str) -> None:
+    # Checked first, on a connection of its own: Alembic would fail on it with a traceback of
+    # its own (ResolutionError, "Can't locate revision"), and env.py wants a connection that
+    # has not begun a transaction (SQLite's PRAGMA foreign_keys is a no-op inside one).
+    current = await current_revision(engine)
+    if current is not None and not known_revision(current):
+        raise UnknownRevision(current)
     cfg = alembic_config()
 
     def run(connection: Connection) -> None:

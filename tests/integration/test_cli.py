@@ -928,3 +928,46 @@ def test_check_config_says_which_file_and_variables_it_read(
     out = capsys.readouterr()
     assert json.loads(out.out)["http"]["port"] == 9090
     assert f"settings from {conf}, overridden by " in out.err
+
+
+def test_only_migrate_of_a_new_database_makes_the_embedded_defaults_keys(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # var/secrets is relative to the working directory, like the default database: run from
+    # another directory on the same database, every command made a second pair of keys there
+    # and carried on with them.
+    assert main(["migrate"]) == 0
+    assert (env / "var" / "secrets" / "data_key.b64").exists()
+    elsewhere = env / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    capsys.readouterr()
+    for argv in [["serve"], ["files", "gc", "--dry-run"], *_READERS]:
+        monkeypatch.setattr("sys.stdin", io.StringIO("kata-sandi-panjang\n"))
+        assert main(argv) == 1, argv
+        error = _one_line_error(capsys)
+        assert "no key file identity_key.b64, data_key.b64 in" in error, argv
+        assert f"{elsewhere / 'var' / 'secrets'} (var/secrets in the working directory)" in error
+    # migrate itself migrates, but makes no keys beside a database that has tables.
+    assert main(["migrate"]) == 0
+    assert "not made for a database that already has tables" in _one_line_error(capsys)
+    assert not (elsewhere / "var").exists()
+    # A key set in the environment is not looked for; the other still is.
+    monkeypatch.setenv("LAPOR_SECURITY__DATA_KEY", TEST_KEYS["data_key"])
+    assert main(["outbox", "status"]) == 1
+    error = _one_line_error(capsys)
+    assert "no key file identity_key.b64 in" in error and "LAPOR_SECURITY__IDENTITY_KEY" in error
+    # Back where the keys are, the commands run.
+    monkeypatch.delenv("LAPOR_SECURITY__DATA_KEY")
+    monkeypatch.chdir(env)
+    assert main(["outbox", "status"]) == 0
+
+
+def test_quarantine_replay_masks_a_nik_typed_as_the_entry_id(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["migrate"]) == 0
+    capsys.readouterr()
+    assert main(["quarantine", "replay", "3201014101900001"]) == 1
+    out = capsys.readouterr().out
+    assert "3201014101900001" not in out and "no quarantine entry 320101********01" in out

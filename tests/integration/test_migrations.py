@@ -241,3 +241,55 @@ async def test_0013_builds_its_index_while_messages_keep_arriving(empty_url: str
         assert await index_valid() == [True, True]
     finally:
         await engine.dispose()
+
+
+async def test_a_database_a_newer_release_migrated_is_refused_before_alembic_runs(
+    empty_url: str,
+) -> None:
+    # Alembic's own answer was a ResolutionError traceback; `lapor-gateway migrate` prints
+    # this one line (tests/integration/test_cli.py).
+    engine = create_engine(DatabaseSettings(url=empty_url))
+    try:
+        await migrate.upgrade(engine)
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999_newer'")
+        for step in (migrate.upgrade(engine), migrate.downgrade(engine, "0012")):
+            with pytest.raises(migrate.UnknownRevision) as told:
+                await step
+            assert "9999_newer, which this release does not know" in str(told.value)
+        assert await migrate.current_revision(engine) == "9999_newer"
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("empty_url", ["sqlite"], indirect=True)
+async def test_sqlite_migrations_run_without_foreign_keys_and_check_them_after(
+    empty_url: str,
+) -> None:
+    import sqlite3
+
+    # Off for the run (a batch rebuild drops a table other rows refer to), on again for the
+    # connection the pool hands out next, and PRAGMA foreign_key_check after: a row left
+    # referring to nothing fails the migration loudly.
+    engine = create_engine(DatabaseSettings(url=empty_url))
+    try:
+        await migrate.upgrade(engine)
+        async with engine.connect() as conn:
+            assert (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
+        # A row referring to no message, written by a connection of its own (foreign keys are
+        # off by default in sqlite3).
+        orphan = sqlite3.connect(empty_url.removeprefix("sqlite+aiosqlite:///"))
+        try:
+            with orphan:
+                orphan.execute(
+                    "INSERT INTO quarantine (raw_inbound_id, channel, stage, reason, created_at)"
+                    " VALUES ('no-such-message', 'web', 'parse', 'x', '2026-12-01 00:00:00')"
+                )
+        finally:
+            orphan.close()
+        with pytest.raises(RuntimeError, match=r"foreign_key_check: quarantine row"):
+            await migrate.downgrade(engine, "-1")
+        async with engine.connect() as conn:
+            assert (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
+    finally:
+        await engine.dispose()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from cryptography.exceptions import InvalidTag
 
-from gateway.crypto import Keys, check_keys, load_keys
+from gateway.crypto import Keys, check_keys, load_keys, missing_key_files
 from gateway.errors import ConfigError
 from gateway.filestore import FileStore
 from gateway.settings import Settings, load_settings
@@ -152,3 +152,24 @@ def test_an_empty_key_file_is_named_in_the_error(tmp_path: Path) -> None:
     (folder / "identity_key.b64").write_text("")
     with pytest.raises(ConfigError, match=r"security\.identity_key: the key file .* is empty"):
         load_keys(_embedded(folder))
+
+
+def test_missing_key_files_are_those_the_embedded_default_would_make(tmp_path: Path) -> None:
+    # The CLI lets only `migrate` of a new database make them (tests/integration/test_cli.py).
+    folder = tmp_path / "secrets"
+    settings = _embedded(folder)
+    assert missing_key_files(settings) == [folder / "identity_key.b64", folder / "data_key.b64"]
+    env = {"LAPOR_SECURITY__DATA_KEY": base64.b64encode(NEW).decode()}
+    with_data_key = load_settings(
+        CONFIG, environ=env, overrides={"security": {"generated_keys_dir": str(folder)}}
+    )
+    assert missing_key_files(with_data_key) == [folder / "identity_key.b64"]
+    assert not folder.exists()  # looked for, not made
+    load_keys(settings)
+    assert missing_key_files(settings) == []
+    postgres = load_settings(CONFIG, environ={
+        "LAPOR_DATABASE__URL": "postgresql+asyncpg://lapor@db:5432/lapor",
+        "LAPOR_SECURITY__IDENTITY_KEY": base64.b64encode(IDENTITY).decode(),
+        "LAPOR_SECURITY__DATA_KEY": base64.b64encode(NEW).decode(),
+    })
+    assert missing_key_files(postgres) == []

@@ -335,3 +335,21 @@ def test_an_e_mail_address_in_an_exception_is_masked(formatter: logging.Formatte
 )
 def test_what_is_no_e_mail_address_is_left_alone(text: str) -> None:
     assert mask_text(text) == text
+
+
+def test_json_masks_each_value_before_encoding_it() -> None:
+    # A line break or a tab before a number is "\n" or "\t" in the JSON text, where the number
+    # follows a letter: masked on the text, it stayed in the clear. Each value is masked first:
+    # the message, an extra field (nested too), a number held as an int, the stack.
+    record = logging.getLogger("gateway.test").makeRecord(
+        "gateway.test", logging.WARNING, __file__, 1, "isi:\n%s\tlagi", ("081234567890",),
+        None, extra={"body": "baris\t3201014101900001", "parts": ["\n812 3456 7890"],
+                     "sender": 6281234567890, "count": 3},
+        sinfo="Stack (most recent call last):\n081234567890",
+    )
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["message"] == "isi:\n081******890\tlagi"
+    assert entry["body"] == "baris\t320101********01"
+    assert "3456" not in entry["parts"][0]
+    assert entry["sender"] == "6281******890" and entry["count"] == 3
+    assert "1234567" not in entry["stack"]

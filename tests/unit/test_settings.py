@@ -578,3 +578,17 @@ def test_every_backoff_above_its_ceiling_is_named_at_once() -> None:
         load_settings(CONFIG, environ=env)
     assert "outbox.backoff_initial (31 s)" in str(exc.value)
     assert "sms.sender_backoff_initial (301 s)" in str(exc.value)
+
+
+@pytest.mark.parametrize("region", ["XX", "12", "I", "IDN", ""])
+def test_an_sms_default_region_libphonenumber_does_not_know_names_the_key(region: str) -> None:
+    # Any two characters were taken, and every sender number written without "+" was then
+    # filed with no phone number.
+    with pytest.raises(ConfigError, match=r"sms\.default_region: .*LAPOR_SMS__DEFAULT_REGION"):
+        load_settings(CONFIG, environ={"LAPOR_SMS__DEFAULT_REGION": region})
+
+
+@pytest.mark.parametrize(("region", "taken"), [("id", "ID"), ("ID", "ID"), ("my", "MY")])
+def test_an_sms_default_region_is_taken_in_upper_case(region: str, taken: str) -> None:
+    s = load_settings(CONFIG, environ={"LAPOR_SMS__DEFAULT_REGION": region})
+    assert s.sms.default_region == taken

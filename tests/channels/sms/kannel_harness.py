@@ -250,6 +250,26 @@ allowed-smsc-id = {HTTP_SMSC_ID}
         return joined
 
 
+@dataclass
+class PostUrlKannel(Kannel):
+    """The harness's Kannel with a ``post-url`` sms-service (``get_url`` is its URL as it is,
+    ``service_lines`` more lines of the group, such as ``send-sender = true``)."""
+
+    service_lines: str = ""
+    recode: bool = True
+
+    def config(self) -> str:
+        lines = []
+        for line in super().config().splitlines():
+            if line.startswith("get-url"):
+                # A blank line would end the group: the extra lines only when there are some.
+                line = "\n".join(filter(None, [f'post-url = "{self.get_url}"', self.service_lines]))
+            if line == "mo-recode = yes" and not self.recode:
+                line = "mo-recode = no"
+            lines.append(line)
+        return "\n".join(lines) + "\n"
+
+
 def _wait_port(port: int, timeout: float) -> None:
     import socket
 

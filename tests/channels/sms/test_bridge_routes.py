@@ -583,6 +583,39 @@ async def test_gammu_reply_is_the_answer_after_commit_and_redelivery_creates_not
         await gateway.close()
 
 
+async def test_gammu_new_sms_under_an_inbox_id_a_new_smsd_database_reused_is_filed(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    # SMSD on an SQL backend passes row ids; a database created anew starts again at 1. The
+    # key holds the number and the text too: the new SMS is filed and answered with its own
+    # tracking ID, and each one posted again is still a redelivery of itself.
+    gateway = bootstrap.build(configure(settings, gammu_token=SecretStr(GAMMU_TOKEN)))
+    try:
+        client = await aiohttp_client(bootstrap.build_app(gateway))
+        req = load("gammu/mo__gsm_text")
+        old_body = re.sub(rb"ids=[^&]*", b"ids=1", req.body)
+        new_body = old_body.replace(b"%2B6281200000005", b"%2B6281200000032")
+        new_body = re.sub(
+            rb"SMS_1_TEXT=[^&]*", b"SMS_1_TEXT=Sampah+menumpuk+di+pasar+Baru", new_body
+        )
+        old, new = (
+            Request(req.method, req.target, req.headers | {"Content-Length": str(len(b))}, b)
+            for b in (old_body, new_body)
+        )
+        first, second = await post(client, old), await post(client, new)
+        assert first[0] == second[0] == 200
+        assert "No. lacak" in first[1] and "No. lacak" in second[1] and first != second
+        assert await post(client, old) == first and await post(client, new) == second
+        complaints = await opened_complaints(gateway.engine, gateway.keys)
+        assert sorted(c.body for c in complaints) == [
+            "Jalan rusak @£$ {biaya} [RT 05] ~ tolong",
+            "Sampah menumpuk di pasar Baru",
+        ]
+        assert len(await rows(gateway, sms_replies)) == 2
+    finally:
+        await gateway.close()
+
+
 async def test_gammu_refuses_without_the_token_and_when_not_configured(
     settings: Settings, aiohttp_client: Client
 ) -> None:

@@ -389,9 +389,11 @@ def test_gammu_single_sms_is_read_from_smsd_variables() -> None:
     assert (
         mo.message_id is not None and mo.message_id.startswith("IN") and "_00.txt" in mo.message_id
     )
-    # The key is a hash of PhoneID and the inbox ids: the ids name the sender's number.
-    expected = hashlib.sha256(f"modem-1\n{mo.message_id}".encode()).hexdigest()
-    assert gammu.provider_id(req.body) == f"gammu:{expected}"
+    # The key is a hash of PhoneID, the inbox ids (they name the sender's number) and each
+    # part's number and text.
+    message = [[1, "+6281200000005", mo.text]]
+    key = f"modem-1\n{mo.message_id}\n{json.dumps(message)}".encode()
+    assert gammu.provider_id(req.body) == f"gammu:{hashlib.sha256(key).hexdigest()}"
     assert "6281200000005" in mo.message_id  # what would otherwise sit in the clear
     draft = interpret(mo, SETTINGS).outcome
     assert isinstance(draft, ComplaintDraft) and draft.reporter.phone == "+6281200000005"
@@ -431,6 +433,32 @@ def test_gammu_request_without_a_sender_is_a_parse_error() -> None:
     with pytest.raises(ParseError):
         gammu.decode_request(stripped)
     assert gammu.provider_id(b"SMS_1_NUMBER=%2B62812") is None
+
+
+def test_gammu_key_tells_apart_a_new_sms_under_a_reused_inbox_id() -> None:
+    # An SQL backend's inbox ids are row ids: an SMSD database created anew starts again at 1.
+    # The key holds each part's number and text too, so a new SMS under an old id is new.
+    body = load("gammu/mo__gsm_text").body
+    reused = _with_field(body, "ids", b"1")
+    other_sender = _with_field(reused, "SMS_1_NUMBER", b"+6281200000032")
+    other_text = _with_field(reused, "SMS_1_TEXT", b"Sampah menumpuk di pasar")
+    keys = {gammu.provider_id(b) for b in (body, reused, other_sender, other_text)}
+    assert len(keys) == 4 and None not in keys
+    # Nothing of the number or the text in the clear.
+    assert all("6281200000" not in key for key in keys if key is not None)
+    # A text that is no UTF-8 is keyed exactly too (two such texts differ).
+    a = gammu.provider_id(_with_field(reused, "SMS_1_TEXT", b"\xff\xfe"))
+    b = gammu.provider_id(_with_field(reused, "SMS_1_TEXT", b"\xff\xfd"))
+    assert a is not None and a != b
+
+
+def test_gammu_key_of_long_message_covers_every_part_and_old_keys_stay_as_0009_wrote_them() -> None:
+    body = load("gammu/mo__long_2parts").body
+    changed = _with_field(body, "SMS_2_TEXT", b"lain")
+    assert gammu.provider_id(body) != gammu.provider_id(changed)
+    # A form with PHONE_ID and ids alone keys as migration 0009 rewrote the keys of before.
+    legacy = hashlib.sha256(b"modem-1\nIN1.txt IN2.txt").hexdigest()
+    assert gammu.provider_id(b"PHONE_ID=modem-1&ids=IN1.txt+IN2.txt") == f"gammu:{legacy}"
 
 
 # ---- fragments --------------------------------------------------------------------------------

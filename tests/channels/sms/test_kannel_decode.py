@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,7 +13,9 @@ from channels.sms import fragments, kannel
 from channels.sms.kannel import Fragment, decode_request
 from channels.sms.message import Bridge
 from channels.sms.ports import FragmentSet, HeldPart
+from channels.sms.settings import SmsSettings
 from gateway.errors import ParseError
+from tests.channels.sms.http_fixtures import load
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "kannel"
 LONG = ("Jalan Siliwangi rusak parah sejak bulan lalu, " * 8).strip()
@@ -227,3 +231,97 @@ def test_lone_surrogate_inside_a_part_is_fffd_and_outside_a_part_an_error() -> N
     assert part.text == "a\ufffdb" and part.fragment == Fragment(5, 2, 1)
     with pytest.raises(ParseError):  # a whole message has no neighbour to complete the pair
         decode_request(b"p=1&b=%00a%D8%3D&c=2")
+
+
+# ---- post-url (recorded from a real Kannel 1.4.5, fixtures/kannel/post_url__*.http) -------------
+
+
+def post_url(name: str) -> bytes:
+    """A recorded post-url request as the get-url query the route stores for it."""
+    req = load(f"kannel/post_url__{name}")
+    return kannel.post_url_query(req.query.encode(), req.headers, req.body)
+
+
+@pytest.mark.parametrize(
+    ("name", "get_url"),
+    [
+        ("sender_id__gsm", "mo__gsm_text"),
+        ("sender_id__ucs2", "mo__ucs2_emoji"),
+        ("sender_id__data", "mo__crlf_data"),
+        ("norecode__ucs2", "mo__ucs2_emoji"),
+    ],
+)
+def test_post_url_request_reads_as_the_get_url_request_of_the_same_mo(
+    name: str, get_url: str
+) -> None:
+    mo, expected = decode_request(post_url(name)), decode_request(fixture(get_url))
+    assert (mo.sender, mo.receiver, mo.text, mo.payload, mo.smsc_id, mo.fragment) == (
+        expected.sender,
+        expected.receiver,
+        expected.text,
+        expected.payload if name != "norecode__ucs2" else expected.text.encode("utf-16-be"),
+        expected.smsc_id,
+        None,
+    )
+    assert mo.time is not None and re.fullmatch(r"2026-12-05 \d\d:\d\d:\d\d", mo.time)
+    # The id only when the post-url's URL asks for it (%I): no header carries it.
+    assert (mo.message_id is not None) == name.startswith("sender_id")
+
+
+def test_post_url_8bit_data_and_ucs2_keep_their_coding() -> None:
+    data = decode_request(post_url("sender_id__data"))
+    assert (data.coding, data.charset) == (1, "")  # application/octet-stream: no charset
+    ucs2 = decode_request(post_url("norecode__ucs2"))
+    assert (ucs2.coding, ucs2.charset) == (2, "UTF-16BE")
+
+
+def test_post_url_part_keeps_its_udh() -> None:
+    mo = decode_request(post_url("sender_id__fragment"))
+    assert mo.udh == bytes.fromhex("050003280401")
+    assert mo.fragment == Fragment(reference=0x28, total=4, sequence=1)
+    assert mo.text == "Jalan Siliwangi rusak parah"
+
+
+def test_post_url_without_send_sender_has_no_sender_but_keeps_everything_else() -> None:
+    query = post_url("bare__gsm")
+    with pytest.raises(ParseError, match="sender"):
+        decode_request(query)
+    values = kannel.split_query(query)
+    assert values["b"] == load("kannel/post_url__bare__gsm").body
+    assert (values["P"], values["i"], values["c"], values["C"]) == (
+        b"1708",
+        b"inject",
+        b"0",
+        b"UTF-8",
+    )
+
+
+def test_post_url_fields_in_the_url_win_and_the_body_is_exact() -> None:
+    body = b"100% bau & kotor +\r\n  spasi"
+    headers = {"X-Kannel-From": "+62811", "X-Kannel-To": "1708", "Content-Type": "text/plain"}
+    query = kannel.post_url_query(b"p=%2B62812&I=abc", headers, body)
+    values = kannel.split_query(query)
+    assert (values["p"], values["P"], values["I"], values["b"]) == (
+        b"+62812",
+        b"1708",
+        b"abc",
+        body,
+    )
+    assert "C" not in values  # no charset given: decoded by %c, as a get-url without %C
+    # A GET-style URL with every escape (the README's) is left exactly as it is.
+    full = fixture("mo__gsm_text")
+    assert kannel.post_url_query(full, headers, b"other") == full
+
+
+def test_shipped_fragment_timeout_is_well_above_kannels_combine_timeout() -> None:
+    # Kannel hands a part over alone only after its own wait for the siblings, so a late
+    # sibling reaches the gateway at least that long after the first part: at the same value
+    # the gateway files the first part alone before the late one comes.
+    root = Path(__file__).resolve().parents[3]
+    conf = (root / "config" / "kannel" / "kannel.conf").read_text()
+    combine = re.search(r"^sms-combine-concatenated-mo-timeout = (\d+)$", conf, re.M)
+    assert combine is not None
+    with open(root / "config" / "gateway.toml", "rb") as fh:
+        shipped = tomllib.load(fh)["sms"]["fragment_timeout"]
+    assert shipped >= 2 * int(combine.group(1)) == 3600
+    assert SmsSettings().fragment_timeout == shipped

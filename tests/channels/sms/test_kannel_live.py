@@ -21,7 +21,14 @@ from sqlalchemy import select
 from gateway import bootstrap
 from gateway.settings import Settings
 from gateway.storage.schema import complaints
-from tests.channels.sms.kannel_harness import Kannel, concat_udh, data, installed, ucs2
+from tests.channels.sms.kannel_harness import (
+    Kannel,
+    PostUrlKannel,
+    concat_udh,
+    data,
+    installed,
+    ucs2,
+)
 from tests.support import (
     free_port,
     opened_complaints,
@@ -83,11 +90,27 @@ def dedup_enabled() -> bool:
 
 
 @pytest.fixture
-async def stack(settings: Settings, tmp_path: Path, dedup_enabled: bool) -> AsyncIterator[Stack]:
+def post_url() -> bool:
+    """The README's get-url; a test may parametrize it to a bare post-url (send-sender on)."""
+    return False
+
+
+@pytest.fixture
+async def stack(
+    settings: Settings, tmp_path: Path, dedup_enabled: bool, post_url: bool
+) -> AsyncIterator[Stack]:
     gw = bootstrap.build(with_section(settings, "dedup", enabled=dedup_enabled))
     app = bootstrap.build_app(gw)
     port = free_port()
-    kannel = Kannel(tmp_path / "kannel", f"http://127.0.0.1:{port}/sms/kannel?")
+    kannel = (
+        PostUrlKannel(
+            tmp_path / "kannel",
+            f"http://127.0.0.1:{port}/sms/kannel",
+            service_lines="send-sender = true",
+        )
+        if post_url
+        else Kannel(tmp_path / "kannel", f"http://127.0.0.1:{port}/sms/kannel?")
+    )
     kannel.workdir.mkdir()
     state = Stack(gw, kannel)
     seen: set[str] = set()
@@ -97,6 +120,9 @@ async def stack(settings: Settings, tmp_path: Path, dedup_enabled: bool) -> Asyn
         response = await handler(request)
         message_id = request.query.get("I", "")
         text = request.query.get("b", "")
+        if post_url:  # the text is the body, the sender a header: no id at all
+            text = (await request.read()).decode("utf-8", "replace")
+            message_id = request.headers.get("X-Kannel-From", "") + " " + text
         reply = response.text if isinstance(response, web.Response) and response.text else ""
         state.requests.append((message_id, response.status, reply))
         if text in state.fail_first and message_id not in seen:
@@ -177,6 +203,35 @@ async def test_smsbox_retries_after_a_503_and_one_complaint_is_made(stack: Stack
     await asyncio.sleep(1.5)  # nothing else follows
     assert len(stack.requests) == 2
     assert await stack.gw.intake.count_complaints() == 1
+
+
+@pytest.mark.parametrize("post_url", [True])
+async def test_bare_post_url_stores_every_mo_and_a_retry_makes_nothing_new(stack: Stack) -> None:
+    # post-url = "http://gw/sms/kannel" (no escapes, no %I) with send-sender = true: every MO
+    # after the first was stored as the same empty query and answered as its redelivery.
+    stack.fail_first.add("Sampah menumpuk di pasar Baru")
+    await stack.send(f"{A} {TO} text Jalan rusak parah di gang Mawar")
+    await stack.send(f"{B} {TO} text Sampah menumpuk di pasar Baru")
+    await stack.send(f"{B} {TO} ucs2 " + ucs2("Lampu jalan mati 😡 sudah 3 hari"))
+    assert await stack.wait_complaints(3) == 3
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while loop.time() < deadline:
+        if len(stack.requests) >= 4:
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1.5)  # nothing else follows
+    # smsbox sent the 503'd request again, unchanged: the same receipt, nothing new.
+    retried = [r for r in stack.requests if r[0] == f"{B} Sampah menumpuk di pasar Baru"]
+    assert len(retried) == 2 and retried[0][2] == retried[1][2] and "No. lacak" in retried[0][2]
+    assert len(stack.requests) == 4
+    assert sorted(await stack.bodies()) == [
+        "Jalan rusak parah di gang Mawar",
+        "Lampu jalan mati 😡 sudah 3 hari",
+        "Sampah menumpuk di pasar Baru",
+    ]
+    rows = await opened_raw(stack.gw.engine, stack.gw.keys)
+    assert [r["transport_meta"]["sender"] for r in rows] == [A, B, B]
 
 
 # fakesmsc picks each MO at random among a few texts from one sender: with content dedup on,

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +19,15 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from channels import sms as sms_channel
-from channels.sms import replies
+from channels.sms import kannel, replies
 from channels.sms.ports import FragmentSet
 from channels.sms.settings import SmsSettings
 from gateway import bootstrap, tracking
 from gateway.settings import Settings
 from gateway.storage.schema import quarantine, sms_replies
+from tests.channels.sms.http_fixtures import Request, load
 from tests.support import (
+    FixedClock,
     free_port,
     kannel_mo,
     opened_complaints,
@@ -133,6 +137,100 @@ async def test_post_url_request_is_read_from_its_url_not_its_text_body(
     assert row.body == "Sampah menumpuk di pasar"
 
 
+def recorded_post_url(name: str) -> Request:
+    """A post-url request a real Kannel 1.4.5 sent (fixtures/kannel/post_url__*.http)."""
+    req = load(f"kannel/post_url__{name}")
+    headers = {k: v for k, v in req.headers.items() if k != "Content-Length"}
+    return Request(req.method, req.target, headers, req.body)
+
+
+async def post_url(
+    client: TestClient[Any, Any], req: Request, target: str | None = None, **headers: str
+) -> tuple[int, str]:
+    resp = await client.post(target or req.target, data=req.body, headers=req.headers | headers)
+    return resp.status, await resp.text()
+
+
+async def test_post_url_without_a_query_stores_every_mo_with_its_own_text_and_sender(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway
+) -> None:
+    # post-url = "http://gw/sms/kannel" with send-sender = true: the text in the body, the rest
+    # in X-Kannel-* headers, no %I. Every MO was stored as the same empty query, and every one
+    # after the first answered as a redelivery of it: dropped.
+    req = recorded_post_url("sender_id__gsm")
+    first = replace(req, body=b"Jalan rusak parah di gang Mawar")
+    second = replace(req, body=b"Sampah menumpuk di pasar Baru")
+    status1, answer1 = await post_url(client, first, "/sms/kannel")
+    status2, answer2 = await post_url(
+        client, second, "/sms/kannel", **{"X-Kannel-From": "+6281200000099"}
+    )
+    assert status1 == status2 == 200 and answer1 != answer2
+    assert "No. lacak" in answer1 and "No. lacak" in answer2
+    complaints = await opened_complaints(gw.engine, gw.keys)
+    assert sorted(c.body for c in complaints) == [
+        "Jalan rusak parah di gang Mawar",
+        "Sampah menumpuk di pasar Baru",
+    ]
+    raws = await opened_raw(gw.engine, gw.keys)
+    assert [r["transport_meta"]["sender"] for r in raws] == ["+6281200000001", "+6281200000099"]
+    # smsbox retrying a request whose answer it lost sends it again unchanged (its headers
+    # kept, X-Kannel-Time the MO's): the same receipt, nothing new.
+    assert await post_url(client, first, "/sms/kannel") == (200, answer1)
+    assert len(await opened_raw(gw.engine, gw.keys)) == 2
+
+
+async def test_post_url_with_the_id_in_its_url_is_keyed_by_it_and_stored_as_its_get_url(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway
+) -> None:
+    req = recorded_post_url("sender_id__gsm")
+    status, answer = await post_url(client, req)
+    assert status == 200 and "No. lacak" in answer
+    (raw,) = await opened_raw(gw.engine, gw.keys)
+    assert raw["provider_message_id"] == req.query.split("&")[0].removeprefix("I=")
+    assert raw["body"] == kannel.post_url_query(req.query.encode(), req.headers, req.body)
+    assert raw["content_type"] == "application/x-www-form-urlencoded"
+    (row,) = await opened_complaints(gw.engine, gw.keys)
+    assert row.body == "Jalan rusak @£$€ {biaya} [RT 05] ~ tolong é"
+    # The same MO under another id (another message) is another complaint's raw row.
+    other = req.target.replace(req.query.split("&")[0], "I=another-id")
+    assert (await post_url(client, req, other))[0] == 200
+    assert len(await opened_raw(gw.engine, gw.keys)) == 2
+
+
+async def test_post_url_8bit_ucs2_and_a_part_are_read_from_their_headers(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway
+) -> None:
+    for name in ("sender_id__data", "norecode__ucs2"):
+        status, answer = await post_url(client, recorded_post_url(name))
+        assert status == 200 and "No. lacak" in answer, name
+    bodies = sorted(c.body for c in await opened_complaints(gw.engine, gw.keys))
+    assert bodies == [
+        "Lampu jalan mati 😡👍🏽 sudah 3 hari",
+        "Sampah menumpuk\r\ndi  Jl. Merdeka 10\r\n100% bau & kotor +",
+    ]
+    # A part Kannel could not join (X-Kannel-UDH): held, nothing said yet.
+    assert await post_url(client, recorded_post_url("sender_id__fragment")) == (200, "")
+    held = (await opened_raw(gw.engine, gw.keys))[-1]
+    assert held["status"] == "recorded" and held["transport_meta"]["udh"] == "050003280401"
+
+
+async def test_post_url_without_send_sender_is_stored_quarantined_and_logged(
+    client: TestClient[Any, Any], gw: bootstrap.Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    # No X-Kannel-From (send-sender is off by default): the sender is unknown, the MO is kept
+    # for an officer (with its text), and the log names the fix.
+    req = recorded_post_url("bare__gsm")
+    with caplog.at_level(logging.WARNING, logger="channels.sms.routes"):
+        status, _ = await post_url(client, req)
+        assert status == 200
+        assert (await post_url(client, replace(req, body=b"Pesan lain")))[0] == 200
+    assert "send-sender = true" in caplog.text
+    raws = await opened_raw(gw.engine, gw.keys)
+    assert [r["status"] for r in raws] == ["quarantined", "quarantined"]
+    assert kannel.split_query(raws[0]["body"])["b"] == req.body
+    assert await gw.intake.count_complaints() == 0
+
+
 async def test_post_form_with_the_token_in_the_url_is_authorized(
     gw: bootstrap.Gateway, aiohttp_client: Client
 ) -> None:
@@ -218,6 +316,44 @@ async def test_parts_splitting_an_emoji_become_one_complaint(
         assert (await conn.execute(select(quarantine))).all() == []
     joined = [r for r in await opened_raw(gw.engine, gw.keys) if r["parser"] == "sms.joined"]
     assert json.loads(joined[0]["body"].decode("utf-8"))["missing"] == []
+
+
+async def test_a_part_kannel_hands_over_after_its_own_timeout_is_joined_with_the_default(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    # With the shipped settings (sms.fragment_timeout 3600, Kannel's combine timeout 1800): a
+    # sibling late by d reaches Kannel d after the first part and the gateway d after it (each
+    # handed over once Kannel's own 1800 s wait ended). At 1800 s, as shipped before, the first
+    # part was filed alone before any late sibling came: two incomplete complaints.
+    assert settings.sms.fragment_timeout == 3600
+    clock = FixedClock(datetime(2026, 12, 5, 2, 0, tzinfo=UTC))
+    gateway = bootstrap.build(settings, clock=clock)
+    try:
+        assert gateway.sms is not None
+        client = await aiohttp_client(bootstrap.build_app(gateway))
+        one = kannel_mo("Lampu jalan di gang Melati mati sejak ", "+6281200000078")
+        one["u"] = "0500032B0201"
+        two = kannel_mo("minggu lalu, gelap sekali di malam hari.", "+6281200000078")
+        two["u"] = "0500032B0202"
+        assert await (await client.get("/sms/kannel", params=one)).text() == ""
+        for late in (1800 + 60, 1800 + 1700):  # the sweeps run every minute
+            clock.now = datetime(2026, 12, 5, 2, 0, tzinfo=UTC) + timedelta(seconds=late)
+            assert await gateway.sms.service.sweep() == 0
+        tracking_of(await (await client.get("/sms/kannel", params=two)).text())
+        (row,) = await opened_complaints(gateway.engine, gateway.keys)
+        assert row.title is None
+        assert row.body == "Lampu jalan di gang Melati mati sejak minggu lalu, gelap sekali di malam hari."
+        # A part whose sibling never comes is filed, incomplete, once 3600 s have passed.
+        lone = kannel_mo("Jembatan kayu di desa Sukamaju patah ", "+6281200000079")
+        lone["u"] = "0500032C0201"
+        await client.get("/sms/kannel", params=lone)
+        clock.now += timedelta(seconds=3500)
+        assert await gateway.sms.service.sweep() == 0
+        clock.now += timedelta(seconds=160)
+        assert await gateway.sms.service.sweep() == 1
+        assert len(await opened_complaints(gateway.engine, gateway.keys)) == 2
+    finally:
+        await gateway.close()
 
 
 async def test_timed_out_sets_are_swept_a_batch_at_a_time(
