@@ -1398,16 +1398,7 @@ class _Placer:
             # complaint's sender is told the complaint's (a new ID each time would tell it that
             # it joined someone's complaint).
             told_before = (
-                next(
-                    (
-                        d.told_tracking_id
-                        for d in duplicates
-                        if who.sender_hash in (d.sender_hash, *d.identity_hashes)
-                        and d.complaint_id == decision.complaint_id
-                        and d.told_tracking_id != decision.tracking_id
-                    ),
-                    None,
-                )
+                _told_before(duplicates, who.sender_hash, decision)
                 if not own and work.given_tracking_id is None and who.sender_hash in vouched
                 else None
             )
@@ -1529,6 +1520,24 @@ class _Placer:
             outbox=created,
             now=now,
         )
+
+
+def _told_before(
+    duplicates: list[EarlierDuplicate], sender: str | None, decision: Decision
+) -> str | None:
+    """The ID of its own a sender holds for the complaint ``decision`` joins: the one its own
+    messages were told (the newest), else the one told to the first message that gave it (a
+    form naming this phone). Its own come first: a later message of someone else giving the
+    same phone must not change the ID the phone holds."""
+    joined = [
+        d
+        for d in duplicates  # newest first
+        if d.complaint_id == decision.complaint_id and d.told_tracking_id != decision.tracking_id
+    ]
+    sent = next((d.told_tracking_id for d in joined if d.sender_hash == sender), None)
+    if sent is not None:
+        return sent
+    return next((d.told_tracking_id for d in reversed(joined) if sender in d.identity_hashes), None)
 
 
 def _shown(placed: _Placement, draft: ComplaintDraft) -> dict[str, Any] | None:

@@ -204,15 +204,48 @@ def _short_str(value: bytes) -> tuple[int, str]:
         raise ValueError("Could not unpack short string value") from err
 
 
+def _field_table(value: bytes) -> tuple[int, dict[str, Any]]:
+    """pamqp's field table decoder (headers), but a key whose octets are no UTF-8 is kept as
+    :func:`_short_str` keeps a value."""
+    try:
+        length = int.from_bytes(value[0:4], "big")
+        offset, end = 4, 4 + length
+        if len(value) < 4 or end > len(value):
+            raise ValueError("Field table length exceeds available data")
+        data: dict[str, Any] = {}
+        while offset < end:
+            key_length = value[offset]
+            offset += 1
+            if offset + key_length > end:
+                raise ValueError("Field table key length exceeds data")
+            key = value[offset : offset + key_length].decode("utf-8", "surrogateescape")
+            offset += key_length
+            consumed, result = pamqp.decode.embedded_value(value[offset:])
+            offset += consumed
+            data[key] = result
+        return end, data
+    except (IndexError, TypeError) as err:
+        raise ValueError("Could not unpack data") from err
+
+
 def tolerate_raw_short_strings() -> None:
-    """Have the AMQP client read a property that is no UTF-8 (a message id, a content type:
-    AMQP short strings are octets, RabbitMQ passes them on unchecked, and another client can
-    send them) instead of failing to decode the delivery. pamqp raises there, which takes the
-    whole connection down before the message reaches the gateway; the broker delivers it
-    again, for ever, and no status change behind it is ever applied. Read, such a message is
-    refused (its body, or its id kept under the hash of its octets) like any other. Replaces
-    one entry of pamqp's decoder table, for the process: valid UTF-8 reads as before."""
-    pamqp.decode.METHODS["shortstr"] = _short_str
+    """Have the AMQP client read a property or a header name that is no UTF-8 (a message id, a
+    content type: AMQP short strings are octets, RabbitMQ passes them on unchecked, and another
+    client can send them) instead of failing to decode the delivery. pamqp raises there, which
+    takes the whole connection down before the message reaches the gateway; the broker delivers
+    it again, for ever, and no status change behind it is ever applied. Read, such a message is
+    refused (its body, or its id kept under the hash of its octets) like any other. Replaces the
+    short string and field table entries of pamqp's decoder tables, for the process: valid
+    UTF-8 reads as before."""
+    tolerant: dict[Any, Any] = {
+        pamqp.decode.short_str: _short_str,
+        pamqp.decode.field_table: _field_table,
+    }
+    tables: list[dict[Any, Any]] = [pamqp.decode.METHODS, pamqp.decode.TABLE_MAPPING]
+    for table in tables:
+        for name, decoder in list(table.items()):
+            if decoder in tolerant:
+                table[name] = tolerant[decoder]
 
 
 # Run inside the transaction of a change that is shown: what else the change causes (the SMS

@@ -174,6 +174,19 @@ def _regions() -> dict[str, _RegionRow]:
     }
 
 
+@cache
+def place_names() -> frozenset[tuple[str, ...]]:
+    """The words of every province's, regency's and city's name in the shipped list, upper
+    case, without "Kabupaten", "Kota" or "Administrasi" (``("ACEH", "BESAR")``,
+    ``("JAKARTA", "UTARA")``, ``("PAPUA", "PEGUNUNGAN")``)."""
+    drop = {"KABUPATEN", "KOTA", "ADMINISTRASI"}
+    return frozenset(
+        tuple(w for w in re.findall(r"[^\W_]+", row.name.upper()) if w not in drop)
+        for code, row in _regions().items()
+        if len(code) <= 4
+    )
+
+
 def _region(code: str) -> NikRegion | None:
     row = _regions().get(code)
     if row is None:

@@ -35,7 +35,10 @@ What a citizen may type to 1708, case and punctuation tolerant::
   other words are all :data:`QUERY_WORDS` (query words and courtesies: ``Cek status laporan
   saya no lacak K7QM4XRT9 terima kasih``, ``Tolong cek K7QM-4XRT9 ya kak``), or when ``CEK``
   leads and the ID is one word with a digit among the next words (``CEK K7QM4XRT9 kok lama``).
-  Otherwise the ID may be ordinary words (``Cek PDAM Taman Sari, air mati ...``: ``PDAM`` +
+  An ID among more than :data:`EVIDENCE_WORDS` other words, without a leading ``CEK``, is a
+  report naming its complaint (``Laporan K7QM4XRT9 lubang makin besar,
+  kemarin 2 motor jatuh, mohon cek``: new evidence, filed). Otherwise the ID may be ordinary
+  words (``Cek PDAM Taman Sari, air mati ...``: ``PDAM`` +
   ``TAMAN`` passes the check symbol, as 1 word pair in 30 does, and so do words such as
   ``KEJAKSAAN``): the message is a complaint carrying the ID in
   :attr:`Interpretation.maybe_status`, and the service files it unless that ID exists, in which
@@ -83,6 +86,7 @@ from gateway.domain import (
 )
 from gateway.errors import ParseError
 from normalizer import ValidNik, normalize_phone, parse_nik
+from normalizer.nik import place_names
 
 STATUS_WORDS = frozenset({"CEK", "CEKSTATUS", "STATUS"})
 HELP_WORDS = frozenset({"INFO", "BANTUAN", "HELP"})
@@ -110,6 +114,9 @@ MIN_WORDS = 2
 # Words after a leading CEK/STATUS searched for a tracking ID in a long message ("cek no.
 # lacak K7QM-4XRT9 ...": the third); in a short one (SHORT_QUERY) the ID may stand anywhere.
 STATUS_WINDOW = 4
+# More words than this besides query words and the ID, CEK not leading: a report naming its
+# complaint, not a status query (see _status_query).
+EVIDENCE_WORDS = 3
 # A message with CEK/STATUS and at most this many words besides courtesies is short: its
 # CEK/STATUS need not lead ("Tolong cek K7QM4XRT9") and its ID may stand anywhere.
 SHORT_QUERY = 10
@@ -284,7 +291,10 @@ def keyword_words(keyword: str) -> list[str]:
 def _region(text: str, table: Mapping[str, str]) -> tuple[str | None, str]:
     """The region code of the longest leading keyword in ``table`` and the text after it.
 
-    ``(None, text)`` when there is none, or when the word after it continues a place name.
+    ``(None, text)`` when there is none, or when the word after it continues a place name and
+    the keyword is a place's name (it begins the name of a province, regency or city), not an
+    abbreviation: ``Papua Pegunungan`` in a table without it is no Papua, ``Aceh Besar`` is a
+    regency, not the province Aceh, but ``JATENG pegunungan Dieng`` is Central Java.
     """
     longest = max((key.count(" ") + 1 for key in table), default=0)
     words: list[tuple[str, str]] = []  # each leading word, upper case, and the text after it
@@ -297,10 +307,17 @@ def _region(text: str, table: Mapping[str, str]) -> tuple[str | None, str]:
     for n in range(min(longest, len(words)), 0, -1):
         key = " ".join(w for w, _ in words[:n])
         if key in table:
-            if n < len(words) and words[n][0] in PLACE_WORDS:
+            if n < len(words) and words[n][0] in PLACE_WORDS and _place_name(key):
                 return None, text
             return table[key], words[n - 1][1]
     return None, text
+
+
+def _place_name(key: str) -> bool:
+    """Whether the words of a region keyword (``KOTA``, ``KABUPATEN`` left out) begin an
+    official place name: a name, not an abbreviation such as ``JATENG``."""
+    start = tuple(w for w in key.split(" ") if w not in ("KOTA", "KABUPATEN", "KAB"))
+    return bool(start) and any(name[: len(start)] == start for name in place_names())
 
 
 def _status_query(words: list[str]) -> _Query | None:
@@ -309,8 +326,11 @@ def _status_query(words: list[str]) -> _Query | None:
     There is one when CEK/STATUS leads, or stands anywhere in a short message (SHORT_QUERY).
     A valid ID found makes it certain when every other word is a query word or a courtesy, or
     when it leads, and the ID (one word, with a digit, as IDs nearly always have) stands among
-    the next STATUS_WINDOW words; otherwise the message is a complaint unless the ID exists
-    ("Cek PDAM Taman Sari, air mati": PDAM+TAMAN passes the check symbol). Without a valid ID
+    the next STATUS_WINDOW words. An ID among more than EVIDENCE_WORDS other words, without a
+    leading CEK, is a report naming its complaint: None, a complaint. Otherwise the ID may be
+    ordinary words, or the few words a question: the
+    message is a complaint unless the ID exists ("Cek PDAM Taman Sari, air mati": PDAM+TAMAN
+    passes the check symbol). Without a valid ID
     it is a query only when nothing but query words and one ID-shaped word are there."""
     if not any(w in STATUS_WORDS for w in words):
         return None
@@ -326,6 +346,14 @@ def _status_query(words: list[str]) -> _Query | None:
         ]
         strong = size == 1 and any(c.isdigit() for c in tid)
         certain = not others or (leading and strong and start <= STATUS_WINDOW)
+        if not certain and not leading and len(others) > EVIDENCE_WORDS:
+            # A report naming its ID and saying more than a few words, CEK not leading, asking
+            # at most to check it ("Laporan K7QM4XRT9 lubang makin besar, kemarin 2 motor jatuh,
+            # mohon cek"): new evidence, filed (dedup joins it when it is the same matter), not
+            # a question, whatever the ID looks like (one in 16 has no digit). A few words
+            # ("Laporan K7QM4XRT9 belum ditanggapi, tolong cek") ask for the status if that ID
+            # exists (the look-up below).
+            return None
         return _Query(tid, tid, certain)
     typed = _query_rest(words)
     if typed is None:

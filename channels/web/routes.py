@@ -359,15 +359,20 @@ class WebChannel:
                 self._guard.identity_buckets(data.nik, data.phone, data.email)
             )
             # The same form sent again (a double tap, the receipt reloaded) is answered its
-            # receipt whatever the limit says: refused, the citizen never sees the tracking ID.
-            retry = not decision.allowed and await self._intake.earlier_receipt(
-                Channel.WEB, f"form:{nonce}"
-            ) is not None
+            # receipt whatever the limit says (refused, the citizen would never see the tracking
+            # ID), from what is stored: as without a limit, a form is sent once.
+            first = (
+                await self._intake.earlier_receipt(Channel.WEB, f"form:{nonce}")
+                if not decision.allowed
+                else None
+            )
         except IntakeUnavailable:
             return self._form_response(
                 request, values, alert=pages.t("unavailable", lang), status=503, files=files
             )
-        if not decision.allowed and not retry:
+        if first is not None and first.tracking_id is not None:
+            return self._receipt(lang, first.tracking_id)
+        if not decision.allowed:
             return self._too_many(request, decision, values, files)
         gps = ";".join(f"{f.attachment.sha256}={f.gps[0]},{f.gps[1]}" for f in files if f.gps)
         raw = RawInbound(
@@ -689,19 +694,21 @@ class WebChannel:
                 raw = replace(raw, provider_message_id=f"idem:{scope}:{key}")
         try:
             decision = await self._limited(buckets)  # address and identities: one statement
-            # A retry of a request that went through (its Idempotency-Key seen) is answered its
-            # receipt whatever the limits say: it adds nothing, and refused, the caller would
-            # never learn the tracking ID of the complaint it filed.
-            retry = (
-                not decision.allowed
-                and refusal is None
-                and key is not None
-                and await self._intake.earlier_receipt(Channel.WEB, str(raw.provider_message_id))
-                is not None
-            )
+            # A retry of a request that went through (its Idempotency-Key seen, the same body
+            # and files) is answered its receipt whatever the limits say: it adds nothing, and
+            # refused, the caller would never learn the tracking ID of the complaint it filed.
+            # Answered here, from what is stored: nothing of it is written. Anything else over
+            # the limit is refused alike (a 422 for another body would tell a stranger who
+            # typed a NIK which keys its holder used).
+            if not decision.allowed and refusal is None and key is not None:
+                first = await self._intake.earlier_receipt(
+                    Channel.WEB, str(raw.provider_message_id)
+                )
+                if first is not None and await self._same_request(first, raw):
+                    return _accepted(first)
         except IntakeUnavailable:
             return _unavailable(lang)
-        if not decision.allowed and not retry:
+        if not decision.allowed:
             return _too_many(decision, lang)
         if refusal is not None:
             return refusal
@@ -720,14 +727,7 @@ class WebChannel:
                  "This Idempotency-Key was already used with a different request body."),
                 lang,
             )
-        return web.json_response(
-            {
-                "tracking_id": receipt.tracking_id,
-                "status": receipt.status.value,
-                "status_url": f"{API_PREFIX}/complaints/{receipt.tracking_id}",
-            },
-            status=202,
-        )
+        return _accepted(receipt)
 
     async def _same_request(self, receipt: Receipt, raw: RawInbound) -> bool:
         """Whether ``raw`` repeats the request its Idempotency-Key first came with: the same
@@ -820,6 +820,18 @@ def _too_many(decision: Decision, lang: Lang) -> web.Response:
     resp = problem(429, detail, lang)
     resp.headers["Retry-After"] = str(wait)
     return resp
+
+
+def _accepted(receipt: Receipt) -> web.Response:
+    """202 with the receipt: its tracking ID, status and status URL."""
+    return web.json_response(
+        {
+            "tracking_id": receipt.tracking_id,
+            "status": receipt.status.value,
+            "status_url": f"{API_PREFIX}/complaints/{receipt.tracking_id}",
+        },
+        status=202,
+    )
 
 
 def _same_body(receipt: Receipt, raw: RawInbound) -> bool:
