@@ -1,7 +1,6 @@
 """Across channels, at the edges of retries and follow-ups: an Idempotency-Key over the
-rate limits, a status message the AMQP client could not decode, an SMS naming its complaint's
-ID with new evidence, a region keyword before a common place word, and the own ID a phone
-holds when someone else gives the same phone."""
+rate limits, an SMS naming its complaint's ID with new evidence, a region keyword before a
+common place word, and the own ID a phone holds when someone else gives the same phone."""
 
 from __future__ import annotations
 
@@ -60,55 +59,6 @@ async def test_an_idempotency_key_over_the_limit_does_not_let_new_bodies_into_th
         assert not written, f"{len(written)} new files in the store, answered {answers}"
     finally:
         await gateway.close()
-
-
-async def test_a_status_message_whose_header_name_is_no_utf8_does_not_stop_the_feed(
-    settings: Settings, aiohttp_client: Client
-) -> None:
-    """A message whose `headers` table has a field name of octets that are no UTF-8 (a field
-    name is an AMQP short string too; RabbitMQ passes it on) is read or refused, and the change
-    published after it is applied: it must not fail the client's decoding of the delivery,
-    which takes the connection down and has the message delivered again for ever."""
-    import aio_pika
-    import pamqp.encode
-    from aiormq import spec
-
-    from tests.integration.test_status_feed import AMQP_URL, publish, running, status
-    from tests.support import wait_until
-
-    async with running(settings, aiohttp_client) as feed:
-        cid, tid = await feed.complaint(1)
-        connection = await aio_pika.connect(AMQP_URL)
-        try:
-            channel = await connection.channel(publisher_confirms=True)
-            underlay = await channel.get_underlay_channel()
-            # A headers table holding one field, named by the octets ff 78, boolean true.
-            entry = bytes([2]) + b"\xffx" + b"t\x01"
-            raw_table = len(entry).to_bytes(4, "big") + entry
-            original = pamqp.encode.METHODS["table"]
-            pamqp.encode.METHODS["table"] = lambda value: raw_table if value else original(value)
-            try:
-                await underlay.basic_publish(
-                    json.dumps(status(cid, tid, "verified", "2026-12-05T01:00:00Z")).encode(),
-                    exchange=settings.status_feed.exchange,
-                    routing_key="status.verified",
-                    mandatory=True,
-                    properties=spec.Basic.Properties(
-                        message_id="bad-header-1",
-                        content_type="application/json",
-                        delivery_mode=2,
-                        headers={"x": True},
-                    ),
-                )
-            finally:
-                pamqp.encode.METHODS["table"] = original
-        finally:
-            await connection.close()
-        await publish(settings, status(cid, tid, "in_progress", "2026-12-05T02:00:00Z"), "good-2")
-        await wait_until(
-            lambda: feed.count("applied") >= 1, "the change behind it applied", timeout=20
-        )
-
 
 async def test_over_the_limit_a_stranger_cannot_probe_which_keys_a_nik_has_used(
     settings: Settings, aiohttp_client: Client

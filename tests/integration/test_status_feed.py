@@ -9,7 +9,7 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -745,21 +745,40 @@ async def test_a_constraint_the_change_breaks_is_not_taken_for_a_redelivery(
         await gateway.close()
 
 
-@contextlib.contextmanager
-def _raw_short_strings() -> Iterator[None]:
-    """Let this process send an AMQP short string as the octets given (the protocol's short
-    string is octets; RabbitMQ passes them on unchecked, and a Go or Java client can send them)."""
-
-    def short_string(value: str | bytes) -> bytes:
-        octets = value if isinstance(value, bytes) else value.encode()
-        return bytes([len(octets)]) + octets
-
-    original = pamqp.encode.METHODS["shortstr"]
-    pamqp.encode.METHODS["shortstr"] = short_string
+async def _publish_as_octets(
+    settings: Settings,
+    body: dict[str, Any],
+    encoders: dict[str, Callable[[Any], bytes]],
+    **properties: Any,
+) -> None:
+    """Publish a status message with some AMQP types encoded by ``encoders`` (pamqp's encoder
+    table, for this one message): octets that are no UTF-8 where the protocol has octets and
+    RabbitMQ passes them on unchecked, as a Go or Java client can send them."""
+    connection = await aio_pika.connect(AMQP_URL)
+    originals = {name: pamqp.encode.METHODS[name] for name in encoders}
     try:
-        yield
+        channel = await connection.channel(publisher_confirms=True)
+        underlay = await channel.get_underlay_channel()
+        pamqp.encode.METHODS.update(encoders)
+        try:
+            await underlay.basic_publish(
+                json.dumps(body).encode(),
+                exchange=settings.status_feed.exchange,
+                routing_key=f"status.{body['status']}",
+                mandatory=True,
+                properties=spec.Basic.Properties(
+                    content_type="application/json", delivery_mode=2, **properties
+                ),
+            )
+        finally:
+            pamqp.encode.METHODS.update(originals)
     finally:
-        pamqp.encode.METHODS["shortstr"] = original
+        await connection.close()
+
+
+def _short_string(value: str | bytes) -> bytes:
+    octets = value if isinstance(value, bytes) else value.encode()
+    return bytes([len(octets)]) + octets
 
 
 async def test_a_status_message_whose_message_id_is_no_utf8_does_not_stop_the_feed(
@@ -771,24 +790,12 @@ async def test_a_status_message_whose_message_id_is_no_utf8_does_not_stop_the_fe
     # it was applied. Read, its change is kept under the hash of its id's octets.
     async with running(settings, aiohttp_client) as feed:
         cid, tid = await feed.complaint(1)
-        connection = await aio_pika.connect(AMQP_URL)
-        try:
-            channel = await connection.channel(publisher_confirms=True)
-            underlay = await channel.get_underlay_channel()
-            with _raw_short_strings():
-                await underlay.basic_publish(
-                    json.dumps(status(cid, tid, "verified", "2026-12-05T01:00:00Z")).encode(),
-                    exchange=settings.status_feed.exchange,
-                    routing_key="status.verified",
-                    mandatory=True,
-                    properties=spec.Basic.Properties(
-                        message_id=b"\xff\xfe-change-1",  # type: ignore[arg-type]
-                        content_type="application/json",
-                        delivery_mode=2,
-                    ),
-                )
-        finally:
-            await connection.close()
+        await _publish_as_octets(
+            settings,
+            status(cid, tid, "verified", "2026-12-05T01:00:00Z"),
+            {"shortstr": _short_string},
+            message_id=b"\xff\xfe-change-1",
+        )
         await publish(settings, status(cid, tid, "in_progress", "2026-12-05T02:00:00Z"), "m-2")
         await wait_until(lambda: feed.count("applied") == 2, "both changes applied", timeout=20)
         async with feed.gateway.engine.connect() as conn:
@@ -796,3 +803,26 @@ async def test_a_status_message_whose_message_id_is_no_utf8_does_not_stop_the_fe
             word = (await conn.execute(select(complaints.c.status))).scalar_one()
         expected = "sha256:" + hashlib.sha256(b"\xff\xfe-change-1").hexdigest()
         assert sorted(keys) == sorted([expected, "m-2"]) and word == "in_progress"
+
+
+async def test_a_status_message_whose_header_name_is_no_utf8_does_not_stop_the_feed(
+    settings: Settings, aiohttp_client: Client
+) -> None:
+    # A header's name is an AMQP short string too, decoded by the table decoder: read as well,
+    # and the change published after it applied.
+    entry = bytes([2]) + b"\xffx" + b"t\x01"  # one field, named by the octets ff 78: true
+    raw_table = len(entry).to_bytes(4, "big") + entry
+    async with running(settings, aiohttp_client) as feed:
+        cid, tid = await feed.complaint(1)
+        await _publish_as_octets(
+            settings,
+            status(cid, tid, "verified", "2026-12-05T01:00:00Z"),
+            {"table": lambda value: raw_table},
+            message_id="bad-header-1",
+            headers={"x": True},
+        )
+        await publish(settings, status(cid, tid, "in_progress", "2026-12-05T02:00:00Z"), "m-2")
+        await wait_until(lambda: feed.count("applied") == 2, "both changes applied", timeout=20)
+        async with feed.gateway.engine.connect() as conn:
+            word = (await conn.execute(select(complaints.c.status))).scalar_one()
+        assert word == "in_progress"
