@@ -266,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:  # the keys, read as the command starts
         print(f"lapor-gateway: {exc}", file=sys.stderr)
         return 2
-    except (bootstrap.NotMigrated, migrations.UnknownRevision) as exc:
+    except (bootstrap.NotMigrated, migrations.UnknownRevision, migrations.ForeignKeysBroken) as exc:
         print(f"lapor-gateway: {exc}", file=sys.stderr)
         return 1
     except SQLAlchemyError as exc:  # the database refused or could not be reached
@@ -649,13 +649,14 @@ async def _status(settings: Settings, args: argparse.Namespace) -> int:
 def _entry_id(text: str) -> int:
     """A quarantine entry id: a whole number the database can hold (a larger one was an
     OverflowError traceback on SQLite, a "database refused it" on PostgreSQL)."""
+    shown = logs.mask_text(repr(text))  # a NIK or phone number pasted where the id goes
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a quarantine entry id: {text!r}") from None
+        raise argparse.ArgumentTypeError(f"not a quarantine entry id: {shown}") from None
     if not 1 <= value <= _MAX_ID:
         raise argparse.ArgumentTypeError(
-            f"not a quarantine entry id: {text!r} (ids run from 1, see `quarantine list`)"
+            f"not a quarantine entry id: {shown} (ids run from 1, see `quarantine list`)"
         )
     return value
 

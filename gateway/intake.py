@@ -1433,6 +1433,10 @@ class _Placer:
             # The ID its sender holds for this complaint: the complaint's, or its own told
             # before; else it is told one of its own now.
             held = decision.tracking_id if own else told_before
+            if told_before is not None and draft.privacy.confidential:
+                # Its sender holds an ID of its own and now asks confidentiality: that ID shows
+                # no more than a confidential message's, as the complaint's own would.
+                self.rows.make_confidential(told_before)
             receipt = (
                 Receipt(
                     ReceiptStatus.DUPLICATE,
@@ -1622,10 +1626,18 @@ class _RowBuffer:
         self.event_bodies: dict[str, str] = {}
         # Complaints a later message asked more privacy for: their flags, set after the inserts.
         self._privacy: dict[str, Privacy] = {}
+        # IDs of their own whose holder asked confidentiality in a later message (see flush).
+        self._confidential_ids: set[str] = set()
 
     def raise_privacy(self, complaint_id: str, privacy: Privacy) -> None:
         """Set the complaint's privacy flags to ``privacy`` (which holds what it had)."""
         self._privacy[complaint_id] = privacy
+
+    def make_confidential(self, tracking_id: str) -> None:
+        """The ID of its own ``tracking_id`` shows from now on what a confidential message's
+        would: no title, no place, and Open311 lists it by date no more (its holder asked
+        confidentiality in a later message told that ID, as a complaint's sender may)."""
+        self._confidential_ids.add(tracking_id)
 
     def add(self, table: Table, row: dict[str, Any]) -> None:
         """Queue ``row`` for ``table``."""
@@ -1645,6 +1657,18 @@ class _RowBuffer:
         for complaint_id, privacy in self._privacy.items():  # rare: two statements each
             await _raise_privacy(conn, self._keys, complaint_id, privacy)
         self._privacy.clear()
+        for tracking_id in sorted(self._confidential_ids):  # rare too
+            shown = await conn.execute(
+                select(raw_inbound.c.id, raw_inbound.c.shown).where(
+                    raw_inbound.c.tracking_id == tracking_id, raw_inbound.c.shown.is_not(None)
+                )
+            )
+            for raw_id, before in shown.all():
+                after = {**before, "confidential": True, "title": None, "location": None}
+                await conn.execute(
+                    update(raw_inbound).where(raw_inbound.c.id == raw_id).values(shown=after)
+                )
+        self._confidential_ids.clear()
 
 
 async def _raise_privacy(

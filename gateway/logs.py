@@ -178,7 +178,19 @@ def _masked_value(value: Any) -> Any:
         return {mask_text(str(k)): _masked_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [_masked_value(v) for v in value]
-    return mask_text(str(value))
+    if isinstance(value, bytes | bytearray):
+        # Not its repr: a line break there is "\n", and a number after it would follow a letter.
+        return mask_text(bytes(value).decode("utf-8", "backslashreplace"))
+    return mask_text(_text(value))
+
+
+def _text(value: object) -> str:
+    """``str(value)``, or a word for a value whose ``str()`` fails: the line is still written
+    (logging would otherwise print its own report, arguments in clear, to stderr)."""
+    try:
+        return str(value)
+    except Exception:
+        return f"<unprintable {type(value).__name__}>"
 
 
 class JsonFormatter(logging.Formatter):
@@ -187,11 +199,14 @@ class JsonFormatter(logging.Formatter):
     (:func:`_masked_value`)."""
 
     def format(self, record: logging.LogRecord) -> str:
+        try:
+            message = record.getMessage()
+        except Exception:  # arguments that do not fit the message, or whose str() fails
+            message = f"{_text(record.msg)} <unformattable arguments>"
         entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": message,
         }
         entry.update(_fields(record))
         if record.exc_info:
@@ -200,8 +215,15 @@ class JsonFormatter(logging.Formatter):
             entry["exception"] = record.exc_text
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
-        shown = {mask_text(k): v if k == "time" else _masked_value(v) for k, v in entry.items()}
-        return json.dumps(shown, ensure_ascii=False)
+        shown = {mask_text(k): _masked_value(v) for k, v in entry.items()}
+        # The line's own time, first, after the fields (an extra field named "time" is masked
+        # and kept under its own name below it).
+        moment = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+        extra_time = shown.pop("time", None)
+        line: dict[str, Any] = {"time": moment, **shown}
+        if extra_time is not None:
+            line["extra_time"] = extra_time
+        return json.dumps(line, ensure_ascii=False)
 
 
 class TextFormatter(logging.Formatter):

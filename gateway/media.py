@@ -234,6 +234,10 @@ def _strip_pdf(pdf: pikepdf.Pdf) -> None:
             _strip_pdf_jpeg(obj)
 
 
+# Bytes a /DCTDecode stream may hold before its JPEG's start marker (see _strip_pdf_jpeg).
+_DCT_SLACK = 1024
+
+
 def _is_dct_only(filters: pikepdf.Object | None) -> bool:
     """Whether a stream's /Filter is exactly /DCTDecode: alone, or the one entry of an array.
     Its raw bytes are then a JPEG file, which a photo-to-PDF app embeds as the camera wrote it,
@@ -259,16 +263,20 @@ def _strip_pdf_jpeg(stream: pikepdf.Stream) -> None:
     raw = stream.read_raw_bytes()
     if not raw:
         return  # nothing in it, nothing to leak
-    if not raw.startswith(b"\xff\xd8"):
-        # A JPEG file's first bytes; a stream that says it is one and is not cannot be followed.
+    # A JPEG file's first bytes. Some writers put a few bytes before them, which PDF readers
+    # skip (poppler, pdf.js look for the marker): so here, and they go. A stream without the
+    # marker near its start is no JPEG and cannot be followed.
+    start = raw.find(b"\xff\xd8", 0, _DCT_SLACK + 2)
+    if start < 0:
         raise Unclean("application/pdf: a /DCTDecode image that does not start as a JPEG")
+    raw = raw[start:]
     src = _Source(io.BytesIO(raw))
     try:
         parts, _ = _jpeg_parts(src)
     except (Unclean, struct.error, IndexError) as exc:
         raise Unclean(f"application/pdf: a JPEG image: {exc}") from None
     data = b"".join(p if isinstance(p, bytes) else raw[p[0] : p[0] + p[1]] for p in parts)
-    if data == raw:
+    if data == raw and start == 0:
         return
     stream.write(
         data,

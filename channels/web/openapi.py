@@ -417,7 +417,10 @@ def document() -> dict[str, Any]:
                             "so two applications that pick the same key never meet; an "
                             "anonymous retry from another address files a new complaint. "
                             "A UTF-8 byte order mark before the JSON (allowed, and skipped) "
-                            "does not make it another body.",
+                            "does not make it another body. Use a random key (a UUID): anyone "
+                            "who types the same identity can try keys, and a 422 tells them a "
+                            "key was used. Over a rate limit, only the same key with the same "
+                            "body and attachments is answered its receipt; anything else 429.",
                         },
                         accept_lang,
                     ],

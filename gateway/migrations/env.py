@@ -7,12 +7,15 @@ rebuilt in batch mode (copied, the old one dropped, the copy renamed), and with 
 message). This is SQLite's own procedure for such changes
 (https://www.sqlite.org/lang_altertable.html#otheralter): foreign keys off outside any
 transaction (the pragma is a no-op inside one), the change, then ``PRAGMA foreign_key_check``,
-which must report nothing, and foreign keys on again.
+which must report no row the run left referring to nothing (rows from before, a delete in the
+sqlite3 shell, are logged and left), and foreign keys on again. The whole run is one
+transaction: a run refused, or a migration that fails, leaves the database as it was.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from alembic import context
@@ -20,6 +23,7 @@ from sqlalchemy.engine import Connection
 
 from gateway.settings import load_settings
 from gateway.storage.database import create_engine
+from gateway.storage.migrate import ForeignKeysBroken
 from gateway.storage.schema import metadata
 
 
@@ -34,22 +38,48 @@ def _run(connection: Connection) -> None:
         )
     _pragma(connection, "PRAGMA foreign_keys=OFF")
     try:
-        _migrate(connection)
-        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
-        if broken:
-            # (table, rowid, parent, foreign key index): rows referring to rows not there.
-            shown = ", ".join(f"{r[0]} row {r[1]} -> {r[2]}" for r in broken[:10])
-            raise RuntimeError(
-                f"the migration left {len(broken)} row(s) referring to rows that are not there"
-                f" (PRAGMA foreign_key_check: {shown}); what was not yet committed is rolled back"
+        # Rows that referred to nothing before (a delete in the sqlite3 shell, where foreign
+        # keys are off by default) are not the migration's doing: only new ones refuse it.
+        before = _dangling(connection)
+        if before:
+            logging.getLogger("gateway.migrate").warning(
+                "rows referring to rows that are not there, from before this run (left as they"
+                " are): %s",
+                ", ".join(f"{n} in {t} -> {parent}" for (t, parent), n in before.items()),
             )
-        connection.commit()
+        # One transaction for the whole run (Alembic commits each migration on its own on
+        # SQLite otherwise), so a run the check refuses leaves nothing behind.
+        with connection.begin():
+            _migrate(connection)
+            after = _dangling(connection)
+            new = {k: n - before.get(k, 0) for k, n in after.items() if n > before.get(k, 0)}
+            if new:
+                shown = ", ".join(f"{n} in {t} -> {parent}" for (t, parent), n in new.items())
+                raise ForeignKeysBroken(
+                    f"the migration would leave rows referring to rows that are not there"
+                    f" (PRAGMA foreign_key_check: {shown}); nothing was changed"
+                )
     finally:
         if connection.in_transaction():
             connection.rollback()
         # The connection goes back to the pool: foreign keys on again, as the engine's connect
         # hook set them.
         _pragma(connection, "PRAGMA foreign_keys=ON")
+
+
+def _dangling(connection: Connection) -> dict[tuple[str, str], int]:
+    """How many rows of each table refer to rows of each parent that are not there (``PRAGMA
+    foreign_key_check``), read on the driver's connection (within the run's transaction)."""
+    cursor: Any = connection.connection.cursor()
+    try:
+        cursor.execute("PRAGMA foreign_key_check")
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    found: dict[tuple[str, str], int] = {}
+    for row in rows:  # (table, rowid, parent, foreign key index)
+        found[(row[0], row[2])] = found.get((row[0], row[2]), 0) + 1
+    return found
 
 
 def _pragma(connection: Connection, sql: str) -> None:

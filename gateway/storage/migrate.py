@@ -24,6 +24,11 @@ def alembic_config() -> Config:
     return cfg
 
 
+class ForeignKeysBroken(RuntimeError):
+    """On SQLite, the migrations would leave rows referring to rows that are not there (they
+    run with foreign keys off, checked after): refused, nothing changed."""
+
+
 class UnknownRevision(RuntimeError):
     """The database is at a migration this release does not know (a newer release made it):
     Alembic cannot go up or down from there."""

@@ -620,3 +620,35 @@ async def test_a_replayed_sms_from_the_complaints_own_number_is_listed_by_its_id
         gw.engine, start=T0 + timedelta(minutes=59), end=T0 + timedelta(minutes=61)
     )
     assert held in {r.tracking_id for r in around}, (held, joined, around)
+
+
+async def test_an_own_id_whose_holder_later_asks_confidentiality_is_listed_no_more(
+    gw: bootstrap.Gateway,
+) -> None:
+    """A phone that joined Siti's complaint under an ID of its own writes of the matter again,
+    now asking confidentiality: told the same ID, which from then on shows what a confidential
+    message's would (no title, no place) and leaves Open311's listing by date, as the
+    complaint itself does once a later message makes it confidential."""
+    siti = await gw.intake.accept(msg(Channel.SMS, 0, body=ROAD, nik=NIK_A, phone=SITI), PARSER)
+    first = await gw.intake.accept(
+        msg(Channel.SMS, 60, body=ROAD_SMS, title="Siliwangi", nik=NIK_A, phone=STRANGER), PARSER
+    )
+    assert first.status is ReceiptStatus.ACCEPTED
+    assert first.tracking_id not in (None, siti.tracking_id)
+    later = await gw.intake.accept(
+        msg(Channel.SMS, 180, body=ROAD_SMS + " tolong dirahasiakan", nik=NIK_A,
+            phone=STRANGER, confidential=True),
+        PARSER,
+    )
+    assert later.tracking_id == first.tracking_id, later
+    around_siti = await queries.list_public_requests(
+        gw.engine, start=T0 - timedelta(minutes=1), end=T0 + timedelta(minutes=1)
+    )
+    assert siti.tracking_id not in {r.tracking_id for r in around_siti}
+    listed = await queries.list_public_requests(
+        gw.engine, start=T0 + timedelta(minutes=59), end=T0 + timedelta(minutes=61)
+    )
+    assert first.tracking_id not in {r.tracking_id for r in listed}, listed
+    assert first.tracking_id is not None
+    one = await queries.public_request(gw.engine, first.tracking_id)
+    assert one is not None and (one.title, one.address, one.agency) == (None, None, None)

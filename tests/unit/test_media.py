@@ -420,3 +420,23 @@ def test_a_jpeg_in_a_pdf_is_handled_as_a_jpeg_file_is() -> None:
     for bad in (broken, b"Exif\x00\x00" + broken):
         with pytest.raises(media.Unclean):
             media.served(pdf_with_images((bad, pikepdf.Name.DCTDecode, None)))
+
+
+def _scanner_jpeg() -> bytes:
+    """A scanner's plain JPEG: no EXIF, nothing the JPEG plan would drop."""
+    out = io.BytesIO()
+    Image.new("RGB", (48, 32), (200, 120, 40)).save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("junk", [b"\n", b"\r\n", b"\x00\x00"], ids=["lf", "crlf", "nul"])
+def test_a_pdf_whose_jpeg_has_bytes_before_its_start_marker_is_served(junk: bytes) -> None:
+    # A few bytes before a /DCTDecode image's SOI: PDF readers skip to the first FF D8
+    # (poppler, pdf.js), so a scanner's PDF with them is served (without them), not refused.
+    jpeg = _scanner_jpeg()
+    original = pdf_with_images((junk + jpeg, pikepdf.Name.DCTDecode, None))
+    with pikepdf.open(io.BytesIO(original)) as pdf:  # a valid PDF, its image as embedded
+        assert pdf.pages[0].Resources.XObject["/Im0"].read_raw_bytes() == junk + jpeg
+    assert media.check(io.BytesIO(original), whole=True) == "application/pdf"
+    [(served_jpeg, _, _)] = served_images(original)
+    assert jpeg in served_jpeg
