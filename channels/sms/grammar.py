@@ -2,11 +2,11 @@
 
 What a citizen may type to 1708, case and punctuation tolerant::
 
-    [REGION] ... CEK|STATUS ... <no. lacak> ...  its status     -> NotAComplaint("status-query")
-    [REGION] INFO | BANTUAN | HELP [LAPOR|SMS]   how to use it  -> NotAComplaint("help")
+    [REGION] ... CEK|STATUS|DICEK ... <no. lacak> ...  its status -> NotAComplaint("status-query")
+    [REGION] INFO | BANTUAN | HELP [LAPOR|SMS|dong|min...]  how to use -> NotAComplaint("help")
                                       (HELP, the English word, answered in English)
     [REGION] [RAHASIA] [ANONIM] [NIK|KTP <16 digit>] <isi laporan>  -> ComplaintDraft
-    Terima kasih | ok makasih min | siap pak      not answered  -> NotAComplaint("thanks")
+    Terima kasih | ok trm ksh min | siap pak [<no. lacak>]  not answered -> NotAComplaint("thanks")
 
 * ``REGION`` is an optional leading keyword from a configurable table (``JABAR`` -> ``32``),
   kept as the complaint's ``location.region_code`` and removed from the body. Keywords may be
@@ -17,17 +17,20 @@ What a citizen may type to 1708, case and punctuation tolerant::
   would start with a stray ``Barat``.
 * ``NIK 3201...`` or ``KTP 3201...`` (also glued, ``NIK3201...``, after ``no``/``nomor``, and
   with up to two :data:`NIK_FILLERS` between label and digits: ``NIK saya 3201...``, ``no KTP
-  saya: 3201...``, ``NIK saya adalah 3201...``) may appear anywhere: the labelled number is
-  validated with :func:`normalizer.parse_nik`; a valid NIK becomes ``reporter.nik`` and is
-  removed from the body with its label (it is personal data and the body may be published); an
-  invalid one is left in the text, not stored as a NIK, and the reply says so when it had at
-  least 10 digits (``KTP 3 bulan belum jadi`` is about an ID card, not a NIK mistyped).
+  saya: 3201...``, ``NIK saya adalah 3201...``, ``NIK saya, 3201...``) may appear anywhere:
+  the labelled number is validated with :func:`normalizer.parse_nik`; a valid NIK becomes
+  ``reporter.nik`` and is removed from the body with its label (it is personal data and the
+  body may be published); an invalid one is left in the text, not stored as a NIK, and the
+  reply says so when it had at least 10 digits (``KTP 3 bulan belum jadi`` is about an ID
+  card, not a NIK mistyped).
   An unlabelled 16-digit number is left alone, valid or not: a family card (KK) number has the
   same structure, and linking it as the reporter's NIK would be wrong.
 * ``RAHASIA`` (confidential: never published) and ``ANONIM`` (identity hidden from the agency)
   set the privacy flags wherever they stand as words; as leading or trailing keywords they are
   removed from the body, inside a sentence they are left as written.
-* ``CEK`` / ``STATUS`` may start a status query; in a short message (at most
+* ``CEK`` / ``STATUS`` / ``DICEK`` may start a status query, after courtesies at most (``Mohon
+  cek ...``, ``Pak, tolong cek ...`` lead too); labelled NIKs (10 digits or more) are no words
+  of it (``Cek status laporan NIK saya 3201...``: how to ask); in a short message (at most
   :data:`SHORT_QUERY` words besides courtesies) it may stand anywhere (``Tolong cek
   K7QM4XRT9``). A valid tracking ID (check symbol included), alone or as the two printed
   groups (``K7QM 4XRT9``, ``K7QM-4XRT9``), anywhere in a short message or among the
@@ -57,13 +60,15 @@ What a citizen may type to 1708, case and punctuation tolerant::
 * A body of one word without a region keyword (``p``, ``tes``, ``halo``, ``Banjir``, an
   unknown command such as ``REG`` or ``STOP``), of nothing but greetings and courtesies
   (``Halo min``, ``Selamat pagi pak``), or a service command with the service's name (``REG
-  LAPOR``, ``UNREG LAPOR``, ``STOP SMS``; ``INFO LAPOR`` is help) is no report either:
+  LAPOR``, ``UNREG LAPOR``, ``STOP SMS``; ``INFO LAPOR`` and ``Info dong min`` are help) is no
+  report either:
   ``NotAComplaint("too-short")``, recorded and answered with how to report, not filed for an
   agency. ``JABAR banjir`` says what and where: a complaint; ``Stop pungli`` too.
 * A body of nothing but thanks, acknowledgements and courtesies, at least one of them thanks
   or an acknowledgement (:data:`THANKS_WORDS`: ``Terima kasih``, ``Ok makasih min``, ``siap
-  pak``, ``OK``), answers a reply: ``NotAComplaint("thanks")``, recorded and not answered (an
-  answer would be thanked for again).
+  pak``, ``OK``, ``trm ksh``), maybe quoting a valid tracking ID (``Siap pak, terima kasih.
+  K7QM-4XRT9``, ``no``/``lacak`` around it), answers a reply: ``NotAComplaint("thanks")``,
+  recorded and not answered (an answer would be thanked for again).
 * A long message joined from its parts (``min_words`` 1) is filed whatever of it arrived: one
   word, a lone ``Terima kasih.`` part, a command word.
 """
@@ -88,7 +93,8 @@ from gateway.errors import ParseError
 from normalizer import ValidNik, normalize_phone, parse_nik
 from normalizer.nik import place_names
 
-STATUS_WORDS = frozenset({"CEK", "CEKSTATUS", "STATUS"})
+# DICEK, DICEKIN: the passive forms of a polite request ("Mohon dicek K7QM-4XRT9").
+STATUS_WORDS = frozenset({"CEK", "CEKSTATUS", "STATUS", "DICEK", "DICEKIN"})
 HELP_WORDS = frozenset({"INFO", "BANTUAN", "HELP"})
 ENGLISH_HELP_WORDS = frozenset({"HELP"})  # the English option: how to report, in English
 CONFIDENTIAL_WORD = "RAHASIA"
@@ -128,6 +134,9 @@ THANKS_WORDS = frozenset(
         "MKSH", "MKS", "TKS", "THX", "THANKS", "THANK", "TQ", "TRIMS", "OK", "OKE",
         "OKAY", "OKEY", "OCE", "SIP", "SIAP", "BAIK", "BAIKLAH", "NOTED", "IYA", "YA", "YAA",
         "SAMA", "NUWUN", "SUWUN", "MATUR", "HATUR", "NUHUN",
+        # SMS spellings: "trm ksh", "trmksh", "makasi bnyk" (BNYK: see POLITE_WORDS)
+        "TRM", "TRMA", "KSH", "KSIH", "TRMKSH", "TRMKASIH", "TRIMAKASI", "TERIMAKASI",
+        "MKASIH", "MKSIH", "MAKACIH", "TENGKYU", "THANKYOU", "TQVM", "THNX",
     }
 )  # fmt: skip
 # Courtesies around a request: forms of address, greetings, "please". Among the words of a
@@ -138,6 +147,7 @@ POLITE_WORDS = frozenset(
         "DONG", "YA", "YAH", "KAK", "KA", "MIN", "ADMIN", "PAK", "BU", "BAPAK", "IBU", "MAS",
         "MBAK", "BANG", "TOLONG", "MOHON", "PLEASE", "PLS", "HALO", "HALLO", "HAI", "HI",
         "SELAMAT", "PAGI", "SIANG", "SORE", "MALAM", "SALAM", "ASSALAMUALAIKUM", "YOU", "BANYAK",
+        "TLG", "MHN", "BNYK", "BYK",  # SMS spellings of TOLONG, MOHON, BANYAK
     }
 )  # fmt: skip
 COURTESY_WORDS = THANKS_WORDS | POLITE_WORDS
@@ -149,6 +159,8 @@ QUERY_WORDS = (
     | COURTESY_WORDS
     | {"NO", "NOMOR", "NOMER", "LACAK", "NOLACAK", "LAPORAN", "SAYA", "INFO", "SUDAH", "SDH"}
     | {"SAMPAI", "MANA", "BAGAIMANA", "GIMANA"}
+    # SMS spellings: "cek laporan sy gmn ya min"
+    | {"SY", "GMN", "GMNA", "GMANA", "BGMN", "BGMNA", "LAPORANNYA", "NMR", "UDAH", "UDH"}
 )
 # Words that continue a place name after a region keyword (Papua Barat, Jakarta Utara, Aceh
 # Besar, Maluku Barat Daya, Sulawesi Tenggara, Jakarta Raya, Papua Pegunungan). KOTA and
@@ -169,6 +181,8 @@ _TRAILING = re.compile(r"(?:^|[\W_]+?)([^\W_]+)[\W_]*$")
 # saya: 3201...", "NIK saya adalah 3201..."): at most two of them.
 NIK_FILLERS = frozenset({"SAYA", "SY", "AKU", "KU", "NO", "NOMOR", "NOMER", "NMR", "ADALAH"})
 _NIK_NUMBER = ("NO", "NOMOR", "NOMER", "NMR")  # may stand before the label: "no KTP 3201..."
+# Words around a tracking ID quoted in a thank-you ("Terima kasih, no lacak K7QM-4XRT9").
+_ID_LABELS = frozenset({"NO", "LACAK", "NOLACAK"})
 _NOT_GLUED = r"(?![^\W\d_])"  # the word ends here: "Nikah", "KTPnya", "sayang" are not words
 # "NIK" or "KTP" as a word (or glued to the digits: "NIK3201..."), maybe after "no"/"nomor",
 # up to two filler words, an optional separator, then digit groups joined by one space, dot or
@@ -177,7 +191,7 @@ _NIK = re.compile(
     rf"(?<![^\W_])(?:(?:{'|'.join(_NIK_NUMBER)}){_NOT_GLUED}[\s:.#-]*)?"
     rf"(?:{'|'.join(sorted(NIK_LABELS))}){_NOT_GLUED}"
     rf"(?:[\s:.=#-]+(?:{'|'.join(sorted(NIK_FILLERS))}){_NOT_GLUED}){{0,2}}"
-    rf"[\s:.=#-]*(\d+(?:[ .\-]\d+)*)",
+    rf"[\s:.,=#-]*(\d+(?:[ .\-]\d+)*)",
     re.IGNORECASE,
 )
 _GROUP = re.compile(r"\d+")
@@ -262,9 +276,11 @@ def interpret(
     table = {" ".join(keyword_words(k)): v for k, v in regions.items()}
     region_code, rest = _region(text, table)
     words = [w.upper() for w in _WORD.findall(rest)]
-    if words and words[0] in HELP_WORDS and (len(words) == 1 or _service_command(words)):
-        return Interpretation(Intent.HELP, english=words[0] in ENGLISH_HELP_WORDS)
-    query = _status_query(words)
+    help_word = _help_request(words)
+    if help_word is not None:
+        return Interpretation(Intent.HELP, english=help_word in ENGLISH_HELP_WORDS)
+    # A labelled NIK is no word of a query ("Cek status laporan NIK saya 3201...": how to ask).
+    query = _status_query([w.upper() for w in _WORD.findall(_without_niks(rest))])
     if query is not None and query.certain:
         return query.interpretation()
     try:
@@ -320,10 +336,25 @@ def _place_name(key: str) -> bool:
     return bool(start) and any(name[: len(start)] == start for name in place_names())
 
 
-def _status_query(words: list[str]) -> _Query | None:
-    """The status query in a message's words (upper case, region keyword taken out), or None.
+def _help_request(words: list[str]) -> str | None:
+    """The help word of a request for help: ``INFO`` alone, with the service's name (``INFO
+    LAPOR``) or with courtesies only (``Info dong min``, ``Mohon bantuan pak``); else None."""
+    helps = [w for w in words if w in HELP_WORDS]
+    if len(helps) != 1:
+        return None
+    if words[0] in HELP_WORDS and _service_command(words):
+        return words[0]
+    if all(w in HELP_WORDS or w in POLITE_WORDS for w in words):
+        return helps[0]
+    return None
 
-    There is one when CEK/STATUS leads, or stands anywhere in a short message (SHORT_QUERY).
+
+def _status_query(words: list[str]) -> _Query | None:
+    """The status query in a message's words (upper case, region keyword and labelled NIKs
+    taken out), or None.
+
+    There is one when CEK/STATUS leads (after courtesies at most: "Mohon cek ..."), or stands
+    anywhere in a short message (SHORT_QUERY).
     A valid ID found makes it certain when every other word is a query word or a courtesy, or
     when it leads, and the ID (one word, with a digit, as IDs nearly always have) stands among
     the next STATUS_WINDOW words. An ID among more than EVIDENCE_WORDS other words, without a
@@ -334,18 +365,20 @@ def _status_query(words: list[str]) -> _Query | None:
     it is a query only when nothing but query words and one ID-shaped word are there."""
     if not any(w in STATUS_WORDS for w in words):
         return None
-    leading = words[0] in STATUS_WORDS
+    # CEK/STATUS leads when only courtesies stand before it ("Pak, tolong cek laporan ...").
+    first = next((i for i, w in enumerate(words) if w not in POLITE_WORDS), len(words))
+    leading = first < len(words) and words[first] in STATUS_WORDS
     short = sum(w not in COURTESY_WORDS for w in words) <= SHORT_QUERY
     if not (leading or short):
         return None
-    found = _find_id(words, len(words) if short else 1 + STATUS_WINDOW)
+    found = _find_id(words, len(words) if short else first + 1 + STATUS_WINDOW)
     if found is not None:
         start, size, tid = found
         others = [
             w for j, w in enumerate(words) if not start <= j < start + size and w not in QUERY_WORDS
         ]
         strong = size == 1 and any(c.isdigit() for c in tid)
-        certain = not others or (leading and strong and start <= STATUS_WINDOW)
+        certain = not others or (leading and strong and start <= first + STATUS_WINDOW)
         if not certain and not leading and len(others) > EVIDENCE_WORDS:
             # A report naming its ID and saying more than a few words, CEK not leading, asking
             # at most to check it ("Laporan K7QM4XRT9 lubang makin besar, kemarin 2 motor jatuh,
@@ -381,6 +414,16 @@ def _find_id(words: list[str], end: int) -> tuple[int, int, str] | None:
                 if tid is not None:
                     found.append((i, 2, tid))
     return found[0] if found else None
+
+
+def _thanks(words: list[str]) -> bool:
+    """Whether ``words`` are a thank-you: thanks or acknowledgements and courtesies, maybe
+    quoting a valid tracking ID (the one just received) with ``no``/``lacak``."""
+    found = _find_id(words, len(words))
+    if found is not None:
+        start, size, _ = found
+        words = [w for w in words[:start] + words[start + size :] if w not in _ID_LABELS]
+    return all(w in COURTESY_WORDS for w in words) and any(w in THANKS_WORDS for w in words)
 
 
 def _service_command(words: list[str]) -> bool:
@@ -459,10 +502,11 @@ def _complaint(
         raise ParseError("isi laporan kosong / no complaint text", stage="empty")
     said = [w.upper() for w in _WORD.findall(body)]
     if min_words > 1:  # a whole message (a long one joined from its parts is filed)
-        if all(w in COURTESY_WORDS for w in said):
-            # "Terima kasih", "Ok makasih min": nothing to answer; "Halo min": how to report.
-            if any(w in THANKS_WORDS for w in said):
-                return Interpretation(Intent.THANKS)
+        if _thanks(said):
+            # "Terima kasih", "Ok makasih min", "Siap pak, terima kasih. K7QM-4XRT9" (the
+            # receipt's ID quoted): nothing to answer.
+            return Interpretation(Intent.THANKS)
+        if all(w in COURTESY_WORDS for w in said):  # "Halo min": how to report
             return Interpretation(Intent.TOO_SHORT)
         if _service_command(said):
             return Interpretation(Intent.TOO_SHORT)
@@ -480,17 +524,36 @@ def _complaint(
     )
 
 
+def _without_niks(text: str) -> str:
+    """``text`` without its labelled NIKs, valid or not (10 digits or more, see
+    :data:`_NIK_ATTEMPT`): what a status query is read in."""
+    while True:
+        for match in _NIK.finditer(text):
+            digits, end = _nik_digits(text, match)
+            if len(digits) >= _NIK_ATTEMPT:
+                text = _cut(text, match.start(), end)
+                break
+        else:
+            return text
+
+
+def _nik_digits(text: str, match: re.Match[str]) -> tuple[str, int]:
+    """The digits of a labelled number (16 at most) and where they end in ``text``."""
+    digits = ""
+    end = match.start(1)
+    for group in _GROUP.finditer(text, match.start(1), match.end(1)):
+        digits += group.group()
+        end = group.end()
+        if len(digits) >= _NIK_LENGTH:
+            break
+    return digits, end
+
+
 def _take_nik(text: str) -> tuple[str, str | None, bool]:
     """The text without its first valid labelled NIK, the NIK, and whether one was refused."""
     rejected = False
     for match in _NIK.finditer(text):
-        digits = ""
-        end = match.start(1)
-        for group in _GROUP.finditer(text, match.start(1), match.end(1)):
-            digits += group.group()
-            end = group.end()
-            if len(digits) >= _NIK_LENGTH:
-                break
+        digits, end = _nik_digits(text, match)
         result = parse_nik(digits) if len(digits) == _NIK_LENGTH else None
         if isinstance(result, ValidNik):
             return _cut(text, match.start(), end), result.nik, False

@@ -700,3 +700,119 @@ def test_the_default_region_codes_are_provinces_of_the_official_list() -> None:
         names = {row[0]: row[1] for row in csv.reader(f) if row}
     for keyword in ("PAPUA SELATAN", "PAPUA TENGAH", "PAPUA PEGUNUNGAN", "PAPUA BARAT DAYA"):
         assert names[DEFAULT_REGIONS[keyword]].upper() == keyword
+
+
+# ---- review: courtesies before CEK, SMS spellings, DICEK, a NIK in a query, thanks, help ------
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "Mohon cek laporan {tid} sudah 2 minggu belum ada tindak lanjut dari dinas",
+        "Pak, tolong cek laporan saya {tid}, sudah 2 minggu belum ada kabar",
+        "Selamat pagi bu, mohon dicek {tid} kok belum ada tindak lanjut dari dinas terkait ya",
+    ],
+)
+def test_cek_after_courtesies_leads_a_long_message(template: str) -> None:
+    # One word with a digit among the words after CEK: a query ("not found" when unknown).
+    result = read(template.format(tid=TID))
+    assert result.intent is Intent.STATUS and result.tracking_id == TID
+
+
+def test_a_split_id_after_a_polite_cek_is_a_query_only_if_it_exists() -> None:
+    text = f"Pak, tolong cek laporan saya {tracking.display(TID)}, sudah 2 minggu belum ada kabar"
+    result = read(text)
+    assert result.intent is Intent.COMPLAINT and result.maybe_status == TID
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Gmn status laporan saya?",
+        "Cek laporan sy dong kak",
+        "cek status laporan sy gmn ya min",
+        "Tlg cek laporannya dong",
+        "Mohon dicek",
+        "Tolong dicekin laporan saya ya min",
+        f"Cek status laporan NIK saya {NIK}",
+        f"cek laporan saya, nik {NIK}",
+        "Cek status NIK 9901014101900001",  # an invalid NIK is no word of the query either
+    ],
+)
+def test_sms_spellings_dicek_and_a_labelled_nik_leave_a_query_without_id(text: str) -> None:
+    result = read(text)
+    assert result.intent is Intent.STATUS and result.tracking_id is None and result.typed == ""
+
+
+@pytest.mark.parametrize(
+    "template", ["Mohon dicek {dashed}", "Tolong dicek laporan saya {tid} ya min", "dicekin {tid}"]
+)
+def test_dicek_is_a_status_word(template: str) -> None:
+    result = read(template.format(tid=TID, dashed=tracking.display(TID)))
+    assert result.intent is Intent.STATUS and result.tracking_id == TID
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Info banjir di Cileunyi",
+        "Tolong cek jalan rusak di depan pasar sudah 2 bulan",
+        "Mohon dicek lampu jalan mati di gang mawar",
+        "Mohon maaf pak, cek jalan rusak di depan pasar sudah 2 bulan tidak diperbaiki juga",
+        "Pak tolong dicek jalan rusak di gang mawar sudah 3 bulan tidak diperbaiki oleh dinas",
+        "Sudah dicek petugas tapi belum diperbaiki",
+        "Gmn ini jalan rusak",
+        "Bantuan sosial belum cair",
+        "Mohon bantuan pak, jalan rusak",
+        "Terima kasih pak, jalan rusak lagi",
+        f"Laporan {TID} lubang makin besar, kemarin 2 motor jatuh, mohon cek",
+    ],
+)
+def test_reports_with_query_help_or_thanks_words_stay_complaints(text: str) -> None:
+    result = read(text)
+    assert result.intent is Intent.COMPLAINT and result.maybe_status is None
+    assert result.draft is not None and result.draft.body == text
+
+
+@pytest.mark.parametrize(
+    ("text", "english"),
+    [("Info dong min", False), ("Info dong", False), ("Bantuan pak", False),
+     ("Mohon bantuan", False), ("Help pls", True)],
+)  # fmt: skip
+def test_a_help_word_with_courtesies_is_help(text: str, english: bool) -> None:
+    result = read(text)
+    assert result.intent is Intent.HELP and result.english is english
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Ok trm ksh min",
+        "Makasih bnyk pak",
+        "trmksh",
+        f"Siap pak, terima kasih. {tracking.display(TID)}",
+        f"Terima kasih, no lacak {TID}",
+        f"{TID} ok",
+    ],
+)
+def test_thanks_in_sms_spelling_or_quoting_the_id_is_thanks(text: str) -> None:
+    assert read(text).intent is Intent.THANKS
+
+
+@pytest.mark.parametrize("text", [f"Halo min {TID}", f"Terima kasih {TID} jalan rusak"])
+def test_an_id_without_thanks_or_with_a_report_is_no_thank_you(text: str) -> None:
+    assert read(text).intent is not Intent.THANKS
+
+
+@pytest.mark.parametrize(
+    ("text", "body"),
+    [
+        (f"Jalan rusak depan SDN 3. NIK saya, {VALID_NIK}", "Jalan rusak depan SDN 3."),
+        (f"Lampu jalan mati, NIK, {VALID_NIK}", "Lampu jalan mati"),
+        (f"NIK, {VALID_NIK}, jalan rusak", "jalan rusak"),
+    ],
+)
+def test_a_comma_between_the_nik_label_and_its_digits(text: str, body: str) -> None:
+    draft = draft_of(text)
+    assert (draft.reporter.nik, draft.body) == (VALID_NIK, body)
+    assert not read("KTP, 3 bulan belum jadi").nik_rejected

@@ -579,6 +579,16 @@ RECEIPT = "LAPOR! Laporan diterima. No. lacak: "
         ("INFO LAPOR", "help", HELP),
         ("Cek jalan rusak di depan pasar Sumber sudah 2 bulan", "receipt", RECEIPT),
         (f"Jalan rusak, no KTP saya {VALID_NIK}", "receipt", RECEIPT),
+        # SMS spellings, courtesies before CEK or after INFO, a NIK named in a query.
+        ("Gmn status laporan saya?", "status-unknown", HOW_TO_ASK),
+        (f"Cek status laporan NIK saya {VALID_NIK}", "status-unknown", HOW_TO_ASK),
+        (f"Mohon cek laporan {UNKNOWN_TID} sudah 2 minggu belum ada tindak lanjut dari dinas",
+         "status-unknown", unknown(UNKNOWN_SHOWN)),  # fmt: skip
+        ("Info dong min", "help", HELP),
+        ("Info banjir di Cileunyi", "receipt", RECEIPT),
+        ("Tolong cek jalan rusak di depan pasar sudah 2 bulan", "receipt", RECEIPT),
+        ("Mohon dicek lampu jalan mati di gang mawar", "receipt", RECEIPT),
+        (f"Lampu jalan mati, NIK saya, {VALID_NIK}", "receipt", RECEIPT),
     ],
 )
 async def test_every_kind_of_message_is_answered_in_one_gsm7_segment(
@@ -654,6 +664,8 @@ async def test_a_split_id_before_a_sentence_is_a_query_only_when_it_exists(
         "Tolong cek {tid}",
         "Cek status laporan saya no lacak {dashed} terima kasih",
         "Laporan {tid} belum ditanggapi, tolong cek",
+        "Tlg cek laporannya sy {dashed} gmn ya min",
+        "Mohon dicekin {dashed}, sudah 2 minggu belum ada kabar dari dinas terkait sama sekali",
     ],
 )
 async def test_a_polite_status_query_gets_the_status_and_files_nothing(
@@ -666,12 +678,15 @@ async def test_a_polite_status_query_gets_the_status_and_files_nothing(
     assert await gw.intake.count_complaints() == 1
 
 
-@pytest.mark.parametrize("thanks", ["Terima kasih", "ok makasih min", "Siap pak"])
+@pytest.mark.parametrize(
+    "thanks", ["Terima kasih", "ok makasih min", "Siap pak", "Ok trm ksh min", "{dashed} makasih"]
+)
 async def test_thanks_after_a_receipt_is_recorded_and_not_answered(
     client: TestClient[Any, Any], gw: bootstrap.Gateway, thanks: str
 ) -> None:
     first = await (await client.get(f"/sms/kannel?{query('Lampu mati', 't-1')}")).text()
     assert first.startswith(RECEIPT)
+    thanks = thanks.format(dashed=tracking.display(tracking_of(first)))  # the ID quoted
     resp = await client.get(f"/sms/kannel?{query(thanks, 't-2')}")
     assert resp.status == 200 and await resp.text() == ""
     assert await gw.intake.count_complaints() == 1
