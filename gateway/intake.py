@@ -1361,7 +1361,11 @@ class _Placer:
                 # own, from the same phone, address or account: that ID again (it shows
                 # nothing of the complaint from before it). From a typed identity, another
                 # sender's ID (and the place their message showed) is no more told than the
-                # complaint's: an ID of its own (below).
+                # complaint's: an ID of its own (below). Sent again asking confidentiality
+                # (the complaint asked it already, so this is still a retry), that ID shows
+                # from now on what a confidential message's would.
+                if work.complaint.draft.privacy.confidential:
+                    self.rows.make_confidential(told)
                 receipt = Receipt(
                     ReceiptStatus.ACCEPTED,
                     told,

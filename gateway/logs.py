@@ -199,14 +199,10 @@ class JsonFormatter(logging.Formatter):
     (:func:`_masked_value`)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        try:
-            message = record.getMessage()
-        except Exception:  # arguments that do not fit the message, or whose str() fails
-            message = f"{_text(record.msg)} <unformattable arguments>"
         entry: dict[str, Any] = {
             "level": record.levelname,
             "logger": record.name,
-            "message": message,
+            "message": _message(record),
         }
         entry.update(_fields(record))
         if record.exc_info:
@@ -216,13 +212,17 @@ class JsonFormatter(logging.Formatter):
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
         shown = {mask_text(k): _masked_value(v) for k, v in entry.items()}
-        # The line's own time, first, after the fields (an extra field named "time" is masked
-        # and kept under its own name below it).
+        # The line's own time, first, after the fields: an extra field named "time" is masked
+        # and kept under a name of its own below it ("extra_time", or "extra_extra_time"...
+        # when a field holds that name too).
         moment = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
-        extra_time = shown.pop("time", None)
-        line: dict[str, Any] = {"time": moment, **shown}
-        if extra_time is not None:
-            line["extra_time"] = extra_time
+        line: dict[str, Any] = {"time": moment}
+        for key, value in shown.items():
+            if key == "time":
+                key = "extra_time"
+                while key in shown:
+                    key = "extra_" + key
+            line[key] = value
         return json.dumps(line, ensure_ascii=False)
 
 
@@ -233,11 +233,30 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
+        record.message = _message(record)
+        if self.usesTime():
+            record.asctime = self.formatTime(record, self.datefmt)
+        line = self.formatMessage(record)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line += "\n" + record.exc_text
+        if record.stack_info:
+            line += "\n" + self.formatStack(record.stack_info)
         extra = _fields(record)
         if extra:
-            line += " " + " ".join(f"{k}={v}" for k, v in extra.items())
+            line += " " + " ".join(f"{k}={_text(v)}" for k, v in extra.items())
         return mask_text(line)
+
+
+def _message(record: logging.LogRecord) -> str:
+    """The record's message, or its format and a word for arguments that do not fit it (or
+    whose ``str()`` fails): the line is still written, masked (logging would otherwise print
+    its own report, the arguments in clear, to stderr)."""
+    try:
+        return record.getMessage()
+    except Exception:
+        return f"{_text(record.msg)} <unformattable arguments>"
 
 
 # Library lines our own code reports better, by (logger, message format): the level they are

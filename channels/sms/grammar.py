@@ -161,7 +161,20 @@ QUERY_WORDS = (
     | {"SAMPAI", "MANA", "BAGAIMANA", "GIMANA"}
     # SMS spellings: "cek laporan sy gmn ya min"
     | {"SY", "GMN", "GMNA", "GMANA", "BGMN", "BGMNA", "LAPORANNYA", "NMR", "UDAH", "UDH"}
+    # Asking whether, and since when: "sudah 2 minggu belum ada kabar", "kok lama", "kapan
+    # diproses"
+    | {"BELUM", "BLM", "ADA", "KABAR", "KOK", "LAMA", "KAPAN", "DIPROSES", "DITANGGAPI"}
+    | {"TANGGAPAN", "TINDAK", "LANJUT", "HARI", "MINGGU", "BULAN"}
 )
+# Words that bring news about a complaint rather than ask after it ("K7QM4XRT9 ditutup
+# sepihak, mohon dicek", "status selesai tp air masih mati"): a message naming its ID with one
+# of them is filed as evidence, not answered with the status.
+NEWS_WORDS = frozenset(
+    {
+        "DITUTUP", "SEPIHAK", "PADAHAL", "MASIH", "MALAH", "TAPI", "TP", "NAMUN", "TETAPI",
+        "JUSTRU", "SEKARANG", "SKRG", "KEMARIN", "TADI",
+    }
+)  # fmt: skip
 # Words that continue a place name after a region keyword (Papua Barat, Jakarta Utara, Aceh
 # Besar, Maluku Barat Daya, Sulawesi Tenggara, Jakarta Raya, Papua Pegunungan). KOTA and
 # KABUPATEN are not here: they come before a name ("JABAR Kota Bogor ..."), not after it.
@@ -364,7 +377,7 @@ def _status_query(words: list[str]) -> _Query | None:
     passes the check symbol). Without a valid ID
     it is a query only when nothing but query words and one ID-shaped word are there."""
     if not any(w in STATUS_WORDS for w in words):
-        return None
+        return _bare_query(words)
     # CEK/STATUS leads when only courtesies stand before it ("Pak, tolong cek laporan ...").
     first = next((i for i, w in enumerate(words) if w not in POLITE_WORDS), len(words))
     leading = first < len(words) and words[first] in STATUS_WORDS
@@ -378,21 +391,38 @@ def _status_query(words: list[str]) -> _Query | None:
             w for j, w in enumerate(words) if not start <= j < start + size and w not in QUERY_WORDS
         ]
         strong = size == 1 and any(c.isdigit() for c in tid)
-        certain = not others or (leading and strong and start <= first + STATUS_WINDOW)
-        if not certain and not leading and len(others) > EVIDENCE_WORDS:
-            # A report naming its ID and saying more than a few words, CEK not leading, asking
-            # at most to check it ("Laporan K7QM4XRT9 lubang makin besar, kemarin 2 motor jatuh,
-            # mohon cek"): new evidence, filed (dedup joins it when it is the same matter), not
-            # a question, whatever the ID looks like (one in 16 has no digit). A few words
-            # ("Laporan K7QM4XRT9 belum ditanggapi, tolong cek") ask for the status if that ID
-            # exists (the look-up below).
+        if others and (len(others) > EVIDENCE_WORDS or any(w in NEWS_WORDS for w in others)):
+            # A report naming its ID and saying more than a few words besides asking, or news
+            # ("Tolong cek K7QM4XRT9, lubangnya makin besar, kemarin 2 motor jatuh", "Laporan
+            # K7QM4XRT9 ditutup sepihak, mohon dicek"): new evidence, filed (dedup joins it
+            # when it is the same matter), not a question, whatever the ID looks like (one in
+            # 16 has no digit, and a customer number may pass the check symbol). A few words
+            # ("Laporan K7QM4XRT9 belum ditanggapi, tolong cek") ask for the status: certain
+            # when CEK leads and the ID is one word with a digit, else if that ID exists (the
+            # look-up below).
             return None
+        certain = not others or (leading and strong and start <= first + STATUS_WINDOW)
         return _Query(tid, tid, certain)
     typed = _query_rest(words)
     if typed is None:
         return None
     symbols = "".join(typed)
     return _Query(tracking.normalize(symbols), symbols, certain=True)
+
+
+def _bare_query(words: list[str]) -> _Query | None:
+    """A status query without CEK/STATUS: a valid ID and nothing but query words and
+    courtesies around it ("Laporan K7QM4XRT9 sampai mana?", "No lacak K7QM-4XRT9", a lone
+    "K7QM4XRT9"); a thank-you quoting the ID is thanks (see :func:`_thanks`)."""
+    if _thanks(words):
+        return None
+    found = _find_id(words, len(words))
+    if found is None:
+        return None
+    start, size, tid = found
+    if any(w not in QUERY_WORDS for j, w in enumerate(words) if not start <= j < start + size):
+        return None
+    return _Query(tid, tid, certain=True)
 
 
 def _find_id(words: list[str], end: int) -> tuple[int, int, str] | None:

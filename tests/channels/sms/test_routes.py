@@ -631,7 +631,7 @@ async def test_cek_of_someone_elses_id_shows_status_and_date_only(
     assert await gw.intake.count_complaints() == 1
 
 
-# ---- review of the grammar: a query only the database can tell from a complaint --------------
+# ---- a query only the database can tell from a complaint --------------------------------------
 
 
 async def test_a_split_id_before_a_sentence_is_a_query_only_when_it_exists(
@@ -640,7 +640,7 @@ async def test_a_split_id_before_a_sentence_is_a_query_only_when_it_exists(
     filed = await (await client.get(f"/sms/kannel?{query('Jalan rusak parah', 'm-1')}")).text()
     tid = tracking_of(filed)
     # The printed groups then a sentence: the ID exists, so the citizen asks for its status.
-    asked = query(f"CEK {tracking.display(tid)} kok belum diproses", "m-2")
+    asked = query(f"CEK {tracking.display(tid)} kok belum diproses juga", "m-2")
     status = await (await client.get(f"/sms/kannel?{asked}")).text()
     assert STATUS_REPLY.fullmatch(status) and tracking.display(tid) in status, status
     assert await gw.intake.count_complaints() == 1
@@ -648,7 +648,7 @@ async def test_a_split_id_before_a_sentence_is_a_query_only_when_it_exists(
     for n, text in enumerate(
         (
             "Cek PDAM Taman Sari, air mati sudah 3 hari tidak ada kabar",
-            f"CEK {UNKNOWN_SHOWN} kok belum diproses",
+            f"CEK {UNKNOWN_SHOWN} kok belum diproses juga",
         )
     ):
         reply = await (await client.get(f"/sms/kannel?{query(text, f'm-{n + 3}')}")).text()
@@ -665,7 +665,7 @@ async def test_a_split_id_before_a_sentence_is_a_query_only_when_it_exists(
         "Cek status laporan saya no lacak {dashed} terima kasih",
         "Laporan {tid} belum ditanggapi, tolong cek",
         "Tlg cek laporannya sy {dashed} gmn ya min",
-        "Mohon dicekin {dashed}, sudah 2 minggu belum ada kabar dari dinas terkait sama sekali",
+        "Mohon dicekin {dashed}, sudah 2 minggu belum ada kabar sama sekali",
     ],
 )
 async def test_a_polite_status_query_gets_the_status_and_files_nothing(
