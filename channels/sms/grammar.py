@@ -38,10 +38,10 @@ What a citizen may type to 1708, case and punctuation tolerant::
   other words are all :data:`QUERY_WORDS` (query words and courtesies: ``Cek status laporan
   saya no lacak K7QM4XRT9 terima kasih``, ``Tolong cek K7QM-4XRT9 ya kak``), or when ``CEK``
   leads and the ID is one word with a digit among the next words (``CEK K7QM4XRT9 kok lama``).
-  An ID among more than :data:`EVIDENCE_WORDS` other words, without a leading ``CEK``, is a
-  report naming its complaint (``Laporan K7QM4XRT9 lubang makin besar,
-  kemarin 2 motor jatuh, mohon cek``: new evidence, filed). Otherwise the ID may be ordinary
-  words (``Cek PDAM Taman Sari, air mati ...``: ``PDAM`` +
+  An ID among more than :data:`EVIDENCE_WORDS` other words, or with a word of
+  :data:`NEWS_WORDS`, whether ``CEK`` leads or not, is a report naming its complaint
+  (``Laporan K7QM4XRT9 lubang makin besar, kemarin 2 motor jatuh, mohon cek``: new evidence,
+  filed). Otherwise the ID may be ordinary words (``Tolong cek PDAM Taman Sari``: ``PDAM`` +
   ``TAMAN`` passes the check symbol, as 1 word pair in 30 does, and so do words such as
   ``KEJAKSAAN``): the message is a complaint carrying the ID in
   :attr:`Interpretation.maybe_status`, and the service files it unless that ID exists, in which
@@ -370,11 +370,11 @@ def _status_query(words: list[str]) -> _Query | None:
     anywhere in a short message (SHORT_QUERY).
     A valid ID found makes it certain when every other word is a query word or a courtesy, or
     when it leads, and the ID (one word, with a digit, as IDs nearly always have) stands among
-    the next STATUS_WINDOW words. An ID among more than EVIDENCE_WORDS other words, without a
-    leading CEK, is a report naming its complaint: None, a complaint. Otherwise the ID may be
-    ordinary words, or the few words a question: the
-    message is a complaint unless the ID exists ("Cek PDAM Taman Sari, air mati": PDAM+TAMAN
-    passes the check symbol). Without a valid ID
+    the next STATUS_WINDOW words. An ID among more than EVIDENCE_WORDS other words, or with a
+    word of NEWS_WORDS, is a report naming its complaint: None, a complaint, whatever leads.
+    Otherwise the ID may be ordinary words, or the few words a question: the message is a
+    complaint unless the ID exists ("Tolong cek PDAM Taman Sari air mati": PDAM+TAMAN passes
+    the check symbol). Without CEK/STATUS, see :func:`_bare_query`. Without a valid ID
     it is a query only when nothing but query words and one ID-shaped word are there."""
     if not any(w in STATUS_WORDS for w in words):
         return _bare_query(words)
