@@ -446,6 +446,20 @@ class Settings(_Section):
         return self
 
     @model_validator(mode="after")
+    def _replies_sent_within_their_lease(self) -> Settings:
+        # A reply is leased from its claim: one still being sent, or recorded, when its lease
+        # ends is claimed and sent again by another sender (channels/sms/README.md, "Once").
+        sms = self.sms
+        if sms.send_timeout * 2 > sms.sender_claim_timeout:
+            raise ValueError(
+                f"sms.send_timeout ({sms.send_timeout:g} s) is more than half of"
+                f" sms.sender_claim_timeout ({sms.sender_claim_timeout:g} s): a reply still"
+                " being sent when its lease ends would be sent again by another sender; lower"
+                " sms.send_timeout or raise sms.sender_claim_timeout"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _grace_covers_kept_forms(self) -> Settings:
         # A refused form keeps its attachments for the citizen's next try, for as long as its
         # CSRF token lives: a shorter grace lets the file gc delete them before that try (and

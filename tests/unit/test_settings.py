@@ -592,3 +592,13 @@ def test_an_sms_default_region_libphonenumber_does_not_know_names_the_key(region
 def test_an_sms_default_region_is_taken_in_upper_case(region: str, taken: str) -> None:
     s = load_settings(CONFIG, environ={"LAPOR_SMS__DEFAULT_REGION": region})
     assert s.sms.default_region == taken
+
+
+def test_a_send_timeout_over_half_the_reply_lease_is_refused_at_start() -> None:
+    # Taken, a slow bridge's reply could still be in flight when its lease ended, and another
+    # sender would send it again: the citizen texted twice (the runbook's warning).
+    env = {"LAPOR_SMS__SEND_TIMEOUT": "31", "LAPOR_SMS__SENDER_CLAIM_TIMEOUT": "60"}
+    with pytest.raises(ConfigError, match=r"sms\.send_timeout \(31 s\) .*sms\.sender_claim_timeout"):
+        load_settings(CONFIG, environ=env)
+    fits = load_settings(CONFIG, environ={**env, "LAPOR_SMS__SEND_TIMEOUT": "30"})
+    assert fits.sms.send_timeout == 30
