@@ -563,6 +563,11 @@ def mask_url(url: str) -> str:
     )
     if (netloc, query) == (parts.netloc, parts.query):
         return url  # nothing secret: exactly as written
+    if netloc == parts.netloc:
+        # Only the query: spliced into the URL as written (urlunsplit would write an SQLite
+        # URL's empty host away, and "sqlite+aiosqlite:////var/x.db" become "//var/x.db").
+        head = url.partition("?")[0]
+        return f"{head}?{query}" + (f"#{parts.fragment}" if parts.fragment else "")
     return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from gateway.errors import ConfigError
-from gateway.settings import SECRET_KEYS, Settings, load_settings
+from gateway.settings import SECRET_KEYS, Settings, load_settings, mask_url
 
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "gateway.toml"
 
@@ -602,3 +602,14 @@ def test_a_send_timeout_over_half_the_reply_lease_is_refused_at_start() -> None:
         load_settings(CONFIG, environ=env)
     fits = load_settings(CONFIG, environ={**env, "LAPOR_SMS__SEND_TIMEOUT": "30"})
     assert fits.sms.send_timeout == 30
+
+
+def test_a_masked_sqlite_url_keeps_its_path() -> None:
+    # Its empty host was written away with the secret query's mask: a path of four slashes
+    # (an absolute file) was shown as a relative one under a host "var".
+    assert mask_url("sqlite+aiosqlite:////var/lib/lapor.db?password=rahasia") == (
+        "sqlite+aiosqlite:////var/lib/lapor.db?password=********"
+    )
+    assert mask_url("sqlite+aiosqlite:///var/lapor.db?x=1&password=r#f") == (
+        "sqlite+aiosqlite:///var/lapor.db?x=1&password=********#f"
+    )
