@@ -28,7 +28,7 @@ import logging
 import re
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -361,20 +361,16 @@ class WebChannel:
             # The same form sent again (a double tap, the receipt reloaded) is answered its
             # receipt whatever the limit says (refused, the citizen would never see the tracking
             # ID), from what is stored: as without a limit, a form is sent once.
-            first = (
-                await self._intake.earlier_receipt(Channel.WEB, f"form:{nonce}")
-                if not decision.allowed
-                else None
-            )
+            sent = await self._sent_before(nonce) if not decision.allowed else None
         except IntakeUnavailable:
             return self._form_response(
                 request, values, alert=pages.t("unavailable", lang), status=503, files=files
             )
-        if first is not None and first.tracking_id is not None:
-            return self._receipt(lang, first.tracking_id)
+        if sent is not None:
+            return self._receipt(lang, sent)
         if not decision.allowed:
             return self._too_many(request, decision, values, files)
-        gps = ";".join(f"{f.attachment.sha256}={f.gps[0]},{f.gps[1]}" for f in files if f.gps)
+        gps = _exif_gps((f.attachment.sha256, f.gps) for f in files if f.gps)
         raw = RawInbound(
             channel=Channel.WEB,
             body=encode_submission(upload.fields, [f.attachment for f in files]),
@@ -391,6 +387,12 @@ class WebChannel:
             )
         assert receipt.tracking_id is not None
         return self._receipt(lang, receipt.tracking_id)
+
+    async def _sent_before(self, nonce: str) -> str | None:
+        """The tracking ID the form of ``nonce`` was given when it was sent before, else None;
+        :class:`IntakeUnavailable` when the database cannot say."""
+        first = await self._intake.earlier_receipt(Channel.WEB, f"form:{nonce}")
+        return first.tracking_id if first is not None else None
 
     def _receipt(self, lang: Lang, tracking_id: str) -> web.Response:
         """The receipt page: the tracking ID to copy, what happens next."""
@@ -433,11 +435,11 @@ class WebChannel:
                 # The same form sent again (a double tap, the receipt reloaded): its receipt,
                 # whatever the limit says (the database answering, as it just did).
                 try:
-                    first = await self._intake.earlier_receipt(Channel.WEB, f"form:{nonce}")
+                    sent = await self._sent_before(nonce)
                 except IntakeUnavailable:
-                    first = None
-                if first is not None and first.tracking_id is not None:
-                    return self._receipt(lang, first.tracking_id)
+                    sent = None
+                if sent is not None:
+                    return self._receipt(lang, sent)
             values = first_values(upload.fields)
             held, lost = await self._held_files(upload, client_id)
             unread = upload.unread
@@ -662,7 +664,7 @@ class WebChannel:
             if refs:
                 extra[ATTACHMENT_REFS] = json.dumps(refs, separators=(",", ":"))
             # Where photos were taken, as for the form: the evidence /files/ strips when serving.
-            gps = ";".join(f"{sha}={lat},{lon}" for sha, (lat, lon) in upload.gps.items())
+            gps = _exif_gps(upload.gps.items())
             if gps:
                 extra["exif_gps"] = gps
         else:
@@ -820,6 +822,12 @@ def _too_many(decision: Decision, lang: Lang) -> web.Response:
     resp = problem(429, detail, lang)
     resp.headers["Retry-After"] = str(wait)
     return resp
+
+
+def _exif_gps(places: Iterable[tuple[str, tuple[float, float]]]) -> str:
+    """``source.exif_gps``: where each photo was taken, ``<sha256>=<lat>,<long>`` joined by
+    ``;`` (the form's and the API's alike)."""
+    return ";".join(f"{sha}={lat},{lon}" for sha, (lat, lon) in places)
 
 
 def _accepted(receipt: Receipt) -> web.Response:
