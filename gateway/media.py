@@ -33,9 +33,13 @@ where it ends.
   removed, and the file is written anew with qpdf (through pikepdf), which also drops earlier
   revisions kept by incremental updates. An image whose /Filter is exactly /DCTDecode holds a
   JPEG file (a photo-to-PDF app embeds the camera's, EXIF and GPS included): it is written back
-  as the JPEG plan above serves it, same filter, the same scan bytes. Images encoded otherwise
-  (JPXDecode, a chain such as [/FlateDecode /DCTDecode], inline images) are not looked into.
-  Otherwise pages, content streams and images are carried over as they are, not re-rendered.
+  as the JPEG plan above serves it, same filter, the same scan bytes. So is the JPEG under a
+  chain ending in /DCTDecode ([/FlateDecode /DCTDecode], [/ASCIIHexDecode /DCTDecode]): qpdf
+  decodes the outer layers (Flate, LZW, ASCIIHex, ASCII85, RunLength, with their
+  /DecodeParms) and, when something was dropped, it is written back as a bare /DCTDecode image;
+  a chain whose outer layers cannot be decoded raises :class:`Unclean`. Images encoded
+  otherwise (JPXDecode, inline images) are not looked into. Otherwise pages, content streams
+  and images are carried over as they are, not re-rendered.
 - Anything else is served as stored: WebP is not accepted as an attachment, and a letter
   scan in TIFF is served as the scanner wrote it.
 
@@ -51,6 +55,7 @@ match.
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 import struct
@@ -179,6 +184,7 @@ def cleaned(fh: BinaryIO, strip: bool = True) -> Iterator[Cleaned]:
         yield Cleaned(found.media_type, found.size, lambda out: copy(fh, found, out))
         return
     fh.seek(0)
+    _bound_decoding()
     try:
         pdf = pikepdf.open(fh)
     except pikepdf.PdfError as exc:
@@ -216,13 +222,33 @@ def served(data: bytes) -> tuple[str, bytes]:
         return what.media_type, out.getvalue()
 
 
+# The most memory qpdf may take to decode one Flate, RunLength or PNG-predicted stream (see
+# _bound_decoding): far above a scanned page's image (an A4 page at 300 dpi in colour is 26 MB),
+# far below what a small "bomb" of zeros expands to (a 25 MB upload, to 25 GB).
+DECODE_LIMIT = 256 * 1024 * 1024
+
+
+@functools.cache
+def _bound_decoding() -> None:
+    """Bound, once per process, the memory qpdf takes to decode one stream (its own default is
+    no bound): a JPEG under Flate is decoded here to strip it (_strip_pdf_jpeg_chain), and a
+    stream a few kilobytes long can expand to gigabytes. qpdf's limits are process-wide; the
+    gateway opens PDFs only through this module and pypdfium2 (which has its own decoders)."""
+    pikepdf.settings.set_qpdf_limits(
+        flate_max_memory=DECODE_LIMIT,
+        run_length_max_memory=DECODE_LIMIT,
+        png_max_memory=DECODE_LIMIT,
+    )
+
+
 # Keys of any PDF dictionary or stream that carry metadata rather than content.
 _PDF_METADATA = ("/Metadata", "/PieceInfo")
 
 
 def _strip_pdf(pdf: pikepdf.Pdf) -> None:
     """Remove the information dictionary and every metadata stream and PieceInfo, and the
-    metadata of every JPEG image embedded as it is (:func:`_strip_pdf_jpeg`)."""
+    metadata of every JPEG image: embedded as it is (:func:`_strip_pdf_jpeg`) or inside outer
+    layers (:func:`_strip_pdf_jpeg_chain`)."""
     if "/Info" in pdf.trailer:
         del pdf.trailer["/Info"]
     for obj in pdf.objects:
@@ -230,8 +256,12 @@ def _strip_pdf(pdf: pikepdf.Pdf) -> None:
             for key in _PDF_METADATA:
                 if key in obj:
                     del obj[key]
-        if isinstance(obj, pikepdf.Stream) and _is_dct_only(obj.get("/Filter")):
-            _strip_pdf_jpeg(obj)
+        if isinstance(obj, pikepdf.Stream):
+            filters = obj.get("/Filter")
+            if _is_dct_only(filters):
+                _strip_pdf_jpeg(obj)
+            elif _is_dct_chain(filters):
+                _strip_pdf_jpeg_chain(obj)
 
 
 # Bytes a /DCTDecode stream may hold before its JPEG's start marker (see _strip_pdf_jpeg).
@@ -241,28 +271,115 @@ _DCT_SLACK = 1024
 def _is_dct_only(filters: pikepdf.Object | None) -> bool:
     """Whether a stream's /Filter is exactly /DCTDecode: alone, or the one entry of an array.
     Its raw bytes are then a JPEG file, which a photo-to-PDF app embeds as the camera wrote it,
-    EXIF (maker, model, GPS) included. Other filters are left as they are: JPXDecode (JPEG
-    2000), and chains such as [/FlateDecode /DCTDecode], whose JPEG could only be reached by
-    decoding and encoding the outer layers again; so are inline images (BI ... EI) inside
+    EXIF (maker, model, GPS) included. A chain ending in /DCTDecode such as [/FlateDecode
+    /DCTDecode] holds one too, under outer layers: :func:`_is_dct_chain`. Other filters are
+    left as they are: JPXDecode (JPEG 2000), and so are inline images (BI ... EI) inside
     content streams."""
     if isinstance(filters, pikepdf.Array) and len(filters) == 1:
         filters = filters[0]
     return isinstance(filters, pikepdf.Name) and filters == pikepdf.Name.DCTDecode
 
 
+def _is_dct_chain(filters: pikepdf.Object | None) -> bool:
+    """Whether a stream's /Filter is a chain of two or more filters whose last is /DCTDecode:
+    once the outer ones are decoded, a JPEG file (:func:`_strip_pdf_jpeg_chain`)."""
+    if not isinstance(filters, pikepdf.Array) or len(filters) < 2:
+        return False
+    last = filters[len(filters) - 1]
+    return isinstance(last, pikepdf.Name) and last == pikepdf.Name.DCTDecode
+
+
 def _strip_pdf_jpeg(stream: pikepdf.Stream) -> None:
     """Serve the JPEG held by a /DCTDecode stream by the same plan as a JPEG file
-    (:func:`_jpeg_parts`): the segments a decoder needs, bit for bit, the rest dropped (EXIF
-    becomes a bare orientation tag when the photo was taken sideways, as in a JPEG file; a PDF
-    viewer ignores it, the picture's placement on the page says how it shows). Written back
-    raw, its /Filter and /DecodeParms as they were; only when something was dropped, so a
-    scanner's plain JPEG stays in the file and is read again only when the PDF is written.
-    One image is read at a time; a stripped one is held in memory until the PDF is written.
-    Like a JPEG file: one whose segments cannot be followed raises :class:`Unclean` (the PDF
-    is not served), one cut short is kept as far as it goes, and what follows its EOI goes."""
+    (:func:`_served_jpeg`). Written back raw, its /Filter and /DecodeParms as they were; only
+    when something was dropped, so a scanner's plain JPEG stays in the file and is read again
+    only when the PDF is written. One image is read at a time; a stripped one is held in memory
+    until the PDF is written."""
     raw = stream.read_raw_bytes()
     if not raw:
         return  # nothing in it, nothing to leak
+    data = _served_jpeg(raw)
+    if data is None:
+        return
+    stream.write(
+        data,
+        filter=cast("pikepdf.Name | pikepdf.Array", stream.get("/Filter")),
+        decode_parms=cast("pikepdf.Dictionary | pikepdf.Array | None", stream.get("/DecodeParms")),
+        type_check=False,  # written back exactly as they were, [/DCTDecode] not made /DCTDecode
+    )
+
+
+def _strip_pdf_jpeg_chain(stream: pikepdf.Stream) -> None:
+    """Serve the JPEG under the outer layers of a chain ending in /DCTDecode (such as
+    [/FlateDecode /DCTDecode] or [/ASCIIHexDecode /DCTDecode]) by the same plan as a JPEG file
+    (:func:`_served_jpeg`). qpdf decodes the outer filters with their own /DecodeParms (Flate
+    and LZW predictors), every lossless filter it knows: Flate, LZW, ASCIIHex, ASCII85
+    ("generalized") and RunLength ("specialized"); the JPEG itself is not decoded.
+
+    Only when something was dropped, the stream is written back as a bare JPEG: /DCTDecode
+    alone, with the /DecodeParms that were the JPEG's own (/ColorTransform). Not encoded
+    again: Flate gains next to nothing on a JPEG's entropy-coded data, the ASCII layers only
+    matter for 7-bit transport, which a PDF written by qpdf does not keep anyway, and a bare
+    /DCTDecode image is what every PDF reader shows and what a photo-to-PDF app writes itself.
+    When nothing is dropped, the stream is left exactly as it was, its layers included.
+
+    A chain whose outer layers cannot be decoded (a filter qpdf does not know or cannot decode
+    without loss, such as another /DCTDecode or /JPXDecode, parameters it does not take, data
+    that is no Flate or hex at all) raises :class:`Unclean`, so is a JPEG inside whose segments
+    cannot be followed: the PDF is not served (``/files/`` answers 422) and an upload carrying
+    it is refused while the citizen can still send it again. Left as it is, it would be served
+    with the camera's EXIF and GPS at the start of its JPEG, where a viewer that decodes such
+    data as far as it can, or a tool that knows the filter, finds them. Data cut short (a
+    Flate layer ending early) is decoded as far as it goes and kept so, as a JPEG file cut
+    short is."""
+    filters = cast(pikepdf.Array, stream.Filter)
+    parms = stream.get("/DecodeParms")
+    count = len(filters)
+    outer = [filters[i] for i in range(count - 1)]
+    # One set of parameters per filter: an array's entries (missing ones are none, as readers
+    # take a short array), or one dictionary for each, as qpdf reads one given to a chain.
+    if isinstance(parms, pikepdf.Array):
+        each = [parms[i] if i < len(parms) else None for i in range(count)]
+    elif isinstance(parms, pikepdf.Dictionary):
+        each = [parms] * count
+    else:
+        each = [None] * count
+    try:
+        # qpdf decodes a chain whole or not at all: the stream is read with its outer filters
+        # only, then given its own back.
+        stream.Filter = pikepdf.Array(outer)
+        stream.DecodeParms = pikepdf.Array(each[:-1])
+        jpeg = stream.read_bytes(decode_level=pikepdf.StreamDecodeLevel.specialized)
+    except pikepdf.PdfError as exc:
+        layers = " ".join(str(f) for f in outer)
+        raise Unclean(f"application/pdf: a JPEG image under {layers}: {exc}") from None
+    finally:
+        stream.Filter = filters
+        if parms is not None:
+            stream.DecodeParms = parms
+        elif "/DecodeParms" in stream:
+            del stream["/DecodeParms"]
+    if not jpeg:
+        return  # nothing in it, nothing to leak
+    data = _served_jpeg(jpeg)
+    if data is None:
+        return
+    dct_parms = each[-1]
+    stream.write(
+        data,
+        filter=pikepdf.Name.DCTDecode,
+        decode_parms=dct_parms if isinstance(dct_parms, pikepdf.Dictionary) else None,
+    )
+
+
+def _served_jpeg(raw: bytes) -> bytes | None:
+    """What to serve of the JPEG held by a /DCTDecode image, by the same plan as a JPEG file
+    (:func:`_jpeg_parts`): the segments a decoder needs, bit for bit, the rest dropped (EXIF
+    becomes a bare orientation tag when the photo was taken sideways, as in a JPEG file; a PDF
+    viewer ignores it, the picture's placement on the page says how it shows). None when that
+    is ``raw`` as it is: nothing to drop. Like a JPEG file: one whose segments cannot be
+    followed raises :class:`Unclean` (the PDF is not served), one cut short is kept as far as
+    it goes, and what follows its EOI goes."""
     # A JPEG file's first bytes. Some writers put a few bytes before them, which PDF readers
     # skip (poppler, pdf.js look for the marker): so here, and they go. A stream without the
     # marker near its start is no JPEG and cannot be followed.
@@ -277,13 +394,8 @@ def _strip_pdf_jpeg(stream: pikepdf.Stream) -> None:
         raise Unclean(f"application/pdf: a JPEG image: {exc}") from None
     data = b"".join(p if isinstance(p, bytes) else raw[p[0] : p[0] + p[1]] for p in parts)
     if data == raw and start == 0:
-        return
-    stream.write(
-        data,
-        filter=cast("pikepdf.Name | pikepdf.Array", stream.get("/Filter")),
-        decode_parms=cast("pikepdf.Dictionary | pikepdf.Array | None", stream.get("/DecodeParms")),
-        type_check=False,  # written back exactly as they were, [/DCTDecode] not made /DCTDecode
-    )
+        return None
+    return data
 
 
 def _save_pdf(pdf: pikepdf.Pdf, out: BinaryIO) -> None:

@@ -394,12 +394,14 @@ def test_a_photo_embedded_in_a_pdf_is_served_without_its_exif(
         assert after.tobytes() == before.tobytes()
 
 
-def test_images_not_encoded_as_a_bare_jpeg_in_a_pdf_are_carried_over_as_they_are() -> None:
+def test_images_with_nothing_to_drop_in_a_pdf_are_carried_over_as_they_are() -> None:
     pixels = picture().tobytes()
     flate = zlib.compress(pixels)
-    chain = zlib.compress(camera_jpeg())  # [/FlateDecode /DCTDecode]: not looked into
     plain = io.BytesIO()
     picture().save(plain, "JPEG", quality=90)  # a scanner's JPEG: nothing to drop
+    # [/FlateDecode /DCTDecode] around it: looked into (tests/unit/test_media_pdf_chains.py),
+    # nothing to drop, so left with its layers.
+    chain = zlib.compress(plain.getvalue())
     images = [
         (flate, pikepdf.Name.FlateDecode, None),
         (chain, pikepdf.Array([pikepdf.Name.FlateDecode, pikepdf.Name.DCTDecode]), None),
