@@ -601,6 +601,9 @@ async def _dedup(settings: Settings, args: argparse.Namespace) -> int:
         if row["tier"] == "new" and row["matched_tracking_id"]:
             repeated = tracking.display(row["matched_tracking_id"])
             print(f"    repeats {repeated}, closed: the same matter reported again")
+        if row["tier"] == "followup" and row["matched_tracking_id"]:
+            named = tracking.display(row["matched_tracking_id"])
+            print(f"    named {named}, which its sender holds: added as a follow-up")
         for c in row["conflicts"]:
             print(
                 f"    conflict: its {c['kind']} was already linked to another NIK's person"

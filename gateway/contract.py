@@ -29,7 +29,9 @@ SOURCE_KEYS: dict[str, str] = {
     "%I, Jasmin id...), idem:<Idempotency-Key> or uuid:... from the API, open311:..., form:... "
     "from the web form, letter-draft:... from the front desk, joined:... for a joined SMS.",
     "raw_inbound_id": "The gateway's id of the message as it was received (stored unchanged).",
-    GIVEN_TRACKING_ID: "On a duplicate event whose sender was told another ID than tracking_id: "
+    GIVEN_TRACKING_ID: "On a followup event: the ID of its own its sender named (one told when "
+    "an earlier message of theirs joined the complaint). "
+    "On a duplicate event whose sender was told another ID than tracking_id: "
     "a message quarantined, then replayed by an operator (the ID given when it arrived), or one "
     "the identity graph joined to the complaint through what anyone may type (a NIK, a phone "
     "number or an address on a form, in a text or a letter) rather than through the phone "

@@ -52,6 +52,9 @@ class Tier(enum.StrEnum):
     NEW = "new"
     RETRY = "retry"
     SIMILAR = "similar"
+    # Not a dedup decision: the message named a complaint whose ID its sender holds, and was
+    # added to it (decided by the intake before dedup, see gateway.intake).
+    FOLLOWUP = "followup"
 
 
 @dataclass(frozen=True, slots=True)

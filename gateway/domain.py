@@ -48,6 +48,7 @@ class ReceiptStatus(enum.StrEnum):
 
     ACCEPTED = "accepted"  # a complaint was created and queued for publication
     DUPLICATE = "duplicate"  # linked to an earlier complaint (its tracking ID is in the receipt)
+    FOLLOWUP = "followup"  # added to the complaint it names, whose ID its sender holds
     QUARANTINED = "quarantined"  # stored, could not be parsed; an operator replays it after a fix
     RECORDED = "recorded"  # stored, not a complaint (a status query, a help request...)
 
@@ -131,6 +132,10 @@ class ComplaintDraft:
     attachments: tuple[Attachment, ...] = ()
     occurred_on: date | None = None
     agency: str | None = None
+    # A tracking ID the message names as the complaint it is about (an SMS "Laporan K7QM4XRT9
+    # lubangnya makin besar"): when that complaint's ID is held by the message's sender, the
+    # intake adds the message to it as a ``followup``; otherwise it is filed as any other.
+    about: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

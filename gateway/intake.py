@@ -380,6 +380,15 @@ class IntakeService:
                     "tracking_id": receipt.tracking_id,
                 },
             )
+        elif receipt.status is ReceiptStatus.FOLLOWUP and not receipt.redelivered:
+            log.info(
+                "added to the complaint it names",
+                extra={
+                    "channel": raw.channel.value,
+                    "raw_id": receipt.raw_id,
+                    "tracking_id": receipt.tracking_id,
+                },
+            )
         elif receipt.redelivered or receipt.status is ReceiptStatus.DUPLICATE:
             log.info(
                 "already known: answered with the first tracking ID",
@@ -623,6 +632,8 @@ class IntakeService:
             if w.tier in (Tier.RETRY, Tier.SIMILAR):
                 self._metrics.duplicates.labels(p.raw.channel.value, w.tier.value).inc()
                 p.joined = True
+            elif w.tier is Tier.FOLLOWUP:
+                self._metrics.followups.labels(p.raw.channel.value).inc()
             p.follow_result = w.follow_result
             _settle(p, w.receipt)
 
@@ -964,9 +975,10 @@ class IntakeService:
                 placed.add_to(placer.rows)
                 await placer.rows.flush(conn)
                 receipt = placed.receipt
-                if placed.tier in (Tier.RETRY, Tier.SIMILAR):
-                    # Joined a complaint: the ID it keeps (the quarantine's) is its own, whoever
-                    # its sender, and shows the message as a new complaint would.
+                if placed.tier in (Tier.RETRY, Tier.SIMILAR, Tier.FOLLOWUP):
+                    # Joined a complaint (or was added to the one it names): the ID it keeps
+                    # (the quarantine's) is its own, whoever its sender, and shows the message
+                    # as a new complaint would.
                     shown = _as_new(outcome)
                     receipt = replace(receipt, status=ReceiptStatus.DUPLICATE, redelivered=False)
             await conn.execute(
@@ -1246,12 +1258,17 @@ class _Placer:
         # (read for the batch's senders): a provider's retry of one is tier 2, and the ID its
         # sender was told is told again (see place()).
         self._duplicates: dict[str, list[EarlierDuplicate]] = {}
+        # The complaints the batch's messages name as the one they are about, by the ID named.
+        self._named: dict[str, _Named] = {}
 
     async def prepare(self, drafts: list[tuple[str, RawInbound, _Work]]) -> None:
         """Resolve every sender of the batch and read the dedup candidates they need."""
         if not drafts:
             return
         await self.graph.load(self._conn, [i for _, _, w in drafts for i in w.identities])
+        about = {w.complaint.draft.about for _, _, w in drafts} - {None}
+        if about:
+            self._named = await _load_named(self._conn, about)
         for raw_id, raw, work in drafts:
             self._who[raw_id] = await self.graph.resolve(
                 self._conn, raw.channel, work.identities, raw_id, self._now, self.rows
@@ -1395,6 +1412,11 @@ class _Placer:
                     redelivered=True,
                 )
             return _Placement(receipt, decision.tier, decision_row)
+        named = self._named.get(work.complaint.draft.about or "")
+        if named is not None and who.sender_hash in vouched and who.sender_hash in named.holders:
+            # It names a complaint whose ID its sender holds: added to that one, whatever its
+            # words (dedup compares words; this sender said which complaint it means).
+            return self._follow(raw, raw_id, work, who, person_id, named, decision_row)
         if decision.tier is Tier.SIMILAR:
             assert decision.tracking_id is not None and decision.complaint_id is not None
             # This phone, address or account joined this complaint before under an ID of its
@@ -1530,6 +1552,144 @@ class _Placer:
         )
 
 
+    def _follow(
+        self,
+        raw: RawInbound,
+        raw_id: str,
+        work: _Work,
+        who: Resolution,
+        person_id: str | None,
+        named: _Named,
+        decision_row: dict[str, Any],
+    ) -> _Placement:
+        """A message about the complaint it names, from a sender holding that complaint's ID or
+        an ID of its own for it: a ``followup`` event of that complaint, and the ID named told
+        again. The message's privacy is its own with the complaint's added, as for a duplicate;
+        asking more raises the complaint's (and an own ID's, as for a duplicate)."""
+        draft = work.complaint.draft
+        privacy = Privacy(
+            anonymous=draft.privacy.anonymous or named.anonymous,
+            confidential=draft.privacy.confidential or named.confidential,
+        )
+        if (privacy.anonymous, privacy.confidential) != (named.anonymous, named.confidential):
+            owner = self.graph.current(named.person_id) if named.person_id else None
+            if owner is not None and owner in self._candidates:
+                self._raise_privacy(owner, named.complaint_id, privacy)
+            else:
+                self.rows.raise_privacy(named.complaint_id, privacy)
+        own = named.id != named.tracking_id  # an ID of its own, told when it joined
+        if own and draft.privacy.confidential:
+            self.rows.make_confidential(named.id)
+        source = work.complaint.source
+        # The ID its sender holds for this message: given when it arrived (a replay), or the
+        # one of its own it named.
+        given = work.given_tracking_id or (named.id if own else None)
+        if given is not None:
+            source = {**source, contract.GIVEN_TRACKING_ID: given}
+        followed = replace(
+            work.complaint,
+            id=named.complaint_id,
+            tracking_id=named.tracking_id,
+            source=source,
+            draft=replace(draft, privacy=privacy),
+        )
+        decision_row |= {
+            "tier": Tier.FOLLOWUP.value,
+            "complaint_id": named.complaint_id,
+            "matched_tracking_id": named.id,
+            "score": None,
+        }
+        if who.sender_hash is not None and person_id is not None:
+            # Like a message that joined it: a provider's retry of it (same sender, same words)
+            # is tier 2, told the same ID; and the ID it named stays this sender's.
+            key = tokens_hash(self._keys, work.tokens)
+            carried = frozenset(i.value_hash for i in work.identities)
+            decision_row["sender_hash"] = who.sender_hash
+            decision_row["tokens_hash"] = key
+            decision_row["identity_hashes"] = " ".join(sorted(carried)) or None
+            self._duplicates.setdefault(person_id, []).insert(
+                0,
+                EarlierDuplicate(
+                    named.complaint_id,
+                    named.tracking_id,
+                    named.id,
+                    who.sender_hash,
+                    key,
+                    raw.received_at,
+                    privacy.anonymous,
+                    privacy.confidential,
+                    carried,
+                ),
+            )
+        receipt = Receipt(
+            ReceiptStatus.FOLLOWUP, named.id, raw_id, complaint_id=named.complaint_id
+        )
+        return _Placement(
+            receipt,
+            Tier.FOLLOWUP,
+            decision_row,
+            outbox=_outbox_row(followed, Event.FOLLOWUP, self._keys),
+            now=self._now,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Named:
+    """A complaint a message names by a tracking ID (``ComplaintDraft.about``), and who holds
+    that ID: the phone numbers, addresses and accounts that sent or were given in the messages
+    told it (the complaint's first, or one that joined it under an ID of its own)."""
+
+    id: str  # the ID named: the complaint's, or a message's own
+    complaint_id: str
+    tracking_id: str  # the complaint's
+    person_id: str | None
+    anonymous: bool
+    confidential: bool
+    holders: frozenset[str]
+
+
+async def _load_named(conn: AsyncConnection, ids: Iterable[str | None]) -> dict[str, _Named]:
+    """The complaints behind ``ids`` (tracking IDs named by messages), with their holders: one
+    statement over ``raw_inbound (tracking_id)``, every message told one of them with its
+    complaint and its dedup decision (the sender and identities of a message that joined)."""
+    r, c, d = raw_inbound, complaints, dedup_decisions
+    rows = await conn.execute(
+        select(
+            r.c.tracking_id.label("named"),
+            c.c.id,
+            c.c.tracking_id,
+            c.c.person_id,
+            c.c.anonymous,
+            c.c.confidential,
+            c.c.sender_hash,
+            c.c.identity_hashes,
+            d.c.sender_hash.label("told_sender"),
+            d.c.identity_hashes.label("told_identities"),
+        )
+        .select_from(
+            r.join(c, c.c.id == r.c.complaint_id).outerjoin(d, d.c.raw_inbound_id == r.c.id)
+        )
+        .where(r.c.tracking_id.in_(sorted(i for i in ids if i)))
+    )
+    found: dict[str, _Named] = {}
+    for row in rows:
+        held = {row.told_sender, *(row.told_identities or "").split()}
+        if row.named == row.tracking_id:  # the complaint's own ID: its first sender holds it
+            held |= {row.sender_hash, *(row.identity_hashes or "").split()}
+        held.discard(None)
+        before = found.get(row.named)
+        found[row.named] = _Named(
+            row.named,
+            row.id,
+            row.tracking_id,
+            row.person_id,
+            bool(row.anonymous),
+            bool(row.confidential),
+            frozenset(held) | (before.holders if before is not None else frozenset()),
+        )
+    return found
+
+
 def _told_before(
     duplicates: list[EarlierDuplicate], sender: str | None, decision: Decision
 ) -> str | None:
@@ -1553,7 +1713,7 @@ def _shown(placed: _Placement, draft: ComplaintDraft) -> dict[str, Any] | None:
     new complaint's would: its kind, the agency it asked for, and its title and place unless it
     asked for confidentiality. None for every other message."""
     receipt = placed.receipt
-    if placed.tier is Tier.NEW or receipt.duplicate_of is not None or receipt.redelivered:
+    if placed.tier in (Tier.NEW, Tier.FOLLOWUP) or receipt.duplicate_of or receipt.redelivered:
         return None
     return _as_new(draft)
 
@@ -1634,8 +1794,13 @@ class _RowBuffer:
         self._confidential_ids: set[str] = set()
 
     def raise_privacy(self, complaint_id: str, privacy: Privacy) -> None:
-        """Set the complaint's privacy flags to ``privacy`` (which holds what it had)."""
-        self._privacy[complaint_id] = privacy
+        """Set the complaint's privacy flags to ``privacy`` (which holds what it had), with
+        what an earlier message of the transaction asked for it."""
+        before = self._privacy.get(complaint_id, privacy)
+        self._privacy[complaint_id] = Privacy(
+            anonymous=privacy.anonymous or before.anonymous,
+            confidential=privacy.confidential or before.confidential,
+        )
 
     def make_confidential(self, tracking_id: str) -> None:
         """The ID of its own ``tracking_id`` shows from now on what a confidential message's
@@ -1681,7 +1846,8 @@ async def _raise_privacy(
     """Give the complaint's row the flags ``privacy`` adds. Made confidential, its title and
     place are sealed now, as a complaint confidential from the start has them (the public pages
     and ``keys reseal`` read them so); a row from before sealing stays as it is, for
-    ``keys reseal`` to seal whole. Under the person's lock: nobody else writes the row."""
+    ``keys reseal`` to seal whole. The row is locked (PostgreSQL; SQLite has one writer): a
+    follow-up naming the complaint's ID, from another person, may raise it at the same time."""
     row = (
         await conn.execute(
             select(
@@ -1690,7 +1856,9 @@ async def _raise_privacy(
                 complaints.c.sealed,
                 complaints.c.anonymous,
                 complaints.c.confidential,
-            ).where(complaints.c.id == complaint_id)
+            )
+            .where(complaints.c.id == complaint_id)
+            .with_for_update()
         )
     ).one()
     values: dict[str, Any] = {

@@ -36,6 +36,12 @@ class Metrics:
             ["channel", "tier"],
             registry=r,
         )
+        self.followups = Counter(
+            "lapor_intake_followups",
+            "Messages added to the complaint they name, whose tracking ID their sender holds.",
+            ["channel"],
+            registry=r,
+        )
         self.recorded = Counter(
             "lapor_intake_recorded",
             "Messages stored that are not complaints (status queries, help...).",

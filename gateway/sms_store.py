@@ -65,8 +65,10 @@ from gateway.storage.schema import (
 # is derived from the status message and the recipient, so one change is queued once per number.
 STATUS_CHANGE_KIND = "status-change"
 # The replies whose numbers are told of the complaint's status changes (see StatusPush): its
-# receipt, the "quarantined" answer that gave the number the ID a replay keeps, the changes since.
-FOLLOWED_KINDS = ("receipt", "quarantined", STATUS_CHANGE_KIND)
+# receipt, the "quarantined" answer that gave the number the ID a replay keeps, the answer to a
+# message added to the complaint it named (its number may have given the ID on a web form and
+# never had an SMS about it), the changes since.
+FOLLOWED_KINDS = ("receipt", "quarantined", "followup", STATUS_CHANGE_KIND)
 
 # The halves of a split surrogate pair, per part in its meta (the rest of the meta is the set's).
 _HALVES = ("high_surrogate", "low_surrogate")
@@ -78,8 +80,8 @@ _COUNTED = (ReplyStatus.PENDING, ReplyStatus.SENT, ReplyStatus.INLINE, ReplyStat
 _TOLD = (ReplyStatus.PENDING, ReplyStatus.SENT, ReplyStatus.INLINE)
 # Replies whose text names their row's tracking ID to the sender: a complaint's receipt, a
 # quarantined message's "we will look at it, No. lacak ..." (an empty message's row keeps the ID
-# of its quarantine entry, but its text does not name it).
-RECEIPT_KINDS = ("receipt", "quarantined")
+# of its quarantine entry, but its text does not name it), a follow-up's "added to laporan ...".
+RECEIPT_KINDS = ("receipt", "quarantined", "followup")
 # Flood control (README, "Flood control"): past ``flood_max_replies`` replies in the window, a
 # receipt naming a tracking ID its number has not been told yet still goes out, as long as that
 # number was told fewer than NEW_ID_FACTOR x flood_max_replies tracking IDs in the window. A

@@ -303,12 +303,26 @@ def interpret(
             raise
         return query.interpretation()
     if query is None:
-        return complaint
+        return _about(complaint, rest)
     if complaint.intent is not Intent.COMPLAINT:
         return query.interpretation()
     # Ordinary words may pass for an ID ("Cek PDAM Taman Sari, ..."): a complaint, unless the
     # service finds that ID (then the message asks for its status).
-    return replace(complaint, maybe_status=query.tracking_id)
+    return replace(_about(complaint, rest), maybe_status=query.tracking_id)
+
+
+def _about(reading: Interpretation, text: str) -> Interpretation:
+    """A complaint with the valid tracking ID it names, if any, as the complaint it is about
+    (``Laporan K7QM4XRT9 lubangnya makin besar``): the intake adds it to that complaint when
+    its sender holds the ID, and files it as any other otherwise (ordinary words may pass for
+    an ID, and a stranger may quote one). The ID stays in the body as written."""
+    if reading.intent is not Intent.COMPLAINT or reading.draft is None:
+        return reading
+    words = [w.upper() for w in _WORD.findall(_without_niks(text))]
+    found = _find_id(words, len(words))
+    if found is None:
+        return reading
+    return replace(reading, draft=replace(reading.draft, about=found[2]))
 
 
 def keyword_words(keyword: str) -> list[str]:

@@ -74,6 +74,14 @@ def accepted(tracking_id: str, short_code: str, nik_rejected: bool = False) -> s
     )
 
 
+def followup(tracking_id: str, short_code: str) -> str:
+    """A message about a complaint its sender holds the ID of was added to that complaint."""
+    return (
+        f"LAPOR! Tambahan info untuk laporan {tracking.display(tracking_id)} diterima dan "
+        f"diteruskan. Cek status: kirim CEK {tracking_id} ke {_code(short_code)}."
+    )
+
+
 def quarantined(tracking_id: str | None) -> str:
     """The message was stored but needs an operator (it could not be read automatically)."""
     suffix = f" No. lacak: {tracking.display(tracking_id)}." if tracking_id else ""

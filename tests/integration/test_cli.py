@@ -196,6 +196,48 @@ def test_dedup_show_names_the_closed_complaint_a_new_one_repeats(
     assert "repeats" not in capsys.readouterr().out
 
 
+def test_dedup_show_names_the_id_a_followup_named(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dataclasses import replace
+
+    from gateway.intake import Parser
+    from tests.integration.test_identity_dedup import PARSER, ROAD, msg
+
+    assert main(["migrate"]) == 0
+
+    async def run() -> str:
+        gw = bootstrap.build(load_settings())
+        try:
+            first = await gw.intake.accept(
+                msg(Channel.SMS, 0, body=ROAD, phone="+6281234567890"), PARSER
+            )
+            assert first.tracking_id is not None
+            tid = first.tracking_id
+
+            def about(raw: RawInbound) -> ComplaintDraft:
+                # As the SMS grammar reads "Laporan <ID> ...": the draft names the ID.
+                draft = PARSER.parse(raw)
+                assert isinstance(draft, ComplaintDraft)
+                return replace(draft, about=tid)
+
+            news = msg(Channel.SMS, 30, body=f"Laporan {tid} makin parah", phone="+6281234567890")
+            added = await gw.intake.accept(news, Parser("test.about", about))
+            assert (added.status.value, added.tracking_id) == ("followup", tid)
+            return tid
+        finally:
+            await gw.close()
+
+    tid = asyncio.run(run())
+    capsys.readouterr()
+    assert main(["dedup", "show", tid]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[3] for line in lines if not line.startswith(" ")] == ["new", "followup"]
+    assert lines[-1] == (
+        f"    named {tid[:4]}-{tid[4:]}, which its sender holds: added as a follow-up"
+    )
+
+
 def test_status_show_prints_the_status_and_every_change(
     env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -96,9 +96,9 @@ async def test_new_evidence_that_names_its_id_and_asks_to_check_reaches_the_rout
 ) -> None:
     """A citizen's follow-up by SMS: "Laporan <ID> lubang makin besar, kemarin 2 motor jatuh,
     mohon cek" (the hole got bigger, two motorbikes fell yesterday, please check): filed, so
-    that the new evidence reaches the routing core (a `duplicate` of her complaint, or a
-    complaint of its own below the threshold), and answered with a receipt, not taken for a
-    status query because it names an ID that exists."""
+    that the new evidence reaches the routing core (a `followup` of her complaint: she texts
+    from the number it came from), and answered as such, not taken for a status query because
+    it names an ID that exists."""
     from urllib.parse import quote_plus
 
     from tests.support import opened_events
@@ -120,9 +120,10 @@ async def test_new_evidence_that_names_its_id_and_asks_to_check_reaches_the_rout
         follow = f"Laporan {tid} lubang makin besar, kemarin 2 motor jatuh, mohon cek"
         reply = await (await client.get(kannel(follow, "e-2"))).text()
         events = [json.loads(e)["event"] for e in await opened_events(gateway.engine, gateway.keys)]
-        # Its words reach the routing core: a second event (a `duplicate` when tier 3 joins it
-        # to her complaint, else a `created`), and she is answered a receipt, not a status.
-        assert len(events) == 2 and reply.startswith("LAPOR! Laporan diterima"), (events, reply)
+        # Its words reach the routing core as a second event of her complaint, and she is told
+        # so, not answered a status.
+        assert events == ["created", "followup"], events
+        assert reply.startswith("LAPOR! Tambahan info untuk laporan"), reply
     finally:
         await gateway.close()
 

@@ -219,6 +219,25 @@ EXAMPLE_DUPLICATE = Complaint(
         "remote": "203.0.113.9",  # stays in the gateway
     },
 )
+# A week later, by SMS from the first message's phone, naming the complaint's ID with news.
+EXAMPLE_FOLLOWUP = Complaint(
+    id=EXAMPLE_CREATED.id,
+    tracking_id=EXAMPLE_CREATED.tracking_id,
+    channel=Channel.SMS,
+    received_at=datetime(2026, 11, 30, 6, 12, 40, 80000, tzinfo=UTC),
+    draft=ComplaintDraft(
+        body="Laporan VRV5-84M6F lubangnya makin besar, kemarin 2 motor jatuh",
+        reporter=Reporter(phone="+6281234567890"),
+        privacy=Privacy(anonymous=True),
+        about=EXAMPLE_CREATED.tracking_id,  # stays in the gateway
+    ),
+    source={
+        "provider_message_id": "kannel-9310",
+        "raw_inbound_id": "01a2461e-3b52-7c04-9e1a-6f2d8b4c7a90",
+        "receiver": "1708",
+        "smsc": "tsel",
+    },
+)
 
 
 def test_the_asyncapi_examples_are_what_the_code_sends() -> None:
@@ -229,6 +248,7 @@ def test_the_asyncapi_examples_are_what_the_code_sends() -> None:
         "duplicate": contract.event_body(
             EXAMPLE_DUPLICATE, Event.DUPLICATE, EXAMPLE_CREATED.tracking_id
         ),
+        "followup": contract.event_body(EXAMPLE_FOLLOWUP, Event.FOLLOWUP),
     }
     assert set(examples) == set(sent)
     for name, example in examples.items():

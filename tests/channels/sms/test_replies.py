@@ -18,6 +18,7 @@ WHEN = datetime(2026, 12, 31, 23, 59, tzinfo=UTC)
 ALL = [
     replies.accepted(TID, LONGEST_CODE, nik_rejected=True),
     replies.accepted(TID, LONGEST_CODE),
+    replies.followup(TID, LONGEST_CODE),
     replies.quarantined(TID),
     replies.quarantined(None),
     replies.empty(LONGEST_CODE),
