@@ -293,7 +293,8 @@ def interpret(
     if help_word is not None:
         return Interpretation(Intent.HELP, english=help_word in ENGLISH_HELP_WORDS)
     # A labelled NIK is no word of a query ("Cek status laporan NIK saya 3201...": how to ask).
-    query = _status_query([w.upper() for w in _WORD.findall(_without_niks(rest))])
+    said = [w.upper() for w in _WORD.findall(_without_niks(rest))]
+    query = _status_query(said)
     if query is not None and query.certain:
         return query.interpretation()
     try:
@@ -303,22 +304,22 @@ def interpret(
             raise
         return query.interpretation()
     if query is None:
-        return _about(complaint, rest)
+        return _about(complaint, said)
     if complaint.intent is not Intent.COMPLAINT:
         return query.interpretation()
     # Ordinary words may pass for an ID ("Cek PDAM Taman Sari, ..."): a complaint, unless the
     # service finds that ID (then the message asks for its status).
-    return replace(_about(complaint, rest), maybe_status=query.tracking_id)
+    return replace(_about(complaint, said), maybe_status=query.tracking_id)
 
 
-def _about(reading: Interpretation, text: str) -> Interpretation:
+def _about(reading: Interpretation, words: list[str]) -> Interpretation:
     """A complaint with the valid tracking ID it names, if any, as the complaint it is about
     (``Laporan K7QM4XRT9 lubangnya makin besar``): the intake adds it to that complaint when
     its sender holds the ID, and files it as any other otherwise (ordinary words may pass for
-    an ID, and a stranger may quote one). The ID stays in the body as written."""
+    an ID, and a stranger may quote one). The ID stays in the body as written. ``words``: the
+    message's, upper case, labelled NIKs left out (as the status query reads them)."""
     if reading.intent is not Intent.COMPLAINT or reading.draft is None:
         return reading
-    words = [w.upper() for w in _WORD.findall(_without_niks(text))]
     found = _find_id(words, len(words))
     if found is None:
         return reading
