@@ -652,6 +652,7 @@ class IntakeService:
         placer = _Placer(conn, self._keys, self._dedup, self._postgres, now)
         await placer.prepare([(p.raw_id, p.raw, p.work) for p in batch if p.work is not None])
         written = [self._rows_of(placer, p, now) for p in batch]
+        await _join_after_changes(conn, placer.rows, self._postgres)
         lease = self._handoff.lease() if self._handoff is not None else None
         events: list[dict[str, Any]] = []
         if lease is not None:
@@ -973,9 +974,15 @@ class IntakeService:
                 await placer.prepare([(raw_id, raw, work)])
                 placed = placer.place(raw, raw_id, work)
                 placed.add_to(placer.rows)
+                joins = placed.tier in (Tier.RETRY, Tier.SIMILAR, Tier.FOLLOWUP)
+                if joins and placed.receipt.complaint_id is not None:
+                    # A status change takes turns with the replay: one applied after it finds
+                    # the message under the complaint, and texts the quarantine's ID.
+                    complaint = [placed.receipt.complaint_id]
+                    await _lock_joined(conn, complaint, placer.rows, self._postgres)
                 await placer.rows.flush(conn)
                 receipt = placed.receipt
-                if placed.tier in (Tier.RETRY, Tier.SIMILAR, Tier.FOLLOWUP):
+                if joins:
                     # Joined a complaint (or was added to the one it names): the ID it keeps
                     # (the quarantine's) is its own, whoever its sender, and shows the message
                     # as a new complaint would.
@@ -1816,6 +1823,10 @@ class _RowBuffer:
         """The rows queued for ``table`` and not yet inserted."""
         return self._rows[table.name]
 
+    def raises_privacy(self) -> bool:
+        """Whether :meth:`flush` raises the privacy of a complaint (locking its row)."""
+        return bool(self._privacy)
+
     async def flush(self, conn: AsyncConnection) -> None:
         """Insert everything queued so far."""
         for table in self.ORDER:
@@ -1838,6 +1849,59 @@ class _RowBuffer:
                     update(raw_inbound).where(raw_inbound.c.id == raw_id).values(shown=after)
                 )
         self._confidential_ids.clear()
+
+
+async def _lock_joined(
+    conn: AsyncConnection, complaint_ids: Iterable[str], rows: _RowBuffer, postgres: bool
+) -> dict[str, datetime | None]:
+    """Lock the rows of the stored complaints a transaction's messages join or follow, and read
+    the time of the status change each shows (``status_changed_at``).
+
+    On PostgreSQL ``FOR KEY SHARE``, in id order: the status feed locks a complaint's row ``FOR
+    UPDATE`` before it applies a change and texts the numbers holding a receipt for it
+    (:func:`gateway.status_feed.apply`), so the two take turns. A change applied first is
+    committed before this returns, and read; one applied after waits for this transaction's
+    commit, and its texts find the messages and their replies. ``FOR UPDATE`` when the
+    transaction raises a complaint's privacy (that locks the row so later in it): two holding
+    the key share lock would deadlock as each asked for more. Called once the persons are locked
+    (:class:`~gateway.identity.IdentityGraph`, id order too), never before: the status feed
+    locks no person, and every transaction of the intake takes persons, then complaints. SQLite
+    has one writer: the other transaction committed before this one began, or waits for it."""
+    ids = sorted(set(complaint_ids))
+    if not ids:
+        return {}
+    query = select(complaints.c.id, complaints.c.status_changed_at).where(
+        complaints.c.id.in_(ids)
+    )
+    if postgres:
+        share = not rows.raises_privacy()
+        query = query.order_by(complaints.c.id).with_for_update(read=share, key_share=share)
+    return {row.id: row.status_changed_at for row in await conn.execute(query)}
+
+
+async def _join_after_changes(conn: AsyncConnection, rows: _RowBuffer, postgres: bool) -> None:
+    """Lock the complaints the queued raw inbound rows join or follow (:func:`_lock_joined`),
+    and store each such message after the status change its complaint shows: a message joins
+    a complaint as it is when the transaction commits. An own ID shows only what changed after
+    its message was stored (:func:`_message_status`), and the status feed texts a number of
+    the changes its ID shows from then on: a change the feed applied before this transaction
+    committed did not find this message, so it must not show under its ID either (a change
+    applied while the transaction waited for the lock, or stamped by the routing core ahead of
+    the gateway's clock). ``stored_at`` is the transaction's time, or just after that change
+    when that is later. One statement, only for a batch that joins or follows a complaint
+    stored before it (a complaint of this batch is seen by nobody else yet)."""
+    joined = rows.queued(raw_inbound)
+    created = {c["id"] for c in rows.queued(complaints)}
+    shown = await _lock_joined(
+        conn,
+        {r["complaint_id"] for r in joined} - created - {None},
+        rows,
+        postgres,
+    )
+    for row in joined:
+        changed = shown.get(row["complaint_id"])
+        if changed is not None and changed_since(changed, row["stored_at"]):
+            row["stored_at"] = changed + timedelta(microseconds=1)
 
 
 async def _raise_privacy(

@@ -753,7 +753,10 @@ class StatusPush:
     change's transaction (``gateway.status_feed.apply``'s ``notify``), so it is queued exactly
     when the change is kept. Receipts answered in the HTTP body, suppressed or failed are not
     followed (no sender could reach that number then). ``received`` is not told. Those rows
-    outlive ``sms.keep_replies`` while their complaint is open (:func:`prune`)."""
+    outlive ``sms.keep_replies`` while their complaint is open (:func:`prune`). A message
+    joining the complaint with its receipt at the same time takes turns with the change (the
+    intake locks the complaint's row as the feed does): committed first, it is read here;
+    after, it is stored after the change, which its ID does not show."""
 
     def __init__(self, short_code: str) -> None:
         self._short_code = short_code

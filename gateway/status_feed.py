@@ -13,7 +13,9 @@ the same quorum queue. Each message is applied in one transaction:
   complaint's row is locked first, so changes to one complaint on several replicas take turns;
 - when it is shown and changes the status word, ``notify`` runs in the same transaction (the
   SMS channel queues a message to the numbers that got the complaint's receipt by SMS:
-  ``gateway.sms_store.StatusPush``);
+  ``gateway.sms_store.StatusPush``); the intake locks the complaints a transaction of its joins
+  or follows (``FOR KEY SHARE``), so a message joining the complaint meanwhile commits with its
+  reply before the change (and is told) or after it (and is stored after it);
 - a body that is not a valid status change, one naming a complaint this database does not
   hold (or with another tracking ID), or one whose ``changed_at`` is more than
   :data:`MAX_AHEAD` ahead of the gateway's clock (shown, it would hide every real change until
@@ -283,7 +285,9 @@ async def apply(
             # writer), so every statement below sees the changes committed before this one,
             # their events included: the agency's condition reads the events, and without the
             # lock it would be read from before a concurrent newer change committed, and an
-            # older agency would be written over the newer one.
+            # older agency would be written over the newer one. The intake's transactions that
+            # join or follow the complaint hold its row too (gateway.intake._lock_joined): the
+            # messages and replies ``notify`` reads are all committed, none in flight.
             found = (
                 await conn.execute(
                     select(
