@@ -1255,6 +1255,7 @@ class _Placer:
         self._keys = keys
         self._dedup = dedup
         self._now = now
+        self._lock = lock
         self.graph = IdentityGraph(keys, lock)
         self.rows = _RowBuffer(keys)
         self._who: dict[str, Resolution] = {}
@@ -1273,9 +1274,6 @@ class _Placer:
         if not drafts:
             return
         await self.graph.load(self._conn, [i for _, _, w in drafts for i in w.identities])
-        about = {w.complaint.draft.about for _, _, w in drafts} - {None}
-        if about:
-            self._named = await _load_named(self._conn, about)
         for raw_id, raw, work in drafts:
             self._who[raw_id] = await self.graph.resolve(
                 self._conn, raw.channel, work.identities, raw_id, self._now, self.rows
@@ -1305,6 +1303,11 @@ class _Placer:
             # By the surviving person, as the candidates (a merge of this batch moved the
             # complaints, whose person the rows carry, before they were read).
             self._duplicates.setdefault(self.graph.current(person_id), []).extend(found)
+        about = {w.complaint.draft.about for _, _, w in drafts} - {None}
+        if about:
+            # After every person's lock: complaints are locked after persons, in every
+            # transaction of the intake (see _lock_joined).
+            self._named = await _load_named(self._conn, about, self._lock)
 
     def _raise_privacy(self, person_id: str, complaint_id: str, privacy: Privacy) -> None:
         """Queue ``privacy`` for the complaint's row, and give it to the complaint as a later
@@ -1376,6 +1379,14 @@ class _Placer:
         # ID of its own, as for a new complaint: the answer must not tell them that the person
         # whose NIK they typed complained of the same matter, nor that complaint's ID. Their
         # message still joins it for the routing core; their ID follows it from now on.
+        named = self._named.get(work.complaint.draft.about or "")
+        if named is not None and who.sender_hash in vouched and who.sender_hash in named.holders:
+            # It names a complaint whose ID its sender holds: added to that one, whatever its
+            # words (dedup compares words; this sender said which complaint it means), unless
+            # it is a provider's retry of such a message.
+            return self._resent(raw, raw_id, work, who, named, decision_row) or self._follow(
+                raw, raw_id, work, who, person_id, named, decision_row
+            )
         own = decision.same_sender
         if decision.tier is Tier.RETRY:
             assert decision.tracking_id is not None
@@ -1418,12 +1429,12 @@ class _Placer:
                     complaint_id=decision.complaint_id,
                     redelivered=True,
                 )
+            # The identities it gave hold the ID it was told (a web form sent again, told an
+            # ID of its own: the phone it gave may name that ID by SMS, see _load_named).
+            decision_row["identity_hashes"] = (
+                " ".join(sorted({i.value_hash for i in work.identities})) or None
+            )
             return _Placement(receipt, decision.tier, decision_row)
-        named = self._named.get(work.complaint.draft.about or "")
-        if named is not None and who.sender_hash in vouched and who.sender_hash in named.holders:
-            # It names a complaint whose ID its sender holds: added to that one, whatever its
-            # words (dedup compares words; this sender said which complaint it means).
-            return self._follow(raw, raw_id, work, who, person_id, named, decision_row)
         if decision.tier is Tier.SIMILAR:
             assert decision.tracking_id is not None and decision.complaint_id is not None
             # This phone, address or account joined this complaint before under an ID of its
@@ -1559,6 +1570,54 @@ class _Placer:
         )
 
 
+    def _resent(
+        self,
+        raw: RawInbound,
+        raw_id: str,
+        work: _Work,
+        who: Resolution,
+        named: _Named,
+        decision_row: dict[str, Any],
+    ) -> _Placement | None:
+        """A provider's retry of a follow-up (tier 2: the same number and words, naming the
+        same ID, within the retry window, asking no more privacy): answered as that follow-up
+        was, nothing published again. Its earlier copy is looked for under every person: the
+        number may be another person's than the complaint's (a phone a form gave)."""
+        since = raw.received_at - timedelta(seconds=self._dedup.retry_window_seconds)
+        key = tokens_hash(self._keys, work.tokens)
+        asked = work.complaint.draft.privacy
+        earlier = next(
+            (
+                d
+                for found in self._duplicates.values()
+                for d in found
+                if d.sender_hash == who.sender_hash
+                and d.complaint_id == named.complaint_id
+                and d.told_tracking_id == named.id
+                and d.tokens_hash == key
+                and d.received_at >= since
+                and (d.anonymous or not asked.anonymous)
+                and (d.confidential or not asked.confidential)
+            ),
+            None,
+        )
+        if earlier is None:
+            return None
+        decision_row |= {
+            "tier": Tier.RETRY.value,
+            "complaint_id": named.complaint_id,
+            "matched_tracking_id": named.id,
+            "score": 1.0,
+        }
+        receipt = Receipt(
+            ReceiptStatus.FOLLOWUP,
+            named.id,
+            raw_id,
+            complaint_id=named.complaint_id,
+            redelivered=True,
+        )
+        return _Placement(receipt, Tier.RETRY, decision_row)
+
     def _follow(
         self,
         raw: RawInbound,
@@ -1574,11 +1633,17 @@ class _Placer:
         again. The message's privacy is its own with the complaint's added, as for a duplicate;
         asking more raises the complaint's (and an own ID's, as for a duplicate)."""
         draft = work.complaint.draft
-        privacy = Privacy(
-            anonymous=draft.privacy.anonymous or named.anonymous,
-            confidential=draft.privacy.confidential or named.confidential,
+        # The complaint's flags as read, with what an earlier message of this transaction asked.
+        asked = self.rows.privacy_of(named.complaint_id) or Privacy()
+        shown = Privacy(
+            anonymous=named.anonymous or asked.anonymous,
+            confidential=named.confidential or asked.confidential,
         )
-        if (privacy.anonymous, privacy.confidential) != (named.anonymous, named.confidential):
+        privacy = Privacy(
+            anonymous=draft.privacy.anonymous or shown.anonymous,
+            confidential=draft.privacy.confidential or shown.confidential,
+        )
+        if privacy != shown:
             owner = self.graph.current(named.person_id) if named.person_id else None
             if owner is not None and owner in self._candidates:
                 self._raise_privacy(owner, named.complaint_id, privacy)
@@ -1655,12 +1720,20 @@ class _Named:
     holders: frozenset[str]
 
 
-async def _load_named(conn: AsyncConnection, ids: Iterable[str | None]) -> dict[str, _Named]:
+async def _load_named(
+    conn: AsyncConnection, ids: Iterable[str | None], lock: bool
+) -> dict[str, _Named]:
     """The complaints behind ``ids`` (tracking IDs named by messages), with their holders: one
     statement over ``raw_inbound (tracking_id)``, every message told one of them with its
-    complaint and its dedup decision (the sender and identities of a message that joined)."""
+    complaint and its dedup decision (the sender and identities of a message that joined).
+
+    ``lock`` (PostgreSQL): the complaints' rows are locked ``FOR UPDATE``, in id order, before
+    their privacy flags are read. A follow-up may come from another person than the
+    complaint's (a phone a form gave), whose lock does not cover the complaint: without it a
+    concurrent message raising the flags would commit unseen, and this event would go out
+    without them."""
     r, c, d = raw_inbound, complaints, dedup_decisions
-    rows = await conn.execute(
+    query = (
         select(
             r.c.tracking_id.label("named"),
             c.c.id,
@@ -1678,6 +1751,9 @@ async def _load_named(conn: AsyncConnection, ids: Iterable[str | None]) -> dict[
         )
         .where(r.c.tracking_id.in_(sorted(i for i in ids if i)))
     )
+    if lock:
+        query = query.order_by(c.c.id).with_for_update(of=c)
+    rows = await conn.execute(query)
     found: dict[str, _Named] = {}
     for row in rows:
         held = {row.told_sender, *(row.told_identities or "").split()}
@@ -1799,6 +1875,10 @@ class _RowBuffer:
         self._privacy: dict[str, Privacy] = {}
         # IDs of their own whose holder asked confidentiality in a later message (see flush).
         self._confidential_ids: set[str] = set()
+
+    def privacy_of(self, complaint_id: str) -> Privacy | None:
+        """The privacy queued for the complaint's row by this transaction, if any."""
+        return self._privacy.get(complaint_id)
 
     def raise_privacy(self, complaint_id: str, privacy: Privacy) -> None:
         """Set the complaint's privacy flags to ``privacy`` (which holds what it had), with

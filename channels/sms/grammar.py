@@ -314,16 +314,38 @@ def interpret(
 
 def _about(reading: Interpretation, words: list[str]) -> Interpretation:
     """A complaint with the valid tracking ID it names, if any, as the complaint it is about
-    (``Laporan K7QM4XRT9 lubangnya makin besar``): the intake adds it to that complaint when
+    (``Laporan K7QM-4XRT9 lubangnya makin besar``): the intake adds it to that complaint when
     its sender holds the ID, and files it as any other otherwise (ordinary words may pass for
     an ID, and a stranger may quote one). The ID stays in the body as written. ``words``: the
-    message's, upper case, labelled NIKs left out (as the status query reads them)."""
+    message's, upper case, labelled NIKs left out (as the status query reads them).
+
+    The first ID of letters and digits, in one word or in the two groups the receipt prints,
+    is taken before any that is letters only or digits only: ordinary words (``PDAM Taman``,
+    ``KEJAKSAAN``) and customer numbers (``532987699``) pass the check symbol too, and an ID
+    copied from a receipt nearly always mixes the two (nine symbols, eight of them digits)."""
     if reading.intent is not Intent.COMPLAINT or reading.draft is None:
         return reading
-    found = _find_id(words, len(words))
+    found: str | None = None
+    for i, word in enumerate(words):
+        if word in QUERY_WORDS:
+            continue
+        named = [tracking.normalize(word)]
+        if len(word) == _ID_FIRST_GROUP and i + 1 < len(words):
+            named.append(tracking.normalize(word + words[i + 1]))
+        for tid in named:
+            if tid is None:
+                continue
+            if _mixed(tid):
+                return replace(reading, draft=replace(reading.draft, about=tid))
+            found = found or tid
     if found is None:
         return reading
-    return replace(reading, draft=replace(reading.draft, about=found[2]))
+    return replace(reading, draft=replace(reading.draft, about=found))
+
+
+def _mixed(tid: str) -> bool:
+    """Whether a tracking ID has both letters and digits."""
+    return any(c.isdigit() for c in tid) and not tid.isdigit()
 
 
 def keyword_words(keyword: str) -> list[str]:

@@ -74,11 +74,12 @@ def accepted(tracking_id: str, short_code: str, nik_rejected: bool = False) -> s
     )
 
 
-def followup(tracking_id: str, short_code: str) -> str:
+def followup(tracking_id: str, short_code: str, nik_rejected: bool = False) -> str:
     """A message about a complaint its sender holds the ID of was added to that complaint."""
+    note = " NIK tidak sah, tidak disimpan." if nik_rejected else ""
     return (
-        f"LAPOR! Tambahan info untuk laporan {tracking.display(tracking_id)} diterima dan "
-        f"diteruskan. Cek status: kirim CEK {tracking_id} ke {_code(short_code)}."
+        f"LAPOR! Tambahan info untuk laporan {tracking.display(tracking_id)} diterima."
+        f"{note} Cek status: kirim CEK {tracking_id} ke {_code(short_code)}."
     )
 
 

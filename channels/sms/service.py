@@ -270,7 +270,8 @@ class SmsService:
                 return replies.quarantined(None), "quarantined"
             return replies.accepted(tid, code, reading.nik_rejected), "receipt"
         if receipt.status is ReceiptStatus.FOLLOWUP and receipt.tracking_id is not None:
-            return replies.followup(receipt.tracking_id, code), "followup"
+            text = replies.followup(receipt.tracking_id, code, reading.nik_rejected)
+            return text, "followup"
         if reading.intent is grammar.Intent.HELP:
             return replies.help_text(code, english=reading.english), "help"
         if reading.intent is grammar.Intent.TOO_SHORT:

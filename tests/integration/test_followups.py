@@ -9,21 +9,25 @@ and the reply outbox, on both databases; the status SMS through the real RabbitM
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select, update
 
+from channels.sms.message import Bridge
+from channels.sms.routes import _KANNEL_META, _form_meta, _raw
 from gateway import bootstrap, tracking
 from gateway.domain import Channel
 from gateway.settings import Settings
 from gateway.storage.schema import complaints, dedup_decisions, raw_inbound, sms_replies
-from tests.integration.test_identity_dedup import NIK_A, PARSER, ROAD, ROAD_SMS, msg
+from tests.integration.test_identity_dedup import NIK_A, NIK_B, PARSER, ROAD, ROAD_SMS, WATER, msg
 from tests.integration.test_status_feed import Client, publish, status, texting
 from tests.support import kannel_mo, opened_events, validate_event, wait_until
 
@@ -48,6 +52,20 @@ class Sms:
         resp = await self.client.get("/sms/kannel", params=params)
         assert resp.status == 200, await resp.text()
         return await resp.text()
+
+    async def at_once(self, *texts: tuple[str, str]) -> list[str]:
+        """Several MOs (text, sender) handed to the SMS service together, as concurrent
+        requests are: they go through the intake in one group commit."""
+        assert self.gateway.sms is not None
+        service = self.gateway.sms.service
+        raws = []
+        for body, sender in texts:
+            query = urlencode(kannel_mo(body, sender)).encode()
+            raws.append(_raw(query, _form_meta(query, _KANNEL_META), kannel_mo("x")["I"]))
+        answers = await asyncio.gather(
+            *(service.receive(raw, Bridge.KANNEL, inline=True) for raw in raws)
+        )
+        return [a.text for a in answers]
 
     async def events(self) -> list[dict[str, Any]]:
         bodies = [json.loads(e) for e in await opened_events(self.gateway.engine, self.gateway.keys)]
@@ -89,7 +107,7 @@ async def test_news_naming_the_id_from_the_same_phone_is_a_followup_of_that_comp
     shown = tracking.display(tid)
     reply = await sms.text(f"Laporan {shown} {NEWS}")
     assert reply == (
-        f"LAPOR! Tambahan info untuk laporan {shown} diterima dan diteruskan. "
+        f"LAPOR! Tambahan info untuk laporan {shown} diterima. "
         f"Cek status: kirim CEK {tid} ke 1708."
     )
     assert await sms.count() == 1
@@ -254,3 +272,111 @@ async def test_the_number_of_a_followup_is_told_of_the_complaints_changes(
                 .scalars()
             )
         assert kinds == ["followup", "status-change"]
+
+
+async def test_two_followups_in_one_group_commit_keep_the_confidentiality_the_first_asked(
+    sms: Sms,
+) -> None:
+    """Siti texts "RAHASIA Laporan <ID> ..." and, a second later, more news without the
+    keyword; both are written in one group commit. The complaint is confidential from the first
+    of them on, so the second follow-up's event says ``confidential: true`` too, as when the two
+    come in separate commits (a later message never lifts what an earlier one asked)."""
+    tid = receipt_id(await sms.text("Pungutan liar di kantor kelurahan untuk surat domisili"))
+    answers = await sms.at_once(
+        (f"RAHASIA Laporan {tid} petugasnya minta 200 ribu lagi kemarin", SITI),
+        (f"Laporan {tid} hari ini kantor tutup, tidak ada petugas sama sekali", SITI),
+    )
+    assert all(a.startswith("LAPOR! Tambahan info") for a in answers), answers
+    assert (await sms.complaint(tid)).confidential
+    followups = [e for e in await sms.events() if e["event"] == "followup"]
+    assert len(followups) == 2
+    assert [f["privacy"]["confidential"] for f in followups] == [True, True]
+
+
+async def test_a_followup_after_a_confidential_duplicate_in_the_same_commit_stays_confidential(
+    sms: Sms,
+) -> None:
+    """Siti sends her complaint again with RAHASIA (a duplicate, which makes the complaint
+    confidential) and, in the same group commit, a follow-up naming its ID: the follow-up's
+    event is confidential as well, the flags the duplicate of the same batch raised included."""
+    road = "Jalan Siliwangi depan pasar berlubang besar sudah dua bulan, motor sering jatuh"
+    tid = receipt_id(await sms.text(road))
+    answers = await sms.at_once(
+        (f"RAHASIA {road}", SITI),
+        (f"Laporan {tid} sekarang lubangnya makin besar, kemarin 2 motor jatuh", SITI),
+    )
+    assert answers[1].startswith("LAPOR! Tambahan info"), answers
+    events = await sms.events()
+    assert [e["event"] for e in events] == ["created", "duplicate", "followup"]
+    assert events[1]["privacy"]["confidential"] is True
+    assert (await sms.complaint(tid)).confidential
+    assert events[2]["privacy"]["confidential"] is True
+
+
+async def test_a_resent_followup_from_a_phone_of_another_person_is_not_published_twice(
+    sms: Sms,
+) -> None:
+    """Siti's phone is linked to her own NIK. Her husband files a complaint on the web form with
+    his NIK and gives her number, which so holds that complaint's ID though the identity graph
+    keeps it with Siti. Her follow-up naming that ID, sent again by her modem under another
+    message id, is answered as a retry: the routing core gets the news once."""
+    first = await sms.gateway.intake.accept(
+        msg(Channel.SMS, 0, body="Lampu jalan di gang mawar mati sejak minggu lalu",
+            nik=NIK_A, phone=SITI),
+        PARSER,
+    )
+    assert first.tracking_id is not None
+    form = await sms.gateway.intake.accept(
+        msg(Channel.WEB, 5, body=WATER, title="Air PDAM mati", nik=NIK_B, phone="0812-3456-7890"),
+        PARSER,
+    )
+    assert form.tracking_id is not None and form.complaint_id != first.complaint_id
+    text = f"Laporan {form.tracking_id} sekarang air masih mati, kemarin warga beli air galon"
+    once = await sms.text(text, message_id="mo-family-1")
+    assert once.startswith("LAPOR! Tambahan info"), once
+    await sms.text(text, message_id="mo-family-2")  # the modem's resend
+    followups = [e for e in await sms.events() if e["event"] == "followup"]
+    assert len(followups) == 1, [f["source"]["provider_message_id"] for f in followups]
+
+
+async def test_a_resent_followup_is_answered_as_the_followup_was(sms: Sms) -> None:
+    """A follow-up sent twice under two message ids is answered the same both times ("Tambahan
+    info untuk laporan ... diterima"), not as a new report the second time."""
+    tid = receipt_id(await sms.text("Lampu jalan di gang mawar mati sejak minggu lalu"))
+    text = f"Laporan {tid} sekarang 3 tiang mati, tadi malam gelap total"
+    once = await sms.text(text, message_id="mo-resend-1")
+    again = await sms.text(text, message_id="mo-resend-2")
+    assert once.startswith("LAPOR! Tambahan info"), once
+    assert again == once
+
+
+async def test_a_phone_given_on_a_form_sent_twice_holds_the_id_the_second_form_was_shown(
+    sms: Sms,
+) -> None:
+    """Siti fills the web form twice with the same words and her number. The second is a retry
+    of the first (dedup tier 2) and, the form vouching for nobody, is shown an ID of its own, Y,
+    which follows her complaint. Her number, given in that message, holds Y: news naming Y is a
+    follow-up."""
+    first = await sms.gateway.intake.accept(
+        msg(Channel.WEB, 0, body=ROAD, nik=NIK_A, phone="0812-3456-7890"), PARSER
+    )
+    again = await sms.gateway.intake.accept(
+        msg(Channel.WEB, 1, body=ROAD, nik=NIK_A, phone="0812-3456-7890"), PARSER
+    )
+    held = again.tracking_id
+    assert held is not None and held != first.tracking_id
+    assert again.complaint_id == first.complaint_id
+    assert await sms.gateway.intake.status(held) is not None
+    reply = await sms.text(f"Laporan {held} {NEWS}")
+    assert reply.startswith(
+        f"LAPOR! Tambahan info untuk laporan {tracking.display(held)}"
+    ), reply
+
+
+async def test_a_followup_with_a_mistyped_nik_is_told_the_nik_was_not_kept(sms: Sms) -> None:
+    """A follow-up with a mistyped labelled NIK is told "NIK tidak sah, tidak disimpan.", as a
+    complaint is, so Siti knows to send it again."""
+    tid = receipt_id(await sms.text("Jalan Siliwangi depan pasar berlubang besar"))
+    reply = await sms.text(f"NIK 320901410190000 laporan {tid} sekarang makin parah, {NEWS}")
+    assert reply.startswith("LAPOR! Tambahan info"), reply
+    assert "NIK tidak sah" in reply

@@ -15,6 +15,7 @@ from gateway import tracking
 SENDER = "+6281234567890"
 TID = "K7QM4XRT" + tracking._check_symbol("K7QM4XRT")
 SHOWN = tracking.display(TID)
+CUSTOMER = "532987699"  # a PDAM customer number that passes the check symbol
 
 
 @pytest.mark.parametrize(
@@ -59,3 +60,27 @@ def test_ordinary_words_passing_for_an_id_are_about_it_and_maybe_a_query() -> No
     read = interpret("Tolong cek PDAM Taman Sari air mati", SENDER, {})
     assert read.draft is not None
     assert read.maybe_status == read.draft.about == tracking.normalize("PDAMTAMAN")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # The ID as printed, then a customer number (one word with digits) later on.
+        f"Laporan {SHOWN} tagihan PDAM no pelanggan {CUSTOMER} sekarang naik jadi 2 juta",
+        f"{SHOWN} belum diperbaiki padahal pipa PDAM {CUSTOMER} bocor lagi kemarin",
+        # Ordinary words before the ID that pass the check symbol (no digit in them).
+        f"Laporan PDAM Taman Sari {SHOWN} airnya masih mati sejak kemarin",
+        f"Pungli di kejaksaan negeri, laporan {SHOWN}, kemarin diminta uang lagi 500 ribu",
+    ],
+)
+def test_the_printed_id_is_what_a_followup_is_about(text: str) -> None:
+    """Siti copies her ID from the receipt ("K7QM-4XRT9", two groups) into her news, beside a
+    customer number or ordinary words that pass the check symbol too: the ID of letters and
+    digits is the one her news is about."""
+    # What makes these bite: each of these reads as a valid tracking ID.
+    assert {tracking.normalize(w) for w in (CUSTOMER, "PDAMTAMAN", "KEJAKSAAN")} == {
+        CUSTOMER, "PDAMTAMAN", "KEJAKSAAN"
+    }
+    read = interpret(text, SENDER, {})
+    assert read.intent is Intent.COMPLAINT and read.draft is not None
+    assert read.draft.about == TID

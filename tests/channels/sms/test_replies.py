@@ -19,6 +19,7 @@ ALL = [
     replies.accepted(TID, LONGEST_CODE, nik_rejected=True),
     replies.accepted(TID, LONGEST_CODE),
     replies.followup(TID, LONGEST_CODE),
+    replies.followup(TID, LONGEST_CODE, nik_rejected=True),
     replies.quarantined(TID),
     replies.quarantined(None),
     replies.empty(LONGEST_CODE),
