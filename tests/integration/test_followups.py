@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 
 import pytest
 from aiohttp.test_utils import TestClient
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from channels.sms.message import Bridge
 from channels.sms.routes import _KANNEL_META, _form_meta, _raw
@@ -380,3 +380,47 @@ async def test_a_followup_with_a_mistyped_nik_is_told_the_nik_was_not_kept(sms: 
     reply = await sms.text(f"NIK 320901410190000 laporan {tid} sekarang makin parah, {NEWS}")
     assert reply.startswith("LAPOR! Tambahan info"), reply
     assert "NIK tidak sah" in reply
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite: one writer
+async def test_a_followup_while_another_transaction_makes_the_complaint_confidential(
+    sms: Sms,
+) -> None:
+    """A follow-up from a number of another person than the complaint's (so no person's lock
+    covers both) arrives while another transaction is making the complaint confidential. The
+    follow-up waits for it and its event carries the flag: the complaint's flags are read under
+    the row's lock, never from before a commit in flight."""
+    form = await sms.gateway.intake.accept(
+        msg(Channel.WEB, 0, body=WATER, title="Air PDAM mati", nik=NIK_B, phone="0812-3456-7890"),
+        PARSER,
+    )
+    assert form.complaint_id is not None and form.tracking_id is not None
+    # Siti's number is linked to her own NIK: another person than the form's.
+    await sms.gateway.intake.accept(
+        msg(Channel.SMS, 1, body=ROAD_SMS, nik=NIK_A, phone=SITI), PARSER
+    )
+    engine = sms.gateway.engine
+    async with engine.connect() as holder:
+        await holder.execute(
+            update(complaints).where(complaints.c.id == form.complaint_id).values(confidential=True)
+        )
+        sent = asyncio.create_task(sms.text(f"Laporan {form.tracking_id} {NEWS}"))
+
+        async def waiting_or_done() -> bool:
+            if sent.done():
+                return True
+            async with engine.connect() as conn:
+                found = await conn.scalar(
+                    select(func.count())
+                    .select_from(text("pg_stat_activity"))
+                    .where(text("wait_event_type = 'Lock' AND datname = current_database()"))
+                )
+            return int(found or 0) >= 1
+
+        await wait_until(waiting_or_done, "the follow-up waiting for the complaint's row")
+        await holder.commit()
+    reply = await sent
+    assert reply.startswith("LAPOR! Tambahan info"), reply
+    followup = (await sms.events())[-1]
+    assert followup["event"] == "followup"
+    assert followup["privacy"]["confidential"] is True
