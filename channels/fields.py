@@ -4,10 +4,12 @@ Both take the reporter's identity as typed text and must answer the same way: a 
 against the official region list (the normalizer's own Indonesian and English messages), a phone
 number in E.164, an e-mail address, each error as an (Indonesian, English) message placed next
 to its field. Empty fields are simply absent; which ones are required is the form's business.
+Both also take files, whose names are only labels (:func:`header_text`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -15,6 +17,8 @@ from datetime import date
 from normalizer import InvalidNik, normalize_email, normalize_phone, parse_nik
 
 Message = tuple[str, str]  # (Indonesian, English)
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
 
 # Values a browser sends for a ticked checkbox (and what an API client may write).
 CHECKED = frozenset({"1", "on", "ya", "true"})
@@ -27,6 +31,13 @@ def text(values: Mapping[str, str], name: str) -> str | None:
     the browser let through is not refused as too long."""
     value = values.get(name, "").replace("\r\n", "\n").strip()
     return value or None
+
+
+def header_text(value: str) -> str:
+    """A multipart part's name or file name as text UTF-8 can take: RFC 2231's
+    ``filename*=utf-7''...`` decodes to lone surrogates, which no page nor stored reference
+    could hold (U+FFFD instead; a file name is only a label)."""
+    return _SURROGATES.sub("\ufffd", value)
 
 
 @dataclass(frozen=True, slots=True)

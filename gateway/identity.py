@@ -19,7 +19,7 @@ message again, seeing what was committed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -121,6 +121,19 @@ def vouched_by(channel: Channel, ids: list[Identity]) -> frozenset[str]:
     form or a letter, where every identity is typed."""
     kind = SENDER_KIND.get(channel)
     return frozenset(i.value_hash for i in ids if i.kind == kind) if kind else frozenset()
+
+
+def holding_proof(
+    channel: Channel, ids: list[Identity], metadata: Mapping[str, str]
+) -> frozenset[str]:
+    """The lookup hashes of the identities that show a message's sender holds a tracking ID
+    they name (a follow-up, gateway.intake): what the transport vouches for
+    (:func:`vouched_by`), and for a letter the NIK the clerk checked against the sender's KTP
+    at the counter (``nik_checked: ktp`` in its metadata)."""
+    proof = vouched_by(channel, ids)
+    if channel is Channel.LETTER and metadata.get("nik_checked") == "ktp":
+        proof |= {i.value_hash for i in ids if i.kind == "nik"}
+    return proof
 
 
 def sender_of(channel: Channel, ids: list[Identity]) -> Identity | None:

@@ -57,7 +57,14 @@ from gateway.domain import (
 from gateway.errors import IntakeUnavailable, ParseError, QuarantineNotFound
 from gateway.filestore import FileStore
 from gateway.grouping import to_the_end
-from gateway.identity import Identity, IdentityGraph, Resolution, identities_of, vouched_by
+from gateway.identity import (
+    Identity,
+    IdentityGraph,
+    Resolution,
+    holding_proof,
+    identities_of,
+    vouched_by,
+)
 from gateway.ids import new_id
 from gateway.logs import mask_text
 from gateway.metrics import Metrics
@@ -1380,7 +1387,7 @@ class _Placer:
         # whose NIK they typed complained of the same matter, nor that complaint's ID. Their
         # message still joins it for the routing core; their ID follows it from now on.
         named = self._named.get(work.complaint.draft.about or "")
-        if named is not None and who.sender_hash in vouched and who.sender_hash in named.holders:
+        if named is not None and self._holds(raw, work, who, named):
             # It names a complaint whose ID its sender holds: added to that one, whatever its
             # words (dedup compares words; this sender said which complaint it means), unless
             # it is a provider's retry of such a message.
@@ -1569,6 +1576,14 @@ class _Placer:
             now=now,
         )
 
+
+    @staticmethod
+    def _holds(raw: RawInbound, work: _Work, who: Resolution, named: _Named) -> bool:
+        """Whether the message's sender holds the ID it names: its phone number, address or
+        account (or a letter's NIK checked against the KTP) sent or was given in a message
+        told that ID."""
+        proof = holding_proof(raw.channel, work.identities, raw.metadata)
+        return who.sender_hash in proof and who.sender_hash in named.holders
 
     def _resent(
         self,

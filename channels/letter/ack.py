@@ -57,9 +57,10 @@ class SmsAck:
         self._wake = wake
 
     async def acknowledge(
-        self, raw_inbound_id: str, tracking_id: str, phone: str | None
+        self, raw_inbound_id: str, tracking_id: str, phone: str | None, followup: bool = False
     ) -> str | None:
-        """Queue the SMS; the masked number when it was queued, else None."""
+        """Queue the SMS; the masked number when it was queued, else None. ``followup``: the
+        letter was added to the earlier report it names, whose ID it is."""
         if not phone or not is_mobile(phone):
             return None
         decision = await self._outbox.enqueue(
@@ -68,8 +69,10 @@ class SmsAck:
                 bridge=self._bridge,
                 recipient=phone,
                 sender_key=phone,
-                kind="receipt",
-                body=replies.accepted(tracking_id, self._short_code),
+                kind="followup" if followup else "receipt",
+                body=(replies.followup if followup else replies.accepted)(
+                    tracking_id, self._short_code
+                ),
                 deliver=True,
                 tracking_id=tracking_id,
             )

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import Select, func, or_, select, union_all, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -179,6 +179,23 @@ class Draft:
         if not names:
             return self.id[:8]
         return names[0] if len(names) == 1 else f"{names[0]} (+{len(names) - 1})"
+
+
+# Letters not confirmed yet: always on the desk's list (DraftStore.desk), with the newest
+# confirmed ones, this many.
+DESK_SENT = 100
+_OPEN = (DraftStatus.READING.value, DraftStatus.READY.value, DraftStatus.FAILED.value)
+
+
+@dataclass(frozen=True, slots=True)
+class Desk:
+    """The desk's list: every letter not confirmed (``waiting``: to review or read again, the
+    longest waiting first, then those being read), and the newest confirmed ones (``sent``,
+    newest first); ``more_sent`` when older confirmed letters were left out."""
+
+    waiting: list[Draft]
+    sent: list[Draft]
+    more_sent: bool = False
 
 
 def _draft(row: Row[Any], keys: Keys) -> Draft:
@@ -360,13 +377,47 @@ class DraftStore:
             rows = await conn.execute(query.order_by(letter_drafts.c.created_at))
             return [_draft(r, self._keys) for r in rows]
 
-    async def recent(self, created_by: str | None, limit: int = 100) -> list[Draft]:
-        """The newest drafts, of one clerk or (None) of everybody."""
-        query = _select().order_by(letter_drafts.c.created_at.desc()).limit(limit)
-        if created_by is not None:
-            query = query.where(letter_drafts.c.created_by == created_by)
+    async def desk(self, created_by: str | None, limit: int = DESK_SENT) -> Desk:
+        """The letters of the desk's list, of one clerk or (None) of everybody: every letter
+        not confirmed yet, whatever its age, and the ``limit`` newest confirmed ones.
+
+        One statement, two parts, each read through an index, never the letters of every
+        year: the letters not confirmed (for a clerk through ``(created_by, status,
+        created_at)``; for everybody through ``(status, created_at)`` on PostgreSQL, per clerk
+        through the first on SQLite), and the newest confirmed ones, ``limit`` + 1 of them
+        (the one more says that older ones were left out), newest first through the same
+        indexes.
+        """
+        mine = () if created_by is None else (letter_drafts.c.created_by == created_by,)
+        waiting = _select().where(letter_drafts.c.status.in_(_OPEN), *mine)
+        sent = (
+            _select()
+            .where(letter_drafts.c.status == DraftStatus.CONFIRMED.value, *mine)
+            .order_by(letter_drafts.c.created_at.desc())
+            .limit(limit + 1)
+            .subquery()
+        )
         async with self._engine.connect() as conn:
-            return [_draft(r, self._keys) for r in await conn.execute(query)]
+            rows = (await conn.execute(union_all(waiting, select(sent)))).all()
+        drafts = [_draft(r, self._keys) for r in rows]
+        done = sorted(
+            (d for d in drafts if d.status is DraftStatus.CONFIRMED),
+            key=lambda d: d.created_at,
+            reverse=True,
+        )
+        # What needs the clerk first (to review, to read again), the longest waiting on top;
+        # then what is being read, in upload order (about the order it is read in).
+        todo = sorted(
+            (d for d in drafts if d.status is not DraftStatus.CONFIRMED),
+            key=lambda d: (d.status is DraftStatus.READING, d.created_at),
+        )
+        return Desk(waiting=todo, sent=done[:limit], more_sent=len(done) > limit)
+
+    async def recent(self, created_by: str | None, limit: int = DESK_SENT) -> list[Draft]:
+        """The desk's list as one list (:meth:`desk`): the letters not confirmed, then the
+        ``limit`` newest confirmed ones."""
+        desk = await self.desk(created_by, limit)
+        return [*desk.waiting, *desk.sent]
 
     # ---- the reader's side ----------------------------------------------------------------
 
@@ -494,6 +545,27 @@ class DraftStore:
             updated_at=self._clock(),
             version=letter_drafts.c.version + 1,
         )
+
+    async def give_back(self, reader: str) -> int:
+        """The letters ``reader`` is reading go back to the queue at once (its process stops):
+        the lease ends, the progress is cleared and the interrupted reading is not counted as
+        an attempt (it did not crash). How many letters were given back."""
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(letter_drafts)
+                .where(
+                    letter_drafts.c.claimed_by == reader,
+                    letter_drafts.c.status == DraftStatus.READING.value,
+                    letter_drafts.c.attempts > 0,
+                )
+                .values(
+                    claimed_by=None,
+                    claim_expires=None,
+                    pages_done=0,
+                    attempts=letter_drafts.c.attempts - 1,
+                )
+            )
+        return int(result.rowcount or 0)
 
     async def _reader_update(self, draft_id: str, reader: str | None, **values: Any) -> bool:
         query = update(letter_drafts).where(

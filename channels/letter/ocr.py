@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import csv
+import functools
 import io
 import logging
 import multiprocessing
@@ -41,10 +43,11 @@ import subprocess
 import tempfile
 import threading
 import warnings
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import BinaryIO, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from PIL import Image, UnidentifiedImageError
 
@@ -116,11 +119,26 @@ class TooManyPages(LetterFormatError):
 
 
 class OcrError(Exception):
-    """OCR failed for a reason that is not the document's fault (answer 5xx, retry later)."""
+    """OCR failed for a reason that is not the document's fault (answer 5xx, retry later).
+
+    The message is English (logs, the English page); :attr:`indonesian` says the same to the
+    clerk on the Indonesian page, without the technical detail (Tesseract's own words)."""
+
+    default_indonesian = "kesalahan pada mesin OCR di server"
+
+    def __init__(self, message: str, indonesian: str | None = None) -> None:
+        super().__init__(message)
+        self.indonesian = indonesian or self.default_indonesian
+
+    def __reduce__(self) -> tuple[type[OcrError], tuple[str, str]]:
+        # Raised in a worker process and pickled back: keep both languages.
+        return type(self), (str(self), self.indonesian)
 
 
 class OcrUnavailable(OcrError):
     """Tesseract or its language data is not installed."""
+
+    default_indonesian = "Tesseract atau data bahasanya belum terpasang di server"
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,7 +337,7 @@ def tesseract_command(image_path: str, language: str, psm: int = DEFAULT_PSM) ->
     """The command line: the image file in, TSV on stdout."""
     exe = shutil.which("tesseract")
     if exe is None:
-        raise OcrUnavailable("tesseract is not installed (Debian: tesseract-ocr)")
+        raise _not_installed()
     return [exe, image_path, "stdout", "-l", language, "--psm", str(psm), *_CONFIG, "tsv"]
 
 
@@ -346,10 +364,16 @@ def run_tesseract(
                 check=False,
             )
         except subprocess.TimeoutExpired as exc:
-            raise OcrError(f"tesseract took more than {timeout_s:.0f} s on one page") from exc
+            raise OcrError(
+                f"tesseract took more than {timeout_s:.0f} s on one page",
+                f"tesseract membaca satu halaman lebih dari {timeout_s:.0f} detik",
+            ) from exc
     if done.returncode != 0:
         message = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise OcrError(f"tesseract failed ({done.returncode}): {' / '.join(message[-3:])}")
+        raise OcrError(
+            f"tesseract failed ({done.returncode}): {' / '.join(message[-3:])}",
+            f"tesseract berhenti karena kesalahan (kode {done.returncode})",
+        )
     return parse_tsv(done.stdout.decode("utf-8", "replace"))
 
 
@@ -401,6 +425,13 @@ def read_page(
     )
 
 
+def _not_installed() -> OcrUnavailable:
+    return OcrUnavailable(
+        "tesseract is not installed (Debian: tesseract-ocr)",
+        "tesseract belum terpasang di server (Debian: tesseract-ocr)",
+    )
+
+
 def _worker_init() -> None:
     # Pillow's own bomb check warns (or fails) at other limits than MAX_PIXELS; ours is checked
     # explicitly in _open_image, so the warning is not needed in the workers.
@@ -411,12 +442,28 @@ def _worker_init() -> None:
 # The pool, used from the event loop.
 
 
+class _Job:
+    """One call waiting for a worker: a page to read, or a file's pages to count."""
+
+    __slots__ = ("args", "executor", "fn", "result")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self.fn = fn
+        self.args = args
+        self.result: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self.executor: concurrent.futures.ProcessPoolExecutor | None = None
+
+
 class OcrPool:
     """Tesseract ('ind') in a worker pool off the event loop; one single-threaded tesseract each.
 
     ``workers`` processes read pages in parallel (one per core is right: each runs one
-    single-threaded tesseract); pages of all documents wait in one queue, first come first
-    served. ``timeout_s`` bounds one page's OCR.
+    single-threaded tesseract). Documents take turns for the workers: pages wait here, per
+    document, and only as many are handed to the processes as there are workers; a worker that
+    is done takes the next page of the next document in the round, and a document that had
+    nothing waiting (one just uploaded) comes first. So a one-page letter read while a
+    60-page bundle is being read waits for one page of the bundle, not for all of it, and a
+    document read alone keeps every worker busy. ``timeout_s`` bounds one page's OCR.
     """
 
     def __init__(
@@ -435,6 +482,12 @@ class OcrPool:
         self._executor: concurrent.futures.ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
         self._checked = False
+        # The turns (under _turns_lock; a worker's result arrives on the executor's thread):
+        # the jobs waiting per document, documents in the order they take their next turn,
+        # and how many jobs the processes hold.
+        self._turns_lock = threading.Lock()
+        self._waiting: OrderedDict[object, deque[_Job]] = OrderedDict()
+        self._running = 0
 
     def _pool(self) -> concurrent.futures.ProcessPoolExecutor:
         with self._lock:
@@ -448,13 +501,91 @@ class OcrPool:
                 )
             return self._executor
 
+    def _discard(self, broken: concurrent.futures.ProcessPoolExecutor | None) -> None:
+        """A worker of ``broken`` died: the next job starts a fresh pool."""
+        with self._lock:
+            if broken is None or self._executor is not broken:
+                return
+            self._executor = None
+        broken.shutdown(wait=False, cancel_futures=True)
+
+    def _submit(self, document: object, fn: Callable[..., T], *args: Any) -> Awaitable[T]:
+        """Queue ``fn(*args)`` as ``document``'s next job; its result, awaitable on this loop."""
+        job = _Job(fn, args)
+        with self._turns_lock:
+            queue = self._waiting.get(document)
+            if queue is None:
+                # Nothing of this document was waiting: it takes the next free worker.
+                self._waiting[document] = queue = deque()
+                self._waiting.move_to_end(document, last=False)
+            queue.append(job)
+        self._dispatch()
+        return asyncio.wrap_future(job.result)
+
+    def _next_job(self) -> _Job | None:
+        """The next job in turn (under _turns_lock), skipping those cancelled meanwhile."""
+        while self._waiting:
+            document, queue = self._waiting.popitem(last=False)
+            job = queue.popleft()
+            if queue:
+                self._waiting[document] = queue  # its next job after the others' turn
+            if not job.result.cancelled():
+                return job
+        return None
+
+    def _dispatch(self) -> None:
+        """Hand jobs to the processes while a worker is free."""
+        while True:
+            with self._turns_lock:
+                if self._running >= self.workers:
+                    return
+                job = self._next_job()
+                if job is None:
+                    return
+                self._running += 1
+            started = None
+            for _attempt in range(2):
+                executor = self._pool()
+                try:
+                    started = executor.submit(job.fn, *job.args)
+                    job.executor = executor
+                    break
+                except BrokenProcessPool:  # a worker died meanwhile: once on a fresh pool
+                    self._discard(executor)
+                except Exception as exc:  # the pool is closing
+                    _settle(job.result, exc)
+                    break
+            if started is None:
+                _settle(job.result, BrokenProcessPool("the OCR pool cannot start"))
+                with self._turns_lock:
+                    self._running -= 1
+                continue
+            started.add_done_callback(functools.partial(self._finished, job))
+
+    def _finished(self, job: _Job, started: concurrent.futures.Future[Any]) -> None:
+        """A worker is done with ``job`` (on the executor's thread): pass the result on and
+        give the worker the next job in turn."""
+        with self._turns_lock:
+            self._running -= 1
+        if started.cancelled():  # the pool was closed with the job still in its queue
+            job.result.cancel()
+        elif (exc := started.exception()) is not None:
+            if isinstance(exc, BrokenProcessPool):
+                # A worker died (a decoder crashed, or it was killed for memory): the jobs
+                # still waiting go to a fresh pool.
+                self._discard(job.executor)
+            _settle(job.result, exc)
+        else:
+            _settle(job.result, None, started.result())
+        self._dispatch()
+
     async def check(self) -> None:
         """Raise :class:`OcrUnavailable` unless tesseract and the language data are installed."""
         if self._checked:
             return
         exe = shutil.which("tesseract")
         if exe is None:
-            raise OcrUnavailable("tesseract is not installed (Debian: tesseract-ocr)")
+            raise _not_installed()
         proc = await asyncio.create_subprocess_exec(
             exe,
             "--list-langs",
@@ -468,7 +599,9 @@ class OcrPool:
         if missing:
             raise OcrUnavailable(
                 f"tesseract has no language data for {', '.join(missing)} "
-                f"(Debian: tesseract-ocr-{missing[0]})"
+                f"(Debian: tesseract-ocr-{missing[0]})",
+                f"data bahasa {', '.join(missing)} untuk tesseract belum terpasang di server "
+                f"(Debian: tesseract-ocr-{missing[0]})",
             )
         self._checked = True
 
@@ -487,13 +620,13 @@ class OcrPool:
     ) -> list[PageResult]:
         """Split into pages (PDF text or scanned, multi-page TIFF, JPEG, PNG; phone photos rotated
         by EXIF, deskewed), OCR each page in the pool, call on_page(done, total) as pages finish;
-        a text PDF page uses its text layer."""
+        a text PDF page uses its text layer. The document takes turns with the others being
+        read (see the class)."""
         kind = sniff(data, content_type)
         await self.check()
-        loop = asyncio.get_running_loop()
-        pool = self._pool()
+        document = object()
         # Counting pages parses the file (PDFium for a PDF): in a worker as well.
-        total = await self._run(loop, pool, count_pages, data, content_type)
+        total = await self._unbroken(self._submit(document, count_pages, data, content_type))
         if total < 1:
             raise LetterFormatError("the document has no pages")
         if total > self.max_pages:
@@ -501,8 +634,8 @@ class OcrPool:
                 f"the document has {total} pages, more than {self.max_pages}: split it"
             )
         futures = [
-            loop.run_in_executor(
-                pool, read_page, data, kind, i, self.language, self.timeout_s
+            asyncio.ensure_future(
+                self._submit(document, read_page, data, kind, i, self.language, self.timeout_s)
             )
             for i in range(total)
         ]
@@ -514,40 +647,45 @@ class OcrPool:
                     on_page(done, total)
         except BaseException:
             for future in futures:
-                future.cancel()
+                future.cancel()  # pages not yet handed to a worker are dropped
             raise
         results.sort(key=lambda page: page.number)
         return results
-
-    async def _run(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        pool: concurrent.futures.ProcessPoolExecutor,
-        fn: Callable[[bytes, str | None], int],
-        data: bytes,
-        content_type: str | None,
-    ) -> int:
-        return await self._unbroken(loop.run_in_executor(pool, fn, data, content_type))
 
     async def _unbroken(self, awaitable: Awaitable[T]) -> T:
         try:
             return await awaitable
         except BrokenProcessPool as exc:
-            # A worker died (a decoder crashed, or it was killed for memory): start afresh for
-            # the next document, and report this one as failed.
+            # A worker died: the pool was started afresh (_finished) for the pages waiting;
+            # this document is reported as failed.
             log.error("OCR worker process died; restarting the pool")
-            with self._lock:
-                broken, self._executor = self._executor, None
-            if broken is not None:
-                broken.shutdown(wait=False, cancel_futures=True)
-            raise OcrError("an OCR worker process died while reading the document") from exc
+            raise OcrError(
+                "an OCR worker process died while reading the document",
+                "proses pembaca OCR berhenti mendadak saat membaca berkas ini",
+            ) from exc
 
     async def close(self) -> None:
-        """Stop the worker processes (pages still queued are cancelled)."""
+        """Stop the worker processes (pages still waiting are cancelled)."""
+        with self._turns_lock:
+            waiting = [job for queue in self._waiting.values() for job in queue]
+            self._waiting.clear()
+        for job in waiting:
+            job.result.cancel()
         with self._lock:
             executor, self._executor = self._executor, None
         if executor is not None:
             await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
+
+
+def _settle(
+    future: concurrent.futures.Future[Any], error: BaseException | None, result: Any = None
+) -> None:
+    """Pass a job's outcome on, unless its reader gave it up (cancelled) meanwhile."""
+    with contextlib.suppress(concurrent.futures.InvalidStateError):
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
 
 
 def _noop() -> None:

@@ -17,7 +17,7 @@ from typing import Literal
 
 from channels.dates import WIB
 from channels.letter.auth import Account, Role, Staff
-from channels.letter.drafts import Draft, DraftStatus, FieldInfo
+from channels.letter.drafts import Desk, Draft, DraftStatus, FieldInfo, values_version
 from channels.letter.parse import CHOICE_FIELDS, LIMITS, TEXT_FIELDS
 from channels.letter.upload import ACCEPT, FILE_FIELD
 from gateway import tracking
@@ -60,9 +60,28 @@ T: Mapping[str, tuple[str, str]] = {
         "Semua berkas ini adalah halaman dari SATU surat (urut sesuai pilihan)",
         "All these files are pages of ONE letter (in the order chosen)",
     ),
+    "upload_limits": (
+        "Paling banyak {n} berkas sekali unggah, masing-masing paling besar {size}.",
+        "At most {n} files in one upload, each at most {size}.",
+    ),
     "upload": ("Unggah dan baca", "Upload and read"),
-    "letters_title": ("Surat terbaru", "Recent letters"),
-    "all_letters": ("Surat semua petugas", "Every clerk's letters"),
+    "waiting_title": ("Surat belum terkirim", "Letters not sent yet"),
+    "all_waiting": (
+        "Surat semua petugas yang belum terkirim", "Every clerk's letters not sent yet"
+    ),
+    "waiting_help": (
+        "Semua surat yang belum dikonfirmasi, berapa pun umurnya: yang paling lama menunggu "
+        "diperiksa (atau dibaca ulang) di atas, lalu yang sedang dibaca.",
+        "Every letter not confirmed yet, however old: the one waiting longest for review (or "
+        "to be read again) on top, then those being read.",
+    ),
+    "no_waiting": ("Tidak ada surat yang menunggu.", "No letters waiting."),
+    "sent_title": ("Surat terkirim terbaru", "Recently sent letters"),
+    "all_sent": ("Surat terkirim terbaru, semua petugas", "Recently sent letters, every clerk"),
+    "sent_cut": (
+        "Hanya {n} surat terkirim terbaru yang ditampilkan; yang lebih lama tidak.",
+        "Only the {n} most recently sent letters are shown; older ones are not.",
+    ),
     "no_letters": ("Belum ada surat.", "No letters yet."),
     "col_file": ("Berkas", "File"),
     "col_status": ("Status", "Status"),
@@ -107,6 +126,10 @@ T: Mapping[str, tuple[str, str]] = {
     "addressee": ("Ditujukan kepada (instansi)", "Addressed to (agency)"),
     "subject": ("Perihal (judul laporan)", "Subject (title of the report)"),
     "body": ("Isi surat (isi laporan)", "Body of the letter (the report)"),
+    "about": ("No. lacak laporan sebelumnya, bila surat ini tambahan untuk laporan itu (dari "
+              "tanda terima atau SMS yang ditunjukkan pengirim)",
+              "Tracking ID of an earlier report this letter adds to (from the receipt or SMS the "
+              "sender shows)"),
     "kind": ("Klasifikasi", "Classification"),
     "pengaduan": ("Pengaduan", "Complaint"),
     "aspirasi": ("Aspirasi", "Aspiration"),
@@ -186,6 +209,14 @@ T: Mapping[str, tuple[str, str]] = {
         "Values that were not saved were brought back from this browser. Check them, then "
         "press Save draft or Confirm.",
     ),
+    "not_added": (
+        "Surat ini TIDAK ditambahkan ke laporan {id}: NIK pengirim tidak dicocokkan dengan "
+        "KTP, atau laporan itu tidak memuat NIK ini. Surat dicatat sebagai laporan baru dengan "
+        "nomor di bawah.",
+        "This letter was NOT added to report {id}: the sender's NIK was not checked against "
+        "the KTP, or that report does not carry this NIK. It is registered as a new report "
+        "with the number below.",
+    ),
     "not_sent": (
         "Surat ini sudah dikonfirmasi oleh {u} ({t}); isian yang baru Anda kirim TIDAK dipakai. "
         "Tanda terima di bawah memuat laporan yang tercatat.",
@@ -243,6 +274,11 @@ T: Mapping[str, tuple[str, str]] = {
     "done": ("Selesai.", "Done."),
     "mismatch": ("Kedua kata sandi tidak sama.", "The two passwords differ."),
     "forbidden": ("Halaman ini hanya untuk supervisor.", "This page is for supervisors only."),
+    "own_account": (
+        "Anda tidak dapat menonaktifkan akun Anda sendiri. Bila akun ini memang harus "
+        "dinonaktifkan, mintalah supervisor lain.",
+        "You cannot disable your own account. If it must be disabled, ask another supervisor.",
+    ),
     "not_yours": ("Surat ini diunggah petugas lain.", "Another clerk uploaded this letter."),
     "not_found": ("Tidak ditemukan.", "Not found."),
     "expired": ("Formulir kedaluwarsa atau tidak sah. Silakan ulangi.",
@@ -490,14 +526,21 @@ def _row(ctx: Context, draft: Draft, show_by: bool) -> str:
     )
 
 
-def drafts_table(ctx: Context, drafts: Sequence[Draft], show_by: bool) -> str:
-    """The table of letters with their status, progress and next step."""
+def drafts_table(
+    ctx: Context,
+    drafts: Sequence[Draft],
+    show_by: bool,
+    table_id: str = "letters",
+    empty: str = "no_letters",
+) -> str:
+    """The table of letters with their status, progress and next step (``empty``: the text
+    when there is none)."""
     lang = ctx.lang
     if not drafts:
-        return f'<p id="no-letters">{t("no_letters", lang)}</p>'
+        return f'<p id="no-{table_id}">{t(empty, lang)}</p>'
     by = f'<th>{t("col_by", lang)}</th>' if show_by else ""
     return (
-        f'<table id="letters"><thead><tr><th>{t("col_file", lang)}</th>'
+        f'<table id="{table_id}"><thead><tr><th>{t("col_file", lang)}</th>'
         f'<th>{t("col_status", lang)}</th>{by}<th>{t("col_when", lang)}</th>'
         f'<th>{t("col_tid", lang)}</th><th></th></tr></thead><tbody>'
         + "".join(_row(ctx, d, show_by) for d in drafts)
@@ -505,17 +548,55 @@ def drafts_table(ctx: Context, drafts: Sequence[Draft], show_by: bool) -> str:
     )
 
 
+def size_text(size: int, lang: Lang) -> str:
+    """``25 MB``, ``1,5 MB`` (Indonesian decimal comma) or ``512 KB``."""
+    if size < 1_048_576:
+        return f"{max(1, size // 1024)} KB"
+    number = f"{size / 1_048_576:.1f}".removesuffix(".0")
+    return f'{number.replace(".", ",") if lang == "id" else number} MB'
+
+
+def _letter_lists(ctx: Context, desk: Desk) -> str:
+    """The desk's list: every letter not sent yet (what needs the clerk first), then the newest
+    sent ones, saying so when older ones are left out."""
+    lang = ctx.lang
+    supervisor = ctx.staff is not None and ctx.staff.is_supervisor
+    cut = (
+        f'<p class="note" id="sent-cut">{t("sent_cut", lang, n=len(desk.sent))}</p>'
+        if desk.more_sent
+        else ""
+    )
+    return (
+        f'<h2>{t("all_waiting" if supervisor else "waiting_title", lang)}</h2>'
+        f'<p class="note">{t("waiting_help", lang)}</p>'
+        + drafts_table(ctx, desk.waiting, supervisor, "letters-waiting", "no_waiting")
+        + f'<h2>{t("all_sent" if supervisor else "sent_title", lang)}</h2>'
+        + drafts_table(ctx, desk.sent, supervisor, "letters-sent", "no_letters")
+        + cut
+    )
+
+
 def home_page(
     ctx: Context,
-    drafts: Sequence[Draft],
+    desk: Desk,
     alert: str | None = None,
     status_ok: bool = False,
     uploaded: tuple[str, str] | None = None,
+    *,
+    max_files: int | None = None,
+    max_file_size: int | None = None,
 ) -> str:
-    """The upload form and the recent letters; ``uploaded`` (text, progress page) says what of
-    an upload went in when some of its files were refused (``alert``)."""
+    """The upload form (with its limits, when given: files per upload, bytes per file) and the
+    desk's list (:class:`Desk`); ``uploaded`` (text, progress page) says what of an upload
+    went in when some of its files were refused (``alert``)."""
     lang = ctx.lang
-    supervisor = ctx.staff is not None and ctx.staff.is_supervisor
+    limits = (
+        f'<p class="note" id="upload-limits">'
+        f'{t("upload_limits", lang, n=max_files, size=size_text(max_file_size, lang))}</p>'
+        if max_files is not None and max_file_size is not None
+        else ""
+    )
+    described = ' aria-describedby="upload-limits"' if limits else ""
     went_in = (
         f'<p class="ok" role="status" id="uploaded">{escape(uploaded[0])} '
         f'<a href="{escape(uploaded[1])}" id="uploaded-progress">{t("see_progress", lang)}</a></p>'
@@ -531,13 +612,11 @@ def home_page(
         f'<p class="note">{t("upload_help", lang)}</p>'
         f'<label for="{FILE_FIELD}">{t("files", lang)}</label>'
         f'<input type="file" id="{FILE_FIELD}" name="{FILE_FIELD}" multiple required '
-        f'accept="{ACCEPT}">'
+        f'accept="{ACCEPT}"{described}>{limits}'
         '<div class="check"><input type="checkbox" id="one_letter" name="one_letter" value="1"> '
         f'<label for="one_letter">{t("one_letter", lang)}</label></div>'
         f'<div class="actions"><button type="submit" id="upload">{t("upload", lang)}</button>'
-        "</div></form>"
-        f'<h2>{t("all_letters" if supervisor else "letters_title", lang)}</h2>'
-        + drafts_table(ctx, drafts, show_by=supervisor)
+        "</div></form>" + _letter_lists(ctx, desk)
     )
     return page(ctx, t("upload_title", lang), body)
 
@@ -839,15 +918,21 @@ def _review_form(
     )
     # staff.js keeps what is typed in this tab until it is saved (a reload, a session that ran
     # out): per account and letter, dropped once the values it built on are saved over.
+    # data-unsaved: the values shown are not the saved ones the form builds on (a 409, a 503
+    # while saving): what was typed, so staff.js keeps them rather than put older ones back.
     kept = (
         f' data-draft="{draft_id}" data-user="{escape(ctx.staff.username if ctx.staff else "")}" '
         f'data-restored="{escape(t("restored", lang))}"'
+        + (" data-unsaved" if values_version(values) != version else "")
         if keep
         else ""
     )
+    # novalidate: the browser's own checks (type=email, maxlength on an OCR'd text already
+    # longer) never block a Save, nor a Confirm or Enter: the server checks every field and
+    # says what is wrong next to it, in the page's language. maxlength still stops typing.
     return (
         f'<form method="post" action="{PREFIX}/letters/{escape(draft_id)}" id="review-form"'
-        f"{kept}>{csrf_input(ctx)}"
+        f"{kept} novalidate>{csrf_input(ctx)}"
         f'<input type="hidden" name="{BASED_ON}" value="{escape(version)}">'
         + (
             f'<input type="hidden" name="{FAILED_HOLD}" value="{escape(failed_hold)}">'

@@ -34,6 +34,7 @@ from typing import Any
 from channels.fields import CHECKED as _CHECKED
 from channels.fields import Message, check_identity
 from channels.fields import text as _text
+from gateway import tracking
 from gateway.domain import Attachment, ComplaintDraft, Kind, Privacy, RawInbound, Reporter
 from gateway.errors import ParseError
 
@@ -53,7 +54,10 @@ EXTRACTED = (
     "subject",
     "body",
 )
-TEXT_FIELDS = (*EXTRACTED[:4], "email", *EXTRACTED[4:])
+# about: the tracking ID of the citizen's earlier report this letter adds to (the clerk types it
+# from the receipt or SMS the citizen shows): added to that report when the clerk checked the
+# sender's NIK against the KTP and the report carries that NIK (README, "Follow-ups").
+TEXT_FIELDS = (*EXTRACTED[:4], "email", *EXTRACTED[4:], "about")
 # nik_checked: the clerk checked the NIK against the sender's KTP (the card at the desk, or the
 # copy sent with the letter, as the SOP's paper form asks).
 CHOICE_FIELDS = ("kind", "anonymous", "confidential", "nik_checked")
@@ -69,6 +73,7 @@ LIMITS: Mapping[str, int] = {
     "addressee": 255,
     "subject": 300,
     "body": 20_000,
+    "about": 20,
 }
 MIN_BODY = 10
 KINDS: Mapping[str, Kind] = {k.value: k for k in Kind}
@@ -132,6 +137,7 @@ class ReviewedLetter:
     anonymous: bool
     confidential: bool
     nik_checked: bool = False
+    about: str | None = None  # the tracking ID of an earlier report it adds to
 
 
 def validate(
@@ -184,6 +190,16 @@ def validate(
             "Isi NIK yang dicocokkan dengan KTP, atau hapus centang NIK sesuai KTP.",
             "Fill in the NIK checked against the KTP, or untick NIK matches the KTP.",
         )
+    about = None
+    if (typed := _text(values, "about")) and "about" not in errors:
+        about = tracking.normalize(typed)
+        if about is None:
+            errors["about"] = (
+                "Nomor lacak tidak valid: periksa lagi 9 hurufnya (contoh K7QM-4XRT9), atau "
+                "kosongkan.",
+                "Not a valid tracking ID: check its 9 characters (e.g. K7QM-4XRT9), or leave it "
+                "empty.",
+            )
     letter_date: date | None = None
     if (when := _text(values, "letter_date")) and "letter_date" not in errors:
         try:
@@ -217,6 +233,7 @@ def validate(
             anonymous=anonymous,
             confidential=confidential,
             nik_checked=nik_checked,
+            about=about,
         ),
         errors,
     )
@@ -292,4 +309,5 @@ def parse_review(raw: RawInbound) -> ComplaintDraft:
         privacy=Privacy(anonymous=letter.anonymous, confidential=letter.confidential),
         attachments=attachments,
         agency=letter.addressee,
+        about=letter.about,
     )

@@ -9,7 +9,9 @@ leaves the letter ``ready`` for the clerk. An upload wakes the reader at once; l
 behind by a process that died are found by polling every ``letter.reader_poll_interval``
 seconds once their lease has run out. A letter that cannot be read (a broken file) is marked
 ``failed`` with the reason, in Indonesian and English; one whose reading crashed the reader
-:data:`~channels.letter.drafts.MAX_ATTEMPTS` times too.
+:data:`~channels.letter.drafts.MAX_ATTEMPTS` times too. A reader that is stopped (a restart, a
+deploy) gives the letters it was reading back at once, not counted as attempts, so the next
+process or another replica reads them without waiting for their lease to run out.
 
 Nothing about the letter's content is logged: only ids, page counts and timings.
 """
@@ -40,6 +42,10 @@ from gateway.settings import LetterSettings
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int], None]
+
+# How long a stopping reader tries to give its letters back: a database that cannot be reached
+# must not hold up the shutdown (the leases then run out as after a crash).
+GIVE_BACK_TIMEOUT = 5.0
 
 
 class DocumentReader(Protocol):
@@ -123,15 +129,39 @@ class LetterReader:
         ]
 
     async def stop(self) -> None:
-        """Stop reading; a letter being read is left to be read again later."""
+        """Stop reading; the letters being read are given back at once (their leases ended, the
+        interrupted readings not counted as attempts), so that the next process or another
+        replica reads them now rather than once the leases run out. When the database cannot
+        be reached, this gives up after :data:`GIVE_BACK_TIMEOUT` seconds and the leases run
+        out as after a crash."""
         self._stop.set()
         self._wake.set()
-        for task in self._tasks:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._tasks = []
+        if tasks:
+            await self._give_back()
+
+    async def _give_back(self) -> None:
+        # By the reader's name (its own, random): also a letter whose claim was committed just
+        # as its loop was cancelled, before the loop knew of it.
+        try:
+            given = await asyncio.wait_for(
+                self._drafts.give_back(self.name), timeout=GIVE_BACK_TIMEOUT
+            )
+        except Exception as exc:  # the database is away: the leases run out instead
+            log.warning(
+                "letter reader stopped without giving its letters back: %s",
+                type(exc).__name__,
+                extra={"error": str(exc)[:300], "lease_s": self._settings.reading_lease},
+            )
+            return
+        if given:
+            log.info("letter reader stopped; letters given back to be read again",
+                     extra={"letters": given})
 
     async def _loop(self) -> None:
         backoff = 0.5
@@ -195,10 +225,13 @@ class LetterReader:
             raise  # the database: the loop waits and the lease brings the letter back
         except OcrError as exc:  # not the letter's fault (no Tesseract, a worker died)
             log.error("letter OCR failed: %s", exc, extra={"draft": draft.id})
+            # Each half in its own language (the page shows one of them): the Indonesian
+            # reason is the error's own translation, the technical detail stays in English.
             await self._drafts.fail(
                 draft.id,
                 self.name,
-                f"OCR gagal: {exc}; coba baca ulang. / OCR failed: {exc}; try reading it again.",
+                f"OCR gagal: {exc.indonesian}; coba baca ulang. / "
+                f"OCR failed: {exc}; try reading it again.",
             )
             return metrics.FAILED
         except Exception as exc:  # the OCR or the extraction broke on this letter

@@ -46,6 +46,10 @@ T = {
         "Laporan ini digabungkan dengan laporan Anda sebelumnya yang bernomor di atas.",
         "This report was joined to your earlier report with the number above.",
     ),
+    "followup": (
+        "Surat ini ditambahkan ke laporan Anda sebelumnya yang bernomor di atas.",
+        "This letter was added to your earlier report with the number above.",
+    ),
     "received": ("Diterima", "Received"),
     "subject": ("Perihal", "Subject"),
     "pages": ("Jumlah halaman", "Pages"),
@@ -129,6 +133,7 @@ class ReceiptData:
     pages: int
     clerk: str
     duplicate: bool = False
+    followup: bool = False  # added to the earlier report it named
     acks: Sequence[str] = ()  # masked addresses the acknowledgement also went to
     draft_id: str = ""  # (staff.js forgets what was typed for this letter once it is sent)
 
@@ -165,6 +170,7 @@ def receipt_page(
         f'<p>{_t("intro", lang)}</p><p>{_t("your_id", lang)}:</p>'
         f'<p class="tid" id="tracking-id">{escape(shown)}</p>'
         + (f'<p>{_t("duplicate", lang)}</p>' if data.duplicate else "")
+        + (f'<p id="followup">{_t("followup", lang)}</p>' if data.followup else "")
         + f'<p>{_t("keep", lang)}</p>'
         f'<dl class="facts"><dt>{_t("received", lang)}</dt><dd>{received(data.received_at)}</dd>'
         f'{subject}<dt>{_t("pages", lang)}</dt><dd>{data.pages}</dd>'

@@ -2,7 +2,8 @@
 intake port).
 
 =========================================  ====================================================
-``GET /staff/``                            upload form and recent letters (a supervisor: all)
+``GET /staff/``                            upload form, letters not sent, newest sent (a
+                                           supervisor: every clerk's)
 ``POST /staff/letters``                    upload one letter or a batch; 303 to its progress
 ``GET /staff/uploads/{batch}``             progress per letter and page (refreshes itself)
 ``GET /staff/uploads/{batch}/progress.json``  the same as JSON (for ``staff.js``)
@@ -72,7 +73,14 @@ from channels.letter.parse import (
 )
 from channels.letter.receipt import ReceiptData, receipt_page
 from channels.letter.staff import COOKIE, HEADERS, UNAVAILABLE, BadForm, StaffGate, read_form
-from channels.letter.upload import DamagedScan, UploadRejected, check_scan, read_upload
+from channels.letter.upload import (
+    DamagedScan,
+    LetterUpload,
+    RefusedFile,
+    UploadRejected,
+    check_scan,
+    read_upload,
+)
 from gateway.domain import Channel, RawInbound, Receipt, ReceiptStatus
 from gateway.errors import IntakeUnavailable
 from gateway.filestore import FileStore
@@ -98,6 +106,13 @@ UPLOAD_TEXTS: Mapping[str, Message] = {
                 "The letter was not uploaded: upload all its pages again with the file put "
                 "right."),
 }
+
+
+def _refused_status(refused: Sequence[RefusedFile]) -> int:
+    """The answer's status for refused files: theirs when they share it (415 for files of the
+    wrong kind), else 422."""
+    statuses = {r.status for r in refused}
+    return statuses.pop() if len(statuses) == 1 else 422
 
 
 def _messages(messages: list[Message], lang: pages.Lang) -> str:
@@ -235,15 +250,18 @@ class LetterDesk:
     ) -> web.Response:
         assert ctx.staff is not None
         mine = None if ctx.staff.is_supervisor else ctx.staff.id
-        drafts = await self._drafts.recent(mine)
-        return self._gate.html(
-            ctx, pages.home_page(ctx, drafts, alert, uploaded=uploaded), status
+        # Every letter not sent yet, whatever its age, and the newest sent ones.
+        desk = await self._drafts.desk(mine)
+        html = pages.home_page(
+            ctx, desk, alert, uploaded=uploaded,
+            max_files=self._settings.max_files, max_file_size=self._settings.max_file_size,
         )
+        return self._gate.html(ctx, html, status)
 
     # ---- upload and progress --------------------------------------------------------------
 
     async def home(self, _request: web.Request, ctx: Context, _s: Any) -> web.StreamResponse:
-        """The upload form and the recent letters."""
+        """The upload form and the desk's list: the letters not sent yet, the newest sent."""
         return await self._home(ctx)
 
     async def upload(self, request: web.Request, ctx: Context, session: Any) -> web.StreamResponse:
@@ -264,18 +282,22 @@ class LetterDesk:
                 max_file_size=self._settings.max_file_size,
             )
         except UploadRejected as exc:
+            # The message names the file (often after the citizen): the log says why, not whom.
             log.info(
-                "letter upload refused", extra={"status": exc.status, "reason": exc.message[1]}
+                "letter upload refused",
+                extra={"staff": ctx.staff.username, "status": exc.status, "code": exc.code,
+                       "file": exc.index},
             )
             return await self._home(ctx, exc.status, pages.msg(exc.message, ctx.lang))
-        if not upload.scans:
+        if not upload.scans and not upload.refused:
             return await self._home(ctx, 400, pages.msg(UPLOAD_TEXTS["none"], ctx.lang))
-        scans, refused = await self._checked(ctx, upload.scans)
+        scans, refusals = await self._checked(ctx, upload)
+        refused = [r.message for r in refusals]
         one_letter = upload.fields.get("one_letter", "") in ("1", "on")
         if refused and (one_letter or not scans):
             if one_letter and scans:  # a letter without one of its pages is not a letter
                 refused.append(UPLOAD_TEXTS["not_one"])
-            return await self._home(ctx, 422, _messages(refused, ctx.lang))
+            return await self._home(ctx, _refused_status(refusals), _messages(refused, ctx.lang))
         letters = [scans] if one_letter else [[scan] for scan in scans]
         batch, made = await self._drafts.create_batch(
             letters, ctx.staff.id, _upload_key(upload.fields, ctx.staff.id, letters)
@@ -291,7 +313,7 @@ class LetterDesk:
             uploaded = UPLOAD_TEXTS["uploaded_one" if len(letters) == 1 else "uploaded"]
             return await self._home(
                 ctx,
-                422,
+                _refused_status(refusals),
                 _messages(refused, ctx.lang),
                 uploaded=(
                     pages.msg(uploaded, ctx.lang).format(n=len(letters)),
@@ -301,24 +323,35 @@ class LetterDesk:
         return self._gate.redirect(f"{PREFIX}/uploads/{batch}")
 
     async def _checked(
-        self, ctx: Context, scans: list[Scan]
-    ) -> tuple[list[Scan], list[Message]]:
-        """The scans that can be read and served, and a message naming each one that cannot
-        (a broken file is named now, not after a failed reading or a cut download)."""
+        self, ctx: Context, upload: LetterUpload
+    ) -> tuple[list[Scan], list[RefusedFile]]:
+        """The scans that can be read and served, and every file of the upload that cannot
+        (refused as it came, or damaged), in the upload's order, each logged without its name
+        (a broken file is named to the clerk now, not after a failed reading or a cut
+        download)."""
         good: list[Scan] = []
-        refused: list[Message] = []
-        for scan in scans:
+        refused = list(upload.refused)
+        for refusal in refused:
+            log.info(
+                "letter file refused",
+                extra={"staff": ctx.staff.username if ctx.staff else "", **refusal.log_extra},
+            )
+        for index, scan in zip(upload.indexes, upload.scans, strict=True):
             try:
                 await asyncio.to_thread(check_scan, self._files, scan)
             except DamagedScan as exc:
+                refused.append(RefusedFile(
+                    index, exc.message, exc.status, exc.code, scan.size, scan.media_type
+                ))
                 log.info(
-                    "letter scan refused",
+                    "letter file refused",
                     extra={"staff": ctx.staff.username if ctx.staff else "",
-                           "sha256": scan.sha256[:12], "reason": exc.reason},
+                           **refused[-1].log_extra, "sha256": scan.sha256[:12],
+                           "reason": exc.reason},
                 )
-                refused.append(exc.message)
             else:
                 good.append(scan)
+        refused.sort(key=lambda r: r.index)
         return good, refused
 
     async def _batch(self, ctx: Context, batch_id: str) -> tuple[list[Draft], web.Response | None]:
@@ -587,7 +620,9 @@ class LetterDesk:
             same = sent is not None and dict(sent) == values
             return self._gate.redirect(receipt_url if same else f"{receipt_url}?not_sent=1")
         try:
-            acks = await self._acknowledge(receipt.raw_id, receipt.tracking_id, letter.phone)
+            acks = await self._acknowledge(
+                receipt.raw_id, receipt.tracking_id, letter.phone, receipt.status
+            )
             late = await self._drafts.confirmed(
                 draft.id, ctx.staff.id, receipt.tracking_id, receipt.status.value, acks, values
             )
@@ -687,7 +722,7 @@ class LetterDesk:
             staff_id = again.created_by
         letter, _ = validate(sent, again.created_at.date())  # as when it was sent
         acks = await self._acknowledge(
-            raw_id, receipt.tracking_id, None if letter is None else letter.phone
+            raw_id, receipt.tracking_id, None if letter is None else letter.phone, receipt.status
         )
         await self._drafts.confirmed(
             draft_id, staff_id, receipt.tracking_id, receipt.status.value, acks, sent
@@ -699,14 +734,16 @@ class LetterDesk:
         return sent
 
     async def _acknowledge(
-        self, raw_id: str, tracking_id: str, phone: str | None
+        self, raw_id: str, tracking_id: str, phone: str | None, status: ReceiptStatus
     ) -> list[str]:
         """Send the tracking ID to the letter's phone (E.164) as well, when SMS can send (best
         effort: the printed receipt is the answer; a failure here is logged, not shown)."""
         if self._sms_ack is None:
             return []
         try:
-            masked = await self._sms_ack.acknowledge(raw_id, tracking_id, phone)
+            masked = await self._sms_ack.acknowledge(
+                raw_id, tracking_id, phone, followup=status is ReceiptStatus.FOLLOWUP
+            )
         except Exception as exc:  # the SMS outbox is away: the letter itself is committed
             log.warning(
                 "letter acknowledgement by SMS not queued: %s", type(exc).__name__,
@@ -789,6 +826,7 @@ class LetterDesk:
             pages=len(draft.pages),
             clerk=clerk,
             duplicate=draft.receipt_status == ReceiptStatus.DUPLICATE.value,
+            followup=draft.receipt_status == ReceiptStatus.FOLLOWUP.value,
             acks=draft.acks,
             draft_id=draft.id,
         )
@@ -797,6 +835,12 @@ class LetterDesk:
             if request.query.get("not_sent") == "1"
             else None
         )
+        about = draft.values.get("about", "").strip()
+        if about and not data.followup:
+            # For the clerk only (never printed): the ID typed named no report this letter
+            # could be added to, so it is a report of its own.
+            apart = t("not_added", ctx.lang, id=about)
+            notice = f"{notice} {apart}" if notice else apart
         # The citizen's language, not the clerk's: Indonesian unless English is asked for.
         receipt_lang: Lang = "en" if request.query.get("receipt_lang") == "en" else "id"
         html = receipt_page(

@@ -14,7 +14,11 @@ Progressive enhancement only: every page works without it. It
   mistake no longer loses the corrections. They are put back, with a notice, only over the
   very values they were typed over; once those are saved over (by this clerk's own Save or
   Confirm, or by someone else), the kept copy is dropped. It is dropped too when the letter's
-  receipt is shown and, with every other kept letter, at logout.
+  receipt is shown and, with every other kept letter, at logout. A form marked
+  ``data-unsaved`` (the values it shows were sent and not saved: a 409 because someone saved
+  first, a 503 while saving) puts nothing back: the values it shows become the kept copy, over
+  the saved values the form builds on, so the letter opened again (the language switch, the
+  login after a session ran out) brings them back.
 """
 
 from __future__ import annotations
@@ -59,9 +63,21 @@ STAFF_JS = """'use strict';
     var fields = Array.prototype.filter.call(form.elements, function (e) {
       return e.name && e.type !== 'hidden' && e.type !== 'submit' && e.type !== 'button';
     });
+    var keep = function () {
+      var values = {};
+      fields.forEach(function (e) {
+        values[e.name] = e.type === 'checkbox' ? (e.checked ? e.value : '') : e.value;
+      });
+      try { s.setItem(key, JSON.stringify({based_on: basedOn, values: values})); } catch (e) {}
+    };
     var kept = null;
     try { kept = JSON.parse(s.getItem(key) || 'null'); } catch (e) { kept = null; }
-    if (kept && kept.based_on === basedOn && kept.values) {
+    if (form.hasAttribute('data-unsaved')) {
+      // The values this page shows were sent and not saved (a 409: someone saved first; a 503:
+      // the database was away): they are what was typed, newer than any kept copy, and over
+      // the saved values this form now builds on. They become the kept copy.
+      keep();
+    } else if (kept && kept.based_on === basedOn && kept.values) {
       var changed = false;
       fields.forEach(function (e) {
         if (!Object.prototype.hasOwnProperty.call(kept.values, e.name)) { return; }
@@ -84,13 +100,6 @@ STAFF_JS = """'use strict';
     } else if (kept) {
       s.removeItem(key);
     }
-    var keep = function () {
-      var values = {};
-      fields.forEach(function (e) {
-        values[e.name] = e.type === 'checkbox' ? (e.checked ? e.value : '') : e.value;
-      });
-      try { s.setItem(key, JSON.stringify({based_on: basedOn, values: values})); } catch (e) {}
-    };
     form.addEventListener('input', keep);
     form.addEventListener('change', keep);
   }

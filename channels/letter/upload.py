@@ -8,7 +8,17 @@ section 2, little- and big-endian). It is then streamed in chunks to
 whole in memory here.
 
 The form's CSRF token must come before the first file (the page puts it first): a request
-without a valid token is refused before anything is stored.
+without a valid token is refused before anything is stored. The files are counted as they
+arrive: the first one over ``max_files`` refuses the upload at once, before any of its bytes is
+stored, and nothing after it is stored either.
+
+A file that cannot be a letter (empty, or not one of the four kinds: a phone's HEIC photo, a
+Word file) does not refuse the upload: its bytes are read past and never stored, and it is
+named to the clerk (:class:`RefusedFile`) beside the files that went in, as a damaged scan is.
+A file name is only a label: lone surrogates (RFC 2231's ``filename*=utf-7''...``) become
+U+FFFD (:func:`channels.fields.header_text`, as in the web channel). Log the refusals by
+:attr:`RefusedFile.log_extra` and :attr:`UploadRejected.code`, never by their messages, which
+name the file (often after the citizen).
 
 Once stored, each scan is checked where it lies (:func:`check_scan`, blocking: run it in a
 thread), through the file store's seekable reader, never read whole (a PDF's largest object at
@@ -21,12 +31,15 @@ is refused too). A scan that fails is named to the clerk; it never becomes a let
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import BodyPartReader, MultipartReader
 from aiohttp.http_exceptions import HttpProcessingError
 
+from channels.fields import Message, header_text
 from channels.letter.ocr import MAX_PAGES, LetterFormatError, TooManyPages, check_document
 from channels.letter.parse import Scan
 from gateway import media
@@ -47,8 +60,8 @@ MAGIC: tuple[tuple[bytes, str], ...] = (
 )
 SNIFF_BYTES = 8
 ACCEPT = "application/pdf,image/jpeg,image/png,image/tiff,.pdf,.jpg,.jpeg,.png,.tif,.tiff"
-
-Message = tuple[str, str]  # (Indonesian, English)
+# A Content-Type as browsers send it, for the log ("image/heic"); anything else is not logged.
+_MEDIA_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+-]{0,62}/[A-Za-z0-9][A-Za-z0-9.+-]{0,62}")
 
 
 def sniff(head: bytes) -> str | None:
@@ -63,20 +76,52 @@ log = logging.getLogger(__name__)
 
 
 class UploadRejected(Exception):
-    """The upload cannot be taken; ``message`` (Indonesian, English) names the file at fault."""
+    """The upload cannot be taken; ``message`` (Indonesian, English) names the file at fault,
+    for the page only. ``code`` says why and ``index`` which file (1-based), for the log."""
 
-    def __init__(self, message: Message, status: int = 400) -> None:
-        super().__init__(message[1])
+    def __init__(
+        self, message: Message, status: int = 400, *, code: str = "malformed",
+        index: int | None = None,
+    ) -> None:
+        super().__init__(code)
         self.message = message
         self.status = status
+        self.code = code
+        self.index = index
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedFile:
+    """A file of the upload that is not made into a letter. ``message`` names it, for the
+    page; ``code`` (``wrong_kind``, ``empty``, ``damaged``, ``unreadable``,
+    ``too_many_pages``), ``index`` (its place among the upload's files, from 1), ``size``,
+    the kind its bytes showed (``media_type``) and the Content-Type it was sent as are for the
+    log (:attr:`log_extra`), never its name."""
+
+    index: int
+    message: Message
+    status: int
+    code: str
+    size: int
+    media_type: str | None = None
+    sent_as: str | None = None
+
+    @property
+    def log_extra(self) -> dict[str, Any]:
+        """What the log may say of the file: nothing the citizen or the clerk typed."""
+        return {"code": self.code, "file": self.index, "size": self.size,
+                "media_type": self.media_type, "sent_as": self.sent_as}
 
 
 @dataclass(slots=True)
 class LetterUpload:
-    """What the upload form sent: its text fields and the stored scans, in order."""
+    """What the upload form sent: its text fields, the stored scans in order (``indexes``:
+    each one's place among the upload's files, from 1) and the files refused as they came."""
 
     fields: dict[str, str] = field(default_factory=dict)
     scans: list[Scan] = field(default_factory=list)
+    indexes: list[int] = field(default_factory=list)
+    refused: list[RefusedFile] = field(default_factory=list)
 
 
 async def read_upload(
@@ -97,10 +142,11 @@ async def read_upload(
 
 
 class DamagedScan(UploadRejected):
-    """A stored scan that cannot be read to its end or served; ``reason`` is for the log."""
+    """A stored scan that cannot be read to its end or served; ``reason`` (the reader's, which
+    never names the file) and ``code`` are for the log."""
 
-    def __init__(self, message: Message, reason: str) -> None:
-        super().__init__(message, 422)
+    def __init__(self, message: Message, reason: str, code: str = "damaged") -> None:
+        super().__init__(message, 422, code=code)
         self.reason = reason
 
 
@@ -121,6 +167,7 @@ def check_scan(files: FileStore, scan: Scan) -> None:
                     f"at most {MAX_PAGES} pages each, then upload them again.",
                 ),
                 str(exc),
+                "too_many_pages",
             ) from None
         except LetterFormatError as exc:
             raise DamagedScan(
@@ -131,6 +178,7 @@ def check_scan(files: FileStore, scan: Scan) -> None:
                     "upload it again.",
                 ),
                 str(exc),
+                "unreadable",
             ) from None
         if scan.media_type == "image/tiff":
             return  # served as stored: its frames were opened above
@@ -158,6 +206,7 @@ class CsrfRefused(UploadRejected):
                 "The form expired or is not valid. Reload the page and upload again.",
             ),
             403,
+            code="csrf",
         )
 
 
@@ -170,10 +219,13 @@ async def _read(
 ) -> LetterUpload:
     upload = LetterUpload()
     checked = False
+    count = 0  # the upload's files so far, stored or refused
     while (part := await reader.next()) is not None:
         if not isinstance(part, BodyPartReader):
-            raise UploadRejected(("Multipart bersarang tidak didukung.", "Nested multipart."))
-        name = part.name or ""
+            raise UploadRejected(
+                ("Multipart bersarang tidak didukung.", "Nested multipart."), code="nested"
+            )
+        name = header_text(part.name or "")
         if part.filename is not None:
             if not checked:
                 if not csrf_ok(upload.fields.get("csrf", "")):
@@ -184,37 +236,102 @@ async def _read(
                 continue  # a file input left empty
             if name != FILE_FIELD:
                 continue
-            if len(upload.scans) >= max_files:
-                raise UploadRejected(
-                    (
-                        f"Paling banyak {max_files} berkas sekali unggah.",
-                        f"At most {max_files} files in one upload.",
-                    ),
-                    413,
-                )
-            upload.scans.append(await _store(part, head, files, max_file_size))
+            count += 1
+            if count > max_files:
+                raise _too_many(count, max_files, _label(part))
+            stored = await _store(part, head, files, max_file_size, count)
+            if isinstance(stored, RefusedFile):
+                upload.refused.append(stored)
+            else:
+                upload.scans.append(stored)
+                upload.indexes.append(count)
             continue
         if len(upload.fields) >= MAX_FIELDS:
-            raise UploadRejected(("Terlalu banyak isian.", "Too many fields."), 413)
+            raise UploadRejected(
+                ("Terlalu banyak isian.", "Too many fields."), 413, code="too_many_fields"
+            )
         value = b""
         while len(value) <= MAX_FIELD and (chunk := await part.read_chunk(CHUNK)):
             value += chunk
         if len(value) > MAX_FIELD:
-            raise UploadRejected((f"Isian {name} terlalu panjang.", f"Field {name} is too long."))
+            raise UploadRejected(
+                (f"Isian {name} terlalu panjang.", f"Field {name} is too long."),
+                code="field_too_long",
+            )
         upload.fields.setdefault(name, value.decode("utf-8", errors="replace"))
     if not checked and not csrf_ok(upload.fields.get("csrf", "")):
         raise CsrfRefused()
     return upload
 
 
-async def _store(part: BodyPartReader, head: bytes, files: FileStore, max_size: int) -> Scan:
-    filename = (part.filename or "")[-MAX_FILENAME:] or None
+def _label(part: BodyPartReader) -> str:
+    """The file's name as the page may show it (a lone surrogate cannot be encoded)."""
+    return header_text(part.filename or "")[-MAX_FILENAME:]
+
+
+def _too_many(index: int, max_files: int, label: str) -> UploadRejected:
+    """The upload refused at its first file over ``max_files``: nothing after it is stored."""
+    named = f" ({label})" if label else ""
+    return UploadRejected(
+        (
+            f"Paling banyak {max_files} berkas sekali unggah. Berkas ke-{index}{named} sudah "
+            f"lebih dari itu, jadi unggahan ini tidak diterima dan belum ada surat yang dibuat. "
+            f"Unggah paling banyak {max_files} berkas sekali, lalu sisanya.",
+            f"At most {max_files} files in one upload. File {index}{named} was one too many, "
+            f"so this upload was not taken and no letter was made. Upload at most {max_files} "
+            "files at a time, then the rest.",
+        ),
+        413,
+        code="too_many_files",
+        index=index,
+    )
+
+
+def _too_large(label: str, max_size: int, index: int) -> UploadRejected:
+    mb = max_size // (1024 * 1024)
+    return UploadRejected(
+        (f"Berkas {label} lebih dari {mb} MB.", f"The file {label} is larger than {mb} MB."),
+        413,
+        code="too_large",
+        index=index,
+    )
+
+
+def _sent_as(part: BodyPartReader) -> str | None:
+    """The Content-Type the browser sent for the file, when it looks like one (for the log)."""
+    sent = part.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    return sent if _MEDIA_TYPE.fullmatch(sent) else None
+
+
+async def _store(
+    part: BodyPartReader, head: bytes, files: FileStore, max_size: int, index: int
+) -> Scan | RefusedFile:
+    filename = _label(part) or None
     label = filename or FILE_FIELD
     while len(head) < SNIFF_BYTES and (chunk := await part.read_chunk(CHUNK)):
         head += chunk
+    if not head:
+        return RefusedFile(
+            index,
+            (
+                f"Berkas {label} kosong (0 bita). Pindai ulang lalu unggah lagi.",
+                f"The file {label} is empty (0 bytes). Scan it again, then upload it again.",
+            ),
+            422,
+            "empty",
+            0,
+            sent_as=_sent_as(part),
+        )
     media_type = sniff(head)
     if media_type is None:
-        raise UploadRejected(
+        # Read past, never stored, as far as a scan may go: the next files still go in.
+        size = len(head)
+        while chunk := await part.read_chunk(CHUNK):
+            size += len(chunk)
+            if size > max_size:
+                raise _too_large(label, max_size, index)
+        return RefusedFile(
+            index,
             (
                 f"Berkas {label} bukan PDF, JPEG, PNG atau TIFF. Pindai ulang ke salah satu "
                 "format itu.",
@@ -222,6 +339,9 @@ async def _store(part: BodyPartReader, head: bytes, files: FileStore, max_size: 
                 "those formats.",
             ),
             415,
+            "wrong_kind",
+            size,
+            sent_as=_sent_as(part),
         )
 
     async def chunks() -> AsyncIterator[bytes]:
@@ -243,13 +363,9 @@ async def _store(part: BodyPartReader, head: bytes, files: FileStore, max_size: 
                 "happening, call the technical staff.",
             ),
             503,
+            code="store_unavailable",
+            index=index,
         ) from exc
     except FileTooLarge:
-        raise UploadRejected(
-            (
-                f"Berkas {label} lebih dari {max_size // (1024 * 1024)} MB.",
-                f"The file {label} is larger than {max_size // (1024 * 1024)} MB.",
-            ),
-            413,
-        ) from None
+        raise _too_large(label, max_size, index) from None
     return Scan(sha256=sha, media_type=media_type, size=size, filename=filename)

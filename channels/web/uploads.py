@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from channels.fields import header_text
 from channels.web.exif import SNIFF_BYTES, jpeg_gps, sniff
 from gateway import media
 from gateway.domain import Attachment
@@ -43,7 +43,6 @@ log = logging.getLogger(__name__)
 CHUNK = 64 * 1024
 EXIF_WINDOW = 128 * 1024
 _MAX_FILENAME = 255
-_SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 class UploadRejected(Exception):
@@ -175,13 +174,13 @@ async def _read(reader: MultipartReader, files: FileStore, limits: _Limits) -> U
     while (part := await reader.next()) is not None:
         if not isinstance(part, BodyPartReader):
             raise UploadRejected("", ("Multipart bersarang tidak didukung.", "Nested multipart."))
-        name = _text(part.name or "")
+        name = header_text(part.name or "")
         if name in limits.file_fields and (part.filename is not None or limits.nameless_files):
             head = await part.read_chunk(CHUNK)
             if not head and not part.filename:
                 continue  # a file input left empty: browsers send a part with no name and no body
             if not limits.store_files:
-                upload.unread.append(_text(part.filename or name)[-_MAX_FILENAME:])
+                upload.unread.append(header_text(part.filename or name)[-_MAX_FILENAME:])
                 discarded += len(head)
                 too_big = UploadRejected(name, UNREAD_TOO_BIG, 413)
                 discarded += await _discard(part, limits.discard_limit - discarded, too_big)
@@ -243,13 +242,6 @@ async def _read(reader: MultipartReader, files: FileStore, limits: _Limits) -> U
     return upload
 
 
-def _text(header_value: str) -> str:
-    """A part's name or file name as text UTF-8 can take: RFC 2231's ``filename*=utf-7''...``
-    decodes to lone surrogates, which no page nor stored reference could hold (U+FFFD
-    instead; a file name is only a label)."""
-    return _SURROGATES.sub("\ufffd", header_value)
-
-
 async def _discard(part: BodyPartReader, budget: int, reason: UploadRejected) -> int:
     """Read the rest of ``part`` into the void; past ``budget`` bytes give up with ``reason``."""
     thrown = 0
@@ -263,7 +255,7 @@ async def _discard(part: BodyPartReader, budget: int, reason: UploadRejected) ->
 async def _store_file(
     part: BodyPartReader, head: bytes, files: FileStore, name: str, max_size: int
 ) -> tuple[Attachment, tuple[float, float] | None]:
-    filename = _text(part.filename or "")[-_MAX_FILENAME:] or None
+    filename = header_text(part.filename or "")[-_MAX_FILENAME:] or None
     label = filename or name
     while len(head) < SNIFF_BYTES and (chunk := await part.read_chunk(CHUNK)):
         head += chunk

@@ -490,5 +490,7 @@ letter_drafts = Table(
     Column("unsent_by", String(36), nullable=True),
     Column("unsent_at", UTCDateTime(), nullable=True),
     Index("ix_letter_drafts_status_created_at", "status", "created_at"),
-    Index("ix_letter_drafts_created_by_created_at", "created_by", "created_at"),
+    # The desk's list (DraftStore.desk): a clerk's letters not confirmed, and their newest
+    # confirmed ones, as index ranges (migration 0016).
+    Index("ix_letter_drafts_created_by_status_created_at", "created_by", "status", "created_at"),
 )

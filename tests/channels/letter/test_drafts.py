@@ -468,7 +468,9 @@ async def test_ocr_that_is_not_installed_says_so_on_the_letter(
     assert await LetterReader(drafts, files, ocr, letter_settings.letter, fake_extract).run_once()
     [draft] = await drafts.batch(batch)
     assert draft.status is DraftStatus.FAILED
-    assert "OCR gagal: tesseract is not installed" in (draft.error or "")
+    # Each half in its own language: Tesseract's English words in the English one only.
+    assert "OCR gagal: Tesseract atau data bahasanya belum terpasang" in (draft.error or "")
+    assert "OCR failed: tesseract is not installed" in (draft.error or "")
 
 
 async def test_reseal_moves_a_draft_to_the_current_key(
