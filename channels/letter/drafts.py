@@ -29,11 +29,11 @@ import json
 import secrets
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select, union_all, update
+from sqlalchemy import Select, case, func, literal, or_, select, union_all, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -65,6 +65,19 @@ class DraftStatus(enum.StrEnum):
     READY = "ready"
     FAILED = "failed"
     CONFIRMED = "confirmed"
+    # Set aside by a clerk or a supervisor: not a letter to send (uploaded twice, not a
+    # complaint, the wrong file). Off the list of letters to send, kept (its scans too) and
+    # listed apart, until someone puts it back.
+    SET_ASIDE = "set_aside"
+
+
+# The reason a letter that could not be read shows once put back (it is read again on request).
+PUT_BACK_UNREAD = (
+    "Dikembalikan dari surat yang disisihkan; belum terbaca. / Put back from the letters set "
+    "aside; not read yet."
+)
+# Why a letter is set aside (a code, never free text: it would be the citizen's words).
+SET_ASIDE_REASONS = ("twice", "not_a_report", "wrong_file")
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,11 +204,13 @@ _OPEN = (DraftStatus.READING.value, DraftStatus.READY.value, DraftStatus.FAILED.
 class Desk:
     """The desk's list: every letter not confirmed (``waiting``: to review or read again, the
     longest waiting first, then those being read), and the newest confirmed ones (``sent``,
-    newest first); ``more_sent`` when older confirmed letters were left out."""
+    newest first); ``more_sent`` when older confirmed letters were left out; the newest
+    letters set aside (``set_aside``, as many as ``sent``, the last set aside first)."""
 
     waiting: list[Draft]
     sent: list[Draft]
     more_sent: bool = False
+    set_aside: list[Draft] = field(default_factory=list)
 
 
 def _draft(row: Row[Any], keys: Keys) -> Draft:
@@ -397,9 +412,22 @@ class DraftStore:
             .limit(limit + 1)
             .subquery()
         )
+        aside = (
+            _select()
+            .where(letter_drafts.c.status == DraftStatus.SET_ASIDE.value, *mine)
+            .order_by(letter_drafts.c.created_at.desc())
+            .limit(limit)
+            .subquery()
+        )
         async with self._engine.connect() as conn:
-            rows = (await conn.execute(union_all(waiting, select(sent)))).all()
+            rows = (await conn.execute(union_all(waiting, select(sent), select(aside)))).all()
         drafts = [_draft(r, self._keys) for r in rows]
+        put_aside = sorted(
+            (d for d in drafts if d.status is DraftStatus.SET_ASIDE),
+            key=lambda d: d.updated_at,
+            reverse=True,
+        )
+        drafts = [d for d in drafts if d.status is not DraftStatus.SET_ASIDE]
         done = sorted(
             (d for d in drafts if d.status is DraftStatus.CONFIRMED),
             key=lambda d: d.created_at,
@@ -411,7 +439,9 @@ class DraftStore:
             (d for d in drafts if d.status is not DraftStatus.CONFIRMED),
             key=lambda d: (d.status is DraftStatus.READING, d.created_at),
         )
-        return Desk(waiting=todo, sent=done[:limit], more_sent=len(done) > limit)
+        return Desk(
+            waiting=todo, sent=done[:limit], more_sent=len(done) > limit, set_aside=put_aside
+        )
 
     async def recent(self, created_by: str | None, limit: int = DESK_SENT) -> list[Draft]:
         """The desk's list as one list (:meth:`desk`): the letters not confirmed, then the
@@ -432,7 +462,7 @@ class DraftStore:
                         func.count(),
                         func.min(letter_drafts.c.updated_at),
                     )
-                    .where(letter_drafts.c.status != DraftStatus.CONFIRMED.value)
+                    .where(letter_drafts.c.status.in_(_OPEN))
                     .group_by(letter_drafts.c.status)
                 )
             ).all()
@@ -596,6 +626,63 @@ class DraftStore:
                     pages_done=0,
                     claimed_by=None,
                     claim_expires=None,
+                    updated_by=staff_id,
+                    updated_at=self._clock(),
+                    version=letter_drafts.c.version + 1,
+                )
+            )
+        return bool(result.rowcount)
+
+    async def set_aside(self, draft_id: str, staff_id: str, reason: str) -> bool:
+        """Take a letter off the list of letters to send (``reason``, one of
+        :data:`SET_ASIDE_REASONS`): only one ready for review or that could not be read, and
+        not while a confirmation holds it. What it was is kept with the reason (``error``:
+        ``<reason>:<status>``), so :meth:`put_back` returns it as it was. False when nothing
+        was written."""
+        if reason not in SET_ASIDE_REASONS:
+            raise ValueError(f"unknown reason {reason!r}")
+        now = self._clock()
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(letter_drafts)
+                .where(
+                    letter_drafts.c.id == draft_id,
+                    letter_drafts.c.status.in_(
+                        (DraftStatus.READY.value, DraftStatus.FAILED.value)
+                    ),
+                    or_(
+                        letter_drafts.c.claim_expires.is_(None),
+                        letter_drafts.c.claim_expires < now,
+                    ),
+                )
+                .values(
+                    status=DraftStatus.SET_ASIDE.value,
+                    error=literal(f"{reason}:") + letter_drafts.c.status,
+                    claimed_by=None,
+                    claim_expires=None,
+                    updated_by=staff_id,
+                    updated_at=now,
+                    version=letter_drafts.c.version + 1,
+                )
+            )
+        return bool(result.rowcount)
+
+    async def put_back(self, draft_id: str, staff_id: str) -> bool:
+        """Return a letter set aside to the list, as it was: ready for review (its saved
+        values kept), or to be read again. False when it was not set aside."""
+        was_ready = letter_drafts.c.error.like(f"%:{DraftStatus.READY.value}")
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(letter_drafts)
+                .where(
+                    letter_drafts.c.id == draft_id,
+                    letter_drafts.c.status == DraftStatus.SET_ASIDE.value,
+                )
+                .values(
+                    status=case(
+                        (was_ready, DraftStatus.READY.value), else_=DraftStatus.FAILED.value
+                    ),
+                    error=case((was_ready, None), else_=PUT_BACK_UNREAD),
                     updated_by=staff_id,
                     updated_at=self._clock(),
                     version=letter_drafts.c.version + 1,

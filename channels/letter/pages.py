@@ -17,7 +17,14 @@ from typing import Literal
 
 from channels.dates import WIB
 from channels.letter.auth import Account, Role, Staff
-from channels.letter.drafts import Desk, Draft, DraftStatus, FieldInfo, values_version
+from channels.letter.drafts import (
+    SET_ASIDE_REASONS,
+    Desk,
+    Draft,
+    DraftStatus,
+    FieldInfo,
+    values_version,
+)
 from channels.letter.parse import CHOICE_FIELDS, LIMITS, TEXT_FIELDS
 from channels.letter.upload import ACCEPT, FILE_FIELD
 from gateway import tracking
@@ -77,6 +84,32 @@ T: Mapping[str, tuple[str, str]] = {
     ),
     "no_waiting": ("Tidak ada surat yang menunggu.", "No letters waiting."),
     "sent_title": ("Surat terkirim terbaru", "Recently sent letters"),
+    "aside_title": ("Surat yang disisihkan ({n})", "Letters set aside ({n})"),
+    "aside_help": (
+        "Tidak dikirim sebagai laporan, disimpan bersama pindaiannya; Kembalikan membawanya "
+        "lagi ke daftar surat yang belum terkirim.",
+        "Not sent as reports, kept with their scans; Put back returns one to the letters not "
+        "sent yet.",
+    ),
+    "set_aside": ("Sisihkan", "Set aside"),
+    "set_aside_why": ("Sisihkan surat ini karena", "Set this letter aside because"),
+    "set_aside_done": (
+        "Surat disisihkan: tidak dikirim, tercatat di daftar surat yang disisihkan.",
+        "Letter set aside: not sent, listed among the letters set aside.",
+    ),
+    "set_aside_not": (
+        "Surat ini tidak dapat disisihkan sekarang: sedang dibaca, sedang dikonfirmasi, atau "
+        "sudah terkirim.",
+        "This letter cannot be set aside now: it is being read, being confirmed, or sent.",
+    ),
+    "put_back": ("Kembalikan", "Put back"),
+    "aside_note": ("Surat ini disisihkan: {why}.", "This letter was set aside: {why}."),
+    "aside_by": ("Disisihkan oleh {u}, {t}", "Set aside by {u}, {t}"),
+    "why_twice": ("terunggah dua kali", "uploaded twice"),
+    "why_not_a_report": ("bukan laporan (kosong, brosur, dan sebagainya)",
+                         "not a report (blank, a leaflet, and so on)"),
+    "why_wrong_file": ("salah berkas", "the wrong file"),
+    "st_set_aside": ("Disisihkan", "Set aside"),
     "all_sent": ("Surat terkirim terbaru, semua petugas", "Recently sent letters, every clerk"),
     "sent_cut": (
         "Hanya {n} surat terkirim terbaru yang ditampilkan; yang lebih lama tidak.",
@@ -496,16 +529,49 @@ def _progress(draft: Draft) -> str:
 def _action(ctx: Context, draft: Draft) -> str:
     lang = ctx.lang
     if draft.status is DraftStatus.READY:
-        return f'<a href="{PREFIX}/letters/{draft.id}" class="review-link">{t("review", lang)}</a>'
+        return (
+            f'<a href="{PREFIX}/letters/{draft.id}" class="review-link">{t("review", lang)}</a>'
+            + set_aside_form(ctx, draft)
+        )
     if draft.status is DraftStatus.CONFIRMED:
         return f'<a href="{PREFIX}/letters/{draft.id}/receipt">{t("receipt", lang)}</a>'
     if draft.status is DraftStatus.FAILED:
         return (
             f'<form method="post" action="{PREFIX}/letters/{draft.id}/read-again">'
             f'{csrf_input(ctx)}<button type="submit" class="secondary">'
-            f'{t("read_again", lang)}</button></form>'
+            f'{t("read_again", lang)}</button></form>' + set_aside_form(ctx, draft)
+        )
+    if draft.status is DraftStatus.SET_ASIDE:
+        return (
+            f'<form method="post" action="{PREFIX}/letters/{draft.id}/put-back">'
+            f'{csrf_input(ctx)}<button type="submit" class="secondary">'
+            f'{t("put_back", lang)}</button></form>'
         )
     return ""
+
+
+def set_aside_form(ctx: Context, draft: Draft) -> str:
+    """A letter that is no report to send (uploaded twice, blank, the wrong file) is set aside
+    with the reason chosen from a list, behind a disclosure so that it is not clicked by
+    mistake; it works without JavaScript."""
+    lang = ctx.lang
+    options = "".join(
+        f'<option value="{r}">{escape(t("why_" + r, lang))}</option>' for r in SET_ASIDE_REASONS
+    )
+    return (
+        f'<details class="set-aside"><summary>{t("set_aside", lang)}</summary>'
+        f'<form method="post" action="{PREFIX}/letters/{draft.id}/set-aside">{csrf_input(ctx)}'
+        f'<label for="why-{draft.id}">{t("set_aside_why", lang)}</label> '
+        f'<select id="why-{draft.id}" name="reason">{options}</select> '
+        f'<button type="submit" class="secondary">{t("set_aside", lang)}</button></form>'
+        "</details>"
+    )
+
+
+def set_aside_reason(draft: Draft, lang: Lang) -> str:
+    """Why a letter set aside was set aside, in ``lang``."""
+    code = (draft.error or "").split(":", 1)[0]
+    return t("why_" + code, lang) if code in SET_ASIDE_REASONS else "-"
 
 
 def _row(ctx: Context, draft: Draft, show_by: bool) -> str:
@@ -516,6 +582,11 @@ def _row(ctx: Context, draft: Draft, show_by: bool) -> str:
         if draft.status is DraftStatus.FAILED and draft.error
         else ""
     )
+    if draft.status is DraftStatus.SET_ASIDE:
+        by = t("aside_by", ctx.lang, u=draft.updated_by_name or "-", t=when(draft.updated_at))
+        error = (
+            f'<p class="note">{escape(set_aside_reason(draft, ctx.lang))}. {escape(by)}</p>'
+        )
     by = f"<td>{escape(draft.created_by_name)}</td>" if show_by else ""
     return (
         f'<tr id="d-{draft.id}" data-draft="{draft.id}"><td>{escape(draft.label)}</td>'
@@ -573,6 +644,15 @@ def _letter_lists(ctx: Context, desk: Desk) -> str:
         + f'<h2>{t("all_sent" if supervisor else "sent_title", lang)}</h2>'
         + drafts_table(ctx, desk.sent, supervisor, "letters-sent", "no_letters")
         + cut
+        + (
+            f'<details id="set-aside"><summary>'
+            f'{t("aside_title", lang, n=len(desk.set_aside))}</summary>'
+            f'<p class="note">{t("aside_help", lang)}</p>'
+            + drafts_table(ctx, desk.set_aside, supervisor, "letters-set-aside", "no_letters")
+            + "</details>"
+            if desk.set_aside
+            else ""
+        )
     )
 
 
@@ -955,6 +1035,9 @@ def waiting_page(ctx: Context, draft: Draft) -> str:
     lang = ctx.lang
     if draft.status is DraftStatus.FAILED:
         note = alert_box(t("failed_note", lang, e=error_text(draft.error, lang)))
+        head = ""
+    elif draft.status is DraftStatus.SET_ASIDE:
+        note = alert_box(t("aside_note", lang, why=set_aside_reason(draft, lang)))
         head = ""
     else:
         note = f'<p>{t("reading_note", lang)} {escape(status_text(draft, lang))}</p>'

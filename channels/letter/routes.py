@@ -50,6 +50,7 @@ from channels.fields import Message
 from channels.letter import pages, static
 from channels.letter.ack import SmsAck
 from channels.letter.drafts import (
+    SET_ASIDE_REASONS,
     Draft,
     DraftStatus,
     DraftStore,
@@ -204,6 +205,8 @@ class LetterDesk:
             f"{PREFIX}/letters/{{id}}", page(self.submit, unavailable=self.submit_unavailable)
         )
         app.router.add_post(f"{PREFIX}/letters/{{id}}/read-again", page(self.read_again))
+        app.router.add_post(f"{PREFIX}/letters/{{id}}/set-aside", page(self.set_aside))
+        app.router.add_post(f"{PREFIX}/letters/{{id}}/put-back", page(self.put_back))
         app.router.add_get(f"{PREFIX}/letters/{{id}}/pages/{{n:\\d+}}", page(self.page_image))
         app.router.add_get(f"{PREFIX}/letters/{{id}}/files/{{i:\\d+}}", page(self.original))
         app.router.add_get(f"{PREFIX}/letters/{{id}}/receipt", page(self.receipt))
@@ -408,6 +411,45 @@ class LetterDesk:
         if self._wake is not None:
             self._wake()
         return self._gate.redirect(f"{PREFIX}/uploads/{draft.batch_id}")
+
+    async def set_aside(
+        self, request: web.Request, ctx: Context, session: Any
+    ) -> web.StreamResponse:
+        """Take a letter that is no report to send off the list (the reason from a list)."""
+        form = await read_form(request)
+        if not self._gate.csrf_ok(session, str(form.get("csrf", ""))):
+            return self._gate.refuse(ctx, 403, t("expired", ctx.lang))
+        draft, refusal = await self._draft(ctx, request.match_info["id"])
+        if draft is None:
+            assert refusal is not None
+            return refusal
+        assert ctx.staff is not None
+        reason = str(form.get("reason", ""))
+        if reason not in SET_ASIDE_REASONS:
+            return self._gate.refuse(ctx, 400, t("set_aside_not", ctx.lang))
+        if not await self._drafts.set_aside(draft.id, ctx.staff.id, reason):
+            return await self._home(ctx, 409, t("set_aside_not", ctx.lang))
+        log.info(
+            "letter set aside",
+            extra={"staff": ctx.staff.username, "draft": draft.id, "reason": reason},
+        )
+        return self._gate.redirect(f"{PREFIX}/")
+
+    async def put_back(
+        self, request: web.Request, ctx: Context, session: Any
+    ) -> web.StreamResponse:
+        """Return a letter set aside to the list, as it was."""
+        form = await read_form(request)
+        if not self._gate.csrf_ok(session, str(form.get("csrf", ""))):
+            return self._gate.refuse(ctx, 403, t("expired", ctx.lang))
+        draft, refusal = await self._draft(ctx, request.match_info["id"])
+        if draft is None:
+            assert refusal is not None
+            return refusal
+        assert ctx.staff is not None
+        if await self._drafts.put_back(draft.id, ctx.staff.id):
+            log.info("letter put back", extra={"staff": ctx.staff.username, "draft": draft.id})
+        return self._gate.redirect(f"{PREFIX}/")
 
     # ---- review ---------------------------------------------------------------------------
 
