@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -1262,7 +1263,6 @@ class _Placer:
         self._keys = keys
         self._dedup = dedup
         self._now = now
-        self._lock = lock
         self.graph = IdentityGraph(keys, lock)
         self.rows = _RowBuffer(keys)
         self._who: dict[str, Resolution] = {}
@@ -1312,9 +1312,7 @@ class _Placer:
             self._duplicates.setdefault(self.graph.current(person_id), []).extend(found)
         about = {w.complaint.draft.about for _, _, w in drafts} - {None}
         if about:
-            # After every person's lock: complaints are locked after persons, in every
-            # transaction of the intake (see _lock_joined).
-            self._named = await _load_named(self._conn, about, self._lock)
+            self._named = await _load_named(self._conn, about)
 
     def _raise_privacy(self, person_id: str, complaint_id: str, privacy: Privacy) -> None:
         """Queue ``privacy`` for the complaint's row, and give it to the complaint as a later
@@ -1735,18 +1733,15 @@ class _Named:
     holders: frozenset[str]
 
 
-async def _load_named(
-    conn: AsyncConnection, ids: Iterable[str | None], lock: bool
-) -> dict[str, _Named]:
+async def _load_named(conn: AsyncConnection, ids: Iterable[str | None]) -> dict[str, _Named]:
     """The complaints behind ``ids`` (tracking IDs named by messages), with their holders: one
     statement over ``raw_inbound (tracking_id)``, every message told one of them with its
     complaint and its dedup decision (the sender and identities of a message that joined).
 
-    ``lock`` (PostgreSQL): the complaints' rows are locked ``FOR UPDATE``, in id order, before
-    their privacy flags are read. A follow-up may come from another person than the
-    complaint's (a phone a form gave), whose lock does not cover the complaint: without it a
-    concurrent message raising the flags would commit unseen, and this event would go out
-    without them."""
+    Not locked: a follow-up may come from another person than the complaint's (a phone a form
+    gave), whose lock does not cover the complaint, so a message raising its flags may commit
+    meanwhile; the complaints the transaction joins are locked together, and their flags read
+    again, just before its rows are written (:func:`_lock_joined`)."""
     r, c, d = raw_inbound, complaints, dedup_decisions
     query = (
         select(
@@ -1766,8 +1761,6 @@ async def _load_named(
         )
         .where(r.c.tracking_id.in_(sorted(i for i in ids if i)))
     )
-    if lock:
-        query = query.order_by(c.c.id).with_for_update(of=c)
     rows = await conn.execute(query)
     found: dict[str, _Named] = {}
     for row in rows:
@@ -1891,6 +1884,27 @@ class _RowBuffer:
         # IDs of their own whose holder asked confidentiality in a later message (see flush).
         self._confidential_ids: set[str] = set()
 
+    def carry_privacy(self, complaint_id: str, privacy: Privacy) -> None:
+        """Give the queued events of a complaint the flags ``privacy`` holds, with their own
+        (an event never lifts a flag): rewritten only when that adds one."""
+        if not (privacy.anonymous or privacy.confidential):
+            return
+        for row in self._rows[outbox.name]:
+            if row["complaint_id"] != complaint_id:
+                continue
+            message_id = row["message_id"]
+            event = json.loads(self.event_bodies[message_id])
+            shown = event["privacy"]
+            wanted = {
+                "anonymous": shown["anonymous"] or privacy.anonymous,
+                "confidential": shown["confidential"] or privacy.confidential,
+            }
+            if wanted == shown:
+                continue
+            body = contract.encode(event | {"privacy": wanted})
+            self.event_bodies[message_id] = body
+            row["body"] = sealing.event_body(self._keys, message_id, body)
+
     def privacy_of(self, complaint_id: str) -> Privacy | None:
         """The privacy queued for the complaint's row by this transaction, if any."""
         return self._privacy.get(complaint_id)
@@ -1948,9 +1962,15 @@ class _RowBuffer:
 
 async def _lock_joined(
     conn: AsyncConnection, complaint_ids: Iterable[str], rows: _RowBuffer, postgres: bool
-) -> dict[str, datetime | None]:
-    """Lock the rows of the stored complaints a transaction's messages join or follow, and read
-    the time of the status change each shows (``status_changed_at``).
+) -> dict[str, Any]:
+    """Lock the rows of the stored complaints a transaction's messages join or follow, read
+    the time of the status change each shows (``status_changed_at``) and their privacy flags,
+    and give the transaction's events of them the flags as they are now
+    (:meth:`_RowBuffer.carry_privacy`): the flags the messages were placed with were read
+    before the lock, and a transaction of another person (a follow-up naming the complaint's
+    ID) may have raised them meanwhile. One statement, every complaint of the transaction in
+    id order: the only complaint locks the intake takes, so two transactions never hold one
+    each and wait for the other's.
 
     On PostgreSQL ``FOR KEY SHARE``, in id order: the status feed locks a complaint's row ``FOR
     UPDATE`` before it applies a change and texts the numbers holding a receipt for it
@@ -1965,13 +1985,19 @@ async def _lock_joined(
     ids = sorted(set(complaint_ids))
     if not ids:
         return {}
-    query = select(complaints.c.id, complaints.c.status_changed_at).where(
-        complaints.c.id.in_(ids)
-    )
+    query = select(
+        complaints.c.id,
+        complaints.c.status_changed_at,
+        complaints.c.anonymous,
+        complaints.c.confidential,
+    ).where(complaints.c.id.in_(ids))
     if postgres:
         share = not rows.raises_privacy()
         query = query.order_by(complaints.c.id).with_for_update(read=share, key_share=share)
-    return {row.id: row.status_changed_at for row in await conn.execute(query)}
+    found = {row.id: row for row in await conn.execute(query)}
+    for row in found.values():
+        rows.carry_privacy(row.id, Privacy(bool(row.anonymous), bool(row.confidential)))
+    return found
 
 
 async def _join_after_changes(conn: AsyncConnection, rows: _RowBuffer, postgres: bool) -> None:
@@ -1994,7 +2020,8 @@ async def _join_after_changes(conn: AsyncConnection, rows: _RowBuffer, postgres:
         postgres,
     )
     for row in joined:
-        changed = shown.get(row["complaint_id"])
+        locked = shown.get(row["complaint_id"])
+        changed = None if locked is None else locked.status_changed_at
         if changed is not None and changed_since(changed, row["stored_at"]):
             row["stored_at"] = changed + timedelta(microseconds=1)
 

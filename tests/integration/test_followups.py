@@ -388,8 +388,8 @@ async def test_a_followup_while_another_transaction_makes_the_complaint_confiden
 ) -> None:
     """A follow-up from a number of another person than the complaint's (so no person's lock
     covers both) arrives while another transaction is making the complaint confidential. The
-    follow-up waits for it and its event carries the flag: the complaint's flags are read under
-    the row's lock, never from before a commit in flight."""
+    follow-up waits for it and its event carries the flag: the flags are read again under the
+    row's lock before the event is written, never kept from before a commit in flight."""
     form = await sms.gateway.intake.accept(
         msg(Channel.WEB, 0, body=WATER, title="Air PDAM mati", nik=NIK_B, phone="0812-3456-7890"),
         PARSER,
@@ -401,9 +401,10 @@ async def test_a_followup_while_another_transaction_makes_the_complaint_confiden
     )
     engine = sms.gateway.engine
     async with engine.connect() as holder:
-        await holder.execute(
-            update(complaints).where(complaints.c.id == form.complaint_id).values(confidential=True)
-        )
+        # As the intake raises a complaint's flags: the row locked, then written.
+        mine = complaints.c.id == form.complaint_id
+        await holder.execute(select(complaints.c.id).where(mine).with_for_update())
+        await holder.execute(update(complaints).where(mine).values(confidential=True))
         sent = asyncio.create_task(sms.text(f"Laporan {form.tracking_id} {NEWS}"))
 
         async def waiting_or_done() -> bool:
