@@ -203,7 +203,7 @@ _OPEN = (DraftStatus.READING.value, DraftStatus.READY.value, DraftStatus.FAILED.
 @dataclass(frozen=True, slots=True)
 class Desk:
     """The desk's list: every letter not confirmed (``waiting``: to review or read again, the
-    longest waiting first, then those being read), and the newest confirmed ones (``sent``,
+    longest waiting first, then those being read), and the ones confirmed last (``sent``,
     newest first); ``more_sent`` when older confirmed letters were left out; the newest
     letters set aside (``set_aside``, as many as ``sent``, the last set aside first)."""
 
@@ -394,28 +394,28 @@ class DraftStore:
 
     async def desk(self, created_by: str | None, limit: int = DESK_SENT) -> Desk:
         """The letters of the desk's list, of one clerk or (None) of everybody: every letter
-        not confirmed yet, whatever its age, and the ``limit`` newest confirmed ones.
+        not confirmed yet, whatever its age, and the ``limit`` confirmed last.
 
-        One statement, two parts, each read through an index, never the letters of every
+        One statement, three parts, each read through an index, never the letters of every
         year: the letters not confirmed (for a clerk through ``(created_by, status,
-        created_at)``; for everybody through ``(status, created_at)`` on PostgreSQL, per clerk
-        through the first on SQLite), and the newest confirmed ones, ``limit`` + 1 of them
-        (the one more says that older ones were left out), newest first through the same
-        indexes.
+        confirmed_at)``; for everybody through ``(status, created_at)``), the confirmed ones
+        sent last, ``limit`` + 1 of them (the one more says that older ones were left out),
+        in the order they were sent through ``(created_by, status, confirmed_at)`` or
+        ``(status, confirmed_at)``, and the ``limit`` set aside last (few).
         """
         mine = () if created_by is None else (letter_drafts.c.created_by == created_by,)
         waiting = _select().where(letter_drafts.c.status.in_(_OPEN), *mine)
         sent = (
             _select()
             .where(letter_drafts.c.status == DraftStatus.CONFIRMED.value, *mine)
-            .order_by(letter_drafts.c.created_at.desc())
+            .order_by(letter_drafts.c.confirmed_at.desc())
             .limit(limit + 1)
             .subquery()
         )
-        aside = (
+        aside = (  # the last set aside first (few: no index orders them)
             _select()
             .where(letter_drafts.c.status == DraftStatus.SET_ASIDE.value, *mine)
-            .order_by(letter_drafts.c.created_at.desc())
+            .order_by(letter_drafts.c.updated_at.desc())
             .limit(limit)
             .subquery()
         )
@@ -430,7 +430,7 @@ class DraftStore:
         drafts = [d for d in drafts if d.status is not DraftStatus.SET_ASIDE]
         done = sorted(
             (d for d in drafts if d.status is DraftStatus.CONFIRMED),
-            key=lambda d: d.created_at,
+            key=lambda d: d.confirmed_at or d.created_at,
             reverse=True,
         )
         # What needs the clerk first (to review, to read again), the longest waiting on top;
@@ -637,8 +637,8 @@ class DraftStore:
         """Take a letter off the list of letters to send (``reason``, one of
         :data:`SET_ASIDE_REASONS`): only one ready for review or that could not be read, and
         not while a confirmation holds it. What it was is kept with the reason (``error``:
-        ``<reason>:<status>``), so :meth:`put_back` returns it as it was. False when nothing
-        was written."""
+        ``<reason>:<status>``, then ``:<why it could not be read>`` for one that could not),
+        so :meth:`put_back` returns it as it was. False when nothing was written."""
         if reason not in SET_ASIDE_REASONS:
             raise ValueError(f"unknown reason {reason!r}")
         now = self._clock()
@@ -657,7 +657,12 @@ class DraftStore:
                 )
                 .values(
                     status=DraftStatus.SET_ASIDE.value,
-                    error=literal(f"{reason}:") + letter_drafts.c.status,
+                    error=literal(f"{reason}:")
+                    + letter_drafts.c.status
+                    + case(
+                        (letter_drafts.c.error.is_(None), literal("")),
+                        else_=literal(":") + letter_drafts.c.error,
+                    ),
                     claimed_by=None,
                     claim_expires=None,
                     updated_by=staff_id,
@@ -669,20 +674,32 @@ class DraftStore:
 
     async def put_back(self, draft_id: str, staff_id: str) -> bool:
         """Return a letter set aside to the list, as it was: ready for review (its saved
-        values kept), or to be read again. False when it was not set aside."""
-        was_ready = letter_drafts.c.error.like(f"%:{DraftStatus.READY.value}")
+        values kept), or to be read again with the reason it could not be read. False when it
+        was not set aside."""
         async with self._engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    select(letter_drafts.c.error).where(
+                        letter_drafts.c.id == draft_id,
+                        letter_drafts.c.status == DraftStatus.SET_ASIDE.value,
+                    )
+                )
+            ).first()
+            if row is None:
+                return False
+            parts = (row.error or "").split(":", 2)  # reason, status before, why unread
+            ready = len(parts) > 1 and parts[1] == DraftStatus.READY.value
+            why = parts[2] if len(parts) > 2 else ""
             result = await conn.execute(
                 update(letter_drafts)
                 .where(
                     letter_drafts.c.id == draft_id,
                     letter_drafts.c.status == DraftStatus.SET_ASIDE.value,
+                    letter_drafts.c.error == row.error,  # nobody put it back meanwhile
                 )
                 .values(
-                    status=case(
-                        (was_ready, DraftStatus.READY.value), else_=DraftStatus.FAILED.value
-                    ),
-                    error=case((was_ready, None), else_=PUT_BACK_UNREAD),
+                    status=DraftStatus.READY.value if ready else DraftStatus.FAILED.value,
+                    error=None if ready else (why or PUT_BACK_UNREAD),
                     updated_by=staff_id,
                     updated_at=self._clock(),
                     version=letter_drafts.c.version + 1,

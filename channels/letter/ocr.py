@@ -545,7 +545,13 @@ class OcrPool:
                 self._running += 1
             started = None
             for _attempt in range(2):
-                executor = self._pool()
+                try:
+                    executor = self._pool()
+                except Exception as exc:  # the processes could not start (too many files...)
+                    # This page fails (its letter says why and may be read again); the
+                    # worker slot is free again, and the next page tries a new pool.
+                    _settle(job.result, OcrError(f"the OCR pool cannot start: {exc}"))
+                    break
                 try:
                     started = executor.submit(job.fn, *job.args)
                     job.executor = executor

@@ -46,7 +46,7 @@ from typing import Any
 
 from aiohttp import web
 
-from channels.fields import Message
+from channels.fields import CHECKED, Message
 from channels.letter import pages, static
 from channels.letter.ack import SmsAck
 from channels.letter.drafts import (
@@ -427,6 +427,12 @@ class LetterDesk:
         reason = str(form.get("reason", ""))
         if reason not in SET_ASIDE_REASONS:
             return self._gate.refuse(ctx, 400, t("set_aside_not", ctx.lang))
+        # Sent already, its receipt not recorded on the letter (the request that sent it
+        # failed after the intake's commit): it is recorded now, and never set aside.
+        sent = await self._intake.earlier_receipt(Channel.LETTER, f"{PROVIDER_PREFIX}{draft.id}")
+        if sent is not None:
+            await self._confirmed_by_earlier(draft.id, sent.raw_id, sent)
+            return await self._home(ctx, 409, t("set_aside_not", ctx.lang))
         if not await self._drafts.set_aside(draft.id, ctx.staff.id, reason):
             return await self._home(ctx, 409, t("set_aside_not", ctx.lang))
         log.info(
@@ -567,9 +573,17 @@ class LetterDesk:
         assert ctx.staff is not None
         failed = failed_hold_of(str(form.get(pages.FAILED_HOLD, "")) or None, ctx.staff.username)
         confirm = form.get("action") == "confirm"
+        # A "NIK sesuai KTP" tick saved for another NIK is no check of this one (the NIK was
+        # changed after the tick was saved, and the box came back ticked): cleared, and the
+        # clerk asked to check this NIK against the KTP and tick again.
+        recheck = _tick_carried(draft.values, values)
+        if recheck:
+            values["nik_checked"] = ""
         letter, errors = (
             validate(values, draft.created_at.date()) if confirm else (None, {})
         )
+        if recheck:
+            letter, errors = None, {**errors, "nik": RECHECK_NIK}
         # A valid confirmation holds the letter from its save until the intake has committed
         # it: a save by someone else in between would be overwritten by the values sent.
         hold = new_hold(ctx.staff.username) if letter is not None else None
@@ -620,11 +634,11 @@ class LetterDesk:
                 ctx, draft, values, t("unsaved", ctx.lang), version=based_on or "",
                 failed_hold=failed,
             )
-        if not confirm:
+        if not confirm and not recheck:
             return self._gate.redirect(f"{PREFIX}/letters/{draft.id}?saved=1")
         if letter is None:
             html = self._review_html(ctx, draft, values, errors, based_on=values)
-            return self._gate.html(ctx, html, 422)
+            return self._gate.html(ctx, html, 422 if confirm else 200)
         raw = self._raw(ctx, draft, values, letter)
         try:
             receipt = await self._intake.accept(raw, self._parser)
@@ -890,3 +904,25 @@ class LetterDesk:
             pages.unsent_box(ctx, draft),
         )
         return self._gate.html(ctx, html)
+
+
+# Said under the NIK when a tick saved for another NIK was cleared (see _tick_carried).
+RECHECK_NIK = (
+    "NIK ini diubah setelah centang NIK sesuai KTP disimpan: cocokkan NIK ini dengan KTP, lalu "
+    "centang lagi.",
+    "This NIK was changed after the tick NIK matches the KTP was saved: check this NIK against "
+    "the KTP, then tick again.",
+)
+
+
+def _tick_carried(saved: Mapping[str, str], sent: Mapping[str, str]) -> bool:
+    """Whether the "NIK sesuai KTP" tick sent is the one saved for another NIK: ticked when
+    saved, still ticked, and the NIK changed since."""
+
+    def ticked(values: Mapping[str, str]) -> bool:
+        return values.get("nik_checked", "").strip().lower() in CHECKED
+
+    def digits(values: Mapping[str, str]) -> str:
+        return "".join(c for c in values.get("nik", "") if c.isdigit())
+
+    return ticked(saved) and ticked(sent) and digits(saved) != digits(sent)

@@ -490,7 +490,10 @@ letter_drafts = Table(
     Column("unsent_by", String(36), nullable=True),
     Column("unsent_at", UTCDateTime(), nullable=True),
     Index("ix_letter_drafts_status_created_at", "status", "created_at"),
-    # The desk's list (DraftStore.desk): a clerk's letters not confirmed, and their newest
-    # confirmed ones, as index ranges (migration 0016).
-    Index("ix_letter_drafts_created_by_status_created_at", "created_by", "status", "created_at"),
+    # The desk's list (DraftStore.desk): a clerk's letters not confirmed, and the ones sent
+    # last, as index ranges; everybody's sent last (migration 0016).
+    Index(
+        "ix_letter_drafts_created_by_status_confirmed_at", "created_by", "status", "confirmed_at"
+    ),
+    Index("ix_letter_drafts_status_confirmed_at", "status", "confirmed_at"),
 )

@@ -136,7 +136,7 @@ async def test_a_letter_that_could_not_be_read_is_put_back_to_be_read_again(
     home = await (await client.get("/staff/")).text()
     row = table(home, "letters-waiting")
     assert f'id="d-{letter}"' in row and "/read-again" in row
-    assert "Dikembalikan dari surat yang disisihkan" in row
+    assert "OCR gagal." in row  # why it could not be read, as before it was set aside
 
 
 async def test_only_who_may_see_a_letter_sets_it_aside_with_a_reason_from_the_list(
