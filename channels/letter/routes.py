@@ -395,10 +395,11 @@ class LetterDesk:
             }
         )
 
-    async def read_again(
+    async def _posted(
         self, request: web.Request, ctx: Context, session: Any
-    ) -> web.StreamResponse:
-        """Put a letter that could not be read back in the queue."""
+    ) -> tuple[Any, Draft] | web.StreamResponse:
+        """A form posted about one letter: the form and the letter, once its CSRF token is
+        checked and the letter is this staff member's to see; else the refusal to answer."""
         form = await read_form(request)
         if not self._gate.csrf_ok(session, str(form.get("csrf", ""))):
             return self._gate.refuse(ctx, 403, t("expired", ctx.lang))
@@ -406,6 +407,16 @@ class LetterDesk:
         if draft is None:
             assert refusal is not None
             return refusal
+        return form, draft
+
+    async def read_again(
+        self, request: web.Request, ctx: Context, session: Any
+    ) -> web.StreamResponse:
+        """Put a letter that could not be read back in the queue."""
+        posted = await self._posted(request, ctx, session)
+        if isinstance(posted, web.StreamResponse):
+            return posted
+        _form, draft = posted
         assert ctx.staff is not None
         await self._drafts.read_again(draft.id, ctx.staff.id)
         if self._wake is not None:
@@ -416,13 +427,10 @@ class LetterDesk:
         self, request: web.Request, ctx: Context, session: Any
     ) -> web.StreamResponse:
         """Take a letter that is no report to send off the list (the reason from a list)."""
-        form = await read_form(request)
-        if not self._gate.csrf_ok(session, str(form.get("csrf", ""))):
-            return self._gate.refuse(ctx, 403, t("expired", ctx.lang))
-        draft, refusal = await self._draft(ctx, request.match_info["id"])
-        if draft is None:
-            assert refusal is not None
-            return refusal
+        posted = await self._posted(request, ctx, session)
+        if isinstance(posted, web.StreamResponse):
+            return posted
+        form, draft = posted
         assert ctx.staff is not None
         reason = str(form.get("reason", ""))
         if reason not in SET_ASIDE_REASONS:
@@ -445,13 +453,10 @@ class LetterDesk:
         self, request: web.Request, ctx: Context, session: Any
     ) -> web.StreamResponse:
         """Return a letter set aside to the list, as it was."""
-        form = await read_form(request)
-        if not self._gate.csrf_ok(session, str(form.get("csrf", ""))):
-            return self._gate.refuse(ctx, 403, t("expired", ctx.lang))
-        draft, refusal = await self._draft(ctx, request.match_info["id"])
-        if draft is None:
-            assert refusal is not None
-            return refusal
+        posted = await self._posted(request, ctx, session)
+        if isinstance(posted, web.StreamResponse):
+            return posted
+        _form, draft = posted
         assert ctx.staff is not None
         if await self._drafts.put_back(draft.id, ctx.staff.id):
             log.info("letter put back", extra={"staff": ctx.staff.username, "draft": draft.id})
