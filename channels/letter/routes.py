@@ -922,7 +922,9 @@ RECHECK_NIK = (
 
 def _tick_carried(saved: Mapping[str, str], sent: Mapping[str, str]) -> bool:
     """Whether the "NIK sesuai KTP" tick sent is the one saved for another NIK: ticked when
-    saved, still ticked, and the NIK changed since."""
+    saved with a NIK, still ticked, and the NIK changed since. (Saved ticked without a NIK, the
+    tick vouched for nothing yet: typing the NIK is how the clerk answers "fill in the NIK
+    checked against the KTP".)"""
 
     def ticked(values: Mapping[str, str]) -> bool:
         return values.get("nik_checked", "").strip().lower() in CHECKED
@@ -930,4 +932,5 @@ def _tick_carried(saved: Mapping[str, str], sent: Mapping[str, str]) -> bool:
     def digits(values: Mapping[str, str]) -> str:
         return "".join(c for c in values.get("nik", "") if c.isdigit())
 
-    return ticked(saved) and ticked(sent) and digits(saved) != digits(sent)
+    before = digits(saved)
+    return ticked(saved) and ticked(sent) and bool(before) and before != digits(sent)
