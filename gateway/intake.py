@@ -1497,29 +1497,11 @@ class _Placer:
                 if held is not None
                 else _own_id(work, decision, raw_id)
             )
-            if who.sender_hash is not None and person_id is not None:
-                # Its own words, for tier 2: a provider's retry of it is this message again,
-                # in a later group commit (the decision row) or in this one.
-                key = tokens_key or tokens_hash(self._keys, tokens)
-                carried = frozenset(i.value_hash for i in work.identities)
-                decision_row["sender_hash"] = who.sender_hash
-                decision_row["tokens_hash"] = key
-                decision_row["identity_hashes"] = " ".join(sorted(carried)) or None
-                assert receipt.tracking_id is not None
-                self._duplicates.setdefault(person_id, []).insert(
-                    0,
-                    EarlierDuplicate(
-                        decision.complaint_id,
-                        decision.tracking_id,
-                        receipt.tracking_id,
-                        who.sender_hash,
-                        key,
-                        raw.received_at,
-                        privacy.anonymous,
-                        privacy.confidential,
-                        carried,
-                    ),
-                )
+            assert receipt.tracking_id is not None
+            self._remember(
+                raw, work, who, person_id, decision_row, tokens_key,
+                (decision.complaint_id, decision.tracking_id, receipt.tracking_id), privacy,
+            )
             return _Placement(
                 receipt,
                 decision.tier,
@@ -1582,6 +1564,44 @@ class _Placer:
         told that ID."""
         proof = holding_proof(raw.channel, work.identities, raw.metadata)
         return who.sender_hash in proof and who.sender_hash in named.holders
+
+    def _remember(
+        self,
+        raw: RawInbound,
+        work: _Work,
+        who: Resolution,
+        person_id: str | None,
+        decision_row: dict[str, Any],
+        tokens_key: str | None,
+        ids: tuple[str, str, str],
+        privacy: Privacy,
+    ) -> None:
+        """Keep a message that joined a complaint (or followed it) for tier 2, as its sender's
+        own words: a provider's retry of it is this message again, in a later group commit
+        (its decision row: sender, words, identities) or in this one (the duplicates read for
+        the batch). ``ids``: the complaint's id and tracking ID, and the ID its sender holds."""
+        if who.sender_hash is None or person_id is None:
+            return
+        key = tokens_key or tokens_hash(self._keys, work.tokens)
+        carried = frozenset(i.value_hash for i in work.identities)
+        decision_row["sender_hash"] = who.sender_hash
+        decision_row["tokens_hash"] = key
+        decision_row["identity_hashes"] = " ".join(sorted(carried)) or None
+        complaint_id, tracking_id, told = ids
+        self._duplicates.setdefault(person_id, []).insert(
+            0,
+            EarlierDuplicate(
+                complaint_id,
+                tracking_id,
+                told,
+                who.sender_hash,
+                key,
+                raw.received_at,
+                privacy.anonymous,
+                privacy.confidential,
+                carried,
+            ),
+        )
 
     def _resent(
         self,
@@ -1684,28 +1704,12 @@ class _Placer:
             "matched_tracking_id": named.id,
             "score": None,
         }
-        if who.sender_hash is not None and person_id is not None:
-            # Like a message that joined it: a provider's retry of it (same sender, same words)
-            # is tier 2, told the same ID; and the ID it named stays this sender's.
-            key = tokens_hash(self._keys, work.tokens)
-            carried = frozenset(i.value_hash for i in work.identities)
-            decision_row["sender_hash"] = who.sender_hash
-            decision_row["tokens_hash"] = key
-            decision_row["identity_hashes"] = " ".join(sorted(carried)) or None
-            self._duplicates.setdefault(person_id, []).insert(
-                0,
-                EarlierDuplicate(
-                    named.complaint_id,
-                    named.tracking_id,
-                    named.id,
-                    who.sender_hash,
-                    key,
-                    raw.received_at,
-                    privacy.anonymous,
-                    privacy.confidential,
-                    carried,
-                ),
-            )
+        # Like a message that joined it: a provider's retry of it (same sender, same words) is
+        # tier 2, told the same ID; and the ID it named stays this sender's.
+        self._remember(
+            raw, work, who, person_id, decision_row, None,
+            (named.complaint_id, named.tracking_id, named.id), privacy,
+        )
         receipt = Receipt(
             ReceiptStatus.FOLLOWUP, named.id, raw_id, complaint_id=named.complaint_id
         )
