@@ -8,10 +8,13 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from pydantic import SecretStr
 
 from channels.letter.auth import Role, Staff, StaffStore
+from gateway import bootstrap
 from gateway.settings import LetterSettings, Settings
 from gateway.storage.database import create_engine
+from tests.support import with_section
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 PASSWORD = "kata-sandi-rahasia-1"
@@ -83,3 +86,28 @@ async def login(client: TestClient[Any, Any], username: str, password: str = PAS
     home = await client.get("/staff/")
     assert home.status == 200
     return csrf_token(await home.text())
+
+
+# The desk's gateway over HTTP, with a CSRF key of its own, and its staff (a test module may
+# define its own ``gw`` with other settings: ``client`` and ``staff`` then take that one).
+@pytest.fixture
+async def gw(letter_settings: Settings) -> AsyncIterator[bootstrap.Gateway]:
+    settings = with_section(letter_settings, "web", csrf_key=SecretStr("test-csrf-key"))
+    gateway = bootstrap.build(settings)
+    yield gateway
+    await gateway.close()
+
+
+@pytest.fixture
+async def client(gw: bootstrap.Gateway, aiohttp_client: Any) -> TestClient[Any, Any]:
+    return await aiohttp_client(bootstrap.build_app(gw))
+
+
+@pytest.fixture
+async def staff(gw: bootstrap.Gateway) -> StaffStore:
+    """A supervisor (ani) and two clerks (budi, citra)."""
+    store = StaffStore(gw.engine, gw.settings.letter)
+    await add_staff(store, "ani", Role.SUPERVISOR)
+    await add_staff(store, "budi", Role.CLERK)
+    await add_staff(store, "citra", Role.CLERK)
+    return store

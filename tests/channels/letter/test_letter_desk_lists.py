@@ -41,11 +41,6 @@ async def gw(letter_settings: Settings) -> AsyncIterator[bootstrap.Gateway]:
 
 
 @pytest.fixture
-async def client(gw: bootstrap.Gateway, aiohttp_client: Client) -> TestClient[Any, Any]:
-    return await aiohttp_client(bootstrap.build_app(gw))
-
-
-@pytest.fixture
 async def accounts(gw: bootstrap.Gateway) -> dict[str, Staff]:
     store = StaffStore(gw.engine, gw.settings.letter)
     return {

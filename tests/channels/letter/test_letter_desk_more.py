@@ -26,24 +26,10 @@ from gateway.settings import Settings
 from gateway.storage.schema import letter_drafts
 from tests.channels.letter.conftest import add_staff, login
 from tests.channels.letter.test_routes import Client, ready_letter
-from tests.support import with_section
 
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def gw(letter_settings: Settings) -> AsyncIterator[bootstrap.Gateway]:
-    settings = with_section(letter_settings, "web", csrf_key=SecretStr("test-csrf-key"))
-    gateway = bootstrap.build(settings)
-    yield gateway
-    await gateway.close()
-
-
-@pytest.fixture
-async def client(gw: bootstrap.Gateway, aiohttp_client: Client) -> TestClient[Any, Any]:
-    return await aiohttp_client(bootstrap.build_app(gw))
 
 
 class Clock:

@@ -9,46 +9,21 @@ staff pages on both databases.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from pydantic import SecretStr
 from sqlalchemy import select, update
 
-from channels.letter.auth import Role, StaffStore
+from channels.letter.auth import StaffStore
 from channels.letter.drafts import DraftStatus
 from gateway import bootstrap
-from gateway.settings import Settings
 from gateway.storage.schema import letter_drafts
-from tests.channels.letter.conftest import add_staff, login
-from tests.channels.letter.test_routes import Client, ready_letter
-from tests.support import opened_raw, with_section
+from tests.channels.letter.conftest import login
+from tests.channels.letter.test_routes import ready_letter
+from tests.support import opened_raw
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def gw(letter_settings: Settings) -> AsyncIterator[bootstrap.Gateway]:
-    settings = with_section(letter_settings, "web", csrf_key=SecretStr("test-csrf-key"))
-    gateway = bootstrap.build(settings)
-    yield gateway
-    await gateway.close()
-
-
-@pytest.fixture
-async def client(gw: bootstrap.Gateway, aiohttp_client: Client) -> TestClient[Any, Any]:
-    return await aiohttp_client(bootstrap.build_app(gw))
-
-
-@pytest.fixture
-async def staff(gw: bootstrap.Gateway) -> StaffStore:
-    store = StaffStore(gw.engine, gw.settings.letter)
-    await add_staff(store, "ani", Role.SUPERVISOR)
-    await add_staff(store, "budi", Role.CLERK)
-    await add_staff(store, "citra", Role.CLERK)
-    return store
 
 
 def draft_id(review_url: str) -> str:

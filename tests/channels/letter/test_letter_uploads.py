@@ -53,11 +53,6 @@ async def gw(letter_settings: Settings) -> AsyncIterator[bootstrap.Gateway]:
 
 
 @pytest.fixture
-async def client(gw: bootstrap.Gateway, aiohttp_client: Client) -> TestClient[Any, Any]:
-    return await aiohttp_client(bootstrap.build_app(gw))
-
-
-@pytest.fixture
 async def token(gw: bootstrap.Gateway, client: TestClient[Any, Any]) -> str:
     await add_staff(StaffStore(gw.engine, gw.settings.letter), "budi", Role.CLERK)
     return await login(client, "budi")

@@ -55,28 +55,6 @@ def small_scan(kind: str = "PNG", text: str = "Surat") -> bytes:
     return out.getvalue()
 
 
-@pytest.fixture
-async def gw(letter_settings: Settings) -> AsyncIterator[bootstrap.Gateway]:
-    settings = with_section(letter_settings, "web", csrf_key=SecretStr("test-csrf-key"))
-    gateway = bootstrap.build(settings)
-    yield gateway
-    await gateway.close()
-
-
-@pytest.fixture
-async def client(gw: bootstrap.Gateway, aiohttp_client: Client) -> TestClient[Any, Any]:
-    return await aiohttp_client(bootstrap.build_app(gw))
-
-
-@pytest.fixture
-async def staff(gw: bootstrap.Gateway) -> StaffStore:
-    store = StaffStore(gw.engine, gw.settings.letter)
-    await add_staff(store, "ani", Role.SUPERVISOR)
-    await add_staff(store, "budi", Role.CLERK)
-    await add_staff(store, "citra", Role.CLERK)
-    return store
-
-
 def upload_form(
     token: str, files: list[tuple[str, bytes]], one_letter: bool = False, upload_id: str = ""
 ) -> FormData:
