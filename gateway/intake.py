@@ -1389,8 +1389,9 @@ class _Placer:
             # It names a complaint whose ID its sender holds: added to that one, whatever its
             # words (dedup compares words; this sender said which complaint it means), unless
             # it is a provider's retry of such a message.
-            return self._resent(raw, raw_id, work, who, named, decision_row) or self._follow(
-                raw, raw_id, work, who, person_id, named, decision_row
+            key = tokens_key or tokens_hash(self._keys, tokens)
+            return self._resent(raw, raw_id, work, who, named, decision_row, key) or self._follow(
+                raw, raw_id, work, who, person_id, named, decision_row, key
             )
         own = decision.same_sender
         if decision.tier is Tier.RETRY:
@@ -1611,13 +1612,13 @@ class _Placer:
         who: Resolution,
         named: _Named,
         decision_row: dict[str, Any],
+        key: str,
     ) -> _Placement | None:
         """A provider's retry of a follow-up (tier 2: the same number and words, naming the
         same ID, within the retry window, asking no more privacy): answered as that follow-up
         was, nothing published again. Its earlier copy is looked for under every person: the
         number may be another person's than the complaint's (a phone a form gave)."""
         since = raw.received_at - timedelta(seconds=self._dedup.retry_window_seconds)
-        key = tokens_hash(self._keys, work.tokens)
         asked = work.complaint.draft.privacy
         earlier = next(
             (
@@ -1660,6 +1661,7 @@ class _Placer:
         person_id: str | None,
         named: _Named,
         decision_row: dict[str, Any],
+        key: str,
     ) -> _Placement:
         """A message about the complaint it names, from a sender holding that complaint's ID or
         an ID of its own for it: a ``followup`` event of that complaint, and the ID named told
@@ -1707,7 +1709,7 @@ class _Placer:
         # Like a message that joined it: a provider's retry of it (same sender, same words) is
         # tier 2, told the same ID; and the ID it named stays this sender's.
         self._remember(
-            raw, work, who, person_id, decision_row, None,
+            raw, work, who, person_id, decision_row, key,
             (named.complaint_id, named.tracking_id, named.id), privacy,
         )
         receipt = Receipt(

@@ -443,12 +443,6 @@ class DraftStore:
             waiting=todo, sent=done[:limit], more_sent=len(done) > limit, set_aside=put_aside
         )
 
-    async def recent(self, created_by: str | None, limit: int = DESK_SENT) -> list[Draft]:
-        """The desk's list as one list (:meth:`desk`): the letters not confirmed, then the
-        ``limit`` newest confirmed ones."""
-        desk = await self.desk(created_by, limit)
-        return [*desk.waiting, *desk.sent]
-
     # ---- the reader's side ----------------------------------------------------------------
 
     async def backlog(self) -> tuple[dict[str, int], datetime | None]:

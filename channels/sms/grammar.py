@@ -77,7 +77,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 
 from gateway import tracking
@@ -325,22 +325,11 @@ def _about(reading: Interpretation, words: list[str]) -> Interpretation:
     copied from a receipt nearly always mixes the two (nine symbols, eight of them digits)."""
     if reading.intent is not Intent.COMPLAINT or reading.draft is None:
         return reading
-    found: str | None = None
-    for i, word in enumerate(words):
-        if word in QUERY_WORDS:
-            continue
-        named = [tracking.normalize(word)]
-        if len(word) == _ID_FIRST_GROUP and i + 1 < len(words):
-            named.append(tracking.normalize(word + words[i + 1]))
-        for tid in named:
-            if tid is None:
-                continue
-            if _mixed(tid):
-                return replace(reading, draft=replace(reading.draft, about=tid))
-            found = found or tid
-    if found is None:
+    named = [tid for _, _, tid in _ids(words, len(words))]
+    if not named:
         return reading
-    return replace(reading, draft=replace(reading.draft, about=found))
+    about = next((tid for tid in named if _mixed(tid)), named[0])
+    return replace(reading, draft=replace(reading.draft, about=about))
 
 
 def _mixed(tid: str) -> bool:
@@ -462,25 +451,32 @@ def _bare_query(words: list[str]) -> _Query | None:
     return _Query(tid, tid, certain=True)
 
 
-def _find_id(words: list[str], end: int) -> tuple[int, int, str] | None:
-    """The valid tracking ID among ``words[:end]``, alone or as its two printed groups: where
-    it starts, in how many words, and the ID. One word with a digit is taken first."""
-    found: list[tuple[int, int, str]] = []
+def _ids(words: list[str], end: int) -> Iterator[tuple[int, int, str]]:
+    """Every valid tracking ID among ``words[:end]``, in order, alone or as its two printed
+    groups: where it starts, in how many words, and the ID."""
     for i, word in enumerate(words[:end]):
         if word in QUERY_WORDS:
             continue
         tid = tracking.normalize(word)
         if tid is not None:
-            if any(c.isdigit() for c in tid):
-                return i, 1, tid
-            found.append((i, 1, tid))
+            yield i, 1, tid
         elif len(word) == _ID_FIRST_GROUP and i + 1 < len(words):
             second = words[i + 1]
             if len(second) == tracking.LENGTH - _ID_FIRST_GROUP and second not in QUERY_WORDS:
                 tid = tracking.normalize(word + second)
                 if tid is not None:
-                    found.append((i, 2, tid))
-    return found[0] if found else None
+                    yield i, 2, tid
+
+
+def _find_id(words: list[str], end: int) -> tuple[int, int, str] | None:
+    """The valid tracking ID among ``words[:end]`` (:func:`_ids`): one word with a digit is
+    taken first, else the first found."""
+    first: tuple[int, int, str] | None = None
+    for found in _ids(words, end):
+        if found[1] == 1 and any(c.isdigit() for c in found[2]):
+            return found
+        first = first or found
+    return first
 
 
 def _thanks(words: list[str]) -> bool:

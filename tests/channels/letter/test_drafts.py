@@ -452,8 +452,10 @@ async def test_saving_and_confirming(
     assert done is not None and done.status is DraftStatus.CONFIRMED
     assert done.tracking_id == "G69P5CAWW" and done.confirmed_by_name == "budi"
     assert not await drafts.save(draft.id, staff.id, {"subject": "later"})
-    assert [d.id for d in await drafts.recent(staff.id)] == [draft.id]
-    assert await drafts.recent("someone-else") == []
+    mine = await drafts.desk(staff.id)
+    assert [d.id for d in [*mine.waiting, *mine.sent]] == [draft.id]
+    theirs = await drafts.desk("someone-else")
+    assert [*theirs.waiting, *theirs.sent] == []
 
 
 async def test_ocr_that_is_not_installed_says_so_on_the_letter(

@@ -71,8 +71,8 @@ def form(token: str, files: list[tuple[str, bytes]], one_letter: bool = False) -
 
 async def letters(gw: bootstrap.Gateway) -> list[list[str | None]]:
     """The file names of each letter made, oldest first."""
-    drafts = await DraftStore(gw.engine, gw.keys).recent(None)
-    return sorted(([f.filename for f in d.files] for d in drafts), key=str)
+    desk = await DraftStore(gw.engine, gw.keys).desk(None)
+    return sorted(([f.filename for f in d.files] for d in [*desk.waiting, *desk.sent]), key=str)
 
 
 def stored(gw: bootstrap.Gateway, data: bytes) -> bool:
