@@ -36,10 +36,16 @@ from gateway.durable import flush_and_sync, sync_folder
 from gateway.errors import ConfigError
 from gateway.ids import random_bytes
 from gateway.settings import Settings
+from gateway.tracking import ALPHABET
 
 log = logging.getLogger(__name__)
 
 KEY_BYTES = 32
+
+
+# Follow-up codes (:meth:`Keys.followup_code`) are typed and read like tracking IDs, in their
+# symbols (nothing looks like another).
+FOLLOWUP_CODE_LENGTH = 8
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,30 @@ class Keys:
     def lookup_hash(self, kind: str, value: str) -> str:
         """HMAC-SHA256 hex of ``kind:value``: equal values of one kind give equal hashes."""
         return hmac.new(self.identity_key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
+
+    def followup_code(self, tracking_id: str) -> str:
+        """The follow-up code of ``tracking_id``: eight symbols of the tracking-ID alphabet
+        (about 39 bits), an HMAC of the ID under the identity key. Told with the ID to a web
+        form's or an API client's sender, who has no phone, address or account the transport
+        vouches for, it shows they hold the ID when they add to the complaint
+        (:meth:`followup_code_matches`). Nothing is stored: the same ID always has the same
+        code, which an Idempotency-Key's answer repeats, and which a new identity key changes
+        (as it changes every lookup hash)."""
+        digest = hmac.new(
+            self.identity_key, f"followup-code:v1:{tracking_id}".encode(), hashlib.sha256
+        ).digest()
+        number = int.from_bytes(digest[:8], "big")
+        symbols = []
+        for _ in range(FOLLOWUP_CODE_LENGTH):
+            number, index = divmod(number, len(ALPHABET))
+            symbols.append(ALPHABET[index])
+        return "".join(symbols)
+
+    def followup_code_matches(self, tracking_id: str, typed: str) -> bool:
+        """Whether ``typed`` (spaces, dashes and case ignored) is ``tracking_id``'s follow-up
+        code, compared in constant time."""
+        candidate = "".join(typed.split()).replace("-", "").upper()
+        return hmac.compare_digest(candidate.encode(), self.followup_code(tracking_id).encode())
 
     @cached_property
     def file_keys(self) -> tuple[bytes, ...]:

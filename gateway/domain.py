@@ -136,6 +136,9 @@ class ComplaintDraft:
     # lubangnya makin besar"): when that complaint's ID is held by the message's sender, the
     # intake adds the message to it as a ``followup``; otherwise it is filed as any other.
     about: str | None = None
+    # The follow-up code the sender typed for ``about`` (web and API: a form's sender has no
+    # phone the transport vouches for). Never stored in the complaint nor published.
+    about_code: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -771,6 +771,16 @@ class IntakeService:
             raw_sha256=row.sha256,
         )
 
+    def followup_code(self, tracking_id: str) -> str:
+        """The follow-up code of a tracking ID told to a web form's or an API client's sender
+        (:meth:`gateway.crypto.Keys.followup_code`): with the ID, what adds to the complaint."""
+        return self._keys.followup_code(tracking_id)
+
+    def followup_code_matches(self, tracking_id: str, typed: str) -> bool:
+        """Whether ``typed`` is the follow-up code of ``tracking_id`` (checked again in the
+        transaction, for the ID the message names)."""
+        return self._keys.followup_code_matches(tracking_id, typed)
+
     async def earlier_receipt(self, channel: Channel, provider_message_id: str) -> Receipt | None:
         """The receipt a message of ``channel`` with this provider id was given, when one is
         stored (what :meth:`accept` answers its retry), else None: a channel's rate limit lets
@@ -1558,11 +1568,13 @@ class _Placer:
         )
 
 
-    @staticmethod
-    def _holds(raw: RawInbound, work: _Work, who: Resolution, named: _Named) -> bool:
+    def _holds(self, raw: RawInbound, work: _Work, who: Resolution, named: _Named) -> bool:
         """Whether the message's sender holds the ID it names: its phone number, address or
         account (or a letter's NIK checked against the KTP) sent or was given in a message
-        told that ID."""
+        told that ID, or it carries that ID's follow-up code (the web's and the API's)."""
+        code = work.complaint.draft.about_code
+        if code is not None and self._keys.followup_code_matches(named.id, code):
+            return True
         proof = holding_proof(raw.channel, work.identities, raw.metadata)
         return who.sender_hash in proof and who.sender_hash in named.holders
 

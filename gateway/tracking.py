@@ -64,3 +64,8 @@ def is_valid(text: str) -> bool:
 def display(tracking_id: str) -> str:
     """The tracking ID in two groups for printing and reading aloud (``K7QM-4XRT9``)."""
     return f"{tracking_id[:4]}-{tracking_id[4:]}"
+
+
+def display_code(code: str) -> str:
+    """A follow-up code (:meth:`gateway.crypto.Keys.followup_code`) in two groups of four."""
+    return f"{code[:4]}-{code[4:]}"

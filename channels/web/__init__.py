@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from channels.web.abuse import Guard, request_client
 from channels.web.form import parse_form
 from channels.web.open311 import Open311, parse_open311
-from channels.web.parse import parse_json_complaint
+from channels.web.parse import parse_json_complaint, parse_json_followup
 from channels.web.routes import WebChannel
 from gateway.crypto import Keys
 from gateway.filestore import FileStore
@@ -29,12 +29,13 @@ from gateway.settings import WebSettings
 log = logging.getLogger(__name__)
 
 JSON_PARSER = Parser("web.json", parse_json_complaint)
+FOLLOWUP_PARSER = Parser("web.followup", parse_json_followup)
 FORM_PARSER = Parser("web.form", parse_form)
 OPEN311_PARSER = Parser("web.open311", parse_open311)
-PARSERS = (JSON_PARSER, FORM_PARSER, OPEN311_PARSER)
+PARSERS = (JSON_PARSER, FOLLOWUP_PARSER, FORM_PARSER, OPEN311_PARSER)
 
 __all__ = [
-    "FORM_PARSER", "JSON_PARSER", "OPEN311_PARSER", "PARSERS", "request_client",
+    "FOLLOWUP_PARSER", "FORM_PARSER", "JSON_PARSER", "OPEN311_PARSER", "PARSERS", "request_client",
     "rate_limit_keep", "setup",
 ]
 
@@ -90,6 +91,7 @@ def setup(
         guard,
         JSON_PARSER,
         FORM_PARSER,
+        FOLLOWUP_PARSER,
         csrf_key(settings),
         clock,
         short_code,

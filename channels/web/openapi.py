@@ -218,6 +218,23 @@ def document() -> dict[str, Any]:
             "email": {"type": "string", "maxLength": 254},
         },
     }
+    privacy = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "anonymous": {"type": "boolean"},
+            "confidential": {"type": "boolean"},
+        },
+    }
+    location = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "text": {"type": "string", "maxLength": 500},
+            "latitude": {"type": "number", "minimum": -90, "maximum": 90},
+            "longitude": {"type": "number", "minimum": -180, "maximum": 180},
+        },
+    }
     complaint = {
         "type": "object",
         "additionalProperties": False,
@@ -227,24 +244,24 @@ def document() -> dict[str, Any]:
             "body": {"type": "string", "minLength": 1, "maxLength": 20000},
             "kind": {"type": "string", "enum": ["pengaduan", "aspirasi", "informasi"]},
             "reporter": {"$ref": "#/components/schemas/Reporter"},
-            "privacy": {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {
-                    "anonymous": {"type": "boolean"},
-                    "confidential": {"type": "boolean"},
-                },
-            },
-            "location": {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {
-                    "text": {"type": "string", "maxLength": 500},
-                    "latitude": {"type": "number", "minimum": -90, "maximum": 90},
-                    "longitude": {"type": "number", "minimum": -180, "maximum": 180},
-                },
-            },
+            "privacy": privacy,
+            "location": location,
             "agency": {"type": "string", "maxLength": 255},
+        },
+    }
+    followup = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["body", "followup_code"],
+        "properties": {
+            "body": {"type": "string", "minLength": 1, "maxLength": 20000},
+            "followup_code": {
+                "type": "string", "maxLength": 20,
+                "description": "The follow-up code the complaint's receipt gave with its "
+                "tracking ID (XXXX-XXXX; case, spaces and the dash do not matter).",
+            },
+            "privacy": privacy,
+            "location": location,
         },
     }
     receipt = {
@@ -252,8 +269,18 @@ def document() -> dict[str, Any]:
         "required": ["tracking_id", "status", "status_url"],
         "properties": {
             "tracking_id": {"type": "string"},
-            "status": {"type": "string", "enum": ["accepted", "duplicate", "quarantined"]},
+            "status": {
+                "type": "string",
+                "enum": ["accepted", "duplicate", "followup", "quarantined"],
+                "description": "followup: added to the complaint of tracking_id (only in "
+                "answer to a follow-up).",
+            },
             "status_url": {"type": "string"},
+            "followup_code": {
+                "type": "string",
+                "description": "What adds to this complaint later (POST .../followups), with "
+                "tracking_id. Only its holder is told it: keep it like a password.",
+            },
         },
     }
     status = {
@@ -457,6 +484,80 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            "/tambah": {
+                "get": {
+                    "summary": "The page that adds information to a report",
+                    "parameters": [
+                        lang_q,
+                        {"name": "id", "in": "query", "required": False,
+                         "schema": {"type": "string"}},
+                    ],
+                    "responses": {"200": HTML, "500": HTML_SERVER_ERROR},
+                },
+                "post": {
+                    "summary": "Add information to a report (its tracking ID and follow-up "
+                    "code; needs the CSRF token and cookie)",
+                    "parameters": [lang_q],
+                    "requestBody": {"content": {"application/x-www-form-urlencoded": {
+                        "schema": {"type": "object", "properties": {
+                            k: {"type": "string"}
+                            for k in ("csrf", "nomor", "kode", "tambahan", "rahasia")
+                        }}}}},
+                    "responses": {
+                        "200": HTML, "400": HTML, "403": HTML, "413": HTML, "422": HTML,
+                        "429": HTML_RETRY, "500": HTML_SERVER_ERROR, "503": HTML_RETRY,
+                    },
+                },
+            },
+            "/api/v1/complaints/{tracking_id}/followups": {
+                "post": {
+                    "summary": "Add information to a complaint",
+                    "description": "From whoever holds its tracking ID and follow-up code "
+                    "(the 202 of POST /api/v1/complaints and the web form's receipt give "
+                    "both): a followup event of that complaint for the routing core. An "
+                    "unknown ID and a wrong code both answer 404, and count against the "
+                    "rate limits. Idempotency-Key as for POST /api/v1/complaints.",
+                    "parameters": [
+                        {"name": "tracking_id", "in": "path", "required": True,
+                         "schema": {"type": "string"}},
+                        {"name": "Idempotency-Key", "in": "header", "required": False,
+                         "schema": {"type": "string", "minLength": 1, "maxLength": 200}},
+                        accept_lang,
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/Followup"}
+                            },
+                            "multipart/form-data": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["followup"],
+                                    "properties": {
+                                        "followup": {"type": "string",
+                                                     "contentMediaType": "application/json"},
+                                        "attachments": {
+                                            "type": "array",
+                                            "items": {"type": "string", "format": "binary"},
+                                        },
+                                    },
+                                }
+                            },
+                        },
+                    },
+                    "responses": {
+                        "202": {
+                            "description": "Added after the commit",
+                            "content": {"application/json": {
+                                "schema": {"$ref": "#/components/schemas/Receipt"}}},
+                        },
+                        "400": PROBLEM, "404": PROBLEM, "413": PROBLEM, "415": PROBLEM,
+                        "422": PROBLEM, "429": PROBLEM_RETRY, "500": PROBLEM,
+                        "503": PROBLEM_RETRY,
+                    },
+                }
+            },
             "/api/v1/complaints/{tracking_id}": {
                 "get": {
                     "summary": "Status and dates of a complaint (no personal data)",
@@ -489,6 +590,7 @@ def document() -> dict[str, Any]:
             "schemas": {
                 "Reporter": reporter,
                 "Complaint": complaint,
+                "Followup": followup,
                 "Receipt": receipt,
                 "Status": status,
                 "Problem": problem,

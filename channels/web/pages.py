@@ -26,6 +26,7 @@ Lang = Literal["id", "en"]
 # The form's language switch: the name of its button, and the query parameter of the address it
 # posts to (known before the body is read, see channels.web.routes).
 SWITCH = "ganti_bahasa"
+ADD_PATH = "/tambah"  # the page that adds information to a report (its follow-up code typed)
 SWITCH_ID = "ganti-bahasa"
 # File names the note after a language switch lists at most.
 MAX_NAMES = 10
@@ -88,6 +89,35 @@ T: Mapping[str, tuple[str, str]] = {
     "your_id": ("Nomor pelacakan Anda", "Your tracking ID"),
     "keep_id": ("Simpan nomor ini untuk memantau laporan Anda.",
                 "Keep this number to follow your report."),
+    "your_code": ("Kode tambahan", "Follow-up code"),
+    "keep_code": (
+        "Dengan nomor dan kode ini Anda dapat menambah informasi ke laporan ini nanti. "
+        "Jangan berikan kode ini kepada orang lain.",
+        "With the number and this code you can add information to this report later. "
+        "Do not give the code to anyone.",
+    ),
+    "add_link": ("Tambah informasi", "Add information"),
+    "add_title": ("Tambah informasi ke laporan", "Add information to a report"),
+    "add_intro": (
+        "Ketik nomor pelacakan dan kode tambahan dari tanda terima laporan Anda. Informasi ini "
+        "ditambahkan ke laporan tersebut dan diteruskan bersama laporan itu.",
+        "Type the tracking ID and the follow-up code from your report's receipt. The "
+        "information is added to that report and goes with it.",
+    ),
+    "nomor": ("Nomor pelacakan", "Tracking ID"),
+    "kode": ("Kode tambahan", "Follow-up code"),
+    "tambahan": ("Informasi tambahan", "Additional information"),
+    "rahasia_add": ("Rahasiakan isi laporan ini", "Keep this report's content confidential"),
+    "add_button": ("Kirim tambahan", "Send"),
+    "add_wrong": (
+        "Nomor pelacakan atau kode tambahan tidak cocok. Periksa tanda terima Anda.",
+        "The tracking ID or the follow-up code does not match. Check your receipt.",
+    ),
+    "added_title": ("Informasi tambahan diterima", "Additional information received"),
+    "added_text": (
+        "Informasi Anda sudah ditambahkan ke laporan berikut dan diteruskan bersamanya.",
+        "Your information was added to this report and goes with it.",
+    ),
     "next": ("Apa selanjutnya?", "What happens next?"),
     "next_verify": (
         "Admin LAPOR! memverifikasi laporan Anda dalam 3 hari kerja, lalu meneruskannya kepada "
@@ -166,7 +196,8 @@ background:#fff;color:#b71c1c;border:2px solid #b71c1c}.sms{white-space:nowrap}
 .hint{background:#fff4e5;border-left:4px solid #e65100;padding:.4rem .6rem;font-size:.9rem}
 .tid{font:700 2.4rem/1.2 ui-monospace,monospace;
 letter-spacing:.08em;background:#fff;border:2px dashed #b71c1c;padding:1rem;text-align:center;
-white-space:nowrap;-webkit-user-select:all;user-select:all}
+white-space:nowrap;-webkit-user-select:all;user-select:all}.code{font:700 1.4rem ui-monospace,
+monospace;letter-spacing:.08em;white-space:nowrap;-webkit-user-select:all;user-select:all}
 fieldset{border:1px solid #ccc;border-radius:4px;margin-top:1rem;min-width:0}.note{font-size:.9rem;
 color:#444;margin:.2rem 0}dl{background:#fff;
 padding:1rem}dt{font-weight:600}
@@ -412,13 +443,25 @@ def _follow(lang: Lang, tracking_display: str, short_code: str) -> str:
     return text.replace(command, f'<strong class="sms">{command}</strong>', 1)
 
 
-def receipt_page(lang: Lang, tracking_display: str, short_code: str) -> str:
+def receipt_page(
+    lang: Lang, tracking_display: str, short_code: str, followup_code: str | None = None
+) -> str:
     """The receipt: the tracking ID, large, and what happens next (the SMS ``CEK`` to send to
-    ``short_code``, the number citizens text)."""
+    ``short_code``, the number citizens text); with ``followup_code`` (displayed), the code
+    that adds to the report later, and the page where it is typed."""
+    code = ""
+    if followup_code is not None:
+        more = _add_url(lang, tracking_display)
+        code = (
+            f'<p>{t("your_code", lang)}: <strong class="code" id="followup-code">'
+            f'{escape(followup_code)}</strong></p>'
+            f'<p>{t("keep_code", lang)}</p>'
+            f'<p class="nav"><a href="{escape(more)}">{t("add_link", lang)}</a></p>'
+        )
     body = (
         f'<h1>{t("receipt_title", lang)}</h1><p>{t("your_id", lang)}:</p>'
         f'<p class="tid" id="tracking-id">{escape(tracking_display)}</p>'
-        f'<p>{t("keep_id", lang)}</p><h2>{t("next", lang)}</h2><ol>'
+        f'<p>{t("keep_id", lang)}</p>{code}<h2>{t("next", lang)}</h2><ol>'
         f'<li>{t("next_verify", lang)}</li>'
         f"<li>{_follow(lang, tracking_display, short_code)}</li></ol>"
         f'<p class="nav"><a href="{escape(_check_url(lang, tracking_display))}">'
@@ -430,10 +473,63 @@ def receipt_page(lang: Lang, tracking_display: str, short_code: str) -> str:
     return page(t("receipt_title", lang), body, lang, _check_url(_other(lang), tracking_display))
 
 
-def _check_url(lang: Lang, tracking_display: str) -> str:
-    """The status page of one report, in ``lang``."""
+def add_page(
+    lang: Lang,
+    csrf_token: str,
+    values: Mapping[str, str] | None = None,
+    errors: Mapping[str, Message] | None = None,
+    alert: str | None = None,
+) -> str:
+    """The page that adds information to a report: its tracking ID and follow-up code (from
+    the receipt), and the text; a message next to each wrong field, what was typed kept."""
+    values = values or {}
+    errors = errors or {}
+    top = f'<p class="alert" role="alert">{escape(alert)}</p>' if alert else ""
+    checked = " checked" if values.get("rahasia") else ""
+    body = (
+        f'<h1>{t("add_title", lang)}</h1><p>{t("add_intro", lang)}</p>{top}'
+        f'<form method="post" action="{ADD_PATH}{_q(lang)}" novalidate>'
+        f'<input type="hidden" name="csrf" value="{escape(csrf_token)}">'
+        + _input("nomor", "text", lang, values, errors,
+                 ' required autocapitalize="characters" placeholder="K7QM-4XRT9"')
+        + _input("kode", "text", lang, values, errors,
+                 ' required autocapitalize="characters" autocomplete="off" '
+                 'placeholder="ABCD-EFGH"')
+        + _input("tambahan", "textarea", lang, values, errors, " required")
+        + f'<div class="check"><input type="checkbox" id="rahasia" name="rahasia" value="1"'
+        f'{checked}> <label for="rahasia">{t("rahasia_add", lang)}</label></div>'
+        f'<button type="submit">{t("add_button", lang)}</button></form>'
+        f'<p class="nav"><a href="/cek{_q(lang)}">{t("check_link", lang)}</a> · '
+        f'<a href="/{_q(lang)}">{t("new_report", lang)}</a></p>'
+    )
+    # The other language keeps the ID typed (a link cannot carry what the form holds).
+    typed = values.get("nomor", "")
+    switch_to = _add_url(_other(lang), typed) if typed else f"{ADD_PATH}{_q(_other(lang))}"
+    return page(t("add_title", lang), body, lang, switch_to)
+
+
+def added_page(lang: Lang, tracking_display: str) -> str:
+    """The answer to information added to a report: the report's tracking ID, and its status
+    page."""
+    body = (
+        f'<h1>{t("added_title", lang)}</h1><p>{t("added_text", lang)}</p>'
+        f'<p class="tid" id="tracking-id">{escape(tracking_display)}</p>'
+        f'<p class="nav"><a href="{escape(_check_url(lang, tracking_display))}">'
+        f'{t("check_link", lang)}</a> · <a href="{escape(_add_url(lang, tracking_display))}">'
+        f'{t("add_link", lang)}</a></p>'
+    )
+    return page(t("added_title", lang), body, lang, _check_url(_other(lang), tracking_display))
+
+
+def _check_url(lang: Lang, tracking_display: str, path: str = "/cek") -> str:
+    """The status page of one report, in ``lang`` (or the page at ``path`` for it)."""
     query = {"lang": "en", "id": tracking_display} if lang == "en" else {"id": tracking_display}
-    return f"/cek?{urlencode(query)}"
+    return f"{path}?{urlencode(query)}"
+
+
+def _add_url(lang: Lang, tracking_display: str) -> str:
+    """The page that adds information to one report, in ``lang``."""
+    return _check_url(lang, tracking_display, ADD_PATH)
 
 
 # The routing core's statuses (contract/complaint-status.v1.schema.json) as the status page

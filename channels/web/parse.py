@@ -1,4 +1,5 @@
-"""Pure parser of the JSON complaint API body (``POST /api/v1/complaints``).
+"""Pure parsers of the JSON API's bodies: a complaint (``POST /api/v1/complaints``) and a
+follow-up (``POST /api/v1/complaints/{tracking_id}/followups``).
 
 The body is a JSON object; ``body`` (the complaint text, "isi laporan") is required. Unknown
 fields are refused so that a client's typo is not silently ignored. Messages for citizens come in
@@ -17,6 +18,7 @@ from typing import Any
 
 from channels.dates import latest_today
 from channels.web.form import attachment_of, refused_character
+from gateway import tracking
 from gateway.domain import (
     Attachment,
     ComplaintDraft,
@@ -36,7 +38,11 @@ _TOP = {"title", "body", "kind", "reporter", "privacy", "location", "agency"}
 _REPORTER = {"nik", "name", "phone", "email"}
 _PRIVACY = {"anonymous", "confidential"}
 _LOCATION = {"text", "latitude", "longitude"}
+_FOLLOWUP = {"body", "followup_code", "privacy", "location"}
+MAX_CODE = 20
 ATTACHMENT_REFS = "attachment_refs"
+# The transport metadata of a follow-up: the tracking ID its request's path names.
+FOLLOWUP_OF = "followup_of"
 
 
 def parse_json_complaint(raw: RawInbound) -> ComplaintDraft:
@@ -54,31 +60,63 @@ def parse_json_complaint(raw: RawInbound) -> ComplaintDraft:
             "kind must be pengaduan, aspirasi or informasi"
         ) from None
     rep = _object(obj.get("reporter", {}), "reporter.", _REPORTER)
-    priv = _object(obj.get("privacy", {}), "privacy.", _PRIVACY)
-    for key, value in priv.items():
-        if not isinstance(value, bool):
-            raise ParseError(f"privacy.{key} harus true/false / privacy.{key} must be a boolean")
-    loc = obj.get("location")
-    location = None
-    if loc is not None:
-        loc = _object(loc, "location.", _LOCATION)
-        location = Location(
-            text=_text(loc, "text", 500, prefix="location."),
-            latitude=_number(loc, "latitude", -90, 90, prefix="location."),
-            longitude=_number(loc, "longitude", -180, 180, prefix="location."),
-        )
     return ComplaintDraft(
         body=body,
         kind=kind,
         title=_text(obj, "title", MAX_TITLE),
         reporter=_reporter(rep, latest_today(raw.received_at)),
-        privacy=Privacy(
-            anonymous=bool(priv.get("anonymous", False)),
-            confidential=bool(priv.get("confidential", False)),
-        ),
-        location=location,
+        privacy=_privacy(obj),
+        location=_location(obj),
         agency=_text(obj, "agency", 255),
         attachments=_attachments(raw),
+    )
+
+
+def parse_json_followup(raw: RawInbound) -> ComplaintDraft:
+    """Turn a follow-up's JSON body (``POST /api/v1/complaints/{tracking_id}/followups``) into
+    a draft about the complaint its path names (the route keeps the ID in the transport
+    metadata ``followup_of``), with the follow-up code typed; or raise :class:`ParseError`.
+
+    The intake adds it to that complaint when the code is the ID's; the route refuses a wrong
+    code before, so only a complaint the database no longer has would make it one of its own.
+    """
+    obj = _object(_loads(raw.body), "", _FOLLOWUP)
+    body = _text(obj, "body", MAX_BODY, required=True)
+    code = _text(obj, "followup_code", MAX_CODE, required=True)
+    about = tracking.normalize(raw.metadata.get(FOLLOWUP_OF, ""))
+    if about is None:
+        raise ParseError("nomor pelacakan tidak sah / invalid tracking ID")
+    assert body is not None
+    return ComplaintDraft(
+        body=body,
+        privacy=_privacy(obj),
+        location=_location(obj),
+        attachments=_attachments(raw),
+        about=about,
+        about_code=code,
+    )
+
+
+def _privacy(obj: dict[str, Any]) -> Privacy:
+    priv = _object(obj.get("privacy", {}), "privacy.", _PRIVACY)
+    for key, value in priv.items():
+        if not isinstance(value, bool):
+            raise ParseError(f"privacy.{key} harus true/false / privacy.{key} must be a boolean")
+    return Privacy(
+        anonymous=bool(priv.get("anonymous", False)),
+        confidential=bool(priv.get("confidential", False)),
+    )
+
+
+def _location(obj: dict[str, Any]) -> Location | None:
+    loc = obj.get("location")
+    if loc is None:
+        return None
+    loc = _object(loc, "location.", _LOCATION)
+    return Location(
+        text=_text(loc, "text", 500, prefix="location."),
+        latitude=_number(loc, "latitude", -90, 90, prefix="location."),
+        longitude=_number(loc, "longitude", -180, 180, prefix="location."),
     )
 
 

@@ -48,7 +48,7 @@ from channels.web.form import (
 from channels.web.form import validate as validate_form
 from channels.web.openapi import document as openapi_document
 from channels.web.pages import Lang
-from channels.web.parse import ATTACHMENT_REFS, BOM, english
+from channels.web.parse import ATTACHMENT_REFS, BOM, FOLLOWUP_OF, english
 from channels.web.uploads import (
     BAD_BODY,
     FieldTooLong,
@@ -58,7 +58,14 @@ from channels.web.uploads import (
 )
 from gateway import tracking
 from gateway.contract import rfc3339
-from gateway.domain import Channel, ComplaintDraft, RawInbound, Receipt, Reporter
+from gateway.domain import (
+    Channel,
+    ComplaintDraft,
+    RawInbound,
+    Receipt,
+    ReceiptStatus,
+    Reporter,
+)
 from gateway.errors import IntakeUnavailable, ParseError
 from gateway.filestore import FileStore
 from gateway.http import answer_language, header_text, is_utf8_text
@@ -88,6 +95,10 @@ TITLES: Mapping[int, tuple[str, str]] = {
 }
 UNAVAILABLE = ("Coba lagi sebentar lagi / try again later.", "Try again later.")
 NOT_FOUND = ("Nomor pelacakan tidak ditemukan / tracking ID not found.", "Tracking ID not found.")
+NOT_FOUND_OR_CODE = (
+    "Nomor pelacakan tidak ditemukan atau kode tambahan salah.",
+    "Tracking ID not found, or wrong follow-up code.",
+)
 BAD_BOUNDARY = (
     "Format multipart rusak: boundary tidak ada atau lebih dari 70 karakter.",
     "Malformed multipart body: the boundary is missing or longer than 70 characters.",
@@ -142,6 +153,7 @@ class WebChannel:
         guard: Guard,
         json_parser: Parser,
         form_parser: Parser,
+        followup_parser: Parser,
         csrf_key: bytes,
         clock: Clock = utcnow,
         short_code: str = "1708",
@@ -153,6 +165,7 @@ class WebChannel:
         self._guard = guard
         self._json_parser = json_parser
         self._form_parser = form_parser
+        self._followup_parser = followup_parser
         self._signer = csrf.CsrfSigner(csrf_key, settings.csrf_max_age)
         self._kept = kept.KeptFiles(csrf_key, settings.csrf_max_age)
         self._clock = clock
@@ -163,8 +176,11 @@ class WebChannel:
         app.router.add_get("/", self.form)
         app.router.add_post("/", self.submit_form)
         app.router.add_get("/cek", self.check)
+        app.router.add_get(pages.ADD_PATH, self.add_form)
+        app.router.add_post(pages.ADD_PATH, self.add)
         app.router.add_post(f"{API_PREFIX}/complaints", self.create)
         app.router.add_get(f"{API_PREFIX}/complaints/{{tracking_id}}", self.status)
+        app.router.add_post(f"{API_PREFIX}/complaints/{{tracking_id}}/followups", self.follow_up)
         app.router.add_get(f"{API_PREFIX}/openapi.json", self.openapi)
         app.middlewares.append(api_errors)
 
@@ -396,7 +412,8 @@ class WebChannel:
 
     def _receipt(self, lang: Lang, tracking_id: str) -> web.Response:
         """The receipt page: the tracking ID to copy, what happens next."""
-        html = pages.receipt_page(lang, tracking.display(tracking_id), self._short_code)
+        code = tracking.display_code(self._intake.followup_code(tracking_id))
+        html = pages.receipt_page(lang, tracking.display(tracking_id), self._short_code, code)
         return web.Response(
             text=html, content_type="text/html", headers={"Cache-Control": "no-store"}
         )
@@ -588,6 +605,110 @@ class WebChannel:
             result["agency"] = found.agency
         return web.Response(text=pages.check_page(lang, typed, result), content_type="text/html")
 
+    # ---- information added to a report --------------------------------------------------
+
+    def _add_response(
+        self,
+        request: web.Request,
+        values: Mapping[str, str] | None = None,
+        errors: Mapping[str, tuple[str, str]] | None = None,
+        alert: str | None = None,
+        status: int = 200,
+    ) -> web.Response:
+        """The page that adds to a report, with a fresh CSRF token (and cookie)."""
+        client_id, fresh = self._client_id(request)
+        token = self._signer.issue(client_id, self._clock().timestamp())
+        html = pages.add_page(page_lang(request), token, values, errors, alert)
+        resp = web.Response(text=html, content_type="text/html", status=status)
+        resp.headers["Cache-Control"] = "no-store"
+        if status == 503:
+            resp.headers["Retry-After"] = RETRY_SECONDS
+        if fresh:
+            resp.set_cookie(
+                csrf.COOKIE, client_id, httponly=True, samesite="Lax", path="/",
+                secure=self._guard.origin(request).startswith("https:"),
+            )
+        return resp
+
+    async def add_form(self, request: web.Request) -> web.Response:
+        """The page that adds to a report; ``?id=`` fills in its tracking ID."""
+        return self._add_response(request, {"nomor": request.query.get("id", "")[:40]})
+
+    async def add(self, request: web.Request) -> web.Response:
+        """Information added to a report by whoever holds its tracking ID and follow-up code:
+        a ``followup`` event of that report once committed. A wrong ID or code answers alike,
+        and counts against the address's limit like every post."""
+        lang = page_lang(request)
+        try:
+            decision = await self._limited([self._guard.address_bucket(request)])
+            form = await request.post()  # bounded by http.client_max_size
+        except IntakeUnavailable:
+            return self._add_response(request, alert=pages.t("unavailable", lang), status=503)
+        except (ValueError, web.RequestPayloadError):
+            return self._add_response(request, alert=pages.t("expired", lang), status=400)
+        values = {
+            name: value.strip() for name in ("nomor", "kode", "tambahan", "rahasia")
+            if isinstance(value := form.get(name, ""), str)
+        }
+        if not decision.allowed:
+            resp = self._add_response(
+                request, values, alert=pages.t("too_many", lang, n=decision.retry_after),
+                status=429,
+            )
+            resp.headers["Retry-After"] = str(decision.retry_after)
+            return resp
+        client_id = csrf.client_id(request.cookies.get(csrf.COOKIE))
+        token = form.get(csrf.FIELD, "")
+        nonce = self._signer.check(
+            token if isinstance(token, str) else "", client_id, self._clock().timestamp()
+        )
+        if nonce is None:
+            return self._add_response(request, values, alert=pages.t("expired", lang), status=403)
+        about = tracking.normalize(values["nomor"])
+        errors: dict[str, tuple[str, str]] = {}
+        if about is None:
+            errors["nomor"] = pages.both("add_wrong")
+        if not values["kode"]:
+            errors["kode"] = pages.both("add_wrong")
+        if not values["tambahan"]:
+            errors["tambahan"] = ("Informasi tambahan wajib diisi.", "Type the information.")
+        body: dict[str, Any] = {"body": values["tambahan"], "followup_code": values["kode"]}
+        if values.get("rahasia"):
+            body["privacy"] = {"confidential": True}
+        raw = RawInbound(
+            channel=Channel.WEB,
+            body=json.dumps(body, ensure_ascii=False).encode("utf-8"),
+            received_at=self._clock(),
+            provider_message_id=f"form:{nonce}",
+            content_type="application/json",
+            metadata=self._metadata(request, **({FOLLOWUP_OF: about} if about else {})),
+        )
+        outcome = None
+        if not errors:
+            try:
+                outcome = self._followup_parser.parse(raw)
+            except ParseError as exc:
+                errors["tambahan"] = (exc.reason.split(" / ", 1)[0], english(exc.reason))
+        if about is not None and not errors:
+            if not self._intake.followup_code_matches(about, values["kode"]):
+                errors["kode"] = pages.both("add_wrong")
+        if errors or outcome is None:
+            return self._add_response(request, values, errors, status=422)
+        try:
+            receipt = await self._intake.accept(raw, self._followup_parser, outcome)
+        except IntakeUnavailable:
+            return self._add_response(
+                request, values, alert=pages.t("unavailable", lang), status=503
+            )
+        assert receipt.tracking_id is not None
+        if receipt.status is not ReceiptStatus.FOLLOWUP:
+            # The report is not in the database (its code is right): filed as one of its own.
+            return self._receipt(lang, receipt.tracking_id)
+        html = pages.added_page(lang, tracking.display(receipt.tracking_id))
+        return web.Response(
+            text=html, content_type="text/html", headers={"Cache-Control": "no-store"}
+        )
+
     # ---- the JSON API ---------------------------------------------------------------------
 
     async def openapi(self, _request: web.Request) -> web.Response:
@@ -616,6 +737,22 @@ class WebChannel:
 
     async def create(self, request: web.Request) -> web.Response:
         """Validate, count against the limits, hand to intake, answer with the receipt."""
+        return await self._submit(request, self._json_parser)
+
+    async def follow_up(self, request: web.Request) -> web.Response:
+        """More about a complaint from whoever holds its tracking ID and follow-up code (both
+        given with the receipt of a form or an API request): added to it as a ``followup``
+        event. A wrong code answers like an unknown ID, and counts against the limits."""
+        about = tracking.normalize(request.match_info["tracking_id"])
+        if about is None:
+            return problem(404, NOT_FOUND_OR_CODE, api_lang(request))
+        return await self._submit(request, self._followup_parser, about)
+
+    async def _submit(
+        self, request: web.Request, parser: Parser, about: str | None = None
+    ) -> web.Response:
+        """A complaint (or, ``about`` a tracking ID, a follow-up) posted to the API: validated,
+        counted against the limits, handed to intake, answered with the receipt."""
         lang = api_lang(request)
         key = request.headers.get("Idempotency-Key")
         # Text of 1-200 characters; bytes that are not UTF-8 (lone surrogates here) cannot be
@@ -631,7 +768,7 @@ class WebChannel:
                 lang,
             )
         address = [self._guard.address_bucket(request)]
-        extra: dict[str, str] = {}
+        extra: dict[str, str] = {} if about is None else {FOLLOWUP_OF: about}
         if request.content_type == "multipart/form-data":
             # Files go to disk: only for a client whose address is within its limit.
             try:
@@ -651,12 +788,13 @@ class WebChannel:
                 if exc.status == 503:  # the file store's trouble: send again later
                     refused.headers["Retry-After"] = RETRY_SECONDS
                 return refused
-            parts = [v for k, v in upload.fields if k == "complaint"]
+            part = "complaint" if about is None else "followup"
+            parts = [v for k, v in upload.fields if k == part]
             if len(parts) != 1:
                 return problem(
                     400,
-                    ("Kirim satu bagian 'complaint' berisi JSON.",
-                     "Send exactly one 'complaint' part holding the JSON."),
+                    (f"Kirim satu bagian '{part}' berisi JSON.",
+                     f"Send exactly one '{part}' part holding the JSON."),
                     lang,
                 )
             body = parts[0].encode("utf-8")
@@ -684,10 +822,17 @@ class WebChannel:
         refusal: web.Response | None = None
         buckets = address
         try:
-            outcome = self._json_parser.parse(raw)
+            outcome = parser.parse(raw)
         except ParseError as exc:
             refusal = problem(400, exc.reason if lang == "id" else english(exc.reason), lang)
         else:
+            if about is not None and not (
+                isinstance(outcome, ComplaintDraft)
+                and self._intake.followup_code_matches(about, outcome.about_code or "")
+            ):
+                # Counted like any request (below): codes cannot be tried faster than the
+                # limits allow.
+                refusal = problem(404, NOT_FOUND_OR_CODE, lang)
             rep = outcome.reporter if isinstance(outcome, ComplaintDraft) else Reporter()
             buckets = address + self._guard.identity_buckets(rep.nik, rep.phone, rep.email)
             if key:
@@ -707,7 +852,7 @@ class WebChannel:
                     Channel.WEB, str(raw.provider_message_id)
                 )
                 if first is not None and await self._same_request(first, raw):
-                    return _accepted(first)
+                    return self._accepted(first)
         except IntakeUnavailable:
             return _unavailable(lang)
         if not decision.allowed:
@@ -715,7 +860,7 @@ class WebChannel:
         if refusal is not None:
             return refusal
         try:
-            receipt = await self._intake.accept(raw, self._json_parser, outcome)
+            receipt = await self._intake.accept(raw, parser, outcome)
         except IntakeUnavailable:
             return _unavailable(lang)
         try:
@@ -729,15 +874,30 @@ class WebChannel:
                  "This Idempotency-Key was already used with a different request body."),
                 lang,
             )
-        return _accepted(receipt)
+        return self._accepted(receipt)
 
     async def _same_request(self, receipt: Receipt, raw: RawInbound) -> bool:
         """Whether ``raw`` repeats the request its Idempotency-Key first came with: the same
-        JSON and the same files (a multipart retry's attachments are part of the request)."""
+        JSON, the same files (a multipart retry's attachments are part of the request) and
+        the same complaint followed (a follow-up's is in its path, not its body)."""
         if not _same_body(receipt, raw):
             return False
         first = await self._intake.transport_meta(receipt.raw_id)
-        return first.get(ATTACHMENT_REFS) == raw.metadata.get(ATTACHMENT_REFS)
+        return all(first.get(k) == raw.metadata.get(k) for k in (ATTACHMENT_REFS, FOLLOWUP_OF))
+
+    def _accepted(self, receipt: Receipt) -> web.Response:
+        """202 with the receipt: its tracking ID, status and status URL, and the ID's follow-up
+        code (what adds to the complaint later: the caller keeps it, nobody else is told)."""
+        body = {
+            "tracking_id": receipt.tracking_id,
+            "status": receipt.status.value,
+            "status_url": f"{API_PREFIX}/complaints/{receipt.tracking_id}",
+        }
+        if receipt.tracking_id is not None:
+            body["followup_code"] = tracking.display_code(
+                self._intake.followup_code(receipt.tracking_id)
+            )
+        return web.json_response(body, status=202, headers={"Cache-Control": "no-store"})
 
 
 async def _multipart(request: web.Request) -> MultipartReader:
@@ -828,18 +988,6 @@ def _exif_gps(places: Iterable[tuple[str, tuple[float, float]]]) -> str:
     """``source.exif_gps``: where each photo was taken, ``<sha256>=<lat>,<long>`` joined by
     ``;`` (the form's and the API's alike)."""
     return ";".join(f"{sha}={lat},{lon}" for sha, (lat, lon) in places)
-
-
-def _accepted(receipt: Receipt) -> web.Response:
-    """202 with the receipt: its tracking ID, status and status URL."""
-    return web.json_response(
-        {
-            "tracking_id": receipt.tracking_id,
-            "status": receipt.status.value,
-            "status_url": f"{API_PREFIX}/complaints/{receipt.tracking_id}",
-        },
-        status=202,
-    )
 
 
 def _same_body(receipt: Receipt, raw: RawInbound) -> bool:

@@ -372,3 +372,40 @@ async def test_on_a_small_phone_every_page_fits_and_every_control_is_big_enough_
     await p.click("button[type=submit]")
     assert await p.get_attribute("#id", "aria-describedby") == "not-found"
     await fits_the_phone(p)
+
+
+async def test_citizen_adds_information_with_the_code_from_the_receipt(
+    served: tuple[str, bootstrap.Gateway], phone: object, settings: Settings, tmp_path: Path
+) -> None:
+    """The receipt's code, typed on the page its link opens, on the smallest phone: a wrong
+    code is said next to its field with everything typed kept; the right one adds the text to
+    the report, and the routing core gets it as a ``followup`` of that report."""
+    base, gateway = served
+    p: Any = phone
+    await p.goto(base + "/")
+    await fill(p, NIK, None)
+    await p.click("button[type=submit]")
+    shown = (await p.inner_text("#tracking-id")).strip()
+    code = (await p.inner_text("#followup-code")).strip()
+    await p.click("text=Tambah informasi")
+    await p.wait_for_selector("#tambahan")
+    assert await p.input_value("#nomor") == shown
+    await fits_the_phone(p)
+    news = "Lubangnya makin besar, kemarin dua motor jatuh."
+    await p.fill("#kode", "2222-2222")
+    await p.fill("#tambahan", news)
+    await p.click("button[type=submit]")
+    assert "tidak cocok" in await p.inner_text("#kode-err")
+    assert await p.input_value("#tambahan") == news and await p.input_value("#nomor") == shown
+    await fits_the_phone(p)
+    await p.fill("#kode", code.lower())
+    await p.click("button[type=submit]")
+    assert (await p.inner_text("#tracking-id")).strip() == shown
+    assert "ditambahkan" in await p.inner_text("main")
+    await fits_the_phone(p)
+    assert gateway.relay is not None
+    await gateway.relay.publish_batch()
+    await gateway.relay._close()
+    created, followup = [json.loads(m.body) for m in await drain(settings.broker.queue, 2)]
+    assert followup["event"] == "followup" and followup["body"] == news
+    assert followup["tracking_id"] == created["tracking_id"] == tracking.normalize(shown)
