@@ -579,6 +579,9 @@ def check_page(
                 if key in result
             )
             + f'<dt>{t("kind", lang)}</dt><dd>{escape(result["kind"])}</dd></dl>'
+            # Its holder (the follow-up code of the receipt in hand) may add to it.
+            + f'<p class="nav"><a href="{escape(_add_url(lang, result["id"]))}">'
+            f'{t("add_link", lang)}</a></p>'
         )
     lang_field = '<input type="hidden" name="lang" value="en">' if lang == "en" else ""
     # An ID not found is the field's error: marked on it and read with it.

@@ -223,6 +223,9 @@ async def test_the_form_receipt_gives_the_code_and_the_page_adds_to_the_report(
     assert shown and code, receipt
     assert f'href="/tambah?id={shown.group(1)}"' in receipt and "Jangan berikan" in receipt
 
+    # The status page of the report leads there too (the receipt may be long closed).
+    cek = await (await client.get("/cek", params={"id": shown.group(1)})).text()
+    assert f'href="/tambah?id={shown.group(1)}"' in cek
     page = await client.get("/tambah", params={"id": shown.group(1)})
     html = await page.text()
     assert page.status == 200 and f'value="{shown.group(1)}"' in html
