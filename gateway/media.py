@@ -37,9 +37,11 @@ where it ends.
   chain ending in /DCTDecode ([/FlateDecode /DCTDecode], [/ASCIIHexDecode /DCTDecode]): qpdf
   decodes the outer layers (Flate, LZW, ASCIIHex, ASCII85, RunLength, with their
   /DecodeParms) and, when something was dropped, it is written back as a bare /DCTDecode image;
-  a chain whose outer layers cannot be decoded raises :class:`Unclean`. Images encoded
-  otherwise (JPXDecode, inline images) are not looked into. Otherwise pages, content streams
-  and images are carried over as they are, not re-rendered.
+  a chain whose outer layers cannot be decoded raises :class:`Unclean`. A /JPXDecode image
+  (JPEG 2000) keeps only the boxes a decoder reads, its codestream without comments
+  (:func:`_served_jpx`). Images encoded otherwise (inline images, JPEG 2000 under other
+  filters) are not looked into. Otherwise pages, content streams and images are carried over
+  as they are, not re-rendered.
 - Anything else is served as stored: WebP is not accepted as an attachment, and a letter
   scan in TIFF is served as the scanner wrote it.
 
@@ -262,10 +264,19 @@ def _strip_pdf(pdf: pikepdf.Pdf) -> None:
                 _strip_pdf_jpeg(obj)
             elif _is_dct_chain(filters):
                 _strip_pdf_jpeg_chain(obj)
+            elif _is_only(filters, pikepdf.Name.JPXDecode):
+                _strip_pdf_jpx(obj)
 
 
 # Bytes a /DCTDecode stream may hold before its JPEG's start marker (see _strip_pdf_jpeg).
 _DCT_SLACK = 1024
+
+
+def _is_only(filters: pikepdf.Object | None, name: pikepdf.Name) -> bool:
+    """Whether a stream's /Filter is exactly ``name``: alone, or the one entry of an array."""
+    if isinstance(filters, pikepdf.Array) and len(filters) == 1:
+        filters = filters[0]
+    return isinstance(filters, pikepdf.Name) and filters == name
 
 
 def _is_dct_only(filters: pikepdf.Object | None) -> bool:
@@ -275,9 +286,7 @@ def _is_dct_only(filters: pikepdf.Object | None) -> bool:
     /DCTDecode] holds one too, under outer layers: :func:`_is_dct_chain`. Other filters are
     left as they are: JPXDecode (JPEG 2000), and so are inline images (BI ... EI) inside
     content streams."""
-    if isinstance(filters, pikepdf.Array) and len(filters) == 1:
-        filters = filters[0]
-    return isinstance(filters, pikepdf.Name) and filters == pikepdf.Name.DCTDecode
+    return _is_only(filters, pikepdf.Name.DCTDecode)
 
 
 def _is_dct_chain(filters: pikepdf.Object | None) -> bool:
@@ -370,6 +379,141 @@ def _strip_pdf_jpeg_chain(stream: pikepdf.Stream) -> None:
         filter=pikepdf.Name.DCTDecode,
         decode_parms=dct_parms if isinstance(dct_parms, pikepdf.Dictionary) else None,
     )
+
+
+def _strip_pdf_jpx(stream: pikepdf.Stream) -> None:
+    """Serve the JPEG 2000 image of a /JPXDecode stream without what is not the picture
+    (:func:`_served_jpx`), written back raw under the same /Filter, only when something was
+    dropped."""
+    raw = stream.read_raw_bytes()
+    if not raw:
+        return
+    data = _served_jpx(raw)
+    if data is not None:
+        stream.write(
+            data,
+            filter=cast("pikepdf.Name | pikepdf.Array", stream.get("/Filter")),
+            decode_parms=cast(
+                "pikepdf.Dictionary | pikepdf.Array | None", stream.get("/DecodeParms")
+            ),
+            type_check=False,
+        )
+
+
+# A JP2 file's first box (ISO/IEC 15444-1 I.5.1), and the boxes a decoder reads (I.4, and
+# JPX's in 15444-2 M.11): signature, file type, reader requirements, the header boxes, the
+# codestream. Anything else goes: XML (XMP: creator tool, author, a scanner's GPS), UUID boxes
+# (EXIF or XMP by UUID, GeoJP2 positions), UUID info, IPR, association and label boxes.
+_JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
+_JP2_KEEP = frozenset({b"jP  ", b"ftyp", b"rreq", b"jp2h", b"jpch", b"jplh", b"cgrp",
+                       b"ftbl", b"dtbl", b"jp2c"})
+_J2K_SOC, _J2K_SOT, _J2K_SOD, _J2K_EOC, _J2K_COM = 0xFF4F, 0xFF90, 0xFF93, 0xFFD9, 0xFF64
+
+
+def _served_jpx(raw: bytes) -> bytes | None:
+    """What to serve of a /JPXDecode image: a JP2 file with only the boxes a decoder reads
+    (:data:`_JP2_KEEP`), its codestream without comments; or a bare codestream without
+    comments (:func:`_served_j2k`: COM segments name the encoder, sometimes the scanner or
+    who scanned). None when nothing was dropped. What can be followed neither way raises
+    :class:`Unclean`, as a JPEG that cannot be followed: the PDF is not served."""
+    if raw.startswith(_JP2_SIGNATURE):
+        out, pos, dropped = [], 0, False
+        while pos < len(raw):
+            if pos + 8 > len(raw):
+                raise Unclean("application/pdf: a JPEG 2000 image's box is cut short")
+            length, kind = struct.unpack(">I4s", raw[pos : pos + 8])
+            head = 8
+            if length == 1:
+                if pos + 16 > len(raw):
+                    raise Unclean("application/pdf: a JPEG 2000 image's box is cut short")
+                length, head = struct.unpack(">Q", raw[pos + 8 : pos + 16])[0], 16
+            elif length == 0:  # the last box, to the end
+                length = len(raw) - pos
+            if length < head or pos + length > len(raw):
+                raise Unclean("application/pdf: a JPEG 2000 image's box has a wrong length")
+            box = raw[pos : pos + length]
+            if kind not in _JP2_KEEP:
+                dropped = True
+            elif kind == b"jp2c" and (code := _served_j2k(box[head:])) is not None:
+                out.append(struct.pack(">I4s", 8 + len(code), kind) + code)
+                dropped = True
+            else:
+                out.append(box)
+            pos += length
+        return b"".join(out) if dropped else None
+    if raw[:2] == _J2K_SOC.to_bytes(2, "big"):
+        return _served_j2k(raw)
+    raise Unclean("application/pdf: a /JPXDecode image that is neither JP2 nor a codestream")
+
+
+def _served_j2k(code: bytes) -> bytes | None:
+    """A JPEG 2000 codestream (15444-1 annex A) without its COM segments, in the main header and
+    in every tile-part's header (each tile-part's length, Psot, made shorter by what its header
+    lost); None when it has none. One whose markers cannot be followed raises
+    :class:`Unclean`."""
+
+    def marker(pos: int) -> int:
+        if pos + 2 > len(code):
+            raise Unclean("application/pdf: a JPEG 2000 codestream is cut short")
+        return int.from_bytes(code[pos : pos + 2], "big")
+
+    def segment_end(pos: int) -> int:
+        if pos + 4 > len(code):
+            raise Unclean("application/pdf: a JPEG 2000 codestream is cut short")
+        length = int.from_bytes(code[pos + 2 : pos + 4], "big")
+        if length < 2 or pos + 2 + length > len(code):
+            raise Unclean("application/pdf: a JPEG 2000 marker segment has a wrong length")
+        return pos + 2 + length
+
+    if marker(0) != _J2K_SOC:
+        raise Unclean("application/pdf: a JPEG 2000 codestream without its SOC marker")
+    out, pos, dropped = [code[:2]], 2, False
+    # The main header, to the first tile-part.
+    while (mark := marker(pos)) != _J2K_SOT:
+        if mark >> 8 != 0xFF or mark == _J2K_EOC:
+            raise Unclean("application/pdf: a JPEG 2000 main header that cannot be followed")
+        end = segment_end(pos)
+        if mark == _J2K_COM:
+            dropped = True
+        else:
+            out.append(code[pos:end])
+        pos = end
+    # The tile-parts: SOT (with Psot, the tile-part's length from SOT on; 0: to the end of the
+    # codestream), header segments to SOD, then the data.
+    while pos < len(code) and marker(pos) == _J2K_SOT:
+        sot_end = segment_end(pos)
+        if sot_end - pos != 12:
+            raise Unclean("application/pdf: a JPEG 2000 SOT segment has a wrong length")
+        psot = int.from_bytes(code[pos + 6 : pos + 10], "big")
+        tile_end = len(code) if psot == 0 else pos + psot
+        if tile_end > len(code) or tile_end < sot_end + 2:
+            # Cut short: kept as it is, as far as it goes (as a JPEG cut short).
+            out.append(code[pos:])
+            pos = len(code)
+            break
+        header, at, lost = [], sot_end, 0
+        while (mark := marker(at)) != _J2K_SOD:
+            if mark >> 8 != 0xFF or at >= tile_end:
+                raise Unclean("application/pdf: a JPEG 2000 tile-part that cannot be followed")
+            end = segment_end(at)
+            if mark == _J2K_COM:
+                lost += end - at
+            else:
+                header.append(code[at:end])
+            at = end
+        if lost:
+            dropped = True
+            sot = bytearray(code[pos:sot_end])
+            if psot:
+                sot[6:10] = (psot - lost).to_bytes(4, "big")
+            out.append(bytes(sot))
+        else:
+            out.append(code[pos:sot_end])
+        out.extend(header)
+        out.append(code[at:tile_end])
+        pos = tile_end
+    out.append(code[pos:])  # EOC, and whatever a writer put after it
+    return b"".join(out) if dropped else None
 
 
 def _served_jpeg(raw: bytes) -> bytes | None:
