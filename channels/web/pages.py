@@ -314,12 +314,7 @@ def form_page(
             f'{escape(t("switch_files", lang, names=names))}</p>'
         )
     l_marks = _invalid("lampiran", l_err, ["lampiran-note"] if l_note else [])
-    other = _other(lang)
-    switch = (
-        f'<button type="submit" id="{SWITCH_ID}" class="lang" name="{SWITCH}" value="{other}" '
-        f'formaction="{escape(_switch_action(other))}" formnovalidate lang="{other}">'
-        f'{t("switch_form", lang)}</button>'
-    )
+    switch = _switch_button(lang)
 
     def box(name: str) -> str:
         # What the choice means, in plain words, under the box and read with it.
@@ -417,9 +412,21 @@ def _attachment_label(lang: Lang, max_files: int | None, max_file_size: int | No
     return f'{label}; {t("lampiran_limits", lang, n=max_files, size=size)}'
 
 
-def _switch_action(target: Lang) -> str:
-    """Where the form's language switch posts: the form in ``target``, marked as a switch."""
-    return f"/?lang=en&{SWITCH}=1" if target == "en" else f"/?{SWITCH}=1"
+def _switch_action(target: Lang, path: str = "/") -> str:
+    """Where a form's language switch posts: the form (at ``path``) in ``target``, marked as a
+    switch."""
+    return f"{path}?lang=en&{SWITCH}=1" if target == "en" else f"{path}?{SWITCH}=1"
+
+
+def _switch_button(lang: Lang, path: str = "/") -> str:
+    """The button that shows the form at ``path`` in the other language, what was typed kept
+    (the header's language link leads to it)."""
+    other = _other(lang)
+    return (
+        f'<button type="submit" id="{SWITCH_ID}" class="lang" name="{SWITCH}" value="{other}" '
+        f'formaction="{escape(_switch_action(other, path))}" formnovalidate lang="{other}">'
+        f'{t("switch_form", lang)}</button>'
+    )
 
 
 def _kept(kept: Sequence[tuple[str, str]], lang: Lang) -> str:
@@ -498,14 +505,12 @@ def add_page(
         + _input("tambahan", "textarea", lang, values, errors, " required")
         + f'<div class="check"><input type="checkbox" id="rahasia" name="rahasia" value="1"'
         f'{checked}> <label for="rahasia">{t("rahasia_add", lang)}</label></div>'
-        f'<button type="submit">{t("add_button", lang)}</button></form>'
+        f'<button type="submit">{t("add_button", lang)}</button>'
+        f"{_switch_button(lang, ADD_PATH)}</form>"
         f'<p class="nav"><a href="/cek{_q(lang)}">{t("check_link", lang)}</a> · '
         f'<a href="/{_q(lang)}">{t("new_report", lang)}</a></p>'
     )
-    # The other language keeps the ID typed (a link cannot carry what the form holds).
-    typed = values.get("nomor", "")
-    switch_to = _add_url(_other(lang), typed) if typed else f"{ADD_PATH}{_q(_other(lang))}"
-    return page(t("add_title", lang), body, lang, switch_to)
+    return page(t("add_title", lang), body, lang, None)
 
 
 def added_page(lang: Lang, tracking_display: str) -> str:

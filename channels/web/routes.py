@@ -614,11 +614,12 @@ class WebChannel:
         errors: Mapping[str, tuple[str, str]] | None = None,
         alert: str | None = None,
         status: int = 200,
+        lang: Lang | None = None,
     ) -> web.Response:
         """The page that adds to a report, with a fresh CSRF token (and cookie)."""
         client_id, fresh = self._client_id(request)
         token = self._signer.issue(client_id, self._clock().timestamp())
-        html = pages.add_page(page_lang(request), token, values, errors, alert)
+        html = pages.add_page(lang or page_lang(request), token, values, errors, alert)
         resp = web.Response(text=html, content_type="text/html", status=status)
         resp.headers["Cache-Control"] = "no-store"
         if status == 503:
@@ -640,16 +641,25 @@ class WebChannel:
         and counts against the address's limit like every post."""
         lang = page_lang(request)
         try:
-            decision = await self._limited([self._guard.address_bucket(request)])
             form = await request.post()  # bounded by http.client_max_size
-        except IntakeUnavailable:
-            return self._add_response(request, alert=pages.t("unavailable", lang), status=503)
         except (ValueError, web.RequestPayloadError):
             return self._add_response(request, alert=pages.t("expired", lang), status=400)
         values = {
             name: value.strip() for name in ("nomor", "kode", "tambahan", "rahasia")
             if isinstance(value := form.get(name, ""), str)
         }
+        if pages.SWITCH in request.query or pages.SWITCH in form:
+            # The language switch (its formaction, or the field from a browser that ignored
+            # it): the page again in the other language, what was typed kept, nothing stored
+            # or counted.
+            target: Lang = "en" if form.get(pages.SWITCH) == "en" else "id"
+            return self._add_response(request, values, lang=target)
+        try:
+            decision = await self._limited([self._guard.address_bucket(request)])
+        except IntakeUnavailable:
+            return self._add_response(
+                request, values, alert=pages.t("unavailable", lang), status=503
+            )
         if not decision.allowed:
             resp = self._add_response(
                 request, values, alert=pages.t("too_many", lang, n=decision.retry_after),

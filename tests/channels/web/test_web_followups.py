@@ -261,3 +261,20 @@ async def test_the_page_refuses_a_post_without_its_token_and_keeps_the_text(
     assert empty.status == 422
     for name in ("nomor", "kode", "tambahan"):
         assert f'id="{name}-err"' in text
+
+
+async def test_the_page_changes_language_keeping_what_was_typed(
+    gw: bootstrap.Gateway, aiohttp_client: Client
+) -> None:
+    client = await aiohttp_client(bootstrap.build_app(gw))
+    html = await (await client.get("/tambah", params={"id": "K7QM-4XRTX"})).text()
+    assert 'formaction="/tambah?lang=en&amp;ganti_bahasa=1"' in html
+    typed = {"csrf": csrf_token(html), "nomor": "K7QM-4XRTX", "kode": "ABCD-EFGH",
+             "tambahan": NEWS, "rahasia": "1"}
+    for url, switch in (("/tambah?lang=en&ganti_bahasa=1", "en"), ("/tambah", "en")):
+        # The button's formaction, and a browser that ignored it (the field alone).
+        resp = await client.post(url, data={**typed, "ganti_bahasa": switch})
+        page = await resp.text()
+        assert resp.status == 200 and '<html lang="en">' in page and "Follow-up code" in page
+        assert NEWS in page and 'value="ABCD-EFGH"' in page and "checked" in page
+    assert await gw.intake.count_complaints() == 0
