@@ -205,12 +205,14 @@ class Desk:
     """The desk's list: every letter not confirmed (``waiting``: to review or read again, the
     longest waiting first, then those being read), and the ones confirmed last (``sent``,
     newest first); ``more_sent`` when older confirmed letters were left out; the newest
-    letters set aside (``set_aside``, as many as ``sent``, the last set aside first)."""
+    letters set aside (``set_aside``, as many as ``sent``, the last set aside first);
+    ``more_set_aside`` when letters set aside earlier were left out."""
 
     waiting: list[Draft]
     sent: list[Draft]
     more_sent: bool = False
     set_aside: list[Draft] = field(default_factory=list)
+    more_set_aside: bool = False
 
 
 def _draft(row: Row[Any], keys: Keys) -> Draft:
@@ -401,7 +403,8 @@ class DraftStore:
         confirmed_at)``; for everybody through ``(status, created_at)``), the confirmed ones
         sent last, ``limit`` + 1 of them (the one more says that older ones were left out),
         in the order they were sent through ``(created_by, status, confirmed_at)`` or
-        ``(status, confirmed_at)``, and the ``limit`` set aside last (few).
+        ``(status, confirmed_at)``, and the ``limit`` set aside last (few; ``limit`` + 1 of
+        them as well).
         """
         mine = () if created_by is None else (letter_drafts.c.created_by == created_by,)
         waiting = _select().where(letter_drafts.c.status.in_(_OPEN), *mine)
@@ -416,7 +419,7 @@ class DraftStore:
             _select()
             .where(letter_drafts.c.status == DraftStatus.SET_ASIDE.value, *mine)
             .order_by(letter_drafts.c.updated_at.desc())
-            .limit(limit)
+            .limit(limit + 1)
             .subquery()
         )
         async with self._engine.connect() as conn:
@@ -440,7 +443,11 @@ class DraftStore:
             key=lambda d: (d.status is DraftStatus.READING, d.created_at),
         )
         return Desk(
-            waiting=todo, sent=done[:limit], more_sent=len(done) > limit, set_aside=put_aside
+            waiting=todo,
+            sent=done[:limit],
+            more_sent=len(done) > limit,
+            set_aside=put_aside[:limit],
+            more_set_aside=len(put_aside) > limit,
         )
 
     # ---- the reader's side ----------------------------------------------------------------

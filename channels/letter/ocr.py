@@ -445,13 +445,15 @@ def _worker_init() -> None:
 class _Job:
     """One call waiting for a worker: a page to read, or a file's pages to count."""
 
-    __slots__ = ("args", "executor", "fn", "result")
+    __slots__ = ("args", "executor", "fn", "result", "suspect")
 
     def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
         self.fn = fn
         self.args = args
         self.result: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self.executor: concurrent.futures.ProcessPoolExecutor | None = None
+        self.suspect = False
+        """It was in the pool when a worker died: it runs again alone."""
 
 
 class OcrPool:
@@ -464,6 +466,13 @@ class OcrPool:
     nothing waiting (one just uploaded) comes first. So a one-page letter read while a
     60-page bundle is being read waits for one page of the bundle, not for all of it, and a
     document read alone keeps every worker busy. ``timeout_s`` bounds one page's OCR.
+
+    A worker that dies (a decoder crashing, a process killed for memory) breaks the whole
+    process pool: every job it held fails, whichever worker it was on, so the pages of other
+    letters read at that moment fail with the one that crashed. Those jobs are *suspects*: they
+    run again on a fresh pool, one at a time with nothing else in the pool, before any other
+    job. A suspect that kills its worker again, alone, is the culprit and fails (its letter says
+    so); the others are read, and the pool goes on taking turns.
     """
 
     def __init__(
@@ -488,6 +497,11 @@ class OcrPool:
         self._turns_lock = threading.Lock()
         self._waiting: OrderedDict[object, deque[_Job]] = OrderedDict()
         self._running = 0
+        # Jobs that were in the pool when a worker died, to run one at a time (see the class),
+        # the one running alone, and whether close() is stopping the pool (nothing runs again).
+        self._suspects: deque[_Job] = deque()
+        self._alone: _Job | None = None
+        self._closing = False
 
     def _pool(self) -> concurrent.futures.ProcessPoolExecutor:
         with self._lock:
@@ -534,12 +548,22 @@ class OcrPool:
         return None
 
     def _dispatch(self) -> None:
-        """Hand jobs to the processes while a worker is free."""
+        """Hand jobs to the processes while a worker is free; a suspect once none is busy."""
         while True:
             with self._turns_lock:
-                if self._running >= self.workers:
+                if self._alone is not None:
+                    return  # a suspect runs alone
+                while self._suspects and self._suspects[0].result.cancelled():
+                    self._suspects.popleft()  # given up meanwhile
+                if self._suspects:
+                    if self._running:
+                        return  # its turn comes when the jobs in the pool are done
+                    job: _Job | None = self._suspects.popleft()
+                    self._alone = job
+                elif self._running >= self.workers:
                     return
-                job = self._next_job()
+                else:
+                    job = self._next_job()
                 if job is None:
                     return
                 self._running += 1
@@ -565,21 +589,36 @@ class OcrPool:
                 _settle(job.result, BrokenProcessPool("the OCR pool cannot start"))
                 with self._turns_lock:
                     self._running -= 1
+                    if self._alone is job:
+                        self._alone = None
                 continue
             started.add_done_callback(functools.partial(self._finished, job))
 
     def _finished(self, job: _Job, started: concurrent.futures.Future[Any]) -> None:
         """A worker is done with ``job`` (on the executor's thread): pass the result on and
         give the worker the next job in turn."""
+        exc = None if started.cancelled() else started.exception()
+        broken = isinstance(exc, BrokenProcessPool)
+        if broken:
+            # A worker died (a decoder crashed, or it was killed for memory): the jobs still
+            # waiting go to a fresh pool.
+            self._discard(job.executor)
         with self._turns_lock:
             self._running -= 1
-        if started.cancelled():  # the pool was closed with the job still in its queue
+            if self._alone is job:
+                self._alone = None
+            again = broken and not (job.suspect or job.result.cancelled() or self._closing)
+            if again:
+                # Maybe it only shared the pool with the page that crashed: once more, alone.
+                job.suspect = True
+                job.executor = None
+                self._suspects.append(job)
+        if again:
+            log.warning("OCR worker process died; a page that was in the pool is read again alone")
+        elif started.cancelled():  # the pool was closed with the job still in its queue
             job.result.cancel()
-        elif (exc := started.exception()) is not None:
-            if isinstance(exc, BrokenProcessPool):
-                # A worker died (a decoder crashed, or it was killed for memory): the jobs
-                # still waiting go to a fresh pool.
-                self._discard(job.executor)
+        elif exc is not None:
+            # An error of its own, or a suspect that broke the pool alone: the culprit.
             _settle(job.result, exc)
         else:
             _settle(job.result, None, started.result())
@@ -662,9 +701,10 @@ class OcrPool:
         try:
             return await awaitable
         except BrokenProcessPool as exc:
-            # A worker died: the pool was started afresh (_finished) for the pages waiting;
-            # this document is reported as failed.
-            log.error("OCR worker process died; restarting the pool")
+            # A worker died on one of this document's pages, also when it was read again alone
+            # (_finished): the pool was started afresh for the other pages; this document is
+            # reported as failed.
+            log.error("OCR worker process died on a page of the document, also when read alone")
             raise OcrError(
                 "an OCR worker process died while reading the document",
                 "proses pembaca OCR berhenti mendadak saat membaca berkas ini",
@@ -674,13 +714,20 @@ class OcrPool:
         """Stop the worker processes (pages still waiting are cancelled)."""
         with self._turns_lock:
             waiting = [job for queue in self._waiting.values() for job in queue]
+            waiting += self._suspects
             self._waiting.clear()
+            self._suspects.clear()
+            self._closing = True
         for job in waiting:
             job.result.cancel()
         with self._lock:
             executor, self._executor = self._executor, None
-        if executor is not None:
-            await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
+        try:
+            if executor is not None:
+                await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
+        finally:
+            with self._turns_lock:
+                self._closing = False
 
 
 def _settle(

@@ -1,9 +1,11 @@
 """Server-rendered HTML of the front-desk pages (login, letters, upload progress, review,
 accounts). Pure.
 
-Plain HTML forms that work without JavaScript; ``/staff/static/staff.js`` only adds a print
-button and a smoother progress display. Indonesian by default, English with ``?lang=en`` (kept in
-a cookie). Every value shown is escaped; every form carries the session's CSRF token.
+Plain HTML forms that work without JavaScript; ``/staff/static/staff.js`` only adds comforts
+(a print button, a smoother progress display, typed corrections kept, the upload's limits told
+as the files are chosen; see :mod:`channels.letter.static`). Indonesian by default, English
+with ``?lang=en`` (kept in a cookie). Every value shown is escaped; every form carries the
+session's CSRF token.
 """
 
 from __future__ import annotations
@@ -71,6 +73,19 @@ T: Mapping[str, tuple[str, str]] = {
         "Paling banyak {n} berkas sekali unggah, masing-masing paling besar {size}.",
         "At most {n} files in one upload, each at most {size}.",
     ),
+    # Told by staff.js as files are chosen; it fills in {count} and {names} (doubled here).
+    "upload_too_many": (
+        "Terpilih {{count}} berkas, padahal paling banyak {n} berkas sekali unggah: unggahan "
+        "ini akan ditolak. Pilih paling banyak {n} berkas, lalu unggah sisanya.",
+        "{{count}} files are chosen, but one upload holds at most {n}: this upload would be "
+        "refused. Choose at most {n} files, then upload the rest.",
+    ),
+    "upload_too_large": (
+        "Lebih dari {size}, unggahan ini akan ditolak: {{names}}. Pindai ulang dengan resolusi "
+        "lebih kecil atau bagi berkasnya.",
+        "Larger than {size}, so this upload would be refused: {{names}}. Scan again at a lower "
+        "resolution or split the file.",
+    ),
     "upload": ("Unggah dan baca", "Upload and read"),
     "waiting_title": ("Surat belum terkirim", "Letters not sent yet"),
     "all_waiting": (
@@ -114,6 +129,10 @@ T: Mapping[str, tuple[str, str]] = {
     "sent_cut": (
         "Hanya {n} surat terkirim terbaru yang ditampilkan; yang lebih lama tidak.",
         "Only the {n} most recently sent letters are shown; older ones are not.",
+    ),
+    "aside_cut": (
+        "Hanya {n} surat yang terakhir disisihkan yang ditampilkan; yang lebih lama tidak.",
+        "Only the {n} letters set aside last are shown; older ones are not.",
     ),
     "no_letters": ("Belum ada surat.", "No letters yet."),
     "col_file": ("Berkas", "File"),
@@ -629,12 +648,20 @@ def size_text(size: int, lang: Lang) -> str:
 
 def _letter_lists(ctx: Context, desk: Desk) -> str:
     """The desk's list: every letter not sent yet (what needs the clerk first), then the newest
-    sent ones, saying so when older ones are left out."""
+    sent ones and, folded, the letters set aside last, saying so when older ones are left
+    out."""
     lang = ctx.lang
     supervisor = ctx.staff is not None and ctx.staff.is_supervisor
     cut = (
         f'<p class="note" id="sent-cut">{t("sent_cut", lang, n=len(desk.sent))}</p>'
         if desk.more_sent
+        else ""
+    )
+    aside_count = f"{len(desk.set_aside)}+" if desk.more_set_aside else len(desk.set_aside)
+    aside_cut = (
+        f'<p class="note" id="set-aside-cut">'
+        f'{t("aside_cut", lang, n=len(desk.set_aside))}</p>'
+        if desk.more_set_aside
         else ""
     )
     return (
@@ -646,9 +673,10 @@ def _letter_lists(ctx: Context, desk: Desk) -> str:
         + cut
         + (
             f'<details id="set-aside"><summary>'
-            f'{t("aside_title", lang, n=len(desk.set_aside))}</summary>'
+            f'{t("aside_title", lang, n=aside_count)}</summary>'
             f'<p class="note">{t("aside_help", lang)}</p>'
             + drafts_table(ctx, desk.set_aside, supervisor, "letters-set-aside", "no_letters")
+            + aside_cut
             + "</details>"
             if desk.set_aside
             else ""
@@ -670,12 +698,20 @@ def home_page(
     desk's list (:class:`Desk`); ``uploaded`` (text, progress page) says what of an upload
     went in when some of its files were refused (``alert``)."""
     lang = ctx.lang
-    limits = (
-        f'<p class="note" id="upload-limits">'
-        f'{t("upload_limits", lang, n=max_files, size=size_text(max_file_size, lang))}</p>'
-        if max_files is not None and max_file_size is not None
-        else ""
-    )
+    limits = checks = ""
+    if max_files is not None and max_file_size is not None:
+        size = size_text(max_file_size, lang)
+        limits = (
+            f'<p class="note" id="upload-limits">'
+            f'{t("upload_limits", lang, n=max_files, size=size)}</p>'
+        )
+        # For staff.js, which tells the clerk before anything is sent (the server checks
+        # again: the form works without it).
+        checks = (
+            f' data-max-files="{max_files}" data-max-size="{max_file_size}"'
+            f' data-too-many="{escape(t("upload_too_many", lang, n=max_files))}"'
+            f' data-too-large="{escape(t("upload_too_large", lang, size=size))}"'
+        )
     described = ' aria-describedby="upload-limits"' if limits else ""
     went_in = (
         f'<p class="ok" role="status" id="uploaded">{escape(uploaded[0])} '
@@ -686,7 +722,7 @@ def home_page(
     body = (
         f'<h1>{t("upload_title", lang)}</h1>{alert_box(alert, status_ok)}{went_in}'
         f'<form method="post" action="{PREFIX}/letters" enctype="multipart/form-data" '
-        f'class="box" id="upload-form">{csrf_input(ctx)}'
+        f'class="box" id="upload-form"{checks}>{csrf_input(ctx)}'
         # New at each rendering: the same form sent twice makes one batch (create_batch).
         f'<input type="hidden" name="{UPLOAD_ID}" value="{uuid.uuid4()}">'
         f'<p class="note">{t("upload_help", lang)}</p>'

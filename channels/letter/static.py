@@ -3,6 +3,10 @@
 Progressive enhancement only: every page works without it. It
 
 * shows the receipt's print button;
+* on the upload form, tells the clerk as the files are chosen when there are more than one
+  upload holds or one is larger than a file may be (the form's ``data-max-files`` and
+  ``data-max-size``, in its language), and keeps the form from being sent so (the server
+  refuses such an upload anyway, but only after the files before have travelled);
 * on a progress page, polls ``progress.json`` every second instead of reloading the page (the
   page's ``<noscript>`` refresh does that without JavaScript). A letter that is read is marked
   ready with its review link in place, so the page never reloads under the clerk's mouse or
@@ -53,6 +57,39 @@ STAFF_JS = """'use strict';
   if (receipt && receipt.getAttribute('data-draft')) {
     var sent = ':' + receipt.getAttribute('data-draft');
     forget(function (k) { return k.slice(-sent.length) === sent; });
+  }
+
+  var upload = document.getElementById('upload-form');
+  var chosen = upload && upload.elements.berkas;
+  if (chosen && chosen.files && upload.getAttribute('data-max-files')) {
+    var maxFiles = parseInt(upload.getAttribute('data-max-files'), 10);
+    var maxSize = parseInt(upload.getAttribute('data-max-size'), 10);
+    var told = document.createElement('p');
+    told.className = 'alert';
+    told.id = 'upload-check';
+    told.setAttribute('role', 'alert');
+    told.hidden = true;
+    (document.getElementById('upload-limits') || chosen).insertAdjacentElement('afterend', told);
+    var check = function () {
+      var files = Array.prototype.slice.call(chosen.files);
+      var large = files.filter(function (f) { return f.size > maxSize; })
+        .map(function (f) { return f.name; });
+      var said = [];
+      if (files.length > maxFiles) {
+        said.push(upload.getAttribute('data-too-many')
+          .replace('{count}', function () { return String(files.length); }));
+      }
+      if (large.length) {
+        said.push(upload.getAttribute('data-too-large')
+          .replace('{names}', function () { return large.join(', '); }));
+      }
+      told.textContent = said.join(' ');
+      told.hidden = !said.length;
+      // The browser then refuses to send the form, saying the same.
+      chosen.setCustomValidity(said.join(' '));
+    };
+    chosen.addEventListener('change', check);
+    check();  // files the browser kept chosen (back to the page)
   }
 
   var form = document.getElementById('review-form');
