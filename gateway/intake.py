@@ -781,6 +781,17 @@ class IntakeService:
         transaction, for the ID the message names)."""
         return self._keys.followup_code_matches(tracking_id, typed)
 
+    async def holds_complaint(self, tracking_id: str) -> bool:
+        """Whether a complaint stands behind ``tracking_id`` (its own ID, or one told a message
+        that joined it): what a follow-up naming the ID is added to. Not for a message still in
+        quarantine (no complaint yet). :class:`IntakeUnavailable` when the database cannot
+        say."""
+        try:
+            async with self._engine.connect() as conn:
+                return bool(await _load_named(conn, [tracking_id]))
+        except DB_UNAVAILABLE as exc:
+            raise IntakeUnavailable(str(exc)) from exc
+
     async def earlier_receipt(self, channel: Channel, provider_message_id: str) -> Receipt | None:
         """The receipt a message of ``channel`` with this provider id was given, when one is
         stored (what :meth:`accept` answers its retry), else None: a channel's rate limit lets

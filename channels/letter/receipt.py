@@ -57,6 +57,9 @@ T = {
     "follow": ("Cara memantau laporan", "How to follow your report"),
     "follow_sms": ("Kirim SMS <strong>CEK {id}</strong> ke <strong>{code}</strong>.",
                    "Send the SMS <strong>CEK {id}</strong> to <strong>{code}</strong>."),
+    "add": ("Tambah informasi di <strong>{url}</strong> dengan kode tambahan",
+            "Add information at <strong>{url}</strong> with the follow-up code"),
+    "add_keep": ("(rahasiakan).", "(keep it private)."),
     "follow_web": ("Buka <strong>{url}</strong> lalu masukkan nomor pelacakan, atau pindai "
                    "kode QR ini.",
                    "Open <strong>{url}</strong> and type the tracking ID, or scan this QR code."),
@@ -79,7 +82,8 @@ T = {
 # here made Chromium shrink the A4 layout onto an 80 mm roll (4-point text, a 13 mm QR code).
 PRINT_CSS = """
 .receipt{background:#fff;border:1px solid #ccc;max-width:40rem;margin:0 auto;padding:1.5rem}
-.receipt h1{margin-top:0}.tid{font:700 2.6rem/1.2 ui-monospace,monospace;letter-spacing:.08em;
+.receipt h1{margin-top:0}.code{font:700 1.2em ui-monospace,monospace;letter-spacing:.06em;
+white-space:nowrap}.tid{font:700 2.6rem/1.2 ui-monospace,monospace;letter-spacing:.08em;
 border:3px solid #0d47a1;padding:.8rem;text-align:center;margin:.5rem 0}
 .qr{display:flex;gap:1rem;align-items:center}.qr svg{width:38mm;height:38mm;flex:none}
 dl.facts{display:grid;grid-template-columns:auto 1fr;gap:.2rem 1rem}dl.facts dt{font-weight:600}
@@ -136,6 +140,7 @@ class ReceiptData:
     followup: bool = False  # added to the earlier report it named
     acks: Sequence[str] = ()  # masked addresses the acknowledgement also went to
     draft_id: str = ""  # (staff.js forgets what was typed for this letter once it is sent)
+    followup_code: str | None = None  # displayed: what adds to the report on the web
 
 
 def receipt_page(
@@ -177,8 +182,16 @@ def receipt_page(
         f'<dt>{_t("clerk", lang)}</dt><dd>{escape(data.clerk)}</dd></dl>'
         f'<h2>{_t("follow", lang)}</h2><div class="qr">{svg}<ol>'
         f'<li>{_t("follow_sms", lang, id=escape(data.tracking_id), code=escape(short_code))}</li>'
-        f'<li>{_t("follow_web", lang, url=escape(public_base_url + "/cek"))}</li></ol></div>'
-        f'<p>{_t("next", lang)}</p>{acks}</article>'
+        f'<li>{_t("follow_web", lang, url=escape(public_base_url + "/cek"))}</li>'
+        + (
+            f'<li id="followup-code">'
+            f'{_t("add", lang, url=escape(public_base_url + "/tambah"))} '
+            f'<strong class="code">{escape(data.followup_code)}</strong> '
+            f'{_t("add_keep", lang)}</li>'
+            if data.followup_code
+            else ""
+        )
+        + f'</ol></div><p>{_t("next", lang)}</p>{acks}</article>'
         f'<p class="noprint"><button type="button" data-print hidden>{_t("print", ui)}</button> '
         f'<span class="print-hint">{_t("print_hint", ui)}</span> · '
         f'<a href="?receipt_lang={other}" hreflang="{other}" id="receipt-lang">'

@@ -82,6 +82,7 @@ from channels.letter.upload import (
     check_scan,
     read_upload,
 )
+from gateway import tracking
 from gateway.domain import Channel, RawInbound, Receipt, ReceiptStatus
 from gateway.errors import IntakeUnavailable
 from gateway.filestore import FileStore
@@ -890,6 +891,7 @@ class LetterDesk:
             followup=draft.receipt_status == ReceiptStatus.FOLLOWUP.value,
             acks=draft.acks,
             draft_id=draft.id,
+            followup_code=tracking.display_code(self._intake.followup_code(draft.tracking_id)),
         )
         notice = (
             t("not_sent", ctx.lang, u=clerk, t=when(draft.confirmed_at))

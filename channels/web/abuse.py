@@ -159,10 +159,17 @@ class Guard:
         ]
 
     def idempotency_scope(
-        self, request: web.Request, nik: str | None, phone: str | None, email: str | None
+        self,
+        request: web.Request,
+        nik: str | None,
+        phone: str | None,
+        email: str | None,
+        followed: str | None = None,
     ) -> str:
         """Whose an ``Idempotency-Key`` is: the reporter's identity (NIK, phone, e-mail, as
-        the parser canonicalised them), or the client's address when the request names none.
+        the parser canonicalised them), or the client's address when the request names none;
+        for a follow-up, the complaint it adds to (``followed``, the tracking ID whose code it
+        carries: what stays the same when its app retries from another network).
 
         The API has no accounts, so two applications may well pick the same key (a counter,
         ``"1"``): global, the second one's citizen was refused (422) or got the first one's
@@ -172,7 +179,10 @@ class Guard:
         """
         given = [f"{kind}={value}" for kind, value in
                  (("nik", nik), ("phone", phone), ("email", email)) if value]
-        basis = ";".join(given) if given else f"ip={self.client(request)}"
+        if followed is not None:
+            basis = f"followup={followed}"
+        else:
+            basis = ";".join(given) if given else f"ip={self.client(request)}"
         return self._keys.lookup_hash("idempotency", basis)[:32]
 
     async def check(self, buckets: Iterable[Bucket]) -> Decision:

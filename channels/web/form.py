@@ -123,7 +123,7 @@ def validate(fields: Mapping[str, str], today: date) -> tuple[FormData | None, d
     # A line break pasted from an office program may come as a vertical tab or a form feed
     # (PowerPoint's and Word's manual breaks): a line break to the citizen, never an error
     # naming a character they cannot see.
-    fields = {k: v.translate(_PASTED_BREAKS) for k, v in fields.items()}
+    fields = {k: v.translate(PASTED_BREAKS) for k, v in fields.items()}
     for name, limit in LIMITS.items():
         # A line break counts once, as the browser's maxlength counts it (see channels.fields).
         if len(fields.get(name, "").replace("\r\n", "\n")) > limit:
@@ -222,7 +222,7 @@ def validate(fields: Mapping[str, str], today: date) -> tuple[FormData | None, d
 # send holds them, and ESC (U+001B) and the like reach the staff's terminals and exports as they
 # are. Refused naming the field, as NUL is, never silently removed from a complaint's text.
 _CONTROL = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f]")
-_PASTED_BREAKS = str.maketrans({"\x0b": "\n", "\x0c": "\n"})
+PASTED_BREAKS = str.maketrans({"\x0b": "\n", "\x0c": "\n"})
 
 
 def control_character(text: str) -> str | None:

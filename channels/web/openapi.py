@@ -484,6 +484,19 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            "/tanda-terima": {
+                "post": {
+                    "summary": "The form's receipt again, in the language of ?lang= (the "
+                    "receipt's language switch: the CSRF token the form was sent with, and its "
+                    "cookie); the status page when the token is no longer valid",
+                    "parameters": [lang_q],
+                    "requestBody": {"content": {"application/x-www-form-urlencoded": {
+                        "schema": {"type": "object", "properties": {
+                            "csrf": {"type": "string"}}}}}},
+                    "responses": {"200": HTML, "403": HTML, "429": HTML_RETRY,
+                                  "500": HTML_SERVER_ERROR, "503": HTML_RETRY},
+                },
+            },
             "/tambah": {
                 "get": {
                     "summary": "The page that adds information to a report",
@@ -504,8 +517,9 @@ def document() -> dict[str, Any]:
                             for k in ("csrf", "nomor", "kode", "tambahan", "rahasia")
                         }}}}},
                     "responses": {
-                        "200": HTML, "400": HTML, "403": HTML, "413": HTML, "422": HTML,
-                        "429": HTML_RETRY, "500": HTML_SERVER_ERROR, "503": HTML_RETRY,
+                        "200": HTML, "400": HTML, "403": HTML, "409": HTML, "413": HTML,
+                        "422": HTML, "429": HTML_RETRY, "500": HTML_SERVER_ERROR,
+                        "503": HTML_RETRY,
                     },
                 },
             },
@@ -516,7 +530,10 @@ def document() -> dict[str, Any]:
                     "(the 202 of POST /api/v1/complaints and the web form's receipt give "
                     "both): a followup event of that complaint for the routing core. An "
                     "unknown ID and a wrong code both answer 404, and count against the "
-                    "rate limits. Idempotency-Key as for POST /api/v1/complaints.",
+                    "rate limits. 409 (with Retry-After) while the complaint is not yet filed "
+                    "(a report still in quarantine). An Idempotency-Key is scoped by the "
+                    "complaint followed: the same key and body answer the first receipt, "
+                    "another body 422.",
                     "parameters": [
                         {"name": "tracking_id", "in": "path", "required": True,
                          "schema": {"type": "string"}},
@@ -552,8 +569,8 @@ def document() -> dict[str, Any]:
                             "content": {"application/json": {
                                 "schema": {"$ref": "#/components/schemas/Receipt"}}},
                         },
-                        "400": PROBLEM, "404": PROBLEM, "413": PROBLEM, "415": PROBLEM,
-                        "422": PROBLEM, "429": PROBLEM_RETRY, "500": PROBLEM,
+                        "400": PROBLEM, "404": PROBLEM, "409": PROBLEM_RETRY, "413": PROBLEM,
+                        "415": PROBLEM, "422": PROBLEM, "429": PROBLEM_RETRY, "500": PROBLEM,
                         "503": PROBLEM_RETRY,
                     },
                 }

@@ -26,6 +26,7 @@ Lang = Literal["id", "en"]
 # The form's language switch: the name of its button, and the query parameter of the address it
 # posts to (known before the body is read, see channels.web.routes).
 SWITCH = "ganti_bahasa"
+RECEIPT_PATH = "/tanda-terima"  # the receipt again, in the other language (a post: see routes)
 ADD_PATH = "/tambah"  # the page that adds information to a report (its follow-up code typed)
 SWITCH_ID = "ganti-bahasa"
 # File names the note after a language switch lists at most.
@@ -99,10 +100,20 @@ T: Mapping[str, tuple[str, str]] = {
     "add_link": ("Tambah informasi", "Add information"),
     "add_title": ("Tambah informasi ke laporan", "Add information to a report"),
     "add_intro": (
-        "Ketik nomor pelacakan dan kode tambahan dari tanda terima laporan Anda. Informasi ini "
-        "ditambahkan ke laporan tersebut dan diteruskan bersama laporan itu.",
-        "Type the tracking ID and the follow-up code from your report's receipt. The "
-        "information is added to that report and goes with it.",
+        "Ketik nomor pelacakan dan kode tambahan dari tanda terima laporan Anda (formulir web, "
+        "aplikasi, atau surat di loket). Informasi ini ditambahkan ke laporan tersebut dan "
+        "diteruskan bersama laporan itu.",
+        "Type the tracking ID and the follow-up code from your report's receipt (the web form, "
+        "an app, or a letter at the counter). The information is added to that report and "
+        "goes with it.",
+    ),
+    "add_other": (
+        "Melapor lewat SMS, e-mail, Telegram atau Twitter? Tidak perlu kode: kirim pesan yang "
+        "menyebut nomor pelacakan dari nomor atau akun yang sama, misalnya SMS ke {code}: "
+        "Laporan K7QM-4XRTX lubangnya makin besar.",
+        "Reported by SMS, e-mail, Telegram or Twitter? No code needed: send a message naming "
+        "the tracking ID from the same number or account, e.g. an SMS to {code}: "
+        "Laporan K7QM-4XRTX lubangnya makin besar.",
     ),
     "nomor": ("Nomor pelacakan", "Tracking ID"),
     "kode": ("Kode tambahan", "Follow-up code"),
@@ -112,6 +123,14 @@ T: Mapping[str, tuple[str, str]] = {
     "add_wrong": (
         "Nomor pelacakan atau kode tambahan tidak cocok. Periksa tanda terima Anda.",
         "The tracking ID or the follow-up code does not match. Check your receipt.",
+    ),
+    "add_empty": ("Informasi tambahan wajib diisi.", "Type the information."),
+    "add_long": ("Paling banyak {n} karakter.", "At most {n} characters."),
+    "add_later": (
+        "Laporan ini masih diperiksa petugas dan belum dapat ditambah. Coba lagi nanti; "
+        "yang Anda ketik tetap di sini.",
+        "This report is still being checked by an officer and cannot take additions yet. Try "
+        "again later; what you typed is kept here.",
     ),
     "added_title": ("Informasi tambahan diterima", "Additional information received"),
     "added_text": (
@@ -143,6 +162,8 @@ T: Mapping[str, tuple[str, str]] = {
     "check_link": ("Cek status laporan", "Check a report's status"),
     "switch": ("English", "Bahasa Indonesia"),
     # Labels of the form's language switch: written in the language it switches to.
+    "switch_receipt": ("Show this receipt in English",
+                       "Tampilkan tanda terima ini dalam Bahasa Indonesia"),
     "switch_form": ("Show this form in English (what you typed is kept)",
                     "Tampilkan formulir ini dalam Bahasa Indonesia (isian Anda tidak hilang)"),
     "switch_files": ("Lampiran yang Anda pilih belum terkirim: {names}. Pilih lagi sebelum "
@@ -451,11 +472,17 @@ def _follow(lang: Lang, tracking_display: str, short_code: str) -> str:
 
 
 def receipt_page(
-    lang: Lang, tracking_display: str, short_code: str, followup_code: str | None = None
+    lang: Lang,
+    tracking_display: str,
+    short_code: str,
+    followup_code: str | None = None,
+    switch_token: str | None = None,
 ) -> str:
     """The receipt: the tracking ID, large, and what happens next (the SMS ``CEK`` to send to
     ``short_code``, the number citizens text); with ``followup_code`` (displayed), the code
-    that adds to the report later, and the page where it is typed."""
+    that adds to the report later, and the page where it is typed. With ``switch_token`` (the
+    form's CSRF token) the language switch posts it back for this receipt in the other
+    language; without, it leads to the report's status page (no code there)."""
     code = ""
     if followup_code is not None:
         more = _add_url(lang, tracking_display)
@@ -474,9 +501,20 @@ def receipt_page(
         f'<p class="nav"><a href="{escape(_check_url(lang, tracking_display))}">'
         f'{t("check_link", lang)}</a> · <a href="/{_q(lang)}">{t("new_report", lang)}</a></p>'
     )
-    # The receipt is the answer to a post and cannot be fetched again: the other language is
-    # the status page of the same report, which shows its tracking ID (the empty form would
-    # take it off the screen).
+    if switch_token is not None:
+        # The receipt is the answer to a post and cannot be fetched again: its switch posts
+        # the form's token back for the same receipt in the other language (the header's
+        # link leads to this button).
+        other = _other(lang)
+        body += (
+            f'<form method="post" action="{RECEIPT_PATH}{_q(other)}">'
+            f'<input type="hidden" name="csrf" value="{escape(switch_token)}">'
+            f'<button type="submit" id="{SWITCH_ID}" class="lang" lang="{other}">'
+            f'{t("switch_receipt", lang)}</button></form>'
+        )
+        return page(t("receipt_title", lang), body, lang, None)
+    # Without the form's token, the other language is the status page of the same report,
+    # which shows its tracking ID (the empty form would take it off the screen).
     return page(t("receipt_title", lang), body, lang, _check_url(_other(lang), tracking_display))
 
 
@@ -486,15 +524,19 @@ def add_page(
     values: Mapping[str, str] | None = None,
     errors: Mapping[str, Message] | None = None,
     alert: str | None = None,
+    short_code: str = "1708",
 ) -> str:
     """The page that adds information to a report: its tracking ID and follow-up code (from
-    the receipt), and the text; a message next to each wrong field, what was typed kept."""
+    the receipt), and the text; a message next to each wrong field, what was typed kept. It
+    says how a report sent by SMS or from an account is added to instead (no code: the
+    number ``short_code`` or the account holds the ID)."""
     values = values or {}
     errors = errors or {}
     top = f'<p class="alert" role="alert">{escape(alert)}</p>' if alert else ""
     checked = " checked" if values.get("rahasia") else ""
     body = (
-        f'<h1>{t("add_title", lang)}</h1><p>{t("add_intro", lang)}</p>{top}'
+        f'<h1>{t("add_title", lang)}</h1><p>{t("add_intro", lang)}</p>'
+        f'<p class="note">{escape(t("add_other", lang, code=short_code))}</p>{top}'
         f'<form method="post" action="{ADD_PATH}{_q(lang)}" novalidate>'
         f'<input type="hidden" name="csrf" value="{escape(csrf_token)}">'
         + _input("nomor", "text", lang, values, errors,

@@ -41,14 +41,16 @@ from channels.web.form import (
     ATTACHMENT_FIELD,
     CONTENT_TYPE,
     FIELDS,
+    PASTED_BREAKS,
     attachment_fields,
     encode_submission,
     first_values,
+    refused_character,
 )
 from channels.web.form import validate as validate_form
 from channels.web.openapi import document as openapi_document
 from channels.web.pages import Lang
-from channels.web.parse import ATTACHMENT_REFS, BOM, FOLLOWUP_OF, english
+from channels.web.parse import ATTACHMENT_REFS, BOM, FOLLOWUP_OF, MAX_BODY, MAX_CODE, english
 from channels.web.uploads import (
     BAD_BODY,
     FieldTooLong,
@@ -95,6 +97,12 @@ TITLES: Mapping[int, tuple[str, str]] = {
 }
 UNAVAILABLE = ("Coba lagi sebentar lagi / try again later.", "Try again later.")
 NOT_FOUND = ("Nomor pelacakan tidak ditemukan / tracking ID not found.", "Tracking ID not found.")
+NOT_YET = (
+    "Laporan ini masih diperiksa petugas dan belum dapat ditambah. Coba lagi nanti.",
+    "This report is still being checked by an officer and cannot take additions yet. Try "
+    "again later.",
+)
+LATER_SECONDS = 3600
 NOT_FOUND_OR_CODE = (
     "Nomor pelacakan tidak ditemukan atau kode tambahan salah.",
     "Tracking ID not found, or wrong follow-up code.",
@@ -176,6 +184,7 @@ class WebChannel:
         app.router.add_get("/", self.form)
         app.router.add_post("/", self.submit_form)
         app.router.add_get("/cek", self.check)
+        app.router.add_post(pages.RECEIPT_PATH, self.receipt_again)
         app.router.add_get(pages.ADD_PATH, self.add_form)
         app.router.add_post(pages.ADD_PATH, self.add)
         app.router.add_post(f"{API_PREFIX}/complaints", self.create)
@@ -383,7 +392,7 @@ class WebChannel:
                 request, values, alert=pages.t("unavailable", lang), status=503, files=files
             )
         if sent is not None:
-            return self._receipt(lang, sent)
+            return self._receipt(lang, sent, token)
         if not decision.allowed:
             return self._too_many(request, decision, values, files)
         gps = _exif_gps((f.attachment.sha256, f.gps) for f in files if f.gps)
@@ -402,7 +411,47 @@ class WebChannel:
                 request, values, alert=pages.t("unavailable", lang), status=503, files=files
             )
         assert receipt.tracking_id is not None
-        return self._receipt(lang, receipt.tracking_id)
+        return self._receipt(lang, receipt.tracking_id, token)
+
+    async def receipt_again(self, request: web.Request) -> web.Response:
+        """The receipt of the form the posted CSRF token came with, in the language asked
+        (the receipt's language switch: a post answer, it cannot be fetched again, and the
+        follow-up code is on no other page). Only for the browser the form was served to
+        (the token is bound to its cookie) and while the token is valid; else the status page,
+        which has everything but the code."""
+        lang = page_lang(request)
+
+        def status_page(alert: str, status: int, retry: int | None = None) -> web.Response:
+            html = pages.check_page(lang, alert=alert)
+            resp = web.Response(text=html, content_type="text/html", status=status)
+            if retry is not None:
+                resp.headers["Retry-After"] = str(retry)
+            return resp
+
+        client_id = csrf.client_id(request.cookies.get(csrf.COOKIE))
+        if not client_id:  # never the form's browser: refused before it is counted
+            return status_page(pages.t("expired", lang), 403)
+        try:
+            form = await request.post()
+        except (ValueError, LookupError, web.RequestPayloadError, web.HTTPException):
+            form = None
+        token = form.get(csrf.FIELD) if form is not None else None
+        nonce = (
+            self._signer.check(token, client_id, self._clock().timestamp())
+            if isinstance(token, str) else None
+        )
+        try:
+            # It reads the database: counted like every post.
+            decision = await self._limited([self._guard.address_bucket(request)])
+            sent = await self._sent_before(nonce) if nonce is not None else None
+        except IntakeUnavailable:
+            return status_page(pages.t("unavailable", lang), 503, int(RETRY_SECONDS))
+        if not decision.allowed:
+            wait = decision.retry_after
+            return status_page(pages.t("too_many", lang, n=wait), 429, wait)
+        if sent is None or not isinstance(token, str):
+            return status_page(pages.t("expired", lang), 403)
+        return self._receipt(lang, sent, token)
 
     async def _sent_before(self, nonce: str) -> str | None:
         """The tracking ID the form of ``nonce`` was given when it was sent before, else None;
@@ -410,10 +459,14 @@ class WebChannel:
         first = await self._intake.earlier_receipt(Channel.WEB, f"form:{nonce}")
         return first.tracking_id if first is not None else None
 
-    def _receipt(self, lang: Lang, tracking_id: str) -> web.Response:
-        """The receipt page: the tracking ID to copy, what happens next."""
+    def _receipt(self, lang: Lang, tracking_id: str, token: str | None = None) -> web.Response:
+        """The receipt page: the tracking ID to copy, its follow-up code, what happens next;
+        with the form's CSRF ``token``, a button that shows it again in the other language
+        (:meth:`receipt_again`: the code is on no other page)."""
         code = tracking.display_code(self._intake.followup_code(tracking_id))
-        html = pages.receipt_page(lang, tracking.display(tracking_id), self._short_code, code)
+        html = pages.receipt_page(
+            lang, tracking.display(tracking_id), self._short_code, code, token
+        )
         return web.Response(
             text=html, content_type="text/html", headers={"Cache-Control": "no-store"}
         )
@@ -456,7 +509,7 @@ class WebChannel:
                 except IntakeUnavailable:
                     sent = None
                 if sent is not None:
-                    return self._receipt(lang, sent)
+                    return self._receipt(lang, sent, token)
             values = first_values(upload.fields)
             held, lost = await self._held_files(upload, client_id)
             unread = upload.unread
@@ -619,7 +672,9 @@ class WebChannel:
         """The page that adds to a report, with a fresh CSRF token (and cookie)."""
         client_id, fresh = self._client_id(request)
         token = self._signer.issue(client_id, self._clock().timestamp())
-        html = pages.add_page(lang or page_lang(request), token, values, errors, alert)
+        html = pages.add_page(
+            lang or page_lang(request), token, values, errors, alert, self._short_code
+        )
         resp = web.Response(text=html, content_type="text/html", status=status)
         resp.headers["Cache-Control"] = "no-store"
         if status == 503:
@@ -640,26 +695,47 @@ class WebChannel:
         a ``followup`` event of that report once committed. A wrong ID or code answers alike,
         and counts against the address's limit like every post."""
         lang = page_lang(request)
+        if not csrf.client_id(request.cookies.get(csrf.COOKIE)):
+            # Without the page's cookie (another site's page making a visitor's browser post,
+            # SameSite=Lax) it can never pass its CSRF check: refused before it is counted,
+            # or any page could use up the limit of everyone sharing the visitor's address.
+            return self._add_response(request, alert=pages.t("expired", lang), status=403)
         try:
             form = await request.post()  # bounded by http.client_max_size
-        except (ValueError, web.RequestPayloadError):
-            return self._add_response(request, alert=pages.t("expired", lang), status=400)
-        values = {
-            name: value.strip() for name in ("nomor", "kode", "tambahan", "rahasia")
-            if isinstance(value := form.get(name, ""), str)
-        }
-        if pages.SWITCH in request.query or pages.SWITCH in form:
+        except web.HTTPRequestEntityTooLarge:
+            return self._add_response(request, alert=pages.msg(FORM_TOO_BIG, lang), status=413)
+        except (ValueError, LookupError, web.RequestPayloadError):
+            # Not a form body (an unknown charset, bytes that are not its text).
+            return self._add_response(request, alert=pages.msg(BAD_FORM, lang), status=400)
+        texts = {k: v for k in ("nomor", "kode", "tambahan", "rahasia", csrf.FIELD, pages.SWITCH)
+                 if isinstance(v := form.get(k, ""), str)}
+        if any(not is_utf8_text(v) for v in texts.values()) or len(texts) < 6:
+            # A file where text belongs, or text that is no Unicode (UTF-7's lone surrogates).
+            return self._add_response(request, alert=pages.msg(BAD_FORM, lang), status=400)
+        # Word's and PowerPoint's manual line breaks, pasted: line breaks, as on the form.
+        values = {k: texts[k].translate(PASTED_BREAKS).strip()
+                  for k in ("nomor", "kode", "tambahan", "rahasia")}
+        if pages.SWITCH in request.query or texts[pages.SWITCH]:
             # The language switch (its formaction, or the field from a browser that ignored
             # it): the page again in the other language, what was typed kept, nothing stored
             # or counted.
-            target: Lang = "en" if form.get(pages.SWITCH) == "en" else "id"
+            target: Lang = "en" if texts[pages.SWITCH] == "en" else "id"
             return self._add_response(request, values, lang=target)
+        client_id = csrf.client_id(request.cookies.get(csrf.COOKIE))
+        nonce = self._signer.check(texts[csrf.FIELD], client_id, self._clock().timestamp())
         try:
             decision = await self._limited([self._guard.address_bucket(request)])
+            # The same page sent again (a double tap, the answer reloaded) is answered as it
+            # was, whatever the limit says: it adds nothing.
+            sent = None
+            if not decision.allowed and nonce is not None:
+                sent = await self._intake.earlier_receipt(Channel.WEB, f"form:{nonce}")
         except IntakeUnavailable:
             return self._add_response(
                 request, values, alert=pages.t("unavailable", lang), status=503
             )
+        if sent is not None and sent.tracking_id is not None:
+            return self._added(lang, sent, texts[csrf.FIELD])
         if not decision.allowed:
             resp = self._add_response(
                 request, values, alert=pages.t("too_many", lang, n=decision.retry_after),
@@ -667,23 +743,22 @@ class WebChannel:
             )
             resp.headers["Retry-After"] = str(decision.retry_after)
             return resp
-        client_id = csrf.client_id(request.cookies.get(csrf.COOKIE))
-        token = form.get(csrf.FIELD, "")
-        nonce = self._signer.check(
-            token if isinstance(token, str) else "", client_id, self._clock().timestamp()
-        )
         if nonce is None:
             return self._add_response(request, values, alert=pages.t("expired", lang), status=403)
         about = tracking.normalize(values["nomor"])
         errors: dict[str, tuple[str, str]] = {}
         if about is None:
             errors["nomor"] = pages.both("add_wrong")
-        if not values["kode"]:
+        if not values["kode"] or len(values["kode"]) > MAX_CODE:
             errors["kode"] = pages.both("add_wrong")
         if not values["tambahan"]:
-            errors["tambahan"] = ("Informasi tambahan wajib diisi.", "Type the information.")
+            errors["tambahan"] = pages.both("add_empty")
+        elif len(values["tambahan"].replace("\r\n", "\n")) > MAX_BODY:
+            errors["tambahan"] = pages.both("add_long", n=MAX_BODY)
+        elif refusal := refused_character(pages.t("tambahan", "id"), values["tambahan"]):
+            errors["tambahan"] = (refusal.split(" / ")[0], english(refusal))
         body: dict[str, Any] = {"body": values["tambahan"], "followup_code": values["kode"]}
-        if values.get("rahasia"):
+        if values["rahasia"]:
             body["privacy"] = {"confidential": True}
         raw = RawInbound(
             channel=Channel.WEB,
@@ -697,23 +772,31 @@ class WebChannel:
         if not errors:
             try:
                 outcome = self._followup_parser.parse(raw)
-            except ParseError as exc:
+            except ParseError as exc:  # checked above: not expected
                 errors["tambahan"] = (exc.reason.split(" / ", 1)[0], english(exc.reason))
         if about is not None and not errors:
             if not self._intake.followup_code_matches(about, values["kode"]):
                 errors["kode"] = pages.both("add_wrong")
-        if errors or outcome is None:
+        if errors or outcome is None or about is None:
             return self._add_response(request, values, errors, status=422)
         try:
+            if not await self._intake.holds_complaint(about):
+                return self._add_response(
+                    request, values, alert=pages.t("add_later", lang), status=409
+                )
             receipt = await self._intake.accept(raw, self._followup_parser, outcome)
         except IntakeUnavailable:
             return self._add_response(
                 request, values, alert=pages.t("unavailable", lang), status=503
             )
+        return self._added(lang, receipt, texts[csrf.FIELD])
+
+    def _added(self, lang: Lang, receipt: Receipt, token: str) -> web.Response:
+        """The answer to the page that adds to a report: that report's ID again; or, when
+        the report was no longer there to add to, the receipt of a report of its own."""
         assert receipt.tracking_id is not None
         if receipt.status is not ReceiptStatus.FOLLOWUP:
-            # The report is not in the database (its code is right): filed as one of its own.
-            return self._receipt(lang, receipt.tracking_id)
+            return self._receipt(lang, receipt.tracking_id, token)
         html = pages.added_page(lang, tracking.display(receipt.tracking_id))
         return web.Response(
             text=html, content_type="text/html", headers={"Cache-Control": "no-store"}
@@ -843,11 +926,23 @@ class WebChannel:
                 # Counted like any request (below): codes cannot be tried faster than the
                 # limits allow.
                 refusal = problem(404, NOT_FOUND_OR_CODE, lang)
+            elif about is not None:
+                try:
+                    if not await self._intake.holds_complaint(about):
+                        # Its code is right, but no complaint stands behind it yet (a report
+                        # still in quarantine): later, rather than a complaint of its own.
+                        refusal = problem(409, NOT_YET, lang)
+                        refusal.headers["Retry-After"] = str(LATER_SECONDS)
+                except IntakeUnavailable:
+                    return _unavailable(lang)
             rep = outcome.reporter if isinstance(outcome, ComplaintDraft) else Reporter()
             buckets = address + self._guard.identity_buckets(rep.nik, rep.phone, rep.email)
             if key:
-                # The key is the caller's, not everyone's: scoped by who reports (or from where).
-                scope = self._guard.idempotency_scope(request, rep.nik, rep.phone, rep.email)
+                # The key is the caller's, not everyone's: scoped by who reports (or from where;
+                # a follow-up's by the complaint it adds to).
+                scope = self._guard.idempotency_scope(
+                    request, rep.nik, rep.phone, rep.email, followed=about
+                )
                 raw = replace(raw, provider_message_id=f"idem:{scope}:{key}")
         try:
             decision = await self._limited(buckets)  # address and identities: one statement

@@ -139,3 +139,27 @@ def test_a_mistyped_tracking_id_is_told_next_to_the_field() -> None:
     assert not errors and letter is not None and letter.about == good
     letter, errors = validate({**values, "about": ""}, date.today())
     assert letter is not None and letter.about is None
+
+
+async def test_the_printed_receipt_gives_the_code_that_adds_to_the_report_on_the_web(
+    gw: bootstrap.Gateway, desk: tuple[TestClient[Any, Any], str]
+) -> None:
+    """A letter's sender has no phone the transport vouches for: the receipt prints the
+    follow-up code, and with it the web's /tambah adds to the report the letter filed."""
+    client, _ = desk
+    receipt = await confirm(desk, about="", nik=NIK_B)
+    shown = TID.search(receipt)
+    code = re.search(r'<strong class="code">([^<]+)</strong>', receipt)
+    assert shown and code, receipt
+    assert "/tambah" in receipt and "rahasiakan" in receipt
+    page = await (await client.get("/tambah", params={"id": shown.group(1)})).text()
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert csrf
+    resp = await client.post("/tambah", data={
+        "csrf": csrf.group(1), "nomor": shown.group(1), "kode": code.group(1),
+        "tambahan": "Foto terbaru: lubangnya sudah ditutup sementara dengan papan.",
+    })
+    assert resp.status == 200 and "ditambahkan" in await resp.text()
+    letter, followup = [json.loads(e) for e in await opened_events(gw.engine, gw.keys)]
+    assert letter["channel"] == "letter" and followup["event"] == "followup"
+    assert followup["channel"] == "web" and followup["tracking_id"] == letter["tracking_id"]

@@ -362,9 +362,17 @@ async def test_on_a_small_phone_every_page_fits_and_every_control_is_big_enough_
     # after its dash.
     await p.dblclick("#tracking-id")
     assert await p.evaluate("getSelection().toString()") == shown
-    # The receipt in English is the report's status in English: its ID still on the screen.
+    # The header's "English" leads to the receipt's switch, which shows the same receipt in
+    # English: the ID and the follow-up code still on the screen.
+    code = await p.inner_text("#followup-code")
     await p.click("header a")
+    await p.click("#ganti-bahasa")
     await p.wait_for_selector("html[lang=en]")
+    assert (await p.inner_text("#tracking-id")).strip() == shown
+    assert await p.inner_text("#followup-code") == code
+    await fits_the_phone(p)
+    # Its status, in English.
+    await p.click("text=Check a report's status")
     assert await p.input_value("#id") == shown
     assert "waiting for verification" in await p.inner_text("#status")
     await fits_the_phone(p)

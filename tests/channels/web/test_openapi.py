@@ -23,7 +23,7 @@ from tests.conftest import CONFIG
 from tests.support import free_port
 
 WEB_PREFIXES = ("/api/", "/open311/")
-WEB_EXACT = {"/", "/cek", "/tambah"}
+WEB_EXACT = {"/", "/cek", "/tambah", "/tanda-terima"}
 
 
 def web_routes(app: web.Application) -> set[tuple[str, str]]:
@@ -211,6 +211,7 @@ def _requests() -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
         ("post", "/api/v1/complaints"): ("/api/v1/complaints", {"json": {"body": "Jalan rusak"}}),
         ("get", "/api/v1/complaints/{tracking_id}"): ("/api/v1/complaints/G69P5CAWW", {}),
         ("get", "/api/v1/openapi.json"): ("/api/v1/openapi.json", {}),
+        ("post", "/tanda-terima"): ("/tanda-terima", {"data": {"csrf": "x"}}),
         ("get", "/tambah"): ("/tambah?id=G69P-5CAWW", {}),
         ("post", "/tambah"): ("/tambah", {"data": {"nomor": "G69P-5CAWW", "kode": "AAAA-AAAA",
                                                    "tambahan": "Makin parah"}}),

@@ -109,13 +109,10 @@ async def test_a_wrong_code_answers_like_an_unknown_id_and_files_nothing(
     assert answers[:2] == [answers[0]] * 2 and answers[3] == answers[0]
     assert answers[0] == (404, "application/problem+json",
                           "Tracking ID not found, or wrong follow-up code.")
-    # An ID with its right code whose complaint the database does not have (a message still in
-    # quarantine, say) is filed as a complaint of its own, with an ID of its own: nothing is
-    # lost, and the answer says which.
-    assert answers[2][:2] == (202, "application/json")
-    assert answers[2][2] is None
-    assert await gw.intake.count_complaints() == 2
-    await events(gw, settings, 2)
+    # An ID with its right code but no complaint behind it: later (a report in quarantine).
+    assert answers[2][:2] == (409, "application/problem+json")
+    assert await gw.intake.count_complaints() == 1
+    await events(gw, settings, 1)
 
 
 async def test_wrong_codes_count_against_the_address_limit(
@@ -150,15 +147,18 @@ async def test_a_followup_sent_again_with_its_key_is_answered_once(
     answers = [await client.post(url, json=body, headers=key) for _ in range(2)]
     assert [a.status for a in answers] == [202, 202]
     assert (await answers[0].json()) == (await answers[1].json())
-    # The same key and body about another complaint is another request.
+    # Another body with the same key is refused; the same key about another complaint is
+    # that complaint's (a key is scoped by the complaint followed).
+    changed = await client.post(url, json={**body, "body": NEWS + " Lagi."}, headers=key)
+    assert changed.status == 422, await changed.text()
     other = await client.post(
         f"/api/v1/complaints/{second['tracking_id']}/followups",
         json={"body": NEWS, "followup_code": second["followup_code"]},
         headers=key,
     )
-    assert other.status == 422, await other.text()
-    published = await events(gw, settings, 3)
-    assert [e["event"] for e in published].count("followup") == 1
+    assert other.status == 202 and (await other.json())["tracking_id"] == second["tracking_id"]
+    published = await events(gw, settings, 4)
+    assert [e["event"] for e in published].count("followup") == 2
 
 
 async def test_a_followup_brings_photos(
