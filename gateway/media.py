@@ -38,10 +38,10 @@ where it ends.
   decodes the outer layers (Flate, LZW, ASCIIHex, ASCII85, RunLength, with their
   /DecodeParms) and, when something was dropped, it is written back as a bare /DCTDecode image;
   a chain whose outer layers cannot be decoded raises :class:`Unclean`. A /JPXDecode image
-  (JPEG 2000) keeps only the boxes a decoder reads, its codestream without comments
-  (:func:`_served_jpx`). Images encoded otherwise (inline images, JPEG 2000 under other
-  filters) are not looked into. Otherwise pages, content streams and images are carried over
-  as they are, not re-rendered.
+  (JPEG 2000) keeps only the boxes a decoder reads, its codestream without comments and
+  without what follows its end (:func:`_served_jpx`). Images encoded otherwise (inline
+  images, JPEG 2000 under other filters) are not looked into. Otherwise pages, content
+  streams and images are carried over as they are, not re-rendered.
 - Anything else is served as stored: WebP is not accepted as an attachment, and a letter
   scan in TIFF is served as the scanner wrote it.
 
@@ -401,13 +401,23 @@ def _strip_pdf_jpx(stream: pikepdf.Stream) -> None:
 
 
 # A JP2 file's first box (ISO/IEC 15444-1 I.5.1), and the boxes a decoder reads (I.4, and
-# JPX's in 15444-2 M.11): signature, file type, reader requirements, the header boxes, the
-# codestream. Anything else goes: XML (XMP: creator tool, author, a scanner's GPS), UUID boxes
-# (EXIF or XMP by UUID, GeoJP2 positions), UUID info, IPR, association and label boxes.
+# JPX's in 15444-2 M.11), by the superbox they are in (b"" for the file): signature, file type,
+# reader requirements, the header boxes and what they hold, the codestream. Anything else goes,
+# at any depth: XML (XMP: creator tool, author, a scanner's GPS), UUID boxes (EXIF or XMP by
+# UUID, GeoJP2 positions), UUID info, IPR, association and label boxes. A fragment table (a
+# codestream spread over other boxes, JPX) is not followed: such an image is not served.
 _JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
-_JP2_KEEP = frozenset({b"jP  ", b"ftyp", b"rreq", b"jp2h", b"jpch", b"jplh", b"cgrp",
-                       b"ftbl", b"dtbl", b"jp2c"})
-_J2K_SOC, _J2K_SOT, _J2K_SOD, _J2K_EOC, _J2K_COM = 0xFF4F, 0xFF90, 0xFF93, 0xFFD9, 0xFF64
+_JP2_HEADER = frozenset({b"ihdr", b"bpcc", b"colr", b"pclr", b"cmap", b"cdef", b"res "})
+_JP2_KEEP: dict[bytes, frozenset[bytes]] = {
+    b"": frozenset({b"jP  ", b"ftyp", b"rreq", b"jp2h", b"jpch", b"jplh", b"jp2c"}),
+    b"jp2h": _JP2_HEADER,
+    b"jpch": _JP2_HEADER,
+    b"jplh": frozenset({b"cgrp", b"opct", b"creg", b"res "}),
+    b"cgrp": frozenset({b"colr"}),
+    b"res ": frozenset({b"resc", b"resd"}),
+}
+_J2K_SOC, _J2K_SOT, _J2K_SOD, _J2K_EOC = 0xFF4F, 0xFF90, 0xFF93, 0xFFD9
+_J2K_COM, _J2K_TLM = 0xFF64, 0xFF55
 
 
 def _served_jpx(raw: bytes) -> bytes | None:
@@ -417,103 +427,132 @@ def _served_jpx(raw: bytes) -> bytes | None:
     who scanned). None when nothing was dropped. What can be followed neither way raises
     :class:`Unclean`, as a JPEG that cannot be followed: the PDF is not served."""
     if raw.startswith(_JP2_SIGNATURE):
-        out, pos, dropped = [], 0, False
-        while pos < len(raw):
-            if pos + 8 > len(raw):
-                raise Unclean("application/pdf: a JPEG 2000 image's box is cut short")
-            length, kind = struct.unpack(">I4s", raw[pos : pos + 8])
-            head = 8
-            if length == 1:
-                if pos + 16 > len(raw):
-                    raise Unclean("application/pdf: a JPEG 2000 image's box is cut short")
-                length, head = struct.unpack(">Q", raw[pos + 8 : pos + 16])[0], 16
-            elif length == 0:  # the last box, to the end
-                length = len(raw) - pos
-            if length < head or pos + length > len(raw):
-                raise Unclean("application/pdf: a JPEG 2000 image's box has a wrong length")
-            box = raw[pos : pos + length]
-            if kind not in _JP2_KEEP:
-                dropped = True
-            elif kind == b"jp2c" and (code := _served_j2k(box[head:])) is not None:
-                out.append(struct.pack(">I4s", 8 + len(code), kind) + code)
-                dropped = True
-            else:
-                out.append(box)
-            pos += length
-        return b"".join(out) if dropped else None
+        served, dropped = _jp2_boxes(raw, b"")
+        return served if dropped else None
     if raw[:2] == _J2K_SOC.to_bytes(2, "big"):
         return _served_j2k(raw)
     raise Unclean("application/pdf: a /JPXDecode image that is neither JP2 nor a codestream")
 
 
+def _jp2_boxes(data: bytes, within: bytes) -> tuple[bytes, bool]:
+    """The boxes of ``data`` (the file, or the content of the superbox ``within``) a decoder
+    reads, the superboxes among them gone through the same way; and whether anything was
+    dropped."""
+    keep = _JP2_KEEP[within]
+    out, pos, dropped = [], 0, False
+    while pos < len(data):
+        if pos + 8 > len(data):
+            raise Unclean("application/pdf: a JPEG 2000 image's box is cut short")
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        head = 8
+        if length == 1:
+            if pos + 16 > len(data):
+                raise Unclean("application/pdf: a JPEG 2000 image's box is cut short")
+            length, head = struct.unpack(">Q", data[pos + 8 : pos + 16])[0], 16
+        elif length == 0:  # the last box, to the end
+            length = len(data) - pos
+        if length < head or pos + length > len(data):
+            raise Unclean("application/pdf: a JPEG 2000 image's box has a wrong length")
+        if within == b"" and kind == b"ftbl":
+            raise Unclean("application/pdf: a JPEG 2000 image in fragments (not followed)")
+        content = data[pos + head : pos + length]
+        if kind not in keep:
+            dropped = True
+        elif kind == b"jp2c" and (code := _served_j2k(content)) is not None:
+            out.append(_jp2_box(kind, code))
+            dropped = True
+        elif kind in _JP2_KEEP and (inner := _jp2_boxes(content, kind))[1]:
+            out.append(_jp2_box(kind, inner[0]))
+            dropped = True
+        else:
+            out.append(data[pos : pos + length])
+        pos += length
+    return b"".join(out), dropped
+
+
+def _jp2_box(kind: bytes, content: bytes) -> bytes:
+    """A box of ``kind`` holding ``content``, its length in the header (XLBox when it needs
+    more than 32 bits)."""
+    if 8 + len(content) < 2**32:
+        return struct.pack(">I4s", 8 + len(content), kind) + content
+    return struct.pack(">I4sQ", 1, kind, 16 + len(content)) + content
+
+
 def _served_j2k(code: bytes) -> bytes | None:
     """A JPEG 2000 codestream (15444-1 annex A) without its COM segments, in the main header and
     in every tile-part's header (each tile-part's length, Psot, made shorter by what its header
-    lost); None when it has none. One whose markers cannot be followed raises
-    :class:`Unclean`."""
+    lost; the main header's TLM, a table of those lengths a reader may jump by, then goes: it is
+    optional), ending at its EOC; None when there was nothing to drop. One cut short is kept as
+    far as it goes (as a JPEG), comments still dropped; one whose markers cannot be followed
+    raises :class:`Unclean`."""
 
     def marker(pos: int) -> int:
         if pos + 2 > len(code):
             raise Unclean("application/pdf: a JPEG 2000 codestream is cut short")
         return int.from_bytes(code[pos : pos + 2], "big")
 
-    def segment_end(pos: int) -> int:
-        if pos + 4 > len(code):
+    def segment_end(pos: int, limit: int) -> int:
+        if pos + 4 > limit:
             raise Unclean("application/pdf: a JPEG 2000 codestream is cut short")
         length = int.from_bytes(code[pos + 2 : pos + 4], "big")
-        if length < 2 or pos + 2 + length > len(code):
+        if length < 2 or pos + 2 + length > limit:
             raise Unclean("application/pdf: a JPEG 2000 marker segment has a wrong length")
         return pos + 2 + length
 
     if marker(0) != _J2K_SOC:
         raise Unclean("application/pdf: a JPEG 2000 codestream without its SOC marker")
-    out, pos, dropped = [code[:2]], 2, False
+    main: list[tuple[int, bytes]] = []
+    pos, dropped, shortened = 2, False, False
     # The main header, to the first tile-part.
     while (mark := marker(pos)) != _J2K_SOT:
         if mark >> 8 != 0xFF or mark == _J2K_EOC:
             raise Unclean("application/pdf: a JPEG 2000 main header that cannot be followed")
-        end = segment_end(pos)
+        end = segment_end(pos, len(code))
         if mark == _J2K_COM:
             dropped = True
         else:
-            out.append(code[pos:end])
+            main.append((mark, code[pos:end]))
         pos = end
     # The tile-parts: SOT (with Psot, the tile-part's length from SOT on; 0: to the end of the
     # codestream), header segments to SOD, then the data.
+    parts: list[bytes] = []
     while pos < len(code) and marker(pos) == _J2K_SOT:
-        sot_end = segment_end(pos)
+        sot_end = segment_end(pos, len(code))
         if sot_end - pos != 12:
             raise Unclean("application/pdf: a JPEG 2000 SOT segment has a wrong length")
         psot = int.from_bytes(code[pos + 6 : pos + 10], "big")
-        tile_end = len(code) if psot == 0 else pos + psot
-        if tile_end > len(code) or tile_end < sot_end + 2:
-            # Cut short: kept as it is, as far as it goes (as a JPEG cut short).
-            out.append(code[pos:])
-            pos = len(code)
-            break
+        if psot and psot < sot_end - pos + 2:
+            raise Unclean("application/pdf: a JPEG 2000 tile-part has a wrong length")
+        # Psot 0, or one beyond what is there (cut short): to the end of what is there.
+        tile_end = pos + psot if psot and pos + psot <= len(code) else len(code)
         header, at, lost = [], sot_end, 0
         while (mark := marker(at)) != _J2K_SOD:
-            if mark >> 8 != 0xFF or at >= tile_end:
+            if mark >> 8 != 0xFF:
                 raise Unclean("application/pdf: a JPEG 2000 tile-part that cannot be followed")
-            end = segment_end(at)
+            end = segment_end(at, tile_end)
             if mark == _J2K_COM:
                 lost += end - at
             else:
                 header.append(code[at:end])
             at = end
+        sot = bytearray(code[pos:sot_end])
         if lost:
-            dropped = True
-            sot = bytearray(code[pos:sot_end])
+            dropped = shortened = True
             if psot:
                 sot[6:10] = (psot - lost).to_bytes(4, "big")
-            out.append(bytes(sot))
-        else:
-            out.append(code[pos:sot_end])
-        out.extend(header)
-        out.append(code[at:tile_end])
+        parts.append(bytes(sot) + b"".join(header) + code[at:tile_end])
         pos = tile_end
-    out.append(code[pos:])  # EOC, and whatever a writer put after it
-    return b"".join(out) if dropped else None
+    rest = code[pos:]
+    if rest[:2] == _J2K_EOC.to_bytes(2, "big"):
+        parts.append(rest[:2])
+        dropped = dropped or len(rest) > 2  # a writer's trailer after the EOC
+    elif rest:
+        raise Unclean("application/pdf: a JPEG 2000 codestream that cannot be followed")
+    if shortened and any(mark == _J2K_TLM for mark, _ in main):
+        main = [(mark, seg) for mark, seg in main if mark != _J2K_TLM]
+    if not dropped:
+        return None
+    return code[:2] + b"".join(seg for _, seg in main) + b"".join(parts)
 
 
 def _served_jpeg(raw: bytes) -> bytes | None:

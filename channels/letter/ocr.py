@@ -567,6 +567,12 @@ class OcrPool:
                 if job is None:
                     return
                 self._running += 1
+                alone = self._alone is job
+            if alone:
+                # Given up by its reader meanwhile, it holds the pool no longer (the worker
+                # finishes the page; the others need not wait up to timeout_s for it). Out of
+                # the lock: a callback of a future already settled runs at once, here.
+                job.result.add_done_callback(functools.partial(self._given_up, job))
             started = None
             for _attempt in range(2):
                 try:
@@ -593,6 +599,17 @@ class OcrPool:
                         self._alone = None
                 continue
             started.add_done_callback(functools.partial(self._finished, job))
+
+    def _given_up(self, job: _Job, result: concurrent.futures.Future[Any]) -> None:
+        """A suspect running alone was settled: when its reader gave it up (cancelled), the
+        pool takes other jobs again at once."""
+        if not result.cancelled():
+            return
+        with self._turns_lock:
+            if self._alone is not job:
+                return
+            self._alone = None
+        self._dispatch()
 
     def _finished(self, job: _Job, started: concurrent.futures.Future[Any]) -> None:
         """A worker is done with ``job`` (on the executor's thread): pass the result on and

@@ -206,6 +206,41 @@ def _open311_paths(jurisdiction: dict[str, Any]) -> dict[str, Any]:
     return paths
 
 
+def _posted(part: str, schema: str, accepted: str, refused: dict[str, Any]) -> dict[str, Any]:
+    """A JSON API post: its body as JSON (``schema``) or multipart (the JSON in the part
+    ``part``, files in ``attachments``), the 202 receipt (``accepted`` says when), and the
+    problems it may answer (``refused``)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}},
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": [part],
+                        "properties": {
+                            part: {"type": "string", "contentMediaType": "application/json"},
+                            "attachments": {
+                                "type": "array",
+                                "items": {"type": "string", "format": "binary"},
+                            },
+                        },
+                    }
+                },
+            },
+        },
+        "responses": {
+            "202": {
+                "description": accepted,
+                "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/Receipt"}}},
+            },
+            **refused,
+        },
+    }
+
+
 def document() -> dict[str, Any]:
     """The whole document."""
     reporter = {
@@ -451,37 +486,10 @@ def document() -> dict[str, Any]:
                         },
                         accept_lang,
                     ],
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {"$ref": "#/components/schemas/Complaint"}
-                            },
-                            "multipart/form-data": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["complaint"],
-                                    "properties": {
-                                        "complaint": {"type": "string",
-                                                      "contentMediaType": "application/json"},
-                                        "attachments": {
-                                            "type": "array",
-                                            "items": {"type": "string", "format": "binary"},
-                                        },
-                                    },
-                                }
-                            },
-                        },
-                    },
-                    "responses": {
-                        "202": {
-                            "description": "Accepted after the commit",
-                            "content": {"application/json": {
-                                "schema": {"$ref": "#/components/schemas/Receipt"}}},
-                        },
+                    **_posted("complaint", "Complaint", "Accepted after the commit", {
                         "400": PROBLEM, "413": PROBLEM, "415": PROBLEM, "422": PROBLEM,
                         "429": PROBLEM_RETRY, "500": PROBLEM, "503": PROBLEM_RETRY,
-                    },
+                    }),
                 }
             },
             "/tanda-terima": {
@@ -541,38 +549,11 @@ def document() -> dict[str, Any]:
                          "schema": {"type": "string", "minLength": 1, "maxLength": 200}},
                         accept_lang,
                     ],
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {"$ref": "#/components/schemas/Followup"}
-                            },
-                            "multipart/form-data": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["followup"],
-                                    "properties": {
-                                        "followup": {"type": "string",
-                                                     "contentMediaType": "application/json"},
-                                        "attachments": {
-                                            "type": "array",
-                                            "items": {"type": "string", "format": "binary"},
-                                        },
-                                    },
-                                }
-                            },
-                        },
-                    },
-                    "responses": {
-                        "202": {
-                            "description": "Added after the commit",
-                            "content": {"application/json": {
-                                "schema": {"$ref": "#/components/schemas/Receipt"}}},
-                        },
+                    **_posted("followup", "Followup", "Added after the commit", {
                         "400": PROBLEM, "404": PROBLEM, "409": PROBLEM_RETRY, "413": PROBLEM,
                         "415": PROBLEM, "422": PROBLEM, "429": PROBLEM_RETRY, "500": PROBLEM,
                         "503": PROBLEM_RETRY,
-                    },
+                    }),
                 }
             },
             "/api/v1/complaints/{tracking_id}": {

@@ -269,15 +269,22 @@ class WebChannel:
             # Told before a photo is sent over a slow connection only to be refused.
             max_files=limits or None, max_file_size=self._settings.max_attachment_size,
         )
+        return self._page(request, html, status, client_id if fresh else None)
+
+    def _page(
+        self, request: web.Request, html: str, status: int, new_client: str | None
+    ) -> web.Response:
+        """A page with a form: never cached, ``Retry-After`` on a 503 (the database or the file
+        store away for a moment), and the CSRF cookie of ``new_client`` when it is new."""
         resp = web.Response(text=html, content_type="text/html", status=status)
         resp.headers["Cache-Control"] = "no-store"
-        if status == 503:  # the database or the file store is away for a moment
+        if status == 503:
             resp.headers["Retry-After"] = RETRY_SECONDS
-        if fresh:
+        if new_client is not None:
             # Secure when the citizen came over HTTPS, also through the TLS-terminating proxy
             # (a trusted proxy's X-Forwarded-Proto): the gateway itself is reached over HTTP.
             resp.set_cookie(
-                csrf.COOKIE, client_id, httponly=True, samesite="Lax", path="/",
+                csrf.COOKIE, new_client, httponly=True, samesite="Lax", path="/",
                 secure=self._guard.origin(request).startswith("https:"),
             )
         return resp
@@ -675,16 +682,7 @@ class WebChannel:
         html = pages.add_page(
             lang or page_lang(request), token, values, errors, alert, self._short_code
         )
-        resp = web.Response(text=html, content_type="text/html", status=status)
-        resp.headers["Cache-Control"] = "no-store"
-        if status == 503:
-            resp.headers["Retry-After"] = RETRY_SECONDS
-        if fresh:
-            resp.set_cookie(
-                csrf.COOKIE, client_id, httponly=True, samesite="Lax", path="/",
-                secure=self._guard.origin(request).startswith("https:"),
-            )
-        return resp
+        return self._page(request, html, status, client_id if fresh else None)
 
     async def add_form(self, request: web.Request) -> web.Response:
         """The page that adds to a report; ``?id=`` fills in its tracking ID."""
