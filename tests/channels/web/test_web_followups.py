@@ -43,9 +43,10 @@ async def events(gw: bootstrap.Gateway, settings: Settings, n: int) -> list[dict
     return [json.loads(m.body) for m in await drain(settings.broker.queue, n)]
 
 
-async def filed(client: TestClient[Any, Any]) -> dict[str, Any]:
-    resp = await client.post("/api/v1/complaints", json=REPORT)
-    assert resp.status == 202
+async def filed(client: TestClient[Any, Any], **headers: str) -> dict[str, Any]:
+    """REPORT through the API: its 202 answer (tracking ID, follow-up code)."""
+    resp = await client.post("/api/v1/complaints", json=REPORT, headers=headers)
+    assert resp.status == 202, await resp.text()
     receipt: dict[str, Any] = await resp.json()
     return receipt
 

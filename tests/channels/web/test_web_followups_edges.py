@@ -18,23 +18,10 @@ from aiohttp.test_utils import TestClient
 from gateway import bootstrap, tracking
 from gateway.settings import Settings
 from tests.channels.web.conftest import NIK, csrf_token, web_settings
+from tests.channels.web.test_web_followups import NEWS, REPORT, filed
 from tests.support import opened_events
 
 Client = Callable[..., Awaitable[TestClient[Any, Any]]]
-REPORT = {
-    "title": "Jalan berlubang",
-    "body": "Jalan Siliwangi depan pasar berlubang besar.",
-    "reporter": {"nik": NIK, "phone": "0812 3456 7890"},
-    "agency": "Dinas PUPR",
-}
-NEWS = "Lubangnya makin besar, kemarin dua motor jatuh."
-
-
-async def filed(client: TestClient[Any, Any], **headers: str) -> dict[str, Any]:
-    resp = await client.post("/api/v1/complaints", json=REPORT, headers=headers)
-    assert resp.status == 202, await resp.text()
-    receipt: dict[str, Any] = await resp.json()
-    return receipt
 
 
 async def published(gw: bootstrap.Gateway) -> list[dict[str, Any]]:
