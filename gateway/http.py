@@ -142,8 +142,12 @@ SECURITY_HEADERS: Mapping[str, str] = {
 }
 
 
-# Which part of the gateway a path belongs to, for the HTTP metrics (first match wins).
+# Which part of the gateway a path belongs to, for the HTTP metrics (first match wins). Adding
+# to a report is a surface of its own, page and API alike: a rise of its 404s and 422s is
+# someone trying follow-up codes.
 _SURFACES = (
+    ("/tambah", "followup"),
+    ("/tanda-terima", "form"),
     ("/api/", "api"),
     ("/open311/", "open311"),
     ("/sms/", "sms"),
@@ -163,9 +167,11 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 
 
 def surface(path: str) -> str:
-    """The surface of ``path``: form, api, open311, sms, staff, ops or other."""
+    """The surface of ``path``: form, followup, api, open311, sms, staff, ops or other."""
     if path == "/":
         return "form"
+    if path.startswith("/api/") and path.endswith("/followups"):
+        return "followup"
     return next((name for prefix, name in _SURFACES if path.startswith(prefix)), "other")
 
 

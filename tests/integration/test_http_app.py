@@ -370,6 +370,10 @@ async def test_every_answer_is_counted_by_surface_method_and_status(
     assert bad.status == 400
     assert (await client.post("/", data={"csrf": "forged"})).status == 403
     assert (await client.get("/cek")).status == 200
+    # Adding to a report, page and API: a surface of its own (wrong codes show there).
+    assert (await client.get("/tambah")).status == 200
+    wrong = {"body": "Makin parah", "followup_code": "AAAA-AAAA"}
+    assert (await client.post("/api/v1/complaints/G69P5CAWW/followups", json=wrong)).status == 404
     assert (await client.get("/nowhere")).status == 404
     assert (await client.get("/api/v1/broken")).status == 500
     for made_up in ("PROPFIND", "PURGE"):  # WebDAV, caches: they must not grow the label set
@@ -381,6 +385,8 @@ async def test_every_answer_is_counted_by_surface_method_and_status(
         'lapor_http_responses_total{method="POST",status="403",surface="form"} 1.0',
         'lapor_http_responses_total{method="GET",status="200",surface="form"} 1.0',
         'lapor_http_responses_total{method="GET",status="404",surface="other"} 1.0',
+        'lapor_http_responses_total{method="GET",status="200",surface="followup"} 1.0',
+        'lapor_http_responses_total{method="POST",status="404",surface="followup"} 1.0',
         'lapor_http_responses_total{method="GET",status="500",surface="api"} 1.0',
         'lapor_http_responses_total{method="other",status="405",surface="api"} 2.0',
         'lapor_http_request_duration_seconds_count{surface="api"} 5.0',
