@@ -54,6 +54,8 @@ def _scrub(html: str, tid: str, draft: str) -> str:
     out = html.replace(shown, "<TID>").replace(tid, "<TID>").replace(draft, "<DRAFT>")
     out = re.sub(r"<svg.*?</svg>", "<SVG/>", out, flags=re.S)
     out = re.sub(r'name="csrf" value="[^"]+"', 'name="csrf" value=""', out)
+    # The follow-up code is the ID's, as the ID is each letter's own.
+    out = re.sub(r'class="code">[^<]+<', 'class="code"><CODE><', out)
     # The times shown (the two letters may be confirmed in different minutes).
     out = re.sub(r"\d{1,2} \w+ \d{4},? \d{2}[.:]\d{2}( WIB)?", "<WHEN>", out)
     out = re.sub(r"\d{2}-\d{2}-\d{4},? \d{2}[.:]\d{2}( WIB)?", "<WHEN>", out)
