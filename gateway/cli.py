@@ -102,6 +102,11 @@ def _parser() -> argparse.ArgumentParser:
         "show", help="a complaint's status and every change received for it, oldest first"
     )
     sts.add_argument("tracking_id")
+    sts.add_argument(
+        "--code", action="store_true",
+        help="also print the ID's follow-up code (what adds to the complaint on the web): for a"
+        " citizen who lost the receipt, once the help desk has checked who they are",
+    )
     o = sub.add_parser("outbox", help="events waiting for publication")
     osub = o.add_subparsers(dest="action", required=True)
     osub.add_parser("status", help="pending events, oldest age, per channel")
@@ -635,6 +640,9 @@ async def _status(settings: Settings, args: argparse.Namespace) -> int:
         f"received={found.received_at:%Y-%m-%d %H:%M}  updated={updated}  "
         f"agency={found.agency or '-'}  (UTC)"
     )
+    if args.code:
+        code = tracking.display_code(gateway.intake.followup_code(found.tracking_id))
+        print(f"  follow-up code: {code}")
     if joined is not None and joined != found.tracking_id:
         print(
             f"  a message that joined {tracking.display(joined)}: its sender holds this ID, which "

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, func, select
 
-from gateway import bootstrap, status_feed
+from gateway import bootstrap, status_feed, tracking
 from gateway.cli import main
 from gateway.crypto import fingerprint
 from gateway.domain import Channel, ComplaintDraft, RawInbound
@@ -243,7 +243,7 @@ def test_status_show_prints_the_status_and_every_change(
 ) -> None:
     assert main(["migrate"]) == 0
 
-    async def run() -> str:
+    async def run() -> tuple[str, str]:
         gw = bootstrap.build(load_settings())
         try:
             raw = RawInbound(Channel.WEB, b'{"body": "Lampu mati"}', datetime.now(UTC), "cli-st")
@@ -262,11 +262,11 @@ def test_status_show_prints_the_status_and_every_change(
                         "status": word, "changed_at": at, "agency": agency}
                 change = status_feed.parse(json.dumps(body).encode(), key)
                 await status_feed.apply(gw.engine, change, datetime.now(UTC))
-            return tid
+            return tid, gw.intake.followup_code(tid)
         finally:
             await gw.close()
 
-    tid = asyncio.run(run())
+    tid, code = asyncio.run(run())
     capsys.readouterr()
     assert main(["status", "show", tid.lower()]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -276,6 +276,10 @@ def test_status_show_prints_the_status_and_every_change(
     assert lines[2].startswith("2026-12-05 03:00  forwarded") and "shown" in lines[2]
     assert "message_id=m-2" in lines[2] and len(lines) == 3
     assert main(["status", "show", "ABCDEFGH2"]) == 1
+    # The help desk, for a citizen who lost the receipt: the code the receipt gave.
+    assert main(["status", "show", "--code", tid]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert shown[1] == f"  follow-up code: {tracking.display_code(code)}"
 
 
 @pytest.fixture
