@@ -39,9 +39,12 @@ where it ends.
   /DecodeParms) and, when something was dropped, it is written back as a bare /DCTDecode image;
   a chain whose outer layers cannot be decoded raises :class:`Unclean`. A /JPXDecode image
   (JPEG 2000) keeps only the boxes a decoder reads, its codestream without comments and
-  without what follows its end (:func:`_served_jpx`). Images encoded otherwise (inline
-  images, JPEG 2000 under other filters) are not looked into. Otherwise pages, content
-  streams and images are carried over as they are, not re-rendered.
+  without what follows its end (:func:`_served_jpx`). A JPEG written inline in a content
+  stream (BI ... ID ... EI, /DCT) is served by the JPEG plan too, its content stream written
+  anew (:func:`_strip_inline_images`); a JPEG in a content stream that is no inline image the
+  parser takes (one without its EI) raises :class:`Unclean`. Images encoded otherwise (JPEG
+  2000 under other filters, an inline JPEG under more filters) are not looked into. Otherwise
+  pages, content streams and images are carried over as they are, not re-rendered.
 - Anything else is served as stored: WebP is not accepted as an attachment, and a letter
   scan in TIFF is served as the scanner wrote it.
 
@@ -266,6 +269,84 @@ def _strip_pdf(pdf: pikepdf.Pdf) -> None:
                 _strip_pdf_jpeg_chain(obj)
             elif _is_only(filters, pikepdf.Name.JPXDecode):
                 _strip_pdf_jpx(obj)
+    _strip_inline_images(pdf)
+
+
+def _strip_inline_images(pdf: pikepdf.Pdf) -> None:
+    """The metadata of JPEG images written inline in content streams (``BI ... ID ... EI``,
+    /Filter /DCTDecode or its abbreviation /DCT), dropped as an image object's is
+    (:func:`_served_jpeg`): in every page's contents, form XObject (annotation appearances
+    too), tiling pattern and Type 3 glyph. A content stream is written anew only when one of
+    its images lost something; one that cannot be parsed raises :class:`Unclean`."""
+    for page in pdf.pages:
+        new = _served_content(page.obj)
+        if new is not None:
+            page.Contents = pdf.make_stream(new)
+    for obj in list(pdf.objects):
+        if isinstance(obj, pikepdf.Stream):
+            form = obj.get("/Subtype") == pikepdf.Name.Form or obj.get("/PatternType") == 1
+            streams: list[pikepdf.Object] = [obj] if form else []
+        elif isinstance(obj, pikepdf.Dictionary) and obj.get("/Subtype") == pikepdf.Name.Type3:
+            glyphs = obj.get("/CharProcs")
+            streams = list(glyphs.values()) if isinstance(glyphs, pikepdf.Dictionary) else []
+        else:
+            continue
+        for stream in streams:
+            if isinstance(stream, pikepdf.Stream) and (new := _served_content(stream)):
+                stream.write(new)
+
+
+def _served_content(owner: pikepdf.Object) -> bytes | None:
+    """A page's or content stream's instructions with the JPEG of each inline image served by
+    the JPEG plan; None when no inline image lost anything (or there is none)."""
+    try:
+        data = (
+            b"".join(s.read_bytes() for s in _contents(owner))
+            if isinstance(owner, pikepdf.Dictionary)
+            else owner.read_bytes()
+        )
+    except pikepdf.PdfError as exc:
+        raise Unclean(f"application/pdf: a content stream cannot be read: {exc}") from None
+    if b"ID" not in data or b"BI" not in data:
+        return None  # no inline image (the common case): not parsed
+    try:
+        instructions = pikepdf.parse_content_stream(owner)
+    except pikepdf.PdfError as exc:
+        raise Unclean(f"application/pdf: a content stream cannot be parsed: {exc}") from None
+    out, changed, seen = [], False, 0
+    for ins in instructions:
+        written = pikepdf.unparse_content_stream([ins])
+        if isinstance(ins, pikepdf.ContentStreamInlineImage):
+            image = ins.iimage
+            raw = image.read_raw_bytes()
+            seen += raw.count(_JPEG_START)
+            if image.filters in (["/DCTDecode"], ["/DCT"]):
+                served = _served_jpeg(raw.rstrip(b" \t\r\n\f\x00")) if raw.strip() else None
+                if served is not None:
+                    if not written.endswith(raw + b"EI"):
+                        raise Unclean("application/pdf: an inline image cannot be written again")
+                    written = written[: len(written) - len(raw) - 2] + served + b"\nEI"
+                    changed = True
+        out.append(written)
+    if data.count(_JPEG_START) > seen:
+        # A JPEG the parser did not take as an inline image (one without its EI, which qpdf
+        # drops with what follows and a lenient viewer may still show): not followed.
+        raise Unclean("application/pdf: an inline image that cannot be followed")
+    return b"\n".join(out) if changed else None
+
+
+# A JPEG's start: SOI and the first marker of a segment.
+_JPEG_START = b"\xff\xd8\xff"
+
+
+def _contents(page: pikepdf.Object) -> list[pikepdf.Stream]:
+    """A page's content streams (/Contents: one stream, an array of them, or none)."""
+    contents = page.get("/Contents")
+    if isinstance(contents, pikepdf.Stream):
+        return [contents]
+    if isinstance(contents, pikepdf.Array):
+        return [c for c in contents if isinstance(c, pikepdf.Stream)]
+    return []
 
 
 # Bytes a /DCTDecode stream may hold before its JPEG's start marker (see _strip_pdf_jpeg).
@@ -283,9 +364,8 @@ def _is_dct_only(filters: pikepdf.Object | None) -> bool:
     """Whether a stream's /Filter is exactly /DCTDecode: alone, or the one entry of an array.
     Its raw bytes are then a JPEG file, which a photo-to-PDF app embeds as the camera wrote it,
     EXIF (maker, model, GPS) included. A chain ending in /DCTDecode such as [/FlateDecode
-    /DCTDecode] holds one too, under outer layers: :func:`_is_dct_chain`. Other filters are
-    left as they are: JPXDecode (JPEG 2000), and so are inline images (BI ... EI) inside
-    content streams."""
+    /DCTDecode] holds one too, under outer layers: :func:`_is_dct_chain`. JPEG 2000 has its
+    own (:func:`_served_jpx`), and so do inline images (:func:`_strip_inline_images`)."""
     return _is_only(filters, pikepdf.Name.DCTDecode)
 
 
