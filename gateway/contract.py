@@ -27,7 +27,8 @@ REPEATS_TRACKING_ID = "repeats_tracking_id"
 SOURCE_KEYS: dict[str, str] = {
     "provider_message_id": "The channel's own id of the message: the SMS gateway's (Kannel "
     "%I, Jasmin id...), idem:<Idempotency-Key> or uuid:... from the API, open311:..., form:... "
-    "from the web form, letter-draft:... from the front desk, joined:... for a joined SMS.",
+    "from the web form, add:... from its page that adds to a report, letter-draft:... from the "
+    "front desk, joined:... for a joined SMS.",
     "raw_inbound_id": "The gateway's id of the message as it was received (stored unchanged).",
     GIVEN_TRACKING_ID: "On a followup event: the ID of its own its sender named (one told when "
     "an earlier message of theirs joined the complaint). "

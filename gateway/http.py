@@ -146,8 +146,6 @@ SECURITY_HEADERS: Mapping[str, str] = {
 # to a report is a surface of its own, page and API alike: a rise of its 404s and 422s is
 # someone trying follow-up codes.
 _SURFACES = (
-    ("/tambah", "followup"),
-    ("/tanda-terima", "form"),
     ("/api/", "api"),
     ("/open311/", "open311"),
     ("/sms/", "sms"),
@@ -161,6 +159,10 @@ _SURFACES = (
 )
 
 
+# Pages by their exact path (a scanner's /tambah.php is "other").
+_PAGES = {"/": "form", "/tanda-terima": "form", "/tambah": "followup"}
+
+
 # Methods counted by name; any other the HTTP parser lets through (WebDAV, PURGE...) is "other",
 # so that no client can grow the metric's label set.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -168,8 +170,8 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 
 def surface(path: str) -> str:
     """The surface of ``path``: form, followup, api, open311, sms, staff, ops or other."""
-    if path == "/":
-        return "form"
+    if path in _PAGES:
+        return _PAGES[path]
     if path.startswith("/api/") and path.endswith("/followups"):
         return "followup"
     return next((name for prefix, name in _SURFACES if path.startswith(prefix)), "other")

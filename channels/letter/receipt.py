@@ -82,8 +82,9 @@ T = {
 # here made Chromium shrink the A4 layout onto an 80 mm roll (4-point text, a 13 mm QR code).
 PRINT_CSS = """
 .receipt{background:#fff;border:1px solid #ccc;max-width:40rem;margin:0 auto;padding:1.5rem}
-.receipt h1{margin-top:0}.code{font:700 1.2em ui-monospace,monospace;letter-spacing:.06em;
-white-space:nowrap}.tid{font:700 2.6rem/1.2 ui-monospace,monospace;letter-spacing:.08em;
+.receipt h1{margin-top:0}.qr ol{overflow-wrap:anywhere}
+.code{font:700 1.2em ui-monospace,monospace;letter-spacing:.06em;white-space:nowrap}
+.tid{font:700 2.6rem/1.2 ui-monospace,monospace;letter-spacing:.08em;
 border:3px solid #0d47a1;padding:.8rem;text-align:center;margin:.5rem 0}
 .qr{display:flex;gap:1rem;align-items:center}.qr svg{width:38mm;height:38mm;flex:none}
 dl.facts{display:grid;grid-template-columns:auto 1fr;gap:.2rem 1rem}dl.facts dt{font-weight:600}

@@ -881,6 +881,7 @@ class LetterDesk:
         if draft.status is not DraftStatus.CONFIRMED or draft.tracking_id is None:
             return self._gate.redirect(f"{PREFIX}/letters/{draft.id}")
         clerk = draft.confirmed_by_name or draft.created_by_name
+        followup = draft.receipt_status == ReceiptStatus.FOLLOWUP.value
         data = ReceiptData(
             tracking_id=draft.tracking_id,
             received_at=draft.created_at,
@@ -888,10 +889,14 @@ class LetterDesk:
             pages=len(draft.pages),
             clerk=clerk,
             duplicate=draft.receipt_status == ReceiptStatus.DUPLICATE.value,
-            followup=draft.receipt_status == ReceiptStatus.FOLLOWUP.value,
+            followup=followup,
             acks=draft.acks,
             draft_id=draft.id,
-            followup_code=tracking.display_code(self._intake.followup_code(draft.tracking_id)),
+            # A letter added to an earlier report does not give that report's code: its
+            # holder's (the letter shows only that the report carries the NIK checked).
+            followup_code=None if followup else tracking.display_code(
+                self._intake.followup_code(draft.tracking_id)
+            ),
         )
         notice = (
             t("not_sent", ctx.lang, u=clerk, t=when(draft.confirmed_at))

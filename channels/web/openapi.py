@@ -493,6 +493,12 @@ def document() -> dict[str, Any]:
                 }
             },
             "/tanda-terima": {
+                "get": {
+                    "summary": "The switched receipt's address opened again: the status page "
+                    "(a receipt cannot be fetched)",
+                    "parameters": [lang_q],
+                    "responses": {"200": HTML, "500": HTML_SERVER_ERROR},
+                },
                 "post": {
                     "summary": "The form's receipt again, in the language of ?lang= (the "
                     "receipt's language switch: the CSRF token the form was sent with, and its "

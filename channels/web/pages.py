@@ -162,6 +162,12 @@ T: Mapping[str, tuple[str, str]] = {
     "check_link": ("Cek status laporan", "Check a report's status"),
     "switch": ("English", "Bahasa Indonesia"),
     # Labels of the form's language switch: written in the language it switches to.
+    "receipt_gone": (
+        "Tanda terima ini tidak dapat ditampilkan lagi. Laporan Anda sudah diterima: pantau "
+        "dengan nomor pelacakannya di sini.",
+        "This receipt can no longer be shown. Your report was received: follow it with its "
+        "tracking ID here.",
+    ),
     "switch_receipt": ("Show this receipt in English",
                        "Tampilkan tanda terima ini dalam Bahasa Indonesia"),
     "switch_form": ("Show this form in English (what you typed is kept)",

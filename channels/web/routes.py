@@ -103,6 +103,9 @@ NOT_YET = (
     "again later.",
 )
 LATER_SECONDS = 3600
+# The provider ids of what the page /tambah adds (the form's are form:<nonce>): a token posted
+# to the receipt's switch finds only a form's receipt.
+ADDED = "add:"
 NOT_FOUND_OR_CODE = (
     "Nomor pelacakan tidak ditemukan atau kode tambahan salah.",
     "Tracking ID not found, or wrong follow-up code.",
@@ -185,6 +188,7 @@ class WebChannel:
         app.router.add_post("/", self.submit_form)
         app.router.add_get("/cek", self.check)
         app.router.add_post(pages.RECEIPT_PATH, self.receipt_again)
+        app.router.add_get(pages.RECEIPT_PATH, self.receipt_gone)
         app.router.add_get(pages.ADD_PATH, self.add_form)
         app.router.add_post(pages.ADD_PATH, self.add)
         app.router.add_post(f"{API_PREFIX}/complaints", self.create)
@@ -457,8 +461,16 @@ class WebChannel:
             wait = decision.retry_after
             return status_page(pages.t("too_many", lang, n=wait), 429, wait)
         if sent is None or not isinstance(token, str):
-            return status_page(pages.t("expired", lang), 403)
+            # The report was received all the same: not "send it again".
+            return status_page(pages.t("receipt_gone", lang), 403)
         return self._receipt(lang, sent, token)
+
+    async def receipt_gone(self, request: web.Request) -> web.Response:
+        """The switched receipt's address opened again (the history, a reopened tab): a
+        receipt cannot be fetched, so the status page, saying why."""
+        lang = page_lang(request)
+        html = pages.check_page(lang, alert=pages.t("receipt_gone", lang))
+        return web.Response(text=html, content_type="text/html")
 
     async def _sent_before(self, nonce: str) -> str | None:
         """The tracking ID the form of ``nonce`` was given when it was sent before, else None;
@@ -727,7 +739,7 @@ class WebChannel:
             # was, whatever the limit says: it adds nothing.
             sent = None
             if not decision.allowed and nonce is not None:
-                sent = await self._intake.earlier_receipt(Channel.WEB, f"form:{nonce}")
+                sent = await self._intake.earlier_receipt(Channel.WEB, f"{ADDED}{nonce}")
         except IntakeUnavailable:
             return self._add_response(
                 request, values, alert=pages.t("unavailable", lang), status=503
@@ -762,7 +774,7 @@ class WebChannel:
             channel=Channel.WEB,
             body=json.dumps(body, ensure_ascii=False).encode("utf-8"),
             received_at=self._clock(),
-            provider_message_id=f"form:{nonce}",
+            provider_message_id=f"{ADDED}{nonce}",
             content_type="application/json",
             metadata=self._metadata(request, **({FOLLOWUP_OF: about} if about else {})),
         )

@@ -212,6 +212,7 @@ def _requests() -> dict[tuple[str, str], tuple[str, dict[str, Any]]]:
         ("get", "/api/v1/complaints/{tracking_id}"): ("/api/v1/complaints/G69P5CAWW", {}),
         ("get", "/api/v1/openapi.json"): ("/api/v1/openapi.json", {}),
         ("post", "/tanda-terima"): ("/tanda-terima", {"data": {"csrf": "x"}}),
+        ("get", "/tanda-terima"): ("/tanda-terima?lang=en", {}),
         ("get", "/tambah"): ("/tambah?id=G69P-5CAWW", {}),
         ("post", "/tambah"): ("/tambah", {"data": {"nomor": "G69P-5CAWW", "kode": "AAAA-AAAA",
                                                    "tambahan": "Makin parah"}}),
