@@ -8,6 +8,7 @@ import asyncio
 import time
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,6 +28,13 @@ async def wait_for_start(journal: Path, label: str, count: int, bound_s: float =
         await asyncio.sleep(0.02)
 
 
+def job(pool: OcrPool, journal: Path, label: str, seconds: float, die: bool = False) -> Any:
+    """A job of a document of its own in ``pool``: sleeps ``seconds`` in a worker (and kills
+    it when ``die``), journalled under ``label``; its result, as a future on this loop."""
+    return asyncio.ensure_future(pool._submit(
+        object(), dying_worker.sleep_or_die, str(journal), label, seconds, *([True] * die)))
+
+
 async def test_a_suspect_given_up_by_its_reader_frees_the_pool_at_once(
     tmp_path: Path,
 ) -> None:
@@ -38,10 +46,8 @@ async def test_a_suspect_given_up_by_its_reader_frees_the_pool_at_once(
     pool = OcrPool(workers=2)
     try:
         await pool.start()
-        killer = asyncio.ensure_future(pool._submit(
-            object(), dying_worker.sleep_or_die, str(journal), "killer", 0.3, True))
-        victim = asyncio.ensure_future(pool._submit(
-            object(), dying_worker.sleep_or_die, str(journal), "victim", 10.0))
+        killer = job(pool, journal, "killer", 0.3, die=True)
+        victim = job(pool, journal, "victim", 10.0)
         with pytest.raises(BrokenProcessPool):
             await asyncio.wait_for(killer, 60)
         await wait_for_start(journal, "victim", 2)  # the victim, read again alone
@@ -67,12 +73,9 @@ async def test_close_while_a_suspect_runs_alone_settles_everything_and_the_pool_
     pool = OcrPool(workers=2)
     try:
         await pool.start()
-        killer = asyncio.ensure_future(pool._submit(
-            object(), dying_worker.sleep_or_die, str(journal), "killer", 0.3, True))
-        victim = asyncio.ensure_future(pool._submit(
-            object(), dying_worker.sleep_or_die, str(journal), "victim", 2.0))
-        waiter = asyncio.ensure_future(pool._submit(
-            object(), dying_worker.sleep_or_die, str(journal), "waiter", 0.1))
+        killer = job(pool, journal, "killer", 0.3, die=True)
+        victim = job(pool, journal, "victim", 2.0)
+        waiter = job(pool, journal, "waiter", 0.1)
         with pytest.raises(BrokenProcessPool):
             await asyncio.wait_for(killer, 60)
         await wait_for_start(journal, "victim", 2)
