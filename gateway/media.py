@@ -41,10 +41,11 @@ where it ends.
   (JPEG 2000) keeps only the boxes a decoder reads, its codestream without comments and
   without what follows its end (:func:`_served_jpx`). A JPEG written inline in a content
   stream (BI ... ID ... EI, /DCT) is served by the JPEG plan too, its content stream written
-  anew (:func:`_strip_inline_images`); a JPEG in a content stream that is no inline image the
-  parser takes (one without its EI) raises :class:`Unclean`. Images encoded otherwise (JPEG
-  2000 under other filters, an inline JPEG under more filters) are not looked into. Otherwise
-  pages, content streams and images are carried over as they are, not re-rendered.
+  anew (:func:`_strip_inline_images`); an inline JPEG under more filters, and a JPEG start
+  with a metadata segment in a content stream that no inline JPEG holds (one without its EI,
+  the raw data of another image), raise :class:`Unclean`. JPEG 2000 under other filters is
+  not looked into. Otherwise pages, content streams and images are carried over as they are,
+  not re-rendered.
 - Anything else is served as stored: WebP is not accepted as an attachment, and a letter
   scan in TIFF is served as the scanner wrote it.
 
@@ -275,25 +276,63 @@ def _strip_pdf(pdf: pikepdf.Pdf) -> None:
 def _strip_inline_images(pdf: pikepdf.Pdf) -> None:
     """The metadata of JPEG images written inline in content streams (``BI ... ID ... EI``,
     /Filter /DCTDecode or its abbreviation /DCT), dropped as an image object's is
-    (:func:`_served_jpeg`): in every page's contents, form XObject (annotation appearances
-    too), tiling pattern and Type 3 glyph. A content stream is written anew only when one of
-    its images lost something; one that cannot be parsed raises :class:`Unclean`."""
+    (:func:`_served_jpeg`): in every content stream something draws (:func:`_drawn`) and every
+    form XObject or tiling pattern of the file. A content stream is written anew only when one
+    of its images lost something; one that cannot be parsed raises :class:`Unclean`."""
     for page in pdf.pages:
         new = _served_content(page.obj)
         if new is not None:
             page.Contents = pdf.make_stream(new)
-    for obj in list(pdf.objects):
-        if isinstance(obj, pikepdf.Stream):
-            form = obj.get("/Subtype") == pikepdf.Name.Form or obj.get("/PatternType") == 1
-            streams: list[pikepdf.Object] = [obj] if form else []
-        elif isinstance(obj, pikepdf.Dictionary) and obj.get("/Subtype") == pikepdf.Name.Type3:
-            glyphs = obj.get("/CharProcs")
-            streams = list(glyphs.values()) if isinstance(glyphs, pikepdf.Dictionary) else []
-        else:
+    streams = _drawn(pdf)
+    known = {s.objgen for s in streams}
+    for obj in pdf.objects:
+        if not isinstance(obj, pikepdf.Stream) or obj.objgen in known:
             continue
-        for stream in streams:
-            if isinstance(stream, pikepdf.Stream) and (new := _served_content(stream)):
-                stream.write(new)
+        if obj.get("/Subtype") == pikepdf.Name.Form or obj.get("/PatternType") == 1:
+            streams.append(obj)
+    for stream in streams:
+        if (new := _served_content(stream)) is not None:
+            stream.write(new)
+
+
+def _drawn(pdf: pikepdf.Pdf) -> list[pikepdf.Stream]:
+    """The content streams drawn with the pages, whatever their dictionaries say: the form
+    XObjects and tiling patterns of every resource dictionary reached (nested ones too), the
+    glyphs of Type 3 fonts (direct dictionaries included), annotations' appearances (a stream
+    without /Subtype /Form draws all the same)."""
+    found: dict[tuple[int, int], pikepdf.Stream] = {}
+
+    def add(stream: object) -> None:
+        if isinstance(stream, pikepdf.Stream) and stream.objgen not in found:
+            if stream.get("/Subtype") == pikepdf.Name.Image:
+                return
+            found[stream.objgen] = stream
+            resources(stream.get("/Resources"))
+
+    def values(holder: object, key: str) -> list[pikepdf.Object]:
+        inner = holder.get(key) if isinstance(holder, pikepdf.Dictionary) else None
+        return list(inner.values()) if isinstance(inner, pikepdf.Dictionary) else []
+
+    def resources(res: object) -> None:
+        for item in values(res, "/XObject") + values(res, "/Pattern"):
+            add(item)
+        for font in values(res, "/Font"):
+            if isinstance(font, pikepdf.Dictionary) and font.get("/Subtype") == pikepdf.Name.Type3:
+                for glyph in values(font, "/CharProcs"):
+                    add(glyph)
+                resources(font.get("/Resources"))
+
+    for page in pdf.pages:
+        resources(page.obj.get("/Resources"))
+        for annot in page.obj.get("/Annots", pikepdf.Array()):
+            appearance = annot.get("/AP") if isinstance(annot, pikepdf.Dictionary) else None
+            for key in ("/N", "/R", "/D"):
+                shown = appearance.get(key) if isinstance(appearance, pikepdf.Dictionary) else None
+                for stream in [shown] if isinstance(shown, pikepdf.Stream) else values(
+                    appearance, key
+                ):
+                    add(stream)
+    return list(found.values())
 
 
 def _served_content(owner: pikepdf.Object) -> bytes | None:
@@ -319,8 +358,12 @@ def _served_content(owner: pikepdf.Object) -> bytes | None:
         if isinstance(ins, pikepdf.ContentStreamInlineImage):
             image = ins.iimage
             raw = image.read_raw_bytes()
-            seen += raw.count(_JPEG_START)
-            if image.filters in (["/DCTDecode"], ["/DCT"]):
+            jpeg = image.filters in (["/DCTDecode"], ["/DCT"])
+            if not jpeg and any(f in ("/DCTDecode", "/DCT") for f in image.filters):
+                # A JPEG under more layers ([/AHx /DCT], [/Fl /DCT]): not followed inline.
+                raise Unclean("application/pdf: an inline JPEG under other filters")
+            if jpeg:
+                seen += len(_JPEG_START.findall(raw))
                 served = _served_jpeg(raw.rstrip(b" \t\r\n\f\x00")) if raw.strip() else None
                 if served is not None:
                     if not written.endswith(raw + b"EI"):
@@ -328,15 +371,17 @@ def _served_content(owner: pikepdf.Object) -> bytes | None:
                     written = written[: len(written) - len(raw) - 2] + served + b"\nEI"
                     changed = True
         out.append(written)
-    if data.count(_JPEG_START) > seen:
-        # A JPEG the parser did not take as an inline image (one without its EI, which qpdf
-        # drops with what follows and a lenient viewer may still show): not followed.
+    if len(_JPEG_START.findall(data)) > seen:
+        # A JPEG with metadata segments that no inline JPEG image holds: one the parser did
+        # not take as an inline image (without its EI, which qpdf drops with what follows, and
+        # a lenient viewer may still show), or a camera's JPEG as the raw data of an image of
+        # another kind. Not followed.
         raise Unclean("application/pdf: an inline image that cannot be followed")
     return b"\n".join(out) if changed else None
 
 
-# A JPEG's start: SOI and the first marker of a segment.
-_JPEG_START = b"\xff\xd8\xff"
+# A JPEG's start with a metadata segment first: SOI, then APPn (EXIF, XMP, JFIF...) or COM.
+_JPEG_START = re.compile(b"\xff\xd8\xff[\xe0-\xef\xfe]")
 
 
 def _contents(page: pikepdf.Object) -> list[pikepdf.Stream]:
