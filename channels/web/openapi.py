@@ -293,7 +293,8 @@ def document() -> dict[str, Any]:
             "followup_code": {
                 "type": "string", "maxLength": 20,
                 "description": "The follow-up code the complaint's receipt gave with its "
-                "tracking ID (XXXX-XXXX; case, spaces and the dash do not matter).",
+                "tracking ID, two groups of four such as 7KQD-M2XH (case, spaces and the "
+                "dash do not matter).",
             },
             "privacy": privacy,
             "location": location,

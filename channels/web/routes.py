@@ -705,7 +705,8 @@ class WebChannel:
         a ``followup`` event of that report once committed. A wrong ID or code answers alike,
         and counts against the address's limit like every post."""
         lang = page_lang(request)
-        if not csrf.client_id(request.cookies.get(csrf.COOKIE)):
+        client_id = csrf.client_id(request.cookies.get(csrf.COOKIE))
+        if not client_id:
             # Without the page's cookie (another site's page making a visitor's browser post,
             # SameSite=Lax) it can never pass its CSRF check: refused before it is counted,
             # or any page could use up the limit of everyone sharing the visitor's address.
@@ -717,9 +718,9 @@ class WebChannel:
         except (ValueError, LookupError, web.RequestPayloadError):
             # Not a form body (an unknown charset, bytes that are not its text).
             return self._add_response(request, alert=pages.msg(BAD_FORM, lang), status=400)
-        texts = {k: v for k in ("nomor", "kode", "tambahan", "rahasia", csrf.FIELD, pages.SWITCH)
-                 if isinstance(v := form.get(k, ""), str)}
-        if any(not is_utf8_text(v) for v in texts.values()) or len(texts) < 6:
+        names = ("nomor", "kode", "tambahan", "rahasia", csrf.FIELD, pages.SWITCH)
+        texts = {k: v for k in names if isinstance(v := form.get(k, ""), str)}
+        if len(texts) < len(names) or not all(is_utf8_text(v) for v in texts.values()):
             # A file where text belongs, or text that is no Unicode (UTF-7's lone surrogates).
             return self._add_response(request, alert=pages.msg(BAD_FORM, lang), status=400)
         # Word's and PowerPoint's manual line breaks, pasted: line breaks, as on the form.
@@ -731,7 +732,6 @@ class WebChannel:
             # or counted.
             target: Lang = "en" if texts[pages.SWITCH] == "en" else "id"
             return self._add_response(request, values, lang=target)
-        client_id = csrf.client_id(request.cookies.get(csrf.COOKIE))
         nonce = self._signer.check(texts[csrf.FIELD], client_id, self._clock().timestamp())
         try:
             decision = await self._limited([self._guard.address_bucket(request)])
